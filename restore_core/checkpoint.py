@@ -1,0 +1,162 @@
+"""Checkpoints (resume training) and released weights (`.safetensors`), loaded safely.
+
+A training checkpoint is a plain dict of tensors and Python primitives, written atomically and
+read back with `torch.load(weights_only=True)` and no pickle fallback: a file that needs code
+to unpickle is refused. A released model is a `.safetensors` file whose metadata carries the
+model config and threshold, so any artifact can rebuild its model without guessing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Dict
+
+import torch
+
+from restore_core.fileio import atomic_path
+from restore_core.model import DualDecoderUNet, ModelConfig
+from restore_core.pipeline import DEFAULT_THRESHOLD, RestorationPipeline
+
+CHECKPOINT_FORMAT = "restore-checkpoint"
+RELEASE_FORMAT = "restore-release"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint or weights file that cannot be used; the message names the file."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Training checkpoints.
+
+
+def save_checkpoint(state: Dict[str, Any], path: str | os.PathLike) -> None:
+    """Write a checkpoint dict atomically. It must hold `model` and `model_config` at least."""
+    if "model" not in state or "model_config" not in state:
+        raise ValueError("a checkpoint needs 'model' (state dict) and 'model_config'")
+    state = {"format": CHECKPOINT_FORMAT, "format_version": FORMAT_VERSION, **state}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Dict[str, Any]:
+    """Read a checkpoint written by `save_checkpoint`, refusing anything else.
+
+    Raises:
+        CheckpointError: missing, truncated, foreign, or pickled with code.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        # weights_only refuses any global it does not know: code, custom classes, lambdas.
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: refused, the file holds more than weights ({first[:160]})") from None
+    except Exception as e:  # truncated zip, not a zip, wrong magic number, ...
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e)[:160]})") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not a restore checkpoint (no '{CHECKPOINT_FORMAT}' format marker)")
+    if state.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: unsupported checkpoint format version {state.get('format_version')!r}")
+    return state
+
+
+# ---------------------------------------------------------------------------------------------
+# Released weights.
+
+
+def save_release(path: str | os.PathLike, model: DualDecoderUNet, threshold: float = DEFAULT_THRESHOLD,
+                 extra: Dict[str, str] | None = None) -> None:
+    """Write the model's weights as `.safetensors` with config and threshold in the metadata."""
+    from safetensors.torch import save_file
+
+    meta = {
+        "restore.format": RELEASE_FORMAT,
+        "restore.format_version": str(FORMAT_VERSION),
+        "restore.model_config": model.cfg.to_json(),
+        "restore.threshold": repr(float(threshold)),
+        **(extra or {}),
+    }
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+
+
+@dataclass
+class LoadedModel:
+    """A model rebuilt from a checkpoint or release, with what it was saved with."""
+
+    model: DualDecoderUNet
+    config: ModelConfig
+    threshold: float
+    source: Path
+
+    def pipeline(self) -> RestorationPipeline:
+        return RestorationPipeline(self.model, self.threshold).eval()
+
+    def describe(self) -> Dict[str, Any]:
+        return {"source": str(self.source), "model_config": asdict(self.config), "threshold": self.threshold}
+
+
+def _read_release(path: Path):
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable .safetensors file ({str(e)[:160]})") from None
+    if meta.get("restore.format") != RELEASE_FORMAT:
+        raise CheckpointError(f"{path}: not a restore release (metadata lacks restore.format={RELEASE_FORMAT})")
+    if meta.get("restore.format_version") != str(FORMAT_VERSION):
+        raise CheckpointError(f"{path}: unsupported release format version {meta.get('restore.format_version')!r}")
+    return tensors, json.loads(meta["restore.model_config"]), float(meta["restore.threshold"])
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
+    """Rebuild the model from a training checkpoint (`.ckpt`) or a release (`.safetensors`).
+
+    The model is returned in eval mode on `device`.
+
+    Raises:
+        CheckpointError: the file is missing, foreign, unsafe, or its weights do not fit its config.
+    """
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        if not path.is_file():
+            raise CheckpointError(f"{path}: no such weights file")
+        state, cfg_dict, threshold = _read_release(path)
+    else:
+        ckpt = load_checkpoint(path)
+        state, cfg_dict = ckpt["model"], ckpt["model_config"]
+        threshold = float(ckpt.get("threshold", DEFAULT_THRESHOLD))
+    try:
+        cfg = ModelConfig.from_dict(cfg_dict)
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"{path}: bad model config ({e})") from None
+    model = DualDecoderUNet(cfg)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not match the model config ({str(e).splitlines()[0][:160]})") from None
+    return LoadedModel(model.to(device).eval(), cfg, threshold, path)
+
+
+def weights_sha256(model: torch.nn.Module) -> str:
+    """SHA-256 over the state dict in key order: identifies the weights inside any artifact."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()

@@ -1,0 +1,74 @@
+"""`RestorationPipeline`: decoded pixels in, restored pixels and mask out.
+
+This module *is* the deployed model. Validation runs it, every exporter exports it and the
+benchmarks time it, so normalization, padding, thresholding and compositing exist once, here.
+It is written for `torch.onnx.export(dynamo=True)` and TorchScript: no Python branch depends
+on tensor values, and the padding amount is computed from (symbolic) sizes.
+"""
+
+from __future__ import annotations
+
+from typing import Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from restore_core.img_utils import normalize, unnormalize
+from restore_core.model import DualDecoderUNet
+
+DEFAULT_THRESHOLD = 0.1  # the seed's binarization threshold for the mask
+
+
+class RestorationPipeline(nn.Module):
+    """Wraps a `DualDecoderUNet` with everything between pixels and the network.
+
+    Args:
+        model: the trained network (put in eval mode by the caller).
+        threshold: mask probability at or above which a pixel counts as corrupted.
+    """
+
+    def __init__(self, model: DualDecoderUNet, threshold: float = DEFAULT_THRESHOLD):
+        super().__init__()
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"threshold must lie in (0, 1), got {threshold}")
+        self.model = model
+        self.threshold = float(threshold)
+        self.stride = int(model.stride)
+
+    def forward_tensor(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The float path: `x` (N, 3, H, W) in [-1, 1], any H and W.
+
+        Returns:
+            predicted (N, 3, H, W) in [-1, 1], mask probability (N, 1, H, W) in [0, 1], and the
+            composite (N, 3, H, W): `x` where the binarized mask is 0, `predicted` where it is 1.
+        """
+        h, w = x.shape[-2], x.shape[-1]
+        # Pad bottom/right up to the next multiple of the stride so every pooled size is even;
+        # replicate keeps edge statistics close to the image (zeros would read as a dark border).
+        pad_h = (self.stride - h % self.stride) % self.stride
+        pad_w = (self.stride - w % self.stride) % self.stride
+        xp = F.pad(x, [0, pad_w, 0, pad_h], mode="replicate")  # (N, 3, H', W')
+        pred, logits = self.model(xp)
+        pred = pred[:, :, :h, :w]  # (N, 3, H, W)
+        prob = torch.sigmoid(logits[:, :, :h, :w])  # (N, 1, H, W)
+        corrupted = prob >= self.threshold  # (N, 1, H, W) bool
+        # torch.where, not (1 - m) * x + m * pred: selecting copies input values exactly.
+        composite = torch.where(corrupted, pred.to(x.dtype), x)
+        return pred, prob, composite
+
+    def forward(self, image: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The pixel path: `image` uint8 (N, H, W, 3) RGB.
+
+        Returns:
+            restored uint8 (N, H, W, 3), mask uint8 (N, H, W, 1) with values 0 or 255, and the
+            raw prediction uint8 (N, H, W, 3).
+        """
+        x = normalize(image.permute(0, 3, 1, 2))  # (N, 3, H, W) in [-1, 1]
+        pred, prob, _ = self.forward_tensor(x)
+        corrupted = (prob >= self.threshold).permute(0, 2, 3, 1)  # (N, H, W, 1) bool
+        predicted = unnormalize(pred.permute(0, 2, 3, 1))  # (N, H, W, 3) uint8
+        # Composite in uint8 so pixels outside the mask are the input bytes by construction.
+        restored = torch.where(corrupted, predicted, image)
+        mask = corrupted.to(torch.uint8) * 255
+        return restored, mask, predicted

@@ -1,0 +1,70 @@
+"""Shared fixtures: tiny seeded models and the artifacts made from them.
+
+Tiny means 4 base channels and depth 2 (stride 4): every test runs on a CPU in seconds.
+A randomly initialized mask head flags every pixel (sigmoid near 0.5 > 0.1), which would make
+"outside the mask" tests vacuous, so `make_tiny_model` shifts the mask head's bias until about
+half the pixels of a seeded image fall below the threshold.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from restore_core.model import DualDecoderUNet, ModelConfig
+from restore_core.pipeline import DEFAULT_THRESHOLD, RestorationPipeline
+
+TINY = ModelConfig(base_channels=4, depth=2, blocks_per_stage=1)
+
+
+def random_pixels(n: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
+    """Seeded uint8 (N, H, W, 3) images."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, h, w, 3), dtype=torch.uint8, generator=g)
+
+
+@torch.no_grad()
+def make_tiny_model(seed: int = 0, cfg: ModelConfig = TINY) -> DualDecoderUNet:
+    torch.manual_seed(seed)
+    model = DualDecoderUNet(cfg).eval()
+    img = random_pixels(1, 32, 32, seed=seed)
+    from restore_core.img_utils import normalize
+
+    _, logits = model(normalize(img.permute(0, 3, 1, 2)))
+    # Move the median logit onto the threshold's logit: about half the pixels are masked.
+    target = math.log(DEFAULT_THRESHOLD / (1 - DEFAULT_THRESHOLD))
+    model.mask_decoder.head.bias += target - logits.median()
+    return model
+
+
+@pytest.fixture
+def tiny_model() -> DualDecoderUNet:
+    return make_tiny_model()
+
+
+@pytest.fixture
+def tiny_pipeline(tiny_model) -> RestorationPipeline:
+    return RestorationPipeline(tiny_model).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_release(tmp_path_factory):
+    """A released `.safetensors` of the tiny model."""
+    from restore_core.checkpoint import save_release
+
+    path = tmp_path_factory.mktemp("release") / "tiny.safetensors"
+    save_release(path, make_tiny_model())
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory):
+    """The tiny model exported to the 'pixels' ONNX signature (no parity run at export)."""
+    from export.onnx import build_metadata, save_onnx, to_onnx_proto
+
+    pipeline = RestorationPipeline(make_tiny_model()).eval()
+    path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    save_onnx(to_onnx_proto(pipeline, "pixels"), path, build_metadata(pipeline, "pixels", "fp32", parity=None))
+    return path

@@ -1,0 +1,344 @@
+"""ONNX Runtime sessions: provider choice that never lies, and a runner that binds I/O on device.
+
+`onnxruntime-gpu` lists the CUDA and TensorRT providers even on a machine without a GPU, and a
+session that asks for them logs an error and quietly runs on the CPU. So the provider actually
+running is read back with `session.get_providers()` after the session is made: asking for CUDA
+and getting the CPU is an error naming what is missing, never a silent slow run.
+
+Torch-free: only onnxruntime and numpy (onnx through `runtime.metadata`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from runtime.metadata import ModelFileError, ModelMetadata, check_external_data, read_metadata
+
+DEVICES = ("auto", "cpu", "cuda")
+# --provider names and the ONNX Runtime execution providers they stand for.
+PROVIDERS = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+}
+
+
+class DeviceUnavailableError(RuntimeError):
+    """The requested device or execution provider cannot run here; the message says what is missing."""
+
+
+@dataclass
+class SessionInfo:
+    """What a session runs on and why, for logs, reports and benchmarks."""
+
+    device: str  # 'cpu' or 'cuda' (TensorRT runs on 'cuda')
+    provider: str  # the short name of the provider running the graph: cpu | cuda | tensorrt
+    providers: List[str]  # session.get_providers(), in priority order
+    requested: str  # what the caller asked for, e.g. 'auto', 'cuda', 'cuda/tensorrt'
+    threads: Optional[int]  # intra-op threads on the CPU; None when ORT's default is used
+    note: str = ""  # why auto picked what it picked, or ''
+    metadata: Optional[ModelMetadata] = None
+    source: str = "model"  # the model's path, or '<bytes>'
+    input_names: List[str] = field(default_factory=list)
+    output_names: List[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """One line for the console: 'cuda (CUDAExecutionProvider)' plus the reason when auto chose."""
+        text = f"{self.device} ({', '.join(self.providers)})"
+        if self.provider == "cpu" and self.threads:
+            text += f", {self.threads} threads"
+        return text + (f"; {self.note}" if self.note else "")
+
+
+def available_cpus() -> int:
+    """CPUs this process may really use: its affinity mask, capped by a cgroup v2 CPU quota.
+
+    `os.cpu_count()` reports the host's cores inside containers, and more ORT threads than
+    usable cores makes every thread wait on the others.
+    """
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        n = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            n = min(n, max(1, int(int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, n)
+
+
+def cuda_driver_problem() -> Optional[str]:
+    """Why no CUDA device can be used here, or None when the driver reports at least one GPU.
+
+    Asks the driver directly (libcuda's cuInit / cuDeviceGetCount) so the error names the
+    missing piece instead of ORT's generic fallback message.
+    """
+    names = {"nt": ["nvcuda.dll"]}.get(os.name, ["libcuda.so.1", "libcuda.so"])
+    lib = None
+    for name in names:
+        try:
+            lib = ctypes.CDLL(name)
+            break
+        except OSError:
+            continue
+    if lib is None:
+        return "no NVIDIA driver found (libcuda could not be loaded)"
+    rc = lib.cuInit(0)
+    if rc != 0:
+        return f"the NVIDIA driver found no usable GPU (cuInit returned {rc})"
+    count = ctypes.c_int(0)
+    if lib.cuDeviceGetCount(ctypes.byref(count)) != 0 or count.value < 1:
+        return "the NVIDIA driver reports no CUDA device"
+    return None
+
+
+def preload_cuda_libraries() -> str:
+    """Let ORT find CUDA/cuDNN installed as pip packages (e.g. with PyTorch), where it can.
+
+    Returns what `onnxruntime.preload_dlls` printed (it reports failures on stdout), so a
+    later error can quote it; '' when all was quiet or the function does not exist.
+    """
+    import onnxruntime as ort
+
+    if not hasattr(ort, "preload_dlls"):  # ORT < 1.21: libraries come from the system paths
+        return ""
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buf):
+            ort.preload_dlls()
+    except Exception as e:  # a missing directory or odd install must not stop a CPU run
+        buf.write(f"{type(e).__name__}: {e}")
+    return buf.getvalue().strip()
+
+
+def _provider_list(provider: str, device_id: int, cache_dir: Optional[str]) -> List[Union[str, Tuple[str, Dict]]]:
+    """The providers to ask for, most preferred first, with the options a folder run wants."""
+    cuda_opts = {
+        "device_id": str(device_id),
+        # Folders hold many image sizes: EXHAUSTIVE would re-benchmark every conv algorithm on each
+        # new shape (seconds each); HEURISTIC picks from cuDNN's heuristics at once.
+        "cudnn_conv_algo_search": "HEURISTIC",
+        # Grow the memory arena by what is asked, not by doubling: mixed sizes waste less memory.
+        "arena_extend_strategy": "kSameAsRequested",
+    }
+    if provider == "cpu":
+        return ["CPUExecutionProvider"]
+    if provider == "cuda":
+        return [("CUDAExecutionProvider", cuda_opts), "CPUExecutionProvider"]
+    if provider == "tensorrt":
+        trt_opts = {"device_id": str(device_id), "trt_engine_cache_enable": "True"}
+        if cache_dir:
+            # Engines take tens of seconds to build per input shape; keep them between runs.
+            trt_opts["trt_engine_cache_path"] = cache_dir
+        return [("TensorrtExecutionProvider", trt_opts), ("CUDAExecutionProvider", cuda_opts), "CPUExecutionProvider"]
+    raise ValueError(f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
+
+
+def _metadata_from_bytes(model: bytes) -> ModelMetadata:
+    import onnx
+
+    try:
+        proto = onnx.load_model_from_string(model)
+    except Exception as e:
+        raise ModelFileError(f"<bytes>: not a readable ONNX model ({type(e).__name__})") from None
+    check_external_data(proto, os.path.join(os.getcwd(), "model.onnx"))
+    return ModelMetadata.from_props({p.key: p.value for p in proto.metadata_props}, source="<bytes>")
+
+
+def make_session(
+    model: Union[str, os.PathLike, bytes],
+    device: str = "auto",
+    provider: Optional[str] = None,
+    threads: Optional[int] = None,
+    device_id: int = 0,
+    require_signature: Optional[str] = "pixels",
+    check_metadata: bool = True,
+    trt_cache_dir: Optional[str] = None,
+    log_severity: int = 3,
+):
+    """Create an `onnxruntime.InferenceSession` on the device asked for, and prove it runs there.
+
+    Args:
+        model: path of an ONNX file, or its bytes.
+        device: 'auto' (CUDA when it really works, else CPU; the note says which and why),
+            'cpu' or 'cuda' (an error when CUDA cannot run).
+        provider: 'cpu', 'cuda' or 'tensorrt'; defaults to the device's own. 'tensorrt' implies
+            device 'cuda' (TensorRT first, CUDA then CPU for the nodes it does not take).
+        threads: intra-op CPU threads; default: the CPUs this process may use.
+        device_id: the GPU to run on.
+        require_signature: refuse models whose `restore.signature` differs (None: accept any).
+        check_metadata: read and validate the `restore.` metadata (refuse files that are not ours
+            or of an unknown format version). Off only for research graphs without it.
+        trt_cache_dir: where TensorRT keeps its built engines (default: beside the model file).
+        log_severity: ORT's log level (3 = errors only); our own errors say what went wrong.
+
+    Returns:
+        (session, SessionInfo).
+
+    Raises:
+        ModelFileError: the file is not ours, of an unknown version, unreadable, or the wrong signature.
+        DeviceUnavailableError: the requested device/provider is not the one running the graph.
+    """
+    import onnxruntime as ort
+
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    if provider is not None and provider not in PROVIDERS:
+        raise ValueError(f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
+    if provider in ("cuda", "tensorrt") and device == "cpu":
+        raise ValueError(f"--provider {provider} needs --device cuda (or auto), not cpu")
+    if provider == "cpu" and device == "cuda":
+        raise ValueError("--provider cpu contradicts --device cuda")
+    if provider is not None and device == "auto":
+        # Naming a provider is a request for it: no quiet fallback to another.
+        device = "cpu" if provider == "cpu" else "cuda"
+
+    is_bytes = isinstance(model, (bytes, bytearray))
+    source = "<bytes>" if is_bytes else str(model)
+    metadata = None
+    if check_metadata:
+        metadata = _metadata_from_bytes(bytes(model)) if is_bytes else read_metadata(model)
+        if require_signature and metadata.signature != require_signature:
+            raise ModelFileError(
+                f"{source}: a '{metadata.signature}' graph; this runner needs the '{require_signature}' "
+                f"signature (export with --signature {require_signature})"
+            )
+    elif not is_bytes and not Path(model).is_file():
+        raise ModelFileError(f"{source}: no such model file")
+
+    if threads is None:
+        threads = available_cpus()
+    # What to try: 'auto' tries the GPU first only when the driver says one exists.
+    want = provider or ("cpu" if device == "cpu" else "cuda")
+    note = ""
+    if device == "auto" and want != "cpu":
+        problem = cuda_driver_problem()
+        if problem is None and PROVIDERS[want] not in ort.get_available_providers():
+            problem = f"this onnxruntime build has no {PROVIDERS[want]} (install onnxruntime-gpu)"
+        if problem:
+            want, note = "cpu", f"auto chose the CPU: {problem}"
+
+    preload_output = ""
+    if want != "cpu":
+        if PROVIDERS[want] not in ort.get_available_providers():
+            raise DeviceUnavailableError(
+                f"{PROVIDERS[want]} is not in this onnxruntime build "
+                f"({ort.__version__}: {', '.join(ort.get_available_providers())}); install onnxruntime-gpu"
+            )
+        problem = cuda_driver_problem()
+        if problem:
+            raise DeviceUnavailableError(f"CUDA requested but unusable: {problem}")
+        preload_output = preload_cuda_libraries()
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = log_severity
+    if want == "cpu":
+        opts.intra_op_num_threads = threads
+    # One graph, one stream of batches: parallel inter-op scheduling only adds thread contention.
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+
+    if trt_cache_dir is None and want == "tensorrt":
+        trt_cache_dir = str(Path(source).resolve().parent / ".trt-cache") if not is_bytes else None
+    providers = _provider_list(want, device_id, trt_cache_dir)
+    try:
+        session = ort.InferenceSession(bytes(model) if is_bytes else str(model), sess_options=opts, providers=providers)
+    except Exception as e:  # ORT raises its own exception types (Fail, InvalidGraph, ...)
+        first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+        if want != "cpu" and device == "auto":
+            # The GPU looked usable but the session could not be made on it: fall back, and say so.
+            return _cpu_fallback(model, source, metadata, threads, opts, f"auto chose the CPU: {want} failed ({first})")
+        if want != "cpu":
+            raise DeviceUnavailableError(f"{PROVIDERS[want]} could not start: {first}") from None
+        raise ModelFileError(f"{source}: onnxruntime cannot load it ({first})") from None
+
+    running = session.get_providers()
+    if running[0] != PROVIDERS[want]:
+        missing = "its CUDA/cuDNN libraries did not load" + (f" ({preload_output.splitlines()[0]})" if preload_output else "")
+        if device == "auto":
+            note = f"auto chose the CPU: {PROVIDERS[want]} is installed but {missing}"
+            want = "cpu"
+            # The session already fell back to the CPU; remake it with the CPU thread setting.
+            return _cpu_fallback(model, source, metadata, threads, opts, note)
+        raise DeviceUnavailableError(
+            f"{PROVIDERS[want]} requested but onnxruntime runs {running[0]}: {missing}"
+        )
+    if device == "auto" and want != "cpu":
+        note = f"auto chose {want}"
+    info = SessionInfo(
+        device="cpu" if want == "cpu" else "cuda",
+        provider=want,
+        providers=running,
+        requested=device + (f"/{provider}" if provider else ""),
+        threads=threads if want == "cpu" else None,
+        note=note,
+        metadata=metadata,
+        source=source,
+        input_names=[i.name for i in session.get_inputs()],
+        output_names=[o.name for o in session.get_outputs()],
+    )
+    return session, info
+
+
+def _cpu_fallback(model, source, metadata, threads, opts, note):
+    import onnxruntime as ort
+
+    opts.intra_op_num_threads = threads
+    session = ort.InferenceSession(bytes(model) if isinstance(model, (bytes, bytearray)) else str(model),
+                                   sess_options=opts, providers=["CPUExecutionProvider"])
+    info = SessionInfo(
+        device="cpu", provider="cpu", providers=session.get_providers(), requested="auto", threads=threads,
+        note=note, metadata=metadata, source=source,
+        input_names=[i.name for i in session.get_inputs()], output_names=[o.name for o in session.get_outputs()],
+    )
+    return session, info
+
+
+class Runner:
+    """Runs the pixels graph on uint8 (N, H, W, 3) batches and returns numpy outputs.
+
+    On CUDA it uses IO binding: the input is copied to the GPU once, the outputs are allocated
+    on the GPU by ORT and copied back once, with no intermediate host buffers per run.
+    On the CPU a plain `session.run` already works in place on numpy memory.
+
+    Args:
+        session: from `make_session`.
+        info: its SessionInfo.
+        outputs: the output names to fetch (default: all of the graph's).
+    """
+
+    def __init__(self, session, info: SessionInfo, outputs: Optional[Sequence[str]] = None):
+        self.session = session
+        self.info = info
+        self.input_name = info.input_names[0]
+        self.output_names = list(outputs or info.output_names)
+        opts = session.get_provider_options()
+        first = opts.get(info.providers[0], {}) if info.providers else {}
+        self.device_id = int(first.get("device_id", 0))
+
+    def run(self, images: np.ndarray) -> List[np.ndarray]:
+        """images: uint8 (N, H, W, 3) RGB. Returns the outputs in `self.output_names` order."""
+        images = np.ascontiguousarray(images)
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"expected uint8 (N, H, W, 3), got {images.dtype} {images.shape}")
+        if self.info.device != "cuda":
+            return self.session.run(self.output_names, {self.input_name: images})
+        binding = self.session.io_binding()
+        binding.bind_cpu_input(self.input_name, images)  # one host-to-device copy
+        for name in self.output_names:
+            binding.bind_output(name, "cuda", self.device_id)  # ORT allocates on the GPU
+        binding.synchronize_inputs()
+        self.session.run_with_iobinding(binding)
+        binding.synchronize_outputs()
+        return binding.copy_outputs_to_cpu()  # one device-to-host copy per output

@@ -1,0 +1,260 @@
+"""Training configuration: dataclasses with the seed's reference values, read from TOML.
+
+The dataclass defaults are the single source of truth; `configs/default.toml` lists the same
+values for people to copy and edit (a test keeps the two equal), so the package works when
+installed without the file. Every key is checked: an unknown key or a value of the wrong type
+is an error that names the key.
+"""
+
+from __future__ import annotations
+
+import os
+import typing
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+try:  # Python 3.11+
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+from restore_core.corruption import CorruptionConfig
+from restore_core.model import ModelConfig
+
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+class ConfigError(ValueError):
+    """A config file or value that cannot be used; the message names the key."""
+
+
+@dataclass
+class DataConfig:
+    """Where training data comes from.
+
+    Attributes:
+        root: a dataset root in the seed's layout (ROOT/{train,val}/{clean,corrupted,mask});
+            unset: synthesize samples on the fly from `source` (endless variety, no disk).
+        source: folder of clean images for on-the-fly synthesis; unset: scikit-image's photos.
+        size: side of the square training crops (a multiple of the model's stride).
+        epoch_samples: on-the-fly samples per epoch.
+        val_count: on-the-fly validation samples (fixed, from photos held out of training).
+        num_workers: DataLoader worker processes.
+        augment: random crops, flips, rotations (and colour changes for on-the-fly data).
+    """
+
+    root: Optional[str] = None
+    source: Optional[str] = None
+    size: int = 96
+    epoch_samples: int = 4096
+    val_count: int = 64
+    num_workers: int = 2
+    augment: bool = True
+
+
+@dataclass
+class TrainConfig:
+    """Optimization, schedule, devices and bookkeeping.
+
+    Attributes:
+        epochs, batch_size, lr: the seed's reference values (25, 16, 3e-4).
+        weight_decay: AdamW weight decay.
+        warmup_steps: linear warm-up, then cosine decay to `min_lr_ratio * lr` at the last step.
+        grad_clip: max gradient norm; 0 turns clipping off.
+        max_steps: stop after this many optimizer steps (0: no limit). The schedule still spans
+            all epochs, so a run stopped early and resumed follows the same learning rates.
+        patience: early stopping after this many epochs without a better validation loss
+            (0: off); `min_delta` is the improvement that counts.
+        device: auto (CUDA when usable), cpu or cuda.
+        precision: auto (CUDA: bf16 if supported, else fp16 with a grad scaler; CPU: fp32),
+            fp32, bf16 (autocast; about 2x faster on CPUs with native bf16) or fp16 (CUDA only).
+        channels_last: NHWC memory format (faster convolutions on CUDA and on this CPU).
+        seed: seeds weights, data order, augmentation and corruption.
+        save_dir: where last.ckpt, best.ckpt, best.safetensors and train_log.jsonl go.
+        resume: a last.ckpt to continue from exactly.
+        threshold: mask binarization threshold stored with the model (the seed's 0.1).
+        checkpoint_every: also write last.ckpt every this many steps (0: at epoch ends only).
+        log_every: steps between JSON-lines log records.
+        progress: show a progress bar.
+    """
+
+    epochs: int = 25
+    batch_size: int = 16
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.05
+    grad_clip: float = 1.0
+    max_steps: int = 0
+    patience: int = 5
+    min_delta: float = 0.0
+    device: str = "auto"
+    precision: str = "auto"
+    channels_last: bool = True
+    seed: int = 0
+    save_dir: str = "checkpoints"
+    resume: Optional[str] = None
+    threshold: float = 0.1
+    checkpoint_every: int = 500
+    log_every: int = 10
+    progress: bool = True
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    corruption: CorruptionConfig = field(default_factory=CorruptionConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+SECTIONS = {f.name: f.default_factory for f in fields(Config)}  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------------------------------------
+# Type checking against the dataclass annotations.
+
+
+def _check(value: Any, hint: Any, key: str) -> Any:
+    """Return `value` converted to `hint`'s type, or raise ConfigError naming `key`."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union:  # Optional[X]
+        if value is None:
+            return None
+        return _check(value, [a for a in args if a is not type(None)][0], key)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key '{key}' must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"config key '{key}' must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ConfigError(f"config key '{key}' must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"config key '{key}' must be a string, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key '{key}' must be a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_check(v, args[0], key) for v in value)
+        if len(value) != len(args):
+            raise ConfigError(f"config key '{key}' must be a list of {len(args)} values, got {list(value)!r}")
+        return tuple(_check(v, a, key) for v, a in zip(value, args))
+    raise TypeError(f"unsupported config type {hint} for {key}")  # a programming error
+
+
+def _section_from_dict(name: str, d: Dict[str, Any]):
+    factory = SECTIONS[name]
+    default = factory()
+    hints = typing.get_type_hints(type(default))
+    if not isinstance(d, dict):
+        raise ConfigError(f"config key '{name}' must be a table ([{name}]), got {d!r}")
+    values = {}
+    for k, v in d.items():
+        if k not in hints:
+            raise ConfigError(f"unknown config key '{name}.{k}' (known: {', '.join(sorted(hints))})")
+        values[k] = _check(v, hints[k], f"{name}.{k}")
+    try:
+        return replace(default, **values)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"config section '{name}': {e}") from None
+
+
+def config_from_dict(d: Dict[str, Any]) -> Config:
+    """Build a checked `Config` from nested dicts (a TOML file, a checkpoint's 'config')."""
+    unknown = sorted(set(d) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"unknown config section '{unknown[0]}' (known: {', '.join(SECTIONS)})")
+    cfg = Config(**{name: _section_from_dict(name, d.get(name, {})) for name in SECTIONS})
+    validate(cfg)
+    return cfg
+
+
+def config_to_dict(cfg: Config) -> Dict[str, Any]:
+    """Nested dicts of plain values (tuples as lists), safe for JSON and weights_only checkpoints."""
+
+    def plain(v):
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return {name: plain(asdict(getattr(cfg, name))) for name in SECTIONS}
+
+
+def load_config(path: str | os.PathLike | None) -> Config:
+    """Read a TOML config; None gives the defaults (the values of configs/default.toml).
+
+    Raises:
+        ConfigError: missing file, bad TOML, unknown key, wrong type or out-of-range value;
+            the message names the file and the key.
+    """
+    if path is None:
+        return Config()
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    try:
+        return config_from_dict(raw)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def apply_overrides(cfg: Config, overrides: Dict[str, Any]) -> Config:
+    """Return a copy of `cfg` with dotted keys ('train.lr') replaced; None values are skipped."""
+    d = config_to_dict(cfg)
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        section, _, name = key.partition(".")
+        if section not in d or name not in d[section]:
+            raise ConfigError(f"unknown config key '{key}'")
+        d[section][name] = value
+    return config_from_dict(d)
+
+
+def validate(cfg: Config) -> None:
+    """Range checks that span keys; raises ConfigError naming the key."""
+    t, dcfg, m = cfg.train, cfg.data, cfg.model
+
+    def need(ok: bool, key: str, msg: str):
+        if not ok:
+            raise ConfigError(f"config key '{key}' {msg}")
+
+    try:
+        ModelConfig.from_dict(asdict(m))
+    except ValueError as e:
+        raise ConfigError(f"config section 'model': {e}") from None
+    need(t.epochs >= 1, "train.epochs", f"must be at least 1, got {t.epochs}")
+    need(t.batch_size >= 1, "train.batch_size", f"must be at least 1, got {t.batch_size}")
+    need(t.lr > 0, "train.lr", f"must be positive, got {t.lr}")
+    need(t.weight_decay >= 0, "train.weight_decay", f"must be >= 0, got {t.weight_decay}")
+    need(t.warmup_steps >= 0, "train.warmup_steps", f"must be >= 0, got {t.warmup_steps}")
+    need(0 <= t.min_lr_ratio <= 1, "train.min_lr_ratio", f"must lie in [0, 1], got {t.min_lr_ratio}")
+    need(t.grad_clip >= 0, "train.grad_clip", f"must be >= 0, got {t.grad_clip}")
+    need(t.max_steps >= 0, "train.max_steps", f"must be >= 0, got {t.max_steps}")
+    need(t.patience >= 0, "train.patience", f"must be >= 0, got {t.patience}")
+    need(t.device in DEVICES, "train.device", f"must be one of {list(DEVICES)}, got {t.device!r}")
+    need(t.precision in PRECISIONS, "train.precision", f"must be one of {list(PRECISIONS)}, got {t.precision!r}")
+    need(0 < t.threshold < 1, "train.threshold", f"must lie in (0, 1), got {t.threshold}")
+    need(t.checkpoint_every >= 0, "train.checkpoint_every", f"must be >= 0, got {t.checkpoint_every}")
+    need(t.log_every >= 1, "train.log_every", f"must be at least 1, got {t.log_every}")
+    need(dcfg.size >= m.stride and dcfg.size % m.stride == 0, "data.size",
+         f"must be a positive multiple of the model's stride {m.stride}, got {dcfg.size}")
+    need(dcfg.epoch_samples >= 1, "data.epoch_samples", f"must be at least 1, got {dcfg.epoch_samples}")
+    need(dcfg.val_count >= 1, "data.val_count", f"must be at least 1, got {dcfg.val_count}")
+    need(dcfg.num_workers >= 0, "data.num_workers", f"must be >= 0, got {dcfg.num_workers}")

@@ -1,0 +1,343 @@
+"""Training data: paired folders in the seed's layout, on-the-fly synthesis, and the sampler.
+
+Layout: ROOT/{train,val}/{clean,corrupted,mask}/NAME.png, pairs matched by NAME, mask non-zero
+(255 or 1) = corrupted. `check_dataset` reads every file's header before training starts, so
+a missing partner, a size mismatch or an unreadable file is named up front, not at step 9000.
+
+Every sample is drawn from its own generator, `sample_rng(seed, stream, epoch, index)`, and the
+sampler's order from (seed, epoch): a sample does not depend on which worker or rank makes it,
+so DataLoader workers, DDP ranks and `--resume` all see the same data.
+
+Datasets return uint8 tensors (corrupted (3, H, W), clean (3, H, W), mask bool (1, H, W)); the
+training step normalizes on the device (a quarter of the bytes to move).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset, Sampler
+
+from restore_core.corruption import CorruptionConfig, corrupt, sample_rng
+from restore_core.fileio import atomic_path
+from restore_core.photos import IMAGE_SUFFIXES, bundled_photos, load_folder_images, random_crop, split_sources
+
+SPLITS = ("train", "val")
+KINDS = ("clean", "corrupted", "mask")
+TRAIN_STREAM, VAL_STREAM = 0, 1  # independent random streams for the two splits
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be used; the message names the file or folder."""
+
+
+Sample = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # corrupted, clean, mask
+
+
+def _to_tensors(corrupted: np.ndarray, clean: np.ndarray, mask: np.ndarray) -> Sample:
+    chw = lambda a: torch.from_numpy(np.array(a)).permute(2, 0, 1).contiguous()  # noqa: E731
+    return chw(corrupted), chw(clean), torch.from_numpy(np.array(mask))[None]  # (3,H,W) x2, (1,H,W)
+
+
+def _augment_pair(arrays: Sequence[np.ndarray], crop: Optional[int], rng: np.random.Generator,
+                  flips: bool = True) -> List[np.ndarray]:
+    """The same random crop (and flips and 90-degree rotation) applied to every array of a sample."""
+    h, w = arrays[0].shape[:2]
+    if crop is not None and (h > crop or w > crop):
+        y, x = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
+        arrays = [a[y : y + crop, x : x + crop] for a in arrays]
+    if not flips:
+        return list(arrays)
+    hflip, vflip, k = rng.random() < 0.5, rng.random() < 0.5, int(rng.integers(0, 4))
+    out = []
+    for a in arrays:
+        a = a[:, ::-1] if hflip else a
+        a = a[::-1] if vflip else a
+        out.append(np.rot90(a, k=k))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Paired folders.
+
+
+def _list_images(folder: Path) -> Dict[str, Path]:
+    files: Dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
+            if p.stem in files:
+                raise DatasetError(f"{p}: two files named {p.stem!r} in {folder} ({files[p.stem].name}, {p.name})")
+            files[p.stem] = p
+    return files
+
+
+def _header(path: Path) -> Tuple[int, int]:
+    """(width, height) of an image after checking that the whole file decodes."""
+    try:
+        with Image.open(path) as im:
+            size = im.size
+            im.load()  # decodes the data: a truncated or corrupt file fails here, not in training
+    except Exception as e:
+        raise DatasetError(f"{path}: unreadable image ({type(e).__name__}: {str(e)[:120]})") from None
+    return size
+
+
+def check_dataset(root: str | os.PathLike, splits: Sequence[str] = SPLITS,
+                  min_size: int = 0) -> Dict[str, List[str]]:
+    """Check a dataset root before training and return the sorted sample names of each split.
+
+    Args:
+        root: dataset root in the seed's layout.
+        splits: which splits must be present.
+        min_size: the training crop; every `train` image must be at least this large.
+
+    Raises:
+        DatasetError: naming the first missing folder, empty folder, missing partner,
+            unreadable file or size mismatch.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: dataset root does not exist")
+    names: Dict[str, List[str]] = {}
+    for split in splits:
+        files = {}
+        for kind in KINDS:
+            folder = root / split / kind
+            if not folder.is_dir():
+                raise DatasetError(f"{folder}: missing folder (expected ROOT/{{train,val}}/{{clean,corrupted,mask}})")
+            files[kind] = _list_images(folder)
+            if not files[kind]:
+                raise DatasetError(f"{folder}: no images")
+        all_names = sorted(set().union(*(f.keys() for f in files.values())))
+        for name in all_names:
+            have = [k for k in KINDS if name in files[k]]
+            for kind in KINDS:
+                if name not in files[kind]:
+                    partner = files[have[0]][name]
+                    raise DatasetError(f"{root / split / kind / (name + '.png')}: missing (partner of {partner})")
+            sizes = {k: _header(files[k][name]) for k in KINDS}
+            if len(set(sizes.values())) != 1:
+                w, h = sizes["clean"]
+                odd = next(k for k in KINDS if sizes[k] != sizes["clean"])
+                ow, oh = sizes[odd]
+                raise DatasetError(f"{files[odd][name]}: size {ow}x{oh} differs from {files['clean'][name]} ({w}x{h})")
+            w, h = sizes["clean"]
+            if split == "train" and min(w, h) < min_size:
+                raise DatasetError(f"{files['clean'][name]}: {w}x{h} is smaller than the training crop {min_size}")
+        names[split] = all_names
+    return names
+
+
+class PairedFolderDataset(Dataset):
+    """Samples of one split of a dataset root, matched by name.
+
+    Args:
+        root: dataset root (run `check_dataset` first; this class assumes a sound layout).
+        split: "train" or "val".
+        crop: random crop side for training (None: whole images).
+        augment: random crop, flips and 90-degree rotations, identical for the three images.
+        seed: with the epoch and index, picks each sample's augmentation.
+    """
+
+    def __init__(self, root: str | os.PathLike, split: str, crop: Optional[int] = None,
+                 augment: bool = False, seed: int = 0):
+        self.dir = Path(root) / split
+        self.files = {k: _list_images(self.dir / k) for k in KINDS}
+        self.names = sorted(self.files["clean"])
+        self.crop, self.augment, self.seed, self.epoch = crop, augment, seed, 0
+        self.stream = TRAIN_STREAM if split == "train" else VAL_STREAM
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def read(self, i: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sample `i` as numpy: corrupted, clean uint8 (H, W, 3) and mask bool (H, W)."""
+        name = self.names[i]
+        with Image.open(self.files["corrupted"][name]) as im:
+            corrupted = np.asarray(im.convert("RGB"))
+        with Image.open(self.files["clean"][name]) as im:
+            clean = np.asarray(im.convert("RGB"))
+        with Image.open(self.files["mask"][name]) as im:
+            mask = np.asarray(im.convert("L")) > 0  # 255 or 1 = corrupted
+        return corrupted, clean, mask
+
+    def __getitem__(self, i: int) -> Sample:
+        corrupted, clean, mask = self.read(i)
+        if self.augment or self.crop is not None:
+            rng = sample_rng(self.seed, self.stream, self.epoch, i)
+            corrupted, clean, mask = _augment_pair([corrupted, clean, mask], self.crop, rng, flips=self.augment)
+        return _to_tensors(corrupted, clean, mask)
+
+
+# ---------------------------------------------------------------------------------------------
+# On-the-fly synthesis.
+
+
+class SyntheticDataset(Dataset):
+    """Clean crops of source photos, corrupted as they are loaded: endless variety, no disk.
+
+    Args:
+        images: source images, uint8 (H, W, 3).
+        size: crop side.
+        length: samples per epoch.
+        seed: with (stream, epoch, index) determines every sample.
+        corruption: what to draw.
+        augment: scale, flips, rotations, colour and texture changes of the crops.
+        stream: separates the train and val streams of one seed.
+        fixed: the same samples every epoch (a validation set).
+    """
+
+    def __init__(self, images: Sequence[np.ndarray], size: int, length: int, seed: int,
+                 corruption: CorruptionConfig | None = None, augment: bool = True,
+                 stream: int = TRAIN_STREAM, fixed: bool = False):
+        if not images:
+            raise DatasetError("no source images to synthesize from")
+        self.images = list(images)
+        self.size, self.length, self.seed = size, length, seed
+        self.corruption = corruption or CorruptionConfig()
+        self.augment, self.stream, self.fixed, self.epoch = augment, stream, fixed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.length
+
+    def sample(self, i: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sample `i` as numpy: corrupted, clean uint8 (size, size, 3) and mask bool (size, size)."""
+        rng = sample_rng(self.seed, self.stream, 0 if self.fixed else self.epoch, i)
+        img = self.images[int(rng.integers(len(self.images)))]
+        clean = random_crop(img, self.size, rng, augment=self.augment)
+        corrupted, mask = corrupt(clean, rng, self.corruption)
+        return corrupted, clean, mask
+
+    def __getitem__(self, i: int) -> Sample:
+        return _to_tensors(*self.sample(i))
+
+
+def source_images(source: str | os.PathLike | None) -> Tuple[list, list]:
+    """(train, val) lists of (name, image) from a folder or the bundled photos, val held out."""
+    if source is None:
+        return split_sources(list(bundled_photos().items()), bundled=True)
+    return split_sources(load_folder_images(source), bundled=False)
+
+
+def _save_png(arr: np.ndarray, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        Image.fromarray(arr).save(tmp, format="PNG")
+
+
+def synthesize_dataset(out_root: str | os.PathLike, count: int, size: int, seed: int,
+                       source: str | os.PathLike | None = None, val_count: Optional[int] = None,
+                       corruption: CorruptionConfig | None = None, overwrite: bool = False,
+                       progress: bool = False) -> Dict[str, int]:
+    """Write a synthetic dataset in the seed's layout: ROOT/{train,val}/{clean,corrupted,mask}/NAME.png.
+
+    Validation samples come from photos held out of training (see `photos.split_sources`).
+    Every file is written atomically; the same arguments give the same bytes.
+
+    Args:
+        out_root: dataset root to create.
+        count: training samples.
+        size: side of the square samples.
+        seed: makes the dataset reproducible.
+        source: folder of clean images (default: scikit-image's bundled photos).
+        val_count: validation samples (default: a tenth of `count`, at least 1).
+        corruption: what to draw.
+        overwrite: allow writing into a root whose splits already hold files.
+        progress: show a progress bar.
+
+    Returns:
+        {"train": n_train, "val": n_val}.
+    """
+    if count < 1 or size < 1:
+        raise DatasetError(f"count and size must be positive, got count={count} size={size}")
+    val_count = max(1, count // 10) if val_count is None else val_count
+    if val_count < 1:
+        raise DatasetError(f"val count must be positive, got {val_count}")
+    out_root = Path(out_root)
+    for split in SPLITS:
+        d = out_root / split
+        if not overwrite and d.is_dir() and any(d.rglob("*.png")):
+            raise DatasetError(f"{d}: already holds images; use an empty folder or --overwrite")
+    train_imgs, val_imgs = source_images(source)
+    plan = [
+        ("train", SyntheticDataset([a for _, a in train_imgs], size, count, seed, corruption,
+                                   augment=True, stream=TRAIN_STREAM, fixed=True)),
+        ("val", SyntheticDataset([a for _, a in val_imgs], size, val_count, seed, corruption,
+                                 augment=False, stream=VAL_STREAM, fixed=True)),
+    ]
+    from tqdm import tqdm
+
+    width = max(6, len(str(max(count, val_count) - 1)))
+    for split, ds in plan:
+        for i in tqdm(range(len(ds)), desc=split, disable=not progress, unit="img"):
+            corrupted, clean, mask = ds.sample(i)
+            name = f"{i:0{width}d}.png"
+            _save_png(clean, out_root / split / "clean" / name)
+            _save_png(corrupted, out_root / split / "corrupted" / name)
+            _save_png(mask.astype(np.uint8) * 255, out_root / split / "mask" / name)
+    return {"train": count, "val": val_count}
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling and worker seeding.
+
+
+class EpochBatchSampler(Sampler[List[int]]):
+    """Batches of a fixed shuffle per (seed, epoch), sharded across DDP ranks, resumable mid-epoch.
+
+    Each step takes `batch_size * world_size` consecutive indices of the epoch's permutation,
+    rank r the r-th slice. The permutation is padded by wrapping around so every rank sees the
+    same number of full batches (BatchNorm and DDP both want that).
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, shuffle: bool = True, rank: int = 0,
+                 world_size: int = 1):
+        if n < 1:
+            raise DatasetError("the training set is empty")
+        self.n, self.batch_size, self.seed, self.shuffle = n, batch_size, seed, shuffle
+        self.rank, self.world_size = rank, world_size
+        self.epoch, self.skip = 0, 0
+        self.steps_per_epoch = math.ceil(n / (batch_size * world_size))
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        """Start `epoch`, leaving out its first `skip` steps (already taken before a resume)."""
+        self.epoch, self.skip = epoch, skip
+
+    def __len__(self) -> int:
+        return self.steps_per_epoch - self.skip
+
+    def __iter__(self):
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            perm = torch.randperm(self.n, generator=g).tolist()
+        else:
+            perm = list(range(self.n))
+        glob = self.batch_size * self.world_size
+        total = self.steps_per_epoch * glob
+        perm = (perm * math.ceil(total / self.n))[:total]
+        for step in range(self.skip, self.steps_per_epoch):
+            start = step * glob + self.rank * self.batch_size
+            yield perm[start : start + self.batch_size]
+
+
+def seed_worker(worker_id: int) -> None:
+    """DataLoader worker_init_fn: seed numpy and random from the worker's torch seed.
+
+    Samples draw from their own generators, so this only guards code that uses the global
+    generators; the worker's torch seed comes from the loader's seeded generator.
+    """
+    s = torch.initial_seed() % 2**32
+    np.random.seed(s)
+    random.seed(s)

@@ -1,0 +1,97 @@
+"""`restore-bench`: latency, throughput and parity of every deployment path against eager PyTorch.
+
+Parses, calls `benchmarks.runner.run_benchmark`, writes the reports. Progress goes to stderr,
+the table to stdout.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from typing import List
+
+import click
+
+from benchmarks.backends import BACKEND_NAMES
+
+
+def _int_list(ctx, param, value: str) -> List[int]:
+    try:
+        out = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
+    if not out or any(v < 1 for v in out):
+        raise click.BadParameter(f"expected positive integers, got {value!r}")
+    return out
+
+
+def _name_list(ctx, param, value: str):
+    if value is None:
+        return None
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [n for n in names if n not in BACKEND_NAMES]
+    if unknown:
+        raise click.BadParameter(f"unknown backend(s) {', '.join(unknown)}; known: {', '.join(BACKEND_NAMES)}")
+    return names
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--checkpoint", type=click.Path(dir_okay=False), help="Model to measure (.ckpt or .safetensors).")
+@click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False),
+              help="Pixels-signature ONNX file for the ONNX Runtime rows (alone: PyTorch rows are skipped).")
+@click.option("--backends", callback=_name_list, default=None,
+              help=f"Comma-separated backends to run (default all): {', '.join(BACKEND_NAMES)}.")
+@click.option("--exclude", callback=_name_list, default=None,
+              help="Comma-separated backends to leave out, e.g. compile (about a minute to compile on a CPU).")
+@click.option("--device", type=click.Choice(["all", "cpu", "cuda"]), default="all", show_default=True,
+              help="Which backends' device to include; backends that cannot run here are listed as skipped.")
+@click.option("--batch-sizes", default="1,8", show_default=True, callback=_int_list, help="Comma-separated batch sizes.")
+@click.option("--sizes", default="256", show_default=True, callback=_int_list, help="Comma-separated image sizes (square).")
+@click.option("--min-runs", default=8, show_default=True, type=click.IntRange(min=1), help="Timed runs at least.")
+@click.option("--min-seconds", default=2.0, show_default=True, type=click.FloatRange(min=0), help="Timed seconds at least.")
+@click.option("--warmup", default=1, show_default=True, type=click.IntRange(min=0),
+              help="Untimed runs after the (separately reported) first call.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the random weights when no model is given.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the full report as JSON.")
+@click.option("--markdown", "md_path", type=click.Path(dir_okay=False), help="Write the README tables as Markdown.")
+@click.option("--compare", "compare_path", type=click.Path(dir_okay=False), help="An earlier JSON report: print the change per row.")
+def main(checkpoint, onnx_path, backends, exclude, device, batch_sizes, sizes, min_runs, min_seconds, warmup, seed,
+         json_path, md_path, compare_path):
+    """Time every deployment path of the restoration model on the same photos and weights, and
+    compare each one's outputs with eager PyTorch fp32.
+
+    With neither --checkpoint nor --onnx, a default-width model with seeded random weights is
+    measured (speed does not depend on training).
+    """
+    from benchmarks.report import ReportError, compare, load_report, table, write_json, write_markdown
+    from benchmarks.runner import BenchSettings, run_benchmark
+    from benchmarks.timing import TimingConfig
+    from restore_core.checkpoint import CheckpointError
+    from runtime.metadata import ModelFileError
+
+    old = None
+    try:
+        if compare_path:  # read it first: a bad file should fail before minutes of measuring
+            old = load_report(compare_path)
+        settings = BenchSettings(
+            checkpoint=checkpoint, onnx=onnx_path, backends=backends, exclude=exclude or [], device=device,
+            batch_sizes=batch_sizes, sizes=sizes, seed=seed,
+            timing=TimingConfig(warmup_runs=warmup, min_runs=min_runs, min_seconds=min_seconds),
+        )
+        report = run_benchmark(settings, log=lambda line: click.echo(line, err=True))
+    except (ReportError, CheckpointError, ModelFileError, ValueError, OSError) as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    report["command"] = "restore-bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    if json_path:
+        write_json(report, json_path)
+    if md_path:
+        write_markdown(report, md_path)
+    click.echo(table(report))
+    if old is not None:
+        click.echo("")
+        click.echo(compare(old, report))
+
+
+if __name__ == "__main__":
+    main()

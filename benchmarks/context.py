@@ -1,0 +1,186 @@
+"""What every backend is built from: one model, the files exported from it, and ORT sessions.
+
+Artifacts (ONNX graphs of both signatures and precisions, the TorchScript file, the int8 graph)
+are made once, on first use, in a scratch folder, through the project's exporters; the seconds
+each took are kept for the report, apart from any backend's setup time.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+from restore_core.pipeline import RestorationPipeline
+
+
+class BenchContext:
+    """The model under test and a cache of what is derived from it.
+
+    Args:
+        pipeline: the eager fp32 pipeline on the CPU (None when only an ONNX file was given).
+        onnx_path: a user-given pixels-signature ONNX file; used for the ORT rows instead of an
+            export of `pipeline`.
+        onnx_precision: that file's precision ("fp32" or "fp16"), from its metadata.
+        calibration: uint8 (N, H, W, 3) batches for int8 calibration, apart from the timed inputs.
+        opset: ONNX opset for exports.
+        workdir: scratch folder; a temporary one (removed by `close`) when None.
+    """
+
+    def __init__(self, pipeline: Optional[RestorationPipeline], onnx_path: Optional[Path] = None,
+                 onnx_precision: str = "fp32", calibration: Optional[List[np.ndarray]] = None,
+                 opset: int = 20, workdir: Optional[Path] = None):
+        self.pipeline = pipeline
+        self.onnx_path = Path(onnx_path) if onnx_path else None
+        self.onnx_precision = onnx_precision
+        self.calibration = calibration or []
+        self.opset = opset
+        self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="restore-bench-")
+        self.workdir = Path(workdir) if workdir else Path(self._tmp.name)
+        self._artifacts: Dict[str, Path] = {}
+        self.artifact_seconds: Dict[str, float] = {}
+        self.providers_seen: Dict[str, List[str]] = {}
+
+    def close(self) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    # -----------------------------------------------------------------------------------------
+    # Artifacts: "torchscript", "onnx-<pixels|tensor>-<fp32|fp16|int8>".
+
+    def has_tensor_graph(self, precision: str) -> bool:
+        """Float parity needs the tensor signature, which only PyTorch weights can export."""
+        return self.pipeline is not None
+
+    def artifact(self, key: str) -> Path:
+        """Path of the artifact `key`, made on first request."""
+        if key not in self._artifacts:
+            t0 = time.perf_counter()
+            self._artifacts[key] = self._make(key)
+            self.artifact_seconds[key] = time.perf_counter() - t0
+        return self._artifacts[key]
+
+    def _make(self, key: str) -> Path:
+        if key == "torchscript":
+            return self._torchscript()
+        _, signature, precision = key.split("-")
+        if signature == "pixels" and self.onnx_path is not None and precision == self.onnx_precision:
+            return self.onnx_path
+        if precision == "fp32":
+            return self._export(signature)
+        if precision == "fp16":
+            return self._fp16(signature)
+        if precision == "int8":
+            return self._int8(signature)
+        raise ValueError(f"unknown artifact {key!r}")
+
+    def _export(self, signature: str) -> Path:
+        from export.onnx import build_metadata, save_onnx, to_onnx_proto
+
+        path = self.workdir / f"model-{signature}-fp32.onnx"
+        proto = to_onnx_proto(self.pipeline, signature, self.opset)
+        save_onnx(proto, path, build_metadata(self.pipeline, signature, "fp32", parity=None))
+        return path
+
+    def _fp16(self, signature: str) -> Path:
+        import onnx
+        from export.fp16 import convert_to_fp16
+
+        src = self.onnx_path if (signature == "pixels" and self.onnx_path is not None) else self.artifact(f"onnx-{signature}-fp32")
+        path = self.workdir / f"model-{signature}-fp16.onnx"
+        onnx.save_model(convert_to_fp16(onnx.load(str(src))), str(path))
+        return path
+
+    def _int8(self, signature: str) -> Path:
+        src = self.onnx_path if (signature == "pixels" and self.onnx_path is not None) else self.artifact(f"onnx-{signature}-fp32")
+        path = self.workdir / f"model-{signature}-int8.onnx"
+        quantize_int8(src, path, self.calibration, signature)
+        return path
+
+    def _torchscript(self) -> Path:
+        import torch
+        from export.torchscript import to_torchscript
+
+        path = self.workdir / "model.torchscript.pt"
+        torch.jit.save(to_torchscript(self.pipeline), str(path))
+        return path
+
+    # -----------------------------------------------------------------------------------------
+    # Sessions.
+
+    def ort_session(self, path: Path, provider: str, signature: str, cuda_graph: bool = False):
+        """An ORT session on `provider` that is proven to run there (`runtime.session`).
+
+        The user's own file is checked like `restore-run` checks it; graphs made here are not
+        all stamped with metadata (the int8 quantizer drops it), so theirs is not read.
+        """
+        from runtime.session import make_session
+
+        device = "cpu" if provider == "cpu" else "cuda"
+        check = self.onnx_path is not None and Path(path) == self.onnx_path
+        if cuda_graph:
+            return self._cuda_graph_session(path)
+        session, info = make_session(str(path), device=device, provider=provider, require_signature=signature,
+                                     check_metadata=check)
+        self.providers_seen[provider] = info.providers
+        self.ort_threads = info.threads or getattr(self, "ort_threads", None)
+        return session
+
+    def _cuda_graph_session(self, path: Path):
+        """A CUDA session with `enable_cuda_graph`, which `make_session` has no option for.
+
+        Same provider list and options as `make_session`'s CUDA sessions, plus the graph flag,
+        and the same check that CUDA really runs it.
+        """
+        import onnxruntime as ort
+        from runtime.session import DeviceUnavailableError, _provider_list
+
+        providers = _provider_list("cuda", 0, None)
+        name, opts = providers[0]
+        opts = {**opts, "enable_cuda_graph": "1"}
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        session = ort.InferenceSession(str(path), sess_options=so, providers=[(name, opts)])
+        if session.get_providers()[0] != "CUDAExecutionProvider":
+            raise DeviceUnavailableError(f"CUDA graphs requested but onnxruntime runs {session.get_providers()[0]}")
+        return session
+
+
+def quantize_int8(src: Path, dst: Path, calibration: List[np.ndarray], signature: str) -> None:
+    """Static int8 quantization (QDQ, per-channel weights) calibrated on `calibration`.
+
+    Only convolutions are quantized: they hold nearly all the FLOPs, and the uint8 front end,
+    the thresholding and the uint8 compositing stay exact (outside-mask pixels must still be
+    the input bytes). Accuracy on a trained model is not established by this benchmark.
+
+    Args:
+        src: fp32 graph of `signature`.
+        dst: where to write the quantized graph.
+        calibration: uint8 (1, H, W, 3) images.
+        signature: "pixels" (feeds the uint8 images) or "tensor" (feeds them normalized).
+    """
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    if not calibration:
+        raise ValueError("int8 quantization needs calibration images")
+
+    def feed(img: np.ndarray) -> Dict[str, np.ndarray]:
+        if signature == "pixels":
+            return {"image": img}
+        import torch
+        from restore_core.img_utils import normalize
+
+        return {"input": normalize(torch.from_numpy(img).permute(0, 3, 1, 2)).contiguous().numpy()}
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter([feed(img) for img in calibration])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, op_types_to_quantize=["Conv"])

@@ -1,0 +1,266 @@
+"""The benchmark report: its JSON schema, the Markdown a README shows, the printed table, --compare.
+
+The JSON holds every figure the run produced (machine, versions, providers, settings, the fp32
+matmul peak, and one row per backend x batch size x image size, skipped rows with their reason);
+the Markdown and the printed table are views of it, so a stored JSON can be re-rendered.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from restore_core.fileio import atomic_write_text
+
+SCHEMA = "restore-bench/1"
+
+TOP_KEYS = ("schema", "command", "created_utc", "machine", "versions", "providers_available", "providers_used", "settings",
+            "model", "reference", "matmul_peak", "artifacts_s", "tolerances", "rows", "total_s")
+ROW_KEYS = ("backend", "description", "device", "precision", "batch", "height", "width", "status", "reason")
+OK_ROW_KEYS = ("setup_s", "shape_setup_s", "first_call_ms", "runs", "timed_s", "median_ms", "p90_ms", "p99_ms",
+               "min_ms", "ms_per_image", "images_per_s", "megapixels_per_s", "flops_per_image", "gflops_per_s",
+               "fraction_of_peak", "peak_rss_mb", "rss_rise_mb", "cuda_max_allocated_mb", "parity")
+PARITY_KEYS = ("differing_share", "max_level_diff", "mask_disagreement", "outside_mask_exact", "float_parity",
+               "tolerance", "violations")
+FLOAT_PARITY_KEYS = ("predicted_max_abs_diff", "predicted_mean_abs_diff", "mask_prob_max_abs_diff",
+                     "mask_prob_mean_abs_diff", "composite_max_abs_diff", "composite_mean_abs_diff")
+
+
+class ReportError(ValueError):
+    """A report file that is not a restore-bench report (or not this schema)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Environment.
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory_gb() -> Optional[float]:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return None
+
+
+def environment() -> Dict:
+    """machine, versions and available providers, for the report."""
+    import numpy
+    import onnx
+    import onnxruntime as ort
+    import torch
+    from runtime.session import available_cpus
+
+    gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    cpu_flags = ""
+    try:
+        flags = next(l for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("flags")).split()
+        cpu_flags = " ".join(f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8") if f in flags)
+    except (OSError, StopIteration):
+        pass
+    return {
+        "machine": {"platform": platform.platform(), "cpu": _cpu_model(), "cpu_features": cpu_flags,
+                    "logical_cpus": os.cpu_count(), "usable_cpus": available_cpus(), "memory_gb": _memory_gb(),
+                    "gpus": gpus},
+        "versions": {"python": sys.version.split()[0], "torch": torch.__version__, "torch_cuda": torch.version.cuda,
+                     "onnxruntime": ort.__version__, "onnx": onnx.__version__, "numpy": numpy.__version__},
+        "providers_available": ort.get_available_providers(),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Schema.
+
+
+def check_report(report: Dict, source: str = "report") -> None:
+    """Raise ReportError naming the first missing piece; a check tests and --compare share."""
+    if not isinstance(report, dict) or report.get("schema") != SCHEMA:
+        raise ReportError(f"{source}: not a {SCHEMA} report (schema={report.get('schema') if isinstance(report, dict) else None!r})")
+    missing = [k for k in TOP_KEYS if k not in report]
+    if missing:
+        raise ReportError(f"{source}: report lacks {', '.join(missing)}")
+    for i, row in enumerate(report["rows"]):
+        need = ROW_KEYS + (OK_ROW_KEYS if row.get("status") == "ok" else ())
+        lacking = [k for k in need if k not in row]
+        if lacking:
+            raise ReportError(f"{source}: row {i} ({row.get('backend')}) lacks {', '.join(lacking)}")
+        if row["status"] == "ok":
+            lacking = [k for k in PARITY_KEYS if k not in row["parity"]]
+            if row["parity"].get("float_parity"):
+                lacking += [k for k in FLOAT_PARITY_KEYS if k not in row["parity"]]
+            if lacking:
+                raise ReportError(f"{source}: row {i} ({row['backend']}) parity lacks {', '.join(lacking)}")
+        elif row["status"] in ("skipped", "failed"):
+            if not row.get("reason"):
+                raise ReportError(f"{source}: {row['status']} row {i} ({row['backend']}) has no reason")
+        else:
+            raise ReportError(f"{source}: row {i} has unknown status {row['status']!r}")
+
+
+def load_report(path: str | os.PathLike) -> Dict:
+    try:
+        report = json.loads(Path(path).read_text())
+    except OSError as e:
+        raise ReportError(f"{path}: cannot read ({e.strerror})") from None
+    except json.JSONDecodeError as e:
+        raise ReportError(f"{path}: not JSON ({e.msg} at line {e.lineno})") from None
+    check_report(report, str(path))
+    return report
+
+
+def write_json(report: Dict, path: str | os.PathLike) -> None:
+    atomic_write_text(path, json.dumps(report, indent=2, sort_keys=False) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# Views.
+
+
+def _f(v, fmt: str, none: str = "–") -> str:
+    return none if v is None else format(v, fmt)
+
+
+def _parity_cell(p: Dict) -> str:
+    """Short parity summary: levels, share, mask flips, outside exact, float max diff."""
+    text = (f"≤{p['max_level_diff']} lvl, {p['differing_share']:.2%} px, mask {p['mask_disagreement']:.3%}, "
+            f"outside {'exact' if p['outside_mask_exact'] else 'DIFFERS'}")
+    if p.get("float_parity"):
+        text += f", float ≤{p['predicted_max_abs_diff']:.1e}"
+    return text
+
+
+def _verdict(p: Dict) -> str:
+    if p.get("violations") is None:
+        return "no tolerance stated"
+    return "within " + p["tolerance"] if not p["violations"] else "OUT: " + "; ".join(p["violations"])
+
+
+def _speed_ratio(rows: List[Dict]) -> Dict:
+    """median per-image time of eager fp32 at each (size, batch), for the 'vs eager' column."""
+    return {(r["height"], r["batch"]): r["ms_per_image"] for r in rows if r["backend"] == "eager" and r["status"] == "ok"}
+
+
+def markdown(report: Dict) -> str:
+    """The tables a README shows: speed, parity, skipped backends, and how they were made."""
+    m, s = report["machine"], report["settings"]
+    model = report["model"]
+    peak = report["matmul_peak"]
+    rows = report["rows"]
+    ok = [r for r in rows if r["status"] == "ok"]
+    eager = _speed_ratio(rows)
+    lines = [
+        "## Benchmark",
+        "",
+        f"Machine: {m['cpu']} ({m['usable_cpus']} usable CPUs{', ' + ', '.join(m['gpus']) if m['gpus'] else ', no GPU'}); "
+        f"torch {report['versions']['torch']}, onnxruntime {report['versions']['onnxruntime']}; "
+        f"torch threads {s['torch_threads']}, ORT CPU threads {s['ort_cpu_threads'] or '–'}.",
+        f"Model: {model['note']}; {model['parameters'] / 1e6:.2f} M parameters, "
+        + ", ".join(f"{int(f) / 1e9:.1f} GFLOP per {k}² image" for k, f in model["flops_per_image"].items()) + ".",
+        "Measured fp32 matmul peak in the same run: "
+        + ", ".join(f"{d} {v['gflops']:.0f} GFLOP/s" for d, v in peak.items()) + ".",
+        f"Timing: first call and {s['timing']['warmup_runs']} warm-up run(s) untimed, then at least "
+        f"{s['timing']['min_runs']} runs and {s['timing']['min_seconds']:g} s; latency is per batch.",
+        "",
+        "| backend | precision | batch | size | median ms | p90 ms | p99 ms | ms/image | vs eager | images/s | MP/s "
+        "| GFLOP/s | % of peak | first call ms | setup s | peak RSS MB (rise) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in ok:
+        base = eager.get((r["height"], r["batch"]))
+        mem = f"{r['peak_rss_mb']:.0f} ({_f(r['rss_rise_mb'], '+.0f')})"
+        if r.get("cuda_max_allocated_mb") is not None:
+            mem += f", CUDA {r['cuda_max_allocated_mb']:.0f}"
+        cells = [r["backend"], r["precision"], r["batch"], f"{r['height']}²", f"{r['median_ms']:.1f}",
+                 f"{r['p90_ms']:.1f}", f"{r['p99_ms']:.1f}", f"{r['ms_per_image']:.1f}",
+                 f"{base / r['ms_per_image']:.2f}×" if base else "–", f"{r['images_per_s']:.2f}",
+                 f"{r['megapixels_per_s']:.2f}", f"{r['gflops_per_s']:.0f}",
+                 _f(r["fraction_of_peak"] and 100 * r["fraction_of_peak"], ".0f") + "%",
+                 f"{r['first_call_ms']:.0f}", f"{r['setup_s']:.2f}", mem]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    lines += ["", f"Parity against {report['reference']} on the same inputs (worst image; uint8 levels, share of "
+              "differing values, mask disagreement, outside-mask pixels, float max |diff| of the prediction through "
+              "the tensor signature where the backend has one):", "",
+              "| backend | batch | size | parity | verdict |", "| --- | ---: | ---: | --- | --- |"]
+    for r in ok:
+        lines.append(f"| {r['backend']} | {r['batch']} | {r['height']}² | {_parity_cell(r['parity'])} | {_verdict(r['parity'])} |")
+    not_run = {}
+    for r in rows:
+        if r["status"] != "ok":
+            not_run.setdefault((r["backend"], r["status"], r["reason"]), []).append(f"{r['batch']}×{r['height']}²")
+    if not_run:
+        lines += ["", "| backend | not run |", "| --- | --- |"]
+        for (name, status, reason), cells in not_run.items():
+            lines.append(f"| {name} | {status}: {reason} |")
+    if report["artifacts_s"]:
+        lines += ["", "Export time (made once, not in any row): "
+                  + ", ".join(f"{k} {v:.1f} s" for k, v in report["artifacts_s"].items()) + "."]
+    if report.get("command"):
+        lines += ["", f"Command: `{report['command']}` ({report['total_s'] / 60:.1f} min)."]
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(report: Dict, path: str | os.PathLike) -> None:
+    atomic_write_text(path, markdown(report))
+
+
+def table(report: Dict) -> str:
+    """The compact table printed at the end of a run."""
+    eager = _speed_ratio(report["rows"])
+    head = f"{'backend':<24} {'prec':<5} {'batch':>5} {'size':>5} {'median ms':>10} {'p90 ms':>8} {'ms/img':>8} " \
+           f"{'vs eager':>8} {'img/s':>7} {'%peak':>6} {'first ms':>9}  parity"
+    out = [head, "-" * len(head)]
+    for r in report["rows"]:
+        lead = f"{r['backend']:<24} {r['precision']:<5} {r['batch']:>5} {r['height']:>5} "
+        if r["status"] != "ok":
+            out.append(lead + f"{r['status']}: {r['reason']}")
+            continue
+        base = eager.get((r["height"], r["batch"]))
+        ratio = f"{base / r['ms_per_image']:.2f}x" if base else "–"
+        pct = _f(r["fraction_of_peak"] and 100 * r["fraction_of_peak"], ".0f")
+        out.append(lead + f"{r['median_ms']:>10.1f} {r['p90_ms']:>8.1f} {r['ms_per_image']:>8.1f} {ratio:>8} "
+                   f"{r['images_per_s']:>7.2f} {pct:>6} {r['first_call_ms']:>9.0f}  {_verdict(r['parity'])}")
+    return "\n".join(out)
+
+
+def compare(old: Dict, new: Dict) -> str:
+    """Per row (backend, batch, size): old and new median latency and the change."""
+    def key(r):
+        return (r["backend"], r["batch"], r["height"], r["width"])
+
+    before = {key(r): r for r in old["rows"]}
+    out = []
+    if old["machine"].get("cpu") != new["machine"].get("cpu") or old["machine"].get("gpus") != new["machine"].get("gpus"):
+        out.append(f"note: different machines ({old['machine'].get('cpu')} {old['machine'].get('gpus')} -> "
+                   f"{new['machine'].get('cpu')} {new['machine'].get('gpus')}); compare fractions of peak")
+    head = f"{'backend':<24} {'batch':>5} {'size':>5} {'old ms':>9} {'new ms':>9} {'change':>8} {'old %peak':>9} {'new %peak':>9}"
+    out += [head, "-" * len(head)]
+    for r in new["rows"]:
+        o = before.pop(key(r), None)
+        lead = f"{r['backend']:<24} {r['batch']:>5} {r['height']:>5} "
+        if o is None:
+            out.append(lead + "new row")
+        elif r["status"] != "ok" or o["status"] != "ok":
+            out.append(lead + f"{o['status']} -> {r['status']}" + (f" ({r['reason']})" if r["status"] != "ok" else ""))
+        else:
+            change = r["median_ms"] / o["median_ms"] - 1
+            pct = lambda x: _f(x and 100 * x, ".0f")  # noqa: E731
+            out.append(lead + f"{o['median_ms']:>9.1f} {r['median_ms']:>9.1f} {change:>+8.1%} "
+                       f"{pct(o['fraction_of_peak']):>9} {pct(r['fraction_of_peak']):>9}")
+    for k in before:
+        out.append(f"{k[0]:<24} {k[1]:>5} {k[2]:>5} gone from the new run")
+    return "\n".join(out)

@@ -1,0 +1,289 @@
+"""One benchmark run: the model, the inputs, every backend at every size, into one report dict.
+
+For each backend: its artifacts are made first (export time is reported apart), memory peak is
+reset, the backend is set up (setup time), then at each (image size, batch size) it is timed by
+`benchmarks.timing.measure` and its outputs are compared with eager fp32's on the same inputs
+through `export.parity`. A backend that cannot run here still gets its rows, with the reason.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from benchmarks import inputs
+from benchmarks.backends import Backend, cuda_usable, select
+from benchmarks.context import BenchContext
+from benchmarks.peak import matmul_peak
+from benchmarks.report import SCHEMA, environment
+from benchmarks.timing import MemoryProbe, TimingConfig, measure, release_memory
+from export.parity import TOLERANCES, merge, pixel_parity, tensor_parity, tolerance_table, violations
+from restore_core.img_utils import normalize
+from restore_core.model import DualDecoderUNet, ModelConfig, count_flops, count_parameters
+from restore_core.pipeline import DEFAULT_THRESHOLD, RestorationPipeline
+
+CALIBRATION_IMAGES = 8
+
+
+@dataclass
+class BenchSettings:
+    """Everything a run depends on; stored in the report as given.
+
+    Args:
+        checkpoint: a `.ckpt` or `.safetensors` to measure (PyTorch rows and exports come from it).
+        onnx: a pixels-signature ONNX file for the ONNX Runtime rows.
+        backends: names to run (None: all); exclude: names to leave out (e.g. "compile").
+        device: "all", "cpu" or "cuda": which backends' device to include.
+        batch_sizes, sizes: the grid; images are `size`x`size`.
+        timing: warm-up, minimum runs and duration.
+        seed: seeds the default model's random weights.
+        opset: ONNX opset for exports.
+    """
+
+    checkpoint: Optional[str] = None
+    onnx: Optional[str] = None
+    backends: Optional[List[str]] = None
+    exclude: List[str] = field(default_factory=list)
+    device: str = "all"
+    batch_sizes: List[int] = field(default_factory=lambda: [1, 8])
+    sizes: List[int] = field(default_factory=lambda: [256])
+    timing: TimingConfig = field(default_factory=TimingConfig)
+    seed: int = 0
+    opset: int = 20
+
+
+# ---------------------------------------------------------------------------------------------
+# The model under test.
+
+
+@torch.no_grad()
+def random_pipeline(seed: int = 0, cfg: Optional[ModelConfig] = None) -> RestorationPipeline:
+    """A default-width model with seeded random weights.
+
+    An untrained mask head puts every probability near 0.5, above the 0.1 threshold, so every
+    pixel would be "corrupted" and the outside-mask parity check would test nothing. Its bias is
+    shifted so that about half the pixels of a bench photo fall below the threshold.
+    """
+    torch.manual_seed(seed)
+    model = DualDecoderUNet(cfg or ModelConfig()).eval()
+    image = torch.from_numpy(inputs.corrupted_batch(1, 64, 64, seed=seed))
+    _, logits = model(normalize(image.permute(0, 3, 1, 2)))
+    target = math.log(DEFAULT_THRESHOLD / (1 - DEFAULT_THRESHOLD))
+    model.mask_decoder.head.bias += target - logits.median()
+    return RestorationPipeline(model).eval()
+
+
+def load_subject(settings: BenchSettings) -> Tuple[Optional[RestorationPipeline], Dict, Optional[str]]:
+    """(eager pipeline or None, model description, ONNX precision) for the settings."""
+    if settings.checkpoint:
+        from restore_core.checkpoint import load_model
+
+        loaded = load_model(settings.checkpoint)
+        pipeline = loaded.pipeline()
+        info = {"source": "checkpoint", "path": str(settings.checkpoint),
+                "note": "weights from the checkpoint"}
+    elif settings.onnx:
+        pipeline = None
+        info = {"source": "onnx", "path": str(settings.onnx),
+                "note": "ONNX file only: PyTorch rows are skipped, parity is against ONNX Runtime CPU fp32"}
+    else:
+        pipeline = random_pipeline(settings.seed)
+        info = {"source": "random", "seed": settings.seed,
+                "note": "default-width model, seeded random weights (speed does not depend on training)"}
+    onnx_precision = None
+    if settings.onnx:
+        from runtime.metadata import read_metadata
+
+        meta = read_metadata(settings.onnx)  # raises ModelFileError: not ours, wrong version
+        if meta.signature != "pixels":
+            raise ValueError(f"{settings.onnx}: a '{meta.signature}' graph; the benchmark needs the pixels signature")
+        onnx_precision = meta.precision
+        if pipeline is None:
+            cfg = ModelConfig.from_dict(meta.model_config)
+            info.update(threshold=meta.threshold, weights_sha256=meta.weights_sha256)
+            info["model_config"] = asdict(cfg)
+            info["_flops_model"] = DualDecoderUNet(cfg).eval()  # weights do not change FLOPs
+    if pipeline is not None:
+        from restore_core.checkpoint import weights_sha256
+
+        info.update(model_config=asdict(pipeline.model.cfg), threshold=pipeline.threshold,
+                    weights_sha256=weights_sha256(pipeline.model))
+        info["_flops_model"] = pipeline.model
+    info["parameters"] = count_parameters(info["_flops_model"])
+    return pipeline, info, onnx_precision
+
+
+# ---------------------------------------------------------------------------------------------
+# One backend.
+
+
+def _row(backend: Backend, batch: int, size: int, **fields) -> Dict:
+    return {"backend": backend.name, "description": backend.description, "device": backend.device,
+            "precision": backend.precision, "batch": batch, "height": size, "width": size, **fields}
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0][:240] if str(e).strip() else ""
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def _parity(backend: Backend, images: np.ndarray, ref: Dict, x: np.ndarray) -> Dict:
+    figures = pixel_parity(images, ref["pixels"], backend.fetch())
+    tensor = backend.run_tensor(x) if ref.get("tensor") is not None else None
+    if tensor is not None:
+        figures = merge([figures, tensor_parity(ref["tensor"], tensor)])
+    tol = TOLERANCES.get(backend.precision)
+    return {
+        **figures,
+        "float_parity": tensor is not None,
+        "tolerance": backend.precision if tol else None,
+        "violations": violations(figures, tol) if tol else None,
+    }
+
+
+def run_backend(backend: Backend, ctx: BenchContext, cells: List[Tuple[int, int]], data: Dict,
+                cfg: TimingConfig, flops: Dict[int, int], peaks: Dict[str, float],
+                log: Callable[[str], None]) -> List[Dict]:
+    """All rows of one backend (skipped or failed rows carry the reason)."""
+    reason = backend.skip_reason(ctx)
+    if reason:
+        log(f"{backend.name}: skipped: {reason}")
+        return [_row(backend, b, s, status="skipped", reason=reason) for s, b in cells]
+    rows = []
+    try:
+        for key in getattr(backend, "artifacts", lambda: [])():
+            ctx.artifact(key)  # exports before the memory reset: their peak is not the backend's
+        release_memory()
+        probe = MemoryProbe(cuda=backend.device == "cuda")
+        probe.reset()
+        t0 = time.perf_counter()
+        backend.setup(ctx)
+        setup_s = time.perf_counter() - t0
+    except Exception as e:  # one clear reason on the row; the other backends still run
+        log(f"{backend.name}: failed at setup: {_one_line(e)}")
+        backend.teardown()
+        return [_row(backend, b, s, status="failed", reason=_one_line(e)) for s, b in cells]
+    for i, (size, batch) in enumerate(cells):
+        images, ref, x = data[(size, batch)]
+        try:
+            if i:
+                probe.reset()
+            shape_setup_s = backend.load(images)
+            timing = measure(backend.run, backend.clock(), cfg)
+            memory = probe.read()
+            summary = timing.summary(batch, size, size)
+            gflops = flops[size] * summary["images_per_s"] / 1e9
+            row = _row(backend, batch, size, status="ok", reason=None, setup_s=setup_s, shape_setup_s=shape_setup_s,
+                       **summary, flops_per_image=flops[size], gflops_per_s=gflops,
+                       fraction_of_peak=gflops / peaks[backend.device] if peaks.get(backend.device) else None,
+                       **memory, parity=_parity(backend, images, ref, x))
+            log(f"{backend.name} batch {batch} {size}x{size}: median {summary['median_ms']:.1f} ms, "
+                f"first call {summary['first_call_ms']:.0f} ms, {summary['runs']} runs")
+        except Exception as e:
+            log(f"{backend.name} batch {batch} {size}x{size}: failed: {_one_line(e)}")
+            row = _row(backend, batch, size, status="failed", reason=_one_line(e))
+        rows.append(row)
+    backend.teardown()
+    release_memory()
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# The run.
+
+
+def _reference(pipeline: Optional[RestorationPipeline], ctx: BenchContext, images: np.ndarray) -> Dict:
+    """Eager fp32 outputs on the CPU (or ORT CPU fp32 when only an ONNX file was given)."""
+    if pipeline is None:
+        session = ctx.ort_session(ctx.onnx_path, "cpu", "pixels")
+        return {"pixels": session.run(["restored", "mask", "predicted"], {"image": images}), "tensor": None}
+    with torch.inference_mode():
+        pixels = tuple(t.numpy() for t in pipeline(torch.from_numpy(images)))
+        x = normalize(torch.from_numpy(images).permute(0, 3, 1, 2))
+        tensor = tuple(t.numpy() for t in pipeline.forward_tensor(x))
+    return {"pixels": pixels, "tensor": tensor}
+
+
+def run_benchmark(settings: BenchSettings, log: Callable[[str], None] = print,
+                  pipeline: Optional[RestorationPipeline] = None) -> Dict:
+    """Measure the selected backends; returns the report (see `benchmarks.report`).
+
+    Args:
+        settings: what to run.
+        log: progress lines (the CLI prints them to stderr).
+        pipeline: an eager pipeline to measure instead of loading or building one.
+
+    Raises:
+        ValueError: unknown backend names, bad sizes, CUDA asked for but unusable.
+        CheckpointError / ModelFileError: the model file cannot be used.
+    """
+    t_start = time.perf_counter()
+    backends = select(settings.backends, settings.exclude, settings.device)
+    if settings.device == "cuda" and not cuda_usable():
+        raise ValueError("--device cuda asked for, but CUDA is not usable here (torch.cuda.is_available() is False)")
+    if not backends:
+        raise ValueError("no backend selected")
+    if pipeline is not None:
+        from restore_core.checkpoint import weights_sha256
+
+        subject = {"source": "given", "note": "a pipeline given by the caller", "model_config": asdict(pipeline.model.cfg),
+                   "threshold": pipeline.threshold, "weights_sha256": weights_sha256(pipeline.model),
+                   "parameters": count_parameters(pipeline.model), "_flops_model": pipeline.model}
+        onnx_precision = None
+    else:
+        pipeline, subject, onnx_precision = load_subject(settings)
+    flops_model = subject.pop("_flops_model")
+    stride = flops_model.cfg.stride
+    # The network sees the image padded to the stride: that is the work done per image.
+    flops = {s: count_flops(flops_model, stride * math.ceil(s / stride)) for s in settings.sizes}
+    subject["flops_per_image"] = {str(s): f for s, f in flops.items()}
+
+    log("measuring the fp32 matmul peak")
+    peaks_full = {"cpu": matmul_peak("cpu")}
+    if cuda_usable() and any(b.device == "cuda" for b in backends):
+        peaks_full["cuda"] = matmul_peak("cuda", n=8192)
+    peaks = {k: v["gflops"] for k, v in peaks_full.items()}
+
+    wants_int8 = any(b.precision == "int8" for b in backends)
+    calibration = (inputs.calibration_batches(CALIBRATION_IMAGES, settings.sizes[0], settings.sizes[0])
+                   if wants_int8 else [])
+    ctx = BenchContext(pipeline, Path(settings.onnx) if settings.onnx else None, onnx_precision or "fp32",
+                       calibration, settings.opset)
+    try:
+        cells = [(s, b) for s in settings.sizes for b in settings.batch_sizes]
+        data = {}
+        for size, batch in cells:
+            images = inputs.corrupted_batch(batch, size, size)  # (N, H, W, 3) uint8
+            x = normalize(torch.from_numpy(images).permute(0, 3, 1, 2)).contiguous().numpy()  # (N, 3, H, W)
+            data[(size, batch)] = (images, _reference(pipeline, ctx, images), x)
+        rows = []
+        for backend in backends:
+            rows += run_backend(backend, ctx, cells, data, settings.timing, flops, peaks, log)
+        artifacts = dict(ctx.artifact_seconds)
+        providers = dict(ctx.providers_seen)
+        ort_threads = getattr(ctx, "ort_threads", None)
+    finally:
+        ctx.close()
+    settings_dict = asdict(settings)
+    settings_dict.update(torch_threads=torch.get_num_threads(), ort_cpu_threads=ort_threads)
+    return {
+        "schema": SCHEMA,
+        "command": None,  # the CLI fills in the command line
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **environment(),
+        "providers_used": providers,
+        "settings": settings_dict,
+        "model": subject,
+        "reference": "eager fp32 on the CPU" if pipeline is not None else "ONNX Runtime CPU fp32",
+        "matmul_peak": peaks_full,
+        "artifacts_s": artifacts,
+        "tolerances": tolerance_table(),
+        "rows": rows,
+        "total_s": time.perf_counter() - t_start,
+    }

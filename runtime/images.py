@@ -1,0 +1,355 @@
+"""Reading images into what the model sees, and writing the result back in the source's own terms.
+
+The model takes 8-bit RGB. Photos come as 1, L, LA, P, RGB, RGBA, 16-bit grey, CMYK, with EXIF
+rotations and ICC profiles. The rule everywhere: the network sees an RGB view of the image, and
+the result is put back *into the source's representation* only where the mask says so; every
+pixel outside the mask keeps its original value (palette index, 16-bit level, CMYK ink, alpha)
+bit for bit.
+
+| source mode | model sees | written back as |
+| --- | --- | --- |
+| RGB, RGBA | the RGB channels | RGB / RGBA, alpha untouched |
+| L, LA, 1 | grey replicated to RGB | luma of the result (ITU-R 601, Pillow's) into L; 1 thresholds at 128 |
+| P (with transparency) | the palette colours | nearest opaque palette entry, same palette; transparent pixels keep their index |
+| I;16 (and I in 0..65535) | round(v / 257) as grey | luma × 257 in masked pixels, other pixels keep all 16 bits |
+| CMYK | Pillow's CMYK→RGB | Pillow's RGB→CMYK in masked pixels, other pixels keep their inks |
+
+Torch-free: numpy and pillow only.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Pillow's format names for the formats we read and write, and their file suffixes.
+FORMATS = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WEBP", "bmp": "BMP", "tiff": "TIFF", "tif": "TIFF"}
+SUFFIX_FORMAT = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".webp": "WEBP", ".bmp": "BMP",
+                 ".tif": "TIFF", ".tiff": "TIFF"}
+FORMAT_SUFFIX = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tif"}
+# Modes each writer stores as they are; anything else is converted by `writable`.
+WRITABLE_MODES = {
+    "PNG": {"1", "L", "LA", "P", "RGB", "RGBA", "I;16"},
+    "JPEG": {"L", "RGB", "CMYK"},
+    "WEBP": {"RGB", "RGBA"},
+    "BMP": {"1", "L", "P", "RGB", "RGBA"},
+    "TIFF": {"1", "L", "LA", "P", "RGB", "RGBA", "I;16", "CMYK"},
+}
+DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485  # Pillow's own bomb-warning limit
+SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+class ImageError(ValueError):
+    """An input that cannot be restored; the message is the reason, for the report."""
+
+
+@dataclass
+class SourceInfo:
+    """What the writer needs to know about where the pixels came from."""
+
+    format: Optional[str] = None  # the format Pillow detected in the file
+    lossless: bool = True  # False for JPEG and lossy WebP sources
+    exif: Optional[bytes] = None  # EXIF with the orientation removed (it has been applied)
+    icc_profile: Optional[bytes] = None
+    dpi: Optional[Tuple[float, float]] = None
+    notes: list = field(default_factory=list)  # things the report should mention
+
+
+@dataclass
+class Prepared:
+    """An image split into the model's RGB view and everything needed to put the result back."""
+
+    rgb: np.ndarray  # (H, W, 3) uint8: what the model sees
+    mode: str  # the mode the result will have
+    native: np.ndarray  # the source's own values: (H, W) for 1/L/P/I;16, (H, W, C) for RGB/CMYK
+    alpha: Optional[np.ndarray] = None  # (H, W), kept verbatim
+    palette: Optional[list] = None  # P: the RGB palette, flat
+    opaque: Optional[np.ndarray] = None  # P: (entries,) bool, entries a restored pixel may take
+    transparency: object = None  # Pillow's info['transparency'] to carry over
+    notes: list = field(default_factory=list)
+
+    @property
+    def size(self) -> Tuple[int, int]:
+        return self.rgb.shape[1], self.rgb.shape[0]  # (W, H) like Pillow
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    """Pillow's RGB→L (ITU-R 601, fixed point): grey (v, v, v) maps back to v exactly."""
+    return np.asarray(Image.fromarray(rgb, "RGB").convert("L"))
+
+
+def prepare(img: Image.Image) -> Prepared:
+    """Split a decoded image into the model's RGB view and the source representation.
+
+    Raises:
+        ImageError: a mode we cannot restore (floating point, out-of-range 32-bit integers).
+    """
+    mode = img.mode
+    transparency = img.info.get("transparency")
+    if mode == "RGB":
+        rgb = np.asarray(img)
+        return Prepared(rgb, "RGB", rgb, transparency=transparency)
+    if mode == "RGBA":
+        arr = np.asarray(img)
+        return Prepared(np.ascontiguousarray(arr[..., :3]), "RGBA", arr[..., :3], alpha=arr[..., 3].copy())
+    if mode in ("L", "1"):
+        grey = np.asarray(img.convert("L"))  # 1 → 0 / 255
+        return Prepared(np.repeat(grey[..., None], 3, axis=2), mode, grey, transparency=transparency if mode == "L" else None)
+    if mode == "LA":
+        arr = np.asarray(img)
+        grey = arr[..., 0]
+        return Prepared(np.repeat(grey[..., None], 3, axis=2), "LA", grey, alpha=arr[..., 1].copy())
+    if mode == "P":
+        return _prepare_palette(img)
+    if mode in SIXTEEN_BIT:
+        values = np.asarray(img).astype(np.int64)
+        if values.min(initial=0) < 0 or values.max(initial=0) > 65535:
+            raise ImageError(f"mode {mode} with values outside 0..65535 is not supported")
+        grey8 = ((values + 128) // 257).astype(np.uint8)  # nearest 8-bit level
+        return Prepared(np.repeat(grey8[..., None], 3, axis=2), "I;16", values.astype(np.uint16))
+    if mode == "CMYK":
+        return Prepared(np.asarray(img.convert("RGB")), "CMYK", np.asarray(img))
+    if mode in ("F",):
+        raise ImageError("32-bit floating-point images are not supported")
+    # Rare modes (PA, La, RGBa, YCbCr, LAB, HSV, RGBX, ...): restore an RGB(A) view, say so.
+    has_alpha = "A" in mode or "a" in mode or transparency is not None
+    converted = img.convert("RGBA" if has_alpha else "RGB")
+    prep = prepare(converted)
+    prep.notes.append(f"mode {mode} restored and written as {prep.mode}")
+    return prep
+
+
+def _prepare_palette(img: Image.Image) -> Prepared:
+    idx = np.asarray(img)  # (H, W) palette indices
+    palette = img.getpalette() or []  # flat RGB
+    entries = max(1, len(palette) // 3)
+    entry_alpha = np.full(256, 255, dtype=np.uint8)
+    transparency = img.info.get("transparency")
+    if isinstance(transparency, int):
+        entry_alpha[transparency] = 0
+    elif isinstance(transparency, bytes):
+        entry_alpha[: len(transparency)] = np.frombuffer(transparency, dtype=np.uint8)
+    opaque = entry_alpha[:entries] == 255
+    rgb = np.asarray(img.convert("RGB"))
+    alpha = entry_alpha[idx] if transparency is not None else None
+    return Prepared(rgb, "P", idx, alpha=alpha, palette=palette, opaque=opaque, transparency=transparency)
+
+
+def finish(prep: Prepared, restored: np.ndarray, mask: np.ndarray) -> Image.Image:
+    """Put the model's result back into the source's mode.
+
+    Args:
+        prep: from `prepare`.
+        restored: (H, W, 3) uint8, the graph's composite (equal to `prep.rgb` outside the mask).
+        mask: (H, W) bool, True where the model replaced the pixel.
+
+    Returns:
+        A Pillow image of mode `prep.mode` whose unmasked pixels hold the source values exactly.
+    """
+    m = mask.astype(bool)
+    mode = prep.mode
+    if mode in ("RGB", "RGBA"):
+        out = np.where(m[..., None], restored, prep.native)
+        if mode == "RGBA":
+            out = np.dstack([out, prep.alpha])
+        image = Image.fromarray(np.ascontiguousarray(out, dtype=np.uint8), mode)
+    elif mode in ("L", "LA", "1"):
+        grey = _luma(restored)
+        if mode == "1":
+            grey = np.where(grey >= 128, 255, 0).astype(np.uint8)
+        out = np.where(m, grey, prep.native).astype(np.uint8)
+        if mode == "LA":
+            image = Image.fromarray(np.dstack([out, prep.alpha]), "LA")
+        else:
+            image = Image.fromarray(out, "L")
+            if mode == "1":
+                image = image.convert("1", dither=Image.Dither.NONE)  # 0/255 map to 0/1 exactly
+    elif mode == "I;16":
+        out = np.where(m, _luma(restored).astype(np.uint16) * 257, prep.native).astype(np.uint16)
+        image = Image.fromarray(out)  # uint16 (H, W) → I;16
+    elif mode == "CMYK":
+        inks = np.asarray(Image.fromarray(restored, "RGB").convert("CMYK"))
+        image = Image.fromarray(np.where(m[..., None], inks, prep.native).astype(np.uint8), "CMYK")
+    elif mode == "P":
+        image = _finish_palette(prep, restored, m)
+    else:  # prepare never produces other modes
+        raise ValueError(f"unexpected prepared mode {mode}")
+    if prep.transparency is not None and mode in ("RGB", "L", "P"):
+        image.info["transparency"] = prep.transparency
+    return image
+
+
+def _finish_palette(prep: Prepared, restored: np.ndarray, m: np.ndarray) -> Image.Image:
+    idx = prep.native.copy()
+    candidates = np.flatnonzero(prep.opaque)
+    # Only opaque pixels take a new colour: a transparent pixel's colour is not shown, and taking
+    # a transparent entry would change the alpha we promise to keep.
+    change = m & prep.opaque[np.minimum(idx, len(prep.opaque) - 1)]
+    if change.any() and len(candidates):
+        pal = np.asarray(prep.palette, dtype=np.uint8).reshape(-1, 3)[candidates]  # (K, 3)
+        # Pillow's nearest-colour search against a palette of only the opaque entries, padded
+        # with copies of the first one (a palette image always has 256 entries).
+        padded = np.concatenate([pal, np.repeat(pal[:1], 256 - len(pal), axis=0)]) if len(pal) < 256 else pal
+        pal_img = Image.new("P", (1, 1))
+        pal_img.putpalette(padded.reshape(-1).tolist())
+        nearest = np.asarray(Image.fromarray(restored, "RGB").quantize(palette=pal_img, dither=Image.Dither.NONE))
+        lookup = np.concatenate([candidates, np.full(256 - len(candidates), candidates[0])]).astype(np.uint8)
+        idx[change] = lookup[nearest[change]]
+    image = Image.fromarray(idx.astype(np.uint8), "P")
+    image.putpalette(prep.palette)
+    return image
+
+
+def _webp_lossless(data: bytes) -> bool:
+    """True when a WebP file's image chunk is VP8L (lossless), walking the RIFF chunks."""
+    pos = 12
+    while pos + 8 <= len(data):
+        tag = data[pos:pos + 4]
+        if tag in (b"VP8L", b"VP8 "):
+            return tag == b"VP8L"
+        size = int.from_bytes(data[pos + 4:pos + 8], "little")
+        pos += 8 + size + (size & 1)
+    return False
+
+
+def read_image(path: str | os.PathLike, max_pixels: Optional[int] = DEFAULT_MAX_PIXELS) -> Tuple[Image.Image, SourceInfo]:
+    """Read and decode one image, EXIF orientation applied.
+
+    The file's size is checked against `max_pixels` from its header, before any pixel is
+    decoded, so a decompression bomb costs nothing.
+
+    Args:
+        path: the file.
+        max_pixels: refuse images with more pixels than this (None: no limit of ours).
+
+    Returns:
+        (decoded image, SourceInfo).
+
+    Raises:
+        ImageError: with the reason (empty, unreadable, not an image, too large, truncated...).
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except PermissionError:
+        raise ImageError("permission denied") from None
+    except OSError as e:
+        raise ImageError(f"cannot read the file ({e.strerror or type(e).__name__})") from None
+    if not data:
+        raise ImageError("empty file (0 bytes)")
+    try:
+        img = Image.open(io.BytesIO(data), formats=list(WRITABLE_MODES))
+    except UnidentifiedImageError:
+        raise ImageError("not a PNG, JPEG, WebP, BMP or TIFF image") from None
+    except Image.DecompressionBombError as e:
+        raise ImageError(f"refused as a decompression bomb ({e})") from None
+    except Exception as e:  # Pillow raises SyntaxError, struct.error, ... for broken headers
+        raise ImageError(f"unreadable image header ({type(e).__name__}: {e})") from None
+    w, h = img.size
+    if max_pixels is not None and w * h > max_pixels:
+        raise ImageError(f"{w}x{h} = {w * h:,} pixels exceeds the limit of {max_pixels:,} (--max-pixels)")
+    if w < 1 or h < 1:
+        raise ImageError(f"empty image ({w}x{h})")
+    info = SourceInfo(format=img.format)
+    info.lossless = img.format in ("PNG", "BMP", "TIFF") or (img.format == "WEBP" and _webp_lossless(data))
+    if getattr(img, "n_frames", 1) > 1:
+        info.notes.append(f"first of {img.n_frames} frames restored")
+    try:
+        img.load()
+        # Rotate/flip the pixels as EXIF says, and drop the tag so no viewer applies it twice.
+        img = ImageOps.exif_transpose(img)
+    except Exception as e:  # truncated streams raise OSError; broken chunks SyntaxError, ValueError...
+        raise ImageError(f"truncated or corrupt image data ({type(e).__name__}: {e})") from None
+    exif = img.getexif()
+    info.exif = exif.tobytes() if len(exif) else None
+    info.icc_profile = img.info.get("icc_profile")
+    info.dpi = img.info.get("dpi")
+    return img, info
+
+
+def _family(mode: str) -> str:
+    return {"1": "grey", "L": "grey", "LA": "grey", "I;16": "grey", "CMYK": "cmyk"}.get(mode, "rgb")
+
+
+def writable(image: Image.Image, fmt: str) -> Tuple[Image.Image, Optional[str]]:
+    """Convert `image` to a mode `fmt` can store, closest first; returns (image, note or None)."""
+    mode = image.mode
+    has_alpha = mode in ("LA", "RGBA") or (mode == "P" and "transparency" in image.info)
+    # Only PNG stores a palette's transparency; elsewhere a transparent P image becomes RGBA.
+    if mode in WRITABLE_MODES[fmt] and not (mode == "P" and has_alpha and fmt != "PNG"):
+        return image, None
+    if mode == "I;16":
+        grey8 = ((np.asarray(image).astype(np.uint32) + 128) // 257).astype(np.uint8)  # scale, don't clip
+        image, mode = Image.fromarray(grey8, "L"), "L"
+        if mode in WRITABLE_MODES[fmt]:
+            return image, f"16-bit grey written as 8-bit L ({fmt} cannot store 16 bits)"
+    if mode == "1" and "L" in WRITABLE_MODES[fmt]:
+        return image.convert("L"), f"1-bit written as L ({fmt} cannot store 1-bit)"
+    if has_alpha:
+        if mode == "LA" and "RGBA" not in WRITABLE_MODES[fmt] and "L" in WRITABLE_MODES[fmt]:
+            return image.convert("L"), f"alpha dropped ({fmt} cannot store it)"
+        if "RGBA" in WRITABLE_MODES[fmt]:
+            return image.convert("RGBA"), f"{mode} written as RGBA"
+        return image.convert("RGBA").convert("RGB"), f"alpha dropped ({fmt} cannot store it)"
+    if mode == "L" and "RGB" in WRITABLE_MODES[fmt]:
+        return image.convert("RGB"), f"L written as RGB ({fmt} has no greyscale mode)"
+    return image.convert("RGB"), f"{mode} written as RGB ({fmt} cannot store {mode})"
+
+
+def encode_image(image: Image.Image, fmt: str, source: Optional[SourceInfo] = None,
+                 quality: int = 95) -> Tuple[bytes, str, Optional[str]]:
+    """Encode `image` as `fmt` ('PNG', 'JPEG', 'WEBP', 'BMP', 'TIFF'), keeping EXIF/ICC/DPI.
+
+    WebP is written lossless unless the source was lossy (JPEG or lossy WebP). JPEG uses
+    `quality`.
+
+    Returns:
+        (the encoded bytes, the mode written, a note when the mode had to change, else None).
+    """
+    source = source or SourceInfo()
+    before = image.mode
+    image, note = writable(image, fmt)
+    params: Dict[str, object] = {}
+    # An ICC profile describes one colour space: keep it only when the channels still match it.
+    if source.icc_profile and _family(before) == _family(image.mode):
+        params["icc_profile"] = source.icc_profile
+    if source.exif and fmt in ("PNG", "JPEG", "WEBP"):  # TIFF keeps structure in the same tags
+        params["exif"] = source.exif
+    if source.dpi and fmt in ("PNG", "JPEG", "TIFF", "BMP"):
+        params["dpi"] = source.dpi
+    if "transparency" in image.info and fmt == "PNG" and image.mode in ("P", "L", "RGB"):
+        params["transparency"] = image.info["transparency"]  # tRNS: a palette alpha or a colour key
+    if fmt == "JPEG":
+        params["quality"] = quality
+    elif fmt == "WEBP":
+        params.update(lossless=True, quality=100, method=4) if source.lossless else params.update(quality=quality)
+    elif fmt == "PNG":
+        params["compress_level"] = 6
+    elif fmt == "TIFF":
+        params["compression"] = "tiff_deflate" if image.mode != "1" else "group4"
+    buf = io.BytesIO()
+    image.save(buf, fmt, **params)
+    return buf.getvalue(), image.mode, note
+
+
+def to_pil(array: np.ndarray) -> Image.Image:
+    """A numpy image as Pillow sees it: (H, W) uint8 → L, uint16 → I;16, bool → 1,
+    (H, W, 2) → LA, (H, W, 3) → RGB, (H, W, 4) → RGBA."""
+    a = np.asarray(array)
+    if a.dtype == bool:
+        return Image.fromarray(a.astype(np.uint8) * 255, "L").convert("1", dither=Image.Dither.NONE)
+    if a.ndim == 2 and a.dtype == np.uint16:
+        return Image.fromarray(a)  # I;16
+    if a.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 (or uint16 greyscale) array, got {a.dtype}")
+    if a.ndim == 2:
+        return Image.fromarray(a, "L")
+    if a.ndim == 3 and a.shape[2] in (2, 3, 4):
+        return Image.fromarray(np.ascontiguousarray(a), {2: "LA", 3: "RGB", 4: "RGBA"}[a.shape[2]])
+    raise ValueError(f"expected (H, W), (H, W, 2), (H, W, 3) or (H, W, 4), got {a.shape}")

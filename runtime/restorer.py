@@ -1,0 +1,135 @@
+"""`Restorer`: the embedding API. One ONNX Runtime session, images in, restored images out.
+
+    from runtime import Restorer
+    r = Restorer("model.onnx", device="auto")
+    result = r.restore(Image.open("photo.png"))   # .image, .mask, .predicted, .masked_share
+    r.restore_folder("photos/", "restored/", save_mask=True)
+
+Torch-free: onnxruntime, numpy, pillow.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import List, Optional, Tuple, Union
+
+import numpy as np
+from PIL import Image
+
+from runtime.images import finish, prepare, to_pil
+from runtime.session import Runner, make_session
+from runtime.tiling import DEFAULT_TILE_BUDGET, plan_tiles, receptive_radius, run_tiled, tile_size_for
+
+
+@dataclass
+class Restoration:
+    """The result of restoring one image.
+
+    `image` has the input's kind and mode (a Pillow image for a Pillow image, an array of the
+    same dtype and shape for an array); `mask` is 0/255 (L image or (H, W) uint8 array);
+    `predicted` is the raw RGB output of the image decoder.
+    """
+
+    image: Union[Image.Image, np.ndarray]
+    mask: Union[Image.Image, np.ndarray]
+    predicted: Union[Image.Image, np.ndarray]
+    masked_share: float
+    tiles: int = 0
+
+
+class Restorer:
+    """Restores images with a `pixels` ONNX model through ONNX Runtime.
+
+    Args:
+        model_path: the ONNX file (from `restore-export onnx`); refused unless its `restore.`
+            metadata is ours and of a known format version.
+        device: 'auto', 'cpu' or 'cuda' (an error, never a silent CPU run, when CUDA is unusable).
+        provider: 'cpu', 'cuda' or 'tensorrt' (defaults to the device's).
+        threads: CPU intra-op threads (default: the CPUs this process may use).
+        tile: None = tile automatically above `tile_budget` pixels, 0 = never, N = tiles of N.
+        tile_budget: the automatic tiling threshold in pixels.
+        batch_size: how many same-size tiles run together.
+    """
+
+    def __init__(self, model_path: Union[str, os.PathLike, bytes], device: str = "auto", provider: Optional[str] = None,
+                 threads: Optional[int] = None, tile: Optional[int] = None, tile_budget: int = DEFAULT_TILE_BUDGET,
+                 batch_size: int = 1):
+        self.session, self.info = make_session(model_path, device=device, provider=provider, threads=threads)
+        self.metadata = self.info.metadata
+        self.runner = Runner(self.session, self.info)
+        self.stride = self.metadata.stride
+        self.halo = receptive_radius(self.metadata.model_config)
+        self.tile = tile
+        self.tile_budget = tile_budget
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+        self.inference_seconds = 0.0  # accumulated time inside the session
+
+    # -- the model on RGB arrays -------------------------------------------------------------
+
+    def infer(self, batch: np.ndarray) -> List[np.ndarray]:
+        """Run one uint8 (N, H, W, 3) batch: [restored (N, H, W, 3), mask (N, H, W, 1), predicted]."""
+        start = time.perf_counter()
+        outputs = self.runner.run(batch)
+        with self._lock:
+            self.inference_seconds += time.perf_counter() - start
+        return outputs
+
+    def tile_for(self, height: int, width: int, tile: Optional[int] = None) -> Optional[int]:
+        """The tile size this image would be processed with, or None for one pass."""
+        return tile_size_for(height, width, self.tile if tile is None else tile, self.tile_budget)
+
+    def restore_rgb(self, rgb: np.ndarray, tile: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """Restore one (H, W, 3) uint8 RGB array, tiled when large.
+
+        Returns:
+            restored (H, W, 3), mask (H, W) uint8 0/255, predicted (H, W, 3), number of tiles (0 = one pass).
+        """
+        return self.run_rgb(rgb, self.tile_for(rgb.shape[0], rgb.shape[1], tile))
+
+    def run_rgb(self, rgb: np.ndarray, tile_size: Optional[int]) -> Tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """`restore_rgb` with the tiling decided by the caller (None: one pass)."""
+        if tile_size is None:
+            restored, mask, predicted = (o[0] for o in self.infer(rgb[None]))
+            return restored, mask[..., 0], predicted, 0
+        h, w = rgb.shape[:2]
+        restored, mask, predicted = run_tiled(self.infer, rgb, tile_size, self.halo, self.stride, self.batch_size)
+        return restored, mask[..., 0], predicted, len(plan_tiles(h, w, tile_size, self.halo, self.stride))
+
+    # -- images --------------------------------------------------------------------------------
+
+    def restore(self, image: Union[Image.Image, np.ndarray], tile: Optional[int] = None) -> Restoration:
+        """Restore one image given as a Pillow image or a numpy array.
+
+        Pillow images of any supported mode come back in their own mode (see `runtime.images`);
+        arrays: (H, W) uint8 / uint16 / bool, (H, W, 2|3|4) uint8, returned with the same dtype
+        and shape. EXIF orientation is not applied here: the pixels are taken as given.
+        """
+        as_array = isinstance(image, np.ndarray)
+        pil = to_pil(image) if as_array else image
+        prep = prepare(pil)
+        restored, mask, predicted, tiles = self.restore_rgb(prep.rgb, tile)
+        out = finish(prep, restored, mask > 0)
+        share = float((mask > 0).mean())
+        if as_array:
+            arr = np.asarray(out)
+            if image.dtype == bool:
+                arr = arr.astype(bool)
+            return Restoration(arr, mask, predicted, share, tiles)
+        return Restoration(out, Image.fromarray(mask, "L"), Image.fromarray(predicted, "RGB"), share, tiles)
+
+    def restore_folder(self, input_path: Union[str, os.PathLike], output_path: Union[str, os.PathLike], **options):
+        """Restore a folder (recursively) or one image into `output_path`; see `runtime.batch.run_folder`.
+
+        Keyword options are the fields of `runtime.batch.RunOptions` (batch_size, save_mask,
+        save_predicted, overwrite, format, tile, max_pixels, report, progress, ...).
+
+        Returns:
+            `runtime.batch.RunResult` with the records, the summary and the report's path.
+        """
+        from runtime.batch import RunOptions, run_folder
+
+        return run_folder(self, input_path, output_path, RunOptions(**options))

@@ -1,0 +1,135 @@
+"""Restoring images too large for one pass, in overlapping tiles that leave no seams.
+
+Each tile is run with a halo of real neighbouring pixels at least as wide as the network's
+receptive radius, and only its core is kept. Every output pixel then sees exactly the input it
+would see in one whole-image pass, so the tiled result equals the untiled one up to float
+operation order (no blending, no seams). Tile and halo sizes are multiples of the network's
+stride so the pooling grid of every tile lines up with the whole image's; a tile that touches
+the bottom or right edge is padded by the graph exactly as the whole image would be.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+DEFAULT_TILE = 1024  # core size of a tile, pixels per side
+DEFAULT_TILE_BUDGET = 2048 * 2048  # images with more pixels than this are tiled automatically
+
+
+def receptive_radius(model_config: Dict[str, int]) -> int:
+    """How far (in input pixels) an output pixel can see, from the model's config.
+
+    Counts, per resolution 2**i: each 3x3 conv adds 2**i, each 2x2 max-pool 2**i, each bilinear
+    2x upsample from resolution 2**(i+1) one coarse pixel, 2**(i+1). An upper bound: the halo
+    this gives makes tiling exact.
+    """
+    depth = int(model_config.get("depth", 4))
+    convs = 1 + int(model_config.get("blocks_per_stage", 1))  # entry conv + ResNet blocks per stage
+    radius = convs * 2**depth  # bottleneck
+    for i in range(depth):
+        radius += convs * 2**i  # encoder stage
+        radius += 2**i  # its max-pool
+        radius += 2 ** (i + 1)  # the decoder's upsample into this resolution
+        radius += convs * 2**i  # decoder stage
+    return radius
+
+
+def round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One window of the image (y0:y1, x0:x1) and the core (cy0:cy1, cx0:cx1) it is trusted for."""
+
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+    cy0: int
+    cy1: int
+    cx0: int
+    cx1: int
+
+    @property
+    def shape(self) -> Tuple[int, int]:
+        return self.y1 - self.y0, self.x1 - self.x0
+
+
+def _spans(n: int, tile: int, halo: int) -> List[Tuple[int, int, int, int]]:
+    """(window start, window end, core start, core end) covering 0..n along one axis."""
+    spans = []
+    for c0 in range(0, n, tile):
+        c1 = min(n, c0 + tile)
+        spans.append((max(0, c0 - halo), min(n, c1 + halo), c0, c1))
+    return spans
+
+
+def plan_tiles(height: int, width: int, tile: int, halo: int, stride: int) -> List[Tile]:
+    """The tiles covering an image; `tile` and `halo` are rounded up to multiples of `stride`."""
+    tile = round_up(max(tile, stride), stride)
+    halo = round_up(halo, stride)
+    return [
+        Tile(y0, y1, x0, x1, cy0, cy1, cx0, cx1)
+        for (y0, y1, cy0, cy1) in _spans(height, tile, halo)
+        for (x0, x1, cx0, cx1) in _spans(width, tile, halo)
+    ]
+
+
+def tile_size_for(height: int, width: int, tile: Optional[int], budget: int = DEFAULT_TILE_BUDGET) -> Optional[int]:
+    """The tile size to use for an image, or None to run it whole.
+
+    Args:
+        tile: None = automatic (tile at DEFAULT_TILE above `budget` pixels), 0 = never tile,
+            N = tile at N whenever a side exceeds N.
+        budget: the automatic threshold in pixels.
+    """
+    if tile == 0:
+        return None
+    if tile is None:
+        return DEFAULT_TILE if height * width > budget else None
+    return tile if max(height, width) > tile else None
+
+
+def run_tiled(
+    infer: Callable[[np.ndarray], Sequence[np.ndarray]],
+    rgb: np.ndarray,
+    tile: int,
+    halo: int,
+    stride: int,
+    batch_size: int = 1,
+) -> List[np.ndarray]:
+    """Run the pixels graph over `rgb` in tiles.
+
+    Args:
+        infer: uint8 (N, h, w, 3) → [restored (N, h, w, 3), mask (N, h, w, 1), predicted (N, h, w, 3)].
+        rgb: (H, W, 3) uint8.
+        tile: core size (rounded up to the stride).
+        halo: context on each side (rounded up to the stride); `receptive_radius` makes it exact.
+        stride: the network's stride.
+        batch_size: tiles of the same shape run together, this many at a time.
+
+    Returns:
+        [restored (H, W, 3), mask (H, W, 1), predicted (H, W, 3)] as one pass would give.
+    """
+    h, w = rgb.shape[:2]
+    tiles = plan_tiles(h, w, tile, halo, stride)
+    outputs: List[Optional[np.ndarray]] = [None, None, None]
+    by_shape: Dict[Tuple[int, int], List[Tile]] = {}
+    for t in tiles:
+        by_shape.setdefault(t.shape, []).append(t)
+    for group in by_shape.values():
+        for start in range(0, len(group), max(1, batch_size)):
+            chunk = group[start:start + max(1, batch_size)]
+            batch = np.stack([rgb[t.y0:t.y1, t.x0:t.x1] for t in chunk])  # (n, th, tw, 3)
+            results = infer(batch)
+            for k, out in enumerate(results):
+                if outputs[k] is None:
+                    outputs[k] = np.empty((h, w, out.shape[-1]), dtype=out.dtype)
+                for j, t in enumerate(chunk):
+                    core = out[j, t.cy0 - t.y0:t.cy1 - t.y0, t.cx0 - t.x0:t.cx1 - t.x0]
+                    outputs[k][t.cy0:t.cy1, t.cx0:t.cx1] = core
+    return outputs  # type: ignore[return-value]

@@ -4,7 +4,7 @@
 // node_modules (after `npm ci`), and the model contract checks come from ../contract.mjs, the
 // same file the Node.js example uses. Serve the examples/ folder with any static server:
 //   python -m http.server --directory examples 8000   ->   http://127.0.0.1:8000/web/
-// A model can also be given in the address: /web/?model=URL (same origin).
+// A model can also be given in the address: /web/?model=URL (same origin); ?threads=N see below.
 //
 // For automated checks the page keeps its state and last result on `window.restoreDemo`.
 
@@ -14,6 +14,10 @@ import { checkSession, ContractError, greyToRgba, readRestoreMetadata, rgbaToRgb
 
 // The .wasm binary and its loader come from our own origin, never from a CDN.
 ort.env.wasm.wasmPaths = new URL("./node_modules/onnxruntime-web/dist/", import.meta.url).href;
+// ?threads=N: more than one thread needs a cross-origin isolated page (COOP/COEP headers),
+// which a plain static server does not send; ONNX Runtime then falls back to one thread.
+const threads = Number.parseInt(new URLSearchParams(location.search).get("threads") ?? "", 10);
+if (threads > 0) ort.env.wasm.numThreads = threads;
 
 const $ = (id) => document.getElementById(id);
 

@@ -8,6 +8,7 @@
 //
 // Prints one JSON object on stdout: the page's status and, per image, its size and times (ms);
 // with --out, writes DIR/<i>.restored.bin (H*W*3), <i>.mask.bin (H*W), <i>.predicted.bin (H*W*3).
+// Requests to any other origin are blocked and listed under "external" (there should be none).
 // Exit 0 when every image was restored, 1 when the page reported an error (the JSON says which).
 
 import fs from "node:fs";
@@ -58,6 +59,15 @@ const report = { url: opts.url, model: path.basename(opts.model), state: null, e
 const browser = await chromium.launch({ executablePath: opts.chromium, headless: true, args: ["--no-sandbox"] });
 try {
   const page = await browser.newPage();
+  // The page must need nothing but its own origin: refuse (and report) anything else.
+  const origin = new URL(opts.url).origin;
+  report.external = [];
+  await page.route("**/*", (route) => {
+    const url = route.request().url();
+    if (new URL(url).origin === origin) return route.continue();
+    report.external.push(url);
+    return route.abort();
+  });
   page.on("pageerror", (e) => console.error(`page error: ${e.message}`));
   page.on("console", (m) => m.type() === "error" && console.error(`page console: ${m.text()}`));
   await page.goto(opts.url, { waitUntil: "load", timeout });

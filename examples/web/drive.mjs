@@ -56,7 +56,7 @@ async function fetchBytes(page, key) {
 }
 
 const report = { url: opts.url, model: path.basename(opts.model), state: null, error: null, images: [] };
-const browser = await chromium.launch({ executablePath: opts.chromium, headless: true, args: ["--no-sandbox"] });
+const browser = await chromium.launch({ executablePath: opts.chromium, headless: true, args: ["--no-sandbox", "--disable-dev-shm-usage"] });
 try {
   const page = await browser.newPage();
   // The page must need nothing but its own origin: refuse (and report) anything else.

@@ -35,6 +35,21 @@ def _name_list(ctx, param, value: str):
     return names
 
 
+def _command_line(ctx: click.Context) -> str:
+    """The command as the user gave it (options set on the command line, in declaration order)."""
+    from click.core import ParameterSource
+
+    parts = ["restore-bench"]
+    for param in ctx.command.params:
+        if not isinstance(param, click.Option) or ctx.get_parameter_source(param.name) != ParameterSource.COMMANDLINE:
+            continue
+        value = ctx.params[param.name]
+        if isinstance(value, (list, tuple)):
+            value = ",".join(str(v) for v in value)
+        parts += [param.opts[0], shlex.quote(str(value))]
+    return " ".join(parts)
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--checkpoint", type=click.Path(dir_okay=False), help="Model to measure (.ckpt or .safetensors).")
 @click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False),
@@ -82,7 +97,7 @@ def main(checkpoint, onnx_path, backends, exclude, device, batch_sizes, sizes, m
     except (ReportError, CheckpointError, ModelFileError, ValueError, OSError) as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(1)
-    report["command"] = "restore-bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    report["command"] = _command_line(click.get_current_context())
     if json_path:
         write_json(report, json_path)
     if md_path:

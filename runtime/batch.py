@@ -47,8 +47,8 @@ class RunOptions:
     """How `run_folder` works; the `restore-run` options, one for one."""
 
     batch_size: int = 4  # same-size images per inference call
-    save_mask: bool = False  # OUTPUT/masks/REL.png, 0/255
-    save_predicted: bool = False  # OUTPUT/predicted/REL.png, the raw image-decoder output
+    save_mask: bool = False  # OUTPUT/masks/REL (.png added unless it is one), 0/255
+    save_predicted: bool = False  # OUTPUT/predicted/REL likewise, the raw image-decoder output
     overwrite: bool = False  # rewrite outputs that already exist
     format: Optional[str] = None  # png | jpeg | webp | bmp | tiff; default: the input's
     tile: Optional[int] = None  # None = automatic above tile_budget, 0 = never, N = tile size
@@ -156,7 +156,10 @@ def plan_run(input_path, output_path, options: RunOptions) -> Tuple[List[Job], P
     jobs: List[Job] = []
     claims: Dict[Path, List[Job]] = {}
     for src, rel, target, fmt in pairs:
-        side = target.relative_to(root).with_suffix(".png")
+        # Masks and predictions are PNG (lossless) named after the output: a.png → masks/a.png,
+        # a.jpg → masks/a.jpg.png, so a.png and a.jpg never share a mask.
+        rel_out = target.relative_to(root)
+        side = rel_out if rel_out.suffix.lower() == ".png" else rel_out.with_name(rel_out.name + ".png")
         job = Job(
             source=src, output=target, format=fmt,
             mask=root / MASKS_DIR / side if options.save_mask else None,

@@ -32,8 +32,8 @@ def _error(message: str) -> None:
               help="Execution provider (default: the device's own; tensorrt runs on CUDA).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True,
               help="Images of the same size restored together.")
-@click.option("--save-mask", is_flag=True, help="Also write OUTPUT/masks/REL.png (255 = replaced).")
-@click.option("--save-predicted", is_flag=True, help="Also write OUTPUT/predicted/REL.png (raw prediction).")
+@click.option("--save-mask", is_flag=True, help="Also write OUTPUT/masks/REL as PNG (255 = replaced).")
+@click.option("--save-predicted", is_flag=True, help="Also write OUTPUT/predicted/REL as PNG (raw prediction).")
 @click.option("--overwrite", is_flag=True, help="Rewrite outputs that exist (default: skip them, so a rerun resumes).")
 @click.option("--format", "fmt", type=click.Choice(["png", "jpeg", "webp", "bmp", "tiff"], case_sensitive=False),
               default=None, help="Output format (default: each input's own).")

@@ -218,6 +218,11 @@ def _webp_lossless(data: bytes) -> bool:
     return False
 
 
+def _read_bytes(path: Path) -> bytes:
+    # One read of the whole file: the disk is touched once, and decoding works from memory.
+    return path.read_bytes()
+
+
 def read_image(path: str | os.PathLike, max_pixels: Optional[int] = DEFAULT_MAX_PIXELS) -> Tuple[Image.Image, SourceInfo]:
     """Read and decode one image, EXIF orientation applied.
 
@@ -234,9 +239,8 @@ def read_image(path: str | os.PathLike, max_pixels: Optional[int] = DEFAULT_MAX_
     Raises:
         ImageError: with the reason (empty, unreadable, not an image, too large, truncated...).
     """
-    path = Path(path)
     try:
-        data = path.read_bytes()
+        data = _read_bytes(Path(path))
     except PermissionError:
         raise ImageError("permission denied") from None
     except OSError as e:

@@ -10,6 +10,7 @@ the bottom or right edge is padded by the graph exactly as the whole image would
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -83,14 +84,15 @@ def tile_size_for(height: int, width: int, tile: Optional[int], budget: int = DE
     """The tile size to use for an image, or None to run it whole.
 
     Args:
-        tile: None = automatic (tile at DEFAULT_TILE above `budget` pixels), 0 = never tile,
+        tile: None = automatic (above `budget` pixels, tiles of min(DEFAULT_TILE, sqrt(budget) / 2)), 0 = never tile,
             N = tile at N whenever a side exceeds N.
         budget: the automatic threshold in pixels.
     """
     if tile == 0:
         return None
     if tile is None:
-        return DEFAULT_TILE if height * width > budget else None
+        # Tiles of at most a quarter of the budget each, so a tile with its halo stays within it.
+        return min(DEFAULT_TILE, max(16, math.isqrt(budget) // 2)) if height * width > budget else None
     return tile if max(height, width) > tile else None
 
 

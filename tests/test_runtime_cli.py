@@ -1,0 +1,114 @@
+"""`restore-run` exit codes and messages, and the promise that the runtime never imports torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from runtime.cli import main
+from runtime.session import cuda_driver_problem
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _folder(path: Path, bad: bool = False) -> Path:
+    path.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(path / "a.png")
+    Image.fromarray(rng.integers(0, 256, (17, 13), dtype=np.uint8)).save(path / "b.jpg")
+    if bad:
+        (path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    return path
+
+
+def _run(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+def test_all_good_exits_0_with_summary_and_report(tiny_onnx, tmp_path):
+    src = _folder(tmp_path / "in")
+    code, out = _run("--model", tiny_onnx, src, tmp_path / "out", "--device", "cpu", "--save-mask", "--quiet")
+    assert code == 0, out
+    assert "2 restored, 0 skipped" in out and "images/s end to end" in out and "inference only" in out
+    assert (tmp_path / "out" / "a.png").exists() and (tmp_path / "out" / "masks" / "b.jpg.png").exists()
+    report = json.loads((tmp_path / "out" / "restore-report.json").read_text())
+    assert {r["status"] for r in report["records"]} == {"ok"}
+    code, out = _run("--model", tiny_onnx, src, tmp_path / "out", "--device", "cpu", "--save-mask", "--quiet")
+    assert code == 0 and "0 restored, 2 skipped" in out
+
+
+def test_a_failed_input_exits_3_after_the_rest(tiny_onnx, tmp_path):
+    src = _folder(tmp_path / "in", bad=True)
+    report = tmp_path / "elsewhere" / "r.json"
+    code, out = _run("--model", tiny_onnx, src, tmp_path / "out", "--device", "cpu", "--report", report,
+                     "--format", "webp", "--quiet")
+    assert code == 3, out
+    assert "FAILED broken.png:" in out and "2 restored" in out
+    assert (tmp_path / "out" / "a.webp").exists() and (tmp_path / "out" / "b.webp").exists()
+    records = json.loads(report.read_text())["records"]
+    assert [r["status"] for r in records] == ["ok", "ok", "failed"]  # a.png, b.jpg, broken.png sorted
+
+
+def test_model_that_is_not_ours_exits_1_with_one_line(tmp_path):
+    src = _folder(tmp_path / "in")
+    fake = tmp_path / "model.onnx"
+    fake.write_bytes(b"garbage")
+    code, out = _run("--model", fake, src, tmp_path / "out")
+    assert code == 1
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert len(lines) == 1 and "model.onnx" in lines[0] and "Traceback" not in out
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_input_and_output_equal_input_exit_1(tiny_onnx, tmp_path):
+    code, out = _run("--model", tiny_onnx, tmp_path / "nope", tmp_path / "out", "--device", "cpu", "--quiet")
+    assert code == 1 and "no such file or folder" in out
+    src = _folder(tmp_path / "in")
+    code, out = _run("--model", tiny_onnx, src, src, "--device", "cpu", "--quiet")
+    assert code == 1 and "would overwrite the input" in out
+
+
+@pytest.mark.skipif(cuda_driver_problem() is None, reason="a GPU is usable here")
+def test_cuda_unusable_exits_1_saying_what_is_missing(tiny_onnx, tmp_path):
+    src = _folder(tmp_path / "in")
+    code, out = _run("--model", tiny_onnx, src, tmp_path / "out", "--device", "cuda")
+    assert code == 1
+    assert out.strip().count("\n") == 0 and "CUDA" in out and ("driver" in out or "missing" in out or "onnxruntime" in out)
+
+
+def test_usage_errors_exit_2(tiny_onnx, tmp_path):
+    assert _run("--model", tiny_onnx, tmp_path, tmp_path / "o", "--batch-size", "0")[0] == 2
+    assert _run("--model", tiny_onnx, tmp_path, tmp_path / "o", "--device", "gpu")[0] == 2
+    assert _run("--model", tiny_onnx, tmp_path, tmp_path / "o", "--device", "cpu", "--provider", "tensorrt")[0] == 2
+    code, out = _run("--help")
+    assert code == 0 and "--save-mask" in out and "--max-pixels" in out and "--tile" in out
+
+
+def test_runtime_never_imports_torch(tiny_onnx, tmp_path):
+    """The inference path must run where PyTorch is not installed: import and restore, then look."""
+    src = _folder(tmp_path / "in")
+    code = f"""
+import sys
+import runtime, runtime.cli, runtime.batch, runtime.session, runtime.images, runtime.tiling
+import runtime.restorer, runtime.report, runtime.fileio, runtime.metadata
+from runtime import Restorer
+r = Restorer({str(tiny_onnx)!r}, device='cpu')
+res = r.restore_folder({str(src)!r}, {str(tmp_path / 'out')!r}, progress=False)
+assert res.summary.ok == 2, res.lines
+bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith(('torch.', 'restore_core', 'export')))
+assert not bad, bad
+print('clean')
+"""
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "clean" in proc.stdout, proc.stderr[-2000:]
+    # The console script itself, as users call it.
+    proc = subprocess.run([sys.executable, "-m", "runtime.cli", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "INPUT" in proc.stdout

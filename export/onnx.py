@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -101,8 +102,7 @@ def _rename_dynamic_dims(proto, signature: str) -> None:
 
 def to_onnx_proto(pipeline: RestorationPipeline, signature: str = "pixels", opset: int = DEFAULT_OPSET):
     """Trace the chosen signature with the dynamo exporter; returns an `onnx.ModelProto`."""
-    if opset < MIN_OPSET:
-        raise ExportError(f"opset {opset} is not supported; use {MIN_OPSET} or newer")
+    check_opset(opset)
     module = signature_module(pipeline.eval(), signature)
     x = example_input(signature)
     spatial = (1, 2) if signature == "pixels" else (2, 3)
@@ -139,3 +139,129 @@ def save_onnx(proto, path: str | os.PathLike, metadata: ModelMetadata) -> Path:
     with atomic_path(path) as tmp:
         onnx.save_model(proto, str(tmp), save_as_external_data=False)
     return path
+
+
+# ---------------------------------------------------------------------------------------------
+# The one call the CLI makes: export, convert, verify the written file, then put it in place.
+
+
+@dataclass
+class ExportResult:
+    """What `export_onnx` wrote and what it measured.
+
+    Attributes:
+        path: the final file.
+        metadata: the `restore.` metadata written into it.
+        parity: the parity summary (None with verify=False); `export.verify.format_table` prints it.
+        seconds: wall time of the whole call; export_seconds and verify_seconds split it.
+        size_bytes: size of the written file.
+    """
+
+    path: Path
+    metadata: ModelMetadata
+    parity: Optional[Dict[str, Any]]
+    seconds: float
+    size_bytes: int
+    export_seconds: float = 0.0
+    verify_seconds: float = 0.0
+
+    @property
+    def table(self) -> str:
+        from export.verify import format_table
+
+        return format_table(self.parity) if self.parity else "parity: skipped (--no-verify)"
+
+
+def max_opset() -> int:
+    """The newest opset the installed onnxscript can convert the exported graph to."""
+    try:
+        from onnxscript.version_converter._version_converter import SUPPORTED_MAX_ONNX_OPSET
+
+        return int(SUPPORTED_MAX_ONNX_OPSET)
+    except (ImportError, AttributeError):  # a layout we do not know: claim only what we tested
+        return 23
+
+
+def check_opset(opset: int) -> None:
+    """Raise ExportError unless `opset` lies in [MIN_OPSET, max_opset()]."""
+    top = max_opset()
+    if not MIN_OPSET <= opset <= top:
+        raise ExportError(f"opset {opset} is not supported; choose {MIN_OPSET} to {top} (the installed onnxscript's newest)")
+
+
+def check_output_path(output: str | os.PathLike, force: bool) -> Path:
+    """Fail fast, before a slow export, on an output that exists (without force) or cannot be written."""
+    import tempfile
+
+    output = Path(output)
+    if output.is_dir():
+        raise ExportError(f"{output}: is a folder; give a file name")
+    if output.exists() and not force:
+        raise ExportError(f"{output}: already exists; pass --force to overwrite")
+    folder = output.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{output.name}.", suffix=".probe"):
+            pass
+    except OSError as e:
+        raise ExportError(f"{output}: cannot write there ({e.strerror or type(e).__name__})") from None
+    return output
+
+
+def export_onnx(pipeline: RestorationPipeline, output: str | os.PathLike, *, signature: str = "pixels",
+                opset: int = DEFAULT_OPSET, fp16: bool = False, verify: bool = True,
+                force: bool = False) -> ExportResult:
+    """Export `pipeline` to one ONNX file, verify the written file against eager, then rename it.
+
+    The file is written beside `output` under a temporary name; parity runs on that file, the
+    measured summary goes into its metadata, and only then is it renamed into place. On any
+    failure (export, checker, parity) nothing is left at `output` and an existing file there
+    is untouched.
+
+    Args:
+        pipeline: the model with its pre/post-processing, eval mode, on the CPU.
+        output: the `.onnx` file to write.
+        signature: "pixels" (uint8 NHWC) or "tensor" (float32 NCHW in [-1, 1]).
+        opset: ONNX opset, `MIN_OPSET` up to `max_opset()`.
+        fp16: half-precision weights and compute inside; the interface keeps its dtypes.
+        verify: run the parity check (False writes parity "skipped" into the metadata).
+        force: overwrite an existing file.
+
+    Raises:
+        ExportError: a bad opset or output path, a failed export, or failed parity (with the table).
+    """
+    import time
+
+    t0 = time.perf_counter()
+    if signature not in SIGNATURES:
+        raise ExportError(f"unknown signature {signature!r}; choose {' or '.join(SIGNATURES)}")
+    check_opset(opset)
+    output = check_output_path(output, force)
+    precision = "fp16" if fp16 else "fp32"
+    pipeline = pipeline.cpu().eval()
+
+    proto = to_onnx_proto(pipeline, signature, opset)
+    if fp16:
+        from export.fp16 import convert_to_fp16
+
+        try:
+            proto = convert_to_fp16(proto)
+        except Exception as e:
+            raise ExportError(f"fp16 conversion failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from e
+    t_export = time.perf_counter() - t0
+
+    parity = None
+    with atomic_path(output) as tmp:
+        # First write: what parity runs on. Metadata says "skipped" until the figures exist.
+        save_onnx(proto, tmp, build_metadata(pipeline, signature, precision, parity=None))
+        t1 = time.perf_counter()
+        if verify:
+            from export.verify import verify_onnx
+
+            parity = verify_onnx(tmp, pipeline, precision)  # raises ParityError with the table
+            # Second write: the same graph, now carrying the figures measured on it.
+            save_onnx(proto, tmp, build_metadata(pipeline, signature, precision, parity=parity))
+        t_verify = time.perf_counter() - t1
+    metadata = build_metadata(pipeline, signature, precision, parity=parity)
+    return ExportResult(path=output, metadata=metadata, parity=parity, seconds=time.perf_counter() - t0,
+                        size_bytes=output.stat().st_size, export_seconds=t_export, verify_seconds=t_verify)

@@ -47,20 +47,50 @@ def pixel_parity(image: np.ndarray, ref: Sequence[np.ndarray], test: Sequence[np
     Returns:
         differing_share and max_level_diff over restored and predicted values, mask_disagreement
         (share of pixels), and outside_mask_exact: every pixel the backend's own mask leaves
-        alone equals the input byte for byte.
+        alone equals the input byte for byte. Restored values are compared only where the two
+        masks agree: where a mask bit flipped, one side holds the input and the other the
+        prediction, a difference the mask rule already counts (and bounds).
     """
     ref_restored, ref_mask, ref_pred = (np.asarray(a) for a in ref)
     restored, mask, pred = (np.asarray(a) for a in test)
-    if restored.shape != ref_restored.shape or mask.shape != ref_mask.shape:
+    if restored.shape != ref_restored.shape or mask.shape != ref_mask.shape or pred.shape != ref_pred.shape:
         raise ValueError(f"output shapes differ: {restored.shape} vs {ref_restored.shape}")
-    diffs = [np.abs(a.astype(np.int16) - b.astype(np.int16)) for a, b in ((restored, ref_restored), (pred, ref_pred))]
+    flipped = (mask > 0) != (ref_mask > 0)  # (N, H, W, 1)
+    agree = np.broadcast_to(~flipped, image.shape)
+    diffs = [
+        np.abs(restored.astype(np.int16) - ref_restored.astype(np.int16))[agree],
+        np.abs(pred.astype(np.int16) - ref_pred.astype(np.int16)).ravel(),
+    ]
     n_values = sum(d.size for d in diffs)
     outside = np.broadcast_to(mask == 0, image.shape)
     return {
-        "differing_share": float(sum(int((d > 0).sum()) for d in diffs) / n_values),
-        "max_level_diff": int(max(int(d.max()) for d in diffs)),
-        "mask_disagreement": float(((mask > 0) != (ref_mask > 0)).mean()),
+        "differing_share": float(sum(int((d > 0).sum()) for d in diffs) / max(n_values, 1)),
+        "max_level_diff": int(max((int(d.max()) for d in diffs if d.size), default=0)),
+        "mask_disagreement": float(flipped.mean()),
         "outside_mask_exact": bool(np.array_equal(restored[outside], image[outside])),
+    }
+
+
+def tensor_mask_parity(x: np.ndarray, ref: Sequence[np.ndarray], test: Sequence[np.ndarray],
+                       threshold: float) -> Dict[str, float]:
+    """The mask rules for the tensor signature's float outputs.
+
+    Args:
+        x: the float (N, 3, H, W) input both ran on.
+        ref: eager outputs (predicted, mask_prob, composite).
+        test: the backend's outputs, same shapes.
+        threshold: the model's mask threshold.
+
+    Returns:
+        mask_disagreement (share of pixels whose binarized mask differs) and outside_mask_exact
+        (the composite equals the input wherever the backend's own mask is 0).
+    """
+    ref_mask = np.asarray(ref[1]) >= threshold
+    mask = np.asarray(test[1]) >= threshold  # (N, 1, H, W)
+    outside = np.broadcast_to(~mask, x.shape)
+    return {
+        "mask_disagreement": float((mask != ref_mask).mean()),
+        "outside_mask_exact": bool(np.array_equal(np.asarray(test[2])[outside], np.asarray(x)[outside])),
     }
 
 

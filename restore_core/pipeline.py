@@ -64,7 +64,9 @@ class RestorationPipeline(nn.Module):
             restored uint8 (N, H, W, 3), mask uint8 (N, H, W, 1) with values 0 or 255, and the
             raw prediction uint8 (N, H, W, 3).
         """
-        x = normalize(image.permute(0, 3, 1, 2))  # (N, 3, H, W) in [-1, 1]
+        # contiguous(): a permuted (channels-last strided) input makes torch.export specialize
+        # the batch size (its conv meta kernel guards N > 1), so a .pt2 would refuse single images.
+        x = normalize(image.permute(0, 3, 1, 2).contiguous())  # (N, 3, H, W) in [-1, 1]
         pred, prob, _ = self.forward_tensor(x)
         corrupted = (prob >= self.threshold).permute(0, 2, 3, 1)  # (N, H, W, 1) bool
         predicted = unnormalize(pred.permute(0, 2, 3, 1))  # (N, H, W, 3) uint8

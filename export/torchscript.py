@@ -1,0 +1,214 @@
+"""`RestorationPipeline` as TorchScript (`.pt`) and as a `torch.export` program (`.pt2`).
+
+TorchScript is deprecated in current PyTorch (every `torch.jit` call warns that `torch.export`
+replaces it) but is still what LibTorch C++ apps load, so we keep offering it; the warnings are
+silenced here, narrowly, and the README states the deprecation. The pipeline scripts cleanly
+(no tracing anywhere: tracing would freeze the stride padding to the example's size), and is
+frozen with `forward_tensor` kept so both signatures stay callable. The frozen module is saved
+as is: one passed through `optimize_for_inference` saved without its weights.
+
+`torch.export` is the successor: `.pt2` files hold the pixels signature with dynamic batch,
+height and width, loadable with `torch.export.load` and runnable with no model code.
+
+Both carry the same `restore.` metadata as our ONNX files, as `restore_metadata.json` inside
+the archive (TorchScript `_extra_files`, `torch.export.save(extra_files=...)`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Tuple
+
+import torch
+
+from export.onnx import ExportError, SIGNATURES, example_input, signature_module
+from restore_core.fileio import atomic_path
+from restore_core.pipeline import RestorationPipeline
+from runtime.metadata import ModelFileError, ModelMetadata
+
+METADATA_FILE = "restore_metadata.json"
+
+
+@contextlib.contextmanager
+def _quiet_jit():
+    """Silence only torch.jit's own deprecation FutureWarnings; everything else still shows."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning)
+        yield
+
+
+def _metadata_bytes(metadata: ModelMetadata) -> bytes:
+    return json.dumps(metadata.to_props(), sort_keys=True).encode("utf-8")
+
+
+def _parse_metadata(raw: bytes | str, path: Path) -> ModelMetadata:
+    if not raw:
+        raise ModelFileError(f"{path}: not a restore model (no {METADATA_FILE} inside)")
+    try:
+        props = json.loads(raw)
+    except ValueError:
+        raise ModelFileError(f"{path}: malformed {METADATA_FILE}") from None
+    if not isinstance(props, dict):
+        raise ModelFileError(f"{path}: malformed {METADATA_FILE}")
+    return ModelMetadata.from_props(props, source=str(path))
+
+
+# ---------------------------------------------------------------------------------------------
+# TorchScript.
+
+
+def to_torchscript(pipeline: RestorationPipeline) -> torch.jit.ScriptModule:
+    """Script and freeze the pipeline; `forward` is the pixels signature, `forward_tensor` the float one.
+
+    Raises:
+        ExportError: scripting failed (the first line of TorchScript's message is kept).
+    """
+    pipeline = pipeline.cpu().eval()
+    with _quiet_jit():
+        try:
+            scripted = torch.jit.script(pipeline)
+        except Exception as e:  # torch.jit.frontend errors have many types
+            raise ExportError(f"TorchScript scripting failed: {type(e).__name__}: {str(e).strip().splitlines()[0][:200]}") from e
+        # Freezing inlines weights and BatchNorm statistics as constants; keep forward_tensor.
+        return torch.jit.freeze(scripted, preserved_attrs=["forward_tensor"])
+
+
+def save_torchscript(pipeline: RestorationPipeline, path: str | os.PathLike, metadata: ModelMetadata) -> Path:
+    """Script, freeze and write the pipeline atomically with the metadata in `_extra_files`."""
+    module = to_torchscript(pipeline)
+    path = Path(path)
+    with atomic_path(path) as tmp, _quiet_jit():
+        torch.jit.save(module, str(tmp), _extra_files={METADATA_FILE: _metadata_bytes(metadata)})
+    return path
+
+
+def load_torchscript(path: str | os.PathLike) -> Tuple[torch.jit.ScriptModule, ModelMetadata]:
+    """Load one of our TorchScript files on the CPU with its metadata.
+
+    Raises:
+        ModelFileError: missing, not TorchScript, or without our metadata.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such model file")
+    extra = {METADATA_FILE: ""}
+    with _quiet_jit():
+        try:
+            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        except Exception as e:
+            raise ModelFileError(f"{path}: not a readable TorchScript file ({type(e).__name__})") from None
+    return module.eval(), _parse_metadata(extra[METADATA_FILE], path)
+
+
+# ---------------------------------------------------------------------------------------------
+# torch.export (.pt2).
+
+
+def to_exported_program(pipeline: RestorationPipeline, signature: str = "pixels") -> torch.export.ExportedProgram:
+    """Export the signature with dynamic batch, height and width.
+
+    Two settings make every size work: `Dim.DYNAMIC` (named `Dim`s fail: the solver cannot
+    prove facts like "padded height >= height" for all sizes) and `backed_size_oblivious`
+    (the setting the ONNX exporter uses too), without which the program specializes on whether
+    the stride padding is zero and refuses either multiples or non-multiples of the stride.
+    """
+    module = signature_module(pipeline.cpu().eval(), signature)
+    x = example_input(signature)
+    dyn = torch.export.Dim.DYNAMIC
+    axes = {"pixels": {0: dyn, 1: dyn, 2: dyn}, "tensor": {0: dyn, 2: dyn, 3: dyn}}[signature]
+    try:
+        with torch.fx.experimental._config.patch(backed_size_oblivious=True):
+            return torch.export.export(module, (x,), dynamic_shapes=(axes,), strict=False)
+    except Exception as e:
+        raise ExportError(f"torch.export failed: {type(e).__name__}: {str(e).strip().splitlines()[0][:200]}") from e
+
+
+def save_exported_program(pipeline: RestorationPipeline, path: str | os.PathLike, metadata: ModelMetadata) -> Path:
+    """Export the pixels signature and write the `.pt2` atomically with the metadata inside."""
+    program = to_exported_program(pipeline, metadata.signature)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.export.save(program, str(tmp), extra_files={METADATA_FILE: _metadata_bytes(metadata)})
+    return path
+
+
+def load_exported_program(path: str | os.PathLike) -> Tuple[torch.export.ExportedProgram, ModelMetadata]:
+    """Load one of our `.pt2` files with its metadata.
+
+    Raises:
+        ModelFileError: missing, not an exported program, or without our metadata.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such model file")
+    extra = {METADATA_FILE: ""}
+    try:
+        program = torch.export.load(str(path), extra_files=extra)
+    except Exception as e:
+        raise ModelFileError(f"{path}: not a readable torch.export program ({type(e).__name__})") from None
+    return program, _parse_metadata(extra[METADATA_FILE], path)
+
+
+# ---------------------------------------------------------------------------------------------
+# The calls the CLI makes: write beside the target, verify the written file, rename.
+
+ARTIFACTS = {"torchscript": "TorchScript (.pt)", "exported-program": "torch.export program (.pt2)"}
+
+
+def _export(kind: str, pipeline: RestorationPipeline, output: str | os.PathLike, verify: bool, force: bool):
+    import time
+
+    from export.onnx import ExportResult, build_metadata, check_output_path
+    from export.verify import verify_exported_program, verify_torchscript
+
+    t0 = time.perf_counter()
+    output = check_output_path(output, force)
+    pipeline = pipeline.cpu().eval()
+    save, check = {
+        "torchscript": (save_torchscript, verify_torchscript),
+        "exported-program": (save_exported_program, verify_exported_program),
+    }[kind]
+
+    def metadata(parity):
+        md = build_metadata(pipeline, "pixels", "fp32", parity)
+        md.extra["artifact"] = kind
+        return md
+
+    parity, t_verify = None, 0.0
+    with atomic_path(output) as tmp:
+        save(pipeline, tmp, metadata(None))
+        t_export = time.perf_counter() - t0
+        if verify:
+            t1 = time.perf_counter()
+            parity = check(tmp, pipeline)  # raises ParityError with the table
+            # Rewrite with the figures: the module is rebuilt from the same weights, deterministically.
+            save(pipeline, tmp, metadata(parity))
+            t_verify = time.perf_counter() - t1
+    return ExportResult(path=output, metadata=metadata(parity), parity=parity, seconds=time.perf_counter() - t0,
+                        size_bytes=output.stat().st_size, export_seconds=t_export, verify_seconds=t_verify)
+
+
+def export_torchscript(pipeline: RestorationPipeline, output: str | os.PathLike, *, verify: bool = True,
+                       force: bool = False):
+    """Script, freeze, save, verify against eager and rename into place; returns an `ExportResult`.
+
+    Args:
+        pipeline: the model with its pre/post-processing, eval mode.
+        output: the `.pt` file to write.
+        verify: run the parity check (both signatures) on the written file.
+        force: overwrite an existing file.
+
+    Raises:
+        ExportError: bad output path, scripting failure, or failed parity (with the table).
+    """
+    return _export("torchscript", pipeline, output, verify, force)
+
+
+def export_exported_program(pipeline: RestorationPipeline, output: str | os.PathLike, *, verify: bool = True,
+                            force: bool = False):
+    """`torch.export` the pixels signature to `.pt2`, verify it, rename it into place (`ExportResult`)."""
+    return _export("exported-program", pipeline, output, verify, force)

@@ -77,22 +77,27 @@ class BenchContext:
             return self._int8(signature)
         raise ValueError(f"unknown artifact {key!r}")
 
-    def _export(self, signature: str) -> Path:
-        from export.onnx import build_metadata, save_onnx, to_onnx_proto
+    def _export(self, signature: str, fp16: bool = False) -> Path:
+        from export.onnx import export_onnx
 
-        path = self.workdir / f"model-{signature}-fp32.onnx"
-        proto = to_onnx_proto(self.pipeline, signature, self.opset)
-        save_onnx(proto, path, build_metadata(self.pipeline, signature, "fp32", parity=None))
+        # No parity run at export: the benchmark measures parity itself, on its own inputs.
+        path = self.workdir / f"model-{signature}-{'fp16' if fp16 else 'fp32'}.onnx"
+        export_onnx(self.pipeline, path, signature=signature, opset=self.opset, fp16=fp16, verify=False, force=True)
         return path
 
     def _fp16(self, signature: str) -> Path:
-        import onnx
-        from export.fp16 import convert_to_fp16
+        if signature == "pixels" and self.onnx_path is not None:  # convert the user's own file
+            import onnx
+            from export.fp16 import convert_to_fp16
 
-        src = self.onnx_path if (signature == "pixels" and self.onnx_path is not None) else self.artifact(f"onnx-{signature}-fp32")
-        path = self.workdir / f"model-{signature}-fp16.onnx"
-        onnx.save_model(convert_to_fp16(onnx.load(str(src))), str(path))
-        return path
+            path = self.workdir / "model-pixels-fp16.onnx"
+            proto = convert_to_fp16(onnx.load(str(self.onnx_path)))
+            for entry in proto.metadata_props:
+                if entry.key == "restore.precision":
+                    entry.value = "fp16"
+            onnx.save_model(proto, str(path))
+            return path
+        return self._export(signature, fp16=True)
 
     def _int8(self, signature: str) -> Path:
         src = self.onnx_path if (signature == "pixels" and self.onnx_path is not None) else self.artifact(f"onnx-{signature}-fp32")
@@ -101,11 +106,11 @@ class BenchContext:
         return path
 
     def _torchscript(self) -> Path:
-        import torch
-        from export.torchscript import to_torchscript
+        from export.onnx import build_metadata
+        from export.torchscript import save_torchscript
 
-        path = self.workdir / "model.torchscript.pt"
-        torch.jit.save(to_torchscript(self.pipeline), str(path))
+        path = self.workdir / "model.pt"
+        save_torchscript(self.pipeline, path, build_metadata(self.pipeline, "pixels", "fp32", parity=None))
         return path
 
     # -----------------------------------------------------------------------------------------
@@ -152,9 +157,10 @@ class BenchContext:
 def quantize_int8(src: Path, dst: Path, calibration: List[np.ndarray], signature: str) -> None:
     """Static int8 quantization (QDQ, per-channel weights) calibrated on `calibration`.
 
-    Only convolutions are quantized: they hold nearly all the FLOPs, and the uint8 front end,
-    the thresholding and the uint8 compositing stay exact (outside-mask pixels must still be
-    the input bytes). Accuracy on a trained model is not established by this benchmark.
+    ORT's default operator set is quantized (convolutions, pooling, resize, concat, ...); the
+    uint8 front end, the thresholding and the uint8 compositing have no quantized form and stay
+    exact, so outside-mask pixels are still the input bytes. The accuracy of an int8 model is
+    not established by this benchmark (the default run uses random weights).
 
     Args:
         src: fp32 graph of `signature`.
@@ -163,6 +169,7 @@ def quantize_int8(src: Path, dst: Path, calibration: List[np.ndarray], signature
         signature: "pixels" (feeds the uint8 images) or "tensor" (feeds them normalized).
     """
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if not calibration:
         raise ValueError("int8 quantization needs calibration images")
@@ -182,5 +189,10 @@ def quantize_int8(src: Path, dst: Path, calibration: List[np.ndarray], signature
         def get_next(self):
             return next(self.items, None)
 
-    quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, op_types_to_quantize=["Conv"])
+    # ORT's recommended pre-processing (graph optimization before quantization); its symbolic
+    # shape inference cannot resolve the dynamic sizes of the padding, so it is skipped.
+    pre = Path(dst).with_suffix(".pre.onnx")
+    quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+    quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    pre.unlink()

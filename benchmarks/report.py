@@ -144,6 +144,15 @@ def _parity_cell(p: Dict) -> str:
     return text
 
 
+def _load_note(report: Dict) -> str:
+    load = report.get("load_average") or {}
+    start, end = load.get("start"), load.get("end")
+    if not start or not end:
+        return ""
+    return (f" 1-minute load average {start[0]:.1f} at the start, {end[0]:.1f} at the end "
+            f"({report['machine']['usable_cpus']} CPUs): above the CPU count, neighbours were competing for them.")
+
+
 def _verdict(p: Dict) -> str:
     if p.get("violations") is None:
         return "no tolerance stated"
@@ -174,7 +183,8 @@ def markdown(report: Dict) -> str:
         "Measured fp32 matmul peak in the same run: "
         + ", ".join(f"{d} {v['gflops']:.0f} GFLOP/s" for d, v in peak.items()) + ".",
         f"Timing: first call and {s['timing']['warmup_runs']} warm-up run(s) untimed, then at least "
-        f"{s['timing']['min_runs']} runs and {s['timing']['min_seconds']:g} s; latency is per batch.",
+        f"{s['timing']['min_runs']} runs and {s['timing']['min_seconds']:g} s; latency is per batch."
+        + _load_note(report),
         "",
         "| backend | precision | batch | size | median ms | p90 ms | p99 ms | ms/image | vs eager | images/s | MP/s "
         "| GFLOP/s | % of peak | first call ms | setup s | peak RSS MB (rise) |",
@@ -206,6 +216,10 @@ def markdown(report: Dict) -> str:
         lines += ["", "| backend | not run |", "| --- | --- |"]
         for (name, status, reason), cells in not_run.items():
             lines.append(f"| {name} | {status}: {reason} |")
+    described = {}
+    for r in rows:
+        described.setdefault(r["backend"], r["description"])
+    lines += ["", "Backends:", ""] + [f"- `{name}`: {text}" for name, text in described.items()]
     if report["artifacts_s"]:
         lines += ["", "Export time (made once, not in any row): "
                   + ", ".join(f"{k} {v:.1f} s" for k, v in report["artifacts_s"].items()) + "."]

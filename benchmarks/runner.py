@@ -210,6 +210,15 @@ def _reference(pipeline: Optional[RestorationPipeline], ctx: BenchContext, image
     return {"pixels": pixels, "tensor": tensor}
 
 
+def _load_average() -> Optional[List[float]]:
+    try:
+        import os
+
+        return [round(v, 2) for v in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
+
+
 def run_benchmark(settings: BenchSettings, log: Callable[[str], None] = print,
                   pipeline: Optional[RestorationPipeline] = None) -> Dict:
     """Measure the selected backends; returns the report (see `benchmarks.report`).
@@ -224,6 +233,7 @@ def run_benchmark(settings: BenchSettings, log: Callable[[str], None] = print,
         CheckpointError / ModelFileError: the model file cannot be used.
     """
     t_start = time.perf_counter()
+    load_before = _load_average()
     backends = select(settings.backends, settings.exclude, settings.device)
     if settings.device == "cuda" and not cuda_usable():
         raise ValueError("--device cuda asked for, but CUDA is not usable here (torch.cuda.is_available() is False)")
@@ -286,4 +296,6 @@ def run_benchmark(settings: BenchSettings, log: Callable[[str], None] = print,
         "tolerances": tolerance_table(),
         "rows": rows,
         "total_s": time.perf_counter() - t_start,
+        # Other work on the machine slows every row, unevenly; the run's neighbours, for the reader.
+        "load_average": {"start": load_before, "end": _load_average()},
     }

@@ -11,6 +11,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
 
 import ort from "onnxruntime-node";
 import pngjs from "pngjs";
@@ -151,7 +152,8 @@ async function main(argv) {
 }
 
 // Run as a command (not when imported).
-if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname)) {
+const invoked = process.argv[1] && fs.existsSync(process.argv[1]) ? fs.realpathSync(process.argv[1]) : null;
+if (invoked === fs.realpathSync(fileURLToPath(import.meta.url))) {
   main(process.argv.slice(2)).catch((e) => {
     if (e instanceof UsageError) {
       console.error(`${USAGE}\n\nerror: ${e.message}`);

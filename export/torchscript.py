@@ -131,8 +131,9 @@ def save_exported_program(pipeline: RestorationPipeline, path: str | os.PathLike
     """Export the pixels signature and write the `.pt2` atomically with the metadata inside."""
     program = to_exported_program(pipeline, metadata.signature)
     path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.export.save(program, str(tmp), extra_files={METADATA_FILE: _metadata_bytes(metadata)})
+    # Through an open file: torch.export warns about paths not ending in .pt2 (our temp name).
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.export.save(program, f, extra_files={METADATA_FILE: _metadata_bytes(metadata).decode("utf-8")})
     return path
 
 
@@ -147,7 +148,8 @@ def load_exported_program(path: str | os.PathLike) -> Tuple[torch.export.Exporte
         raise ModelFileError(f"{path}: no such model file")
     extra = {METADATA_FILE: ""}
     try:
-        program = torch.export.load(str(path), extra_files=extra)
+        with open(path, "rb") as f:
+            program = torch.export.load(f, extra_files=extra)
     except Exception as e:
         raise ModelFileError(f"{path}: not a readable torch.export program ({type(e).__name__})") from None
     return program, _parse_metadata(extra[METADATA_FILE], path)

@@ -1,0 +1,154 @@
+"""What is inside one of our artifacts: metadata, I/O signature, parity measured at export.
+
+Handles every file the project writes: ONNX graphs (`.onnx`), TorchScript (`.pt`), exported
+programs (`.pt2`), training checkpoints (`.ckpt`) and released weights (`.safetensors`). A file
+that is not ours is refused with one line naming it; so is an ONNX file whose external data
+points outside its folder (its metadata is read without loading any weights).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Dict, List
+
+from runtime.metadata import ModelFileError, ModelMetadata
+
+KINDS = {".onnx": "onnx", ".pt": "torchscript", ".pt2": "exported-program", ".ckpt": "checkpoint",
+         ".safetensors": "release"}
+
+# The I/O of each signature in words, for artifacts that do not describe their own (TorchScript).
+_SIGNATURE_IO = {
+    "pixels": {
+        "inputs": [{"name": "image", "dtype": "uint8", "shape": ["batch", "height", "width", 3]}],
+        "outputs": [{"name": "restored", "dtype": "uint8", "shape": ["batch", "height", "width", 3]},
+                    {"name": "mask", "dtype": "uint8", "shape": ["batch", "height", "width", 1]},
+                    {"name": "predicted", "dtype": "uint8", "shape": ["batch", "height", "width", 3]}],
+    },
+    "tensor": {
+        "inputs": [{"name": "input", "dtype": "float32", "shape": ["batch", 3, "height", "width"]}],
+        "outputs": [{"name": "predicted", "dtype": "float32", "shape": ["batch", 3, "height", "width"]},
+                    {"name": "mask_prob", "dtype": "float32", "shape": ["batch", 1, "height", "width"]},
+                    {"name": "composite", "dtype": "float32", "shape": ["batch", 3, "height", "width"]}],
+    },
+}
+
+
+def describe(path: str | os.PathLike) -> Dict[str, Any]:
+    """Describe one of our artifacts.
+
+    Args:
+        path: an `.onnx`, `.pt`, `.pt2`, `.ckpt` or `.safetensors` file written by this project.
+
+    Returns:
+        A dict with at least `path`, `kind`, `size_bytes`; model files add `metadata` (the
+        `restore.` fields), `inputs` and `outputs`; weights files add `model_config`,
+        `threshold`, `parameters` and `weights_sha256`.
+
+    Raises:
+        ModelFileError: the file is missing, of an unknown kind, not ours, or unsafe (ONNX
+            external data outside its folder).
+        CheckpointError: a `.ckpt` / `.safetensors` that is not a readable restore file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such file")
+    kind = KINDS.get(path.suffix.lower())
+    if kind is None:
+        raise ModelFileError(f"{path}: not a restore artifact (expected one of {', '.join(KINDS)})")
+    info: Dict[str, Any] = {"path": str(path), "kind": kind, "size_bytes": path.stat().st_size}
+    if kind == "onnx":
+        info.update(_describe_onnx(path))
+    elif kind == "torchscript":
+        from export.torchscript import load_torchscript
+
+        _, meta = load_torchscript(path)
+        info.update(_from_metadata(meta))
+        info["methods"] = {"forward": "pixels", "forward_tensor": "tensor"}
+    elif kind == "exported-program":
+        from export.torchscript import load_exported_program
+
+        _, meta = load_exported_program(path)
+        info.update(_from_metadata(meta))
+    else:
+        info.update(_describe_weights(path))
+    return info
+
+
+def _from_metadata(meta: ModelMetadata) -> Dict[str, Any]:
+    io = _SIGNATURE_IO.get(meta.signature, {"inputs": [], "outputs": []})
+    return {"metadata": asdict(meta), "inputs": io["inputs"], "outputs": io["outputs"]}
+
+
+def _describe_onnx(path: Path) -> Dict[str, Any]:
+    import onnx
+
+    from runtime.metadata import read_metadata
+
+    meta = read_metadata(path)  # refuses non-ours and unsafe external data before anything else
+    proto = onnx.load(str(path), load_external_data=False)
+
+    def values(vs) -> List[Dict[str, Any]]:
+        out = []
+        for v in vs:
+            t = v.type.tensor_type
+            dtype = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name
+            shape = [d.dim_param if d.dim_param else d.dim_value for d in t.shape.dim]
+            out.append({"name": v.name, "dtype": dtype, "shape": shape})
+        return out
+
+    return {
+        "metadata": asdict(meta),
+        "inputs": values(proto.graph.input),
+        "outputs": values(proto.graph.output),
+        "opset": next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None),
+        "producer": f"{proto.producer_name} {proto.producer_version}".strip(),
+    }
+
+
+def _describe_weights(path: Path) -> Dict[str, Any]:
+    from restore_core.checkpoint import load_checkpoint, load_model, weights_sha256
+    from restore_core.model import count_parameters
+
+    loaded = load_model(path)  # CheckpointError names the file for anything not ours
+    info: Dict[str, Any] = {
+        "model_config": asdict(loaded.config),
+        "threshold": loaded.threshold,
+        "parameters": count_parameters(loaded.model),
+        "weights_sha256": weights_sha256(loaded.model),
+    }
+    if path.suffix.lower() == ".ckpt":
+        state = load_checkpoint(path)
+        # Training progress, whichever of these the trainer recorded.
+        info["training"] = {k: state[k] for k in ("epoch", "step", "best_metric", "best_val_loss") if k in state}
+    return info
+
+
+def format_description(info: Dict[str, Any]) -> str:
+    """Readable text for `restore-export inspect`: fields, I/O table, parity table."""
+    lines = [f"{info['path']}: {info['kind']}, {info['size_bytes'] / 1e6:.2f} MB"]
+    meta = info.get("metadata")
+    if meta:
+        for key in ("signature", "layout", "color_order", "precision", "threshold", "stride", "pads_inside",
+                    "weights_sha256", "format_version"):
+            lines.append(f"  {key}: {meta[key]}")
+        lines.append(f"  model_config: {meta['model_config']}")
+        lines.append(f"  exporter: {meta['exporter']}")
+        for k, v in sorted(meta.get("extra", {}).items()):
+            lines.append(f"  {k}: {v}")
+    for key in ("opset", "producer", "model_config", "threshold", "parameters", "weights_sha256", "training", "methods"):
+        if key in info and not (meta and key in ("model_config", "threshold", "weights_sha256")):
+            lines.append(f"  {key}: {info[key]}")
+    for side in ("inputs", "outputs"):
+        for v in info.get(side, []):
+            shape = "[" + ", ".join(str(d) for d in v["shape"]) + "]"
+            lines.append(f"  {side[:-1]:6s} {v['name']:10s} {v['dtype']:8s} {shape}")
+    if meta:
+        if meta.get("parity"):
+            from export.verify import format_table
+
+            lines.append(format_table(meta["parity"]))
+        else:
+            lines.append("  parity: skipped at export")
+    return "\n".join(lines)

@@ -1,6 +1,6 @@
 """`restore-demo`: the whole toolkit in one command, on a fresh install, no GPU needed.
 
-    restore-demo                # ./restore-demo/contact_sheet.png after a few minutes on a CPU
+    restore-demo                # ./restore-demo/contact_sheet.png, trained and restored on the CPU
 
 1. samples  corrupt crops of bundled photos that training holds out (ground truth kept)
 2. train    `restore-train` briefly on on-the-fly synthetic data (skipped when a model exists)
@@ -243,13 +243,13 @@ def _find_model(out: Path) -> Optional[Path]:
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
               help="Use this model (.onnx, .ckpt or .safetensors) instead of training one.")
 @click.option("--retrain", is_flag=True, help="Train even if OUT already holds a trained model.")
-@click.option("--steps", type=click.IntRange(min=1), default=600, show_default=True, help="Training steps.")
+@click.option("--steps", type=click.IntRange(min=1), default=300, show_default=True, help="Training steps.")
 @click.option("--size", type=click.IntRange(min=8), default=64, show_default=True, help="Training crop side.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--base-channels", type=click.IntRange(min=1), default=16, show_default=True, help="Model width.")
+@click.option("--base-channels", type=click.IntRange(min=1), default=12, show_default=True, help="Model width.")
 @click.option("--depth", type=click.IntRange(min=1), default=4, show_default=True, help="Model depth (stride 2**depth).")
 @click.option("--samples", type=click.IntRange(min=1), default=6, show_default=True, help="How many samples.")
-@click.option("--sample-size", type=click.IntRange(min=16), default=256, show_default=True, help="Sample side.")
+@click.option("--sample-size", type=click.IntRange(min=16), default=128, show_default=True, help="Sample side.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--verify/--no-verify", default=True, show_default=True,

@@ -106,12 +106,13 @@ def synth(out, count, size, seed, source, val_count, config_path, overwrite):
 @click.option("--seed", type=int, default=None)
 @click.option("--patience", type=int, default=None, help="Early stopping patience in epochs (0: off).")
 @click.option("--threshold", type=float, default=None, help="Mask threshold saved with the model.")
+@click.option("--threads", type=int, default=None, help="CPU threads for torch (0: one per core).")
 @click.option("--no-progress", is_flag=True, help="No progress bar (epoch lines and the JSON log remain).")
 @click.option("--summary-json", type=click.Path(dir_okay=False), default=None, help="Also write the summary here.")
 @_user_errors
 def train_cli(config_path, data, synthetic, source, epochs, batch_size, lr, num_workers, save_dir, device, resume,
               max_steps, size, epoch_samples, val_count, base_channels, depth, precision, bf16, channels_last, seed,
-              patience, threshold, no_progress, summary_json):
+              patience, threshold, threads, no_progress, summary_json):
     """Train the dual-decoder U-Net: config file, then command-line overrides.
 
     Without --data, samples are synthesized on the fly from scikit-image's photos (or --source).
@@ -142,7 +143,7 @@ def train_cli(config_path, data, synthetic, source, epochs, batch_size, lr, num_
         "train.precision": "bf16" if bf16 else precision, "train.channels_last": channels_last,
         "train.seed": seed, "train.patience": patience, "train.threshold": threshold,
         "model.base_channels": base_channels, "model.depth": depth,
-        "train.progress": False if no_progress else None,
+        "train.progress": False if no_progress else None, "train.threads": threads,
     }
     cfg = apply_overrides(cfg, overrides)
     if synthetic:

@@ -186,11 +186,15 @@ def train(cfg: Config) -> Dict[str, Any]:
         NonFiniteLossError: the loss became NaN or infinite (no checkpoint is written for it).
     """
     t = cfg.train
+    threads = torch.get_num_threads()
+    if t.threads:
+        torch.set_num_threads(t.threads)
     info = init_distributed(t.device)
     try:
         return _train(cfg, info)
     finally:
         cleanup_distributed()
+        torch.set_num_threads(threads)  # a library call leaves the process as it found it
 
 
 def _train(cfg: Config, info: DistInfo) -> Dict[str, Any]:

@@ -228,6 +228,13 @@ class OrtBackend(Backend):
             return f"needs PyTorch weights (--checkpoint) to build an fp32 graph; the --onnx file is {ctx.onnx_precision}"
         return None
 
+    def clock(self):
+        if self.io_binding:
+            # ORT works on its own CUDA stream, which torch's events do not see: wait for the
+            # bound outputs before reading the clock.
+            return WallClock(lambda: self.binding.synchronize_outputs())
+        return WallClock()  # session.run returns host arrays: the work is done when it returns
+
     def _session(self, ctx: BenchContext, signature: str, cuda_graph: bool = False):
         return ctx.ort_session(ctx.artifact(f"onnx-{signature}-{self.precision}"), self.provider, signature, cuda_graph)
 

@@ -135,12 +135,20 @@ def _f(v, fmt: str, none: str = "–") -> str:
     return none if v is None else format(v, fmt)
 
 
+def _share(x: float) -> str:
+    """A share as a percentage, without rounding a few differing values to '0.00%'."""
+    if x == 0:
+        return "0"
+    return f"{x:.2%}" if x >= 1e-4 else f"{100 * x:.1e}%"
+
+
 def _parity_cell(p: Dict) -> str:
     """Short parity summary: levels, share, mask flips, outside exact, float max diff."""
-    text = (f"≤{p['max_level_diff']} lvl, {p['differing_share']:.2%} px, mask {p['mask_disagreement']:.3%}, "
+    text = (f"≤{p['max_level_diff']} lvl, {_share(p['differing_share'])} values differ, "
+            f"mask {_share(p['mask_disagreement'])}, "
             f"outside {'exact' if p['outside_mask_exact'] else 'DIFFERS'}")
     if p.get("float_parity"):
-        text += f", float ≤{p['predicted_max_abs_diff']:.1e}"
+        text += f", float ≤{max(p['predicted_max_abs_diff'], p['mask_prob_max_abs_diff']):.1e}"
     return text
 
 
@@ -202,9 +210,10 @@ def markdown(report: Dict) -> str:
                  _f(r["fraction_of_peak"] and 100 * r["fraction_of_peak"], ".0f") + "%",
                  f"{r['first_call_ms']:.0f}", f"{r['setup_s']:.2f}", mem]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    lines += ["", f"Parity against {report['reference']} on the same inputs (worst image; uint8 levels, share of "
-              "differing values, mask disagreement, outside-mask pixels, float max |diff| of the prediction through "
-              "the tensor signature where the backend has one):", "",
+    lines += ["", f"Parity against {report['reference']} on the same inputs (uint8 levels, share of differing "
+              "output values, share of mask pixels that disagree, whether every outside-mask pixel is the input byte, "
+              "and through the tensor signature where the backend has one the largest float |diff| of the "
+              "prediction and mask probability):", "",
               "| backend | batch | size | parity | verdict |", "| --- | ---: | ---: | --- | --- |"]
     for r in ok:
         lines.append(f"| {r['backend']} | {r['batch']} | {r['height']}² | {_parity_cell(r['parity'])} | {_verdict(r['parity'])} |")

@@ -180,14 +180,14 @@ def onnx_backend(path: str | os.PathLike, pipeline: RestorationPipeline, float_p
     return backend
 
 
-def verify_onnx(path: str | os.PathLike, pipeline: RestorationPipeline, precision: str = "fp32", *,
+def verify_onnx(path: str | os.PathLike, pipeline: RestorationPipeline, precision: Optional[str] = None, *,
                 float_parity: bool = True, cases: Optional[List[Case]] = None) -> Dict[str, Any]:
     """Check an ONNX file against eager on the parity cases (ONNX Runtime, CPU provider).
 
     Args:
         path: the ONNX file (either signature).
         pipeline: the eager model it was exported from.
-        precision: "fp32" or "fp16"; selects the tolerance.
+        precision: "fp32" or "fp16"; selects the tolerance (None: the file's own metadata).
         float_parity: for a pixels file, also export its tensor twin and compare float outputs.
         cases: inputs; `parity_cases()` when None.
 
@@ -197,6 +197,10 @@ def verify_onnx(path: str | os.PathLike, pipeline: RestorationPipeline, precisio
     Raises:
         ParityError: a tolerance is broken (the message is the table).
     """
+    if precision is None:
+        from runtime.metadata import read_metadata
+
+        precision = read_metadata(path).precision
     return check_parity(onnx_backend(path, pipeline, float_parity), pipeline, precision, cases)
 
 

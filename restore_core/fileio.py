@@ -15,7 +15,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
     The temp file lives in the destination folder so the final `os.replace` is a rename on one
     file system (atomic on POSIX). On any exception the temp file is removed and `path` is left
-    exactly as it was.
+    exactly as it was. The final file gets the usual umask-derived permissions, not mkstemp's
+    owner-only 0600, so a model written by one user can be served by another.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -24,10 +25,21 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Read once at import: os.umask can only be read by setting it, which races with threads.
+_UMASK = _read_umask()
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

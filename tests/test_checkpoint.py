@@ -1,9 +1,5 @@
 """Checkpoints and released weights load safely, or are refused with one clear line."""
 
-import io
-import pickle
-import zipfile
-
 import pytest
 import torch
 
@@ -76,3 +72,10 @@ def test_weights_that_do_not_fit_the_config_are_named(tmp_path):
     save_checkpoint(state, tmp_path / "mismatch.ckpt")
     with pytest.raises(CheckpointError, match="do not match the model config"):
         load_model(tmp_path / "mismatch.ckpt")
+
+
+def test_artifacts_get_umask_permissions_not_owner_only(tmp_path):
+    from restore_core import fileio
+
+    fileio.atomic_write_text(tmp_path / "report.json", "{}")
+    assert (tmp_path / "report.json").stat().st_mode & 0o777 == 0o666 & ~fileio._UMASK

@@ -285,5 +285,5 @@ def compare(old: Dict, new: Dict) -> str:
             out.append(lead + f"{o['median_ms']:>9.1f} {r['median_ms']:>9.1f} {change:>+8.1%} "
                        f"{pct(o['fraction_of_peak']):>9} {pct(r['fraction_of_peak']):>9}")
     for k in before:
-        out.append(f"{k[0]:<24} {k[1]:>5} {k[2]:>5} gone from the new run")
+        out.append(f"{k[0]:<24} {k[1]:>5} {k[2]:>5} not in the new run")
     return "\n".join(out)

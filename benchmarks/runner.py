@@ -104,6 +104,7 @@ def load_subject(settings: BenchSettings) -> Tuple[Optional[RestorationPipeline]
         if meta.signature != "pixels":
             raise ValueError(f"{settings.onnx}: a '{meta.signature}' graph; the benchmark needs the pixels signature")
         onnx_precision = meta.precision
+        info["onnx_weights_sha256"] = meta.weights_sha256
         if pipeline is None:
             cfg = ModelConfig.from_dict(meta.model_config)
             info.update(threshold=meta.threshold, weights_sha256=meta.weights_sha256)
@@ -114,6 +115,9 @@ def load_subject(settings: BenchSettings) -> Tuple[Optional[RestorationPipeline]
 
         info.update(model_config=asdict(pipeline.model.cfg), threshold=pipeline.threshold,
                     weights_sha256=weights_sha256(pipeline.model))
+        if settings.onnx and info["onnx_weights_sha256"] != info["weights_sha256"]:
+            # Allowed (comparing two models is a use), but the parity rows then measure that.
+            info["note"] += "; the --onnx file holds other weights than the checkpoint"
         info["_flops_model"] = pipeline.model
     info["parameters"] = count_parameters(info["_flops_model"])
     return pipeline, info, onnx_precision
@@ -157,7 +161,7 @@ def run_backend(backend: Backend, ctx: BenchContext, cells: List[Tuple[int, int]
         return [_row(backend, b, s, status="skipped", reason=reason) for s, b in cells]
     rows = []
     try:
-        for key in getattr(backend, "artifacts", lambda: [])():
+        for key in backend.artifacts():
             ctx.artifact(key)  # exports before the memory reset: their peak is not the backend's
         release_memory()
         probe = MemoryProbe(cuda=backend.device == "cuda")

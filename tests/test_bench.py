@@ -112,7 +112,7 @@ def test_compare_prints_change_per_row(bench_run, tmp_path):
     text = compare(old, new)
     lines = [l for l in text.splitlines() if l.startswith("eager ")]
     assert len(lines) == 2 and all("-50.0%" in l for l in lines)
-    assert "gone-backend" in text and "gone from the new run" in text
+    assert "gone-backend" in text and "not in the new run" in text
     assert "skipped -> skipped" in text
     # And through the CLI, with a broken file refused in one line before any measuring.
     bad = tmp_path / "old.json"

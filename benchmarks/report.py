@@ -161,8 +161,10 @@ def _load_note(report: Dict) -> str:
             f"({report['machine']['usable_cpus']} CPUs): above the CPU count, neighbours were competing for them.")
 
 
-def _verdict(p: Dict) -> str:
+def _verdict(p: Dict, precision: str = "") -> str:
     if p.get("violations") is None:
+        if precision == "int8":
+            return "no tolerance stated; int8 accuracy unmeasured"
         return "no tolerance stated"
     return "within " + p["tolerance"] if not p["violations"] else "OUT: " + "; ".join(p["violations"])
 
@@ -216,7 +218,7 @@ def markdown(report: Dict) -> str:
               "prediction and mask probability):", "",
               "| backend | batch | size | parity | verdict |", "| --- | ---: | ---: | --- | --- |"]
     for r in ok:
-        lines.append(f"| {r['backend']} | {r['batch']} | {r['height']}² | {_parity_cell(r['parity'])} | {_verdict(r['parity'])} |")
+        lines.append(f"| {r['backend']} | {r['batch']} | {r['height']}² | {_parity_cell(r['parity'])} | {_verdict(r['parity'], r['precision'])} |")
     not_run = {}
     for r in rows:
         if r["status"] != "ok":
@@ -256,7 +258,7 @@ def table(report: Dict) -> str:
         ratio = f"{base / r['ms_per_image']:.2f}x" if base else "–"
         pct = _f(r["fraction_of_peak"] and 100 * r["fraction_of_peak"], ".0f")
         out.append(lead + f"{r['median_ms']:>10.1f} {r['p90_ms']:>8.1f} {r['ms_per_image']:>8.1f} {ratio:>8} "
-                   f"{r['images_per_s']:>7.2f} {pct:>6} {r['first_call_ms']:>9.0f}  {_verdict(r['parity'])}")
+                   f"{r['images_per_s']:>7.2f} {pct:>6} {r['first_call_ms']:>9.0f}  {_verdict(r['parity'], r['precision'])}")
     return "\n".join(out)
 
 

@@ -84,6 +84,19 @@ def all_mean(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return v / info.world_size
 
 
+@torch.no_grad()
+def sync_buffers(model: torch.nn.Module, info: DistInfo) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every rank.
+
+    DDP broadcasts buffers at the start of each forward, but the forward then updates each
+    rank's statistics with its own batch; without this, ranks would validate (and decide on early
+    stopping) with slightly different models.
+    """
+    if info.enabled:
+        for buf in model.buffers():
+            dist.broadcast(buf, src=0)
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()

@@ -44,6 +44,7 @@ from restore_core.distributed import (
     describe_device,
     init_distributed,
     resolve_device,
+    sync_buffers,
 )
 from restore_core.img_utils import normalize, unnormalize
 from restore_core.losses import restoration_loss
@@ -354,6 +355,7 @@ def _train(cfg: Config, info: DistInfo) -> Dict[str, Any]:
             st["epoch"] += 1
             st["batch_in_epoch"] = 0
 
+        sync_buffers(raw, info)  # every rank validates and saves rank 0's exact model
         val = evaluate(raw, val_loader, device, t.threshold)
         improved = val["loss"] < st["best_loss"]
         if improved:

@@ -76,7 +76,7 @@ def cleanup_distributed() -> None:
 
 
 def all_mean(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    """Mean of a scalar tensor over all processes (itself when not distributed)."""
+    """Element-wise mean of a tensor over all processes (itself when not distributed)."""
     if not info.enabled:
         return value
     v = value.detach().clone().float()

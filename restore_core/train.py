@@ -227,14 +227,15 @@ def _train(cfg: Config, info: DistInfo) -> Dict[str, Any]:
     st = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best_loss": math.inf, "best_step": -1,
           "es_best": math.inf, "bad_epochs": 0}
     if t.resume:
-        ckpt = load_checkpoint(t.resume, map_location=device)
+        ckpt = load_checkpoint(t.resume, map_location="cpu")  # RNG states must stay CPU tensors
         if ckpt["model_config"] != asdict(cfg.model):
             raise ConfigError(f"{t.resume}: its model config {ckpt['model_config']} differs from the "
                               f"configured one {asdict(cfg.model)}")
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
+        if ckpt["scaler"]:  # empty when saved without fp16 (a disabled scaler)
+            scaler.load_state_dict(ckpt["scaler"])
         for k in st:
             st[k] = ckpt["progress"][k]
         _set_rng_state(ckpt["rng"])
@@ -242,9 +243,8 @@ def _train(cfg: Config, info: DistInfo) -> Dict[str, Any]:
             f"batch {st['batch_in_epoch']})")
     raw = model
     if info.enabled:
-        raw_ddp = torch.nn.parallel.DistributedDataParallel(
+        model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
-        model = raw_ddp
 
     if main:
         save_dir.mkdir(parents=True, exist_ok=True)
@@ -307,9 +307,10 @@ def _train(cfg: Config, info: DistInfo) -> Dict[str, Any]:
             with autocast():
                 pred, logits = model(x)  # (N, 3, H, W), (N, 1, H, W)
             parts = restoration_loss(pred, logits, y, m)
-            # Reduce over ranks: every process must agree to stop on a bad value.
-            loss_all = all_mean(parts.total.detach(), info)
-            loss_value = float(loss_all)
+            # Mean over ranks: every process must agree to stop on a bad value, and logs show
+            # the whole step, not one shard.
+            stats = all_mean(torch.stack([parts.total.detach(), parts.lx.detach(), parts.lm.detach()]), info)
+            loss_value, lx, lm = (float(v) for v in stats.float().cpu())
             if not math.isfinite(loss_value):
                 bar.close()
                 raise NonFiniteLossError(
@@ -328,7 +329,6 @@ def _train(cfg: Config, info: DistInfo) -> Dict[str, Any]:
             st["batch_in_epoch"] += 1
 
             n = x.shape[0] * info.world_size
-            lx, lm = float(parts.lx.detach()), float(parts.lm.detach())
             sums["lx"] += lx
             sums["lm"] += lm
             sums["n"] += 1

@@ -120,7 +120,7 @@ def train_cli(config_path, data, synthetic, source, epochs, batch_size, lr, num_
     torchrun --nproc_per_node=N -m restore_core.train [options].
     """
     from restore_core.checkpoint import load_checkpoint
-    from restore_core.config import Config, apply_overrides, config_from_dict, load_config
+    from restore_core.config import apply_overrides, config_from_dict, load_config
     from restore_core.fileio import atomic_write_text
     from restore_core.train import train
 

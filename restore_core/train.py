@@ -49,7 +49,7 @@ from restore_core.distributed import (
 from restore_core.img_utils import normalize, unnormalize
 from restore_core.losses import restoration_loss
 from restore_core.metrics import MetricAccumulator
-from restore_core.model import DualDecoderUNet, ModelConfig, count_parameters
+from restore_core.model import DualDecoderUNet, count_parameters
 from restore_core.pipeline import RestorationPipeline
 
 LAST, BEST, RELEASE, LOG = "last.ckpt", "best.ckpt", "best.safetensors", "train_log.jsonl"

@@ -1,7 +1,6 @@
 """restore-data, restore-train, restore-validate: help, success, one-line errors, exit codes."""
 
 import json
-import pickle
 
 import pytest
 import torch

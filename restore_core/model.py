@@ -21,8 +21,9 @@ from torch import nn
 class ModelConfig:
     """Width and depth of the U-Net.
 
-    The defaults are the released model: 1.9 M parameters, small enough to train on a CPU in
-    minutes and to run on one in a fraction of a second, large enough to learn the task.
+    The defaults are the released model: 4.78 M parameters and 25.2 GFLOP per 256x256 image
+    (`count_parameters`, `count_flops`), small enough to train on a CPU (about 23 samples/s at
+    96x96 under bf16 autocast, 2 cores) and to run on one in about a tenth of a second.
     """
 
     in_channels: int = 3

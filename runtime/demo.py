@@ -125,14 +125,14 @@ def _save_png(arr: np.ndarray, path: Path) -> None:
 
 
 def train_model(out: Path, steps: int, size: int, batch_size: int, base_channels: int, depth: int,
-                seed: int, device: str) -> Path:
+                seed: int, device: str, lr: float) -> Path:
     """Train briefly with `restore-train` on on-the-fly data; returns the best checkpoint."""
     save_dir = out / "train"
     per_epoch = max(1, min(steps, 100))  # an epoch line (with validation) every ~100 steps
     epochs = math.ceil(steps / per_epoch)
     args = [
         "--synthetic", "--max-steps", steps, "--epochs", epochs, "--epoch-samples", per_epoch * batch_size,
-        "--batch-size", batch_size, "--size", size, "--val-count", max(4, min(32, 2 * batch_size)),
+        "--batch-size", batch_size, "--lr", lr, "--size", size, "--val-count", max(4, min(32, 2 * batch_size)),
         "--base-channels", base_channels, "--depth", depth, "--patience", 0,
         "--seed", seed, "--device", device, "--save-dir", save_dir, "--no-progress", "--num-workers", 1,
     ]
@@ -242,7 +242,9 @@ def _find_model(out: Path) -> Optional[Path]:
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
               help="Use this model (.onnx, .ckpt or .safetensors) instead of training one.")
 @click.option("--retrain", is_flag=True, help="Train even if OUT already holds a trained model.")
-@click.option("--steps", type=click.IntRange(min=1), default=300, show_default=True, help="Training steps.")
+@click.option("--steps", type=click.IntRange(min=1), default=600, show_default=True, help="Training steps.")
+@click.option("--lr", type=float, default=2e-3, show_default=True,
+              help="Learning rate; higher than the seed's 3e-4, which needs far more steps than a demo has.")
 @click.option("--size", type=click.IntRange(min=8), default=64, show_default=True, help="Training crop side.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--base-channels", type=click.IntRange(min=1), default=12, show_default=True, help="Model width.")
@@ -253,7 +255,7 @@ def _find_model(out: Path) -> Optional[Path]:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--verify/--no-verify", default=True, show_default=True,
               help="Check the exported graph against eager PyTorch (prints the parity table).")
-def main(out_dir, model_path, retrain, steps, size, batch_size, base_channels, depth, samples, sample_size, device, seed,
+def main(out_dir, model_path, retrain, steps, lr, size, batch_size, base_channels, depth, samples, sample_size, device, seed,
          verify):
     """Corrupt held-out photos, train a small model briefly, export it, restore the samples with
     restore-run, and write OUT/contact_sheet.png (before / mask / after / original)."""
@@ -272,7 +274,7 @@ def main(out_dir, model_path, retrain, steps, size, batch_size, base_channels, d
             elif checkpoint is not None:
                 click.echo(f"  using {checkpoint} (pass --retrain to train again)")
             else:
-                checkpoint = train_model(out, steps, size, batch_size, base_channels, depth, seed, device)
+                checkpoint = train_model(out, steps, size, batch_size, base_channels, depth, seed, device, lr)
         with stages.run(3, "export", "ONNX, pixels signature"):
             if onnx_path is None:
                 onnx_path = export_model(checkpoint, out / "model.onnx", verify)

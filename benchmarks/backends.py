@@ -21,7 +21,7 @@ import copy
 import os
 import time
 from contextlib import nullcontext
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch

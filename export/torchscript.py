@@ -25,7 +25,7 @@ from typing import Tuple
 
 import torch
 
-from export.onnx import ExportError, SIGNATURES, example_input, signature_module
+from export.onnx import ExportError, example_input, signature_module
 from restore_core.fileio import atomic_path
 from restore_core.pipeline import RestorationPipeline
 from runtime.metadata import ModelFileError, ModelMetadata

@@ -88,6 +88,7 @@ class BenchContext:
     def _fp16(self, signature: str) -> Path:
         if signature == "pixels" and self.onnx_path is not None:  # convert the user's own file
             import onnx
+
             from export.fp16 import convert_to_fp16
 
             path = self.workdir / "model-pixels-fp16.onnx"
@@ -141,6 +142,7 @@ class BenchContext:
         and the same check that CUDA really runs it.
         """
         import onnxruntime as ort
+
         from runtime.session import DeviceUnavailableError, _provider_list
 
         providers = _provider_list("cuda", 0, None)
@@ -178,6 +180,7 @@ def quantize_int8(src: Path, dst: Path, calibration: List[np.ndarray], signature
         if signature == "pixels":
             return {"image": img}
         import torch
+
         from restore_core.img_utils import normalize
 
         return {"input": normalize(torch.from_numpy(img).permute(0, 3, 1, 2)).contiguous().numpy()}

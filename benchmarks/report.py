@@ -64,12 +64,13 @@ def environment() -> Dict:
     import onnx
     import onnxruntime as ort
     import torch
+
     from runtime.session import available_cpus
 
     gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
     cpu_flags = ""
     try:
-        flags = next(l for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("flags")).split()
+        flags = next(ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags")).split()
         cpu_flags = " ".join(f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8") if f in flags)
     except (OSError, StopIteration):
         pass
@@ -219,13 +220,11 @@ def markdown(report: Dict) -> str:
               "| backend | batch | size | parity | verdict |", "| --- | ---: | ---: | --- | --- |"]
     for r in ok:
         lines.append(f"| {r['backend']} | {r['batch']} | {r['height']}² | {_parity_cell(r['parity'])} | {_verdict(r['parity'], r['precision'])} |")
-    not_run = {}
-    for r in rows:
-        if r["status"] != "ok":
-            not_run.setdefault((r["backend"], r["status"], r["reason"]), []).append(f"{r['batch']}×{r['height']}²")
+    # One line per backend and reason, in first-seen order, however many shapes it skipped.
+    not_run = dict.fromkeys((r["backend"], r["status"], r["reason"]) for r in rows if r["status"] != "ok")
     if not_run:
         lines += ["", "| backend | not run |", "| --- | --- |"]
-        for (name, status, reason), cells in not_run.items():
+        for (name, status, reason) in not_run:
             lines.append(f"| {name} | {status}: {reason} |")
     described = {}
     for r in rows:

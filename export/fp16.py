@@ -38,7 +38,6 @@ from typing import Dict, List, Set
 import onnx
 from onnx import TensorProto
 
-
 # Comparisons run in fp32 on the fp16 values: they cost nothing and keep the threshold exact.
 _COMPARISONS = {"Greater", "GreaterOrEqual", "Less", "LessOrEqual", "Equal"}
 

@@ -15,8 +15,8 @@ from typing import Any, Dict, Optional
 import torch
 from torch import nn
 
-from restore_core.fileio import atomic_path
 from restore_core.checkpoint import weights_sha256
+from restore_core.fileio import atomic_path
 from restore_core.pipeline import RestorationPipeline
 from runtime.metadata import FORMAT_VERSION, ModelMetadata
 

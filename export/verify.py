@@ -273,7 +273,10 @@ def format_table(summary: Dict[str, Any]) -> str:
     header = ["case"] + [c[1] for c in cols]
     body = [[r["case"]] + [c[2](r[c[0]]) if c[0] in r else "-" for c in cols] for r in rows]
     widths = [max(len(x[i]) for x in [header] + body) for i in range(len(header))]
-    fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    def fmt(cells):
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
     lines = [f"parity of {summary['backend']} against eager PyTorch fp32", fmt(header), fmt(["-" * w for w in widths])]
     lines += [fmt(b) for b in body]
     return "\n".join(lines)

@@ -105,9 +105,8 @@ class LoadedModel:
 
 
 def _read_release(path: Path):
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
-    from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="pt") as f:

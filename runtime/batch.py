@@ -29,8 +29,19 @@ import numpy as np
 from PIL import Image
 
 from runtime.fileio import atomic_write_bytes
-from runtime.images import (DEFAULT_MAX_PIXELS, FORMAT_SUFFIX, FORMATS, SUFFIX_FORMAT, ImageError, Prepared,
-                            SourceInfo, encode_image, finish, prepare, read_image)
+from runtime.images import (
+    DEFAULT_MAX_PIXELS,
+    FORMAT_SUFFIX,
+    FORMATS,
+    SUFFIX_FORMAT,
+    ImageError,
+    Prepared,
+    SourceInfo,
+    encode_image,
+    finish,
+    prepare,
+    read_image,
+)
 from runtime.report import REPORT_NAME, Record, Summary, summary_lines, write_report
 from runtime.tiling import DEFAULT_TILE_BUDGET, plan_tiles, run_tiled, tile_size_for
 
@@ -360,7 +371,7 @@ def run_folder(restorer, input_path, output_path, options: Optional[RunOptions] 
     writers = ThreadPoolExecutor(max(1, options.writers), thread_name_prefix="restore-write")
     try:
         window = 2 * max(1, options.readers) + options.batch_size
-        for job, item in _read_ahead(readers, todo, options, window):
+        for _job, item in _read_ahead(readers, todo, options, window):
             if item is None:
                 bar.update(1)
                 continue

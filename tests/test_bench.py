@@ -110,8 +110,8 @@ def test_compare_prints_change_per_row(bench_run, tmp_path):
             row["median_ms"] = row["median_ms"] * 2  # the new run is twice as fast
     old["rows"].append(dict(old["rows"][0], backend="gone-backend"))
     text = compare(old, new)
-    lines = [l for l in text.splitlines() if l.startswith("eager ")]
-    assert len(lines) == 2 and all("-50.0%" in l for l in lines)
+    lines = [ln for ln in text.splitlines() if ln.startswith("eager ")]
+    assert len(lines) == 2 and all("-50.0%" in ln for ln in lines)
     assert "gone-backend" in text and "not in the new run" in text
     assert "skipped -> skipped" in text
     # And through the CLI, with a broken file refused in one line before any measuring.

@@ -11,8 +11,13 @@ import torch
 
 from export.onnx import build_metadata
 from export.parity import FP32, pixel_parity, tensor_parity, violations
-from export.torchscript import (export_exported_program, export_torchscript, load_exported_program,
-                                load_torchscript, to_torchscript)
+from export.torchscript import (
+    export_exported_program,
+    export_torchscript,
+    load_exported_program,
+    load_torchscript,
+    to_torchscript,
+)
 from restore_core.checkpoint import weights_sha256
 from restore_core.img_utils import normalize
 from restore_core.pipeline import RestorationPipeline

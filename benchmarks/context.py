@@ -127,32 +127,10 @@ class BenchContext:
 
         device = "cpu" if provider == "cpu" else "cuda"
         check = self.onnx_path is not None and Path(path) == self.onnx_path
-        if cuda_graph:
-            return self._cuda_graph_session(path)
         session, info = make_session(str(path), device=device, provider=provider, require_signature=signature,
-                                     check_metadata=check)
+                                     check_metadata=check, cuda_graph=cuda_graph)
         self.providers_seen[provider] = info.providers
         self.ort_threads = info.threads or getattr(self, "ort_threads", None)
-        return session
-
-    def _cuda_graph_session(self, path: Path):
-        """A CUDA session with `enable_cuda_graph`, which `make_session` has no option for.
-
-        Same provider list and options as `make_session`'s CUDA sessions, plus the graph flag,
-        and the same check that CUDA really runs it.
-        """
-        import onnxruntime as ort
-
-        from runtime.session import DeviceUnavailableError, _provider_list
-
-        providers = _provider_list("cuda", 0, None)
-        name, opts = providers[0]
-        opts = {**opts, "enable_cuda_graph": "1"}
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        session = ort.InferenceSession(str(path), sess_options=so, providers=[(name, opts)])
-        if session.get_providers()[0] != "CUDAExecutionProvider":
-            raise DeviceUnavailableError(f"CUDA graphs requested but onnxruntime runs {session.get_providers()[0]}")
         return session
 
 

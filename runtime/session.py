@@ -121,7 +121,8 @@ def preload_cuda_libraries() -> str:
     return buf.getvalue().strip()
 
 
-def _provider_list(provider: str, device_id: int, cache_dir: Optional[str]) -> List[Union[str, Tuple[str, Dict]]]:
+def _provider_list(provider: str, device_id: int, cache_dir: Optional[str],
+                   cuda_graph: bool = False) -> List[Union[str, Tuple[str, Dict]]]:
     """The providers to ask for, most preferred first, with the options a folder run wants."""
     cuda_opts = {
         "device_id": str(device_id),
@@ -131,6 +132,9 @@ def _provider_list(provider: str, device_id: int, cache_dir: Optional[str]) -> L
         # Grow the memory arena by what is asked, not by doubling: mixed sizes waste less memory.
         "arena_extend_strategy": "kSameAsRequested",
     }
+    if cuda_graph:
+        # Replays one captured graph: only for a fixed input shape, with IO-bound buffers.
+        cuda_opts["enable_cuda_graph"] = "1"
     if provider == "cpu":
         return ["CPUExecutionProvider"]
     if provider == "cuda":
@@ -165,6 +169,7 @@ def make_session(
     check_metadata: bool = True,
     trt_cache_dir: Optional[str] = None,
     log_severity: int = 3,
+    cuda_graph: bool = False,
 ):
     """Create an `onnxruntime.InferenceSession` on the device asked for, and prove it runs there.
 
@@ -181,6 +186,8 @@ def make_session(
             or of an unknown format version). Off only for research graphs without it.
         trt_cache_dir: where TensorRT keeps its built engines (default: beside the model file).
         log_severity: ORT's log level (3 = errors only); our own errors say what went wrong.
+        cuda_graph: capture and replay a CUDA graph (CUDA provider only; one fixed input shape,
+            inputs and outputs bound on the device). For benchmarks of fixed-size serving.
 
     Returns:
         (session, SessionInfo).
@@ -251,7 +258,9 @@ def make_session(
 
     if trt_cache_dir is None and want == "tensorrt":
         trt_cache_dir = str(Path(source).resolve().parent / ".trt-cache") if not is_bytes else None
-    providers = _provider_list(want, device_id, trt_cache_dir)
+    if cuda_graph and want != "cuda":
+        raise ValueError("cuda_graph needs the CUDA provider")
+    providers = _provider_list(want, device_id, trt_cache_dir, cuda_graph)
     try:
         session = ort.InferenceSession(bytes(model) if is_bytes else str(model), sess_options=opts, providers=providers)
     except Exception as e:  # ORT raises its own exception types (Fail, InvalidGraph, ...)

@@ -141,3 +141,16 @@ def test_cuda_runner_with_io_binding_matches_cpu(tiny_onnx):
     assert sess.get_providers()[0] == "CUDAExecutionProvider" and info.device == "cuda"
     gpu = rs.Runner(sess, info).run(image)
     assert violations(pixel_parity(image, cpu, gpu), FP32) == []
+
+
+def test_cuda_graph_option_reaches_the_cuda_provider_only():
+    from runtime.session import _provider_list
+
+    cuda = dict(_provider_list("cuda", 0, None, cuda_graph=True)[0][1])
+    assert cuda["enable_cuda_graph"] == "1" and cuda["cudnn_conv_algo_search"] == "HEURISTIC"
+    assert "enable_cuda_graph" not in dict(_provider_list("cuda", 0, None)[0][1])
+
+
+def test_cuda_graph_on_the_cpu_is_refused(tiny_onnx):
+    with pytest.raises(ValueError, match="cuda_graph needs the CUDA provider"):
+        rs.make_session(tiny_onnx, device="cpu", cuda_graph=True)

@@ -23,7 +23,7 @@ from runtime.metadata import FORMAT_VERSION, ModelMetadata
 MIN_OPSET = 18
 DEFAULT_OPSET = 20
 
-# Names and layouts of the two signatures (the contract in DESIGN.md).
+# Names and layouts of the two signatures (the I/O contract the README documents).
 SIGNATURES = {
     "pixels": {"inputs": ["image"], "outputs": ["restored", "mask", "predicted"], "layout": "NHWC"},
     "tensor": {"inputs": ["input"], "outputs": ["predicted", "mask_prob", "composite"], "layout": "NCHW"},

@@ -44,7 +44,7 @@ def _user_errors(fn):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def data_cli():
-    """Make datasets in the seed's layout: ROOT/{train,val}/{clean,corrupted,mask}/NAME.png."""
+    """Make datasets in the reference design's layout: ROOT/{train,val}/{clean,corrupted,mask}/NAME.png."""
 
 
 @data_cli.command("synth")

@@ -1,4 +1,4 @@
-"""Training configuration: dataclasses with the seed's reference values, read from TOML.
+"""Training configuration: dataclasses with the reference design's values, read from TOML.
 
 The dataclass defaults are the single source of truth; `configs/default.toml` lists the same
 values for people to copy and edit (a test keeps the two equal), so the package works when
@@ -35,7 +35,7 @@ class DataConfig:
     """Where training data comes from.
 
     Attributes:
-        root: a dataset root in the seed's layout (ROOT/{train,val}/{clean,corrupted,mask});
+        root: a dataset root in the reference design's layout (ROOT/{train,val}/{clean,corrupted,mask});
             unset: synthesize samples on the fly from `source` (endless variety, no disk).
         source: folder of clean images for on-the-fly synthesis; unset: scikit-image's photos.
         size: side of the square training crops (a multiple of the model's stride).
@@ -59,7 +59,7 @@ class TrainConfig:
     """Optimization, schedule, devices and bookkeeping.
 
     Attributes:
-        epochs, batch_size, lr: the seed's reference values (25, 16, 3e-4).
+        epochs, batch_size, lr: the reference design's values (25, 16, 3e-4).
         weight_decay: AdamW weight decay.
         warmup_steps: linear warm-up, then cosine decay to `min_lr_ratio * lr` at the last step.
         grad_clip: max gradient norm; 0 turns clipping off.
@@ -74,7 +74,7 @@ class TrainConfig:
         seed: seeds weights, data order, augmentation and corruption.
         save_dir: where last.ckpt, best.ckpt, best.safetensors and train_log.jsonl go.
         resume: a last.ckpt to continue from exactly.
-        threshold: mask binarization threshold stored with the model (the seed's 0.1).
+        threshold: mask binarization threshold stored with the model (the reference design's 0.1).
         checkpoint_every: also write last.ckpt every this many steps (0: at epoch ends only).
         log_every: steps between JSON-lines log records.
         progress: show a progress bar.

@@ -32,7 +32,7 @@ class CorruptionConfig:
         size: (min, max) extent of a shape (side, or diameter/axis length) as a fraction of the
             image's shorter side.
         shapes: the shapes to choose from, uniformly.
-        fill: "random" a uniform random RGB colour per shape (the seed's artifacts); "image" the
+        fill: "random" a uniform random RGB colour per shape (the reference design's artifacts); "image" the
             colour of a random pixel of the same image (harder: colour alone gives the shape
             away less); "mixed" either, with equal odds per shape.
     """

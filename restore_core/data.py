@@ -1,4 +1,4 @@
-"""Training data: paired folders in the seed's layout, on-the-fly synthesis, and the sampler.
+"""Training data: paired folders in the reference design's layout, on-the-fly synthesis, and the sampler.
 
 Layout: ROOT/{train,val}/{clean,corrupted,mask}/NAME.png, pairs matched by NAME, mask non-zero
 (255 or 1) = corrupted. `check_dataset` reads every file's header before training starts, so
@@ -94,7 +94,7 @@ def check_dataset(root: str | os.PathLike, splits: Sequence[str] = SPLITS,
     """Check a dataset root before training and return the sorted sample names of each split.
 
     Args:
-        root: dataset root in the seed's layout.
+        root: dataset root in the reference design's layout.
         splits: which splits must be present.
         min_size: the training crop; every `train` image must be at least this large.
 
@@ -241,7 +241,7 @@ def synthesize_dataset(out_root: str | os.PathLike, count: int, size: int, seed:
                        source: str | os.PathLike | None = None, val_count: Optional[int] = None,
                        corruption: CorruptionConfig | None = None, overwrite: bool = False,
                        progress: bool = False) -> Dict[str, int]:
-    """Write a synthetic dataset in the seed's layout: ROOT/{train,val}/{clean,corrupted,mask}/NAME.png.
+    """Write a synthetic dataset in the reference design's layout: ROOT/{train,val}/{clean,corrupted,mask}/NAME.png.
 
     Validation samples come from photos held out of training (see `photos.split_sources`).
     Every file is written atomically; the same arguments give the same bytes.

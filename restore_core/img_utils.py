@@ -1,4 +1,4 @@
-"""Pixel scaling between uint8 images and the network's [-1, 1] range (the seed's helpers).
+"""Pixel scaling between uint8 images and the network's [-1, 1] range (the reference design's helpers).
 
 These are the only two places where the scale lives: data loading, `RestorationPipeline` and
 therefore every exported graph go through them. Both keep the tensor's layout.

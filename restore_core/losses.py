@@ -1,10 +1,10 @@
-"""The seed's training loss, L = 2 * Lx + Lm, exactly as written there.
+"""The reference design's training loss, L = 2 * Lx + Lm, exactly as written there.
 
 Lx = ||(x_hat - x) * m||_1 / |m|: the L1 norm runs over every corrupted pixel *and its three
 channels* (the norm of the M x N x 3 difference), divided by |m|, the number of corrupted
 *pixels*. So Lx is the per-pixel sum of the three channel errors, averaged over corrupted
 pixels. Over a batch, numerator and |m| are summed over all images before dividing (each
-corrupted pixel weighs the same); for one image this is the seed's formula. An image or batch
+corrupted pixel weighs the same); for one image this is the reference design's formula. An image or batch
 with no corrupted pixel has Lx = 0 (|m| is clamped to 1), so the loss stays finite.
 
 Lm = mean binary cross-entropy over all pixels, computed from the mask *logits* with
@@ -19,7 +19,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-IMAGE_WEIGHT = 2.0  # the seed's weight of Lx
+IMAGE_WEIGHT = 2.0  # the reference design's weight of Lx
 
 
 class LossParts(NamedTuple):

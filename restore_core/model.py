@@ -1,4 +1,4 @@
-"""The dual-decoder U-Net of the seed document.
+"""The dual-decoder U-Net of the reference design.
 
 One shared encoder of ResNet blocks, two decoders that mirror it: one predicts the clean
 image (tanh, [-1, 1]), the other the mask of corrupted pixels (sigmoid, [0, 1]).
@@ -81,7 +81,7 @@ class ConvNormAct(nn.Module):
 
 
 class ResNetBlock(nn.Module):
-    """The seed's block: 3x3 conv -> BatchNorm -> sum with the block input -> SiLU."""
+    """The reference design's block: 3x3 conv -> BatchNorm -> sum with the block input -> SiLU."""
 
     def __init__(self, channels: int, norm=nn.BatchNorm2d, act=nn.SiLU):
         super().__init__()
@@ -110,7 +110,7 @@ class Stage(nn.Module):
 
 
 class Encoder(nn.Module):
-    """Stages then MaxPool; the skip of each stage is taken before its pool (seed)."""
+    """Stages then MaxPool; the skip of each stage is taken before its pool (reference design)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -156,7 +156,7 @@ class DualDecoderUNet(nn.Module):
     """Shared encoder, image decoder (tanh) and mask decoder (sigmoid).
 
     `forward` returns the mask *logits*: the loss takes them (BCE-with-logits equals BCE on the
-    sigmoid, but is stable and safe under autocast); `predict` applies the seed's sigmoid head.
+    sigmoid, but is stable and safe under autocast); `predict` applies the reference design's sigmoid head.
     Inputs are normalized images in [-1, 1] whose H and W are multiples of `stride`.
     """
 

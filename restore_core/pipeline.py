@@ -17,7 +17,7 @@ from torch import nn
 from restore_core.img_utils import normalize, unnormalize
 from restore_core.model import DualDecoderUNet
 
-DEFAULT_THRESHOLD = 0.1  # the seed's binarization threshold for the mask
+DEFAULT_THRESHOLD = 0.1  # the reference design's binarization threshold for the mask
 
 
 class RestorationPipeline(nn.Module):

@@ -1,4 +1,4 @@
-"""Training: `train(cfg)` runs the seed's recipe and returns a summary; `restore-train` calls it.
+"""Training: `train(cfg)` runs the reference design's recipe and returns a summary; `restore-train` calls it.
 
 Per step: normalize the uint8 batch on the device, forward (autocast where asked), L = 2 Lx + Lm,
 backward (grad scaler for fp16), clip, AdamW, warm-up + cosine schedule. Per epoch: validate

@@ -1,4 +1,4 @@
-"""Validation as the seed describes it: run a trained model over ROOT/val and save what it made.
+"""Validation as the reference design describes it: run a trained model over ROOT/val and save what it made.
 
 For every validation sample, `RestorationPipeline` (the deployed code path: normalization,
 padding, thresholding and compositing live only there) writes
@@ -44,9 +44,9 @@ def validate(checkpoint: str | os.PathLike, data_root: str | os.PathLike, out_di
 
     Args:
         checkpoint: a training checkpoint (.ckpt) or a release (.safetensors).
-        data_root: dataset root in the seed's layout; its `val` split is used.
+        data_root: dataset root in the reference design's layout; its `val` split is used.
         out_dir: where the three image folders and metrics.json go.
-        threshold: mask threshold; None uses the one saved with the model (the seed's 0.1).
+        threshold: mask threshold; None uses the one saved with the model (the reference design's 0.1).
         device: auto, cpu or cuda.
         progress: show a progress bar.
 

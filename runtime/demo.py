@@ -244,7 +244,7 @@ def _find_model(out: Path) -> Optional[Path]:
 @click.option("--retrain", is_flag=True, help="Train even if OUT already holds a trained model.")
 @click.option("--steps", type=click.IntRange(min=1), default=600, show_default=True, help="Training steps.")
 @click.option("--lr", type=float, default=2e-3, show_default=True,
-              help="Learning rate; higher than the seed's 3e-4, which needs far more steps than a demo has.")
+              help="Learning rate; higher than the reference design's 3e-4, which needs far more steps than a demo has.")
 @click.option("--size", type=click.IntRange(min=8), default=64, show_default=True, help="Training crop side.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--base-channels", type=click.IntRange(min=1), default=12, show_default=True, help="Model width.")

@@ -1,4 +1,4 @@
-"""Datasets: the seed's layout on disk, pairing errors named before training, reproducible sampling."""
+"""Datasets: the reference design's layout on disk, pairing errors named before training, reproducible sampling."""
 
 import numpy as np
 import pytest

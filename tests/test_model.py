@@ -37,7 +37,7 @@ def test_structure_follows_the_seed():
     assert model.stride == 8
     assert len(model.encoder.stages) == 3
     assert len(model.image_decoder.stages) == len(model.mask_decoder.stages) == 3
-    # Two heads of the seed's widths: 3 image channels, 1 mask channel, both 1x1.
+    # Two heads of the reference design's widths: 3 image channels, 1 mask channel, both 1x1.
     assert model.image_decoder.head.out_channels == 3 and model.image_decoder.head.kernel_size == (1, 1)
     assert model.mask_decoder.head.out_channels == 1 and model.mask_decoder.head.kernel_size == (1, 1)
     # The decoders share the encoder but not weights with each other.

@@ -44,7 +44,7 @@ def test_tensor_path_matches_the_seed_formula(tiny_pipeline):
     with torch.inference_mode():
         pred, prob, composite = tiny_pipeline.forward_tensor(x)
     m_bin = (prob >= 0.1).float()
-    expected = (1 - m_bin) * x + m_bin * pred  # the seed's equation
+    expected = (1 - m_bin) * x + m_bin * pred  # the reference design's equation
     assert torch.allclose(composite, expected, atol=0, rtol=0)
 
 

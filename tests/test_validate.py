@@ -1,4 +1,4 @@
-"""restore-validate's library function: the seed's three folders, metrics that match the images."""
+"""restore-validate's library function: the reference design's three folders, metrics that match the images."""
 
 import json
 from dataclasses import asdict

@@ -127,3 +127,28 @@ def test_merge_keeps_the_worst():
                     {"max_level_diff": 0, "differing_share": 0.3, "outside_mask_exact": False}])
     assert merged == {"max_level_diff": 1, "differing_share": 0.3, "outside_mask_exact": False}
     assert FP16.max_mask_disagreement > FP32.max_mask_disagreement
+
+
+def test_mask_flips_count_over_all_checked_pixels(pipeline, cases):
+    """One flipped pixel per image is 0.024% of the 64x64 case but 8 of ~216k checked pixels
+    (0.004%): passes. Thirty per image (0.11% of all checked pixels) fails."""
+
+    def flip(count):
+        def edit(image, out):
+            mask, restored = out[1], out[0]
+            n, h, w = mask.shape[:3]
+            idx = np.arange(count) * 7 % (h * w)  # distinct pixels, spread out
+            for b in range(n):
+                for i in idx:
+                    y, x = divmod(int(i), w)
+                    mask[b, y, x, 0] = 255 - mask[b, y, x, 0]
+                    restored[b, y, x] = out[2][b, y, x] if mask[b, y, x, 0] else image[b, y, x]
+            return out
+        return edit
+
+    one = check_parity(Backend("one flip", _eager_backend(pipeline, pixels_edit=flip(1)).pixels), pipeline, "fp32", cases)
+    assert one["passed"] and one["cases"][0]["mask_disagreement"] > FP32.max_mask_disagreement
+    assert one["worst"]["mask_disagreement"] < FP32.max_mask_disagreement
+    with pytest.raises(ParityError, match="mask disagrees"):
+        many = _eager_backend(pipeline, pixels_edit=flip(30)).pixels  # 30 of 4096 = 0.7% per image
+        check_parity(Backend("many flips", many), pipeline, "fp32", cases)

@@ -26,7 +26,7 @@ from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
 from restore_core.corruption import CorruptionConfig, corrupt, sample_rng
-from restore_core.fileio import atomic_path
+from restore_core.fileio import atomic_save_png
 from restore_core.photos import IMAGE_SUFFIXES, bundled_photos, load_folder_images, random_crop, split_sources
 
 SPLITS = ("train", "val")
@@ -232,11 +232,6 @@ def source_images(source: str | os.PathLike | None) -> Tuple[list, list]:
     return split_sources(load_folder_images(source), bundled=False)
 
 
-def _save_png(arr: np.ndarray, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        Image.fromarray(arr).save(tmp, format="PNG")
-
-
 def synthesize_dataset(out_root: str | os.PathLike, count: int, size: int, seed: int,
                        source: str | os.PathLike | None = None, val_count: Optional[int] = None,
                        corruption: CorruptionConfig | None = None, overwrite: bool = False,
@@ -284,9 +279,9 @@ def synthesize_dataset(out_root: str | os.PathLike, count: int, size: int, seed:
         for i in tqdm(range(len(ds)), desc=split, disable=not progress, unit="img"):
             corrupted, clean, mask = ds.sample(i)
             name = f"{i:0{width}d}.png"
-            _save_png(clean, out_root / split / "clean" / name)
-            _save_png(corrupted, out_root / split / "corrupted" / name)
-            _save_png(mask.astype(np.uint8) * 255, out_root / split / "mask" / name)
+            atomic_save_png(clean, out_root / split / "clean" / name)
+            atomic_save_png(corrupted, out_root / split / "corrupted" / name)
+            atomic_save_png(mask.astype(np.uint8) * 255, out_root / split / "mask" / name)
     return {"train": count, "val": val_count}
 
 

@@ -21,6 +21,8 @@ from typing import Dict, List, Optional
 import torch
 import torch.nn.functional as F
 
+from restore_core.losses import IMAGE_WEIGHT
+
 PSNR_CAP = 100.0
 PSNR_GOOD = 30.0
 
@@ -115,7 +117,7 @@ class MetricAccumulator:
             return sum(vals) / len(vals) if vals else None
 
         return {
-            "loss": 2.0 * l1 + bce,
+            "loss": IMAGE_WEIGHT * l1 + bce,
             "l1_corrupted": l1,
             "bce": bce,
             "mask_iou": self.tp / union if union else 1.0,

@@ -36,12 +36,11 @@ class RestorationPipeline(nn.Module):
         self.threshold = float(threshold)
         self.stride = int(model.stride)
 
-    def forward_tensor(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The float path: `x` (N, 3, H, W) in [-1, 1], any H and W.
+    def predict(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Network outputs for `x` (N, 3, H, W) in [-1, 1], any H and W: padded in, cropped out.
 
         Returns:
-            predicted (N, 3, H, W) in [-1, 1], mask probability (N, 1, H, W) in [0, 1], and the
-            composite (N, 3, H, W): `x` where the binarized mask is 0, `predicted` where it is 1.
+            predicted (N, 3, H, W) in [-1, 1] and mask probability (N, 1, H, W) in [0, 1].
         """
         h, w = x.shape[-2], x.shape[-1]
         # Pad bottom/right up to the next multiple of the stride so every pooled size is even;
@@ -52,6 +51,17 @@ class RestorationPipeline(nn.Module):
         pred, logits = self.model(xp)
         pred = pred[:, :, :h, :w]  # (N, 3, H, W)
         prob = torch.sigmoid(logits[:, :, :h, :w])  # (N, 1, H, W)
+        return pred, prob
+
+    @torch.jit.export  # scripted beside forward, so TorchScript files carry the float path too
+    def forward_tensor(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The float path: `x` (N, 3, H, W) in [-1, 1], any H and W.
+
+        Returns:
+            predicted (N, 3, H, W) in [-1, 1], mask probability (N, 1, H, W) in [0, 1], and the
+            composite (N, 3, H, W): `x` where the binarized mask is 0, `predicted` where it is 1.
+        """
+        pred, prob = self.predict(x)
         corrupted = prob >= self.threshold  # (N, 1, H, W) bool
         # torch.where, not (1 - m) * x + m * pred: selecting copies input values exactly.
         composite = torch.where(corrupted, pred.to(x.dtype), x)
@@ -67,7 +77,7 @@ class RestorationPipeline(nn.Module):
         # contiguous(): a permuted (channels-last strided) input makes torch.export specialize
         # the batch size (its conv meta kernel guards N > 1), so a .pt2 would refuse single images.
         x = normalize(image.permute(0, 3, 1, 2).contiguous())  # (N, 3, H, W) in [-1, 1]
-        pred, prob, _ = self.forward_tensor(x)
+        pred, prob = self.predict(x)
         corrupted = (prob >= self.threshold).permute(0, 2, 3, 1)  # (N, H, W, 1) bool
         predicted = unnormalize(pred.permute(0, 2, 3, 1))  # (N, H, W, 3) uint8
         # Composite in uint8 so pixels outside the mask are the input bytes by construction.

@@ -47,7 +47,7 @@ from restore_core.distributed import (
     sync_buffers,
 )
 from restore_core.img_utils import normalize, unnormalize
-from restore_core.losses import restoration_loss
+from restore_core.losses import IMAGE_WEIGHT, restoration_loss
 from restore_core.metrics import MetricAccumulator
 from restore_core.model import DualDecoderUNet, count_parameters
 from restore_core.pipeline import RestorationPipeline
@@ -373,7 +373,7 @@ def _train(cfg: Config, info: DistInfo) -> Dict[str, Any]:
             f"PSNR {val['psnr']:.2f} | {samples_per_s:.1f} samples/s, {epoch_seconds:.0f}s"
             + (" | best" if improved else "") + ("" if epoch_done else " (partial epoch)"))
         log.write(type="epoch", epoch=epoch + 1, step=st["step"], complete=epoch_done, train_lx=train_lx,
-                  train_lm=train_lm, train_loss=2 * train_lx + train_lm, val=val, best=improved,
+                  train_lm=train_lm, train_loss=IMAGE_WEIGHT * train_lx + train_lm, val=val, best=improved,
                   seconds=epoch_seconds, samples_per_s=samples_per_s)
         save_last(val)
         if improved and main:

@@ -17,24 +17,17 @@ import os
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-import numpy as np
 import torch
-from PIL import Image
 
 from restore_core.checkpoint import load_model
 from restore_core.data import PairedFolderDataset, check_dataset
 from restore_core.distributed import resolve_device
-from restore_core.fileio import atomic_path, atomic_write_text
-from restore_core.img_utils import normalize
+from restore_core.fileio import atomic_save_png, atomic_write_text
+from restore_core.img_utils import normalize, unnormalize
 from restore_core.metrics import MetricAccumulator
 from restore_core.pipeline import RestorationPipeline
 
 OUTPUT_DIRS = ("predicted_images", "reconstructed_images", "binary_masks")
-
-
-def _save_png(arr: np.ndarray, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        Image.fromarray(arr).save(tmp, format="PNG")
 
 
 @torch.no_grad()
@@ -57,7 +50,7 @@ def validate(checkpoint: str | os.PathLike, data_root: str | os.PathLike, out_di
         CheckpointError, DatasetError, DeviceError: bad input, named.
     """
     dev = resolve_device(device)
-    names = check_dataset(data_root, splits=("val",))["val"]  # problems named before any work
+    check_dataset(data_root, splits=("val",))  # problems named before any work
     loaded = load_model(checkpoint, device=dev)
     thr = loaded.threshold if threshold is None else float(threshold)
     pipe = RestorationPipeline(loaded.model, thr).eval()
@@ -68,22 +61,21 @@ def validate(checkpoint: str | os.PathLike, data_root: str | os.PathLike, out_di
     from tqdm import tqdm
 
     for i in tqdm(range(len(ds)), desc="validate", unit="img", disable=not progress):
-        corrupted, clean, mask = ds.read(i)  # (H, W, 3) uint8 x2, (H, W) bool
-        image = torch.from_numpy(np.array(corrupted))[None].to(dev)  # (1, H, W, 3) uint8
-        restored, bin_mask, predicted = pipe(image)  # (1,H,W,3), (1,H,W,1), (1,H,W,3) uint8
-        pred, prob, _ = pipe.forward_tensor(normalize(image.permute(0, 3, 1, 2)))  # float figures
-        clean_u8 = torch.from_numpy(np.array(clean)).permute(2, 0, 1)[None]  # (1, 3, H, W)
-        true_mask = torch.from_numpy(np.array(mask))[None, None]  # (1, 1, H, W)
-        rec = acc.update(pred, prob, normalize(clean_u8), true_mask, restored.permute(0, 3, 1, 2), clean_u8)[0]
+        corrupted, clean, true_mask = (t[None].to(dev) for t in ds[i])  # (1,3,H,W) u8 x2, (1,1,H,W) bool
+        # One pass of the pipeline's float path gives every figure and image: unnormalize is the
+        # exact inverse of normalize, so unnormalize(composite) is the pixel path's `restored`.
+        pred, prob, composite = pipe.forward_tensor(normalize(corrupted))
+        restored = unnormalize(composite)  # (1, 3, H, W) uint8
+        rec = acc.update(pred, prob, normalize(clean), true_mask, restored, clean)[0]
         per_image[ds.names[i]] = rec
         name = ds.names[i] + ".png"
-        _save_png(predicted[0].cpu().numpy(), out / "predicted_images" / name)
-        _save_png(restored[0].cpu().numpy(), out / "reconstructed_images" / name)
-        _save_png(bin_mask[0, :, :, 0].cpu().numpy(), out / "binary_masks" / name)
+        atomic_save_png(unnormalize(pred)[0].permute(1, 2, 0).cpu().numpy(), out / "predicted_images" / name)
+        atomic_save_png(restored[0].permute(1, 2, 0).cpu().numpy(), out / "reconstructed_images" / name)
+        atomic_save_png(((prob[0, 0] >= thr).to(torch.uint8) * 255).cpu().numpy(), out / "binary_masks" / name)
     report = {
         "checkpoint": str(checkpoint),
         "data": str(Path(data_root) / "val"),
-        "samples": len(names),
+        "samples": len(ds),
         "threshold": thr,
         "model": loaded.describe(),
         "metrics": acc.result(),

@@ -43,7 +43,7 @@ from runtime.images import (
     read_image,
 )
 from runtime.report import REPORT_NAME, Record, Summary, summary_lines, write_report
-from runtime.tiling import DEFAULT_TILE_BUDGET, plan_tiles, run_tiled, tile_size_for
+from runtime.tiling import tile_size_for
 
 MASKS_DIR = "masks"
 PREDICTED_DIR = "predicted"
@@ -62,8 +62,8 @@ class RunOptions:
     save_predicted: bool = False  # OUTPUT/predicted/REL likewise, the raw image-decoder output
     overwrite: bool = False  # rewrite outputs that already exist
     format: Optional[str] = None  # png | jpeg | webp | bmp | tiff; default: the input's
-    tile: Optional[int] = None  # None = automatic above tile_budget, 0 = never, N = tile size
-    tile_budget: int = DEFAULT_TILE_BUDGET
+    tile: Optional[int] = None  # None = the Restorer's setting, 0 = never, N = tile size
+    tile_budget: Optional[int] = None  # None = the Restorer's automatic-tiling threshold
     max_pixels: Optional[int] = DEFAULT_MAX_PIXELS  # refuse larger images (decompression bombs)
     report: Optional[str] = None  # default OUTPUT/restore-report.json
     quality: int = 95  # JPEG and lossy WebP
@@ -300,6 +300,12 @@ def _read_ahead(pool: ThreadPoolExecutor, jobs: List[Job], options: RunOptions, 
         yield job, future.result()
 
 
+def _first_line(e: BaseException) -> str:
+    """`Type: first line of the message`, also for exceptions with an empty message (MemoryError())."""
+    lines = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {lines[0][:200]}" if lines else type(e).__name__
+
+
 def run_folder(restorer, input_path, output_path, options: Optional[RunOptions] = None) -> RunResult:
     """Restore a folder (recursively, relative paths mirrored) or a single image.
 
@@ -321,6 +327,10 @@ def run_folder(restorer, input_path, output_path, options: Optional[RunOptions] 
     options = options or RunOptions()
     if options.batch_size < 1:
         raise PlanError("--batch-size must be at least 1")
+    if options.max_pixels and options.max_pixels > (Image.MAX_IMAGE_PIXELS or 0):
+        # Our header check against max_pixels replaces Pillow's global bomb limit, which would
+        # otherwise refuse (or warn about) images the caller allowed.
+        Image.MAX_IMAGE_PIXELS = options.max_pixels
     start = time.perf_counter()
     infer_before = restorer.inference_seconds
     jobs, report_path = plan_run(input_path, output_path, options)
@@ -348,7 +358,7 @@ def run_folder(restorer, input_path, output_path, options: Optional[RunOptions] 
             restored, mask, predicted = restorer.infer(batch)
         except Exception as e:  # e.g. out of memory on a huge batch: fail these, keep going
             for it in items:
-                _fail(it.job.record, f"inference failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+                _fail(it.job.record, f"inference failed: {_first_line(e)}")
                 bar.update(1)
             return
         share = (time.perf_counter() - t0) / len(items)
@@ -357,15 +367,13 @@ def run_folder(restorer, input_path, output_path, options: Optional[RunOptions] 
 
     def run_tiled_image(item: Loaded, size: int) -> None:
         t0 = time.perf_counter()
-        rgb = item.prep.rgb
         try:
-            restored, mask, predicted = run_tiled(restorer.infer, rgb, size, restorer.halo, restorer.stride, options.batch_size)
+            restored, mask, predicted, tiles = restorer.run_rgb(item.prep.rgb, size)
         except Exception as e:
-            _fail(item.job.record, f"inference failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+            _fail(item.job.record, f"inference failed: {_first_line(e)}")
             bar.update(1)
             return
-        tiles = len(plan_tiles(rgb.shape[0], rgb.shape[1], size, restorer.halo, restorer.stride))
-        submit_write(item, (restored, mask[..., 0], predicted), time.perf_counter() - t0, tiles)
+        submit_write(item, (restored, mask, predicted), time.perf_counter() - t0, tiles)
 
     readers = ThreadPoolExecutor(max(1, options.readers), thread_name_prefix="restore-read")
     writers = ThreadPoolExecutor(max(1, options.writers), thread_name_prefix="restore-write")
@@ -376,7 +384,8 @@ def run_folder(restorer, input_path, output_path, options: Optional[RunOptions] 
                 bar.update(1)
                 continue
             h, w = item.prep.rgb.shape[:2]
-            size = tile_size_for(h, w, options.tile, options.tile_budget)
+            size = tile_size_for(h, w, restorer.tile if options.tile is None else options.tile,
+                                 restorer.tile_budget if options.tile_budget is None else options.tile_budget)
             if size is not None:
                 run_tiled_image(item, size)
                 continue

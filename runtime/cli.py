@@ -55,7 +55,6 @@ def main(model_path, input_path, output_path, device, provider, batch_size, save
     Relative paths are mirrored under OUTPUT; each image keeps its format and mode unless
     --format says otherwise. Bad files are reported and skipped; the rest is restored.
     """
-    from PIL import Image
 
     from runtime.batch import PlanError, RunOptions, run_folder
     from runtime.metadata import ModelFileError
@@ -63,9 +62,6 @@ def main(model_path, input_path, output_path, device, provider, batch_size, save
     from runtime.session import DeviceUnavailableError
 
     start = time.perf_counter()
-    if max_pixels > (Image.MAX_IMAGE_PIXELS or 0):
-        # Our --max-pixels check replaces Pillow's global bomb limit (which would refuse first).
-        Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         restorer = Restorer(model_path, device=device, provider=provider, threads=threads, tile=tile,
                             tile_budget=tile_budget, batch_size=batch_size)
@@ -76,7 +72,7 @@ def main(model_path, input_path, output_path, device, provider, batch_size, save
     click.echo(f"model {model_path} on {restorer.info.describe()} ({time.perf_counter() - start:.2f} s to load)", err=True)
     options = RunOptions(
         batch_size=batch_size, save_mask=save_mask, save_predicted=save_predicted, overwrite=overwrite, format=fmt,
-        tile=tile, tile_budget=tile_budget, max_pixels=max_pixels, report=report_path, quality=quality,
+        max_pixels=max_pixels, report=report_path, quality=quality,
         progress=not quiet,
     )
     try:

@@ -267,7 +267,7 @@ def read_image(path: str | os.PathLike, max_pixels: Optional[int] = DEFAULT_MAX_
     try:
         img.load()
         # Rotate/flip the pixels as EXIF says, and drop the tag so no viewer applies it twice.
-        img = ImageOps.exif_transpose(img)
+        ImageOps.exif_transpose(img, in_place=True)  # no copy of untagged images
     except Exception as e:  # truncated streams raise OSError; broken chunks SyntaxError, ValueError...
         raise ImageError(f"truncated or corrupt image data ({type(e).__name__}: {e})") from None
     exif = img.getexif()

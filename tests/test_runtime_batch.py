@@ -287,3 +287,22 @@ def test_single_image_to_file_and_to_folder(restorer, tmp_path):
     assert Path(to_dir.records[0].output) == tmp_path / "dir" / "one.jpg"
     with pytest.raises(PlanError, match="no such file"):
         run_folder(restorer, tmp_path / "nope", tmp_path / "x", RunOptions(progress=False))
+
+
+def test_inference_error_without_message_fails_those_images_only(tiny_onnx, tmp_path, monkeypatch):
+    """A bare MemoryError() (empty message) is reported by its type; the run still finishes."""
+    from runtime import Restorer
+
+    restorer = Restorer(tiny_onnx, device="cpu")
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(_rgb(16, 16)).save(src / "a.png")
+
+    def boom(batch):
+        raise MemoryError()
+
+    monkeypatch.setattr(restorer, "infer", boom)
+    result = restorer.restore_folder(src, tmp_path / "out", progress=False)
+    rec = _by_input(result)["a.png"]
+    assert rec.status == "failed" and rec.error == "inference failed: MemoryError"
+    assert result.exit_code == 3 and result.report_path.is_file()

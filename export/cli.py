@@ -88,40 +88,27 @@ def onnx_cmd(checkpoint: Path, output: Path, signature: str, fp16: bool, opset: 
     _run(work)
 
 
-@main.command("torchscript")
-@_checkpoint
-@_output
-@_no_verify
-@_force
-def torchscript_cmd(checkpoint: Path, output: Path, no_verify: bool, force: bool) -> None:
-    """Export to TorchScript (.pt, scripted and frozen; deprecated by PyTorch, see exported-program)."""
-    from export.onnx import check_output_path
-    from export.torchscript import export_torchscript
+def _artifact_command(kind: str, help_text: str) -> None:
+    """Register `restore-export KIND`: TorchScript and torch.export differ only in what they build."""
 
-    def work():
-        check_output_path(output, force)
-        result = export_torchscript(_load_pipeline(checkpoint), output, verify=not no_verify, force=force)
-        _report(result, not no_verify)
+    @main.command(kind, help=help_text)
+    @_checkpoint
+    @_output
+    @_no_verify
+    @_force
+    def command(checkpoint: Path, output: Path, no_verify: bool, force: bool) -> None:
+        from export.torchscript import export_artifact
 
-    _run(work)
+        def work():
+            result = export_artifact(kind, _load_pipeline(checkpoint), output, verify=not no_verify, force=force)
+            _report(result, not no_verify)
+
+        _run(work)
 
 
-@main.command("exported-program")
-@_checkpoint
-@_output
-@_no_verify
-@_force
-def exported_program_cmd(checkpoint: Path, output: Path, no_verify: bool, force: bool) -> None:
-    """Export with torch.export to a .pt2 program (load with torch.export.load)."""
-    from export.onnx import check_output_path
-    from export.torchscript import export_exported_program
-
-    def work():
-        check_output_path(output, force)
-        result = export_exported_program(_load_pipeline(checkpoint), output, verify=not no_verify, force=force)
-        _report(result, not no_verify)
-
-    _run(work)
+_artifact_command("torchscript", "Export to TorchScript (.pt, scripted and frozen; deprecated by PyTorch, "
+                                 "see exported-program).")
+_artifact_command("exported-program", "Export with torch.export to a .pt2 program (load with torch.export.load).")
 
 
 @main.command("inspect")

@@ -6,6 +6,7 @@ to the stride, both decoders, thresholding, compositing), so an app needs only O
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from dataclasses import dataclass
@@ -250,18 +251,19 @@ def export_onnx(pipeline: RestorationPipeline, output: str | os.PathLike, *, sig
             raise ExportError(f"fp16 conversion failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from e
     t_export = time.perf_counter() - t0
 
-    parity = None
+    # Hashes the weights once; the parity figures are filled in after they are measured.
+    metadata = build_metadata(pipeline, signature, precision, parity=None)
     with atomic_path(output) as tmp:
         # First write: what parity runs on. Metadata says "skipped" until the figures exist.
-        save_onnx(proto, tmp, build_metadata(pipeline, signature, precision, parity=None))
+        save_onnx(proto, tmp, metadata)
         t1 = time.perf_counter()
         if verify:
             from export.verify import verify_onnx
 
             parity = verify_onnx(tmp, pipeline, precision)  # raises ParityError with the table
             # Second write: the same graph, now carrying the figures measured on it.
-            save_onnx(proto, tmp, build_metadata(pipeline, signature, precision, parity=parity))
+            metadata = dataclasses.replace(metadata, parity=parity)
+            save_onnx(proto, tmp, metadata)
         t_verify = time.perf_counter() - t1
-    metadata = build_metadata(pipeline, signature, precision, parity=parity)
-    return ExportResult(path=output, metadata=metadata, parity=parity, seconds=time.perf_counter() - t0,
+    return ExportResult(path=output, metadata=metadata, parity=metadata.parity, seconds=time.perf_counter() - t0,
                         size_bytes=output.stat().st_size, export_seconds=t_export, verify_seconds=t_verify)

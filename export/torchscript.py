@@ -17,6 +17,7 @@ the archive (TorchScript `_extra_files`, `torch.export.save(extra_files=...)`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import warnings
@@ -79,7 +80,11 @@ def to_torchscript(pipeline: RestorationPipeline) -> torch.jit.ScriptModule:
 
 def save_torchscript(pipeline: RestorationPipeline, path: str | os.PathLike, metadata: ModelMetadata) -> Path:
     """Script, freeze and write the pipeline atomically with the metadata in `_extra_files`."""
-    module = to_torchscript(pipeline)
+    return write_torchscript(to_torchscript(pipeline), path, metadata)
+
+
+def write_torchscript(module: torch.jit.ScriptModule, path: str | os.PathLike, metadata: ModelMetadata) -> Path:
+    """Write a scripted module atomically with the metadata in `_extra_files`."""
     path = Path(path)
     with atomic_path(path) as tmp, _quiet_jit():
         torch.jit.save(module, str(tmp), _extra_files={METADATA_FILE: _metadata_bytes(metadata)})
@@ -129,7 +134,12 @@ def to_exported_program(pipeline: RestorationPipeline, signature: str = "pixels"
 
 def save_exported_program(pipeline: RestorationPipeline, path: str | os.PathLike, metadata: ModelMetadata) -> Path:
     """Export the pixels signature and write the `.pt2` atomically with the metadata inside."""
-    program = to_exported_program(pipeline, metadata.signature)
+    return write_exported_program(to_exported_program(pipeline, metadata.signature), path, metadata)
+
+
+def write_exported_program(program: torch.export.ExportedProgram, path: str | os.PathLike,
+                           metadata: ModelMetadata) -> Path:
+    """Write an exported program as `.pt2` atomically with the metadata inside."""
     path = Path(path)
     # Through an open file: torch.export warns about paths not ending in .pt2 (our temp name).
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
@@ -158,10 +168,10 @@ def load_exported_program(path: str | os.PathLike) -> Tuple[torch.export.Exporte
 # ---------------------------------------------------------------------------------------------
 # The calls the CLI makes: write beside the target, verify the written file, rename.
 
-ARTIFACTS = {"torchscript": "TorchScript (.pt)", "exported-program": "torch.export program (.pt2)"}
-
-
-def _export(kind: str, pipeline: RestorationPipeline, output: str | os.PathLike, verify: bool, force: bool):
+def export_artifact(kind: str, pipeline: RestorationPipeline, output: str | os.PathLike, verify: bool = True,
+                    force: bool = False):
+    """Build `kind` ("torchscript" or "exported-program") once, write it beside `output`, verify
+    the written file against eager, then rename it into place; returns an `ExportResult`."""
     import time
 
     from export.onnx import ExportResult, build_metadata, check_output_path
@@ -170,27 +180,25 @@ def _export(kind: str, pipeline: RestorationPipeline, output: str | os.PathLike,
     t0 = time.perf_counter()
     output = check_output_path(output, force)
     pipeline = pipeline.cpu().eval()
-    save, check = {
-        "torchscript": (save_torchscript, verify_torchscript),
-        "exported-program": (save_exported_program, verify_exported_program),
+    build, write, check = {
+        "torchscript": (to_torchscript, write_torchscript, verify_torchscript),
+        "exported-program": (to_exported_program, write_exported_program, verify_exported_program),
     }[kind]
+    artifact = build(pipeline)  # built once, written twice: before and after parity is known
+    metadata = build_metadata(pipeline, "pixels", "fp32", parity=None)
+    metadata.extra["artifact"] = kind
 
-    def metadata(parity):
-        md = build_metadata(pipeline, "pixels", "fp32", parity)
-        md.extra["artifact"] = kind
-        return md
-
-    parity, t_verify = None, 0.0
+    t_verify = 0.0
     with atomic_path(output) as tmp:
-        save(pipeline, tmp, metadata(None))
+        write(artifact, tmp, metadata)
         t_export = time.perf_counter() - t0
         if verify:
             t1 = time.perf_counter()
             parity = check(tmp, pipeline)  # raises ParityError with the table
-            # Rewrite with the figures: the module is rebuilt from the same weights, deterministically.
-            save(pipeline, tmp, metadata(parity))
+            metadata = dataclasses.replace(metadata, parity=parity)
+            write(artifact, tmp, metadata)
             t_verify = time.perf_counter() - t1
-    return ExportResult(path=output, metadata=metadata(parity), parity=parity, seconds=time.perf_counter() - t0,
+    return ExportResult(path=output, metadata=metadata, parity=metadata.parity, seconds=time.perf_counter() - t0,
                         size_bytes=output.stat().st_size, export_seconds=t_export, verify_seconds=t_verify)
 
 
@@ -207,10 +215,10 @@ def export_torchscript(pipeline: RestorationPipeline, output: str | os.PathLike,
     Raises:
         ExportError: bad output path, scripting failure, or failed parity (with the table).
     """
-    return _export("torchscript", pipeline, output, verify, force)
+    return export_artifact("torchscript", pipeline, output, verify, force)
 
 
 def export_exported_program(pipeline: RestorationPipeline, output: str | os.PathLike, *, verify: bool = True,
                             force: bool = False):
     """`torch.export` the pixels signature to `.pt2`, verify it, rename it into place (`ExportResult`)."""
-    return _export("exported-program", pipeline, output, verify, force)
+    return export_artifact("exported-program", pipeline, output, verify, force)

@@ -233,7 +233,9 @@ class OrtBackend(Backend):
             return f"{wanted} not in this onnxruntime build"
         if self.precision == "int8" and not ctx.calibration:
             return "no calibration images"
-        if ctx.pipeline is None and self.precision == "fp32" and ctx.onnx_precision != "fp32":
+        # fp32 rows run, and int8 rows quantize, an fp32 graph: without PyTorch weights only an
+        # fp32 --onnx file can be that graph.
+        if ctx.pipeline is None and self.precision in ("fp32", "int8") and ctx.onnx_precision != "fp32":
             return f"needs PyTorch weights (--checkpoint) to build an fp32 graph; the --onnx file is {ctx.onnx_precision}"
         return None
 

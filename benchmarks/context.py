@@ -101,7 +101,7 @@ class BenchContext:
         return self._export(signature, fp16=True)
 
     def _int8(self, signature: str) -> Path:
-        src = self.onnx_path if (signature == "pixels" and self.onnx_path is not None) else self.artifact(f"onnx-{signature}-fp32")
+        src = self.artifact(f"onnx-{signature}-fp32")  # the user's file when it is an fp32 graph
         path = self.workdir / f"model-{signature}-int8.onnx"
         quantize_int8(src, path, self.calibration, signature)
         return path

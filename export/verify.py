@@ -151,13 +151,11 @@ def check_parity(backend: Backend, pipeline: RestorationPipeline, precision: str
 
 
 def _ort_runner(model, input_name: Optional[str] = None) -> Callable[[np.ndarray], Outputs]:
-    """An ORT CPU session over a file path or serialized bytes."""
-    import onnxruntime as ort
+    """An ORT CPU session over a file path or serialized bytes, made as `restore-run` makes it."""
+    from runtime.session import make_session
 
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3  # errors only
-    session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), opts,
-                                   providers=["CPUExecutionProvider"])
+    # The metadata is checked by the caller (the tensor twin carries none).
+    session, _ = make_session(model, device="cpu", require_signature=None, check_metadata=False)
     name = input_name or session.get_inputs()[0].name
     return lambda a: session.run(None, {name: a})
 

@@ -111,6 +111,27 @@ _artifact_command("torchscript", "Export to TorchScript (.pt, scripted and froze
 _artifact_command("exported-program", "Export with torch.export to a .pt2 program (load with torch.export.load).")
 
 
+@main.command("weights")
+@_checkpoint
+@_output
+@_force
+def weights_cmd(checkpoint: Path, output: Path, force: bool) -> None:
+    """Write a checkpoint's model weights alone as a .safetensors release (no optimizer state, no pickle)."""
+    from export.onnx import check_output_path
+    from restore_core.checkpoint import load_model, save_release, weights_sha256
+
+    def work():
+        if output.suffix != ".safetensors":
+            raise ExportError(f"{output}: a release is a .safetensors file")
+        check_output_path(output, force)
+        loaded = load_model(checkpoint)
+        save_release(output, loaded.model, loaded.threshold)
+        click.echo(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB, weights sha256 "
+                   f"{weights_sha256(loaded.model)[:16]}...)")
+
+    _run(work)
+
+
 @main.command("inspect")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")

@@ -25,9 +25,23 @@ CHECKPOINT_FORMAT = "restore-checkpoint"
 RELEASE_FORMAT = "restore-release"
 FORMAT_VERSION = 1
 
+# The word that names the model shipped inside the package (MODEL_CARD.md) wherever a
+# checkpoint is asked for: `--checkpoint default`, `load_model("default")`.
+DEFAULT_MODEL = "default"
+SHIPPED_WEIGHTS = Path(__file__).parent / "assets" / "default.safetensors"
+
 
 class CheckpointError(ValueError):
     """A checkpoint or weights file that cannot be used; the message names the file."""
+
+
+def resolve_weights(path: str | os.PathLike) -> Path:
+    """`path` as a Path, with the word `default` standing for the shipped weights."""
+    if str(path) != DEFAULT_MODEL:
+        return Path(path)
+    if not SHIPPED_WEIGHTS.is_file():
+        raise CheckpointError(f"{SHIPPED_WEIGHTS}: the default model's weights are not installed with this package")
+    return SHIPPED_WEIGHTS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,10 +140,13 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
 
     The model is returned in eval mode on `device`.
 
+    Args:
+        path: the file, or `default` for the weights shipped with the package.
+
     Raises:
         CheckpointError: the file is missing, foreign, unsafe, or its weights do not fit its config.
     """
-    path = Path(path)
+    path = resolve_weights(path)
     if path.suffix == ".safetensors":
         if not path.is_file():
             raise CheckpointError(f"{path}: no such weights file")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -164,15 +165,33 @@ def train_cli(config_path, data, synthetic, source, epochs, batch_size, lr, num_
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--checkpoint", type=click.Path(), required=True, help="best.ckpt, last.ckpt or a .safetensors release.")
-@click.option("--data", type=click.Path(), required=True, help="Dataset root; ROOT/val is used.")
-@click.option("--out-dir", type=click.Path(file_okay=False), required=True)
+@click.option("--checkpoint", type=click.Path(), required=True,
+              help="best.ckpt, last.ckpt, a .safetensors release, or 'default' for the shipped model.")
+@click.option("--data", type=click.Path(), default=None, help="Dataset root; ROOT/val is used (or give --heldout).")
+@click.option("--heldout", is_flag=True,
+              help="Score on the seeded held-out photo set against the identity and Telea references instead "
+                   "of a dataset root (writes heldout.json, heldout.md, worst.png, typical.png).")
+@click.option("--per-photo", type=click.IntRange(min=1), default=12, show_default=True,
+              help="With --heldout: corrupted crops per held-out photo.")
+@click.option("--out-dir", type=click.Path(file_okay=False), required=True, help="Where images and metrics go.")
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=None,
               help="Mask threshold [default: the model's, 0.1].")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @_user_errors
-def validate_cli(checkpoint, data, out_dir, threshold, device):
-    """Save predicted_images/, reconstructed_images/, binary_masks/ and metrics.json for ROOT/val."""
+def validate_cli(checkpoint, data, heldout, per_photo, out_dir, threshold, device):
+    """Save predicted_images/, reconstructed_images/, binary_masks/ and metrics.json for ROOT/val,
+    or with --heldout score the model on photos training never saw."""
+    if heldout == (data is not None):
+        raise click.UsageError("give either --data ROOT or --heldout")
+    if heldout:
+        from restore_core.validate import validate_heldout
+
+        if threshold is not None:
+            raise click.UsageError("--threshold applies to --data; --heldout scores the model as shipped")
+        validate_heldout(checkpoint, out_dir, per_photo=per_photo, device=device)
+        click.echo((Path(out_dir) / "heldout.md").read_text(encoding="utf-8"), nl=False)
+        click.echo(f"wrote {out_dir}/{{heldout.json,heldout.md,worst.png,typical.png}}")
+        return
     from restore_core.validate import validate
 
     report = validate(checkpoint, data, out_dir, threshold=threshold, device=device, progress=sys.stderr.isatty())

@@ -43,6 +43,8 @@ class DataConfig:
         val_count: on-the-fly validation samples (fixed, from photos held out of training).
         num_workers: DataLoader worker processes.
         augment: random crops, flips, rotations (and colour changes for on-the-fly data).
+        grey_photos: also train on scikit-image's grey photos and textures (bundled source only).
+        scenes: share of on-the-fly samples that are procedural man-made scenes (0: none).
     """
 
     root: Optional[str] = None
@@ -52,6 +54,8 @@ class DataConfig:
     val_count: int = 64
     num_workers: int = 2
     augment: bool = True
+    grey_photos: bool = False
+    scenes: float = 0.0
 
 
 @dataclass
@@ -262,3 +266,4 @@ def validate(cfg: Config) -> None:
     need(dcfg.epoch_samples >= 1, "data.epoch_samples", f"must be at least 1, got {dcfg.epoch_samples}")
     need(dcfg.val_count >= 1, "data.val_count", f"must be at least 1, got {dcfg.val_count}")
     need(dcfg.num_workers >= 0, "data.num_workers", f"must be >= 0, got {dcfg.num_workers}")
+    need(0.0 <= dcfg.scenes <= 1.0, "data.scenes", f"must lie in [0, 1], got {dcfg.scenes}")

@@ -27,7 +27,15 @@ from torch.utils.data import Dataset, Sampler
 
 from restore_core.corruption import CorruptionConfig, corrupt, sample_rng
 from restore_core.fileio import atomic_save_png
-from restore_core.photos import IMAGE_SUFFIXES, bundled_photos, load_folder_images, random_crop, split_sources
+from restore_core.photos import (
+    IMAGE_SUFFIXES,
+    bundled_grey_photos,
+    bundled_photos,
+    load_folder_images,
+    random_crop,
+    split_sources,
+)
+from restore_core.scenes import render_scene
 
 SPLITS = ("train", "val")
 KINDS = ("clean", "corrupted", "mask")
@@ -195,15 +203,24 @@ class SyntheticDataset(Dataset):
         augment: scale, flips, rotations, colour and texture changes of the crops.
         stream: separates the train and val streams of one seed.
         fixed: the same samples every epoch (a validation set).
+        weights: relative odds of drawing each image (None: uniform).
+        scenes: share of samples that are procedural man-made scenes (`scenes.render_scene`)
+            instead of photo crops.
     """
 
     def __init__(self, images: Sequence[np.ndarray], size: int, length: int, seed: int,
                  corruption: CorruptionConfig | None = None, augment: bool = True,
-                 stream: int = TRAIN_STREAM, fixed: bool = False):
+                 stream: int = TRAIN_STREAM, fixed: bool = False,
+                 weights: Optional[Sequence[float]] = None, scenes: float = 0.0):
         if not images:
             raise DatasetError("no source images to synthesize from")
+        if weights is not None and (len(weights) != len(images) or min(weights) < 0 or sum(weights) <= 0):
+            raise DatasetError(f"need one non-negative weight per source image, got {list(weights)}")
+        if not 0.0 <= scenes <= 1.0:
+            raise DatasetError(f"the share of scenes must lie in [0, 1], got {scenes}")
         self.images = list(images)
-        self.size, self.length, self.seed = size, length, seed
+        self.p = None if weights is None else np.asarray(weights, np.float64) / float(sum(weights))
+        self.size, self.length, self.seed, self.scenes = size, length, seed, scenes
         self.corruption = corruption or CorruptionConfig()
         self.augment, self.stream, self.fixed, self.epoch = augment, stream, fixed, 0
 
@@ -216,8 +233,11 @@ class SyntheticDataset(Dataset):
     def sample(self, i: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sample `i` as numpy: corrupted, clean uint8 (size, size, 3) and mask bool (size, size)."""
         rng = sample_rng(self.seed, self.stream, 0 if self.fixed else self.epoch, i)
-        img = self.images[int(rng.integers(len(self.images)))]
-        clean = random_crop(img, self.size, rng, augment=self.augment)
+        if self.scenes and rng.random() < self.scenes:
+            clean = render_scene(self.size, rng)
+        else:
+            k = int(rng.integers(len(self.images))) if self.p is None else int(rng.choice(len(self.images), p=self.p))
+            clean = random_crop(self.images[k], self.size, rng, augment=self.augment)
         corrupted, mask = corrupt(clean, rng, self.corruption)
         return corrupted, clean, mask
 
@@ -225,11 +245,27 @@ class SyntheticDataset(Dataset):
         return _to_tensors(*self.sample(i))
 
 
-def source_images(source: str | os.PathLike | None) -> Tuple[list, list]:
-    """(train, val) lists of (name, image) from a folder or the bundled photos, val held out."""
+GREY_WEIGHT = 0.5  # odds of one grey photo against one colour photo when training on the bundled set
+
+
+def source_images(source: str | os.PathLike | None, grey: bool = False) -> Tuple[list, list]:
+    """(train, val) lists of (name, image) from a folder or the bundled photos, val held out.
+
+    With `grey` (bundled photos only), scikit-image's grey photos join the training list after
+    the colour ones; validation stays on the held-out colour photos.
+    """
     if source is None:
-        return split_sources(list(bundled_photos().items()), bundled=True)
+        train, val = split_sources(list(bundled_photos().items()), bundled=True)
+        if grey:
+            train = train + list(bundled_grey_photos().items())
+        return train, val
     return split_sources(load_folder_images(source), bundled=False)
+
+
+def source_weights(names: Sequence[str]) -> List[float]:
+    """Sampling odds per source image: grey bundled photos count `GREY_WEIGHT` of a colour one."""
+    grey = set(bundled_grey_photos()) if names else set()
+    return [GREY_WEIGHT if n in grey else 1.0 for n in names]
 
 
 def synthesize_dataset(out_root: str | os.PathLike, count: int, size: int, seed: int,

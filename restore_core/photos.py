@@ -18,8 +18,9 @@ from typing import Dict, List, Tuple
 import numpy as np
 from PIL import Image, ImageFilter
 
-# The photos inside the scikit-image wheel that load with no download (pooch-fetched ones like
-# `eagle` or `lily` would need the network).
+# The colour photos inside the scikit-image wheel that load with no download (pooch-fetched
+# ones like `eagle` or `lily` would need the network). `cat` is `chelsea` again, so it is not
+# listed: a held-out photo must not come back under another name.
 BUNDLED = (
     "astronaut",
     "chelsea",
@@ -30,6 +31,12 @@ BUNDLED = (
     "retina",
     "stereo_motorcycle",
 )
+
+# The grey photos and textures of the same wheel: more scenes (a camera operator, a clock,
+# coins, a page, lettering, brick, grass, gravel, the moon, cells), given colour by the
+# augmentation. Left out: synthetic images made of flat shapes (checkerboard, logo, horse,
+# shepp_logan_phantom), which look exactly like the corruptions the model must find.
+BUNDLED_GREY = ("brick", "camera", "cell", "clock", "coins", "grass", "gravel", "moon", "page", "text")
 
 # Held out of training by default, so validation measures photos the model has not seen.
 BUNDLED_VAL = ("chelsea", "rocket")
@@ -56,9 +63,27 @@ def _bundled() -> Tuple[Tuple[str, np.ndarray], ...]:
     return tuple(out)
 
 
+@lru_cache(maxsize=1)
+def _bundled_grey() -> Tuple[Tuple[str, np.ndarray], ...]:
+    import skimage.data
+
+    out = []
+    for name in BUNDLED_GREY:
+        grey = np.asarray(getattr(skimage.data, name)(), dtype=np.uint8)  # (H, W)
+        img = np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))  # (H, W, 3)
+        img.setflags(write=False)
+        out.append((name, img))
+    return tuple(out)
+
+
 def bundled_photos() -> Dict[str, np.ndarray]:
-    """scikit-image's offline photos as uint8 (H, W, 3) RGB arrays (read-only), cached in-process."""
+    """scikit-image's offline colour photos as uint8 (H, W, 3) RGB arrays (read-only), cached in-process."""
     return dict(_bundled())
+
+
+def bundled_grey_photos() -> Dict[str, np.ndarray]:
+    """scikit-image's offline grey photos and textures, as uint8 (H, W, 3) with R = G = B (read-only)."""
+    return dict(_bundled_grey())
 
 
 def load_folder_images(folder: str | os.PathLike) -> List[Tuple[str, np.ndarray]]:
@@ -146,6 +171,11 @@ def random_crop(img: np.ndarray, size: int, rng: np.random.Generator, augment: b
 def colour_texture_jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Random colour and texture changes of a uint8 (H, W, 3) image; returns a new uint8 array."""
     x = img.astype(np.float32)  # (H, W, 3) in 0..255
+    if rng.random() < 0.5 and np.array_equal(img[..., 0], img[..., 2]):
+        # A grey source: map black..white to a random dark..light colour pair, so grey
+        # photos become coloured surfaces (a duotone) instead of only grey ones.
+        lo, hi = rng.uniform(0, 90, size=3), rng.uniform(165, 255, size=3)
+        x = lo + (x / 255.0) * (hi - lo)
     if rng.random() < 0.5:
         x = x[..., rng.permutation(3)]  # a cheap, large hue change
     if rng.random() < 0.8:
@@ -156,6 +186,10 @@ def colour_texture_jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarr
         x = mean + rng.uniform(0.7, 1.3) * (x - mean)  # contrast
         x = x * rng.uniform(0.85, 1.15, size=3).astype(np.float32)  # per-channel gain (white balance)
         x = x + rng.uniform(-25.0, 25.0)  # brightness
+    if rng.random() < 0.15:
+        # Over- or under-exposure: clipped highlights and crushed shadows are perfectly flat
+        # in real photos (a lamp, a bright sky) and must not be mistaken for a drawn shape.
+        x = x * rng.uniform(1.3, 2.2) if rng.random() < 0.6 else (x - rng.uniform(20, 80)) * 1.2
     x = np.clip(x, 0.0, 255.0)
     if rng.random() < 0.3:
         x = 255.0 * (x / 255.0) ** rng.uniform(0.7, 1.5)

@@ -35,6 +35,7 @@ from restore_core.data import (
     check_dataset,
     seed_worker,
     source_images,
+    source_weights,
 )
 from restore_core.distributed import (
     DistInfo,
@@ -104,13 +105,15 @@ def build_datasets(cfg: Config):
         val_bs = cfg.train.batch_size if len(sizes) == 1 else 1  # mixed sizes cannot be stacked
         desc = f"{d.root}: {len(train_ds)} train / {len(val_ds)} val pairs"
         return train_ds, val_ds, val_bs, desc
-    train_imgs, val_imgs = source_images(d.source)
+    train_imgs, val_imgs = source_images(d.source, grey=d.grey_photos)
+    weights = source_weights([n for n, _ in train_imgs]) if d.source is None and d.grey_photos else None
     train_ds = SyntheticDataset([a for _, a in train_imgs], d.size, d.epoch_samples, seed, cfg.corruption,
-                                augment=d.augment)
+                                augment=d.augment, weights=weights, scenes=d.scenes)
     val_ds = SyntheticDataset([a for _, a in val_imgs], d.size, d.val_count, seed, cfg.corruption,
                               augment=False, stream=VAL_STREAM, fixed=True)
     src = d.source or "scikit-image photos"
-    desc = (f"on-the-fly synthesis from {src}: {len(train_imgs)} train photos "
+    desc = (f"on-the-fly synthesis from {src}: {len(train_imgs)} train photos"
+            + (f" + {d.scenes:.0%} procedural scenes" if d.scenes else "") + " "
             f"({d.epoch_samples} crops/epoch), {len(val_imgs)} held-out val photos ({d.val_count} crops)")
     return train_ds, val_ds, cfg.train.batch_size, desc
 

@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Any, Dict, Optional
 
+import numpy as np
 import torch
 
 from restore_core.checkpoint import load_model
@@ -83,3 +84,32 @@ def validate(checkpoint: str | os.PathLike, data_root: str | os.PathLike, out_di
     }
     atomic_write_text(out / "metrics.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
     return report
+
+
+@torch.no_grad()
+def validate_heldout(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, per_photo: int = 12,
+                     device: str = "auto", extra: bool = True) -> Dict[str, Any]:
+    """Score a model on the held-out photo set (`restore_core.heldout`) against the references.
+
+    Runs `RestorationPipeline`'s pixel path, image by image at each image's own size, and writes
+    OUT/heldout.json, OUT/heldout.md, OUT/worst.png and OUT/typical.png.
+
+    Args:
+        checkpoint: a .ckpt, a .safetensors release, or `default` for the shipped model.
+        out_dir: where the report goes.
+        per_photo: crops per held-out photo.
+        device: auto, cpu or cuda.
+        extra: include the photos of other packages where they are installed.
+    """
+    from restore_core.heldout import heldout_set, write_report
+
+    dev = resolve_device(device)
+    loaded = load_model(checkpoint, device=dev)
+    pipe = loaded.pipeline()
+
+    def restore(rgb):
+        image = torch.from_numpy(np.ascontiguousarray(rgb))[None].to(dev)  # (1, H, W, 3) uint8
+        restored, mask, _ = pipe(image)
+        return restored[0].cpu().numpy(), mask[0, ..., 0].cpu().numpy() > 0
+
+    return write_report(out_dir, heldout_set(per_photo, extra=extra), restore, str(checkpoint))

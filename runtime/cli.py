@@ -22,8 +22,9 @@ def _error(message: str) -> None:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False),
-              help="The exported ONNX model (restore-export onnx, 'pixels' signature).")
+@click.option("--model", "model_path", default="default", show_default=True, type=click.Path(dir_okay=False),
+              help="An exported ONNX model (restore-export onnx, 'pixels' signature), or 'default' for the "
+                   "model shipped with the package.")
 @click.argument("input_path", metavar="INPUT", type=click.Path())
 @click.argument("output_path", metavar="OUTPUT", type=click.Path())
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
@@ -57,6 +58,7 @@ def main(model_path, input_path, output_path, device, provider, batch_size, save
     """
 
     from runtime.batch import PlanError, RunOptions, run_folder
+    from runtime.default_model import DefaultModelMissing, describe_model
     from runtime.metadata import ModelFileError
     from runtime.restorer import Restorer
     from runtime.session import DeviceUnavailableError
@@ -65,11 +67,11 @@ def main(model_path, input_path, output_path, device, provider, batch_size, save
     try:
         restorer = Restorer(model_path, device=device, provider=provider, threads=threads, tile=tile,
                             tile_budget=tile_budget, batch_size=batch_size)
-    except (ModelFileError, DeviceUnavailableError) as e:
+    except (ModelFileError, DeviceUnavailableError, DefaultModelMissing) as e:
         _error(str(e))
     except ValueError as e:  # contradictory --device / --provider
         raise click.UsageError(str(e)) from None
-    click.echo(f"model {model_path} on {restorer.info.describe()} ({time.perf_counter() - start:.2f} s to load)", err=True)
+    click.echo(f"model {describe_model(model_path)} on {restorer.info.describe()} ({time.perf_counter() - start:.2f} s to load)", err=True)
     options = RunOptions(
         batch_size=batch_size, save_mask=save_mask, save_predicted=save_predicted, overwrite=overwrite, format=fmt,
         max_pixels=max_pixels, report=report_path, quality=quality,

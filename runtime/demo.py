@@ -1,15 +1,16 @@
-"""`restore-demo`: the whole toolkit in one command, on a fresh install, no GPU needed.
+"""`restore-demo`: the shipped default model on photos it never saw, in seconds, no PyTorch.
 
-    restore-demo                # ./restore-demo/contact_sheet.png, trained and restored on the CPU
+    restore-demo            # ./restore-demo/contact_sheet.png from the default model
+    restore-demo --train    # the whole toolkit: train a small model of your own, export, restore
 
-1. samples  corrupt crops of bundled photos that training holds out (ground truth kept)
-2. train    `restore-train` briefly on on-the-fly synthetic data (skipped when a model exists)
-3. export   `restore-export onnx` to the pixels graph
-4. restore  `restore-run` over the samples (the deployment path: ONNX Runtime, no PyTorch)
-5. sheet    before / mask / after / original, one row per sample, plus how close each got
+1. samples  corrupt crops of the sample photos shipped with the package (ground truth kept)
+2. restore  `restore-run` over the samples (the deployment path: ONNX Runtime, no PyTorch)
+3. sheet    before / mask / after / original, one row per sample, plus how close each got
 
-Every command is printed before it runs, so the demo doubles as a tutorial. Unlike the rest of
-`runtime`, this module trains and exports, so it imports PyTorch and `restore_core` (lazily).
+With --train, two stages come between: `restore-train` briefly on on-the-fly synthetic data
+(an unfinished training is resumed, a finished one reused) and `restore-export onnx`. Every
+command is printed before it runs, so the demo doubles as a tutorial. Only --train imports
+PyTorch (in the commands it runs); the default path needs onnxruntime, numpy and Pillow.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ from typing import List, Optional, Sequence
 
 import click
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
+from runtime.default_model import DEFAULT_MODEL, SAMPLES
 from runtime.fileio import atomic_path
 
-STAGES = 5
+SUMMARY = "summary.json"  # written by restore-train only when a training finishes
 
 
 class DemoError(RuntimeError):
@@ -38,25 +40,28 @@ class DemoError(RuntimeError):
 
 
 class Stages:
-    """Prints '[k/5] name ...' and each stage's time; keeps the times for the summary."""
+    """Prints '[k/N] name ...' and each stage's time; keeps the times for the summary."""
 
-    def __init__(self):
+    def __init__(self, total: int):
         self.times: dict = {}
+        self.total, self.done = total, 0
         self.start = time.perf_counter()
 
-    def run(self, k: int, name: str, what: str):
+    def run(self, name: str, what: str):
         stage = self
+        stage.done += 1
+        k = stage.done
 
         class _Stage:
             def __enter__(self):
-                click.echo(f"\n[{k}/{STAGES}] {name}: {what}")
+                click.echo(f"\n[{k}/{stage.total}] {name}: {what}")
                 self.t0 = time.perf_counter()
                 return self
 
             def __exit__(self, exc_type, exc, tb):
                 if exc_type is None:
                     stage.times[name] = time.perf_counter() - self.t0
-                    click.echo(f"[{k}/{STAGES}] {name} done in {stage.times[name]:.1f} s")
+                    click.echo(f"[{k}/{stage.total}] {name} done in {stage.times[name]:.1f} s")
                 return False
 
         return _Stage()
@@ -88,33 +93,39 @@ def _run(name: str, module: str, function: str, args: Sequence[str], allowed=(0,
 
 
 def make_samples(out: Path, count: int, size: int, seed: int) -> List[dict]:
-    """Corrupt `count` crops of the held-out bundled photos; write before/clean/mask PNGs."""
-    from restore_core.corruption import corrupt, sample_rng
-    from restore_core.photos import BUNDLED_VAL, bundled_photos
+    """Corrupt `count` crops of the sample photos shipped with the package; write before/clean/mask PNGs.
 
-    photos = bundled_photos()
-    names = [n for n in BUNDLED_VAL if n in photos] or sorted(photos)
+    The photos (scikit-image's `chelsea` and `rocket`) are held out of the default model's
+    training, so the sheet shows it on photos it never saw. Only numpy and Pillow run here.
+    """
+    from restore_core.corruption import corrupt, sample_rng  # numpy only, no torch
+
+    files = sorted(SAMPLES.glob("*.jpg"))
+    if not files:
+        raise DemoError(f"{SAMPLES}: no sample photos installed with the package")
     samples = []
     for i in range(count):
-        name = names[i % len(names)]
-        photo = photos[name]
-        h, w = photo.shape[:2]
+        path = files[i % len(files)]
+        with Image.open(path) as im:
+            photo = im.convert("RGB")
+        w, h = photo.size
         # Scale the short side to between 1x and 2x the sample size, then take a crop: several
-        # different views of each held-out photo.
+        # different views of each photo.
         rng = sample_rng(seed, i)
         scale = size * (1.0 + rng.random()) / min(h, w)
-        img = Image.fromarray(photo).resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.LANCZOS)
+        img = photo.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.LANCZOS)
         y = int(rng.integers(0, img.height - size + 1))
         x = int(rng.integers(0, img.width - size + 1))
-        clean = np.asarray(img.crop((x, y, x + size, y + size)).convert("RGB"))
+        clean = np.asarray(img.crop((x, y, x + size, y + size)))
         corrupted, mask = corrupt(clean, rng)
-        stem = f"{i:02d}_{name}"
+        stem = f"{i:02d}_{path.stem}"
         paths = {"before": out / "samples" / f"{stem}.png", "clean": out / "truth" / f"{stem}.png",
                  "mask": out / "truth" / f"{stem}_mask.png"}
         for key, arr in (("before", corrupted), ("clean", clean), ("mask", mask.astype(np.uint8) * 255)):
             _save_png(arr, paths[key])
         samples.append({"name": stem, **{k: str(v) for k, v in paths.items()}})
-    click.echo(f"  {count} samples of {size}x{size} from {', '.join(names)} (photos training never sees) "
+    names = ", ".join(p.stem for p in files)
+    click.echo(f"  {count} samples of {size}x{size} from {names} (photos the default model never trained on) "
                f"-> {out / 'samples'}")
     return samples
 
@@ -126,7 +137,12 @@ def _save_png(arr: np.ndarray, path: Path) -> None:
 
 def train_model(out: Path, steps: int, size: int, batch_size: int, base_channels: int, depth: int,
                 seed: int, device: str, lr: float) -> Path:
-    """Train briefly with `restore-train` on on-the-fly data; returns the best checkpoint."""
+    """Train briefly with `restore-train` on on-the-fly data; returns the best checkpoint.
+
+    A finished training leaves OUT/train/summary.json. A run interrupted before that left only
+    checkpoints: the next demo resumes it from last.ckpt instead of taking its half-trained
+    best.ckpt for a finished model.
+    """
     save_dir = out / "train"
     per_epoch = max(1, min(steps, 100))  # an epoch line (with validation) every ~100 steps
     epochs = math.ceil(steps / per_epoch)
@@ -135,9 +151,14 @@ def train_model(out: Path, steps: int, size: int, batch_size: int, base_channels
         "--batch-size", batch_size, "--lr", lr, "--size", size, "--val-count", max(4, min(32, 2 * batch_size)),
         "--base-channels", base_channels, "--depth", depth, "--patience", 0,
         "--seed", seed, "--device", device, "--save-dir", save_dir, "--no-progress", "--num-workers", 1,
+        "--summary-json", save_dir / SUMMARY,
     ]
     if device != "cuda" and _cpu_has_bf16():
         args += ["--precision", "bf16"]  # about 2x faster on CPUs with native bf16
+    last = save_dir / "last.ckpt"
+    if last.exists() and not (save_dir / SUMMARY).exists():
+        click.echo(f"  {save_dir} holds an unfinished training (no {SUMMARY}): resuming it from {last}")
+        args += ["--resume", last]
     _run("restore-train", "restore_core.cli", "train_cli", args)
     best = save_dir / "best.ckpt"
     if not best.exists():
@@ -175,7 +196,7 @@ def export_model(checkpoint: Path, output: Path, verify: bool = True) -> Path:
     return output
 
 
-def restore_samples(model: Path, out: Path, device: str) -> Path:
+def restore_samples(model, out: Path, device: str) -> Path:
     """`restore-run` over the samples folder, masks saved; returns the report path."""
     report = out / "restored" / "restore-report.json"
     _run("restore-run", "runtime.cli", "main",
@@ -186,14 +207,15 @@ def restore_samples(model: Path, out: Path, device: str) -> Path:
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)
+    return 100.0 if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
 def contact_sheet(samples: List[dict], out: Path, report_path: Path) -> Path:
-    """Rows of before / mask / after / original with labels; prints how close each got."""
+    """Rows of before / mask / after / original, labelled with PSNR and mask IoU; prints the table."""
+    from restore_core.sheet import save_sheet  # Pillow only
+
     report = {Path(r["input"]).stem: r for r in json.loads(report_path.read_text())["records"]}
-    columns = ("before", "mask", "after", "original")
-    tiles, rows = [], []
+    rows, entries = [], []
     for s in samples:
         rec = report.get(s["name"])
         if rec is None or rec["status"] != "ok":
@@ -205,20 +227,11 @@ def contact_sheet(samples: List[dict], out: Path, report_path: Path) -> Path:
         truth = np.asarray(Image.open(s["mask"])) > 0
         union = (mask | truth).sum()
         iou = float((mask & truth).sum() / union) if union else 1.0
-        rows.append((s["name"], _psnr(before, clean), _psnr(after, clean), iou))
-        tiles.append([before, np.repeat((mask * 255).astype(np.uint8)[..., None], 3, axis=2), after, clean])
-    h, w = tiles[0][0].shape[:2]
-    pad, label = 4, 16
-    sheet = Image.new("RGB", (len(columns) * (w + pad) + pad, label + len(tiles) * (h + pad) + pad), (255, 255, 255))
-    draw = ImageDraw.Draw(sheet)
-    for c, name in enumerate(columns):
-        draw.text((pad + c * (w + pad) + 2, 2), name, fill=(0, 0, 0))
-    for r, row in enumerate(tiles):
-        for c, arr in enumerate(row):
-            sheet.paste(Image.fromarray(arr), (pad + c * (w + pad), label + pad + r * (h + pad)))
+        p0, p1 = _psnr(before, clean), _psnr(after, clean)
+        rows.append((s["name"], p0, p1, iou))
+        entries.append((f"{s['name']}: PSNR {p0:.1f} -> {p1:.1f} dB, mask IoU {iou:.2f}", [before, mask, after, clean]))
     path = out / "contact_sheet.png"
-    with atomic_path(path) as tmp:
-        sheet.save(tmp, "PNG")
+    save_sheet(entries, path, cell=max(a.shape[1] for a in entries[0][1]))
     click.echo("  sample                PSNR before  PSNR after  mask IoU")
     for name, p0, p1, iou in rows:
         click.echo(f"  {name:<20} {p0:9.2f} dB {p1:9.2f} dB {iou:9.3f}")
@@ -229,69 +242,93 @@ def contact_sheet(samples: List[dict], out: Path, report_path: Path) -> Path:
 
 
 def _find_model(out: Path) -> Optional[Path]:
-    """A model a previous demo run trained, so running the demo again is quick."""
-    for p in (out / "train" / "best.ckpt", out / "train" / "best.safetensors"):
-        if p.exists():
-            return p
+    """A model a previous `--train` demo finished training, so running it again is quick."""
+    train = out / "train"
+    if (train / SUMMARY).exists() and (train / "best.ckpt").exists():
+        return train / "best.ckpt"
     return None
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="restore-demo", show_default=True,
-              help="Where samples, model, restored images and the contact sheet go.")
+              help="Where samples, restored images and the contact sheet go.")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
-              help="Use this model (.onnx, .ckpt or .safetensors) instead of training one.")
-@click.option("--retrain", is_flag=True, help="Train even if OUT already holds a trained model.")
-@click.option("--steps", type=click.IntRange(min=1), default=600, show_default=True, help="Training steps.")
+              help="Restore with this model (.onnx; with --train also .ckpt or .safetensors) instead of the "
+                   "shipped default.")
+@click.option("--train", "train", is_flag=True,
+              help="Train a small model of your own first (minutes on a CPU; a toy, far weaker than the "
+                   "default model), export it and restore with it.")
+@click.option("--retrain", is_flag=True, help="With --train: train again even if OUT holds a finished model.")
+@click.option("--steps", type=click.IntRange(min=1), default=600, show_default=True, help="--train: training steps.")
 @click.option("--lr", type=float, default=2e-3, show_default=True,
-              help="Learning rate; higher than the reference design's 3e-4, which needs far more steps than a demo has.")
-@click.option("--size", type=click.IntRange(min=8), default=64, show_default=True, help="Training crop side.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--base-channels", type=click.IntRange(min=1), default=12, show_default=True, help="Model width.")
-@click.option("--depth", type=click.IntRange(min=1), default=4, show_default=True, help="Model depth (stride 2**depth).")
+              help="--train: learning rate; higher than the reference design's 3e-4, which needs far more steps.")
+@click.option("--size", type=click.IntRange(min=8), default=64, show_default=True, help="--train: crop side.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="--train: batch size.")
+@click.option("--base-channels", type=click.IntRange(min=1), default=12, show_default=True,
+              help="--train: model width.")
+@click.option("--depth", type=click.IntRange(min=1), default=4, show_default=True,
+              help="--train: model depth (stride 2**depth).")
 @click.option("--samples", type=click.IntRange(min=1), default=6, show_default=True, help="How many samples.")
-@click.option("--sample-size", type=click.IntRange(min=16), default=128, show_default=True, help="Sample side.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--sample-size", type=click.IntRange(min=16), default=192, show_default=True, help="Sample side (px).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where training and restoring run.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Picks the crops and their corruptions.")
 @click.option("--verify/--no-verify", default=True, show_default=True,
-              help="Check the exported graph against eager PyTorch (prints the parity table).")
-def main(out_dir, model_path, retrain, steps, lr, size, batch_size, base_channels, depth, samples, sample_size, device, seed,
-         verify):
-    """Corrupt held-out photos, train a small model briefly, export it, restore the samples with
-    restore-run, and write OUT/contact_sheet.png (before / mask / after / original)."""
+              help="--train: check the exported graph against eager PyTorch (prints the parity table).")
+def main(out_dir, model_path, train, retrain, steps, lr, size, batch_size, base_channels, depth, samples, sample_size,
+         device, seed, verify):
+    """Corrupt photos the default model never saw, restore them with restore-run, and write
+    OUT/contact_sheet.png (before / mask / after / original).
+
+    With --train, first train a small model of your own, export it and restore with that instead:
+    the whole toolkit end to end.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stages = Stages()
+    stages = Stages(5 if train else 3)
     try:
-        with stages.run(1, "samples", "corrupting bundled photos"):
+        with stages.run("samples", "corrupting photos"):
             made = make_samples(out, samples, sample_size, seed)
-        onnx_path = None
-        checkpoint = Path(model_path) if model_path else (None if retrain else _find_model(out))
-        with stages.run(2, "train", "training a small model" if checkpoint is None else "using an existing model"):
-            if checkpoint is not None and checkpoint.suffix == ".onnx":
-                onnx_path = checkpoint
-                click.echo(f"  using {checkpoint}")
-            elif checkpoint is not None:
-                click.echo(f"  using {checkpoint} (pass --retrain to train again)")
-            else:
-                checkpoint = train_model(out, steps, size, batch_size, base_channels, depth, seed, device, lr)
-        with stages.run(3, "export", "ONNX, pixels signature"):
-            if onnx_path is None:
-                onnx_path = export_model(checkpoint, out / "model.onnx", verify)
-            else:
-                click.echo("  already ONNX")
-        with stages.run(4, "restore", "restore-run over the samples (ONNX Runtime)"):
+        onnx_path = model_path or DEFAULT_MODEL
+        if train:
+            click.echo("\nnote: --train makes a toy: a few minutes of training cannot match the shipped default "
+                       "model (MODEL_CARD.md), so expect missed and spurious masks.")
+            onnx_path = _train_and_export(out, model_path, retrain, steps, size, batch_size, base_channels, depth,
+                                          seed, device, lr, verify, stages)
+        elif model_path and Path(model_path).suffix != ".onnx":
+            raise DemoError(f"{model_path}: restoring needs an ONNX model; use --train to export a checkpoint first")
+        with stages.run("restore", f"restore-run with {'the default model' if onnx_path == DEFAULT_MODEL else onnx_path}"
+                                   " (ONNX Runtime, no PyTorch)"):
             report = restore_samples(onnx_path, out, "cpu" if device == "cpu" else "auto")
-        with stages.run(5, "sheet", "contact sheet"):
+        with stages.run("sheet", "contact sheet"):
             sheet = contact_sheet(made, out, report)
     except DemoError as e:
         click.echo(f"restore-demo: error: {e}", err=True)
         sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("restore-demo: interrupted; run it again to continue (an unfinished training is resumed)", err=True)
+        sys.exit(130)
     total = time.perf_counter() - stages.start
     times = ", ".join(f"{k} {v:.1f} s" for k, v in stages.times.items())
     click.echo(f"\ncontact sheet: {sheet}\ntotal {total:.1f} s ({times})")
     with atomic_path(out / "demo_times.json") as tmp:
         tmp.write_text(json.dumps({"total_seconds": total, "stages": stages.times}, indent=2) + "\n")
+
+
+def _train_and_export(out, model_path, retrain, steps, size, batch_size, base_channels, depth, seed, device, lr,
+                      verify, stages) -> str:
+    """The --train stages: train (or reuse a finished model), then export to ONNX."""
+    checkpoint = Path(model_path) if model_path else (None if retrain else _find_model(out))
+    with stages.run("train", "training a small model" if checkpoint is None else "using an existing model"):
+        if checkpoint is not None and checkpoint.suffix == ".onnx":
+            click.echo(f"  using {checkpoint}")
+            return str(checkpoint)
+        if checkpoint is not None:
+            click.echo(f"  using {checkpoint} (pass --retrain to train again)")
+        else:
+            checkpoint = train_model(out, steps, size, batch_size, base_channels, depth, seed, device, lr)
+    with stages.run("export", "ONNX, pixels signature"):
+        return str(export_model(checkpoint, out / "model.onnx", verify))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """`Restorer`: the embedding API. One ONNX Runtime session, images in, restored images out.
 
     from runtime import Restorer
-    r = Restorer("model.onnx", device="auto")
+    r = Restorer()                                # the shipped default model; or Restorer("model.onnx")
     result = r.restore(Image.open("photo.png"))   # .image, .mask, .predicted, .masked_share
     r.restore_folder("photos/", "restored/", save_mask=True)
 
@@ -19,6 +19,7 @@ from typing import List, Optional, Tuple, Union
 import numpy as np
 from PIL import Image
 
+from runtime.default_model import resolve_model
 from runtime.images import finish, prepare, to_pil
 from runtime.session import Runner, make_session
 from runtime.tiling import DEFAULT_TILE_BUDGET, plan_tiles, receptive_radius, run_tiled, tile_size_for
@@ -45,7 +46,8 @@ class Restorer:
 
     Args:
         model_path: the ONNX file (from `restore-export onnx`); refused unless its `restore.`
-            metadata is ours and of a known format version.
+            metadata is ours and of a known format version. None or `default`: the model
+            shipped with the package (MODEL_CARD.md).
         device: 'auto', 'cpu' or 'cuda' (an error, never a silent CPU run, when CUDA is unusable).
         provider: 'cpu', 'cuda' or 'tensorrt' (defaults to the device's).
         threads: CPU intra-op threads (default: the CPUs this process may use).
@@ -54,10 +56,11 @@ class Restorer:
         batch_size: how many same-size tiles run together.
     """
 
-    def __init__(self, model_path: Union[str, os.PathLike, bytes], device: str = "auto", provider: Optional[str] = None,
-                 threads: Optional[int] = None, tile: Optional[int] = None, tile_budget: int = DEFAULT_TILE_BUDGET,
-                 batch_size: int = 1):
-        self.session, self.info = make_session(model_path, device=device, provider=provider, threads=threads)
+    def __init__(self, model_path: Union[str, os.PathLike, bytes, None] = None, device: str = "auto",
+                 provider: Optional[str] = None, threads: Optional[int] = None, tile: Optional[int] = None,
+                 tile_budget: int = DEFAULT_TILE_BUDGET, batch_size: int = 1):
+        self.model_path = resolve_model(model_path)
+        self.session, self.info = make_session(self.model_path, device=device, provider=provider, threads=threads)
         self.metadata = self.info.metadata
         self.runner = Runner(self.session, self.info)
         self.stride = self.metadata.stride

@@ -1,0 +1,244 @@
+"""The held-out validation set and the quality figures every model is judged by.
+
+The set: crops of photos that training never sees, at sizes that are not multiples of the
+network's stride, each with 1-6 solid squares and circles of random colours (the reference
+design's corruptions), seeded so every run scores the same images. The photos:
+
+- scikit-image's `chelsea` and `rocket`, held out of training (`photos.BUNDLED_VAL`);
+- where the packages are installed (the `test` extra has them): scikit-learn's `china` (a
+  temple roof) and `flower`, and matplotlib's `grace_hopper` portrait, from sources the
+  training data has nothing of.
+
+The figures, per image and as means over the set (`score`): mask IoU against the true mask,
+whole-image PSNR, PSNR inside the true mask, the share of images at >= 30 dB, and the share made
+worse than their input (whole-image PSNR below the corrupted input's). `identity` (the
+corrupted input itself) and `telea` (OpenCV's inpainting *given the true mask*) are the two
+references a model must beat.
+
+numpy and Pillow only: ONNX files are scored through `runtime.Restorer` without PyTorch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+from PIL import Image
+
+from restore_core.corruption import CorruptionConfig, corrupt, sample_rng
+
+HELDOUT_SEED = 20261125
+HELDOUT_CORRUPTION = CorruptionConfig(count=(1, 6), size=(0.05, 0.35), shapes=("square", "circle"), fill="random")
+SIZE_RANGE = (96, 320)  # crop sides, never a multiple of 16
+WORSE_EPS_DB = 0.01  # below the input by more than this counts as "made worse"
+
+RestoreFn = Callable[[np.ndarray], Tuple[np.ndarray, np.ndarray]]  # rgb -> (restored rgb, mask bool)
+
+
+@dataclass
+class Case:
+    """One validation image: `clean` and `corrupted` uint8 (H, W, 3), `mask` bool (H, W)."""
+
+    name: str
+    source: str
+    clean: np.ndarray
+    corrupted: np.ndarray
+    mask: np.ndarray
+
+
+def heldout_photos(extra: bool = True) -> Dict[str, np.ndarray]:
+    """The photos of the set as uint8 (H, W, 3): the held-out bundled ones, plus others where installed."""
+    from restore_core.photos import BUNDLED_VAL, bundled_photos
+
+    photos = {n: a for n, a in bundled_photos().items() if n in BUNDLED_VAL}
+    if not extra:
+        return photos
+    try:
+        from sklearn.datasets import load_sample_image
+
+        for name in ("china", "flower"):
+            photos[name] = np.asarray(load_sample_image(f"{name}.jpg"), dtype=np.uint8)[..., :3]
+    except ImportError:
+        pass
+    try:
+        from matplotlib import cbook
+
+        with cbook.get_sample_data("grace_hopper.jpg") as f:
+            photos["grace_hopper"] = np.asarray(Image.open(f).convert("RGB"))
+    except (ImportError, OSError):
+        pass
+    return photos
+
+
+def _not_stride(n: int, stride: int = 16) -> int:
+    return n + 1 if n % stride == 0 else n
+
+
+def heldout_set(per_photo: int = 12, seed: int = HELDOUT_SEED, extra: bool = True) -> List[Case]:
+    """`per_photo` seeded, corrupted crops of each held-out photo (see the module docstring).
+
+    Each crop has sides in `SIZE_RANGE` and shows a window of the photo between its own size
+    (pixels as shot) and the largest that fits (downscaled): close-ups to whole scenes.
+    """
+    cases = []
+    for p, (name, photo) in enumerate(sorted(heldout_photos(extra).items())):
+        h, w = photo.shape[:2]
+        for i in range(per_photo):
+            rng = sample_rng(seed, p, i)
+            out_h, out_w = (_not_stride(int(rng.integers(SIZE_RANGE[0], SIZE_RANGE[1] + 1))) for _ in range(2))
+            fit = min(h / out_h, w / out_w)  # the largest zoom that still fits the photo
+            zoom = fit * rng.uniform(min(1.0, 1.0 / fit), 1.0)  # source px per output px; >= 1 where the photo allows
+            src_h, src_w = max(1, round(out_h * zoom)), max(1, round(out_w * zoom))
+            y, x = int(rng.integers(0, h - src_h + 1)), int(rng.integers(0, w - src_w + 1))
+            crop = Image.fromarray(photo[y : y + src_h, x : x + src_w]).resize((out_w, out_h), Image.LANCZOS)
+            clean = np.asarray(crop.convert("RGB"))
+            corrupted, mask = corrupt(clean, rng, HELDOUT_CORRUPTION)
+            cases.append(Case(f"{name}_{i:02d}", name, clean, corrupted, mask))
+    return cases
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoring.
+
+
+def psnr(a: np.ndarray, b: np.ndarray, where: Optional[np.ndarray] = None) -> float:
+    """PSNR in dB of uint8 images `a` and `b`, over the pixels `where` (bool (H, W)) when given; 100 if equal."""
+    d = a.astype(np.float64) - b.astype(np.float64)
+    if where is not None:
+        d = d[where]
+    mse = float(np.mean(d**2)) if d.size else 0.0
+    return 100.0 if mse == 0 else min(100.0, 10 * math.log10(255.0**2 / mse))
+
+
+def iou(pred: np.ndarray, truth: np.ndarray) -> float:
+    union = int((pred | truth).sum())
+    return 1.0 if union == 0 else float((pred & truth).sum() / union)
+
+
+def score_case(case: Case, restored: np.ndarray, mask: Optional[np.ndarray]) -> Dict[str, float]:
+    """The figures of one restored image (`mask` None: the method was given the true mask)."""
+    before = psnr(case.corrupted, case.clean)
+    after = psnr(restored, case.clean)
+    return {
+        "mask_iou": float("nan") if mask is None else iou(mask, case.mask),
+        "psnr": after,
+        "psnr_inside": psnr(restored, case.clean, case.mask),
+        "psnr_input": before,
+        "worse": float(after < before - WORSE_EPS_DB),
+        "changed_outside": float(np.any(restored[~case.mask] != case.corrupted[~case.mask])),
+    }
+
+
+def summarize(rows: Sequence[Dict[str, float]]) -> Dict[str, float]:
+    """Means over images, the >= 30 dB share and the made-worse count."""
+    col = lambda k: np.array([r[k] for r in rows], dtype=np.float64)  # noqa: E731
+    return {
+        "images": len(rows),
+        "mask_iou": float(np.mean(col("mask_iou"))),
+        "psnr": float(np.mean(col("psnr"))),
+        "psnr_inside": float(np.mean(col("psnr_inside"))),
+        "share_30db": float(np.mean(col("psnr") >= 30.0)),
+        "share_worse": float(np.mean(col("worse"))),
+        "worse": int(col("worse").sum()),
+        "min_psnr_gain": float(np.min(col("psnr") - col("psnr_input"))),
+    }
+
+
+def evaluate(cases: Sequence[Case], restore: RestoreFn) -> Tuple[Dict[str, float], List[Dict[str, float]]]:
+    """Run `restore` (uint8 RGB -> (restored uint8 RGB, mask bool)) on every case; (summary, rows)."""
+    rows = []
+    for case in cases:
+        restored, mask = restore(case.corrupted)
+        row = score_case(case, restored, mask)
+        row["name"] = case.name
+        rows.append(row)
+    return summarize(rows), rows
+
+
+def identity_reference(cases: Sequence[Case]) -> Dict[str, float]:
+    """The corrupted input as the answer (nothing found, nothing changed)."""
+    return summarize([score_case(c, c.corrupted, np.zeros_like(c.mask)) for c in cases])
+
+
+def telea_reference(cases: Sequence[Case], radius: int = 3) -> Optional[Dict[str, float]]:
+    """OpenCV's Telea inpainting given the *true* mask (an oracle for the mask); None without OpenCV."""
+    try:
+        import cv2
+    except ImportError:
+        return None
+    rows = []
+    for c in cases:
+        bgr = np.ascontiguousarray(c.corrupted[..., ::-1])
+        out = cv2.inpaint(bgr, c.mask.astype(np.uint8) * 255, radius, cv2.INPAINT_TELEA)[..., ::-1]
+        rows.append(score_case(c, np.ascontiguousarray(out), None))
+    summary = summarize(rows)
+    summary["mask_iou"] = float("nan")  # given, not found
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------
+# The report: figures against the references, and pictures of the worst and typical cases.
+
+
+def _fmt(v: float, digits: int = 2) -> str:
+    return "given" if isinstance(v, float) and math.isnan(v) else f"{v:.{digits}f}"
+
+
+def markdown_table(results: Dict[str, Optional[Dict[str, float]]]) -> str:
+    """The summary table, one row per method (None results are left out)."""
+    lines = ["| method | mask IoU | PSNR dB | PSNR in mask dB | >= 30 dB | made worse |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for name, s in results.items():
+        if s is None:
+            continue
+        lines.append(f"| {name} | {_fmt(s['mask_iou'], 3)} | {_fmt(s['psnr'])} | {_fmt(s['psnr_inside'])} | "
+                     f"{100 * s['share_30db']:.0f}% | {s['worse']} of {s['images']} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(out_dir, cases: Sequence[Case], restore: RestoreFn, model: str,
+                 sheet_rows: int = 8) -> Dict[str, object]:
+    """Score `restore` on `cases` against the references and write OUT/heldout.{json,md},
+    OUT/worst.png (the `sheet_rows` cases it improved least) and OUT/typical.png (the first case
+    of each photo). Returns the contents of heldout.json."""
+    import json
+    from pathlib import Path
+
+    from restore_core.fileio import atomic_write_text
+    from restore_core.sheet import save_sheet
+
+    out = Path(out_dir)
+    outputs = {}
+
+    def keep(rgb: np.ndarray):
+        restored, mask = restore(rgb)
+        outputs[id(rgb)] = (restored, mask)
+        return restored, mask
+
+    summary, rows = evaluate(cases, keep)
+    results = {"model": summary, "identity (corrupted input)": identity_reference(cases),
+               "Telea given the true mask": telea_reference(cases)}
+    report = {"model": model, "images": len(cases), "sources": sorted({c.source for c in cases}),
+              "seed": HELDOUT_SEED, "results": results, "per_image": rows}
+    atomic_write_text(out / "heldout.json", json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
+    atomic_write_text(out / "heldout.md", f"Held-out set: {len(cases)} images from {', '.join(report['sources'])}; "
+                                          f"model {model}\n\n" + markdown_table(results))
+
+    def sheet(picked, path):
+        entries = []
+        for c, r in picked:
+            restored, mask = outputs[id(c.corrupted)]
+            entries.append((f"{c.name}: {r['psnr_input']:.1f} -> {r['psnr']:.1f} dB, IoU {r['mask_iou']:.2f}",
+                            [c.corrupted, mask, restored, c.clean]))
+        save_sheet(entries, path)
+
+    pairs = list(zip(cases, rows))
+    worst = sorted(pairs, key=lambda p: (p[1]["psnr"] - p[1]["psnr_input"], p[1]["mask_iou"]))[:sheet_rows]
+    sheet(worst, out / "worst.png")
+    firsts = {}
+    for c, r in pairs:
+        firsts.setdefault(c.source, (c, r))
+    sheet(list(firsts.values()), out / "typical.png")
+    return report

@@ -1,0 +1,102 @@
+"""The model shipped inside the package, named `default`: present, consistent, and good enough.
+
+The quality floor is looser than the figures in MODEL_CARD.md (fewer images here) but tight
+enough that a broken, untrained or swapped model fails it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from restore_core.heldout import evaluate, heldout_set, telea_reference
+from runtime.default_model import SHIPPED_ONNX
+from runtime.metadata import read_metadata
+
+# Floors for the shipped ONNX graph on 3 crops of each held-out photo.
+MIN_MASK_IOU = 0.90
+MAX_WORSE = 0
+
+
+@pytest.fixture(scope="module")
+def cases():
+    return heldout_set(per_photo=3)
+
+
+@pytest.fixture(scope="module")
+def restorer():
+    from runtime import Restorer
+
+    return Restorer(device="cpu")  # no path: the shipped model
+
+
+def test_shipped_files_are_in_the_package_and_small():
+    from restore_core.checkpoint import SHIPPED_WEIGHTS
+
+    assert SHIPPED_ONNX.is_file() and SHIPPED_WEIGHTS.is_file()
+    assert SHIPPED_ONNX.stat().st_size + SHIPPED_WEIGHTS.stat().st_size <= 30e6
+
+
+def test_shipped_graph_holds_the_shipped_weights():
+    from restore_core.checkpoint import load_model, weights_sha256
+
+    meta = read_metadata(SHIPPED_ONNX)
+    loaded = load_model("default")
+    assert meta.weights_sha256 == weights_sha256(loaded.model)
+    assert meta.signature == "pixels"
+
+
+def test_export_of_default_reproduces_the_shipped_graph(tmp_path):
+    from export.cli import main
+
+    out = tmp_path / "default.onnx"
+    result = CliRunner().invoke(main, ["onnx", "--checkpoint", "default", "--output", str(out), "--no-verify"])
+    assert result.exit_code == 0, result.output
+    assert read_metadata(out).weights_sha256 == read_metadata(SHIPPED_ONNX).weights_sha256
+    assert read_metadata(out).model_config == read_metadata(SHIPPED_ONNX).model_config
+
+
+def test_shipped_model_meets_the_quality_floor(cases, restorer):
+    def restore(rgb):
+        restored, mask, _, _ = restorer.restore_rgb(rgb)
+        return restored, mask > 0
+
+    summary, rows = evaluate(cases, restore)
+    telea = telea_reference(cases)
+    assert summary["mask_iou"] >= MIN_MASK_IOU, summary
+    assert summary["worse"] <= MAX_WORSE, [r for r in rows if r["worse"]]
+    assert not any(r["changed_outside"] for r in rows if r["mask_iou"] == 1.0)
+    if telea is not None:  # OpenCV is in the test extra
+        assert summary["psnr"] > telea["psnr"] - 1.0, (summary, telea)
+        assert summary["psnr_inside"] > telea["psnr_inside"] - 1.0, (summary, telea)
+
+
+def test_restorer_keeps_every_pixel_outside_its_mask(cases, restorer):
+    for case in cases[:4]:
+        restored, mask, _, _ = restorer.restore_rgb(case.corrupted)
+        keep = mask == 0
+        assert np.array_equal(restored[keep], case.corrupted[keep])
+
+
+def test_restore_run_without_model_uses_the_default(tmp_path, cases):
+    from runtime.cli import main
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for c in cases[:2]:
+        Image.fromarray(c.corrupted).save(src / f"{c.name}.png")
+    result = CliRunner().invoke(main, [str(src), str(tmp_path / "out"), "--device", "cpu", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "model default" in result.output
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == sorted(f"{c.name}.png" for c in cases[:2])
+
+
+def test_the_word_default_names_the_shipped_model_everywhere():
+    from restore_core.checkpoint import SHIPPED_WEIGHTS, resolve_weights
+    from runtime.default_model import resolve_model
+
+    assert resolve_model("default") == resolve_model(None) == SHIPPED_ONNX
+    assert resolve_weights("default") == SHIPPED_WEIGHTS
+    assert str(resolve_weights("other.ckpt")) == "other.ckpt"

@@ -46,13 +46,15 @@ def _error(message: str) -> None:
 @click.option("--allow-lossy", is_flag=True,
               help="Restore files that cannot be written back whole (extra frames or pages, 16-bit colour) from "
                    "their first frame / top 8 bits; the summary lists what was dropped (default: refuse them).")
+@click.option("--no-fsync", is_flag=True,
+              help="Do not fsync each image before its rename (the report is always synced).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
               help="JSON report path (default: OUTPUT/restore-report.json).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for inference (default: all usable).")
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG / lossy WebP quality.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def main(model_path, input_path, output_path, device, provider, batch_size, save_mask, save_predicted, overwrite,
-         fmt, tile, tile_budget, max_pixels, allow_lossy, report_path, threads, quality, quiet):
+         fmt, tile, tile_budget, max_pixels, allow_lossy, no_fsync, report_path, threads, quality, quiet):
     """Restore the images in INPUT (a folder, recursively, or one image) into OUTPUT.
 
     Relative paths are mirrored under OUTPUT; each image keeps its format and mode unless
@@ -75,7 +77,7 @@ def main(model_path, input_path, output_path, device, provider, batch_size, save
     click.echo(f"model {model_path} on {restorer.info.describe()} ({time.perf_counter() - start:.2f} s to load)", err=True)
     options = RunOptions(
         batch_size=batch_size, save_mask=save_mask, save_predicted=save_predicted, overwrite=overwrite, format=fmt,
-        max_pixels=max_pixels, allow_lossy=allow_lossy, report=report_path, quality=quality,
+        max_pixels=max_pixels, allow_lossy=allow_lossy, sync_images=not no_fsync, report=report_path, quality=quality,
         progress=not quiet,
     )
     try:

@@ -13,8 +13,13 @@ from runtime.fileio import _UMASK, atomic_path, atomic_write_bytes, atomic_write
 __all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_save_png"]
 
 
-def atomic_save_png(pixels, path: str | os.PathLike, durable: bool = True) -> None:
-    """Write a uint8 array ((H, W) grey or (H, W, 3) RGB) as a PNG, atomically."""
+def atomic_save_png(pixels, path: str | os.PathLike, durable: bool = False) -> None:
+    """Write a uint8 array ((H, W) grey or (H, W, 3) RGB) as a PNG, atomically.
+
+    Not synced by default: these are bulk images (synthetic datasets, validation outputs) that
+    can be made again, and an fsync costs about 7 ms per image here. Checkpoints, models and
+    reports are always synced.
+    """
     from PIL import Image
 
     with atomic_path(path, durable) as tmp:

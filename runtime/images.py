@@ -322,6 +322,8 @@ def read_image(path: str | os.PathLike, max_pixels: Optional[int] = DEFAULT_MAX_
         img = _open(data)
     except UnidentifiedImageError:
         raise ImageError("not a PNG, JPEG, WebP, BMP or TIFF image, nor a GIF") from None
+    except Image.DecompressionBombError as e:  # a plugin's own check (GIF frames), above twice Pillow's limit
+        raise ImageError(f"refused as a decompression bomb ({one_line(e, with_type=False)})") from None
     except Exception as e:  # Pillow raises SyntaxError, struct.error, ... for broken headers
         raise ImageError(f"unreadable image header ({one_line(e)})") from None
     w, h = img.size

@@ -203,6 +203,19 @@ def disk_full_after_first_image(mp):
     mp.setattr(rr, "atomic_write_text", no_space)
 
 
+def killed_after_first_image(mp):
+    """The first run stops (as if killed) when its second image is due; the rerun is not disturbed."""
+    real, state = rb.atomic_write_bytes, {"writes": 0}
+
+    def write(path, data, durable=True):
+        state["writes"] += 1
+        if state["writes"] == 2:
+            raise KeyboardInterrupt
+        real(path, data, durable)
+
+    mp.setattr(rb, "atomic_write_bytes", write)
+
+
 def _dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
@@ -291,8 +304,10 @@ MATRIX = [
          says=("FAILED anim.gif: cannot be written back whole: frames 2-3 of 3 dropped",), absent=("anim.png",)),
     Case("still GIF to PNG, palette kept", still_gif, ("--format", "png"), exit=0, says=("1 restored",),
          outputs=("still.png",), check=_gif_as_png),
-    Case("--format jpeg into INPUT, run twice", one_png("g0.png"), ("--format", "jpeg"), in_place=True, runs=2,
-         exit=0, says=("0 restored, 1 skipped",), outputs=("g0.png", "g0.jpg")),
+    Case("--format jpeg into INPUT, run twice", one_png("g0.png"), ("--format", "jpeg", "--save-mask"), in_place=True,
+         runs=2, exit=0, says=("0 restored, 1 skipped",), outputs=("g0.png", "g0.jpg", "masks/g0.jpg.png")),
+    Case("--format jpeg into INPUT, killed, resumed", two_pngs, ("--format", "jpeg", "--batch-size", "1"), in_place=True,
+         runs=2, fault=killed_after_first_image, exit=0, says=("1 restored, 1 skipped",), outputs=("a.jpg", "b.jpg")),
     Case("foreign graph with copied metadata", one_png(), model=foreign_identity, exit=1,
          says=("not a pixels graph", "outputs lack 'mask', 'predicted'")),
     Case("pixels graph with a renamed output", one_png(), model=renamed_output, exit=1,

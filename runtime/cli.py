@@ -17,7 +17,9 @@ from runtime.tiling import DEFAULT_TILE_BUDGET
 
 
 def _error(message: str) -> None:
-    click.echo(f"restore-run: error: {message}", err=True)
+    from runtime.messages import flat
+
+    click.echo(f"restore-run: error: {flat(message)}", err=True)  # one line, even for odd file names
     sys.exit(1)
 
 

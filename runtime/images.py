@@ -252,6 +252,8 @@ def _open(data: bytes) -> Image.ImageFile.ImageFile:
     Image.init()
     prefix = data[:16]
     for fmt in READ_FORMATS:
+        if fmt not in Image.OPEN:  # a Pillow built without this codec
+            continue
         factory, accept = Image.OPEN[fmt]
         result = not accept or accept(prefix)
         if not result or isinstance(result, str):  # a str is a "looks like it, but unsupported" note

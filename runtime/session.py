@@ -325,7 +325,7 @@ def _open_session(model, source: str, device: str, want: str, note: str, opts, p
     try:
         session = ort.InferenceSession(payload, sess_options=opts, providers=providers)
     except Exception as e:  # ORT raises its own exception types (Fail, InvalidGraph, ...)
-        first = one_line(e, 300, with_type=False) or type(e).__name__
+        first = one_line(e, 300, with_type=False)
         if want != "cpu" and device == "auto":
             return _cpu_session(payload, opts), "cpu", f"auto chose the CPU: {want} failed ({first})"
         if want != "cpu":

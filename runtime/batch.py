@@ -455,6 +455,13 @@ def _output_folders(jobs: List[Job], report: Path) -> set:
     return {p.parent for job in jobs for p in _job_outputs(job)} | {report.parent}
 
 
+def _planned_summary(restorer, options: RunOptions, input_root: str) -> Summary:
+    """The summary of the report written before any image, replaced by the final one."""
+    return Summary(model=restorer.info.source, device=restorer.info.describe(), providers=restorer.info.providers,
+                   batch_size=options.batch_size, input=input_root,
+                   note="in progress: the run's final report replaces this one")
+
+
 def _summarize(restorer, options: RunOptions, records: List[Record], start: float, infer_before: float,
                swept: int, input_root: str) -> Summary:
     for rec in records:  # anything left pending was cut short by an error we did not foresee
@@ -504,9 +511,7 @@ def run_folder(restorer, input_path, output_path, options: Optional[RunOptions] 
     swept = len(sweep_stale_temps(_output_folders(jobs, report_path)))
     # The report first lists what this run will write, so a rerun after a kill knows its outputs.
     input_root = str(Path(input_path).resolve())
-    _save_report(report_path, Summary(model=restorer.info.source, device="", providers=[], batch_size=options.batch_size,
-                                      input=input_root, note="in progress: the run's final report replaces this one"),
-                 records)
+    _save_report(report_path, _planned_summary(restorer, options, input_root), records)
     todo = [j for j in jobs if j.record.status == "pending"]
     with tqdm(total=len(jobs), unit="img", desc="restoring", disable=not options.progress, dynamic_ncols=True) as bar:
         bar.update(len(jobs) - len(todo))  # skipped and refused at planning are done already
@@ -514,6 +519,7 @@ def run_folder(restorer, input_path, output_path, options: Optional[RunOptions] 
     summary = _summarize(restorer, options, records, start, infer_before, swept, input_root)
     report_error, report_text = _save_report(report_path, summary, records)
     lines = summary_lines(summary, records, str(report_path), report_error)
-    for line in lines if options.log else ():
-        options.log(line)
+    if options.log:
+        for line in lines:
+            options.log(line)
     return RunResult(records, summary, report_path, lines, report_error, report_text)

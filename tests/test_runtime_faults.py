@@ -455,3 +455,22 @@ def test_a_temp_name_is_only_swept_when_its_process_is_gone(tmp_path):
         path.write_bytes(b"x")
     assert sweep_stale_temps([tmp_path]) == [gone]
     assert all(p.exists() for p in keep)
+
+
+def test_two_runs_at_once_into_one_output(tiny_onnx, tmp_path):
+    """Both finish; every output is a complete image; neither removes the other's temp files."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from runtime import Restorer
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(6):
+        Image.fromarray(_rgb(16, 16)).save(src / f"{i}.png")
+    restorers = [Restorer(tiny_onnx, device="cpu", threads=1) for _ in range(2)]
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda r: r.restore_folder(src, tmp_path / "out", progress=False), restorers))
+    assert all(r.exit_code == 0 for r in results), [r.lines for r in results]
+    for i in range(6):
+        assert Image.open(tmp_path / "out" / f"{i}.png").size == (16, 16)
+    assert not list((tmp_path / "out").glob(".*.tmp"))

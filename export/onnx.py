@@ -19,14 +19,15 @@ from torch import nn
 from restore_core.checkpoint import weights_sha256
 from restore_core.fileio import atomic_path
 from restore_core.pipeline import RestorationPipeline
-from runtime.metadata import FORMAT_VERSION, ModelMetadata
+from runtime.messages import one_line
+from runtime.metadata import FORMAT_VERSION, PIXELS_INPUTS, PIXELS_OUTPUTS, ModelMetadata
 
 MIN_OPSET = 18
 DEFAULT_OPSET = 20
 
 # Names and layouts of the two signatures (the I/O contract the README documents).
 SIGNATURES = {
-    "pixels": {"inputs": ["image"], "outputs": ["restored", "mask", "predicted"], "layout": "NHWC"},
+    "pixels": {"inputs": list(PIXELS_INPUTS), "outputs": list(PIXELS_OUTPUTS), "layout": "NHWC"},
     "tensor": {"inputs": ["input"], "outputs": ["predicted", "mask_prob", "composite"], "layout": "NCHW"},
 }
 
@@ -118,7 +119,7 @@ def to_onnx_proto(pipeline: RestorationPipeline, signature: str = "pixels", opse
                 dynamic_shapes=(dims,), opset_version=opset, external_data=False, verbose=False,
             )
         except Exception as e:  # the exporter raises many types; one clear line for the user
-            raise ExportError(f"ONNX export failed at opset {opset}: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from e
+            raise ExportError(f"ONNX export failed at opset {opset}: {one_line(e)}") from e
     proto = program.model_proto
     _rename_dynamic_dims(proto, signature)
     return proto
@@ -136,7 +137,7 @@ def save_onnx(proto, path: str | os.PathLike, metadata: ModelMetadata) -> Path:
     try:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as e:
-        raise ExportError(f"the exported graph fails onnx.checker: {str(e).splitlines()[0][:200]}") from e
+        raise ExportError(f"the exported graph fails onnx.checker: {one_line(e, with_type=False)}") from e
     with atomic_path(path) as tmp:
         onnx.save_model(proto, str(tmp), save_as_external_data=False)
     return path
@@ -248,7 +249,7 @@ def export_onnx(pipeline: RestorationPipeline, output: str | os.PathLike, *, sig
         try:
             proto = convert_to_fp16(proto)
         except Exception as e:
-            raise ExportError(f"fp16 conversion failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from e
+            raise ExportError(f"fp16 conversion failed: {one_line(e)}") from e
     t_export = time.perf_counter() - t0
 
     # Hashes the weights once; the parity figures are filled in after they are measured.

@@ -29,6 +29,7 @@ import torch
 from export.onnx import ExportError, example_input, signature_module
 from restore_core.fileio import atomic_path
 from restore_core.pipeline import RestorationPipeline
+from runtime.messages import one_line
 from runtime.metadata import ModelFileError, ModelMetadata
 
 METADATA_FILE = "restore_metadata.json"
@@ -73,7 +74,7 @@ def to_torchscript(pipeline: RestorationPipeline) -> torch.jit.ScriptModule:
         try:
             scripted = torch.jit.script(pipeline)
         except Exception as e:  # torch.jit.frontend errors have many types
-            raise ExportError(f"TorchScript scripting failed: {type(e).__name__}: {str(e).strip().splitlines()[0][:200]}") from e
+            raise ExportError(f"TorchScript scripting failed: {one_line(e)}") from e
         # Freezing inlines weights and BatchNorm statistics as constants; keep forward_tensor.
         return torch.jit.freeze(scripted, preserved_attrs=["forward_tensor"])
 
@@ -129,7 +130,7 @@ def to_exported_program(pipeline: RestorationPipeline, signature: str = "pixels"
         with torch.fx.experimental._config.patch(backed_size_oblivious=True):
             return torch.export.export(module, (x,), dynamic_shapes=(axes,), strict=False)
     except Exception as e:
-        raise ExportError(f"torch.export failed: {type(e).__name__}: {str(e).strip().splitlines()[0][:200]}") from e
+        raise ExportError(f"torch.export failed: {one_line(e)}") from e
 
 
 def save_exported_program(pipeline: RestorationPipeline, path: str | os.PathLike, metadata: ModelMetadata) -> Path:

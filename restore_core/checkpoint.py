@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict
@@ -20,6 +22,7 @@ import torch
 from restore_core.fileio import atomic_path
 from restore_core.model import DualDecoderUNet, ModelConfig
 from restore_core.pipeline import DEFAULT_THRESHOLD, RestorationPipeline
+from runtime.messages import one_line
 
 CHECKPOINT_FORMAT = "restore-checkpoint"
 RELEASE_FORMAT = "restore-release"
@@ -67,18 +70,30 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        # torch.load warns (UserWarning, FutureWarning) about the very files it then refuses; our
+        # one-line error below says all there is to say, so its warnings are not shown.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         # weights_only refuses any global it does not know: code, custom classes, lambdas.
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: refused, the file holds more than weights ({first[:160]})") from None
+        raise CheckpointError(f"{path}: refused, {_refusal_reason(e)}; only checkpoints written by restore-train load") from None
     except Exception as e:  # truncated zip, not a zip, wrong magic number, ...
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e)[:160]})") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint ({one_line(e, 160)})") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not a restore checkpoint (no '{CHECKPOINT_FORMAT}' format marker)")
     if state.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: unsupported checkpoint format version {state.get('format_version')!r}")
     return state
+
+
+def _refusal_reason(error: BaseException) -> str:
+    # PyTorch's message is a paragraph about its own defaults; the part a user needs is which
+    # global the file wanted to load ('posix.system', 'builtins.eval', a custom class).
+    match = re.search(r"GLOBAL ([\w.]+)", str(error))
+    if match:
+        return f"the file asks to load {match.group(1)}, which is code or an object, not weights"
+    return f"the file holds more than weights ({one_line(error, 160, with_type=False)})"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,7 +142,7 @@ def _read_release(path: Path):
             meta = f.metadata() or {}
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: not a readable .safetensors file ({str(e)[:160]})") from None
+        raise CheckpointError(f"{path}: not a readable .safetensors file ({one_line(e, 160, with_type=False)})") from None
     if meta.get("restore.format") != RELEASE_FORMAT:
         raise CheckpointError(f"{path}: not a restore release (metadata lacks restore.format={RELEASE_FORMAT})")
     if meta.get("restore.format_version") != str(FORMAT_VERSION):
@@ -163,7 +178,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        raise CheckpointError(f"{path}: weights do not match the model config ({str(e).splitlines()[0][:160]})") from None
+        raise CheckpointError(f"{path}: weights do not match the model config ({one_line(e, 160, with_type=False)})") from None
     return LoadedModel(model.to(device).eval(), cfg, threshold, path)
 
 

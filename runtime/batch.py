@@ -10,7 +10,9 @@
 
 Decoding (Pillow) and inference (ONNX Runtime) both release the GIL, so plain threads keep the
 model fed while files are read and written. Every input ends as one record: ok, skipped (its
-outputs exist and --overwrite is off) or failed with the reason; a bad file never stops the rest.
+outputs exist and --overwrite is off) or failed with the reason; a bad file never stops the rest,
+and neither does a full disk: each image that could not be written fails with that reason, and a
+report that cannot be written is handed back in memory for the caller to print.
 
 Torch-free: onnxruntime, numpy, pillow, tqdm.
 """
@@ -28,12 +30,13 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 import numpy as np
 from PIL import Image
 
-from runtime.fileio import atomic_write_bytes
+from runtime.fileio import atomic_write_bytes, sweep_stale_temps
 from runtime.images import (
     DEFAULT_MAX_PIXELS,
     FORMAT_SUFFIX,
     FORMATS,
     SUFFIX_FORMAT,
+    WRITABLE_MODES,
     ImageError,
     Prepared,
     SourceInfo,
@@ -42,7 +45,8 @@ from runtime.images import (
     prepare,
     read_image,
 )
-from runtime.report import REPORT_NAME, Record, Summary, summary_lines, write_report
+from runtime.messages import flat, one_line
+from runtime.report import REPORT_NAME, Record, Summary, earlier_outputs, report_json, summary_lines, write_report
 from runtime.tiling import tile_size_for
 
 MASKS_DIR = "masks"
@@ -65,6 +69,8 @@ class RunOptions:
     tile: Optional[int] = None  # None = the Restorer's setting, 0 = never, N = tile size
     tile_budget: Optional[int] = None  # None = the Restorer's automatic-tiling threshold
     max_pixels: Optional[int] = DEFAULT_MAX_PIXELS  # refuse larger images (decompression bombs)
+    allow_lossy: bool = False  # restore the first frame/page or 8 bits of files that cannot be kept whole
+    sync_images: bool = True  # fsync each image before its rename (reports are always synced)
     report: Optional[str] = None  # default OUTPUT/restore-report.json
     quality: int = 95  # JPEG and lossy WebP
     progress: bool = True  # tqdm bar on stderr
@@ -97,6 +103,8 @@ class RunResult:
     summary: Summary
     report_path: Optional[Path]
     lines: List[str] = field(default_factory=list)
+    report_error: Optional[str] = None  # why the report could not be written, if it could not
+    report_text: Optional[str] = None  # the report's JSON when it could not be written
 
     @property
     def exit_code(self) -> int:
@@ -106,6 +114,9 @@ class RunResult:
 
 # ---------------------------------------------------------------------------------------------
 # Planning: which files, where their outputs go, and what may not happen.
+
+# (source, name relative to INPUT, output path, Pillow format of the output)
+Pair = Tuple[Path, str, Path, str]
 
 
 def _output_format(suffix: str, fmt: Optional[str]) -> Tuple[str, str]:
@@ -129,71 +140,88 @@ def _scan(root: Path, exclude: Optional[Path]) -> List[Path]:
     return found
 
 
-def plan_run(input_path, output_path, options: RunOptions) -> Tuple[List[Job], Path]:
-    """List the jobs of a run and where the report goes.
-
-    Raises:
-        PlanError: INPUT missing or unsupported, or outputs that would overwrite inputs.
-    """
-    inp, out = Path(input_path), Path(output_path)
+def _check_request(inp: Path, options: RunOptions) -> None:
     if options.format is not None and options.format.lower() not in FORMATS:
         raise PlanError(f"unknown --format {options.format!r}; choose png, jpeg, webp, bmp or tiff")
     if not inp.exists():
-        raise PlanError(f"{inp}: no such file or folder")
-    pairs: List[Tuple[Path, str, Path, str]] = []  # (source, relative name, output, format)
-    if inp.is_file():
-        if inp.suffix.lower() not in SUFFIX_FORMAT:
-            raise PlanError(f"{inp}: not a .png, .jpg, .webp, .bmp or .tif file")
-        if out.suffix.lower() in SUFFIX_FORMAT and not out.is_dir():
-            # OUTPUT names the restored file itself; its suffix picks the format unless --format does.
-            fmt = FORMATS[options.format.lower()] if options.format else SUFFIX_FORMAT[out.suffix.lower()]
-            root, target = out.parent, out
-        else:
-            fmt, suffix = _output_format(inp.suffix, options.format)
-            root, target = out, out / (inp.stem + suffix)
-        pairs.append((inp, inp.name, target, fmt))
-    else:
-        root = out
-        inp_r, out_r = inp.resolve(), out.resolve()
-        # OUTPUT inside INPUT: never read our own outputs back as inputs.
-        exclude = out_r if inp_r in out_r.parents else None
-        for src in _scan(inp, exclude):
-            rel = src.relative_to(inp)
-            fmt, suffix = _output_format(src.suffix, options.format)
-            pairs.append((src, rel.as_posix(), out / rel.with_suffix(suffix), fmt))
+        raise PlanError(f"{flat(inp)}: no such file or folder")
+    if inp.is_file() and inp.suffix.lower() not in SUFFIX_FORMAT:
+        raise PlanError(f"{flat(inp)}: not a .png, .jpg, .webp, .bmp, .tif or .gif file")
 
-    report = Path(options.report) if options.report else root / REPORT_NAME
-    inputs = {p[0].resolve(): p[1] for p in pairs}
-    jobs: List[Job] = []
+
+def _plan_file(inp: Path, out: Path, fmt: Optional[str]) -> Tuple[Path, List[Pair]]:
+    """One image in: OUTPUT is the restored file itself (an image suffix) or its folder."""
+    if out.suffix.lower() in SUFFIX_FORMAT and not out.is_dir():
+        # OUTPUT names the restored file itself; its suffix picks the format unless --format does.
+        pil = FORMATS[fmt.lower()] if fmt else SUFFIX_FORMAT[out.suffix.lower()]
+        return out.parent, [(inp, inp.name, out, pil)]
+    pil, suffix = _output_format(inp.suffix, fmt)
+    return out, [(inp, inp.name, out / (inp.stem + suffix), pil)]
+
+
+def _plan_folder(inp: Path, out: Path, fmt: Optional[str], report: Path) -> List[Pair]:
+    """Every image under INPUT, minus our own outputs when OUTPUT is INPUT or lies inside it."""
+    inp_r, out_r = inp.resolve(), out.resolve()
+    # OUTPUT inside INPUT: never read our own outputs back as inputs.
+    exclude = out_r if inp_r in out_r.parents else None
+    # OUTPUT is INPUT (or holds it): what the earlier run's report lists as written is ours, not
+    # an input, so a rerun (or a resumed run) of the same command plans the same jobs.
+    ours = earlier_outputs(report, inp_r) if inp_r == out_r or out_r in inp_r.parents else set()
+    pairs = []
+    for src in _scan(inp, exclude):
+        if ours and src.resolve() in ours:
+            continue
+        rel = src.relative_to(inp)
+        pil, suffix = _output_format(src.suffix, fmt)
+        pairs.append((src, rel.as_posix(), out / rel.with_suffix(suffix), pil))
+    return pairs
+
+
+def _make_job(pair: Pair, root: Path, options: RunOptions) -> Job:
+    src, rel, target, fmt = pair
+    # Masks and predictions are PNG (lossless) named after the output: a.png → masks/a.png,
+    # a.jpg → masks/a.jpg.png, so a.png and a.jpg never share a mask.
+    rel_out = target.relative_to(root)
+    side = rel_out if rel_out.suffix.lower() == ".png" else rel_out.with_name(rel_out.name + ".png")
+    job = Job(
+        source=src, output=target, format=fmt,
+        mask=root / MASKS_DIR / side if options.save_mask else None,
+        predicted=root / PREDICTED_DIR / side if options.save_predicted else None,
+        record=Record(input=rel, output=str(target)),
+    )
+    job.record.mask = str(job.mask) if job.mask else None
+    job.record.predicted = str(job.predicted) if job.predicted else None
+    return job
+
+
+def _job_outputs(job: Job) -> List[Path]:
+    return [p for p in (job.output, job.mask, job.predicted) if p is not None]
+
+
+def _claim_outputs(jobs: List[Job], pairs: List[Pair], report: Path) -> Dict[Path, List[Job]]:
+    """Who writes each output path; refuses outputs that land on an input or on the report.
+
+    Raises:
+        PlanError: an output (or the report) would overwrite an input.
+    """
+    inputs = {src.resolve(): rel for src, rel, _, _ in pairs}
     claims: Dict[Path, List[Job]] = {}
-    for src, rel, target, fmt in pairs:
-        # Masks and predictions are PNG (lossless) named after the output: a.png → masks/a.png,
-        # a.jpg → masks/a.jpg.png, so a.png and a.jpg never share a mask.
-        rel_out = target.relative_to(root)
-        side = rel_out if rel_out.suffix.lower() == ".png" else rel_out.with_name(rel_out.name + ".png")
-        job = Job(
-            source=src, output=target, format=fmt,
-            mask=root / MASKS_DIR / side if options.save_mask else None,
-            predicted=root / PREDICTED_DIR / side if options.save_predicted else None,
-            record=Record(input=rel, output=str(target)),
-        )
-        job.record.mask = str(job.mask) if job.mask else None
-        job.record.predicted = str(job.predicted) if job.predicted else None
-        for path in (job.output, job.mask, job.predicted):
-            if path is None:
-                continue
+    for job in jobs:
+        for path in _job_outputs(job):
             resolved = path.resolve()
             if resolved in inputs:
                 raise PlanError(
-                    f"{path} would overwrite the input {inputs[resolved]}: OUTPUT may not be INPUT "
+                    f"{flat(path)} would overwrite the input {flat(inputs[resolved])}: OUTPUT may not be INPUT "
                     f"(or hold inputs) unless the output names cannot collide; choose another OUTPUT"
                 )
             claims.setdefault(resolved, []).append(job)
-        jobs.append(job)
     if report.resolve() in inputs or report.resolve() in claims:
-        raise PlanError(f"the report {report} would overwrite an input or an output; pass --report elsewhere")
+        raise PlanError(f"the report {flat(report)} would overwrite an input or an output; pass --report elsewhere")
+    return claims
 
-    # Two inputs mapping onto one output name (a.png and a.jpg with --format png): both fail.
+
+def _fail_collisions(claims: Dict[Path, List[Job]]) -> None:
+    """Two inputs mapping onto one output name (a.png and a.jpg with --format png): both fail."""
     for path, owners in claims.items():
         if len(owners) > 1:
             names = [j.record.input for j in owners]
@@ -201,17 +229,46 @@ def plan_run(input_path, output_path, options: RunOptions) -> Tuple[List[Job], P
                 others = ", ".join(n for n in names if n != j.record.input)
                 _fail(j.record, f"output {path.name} would also be written for {others}; rename one or drop --format")
 
+
+def _fail_unwritable(jobs: List[Job]) -> None:
+    """Formats we read but do not write (GIF) fail before any work, with the way out."""
     for job in jobs:
-        wanted = [p for p in (job.output, job.mask, job.predicted) if p is not None]
-        if job.record.status == "pending" and not options.overwrite and all(p.exists() for p in wanted):
+        if job.format not in WRITABLE_MODES:
+            _fail(job.record, f"{job.format} is read but not written back (Pillow's writer may reorder the "
+                              f"palette and frames); pass --format png to restore it into a PNG")
+
+
+def _mark_skipped(jobs: List[Job], overwrite: bool) -> None:
+    for job in jobs:
+        if job.record.status == "pending" and not overwrite and all(p.exists() for p in _job_outputs(job)):
             job.record.status = "skipped"
+
+
+def plan_run(input_path, output_path, options: RunOptions) -> Tuple[List[Job], Path]:
+    """List the jobs of a run and where the report goes.
+
+    Raises:
+        PlanError: INPUT missing or unsupported, or outputs that would overwrite inputs.
+    """
+    inp, out = Path(input_path), Path(output_path)
+    _check_request(inp, options)
+    if inp.is_file():
+        root, pairs = _plan_file(inp, out, options.format)
+        report = Path(options.report) if options.report else root / REPORT_NAME
+    else:
+        root, report = out, Path(options.report) if options.report else out / REPORT_NAME
+        pairs = _plan_folder(inp, out, options.format, report)
+    jobs = [_make_job(pair, root, options) for pair in pairs]
+    _fail_collisions(_claim_outputs(jobs, pairs, report))
+    _fail_unwritable(jobs)
+    _mark_skipped(jobs, options.overwrite)
     return jobs, report
 
 
 def _fail(record: Record, reason: str) -> None:
     if record.status != "failed":  # keep the first reason
         record.status = "failed"
-        record.error = reason
+        record.error = flat(reason)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -223,7 +280,7 @@ def _read(job: Job, options: RunOptions) -> Optional[Loaded]:
     start = time.perf_counter()
     rec = job.record
     try:
-        img, source = read_image(job.source, options.max_pixels)
+        img, source = read_image(job.source, options.max_pixels, options.allow_lossy)
         rec.width, rec.height, rec.mode = img.width, img.height, img.mode
         prep = prepare(img)
     except ImageError as e:
@@ -233,9 +290,10 @@ def _read(job: Job, options: RunOptions) -> Optional[Loaded]:
         _fail(rec, "out of memory while decoding (lower --max-pixels)")
         return None
     except Exception as e:  # a decoder bug must not end the run
-        _fail(rec, f"cannot decode ({type(e).__name__}: {e})")
+        _fail(rec, f"cannot decode ({one_line(e)})")
         return None
     rec.notes.extend(source.notes + prep.notes)
+    rec.dropped = list(source.dropped)
     rec.read_seconds = time.perf_counter() - start
     return Loaded(job, prep, source, rec.read_seconds)
 
@@ -252,15 +310,18 @@ def _write(item: Loaded, restored: np.ndarray, mask: np.ndarray, predicted: np.n
         data, rec.output_mode, note = encode_image(image, job.format, item.source, options.quality)
         if note:
             rec.notes.append(note)
-        _put(job.output, data, options.overwrite)
+        _put(job.output, data, options)
         if job.mask is not None:
             current = job.mask
-            _put(job.mask, _png(Image.fromarray(mask, "L")), options.overwrite)
+            _put(job.mask, _png(Image.fromarray(mask, "L")), options)
         if job.predicted is not None:
             current = job.predicted
-            _put(job.predicted, _png(Image.fromarray(predicted, "RGB")), options.overwrite)
+            _put(job.predicted, _png(Image.fromarray(predicted, "RGB")), options)
+    except OSError as e:  # a full disk, a read-only folder: the reason, not the temp file's name
+        _fail(rec, f"not written: {current}: {e.strerror or one_line(e)}")
+        return
     except Exception as e:
-        _fail(rec, f"cannot write {current}: {type(e).__name__}: {e}")
+        _fail(rec, f"not written: {current}: {one_line(e)}")
         return
     rec.status = "ok"
     rec.masked_share = float(corrupted.mean())
@@ -278,10 +339,10 @@ def _png(image: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def _put(path: Path, data: bytes, overwrite: bool) -> None:
+def _put(path: Path, data: bytes, options: RunOptions) -> None:
     # Without --overwrite an existing file is kept: a resumed run only adds what is missing.
-    if overwrite or not path.exists():
-        atomic_write_bytes(path, data)
+    if options.overwrite or not path.exists():
+        atomic_write_bytes(path, data, durable=options.sync_images)
 
 
 def _read_ahead(pool: ThreadPoolExecutor, jobs: List[Job], options: RunOptions, window: int) -> Iterator[Tuple[Job, Optional[Loaded]]]:
@@ -300,10 +361,127 @@ def _read_ahead(pool: ThreadPoolExecutor, jobs: List[Job], options: RunOptions, 
         yield job, future.result()
 
 
-def _first_line(e: BaseException) -> str:
-    """`Type: first line of the message`, also for exceptions with an empty message (MemoryError())."""
-    lines = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {lines[0][:200]}" if lines else type(e).__name__
+class _Pipeline:
+    """The main thread's loop: take decoded images in order, batch same sizes, infer, hand to writers.
+
+    Holds what the loop shares: the thread pools, images waiting for same-size partners, and
+    the writes in flight (bounded, so results never pile up in memory).
+    """
+
+    def __init__(self, restorer, options: RunOptions, bar):
+        self.restorer, self.options, self.bar = restorer, options, bar
+        self.tile = restorer.tile if options.tile is None else options.tile
+        self.tile_budget = restorer.tile_budget if options.tile_budget is None else options.tile_budget
+        self.buckets: "OrderedDict[Tuple[int, int], List[Loaded]]" = OrderedDict()
+        self.max_pending = 2 * options.batch_size  # images waiting for same-size partners
+        self.writes: deque = deque()
+        self.max_writes = 4 * max(1, options.writers) + options.batch_size  # bounds results held in memory
+        self.readers = ThreadPoolExecutor(max(1, options.readers), thread_name_prefix="restore-read")
+        self.writers = ThreadPoolExecutor(max(1, options.writers), thread_name_prefix="restore-write")
+
+    def run(self, todo: List[Job]) -> None:
+        try:
+            window = 2 * max(1, self.options.readers) + self.options.batch_size
+            for _job, item in _read_ahead(self.readers, todo, self.options, window):
+                if item is None:
+                    self.bar.update(1)
+                else:
+                    self._take(item)
+            while self.buckets:
+                self._run_batch(self.buckets.pop(next(iter(self.buckets))))
+            for future in self.writes:
+                future.result()
+        finally:
+            self.readers.shutdown(wait=True, cancel_futures=True)
+            self.writers.shutdown(wait=True, cancel_futures=True)
+
+    def _take(self, item: Loaded) -> None:
+        """Tile a large image at once; put others in their size's bucket, run buckets that are full."""
+        h, w = item.prep.rgb.shape[:2]
+        size = tile_size_for(h, w, self.tile, self.tile_budget)
+        if size is not None:
+            self._run_tiled(item, size)
+            return
+        self.buckets.setdefault((h, w), []).append(item)
+        if len(self.buckets[(h, w)]) >= self.options.batch_size:
+            self._run_batch(self.buckets.pop((h, w)))
+        elif sum(len(b) for b in self.buckets.values()) > self.max_pending:
+            self._run_batch(self.buckets.pop(next(iter(self.buckets))))  # the oldest size waits no longer
+
+    def _run_batch(self, items: List[Loaded]) -> None:
+        batch = np.stack([it.prep.rgb for it in items])  # (N, H, W, 3)
+        t0 = time.perf_counter()
+        try:
+            restored, mask, predicted = self.restorer.infer(batch)
+        except Exception as e:  # e.g. out of memory on a huge batch: fail these, keep going
+            for it in items:
+                self._failed(it, e)
+            return
+        share = (time.perf_counter() - t0) / len(items)
+        for j, it in enumerate(items):
+            self._submit_write(it, (restored[j], mask[j, ..., 0], predicted[j]), share, 0)
+
+    def _run_tiled(self, item: Loaded, size: int) -> None:
+        t0 = time.perf_counter()
+        try:
+            restored, mask, predicted, tiles = self.restorer.run_rgb(item.prep.rgb, size)
+        except Exception as e:
+            self._failed(item, e)
+            return
+        self._submit_write(item, (restored, mask, predicted), time.perf_counter() - t0, tiles)
+
+    def _failed(self, item: Loaded, error: Exception) -> None:
+        _fail(item.job.record, f"inference failed: {one_line(error)}")
+        self.bar.update(1)
+
+    def _submit_write(self, item: Loaded, outs, infer_seconds: float, tiles: int) -> None:
+        future = self.writers.submit(_write, item, outs[0], outs[1], outs[2], infer_seconds, tiles, self.options)
+        future.add_done_callback(lambda _: self.bar.update(1))
+        self.writes.append(future)
+        while len(self.writes) > self.max_writes:
+            self.writes.popleft().result()
+
+
+# ---------------------------------------------------------------------------------------------
+# A whole run.
+
+
+def _check_options(options: RunOptions) -> None:
+    if options.batch_size < 1:
+        raise PlanError("--batch-size must be at least 1")
+
+
+def _output_folders(jobs: List[Job], report: Path) -> set:
+    return {p.parent for job in jobs for p in _job_outputs(job)} | {report.parent}
+
+
+def _planned_summary(restorer, options: RunOptions, input_root: str) -> Summary:
+    """The summary of the report written before any image, replaced by the final one."""
+    return Summary(model=restorer.info.source, device=restorer.info.describe(), providers=restorer.info.providers,
+                   batch_size=options.batch_size, input=input_root,
+                   note="in progress: the run's final report replaces this one")
+
+
+def _summarize(restorer, options: RunOptions, records: List[Record], start: float, infer_before: float,
+               swept: int, input_root: str) -> Summary:
+    for rec in records:  # anything left pending was cut short by an error we did not foresee
+        if rec.status == "pending":
+            _fail(rec, "not processed (internal error)")
+    info = restorer.info
+    return Summary(
+        model=info.source, device=info.describe(), providers=info.providers, batch_size=options.batch_size,
+        input=input_root, wall_seconds=time.perf_counter() - start, inference_seconds=restorer.inference_seconds - infer_before,
+        stale_temps_removed=swept,
+    ).finalize(records)
+
+
+def _save_report(path: Path, summary: Summary, records: List[Record]) -> Tuple[Optional[str], Optional[str]]:
+    """Write the report; on failure (a full disk) return (reason, its JSON) so it is not lost."""
+    try:
+        write_report(path, summary, records)
+        return None, None
+    except OSError as e:
+        return e.strerror or one_line(e), report_json(summary, records)
 
 
 def run_folder(restorer, input_path, output_path, options: Optional[RunOptions] = None) -> RunResult:
@@ -317,7 +495,7 @@ def run_folder(restorer, input_path, output_path, options: Optional[RunOptions] 
 
     Returns:
         RunResult: one record per input, the summary (with end-to-end and inference-only
-        images/s), and where the report was written.
+        images/s), where the report was written, or why it was not and its text.
 
     Raises:
         PlanError: the run could not start; nothing was written.
@@ -325,95 +503,23 @@ def run_folder(restorer, input_path, output_path, options: Optional[RunOptions] 
     from tqdm import tqdm
 
     options = options or RunOptions()
-    if options.batch_size < 1:
-        raise PlanError("--batch-size must be at least 1")
-    if options.max_pixels and options.max_pixels > (Image.MAX_IMAGE_PIXELS or 0):
-        # Our header check against max_pixels replaces Pillow's global bomb limit, which would
-        # otherwise refuse (or warn about) images the caller allowed.
-        Image.MAX_IMAGE_PIXELS = options.max_pixels
-    start = time.perf_counter()
-    infer_before = restorer.inference_seconds
+    _check_options(options)
+    start, infer_before = time.perf_counter(), restorer.inference_seconds
     jobs, report_path = plan_run(input_path, output_path, options)
     records = [j.record for j in jobs]
+    # Temp files a killed run left between write and rename: only ours, only of dead processes.
+    swept = len(sweep_stale_temps(_output_folders(jobs, report_path)))
+    # The report first lists what this run will write, so a rerun after a kill knows its outputs.
+    input_root = str(Path(input_path).resolve())
+    _save_report(report_path, _planned_summary(restorer, options, input_root), records)
     todo = [j for j in jobs if j.record.status == "pending"]
-
-    bar = tqdm(total=len(jobs), unit="img", desc="restoring", disable=not options.progress, dynamic_ncols=True)
-    bar.update(len(jobs) - len(todo))  # skipped and collisions are done already
-    writes: deque = deque()
-    max_writes = 4 * max(1, options.writers) + options.batch_size  # bounds results held in memory
-    buckets: "OrderedDict[Tuple[int, int], List[Loaded]]" = OrderedDict()
-    max_pending = 2 * options.batch_size  # images waiting for same-size partners
-
-    def submit_write(item: Loaded, outs, infer_seconds: float, tiles: int) -> None:
-        future = writers.submit(_write, item, outs[0], outs[1], outs[2], infer_seconds, tiles, options)
-        future.add_done_callback(lambda _: bar.update(1))
-        writes.append(future)
-        while len(writes) > max_writes:
-            writes.popleft().result()
-
-    def run_batch(items: List[Loaded]) -> None:
-        batch = np.stack([it.prep.rgb for it in items])  # (N, H, W, 3)
-        t0 = time.perf_counter()
-        try:
-            restored, mask, predicted = restorer.infer(batch)
-        except Exception as e:  # e.g. out of memory on a huge batch: fail these, keep going
-            for it in items:
-                _fail(it.job.record, f"inference failed: {_first_line(e)}")
-                bar.update(1)
-            return
-        share = (time.perf_counter() - t0) / len(items)
-        for j, it in enumerate(items):
-            submit_write(it, (restored[j], mask[j, ..., 0], predicted[j]), share, 0)
-
-    def run_tiled_image(item: Loaded, size: int) -> None:
-        t0 = time.perf_counter()
-        try:
-            restored, mask, predicted, tiles = restorer.run_rgb(item.prep.rgb, size)
-        except Exception as e:
-            _fail(item.job.record, f"inference failed: {_first_line(e)}")
-            bar.update(1)
-            return
-        submit_write(item, (restored, mask, predicted), time.perf_counter() - t0, tiles)
-
-    readers = ThreadPoolExecutor(max(1, options.readers), thread_name_prefix="restore-read")
-    writers = ThreadPoolExecutor(max(1, options.writers), thread_name_prefix="restore-write")
-    try:
-        window = 2 * max(1, options.readers) + options.batch_size
-        for _job, item in _read_ahead(readers, todo, options, window):
-            if item is None:
-                bar.update(1)
-                continue
-            h, w = item.prep.rgb.shape[:2]
-            size = tile_size_for(h, w, restorer.tile if options.tile is None else options.tile,
-                                 restorer.tile_budget if options.tile_budget is None else options.tile_budget)
-            if size is not None:
-                run_tiled_image(item, size)
-                continue
-            buckets.setdefault((h, w), []).append(item)
-            if len(buckets[(h, w)]) >= options.batch_size:
-                run_batch(buckets.pop((h, w)))
-            elif sum(len(b) for b in buckets.values()) > max_pending:
-                run_batch(buckets.pop(next(iter(buckets))))  # the oldest size waits no longer
-        while buckets:
-            run_batch(buckets.pop(next(iter(buckets))))
-        for future in writes:
-            future.result()
-    finally:
-        readers.shutdown(wait=True, cancel_futures=True)
-        writers.shutdown(wait=True, cancel_futures=True)
-        bar.close()
-
-    for rec in records:  # anything left pending was cut short by an error we did not foresee
-        if rec.status == "pending":
-            _fail(rec, "not processed (internal error)")
-    info = restorer.info
-    summary = Summary(
-        model=info.source, device=info.describe(), providers=info.providers, batch_size=options.batch_size,
-        wall_seconds=time.perf_counter() - start, inference_seconds=restorer.inference_seconds - infer_before,
-    ).finalize(records)
-    write_report(report_path, summary, records)
-    lines = summary_lines(summary, records, str(report_path))
+    with tqdm(total=len(jobs), unit="img", desc="restoring", disable=not options.progress, dynamic_ncols=True) as bar:
+        bar.update(len(jobs) - len(todo))  # skipped and refused at planning are done already
+        _Pipeline(restorer, options, bar).run(todo)
+    summary = _summarize(restorer, options, records, start, infer_before, swept, input_root)
+    report_error, report_text = _save_report(report_path, summary, records)
+    lines = summary_lines(summary, records, str(report_path), report_error)
     if options.log:
         for line in lines:
             options.log(line)
-    return RunResult(records, summary, report_path, lines)
+    return RunResult(records, summary, report_path, lines, report_error, report_text)

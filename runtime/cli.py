@@ -17,7 +17,9 @@ from runtime.tiling import DEFAULT_TILE_BUDGET
 
 
 def _error(message: str) -> None:
-    click.echo(f"restore-run: error: {message}", err=True)
+    from runtime.messages import flat
+
+    click.echo(f"restore-run: error: {flat(message)}", err=True)  # one line, even for odd file names
     sys.exit(1)
 
 
@@ -44,13 +46,18 @@ def _error(message: str) -> None:
               help="Pixels above which images are tiled automatically.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
               help="Refuse images with more pixels (decompression bombs).")
+@click.option("--allow-lossy", is_flag=True,
+              help="Restore files that cannot be written back whole (extra frames or pages, 16-bit colour) from "
+                   "their first frame / top 8 bits; the summary lists what was dropped (default: refuse them).")
+@click.option("--no-fsync", is_flag=True,
+              help="Do not fsync each image before its rename (the report is always synced).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
               help="JSON report path (default: OUTPUT/restore-report.json).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for inference (default: all usable).")
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG / lossy WebP quality.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def main(model_path, input_path, output_path, device, provider, batch_size, save_mask, save_predicted, overwrite,
-         fmt, tile, tile_budget, max_pixels, report_path, threads, quality, quiet):
+         fmt, tile, tile_budget, max_pixels, allow_lossy, no_fsync, report_path, threads, quality, quiet):
     """Restore the images in INPUT (a folder, recursively, or one image) into OUTPUT.
 
     Relative paths are mirrored under OUTPUT; each image keeps its format and mode unless
@@ -74,7 +81,7 @@ def main(model_path, input_path, output_path, device, provider, batch_size, save
     click.echo(f"model {describe_model(model_path)} on {restorer.info.describe()} ({time.perf_counter() - start:.2f} s to load)", err=True)
     options = RunOptions(
         batch_size=batch_size, save_mask=save_mask, save_predicted=save_predicted, overwrite=overwrite, format=fmt,
-        max_pixels=max_pixels, report=report_path, quality=quality,
+        max_pixels=max_pixels, allow_lossy=allow_lossy, sync_images=not no_fsync, report=report_path, quality=quality,
         progress=not quiet,
     )
     try:
@@ -88,6 +95,8 @@ def main(model_path, input_path, output_path, device, provider, batch_size, save
         sys.exit(130)
     for line in result.lines:
         click.echo(line)
+    if result.report_text:  # the report could not be written (a full disk): it is not lost
+        click.echo(result.report_text, err=True, nl=False)
     sys.exit(result.exit_code)
 
 

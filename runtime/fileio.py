@@ -1,38 +1,87 @@
-"""Atomic file writes for the torch-free runtime: every output appears complete or not at all.
+"""Atomic, durable file writes: every artifact appears complete or not at all.
 
-The same contract as `restore_core.fileio`, which the runtime may not import (it would pull in
-the training package); kept small on purpose.
+The one implementation for the whole project. It lives in the torch-free runtime and uses the
+standard library only, so the deployment install has it and `restore_core` re-exports it
+(`restore_core.fileio`) without anything heavy being imported on either side.
+
+A write goes to a hidden temp file beside the target, is flushed to the disk (`fsync`), and is
+renamed over the target; the folder is then synced so the rename itself survives a power cut.
+The temp name carries the writer's process id, so a later run can tell a temp file orphaned by
+a killed process (remove it) from one another live run is still writing (leave it).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator, List
+
+# .NAME.PID.XXXXXXXX.tmp: mkstemp's random part is 8 characters of [a-z0-9_].
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[a-z0-9_]{8}\.tmp$")
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}.{os.getpid()}."
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Makes the rename durable. Not every platform or file system lets a folder be opened or
+    # synced (Windows, some network mounts): the data itself is already synced then.
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, durable: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success rename it over `path`.
 
     The temp file is created in the destination folder (same file system, so `os.replace` is an
     atomic rename); on any exception it is removed and `path` is left as it was. The final file
-    gets the usual umask-derived permissions rather than mkstemp's 0600.
+    gets the usual umask-derived permissions rather than mkstemp's 0600, so a model written by
+    one user can be served by another.
+
+    Args:
+        path: the file to write.
+        durable: fsync the data before the rename and the folder after it (a rename alone is
+            atomic but not durable: after a power cut the file may be there and empty).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_UMASK)
+        if durable:
+            _fsync_file(tmp_path)
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+    if durable:
+        _fsync_dir(path.parent)
+
+
+def _fsync_file(path: Path) -> None:
+    # The writer inside the `with` block may have used any API (torch.save, onnx.save, Pillow),
+    # so the data is synced through a fresh descriptor; fsync covers the file, not the descriptor.
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _read_umask() -> int:
@@ -46,12 +95,53 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` atomically."""
-    with atomic_path(path) as tmp:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, durable: bool = True) -> None:
+    """Write `data` to `path` atomically (and durably unless `durable=False`)."""
+    with atomic_path(path, durable) as tmp:
         tmp.write_bytes(data)
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+def atomic_write_text(path: str | os.PathLike, text: str, durable: bool = True) -> None:
     """Write UTF-8 `text` to `path` atomically."""
-    atomic_write_bytes(path, text.encode("utf-8"))
+    atomic_write_bytes(path, text.encode("utf-8"), durable)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # someone else's live process, or we cannot tell: keep its file
+    return True
+
+
+def sweep_stale_temps(folders: Iterable[str | os.PathLike]) -> List[Path]:
+    """Remove temp files of our own naming whose writer process is gone; return what was removed.
+
+    A process killed between writing a temp file and renaming it leaves the hidden temp behind.
+    Only names of the exact form `atomic_path` makes are touched, and only when the process id
+    in the name no longer runs, so a concurrent run's file in flight is never removed. (Process
+    ids are of this machine: on a folder shared by several hosts a foreign writer's temp is
+    removed only if its id happens not to run here, and that writer then fails that one file.)
+    """
+    removed = []
+    for folder in {Path(f) for f in folders}:
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            match = _TEMP_NAME.match(name)
+            if match is None or _pid_alive(int(match["pid"])):
+                continue
+            path = folder / name
+            try:
+                if path.is_file() and not path.is_symlink():
+                    path.unlink()
+                    removed.append(path)
+            except OSError:
+                pass
+    return sorted(removed)

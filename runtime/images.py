@@ -14,6 +14,12 @@ bit for bit.
 | I;16 (and I in 0..65535) | round(v / 257) as grey | luma × 257 in masked pixels, other pixels keep all 16 bits |
 | CMYK | Pillow's CMYK→RGB | Pillow's RGB→CMYK in masked pixels, other pixels keep their inks |
 
+What cannot be put back that way is refused, not written lossy (`LossyInputError`), unless the
+caller allows it: more than one frame or page (only the first is restored), and more than 8 bits
+per colour channel (Pillow decodes 16-bit RGB, RGBA and grey+alpha to their top 8 bits; 16-bit
+grey alone it keeps). GIF is read (its first frame, palette kept) but written only as another
+format: Pillow's GIF writer may reorder the palette.
+
 Torch-free: numpy and pillow only.
 """
 
@@ -21,17 +27,20 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from runtime.messages import one_line
+
 # Pillow's format names for the formats we read and write, and their file suffixes.
 FORMATS = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WEBP", "bmp": "BMP", "tiff": "TIFF", "tif": "TIFF"}
 SUFFIX_FORMAT = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".webp": "WEBP", ".bmp": "BMP",
-                 ".tif": "TIFF", ".tiff": "TIFF"}
+                 ".tif": "TIFF", ".tiff": "TIFF", ".gif": "GIF"}
 FORMAT_SUFFIX = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tif"}
 # Modes each writer stores as they are; anything else is converted by `writable`.
 WRITABLE_MODES = {
@@ -41,12 +50,18 @@ WRITABLE_MODES = {
     "BMP": {"1", "L", "P", "RGB", "RGBA"},
     "TIFF": {"1", "L", "LA", "P", "RGB", "RGBA", "I;16", "CMYK"},
 }
-DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485  # Pillow's own bomb-warning limit
+# Formats we decode: every writable one, and GIF (read only, see the module docstring).
+READ_FORMATS = (*WRITABLE_MODES, "GIF")
+DEFAULT_MAX_PIXELS = 89_478_485  # the same default as Pillow's bomb-warning limit, but ours, per call
 SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 
 class ImageError(ValueError):
     """An input that cannot be restored; the message is the reason, for the report."""
+
+
+class LossyInputError(ImageError):
+    """An input that could be restored only by dropping part of it (frames, pages, low bits)."""
 
 
 @dataclass
@@ -59,6 +74,7 @@ class SourceInfo:
     icc_profile: Optional[bytes] = None
     dpi: Optional[Tuple[float, float]] = None
     notes: list = field(default_factory=list)  # things the report should mention
+    dropped: List[str] = field(default_factory=list)  # what a lossy write (when allowed) leaves out
 
 
 @dataclass
@@ -223,7 +239,61 @@ def _read_bytes(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def read_image(path: str | os.PathLike, max_pixels: Optional[int] = DEFAULT_MAX_PIXELS) -> Tuple[Image.Image, SourceInfo]:
+def _open(data: bytes) -> Image.ImageFile.ImageFile:
+    """`Image.open` for READ_FORMATS, without Pillow's decompression-bomb check.
+
+    Pillow checks sizes against its process-wide `Image.MAX_IMAGE_PIXELS` (a warning above it,
+    an error above twice it). Our limit is per call (`max_pixels`), checked by the caller from
+    the header; setting Pillow's global instead would change every other user of Pillow in the
+    process, and its warning would print before our message with the wrong limit in it.
+    This is `Image.open`'s own format loop (`Image.OPEN` holds each plugin's factory and
+    header test), minus that one check.
+    """
+    Image.init()
+    prefix = data[:16]
+    for fmt in READ_FORMATS:
+        if fmt not in Image.OPEN:  # a Pillow built without this codec
+            continue
+        factory, accept = Image.OPEN[fmt]
+        result = not accept or accept(prefix)
+        if not result or isinstance(result, str):  # a str is a "looks like it, but unsupported" note
+            continue
+        try:
+            return factory(io.BytesIO(data), None)
+        except (SyntaxError, IndexError, TypeError, struct.error):
+            continue  # not this format after all: Pillow's own rule
+    raise UnidentifiedImageError("not an image of a supported format")
+
+
+def _deep_channels(img: Image.Image, data: bytes) -> Optional[int]:
+    """Bits per channel when the file holds more than Pillow keeps in `img.mode`, else None."""
+    if img.mode in SIXTEEN_BIT or img.mode == "F":
+        return None  # kept whole (or refused by `prepare`)
+    if img.format == "PNG" and len(data) >= 26 and data[12:16] == b"IHDR" and data[24] > 8:
+        return data[24]  # 16-bit truecolour or grey+alpha, decoded by Pillow to 8 bits
+    if img.format == "TIFF":
+        bits = img.tag_v2.get(258, (8,))
+        bits = max(bits) if isinstance(bits, tuple) else int(bits)
+        return bits if bits > 8 else None
+    return None
+
+
+def _lossy_parts(img: Image.Image, data: bytes) -> List[str]:
+    """What restoring and writing this file back would drop, in words; [] when nothing."""
+    parts = []
+    frames = getattr(img, "n_frames", 1)
+    if frames > 1:
+        unit = "pages" if img.format == "TIFF" else "frames"
+        extra = f"{unit[:-1]} 2" if frames == 2 else f"{unit} 2-{frames}"
+        parts.append(f"{extra} of {frames} dropped (only the first is restored)")
+    bits = _deep_channels(img, data)
+    if bits:
+        parts.append(f"{bits}-bit {img.mode} written as 8-bit (Pillow decodes only the top 8 bits)")
+    return parts
+
+
+def read_image(path: str | os.PathLike, max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
+               allow_lossy: bool = False) -> Tuple[Image.Image, SourceInfo]:
     """Read and decode one image, EXIF orientation applied.
 
     The file's size is checked against `max_pixels` from its header, before any pixel is
@@ -231,13 +301,16 @@ def read_image(path: str | os.PathLike, max_pixels: Optional[int] = DEFAULT_MAX_
 
     Args:
         path: the file.
-        max_pixels: refuse images with more pixels than this (None: no limit of ours).
+        max_pixels: refuse images with more pixels than this (None: no limit).
+        allow_lossy: restore files that cannot be written back whole (extra frames or pages,
+            16-bit colour) from what can be; `SourceInfo.dropped` says what is left out.
 
     Returns:
         (decoded image, SourceInfo).
 
     Raises:
         ImageError: with the reason (empty, unreadable, not an image, too large, truncated...).
+        LossyInputError: the file cannot be written back whole and `allow_lossy` is off.
     """
     try:
         data = _read_bytes(Path(path))
@@ -248,28 +321,30 @@ def read_image(path: str | os.PathLike, max_pixels: Optional[int] = DEFAULT_MAX_
     if not data:
         raise ImageError("empty file (0 bytes)")
     try:
-        img = Image.open(io.BytesIO(data), formats=list(WRITABLE_MODES))
+        img = _open(data)
     except UnidentifiedImageError:
-        raise ImageError("not a PNG, JPEG, WebP, BMP or TIFF image") from None
-    except Image.DecompressionBombError as e:
-        raise ImageError(f"refused as a decompression bomb ({e})") from None
+        raise ImageError("not a PNG, JPEG, WebP, BMP or TIFF image, nor a GIF") from None
+    except Image.DecompressionBombError as e:  # a plugin's own check (GIF frames), above twice Pillow's limit
+        raise ImageError(f"refused as a decompression bomb ({one_line(e, with_type=False)})") from None
     except Exception as e:  # Pillow raises SyntaxError, struct.error, ... for broken headers
-        raise ImageError(f"unreadable image header ({type(e).__name__}: {e})") from None
+        raise ImageError(f"unreadable image header ({one_line(e)})") from None
     w, h = img.size
     if max_pixels is not None and w * h > max_pixels:
         raise ImageError(f"{w}x{h} = {w * h:,} pixels exceeds the limit of {max_pixels:,} (--max-pixels)")
     if w < 1 or h < 1:
         raise ImageError(f"empty image ({w}x{h})")
     info = SourceInfo(format=img.format)
-    info.lossless = img.format in ("PNG", "BMP", "TIFF") or (img.format == "WEBP" and _webp_lossless(data))
-    if getattr(img, "n_frames", 1) > 1:
-        info.notes.append(f"first of {img.n_frames} frames restored")
+    info.lossless = img.format in ("PNG", "BMP", "TIFF", "GIF") or (img.format == "WEBP" and _webp_lossless(data))
+    info.dropped = _lossy_parts(img, data)
+    if info.dropped and not allow_lossy:
+        raise LossyInputError(f"cannot be written back whole: {'; '.join(info.dropped)}; refused (--allow-lossy writes it anyway)")
+    info.notes.extend(f"lossy: {part}" for part in info.dropped)
     try:
         img.load()
         # Rotate/flip the pixels as EXIF says, and drop the tag so no viewer applies it twice.
         ImageOps.exif_transpose(img, in_place=True)  # no copy of untagged images
     except Exception as e:  # truncated streams raise OSError; broken chunks SyntaxError, ValueError...
-        raise ImageError(f"truncated or corrupt image data ({type(e).__name__}: {e})") from None
+        raise ImageError(f"truncated or corrupt image data ({one_line(e)})") from None
     exif = img.getexif()
     info.exif = exif.tobytes() if len(exif) else None
     info.icc_profile = img.info.get("icc_profile")

@@ -33,6 +33,13 @@ KEYS = {
 }
 
 
+# The "pixels" signature's inputs and outputs: the one place their names are spelled. Each is
+# uint8 NHWC with this many channels on the last axis.
+PIXELS_INPUTS = ("image",)
+PIXELS_OUTPUTS = ("restored", "mask", "predicted")
+PIXELS_CHANNELS = {"image": 3, "restored": 3, "mask": 1, "predicted": 3}
+
+
 class ModelFileError(ValueError):
     """A model file that is not ours, of an unknown version, or unsafe to load."""
 
@@ -156,3 +163,47 @@ def read_metadata(path: str | os.PathLike) -> ModelMetadata:
     check_external_data(proto, path)
     props = {p.key: p.value for p in proto.metadata_props}
     return ModelMetadata.from_props(props, source=str(path))
+
+
+def _describe_arg(arg) -> str:
+    dims = ", ".join(str(d) if isinstance(d, int) else "?" for d in (arg.shape or []))
+    return f"{arg.type.replace('tensor(', '').rstrip(')')} [{dims}]"
+
+
+def _arg_problem(arg, channels: int) -> Optional[str]:
+    """Why one graph input or output does not fit the pixels contract, or None."""
+    shape = arg.shape or []
+    last = shape[-1] if shape else None
+    if arg.type != "tensor(uint8)" or len(shape) != 4 or (isinstance(last, int) and last != channels):
+        return f"'{arg.name}' is {_describe_arg(arg)}, expected uint8 [N, H, W, {channels}]"
+    return None
+
+
+def check_pixels_io(inputs, outputs, source: str) -> None:
+    """Refuse a graph whose inputs and outputs are not the pixels contract, before any image runs.
+
+    Copied `restore.*` metadata is easy to put on a foreign graph; what the graph really takes
+    and returns is checked here, by name, type and rank, so such a file fails at load with one
+    line instead of on every image.
+
+    Args:
+        inputs, outputs: ONNX Runtime's `session.get_inputs()` / `get_outputs()` (name, type, shape).
+        source: the model's path, for the message.
+
+    Raises:
+        ModelFileError: naming every difference from the contract.
+    """
+    problems = []
+    names = [i.name for i in inputs]
+    if names != list(PIXELS_INPUTS):
+        problems.append(f"inputs are {names}, expected {list(PIXELS_INPUTS)}")
+    by_name = {o.name: o for o in outputs}
+    missing = [n for n in PIXELS_OUTPUTS if n not in by_name]
+    if missing:
+        problems.append(f"outputs lack {', '.join(repr(n) for n in missing)} (it has {[o.name for o in outputs]})")
+    for arg in [i for i in inputs if i.name in PIXELS_CHANNELS] + [by_name[n] for n in PIXELS_OUTPUTS if n in by_name]:
+        problem = _arg_problem(arg, PIXELS_CHANNELS[arg.name])
+        if problem:
+            problems.append(problem)
+    if problems:
+        raise ModelFileError(f"{source}: not a pixels graph as this runner needs: {'; '.join(problems)}")

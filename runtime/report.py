@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Set
 
 from runtime.fileio import atomic_write_text
+from runtime.messages import flat
 
 REPORT_NAME = "restore-report.json"
 REPORT_VERSION = 1
@@ -34,6 +36,7 @@ class Record:
     tiles: int = 0  # 0 = one pass
     error: Optional[str] = None
     notes: List[str] = field(default_factory=list)
+    dropped: List[str] = field(default_factory=list)  # what a lossy write left out (--allow-lossy)
 
 
 @dataclass
@@ -44,6 +47,7 @@ class Summary:
     device: str
     providers: List[str]
     batch_size: int
+    input: str = ""  # INPUT, resolved: a rerun recognises its own earlier outputs by it
     total: int = 0
     ok: int = 0
     skipped: int = 0
@@ -54,6 +58,8 @@ class Summary:
     images_per_second: float = 0.0  # end to end: ok images / wall time
     inference_images_per_second: float = 0.0  # ok images / inference time: the model alone
     model_busy_share: float = 0.0  # inference time / wall time: 1.0 means the model never waited on I/O
+    lossy: int = 0  # ok images written with something left out (--allow-lossy)
+    stale_temps_removed: int = 0  # temp files of a killed earlier run, swept before this one
     note: str = ""
 
     def finalize(self, records: List[Record]) -> "Summary":
@@ -61,6 +67,7 @@ class Summary:
         self.ok = sum(r.status == "ok" for r in records)
         self.skipped = sum(r.status == "skipped" for r in records)
         self.failed = sum(r.status == "failed" for r in records)
+        self.lossy = sum(r.status == "ok" and bool(r.dropped) for r in records)
         self.pixels = sum((r.width or 0) * (r.height or 0) for r in records if r.status == "ok")
         if self.wall_seconds > 0:
             self.images_per_second = self.ok / self.wall_seconds
@@ -74,15 +81,41 @@ def report_dict(summary: Summary, records: List[Record]) -> Dict[str, Any]:
     return {"report_version": REPORT_VERSION, "summary": asdict(summary), "records": [asdict(r) for r in records]}
 
 
+def report_json(summary: Summary, records: List[Record]) -> str:
+    return json.dumps(report_dict(summary, records), indent=2, ensure_ascii=False) + "\n"
+
+
 def write_report(path: str | os.PathLike, summary: Summary, records: List[Record]) -> None:
-    """Write the JSON report atomically."""
-    atomic_write_text(path, json.dumps(report_dict(summary, records), indent=2, ensure_ascii=False) + "\n")
+    """Write the JSON report atomically and durably."""
+    atomic_write_text(path, report_json(summary, records))
 
 
-def summary_lines(summary: Summary, records: List[Record], report_path: Optional[str] = None, max_failures: int = 20) -> List[str]:
-    """Human-readable end-of-run lines: counts, speed, and each failure with its reason."""
+def earlier_outputs(path: str | os.PathLike, input_root: Path) -> Set[Path]:
+    """The files an earlier run of the same INPUT lists in its report at `path` as written.
+
+    Used when OUTPUT is INPUT: those files (outputs, masks, predictions, resolved) are the job's
+    own results, not new inputs. A missing, unreadable or foreign report, or one of another
+    INPUT, lists nothing.
+    """
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        same_job = data.get("report_version") == REPORT_VERSION and data["summary"]["input"] == str(input_root)
+        records = data["records"] if same_job else []
+        return {Path(r[key]).resolve() for r in records for key in ("output", "mask", "predicted")
+                if isinstance(r, dict) and isinstance(r.get(key), str)}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return set()
+
+
+def summary_lines(summary: Summary, records: List[Record], report_path: Optional[str] = None,
+                  report_error: Optional[str] = None, max_listed: int = 20) -> List[str]:
+    """Human-readable end-of-run lines: counts, speed, each failure and each lossy write with its reason.
+
+    Every line is one line: names and reasons have their line breaks flattened.
+    """
+    lossy = f" ({summary.lossy} lossy, see below)" if summary.lossy else ""
     lines = [
-        f"{summary.ok} restored, {summary.skipped} skipped (already there), {summary.failed} failed, "
+        f"{summary.ok} restored{lossy}, {summary.skipped} skipped (already there), {summary.failed} failed, "
         f"of {summary.total} in {summary.wall_seconds:.1f} s on {summary.device}"
     ]
     if summary.ok:
@@ -91,11 +124,21 @@ def summary_lines(summary: Summary, records: List[Record], report_path: Optional
             f"{summary.inference_images_per_second:.2f} images/s inference only "
             f"(model busy {summary.model_busy_share:.0%} of the run)"
         )
-    failed = [r for r in records if r.status == "failed"]
-    for r in failed[:max_failures]:
-        lines.append(f"FAILED {r.input}: {r.error}")
-    if len(failed) > max_failures:
-        lines.append(f"... and {len(failed) - max_failures} more failures")
-    if report_path:
-        lines.append(f"report: {report_path}")
+    if summary.stale_temps_removed:
+        lines.append(f"removed {summary.stale_temps_removed} temp file(s) an interrupted earlier run left behind")
+    lines += _listed("LOSSY", [(r.input, "; ".join(r.dropped)) for r in records if r.status == "ok" and r.dropped],
+                     max_listed, "lossy writes")
+    lines += _listed("FAILED", [(r.input, r.error or "") for r in records if r.status == "failed"],
+                     max_listed, "failures")
+    if report_error:
+        lines.append(f"report NOT written to {flat(report_path)} ({flat(report_error)}); it follows on stderr")
+    elif report_path:
+        lines.append(f"report: {flat(report_path)}")
+    return lines
+
+
+def _listed(tag: str, items: List[tuple], limit: int, what: str) -> List[str]:
+    lines = [f"{tag} {flat(name)}: {flat(reason)}" for name, reason in items[:limit]]
+    if len(items) > limit:
+        lines.append(f"... and {len(items) - limit} more {what} (all in the report)")
     return lines

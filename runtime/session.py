@@ -20,7 +20,15 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from runtime.metadata import ModelFileError, ModelMetadata, check_external_data, read_metadata
+from runtime.messages import one_line
+from runtime.metadata import (
+    PIXELS_OUTPUTS,
+    ModelFileError,
+    ModelMetadata,
+    check_external_data,
+    check_pixels_io,
+    read_metadata,
+)
 
 DEVICES = ("auto", "cpu", "cuda")
 # --provider names and the ONNX Runtime execution providers they stand for.
@@ -136,15 +144,15 @@ def _provider_list(provider: str, device_id: int, cache_dir: Optional[str],
         # Replays one captured graph: only for a fixed input shape, with IO-bound buffers.
         cuda_opts["enable_cuda_graph"] = "1"
     if provider == "cpu":
-        return ["CPUExecutionProvider"]
+        return [PROVIDERS["cpu"]]
     if provider == "cuda":
-        return [("CUDAExecutionProvider", cuda_opts), "CPUExecutionProvider"]
+        return [(PROVIDERS["cuda"], cuda_opts), PROVIDERS["cpu"]]
     if provider == "tensorrt":
         trt_opts = {"device_id": str(device_id), "trt_engine_cache_enable": "True"}
         if cache_dir:
             # Engines take tens of seconds to build per input shape; keep them between runs.
             trt_opts["trt_engine_cache_path"] = cache_dir
-        return [("TensorrtExecutionProvider", trt_opts), ("CUDAExecutionProvider", cuda_opts), "CPUExecutionProvider"]
+        return [(PROVIDERS["tensorrt"], trt_opts), (PROVIDERS["cuda"], cuda_opts), PROVIDERS["cpu"]]
     raise ValueError(f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
 
 
@@ -182,6 +190,7 @@ def make_session(
         threads: intra-op CPU threads; default: the CPUs this process may use.
         device_id: the GPU to run on.
         require_signature: refuse models whose `restore.signature` differs (None: accept any).
+            'pixels' also checks the graph's real inputs and outputs against the contract.
         check_metadata: read and validate the `restore.` metadata (refuse files that are not ours
             or of an unknown format version). Off only for research graphs without it.
         trt_cache_dir: where TensorRT keeps its built engines (default: beside the model file).
@@ -193,102 +202,29 @@ def make_session(
         (session, SessionInfo).
 
     Raises:
-        ModelFileError: the file is not ours, of an unknown version, unreadable, or the wrong signature.
+        ModelFileError: the file is not ours, of an unknown version, unreadable, the wrong
+            signature, or its inputs and outputs are not the pixels contract.
         DeviceUnavailableError: the requested device/provider is not the one running the graph.
     """
-    import onnxruntime as ort
-
-    if device not in DEVICES:
-        raise ValueError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
-    if provider is not None and provider not in PROVIDERS:
-        raise ValueError(f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
-    if provider in ("cuda", "tensorrt") and device == "cpu":
-        raise ValueError(f"--provider {provider} needs --device cuda (or auto), not cpu")
-    if provider == "cpu" and device == "cuda":
-        raise ValueError("--provider cpu contradicts --device cuda")
-    if provider is not None and device == "auto":
-        # Naming a provider is a request for it: no quiet fallback to another.
-        device = "cpu" if provider == "cpu" else "cuda"
-
-    is_bytes = isinstance(model, (bytes, bytearray))
-    source = "<bytes>" if is_bytes else str(model)
-    metadata = None
-    if check_metadata:
-        metadata = _metadata_from_bytes(bytes(model)) if is_bytes else read_metadata(model)
-        if require_signature and metadata.signature != require_signature:
-            raise ModelFileError(
-                f"{source}: a '{metadata.signature}' graph; this runner needs the '{require_signature}' "
-                f"signature (export with --signature {require_signature})"
-            )
-    elif not is_bytes and not Path(model).is_file():
-        raise ModelFileError(f"{source}: no such model file")
-
-    if threads is None:
-        threads = available_cpus()
-    # What to try: 'auto' tries the GPU first only when the driver says one exists.
-    want = provider or ("cpu" if device == "cpu" else "cuda")
-    note = ""
-    if device == "auto" and want != "cpu":
-        problem = cuda_driver_problem()
-        if problem is None and PROVIDERS[want] not in ort.get_available_providers():
-            problem = f"this onnxruntime build has no {PROVIDERS[want]} (install onnxruntime-gpu)"
-        if problem:
-            want, note = "cpu", f"auto chose the CPU: {problem}"
-
-    preload_output = ""
-    if want != "cpu":
-        if PROVIDERS[want] not in ort.get_available_providers():
-            raise DeviceUnavailableError(
-                f"{PROVIDERS[want]} is not in this onnxruntime build "
-                f"({ort.__version__}: {', '.join(ort.get_available_providers())}); install onnxruntime-gpu"
-            )
-        problem = cuda_driver_problem()
-        if problem:
-            raise DeviceUnavailableError(f"CUDA requested but unusable: {problem}")
-        preload_output = preload_cuda_libraries()
-
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = log_severity
-    if want == "cpu":
-        opts.intra_op_num_threads = threads
-    # One graph, one stream of batches: parallel inter-op scheduling only adds thread contention.
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-
-    if trt_cache_dir is None and want == "tensorrt":
-        trt_cache_dir = str(Path(source).resolve().parent / ".trt-cache") if not is_bytes else None
+    device = _resolve_device(device, provider)
+    source = "<bytes>" if isinstance(model, (bytes, bytearray)) else str(model)
+    metadata = _read_checked_metadata(model, source, check_metadata, require_signature)
+    threads = threads or available_cpus()
+    want, note = _choose_provider(device, provider)
     if cuda_graph and want != "cuda":
         raise ValueError("cuda_graph needs the CUDA provider")
-    providers = _provider_list(want, device_id, trt_cache_dir, cuda_graph)
-    try:
-        session = ort.InferenceSession(bytes(model) if is_bytes else str(model), sess_options=opts, providers=providers)
-    except Exception as e:  # ORT raises its own exception types (Fail, InvalidGraph, ...)
-        first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
-        if want != "cpu" and device == "auto":
-            # The GPU looked usable but the session could not be made on it: fall back, and say so.
-            return _cpu_fallback(model, source, metadata, threads, opts, f"auto chose the CPU: {want} failed ({first})")
-        if want != "cpu":
-            raise DeviceUnavailableError(f"{PROVIDERS[want]} could not start: {first}") from None
-        raise ModelFileError(f"{source}: onnxruntime cannot load it ({first})") from None
-
-    running = session.get_providers()
-    if running[0] != PROVIDERS[want]:
-        missing = "its CUDA/cuDNN libraries did not load" + (f" ({preload_output.splitlines()[0]})" if preload_output else "")
-        if device == "auto":
-            note = f"auto chose the CPU: {PROVIDERS[want]} is installed but {missing}"
-            want = "cpu"
-            # The session already fell back to the CPU; remake it with the CPU thread setting.
-            return _cpu_fallback(model, source, metadata, threads, opts, note)
-        raise DeviceUnavailableError(
-            f"{PROVIDERS[want]} requested but onnxruntime runs {running[0]}: {missing}"
-        )
-    if device == "auto" and want != "cpu":
-        note = f"auto chose {want}"
+    preload_output = _require_provider(want)
+    if trt_cache_dir is None and want == "tensorrt" and source != "<bytes>":
+        trt_cache_dir = str(Path(source).resolve().parent / ".trt-cache")
+    opts = _session_options(threads, log_severity)
+    session, want, note = _open_session(model, source, device, want, note, opts,
+                                        _provider_list(want, device_id, trt_cache_dir, cuda_graph), preload_output)
+    if require_signature == "pixels":
+        check_pixels_io(session.get_inputs(), session.get_outputs(), source)
     info = SessionInfo(
         device="cpu" if want == "cpu" else "cuda",
         provider=want,
-        providers=running,
+        providers=session.get_providers(),
         requested=device + (f"/{provider}" if provider else ""),
         threads=threads if want == "cpu" else None,
         note=note,
@@ -300,18 +236,116 @@ def make_session(
     return session, info
 
 
-def _cpu_fallback(model, source, metadata, threads, opts, note):
+def _resolve_device(device: str, provider: Optional[str]) -> str:
+    """Check --device against --provider; naming a provider turns 'auto' into its device."""
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    if provider is not None and provider not in PROVIDERS:
+        raise ValueError(f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
+    if provider in ("cuda", "tensorrt") and device == "cpu":
+        raise ValueError(f"--provider {provider} needs --device cuda (or auto), not cpu")
+    if provider == "cpu" and device == "cuda":
+        raise ValueError("--provider cpu contradicts --device cuda")
+    if provider is not None and device == "auto":
+        # Naming a provider is a request for it: no quiet fallback to another.
+        return "cpu" if provider == "cpu" else "cuda"
+    return device
+
+
+def _read_checked_metadata(model, source: str, check_metadata: bool,
+                           require_signature: Optional[str]) -> Optional[ModelMetadata]:
+    """The model's `restore.` metadata, refused when foreign or of the wrong signature."""
+    if not check_metadata:
+        if source != "<bytes>" and not Path(model).is_file():
+            raise ModelFileError(f"{source}: no such model file")
+        return None
+    metadata = _metadata_from_bytes(bytes(model)) if source == "<bytes>" else read_metadata(model)
+    if require_signature and metadata.signature != require_signature:
+        raise ModelFileError(
+            f"{source}: a '{metadata.signature}' graph; this runner needs the '{require_signature}' "
+            f"signature (export with --signature {require_signature})"
+        )
+    return metadata
+
+
+def _choose_provider(device: str, provider: Optional[str]) -> Tuple[str, str]:
+    """(short provider name to try, note): 'auto' tries the GPU only when the driver has one."""
     import onnxruntime as ort
 
+    want = provider or ("cpu" if device == "cpu" else "cuda")
+    if device == "auto" and want != "cpu":
+        problem = cuda_driver_problem()
+        if problem is None and PROVIDERS[want] not in ort.get_available_providers():
+            problem = f"this onnxruntime build has no {PROVIDERS[want]} (install onnxruntime-gpu)"
+        if problem:
+            return "cpu", f"auto chose the CPU: {problem}"
+    return want, ""
+
+
+def _require_provider(want: str) -> str:
+    """Fail early, naming what is missing, when a GPU provider cannot run; returns preload output."""
+    import onnxruntime as ort
+
+    if want == "cpu":
+        return ""
+    if PROVIDERS[want] not in ort.get_available_providers():
+        raise DeviceUnavailableError(
+            f"{PROVIDERS[want]} is not in this onnxruntime build "
+            f"({ort.__version__}: {', '.join(ort.get_available_providers())}); install onnxruntime-gpu"
+        )
+    problem = cuda_driver_problem()
+    if problem:
+        raise DeviceUnavailableError(f"CUDA requested but unusable: {problem}")
+    return preload_cuda_libraries()
+
+
+def _session_options(threads: int, log_severity: int):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = log_severity
+    # Ignored by the GPU providers; on the CPU (also after a fallback) it is the thread budget.
     opts.intra_op_num_threads = threads
-    session = ort.InferenceSession(bytes(model) if isinstance(model, (bytes, bytearray)) else str(model),
-                                   sess_options=opts, providers=["CPUExecutionProvider"])
-    info = SessionInfo(
-        device="cpu", provider="cpu", providers=session.get_providers(), requested="auto", threads=threads,
-        note=note, metadata=metadata, source=source,
-        input_names=[i.name for i in session.get_inputs()], output_names=[o.name for o in session.get_outputs()],
-    )
-    return session, info
+    # One graph, one stream of batches: parallel inter-op scheduling only adds thread contention.
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return opts
+
+
+def _open_session(model, source: str, device: str, want: str, note: str, opts, providers, preload_output: str):
+    """Make the session and read back what runs it; returns (session, provider running, note).
+
+    'auto' falls back to the CPU (saying why) when the GPU session fails or silently runs on the
+    CPU; an explicit GPU request raises instead.
+    """
+    import onnxruntime as ort
+
+    payload = bytes(model) if source == "<bytes>" else str(model)
+    try:
+        session = ort.InferenceSession(payload, sess_options=opts, providers=providers)
+    except Exception as e:  # ORT raises its own exception types (Fail, InvalidGraph, ...)
+        first = one_line(e, 300, with_type=False)
+        if want != "cpu" and device == "auto":
+            return _cpu_session(payload, opts), "cpu", f"auto chose the CPU: {want} failed ({first})"
+        if want != "cpu":
+            raise DeviceUnavailableError(f"{PROVIDERS[want]} could not start: {first}") from None
+        raise ModelFileError(f"{source}: onnxruntime cannot load it ({first})") from None
+
+    running = session.get_providers()[0]
+    if running == PROVIDERS[want]:
+        return session, want, note or (f"auto chose {want}" if device == "auto" and want != "cpu" else "")
+    missing = "its CUDA/cuDNN libraries did not load" + (f" ({preload_output.splitlines()[0]})" if preload_output else "")
+    if device == "auto":
+        # The session already fell back to the CPU; remake it with the CPU thread setting.
+        return _cpu_session(payload, opts), "cpu", f"auto chose the CPU: {PROVIDERS[want]} is installed but {missing}"
+    raise DeviceUnavailableError(f"{PROVIDERS[want]} requested but onnxruntime runs {running}: {missing}")
+
+
+def _cpu_session(payload, opts):
+    import onnxruntime as ort
+
+    return ort.InferenceSession(payload, sess_options=opts, providers=[PROVIDERS["cpu"]])
 
 
 class Runner:
@@ -324,14 +358,18 @@ class Runner:
     Args:
         session: from `make_session`.
         info: its SessionInfo.
-        outputs: the output names to fetch (default: all of the graph's).
+        outputs: the output names to fetch (default: the pixels outputs, by name, when the graph
+            has them; else all of the graph's).
     """
 
     def __init__(self, session, info: SessionInfo, outputs: Optional[Sequence[str]] = None):
         self.session = session
         self.info = info
         self.input_name = info.input_names[0]
-        self.output_names = list(outputs or info.output_names)
+        # By name, never by position: a graph that orders (or renames) its outputs differently
+        # must not have its mask taken for the image.
+        pixels = set(PIXELS_OUTPUTS) <= set(info.output_names)
+        self.output_names = list(outputs or (PIXELS_OUTPUTS if pixels else info.output_names))
         opts = session.get_provider_options()
         first = opts.get(info.providers[0], {}) if info.providers else {}
         self.device_id = int(first.get("device_id", 0))

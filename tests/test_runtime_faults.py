@@ -1,0 +1,476 @@
+"""What `restore-run` promises under bad input and faults, as one table.
+
+Each row of MATRIX is a case a hostile user tried: what INPUT holds (and the model, options and
+faults), the exit code, a fragment the console must print, and which files must (and must not)
+be under OUTPUT afterwards. Exit codes: 0 ok, 1 could not start (one line why), 3 finished with
+some images failed or refused. docs/restoring.md lists the same promises in words.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import struct
+import subprocess
+import sys
+import warnings
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Tuple
+
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+from onnx import TensorProto, helper
+from PIL import Image
+
+import runtime.batch as rb
+import runtime.report as rr
+from runtime.cli import main
+
+RNG = np.random.default_rng(12)
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs: each builder writes files into INPUT.
+
+
+def _rgb(h=20, w=24):
+    return RNG.integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def _chunk(tag: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+
+def png_bytes(array: np.ndarray, depth: int, colour: int) -> bytes:
+    """A PNG written by hand, for what Pillow cannot write (16-bit RGB)."""
+    h, w = array.shape[:2]
+    dtype = ">u2" if depth == 16 else "u1"
+    raw = b"".join(b"\x00" + array[y].astype(dtype).tobytes() for y in range(h))
+    ihdr = struct.pack(">IIBBBBB", w, h, depth, colour, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b"")
+
+
+def one_png(name="a.png"):
+    return lambda d: Image.fromarray(_rgb()).save(d / name)
+
+
+def two_pngs(d):
+    Image.fromarray(_rgb()).save(d / "a.png")
+    Image.fromarray(_rgb()).save(d / "b.png")
+
+
+def rgb16(d):
+    (d / "rgb16.png").write_bytes(png_bytes(RNG.integers(0, 65536, (12, 16, 3)), 16, 2))
+
+
+def grey16(d):
+    Image.fromarray(RNG.integers(0, 65536, (12, 16)).astype(np.uint16)).save(d / "grey16.png")
+
+
+def pages(d):
+    first, *rest = [Image.fromarray(_rgb(16, 16)) for _ in range(3)]
+    first.save(d / "pages.tif", save_all=True, append_images=rest)
+
+
+def apng(d):
+    first, *rest = [Image.fromarray(_rgb(16, 16)) for _ in range(4)]
+    first.save(d / "anim.png", save_all=True, append_images=rest, duration=100)
+
+
+def animated_gif(d):
+    first, *rest = [Image.fromarray(_rgb(16, 16)).convert("P") for _ in range(3)]
+    first.save(d / "anim.gif", save_all=True, append_images=rest, duration=100)
+
+
+def still_gif(d):
+    Image.fromarray(_rgb(16, 16)).convert("P").save(d / "still.gif")
+
+
+def bomb_header(d):
+    # A PNG header claiming 20000 x 20000 pixels and no image data.
+    ihdr = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
+    (d / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IEND", b""))
+
+
+def over_pillow_limit(d):
+    # 9500 x 9500 grey: above Pillow's own warning limit, below our --max-pixels; data truncated.
+    ihdr = struct.pack(">IIBBBBB", 9500, 9500, 8, 0, 0, 0, 0)
+    (d / "big.png").write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(b"\0" * 100)))
+
+
+def bad_files(d):
+    Image.fromarray(_rgb()).save(d / "good.png")
+    (d / "empty.png").write_bytes(b"")
+    (d / "fake.jpg").write_text("not an image")
+    full = (d / "good.png").read_bytes()
+    (d / "trunc.png").write_bytes(full[: len(full) // 2])
+
+
+def odd_names(d):
+    for name in ("with space.png", "ünï €.png", "new\nline.png"):
+        Image.fromarray(_rgb(9, 7)).save(d / name)
+
+
+def broken_odd_name(d):
+    (d / "bad\nname.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+
+
+def modes(d):
+    Image.fromarray(_rgb()).convert("P").save(d / "p.png", transparency=0)
+    Image.fromarray(_rgb()).convert("LA").save(d / "la.png")
+    Image.fromarray(_rgb()).convert("CMYK").save(d / "cmyk.jpg")
+    Image.fromarray(_rgb(1, 1)).save(d / "tiny.png")
+    Image.fromarray(_rgb(17, 13)).save(d / "odd.bmp")
+
+
+def exif_rotated(d):
+    img = Image.fromarray(_rgb(10, 20))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° on display
+    img.save(d / "rot.jpg", exif=exif)
+
+
+def nested_and_symlink(d):
+    (d / "x" / "y").mkdir(parents=True)
+    Image.fromarray(_rgb()).save(d / "x" / "y" / "deep.png")
+    Image.fromarray(_rgb()).save(d / "real.png")
+    (d / "link.png").symlink_to(d / "real.png")
+
+
+# ---------------------------------------------------------------------------------------------
+# Models: each builder returns a model path (given the good tiny model and a scratch folder).
+
+
+def foreign_identity(good: Path, d: Path) -> Path:
+    """A foreign graph (Identity) wearing copied `restore.*` metadata."""
+    x = helper.make_tensor_value_info("image", TensorProto.UINT8, ["N", "H", "W", 3])
+    y = helper.make_tensor_value_info("restored", TensorProto.UINT8, ["N", "H", "W", 3])
+    graph = helper.make_graph([helper.make_node("Identity", ["image"], ["restored"])], "foreign", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = onnx.load(str(good)).ir_version
+    for prop in onnx.load(str(good)).metadata_props:
+        model.metadata_props.add(key=prop.key, value=prop.value)
+    path = d / "foreign.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def renamed_output(good: Path, d: Path) -> Path:
+    model = onnx.load(str(good))
+    for node in model.graph.node:
+        node.output[:] = ["restored_v2" if o == "restored" else o for o in node.output]
+    for out in model.graph.output:
+        if out.name == "restored":
+            out.name = "restored_v2"
+    path = d / "renamed.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def external_outside(good: Path, d: Path) -> Path:
+    model = onnx.load(str(good))
+    tensor = model.graph.initializer[0]
+    tensor.ClearField("raw_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    tensor.external_data.add(key="location", value="../../etc/passwd")
+    path = d / "escape.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Faults: each patch gets pytest's monkeypatch.
+
+
+def disk_full_after_first_image(mp):
+    real, written = rb.atomic_write_bytes, []
+
+    def write(path, data, durable=True):
+        if written:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        written.append(path)
+        real(path, data, durable)
+
+    def no_space(path, text, durable=True):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    mp.setattr(rb, "atomic_write_bytes", write)
+    mp.setattr(rr, "atomic_write_text", no_space)
+
+
+def killed_after_first_image(mp):
+    """The first run stops (as if killed) when its second image is due; the rerun is not disturbed."""
+    real, state = rb.atomic_write_bytes, {"writes": 0}
+
+    def write(path, data, durable=True):
+        state["writes"] += 1
+        if state["writes"] == 2:
+            raise KeyboardInterrupt
+        real(path, data, durable)
+
+    mp.setattr(rb, "atomic_write_bytes", write)
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def stale_temps(out: Path):
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f".a.png.{_dead_pid()}.abcd1234.tmp").write_bytes(b"half")  # a killed run's
+    (out / f".b.png.{os.getpid()}.live_123.tmp").write_bytes(b"busy")  # a live writer's
+
+
+# ---------------------------------------------------------------------------------------------
+# The matrix.
+
+
+@dataclass
+class Case:
+    name: str
+    make: Callable[[Path], None]  # fills INPUT
+    args: Tuple[str, ...] = ()
+    exit: int = 0
+    says: Tuple[str, ...] = ()  # fragments of the console output (stdout and stderr)
+    outputs: Tuple[str, ...] = ()  # must exist under OUTPUT
+    absent: Tuple[str, ...] = ()  # must not exist under OUTPUT
+    model: Optional[Callable[[Path, Path], Path]] = None
+    fault: Optional[Callable] = None  # patches, given monkeypatch
+    before: Optional[Callable[[Path], None]] = None  # prepares OUTPUT
+    in_place: bool = False  # OUTPUT is INPUT
+    runs: int = 1  # the same command this many times; the last run is judged
+    never: Tuple[str, ...] = ("Traceback", "Warning")  # must not be printed
+    check: Optional[Callable[[Path, Path, str], None]] = field(default=None, repr=False)
+
+
+def _kept_16bit_grey(inp, out, _):
+    src, got = np.asarray(Image.open(inp / "grey16.png")), Image.open(out / "grey16.png")
+    mask = np.asarray(Image.open(out / "masks" / "grey16.png")) > 0
+    assert got.mode == "I;16" and np.array_equal(np.asarray(got)[~mask], src[~mask])
+
+
+def _no_temp_left(inp, out, _):
+    assert not [p for p in out.rglob(".*.tmp")], list(out.rglob(".*.tmp"))
+
+
+def _disk_full(inp, out, text):
+    _no_temp_left(inp, out, text)
+    start = text.index("{")
+    report = json.loads(text[start:])  # the report, on stderr, after the summary
+    assert [r["status"] for r in report["records"]] == ["ok", "failed"]
+
+
+def _swept(inp, out, _):
+    names = sorted(p.name for p in out.iterdir() if p.name.endswith(".tmp"))
+    assert len(names) == 1 and f".{os.getpid()}." in names[0]  # the live writer's file stays
+
+
+def _gif_as_png(inp, out, _):
+    src, got = Image.open(inp / "still.gif"), Image.open(out / "still.png")
+    assert got.mode == "P" and got.getpalette() == src.getpalette()
+
+
+def _one_line_names(inp, out, text):
+    failed = [line for line in text.splitlines() if "FAILED" in line]
+    assert failed == ["FAILED bad name.png: not a PNG, JPEG, WebP, BMP or TIFF image, nor a GIF"]
+
+
+MATRIX = [
+    # -- the seven that lost data -------------------------------------------------------------
+    Case("16-bit RGB PNG refused", rgb16, exit=3,
+         says=("FAILED rgb16.png: cannot be written back whole: 16-bit RGB written as 8-bit", "--allow-lossy"),
+         absent=("rgb16.png",)),
+    Case("16-bit RGB PNG, --allow-lossy", rgb16, ("--allow-lossy",), exit=0,
+         says=("1 restored (1 lossy", "LOSSY rgb16.png: 16-bit RGB written as 8-bit"), outputs=("rgb16.png",)),
+    Case("16-bit grey PNG kept", grey16, ("--save-mask",), exit=0, says=("1 restored",),
+         outputs=("grey16.png",), check=_kept_16bit_grey),
+    Case("multi-page TIFF refused", pages, exit=3, says=("FAILED pages.tif: cannot be written back whole: "
+                                                         "pages 2-3 of 3 dropped",), absent=("pages.tif",)),
+    Case("multi-page TIFF, --allow-lossy", pages, ("--allow-lossy",), exit=0,
+         says=("1 restored (1 lossy", "LOSSY pages.tif: pages 2-3 of 3 dropped"), outputs=("pages.tif",)),
+    Case("animated PNG refused", apng, exit=3, says=("FAILED anim.png: cannot be written back whole: "
+                                                     "frames 2-4 of 4 dropped",), absent=("anim.png",)),
+    Case("animated GIF counted and refused", animated_gif, exit=3,
+         says=("0 restored, 0 skipped (already there), 1 failed, of 1", "FAILED anim.gif: GIF is read but not written"),
+         absent=("anim.gif",)),
+    Case("animated GIF to PNG refused", animated_gif, ("--format", "png"), exit=3,
+         says=("FAILED anim.gif: cannot be written back whole: frames 2-3 of 3 dropped",), absent=("anim.png",)),
+    Case("still GIF to PNG, palette kept", still_gif, ("--format", "png"), exit=0, says=("1 restored",),
+         outputs=("still.png",), check=_gif_as_png),
+    Case("--format jpeg into INPUT, run twice", one_png("g0.png"), ("--format", "jpeg", "--save-mask"), in_place=True,
+         runs=2, exit=0, says=("0 restored, 1 skipped",), outputs=("g0.png", "g0.jpg", "masks/g0.jpg.png")),
+    Case("--format jpeg into INPUT, killed, resumed", two_pngs, ("--format", "jpeg", "--batch-size", "1"), in_place=True,
+         runs=2, fault=killed_after_first_image, exit=0, says=("1 restored, 1 skipped",), outputs=("a.jpg", "b.jpg")),
+    Case("foreign graph with copied metadata", one_png(), model=foreign_identity, exit=1,
+         says=("not a pixels graph", "outputs lack 'mask', 'predicted'")),
+    Case("pixels graph with a renamed output", one_png(), model=renamed_output, exit=1,
+         says=("outputs lack 'restored'",)),
+    Case("disk full after one image", two_pngs, fault=disk_full_after_first_image, exit=3,
+         says=("1 restored", "FAILED b.png: not written:", "No space left on device", "report NOT written"),
+         outputs=("a.png",), absent=("b.png", "restore-report.json"), check=_disk_full),
+    # -- the extra findings --------------------------------------------------------------------
+    Case("temp file of a killed run swept", one_png(), before=stale_temps, exit=0,
+         says=("removed 1 temp file(s)",), outputs=("a.png",), check=_swept),
+    Case("bomb header vs --max-pixels", bomb_header, ("--max-pixels", "1000"), exit=3,
+         says=("400,000,000 pixels exceeds the limit of 1,000 (--max-pixels)",), absent=("bomb.png",)),
+    Case("above Pillow's limit, allowed by ours", over_pillow_limit, ("--max-pixels", "100000000"), exit=3,
+         says=("FAILED big.png: truncated or corrupt",), never=("Traceback", "Warning", "DecompressionBomb")),
+    Case("newline in a failing file's name", broken_odd_name, exit=3, check=_one_line_names),
+    # -- cases that held, kept held ----------------------------------------------------------
+    Case("empty, fake and truncated files", bad_files, exit=3,
+         says=("1 restored", "FAILED empty.png: empty file (0 bytes)", "FAILED fake.jpg: not a PNG",
+               "FAILED trunc.png: truncated or corrupt"), outputs=("good.png",),
+         absent=("empty.png", "fake.jpg", "trunc.png"), check=_no_temp_left),
+    Case("names with spaces, unicode, newlines", odd_names, exit=0, says=("3 restored",),
+         outputs=("with space.png", "ünï €.png", "new\nline.png")),
+    Case("modes, odd sizes, 1x1", modes, exit=0, says=("5 restored",),
+         outputs=("p.png", "la.png", "cmyk.jpg", "tiny.png", "odd.bmp")),
+    Case("EXIF rotation applied", exif_rotated, exit=0, says=("1 restored",), outputs=("rot.jpg",),
+         check=lambda inp, out, _: Image.open(out / "rot.jpg").size == (10, 20) or pytest.fail("not rotated")),
+    Case("nested tree and a symlink", nested_and_symlink, exit=0, says=("3 restored",),
+         outputs=("x/y/deep.png", "real.png", "link.png")),
+    Case("ONNX external data outside its folder", one_png(), model=external_outside, exit=1,
+         says=("keeps its data outside the model's folder",)),
+]
+
+
+@pytest.mark.parametrize("case", MATRIX, ids=[c.name for c in MATRIX])
+def test_fault_matrix(case: Case, tiny_onnx, tmp_path, monkeypatch):
+    inp = tmp_path / "in"
+    inp.mkdir()
+    try:
+        case.make(inp)
+    except OSError as e:  # e.g. no symlinks or odd names on this file system
+        pytest.skip(f"cannot build the input here: {e}")
+    out = inp if case.in_place else tmp_path / "out"
+    if case.before:
+        case.before(out)
+    model = case.model(tiny_onnx, tmp_path) if case.model else tiny_onnx
+    if case.fault:
+        case.fault(monkeypatch)
+    args = ["--model", str(model), str(inp), str(out), "--device", "cpu", "--quiet", *case.args]
+    for _ in range(case.runs):
+        result = CliRunner().invoke(main, args)
+    text = result.output
+    assert result.exit_code == case.exit, text
+    for fragment in case.says:
+        assert fragment in text, text
+    for fragment in case.never:
+        assert fragment not in text, text
+    if case.exit == 1:  # could not start: exactly one line, nothing written
+        assert len([line for line in text.splitlines() if line.strip()]) <= 2, text  # the model line + the error
+        assert "error:" in text and not (out.exists() and any(out.iterdir()))
+    for rel in case.outputs:
+        assert (out / rel).is_file(), f"{rel} missing: {text}"
+    for rel in case.absent:
+        assert not (out / rel).exists(), f"{rel} written: {text}"
+    if case.check:
+        case.check(inp, out, text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Promises that are not one run of the command.
+
+
+def test_library_call_leaves_pillow_global_limit_alone(tiny_onnx, tmp_path):
+    from runtime import Restorer
+
+    before = Image.MAX_IMAGE_PIXELS
+    one_png()(tmp_path)
+    Restorer(tiny_onnx, device="cpu").restore_folder(tmp_path, tmp_path / "out", max_pixels=10**10, progress=False)
+    assert Image.MAX_IMAGE_PIXELS == before
+
+
+def test_one_line_for_any_exception():
+    from runtime.messages import one_line
+
+    assert one_line(MemoryError()) == "MemoryError"
+    assert one_line(ValueError("\n\n first \nsecond")) == "ValueError: first"
+    assert one_line(OSError("x" * 500), limit=20).endswith("…")
+    assert one_line(RuntimeError(""), with_type=False) == "RuntimeError"
+
+
+def test_export_errors_survive_empty_messages(tiny_pipeline, monkeypatch):
+    """An exception with no message used to raise IndexError inside our own error path."""
+    import export.onnx as eo
+
+    def boom(*a, **k):
+        raise RuntimeError()
+
+    monkeypatch.setattr(eo.torch.onnx, "export", boom)
+    with pytest.raises(eo.ExportError, match=r"ONNX export failed at opset \d+: RuntimeError$"):
+        eo.to_onnx_proto(tiny_pipeline, "pixels")
+
+
+def test_malicious_checkpoint_refused_in_one_clean_line(tmp_path):
+    import torch
+
+    from restore_core.checkpoint import CheckpointError, load_checkpoint
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo owned",))
+
+    torch.save({"model": Evil()}, tmp_path / "evil.ckpt")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(CheckpointError) as info:
+            load_checkpoint(tmp_path / "evil.ckpt")
+    message = str(info.value)
+    assert "\n" not in message and "asks to load" in message and "system" in message
+    assert not caught, [str(w.message) for w in caught]
+
+
+def test_artifacts_are_synced_before_rename_and_images_optionally(tiny_onnx, tmp_path, monkeypatch):
+    import runtime.fileio as rf
+    from runtime import Restorer
+
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(rf.os, "fsync", lambda fd: (synced.append(fd), real(fd)))
+    one_png()(tmp_path)
+    restorer = Restorer(tiny_onnx, device="cpu")
+    restorer.restore_folder(tmp_path, tmp_path / "out", progress=False)
+    with_images = len(synced)
+    synced.clear()
+    restorer.restore_folder(tmp_path, tmp_path / "out2", progress=False, sync_images=False)
+    # Each durable write syncs the file and its folder: two reports, plus the image when asked.
+    assert synced and with_images == len(synced) + 2
+
+
+def test_a_temp_name_is_only_swept_when_its_process_is_gone(tmp_path):
+    from runtime.fileio import sweep_stale_temps
+
+    dead, live = _dead_pid(), os.getpid()
+    keep = [tmp_path / f".a.png.{live}.abcdefgh.tmp", tmp_path / ".a.png.tmp", tmp_path / f"a.png.{dead}.abcdefgh.tmp"]
+    gone = tmp_path / f".a.png.{dead}.abcdefgh.tmp"
+    for path in [*keep, gone]:
+        path.write_bytes(b"x")
+    assert sweep_stale_temps([tmp_path]) == [gone]
+    assert all(p.exists() for p in keep)
+
+
+def test_two_runs_at_once_into_one_output(tiny_onnx, tmp_path):
+    """Both finish; every output is a complete image; neither removes the other's temp files."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from runtime import Restorer
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(6):
+        Image.fromarray(_rgb(16, 16)).save(src / f"{i}.png")
+    restorers = [Restorer(tiny_onnx, device="cpu", threads=1) for _ in range(2)]
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda r: r.restore_folder(src, tmp_path / "out", progress=False), restorers))
+    assert all(r.exit_code == 0 for r in results), [r.lines for r in results]
+    for i in range(6):
+        assert Image.open(tmp_path / "out" / f"{i}.png").size == (16, 16)
+    assert not list((tmp_path / "out").glob(".*.tmp"))

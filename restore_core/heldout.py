@@ -220,11 +220,14 @@ def write_report(out_dir, cases: Sequence[Case], restore: RestoreFn, model: str,
     summary, rows = evaluate(cases, keep)
     results = {"model": summary, "identity (corrupted input)": identity_reference(cases),
                "Telea given the true mask": telea_reference(cases)}
-    report = {"model": model, "images": len(cases), "sources": sorted({c.source for c in cases}),
-              "seed": HELDOUT_SEED, "results": results, "per_image": rows}
+    sources = sorted({c.source for c in cases})
+    per_source = {src: summarize([r for c, r in zip(cases, rows) if c.source == src]) for src in sources}
+    report = {"model": model, "images": len(cases), "sources": sources, "seed": HELDOUT_SEED,
+              "results": results, "per_source": per_source, "per_image": rows}
     atomic_write_text(out / "heldout.json", json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
     atomic_write_text(out / "heldout.md", f"Held-out set: {len(cases)} images from {', '.join(report['sources'])}; "
-                                          f"model {model}\n\n" + markdown_table(results))
+                                          f"model {model}\n\n" + markdown_table(results)
+                       + "\nThe model, photo by photo:\n\n" + markdown_table(per_source))
 
     def sheet(picked, path):
         entries = []

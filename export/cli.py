@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from export.onnx import DEFAULT_OPSET, MIN_OPSET, SIGNATURES, ExportError
+from export.onnx_export import DEFAULT_OPSET, MIN_OPSET, SIGNATURES, ExportError
 
 
 def _fail(message: str) -> None:
@@ -75,7 +75,7 @@ def main() -> None:
 @_force
 def onnx_cmd(checkpoint: Path, output: Path, signature: str, fp16: bool, opset: int, no_verify: bool, force: bool) -> None:
     """Export to one self-contained ONNX file, verified against eager PyTorch."""
-    from export.onnx import check_opset, check_output_path, export_onnx
+    from export.onnx_export import check_opset, check_output_path, export_onnx
 
     def work():
         check_opset(opset)  # cheap checks first: no slow export for a bad opset or path
@@ -116,7 +116,7 @@ _artifact_command("exported-program", "Export with torch.export to a .pt2 progra
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
 def inspect_cmd(file: Path, as_json: bool) -> None:
     """Print the metadata, I/O signature and export parity of one of our artifacts."""
-    from export.inspect import describe, format_description
+    from export.inspection import describe, format_description
 
     def work():
         info = describe(file)

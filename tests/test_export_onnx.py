@@ -12,7 +12,7 @@ import onnx
 import pytest
 import torch
 
-from export.onnx import DEFAULT_OPSET, ExportError, build_metadata, export_onnx
+from export.onnx_export import DEFAULT_OPSET, ExportError, build_metadata, export_onnx
 from export.parity import FP16, FP32, pixel_parity, tensor_mask_parity, tensor_parity, violations
 from restore_core.img_utils import normalize
 from restore_core.pipeline import DEFAULT_THRESHOLD, RestorationPipeline
@@ -187,7 +187,7 @@ def test_bad_opsets_fail_before_exporting(pipeline, tmp_path):
 
 
 def test_refuses_to_overwrite_and_failed_parity_leaves_nothing(pipeline, pixels_result, tmp_path, monkeypatch):
-    import export.onnx as onnx_mod
+    import export.onnx_export as onnx_mod
     import export.verify as verify_mod
     from export.parity import Tolerance
 

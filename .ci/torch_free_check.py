@@ -95,9 +95,19 @@ def main() -> None:
         assert info["metadata"]["signature"] == "pixels", info
 
         # A command that needs an extra says which one, in one line.
-        r = subprocess.run([bin_dir / "restore-train", "--max-steps", "1"], capture_output=True, text=True)
-        assert r.returncode == 1 and r.stderr.strip() == "error: restore-train needs torch, which is not " \
-            "installed: pip install 'restore-toolkit[train]'", r.stderr
+        needs_extra = [
+            (["restore-train", "--max-steps", "1"], "train"),
+            (["restore-data", "synth", tmp / "data", "--count", "1", "--size", "16"], "train"),
+            (["restore-validate", "--checkpoint", tmp / "x.ckpt", "--data", tmp, "-o", tmp / "v"], "train"),
+            (["restore-export", "onnx", "--checkpoint", tmp / "x.ckpt", "-o", tmp / "m.onnx"], "export"),
+            (["restore-export", "inspect", tmp / "x.ckpt"], "export"),
+            (["restore-bench"], "bench"),
+        ]
+        for (cmd, *args), extra in needs_extra:
+            r = subprocess.run([bin_dir / cmd, *args], capture_output=True, text=True)
+            lines = r.stderr.strip().splitlines()
+            assert r.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: ") \
+                and lines[0].endswith(f"pip install 'restore-toolkit[{extra}]'"), (cmd, r.stderr)
         for cmd in ("restore-data", "restore-train", "restore-validate", "restore-export", "restore-run",
                     "restore-bench"):
             subprocess.run([bin_dir / cmd, "--help"], check=True, capture_output=True)

@@ -93,7 +93,7 @@ def _bench_errors():
               help="An earlier JSON report: print the change per row.")
 @quiet_option("No progress lines on stderr.")
 @version_option("restore-bench")
-@handle_errors(_bench_errors, "no report was written")
+@handle_errors(_bench_errors, "no report was written", extra="bench")
 def main(checkpoint, onnx_path, backends, exclude, device, batch_sizes, sizes, min_runs, min_seconds, warmup, seed,
          report_path, md_path, as_json, compare_path, quiet):
     """Time every deployment path of the restoration model on the same photos and weights, and

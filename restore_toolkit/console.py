@@ -65,7 +65,8 @@ def version_option(prog_name: str):
                                 help="Show the toolkit's version and exit.")
 
 
-def handle_errors(user_errors: Callable[[], Tuple[Type[BaseException], ...]], interrupted: str):
+def handle_errors(user_errors: Callable[[], Tuple[Type[BaseException], ...]], interrupted: str,
+                  extra: Optional[str] = None):
     """Decorate a command: the library's named errors become one line and exit 1; Ctrl-C prints
     `interrupted` (what was kept) on one line and exits 130.
 
@@ -73,6 +74,8 @@ def handle_errors(user_errors: Callable[[], Tuple[Type[BaseException], ...]], in
         user_errors: returns the exception classes that mean "bad input" (a function, so that
             the modules defining them are imported only when the command runs).
         interrupted: what the user should know after Ctrl-C, e.g. which files are complete.
+        extra: the extra that brings this command's optional dependencies (default: the one
+            that brings the missing module).
     """
 
     def decorate(fn):
@@ -88,7 +91,7 @@ def handle_errors(user_errors: Callable[[], Tuple[Type[BaseException], ...]], in
                 top = (e.name or "").split(".")[0]
                 if top not in EXTRA_OF:
                     raise
-                raise MissingExtraError(top, EXTRA_OF[top], click.get_current_context().command_path) from None
+                raise MissingExtraError(top, extra or EXTRA_OF[top], click.get_current_context().command_path) from None
             except KeyboardInterrupt:
                 click.echo(f"interrupted: {interrupted}", err=True)
                 sys.exit(130)

@@ -110,7 +110,7 @@ def test_metadata_round_trips(pipeline, pixels_result):
     assert meta.signature == "pixels" and meta.layout == "NHWC" and meta.color_order == "RGB"
     assert meta.threshold == DEFAULT_THRESHOLD and meta.stride == 4 and meta.pads_inside
     assert meta.model_config["base_channels"] == TINY.base_channels
-    assert set(meta.exporter) == {"torch", "onnx", "onnxscript"}
+    assert set(meta.exporter) == {"restore-toolkit", "torch", "onnx", "onnxscript"}
     assert json.loads(json.dumps(meta.parity)) == pixels_result.parity
 
 

@@ -57,8 +57,14 @@ _checkpoint = click.option("--checkpoint", "checkpoint", required=True, type=cli
                            help="Training checkpoint (.ckpt) or released weights (.safetensors).")
 _output = click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
                        help="File to write (written beside it under a temporary name, then renamed).")
-_overwrite = click.option("--overwrite", "--force", "overwrite", is_flag=True,
-                          help="Replace OUTPUT if it exists (--force is the older spelling).")
+
+
+def _overwrite(fn):
+    """`--overwrite`, as in restore-data and restore-run; `--force`, the older spelling, still works."""
+    fn = click.option("--force", "force", is_flag=True, hidden=True)(fn)
+    return click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")(fn)
+
+
 _no_verify = click.option("--no-verify", is_flag=True,
                           help="Skip the parity check against eager PyTorch (recorded as skipped in the metadata).")
 
@@ -80,8 +86,9 @@ def main() -> None:
 @_overwrite
 @handle_errors(_export_errors, INTERRUPTED)
 def onnx_cmd(checkpoint: Path, output: Path, signature: str, fp16: bool, opset: int, no_verify: bool,
-             overwrite: bool) -> None:
+             overwrite: bool, force: bool) -> None:
     """Export to one self-contained ONNX file, verified against eager PyTorch."""
+    overwrite = overwrite or force
     require(["torch", "onnxscript"], "export", "restore-export onnx")
     from export.onnx_export import check_opset, check_output_path, export_onnx
 
@@ -102,7 +109,8 @@ def _artifact_command(kind: str, help_text: str) -> None:
     @_no_verify
     @_overwrite
     @handle_errors(_export_errors, INTERRUPTED)
-    def command(checkpoint: Path, output: Path, no_verify: bool, overwrite: bool) -> None:
+    def command(checkpoint: Path, output: Path, no_verify: bool, overwrite: bool, force: bool) -> None:
+        overwrite = overwrite or force
         require(["torch"], "export", f"restore-export {kind}")
         from export.torchscript import export_artifact
 

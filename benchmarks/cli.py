@@ -6,13 +6,21 @@ the table to stdout.
 
 from __future__ import annotations
 
+import json
 import shlex
-import sys
 from typing import List
 
 import click
 
-from benchmarks.backends import BACKEND_NAMES
+from restore_toolkit.console import COMMAND_SETTINGS, handle_errors, quiet_option, require, version_option
+
+# benchmarks.backends.BACKEND_NAMES (that module imports torch, so --help cannot ask it);
+# tests/test_bench.py checks that the two agree.
+BACKEND_NAMES = (
+    "eager", "eager-channels-last", "eager-bf16", "compile", "torchscript", "ort-cpu", "ort-cpu-int8",
+    "eager-cuda", "eager-cuda-amp", "compile-cuda", "ort-cuda", "ort-cuda-iobinding", "ort-cuda-fp16",
+    "ort-cuda-fp16-iobinding", "ort-cuda-graph", "ort-cuda-fp16-graph", "ort-tensorrt", "ort-tensorrt-fp16",
+)
 
 
 def _int_list(ctx, param, value: str) -> List[int]:
@@ -50,58 +58,70 @@ def _command_line(ctx: click.Context) -> str:
     return " ".join(parts)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--checkpoint", type=click.Path(dir_okay=False), help="Model to measure (.ckpt or .safetensors).")
-@click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False),
+def _bench_errors():
+    from benchmarks.report import ReportError
+    from restore_core.checkpoint import CheckpointError
+    from runtime.metadata import ModelFileError
+
+    return ReportError, CheckpointError, ModelFileError, ValueError, OSError
+
+
+@click.command(context_settings=COMMAND_SETTINGS)
+@click.option("--checkpoint", type=click.Path(dir_okay=False), show_default="default width, seeded random weights",
+              help="Model to measure (.ckpt or .safetensors).")
+@click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False), show_default="exported from the model",
               help="Pixels-signature ONNX file for the ONNX Runtime rows (alone: PyTorch rows are skipped).")
-@click.option("--backends", callback=_name_list, default=None,
-              help=f"Comma-separated backends to run (default all): {', '.join(BACKEND_NAMES)}.")
-@click.option("--exclude", callback=_name_list, default=None,
+@click.option("--backends", callback=_name_list, default=None, show_default="all",
+              help=f"Comma-separated backends to run: {', '.join(BACKEND_NAMES)}.")
+@click.option("--exclude", callback=_name_list, default=None, show_default="none",
               help="Comma-separated backends to leave out, e.g. compile (about a minute to compile on a CPU).")
-@click.option("--device", type=click.Choice(["all", "cpu", "cuda"]), default="all", show_default=True,
+@click.option("--device", type=click.Choice(["all", "cpu", "cuda"]), default="all",
               help="Which backends' device to include; backends that cannot run here are listed as skipped.")
-@click.option("--batch-sizes", default="1,8", show_default=True, callback=_int_list, help="Comma-separated batch sizes.")
-@click.option("--sizes", default="256", show_default=True, callback=_int_list, help="Comma-separated image sizes (square).")
-@click.option("--min-runs", default=8, show_default=True, type=click.IntRange(min=1), help="Timed runs at least.")
-@click.option("--min-seconds", default=2.0, show_default=True, type=click.FloatRange(min=0), help="Timed seconds at least.")
-@click.option("--warmup", default=1, show_default=True, type=click.IntRange(min=0),
+@click.option("--batch-sizes", default="1,8", callback=_int_list, help="Comma-separated batch sizes.")
+@click.option("--sizes", default="256", callback=_int_list, help="Comma-separated image sizes (square).")
+@click.option("--min-runs", default=8, type=click.IntRange(min=1), help="Timed runs at least.")
+@click.option("--min-seconds", default=2.0, type=click.FloatRange(min=0), help="Timed seconds at least.")
+@click.option("--warmup", default=1, type=click.IntRange(min=0),
               help="Untimed runs after the (separately reported) first call.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the random weights when no model is given.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the full report as JSON.")
-@click.option("--markdown", "md_path", type=click.Path(dir_okay=False), help="Write the README tables as Markdown.")
-@click.option("--compare", "compare_path", type=click.Path(dir_okay=False), help="An earlier JSON report: print the change per row.")
+@click.option("--seed", default=0, help="Seed of the random weights when no model is given.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), show_default="none",
+              help="Write the full report as JSON to this file.")
+@click.option("--markdown", "md_path", type=click.Path(dir_okay=False), show_default="none",
+              help="Write the README tables as Markdown to this file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON on stdout instead of the table.")
+@click.option("--compare", "compare_path", type=click.Path(dir_okay=False), show_default="none",
+              help="An earlier JSON report: print the change per row.")
+@quiet_option("No progress lines on stderr.")
+@version_option("restore-bench")
+@handle_errors(_bench_errors, "no report was written", extra="bench")
 def main(checkpoint, onnx_path, backends, exclude, device, batch_sizes, sizes, min_runs, min_seconds, warmup, seed,
-         json_path, md_path, compare_path):
+         report_path, md_path, as_json, compare_path, quiet):
     """Time every deployment path of the restoration model on the same photos and weights, and
     compare each one's outputs with eager PyTorch fp32.
 
     With neither --checkpoint nor --onnx, a default-width model with seeded random weights is
     measured (speed does not depend on training).
     """
-    from benchmarks.report import ReportError, compare, load_report, table, write_json, write_markdown
+    require(["torch", "onnxscript", "skimage"], "bench", "restore-bench")
+    from benchmarks.report import compare, load_report, table, write_json, write_markdown
     from benchmarks.runner import BenchSettings, run_benchmark
     from benchmarks.timing import TimingConfig
-    from restore_core.checkpoint import CheckpointError
-    from runtime.metadata import ModelFileError
 
-    old = None
-    try:
-        if compare_path:  # read it first: a bad file should fail before minutes of measuring
-            old = load_report(compare_path)
-        settings = BenchSettings(
-            checkpoint=checkpoint, onnx=onnx_path, backends=backends, exclude=exclude or [], device=device,
-            batch_sizes=batch_sizes, sizes=sizes, seed=seed,
-            timing=TimingConfig(warmup_runs=warmup, min_runs=min_runs, min_seconds=min_seconds),
-        )
-        report = run_benchmark(settings, log=lambda line: click.echo(line, err=True))
-    except (ReportError, CheckpointError, ModelFileError, ValueError, OSError) as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(1)
+    old = load_report(compare_path) if compare_path else None  # a bad file fails before minutes of measuring
+    settings = BenchSettings(
+        checkpoint=checkpoint, onnx=onnx_path, backends=backends, exclude=exclude or [], device=device,
+        batch_sizes=batch_sizes, sizes=sizes, seed=seed,
+        timing=TimingConfig(warmup_runs=warmup, min_runs=min_runs, min_seconds=min_seconds),
+    )
+    report = run_benchmark(settings, log=(lambda line: None) if quiet else (lambda line: click.echo(line, err=True)))
     report["command"] = _command_line(click.get_current_context())
-    if json_path:
-        write_json(report, json_path)
+    if report_path:
+        write_json(report, report_path)
     if md_path:
         write_markdown(report, md_path)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, sort_keys=True, default=str))
+        return
     click.echo(table(report))
     if old is not None:
         click.echo("")

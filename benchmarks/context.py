@@ -78,7 +78,7 @@ class BenchContext:
         raise ValueError(f"unknown artifact {key!r}")
 
     def _export(self, signature: str, fp16: bool = False) -> Path:
-        from export.onnx import export_onnx
+        from export.onnx_export import export_onnx
 
         # No parity run at export: the benchmark measures parity itself, on its own inputs.
         path = self.workdir / f"model-{signature}-{'fp16' if fp16 else 'fp32'}.onnx"
@@ -107,7 +107,7 @@ class BenchContext:
         return path
 
     def _torchscript(self) -> Path:
-        from export.onnx import build_metadata
+        from export.onnx_export import build_metadata
         from export.torchscript import save_torchscript
 
         path = self.workdir / "model.pt"

@@ -8,18 +8,32 @@ reason), 2 a usage error (click).
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import click
 
-from export.onnx import DEFAULT_OPSET, MIN_OPSET, SIGNATURES, ExportError
+from restore_toolkit.console import COMMAND_SETTINGS, handle_errors, require, version_option
+
+# The exporter's own values (export.onnx_export imports torch, so --help cannot ask it);
+# tests/test_export_cli.py checks that these match.
+DEFAULT_OPSET, MIN_OPSET, SIGNATURE_NAMES = 20, 18, ("pixels", "tensor")
+
+INTERRUPTED = "nothing was written: a file is renamed into place only after it is complete and verified"
 
 
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)
+def _export_errors():
+    """Our named errors (one line, exit 1); those of the torch side only where torch is installed."""
+    from runtime.metadata import ModelFileError
+
+    errors = (ModelFileError,)
+    if importlib.util.find_spec("torch") is not None:
+        from export.onnx_export import ExportError
+        from restore_core.checkpoint import CheckpointError
+
+        errors += (ExportError, CheckpointError)
+    return errors
 
 
 def _load_pipeline(checkpoint: Path):
@@ -39,27 +53,24 @@ def _report(result, verify: bool) -> None:
         click.echo("parity: skipped (--no-verify); the file's metadata says so")
 
 
-def _run(fn) -> None:
-    """Call `fn`, turning our errors into one line (or the parity table) and exit 1."""
-    from restore_core.checkpoint import CheckpointError
-    from runtime.metadata import ModelFileError
-
-    try:
-        fn()
-    except (ExportError, CheckpointError, ModelFileError) as e:
-        _fail(str(e))
-
-
 _checkpoint = click.option("--checkpoint", "checkpoint", required=True, type=click.Path(path_type=Path),
                            help="Training checkpoint (.ckpt) or released weights (.safetensors).")
-_output = click.option("--output", "output", required=True, type=click.Path(path_type=Path),
+_output = click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
                        help="File to write (written beside it under a temporary name, then renamed).")
-_force = click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
+
+
+def _overwrite(fn):
+    """`--overwrite`, as in restore-data and restore-run; `--force`, the older spelling, still works."""
+    fn = click.option("--force", "force", is_flag=True, hidden=True)(fn)
+    return click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")(fn)
+
+
 _no_verify = click.option("--no-verify", is_flag=True,
                           help="Skip the parity check against eager PyTorch (recorded as skipped in the metadata).")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings=COMMAND_SETTINGS)
+@version_option("restore-export")
 def main() -> None:
     """Export a trained restore model (ONNX, TorchScript, torch.export) or inspect an artifact."""
 
@@ -67,25 +78,26 @@ def main() -> None:
 @main.command("onnx")
 @_checkpoint
 @_output
-@click.option("--signature", type=click.Choice(sorted(SIGNATURES)), default="pixels", show_default=True,
+@click.option("--signature", type=click.Choice(SIGNATURE_NAMES), default="pixels",
               help="pixels: uint8 [N,H,W,3] in and out; tensor: float32 [N,3,H,W] in [-1,1].")
 @click.option("--fp16", is_flag=True, help="Half-precision weights and compute inside; same interface.")
-@click.option("--opset", type=int, default=DEFAULT_OPSET, show_default=True, help=f"ONNX opset ({MIN_OPSET} or newer).")
+@click.option("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset ({MIN_OPSET} or newer).")
 @_no_verify
-@_force
-def onnx_cmd(checkpoint: Path, output: Path, signature: str, fp16: bool, opset: int, no_verify: bool, force: bool) -> None:
+@_overwrite
+@handle_errors(_export_errors, INTERRUPTED)
+def onnx_cmd(checkpoint: Path, output: Path, signature: str, fp16: bool, opset: int, no_verify: bool,
+             overwrite: bool, force: bool) -> None:
     """Export to one self-contained ONNX file, verified against eager PyTorch."""
-    from export.onnx import check_opset, check_output_path, export_onnx
+    overwrite = overwrite or force
+    require(["torch", "onnxscript"], "export", "restore-export onnx")
+    from export.onnx_export import check_opset, check_output_path, export_onnx
 
-    def work():
-        check_opset(opset)  # cheap checks first: no slow export for a bad opset or path
-        check_output_path(output, force)
-        pipeline = _load_pipeline(checkpoint)
-        result = export_onnx(pipeline, output, signature=signature, opset=opset, fp16=fp16,
-                             verify=not no_verify, force=force)
-        _report(result, not no_verify)
-
-    _run(work)
+    check_opset(opset)  # cheap checks first: no slow export for a bad opset or path
+    check_output_path(output, overwrite)
+    pipeline = _load_pipeline(checkpoint)
+    result = export_onnx(pipeline, output, signature=signature, opset=opset, fp16=fp16,
+                         verify=not no_verify, force=overwrite)
+    _report(result, not no_verify)
 
 
 def _artifact_command(kind: str, help_text: str) -> None:
@@ -95,15 +107,15 @@ def _artifact_command(kind: str, help_text: str) -> None:
     @_checkpoint
     @_output
     @_no_verify
-    @_force
-    def command(checkpoint: Path, output: Path, no_verify: bool, force: bool) -> None:
+    @_overwrite
+    @handle_errors(_export_errors, INTERRUPTED)
+    def command(checkpoint: Path, output: Path, no_verify: bool, overwrite: bool, force: bool) -> None:
+        overwrite = overwrite or force
+        require(["torch"], "export", f"restore-export {kind}")
         from export.torchscript import export_artifact
 
-        def work():
-            result = export_artifact(kind, _load_pipeline(checkpoint), output, verify=not no_verify, force=force)
-            _report(result, not no_verify)
-
-        _run(work)
+        result = export_artifact(kind, _load_pipeline(checkpoint), output, verify=not no_verify, force=overwrite)
+        _report(result, not no_verify)
 
 
 _artifact_command("torchscript", "Export to TorchScript (.pt, scripted and frozen; deprecated by PyTorch, "
@@ -114,36 +126,38 @@ _artifact_command("exported-program", "Export with torch.export to a .pt2 progra
 @main.command("weights")
 @_checkpoint
 @_output
-@_force
-def weights_cmd(checkpoint: Path, output: Path, force: bool) -> None:
+@_overwrite
+@handle_errors(_export_errors, INTERRUPTED)
+def weights_cmd(checkpoint: Path, output: Path, overwrite: bool, force: bool) -> None:
     """Write a checkpoint's model weights alone as a .safetensors release (no optimizer state, no pickle)."""
-    from export.onnx import check_output_path
+    require(["torch", "safetensors"], "export", "restore-export weights")
+    from export.onnx_export import ExportError, check_output_path
     from restore_core.checkpoint import load_model, save_release, weights_sha256
 
-    def work():
-        if output.suffix != ".safetensors":
-            raise ExportError(f"{output}: a release is a .safetensors file")
-        check_output_path(output, force)
-        loaded = load_model(checkpoint)
-        save_release(output, loaded.model, loaded.threshold)
-        click.echo(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB, weights sha256 "
-                   f"{weights_sha256(loaded.model)[:16]}...)")
-
-    _run(work)
+    if output.suffix != ".safetensors":
+        raise ExportError(f"{output}: a release is a .safetensors file")
+    check_output_path(output, overwrite or force)
+    loaded = load_model(checkpoint)
+    save_release(output, loaded.model, loaded.threshold)
+    click.echo(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB, weights sha256 "
+               f"{weights_sha256(loaded.model)[:16]}...)")
 
 
 @main.command("inspect")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the description as JSON on stdout instead of text.")
+@handle_errors(_export_errors, "nothing was written")
 def inspect_cmd(file: Path, as_json: bool) -> None:
-    """Print the metadata, I/O signature and export parity of one of our artifacts."""
-    from export.inspect import describe, format_description
+    """Print the metadata, I/O signature and export parity of one of our artifacts.
 
-    def work():
-        info = describe(file)
-        click.echo(json.dumps(info, indent=2, sort_keys=True, default=str) if as_json else format_description(info))
+    ONNX files need only the base install; .pt, .pt2, .ckpt and .safetensors files need torch.
+    """
+    from export.inspection import KINDS, describe, format_description
 
-    _run(work)
+    if KINDS.get(file.suffix.lower(), "onnx") != "onnx":
+        require(["torch"], "export", f"restore-export inspect {file.suffix}")
+    info = describe(file)
+    click.echo(json.dumps(info, indent=2, sort_keys=True, default=str) if as_json else format_description(info))
 
 
 if __name__ == "__main__":

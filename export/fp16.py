@@ -46,7 +46,7 @@ def convert_to_fp16(proto: onnx.ModelProto) -> onnx.ModelProto:
     """Return a copy of `proto` computing in float16, with the same input and output types.
 
     Args:
-        proto: an fp32 graph from `export.onnx.to_onnx_proto` (either signature).
+        proto: an fp32 graph from `export.onnx_export.to_onnx_proto` (either signature).
 
     Returns:
         A new `onnx.ModelProto` that passes `onnx.checker` and keeps every graph input and

@@ -26,7 +26,7 @@ from typing import Tuple
 
 import torch
 
-from export.onnx import ExportError, example_input, signature_module
+from export.onnx_export import ExportError, example_input, signature_module
 from restore_core.fileio import atomic_path
 from restore_core.pipeline import RestorationPipeline
 from runtime.messages import one_line
@@ -175,7 +175,7 @@ def export_artifact(kind: str, pipeline: RestorationPipeline, output: str | os.P
     the written file against eager, then rename it into place; returns an `ExportResult`."""
     import time
 
-    from export.onnx import ExportResult, build_metadata, check_output_path
+    from export.onnx_export import ExportResult, build_metadata, check_output_path
     from export.verify import verify_exported_program, verify_torchscript
 
     t0 = time.perf_counter()

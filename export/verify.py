@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from export.onnx import ExportError
+from export.onnx_export import ExportError
 from export.parity import TOLERANCES, merge, pixel_parity, tensor_mask_parity, tensor_parity, violations
 from restore_core.img_utils import normalize
 from restore_core.pipeline import RestorationPipeline
@@ -165,7 +165,7 @@ def onnx_backend(path: str | os.PathLike, pipeline: RestorationPipeline, float_p
     import onnx
 
     from export.fp16 import convert_to_fp16
-    from export.onnx import to_onnx_proto
+    from export.onnx_export import to_onnx_proto
     from runtime.metadata import read_metadata
 
     meta = read_metadata(path)

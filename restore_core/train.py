@@ -2,7 +2,7 @@
 
 Per step: normalize the uint8 batch on the device, forward (autocast where asked), L = 2 Lx + Lm,
 backward (grad scaler for fp16), clip, AdamW, warm-up + cosine schedule. Per epoch: validate
-with `RestorationPipeline` (the deployed code path), print one line, log JSON, write
+with `RestorationPipeline` (the deployed code path), log one line, log JSON, write
 `last.ckpt`, and `best.ckpt` + `best.safetensors` when the validation loss improves.
 
 Exact resume: the data of every step follows from (seed, epoch, index) and the sampler skips
@@ -13,16 +13,18 @@ never interrupted (on the same device and thread count).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import random
 import time
 from contextlib import nullcontext
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 import numpy as np
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 
 from restore_core.checkpoint import load_checkpoint, save_checkpoint, save_release, weights_sha256
@@ -52,6 +54,8 @@ from restore_core.losses import IMAGE_WEIGHT, restoration_loss
 from restore_core.metrics import MetricAccumulator
 from restore_core.model import DualDecoderUNet, count_parameters
 from restore_core.pipeline import RestorationPipeline
+
+logger = logging.getLogger(__name__)
 
 LAST, BEST, RELEASE, LOG = "last.ckpt", "best.ckpt", "best.safetensors", "train_log.jsonl"
 
@@ -175,7 +179,108 @@ def evaluate(model: DualDecoderUNet, loader: DataLoader, device: torch.device, t
 
 
 # ---------------------------------------------------------------------------------------------
-# The loop.
+# The state of a run.
+
+
+@dataclass
+class Progress:
+    """Where a run stands; saved in every checkpoint, so a resumed run continues exactly.
+
+    Attributes:
+        step, epoch, batch_in_epoch: optimizer steps taken, whole epochs done, steps into the
+            current epoch.
+        best_loss, best_step: the best validation loss so far and its step (`best.ckpt`).
+        early_stop_loss, epochs_without_improvement: early stopping's own record; it counts
+            whole epochs only, so stopping and resuming mid-epoch does not change it.
+    """
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    best_loss: float = math.inf
+    best_step: int = -1
+    early_stop_loss: float = math.inf
+    epochs_without_improvement: int = 0
+
+    # Names in checkpoints written before these fields had their own names.
+    _OLD_NAMES = {"es_best": "early_stop_loss", "bad_epochs": "epochs_without_improvement"}
+
+    @classmethod
+    def from_checkpoint(cls, saved: Dict[str, Any]) -> "Progress":
+        return cls(**{cls._OLD_NAMES.get(k, k): v for k, v in saved.items()})
+
+
+@dataclass
+class Run:
+    """What one training process holds: built by `_setup`, advanced by `_train_epoch`."""
+
+    cfg: Config
+    info: DistInfo
+    device: torch.device
+    amp_dtype: Optional[torch.dtype]
+    memory_format: torch.memory_format
+    model: DualDecoderUNet  # the bare model: what is saved, validated and released
+    trained: nn.Module  # the model the optimizer steps: `model`, or its DDP wrapper
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    train_ds: Any
+    sampler: EpochBatchSampler
+    val_loader: DataLoader
+    data_desc: str
+    log: JsonLog
+    progress: Progress = field(default_factory=Progress)
+    samples_per_s: float = float("nan")
+
+    @property
+    def save_dir(self) -> Path:
+        return Path(self.cfg.train.save_dir)
+
+    @property
+    def precision(self) -> str:
+        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.amp_dtype]
+
+    def say(self, message: str) -> None:
+        """One line for the user, from the first process only."""
+        if self.info.is_main:
+            logger.info(message)
+
+    def checkpoint(self, metrics: Optional[Dict[str, float]]) -> Dict[str, Any]:
+        """The resume checkpoint: everything needed to continue exactly (see DESIGN: Checkpoints)."""
+        return {
+            "model": self.model.state_dict(),
+            "model_config": asdict(self.cfg.model),
+            "threshold": self.cfg.train.threshold,
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "step": self.progress.step,
+            "epoch": self.progress.epoch,
+            "progress": asdict(self.progress),
+            "rng": _rng_state(),
+            "config": config_to_dict(self.cfg),
+            "metrics": metrics or {},
+        }
+
+    def save_last(self, metrics: Optional[Dict[str, float]] = None) -> None:
+        if self.info.is_main:
+            save_checkpoint(self.checkpoint(metrics), self.save_dir / LAST)
+
+
+@dataclass
+class EpochResult:
+    """What one pass over the training data did (a pass may stop early at `max_steps`)."""
+
+    number: int  # 1-based
+    train_lx: float
+    train_lm: float
+    seconds: float
+    complete: bool  # False when max_steps stopped it mid-epoch
+    hit_max_steps: bool
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop, in the order it runs.
 
 
 def train(cfg: Config) -> Dict[str, Any]:
@@ -184,6 +289,7 @@ def train(cfg: Config) -> Dict[str, Any]:
     Writes `last.ckpt` (each epoch, every `checkpoint_every` steps and at the end), `best.ckpt`
     and `best.safetensors` (whenever the validation loss improves) and `train_log.jsonl` into
     `cfg.train.save_dir`. Under torchrun, every process trains its shard and the first writes.
+    Progress lines go to the `restore_core.train` logger (`restore-train` prints them).
 
     Raises:
         ConfigError, DatasetError, SourceError, DeviceError, CheckpointError: bad input, named.
@@ -202,12 +308,31 @@ def train(cfg: Config) -> Dict[str, Any]:
 
 
 def _train(cfg: Config, info: DistInfo) -> Dict[str, Any]:
-    t, d = cfg.train, cfg.data
+    run = _setup(cfg, info)
+    if cfg.train.resume:
+        _resume(run, cfg.train.resume)
+    _start(run)
+    stop_reason, val = "epochs", None
+    while run.progress.epoch < cfg.train.epochs:
+        if cfg.train.max_steps and run.progress.step >= cfg.train.max_steps:  # resumed at or past the limit
+            stop_reason = "max_steps"
+            break
+        epoch = _train_epoch(run)
+        val = _validate_and_save(run, epoch)
+        if epoch.hit_max_steps:
+            stop_reason = "max_steps"
+            break
+        if _should_stop_early(run):
+            stop_reason = "early_stopping"
+            break
+    return _summary(run, stop_reason, val)
+
+
+def _setup(cfg: Config, info: DistInfo) -> Run:
+    """Seed, then build data, model, optimizer, schedule and scaler (in this order: it fixes the RNG draws)."""
+    t = cfg.train
     device = resolve_device(t.device, info.local_rank)
     amp_dtype = resolve_precision(t.precision, device)
-    save_dir = Path(t.save_dir)
-    main = info.is_main
-    say = print if main else (lambda *a, **k: None)
 
     # Same seed on every rank: identical initial weights (DDP also broadcasts them).
     torch.manual_seed(t.seed)
@@ -223,191 +348,190 @@ def _train(cfg: Config, info: DistInfo) -> Dict[str, Any]:
     memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
     model = DualDecoderUNet(cfg.model).to(device=device, memory_format=memory_format)
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: lr_factor(s, t.warmup_steps, total_steps, t.min_lr_ratio))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, t.warmup_steps, total_steps, t.min_lr_ratio))
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    return Run(cfg=cfg, info=info, device=device, amp_dtype=amp_dtype, memory_format=memory_format, model=model,
+               trained=model, opt=opt, sched=sched, scaler=scaler, train_ds=train_ds, sampler=sampler,
+               val_loader=val_loader, data_desc=data_desc, log=JsonLog(Path(t.save_dir) / LOG, info.is_main))
 
-    st = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best_loss": math.inf, "best_step": -1,
-          "es_best": math.inf, "bad_epochs": 0}
-    if t.resume:
-        ckpt = load_checkpoint(t.resume, map_location="cpu")  # RNG states must stay CPU tensors
-        if ckpt["model_config"] != asdict(cfg.model):
-            raise ConfigError(f"{t.resume}: its model config {ckpt['model_config']} differs from the "
-                              f"configured one {asdict(cfg.model)}")
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        if ckpt["scaler"]:  # empty when saved without fp16 (a disabled scaler)
-            scaler.load_state_dict(ckpt["scaler"])
-        for k in st:
-            st[k] = ckpt["progress"][k]
-        _set_rng_state(ckpt["rng"])
-        say(f"resumed from {t.resume} at step {st['step']} (epoch {st['epoch'] + 1}, "
-            f"batch {st['batch_in_epoch']})")
-    raw = model
+
+def _resume(run: Run, path: str) -> None:
+    """Load weights, optimizer, schedule, scaler, progress and RNG states from a resume checkpoint."""
+    ckpt = load_checkpoint(path, map_location="cpu")  # RNG states must stay CPU tensors
+    if ckpt["model_config"] != asdict(run.cfg.model):
+        raise ConfigError(f"{path}: its model config {ckpt['model_config']} differs from the "
+                          f"configured one {asdict(run.cfg.model)}")
+    run.model.load_state_dict(ckpt["model"])
+    run.opt.load_state_dict(ckpt["optimizer"])
+    run.sched.load_state_dict(ckpt["scheduler"])
+    if ckpt["scaler"]:  # empty when saved without fp16 (a disabled scaler)
+        run.scaler.load_state_dict(ckpt["scaler"])
+    run.progress = Progress.from_checkpoint(ckpt["progress"])
+    _set_rng_state(ckpt["rng"])
+    p = run.progress
+    run.say(f"resumed from {path} at step {p.step} (epoch {p.epoch + 1}, batch {p.batch_in_epoch})")
+
+
+def _start(run: Run) -> None:
+    """Wrap the model for DDP, make the output folder, and say what runs where."""
+    info, t = run.info, run.cfg.train
     if info.enabled:
-        model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
+        run.trained = torch.nn.parallel.DistributedDataParallel(
+            run.model, device_ids=[run.device.index] if run.device.type == "cuda" else None)
+    if info.is_main:
+        run.save_dir.mkdir(parents=True, exist_ok=True)
+    run.say(f"device: {describe_device(run.device)}, precision {run.precision}, "
+            f"{'channels-last' if t.channels_last else 'contiguous'}"
+            + (f", {info.world_size} processes" if info.enabled else ""))
+    run.say(f"data: {run.data_desc}")
+    run.say(f"model: {count_parameters(run.model) / 1e6:.2f} M parameters, {json.dumps(asdict(run.cfg.model))}")
+    run.log.write(type="start", step=run.progress.step, device=str(run.device), precision=run.precision,
+                  world_size=info.world_size, config=config_to_dict(run.cfg), parameters=count_parameters(run.model))
 
-    if main:
-        save_dir.mkdir(parents=True, exist_ok=True)
-    log = JsonLog(save_dir / LOG, main)
-    prec = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype]
-    say(f"device: {describe_device(device)}, precision {prec}, "
-        f"{'channels-last' if t.channels_last else 'contiguous'}"
-        + (f", {info.world_size} processes" if info.enabled else ""))
-    say(f"data: {data_desc}")
-    say(f"model: {count_parameters(raw) / 1e6:.2f} M parameters, {json.dumps(asdict(cfg.model))}")
-    log.write(type="start", step=st["step"], device=str(device), precision=prec, world_size=info.world_size,
-              config=config_to_dict(cfg), parameters=count_parameters(raw))
 
-    def state_dict(metrics: Optional[Dict[str, float]]) -> Dict[str, Any]:
-        return {
-            "model": raw.state_dict(),
-            "model_config": asdict(cfg.model),
-            "threshold": t.threshold,
-            "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(),
-            "scaler": scaler.state_dict(),
-            "step": st["step"],
-            "epoch": st["epoch"],
-            "progress": dict(st),
-            "rng": _rng_state(),
-            "config": config_to_dict(cfg),
-            "metrics": metrics or {},
-        }
-
-    def save_last(metrics=None) -> None:
-        if main:
-            save_checkpoint(state_dict(metrics), save_dir / LAST)
-
-    autocast = (lambda: torch.autocast(device.type, dtype=amp_dtype)) if amp_dtype else nullcontext
+def _train_epoch(run: Run) -> EpochResult:
+    """One pass over this epoch's batches (from where a resumed run stopped), up to `max_steps`."""
     from tqdm import tqdm
 
-    stop_reason, val, epoch_seconds = "epochs", None, 0.0
-    samples_per_s = float("nan")
-    while st["epoch"] < t.epochs:
-        if t.max_steps and st["step"] >= t.max_steps:  # resumed at or past the limit
-            stop_reason = "max_steps"
-            break
-        epoch = st["epoch"]
-        sampler.set_epoch(epoch, skip=st["batch_in_epoch"])
-        train_ds.set_epoch(epoch)
-        g = torch.Generator().manual_seed(t.seed * 7919 + epoch)  # worker seeds, per epoch
-        loader = DataLoader(train_ds, batch_sampler=sampler, num_workers=d.num_workers,
-                            worker_init_fn=seed_worker, generator=g, pin_memory=device.type == "cuda")
-        model.train()
-        sums = {"lx": 0.0, "lm": 0.0, "n": 0}
-        t0 = time.perf_counter()
-        window_t, window_n = t0, 0
-        bar = tqdm(total=len(sampler), desc=f"epoch {epoch + 1}/{t.epochs}", disable=not (main and t.progress),
-                   unit="step", leave=False, dynamic_ncols=True)
-        hit_max = False
-        for corrupted, clean, mask in loader:
-            x = normalize(corrupted.to(device, non_blocking=True)).contiguous(memory_format=memory_format)
-            y = normalize(clean.to(device, non_blocking=True))  # (N, 3, H, W) in [-1, 1]
-            m = mask.to(device, non_blocking=True)  # (N, 1, H, W) bool
-            with autocast():
-                pred, logits = model(x)  # (N, 3, H, W), (N, 1, H, W)
-            parts = restoration_loss(pred, logits, y, m)
-            # Mean over ranks: every process must agree to stop on a bad value, and logs show
-            # the whole step, not one shard.
-            stats = all_mean(torch.stack([parts.total.detach(), parts.lx.detach(), parts.lm.detach()]), info)
-            loss_value, lx, lm = (float(v) for v in stats.float().cpu())
-            if not math.isfinite(loss_value):
-                bar.close()
-                raise NonFiniteLossError(
-                    f"loss became {loss_value} at step {st['step'] + 1} (epoch {epoch + 1}); stopped without "
-                    f"writing a checkpoint for it" + (f" (last good: {save_dir / LAST})" if (save_dir / LAST).exists()
-                                                      else ""))
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(parts.total).backward()
-            if t.grad_clip > 0:
-                scaler.unscale_(opt)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-            scaler.step(opt)
-            scaler.update()
-            sched.step()
-            st["step"] += 1
-            st["batch_in_epoch"] += 1
-
-            n = x.shape[0] * info.world_size
-            sums["lx"] += lx
-            sums["lm"] += lm
-            sums["n"] += 1
-            window_n += n
-            now = time.perf_counter()
-            if now - window_t > 0:
-                samples_per_s = window_n / (now - window_t)
-            if window_n >= 20 * n:  # a sliding estimate that forgets the start-up
-                window_t, window_n = now, 0
+    t, p = run.cfg.train, run.progress
+    epoch = p.epoch
+    run.sampler.set_epoch(epoch, skip=p.batch_in_epoch)
+    run.train_ds.set_epoch(epoch)
+    g = torch.Generator().manual_seed(t.seed * 7919 + epoch)  # worker seeds, per epoch
+    loader = DataLoader(run.train_ds, batch_sampler=run.sampler, num_workers=run.cfg.data.num_workers,
+                        worker_init_fn=seed_worker, generator=g, pin_memory=run.device.type == "cuda")
+    run.trained.train()
+    sum_lx = sum_lm = 0.0
+    steps = 0
+    speed = _Throughput()
+    t0 = time.perf_counter()
+    hit_max = False
+    with tqdm(total=len(run.sampler), desc=f"epoch {epoch + 1}/{t.epochs}", disable=not (run.info.is_main and t.progress),
+              unit="step", leave=False, dynamic_ncols=True) as bar:
+        for batch in loader:
+            loss, lx, lm, n = _train_step(run, batch, epoch)
+            sum_lx, sum_lm, steps = sum_lx + lx, sum_lm + lm, steps + 1
+            run.samples_per_s = speed.update(n)
             bar.update(1)
-            bar.set_postfix(loss=f"{loss_value:.4f}", samples_s=f"{samples_per_s:.1f}", refresh=False)
-            if st["step"] % t.log_every == 0:
-                log.write(type="step", step=st["step"], epoch=epoch + 1, loss=loss_value, lx=lx, lm=lm,
-                          lr=sched.get_last_lr()[0], samples_per_s=samples_per_s)
-            if t.checkpoint_every and st["step"] % t.checkpoint_every == 0:
-                save_last()
-            if t.max_steps and st["step"] >= t.max_steps:
+            bar.set_postfix(loss=f"{loss:.4f}", samples_s=f"{run.samples_per_s:.1f}", refresh=False)
+            if p.step % t.log_every == 0:
+                run.log.write(type="step", step=p.step, epoch=epoch + 1, loss=loss, lx=lx, lm=lm,
+                              lr=run.sched.get_last_lr()[0], samples_per_s=run.samples_per_s)
+            if t.checkpoint_every and p.step % t.checkpoint_every == 0:
+                run.save_last()
+            if t.max_steps and p.step >= t.max_steps:
                 hit_max = True
                 break
-        bar.close()
-        epoch_seconds = time.perf_counter() - t0
-        epoch_done = not hit_max or st["batch_in_epoch"] >= sampler.steps_per_epoch
-        if epoch_done:
-            st["epoch"] += 1
-            st["batch_in_epoch"] = 0
+    complete = not hit_max or p.batch_in_epoch >= run.sampler.steps_per_epoch
+    if complete:
+        p.epoch += 1
+        p.batch_in_epoch = 0
+    k = max(steps, 1)
+    return EpochResult(number=epoch + 1, train_lx=sum_lx / k, train_lm=sum_lm / k, seconds=time.perf_counter() - t0,
+                       complete=complete, hit_max_steps=hit_max)
 
-        sync_buffers(raw, info)  # every rank validates and saves rank 0's exact model
-        val = evaluate(raw, val_loader, device, t.threshold)
-        improved = val["loss"] < st["best_loss"]
-        if improved:
-            st["best_loss"], st["best_step"] = val["loss"], st["step"]
-        # Early stopping counts whole epochs only, so a stop-and-resume does not change it.
-        if epoch_done:
-            if val["loss"] < st["es_best"] - t.min_delta:
-                st["es_best"], st["bad_epochs"] = val["loss"], 0
-            else:
-                st["bad_epochs"] += 1
-        k = max(sums["n"], 1)
-        train_lx, train_lm = sums["lx"] / k, sums["lm"] / k
-        say(f"epoch {epoch + 1}/{t.epochs} step {st['step']}: train L1 {train_lx:.4f} BCE {train_lm:.4f} | "
+
+def _train_step(run: Run, batch, epoch: int):
+    """Forward, L = 2 Lx + Lm, backward, clip, step. Returns (loss, Lx, Lm, samples in the step, all ranks)."""
+    t, info = run.cfg.train, run.info
+    corrupted, clean, mask = batch
+    x = normalize(corrupted.to(run.device, non_blocking=True)).contiguous(memory_format=run.memory_format)
+    y = normalize(clean.to(run.device, non_blocking=True))  # (N, 3, H, W) in [-1, 1]
+    m = mask.to(run.device, non_blocking=True)  # (N, 1, H, W) bool
+    with torch.autocast(run.device.type, dtype=run.amp_dtype) if run.amp_dtype else nullcontext():
+        pred, logits = run.trained(x)  # (N, 3, H, W), (N, 1, H, W)
+    parts = restoration_loss(pred, logits, y, m)
+    # Mean over ranks: every process must agree to stop on a bad value, and logs show the whole
+    # step, not one shard.
+    stats = all_mean(torch.stack([parts.total.detach(), parts.lx.detach(), parts.lm.detach()]), info)
+    loss, lx, lm = (float(v) for v in stats.float().cpu())
+    if not math.isfinite(loss):
+        last = run.save_dir / LAST
+        raise NonFiniteLossError(
+            f"loss became {loss} at step {run.progress.step + 1} (epoch {epoch + 1}); stopped without "
+            f"writing a checkpoint for it" + (f" (last good: {last})" if last.exists() else ""))
+    run.opt.zero_grad(set_to_none=True)
+    run.scaler.scale(parts.total).backward()
+    if t.grad_clip > 0:
+        run.scaler.unscale_(run.opt)
+        torch.nn.utils.clip_grad_norm_(run.trained.parameters(), t.grad_clip)
+    run.scaler.step(run.opt)
+    run.scaler.update()
+    run.sched.step()
+    run.progress.step += 1
+    run.progress.batch_in_epoch += 1
+    return loss, lx, lm, x.shape[0] * info.world_size
+
+
+class _Throughput:
+    """Samples per second over a sliding window that forgets the start-up."""
+
+    def __init__(self):
+        self.start, self.samples, self.rate = time.perf_counter(), 0, float("nan")
+
+    def update(self, n: int) -> float:
+        self.samples += n
+        now = time.perf_counter()
+        if now - self.start > 0:
+            self.rate = self.samples / (now - self.start)
+        if self.samples >= 20 * n:
+            self.start, self.samples = now, 0
+        return self.rate
+
+
+def _validate_and_save(run: Run, epoch: EpochResult) -> Dict[str, float]:
+    """Validate rank 0's model, record the best and early-stopping figures, print, log and save."""
+    t, p = run.cfg.train, run.progress
+    sync_buffers(run.model, run.info)  # every rank validates and saves rank 0's exact model
+    val = evaluate(run.model, run.val_loader, run.device, t.threshold)
+    improved = val["loss"] < p.best_loss
+    if improved:
+        p.best_loss, p.best_step = val["loss"], p.step
+    if epoch.complete:  # early stopping counts whole epochs only, so a stop-and-resume does not change it
+        if val["loss"] < p.early_stop_loss - t.min_delta:
+            p.early_stop_loss, p.epochs_without_improvement = val["loss"], 0
+        else:
+            p.epochs_without_improvement += 1
+    run.say(f"epoch {epoch.number}/{t.epochs} step {p.step}: train L1 {epoch.train_lx:.4f} BCE {epoch.train_lm:.4f} | "
             f"val L1 {val['l1_corrupted']:.4f} BCE {val['bce']:.4f} IoU {val['mask_iou']:.3f} "
-            f"PSNR {val['psnr']:.2f} | {samples_per_s:.1f} samples/s, {epoch_seconds:.0f}s"
-            + (" | best" if improved else "") + ("" if epoch_done else " (partial epoch)"))
-        log.write(type="epoch", epoch=epoch + 1, step=st["step"], complete=epoch_done, train_lx=train_lx,
-                  train_lm=train_lm, train_loss=IMAGE_WEIGHT * train_lx + train_lm, val=val, best=improved,
-                  seconds=epoch_seconds, samples_per_s=samples_per_s)
-        save_last(val)
-        if improved and main:
-            save_checkpoint(state_dict(val), save_dir / BEST)
-            save_release(save_dir / RELEASE, raw, t.threshold)
-        barrier(info)
-        if hit_max:
-            stop_reason = "max_steps"
-            break
-        if t.patience and st["bad_epochs"] >= t.patience:
-            stop_reason = "early_stopping"
-            say(f"early stopping: no better validation loss for {t.patience} epochs")
-            break
+            f"PSNR {val['psnr']:.2f} | {run.samples_per_s:.1f} samples/s, {epoch.seconds:.0f}s"
+            + (" | best" if improved else "") + ("" if epoch.complete else " (partial epoch)"))
+    run.log.write(type="epoch", epoch=epoch.number, step=p.step, complete=epoch.complete, train_lx=epoch.train_lx,
+                  train_lm=epoch.train_lm, train_loss=IMAGE_WEIGHT * epoch.train_lx + epoch.train_lm, val=val,
+                  best=improved, seconds=epoch.seconds, samples_per_s=run.samples_per_s)
+    run.save_last(val)
+    if improved and run.info.is_main:
+        save_checkpoint(run.checkpoint(val), run.save_dir / BEST)
+        save_release(run.save_dir / RELEASE, run.model, t.threshold)
+    barrier(run.info)
+    return val
 
+
+def _should_stop_early(run: Run) -> bool:
+    patience = run.cfg.train.patience
+    if patience and run.progress.epochs_without_improvement >= patience:
+        run.say(f"early stopping: no better validation loss for {patience} epochs")
+        return True
+    return False
+
+
+def _summary(run: Run, stop_reason: str, val: Optional[Dict[str, float]]) -> Dict[str, Any]:
+    d, p = run.save_dir, run.progress
     best = None
-    if (save_dir / BEST).exists():
-        best = {"loss": st["best_loss"], "step": st["best_step"], "checkpoint": str(save_dir / BEST),
-                "release": str(save_dir / RELEASE)}
+    if (d / BEST).exists():
+        best = {"loss": p.best_loss, "step": p.best_step, "checkpoint": str(d / BEST), "release": str(d / RELEASE)}
     return {
         "stopped": stop_reason,
-        "steps": st["step"],
-        "epochs_completed": st["epoch"],
+        "steps": p.step,
+        "epochs_completed": p.epoch,
         "final": val,
         "best": best,
-        "paths": {"last": str(save_dir / LAST), "best": str(save_dir / BEST), "release": str(save_dir / RELEASE),
-                  "log": str(save_dir / LOG)},
-        "device": str(device),
-        "precision": prec,
-        "samples_per_s": samples_per_s,
-        "weights_sha256": weights_sha256(raw),
-        "rank": info.rank,
+        "paths": {"last": str(d / LAST), "best": str(d / BEST), "release": str(d / RELEASE), "log": str(d / LOG)},
+        "device": str(run.device),
+        "precision": run.precision,
+        "samples_per_s": run.samples_per_s,
+        "weights_sha256": weights_sha256(run.model),
+        "rank": run.info.rank,
     }
 
 

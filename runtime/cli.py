@@ -2,7 +2,8 @@
 
 Exit codes: 0 all restored (or already there), 1 a user error (bad model file, CUDA unusable,
 OUTPUT that would overwrite inputs) with one line saying why, 2 usage errors, 3 the run
-finished but some inputs failed (each named in the summary and the report).
+finished but some inputs failed (each named in the summary and the report), 130 Ctrl-C.
+Imports neither torch nor restore_core: the base install runs it.
 """
 
 from __future__ import annotations
@@ -12,39 +13,32 @@ import time
 
 import click
 
+from restore_toolkit.console import COMMAND_SETTINGS, device_option, fail, quiet_option, threads_option, version_option
 from runtime.images import DEFAULT_MAX_PIXELS
 from runtime.tiling import DEFAULT_TILE_BUDGET
 
 
-def _error(message: str) -> None:
-    from runtime.messages import flat
-
-    click.echo(f"restore-run: error: {flat(message)}", err=True)  # one line, even for odd file names
-    sys.exit(1)
-
-
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(context_settings=COMMAND_SETTINGS)
 @click.option("--model", "model_path", default="default", show_default=True, type=click.Path(dir_okay=False),
               help="An exported ONNX model (restore-export onnx, 'pixels' signature), or 'default' for the "
                    "model shipped with the package.")
 @click.argument("input_path", metavar="INPUT", type=click.Path())
 @click.argument("output_path", metavar="OUTPUT", type=click.Path())
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-              help="auto picks CUDA only when it really works; cuda fails if it does not.")
+@device_option()
 @click.option("--provider", type=click.Choice(["cpu", "cuda", "tensorrt"]), default=None,
-              help="Execution provider (default: the device's own; tensorrt runs on CUDA).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True,
+              show_default="the device's own", help="ONNX Runtime execution provider (tensorrt runs on CUDA).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=4,
               help="Images of the same size restored together.")
 @click.option("--save-mask", is_flag=True, help="Also write OUTPUT/masks/REL as PNG (255 = replaced).")
 @click.option("--save-predicted", is_flag=True, help="Also write OUTPUT/predicted/REL as PNG (raw prediction).")
 @click.option("--overwrite", is_flag=True, help="Rewrite outputs that exist (default: skip them, so a rerun resumes).")
 @click.option("--format", "fmt", type=click.Choice(["png", "jpeg", "webp", "bmp", "tiff"], case_sensitive=False),
-              default=None, help="Output format (default: each input's own).")
-@click.option("--tile", type=click.IntRange(min=0), default=None,
-              help="Tile size for large images; 0 never tiles (default: tile above --tile-budget pixels).")
-@click.option("--tile-budget", type=click.IntRange(min=1), default=DEFAULT_TILE_BUDGET, show_default=True,
+              default=None, show_default="each input's own", help="Output format.")
+@click.option("--tile", type=click.IntRange(min=0), default=None, show_default="tile above --tile-budget pixels",
+              help="Tile size for large images; 0 never tiles.")
+@click.option("--tile-budget", type=click.IntRange(min=1), default=DEFAULT_TILE_BUDGET,
               help="Pixels above which images are tiled automatically.")
-@click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
+@click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS,
               help="Refuse images with more pixels (decompression bombs).")
 @click.option("--allow-lossy", is_flag=True,
               help="Restore files that cannot be written back whole (extra frames or pages, 16-bit colour) from "
@@ -52,10 +46,11 @@ def _error(message: str) -> None:
 @click.option("--no-fsync", is_flag=True,
               help="Do not fsync each image before its rename (the report is always synced).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
-              help="JSON report path (default: OUTPUT/restore-report.json).")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for inference (default: all usable).")
-@click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG / lossy WebP quality.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+              show_default="OUTPUT/restore-report.json", help="Write the run's JSON report to this file.")
+@threads_option("inference")
+@click.option("--quality", type=click.IntRange(1, 100), default=95, help="JPEG / lossy WebP quality.")
+@quiet_option()
+@version_option("restore-run")
 def main(model_path, input_path, output_path, device, provider, batch_size, save_mask, save_predicted, overwrite,
          fmt, tile, tile_budget, max_pixels, allow_lossy, no_fsync, report_path, threads, quality, quiet):
     """Restore the images in INPUT (a folder, recursively, or one image) into OUTPUT.
@@ -72,10 +67,10 @@ def main(model_path, input_path, output_path, device, provider, batch_size, save
 
     start = time.perf_counter()
     try:
-        restorer = Restorer(model_path, device=device, provider=provider, threads=threads, tile=tile,
+        restorer = Restorer(model_path, device=device, provider=provider, threads=threads or None, tile=tile,
                             tile_budget=tile_budget, batch_size=batch_size)
     except (ModelFileError, DeviceUnavailableError, DefaultModelMissing) as e:
-        _error(str(e))
+        fail(str(e))
     except ValueError as e:  # contradictory --device / --provider
         raise click.UsageError(str(e)) from None
     click.echo(f"model {describe_model(model_path)} on {restorer.info.describe()} ({time.perf_counter() - start:.2f} s to load)", err=True)
@@ -87,11 +82,11 @@ def main(model_path, input_path, output_path, device, provider, batch_size, save
     try:
         result = run_folder(restorer, input_path, output_path, options)
     except PlanError as e:
-        _error(str(e))
+        fail(str(e))
     except OSError as e:  # the report or an output folder that cannot be written
-        _error(f"{getattr(e, 'filename', '') or ''} {e.strerror or e}".strip())
+        fail(f"{getattr(e, 'filename', '') or ''} {e.strerror or e}".strip())
     except KeyboardInterrupt:
-        click.echo("restore-run: interrupted; finished outputs are complete, rerun to continue", err=True)
+        click.echo("interrupted: finished outputs are complete; run the same command again to continue", err=True)
         sys.exit(130)
     for line in result.lines:
         click.echo(line)

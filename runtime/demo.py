@@ -185,7 +185,7 @@ def export_model(checkpoint: Path, output: Path, verify: bool = True) -> Path:
         args = ["onnx", "--checkpoint", checkpoint, "--output", output, "--force"]
         _run("restore-export", "export.cli", "main", args + ([] if verify else ["--no-verify"]))
     else:
-        from export.onnx import build_metadata, save_onnx, to_onnx_proto
+        from export.onnx_export import build_metadata, save_onnx, to_onnx_proto
         from restore_core.checkpoint import load_model
 
         click.echo(f"  (export.onnx) {checkpoint} -> {output}")

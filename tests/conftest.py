@@ -62,7 +62,7 @@ def tiny_release(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_onnx(tmp_path_factory):
     """The tiny model exported to the 'pixels' ONNX signature (no parity run at export)."""
-    from export.onnx import build_metadata, save_onnx, to_onnx_proto
+    from export.onnx_export import build_metadata, save_onnx, to_onnx_proto
 
     pipeline = RestorationPipeline(make_tiny_model()).eval()
     path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"

@@ -30,7 +30,7 @@ def bench_run(tmp_path_factory, tiny_release):
     out = tmp_path_factory.mktemp("bench")
     args = ["--checkpoint", str(tiny_release), "--backends", ",".join(CPU_BACKENDS + CUDA_BACKENDS),
             "--sizes", str(SIZE), "--batch-sizes", "1,2", "--min-runs", "2", "--min-seconds", "0", "--warmup", "0",
-            "--json", str(out / "r.json"), "--markdown", str(out / "r.md")]
+            "--report", str(out / "r.json"), "--markdown", str(out / "r.md")]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     return out, result

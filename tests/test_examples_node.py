@@ -29,8 +29,8 @@ NODE = shutil.which("node")
 
 needs_node = pytest.mark.skipif(
     NODE is None or not (EXAMPLES / "node" / "node_modules" / "onnxruntime-node").is_dir(),
-    reason="needs node and examples/node/node_modules (run examples/setup.sh)"
-    if NODE else "node is not installed",
+    reason="needs examples/node/node_modules: run examples/setup.sh"
+    if NODE else "needs Node.js 18+ (e.g. apt-get install nodejs npm), then examples/setup.sh",
 )
 
 

@@ -35,11 +35,11 @@ WEB_MODULES = EXAMPLES / "web" / "node_modules"
 
 def _missing() -> str | None:
     if NODE is None:
-        return "node is not installed"
+        return "needs Node.js 18+ (e.g. apt-get install nodejs npm), then examples/setup.sh"
     if not (WEB_MODULES / "onnxruntime-web").is_dir() or not (WEB_MODULES / "playwright-core").is_dir():
-        return "needs examples/web/node_modules (run examples/setup.sh)"
+        return "needs examples/web/node_modules: run examples/setup.sh"
     if CHROMIUM is None:
-        return "chromium is not installed (Debian package 'chromium')"
+        return "needs headless Chromium: apt-get install chromium"
     return None
 
 

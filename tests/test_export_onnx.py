@@ -12,7 +12,7 @@ import onnx
 import pytest
 import torch
 
-from export.onnx import DEFAULT_OPSET, ExportError, build_metadata, export_onnx
+from export.onnx_export import DEFAULT_OPSET, ExportError, build_metadata, export_onnx
 from export.parity import FP16, FP32, pixel_parity, tensor_mask_parity, tensor_parity, violations
 from restore_core.img_utils import normalize
 from restore_core.pipeline import DEFAULT_THRESHOLD, RestorationPipeline
@@ -110,7 +110,7 @@ def test_metadata_round_trips(pipeline, pixels_result):
     assert meta.signature == "pixels" and meta.layout == "NHWC" and meta.color_order == "RGB"
     assert meta.threshold == DEFAULT_THRESHOLD and meta.stride == 4 and meta.pads_inside
     assert meta.model_config["base_channels"] == TINY.base_channels
-    assert set(meta.exporter) == {"torch", "onnx", "onnxscript"}
+    assert set(meta.exporter) == {"restore-toolkit", "torch", "onnx", "onnxscript"}
     assert json.loads(json.dumps(meta.parity)) == pixels_result.parity
 
 
@@ -187,7 +187,7 @@ def test_bad_opsets_fail_before_exporting(pipeline, tmp_path):
 
 
 def test_refuses_to_overwrite_and_failed_parity_leaves_nothing(pipeline, pixels_result, tmp_path, monkeypatch):
-    import export.onnx as onnx_mod
+    import export.onnx_export as onnx_mod
     import export.verify as verify_mod
     from export.parity import Tolerance
 

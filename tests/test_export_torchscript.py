@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from export.onnx import build_metadata
+from export.onnx_export import build_metadata
 from export.parity import FP32, pixel_parity, tensor_parity, violations
 from export.torchscript import (
     export_exported_program,

@@ -65,10 +65,14 @@ def example_input(signature: str, batch: int = 2, height: int = 40, width: int =
 
 
 def exporter_versions() -> Dict[str, str]:
+    """The versions that wrote a file: this toolkit's, torch's, onnx's and onnxscript's."""
     import onnx
     import onnxscript
 
-    return {"torch": torch.__version__, "onnx": onnx.__version__, "onnxscript": onnxscript.__version__}
+    from restore_toolkit import __version__
+
+    return {"restore-toolkit": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
+            "onnxscript": onnxscript.__version__}
 
 
 def build_metadata(pipeline: RestorationPipeline, signature: str, precision: str,

@@ -1,0 +1,144 @@
+"""The conventions every `restore-*` command follows, in one place.
+
+- `--help`/`-h` and `--version` on every command; every option has a help text and shows its
+  default. Heavy imports (torch, onnxruntime) happen inside the command body, never at module
+  load, so `--help` returns at once.
+- One spelling per idea: `--output` (`-o`) for where results go (a positional OUTPUT where
+  the command maps an input tree to an output tree), `--overwrite` to replace existing
+  results, `--quiet` (`-q`) for no progress bar, `--device auto|cpu|cuda`, `--threads N` (0:
+  all usable cores), `--report FILE` for a JSON report written to a file and `--json` for JSON
+  on stdout instead of the human-readable text.
+- Errors: one line on stderr starting with `error: `, exit 1; usage errors are click's, exit 2;
+  Ctrl-C prints one line saying what was kept and exits 130.
+- A command whose optional dependencies are missing names the extra to install.
+- Library code logs through `logging`; commands print (`log_to_console` routes the library's
+  records to the console while a command runs).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import logging
+import sys
+from typing import Callable, Iterable, Optional, Tuple, Type
+
+import click
+
+from restore_toolkit import __version__
+
+ERROR_PREFIX = "error: "
+COMMAND_SETTINGS = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
+
+# The extra that brings each optional module, for "pip install 'restore-toolkit[EXTRA]'".
+EXTRA_OF = {"torch": "train", "safetensors": "train", "skimage": "train", "tomli": "train", "onnxscript": "export"}
+
+
+class MissingExtraError(click.ClickException):
+    """An optional dependency of this command is not installed; the message names the extra."""
+
+    def __init__(self, module: str, extra: str, command: str):
+        super().__init__(f"{command} needs {module}, which is not installed: "
+                         f"pip install 'restore-toolkit[{extra}]'")
+
+    def show(self, file=None) -> None:
+        click.echo(ERROR_PREFIX + self.format_message(), err=True)
+
+
+def require(modules: Iterable[str], extra: str, command: str) -> None:
+    """Raise `MissingExtraError` naming `extra` if any of `modules` cannot be imported."""
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            raise MissingExtraError(module, extra, command)
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print one error line on stderr and exit with `code`."""
+    click.echo(ERROR_PREFIX + message, err=True)
+    sys.exit(code)
+
+
+def version_option(prog_name: str):
+    """`--version`: the toolkit's version (the same for every command)."""
+    return click.version_option(__version__, "--version", prog_name=prog_name,
+                                message="%(prog)s (restore-toolkit) %(version)s",
+                                help="Show the toolkit's version and exit.")
+
+
+def handle_errors(user_errors: Callable[[], Tuple[Type[BaseException], ...]], interrupted: str,
+                  extra: Optional[str] = None):
+    """Decorate a command: the library's named errors become one line and exit 1; Ctrl-C prints
+    `interrupted` (what was kept) on one line and exits 130.
+
+    Args:
+        user_errors: returns the exception classes that mean "bad input" (a function, so that
+            the modules defining them are imported only when the command runs).
+        interrupted: what the user should know after Ctrl-C, e.g. which files are complete.
+        extra: the extra that brings this command's optional dependencies (default: the one
+            that brings the missing module).
+    """
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            try:
+                errors = user_errors()
+                try:
+                    return fn(*args, **kwargs)
+                except errors as e:
+                    fail(str(e))
+            except ModuleNotFoundError as e:
+                top = (e.name or "").split(".")[0]
+                if top not in EXTRA_OF:
+                    raise
+                raise MissingExtraError(top, extra or EXTRA_OF[top], click.get_current_context().command_path) from None
+            except KeyboardInterrupt:
+                click.echo(f"interrupted: {interrupted}", err=True)
+                sys.exit(130)
+
+        return wrapper
+
+    return decorate
+
+
+class _EchoHandler(logging.Handler):
+    """Log records as plain lines on stdout (INFO) or stderr (WARNING and up), through click."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            click.echo(self.format(record), err=record.levelno >= logging.WARNING)
+        except Exception:  # noqa: BLE001 - logging must never break the command
+            self.handleError(record)
+
+
+def log_to_console(*names: str, level: int = logging.INFO) -> None:
+    """Route the records of the named library loggers to the console while a command runs."""
+    for name in names:
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, _EchoHandler) for h in logger.handlers):
+            logger.addHandler(_EchoHandler())
+        logger.setLevel(level)
+        logger.propagate = False
+
+
+def quiet_option(help_text: str = "No progress bar.", hidden_alias: Optional[str] = None):
+    """`--quiet/-q`; `hidden_alias` names an older spelling that still works."""
+
+    def decorate(fn):
+        fn = click.option("-q", "--quiet", is_flag=True, help=help_text)(fn)
+        if hidden_alias:
+            fn = click.option(hidden_alias, "quiet_alias", is_flag=True, hidden=True)(fn)
+        return fn
+
+    return decorate
+
+
+def threads_option(what: str):
+    return click.option("--threads", type=click.IntRange(min=0), default=0,
+                        help=f"CPU threads for {what}; 0: all cores this process may use.")
+
+
+def device_option(default: Optional[str] = "auto", default_text: Optional[str] = None):
+    return click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=default,
+                        show_default=default_text or True,
+                        help="auto: CUDA when it really works; cuda: fail if it does not (never a silent CPU run).")

@@ -29,6 +29,7 @@ import click
 import numpy as np
 from PIL import Image
 
+from restore_toolkit.console import COMMAND_SETTINGS, device_option, fail, version_option
 from runtime.default_model import DEFAULT_MODEL, SAMPLES
 from runtime.fileio import atomic_path
 
@@ -249,40 +250,40 @@ def _find_model(out: Path) -> Optional[Path]:
     return None
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="restore-demo", show_default=True,
+@click.command(context_settings=COMMAND_SETTINGS)
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), default="restore-demo",
               help="Where samples, restored images and the contact sheet go.")
+@click.option("--out", "out_alias", type=click.Path(file_okay=False), hidden=True)
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
-              help="Restore with this model (.onnx; with --train also .ckpt or .safetensors) instead of the "
-                   "shipped default.")
+              show_default="the shipped default model",
+              help="Restore with this model (.onnx; with --train also .ckpt or .safetensors).")
 @click.option("--train", "train", is_flag=True,
               help="Train a small model of your own first (minutes on a CPU; a toy, far weaker than the "
                    "default model), export it and restore with it.")
-@click.option("--retrain", is_flag=True, help="With --train: train again even if OUT holds a finished model.")
-@click.option("--steps", type=click.IntRange(min=1), default=600, show_default=True, help="--train: training steps.")
-@click.option("--lr", type=float, default=2e-3, show_default=True,
+@click.option("--retrain", is_flag=True, help="With --train: train again even if OUTPUT holds a finished model.")
+@click.option("--steps", type=click.IntRange(min=1), default=600, help="--train: training steps.")
+@click.option("--lr", type=float, default=2e-3,
               help="--train: learning rate; higher than the reference design's 3e-4, which needs far more steps.")
-@click.option("--size", type=click.IntRange(min=8), default=64, show_default=True, help="--train: crop side.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="--train: batch size.")
-@click.option("--base-channels", type=click.IntRange(min=1), default=12, show_default=True,
-              help="--train: model width.")
-@click.option("--depth", type=click.IntRange(min=1), default=4, show_default=True,
-              help="--train: model depth (stride 2**depth).")
-@click.option("--samples", type=click.IntRange(min=1), default=6, show_default=True, help="How many samples.")
-@click.option("--sample-size", type=click.IntRange(min=16), default=192, show_default=True, help="Sample side (px).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-              help="Where training and restoring run.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Picks the crops and their corruptions.")
-@click.option("--verify/--no-verify", default=True, show_default=True,
+@click.option("--size", type=click.IntRange(min=8), default=64, help="--train: crop side.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, help="--train: batch size.")
+@click.option("--base-channels", type=click.IntRange(min=1), default=12, help="--train: model width.")
+@click.option("--depth", type=click.IntRange(min=1), default=4, help="--train: model depth (stride 2**depth).")
+@click.option("--samples", type=click.IntRange(min=1), default=6, help="How many samples.")
+@click.option("--sample-size", type=click.IntRange(min=16), default=192, help="Sample side (px).")
+@device_option()
+@click.option("--seed", type=int, default=0, help="Picks the crops and their corruptions.")
+@click.option("--verify/--no-verify", default=True,
               help="--train: check the exported graph against eager PyTorch (prints the parity table).")
-def main(out_dir, model_path, train, retrain, steps, lr, size, batch_size, base_channels, depth, samples, sample_size,
-         device, seed, verify):
+@version_option("restore-demo")
+def main(out_dir, out_alias, model_path, train, retrain, steps, lr, size, batch_size, base_channels, depth, samples,
+         sample_size, device, seed, verify):
     """Corrupt photos the default model never saw, restore them with restore-run, and write
-    OUT/contact_sheet.png (before / mask / after / original).
+    OUTPUT/contact_sheet.png (before / mask / after / original).
 
     With --train, first train a small model of your own, export it and restore with that instead:
     the whole toolkit end to end.
     """
+    out_dir = out_alias or out_dir
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stages = Stages(5 if train else 3)
@@ -303,10 +304,10 @@ def main(out_dir, model_path, train, retrain, steps, lr, size, batch_size, base_
         with stages.run("sheet", "contact sheet"):
             sheet = contact_sheet(made, out, report)
     except DemoError as e:
-        click.echo(f"restore-demo: error: {e}", err=True)
-        sys.exit(1)
+        fail(str(e))
     except KeyboardInterrupt:
-        click.echo("restore-demo: interrupted; run it again to continue (an unfinished training is resumed)", err=True)
+        click.echo("interrupted: finished samples and outputs are complete; run the same command again to continue "
+                   "(an unfinished training is resumed)", err=True)
         sys.exit(130)
     total = time.perf_counter() - stages.start
     times = ", ".join(f"{k} {v:.1f} s" for k, v in stages.times.items())

@@ -16,10 +16,12 @@ from export.cli import main as export_cli
 from restore_core.cli import data_cli, train_cli, validate_cli
 from restore_toolkit import __version__
 from runtime.cli import main as run_cli
+from runtime.demo import main as demo_cli
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 COMMANDS = {"restore-data": data_cli, "restore-train": train_cli, "restore-validate": validate_cli,
-            "restore-export": export_cli, "restore-run": run_cli, "restore-bench": bench_cli}
+            "restore-export": export_cli, "restore-run": run_cli, "restore-bench": bench_cli,
+            "restore-demo": demo_cli}
 
 
 def _leaf_commands():
@@ -37,7 +39,7 @@ def _shows_defaults(name):
 
 def test_command_modules_import_no_torch():
     # --help must return at once: torch costs ~1.5 s to import, so no command module may load it.
-    code = ("import sys; import restore_core.cli, export.cli, benchmarks.cli, runtime.cli; "
+    code = ("import sys; import restore_core.cli, export.cli, benchmarks.cli, runtime.cli, runtime.demo; "
             "heavy = sorted(m for m in ('torch', 'onnxruntime', 'onnxscript', 'skimage') if m in sys.modules); "
             "print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)

@@ -75,4 +75,4 @@ def test_demo_train_runs_every_stage_and_resumes_an_unfinished_training(tmp_path
 def test_demo_refuses_a_checkpoint_without_train(tmp_path, tiny_release):
     result = CliRunner().invoke(main, ["--out", str(tmp_path / "d"), "--model", str(tiny_release)])
     assert result.exit_code == 1
-    assert "needs an ONNX model" in result.output
+    assert "error: " in result.output and "needs an ONNX model" in result.output

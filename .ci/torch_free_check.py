@@ -1,9 +1,11 @@
-"""The base install restores without torch: `restore-run`, `Restorer` and `restore-export inspect`
-on an ONNX file, in a virtualenv made by `pip install -e .` alone (.ci/run makes it).
+"""The base install restores without torch: `restore-run`, `Restorer`, `restore-demo` and
+`restore-export inspect` on an ONNX file, in a virtualenv made by `pip install -e .` alone
+(.ci/run makes it).
 
 The model is a stand-in with the pixels contract, built here with `onnx` (a base dependency):
 it replaces every pixel whose red channel is 255 with black and marks it in the mask. No trained
-weights are needed to prove that the deployment path runs without PyTorch.
+weights are needed to prove that the deployment path runs without PyTorch. The shipped default
+model then runs the same way, through `restore-run` with no `--model`, `Restorer()` and the demo.
 """
 
 from __future__ import annotations
@@ -108,12 +110,22 @@ def main() -> None:
             lines = r.stderr.strip().splitlines()
             assert r.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: ") \
                 and lines[0].endswith(f"pip install 'restore-toolkit[{extra}]'"), (cmd, r.stderr)
+        # The shipped default model: restore-run with no --model, Restorer(), and the demo.
+        subprocess.run([bin_dir / "restore-run", photos, tmp / "out-default", "--quiet", "--device", "cpu"],
+                       check=True)
+        assert (tmp / "out-default" / "a.png").exists()
+        assert Restorer(device="cpu").restore(rgb).image.shape == rgb.shape
+        demo = subprocess.run([bin_dir / "restore-demo", "-o", tmp / "demo", "--device", "cpu"], check=True,
+                              capture_output=True, text=True).stdout
+        assert (tmp / "demo" / "contact_sheet.png").exists() and "[3/3]" in demo, demo
+
         for cmd in ("restore-data", "restore-train", "restore-validate", "restore-export", "restore-run",
-                    "restore-bench"):
+                    "restore-bench", "restore-demo"):
             subprocess.run([bin_dir / cmd, "--help"], check=True, capture_output=True)
             subprocess.run([bin_dir / cmd, "--version"], check=True, capture_output=True)
         assert "torch" not in sys.modules
-    print("torch-free install: restore-run, Restorer and restore-export inspect work without torch")
+    print("torch-free install: restore-run (the default model and another), Restorer, restore-demo and "
+          "restore-export inspect work without torch")
 
 
 if __name__ == "__main__":

@@ -45,6 +45,8 @@ class DataConfig:
         augment: random crops, flips, rotations (and colour changes for on-the-fly data).
         grey_photos: also train on scikit-image's grey photos and textures (bundled source only).
         scenes: share of on-the-fly samples that are procedural man-made scenes (0: none).
+        sky: share of those scenes that are mostly open sky (smooth, almost flat, no hard edge).
+        jpeg: share of on-the-fly photo crops re-compressed as JPEG (quality 40-95).
     """
 
     root: Optional[str] = None
@@ -56,6 +58,8 @@ class DataConfig:
     augment: bool = True
     grey_photos: bool = False
     scenes: float = 0.0
+    sky: float = 0.0
+    jpeg: float = 0.0
 
 
 @dataclass
@@ -266,4 +270,6 @@ def validate(cfg: Config) -> None:
     need(dcfg.epoch_samples >= 1, "data.epoch_samples", f"must be at least 1, got {dcfg.epoch_samples}")
     need(dcfg.val_count >= 1, "data.val_count", f"must be at least 1, got {dcfg.val_count}")
     need(dcfg.num_workers >= 0, "data.num_workers", f"must be >= 0, got {dcfg.num_workers}")
-    need(0.0 <= dcfg.scenes <= 1.0, "data.scenes", f"must lie in [0, 1], got {dcfg.scenes}")
+    for key in ("scenes", "sky", "jpeg"):
+        share = getattr(dcfg, key)
+        need(0.0 <= share <= 1.0, f"data.{key}", f"must lie in [0, 1], got {share}")

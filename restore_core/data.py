@@ -35,7 +35,7 @@ from restore_core.photos import (
     random_crop,
     split_sources,
 )
-from restore_core.scenes import render_scene
+from restore_core.scenes import jpeg, render_scene
 
 SPLITS = ("train", "val")
 KINDS = ("clean", "corrupted", "mask")
@@ -206,21 +206,27 @@ class SyntheticDataset(Dataset):
         weights: relative odds of drawing each image (None: uniform).
         scenes: share of samples that are procedural man-made scenes (`scenes.render_scene`)
             instead of photo crops.
+        sky: share of those scenes that are mostly open sky.
+        jpeg: share of photo crops re-compressed as JPEG (quality 40-95) before corruption,
+            as most photos a user restores are.
     """
 
     def __init__(self, images: Sequence[np.ndarray], size: int, length: int, seed: int,
                  corruption: CorruptionConfig | None = None, augment: bool = True,
                  stream: int = TRAIN_STREAM, fixed: bool = False,
-                 weights: Optional[Sequence[float]] = None, scenes: float = 0.0):
+                 weights: Optional[Sequence[float]] = None, scenes: float = 0.0, sky: float = 0.0,
+                 jpeg: float = 0.0):
         if not images:
             raise DatasetError("no source images to synthesize from")
         if weights is not None and (len(weights) != len(images) or min(weights) < 0 or sum(weights) <= 0):
             raise DatasetError(f"need one non-negative weight per source image, got {list(weights)}")
-        if not 0.0 <= scenes <= 1.0:
-            raise DatasetError(f"the share of scenes must lie in [0, 1], got {scenes}")
+        for name, share in (("scenes", scenes), ("sky", sky), ("jpeg", jpeg)):
+            if not 0.0 <= share <= 1.0:
+                raise DatasetError(f"the share {name} must lie in [0, 1], got {share}")
         self.images = list(images)
         self.p = None if weights is None else np.asarray(weights, np.float64) / float(sum(weights))
-        self.size, self.length, self.seed, self.scenes = size, length, seed, scenes
+        self.size, self.length, self.seed = size, length, seed
+        self.scenes, self.sky, self.jpeg = scenes, sky, jpeg
         self.corruption = corruption or CorruptionConfig()
         self.augment, self.stream, self.fixed, self.epoch = augment, stream, fixed, 0
 
@@ -234,10 +240,12 @@ class SyntheticDataset(Dataset):
         """Sample `i` as numpy: corrupted, clean uint8 (size, size, 3) and mask bool (size, size)."""
         rng = sample_rng(self.seed, self.stream, 0 if self.fixed else self.epoch, i)
         if self.scenes and rng.random() < self.scenes:
-            clean = render_scene(self.size, rng)
+            clean = render_scene(self.size, rng, sky=self.sky)
         else:
             k = int(rng.integers(len(self.images))) if self.p is None else int(rng.choice(len(self.images), p=self.p))
             clean = random_crop(self.images[k], self.size, rng, augment=self.augment)
+            if self.jpeg and rng.random() < self.jpeg:
+                clean = jpeg(clean, int(rng.integers(40, 96)))
         corrupted, mask = corrupt(clean, rng, self.corruption)
         return corrupted, clean, mask
 

@@ -118,36 +118,69 @@ def _element(draw: ImageDraw.ImageDraw, s: int, rng: np.random.Generator) -> Non
             draw.rectangle((cx, cy + i * step, cx + w, cy + (i + 0.5) * step), fill=c1 if i % 2 else c2)
 
 
-def render_scene(size: int, rng: np.random.Generator) -> np.ndarray:
+def _sky(s: int, rng: np.random.Generator) -> np.ndarray:
+    """An open sky, float (s, s, 3): a smooth vertical gradient (blue, haze or dusk) with faint
+    clouds. Real skies and blurred backgrounds are almost flat over large areas, yet have no hard
+    edge: the model must not take them for drawn shapes."""
+    top = np.array(_colour(rng, 0.4), np.float32) * 0.5 + np.array([60, 110, 200], np.float32) * 0.5
+    bottom = top + rng.uniform(-20, 60, size=3).astype(np.float32)  # lighter, hazier towards the horizon
+    t = np.linspace(0.0, 1.0, s, dtype=np.float32)[:, None, None] ** rng.uniform(0.5, 2.0)
+    sky = top + t * (bottom - top)  # (s, 1, 3)
+    clouds = rng.normal(0.0, 1.0, size=(6, 6)).astype(np.float32)
+    clouds = np.asarray(Image.fromarray(clouds, "F").resize((s, s), Image.BICUBIC))  # (s, s), smooth
+    return sky + clouds[..., None] * rng.uniform(0.0, 8.0)  # (s, s, 3)
+
+
+def render_scene(size: int, rng: np.random.Generator, sky: float = 0.0) -> np.ndarray:
     """A random man-made scene as a camera would record it.
 
     Args:
         size: side of the square output in pixels.
         rng: the sample's generator.
+        sky: the odds that the scene is mostly open sky, with a few elements low in the frame.
 
     Returns:
         uint8 (size, size, 3) RGB.
     """
     s = size * SUPERSAMPLE
-    base = _gradient(s, s, _colour(rng, 0.7), _colour(rng, 0.7), rng)  # (s, s, 3): wall or sky
+    open_sky = sky > 0 and rng.random() < sky
+    if open_sky:
+        base = _sky(s, rng)
+    else:
+        base = _gradient(s, s, _colour(rng, 0.7), _colour(rng, 0.7), rng)  # (s, s, 3): wall or sky
     img = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(img)
-    for _ in range(int(rng.integers(0, 3))):
-        _facade(draw, s, rng)
-    for _ in range(int(rng.integers(3, 16))):
-        _element(draw, s, rng)
+    if open_sky:
+        # Rooftops, poles and signs along the bottom edge; the sky above stays open.
+        layer = Image.new("RGBA", (s, s), (0, 0, 0, 0))
+        low = ImageDraw.Draw(layer)
+        for _ in range(int(rng.integers(0, 5))):
+            _element(low, s, rng)
+        cut = int(s * rng.uniform(0.55, 1.0))
+        layer.paste((0, 0, 0, 0), (0, 0, s, cut))
+        img.paste(layer, (0, 0), layer)
+    else:
+        for _ in range(int(rng.integers(0, 3))):
+            _facade(draw, s, rng)
+        for _ in range(int(rng.integers(3, 16))):
+            _element(draw, s, rng)
     img = img.resize((size, size), Image.LANCZOS)  # anti-aliased edges
 
     x = np.asarray(img, dtype=np.float32)  # (size, size, 3)
     # Light falls off across every surface: a smooth multiplicative field, never exactly flat.
     light = _gradient(size, size, (1.0,) * 3, (rng.uniform(0.6, 1.0),) * 3, rng)
     x = x * light * rng.uniform(0.85, 1.15)
-    x = x + rng.normal(0.0, rng.uniform(0.8, 4.0), size=x.shape)  # sensor noise
+    x = x + rng.normal(0.0, rng.uniform(0.2, 1.5) if open_sky else rng.uniform(0.8, 4.0), size=x.shape)
     out = np.clip(np.round(x), 0, 255).astype(np.uint8)
     if rng.random() < 0.3:
         out = np.asarray(Image.fromarray(out).filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.0))))
-    if rng.random() < 0.5:  # most photos of buildings and signs are JPEGs
-        buf = io.BytesIO()
-        Image.fromarray(out).save(buf, format="JPEG", quality=int(rng.integers(55, 96)))
-        out = np.asarray(Image.open(buf).convert("RGB"))
+    if rng.random() < (0.8 if open_sky else 0.5):  # most photos of buildings and skies are JPEGs
+        out = jpeg(out, int(rng.integers(40 if open_sky else 55, 96)))
     return np.ascontiguousarray(out, dtype=np.uint8)
+
+
+def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
+    """`img` (uint8 (H, W, 3)) after a JPEG round trip at `quality`: blocking, flattened gradients."""
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG", quality=quality)
+    return np.asarray(Image.open(buf).convert("RGB"))

@@ -56,8 +56,16 @@ def _error(message: str) -> None:
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for inference (default: all usable).")
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG / lossy WebP quality.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: threads on this machine; ray: Ray Data across a cluster (pip install -e '.[ray]').")
+@click.option("--address", default=None, help="--engine ray: the Ray cluster to join (default: start a local Ray).")
+@click.option("--actors", type=click.IntRange(min=1), default=None,
+              help="--engine ray: inference actors, one ONNX Runtime session each [default: 1].")
+@click.option("--gpus-per-actor", type=click.FloatRange(min=0), default=None,
+              help="--engine ray: GPUs each actor reserves (default: 1 when CUDA is asked for or the cluster has GPUs).")
 def main(model_path, input_path, output_path, device, provider, batch_size, save_mask, save_predicted, overwrite,
-         fmt, tile, tile_budget, max_pixels, allow_lossy, no_fsync, report_path, threads, quality, quiet):
+         fmt, tile, tile_budget, max_pixels, allow_lossy, no_fsync, report_path, threads, quality, quiet,
+         engine, address, actors, gpus_per_actor):
     """Restore the images in INPUT (a folder, recursively, or one image) into OUTPUT.
 
     Relative paths are mirrored under OUTPUT; each image keeps its format and mode unless
@@ -70,24 +78,44 @@ def main(model_path, input_path, output_path, device, provider, batch_size, save
     from runtime.restorer import Restorer
     from runtime.session import DeviceUnavailableError
 
-    start = time.perf_counter()
-    try:
-        restorer = Restorer(model_path, device=device, provider=provider, threads=threads, tile=tile,
-                            tile_budget=tile_budget, batch_size=batch_size)
-    except (ModelFileError, DeviceUnavailableError, DefaultModelMissing) as e:
-        _error(str(e))
-    except ValueError as e:  # contradictory --device / --provider
-        raise click.UsageError(str(e)) from None
-    click.echo(f"model {describe_model(model_path)} on {restorer.info.describe()} ({time.perf_counter() - start:.2f} s to load)", err=True)
+    if engine == "local" and (address is not None or actors is not None or gpus_per_actor is not None):
+        raise click.UsageError("--address, --actors and --gpus-per-actor need --engine ray")
     options = RunOptions(
         batch_size=batch_size, save_mask=save_mask, save_predicted=save_predicted, overwrite=overwrite, format=fmt,
         max_pixels=max_pixels, allow_lossy=allow_lossy, sync_images=not no_fsync, report=report_path, quality=quality,
         progress=not quiet,
     )
+    if engine == "ray":
+        from runtime.ray_engine import RayOptions, RayUnavailable, run_folder_ray
+
+        ray_options = RayOptions(address=address, actors=actors or 1, gpus_per_actor=gpus_per_actor, device=device,
+                                 provider=provider, threads=threads, tile=tile, tile_budget=tile_budget)
+        click.echo(f"model {describe_model(model_path)} on Ray ({address or 'a local Ray'}, {ray_options.actors} actor(s))", err=True)
+        run = lambda: run_folder_ray(model_path, input_path, output_path, options, ray_options)  # noqa: E731
+        user_errors = (ModelFileError, DeviceUnavailableError, DefaultModelMissing, RayUnavailable)
+    else:
+        run, user_errors = None, ()
+    start = time.perf_counter()
     try:
-        result = run_folder(restorer, input_path, output_path, options)
+        restorer = None if run else Restorer(model_path, device=device, provider=provider, threads=threads, tile=tile,
+                            tile_budget=tile_budget, batch_size=batch_size)
+    except (ModelFileError, DeviceUnavailableError, DefaultModelMissing) as e:
+        _error(str(e))
+    except ValueError as e:  # contradictory --device / --provider
+        raise click.UsageError(str(e)) from None
+    if run is None:
+        click.echo(f"model {describe_model(model_path)} on {restorer.info.describe()} ({time.perf_counter() - start:.2f} s to load)", err=True)
+        run = lambda: run_folder(restorer, input_path, output_path, options)  # noqa: E731
+    try:
+        result = run()
+    except user_errors as e:  # --engine ray opens the model on the cluster: the same errors, later
+        _error(str(e))
     except PlanError as e:
         _error(str(e))
+    except ValueError as e:  # contradictory --device / --provider, as the Ray probe found them
+        if engine != "ray":
+            raise
+        raise click.UsageError(str(e)) from None
     except OSError as e:  # the report or an output folder that cannot be written
         _error(f"{getattr(e, 'filename', '') or ''} {e.strerror or e}".strip())
     except KeyboardInterrupt:

@@ -56,6 +56,12 @@ from runtime.tiling import DEFAULT_TILE_BUDGET
 RAY_MISSING = "--engine ray needs Ray: pip install -e '.[ray]' (or pip install 'ray[data]>=2.40')"
 
 
+# CPUs a decoding task reserves. Reading waits on storage about as long as decoding computes; and a
+# request unlike the actors' keeps Ray Data from fusing decoding into the actors (where each actor
+# would decode and infer in turn instead of decoding in parallel tasks ahead of it).
+DECODE_CPUS = 0.5
+
+
 class RayUnavailable(RuntimeError):
     """Ray is not installed, or the cluster cannot run the job as asked; one line says why."""
 
@@ -127,10 +133,14 @@ def _decode(batch: Dict[str, np.ndarray], options: RunOptions) -> Dict[str, np.n
 class _RestoreActor:
     """One ONNX Runtime session per actor; restores and writes each batch it is handed."""
 
-    def __init__(self, model, ray_options: RayOptions, options: RunOptions):
+    def __init__(self, model_ref: list, ray_options: RayOptions, options: RunOptions):
+        import ray
+
         from runtime.restorer import Restorer
 
-        self.restorer = Restorer(model, device=ray_options.device, provider=ray_options.provider,
+        # The model comes by reference (in a list, so Ray does not resolve it at creation): a restarted
+        # actor fetches it again from the driver's copy.
+        self.restorer = Restorer(ray.get(model_ref[0]), device=ray_options.device, provider=ray_options.provider,
                                  threads=ray_options.threads, tile=ray_options.tile,
                                  tile_budget=ray_options.tile_budget or DEFAULT_TILE_BUDGET, batch_size=options.batch_size)
         self.options = options
@@ -231,7 +241,7 @@ def run_folder_ray(model, input_path, output_path, options: Optional[RunOptions]
     threads = ray_options.threads or 1
     cpu_actors = not _wants_cuda(ray_options.device, ray_options.provider)
     actor_cpus = float(threads) if cpu_actors else 1.0
-    started = _start(ray, ray_options, ray_options.actors * actor_cpus + 1)
+    started = _start(ray, ray_options, ray_options.actors * actor_cpus + DECODE_CPUS)
     try:
         gpus = ray_options.gpus_per_actor
         if gpus is None:
@@ -239,7 +249,7 @@ def run_folder_ray(model, input_path, output_path, options: Optional[RunOptions]
                 ray_options.device == "auto" and ray.cluster_resources().get("GPU", 0) > 0) else 0.0
         if gpus:
             actor_cpus = 1.0
-        _check_cluster(ray, ray_options.actors, ray_options.actors * actor_cpus + 1, gpus * ray_options.actors)
+        _check_cluster(ray, ray_options.actors, ray_options.actors * actor_cpus + DECODE_CPUS, gpus * ray_options.actors)
         model_ref = ray.put(model_bytes)
         probe = ray.remote(_probe).options(num_cpus=actor_cpus, num_gpus=gpus)
         info = ray.get(probe.remote(model_ref, ray_options.device, ray_options.provider, threads))
@@ -247,7 +257,7 @@ def run_folder_ray(model, input_path, output_path, options: Optional[RunOptions]
             raise info
         info.source = str(resolved) if not isinstance(resolved, bytes) else info.source
         ray_seconds = time.perf_counter() - start
-        result = _run(ray, jobs, report_path, input_path, options, ray_options, info, model_bytes, actor_cpus, gpus,
+        result = _run(ray, jobs, report_path, input_path, options, ray_options, info, model_ref, actor_cpus, gpus,
                       start, tqdm)
     finally:
         if started:
@@ -261,7 +271,7 @@ def run_folder_ray(model, input_path, output_path, options: Optional[RunOptions]
 
 
 def _run(ray, jobs: List[Job], report_path: Path, input_path, options: RunOptions, ray_options: RayOptions, info,
-         model_bytes: bytes, actor_cpus: float, gpus: float, start: float, tqdm) -> RunResult:
+         model_ref, actor_cpus: float, gpus: float, start: float, tqdm) -> RunResult:
     records = [j.record for j in jobs]
     swept = len(sweep_stale_temps(_output_folders(jobs, report_path)))
     input_root = str(Path(input_path).resolve())
@@ -279,11 +289,12 @@ def _run(ray, jobs: List[Job], report_path: Path, input_path, options: RunOption
         if items:
             blocks = max(1, min(len(items), max(2 * ray_options.actors, -(-len(items) // rows_per_call))))
             ds = ray.data.from_items(items, override_num_blocks=blocks)
-            ds = ds.map_batches(_decode, batch_size=options.batch_size, fn_kwargs={"options": worker_options}, num_cpus=1)
+            ds = ds.map_batches(_decode, batch_size=options.batch_size, fn_kwargs={"options": worker_options},
+                                num_cpus=DECODE_CPUS)
             ds = ds.map_batches(
                 _RestoreActor, batch_size=rows_per_call, num_cpus=actor_cpus, num_gpus=gpus,
                 compute=ray.data.ActorPoolStrategy(size=ray_options.actors),
-                fn_constructor_kwargs={"model": model_bytes, "ray_options": ray_options, "options": worker_options},
+                fn_constructor_kwargs={"model_ref": [model_ref], "ray_options": ray_options, "options": worker_options},
             )
             try:
                 for row in ds.iter_rows():

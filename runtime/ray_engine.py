@@ -227,6 +227,7 @@ def run_folder_ray(model, input_path, output_path, options: Optional[RunOptions]
     from tqdm import tqdm
 
     from runtime.default_model import resolve_model
+    from runtime.session import _resolve_device
 
     options = options or RunOptions()
     ray_options = ray_options or RayOptions()
@@ -234,6 +235,7 @@ def run_folder_ray(model, input_path, output_path, options: Optional[RunOptions]
     if ray_options.actors < 1:
         raise PlanError("--actors must be at least 1")
     start = time.perf_counter()
+    _resolve_device(ray_options.device, ray_options.provider)  # contradictory --device / --provider: ValueError
     jobs, report_path = plan_run(input_path, output_path, options)  # before Ray: a bad request costs nothing
     ray = import_ray()
     resolved = resolve_model(model)

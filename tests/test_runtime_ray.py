@@ -24,10 +24,12 @@ from PIL import Image
 from runtime.batch import RunOptions, run_folder
 from runtime.cli import main
 from runtime.restorer import Restorer
+from runtime.session import cuda_driver_problem
 
 ROOT = Path(__file__).resolve().parents[1]
 HAVE_RAY = importlib.util.find_spec("ray") is not None
 needs_ray = pytest.mark.skipif(not HAVE_RAY, reason="Ray is not installed: pip install -e '.[ray]'")
+HAVE_CUDA_HERE = cuda_driver_problem() is None
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(240)]
 
 # Timings and where the files went differ between engines; everything else must not.
@@ -188,6 +190,29 @@ def test_gpus_the_cluster_lacks_are_refused_in_one_line(ray_cluster, tiny_onnx, 
     result = CliRunner().invoke(main, ["--model", str(tiny_onnx), str(src), str(tmp_path / "out"), "--engine", "ray",
                                        "--gpus-per-actor", "1", "--quiet"])
     assert result.exit_code == 1 and "need GPUs; the Ray cluster has 0" in result.output, result.output
+    assert not (tmp_path / "out").exists()
+
+
+@needs_ray
+def test_model_and_device_errors_exit_as_the_local_runner(ray_cluster, tiny_onnx, tmp_path):
+    """Checked on a worker with an actor's resources, before any image: one line, nothing written."""
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(src / "a.png")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+
+    def run(*args):
+        result = CliRunner().invoke(main, [str(src), str(tmp_path / "out"), "--engine", "ray", "--quiet", *args])
+        return result.exit_code, result.output
+
+    code, out = run("--model", str(junk))
+    assert code == 1 and "restore-run: error: " in out and "not a readable ONNX model" in out, out
+    if not HAVE_CUDA_HERE:  # CUDA asked for where the actor cannot run it: an error, never a CPU run
+        code, out = run("--model", str(tiny_onnx), "--device", "cuda", "--gpus-per-actor", "0")
+        assert code == 1 and "CUDA" in out and out.strip().splitlines()[-1].startswith("restore-run: error: "), out
+    code, out = run("--model", str(tiny_onnx), "--device", "cpu", "--provider", "tensorrt")
+    assert code == 2, out
     assert not (tmp_path / "out").exists()
 
 

@@ -53,7 +53,7 @@ def _error(message: str) -> None:
               help="Do not fsync each image before its rename (the report is always synced).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
               help="JSON report path (default: OUTPUT/restore-report.json).")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for inference (default: all usable).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for inference (default: all usable; --engine ray: per actor, default 1).")
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG / lossy WebP quality.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,

@@ -282,7 +282,8 @@ def _run(ray, jobs: List[Job], report_path: Path, input_path, options: RunOption
     todo = [i for i, j in enumerate(jobs) if j.record.status == "pending"]
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the run's own bar counts images
-    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # ... without a notice that says so
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # not a line per dataset started and finished
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # nor a notice that bars are off
     rows_per_call = 4 * options.batch_size  # same-size images meet inside an actor's call
     worker_options = replace(options, log=None, progress=False)  # what travels to the workers
     items = [{"idx": i, "job": pickle.dumps(_absolute(jobs[i]), protocol=5)} for i in todo]

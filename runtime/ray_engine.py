@@ -305,7 +305,9 @@ def _run(ray, jobs: List[Job], report_path: Path, input_path, options: RunOption
                     records[int(row["idx"])] = rec
                     bar.update(1)
             except Exception as e:  # a worker lost for good: what it had written stays written
-                reason = f"not processed: the Ray job stopped ({one_line(e)}); rerun to finish the rest"
+                # Some of these may have been written (whole) before their record came back: a rerun
+                # skips those and restores the rest.
+                reason = f"not confirmed: the Ray job stopped ({one_line(e)}); rerun to finish the rest"
                 for rec in records:
                     if rec.status == "pending":
                         _fail(rec, reason)

@@ -177,6 +177,41 @@ def test_a_worker_killed_midway_loses_no_output_and_a_rerun_completes(ray_cluste
 
 
 @needs_ray
+def test_when_ray_gives_up_the_rest_fails_with_a_reason_and_a_rerun_completes(ray_cluster, tiny_onnx, tmp_path,
+                                                                              monkeypatch):
+    """A job Ray cannot finish (a node lost for good): done stays done, the rest fails, exit 3."""
+    from runtime.ray_engine import RayOptions, run_folder_ray
+
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(4)
+    for i in range(6):
+        Image.fromarray(_rgb(rng, 16, 20)).save(src / f"{i}.png")
+    real = ray_cluster.data.Dataset.iter_rows
+
+    def two_rows_then_lost(self, *args, **kwargs):
+        for k, row in enumerate(real(self, *args, **kwargs)):
+            if k == 2:
+                raise ray_cluster.exceptions.ActorDiedError()
+            yield row
+
+    monkeypatch.setattr(ray_cluster.data.Dataset, "iter_rows", two_rows_then_lost)
+    opts = dict(batch_size=1, progress=False)
+    first = run_folder_ray(tiny_onnx, src, tmp_path / "out", RunOptions(**opts), RayOptions(actors=1, device="cpu"))
+    assert first.exit_code == 3 and first.summary.failed >= 4, first.lines
+    lost = [r for r in first.records if r.status == "failed"]
+    assert all("the Ray job stopped (ActorDiedError" in r.error and "rerun to finish the rest" in r.error for r in lost)
+    report = json.loads((tmp_path / "out" / "restore-report.json").read_text())
+    assert [r["status"] for r in report["records"]] == [r.status for r in first.records]
+    monkeypatch.undo()
+    rerun = run_folder_ray(tiny_onnx, src, tmp_path / "out", RunOptions(**opts), RayOptions(actors=1, device="cpu"))
+    # The actors may have written some of the unconfirmed ones (whole) before the driver lost them.
+    assert rerun.exit_code == 0 and rerun.summary.ok <= len(lost) and rerun.summary.ok + rerun.summary.skipped == 6
+    run_folder(Restorer(tiny_onnx, device="cpu"), src, tmp_path / "local", RunOptions(**opts))
+    assert _files(tmp_path / "out") == _files(tmp_path / "local")
+
+
+@needs_ray
 def test_cli_engine_ray_resumes_and_keeps_the_exit_codes(ray_cluster, tiny_onnx, tmp_path):
     src = tmp_path / "in"
     src.mkdir()

@@ -256,6 +256,8 @@ def run_folder_ray(model, input_path, output_path, options: Optional[RunOptions]
         probe = ray.remote(_probe).options(num_cpus=actor_cpus, num_gpus=gpus)
         info = ray.get(probe.remote(model_ref, ray_options.device, ray_options.provider, threads))
         if isinstance(info, BaseException):
+            if not isinstance(resolved, bytes) and info.args and str(info.args[0]).startswith("<bytes>"):
+                info.args = (str(resolved) + info.args[0][len("<bytes>"):],) + info.args[1:]  # name the file, as locally
             raise info
         info.source = str(resolved) if not isinstance(resolved, bytes) else info.source
         ray_seconds = time.perf_counter() - start

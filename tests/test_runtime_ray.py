@@ -253,7 +253,7 @@ def test_model_and_device_errors_exit_as_the_local_runner(ray_cluster, tiny_onnx
         return result.exit_code, result.output
 
     code, out = run("--model", str(junk))
-    assert code == 1 and "restore-run: error: " in out and "not a readable ONNX model" in out, out
+    assert code == 1 and f"restore-run: error: {junk}: not a readable ONNX model" in out, out
     if not HAVE_CUDA_HERE:  # CUDA asked for where the actor cannot run it: an error, never a CPU run
         code, out = run("--model", str(tiny_onnx), "--device", "cuda", "--gpus-per-actor", "0")
         assert code == 1 and "CUDA" in out and out.strip().splitlines()[-1].startswith("restore-run: error: "), out

@@ -80,6 +80,8 @@ def main(model_path, input_path, output_path, device, provider, batch_size, save
 
     if engine == "local" and (address is not None or actors is not None or gpus_per_actor is not None):
         raise click.UsageError("--address, --actors and --gpus-per-actor need --engine ray")
+    if engine == "local" and "://" in input_path:
+        raise click.UsageError("an INPUT URI (s3://, gs://, file://...) needs --engine ray")
     options = RunOptions(
         batch_size=batch_size, save_mask=save_mask, save_predicted=save_predicted, overwrite=overwrite, format=fmt,
         max_pixels=max_pixels, allow_lossy=allow_lossy, sync_images=not no_fsync, report=report_path, quality=quality,

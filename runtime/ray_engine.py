@@ -39,8 +39,14 @@ from runtime.batch import (
     RunOptions,
     RunResult,
     _check_options,
+    _claim_outputs,
     _fail,
+    _fail_collisions,
+    _fail_unwritable,
+    _make_job,
+    _mark_skipped,
     _output_folders,
+    _output_format,
     _Pipeline,
     _planned_summary,
     _read,
@@ -49,8 +55,9 @@ from runtime.batch import (
     plan_run,
 )
 from runtime.fileio import sweep_stale_temps
-from runtime.messages import one_line
-from runtime.report import Record, summary_lines
+from runtime.images import FORMATS, SUFFIX_FORMAT
+from runtime.messages import flat, one_line
+from runtime.report import REPORT_NAME, Record, summary_lines
 from runtime.tiling import DEFAULT_TILE_BUDGET
 
 RAY_MISSING = "--engine ray needs Ray: pip install -e '.[ray]' (or pip install 'ray[data]>=2.40')"
@@ -120,12 +127,42 @@ def _probe(model, device: str, provider: Optional[str], threads: Optional[int]):
         return e  # re-raised on the driver as the local runner raises it, without a remote traceback
 
 
-def _decode(batch: Dict[str, np.ndarray], options: RunOptions) -> Dict[str, np.ndarray]:
-    """Read and decode a batch of jobs (a Ray task); a bad file becomes its failed record."""
+def _fetch(fs, job: Job, scratch: Path) -> Optional[Job]:
+    """Copy an input from a pyarrow file system to a worker-local file for the local reader."""
+    try:
+        with fs.open_input_stream(job.source.as_posix()) as f:
+            data = f.read()
+    except PermissionError:
+        _fail(job.record, "permission denied")
+        return None
+    except OSError as e:
+        _fail(job.record, f"cannot read the file ({one_line(e)})")
+        return None
+    local = scratch / f"input{job.source.suffix}"
+    local.write_bytes(data)
+    return replace(job, source=local)
+
+
+def _decode(batch: Dict[str, np.ndarray], options: RunOptions, fs=None) -> Dict[str, np.ndarray]:
+    """Read and decode a batch of jobs (a Ray task); a bad file becomes its failed record.
+
+    With `fs` (INPUT given as a URI), each input is first fetched through that pyarrow file system.
+    """
+    import shutil
+    import tempfile
+
     payloads = []
     for blob in batch["job"]:
         job: Job = pickle.loads(blob)
-        loaded = _read(job, options)
+        scratch = Path(tempfile.mkdtemp(prefix="restore-fetch-")) if fs is not None else None
+        try:
+            local = _fetch(fs, job, scratch) if fs is not None else job
+            loaded = _read(local, options) if local is not None else None
+        finally:
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
+        if loaded is not None:
+            loaded.job = job  # the record and outputs are the job's, wherever its bytes were read from
         payloads.append(pickle.dumps(loaded if loaded is not None else job, protocol=5))
     return {"idx": batch["idx"], "item": np.array(payloads, dtype=object)}
 
@@ -170,13 +207,70 @@ class _RestoreActor:
 # The driver.
 
 
-def _absolute(job: Job) -> Job:
+def _absolute(job: Job, local_source: bool = True) -> Job:
     """The job as a worker needs it: absolute paths (workers do not share the driver's cwd)."""
     def absolute(p: Optional[Path]) -> Optional[Path]:
         return None if p is None else p.absolute()
 
-    return Job(source=absolute(job.source), output=absolute(job.output), format=job.format, mask=absolute(job.mask),
+    source = absolute(job.source) if local_source else job.source  # a URI's path is the file system's own
+    return Job(source=source, output=absolute(job.output), format=job.format, mask=absolute(job.mask),
                predicted=absolute(job.predicted), record=job.record)
+
+
+def is_uri(path) -> bool:
+    """INPUT named by a URI (s3://, gs://, hdfs://, file://...): read through pyarrow's file systems."""
+    return isinstance(path, str) and "://" in path
+
+
+def _walk_order(rel: str):
+    """The local runner's order (os.walk, sorted): a folder's files before its sub-folders'."""
+    parts = rel.split("/")
+    return tuple(parts[:-1]), parts[-1]
+
+
+def plan_uri(uri: str, output_path, options: RunOptions):
+    """`plan_run` for an INPUT URI: the same jobs, names and refusals; OUTPUT is a path.
+
+    Returns:
+        (jobs, report path, the pyarrow file system the sources are read through).
+    """
+    import pyarrow.fs as pafs
+
+    if options.format is not None and options.format.lower() not in FORMATS:
+        raise PlanError(f"unknown --format {options.format!r}; choose png, jpeg, webp, bmp or tiff")
+    try:
+        fs, base = pafs.FileSystem.from_uri(uri)
+        info = fs.get_file_info(base)
+    except (OSError, ValueError) as e:  # pyarrow.ArrowInvalid is a ValueError
+        raise PlanError(f"{flat(uri)}: {one_line(e, with_type=False)}") from None
+    out, base = Path(output_path), base.rstrip("/")
+    if info.type == pafs.FileType.NotFound:
+        raise PlanError(f"{flat(uri)}: no such file or folder")
+    if info.type == pafs.FileType.File:
+        src = Path(base)
+        if src.suffix.lower() not in SUFFIX_FORMAT:
+            raise PlanError(f"{flat(uri)}: not a .png, .jpg, .webp, .bmp, .tif or .gif file")
+        if out.suffix.lower() in SUFFIX_FORMAT and not out.is_dir():
+            root, pairs = out.parent, [(src, src.name, out, FORMATS[options.format.lower()] if options.format
+                                        else SUFFIX_FORMAT[out.suffix.lower()])]
+        else:
+            pil, suffix = _output_format(src.suffix, options.format)
+            root, pairs = out, [(src, src.name, out / (src.stem + suffix), pil)]
+        report = Path(options.report) if options.report else root / REPORT_NAME
+    else:
+        root, report = out, Path(options.report) if options.report else out / REPORT_NAME
+        found = [i.path for i in fs.get_file_info(pafs.FileSelector(base, recursive=True))
+                 if i.type == pafs.FileType.File and Path(i.path).suffix.lower() in SUFFIX_FORMAT]
+        rels = sorted((p[len(base) + 1:] for p in found), key=_walk_order)
+        pairs = []
+        for rel in rels:
+            pil, suffix = _output_format(Path(rel).suffix, options.format)
+            pairs.append((Path(f"{base}/{rel}"), rel, out / Path(rel).with_suffix(suffix), pil))
+    jobs = [_make_job(pair, root, options) for pair in pairs]
+    _fail_collisions(_claim_outputs(jobs, pairs, report))
+    _fail_unwritable(jobs)
+    _mark_skipped(jobs, options.overwrite)
+    return jobs, report, fs
 
 
 def _wants_cuda(device: str, provider: Optional[str]) -> bool:
@@ -236,7 +330,11 @@ def run_folder_ray(model, input_path, output_path, options: Optional[RunOptions]
         raise PlanError("--actors must be at least 1")
     start = time.perf_counter()
     _resolve_device(ray_options.device, ray_options.provider)  # contradictory --device / --provider: ValueError
-    jobs, report_path = plan_run(input_path, output_path, options)  # before Ray: a bad request costs nothing
+    # Planned before Ray starts: a bad request costs nothing.
+    if is_uri(input_path):
+        jobs, report_path, fs = plan_uri(input_path, output_path, options)
+    else:
+        (jobs, report_path), fs = plan_run(input_path, output_path, options), None
     ray = import_ray()
     resolved = resolve_model(model)
     model_bytes = resolved if isinstance(resolved, bytes) else Path(resolved).read_bytes()
@@ -261,8 +359,8 @@ def run_folder_ray(model, input_path, output_path, options: Optional[RunOptions]
             raise info
         info.source = str(resolved) if not isinstance(resolved, bytes) else info.source
         ray_seconds = time.perf_counter() - start
-        result = _run(ray, jobs, report_path, input_path, options, ray_options, info, model_ref, actor_cpus, gpus,
-                      start, tqdm)
+        result = _run(ray, jobs, report_path, input_path, fs, options, ray_options, info, model_ref, actor_cpus,
+                      gpus, start, tqdm)
     finally:
         if started:
             ray.shutdown()
@@ -274,11 +372,11 @@ def run_folder_ray(model, input_path, output_path, options: Optional[RunOptions]
     return result
 
 
-def _run(ray, jobs: List[Job], report_path: Path, input_path, options: RunOptions, ray_options: RayOptions, info,
-         model_ref, actor_cpus: float, gpus: float, start: float, tqdm) -> RunResult:
+def _run(ray, jobs: List[Job], report_path: Path, input_path, fs, options: RunOptions, ray_options: RayOptions,
+         info, model_ref, actor_cpus: float, gpus: float, start: float, tqdm) -> RunResult:
     records = [j.record for j in jobs]
     swept = len(sweep_stale_temps(_output_folders(jobs, report_path)))
-    input_root = str(Path(input_path).resolve())
+    input_root = input_path if fs is not None else str(Path(input_path).resolve())
     totals = _Totals(info)
     _save_report(report_path, _planned_summary(totals, options, input_root), records)
     todo = [i for i, j in enumerate(jobs) if j.record.status == "pending"]
@@ -288,13 +386,13 @@ def _run(ray, jobs: List[Job], report_path: Path, input_path, options: RunOption
     logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # nor a notice that bars are off
     rows_per_call = 4 * options.batch_size  # same-size images meet inside an actor's call
     worker_options = replace(options, log=None, progress=False)  # what travels to the workers
-    items = [{"idx": i, "job": pickle.dumps(_absolute(jobs[i]), protocol=5)} for i in todo]
+    items = [{"idx": i, "job": pickle.dumps(_absolute(jobs[i], fs is None), protocol=5)} for i in todo]
     with tqdm(total=len(jobs), unit="img", desc="restoring", disable=not options.progress, dynamic_ncols=True) as bar:
         bar.update(len(jobs) - len(todo))
         if items:
             blocks = max(1, min(len(items), max(2 * ray_options.actors, -(-len(items) // rows_per_call))))
             ds = ray.data.from_items(items, override_num_blocks=blocks)
-            ds = ds.map_batches(_decode, batch_size=options.batch_size, fn_kwargs={"options": worker_options},
+            ds = ds.map_batches(_decode, batch_size=options.batch_size, fn_kwargs={"options": worker_options, "fs": fs},
                                 num_cpus=DECODE_CPUS)
             ds = ds.map_batches(
                 _RestoreActor, batch_size=rows_per_call, num_cpus=actor_cpus, num_gpus=gpus,

@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from runtime.batch import RunOptions, run_folder
+from runtime.batch import PlanError, RunOptions, run_folder
 from runtime.cli import main
 from runtime.restorer import Restorer
 from runtime.session import cuda_driver_problem
@@ -105,6 +105,32 @@ def test_mixed_folder_matches_the_local_runner_byte_for_byte(ray_cluster, tiny_o
     assert any("FAILED sub/broken.png:" in line for line in ray.lines)
     assert any(line.startswith("engine: ray, 2 actor(s)") for line in ray.lines)
     assert not list((tmp_path / "ray").rglob("*.tmp"))
+
+
+@needs_ray
+def test_input_uri_read_through_pyarrow_gives_the_same_outputs(ray_cluster, tiny_onnx, tmp_path):
+    """INPUT as a URI (file:// here; s3://, gs://... the same way): read by the Ray tasks through pyarrow."""
+    from runtime.ray_engine import RayOptions, plan_uri, run_folder_ray
+
+    src = _mixed_folder(tmp_path / "in")
+    (src / "sub" / "deeper").mkdir()
+    Image.fromarray(np.zeros((9, 7, 3), np.uint8)).save(src / "sub" / "deeper" / "z.png")
+    Image.fromarray(np.zeros((9, 7, 3), np.uint8)).save(src / "sub" / "a.png")
+    opts = dict(batch_size=2, save_mask=True, tile_budget=TILE_BUDGET, progress=False)
+    uri = src.as_uri()
+    jobs, _, _ = plan_uri(uri, tmp_path / "planned", RunOptions(**opts))
+    local = run_folder(Restorer(tiny_onnx, device="cpu"), src, tmp_path / "local", RunOptions(**opts))
+    assert [j.record.input for j in jobs] == [r.input for r in local.records]  # the same jobs, same order
+    ray = run_folder_ray(tiny_onnx, uri, tmp_path / "ray", RunOptions(**opts), RayOptions(actors=2, device="cpu"))
+    assert ray.exit_code == local.exit_code == 3 and ray.summary.ok == local.summary.ok == 10
+    assert _files(tmp_path / "ray") == _files(tmp_path / "local")
+    ray_report = json.loads((tmp_path / "ray" / "restore-report.json").read_text())
+    local_report = json.loads((tmp_path / "local" / "restore-report.json").read_text())
+    assert ray_report["summary"]["input"] == uri
+    ray_report["summary"]["input"] = local_report["summary"]["input"]
+    assert _content(ray_report) == _content(local_report)
+    with pytest.raises(PlanError, match="no such file or folder"):
+        plan_uri(uri + "/nope", tmp_path / "x", RunOptions())
 
 
 def _actor_pids() -> list:
@@ -265,6 +291,8 @@ def test_model_and_device_errors_exit_as_the_local_runner(ray_cluster, tiny_onnx
 def test_ray_options_need_engine_ray(tiny_onnx, tmp_path):
     result = CliRunner().invoke(main, ["--model", str(tiny_onnx), str(tmp_path), str(tmp_path / "o"), "--actors", "2"])
     assert result.exit_code == 2 and "need --engine ray" in result.output
+    result = CliRunner().invoke(main, ["--model", str(tiny_onnx), "s3://bucket/photos", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "needs --engine ray" in result.output
 
 
 def test_without_ray_engine_ray_says_how_to_install(tiny_onnx, tmp_path, monkeypatch):

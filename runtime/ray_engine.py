@@ -16,8 +16,9 @@ report and the exit codes are the same code, so the outputs are byte-identical. 
 written atomically by the worker that restored it; a worker that dies loses only the images it
 had not written yet, and a rerun (skip-existing) completes them.
 
-INPUT and OUTPUT must be paths that every node sees (a shared or mounted file system). Ray is an
-optional extra, imported only here and only when `--engine ray` runs.
+INPUT is a path every node sees or a URI of a pyarrow file system (s3://, gs://, file://...);
+OUTPUT is a path every node sees (a shared or mounted file system: writes are atomic renames).
+Ray is an optional extra, imported only here and only when `--engine ray` runs.
 """
 
 from __future__ import annotations
@@ -309,7 +310,8 @@ def run_folder_ray(model, input_path, output_path, options: Optional[RunOptions]
     Args:
         model: an ONNX file, or None / 'default' for the shipped model. Its bytes travel to the
             actors, so the nodes need no copy of it.
-        input_path, output_path: as for `run_folder`; paths every node sees.
+        input_path: as for `run_folder`, a path every node sees, or a pyarrow URI (s3://, file://...).
+        output_path: as for `run_folder`, a path every node sees.
         options: RunOptions (readers/writers are the threads inside each actor).
         ray_options: RayOptions.
 

@@ -365,7 +365,8 @@ class _Pipeline:
     """The main thread's loop: take decoded images in order, batch same sizes, infer, hand to writers.
 
     Holds what the loop shares: the thread pools, images waiting for same-size partners, and
-    the writes in flight (bounded, so results never pile up in memory).
+    the writes in flight (bounded, so results never pile up in memory). The Ray engine feeds
+    it images decoded elsewhere through `take` and `drain` (runtime/ray_engine.py).
     """
 
     def __init__(self, restorer, options: RunOptions, bar):
@@ -386,16 +387,23 @@ class _Pipeline:
                 if item is None:
                     self.bar.update(1)
                 else:
-                    self._take(item)
-            while self.buckets:
-                self._run_batch(self.buckets.pop(next(iter(self.buckets))))
-            for future in self.writes:
-                future.result()
+                    self.take(item)
+            self.drain()
         finally:
-            self.readers.shutdown(wait=True, cancel_futures=True)
-            self.writers.shutdown(wait=True, cancel_futures=True)
+            self.close()
 
-    def _take(self, item: Loaded) -> None:
+    def drain(self) -> None:
+        """Run the images still waiting for same-size partners and wait for every write."""
+        while self.buckets:
+            self._run_batch(self.buckets.pop(next(iter(self.buckets))))
+        while self.writes:
+            self.writes.popleft().result()
+
+    def close(self) -> None:
+        self.readers.shutdown(wait=True, cancel_futures=True)
+        self.writers.shutdown(wait=True, cancel_futures=True)
+
+    def take(self, item: Loaded) -> None:
         """Tile a large image at once; put others in their size's bucket, run buckets that are full."""
         h, w = item.prep.rgb.shape[:2]
         size = tile_size_for(h, w, self.tile, self.tile_budget)

@@ -13,7 +13,7 @@ import time
 
 import click
 
-from restore_toolkit.console import COMMAND_SETTINGS, device_option, fail, quiet_option, threads_option, version_option
+from restore_toolkit.console import COMMAND_SETTINGS, device_option, fail, quiet_option, version_option
 from runtime.images import DEFAULT_MAX_PIXELS
 from runtime.tiling import DEFAULT_TILE_BUDGET
 
@@ -47,42 +47,53 @@ from runtime.tiling import DEFAULT_TILE_BUDGET
               help="Do not fsync each image before its rename (the report is always synced).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
               show_default="OUTPUT/restore-report.json", help="Write the run's JSON report to this file.")
-@threads_option("inference")
+@click.option("--threads", type=click.IntRange(min=0), default=0,
+              help="CPU threads for inference; 0: all cores this process may use (--engine ray: per actor, 1).")
 @click.option("--quality", type=click.IntRange(1, 100), default=95, help="JPEG / lossy WebP quality.")
 @quiet_option()
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local",
+              help="local: threads on this machine; ray: Ray Data across a cluster (pip install -e '.[ray]').")
+@click.option("--address", default=None, show_default="start a local Ray",
+              help="--engine ray: the Ray cluster to join.")
+@click.option("--actors", type=click.IntRange(min=1), default=None, show_default="1",
+              help="--engine ray: inference actors, one ONNX Runtime session each.")
+@click.option("--gpus-per-actor", type=click.FloatRange(min=0), default=None,
+              show_default="1 when CUDA is asked for or the cluster has GPUs", help="--engine ray: GPUs each actor reserves.")
 @version_option("restore-run")
 def main(model_path, input_path, output_path, device, provider, batch_size, save_mask, save_predicted, overwrite,
-         fmt, tile, tile_budget, max_pixels, allow_lossy, no_fsync, report_path, threads, quality, quiet):
+         fmt, tile, tile_budget, max_pixels, allow_lossy, no_fsync, report_path, threads, quality, quiet,
+         engine, address, actors, gpus_per_actor):
     """Restore the images in INPUT (a folder, recursively, or one image) into OUTPUT.
 
     Relative paths are mirrored under OUTPUT; each image keeps its format and mode unless
     --format says otherwise. Bad files are reported and skipped; the rest is restored.
     """
-
-    from runtime.batch import PlanError, RunOptions, run_folder
-    from runtime.default_model import DefaultModelMissing, describe_model
+    from runtime.batch import PlanError, RunOptions
+    from runtime.default_model import DefaultModelMissing
     from runtime.metadata import ModelFileError
-    from runtime.restorer import Restorer
     from runtime.session import DeviceUnavailableError
 
-    start = time.perf_counter()
-    try:
-        restorer = Restorer(model_path, device=device, provider=provider, threads=threads or None, tile=tile,
-                            tile_budget=tile_budget, batch_size=batch_size)
-    except (ModelFileError, DeviceUnavailableError, DefaultModelMissing) as e:
-        fail(str(e))
-    except ValueError as e:  # contradictory --device / --provider
-        raise click.UsageError(str(e)) from None
-    click.echo(f"model {describe_model(model_path)} on {restorer.info.describe()} ({time.perf_counter() - start:.2f} s to load)", err=True)
+    if engine == "local" and (address is not None or actors is not None or gpus_per_actor is not None):
+        raise click.UsageError("--address, --actors and --gpus-per-actor need --engine ray")
+    if engine == "local" and "://" in input_path:
+        raise click.UsageError("an INPUT URI (s3://, gs://, file://...) needs --engine ray")
     options = RunOptions(
         batch_size=batch_size, save_mask=save_mask, save_predicted=save_predicted, overwrite=overwrite, format=fmt,
         max_pixels=max_pixels, allow_lossy=allow_lossy, sync_images=not no_fsync, report=report_path, quality=quality,
         progress=not quiet,
     )
+    user_errors = (ModelFileError, DeviceUnavailableError, DefaultModelMissing, PlanError)
     try:
-        result = run_folder(restorer, input_path, output_path, options)
-    except PlanError as e:
+        if engine == "ray":
+            result = _run_on_ray(model_path, input_path, output_path, options, address, actors, gpus_per_actor,
+                                 device, provider, threads, tile, tile_budget)
+        else:
+            result = _run_here(model_path, input_path, output_path, options, device, provider, threads, tile,
+                               tile_budget, batch_size)
+    except user_errors as e:
         fail(str(e))
+    except ValueError as e:  # contradictory --device / --provider
+        raise click.UsageError(str(e)) from None
     except OSError as e:  # the report or an output folder that cannot be written
         fail(f"{getattr(e, 'filename', '') or ''} {e.strerror or e}".strip())
     except KeyboardInterrupt:
@@ -93,6 +104,37 @@ def main(model_path, input_path, output_path, device, provider, batch_size, save
     if result.report_text:  # the report could not be written (a full disk): it is not lost
         click.echo(result.report_text, err=True, nl=False)
     sys.exit(result.exit_code)
+
+
+def _run_here(model_path, input_path, output_path, options, device, provider, threads, tile, tile_budget,
+              batch_size):
+    """The local engine: one ONNX Runtime session, threads for reading and writing."""
+    from runtime.batch import run_folder
+    from runtime.default_model import describe_model
+    from runtime.restorer import Restorer
+
+    start = time.perf_counter()
+    restorer = Restorer(model_path, device=device, provider=provider, threads=threads or None, tile=tile,
+                        tile_budget=tile_budget, batch_size=batch_size)
+    click.echo(f"model {describe_model(model_path)} on {restorer.info.describe()} "
+               f"({time.perf_counter() - start:.2f} s to load)", err=True)
+    return run_folder(restorer, input_path, output_path, options)
+
+
+def _run_on_ray(model_path, input_path, output_path, options, address, actors, gpus_per_actor, device, provider,
+                threads, tile, tile_budget):
+    """The Ray engine: the same plan, codecs, writes and report, scheduled by Ray Data."""
+    from runtime.default_model import describe_model
+    from runtime.ray_engine import RayOptions, RayUnavailable, run_folder_ray
+
+    ray_options = RayOptions(address=address, actors=actors or 1, gpus_per_actor=gpus_per_actor, device=device,
+                             provider=provider, threads=threads or None, tile=tile, tile_budget=tile_budget)
+    click.echo(f"model {describe_model(model_path)} on Ray ({address or 'a local Ray'}, "
+               f"{ray_options.actors} actor(s))", err=True)
+    try:
+        return run_folder_ray(model_path, input_path, output_path, options, ray_options)
+    except RayUnavailable as e:
+        fail(str(e))
 
 
 if __name__ == "__main__":

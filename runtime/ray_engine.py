@@ -1,0 +1,420 @@
+"""`restore-run --engine ray`: the local runner's job, spread over a Ray cluster with Ray Data.
+
+    driver:  plan_run (the local runner's planning) ──► planned report (every output listed)
+                 │ ray.data.from_items(the pending jobs, in input order)
+                 ▼
+    map_batches(_decode)         Ray tasks, in parallel: read + decode + EXIF (runtime.batch._read)
+                 ▼
+    map_batches(_RestoreActor)   one ONNX Runtime session per actor (CPU or CUDA, checked like the
+                 │               local runner's); same-size batching, tiling and atomic writes of
+                 │               runtime.batch._Pipeline, so every output is written where it is made
+                 ▼
+    driver:  records merged back by input index ──► final report, summary lines, exit code
+
+Only the scheduling differs from the local runner: the planning, the codecs, the writer, the
+report and the exit codes are the same code, so the outputs are byte-identical. Each output is
+written atomically by the worker that restored it; a worker that dies loses only the images it
+had not written yet, and a rerun (skip-existing) completes them.
+
+INPUT is a path every node sees or a URI of a pyarrow file system (s3://, gs://, file://...);
+OUTPUT is a path every node sees (a shared or mounted file system: writes are atomic renames).
+Ray is an optional extra, imported only here and only when `--engine ray` runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from runtime.batch import (
+    Job,
+    Loaded,
+    PlanError,
+    RunOptions,
+    RunResult,
+    _check_options,
+    _claim_outputs,
+    _fail,
+    _fail_collisions,
+    _fail_unwritable,
+    _make_job,
+    _mark_skipped,
+    _output_folders,
+    _output_format,
+    _Pipeline,
+    _planned_summary,
+    _read,
+    _save_report,
+    _summarize,
+    plan_run,
+)
+from runtime.fileio import sweep_stale_temps
+from runtime.images import FORMATS, SUFFIX_FORMAT
+from runtime.messages import flat, one_line
+from runtime.report import REPORT_NAME, Record, summary_lines
+from runtime.tiling import DEFAULT_TILE_BUDGET
+
+RAY_MISSING = "--engine ray needs Ray: pip install -e '.[ray]' (or pip install 'ray[data]>=2.40')"
+
+
+# CPUs a decoding task reserves. Reading waits on storage about as long as decoding computes; and a
+# request unlike the actors' keeps Ray Data from fusing decoding into the actors (where each actor
+# would decode and infer in turn instead of decoding in parallel tasks ahead of it).
+DECODE_CPUS = 0.5
+
+
+class RayUnavailable(RuntimeError):
+    """Ray is not installed, or the cluster cannot run the job as asked; one line says why."""
+
+
+@dataclass
+class RayOptions:
+    """Where and how wide a Ray run is; the `--engine ray` options of `restore-run`."""
+
+    address: Optional[str] = None  # join this cluster ('auto', 'HOST:6379', 'ray://...'); None: start a local Ray
+    actors: int = 1  # inference actors, one ONNX Runtime session each
+    gpus_per_actor: Optional[float] = None  # None: 1 when CUDA is asked for (or auto on a GPU cluster), else 0
+    device: str = "auto"
+    provider: Optional[str] = None
+    threads: Optional[int] = None  # ORT threads of a CPU actor, and the CPUs it reserves (default 1)
+    tile: Optional[int] = None
+    tile_budget: Optional[int] = None
+    num_cpus: Optional[int] = None  # CPUs of a local Ray started here (default: enough for the actors)
+
+
+def import_ray():
+    """Ray, or RayUnavailable saying how to install it."""
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise RayUnavailable(RAY_MISSING) from None
+    return ray
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+
+class _Totals:
+    """What `_summarize` reads from a Restorer, gathered from the workers."""
+
+    def __init__(self, info, inference_seconds: float = 0.0):
+        self.info, self.inference_seconds = info, inference_seconds
+
+
+# ---------------------------------------------------------------------------------------------
+# What runs on the workers.
+
+
+def _probe(model, device: str, provider: Optional[str], threads: Optional[int]):
+    """Open the model where an actor would run: the same provider checks, before any image."""
+    from runtime.default_model import DefaultModelMissing
+    from runtime.metadata import ModelFileError
+    from runtime.restorer import Restorer
+    from runtime.session import DeviceUnavailableError
+
+    try:
+        return Restorer(model, device=device, provider=provider, threads=threads).info
+    except (ModelFileError, DeviceUnavailableError, DefaultModelMissing, ValueError) as e:
+        return e  # re-raised on the driver as the local runner raises it, without a remote traceback
+
+
+def _fetch(fs, job: Job, scratch: Path) -> Optional[Job]:
+    """Copy an input from a pyarrow file system to a worker-local file for the local reader."""
+    try:
+        with fs.open_input_stream(job.source.as_posix()) as f:
+            data = f.read()
+    except PermissionError:
+        _fail(job.record, "permission denied")
+        return None
+    except OSError as e:
+        _fail(job.record, f"cannot read the file ({one_line(e)})")
+        return None
+    local = scratch / f"input{job.source.suffix}"
+    local.write_bytes(data)
+    return replace(job, source=local)
+
+
+def _decode(batch: Dict[str, np.ndarray], options: RunOptions, fs=None) -> Dict[str, np.ndarray]:
+    """Read and decode a batch of jobs (a Ray task); a bad file becomes its failed record.
+
+    With `fs` (INPUT given as a URI), each input is first fetched through that pyarrow file system.
+    """
+    import shutil
+    import tempfile
+
+    payloads = []
+    for blob in batch["job"]:
+        job: Job = pickle.loads(blob)
+        scratch = Path(tempfile.mkdtemp(prefix="restore-fetch-")) if fs is not None else None
+        try:
+            local = _fetch(fs, job, scratch) if fs is not None else job
+            loaded = _read(local, options) if local is not None else None
+        finally:
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
+        if loaded is not None:
+            loaded.job = job  # the record and outputs are the job's, wherever its bytes were read from
+        payloads.append(pickle.dumps(loaded if loaded is not None else job, protocol=5))
+    return {"idx": batch["idx"], "item": np.array(payloads, dtype=object)}
+
+
+class _RestoreActor:
+    """One ONNX Runtime session per actor; restores and writes each batch it is handed."""
+
+    def __init__(self, model_ref: list, ray_options: RayOptions, options: RunOptions):
+        import ray
+
+        from runtime.restorer import Restorer
+
+        # The model comes by reference (in a list, so Ray does not resolve it at creation): a restarted
+        # actor fetches it again from the driver's copy.
+        self.restorer = Restorer(ray.get(model_ref[0]), device=ray_options.device, provider=ray_options.provider,
+                                 threads=ray_options.threads, tile=ray_options.tile,
+                                 tile_budget=ray_options.tile_budget or DEFAULT_TILE_BUDGET, batch_size=options.batch_size)
+        self.options = options
+
+    def __call__(self, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        jobs: List[Job] = []
+        pipeline = _Pipeline(self.restorer, self.options, _NoBar())
+        try:
+            for blob in batch["item"]:
+                item = pickle.loads(blob)
+                if isinstance(item, Loaded):
+                    jobs.append(item.job)
+                    pipeline.take(item)
+                else:  # failed while decoding: its record already says why
+                    jobs.append(item)
+            pipeline.drain()
+        finally:
+            pipeline.close()
+        for job in jobs:
+            if job.record.status == "pending":  # cannot happen short of a bug; never report it as done
+                _fail(job.record, "not processed (internal error)")
+        records = [json.dumps(asdict(job.record)) for job in jobs]
+        return {"idx": batch["idx"], "record": np.array(records, dtype=object)}
+
+
+# ---------------------------------------------------------------------------------------------
+# The driver.
+
+
+def _absolute(job: Job, local_source: bool = True) -> Job:
+    """The job as a worker needs it: absolute paths (workers do not share the driver's cwd)."""
+    def absolute(p: Optional[Path]) -> Optional[Path]:
+        return None if p is None else p.absolute()
+
+    source = absolute(job.source) if local_source else job.source  # a URI's path is the file system's own
+    return Job(source=source, output=absolute(job.output), format=job.format, mask=absolute(job.mask),
+               predicted=absolute(job.predicted), record=job.record)
+
+
+def is_uri(path) -> bool:
+    """INPUT named by a URI (s3://, gs://, hdfs://, file://...): read through pyarrow's file systems."""
+    return isinstance(path, str) and "://" in path
+
+
+def _walk_order(rel: str):
+    """The local runner's order (os.walk, sorted): a folder's files before its sub-folders'."""
+    parts = rel.split("/")
+    return tuple(parts[:-1]), parts[-1]
+
+
+def plan_uri(uri: str, output_path, options: RunOptions):
+    """`plan_run` for an INPUT URI: the same jobs, names and refusals; OUTPUT is a path.
+
+    Returns:
+        (jobs, report path, the pyarrow file system the sources are read through).
+    """
+    import pyarrow.fs as pafs
+
+    if options.format is not None and options.format.lower() not in FORMATS:
+        raise PlanError(f"unknown --format {options.format!r}; choose png, jpeg, webp, bmp or tiff")
+    try:
+        fs, base = pafs.FileSystem.from_uri(uri)
+        info = fs.get_file_info(base)
+    except (OSError, ValueError) as e:  # pyarrow.ArrowInvalid is a ValueError
+        raise PlanError(f"{flat(uri)}: {one_line(e, with_type=False)}") from None
+    out, base = Path(output_path), base.rstrip("/")
+    if info.type == pafs.FileType.NotFound:
+        raise PlanError(f"{flat(uri)}: no such file or folder")
+    if info.type == pafs.FileType.File:
+        src = Path(base)
+        if src.suffix.lower() not in SUFFIX_FORMAT:
+            raise PlanError(f"{flat(uri)}: not a .png, .jpg, .webp, .bmp, .tif or .gif file")
+        if out.suffix.lower() in SUFFIX_FORMAT and not out.is_dir():
+            root, pairs = out.parent, [(src, src.name, out, FORMATS[options.format.lower()] if options.format
+                                        else SUFFIX_FORMAT[out.suffix.lower()])]
+        else:
+            pil, suffix = _output_format(src.suffix, options.format)
+            root, pairs = out, [(src, src.name, out / (src.stem + suffix), pil)]
+        report = Path(options.report) if options.report else root / REPORT_NAME
+    else:
+        root, report = out, Path(options.report) if options.report else out / REPORT_NAME
+        found = [i.path for i in fs.get_file_info(pafs.FileSelector(base, recursive=True))
+                 if i.type == pafs.FileType.File and Path(i.path).suffix.lower() in SUFFIX_FORMAT]
+        rels = sorted((p[len(base) + 1:] for p in found), key=_walk_order)
+        pairs = []
+        for rel in rels:
+            pil, suffix = _output_format(Path(rel).suffix, options.format)
+            pairs.append((Path(f"{base}/{rel}"), rel, out / Path(rel).with_suffix(suffix), pil))
+    jobs = [_make_job(pair, root, options) for pair in pairs]
+    _fail_collisions(_claim_outputs(jobs, pairs, report))
+    _fail_unwritable(jobs)
+    _mark_skipped(jobs, options.overwrite)
+    return jobs, report, fs
+
+
+def _wants_cuda(device: str, provider: Optional[str]) -> bool:
+    return device == "cuda" or provider in ("cuda", "tensorrt")
+
+
+def _start(ray, ray_options: RayOptions, cpus_needed: float) -> bool:
+    """Join the cluster, or start a local Ray; True when this call started it (and must stop it)."""
+    if ray.is_initialized():
+        return False
+    kwargs = dict(logging_level=logging.WARNING, log_to_driver=False, include_dashboard=False)
+    if ray_options.address:
+        ray.init(address=ray_options.address, **kwargs)
+    else:
+        from runtime.session import available_cpus
+
+        num_cpus = ray_options.num_cpus or max(available_cpus(), int(np.ceil(cpus_needed)))
+        ray.init(num_cpus=num_cpus, **kwargs)
+    return True
+
+
+def _check_cluster(ray, actors: int, cpus: float, gpus: float) -> None:
+    have = ray.cluster_resources()
+    if gpus and have.get("GPU", 0) < gpus:
+        raise RayUnavailable(f"{actors} actor(s) with --gpus-per-actor {gpus:g} need GPUs; the Ray cluster has "
+                             f"{have.get('GPU', 0):g}")
+    if have.get("CPU", 0) < cpus:
+        raise RayUnavailable(f"{actors} actor(s) and the decoding tasks need {cpus:g} CPUs; the Ray cluster has "
+                             f"{have.get('CPU', 0):g} (fewer --actors or --threads)")
+
+
+def run_folder_ray(model, input_path, output_path, options: Optional[RunOptions] = None,
+                   ray_options: Optional[RayOptions] = None) -> RunResult:
+    """`runtime.batch.run_folder` on Ray Data: the same plan, outputs, report and exit code.
+
+    Args:
+        model: an ONNX file, or None / 'default' for the shipped model. Its bytes travel to the
+            actors, so the nodes need no copy of it.
+        input_path: as for `run_folder`, a path every node sees, or a pyarrow URI (s3://, file://...).
+        output_path: as for `run_folder`, a path every node sees.
+        options: RunOptions (readers/writers are the threads inside each actor).
+        ray_options: RayOptions.
+
+    Raises:
+        PlanError: the run could not start; nothing was written.
+        RayUnavailable: Ray is missing, or the cluster lacks the GPUs or CPUs asked for.
+        ModelFileError, DeviceUnavailableError, DefaultModelMissing: as the local runner.
+    """
+    from tqdm import tqdm
+
+    from runtime.default_model import resolve_model
+    from runtime.session import _resolve_device
+
+    options = options or RunOptions()
+    ray_options = ray_options or RayOptions()
+    _check_options(options)
+    if ray_options.actors < 1:
+        raise PlanError("--actors must be at least 1")
+    start = time.perf_counter()
+    _resolve_device(ray_options.device, ray_options.provider)  # contradictory --device / --provider: ValueError
+    # Planned before Ray starts: a bad request costs nothing.
+    if is_uri(input_path):
+        jobs, report_path, fs = plan_uri(input_path, output_path, options)
+    else:
+        (jobs, report_path), fs = plan_run(input_path, output_path, options), None
+    ray = import_ray()
+    resolved = resolve_model(model)
+    model_bytes = resolved if isinstance(resolved, bytes) else Path(resolved).read_bytes()
+    threads = ray_options.threads or 1
+    cpu_actors = not _wants_cuda(ray_options.device, ray_options.provider)
+    actor_cpus = float(threads) if cpu_actors else 1.0
+    started = _start(ray, ray_options, ray_options.actors * actor_cpus + DECODE_CPUS)
+    try:
+        gpus = ray_options.gpus_per_actor
+        if gpus is None:
+            gpus = 1.0 if _wants_cuda(ray_options.device, ray_options.provider) or (
+                ray_options.device == "auto" and ray.cluster_resources().get("GPU", 0) > 0) else 0.0
+        if gpus:
+            actor_cpus = 1.0
+        _check_cluster(ray, ray_options.actors, ray_options.actors * actor_cpus + DECODE_CPUS, gpus * ray_options.actors)
+        model_ref = ray.put(model_bytes)
+        probe = ray.remote(_probe).options(num_cpus=actor_cpus, num_gpus=gpus)
+        info = ray.get(probe.remote(model_ref, ray_options.device, ray_options.provider, threads))
+        if isinstance(info, BaseException):
+            if not isinstance(resolved, bytes) and info.args and str(info.args[0]).startswith("<bytes>"):
+                info.args = (str(resolved) + info.args[0][len("<bytes>"):],) + info.args[1:]  # name the file, as locally
+            raise info
+        info.source = str(resolved) if not isinstance(resolved, bytes) else info.source
+        ray_seconds = time.perf_counter() - start
+        result = _run(ray, jobs, report_path, input_path, fs, options, ray_options, info, model_ref, actor_cpus,
+                      gpus, start, tqdm)
+    finally:
+        if started:
+            ray.shutdown()
+    result.lines.insert(1, f"engine: ray, {ray_options.actors} actor(s) on "
+                           f"{ray_options.address or 'a local Ray'}; start-up {ray_seconds:.1f} s")
+    if options.log:
+        for line in result.lines:
+            options.log(line)
+    return result
+
+
+def _run(ray, jobs: List[Job], report_path: Path, input_path, fs, options: RunOptions, ray_options: RayOptions,
+         info, model_ref, actor_cpus: float, gpus: float, start: float, tqdm) -> RunResult:
+    records = [j.record for j in jobs]
+    swept = len(sweep_stale_temps(_output_folders(jobs, report_path)))
+    input_root = input_path if fs is not None else str(Path(input_path).resolve())
+    totals = _Totals(info)
+    _save_report(report_path, _planned_summary(totals, options, input_root), records)
+    todo = [i for i, j in enumerate(jobs) if j.record.status == "pending"]
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # the run's own bar counts images
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # not a line per dataset started and finished
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # nor a notice that bars are off
+    rows_per_call = 4 * options.batch_size  # same-size images meet inside an actor's call
+    worker_options = replace(options, log=None, progress=False)  # what travels to the workers
+    items = [{"idx": i, "job": pickle.dumps(_absolute(jobs[i], fs is None), protocol=5)} for i in todo]
+    with tqdm(total=len(jobs), unit="img", desc="restoring", disable=not options.progress, dynamic_ncols=True) as bar:
+        bar.update(len(jobs) - len(todo))
+        if items:
+            blocks = max(1, min(len(items), max(2 * ray_options.actors, -(-len(items) // rows_per_call))))
+            ds = ray.data.from_items(items, override_num_blocks=blocks)
+            ds = ds.map_batches(_decode, batch_size=options.batch_size, fn_kwargs={"options": worker_options, "fs": fs},
+                                num_cpus=DECODE_CPUS)
+            ds = ds.map_batches(
+                _RestoreActor, batch_size=rows_per_call, num_cpus=actor_cpus, num_gpus=gpus,
+                compute=ray.data.ActorPoolStrategy(size=ray_options.actors),
+                fn_constructor_kwargs={"model_ref": [model_ref], "ray_options": ray_options, "options": worker_options},
+            )
+            try:
+                for row in ds.iter_rows():
+                    rec = Record(**json.loads(row["record"]))
+                    records[int(row["idx"])] = rec
+                    bar.update(1)
+            except Exception as e:  # a worker lost for good: what it had written stays written
+                # Some of these may have been written (whole) before their record came back: a rerun
+                # skips those and restores the rest.
+                reason = f"not confirmed: the Ray job stopped ({one_line(e)}); rerun to finish the rest"
+                for rec in records:
+                    if rec.status == "pending":
+                        _fail(rec, reason)
+    totals.inference_seconds = sum(r.infer_seconds or 0.0 for r in records if r.status == "ok")
+    summary = _summarize(totals, options, records, start, 0.0, swept, input_root)
+    report_error, report_text = _save_report(report_path, summary, records)
+    lines = summary_lines(summary, records, str(report_path), report_error)
+    return RunResult(records, summary, report_path, lines, report_error, report_text)

@@ -399,7 +399,7 @@ def test_one_line_for_any_exception():
 
 def test_export_errors_survive_empty_messages(tiny_pipeline, monkeypatch):
     """An exception with no message used to raise IndexError inside our own error path."""
-    import export.onnx as eo
+    import export.onnx_export as eo
 
     def boom(*a, **k):
         raise RuntimeError()

@@ -189,7 +189,7 @@ def export_model(checkpoint: Path, output: Path, verify: bool = True) -> Path:
         from export.onnx_export import build_metadata, save_onnx, to_onnx_proto
         from restore_core.checkpoint import load_model
 
-        click.echo(f"  (export.onnx) {checkpoint} -> {output}")
+        click.echo(f"  (export.onnx_export) {checkpoint} -> {output}")
         pipeline = load_model(checkpoint).pipeline()
         save_onnx(to_onnx_proto(pipeline, "pixels"), output, build_metadata(pipeline, "pixels", "fp32", parity=None))
     if not output.exists():

@@ -25,6 +25,7 @@ numpy, onnx and onnxruntime only (no torch): it works on any fp32 pixels graph.
 from __future__ import annotations
 
 import math
+import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -390,3 +391,84 @@ def quantize_verified(fp32_path: Path, dst: Path, *, calibration: int = DEFAULT_
             f"(allowed {bounds.max_psnr_drop}), {d['changed_outside_mask']} image(s) changed outside the mask; "
             f"nothing written", report.to_dict())
     return report
+
+
+# ---------------------------------------------------------------------------------------------
+# The one call `restore-export onnx --int8` makes.
+
+
+def export_int8(pipeline, output: os.PathLike, *, calibration: int = DEFAULT_CALIBRATION,
+                heldout_per_photo: int = DEFAULT_HELDOUT_PER_PHOTO, bounds: Bounds = Bounds(),
+                max_excluded: int = DEFAULT_MAX_EXCLUDED, opset: Optional[int] = None, verify: bool = True,
+                force: bool = False, log=None):
+    """Export `pipeline` to an fp32 pixels graph, quantize it, prove it, and write it to `output`.
+
+    The fp32 graph is exported (and, with `verify`, checked against eager) in a temporary
+    folder; the int8 graph made from it carries the same `restore.` metadata with precision
+    `int8`, the fp32 graph's parity figures, and `restore.int8`: the calibration, the bounds,
+    both graphs' held-out figures, the deltas, the qdq_loss_debug ranking and the tensors kept
+    in float. Nothing is written when the bounds are missed.
+
+    Returns:
+        `export.onnx.ExportResult` of the int8 file; `.metadata.extra['int8']` is the report's JSON.
+
+    Raises:
+        ExportError: a bad opset / output path, a failed export or fp32 parity, or the int8
+            graph refused (the message has the deltas and the bounds).
+    """
+    import dataclasses
+    import json
+
+    import onnx
+
+    from export.onnx import DEFAULT_OPSET, ExportError, ExportResult, check_output_path, export_onnx, save_onnx
+    from restore_core.fileio import atomic_path
+
+    t0 = time.perf_counter()
+    output = check_output_path(output, force)
+    with tempfile.TemporaryDirectory(prefix="restore-int8-export-") as tmp:
+        fp32 = export_onnx(pipeline, Path(tmp) / "fp32.onnx", opset=opset or DEFAULT_OPSET, verify=verify)
+        t_export = time.perf_counter() - t0
+        try:
+            report = quantize_verified(fp32.path, Path(tmp) / "int8.onnx", calibration=calibration,
+                                       heldout_per_photo=heldout_per_photo, bounds=bounds,
+                                       max_excluded=max_excluded, log=log)
+        except QuantizationRefused as e:
+            raise ExportError(str(e)) from None
+        metadata = dataclasses.replace(fp32.metadata, precision="int8",
+                                       extra={**fp32.metadata.extra, "int8": json.dumps(report.to_dict(), sort_keys=True)})
+        proto = onnx.load(str(Path(tmp) / "int8.onnx"))
+        with atomic_path(output) as dst:
+            save_onnx(proto, dst, metadata)
+    return ExportResult(path=output, metadata=metadata, parity=metadata.parity, seconds=time.perf_counter() - t0,
+                        size_bytes=output.stat().st_size, export_seconds=t_export, verify_seconds=report.seconds)
+
+
+def int8_summary(metadata_extra: Dict[str, str]) -> Optional[Dict[str, Any]]:
+    """The parsed `restore.int8` report of a file's metadata (None for a float graph)."""
+    import json
+
+    text = metadata_extra.get("int8")
+    return json.loads(text) if text else None
+
+
+def format_int8(report: Dict[str, Any]) -> str:
+    """Lines for `restore-export inspect` and the CLI: figures, deltas, bounds, what stayed float."""
+    d, b, h = report["deltas"], report["bounds"], report["heldout"]
+    lines = [
+        f"int8 quality on {h['images']} held-out images (seed {h['seed']}; {', '.join(h['sources'])}), against the fp32 graph:",
+        f"  mask IoU      fp32 {report['fp32']['mask_iou']:.4f}  int8 {report['int8']['mask_iou']:.4f}  "
+        f"drop {d['mask_iou_drop']:+.4f} (allowed {b['max_iou_drop']})",
+        f"  PSNR in mask  fp32 {report['fp32']['psnr_inside']:.2f}  int8 {report['int8']['psnr_inside']:.2f} dB  "
+        f"drop {d['psnr_inside_drop']:+.3f} dB (allowed {b['max_psnr_drop']})",
+        f"  changed outside the mask: {d['changed_outside_mask']} image(s)",
+        f"  calibration: {report['calibration']['images']} images ({report['calibration']['source']}, "
+        f"seed {report['calibration']['seed']}, {report['calibration']['method']})",
+    ]
+    kept = report.get("excluded") or []
+    lines.append("  kept in float (qdq_loss_debug): " + (", ".join(
+        f"{r['tensor']} ({r['qdq_sqnr']:.1f} dB)" for r in kept) if kept else "none needed"))
+    worst = report.get("worst_tensors") or []
+    if worst:
+        lines.append("  lowest quantization SQNR: " + ", ".join(f"{r['tensor']} {r['qdq_sqnr']:.1f} dB" for r in worst))
+    return "\n".join(lines)

@@ -54,10 +54,13 @@ def _error(message: str) -> None:
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
               help="JSON report path (default: OUTPUT/restore-report.json).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for inference (default: all usable).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "int8"]), default="auto", show_default=True,
+              help="Which graph of the shipped model: auto takes its int8 graph on the CPU when it is shipped and "
+                   "kept quality at export, else fp32; fp32 forces fp32. A named --model runs as it is.")
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG / lossy WebP quality.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def main(model_path, input_path, output_path, device, provider, batch_size, save_mask, save_predicted, overwrite,
-         fmt, tile, tile_budget, max_pixels, allow_lossy, no_fsync, report_path, threads, quality, quiet):
+         fmt, tile, tile_budget, max_pixels, allow_lossy, no_fsync, report_path, threads, precision, quality, quiet):
     """Restore the images in INPUT (a folder, recursively, or one image) into OUTPUT.
 
     Relative paths are mirrored under OUTPUT; each image keeps its format and mode unless
@@ -73,12 +76,14 @@ def main(model_path, input_path, output_path, device, provider, batch_size, save
     start = time.perf_counter()
     try:
         restorer = Restorer(model_path, device=device, provider=provider, threads=threads, tile=tile,
-                            tile_budget=tile_budget, batch_size=batch_size)
+                            tile_budget=tile_budget, batch_size=batch_size, precision=precision)
     except (ModelFileError, DeviceUnavailableError, DefaultModelMissing) as e:
         _error(str(e))
     except ValueError as e:  # contradictory --device / --provider
         raise click.UsageError(str(e)) from None
-    click.echo(f"model {describe_model(model_path)} on {restorer.info.describe()} ({time.perf_counter() - start:.2f} s to load)", err=True)
+    choice = f", {restorer.model_choice}" if restorer.model_choice else ""
+    click.echo(f"model {describe_model(model_path, restorer.model_path)}{choice} on {restorer.info.describe()} "
+               f"({time.perf_counter() - start:.2f} s to load)", err=True)
     options = RunOptions(
         batch_size=batch_size, save_mask=save_mask, save_predicted=save_predicted, overwrite=overwrite, format=fmt,
         max_pixels=max_pixels, allow_lossy=allow_lossy, sync_images=not no_fsync, report=report_path, quality=quality,

@@ -69,9 +69,14 @@ def _command_line(ctx: click.Context) -> str:
 @click.option("--seed", default=0, show_default=True, help="Seed of the random weights when no model is given.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the full report as JSON.")
 @click.option("--markdown", "md_path", type=click.Path(dir_okay=False), help="Write the README tables as Markdown.")
+@click.option("--quality-per-photo", default=6, show_default=True, type=click.IntRange(min=0),
+              help="Held-out crops per photo for each backend's mask IoU / PSNR-in-mask columns (0: none).")
+@click.option("--int8-onnx", type=click.Path(dir_okay=False),
+              help="An int8 graph (restore-export onnx --int8) for the int8 rows (default: quantized in the run).")
+@click.option("--force-bf16", is_flag=True, help="Run bf16 rows even where the CPU emulates bf16 (very slow).")
 @click.option("--compare", "compare_path", type=click.Path(dir_okay=False), help="An earlier JSON report: print the change per row.")
 def main(checkpoint, onnx_path, backends, exclude, device, batch_sizes, sizes, min_runs, min_seconds, warmup, seed,
-         json_path, md_path, compare_path):
+         json_path, md_path, quality_per_photo, int8_onnx, force_bf16, compare_path):
     """Time every deployment path of the restoration model on the same photos and weights, and
     compare each one's outputs with eager PyTorch fp32.
 
@@ -90,7 +95,8 @@ def main(checkpoint, onnx_path, backends, exclude, device, batch_sizes, sizes, m
             old = load_report(compare_path)
         settings = BenchSettings(
             checkpoint=checkpoint, onnx=onnx_path, backends=backends, exclude=exclude or [], device=device,
-            batch_sizes=batch_sizes, sizes=sizes, seed=seed,
+            batch_sizes=batch_sizes, sizes=sizes, seed=seed, quality_per_photo=quality_per_photo,
+            int8_onnx=int8_onnx, force_bf16=force_bf16,
             timing=TimingConfig(warmup_runs=warmup, min_runs=min_runs, min_seconds=min_seconds),
         )
         report = run_benchmark(settings, log=lambda line: click.echo(line, err=True))

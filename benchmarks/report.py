@@ -191,7 +191,7 @@ def _quality_cells(r: Dict) -> List[str]:
     if q.get("status") != "ok":
         return ["–", "–", f"not measured: {q.get('reason')}"]
     verdict = "ok" if q["within_bounds"] else "LOSES QUALITY"
-    return [f"{q['mask_iou']:.4f} ({-q['mask_iou_drop']:+.4f})", f"{q['psnr_inside']:.2f} ({-q['psnr_inside_drop']:+.2f})",
+    return [f"{q['mask_iou']:.4f} ({-q['mask_iou_drop'] or 0.0:+.4f})", f"{q['psnr_inside']:.2f} ({-q['psnr_inside_drop'] or 0.0:+.2f})",
             verdict]
 
 

@@ -204,7 +204,7 @@ def backend_quality(backend: Backend, cases, ref: Dict, log: Callable[[str], Non
              psnr_inside_drop=ref["psnr_inside"] - q["psnr_inside"])
     q["within_bounds"] = q["mask_iou_drop"] <= INT8_MAX_IOU_DROP and q["psnr_inside_drop"] <= INT8_MAX_PSNR_DROP
     log(f"{backend.name}: quality on {q['images']} held-out images: mask IoU {q['mask_iou']:.4f} "
-        f"({-q['mask_iou_drop']:+.4f}), PSNR in mask {q['psnr_inside']:.2f} dB ({-q['psnr_inside_drop']:+.2f})"
+        f"({-q['mask_iou_drop'] or 0.0:+.4f}), PSNR in mask {q['psnr_inside']:.2f} dB ({-q['psnr_inside_drop'] or 0.0:+.2f})"
         + ("" if q["within_bounds"] else "  OUT OF BOUNDS"))
     return q
 

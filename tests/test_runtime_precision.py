@@ -94,3 +94,14 @@ def test_restore_run_says_which_graph_ran(shipped, tmp_path):
         assert summary["precision"] == want and want in summary["model_choice"]
         assert ("default.int8.onnx" if want == "int8" else "default.onnx") in r.output
         assert any(line.startswith("model: ") and want in line for line in r.output.splitlines())
+
+
+@pytest.mark.skipif(not dm.SHIPPED_INT8.is_file(), reason="no int8 graph shipped (restore-export onnx --checkpoint "
+                                                           "default --int8 --output runtime/assets/default.int8.onnx)")
+def test_shipped_int8_graph_meets_the_bounds_and_fits():
+    from restore_core.checkpoint import SHIPPED_WEIGHTS
+
+    assert dm.int8_problem(dm.SHIPPED_INT8, dm.SHIPPED_ONNX) is None
+    total = sum(p.stat().st_size for p in (dm.SHIPPED_ONNX, dm.SHIPPED_INT8, SHIPPED_WEIGHTS))
+    assert total <= 30e6
+    assert dm.choose_model(None, "auto", cpu=True)[0] == dm.SHIPPED_INT8

@@ -34,6 +34,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from runtime.default_model import INT8_MAX_IOU_DROP, INT8_MAX_PSNR_DROP
+
 CALIBRATION_SEED = 1107
 CALIBRATION_SIZE = (128, 224)  # crop sides of the calibration images (any size runs)
 DEFAULT_CALIBRATION = 24
@@ -55,8 +57,8 @@ class QuantizationRefused(RuntimeError):
 class Bounds:
     """How much quality an int8 graph may lose against its fp32 graph on the held-out set."""
 
-    max_iou_drop: float = 0.005  # mask IoU (0..1)
-    max_psnr_drop: float = 0.3  # dB, PSNR inside the true mask
+    max_iou_drop: float = INT8_MAX_IOU_DROP  # mask IoU (0..1)
+    max_psnr_drop: float = INT8_MAX_PSNR_DROP  # dB, PSNR inside the true mask
 
     def holds(self, deltas: Dict[str, float]) -> bool:
         return (deltas["mask_iou_drop"] <= self.max_iou_drop and deltas["psnr_inside_drop"] <= self.max_psnr_drop
@@ -361,9 +363,12 @@ def quantize_verified(fp32_path: Path, dst: Path, *, calibration: int = DEFAULT_
         pre = work / "pre.onnx"
         preprocess(fp32_path, pre)
         ranked: Optional[List[Dict[str, Any]]] = None
+        tried: set = set()
         for k in _exclusion_steps(max_excluded):
-            if ranked is not None and k > len(ranked):
-                break
+            k = min(k, len(ranked)) if ranked is not None else k  # no more tensors than were ranked
+            if k in tried:
+                continue
+            tried.add(k)
             excluded = ranked[:k] if ranked else []
             quantize_graph(pre, dst, calib, sorted({n for r in excluded for n in r["nodes"]}))
             if ranked is None:  # the fully quantized body: where does it lose?

@@ -71,11 +71,18 @@ def test_bf16_rows_skip_where_emulated_unless_forced(tiny_release, tmp_path, mon
 
 def test_train_bf16_warns_where_emulated(monkeypatch):
     import restore_core.cpu as cpu
+    from restore_core.cli import train_cli
+    from tests.test_core_cli import TINY_ARGS
 
     monkeypatch.setattr(cpu, "native_bf16", lambda: False)
     assert "emulated" in cpu.bf16_emulated_reason()
+    # --size 18 is refused right after the options are read: the warning comes first.
+    r = CliRunner().invoke(train_cli, ["--bf16", "--device", "cpu", "--size", "18", *TINY_ARGS[:4]])
+    assert "warning: autocast bf16 is emulated" in r.output and "drop --bf16" in r.output
     monkeypatch.setattr(cpu, "native_bf16", lambda: True)
     assert cpu.bf16_emulated_reason() is None
+    r = CliRunner().invoke(train_cli, ["--bf16", "--device", "cpu", "--size", "18", *TINY_ARGS[:4]])
+    assert "emulated" not in r.output
 
 
 @pytest.mark.parametrize("flags,native", [({"avx2", "avx512f", "avx512_bf16"}, True), ({"avx2", "fma"}, False)])

@@ -49,9 +49,17 @@ class Backend:
             return "no CUDA"
         if ctx.pipeline is None and self.needs_torch_weights:
             return "no PyTorch weights (--onnx given without --checkpoint)"
+        if self.device == "cpu" and self.precision == "bf16" and not ctx.force_bf16:
+            from restore_core.cpu import bf16_emulated_reason
+
+            slow = bf16_emulated_reason()
+            if slow:
+                return f"{slow} (--force-bf16 runs it)"
         return None
 
     needs_torch_weights = True
+    # Why the held-out quality set (images of many sizes) is not run through this backend, or None.
+    quality_skip: Optional[str] = None
 
     def clock(self):
         if self.device == "cuda":
@@ -100,6 +108,8 @@ class EagerBackend(Backend):
         self.channels_last, self.autocast, self.compile = channels_last, autocast, compile
         self.description = description
         self.pipeline = None
+        if compile:
+            self.quality_skip = "one compiled graph per image size; the quality set has dozens of sizes"
 
     def clock(self):
         # Everything eager queues on torch's current stream: events time exactly the GPU work.
@@ -220,6 +230,8 @@ class OrtBackend(Backend):
         self.io_binding, self.cuda_graph = io_binding or cuda_graph, cuda_graph
         self.description = description
         self.session = self.tensor_session = None
+        if cuda_graph:
+            self.quality_skip = "a CUDA graph per fixed shape; the quality set has dozens of sizes"
 
     def skip_reason(self, ctx: BenchContext) -> Optional[str]:
         import onnxruntime as ort
@@ -231,6 +243,8 @@ class OrtBackend(Backend):
                   "tensorrt": "TensorrtExecutionProvider"}[self.provider]
         if wanted not in ort.get_available_providers():
             return f"{wanted} not in this onnxruntime build"
+        if self.precision == "int8" and ctx.int8_onnx is not None and self.provider == "cpu":
+            return None  # the given int8 graph
         if self.precision == "int8" and not ctx.calibration:
             return "no calibration images"
         # fp32 rows run, and int8 rows quantize, an fp32 graph: without PyTorch weights only an
@@ -305,6 +319,66 @@ class OrtBackend(Backend):
 
 
 # ---------------------------------------------------------------------------------------------
+# OpenVINO: the peer a CPU user would pick instead; it reads the same pixels ONNX file.
+
+
+class OpenVinoBackend(Backend):
+    """OpenVINO's CPU plugin on the same pixels graph ONNX Runtime runs (an optional extra).
+
+    fp32 asks for f32 inference precision explicitly: on CPUs with bf16 OpenVINO would otherwise
+    compute in bf16 by default. The int8 row runs the QDQ graph of the ort-cpu-int8 row.
+    """
+
+    needs_torch_weights = False
+
+    def __init__(self, name: str, precision: str = "fp32", description: str = ""):
+        self.name, self.precision, self.description = name, precision, description
+        self.compiled = self.request = None
+
+    def skip_reason(self, ctx: BenchContext) -> Optional[str]:
+        reason = super().skip_reason(ctx)
+        if reason:
+            return reason
+        try:
+            import openvino  # noqa: F401
+        except ImportError:
+            return "OpenVINO is not installed (pip install openvino)"
+        if ctx.pipeline is None and ctx.onnx_precision != "fp32" and not (self.precision == "int8" and ctx.int8_onnx):
+            return f"needs an fp32 graph; the --onnx file is {ctx.onnx_precision}"
+        return None
+
+    def artifacts(self) -> List[str]:
+        return [f"onnx-pixels-{self.precision}"]
+
+    def setup(self, ctx: BenchContext) -> None:
+        import openvino as ov
+
+        from runtime.session import available_cpus
+
+        core = ov.Core()
+        model = core.read_model(str(ctx.artifact(f"onnx-pixels-{self.precision}")))
+        config = {"INFERENCE_NUM_THREADS": available_cpus(), "PERFORMANCE_HINT": "LATENCY",
+                  "INFERENCE_PRECISION_HINT": "f32"}
+        self.compiled = core.compile_model(model, "CPU", config)
+        self.request = self.compiled.create_infer_request()
+        self.outputs = [self.compiled.output(name) for name in OUTPUT_NAMES]
+        ctx.providers_seen[self.name] = [f"openvino {ov.__version__} CPU"]
+
+    def load(self, images: np.ndarray) -> float:
+        self.images = images
+        return 0.0
+
+    def run(self) -> None:
+        self.out = self.request.infer({"image": self.images})
+
+    def fetch(self) -> Outputs:
+        return tuple(np.asarray(self.out[o]) for o in self.outputs)
+
+    def teardown(self) -> None:
+        self.compiled = self.request = self.out = None
+
+
+# ---------------------------------------------------------------------------------------------
 # The list, in the order the table shows it.
 
 
@@ -319,8 +393,10 @@ def all_backends() -> List[Backend]:
         TorchScriptBackend(),
         OrtBackend("ort-cpu", "cpu", description="ONNX Runtime, CPU provider"),
         OrtBackend("ort-cpu-int8", "cpu", precision="int8",
-                   description="ONNX Runtime CPU, static int8 (QDQ, per-channel weights) calibrated on 8 other photo crops; "
-                               "accuracy of a trained int8 model not measured here"),
+                   description="ONNX Runtime CPU, static int8 (QDQ, per-channel weights): the --int8-onnx file, else "
+                               "quantized here with the recipe of `restore-export onnx --int8` (network body only)"),
+        OpenVinoBackend("openvino", description="OpenVINO CPU plugin on the same pixels ONNX file, f32 inference precision"),
+        OpenVinoBackend("openvino-int8", precision="int8", description="OpenVINO CPU plugin on the ort-cpu-int8 QDQ graph"),
         EagerBackend("eager-cuda", device="cuda", description="eager on CUDA, TF32 off"),
         EagerBackend("eager-cuda-amp", device="cuda", precision="fp16", autocast=fp16, description="eager under CUDA autocast fp16"),
         EagerBackend("compile-cuda", device="cuda", compile=True, description="torch.compile on CUDA, TF32 off"),

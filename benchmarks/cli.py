@@ -17,7 +17,8 @@ from restore_toolkit.console import COMMAND_SETTINGS, handle_errors, quiet_optio
 # benchmarks.backends.BACKEND_NAMES (that module imports torch, so --help cannot ask it);
 # tests/test_bench.py checks that the two agree.
 BACKEND_NAMES = (
-    "eager", "eager-channels-last", "eager-bf16", "compile", "torchscript", "ort-cpu", "ort-cpu-int8",
+    "eager", "eager-channels-last", "eager-bf16", "compile", "torchscript", "ort-cpu", "ort-cpu-int8", "openvino",
+    "openvino-int8",
     "eager-cuda", "eager-cuda-amp", "compile-cuda", "ort-cuda", "ort-cuda-iobinding", "ort-cuda-fp16",
     "ort-cuda-fp16-iobinding", "ort-cuda-graph", "ort-cuda-fp16-graph", "ort-tensorrt", "ort-tensorrt-fp16",
 )
@@ -68,7 +69,7 @@ def _bench_errors():
 
 @click.command(context_settings=COMMAND_SETTINGS)
 @click.option("--checkpoint", type=click.Path(dir_okay=False), show_default="default width, seeded random weights",
-              help="Model to measure (.ckpt or .safetensors).")
+              help="Model to measure (.ckpt, .safetensors, or 'default' for the shipped model).")
 @click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False), show_default="exported from the model",
               help="Pixels-signature ONNX file for the ONNX Runtime rows (alone: PyTorch rows are skipped).")
 @click.option("--backends", callback=_name_list, default=None, show_default="all",
@@ -89,13 +90,18 @@ def _bench_errors():
 @click.option("--markdown", "md_path", type=click.Path(dir_okay=False), show_default="none",
               help="Write the README tables as Markdown to this file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON on stdout instead of the table.")
+@click.option("--quality-per-photo", default=6, type=click.IntRange(min=0),
+              help="Held-out crops per photo for each backend's mask IoU / PSNR-in-mask columns (0: none).")
+@click.option("--int8-onnx", type=click.Path(dir_okay=False), show_default="quantized in the run",
+              help="An int8 graph (restore-export onnx --int8) for the int8 rows.")
+@click.option("--force-bf16", is_flag=True, help="Run bf16 rows even where the CPU emulates bf16 (very slow).")
 @click.option("--compare", "compare_path", type=click.Path(dir_okay=False), show_default="none",
               help="An earlier JSON report: print the change per row.")
 @quiet_option("No progress lines on stderr.")
 @version_option("restore-bench")
 @handle_errors(_bench_errors, "no report was written", extra="bench")
 def main(checkpoint, onnx_path, backends, exclude, device, batch_sizes, sizes, min_runs, min_seconds, warmup, seed,
-         report_path, md_path, as_json, compare_path, quiet):
+         report_path, md_path, as_json, quality_per_photo, int8_onnx, force_bf16, compare_path, quiet):
     """Time every deployment path of the restoration model on the same photos and weights, and
     compare each one's outputs with eager PyTorch fp32.
 
@@ -110,7 +116,8 @@ def main(checkpoint, onnx_path, backends, exclude, device, batch_sizes, sizes, m
     old = load_report(compare_path) if compare_path else None  # a bad file fails before minutes of measuring
     settings = BenchSettings(
         checkpoint=checkpoint, onnx=onnx_path, backends=backends, exclude=exclude or [], device=device,
-        batch_sizes=batch_sizes, sizes=sizes, seed=seed,
+        batch_sizes=batch_sizes, sizes=sizes, seed=seed, quality_per_photo=quality_per_photo,
+        int8_onnx=int8_onnx, force_bf16=force_bf16,
         timing=TimingConfig(warmup_runs=warmup, min_runs=min_runs, min_seconds=min_seconds),
     )
     report = run_benchmark(settings, log=(lambda line: None) if quiet else (lambda line: click.echo(line, err=True)))

@@ -28,12 +28,18 @@ class BenchContext:
         calibration: uint8 (N, H, W, 3) batches for int8 calibration, apart from the timed inputs.
         opset: ONNX opset for exports.
         workdir: scratch folder; a temporary one (removed by `close`) when None.
+        int8_onnx: an int8 pixels graph (`restore-export onnx --int8`) for the int8 rows instead
+            of one quantized here.
+        force_bf16: run bf16 rows even where the CPU emulates bf16.
     """
 
     def __init__(self, pipeline: Optional[RestorationPipeline], onnx_path: Optional[Path] = None,
                  onnx_precision: str = "fp32", calibration: Optional[List[np.ndarray]] = None,
-                 opset: int = 20, workdir: Optional[Path] = None):
+                 opset: int = 20, workdir: Optional[Path] = None, int8_onnx: Optional[Path] = None,
+                 force_bf16: bool = False):
         self.pipeline = pipeline
+        self.int8_onnx = Path(int8_onnx) if int8_onnx else None
+        self.force_bf16 = force_bf16
         self.onnx_path = Path(onnx_path) if onnx_path else None
         self.onnx_precision = onnx_precision
         self.calibration = calibration or []
@@ -101,9 +107,21 @@ class BenchContext:
         return self._export(signature, fp16=True)
 
     def _int8(self, signature: str) -> Path:
+        if signature == "pixels" and self.int8_onnx is not None:
+            return self.int8_onnx
         src = self.artifact(f"onnx-{signature}-fp32")  # the user's file when it is an fp32 graph
         path = self.workdir / f"model-{signature}-int8.onnx"
-        quantize_int8(src, path, self.calibration, signature)
+        if signature == "pixels":
+            # The shipped recipe (`restore-export onnx --int8`): calibration on the export's
+            # corrupted training-photo crops, only the network body quantized.
+            from export.quantize import calibration_images, preprocess, quantize_graph
+
+            pre = self.workdir / "model-pixels-int8.pre.onnx"
+            preprocess(src, pre)
+            quantize_graph(pre, path, calibration_images(len(self.calibration)))
+            pre.unlink()
+        else:
+            quantize_int8(src, path, self.calibration, signature)
         return path
 
     def _torchscript(self) -> Path:
@@ -126,7 +144,7 @@ class BenchContext:
         from runtime.session import make_session
 
         device = "cpu" if provider == "cpu" else "cuda"
-        check = self.onnx_path is not None and Path(path) == self.onnx_path
+        check = Path(path) in (self.onnx_path, self.int8_onnx)
         session, info = make_session(str(path), device=device, provider=provider, require_signature=signature,
                                      check_metadata=check, cuda_graph=cuda_graph)
         self.providers_seen[provider] = info.providers

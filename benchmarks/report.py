@@ -68,14 +68,13 @@ def environment() -> Dict:
     from runtime.session import available_cpus
 
     gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
-    cpu_flags = ""
-    try:
-        flags = next(ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags")).split()
-        cpu_flags = " ".join(f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8") if f in flags)
-    except (OSError, StopIteration):
-        pass
+    from restore_core.cpu import instruction_sets
+
+    isa = instruction_sets()
+    cpu_flags = " ".join(f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+                         if isa.get(f))
     return {
-        "machine": {"platform": platform.platform(), "cpu": _cpu_model(), "cpu_features": cpu_flags,
+        "machine": {"platform": platform.platform(), "cpu": _cpu_model(), "cpu_features": cpu_flags, "cpu_isa": isa,
                     "logical_cpus": os.cpu_count(), "usable_cpus": available_cpus(), "memory_gb": _memory_gb(),
                     "gpus": gpus},
         "versions": {"python": sys.version.split()[0], "torch": torch.__version__, "torch_cuda": torch.version.cuda,
@@ -165,9 +164,35 @@ def _load_note(report: Dict) -> str:
 def _verdict(p: Dict, precision: str = "") -> str:
     if p.get("violations") is None:
         if precision == "int8":
-            return "no tolerance stated; int8 accuracy unmeasured"
+            return "no parity tolerance for int8; see its held-out quality"
         return "no tolerance stated"
     return "within " + p["tolerance"] if not p["violations"] else "OUT: " + "; ".join(p["violations"])
+
+
+def _isa_note(m: Dict) -> str:
+    """'CPU instruction sets: AVX2 yes, AVX-512 yes, VNNI yes, bf16 native, AMX no.'"""
+    isa = m.get("cpu_isa")
+    if not isa:
+        return f"CPU features: {m.get('cpu_features') or 'unknown'}."
+
+    def yn(v):
+        return "unknown" if v is None else ("yes" if v else "no")
+
+    bf16 = "unknown" if isa.get("native_bf16") is None else ("native" if isa["native_bf16"] else "emulated")
+    return (f"CPU instruction sets: AVX2 {yn(isa.get('avx2'))}, AVX-512 {yn(isa.get('avx512f'))}, "
+            f"VNNI {yn(isa.get('vnni'))}, bf16 {bf16}, AMX {yn(isa.get('amx'))}.")
+
+
+def _quality_cells(r: Dict) -> List[str]:
+    """mask IoU, PSNR in mask, and the verdict against the int8 bounds, for one row."""
+    q = r.get("quality")
+    if not q:
+        return ["–", "–", "–"]
+    if q.get("status") != "ok":
+        return ["–", "–", f"not measured: {q.get('reason')}"]
+    verdict = "ok" if q["within_bounds"] else "LOSES QUALITY"
+    return [f"{q['mask_iou']:.4f} ({-q['mask_iou_drop'] or 0.0:+.4f})", f"{q['psnr_inside']:.2f} ({-q['psnr_inside_drop'] or 0.0:+.2f})",
+            verdict]
 
 
 def _speed_ratio(rows: List[Dict]) -> Dict:
@@ -193,14 +218,22 @@ def markdown(report: Dict) -> str:
         + ", ".join(f"{int(f) / 1e9:.1f} GFLOP per {k}² image" for k, f in model["flops_per_image"].items()) + ".",
         "Measured fp32 matmul peak in the same run: "
         + ", ".join(f"{d} {v['gflops']:.0f} GFLOP/s" for d, v in peak.items()) + ".",
+        _isa_note(m),
         f"Timing: first call and {s['timing']['warmup_runs']} warm-up run(s) untimed, then at least "
         f"{s['timing']['min_runs']} runs and {s['timing']['min_seconds']:g} s; latency is per batch."
         + _load_note(report),
         "",
         "| backend | precision | batch | size | median ms | p90 ms | p99 ms | ms/image | vs eager | images/s | MP/s "
-        "| GFLOP/s | % of peak | first call ms | setup s | peak RSS MB (rise) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| GFLOP/s | % of peak | first call ms | setup s | peak RSS MB (rise) | mask IoU (Δ) | PSNR in mask dB (Δ) | quality |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: | ---: | --- |",
     ]
+    qref = report.get("quality_reference")
+    if qref:
+        lines[3:3] = [f"Quality: mask IoU and PSNR inside the true mask on {qref['images']} held-out images "
+                      f"({qref['per_photo']} seeded crops of each of {', '.join(qref['sources'])}; seed {qref['seed']}); "
+                      f"the reference ({report['reference']}) scores {qref['mask_iou']:.4f} and {qref['psnr_inside']:.2f} dB. "
+                      "Δ is against it; a row losing more than 0.005 IoU or 0.3 dB is flagged LOSES QUALITY."]
     for r in ok:
         base = eager.get((r["height"], r["batch"]))
         mem = f"{r['peak_rss_mb']:.0f} ({_f(r['rss_rise_mb'], '+.0f')})"
@@ -211,7 +244,7 @@ def markdown(report: Dict) -> str:
                  f"{base / r['ms_per_image']:.2f}×" if base else "–", f"{r['images_per_s']:.2f}",
                  f"{r['megapixels_per_s']:.2f}", f"{r['gflops_per_s']:.0f}",
                  _f(r["fraction_of_peak"] and 100 * r["fraction_of_peak"], ".0f") + "%",
-                 f"{r['first_call_ms']:.0f}", f"{r['setup_s']:.2f}", mem]
+                 f"{r['first_call_ms']:.0f}", f"{r['setup_s']:.2f}", mem, *_quality_cells(r)]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     lines += ["", f"Parity against {report['reference']} on the same inputs (uint8 levels, share of differing "
               "output values, share of mask pixels that disagree, whether every outside-mask pixel is the input byte, "
@@ -246,7 +279,7 @@ def table(report: Dict) -> str:
     """The compact table printed at the end of a run."""
     eager = _speed_ratio(report["rows"])
     head = f"{'backend':<24} {'prec':<5} {'batch':>5} {'size':>5} {'median ms':>10} {'p90 ms':>8} {'ms/img':>8} " \
-           f"{'vs eager':>8} {'img/s':>7} {'%peak':>6} {'first ms':>9}  parity"
+           f"{'vs eager':>8} {'img/s':>7} {'%peak':>6} {'first ms':>9} {'IoU':>7} {'PSNRm':>6}  parity"
     out = [head, "-" * len(head)]
     for r in report["rows"]:
         lead = f"{r['backend']:<24} {r['precision']:<5} {r['batch']:>5} {r['height']:>5} "
@@ -256,8 +289,12 @@ def table(report: Dict) -> str:
         base = eager.get((r["height"], r["batch"]))
         ratio = f"{base / r['ms_per_image']:.2f}x" if base else "–"
         pct = _f(r["fraction_of_peak"] and 100 * r["fraction_of_peak"], ".0f")
+        q = r.get("quality") or {}
+        iou, psnr = ((f"{q['mask_iou']:.4f}", f"{q['psnr_inside']:.2f}") if q.get("status") == "ok" else ("–", "–"))
+        flag = "  LOSES QUALITY" if q.get("status") == "ok" and not q["within_bounds"] else ""
         out.append(lead + f"{r['median_ms']:>10.1f} {r['p90_ms']:>8.1f} {r['ms_per_image']:>8.1f} {ratio:>8} "
-                   f"{r['images_per_s']:>7.2f} {pct:>6} {r['first_call_ms']:>9.0f}  {_verdict(r['parity'], r['precision'])}")
+                   f"{r['images_per_s']:>7.2f} {pct:>6} {r['first_call_ms']:>9.0f} {iou:>7} {psnr:>6}  "
+                   f"{_verdict(r['parity'], r['precision'])}{flag}")
     return "\n".join(out)
 
 

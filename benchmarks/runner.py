@@ -29,6 +29,7 @@ from restore_core.model import DualDecoderUNet, ModelConfig, count_flops, count_
 from restore_core.pipeline import DEFAULT_THRESHOLD, RestorationPipeline
 
 CALIBRATION_IMAGES = 8
+QUALITY_PER_PHOTO = 6  # held-out crops per photo for the quality columns: 30 images with the test extra
 
 
 @dataclass
@@ -44,6 +45,9 @@ class BenchSettings:
         timing: warm-up, minimum runs and duration.
         seed: seeds the default model's random weights.
         opset: ONNX opset for exports.
+        quality_per_photo: crops per held-out photo of the quality set (0: no quality columns).
+        int8_onnx: an int8 pixels graph for the int8 rows (default: quantized in the run).
+        force_bf16: run bf16 rows where the CPU emulates bf16 (skipped by default).
     """
 
     checkpoint: Optional[str] = None
@@ -56,6 +60,9 @@ class BenchSettings:
     timing: TimingConfig = field(default_factory=TimingConfig)
     seed: int = 0
     opset: int = 20
+    quality_per_photo: int = QUALITY_PER_PHOTO
+    int8_onnx: Optional[str] = None
+    force_bf16: bool = False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -151,10 +158,62 @@ def _parity(backend: Backend, images: np.ndarray, ref: Dict, x: np.ndarray) -> D
     }
 
 
+def _quality_of(restore, cases) -> Dict:
+    from restore_core.heldout import evaluate
+
+    summary, _ = evaluate(cases, restore)
+    return {k: summary[k] for k in ("images", "mask_iou", "psnr_inside", "psnr")}
+
+
+def reference_quality(pipeline: Optional[RestorationPipeline], ctx: BenchContext, cases) -> Dict:
+    """Held-out figures of the reference (eager fp32, or ORT CPU fp32 for an ONNX file alone)."""
+    if pipeline is None:
+        session = ctx.ort_session(ctx.onnx_path, "cpu", "pixels")
+
+        def restore(rgb):
+            restored, mask = session.run(["restored", "mask"], {"image": rgb[None]})
+            return restored[0], mask[0, ..., 0] > 0
+    else:
+        def restore(rgb):
+            with torch.inference_mode():
+                restored, mask, _ = pipeline(torch.from_numpy(rgb[None]))
+            return restored[0].numpy(), mask[0, ..., 0].numpy() > 0
+    return _quality_of(restore, cases)
+
+
+def backend_quality(backend: Backend, cases, ref: Dict, log: Callable[[str], None]) -> Dict:
+    """The backend's held-out figures, their drops against the reference and whether they stay
+    within the int8 export's bounds (mask IoU drop <= 0.005, PSNR-in-mask drop <= 0.3 dB)."""
+    from runtime.default_model import INT8_MAX_IOU_DROP, INT8_MAX_PSNR_DROP
+
+    if backend.quality_skip:
+        return {"status": "skipped", "reason": backend.quality_skip}
+
+    def restore(rgb):
+        backend.load(np.ascontiguousarray(rgb[None]))
+        backend.run()
+        restored, mask, _ = backend.fetch()
+        return restored[0], mask[0, ..., 0] > 0
+
+    try:
+        q = _quality_of(restore, cases)
+    except Exception as e:
+        log(f"{backend.name}: quality failed: {_one_line(e)}")
+        return {"status": "failed", "reason": _one_line(e)}
+    q.update(status="ok", mask_iou_drop=ref["mask_iou"] - q["mask_iou"],
+             psnr_inside_drop=ref["psnr_inside"] - q["psnr_inside"])
+    q["within_bounds"] = q["mask_iou_drop"] <= INT8_MAX_IOU_DROP and q["psnr_inside_drop"] <= INT8_MAX_PSNR_DROP
+    log(f"{backend.name}: quality on {q['images']} held-out images: mask IoU {q['mask_iou']:.4f} "
+        f"({-q['mask_iou_drop'] or 0.0:+.4f}), PSNR in mask {q['psnr_inside']:.2f} dB ({-q['psnr_inside_drop'] or 0.0:+.2f})"
+        + ("" if q["within_bounds"] else "  OUT OF BOUNDS"))
+    return q
+
+
 def run_backend(backend: Backend, ctx: BenchContext, cells: List[Tuple[int, int]], data: Dict,
                 cfg: TimingConfig, flops: Dict[int, int], peaks: Dict[str, float],
-                log: Callable[[str], None]) -> List[Dict]:
-    """All rows of one backend (skipped or failed rows carry the reason)."""
+                log: Callable[[str], None], quality_cases=None, quality_ref: Optional[Dict] = None) -> List[Dict]:
+    """All rows of one backend (skipped or failed rows carry the reason); every ok row carries
+    the backend's quality on the held-out set (`backend_quality`) when `quality_cases` are given."""
     reason = backend.skip_reason(ctx)
     if reason:
         log(f"{backend.name}: skipped: {reason}")
@@ -193,6 +252,11 @@ def run_backend(backend: Backend, ctx: BenchContext, cells: List[Tuple[int, int]
             log(f"{backend.name} batch {batch} {size}x{size}: failed: {_one_line(e)}")
             row = _row(backend, batch, size, status="failed", reason=_one_line(e))
         rows.append(row)
+    if quality_cases and any(r["status"] == "ok" for r in rows):  # after timing: no effect on its memory peaks
+        quality = backend_quality(backend, quality_cases, quality_ref, log)
+        for r in rows:
+            if r["status"] == "ok":
+                r["quality"] = quality
     backend.teardown()
     release_memory()
     return rows
@@ -268,7 +332,7 @@ def run_benchmark(settings: BenchSettings, log: Callable[[str], None] = print,
     calibration = (inputs.calibration_batches(CALIBRATION_IMAGES, settings.sizes[0], settings.sizes[0])
                    if wants_int8 else [])
     ctx = BenchContext(pipeline, Path(settings.onnx) if settings.onnx else None, onnx_precision or "fp32",
-                       calibration, settings.opset)
+                       calibration, settings.opset, int8_onnx=settings.int8_onnx, force_bf16=settings.force_bf16)
     try:
         cells = [(s, b) for s in settings.sizes for b in settings.batch_sizes]
         data = {}
@@ -276,9 +340,20 @@ def run_benchmark(settings: BenchSettings, log: Callable[[str], None] = print,
             images = inputs.corrupted_batch(batch, size, size)  # (N, H, W, 3) uint8
             x = normalize(torch.from_numpy(images).permute(0, 3, 1, 2)).contiguous().numpy()  # (N, 3, H, W)
             data[(size, batch)] = (images, _reference(pipeline, ctx, images), x)
+        quality_cases, quality_ref = None, None
+        if settings.quality_per_photo:
+            from restore_core.heldout import HELDOUT_SEED, heldout_set
+
+            quality_cases = heldout_set(settings.quality_per_photo)
+            quality_ref = reference_quality(pipeline, ctx, quality_cases)
+            quality_ref.update(seed=HELDOUT_SEED, per_photo=settings.quality_per_photo,
+                               sources=sorted({c.source for c in quality_cases}))
+            log(f"reference quality on {len(quality_cases)} held-out images: mask IoU {quality_ref['mask_iou']:.4f}, "
+                f"PSNR in mask {quality_ref['psnr_inside']:.2f} dB")
         rows = []
         for backend in backends:
-            rows += run_backend(backend, ctx, cells, data, settings.timing, flops, peaks, log)
+            rows += run_backend(backend, ctx, cells, data, settings.timing, flops, peaks, log,
+                                quality_cases, quality_ref)
         artifacts = dict(ctx.artifact_seconds)
         providers = dict(ctx.providers_seen)
         ort_threads = getattr(ctx, "ort_threads", None)
@@ -298,6 +373,7 @@ def run_benchmark(settings: BenchSettings, log: Callable[[str], None] = print,
         "matmul_peak": peaks_full,
         "artifacts_s": artifacts,
         "tolerances": tolerance_table(),
+        "quality_reference": quality_ref,
         "rows": rows,
         "total_s": time.perf_counter() - t_start,
         # Other work on the machine slows every row, unevenly; the run's neighbours, for the reader.

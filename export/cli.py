@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from export.quantize import DEFAULT_CALIBRATION, DEFAULT_HELDOUT_PER_PHOTO, DEFAULT_MAX_EXCLUDED, Bounds
 from restore_toolkit.console import COMMAND_SETTINGS, handle_errors, require, version_option
 
 # The exporter's own values (export.onnx_export imports torch, so --help cannot ask it);
@@ -82,19 +83,46 @@ def main() -> None:
               help="pixels: uint8 [N,H,W,3] in and out; tensor: float32 [N,3,H,W] in [-1,1].")
 @click.option("--fp16", is_flag=True, help="Half-precision weights and compute inside; same interface.")
 @click.option("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset ({MIN_OPSET} or newer).")
+@click.option("--int8", is_flag=True,
+              help="Static int8 (QDQ) for CPUs, same uint8 interface; refused unless it keeps quality on the "
+                   "held-out set (see --max-iou-drop, --max-psnr-drop).")
+@click.option("--calibration-images", type=click.IntRange(min=1), default=DEFAULT_CALIBRATION,
+              help="--int8: seeded corrupted crops of the bundled training photos to calibrate on.")
+@click.option("--heldout-per-photo", type=click.IntRange(min=1), default=DEFAULT_HELDOUT_PER_PHOTO,
+              help="--int8: verification crops per held-out photo.")
+@click.option("--max-iou-drop", type=float, default=Bounds.max_iou_drop,
+              help="--int8: most mask IoU the int8 graph may lose against the fp32 graph.")
+@click.option("--max-psnr-drop", type=float, default=Bounds.max_psnr_drop,
+              help="--int8: most PSNR inside the mask (dB) it may lose.")
+@click.option("--max-excluded", type=click.IntRange(min=0), default=DEFAULT_MAX_EXCLUDED,
+              help="--int8: most activations kept in float (worst by qdq_loss_debug) before refusing.")
 @_no_verify
 @_overwrite
 @handle_errors(_export_errors, INTERRUPTED)
-def onnx_cmd(checkpoint: Path, output: Path, signature: str, fp16: bool, opset: int, no_verify: bool,
-             overwrite: bool, force: bool) -> None:
-    """Export to one self-contained ONNX file, verified against eager PyTorch."""
+def onnx_cmd(checkpoint: Path, output: Path, signature: str, fp16: bool, opset: int, int8: bool,
+             calibration_images: int, heldout_per_photo: int, max_iou_drop: float, max_psnr_drop: float,
+             max_excluded: int, no_verify: bool, overwrite: bool, force: bool) -> None:
+    """Export to one self-contained ONNX file, verified against eager PyTorch (--int8: and on the held-out set)."""
     overwrite = overwrite or force
+    if int8 and (fp16 or signature != "pixels"):
+        raise click.UsageError("--int8 makes a pixels graph; it does not combine with --fp16 or --signature tensor")
     require(["torch", "onnxscript"], "export", "restore-export onnx")
     from export.onnx_export import check_opset, check_output_path, export_onnx
 
     check_opset(opset)  # cheap checks first: no slow export for a bad opset or path
     check_output_path(output, overwrite)
     pipeline = _load_pipeline(checkpoint)
+    if int8:
+        from export.quantize import export_int8, format_int8, int8_summary
+
+        result = export_int8(pipeline, output, calibration=calibration_images, heldout_per_photo=heldout_per_photo,
+                             bounds=Bounds(max_iou_drop, max_psnr_drop), max_excluded=max_excluded, opset=opset,
+                             verify=not no_verify, force=overwrite, log=lambda line: click.echo(line, err=True))
+        click.echo(f"wrote {result.path} ({result.size_bytes / 1e6:.2f} MB) in {result.seconds:.1f} s "
+                   f"(fp32 export {result.export_seconds:.1f} s, quantize and verify {result.verify_seconds:.1f} s)")
+        click.echo(format_int8(int8_summary(result.metadata.extra)))
+        click.echo("int8 quality: passed")
+        return
     result = export_onnx(pipeline, output, signature=signature, opset=opset, fp16=fp16,
                          verify=not no_verify, force=overwrite)
     _report(result, not no_verify)

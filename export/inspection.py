@@ -136,7 +136,8 @@ def format_description(info: Dict[str, Any]) -> str:
         lines.append(f"  model_config: {meta['model_config']}")
         lines.append(f"  exporter: {meta['exporter']}")
         for k, v in sorted(meta.get("extra", {}).items()):
-            lines.append(f"  {k}: {v}")
+            if k != "int8":  # shown readably below
+                lines.append(f"  {k}: {v}")
     for key in ("opset", "producer", "model_config", "threshold", "parameters", "weights_sha256", "training", "methods"):
         if key in info and not (meta and key in ("model_config", "threshold", "weights_sha256")):
             lines.append(f"  {key}: {info[key]}")
@@ -148,7 +149,14 @@ def format_description(info: Dict[str, Any]) -> str:
         if meta.get("parity"):
             from export.verify import format_table
 
+            if meta.get("precision") == "int8":
+                lines.append("  parity of the fp32 graph this int8 graph was quantized from:")
             lines.append(format_table(meta["parity"]))
         else:
             lines.append("  parity: skipped at export")
+        int8 = meta.get("extra", {}).get("int8")
+        if int8:
+            from export.quantize import format_int8, int8_summary
+
+            lines.append(format_int8(int8_summary(meta["extra"])))
     return "\n".join(lines)

@@ -182,6 +182,14 @@ def train_cli(config_path, data, synthetic, source, epochs, batch_size, lr, num_
             raise ConfigError(f"{resume}: {e}") from None
     if bf16 and precision not in (None, "bf16"):
         raise click.UsageError("--bf16 contradicts --precision")
+    if (bf16 or precision == "bf16") and device != "cuda":
+        import torch
+
+        from restore_core.cpu import bf16_emulated_reason
+
+        slow = bf16_emulated_reason() if device == "cpu" or not torch.cuda.is_available() else None
+        if slow:
+            click.echo(f"warning: {slow}; on the CPU train in fp32 (drop --bf16)", err=True)
     given = dict(data=data, source=source, size=size, epoch_samples=epoch_samples, val_count=val_count,
                  num_workers=num_workers, epochs=epochs, batch_size=batch_size, lr=lr, max_steps=max_steps,
                  patience=patience, seed=seed, threshold=threshold, device=device,

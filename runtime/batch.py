@@ -466,8 +466,13 @@ def _output_folders(jobs: List[Job], report: Path) -> set:
 def _planned_summary(restorer, options: RunOptions, input_root: str) -> Summary:
     """The summary of the report written before any image, replaced by the final one."""
     return Summary(model=restorer.info.source, device=restorer.info.describe(), providers=restorer.info.providers,
-                   batch_size=options.batch_size, input=input_root,
+                   batch_size=options.batch_size, input=input_root, **_precision(restorer),
                    note="in progress: the run's final report replaces this one")
+
+
+def _precision(restorer) -> Dict[str, str]:
+    """The graph's precision and why it was chosen, for the summary (other runners may lack them)."""
+    return {"precision": getattr(restorer, "precision", ""), "model_choice": getattr(restorer, "model_choice", "")}
 
 
 def _summarize(restorer, options: RunOptions, records: List[Record], start: float, infer_before: float,
@@ -478,7 +483,7 @@ def _summarize(restorer, options: RunOptions, records: List[Record], start: floa
     info = restorer.info
     return Summary(
         model=info.source, device=info.describe(), providers=info.providers, batch_size=options.batch_size,
-        input=input_root, wall_seconds=time.perf_counter() - start, inference_seconds=restorer.inference_seconds - infer_before,
+        input=input_root, **_precision(restorer), wall_seconds=time.perf_counter() - start, inference_seconds=restorer.inference_seconds - infer_before,
         stale_temps_removed=swept,
     ).finalize(records)
 

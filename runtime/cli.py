@@ -49,6 +49,9 @@ from runtime.tiling import DEFAULT_TILE_BUDGET
               show_default="OUTPUT/restore-report.json", help="Write the run's JSON report to this file.")
 @click.option("--threads", type=click.IntRange(min=0), default=0,
               help="CPU threads for inference; 0: all cores this process may use (--engine ray: per actor, 1).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "int8"]), default="auto",
+              help="Which graph of the shipped model: auto takes its int8 graph on the CPU when it is shipped and "
+                   "kept quality at export, else fp32; fp32 forces fp32. A named --model runs as it is.")
 @click.option("--quality", type=click.IntRange(1, 100), default=95, help="JPEG / lossy WebP quality.")
 @quiet_option()
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local",
@@ -61,7 +64,7 @@ from runtime.tiling import DEFAULT_TILE_BUDGET
               show_default="1 when CUDA is asked for or the cluster has GPUs", help="--engine ray: GPUs each actor reserves.")
 @version_option("restore-run")
 def main(model_path, input_path, output_path, device, provider, batch_size, save_mask, save_predicted, overwrite,
-         fmt, tile, tile_budget, max_pixels, allow_lossy, no_fsync, report_path, threads, quality, quiet,
+         fmt, tile, tile_budget, max_pixels, allow_lossy, no_fsync, report_path, threads, precision, quality, quiet,
          engine, address, actors, gpus_per_actor):
     """Restore the images in INPUT (a folder, recursively, or one image) into OUTPUT.
 
@@ -86,10 +89,10 @@ def main(model_path, input_path, output_path, device, provider, batch_size, save
     try:
         if engine == "ray":
             result = _run_on_ray(model_path, input_path, output_path, options, address, actors, gpus_per_actor,
-                                 device, provider, threads, tile, tile_budget)
+                                 device, provider, threads, tile, tile_budget, precision)
         else:
             result = _run_here(model_path, input_path, output_path, options, device, provider, threads, tile,
-                               tile_budget, batch_size)
+                               tile_budget, batch_size, precision)
     except user_errors as e:
         fail(str(e))
     except ValueError as e:  # contradictory --device / --provider
@@ -107,7 +110,7 @@ def main(model_path, input_path, output_path, device, provider, batch_size, save
 
 
 def _run_here(model_path, input_path, output_path, options, device, provider, threads, tile, tile_budget,
-              batch_size):
+              batch_size, precision):
     """The local engine: one ONNX Runtime session, threads for reading and writing."""
     from runtime.batch import run_folder
     from runtime.default_model import describe_model
@@ -115,21 +118,26 @@ def _run_here(model_path, input_path, output_path, options, device, provider, th
 
     start = time.perf_counter()
     restorer = Restorer(model_path, device=device, provider=provider, threads=threads or None, tile=tile,
-                        tile_budget=tile_budget, batch_size=batch_size)
-    click.echo(f"model {describe_model(model_path)} on {restorer.info.describe()} "
+                        tile_budget=tile_budget, batch_size=batch_size, precision=precision)
+    choice = f", {restorer.model_choice}" if restorer.model_choice else ""
+    click.echo(f"model {describe_model(model_path, restorer.model_path)}{choice} on {restorer.info.describe()} "
                f"({time.perf_counter() - start:.2f} s to load)", err=True)
     return run_folder(restorer, input_path, output_path, options)
 
 
 def _run_on_ray(model_path, input_path, output_path, options, address, actors, gpus_per_actor, device, provider,
-                threads, tile, tile_budget):
+                threads, tile, tile_budget, precision):
     """The Ray engine: the same plan, codecs, writes and report, scheduled by Ray Data."""
-    from runtime.default_model import describe_model
+    from runtime.default_model import choose_model, describe_model
     from runtime.ray_engine import RayOptions, RayUnavailable, run_folder_ray
+
+    # The graph is chosen here, once, as the local engine chooses it; every actor loads that one.
+    chosen, why = choose_model(model_path, precision, cpu=device != "cuda" and not gpus_per_actor)
+    model_path = model_path if isinstance(chosen, bytes) or str(model_path) != "default" else str(chosen)
 
     ray_options = RayOptions(address=address, actors=actors or 1, gpus_per_actor=gpus_per_actor, device=device,
                              provider=provider, threads=threads or None, tile=tile, tile_budget=tile_budget)
-    click.echo(f"model {describe_model(model_path)} on Ray ({address or 'a local Ray'}, "
+    click.echo(f"model {describe_model(model_path)}{', ' + why if why else ''} on Ray ({address or 'a local Ray'}, "
                f"{ray_options.actors} actor(s))", err=True)
     try:
         return run_folder_ray(model_path, input_path, output_path, options, ray_options)

@@ -4,17 +4,28 @@
 accepts the word `default` for it. The graph here is exactly what `restore-export onnx
 --checkpoint default` writes from the shipped weights (`restore_core/assets/default.safetensors`);
 its `restore.weights_sha256` metadata proves which weights it holds. Torch-free.
+
+Beside the fp32 graph the package may carry `default.int8.onnx` (`restore-export onnx
+--checkpoint default --int8`), shipped only when it met the quality bounds below at export. On
+the CPU, `precision='auto'` picks it when it is there, holds the same weights and its recorded
+deltas meet the bounds; `fp32` always takes the fp32 graph (`choose_model`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 DEFAULT_MODEL = "default"
 ASSETS = Path(__file__).parent / "assets"
 SHIPPED_ONNX = ASSETS / "default.onnx"
+SHIPPED_INT8 = ASSETS / "default.int8.onnx"
+PRECISIONS = ("auto", "fp32", "int8")
+# Most an int8 graph may lose against its fp32 graph on the held-out set (the export's defaults).
+INT8_MAX_IOU_DROP = 0.005
+INT8_MAX_PSNR_DROP = 0.3  # dB, PSNR inside the true mask
 SAMPLES = ASSETS / "samples"  # photos the default model never trained on, for restore-demo
 
 
@@ -33,10 +44,81 @@ def resolve_model(model: Optional[Union[str, os.PathLike, bytes]]) -> Union[Path
     return Path(model)
 
 
-def describe_model(model: Optional[Union[str, os.PathLike, bytes]]) -> str:
-    """How a run names its model on the console: `default (path)` or the path given."""
+def describe_model(model: Optional[Union[str, os.PathLike, bytes]], loaded: Optional[Union[Path, bytes]] = None) -> str:
+    """How a run names its model on the console: `default (path)` or the path given.
+
+    `loaded` is the graph actually loaded (`choose_model`), when it may differ from the fp32 one."""
     if isinstance(model, bytes):
         return "<in-memory model>"
     if model is None or str(model) == DEFAULT_MODEL:
-        return f"default ({SHIPPED_ONNX})"
+        return f"default ({loaded if isinstance(loaded, Path) else SHIPPED_ONNX})"
     return str(model)
+
+
+def int8_problem(int8: Path, fp32: Optional[Path] = None) -> Optional[str]:
+    """Why the int8 graph `int8` may not stand in for its fp32 graph, or None when it may.
+
+    It must be ours, say precision int8, carry the export's held-out deltas within the bounds,
+    and (when `fp32` is given) hold the same weights as the fp32 graph.
+    """
+    from runtime.metadata import ModelFileError, read_metadata
+
+    try:
+        meta = read_metadata(int8)
+        report = json.loads(meta.extra.get("int8", "null"))
+        if meta.precision != "int8" or not isinstance(report, dict):
+            return f"{int8.name} is not an int8 graph with recorded quality"
+        d = report["deltas"]
+        if not (d["mask_iou_drop"] <= INT8_MAX_IOU_DROP and d["psnr_inside_drop"] <= INT8_MAX_PSNR_DROP
+                and d["changed_outside_mask"] == 0):
+            return (f"{int8.name} misses the quality bounds (mask IoU drop {d['mask_iou_drop']:.4f}, "
+                    f"PSNR-in-mask drop {d['psnr_inside_drop']:.3f} dB)")
+        if fp32 is not None and fp32.is_file() and read_metadata(fp32).weights_sha256 != meta.weights_sha256:
+            return f"{int8.name} holds other weights than {fp32.name}"
+    except (ModelFileError, ValueError, KeyError, TypeError) as e:
+        return f"{int8.name} unreadable ({e})"
+    return None
+
+
+def choose_model(model: Optional[Union[str, os.PathLike, bytes]], precision: str = "auto",
+                 cpu: bool = True) -> Tuple[Union[Path, bytes], str]:
+    """The graph a run loads and one line saying why: `resolve_model` plus the precision choice.
+
+    Args:
+        model: a path, bytes, or None / `default` for the shipped model.
+        precision: 'auto' (the shipped int8 graph on the CPU when it meets the bounds, else
+            fp32), 'fp32' or 'int8' (an error when the shipped int8 graph is missing or fails
+            the bounds). For a file the user names, its own precision; 'fp32' / 'int8' must match it.
+        cpu: whether the session will run on the CPU (int8 QDQ graphs are a CPU path).
+
+    Raises:
+        ValueError: an unknown precision.
+        ModelFileError: a precision the named file or the package cannot serve.
+        DefaultModelMissing: no shipped fp32 graph.
+    """
+    from runtime.metadata import ModelFileError, read_metadata
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if isinstance(model, bytes) or not (model is None or str(model) == DEFAULT_MODEL):
+        path = resolve_model(model)
+        if precision != "auto" and not isinstance(path, bytes):
+            have = read_metadata(path).precision
+            if have != precision:
+                raise ModelFileError(f"{path} is a {have} graph; --precision {precision} needs a {precision} one "
+                                 f"(or use --precision auto)")
+        return path, ""
+    fp32 = resolve_model(None)
+    if precision == "fp32":
+        return fp32, "fp32 (asked for)"
+    problem = None if SHIPPED_INT8.is_file() else "no int8 graph is shipped"
+    problem = problem or int8_problem(SHIPPED_INT8, fp32)
+    if precision == "int8":
+        if problem:
+            raise ModelFileError(f"--precision int8: {problem}")
+        return SHIPPED_INT8, "int8 (asked for)"
+    if not cpu:
+        return fp32, "fp32 (int8 is the CPU path)"
+    if problem:
+        return fp32, f"fp32 ({problem})"
+    return SHIPPED_INT8, "int8 (fastest shipped CPU graph within the quality bounds; --precision fp32 forces fp32)"

@@ -25,7 +25,7 @@ KEYS = {
     "threshold": "mask probability at or above which a pixel is replaced",
     "stride": "the network's stride; the graph pads to a multiple of it internally",
     "pads_inside": "'true' when any H and W are accepted (padding is inside the graph)",
-    "precision": "'fp32' or 'fp16' (compute inside; the interface keeps its dtypes)",
+    "precision": "'fp32', 'fp16' or 'int8' (compute inside; the interface keeps its dtypes)",
     "model_config": "JSON of the model's config",
     "weights_sha256": "SHA-256 of the state dict, identifies the weights",
     "exporter": "JSON of the torch / onnx / onnxscript versions that wrote the file",

@@ -61,6 +61,8 @@ class Summary:
     lossy: int = 0  # ok images written with something left out (--allow-lossy)
     stale_temps_removed: int = 0  # temp files of a killed earlier run, swept before this one
     note: str = ""
+    precision: str = ""  # the graph's compute precision: fp32, fp16 or int8
+    model_choice: str = ""  # why this graph of the shipped model ran (precision auto / fp32 / int8)
 
     def finalize(self, records: List[Record]) -> "Summary":
         self.total = len(records)
@@ -118,6 +120,8 @@ def summary_lines(summary: Summary, records: List[Record], report_path: Optional
         f"{summary.ok} restored{lossy}, {summary.skipped} skipped (already there), {summary.failed} failed, "
         f"of {summary.total} in {summary.wall_seconds:.1f} s on {summary.device}"
     ]
+    if summary.precision:
+        lines.append(f"model: {flat(summary.model)}, {summary.model_choice or summary.precision}")
     if summary.ok:
         lines.append(
             f"speed: {summary.images_per_second:.2f} images/s end to end, "

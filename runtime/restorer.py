@@ -19,10 +19,21 @@ from typing import List, Optional, Tuple, Union
 import numpy as np
 from PIL import Image
 
-from runtime.default_model import resolve_model
+from runtime.default_model import choose_model
 from runtime.images import finish, prepare, to_pil
 from runtime.session import Runner, make_session
 from runtime.tiling import DEFAULT_TILE_BUDGET, plan_tiles, receptive_radius, run_tiled, tile_size_for
+
+
+def _runs_on_cpu(device: str, provider: Optional[str]) -> bool:
+    """Whether a session for (device, provider) will run on the CPU, decided as `make_session` decides."""
+    from runtime.session import _choose_provider, _resolve_device
+
+    try:
+        resolved = _resolve_device(device, provider)
+    except ValueError:
+        return True  # make_session raises the same error with its own message
+    return resolved == "cpu" or _choose_provider(resolved, provider)[0] == "cpu"
 
 
 @dataclass
@@ -54,14 +65,17 @@ class Restorer:
         tile: None = tile automatically above `tile_budget` pixels, 0 = never, N = tiles of N.
         tile_budget: the automatic tiling threshold in pixels.
         batch_size: how many same-size tiles run together.
+        precision: 'auto' (for the shipped model on the CPU: its int8 graph when shipped and
+            within the quality bounds, else fp32), 'fp32' or 'int8'; see `choose_model`.
     """
 
     def __init__(self, model_path: Union[str, os.PathLike, bytes, None] = None, device: str = "auto",
                  provider: Optional[str] = None, threads: Optional[int] = None, tile: Optional[int] = None,
-                 tile_budget: int = DEFAULT_TILE_BUDGET, batch_size: int = 1):
-        self.model_path = resolve_model(model_path)
+                 tile_budget: int = DEFAULT_TILE_BUDGET, batch_size: int = 1, precision: str = "auto"):
+        self.model_path, self.model_choice = choose_model(model_path, precision, cpu=_runs_on_cpu(device, provider))
         self.session, self.info = make_session(self.model_path, device=device, provider=provider, threads=threads)
         self.metadata = self.info.metadata
+        self.precision = self.metadata.precision if self.metadata else "fp32"
         self.runner = Runner(self.session, self.info)
         self.stride = self.metadata.stride
         self.halo = receptive_radius(self.metadata.model_config)

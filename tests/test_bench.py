@@ -21,6 +21,7 @@ from export.parity import FP32
 HAS_TORCHSCRIPT = importlib.util.find_spec("export.torchscript") is not None
 CPU_BACKENDS = ["eager", "eager-channels-last", "eager-bf16", "ort-cpu"] + (["torchscript"] if HAS_TORCHSCRIPT else [])
 CUDA_BACKENDS = ["eager-cuda", "ort-cuda-iobinding", "ort-tensorrt"]
+EXTRA_BACKENDS = ["ort-cpu-int8", "openvino"]  # int8 at the export's recipe; OpenVINO where installed
 SIZE = 30  # not a multiple of the tiny model's stride (4): the padding path is measured too
 
 
@@ -28,8 +29,9 @@ SIZE = 30  # not a multiple of the tiny model's stride (4): the padding path is 
 def bench_run(tmp_path_factory, tiny_release):
     """One CLI run shared by the tests below (a few seconds: two tiny ONNX exports dominate)."""
     out = tmp_path_factory.mktemp("bench")
-    args = ["--checkpoint", str(tiny_release), "--backends", ",".join(CPU_BACKENDS + CUDA_BACKENDS),
+    args = ["--checkpoint", str(tiny_release), "--backends", ",".join(CPU_BACKENDS + EXTRA_BACKENDS + CUDA_BACKENDS),
             "--sizes", str(SIZE), "--batch-sizes", "1,2", "--min-runs", "2", "--min-seconds", "0", "--warmup", "0",
+            "--quality-per-photo", "1",
             "--report", str(out / "r.json"), "--markdown", str(out / "r.md")]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
@@ -44,7 +46,7 @@ def test_report_schema_and_every_cell(bench_run):
     assert report["model"]["parameters"] == 10560  # the tiny config's, counted from the module
     cells = {(r["backend"], r["batch"], r["height"]) for r in report["rows"]}
     # Every requested backend appears at every batch size, skipped or not: nothing dropped.
-    assert cells == {(b, n, SIZE) for b in CPU_BACKENDS + CUDA_BACKENDS for n in (1, 2)}
+    assert cells == {(b, n, SIZE) for b in CPU_BACKENDS + EXTRA_BACKENDS + CUDA_BACKENDS for n in (1, 2)}
     for row in report["rows"]:
         if row["backend"] in CPU_BACKENDS:
             assert row["status"] == "ok", row
@@ -77,7 +79,7 @@ def test_every_run_row_has_parity_and_skips_have_reasons(bench_run):
             assert p["max_level_diff"] <= FP32.max_level_diff
             if p["float_parity"]:
                 assert p["predicted_max_abs_diff"] <= FP32.max_float_abs_diff
-        if row["backend"] != "torchscript":  # TorchScript's tensor path depends on the export
+        if row["backend"] not in ("torchscript", "openvino"):  # no tensor path (TorchScript: depends on the export)
             assert p["float_parity"] is True
         if row["backend"] in ("eager", "eager-channels-last"):
             # Same kernels as the reference (channels-last may reorder sums): tiny float differences only.

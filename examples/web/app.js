@@ -4,25 +4,49 @@
 // node_modules (after `npm ci`), and the model contract checks come from ../contract.mjs, the
 // same file the Node.js example uses. Serve the examples/ folder with any static server:
 //   python -m http.server --directory examples 8000   ->   http://127.0.0.1:8000/web/
-// A model can also be given in the address: /web/?model=URL (same origin); ?threads=N see below.
+// A model can also be given in the address: /web/?model=URL (same origin); ?threads=N and
+// ?ep=webgpu see below. `python examples/web/serve.py` serves the page cross-origin isolated.
 //
 // For automated checks the page keeps its state and last result on `window.restoreDemo`.
 
-import * as ort from "./node_modules/onnxruntime-web/dist/ort.wasm.min.mjs";
-
 import { checkSession, ContractError, greyToRgba, readRestoreMetadata, rgbaToRgb, rgbToRgba } from "../contract.mjs";
 
+const params = new URLSearchParams(location.search);
+const dist = new URL("./node_modules/onnxruntime-web/dist/", import.meta.url).href;
+
+// ?ep=webgpu: ONNX Runtime's WebGPU provider where the browser has a WebGPU adapter (the
+// WebGPU build of the library, WASM for the rest); otherwise the page says why and runs on WASM.
+async function webgpuProblem() {
+  if (!("gpu" in navigator)) return "this browser has no WebGPU (navigator.gpu is missing)";
+  try {
+    return (await navigator.gpu.requestAdapter()) ? null : "WebGPU has no adapter here (no GPU, or it is blocked)";
+  } catch (e) {
+    return `WebGPU adapter request failed: ${e.message ?? e}`;
+  }
+}
+const wantWebgpu = params.get("ep") === "webgpu";
+const gpuProblem = wantWebgpu ? await webgpuProblem() : null;
+const provider = wantWebgpu && !gpuProblem ? "webgpu" : "wasm";
+const ort = await import(`${dist}${provider === "webgpu" ? "ort.webgpu.min.mjs" : "ort.wasm.min.mjs"}`);
+
 // The .wasm binary and its loader come from our own origin, never from a CDN.
-ort.env.wasm.wasmPaths = new URL("./node_modules/onnxruntime-web/dist/", import.meta.url).href;
-// ?threads=N: more than one thread needs a cross-origin isolated page (COOP/COEP headers),
-// which a plain static server does not send; ONNX Runtime then falls back to one thread.
-const threads = Number.parseInt(new URLSearchParams(location.search).get("threads") ?? "", 10);
+ort.env.wasm.wasmPaths = dist;
+// Threads: on a cross-origin isolated page (COOP/COEP headers, as serve.py sends) ONNX Runtime
+// runs its threaded SIMD build, by default on min(4, half the cores) threads; ?threads=N sets N.
+// A plain static server sends no such headers, and ONNX Runtime falls back to one thread.
+const threads = Number.parseInt(params.get("threads") ?? "", 10);
 if (threads > 0) ort.env.wasm.numThreads = threads;
+const effectiveThreads = self.crossOriginIsolated
+  ? (threads > 0 ? threads : Math.min(4, Math.ceil((navigator.hardwareConcurrency || 1) / 2)))
+  : 1;
 
 const $ = (id) => document.getElementById(id);
 
 // state: "idle" (no model) | "loading" | "ready" | "running" | "done" | "error"
-const demo = { state: "idle", error: null, metadata: null, result: null, rerun };
+const demo = {
+  state: "idle", error: null, metadata: null, result: null, rerun,
+  provider, providerNote: gpuProblem, isolated: self.crossOriginIsolated, threads: effectiveThreads,
+};
 window.restoreDemo = demo;
 
 let session = null;
@@ -51,7 +75,7 @@ async function loadModel(bytes, name) {
   setStatus(`Loading ${name} ...`, "loading");
   try {
     const metadata = readRestoreMetadata(bytes, name); // refuses before ORT parses anything
-    const created = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"] });
+    const created = await ort.InferenceSession.create(bytes, { executionProviders: provider === "webgpu" ? ["webgpu", "wasm"] : ["wasm"] });
     checkSession(created, name);
     session = created;
     demo.metadata = metadata;
@@ -59,7 +83,9 @@ async function loadModel(bytes, name) {
     $("meta").textContent =
       `${name}: threshold ${metadata.threshold}, stride ${metadata.stride}, ` +
       `base_channels ${cfg.base_channels}, depth ${cfg.depth}, precision ${metadata.precision}; ` +
-      `WASM threads ${ort.env.wasm.numThreads ?? 1}` + (self.crossOriginIsolated ? "" : " (page not cross-origin isolated)");
+      `${provider === "webgpu" ? "WebGPU, " : ""}WASM threads ${effectiveThreads}` +
+      (self.crossOriginIsolated ? "" : " (page not cross-origin isolated)") +
+      (gpuProblem ? `; WebGPU skipped: ${gpuProblem}` : "");
     setStatus(`Model ${name} ready.` + (pending ? "" : " Choose or drop an image."), "ready");
     if (pending) await restore();
   } catch (e) {

@@ -99,6 +99,10 @@ try {
     report.images.push(r);
   }
   report.status = await page.evaluate(() => document.getElementById("status").textContent);
+  Object.assign(report, await page.evaluate(() => {
+    const { provider, providerNote, isolated, threads } = window.restoreDemo;
+    return { provider, providerNote, isolated, threads };
+  }));
   if (opts.out) await page.screenshot({ path: path.join(opts.out, "page.png"), fullPage: true });
 } finally {
   await browser.close();

@@ -1,0 +1,479 @@
+"""Static int8 quantization of a pixels graph, with its quality proven on the held-out set.
+
+The recipe (`quantize_graph`): ONNX Runtime's `quant_pre_process`, then `quantize_static` in QDQ
+format with per-channel int8 weights and uint8 activations, calibrated (MinMax) on seeded
+synthetic corruptions of the bundled *training* photos (`calibration_images`). Only the network
+body is quantized: the nodes between the first and the last convolution. The uint8 front end
+(normalization, padding), the heads' tanh / sigmoid, the threshold, the uint8 composite and
+the crop stay exactly as in the fp32 graph, so pixels outside the mask keep the input's bytes.
+
+The proof (`heldout_deltas`): both graphs restore `restore_core.heldout.heldout_set` and the
+int8 graph may lose at most `Bounds.max_iou_drop` mask IoU and `Bounds.max_psnr_drop` dB of
+PSNR inside the true mask against the fp32 graph.
+
+The search (`quantize_verified`): when the fully quantized body misses the bounds, ORT's
+`qdq_loss_debug` matches the activations of the float and the QDQ graph on calibration images;
+the activation tensors that lose the most to quantization (lowest signal-to-quantization-noise
+ratio of the tensor's own quantize/dequantize pair) are kept in float (their producer and
+consumers are excluded from quantization), 1, 2, 4, ... of them, until the bounds hold or
+`max_excluded` is reached; then the export is refused. The ranking's head and what was
+excluded are recorded in the report.
+
+numpy, onnx and onnxruntime only (no torch): it works on any fp32 pixels graph.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from runtime.default_model import INT8_MAX_IOU_DROP, INT8_MAX_PSNR_DROP
+
+CALIBRATION_SEED = 1107
+CALIBRATION_SIZE = (128, 224)  # crop sides of the calibration images (any size runs)
+DEFAULT_CALIBRATION = 24
+DEFAULT_HELDOUT_PER_PHOTO = 12  # the default-model issue's held-out set: 12 crops per photo
+DEFAULT_MAX_EXCLUDED = 16
+DEBUG_IMAGES = 4  # calibration images the activation matching runs on
+WORST_LISTED = 5  # ranked tensors recorded in the metadata
+
+
+class QuantizationRefused(RuntimeError):
+    """The int8 graph misses the quality bounds even with `max_excluded` tensors kept in float."""
+
+    def __init__(self, message: str, report: Dict[str, Any]):
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """How much quality an int8 graph may lose against its fp32 graph on the held-out set."""
+
+    max_iou_drop: float = INT8_MAX_IOU_DROP  # mask IoU (0..1)
+    max_psnr_drop: float = INT8_MAX_PSNR_DROP  # dB, PSNR inside the true mask
+
+    def holds(self, deltas: Dict[str, float]) -> bool:
+        return (deltas["mask_iou_drop"] <= self.max_iou_drop and deltas["psnr_inside_drop"] <= self.max_psnr_drop
+                and deltas["changed_outside_mask"] == 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Calibration images.
+
+
+def calibration_images(count: int = DEFAULT_CALIBRATION, seed: int = CALIBRATION_SEED) -> List[np.ndarray]:
+    """`count` seeded, corrupted crops of the bundled training photos, each uint8 (1, H, W, 3).
+
+    Training's own corruptions (`CorruptionConfig()`), drawn on crops of the photos training
+    sees; the held-out photos (`BUNDLED_VAL`) are never used, so calibration cannot leak into
+    the verification.
+    """
+    from restore_core.corruption import corrupt, sample_rng
+    from restore_core.photos import BUNDLED_VAL, bundled_photos
+
+    if count < 1:
+        raise ValueError("calibration needs at least one image")
+    photos = [a for n, a in sorted(bundled_photos().items()) if n not in BUNDLED_VAL]
+    out = []
+    for i in range(count):
+        rng = sample_rng(seed, i)
+        photo = photos[i % len(photos)]
+        ph, pw = photo.shape[:2]
+        h, w = (int(rng.integers(CALIBRATION_SIZE[0], CALIBRATION_SIZE[1] + 1)) for _ in range(2))
+        h, w = min(h, ph), min(w, pw)
+        y, x = int(rng.integers(0, ph - h + 1)), int(rng.integers(0, pw - w + 1))
+        corrupted, _ = corrupt(np.ascontiguousarray(photo[y : y + h, x : x + w]), rng)
+        out.append(corrupted[None])
+    return out
+
+
+class _Reader:
+    """An ORT `CalibrationDataReader` over uint8 (1, H, W, 3) images (re-iterable via rewind)."""
+
+    def __init__(self, images: Sequence[np.ndarray]):
+        self.images = list(images)
+        self.rewind()
+
+    def get_next(self):
+        return next(self._it, None)
+
+    def rewind(self):
+        self._it = iter([{"image": img} for img in self.images])
+
+    def __iter__(self):
+        self.rewind()
+        return iter([{"image": img} for img in self.images])
+
+
+# ---------------------------------------------------------------------------------------------
+# The graph: which nodes form the network body, quantizing it.
+
+
+def body_nodes(proto) -> List[str]:
+    """Names of the nodes between the first and the last Conv (inclusive): the part worth int8.
+
+    A node is in the body when a Conv lies upstream of it (or it is one) and a Conv lies
+    downstream of it (or it is one). Everything else (the uint8 front end, the heads'
+    activations, threshold, composite, crop, shape arithmetic) is interface and stays float.
+    """
+    nodes = list(proto.graph.node)
+    producer = {out: i for i, n in enumerate(nodes) for out in n.output}
+    consumers: Dict[str, List[int]] = {}
+    for i, n in enumerate(nodes):
+        for inp in n.input:
+            consumers.setdefault(inp, []).append(i)
+
+    def closure(start: List[int], step) -> set:
+        seen, todo = set(start), list(start)
+        while todo:
+            for j in step(todo.pop()):
+                if j not in seen:
+                    seen.add(j)
+                    todo.append(j)
+        return seen
+
+    convs = [i for i, n in enumerate(nodes) if n.op_type == "Conv"]
+    down = closure(convs, lambda i: [j for o in nodes[i].output for j in consumers.get(o, [])])
+    up = closure(convs, lambda i: [producer[x] for x in nodes[i].input if x in producer])
+    return [nodes[i].name for i in sorted(down & up)]
+
+
+def _name_nodes(proto) -> None:
+    """Give every node a unique name (exclusion lists refer to nodes by name)."""
+    seen = set()
+    for i, n in enumerate(proto.graph.node):
+        if not n.name or n.name in seen:
+            n.name = f"{n.op_type}_{i}"
+        seen.add(n.name)
+
+
+def preprocess(src: Path, dst: Path) -> None:
+    """ORT's recommended pre-processing (graph optimization before quantization).
+
+    Its symbolic shape inference cannot resolve the dynamic sizes of the in-graph padding, so
+    it is skipped; ONNX shape inference and the graph optimizations still run.
+    """
+    import onnx
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
+    proto = onnx.load(str(dst))
+    _name_nodes(proto)
+    onnx.save_model(proto, str(dst))
+
+
+def quantize_graph(pre: Path, dst: Path, calibration: Sequence[np.ndarray], exclude: Sequence[str] = ()) -> None:
+    """QDQ static quantization of the body of the pre-processed graph `pre` into `dst`."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    proto = onnx.load(str(pre), load_external_data=False)
+    interface = [n.name for n in proto.graph.node if n.name not in set(body_nodes(proto))]
+    quantize_static(str(pre), str(dst), _Reader(calibration), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=interface + list(exclude))
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding the layers that lose most: qdq_loss_debug's activation matching.
+
+
+def rank_nodes(pre: Path, qdq: Path, images: Sequence[np.ndarray], workdir: Path) -> List[Dict[str, Any]]:
+    """Quantized body nodes, worst first, by how much quantizing their output costs.
+
+    Runs ORT's `qdq_loss_debug`: both graphs are augmented to output every float activation;
+    `create_activation_matching` pairs each tensor before and after its QDQ pair (and with the
+    float graph's). Per tensor, `qdq_sqnr` is the SQNR (dB) of its own quantization and
+    `xmodel_sqnr` the SQNR of the int8 graph's value against the float graph's (accumulated
+    error). Nodes are ranked by `qdq_sqnr`, lowest first: where the signal is least resolved.
+    """
+    import onnx
+    from onnxruntime.quantization.qdq_loss_debug import (
+        collect_activations,
+        compute_activation_error,
+        create_activation_matching,
+        modify_model_output_intermediate_tensors,
+    )
+
+    aug_f, aug_q = workdir / "aug-float.onnx", workdir / "aug-qdq.onnx"
+    modify_model_output_intermediate_tensors(str(pre), str(aug_f))
+    modify_model_output_intermediate_tensors(str(qdq), str(aug_q))
+    float_acts = collect_activations(str(aug_f), _Reader(images))
+    qdq_acts = collect_activations(str(aug_q), _Reader(images))
+    errors = compute_activation_error(create_activation_matching(qdq_acts, float_acts))
+    aug_f.unlink()
+    aug_q.unlink()
+
+    proto = onnx.load(str(pre), load_external_data=False)
+    body = set(body_nodes(proto))
+    producer = {out: n.name for n in proto.graph.node for out in n.output}
+    consumers: Dict[str, List[str]] = {}
+    for n in proto.graph.node:
+        for inp in n.input:
+            consumers.setdefault(inp, []).append(n.name)
+    ranked = []
+    for tensor, err in errors.items():
+        node = producer.get(tensor)
+        if node in body and math.isfinite(err.get("qdq_err", float("nan"))):
+            # A tensor keeps its QDQ pair while any node touching it is quantized: keeping it in
+            # float means keeping its producer and all its consumers in float.
+            nodes = [node] + [c for c in consumers.get(tensor, []) if c in body and c != node]
+            ranked.append({"tensor": tensor, "nodes": nodes, "qdq_sqnr": round(float(err["qdq_err"]), 2),
+                           "xmodel_sqnr": round(float(err.get("xmodel_err", float("nan"))), 2)})
+    ranked.sort(key=lambda r: (r["qdq_sqnr"], r["xmodel_sqnr"]))
+    return ranked
+
+
+# ---------------------------------------------------------------------------------------------
+# Verification on the held-out set.
+
+
+def _session(path: Path, threads: Optional[int] = None):
+    import onnxruntime as ort
+
+    from runtime.session import available_cpus
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or available_cpus()
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def score_graph(path: Path, cases) -> Dict[str, float]:
+    """Held-out figures of one pixels graph (means over `cases`), plus the count of images whose
+    pixels outside the graph's own mask are not the input's bytes."""
+    from restore_core.heldout import evaluate
+
+    session = _session(path)
+    changed = 0
+
+    def restore(rgb: np.ndarray):
+        nonlocal changed
+        restored, mask = session.run(["restored", "mask"], {"image": rgb[None]})
+        keep = mask[0, ..., 0] == 0
+        changed += int(np.any(restored[0][keep] != rgb[keep]))
+        return restored[0], mask[0, ..., 0] > 0
+
+    summary, _ = evaluate(cases, restore)
+    summary["changed_outside_mask"] = changed
+    return summary
+
+
+def heldout_deltas(fp32: Dict[str, float], int8: Dict[str, float]) -> Dict[str, float]:
+    """What the int8 graph loses against the fp32 one (positive = worse)."""
+    return {
+        "mask_iou_drop": round(fp32["mask_iou"] - int8["mask_iou"], 5),
+        "psnr_inside_drop": round(fp32["psnr_inside"] - int8["psnr_inside"], 4),
+        "psnr_drop": round(fp32["psnr"] - int8["psnr"], 4),
+        "changed_outside_mask": int(int8["changed_outside_mask"]),
+    }
+
+
+def _figures(s: Dict[str, float]) -> Dict[str, float]:
+    return {"mask_iou": round(s["mask_iou"], 5), "psnr_inside": round(s["psnr_inside"], 4), "psnr": round(s["psnr"], 4)}
+
+
+# ---------------------------------------------------------------------------------------------
+# The search.
+
+
+@dataclass
+class QuantizationReport:
+    """What `quantize_verified` did and measured; stored as `restore.int8` metadata."""
+
+    bounds: Dict[str, float]
+    calibration: Dict[str, Any]
+    heldout: Dict[str, Any]
+    fp32: Dict[str, float] = field(default_factory=dict)
+    int8: Dict[str, float] = field(default_factory=dict)
+    deltas: Dict[str, float] = field(default_factory=dict)
+    excluded: List[Dict[str, Any]] = field(default_factory=list)  # tensors kept in float: nodes, figures
+    tries: List[Dict[str, Any]] = field(default_factory=list)  # excluded count -> deltas, per attempt
+    worst_tensors: List[Dict[str, Any]] = field(default_factory=list)  # qdq_loss_debug's ranking, head of it
+    passed: bool = False
+    seconds: float = 0.0
+    quantizer: Dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+
+def _exclusion_steps(max_excluded: int) -> List[int]:
+    steps, k = [0], 1
+    while k <= max_excluded:
+        steps.append(k)
+        k *= 2
+    if max_excluded > 0 and steps[-1] != max_excluded:
+        steps.append(max_excluded)
+    return steps
+
+
+def quantize_verified(fp32_path: Path, dst: Path, *, calibration: int = DEFAULT_CALIBRATION,
+                      heldout_per_photo: int = DEFAULT_HELDOUT_PER_PHOTO, bounds: Bounds = Bounds(),
+                      max_excluded: int = DEFAULT_MAX_EXCLUDED, log=None) -> QuantizationReport:
+    """Quantize the fp32 pixels graph `fp32_path` into `dst`, verified on the held-out set.
+
+    Args:
+        fp32_path: an fp32 pixels graph (ours, from `export_onnx`).
+        dst: where the int8 graph goes (plain write: the caller stamps metadata and renames).
+        calibration: number of calibration images (`calibration_images`).
+        heldout_per_photo: crops per held-out photo in the verification set.
+        bounds: the quality the int8 graph may lose against the fp32 graph.
+        max_excluded: most activation tensors that may be kept in float before refusing.
+        log: called with one line per step (progress for the CLI), or None.
+
+    Returns:
+        The report (passed True); `dst` holds the graph.
+
+    Raises:
+        QuantizationRefused: the bounds are missed with `max_excluded` tensors in float; the
+            message has the figures, `dst` is removed.
+    """
+    import onnxruntime
+
+    from restore_core.heldout import HELDOUT_SEED, heldout_set
+
+    say = log or (lambda _msg: None)
+    t0 = time.perf_counter()
+    calib = calibration_images(calibration)
+    cases = heldout_set(heldout_per_photo)
+    report = QuantizationReport(
+        bounds=asdict(bounds),
+        calibration={"images": calibration, "seed": CALIBRATION_SEED, "method": "MinMax",
+                     "source": "seeded corruptions of the bundled training photos"},
+        heldout={"images": len(cases), "per_photo": heldout_per_photo, "seed": HELDOUT_SEED,
+                 "sources": sorted({c.source for c in cases})},
+        quantizer={"onnxruntime": onnxruntime.__version__, "format": "QDQ", "weights": "int8 per-channel",
+                   "activations": "uint8", "pre_process": "quant_pre_process"},
+    )
+    fp32_scores = score_graph(fp32_path, cases)
+    report.fp32 = _figures(fp32_scores)
+    say(f"fp32 graph on {len(cases)} held-out images: mask IoU {fp32_scores['mask_iou']:.4f}, "
+        f"PSNR in mask {fp32_scores['psnr_inside']:.2f} dB")
+    with tempfile.TemporaryDirectory(prefix="restore-int8-") as tmp:
+        work = Path(tmp)
+        pre = work / "pre.onnx"
+        preprocess(fp32_path, pre)
+        ranked: Optional[List[Dict[str, Any]]] = None
+        tried: set = set()
+        for k in _exclusion_steps(max_excluded):
+            k = min(k, len(ranked)) if ranked is not None else k  # no more tensors than were ranked
+            if k in tried:
+                continue
+            tried.add(k)
+            excluded = ranked[:k] if ranked else []
+            quantize_graph(pre, dst, calib, sorted({n for r in excluded for n in r["nodes"]}))
+            if ranked is None:  # the fully quantized body: where does it lose?
+                ranked = rank_nodes(pre, dst, calib[:DEBUG_IMAGES], work)
+                report.worst_tensors = ranked[:WORST_LISTED]
+                say("qdq_loss_debug, worst tensors: " + ", ".join(
+                    f"{r['tensor']} ({r['qdq_sqnr']:.1f} dB)" for r in ranked[:5]))
+            scores = score_graph(dst, cases)
+            deltas = heldout_deltas(fp32_scores, scores)
+            report.tries.append({"excluded": k, **deltas})
+            say(f"int8 with {k} tensor(s) in float: mask IoU drop {deltas['mask_iou_drop']:+.4f}, "
+                f"PSNR-in-mask drop {deltas['psnr_inside_drop']:+.3f} dB")
+            report.int8, report.deltas, report.excluded = _figures(scores), deltas, excluded
+            if bounds.holds(deltas):
+                report.passed = True
+                break
+    report.seconds = round(time.perf_counter() - t0, 1)
+    if not report.passed:
+        Path(dst).unlink(missing_ok=True)
+        d = report.deltas
+        raise QuantizationRefused(
+            f"int8 graph misses the quality bounds on {len(cases)} held-out images even with "
+            f"{len(report.excluded)} tensor(s) in float: mask IoU drop {d['mask_iou_drop']:.4f} "
+            f"(allowed {bounds.max_iou_drop}), PSNR-in-mask drop {d['psnr_inside_drop']:.3f} dB "
+            f"(allowed {bounds.max_psnr_drop}), {d['changed_outside_mask']} image(s) changed outside the mask; "
+            f"nothing written", report.to_dict())
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+# The one call `restore-export onnx --int8` makes.
+
+
+def export_int8(pipeline, output: os.PathLike, *, calibration: int = DEFAULT_CALIBRATION,
+                heldout_per_photo: int = DEFAULT_HELDOUT_PER_PHOTO, bounds: Bounds = Bounds(),
+                max_excluded: int = DEFAULT_MAX_EXCLUDED, opset: Optional[int] = None, verify: bool = True,
+                force: bool = False, log=None):
+    """Export `pipeline` to an fp32 pixels graph, quantize it, prove it, and write it to `output`.
+
+    The fp32 graph is exported (and, with `verify`, checked against eager) in a temporary
+    folder; the int8 graph made from it carries the same `restore.` metadata with precision
+    `int8`, the fp32 graph's parity figures, and `restore.int8`: the calibration, the bounds,
+    both graphs' held-out figures, the deltas, the qdq_loss_debug ranking and the tensors kept
+    in float. Nothing is written when the bounds are missed.
+
+    Returns:
+        `export.onnx_export.ExportResult` of the int8 file; `.metadata.extra['int8']` is the report's JSON.
+
+    Raises:
+        ExportError: a bad opset / output path, a failed export or fp32 parity, or the int8
+            graph refused (the message has the deltas and the bounds).
+    """
+    import dataclasses
+    import json
+
+    import onnx
+
+    from export.onnx_export import DEFAULT_OPSET, ExportError, ExportResult, check_output_path, export_onnx, save_onnx
+    from restore_core.fileio import atomic_path
+
+    t0 = time.perf_counter()
+    output = check_output_path(output, force)
+    with tempfile.TemporaryDirectory(prefix="restore-int8-export-") as tmp:
+        fp32 = export_onnx(pipeline, Path(tmp) / "fp32.onnx", opset=opset or DEFAULT_OPSET, verify=verify)
+        t_export = time.perf_counter() - t0
+        try:
+            report = quantize_verified(fp32.path, Path(tmp) / "int8.onnx", calibration=calibration,
+                                       heldout_per_photo=heldout_per_photo, bounds=bounds,
+                                       max_excluded=max_excluded, log=log)
+        except QuantizationRefused as e:
+            raise ExportError(str(e)) from None
+        metadata = dataclasses.replace(fp32.metadata, precision="int8",
+                                       extra={**fp32.metadata.extra, "int8": json.dumps(report.to_dict(), sort_keys=True)})
+        proto = onnx.load(str(Path(tmp) / "int8.onnx"))
+        with atomic_path(output) as dst:
+            save_onnx(proto, dst, metadata)
+    return ExportResult(path=output, metadata=metadata, parity=metadata.parity, seconds=time.perf_counter() - t0,
+                        size_bytes=output.stat().st_size, export_seconds=t_export, verify_seconds=report.seconds)
+
+
+def int8_summary(metadata_extra: Dict[str, str]) -> Optional[Dict[str, Any]]:
+    """The parsed `restore.int8` report of a file's metadata (None for a float graph)."""
+    import json
+
+    text = metadata_extra.get("int8")
+    return json.loads(text) if text else None
+
+
+def format_int8(report: Dict[str, Any]) -> str:
+    """Lines for `restore-export inspect` and the CLI: figures, deltas, bounds, what stayed float."""
+    d, b, h = report["deltas"], report["bounds"], report["heldout"]
+    lines = [
+        f"int8 quality on {h['images']} held-out images (seed {h['seed']}; {', '.join(h['sources'])}), against the fp32 graph:",
+        f"  mask IoU      fp32 {report['fp32']['mask_iou']:.4f}  int8 {report['int8']['mask_iou']:.4f}  "
+        f"drop {d['mask_iou_drop']:+.4f} (allowed {b['max_iou_drop']})",
+        f"  PSNR in mask  fp32 {report['fp32']['psnr_inside']:.2f}  int8 {report['int8']['psnr_inside']:.2f} dB  "
+        f"drop {d['psnr_inside_drop']:+.3f} dB (allowed {b['max_psnr_drop']})",
+        f"  changed outside the mask: {d['changed_outside_mask']} image(s)",
+        f"  calibration: {report['calibration']['images']} images ({report['calibration']['source']}, "
+        f"seed {report['calibration']['seed']}, {report['calibration']['method']})",
+    ]
+    kept = report.get("excluded") or []
+    lines.append("  kept in float (qdq_loss_debug): " + (", ".join(
+        f"{r['tensor']} ({r['qdq_sqnr']:.1f} dB)" for r in kept) if kept else "none needed"))
+    worst = report.get("worst_tensors") or []
+    if worst:
+        lines.append("  lowest quantization SQNR: " + ", ".join(f"{r['tensor']} {r['qdq_sqnr']:.1f} dB" for r in worst))
+    return "\n".join(lines)

@@ -1,0 +1,110 @@
+"""`restore-export onnx --int8`: static int8 graphs, kept only when the held-out quality holds.
+
+The tiny model of conftest keeps these fast: a few calibration images, one held-out crop per
+photo. Its mask is empty on photos, so exactness outside the mask is checked on random pixels,
+where about half the pixels are masked.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+
+from export.quantize import Bounds, QuantizationRefused, body_nodes, calibration_images, quantize_verified
+
+FAST = {"calibration": 3, "heldout_per_photo": 1}
+
+
+def test_calibration_images_are_seeded_training_crops():
+    a, b = calibration_images(3), calibration_images(3)
+    assert len(a) == 3 and all(x.dtype == np.uint8 and x.ndim == 4 and x.shape[0] == 1 for x in a)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_body_leaves_the_interface_in_float(tiny_onnx):
+    proto = onnx.load(str(tiny_onnx))
+    body = set(body_nodes(proto))
+    ops = {n.name: n.op_type for n in proto.graph.node}
+    assert {ops[n] for n in body} >= {"Conv"}
+    # The composite, threshold, heads' activations and uint8 casts are never quantized.
+    for n in proto.graph.node:
+        if n.op_type in ("Where", "GreaterOrEqual", "Tanh", "Cast", "Round", "Clip"):
+            assert n.name not in body, n.op_type
+
+
+@pytest.fixture(scope="module")
+def int8_graph(tiny_onnx, tmp_path_factory):
+    dst = tmp_path_factory.mktemp("int8") / "tiny.int8.onnx"
+    report = quantize_verified(tiny_onnx, dst, bounds=Bounds(1.0, 100.0), **FAST)
+    return dst, report
+
+
+def test_int8_graph_is_quantized_and_exact_outside_the_mask(int8_graph, tiny_onnx):
+    import onnxruntime as ort
+
+    dst, report = int8_graph
+    assert report.passed and report.deltas["changed_outside_mask"] == 0
+    assert report.worst_tensors and all(r["nodes"] for r in report.worst_tensors)  # qdq_loss_debug ran
+    ops = [n.op_type for n in onnx.load(str(dst)).graph.node]
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    int8 = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"])
+    fp32 = ort.InferenceSession(str(tiny_onnx), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).integers(0, 256, (2, 37, 45, 3), dtype=np.uint8)
+    restored, mask, predicted = int8.run(["restored", "mask", "predicted"], {"image": x})
+    assert restored.dtype == np.uint8 and restored.shape == x.shape
+    keep = mask[..., 0] == 0
+    assert 0.05 < keep.mean() < 0.95  # not vacuous
+    assert np.array_equal(restored[keep], x[keep])  # the input's bytes, bit for bit
+    assert np.array_equal(restored[~keep], predicted[~keep])
+    # Same interface as the fp32 graph (the random tiny model's mask sits on the threshold, so
+    # its int8 mask is no measure of quality; the held-out deltas are).
+    assert [o.name for o in int8.get_outputs()] == [o.name for o in fp32.get_outputs()]
+
+
+def test_missed_bounds_refuse_and_remove_the_file(tiny_onnx, tmp_path):
+    dst = tmp_path / "never.onnx"
+    # Bounds no int8 graph can meet (it would have to gain 1 dB), one exclusion allowed.
+    with pytest.raises(QuantizationRefused, match=r"PSNR-in-mask drop .* \(allowed -1.0\).*nothing written") as e:
+        quantize_verified(tiny_onnx, dst, bounds=Bounds(0.005, -1.0), max_excluded=1, **FAST)
+    assert not dst.exists()
+    assert [t["excluded"] for t in e.value.report["tries"]] == [0, 1]  # it tried the worst tensor in float
+
+
+def test_cli_int8_refused_writes_nothing(tiny_release, tmp_path):
+    from export.cli import main
+
+    out = tmp_path / "m.int8.onnx"
+    r = CliRunner().invoke(main, ["onnx", "--checkpoint", str(tiny_release), "--output", str(out), "--int8",
+                                  "--no-verify", "--calibration-images", "2", "--heldout-per-photo", "1",
+                                  "--max-psnr-drop", "-1", "--max-excluded", "0"])
+    assert r.exit_code == 1, r.output
+    assert "misses the quality bounds" in r.output and "mask IoU drop" in r.output
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_cli_int8_usage(tiny_release, tmp_path):
+    from export.cli import main
+
+    r = CliRunner().invoke(main, ["onnx", "--checkpoint", str(tiny_release), "--output", str(tmp_path / "x.onnx"),
+                                  "--int8", "--fp16"])
+    assert r.exit_code == 2
+
+
+def test_int8_metadata_and_inspect(tiny_pipeline, tmp_path):
+    from export.inspection import describe, format_description
+    from export.quantize import export_int8
+    from runtime.metadata import read_metadata
+
+    out = tmp_path / "tiny.int8.onnx"
+    export_int8(tiny_pipeline, out, bounds=Bounds(1.0, 100.0), verify=False, **FAST)
+    meta = read_metadata(out)
+    assert meta.precision == "int8"
+    report = json.loads(meta.extra["int8"])
+    assert set(report["deltas"]) >= {"mask_iou_drop", "psnr_inside_drop", "changed_outside_mask"}
+    assert report["heldout"]["images"] == len(report["heldout"]["sources"])
+    text = format_description(describe(out))
+    assert "int8 quality on" in text and "PSNR in mask" in text and "kept in float" in text

@@ -97,9 +97,15 @@ def _header(path: Path) -> Tuple[int, int]:
     return size
 
 
+MAX_LISTED = 10  # problems named in the one-line error; the count says how many more
+
+
 def check_dataset(root: str | os.PathLike, splits: Sequence[str] = SPLITS,
                   min_size: int = 0) -> Dict[str, List[str]]:
     """Check a dataset root before training and return the sorted sample names of each split.
+
+    Every sample is checked, so one run names every problem (up to `MAX_LISTED` of them, and how
+    many more), not only the first.
 
     Args:
         root: dataset root in the reference design's layout.
@@ -107,40 +113,61 @@ def check_dataset(root: str | os.PathLike, splits: Sequence[str] = SPLITS,
         min_size: the training crop; every `train` image must be at least this large.
 
     Raises:
-        DatasetError: naming the first missing folder, empty folder, missing partner,
-            unreadable file or size mismatch.
+        DatasetError: naming each missing folder, empty folder, missing partner, unreadable
+            file or size mismatch, on one line.
     """
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: dataset root does not exist")
     names: Dict[str, List[str]] = {}
+    problems: List[str] = []
     for split in splits:
         files = {}
         for kind in KINDS:
             folder = root / split / kind
             if not folder.is_dir():
-                raise DatasetError(f"{folder}: missing folder (expected ROOT/{{train,val}}/{{clean,corrupted,mask}})")
+                problems.append(f"{folder}: missing folder (expected ROOT/{{train,val}}/{{clean,corrupted,mask}})")
+                continue
             files[kind] = _list_images(folder)
             if not files[kind]:
-                raise DatasetError(f"{folder}: no images")
+                problems.append(f"{folder}: no images")
+        if len(files) != len(KINDS) or not all(files.values()):
+            continue  # the pairs of a split with a missing folder cannot be checked
         all_names = sorted(set().union(*(f.keys() for f in files.values())))
         for name in all_names:
-            have = [k for k in KINDS if name in files[k]]
-            for kind in KINDS:
-                if name not in files[kind]:
-                    partner = files[have[0]][name]
-                    raise DatasetError(f"{root / split / kind / (name + '.png')}: missing (partner of {partner})")
-            sizes = {k: _header(files[k][name]) for k in KINDS}
-            if len(set(sizes.values())) != 1:
-                w, h = sizes["clean"]
-                odd = next(k for k in KINDS if sizes[k] != sizes["clean"])
-                ow, oh = sizes[odd]
-                raise DatasetError(f"{files[odd][name]}: size {ow}x{oh} differs from {files['clean'][name]} ({w}x{h})")
-            w, h = sizes["clean"]
-            if split == "train" and min(w, h) < min_size:
-                raise DatasetError(f"{files['clean'][name]}: {w}x{h} is smaller than the training crop {min_size}")
+            problems.extend(_check_sample(root, split, name, files, min_size))
         names[split] = all_names
+    if problems:
+        listed = "; ".join(problems[:MAX_LISTED])
+        more = f" (and {len(problems) - MAX_LISTED} more)" if len(problems) > MAX_LISTED else ""
+        head = f"{len(problems)} problems in {root}: " if len(problems) > 1 else ""
+        raise DatasetError(head + listed + more)
     return names
+
+
+def _check_sample(root: Path, split: str, name: str, files: Dict[str, Dict[str, Path]], min_size: int) -> List[str]:
+    """The problems of one sample: a missing partner, an unreadable file, a size mismatch, too small."""
+    have = [k for k in KINDS if name in files[k]]
+    missing = [k for k in KINDS if k not in have]
+    if missing:
+        partner = files[have[0]][name]
+        return [f"{root / split / kind / (name + '.png')}: missing (partner of {partner})" for kind in missing]
+    sizes, problems = {}, []
+    for kind in KINDS:
+        try:
+            sizes[kind] = _header(files[kind][name])
+        except DatasetError as e:
+            problems.append(str(e))
+    if problems:
+        return problems
+    w, h = sizes["clean"]
+    for kind in KINDS:
+        if sizes[kind] != (w, h):
+            ow, oh = sizes[kind]
+            problems.append(f"{files[kind][name]}: size {ow}x{oh} differs from {files['clean'][name]} ({w}x{h})")
+    if not problems and split == "train" and min(w, h) < min_size:
+        problems.append(f"{files['clean'][name]}: {w}x{h} is smaller than the training crop {min_size}")
+    return problems
 
 
 class PairedFolderDataset(Dataset):

@@ -99,6 +99,21 @@ def test_unreadable_file_is_named(dataset, tmp_path):
         check_dataset(root)
 
 
+def test_every_problem_is_named_on_one_line(dataset, tmp_path):
+    root = _copy(dataset, tmp_path / "d")
+    (root / "train" / "mask" / "000004.png").unlink()
+    Image.fromarray(np.zeros((18, 20, 3), np.uint8)).save(root / "val" / "corrupted" / "000001.png")
+    p = root / "train" / "clean" / "000002.png"
+    p.write_bytes(p.read_bytes()[:60])
+    with pytest.raises(DatasetError) as err:
+        check_dataset(root)
+    message = str(err.value)
+    assert message.startswith(f"3 problems in {root}: ") and "\n" not in message
+    for fragment in ("train/mask/000004.png: missing", "train/clean/000002.png: unreadable",
+                     "val/corrupted/000001.png: size 20x18 differs"):
+        assert fragment in message
+
+
 def test_empty_and_missing_folders_are_named(tmp_path):
     with pytest.raises(DatasetError, match="does not exist"):
         check_dataset(tmp_path / "nowhere")

@@ -14,7 +14,7 @@ outputs exist and --overwrite is off) or failed with the reason; a bad file neve
 and neither does a full disk: each image that could not be written fails with that reason, and a
 report that cannot be written is handed back in memory for the caller to print.
 
-Torch-free: onnxruntime, numpy, pillow, tqdm.
+Torch-free: onnxruntime, numpy, pillow, pypng, tqdm.
 """
 
 from __future__ import annotations
@@ -280,9 +280,11 @@ def _read(job: Job, options: RunOptions) -> Optional[Loaded]:
     start = time.perf_counter()
     rec = job.record
     try:
-        img, source = read_image(job.source, options.max_pixels, options.allow_lossy)
+        img, source = read_image(job.source, options.max_pixels, options.allow_lossy, job.format)
         rec.width, rec.height, rec.mode = img.width, img.height, img.mode
-        prep = prepare(img)
+        prep = prepare(img, source.deep)
+        if source.deep is not None:  # a 16-bit colour PNG: its values now live in `prep`
+            rec.mode, source.deep = source.deep.mode, None
     except ImageError as e:
         _fail(rec, str(e))
         return None

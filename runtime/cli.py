@@ -41,7 +41,8 @@ from runtime.tiling import DEFAULT_TILE_BUDGET
 @click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS,
               help="Refuse images with more pixels (decompression bombs).")
 @click.option("--allow-lossy", is_flag=True,
-              help="Restore files that cannot be written back whole (extra frames or pages, 16-bit colour) from "
+              help="Restore files that cannot be written back whole (extra frames or pages, 16-bit colour TIFF, "
+                   "16-bit colour PNG written as another format) from "
                    "their first frame / top 8 bits; the summary lists what was dropped (default: refuse them).")
 @click.option("--no-fsync", is_flag=True,
               help="Do not fsync each image before its rename (the report is always synced).")

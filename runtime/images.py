@@ -13,14 +13,17 @@ bit for bit.
 | P (with transparency) | the palette colours | nearest opaque palette entry, same palette; transparent pixels keep their index |
 | I;16 (and I in 0..65535) | round(v / 257) as grey | luma × 257 in masked pixels, other pixels keep all 16 bits |
 | CMYK | Pillow's CMYK→RGB | Pillow's RGB→CMYK in masked pixels, other pixels keep their inks |
+| 16-bit RGB, RGBA, grey+alpha PNG (RGB;16, RGBA;16, LA;16) | round(v / 257) per channel | a 16-bit PNG of the same colour type: the result × 257 (luma × 257 for LA;16) in masked pixels, other pixels and alpha keep all 16 bits |
 
-What cannot be put back that way is refused, not written lossy (`LossyInputError`), unless the
+Pillow decodes 16-bit RGB, RGBA and grey+alpha PNGs to their top 8 bits, so those are read and
+written with pypng (`DeepImage`) when the output is a PNG; everything else goes through Pillow.
+What cannot be put back whole is refused, not written lossy (`LossyInputError`), unless the
 caller allows it: more than one frame or page (only the first is restored), and more than 8 bits
-per colour channel (Pillow decodes 16-bit RGB, RGBA and grey+alpha to their top 8 bits; 16-bit
-grey alone it keeps). GIF is read (its first frame, palette kept) but written only as another
+per colour channel where they cannot be kept (a 16-bit colour PNG written as another format, a
+16-bit colour TIFF). GIF is read (its first frame, palette kept) but written only as another
 format: Pillow's GIF writer may reorder the palette.
 
-Torch-free: numpy and pillow only.
+Torch-free: numpy, pillow and pypng only.
 """
 
 from __future__ import annotations
@@ -28,11 +31,13 @@ from __future__ import annotations
 import io
 import os
 import struct
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
+import png  # pypng: 16-bit colour PNGs, which Pillow decodes to 8 bits
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from runtime.messages import one_line
@@ -54,6 +59,19 @@ WRITABLE_MODES = {
 READ_FORMATS = (*WRITABLE_MODES, "GIF")
 DEFAULT_MAX_PIXELS = 89_478_485  # the same default as Pillow's bomb-warning limit, but ours, per call
 SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+# PNG IHDR colour types of the 16-bit files read and written with pypng: grey+alpha, RGB, RGBA.
+PNG16_COLOUR_TYPES = (2, 4, 6)
+DEEP_MODES = {2: "LA;16", 3: "RGB;16", 4: "RGBA;16"}  # channels → our name for the mode
+# Pillow's transposition for each EXIF orientation, as numpy does it on (H, W, C) arrays.
+_ORIENT = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.transpose(1, 0, 2),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.rot90(a, 2).transpose(1, 0, 2),
+    8: lambda a: np.rot90(a, 1),
+}
 
 
 class ImageError(ValueError):
@@ -75,6 +93,28 @@ class SourceInfo:
     dpi: Optional[Tuple[float, float]] = None
     notes: list = field(default_factory=list)  # things the report should mention
     dropped: List[str] = field(default_factory=list)  # what a lossy write (when allowed) leaves out
+    deep: Optional["DeepImage"] = None  # a 16-bit colour PNG's own values, kept whole
+
+
+@dataclass
+class DeepImage:
+    """A 16-bit colour image Pillow cannot hold (it keeps only the top 8 bits), read and written with pypng."""
+
+    array: np.ndarray  # (H, W, C) uint16; C = 2 (grey+alpha), 3 (RGB) or 4 (RGBA)
+    transparent: Optional[tuple] = None  # the tRNS colour key, in 16-bit values
+
+    @property
+    def mode(self) -> str:
+        return DEEP_MODES[self.array.shape[2]]
+
+    @property
+    def size(self) -> Tuple[int, int]:
+        return self.array.shape[1], self.array.shape[0]  # (W, H) like Pillow
+
+    def to_8bit(self) -> Image.Image:
+        """The nearest 8-bit Pillow image (round(v / 257) per channel): LA, RGB or RGBA."""
+        view = ((self.array.astype(np.uint32) + 128) // 257).astype(np.uint8)
+        return Image.fromarray(np.ascontiguousarray(view), self.mode.split(";")[0])
 
 
 @dataclass
@@ -100,12 +140,19 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb, "RGB").convert("L"))
 
 
-def prepare(img: Image.Image) -> Prepared:
+def prepare(img: Image.Image, deep: Optional[DeepImage] = None) -> Prepared:
     """Split a decoded image into the model's RGB view and the source representation.
+
+    Args:
+        img: the decoded image.
+        deep: the file's 16-bit values when `read_image` kept them (`SourceInfo.deep`); they
+            replace `img`'s 8-bit view.
 
     Raises:
         ImageError: a mode we cannot restore (floating point, out-of-range 32-bit integers).
     """
+    if deep is not None:
+        return _prepare_deep(deep)
     mode = img.mode
     transparency = img.info.get("transparency")
     if mode == "RGB":
@@ -141,6 +188,15 @@ def prepare(img: Image.Image) -> Prepared:
     return prep
 
 
+def _prepare_deep(deep: DeepImage) -> Prepared:
+    a = deep.array
+    alpha = a[..., -1].copy() if a.shape[2] in (2, 4) else None
+    native = a[..., 0] if a.shape[2] == 2 else a[..., :3]  # (H, W) grey or (H, W, 3) RGB
+    view = ((native.astype(np.uint32) + 128) // 257).astype(np.uint8)  # nearest 8-bit level, as I;16
+    rgb = np.repeat(view[..., None], 3, axis=2) if view.ndim == 2 else np.ascontiguousarray(view)
+    return Prepared(rgb, deep.mode, np.ascontiguousarray(native), alpha=alpha, transparency=deep.transparent)
+
+
 def _prepare_palette(img: Image.Image) -> Prepared:
     idx = np.asarray(img)  # (H, W) palette indices
     palette = img.getpalette() or []  # flat RGB
@@ -157,7 +213,7 @@ def _prepare_palette(img: Image.Image) -> Prepared:
     return Prepared(rgb, "P", idx, alpha=alpha, palette=palette, opaque=opaque, transparency=transparency)
 
 
-def finish(prep: Prepared, restored: np.ndarray, mask: np.ndarray) -> Image.Image:
+def finish(prep: Prepared, restored: np.ndarray, mask: np.ndarray) -> Union[Image.Image, DeepImage]:
     """Put the model's result back into the source's mode.
 
     Args:
@@ -166,10 +222,20 @@ def finish(prep: Prepared, restored: np.ndarray, mask: np.ndarray) -> Image.Imag
         mask: (H, W) bool, True where the model replaced the pixel.
 
     Returns:
-        A Pillow image of mode `prep.mode` whose unmasked pixels hold the source values exactly.
+        A Pillow image of mode `prep.mode` whose unmasked pixels hold the source values exactly;
+        a `DeepImage` for the 16-bit colour modes (RGB;16, RGBA;16, LA;16).
     """
     m = mask.astype(bool)
     mode = prep.mode
+    if mode in DEEP_MODES.values():
+        if mode == "LA;16":
+            out = np.where(m, _luma(restored).astype(np.uint16) * 257, prep.native)
+        else:
+            out = np.where(m[..., None], restored.astype(np.uint16) * 257, prep.native)
+        out = out.astype(np.uint16)
+        if prep.alpha is not None:
+            out = np.dstack([out, prep.alpha])
+        return DeepImage(np.ascontiguousarray(out.reshape(*out.shape[:2], -1)), prep.transparency)
     if mode in ("RGB", "RGBA"):
         out = np.where(m[..., None], restored, prep.native)
         if mode == "RGBA":
@@ -278,22 +344,41 @@ def _deep_channels(img: Image.Image, data: bytes) -> Optional[int]:
     return None
 
 
-def _lossy_parts(img: Image.Image, data: bytes) -> List[str]:
-    """What restoring and writing this file back would drop, in words; [] when nothing."""
+def _png16_colour(img: Image.Image, data: bytes) -> bool:
+    """True for a still 16-bit grey+alpha, RGB or RGBA PNG: the files pypng reads and writes whole."""
+    return (img.format == "PNG" and len(data) >= 26 and data[12:16] == b"IHDR" and data[24] == 16
+            and data[25] in PNG16_COLOUR_TYPES and getattr(img, "n_frames", 1) == 1)
+
+
+def _lossy_parts(img: Image.Image, data: bytes, keep_deep: bool = False) -> List[str]:
+    """What restoring and writing this file back would drop, in words; [] when nothing.
+
+    `keep_deep`: a 16-bit colour PNG will be read and written whole with pypng.
+    """
     parts = []
     frames = getattr(img, "n_frames", 1)
     if frames > 1:
         unit = "pages" if img.format == "TIFF" else "frames"
         extra = f"{unit[:-1]} 2" if frames == 2 else f"{unit} 2-{frames}"
         parts.append(f"{extra} of {frames} dropped (only the first is restored)")
-    bits = _deep_channels(img, data)
+    bits = None if keep_deep else _deep_channels(img, data)
     if bits:
         parts.append(f"{bits}-bit {img.mode} written as 8-bit (Pillow decodes only the top 8 bits)")
     return parts
 
 
+def _read_png16(data: bytes, orientation: Optional[int]) -> DeepImage:
+    """A 16-bit colour PNG's values through pypng, turned as its EXIF orientation says."""
+    width, height, pixels, meta = png.Reader(bytes=data).read_flat()
+    array = np.frombuffer(pixels, dtype=np.uint16).reshape(height, width, meta["planes"])
+    turn = _ORIENT.get(orientation or 1)
+    array = np.ascontiguousarray(turn(array) if turn else array)
+    transparent = meta.get("transparent")
+    return DeepImage(array, tuple(transparent) if transparent is not None else None)
+
+
 def read_image(path: str | os.PathLike, max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
-               allow_lossy: bool = False) -> Tuple[Image.Image, SourceInfo]:
+               allow_lossy: bool = False, write_format: Optional[str] = None) -> Tuple[Image.Image, SourceInfo]:
     """Read and decode one image, EXIF orientation applied.
 
     The file's size is checked against `max_pixels` from its header, before any pixel is
@@ -304,6 +389,10 @@ def read_image(path: str | os.PathLike, max_pixels: Optional[int] = DEFAULT_MAX_
         max_pixels: refuse images with more pixels than this (None: no limit).
         allow_lossy: restore files that cannot be written back whole (extra frames or pages,
             16-bit colour) from what can be; `SourceInfo.dropped` says what is left out.
+        write_format: the Pillow format the result will be written as (None: the source's).
+            A 16-bit RGB, RGBA or grey+alpha PNG written as PNG is kept whole: its values are
+            in `SourceInfo.deep` (pass them to `prepare`), and the returned image is Pillow's
+            8-bit view of it.
 
     Returns:
         (decoded image, SourceInfo).
@@ -335,12 +424,15 @@ def read_image(path: str | os.PathLike, max_pixels: Optional[int] = DEFAULT_MAX_
         raise ImageError(f"empty image ({w}x{h})")
     info = SourceInfo(format=img.format)
     info.lossless = img.format in ("PNG", "BMP", "TIFF", "GIF") or (img.format == "WEBP" and _webp_lossless(data))
-    info.dropped = _lossy_parts(img, data)
+    keep_deep = write_format in (None, "PNG") and _png16_colour(img, data)
+    info.dropped = _lossy_parts(img, data, keep_deep)
     if info.dropped and not allow_lossy:
         raise LossyInputError(f"cannot be written back whole: {'; '.join(info.dropped)}; refused (--allow-lossy writes it anyway)")
     info.notes.extend(f"lossy: {part}" for part in info.dropped)
     try:
         img.load()
+        if keep_deep:
+            info.deep = _read_png16(data, img.getexif().get(0x0112))
         # Rotate/flip the pixels as EXIF says, and drop the tag so no viewer applies it twice.
         ImageOps.exif_transpose(img, in_place=True)  # no copy of untagged images
     except Exception as e:  # truncated streams raise OSError; broken chunks SyntaxError, ValueError...
@@ -353,7 +445,7 @@ def read_image(path: str | os.PathLike, max_pixels: Optional[int] = DEFAULT_MAX_
 
 
 def _family(mode: str) -> str:
-    return {"1": "grey", "L": "grey", "LA": "grey", "I;16": "grey", "CMYK": "cmyk"}.get(mode, "rgb")
+    return {"1": "grey", "L": "grey", "LA": "grey", "I;16": "grey", "LA;16": "grey", "CMYK": "cmyk"}.get(mode, "rgb")
 
 
 def writable(image: Image.Image, fmt: str) -> Tuple[Image.Image, Optional[str]]:
@@ -381,19 +473,50 @@ def writable(image: Image.Image, fmt: str) -> Tuple[Image.Image, Optional[str]]:
     return image.convert("RGB"), f"{mode} written as RGB ({fmt} cannot store {mode})"
 
 
-def encode_image(image: Image.Image, fmt: str, source: Optional[SourceInfo] = None,
+def _encode_png16(image: DeepImage, source: SourceInfo) -> bytes:
+    """A 16-bit PNG of `image`'s colour type through pypng, with the source's ICC, EXIF and DPI."""
+    h, w, c = image.array.shape
+    params: Dict[str, object] = {}
+    if source.dpi:  # pHYs in pixels per metre, rounded as Pillow's writer does
+        params.update(x_pixels_per_unit=int(source.dpi[0] / 0.0254 + 0.5),
+                      y_pixels_per_unit=int(source.dpi[1] / 0.0254 + 0.5), unit_is_meter=True)
+    writer = png.Writer(w, h, greyscale=c == 2, alpha=c in (2, 4), bitdepth=16, transparent=image.transparent,
+                        compression=6, **params)
+    buf = io.BytesIO()
+    writer.write_array(buf, image.array.reshape(-1))
+    extra = []
+    if source.icc_profile:
+        extra.append((b"iCCP", b"ICC Profile\0\0" + zlib.compress(source.icc_profile)))
+    if source.exif:
+        extra.append((b"eXIf", source.exif[6:] if source.exif.startswith(b"Exif\0\0") else source.exif))
+    if not extra:
+        return buf.getvalue()
+    chunks = list(png.Reader(bytes=buf.getvalue()).chunks())
+    out = io.BytesIO()
+    png.write_chunks(out, chunks[:1] + extra + chunks[1:])  # after IHDR, before IDAT
+    return out.getvalue()
+
+
+def encode_image(image: Union[Image.Image, DeepImage], fmt: str, source: Optional[SourceInfo] = None,
                  quality: int = 95) -> Tuple[bytes, str, Optional[str]]:
     """Encode `image` as `fmt` ('PNG', 'JPEG', 'WEBP', 'BMP', 'TIFF'), keeping EXIF/ICC/DPI.
 
     WebP is written lossless unless the source was lossy (JPEG or lossy WebP). JPEG uses
-    `quality`.
+    `quality`. A `DeepImage` is written as a 16-bit PNG (pypng), or as 8 bits in other formats.
 
     Returns:
         (the encoded bytes, the mode written, a note when the mode had to change, else None).
     """
     source = source or SourceInfo()
+    deep_note = None
+    if isinstance(image, DeepImage):
+        if fmt == "PNG":
+            return _encode_png16(image, source), image.mode, None
+        deep_note = f"16-bit {image.mode.split(';')[0]} written as 8-bit ({fmt} cannot store 16 bits)"
+        image = image.to_8bit()
     before = image.mode
     image, note = writable(image, fmt)
+    note = "; ".join(n for n in (deep_note, note) if n) or None
     params: Dict[str, object] = {}
     # An ICC profile describes one colour space: keep it only when the channels still match it.
     if source.icc_profile and _family(before) == _family(image.mode):

@@ -22,6 +22,7 @@ from typing import Callable, Optional, Tuple
 
 import numpy as np
 import onnx
+import png
 import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper
@@ -46,13 +47,17 @@ def _chunk(tag: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
 
 
-def png_bytes(array: np.ndarray, depth: int, colour: int) -> bytes:
-    """A PNG written by hand, for what Pillow cannot write (16-bit RGB)."""
-    h, w = array.shape[:2]
-    dtype = ">u2" if depth == 16 else "u1"
-    raw = b"".join(b"\x00" + array[y].astype(dtype).tobytes() for y in range(h))
-    ihdr = struct.pack(">IIBBBBB", w, h, depth, colour, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b"")
+def save_png16(path: Path, array: np.ndarray) -> None:
+    """A 16-bit PNG through pypng, for what Pillow cannot write: (H, W, C), C = 2 (LA), 3 (RGB), 4 (RGBA)."""
+    h, w, c = array.shape
+    with open(path, "wb") as f:
+        png.Writer(w, h, greyscale=c == 2, alpha=c in (2, 4), bitdepth=16).write_array(f, array.astype(np.uint16).reshape(-1))
+
+
+def read_png16(path: Path) -> Tuple[np.ndarray, dict]:
+    """(values (H, W, C) uint16, pypng's description) of a PNG read back with pypng."""
+    w, h, pixels, meta = png.Reader(filename=str(path)).read_flat()
+    return np.asarray(pixels, dtype=np.uint16).reshape(h, w, meta["planes"]), meta
 
 
 def one_png(name="a.png"):
@@ -65,7 +70,15 @@ def two_pngs(d):
 
 
 def rgb16(d):
-    (d / "rgb16.png").write_bytes(png_bytes(RNG.integers(0, 65536, (12, 16, 3)), 16, 2))
+    save_png16(d / "rgb16.png", RNG.integers(0, 65536, (12, 16, 3)))
+
+
+def rgba16(d):
+    save_png16(d / "rgba16.png", RNG.integers(0, 65536, (12, 16, 4)))
+
+
+def la16(d):
+    save_png16(d / "la16.png", RNG.integers(0, 65536, (12, 16, 2)))
 
 
 def grey16(d):
@@ -256,6 +269,26 @@ def _kept_16bit_grey(inp, out, _):
     assert got.mode == "I;16" and np.array_equal(np.asarray(got)[~mask], src[~mask])
 
 
+def _kept_16bit_colour(name: str, planes: int):
+    """OUTPUT/name is a 16-bit PNG of the input's colour type: unmasked values (alpha everywhere) equal,
+    masked ones the model's 8-bit result × 257."""
+
+    def check(inp, out, _):
+        src, _meta = read_png16(inp / name)
+        got, meta = read_png16(out / name)
+        assert meta["bitdepth"] == 16 and meta["planes"] == planes and got.shape == src.shape
+        assert meta["alpha"] == (planes in (2, 4)) and meta["greyscale"] == (planes == 2)
+        mask = np.asarray(Image.open(out / "masks" / name)) > 0
+        assert mask.any()  # the masked values below are checked, not vacuously
+        assert np.array_equal(got[~mask], src[~mask])  # every channel, all 16 bits
+        if planes in (2, 4):
+            assert np.array_equal(got[..., -1], src[..., -1])  # alpha, masked or not
+        colour = got[..., :3] if planes >= 3 else got[..., :1]
+        assert not np.any(colour[mask] % 257)  # 8-bit predictions scaled to 16 bits
+
+    return check
+
+
 def _no_temp_left(inp, out, _):
     assert not [p for p in out.rglob(".*.tmp")], list(out.rglob(".*.tmp"))
 
@@ -284,11 +317,17 @@ def _one_line_names(inp, out, text):
 
 MATRIX = [
     # -- the seven that lost data -------------------------------------------------------------
-    Case("16-bit RGB PNG refused", rgb16, exit=3,
+    Case("16-bit RGB PNG kept", rgb16, ("--save-mask",), exit=0, says=("1 restored",),
+         never=("Traceback", "Warning", "LOSSY"), outputs=("rgb16.png",), check=_kept_16bit_colour("rgb16.png", 3)),
+    Case("16-bit RGBA PNG kept, alpha too", rgba16, ("--save-mask",), exit=0, says=("1 restored",),
+         never=("Traceback", "Warning", "LOSSY"), outputs=("rgba16.png",), check=_kept_16bit_colour("rgba16.png", 4)),
+    Case("16-bit grey+alpha PNG kept", la16, ("--save-mask",), exit=0, says=("1 restored",),
+         never=("Traceback", "Warning", "LOSSY"), outputs=("la16.png",), check=_kept_16bit_colour("la16.png", 2)),
+    Case("16-bit RGB PNG to JPEG refused", rgb16, ("--format", "jpeg"), exit=3,
          says=("FAILED rgb16.png: cannot be written back whole: 16-bit RGB written as 8-bit", "--allow-lossy"),
-         absent=("rgb16.png",)),
-    Case("16-bit RGB PNG, --allow-lossy", rgb16, ("--allow-lossy",), exit=0,
-         says=("1 restored (1 lossy", "LOSSY rgb16.png: 16-bit RGB written as 8-bit"), outputs=("rgb16.png",)),
+         absent=("rgb16.jpg",)),
+    Case("16-bit RGB PNG to JPEG, --allow-lossy", rgb16, ("--format", "jpeg", "--allow-lossy"), exit=0,
+         says=("1 restored (1 lossy", "LOSSY rgb16.png: 16-bit RGB written as 8-bit"), outputs=("rgb16.jpg",)),
     Case("16-bit grey PNG kept", grey16, ("--save-mask",), exit=0, says=("1 restored",),
          outputs=("grey16.png",), check=_kept_16bit_grey),
     Case("multi-page TIFF refused", pages, exit=3, says=("FAILED pages.tif: cannot be written back whole: "

@@ -186,3 +186,87 @@ def test_to_pil_array_kinds():
     assert ri.to_pil(np.zeros((2, 3, 4), np.uint8)).mode == "RGBA"
     with pytest.raises(ValueError):
         ri.to_pil(np.zeros((2, 3, 3), np.float32))
+
+
+# ---------------------------------------------------------------------------------------------
+# 16-bit colour PNGs: Pillow decodes them to 8 bits, so they are read and written with pypng.
+
+
+def _save_png16(path, array, **chunks):
+    """A 16-bit PNG written with pypng; `chunks` (tag=bytes) are put right after IHDR."""
+    import png
+
+    h, w, c = array.shape
+    buf = io.BytesIO()
+    png.Writer(w, h, greyscale=c == 2, alpha=c in (2, 4), bitdepth=16).write_array(buf, array.reshape(-1))
+    parts = list(png.Reader(bytes=buf.getvalue()).chunks())
+    extra = [(tag.encode(), data) for tag, data in chunks.items()]
+    with open(path, "wb") as f:
+        png.write_chunks(f, parts[:1] + extra + parts[1:])
+
+
+def _read_png16(data):
+    import png
+
+    w, h, pixels, meta = png.Reader(bytes=data).read_flat()
+    return np.asarray(pixels, dtype=np.uint16).reshape(h, w, meta["planes"]), meta
+
+
+@pytest.mark.parametrize("planes", [2, 3, 4])
+def test_16bit_colour_png_kept_whole(planes, tmp_path):
+    h, w = 9, 12
+    src = RNG.integers(0, 65536, (h, w, planes)).astype(np.uint16)
+    _save_png16(tmp_path / "deep.png", src)
+    img, info = ri.read_image(tmp_path / "deep.png")
+    assert info.dropped == [] and info.deep is not None and np.array_equal(info.deep.array, src)
+    prep = ri.prepare(img, info.deep)
+    colour = src[..., 0] if planes == 2 else src[..., :3]
+    view = ((colour.astype(np.int64) + 128) // 257).astype(np.uint8)  # round(v / 257), as I;16
+    assert np.array_equal(prep.rgb, np.repeat(view[..., None], 3, 2) if planes == 2 else view)
+    restored, mask = _rgb(h, w), _half_mask(h, w)
+    out = ri.finish(prep, restored, mask)
+    data, mode, note = ri.encode_image(out, "PNG", info)
+    assert mode == {2: "LA;16", 3: "RGB;16", 4: "RGBA;16"}[planes] and note is None
+    got, meta = _read_png16(data)
+    assert meta["bitdepth"] == 16 and got.shape == src.shape
+    assert np.array_equal(got[~mask], src[~mask])  # every channel, all 16 bits
+    if planes in (2, 4):
+        assert np.array_equal(got[..., -1], src[..., -1])  # alpha, masked or not
+    want = _luma601(restored) if planes == 2 else restored
+    assert np.array_equal((got[..., 0] if planes == 2 else got[..., :3])[mask], want[mask].astype(np.uint16) * 257)
+
+
+def test_16bit_colour_png_to_another_format_is_refused_or_8bit(tmp_path):
+    src = RNG.integers(0, 65536, (4, 5, 3)).astype(np.uint16)
+    _save_png16(tmp_path / "deep.png", src)
+    with pytest.raises(ri.LossyInputError, match="16-bit RGB written as 8-bit"):
+        ri.read_image(tmp_path / "deep.png", write_format="JPEG")
+    img, info = ri.read_image(tmp_path / "deep.png", allow_lossy=True, write_format="JPEG")
+    assert info.deep is None and info.dropped and img.mode == "RGB"
+    # A kept 16-bit image handed to another writer anyway is scaled to 8 bits, with a note.
+    deep = ri.DeepImage(src)
+    data, mode, note = ri.encode_image(deep, "TIFF")
+    assert mode == "RGB" and "16-bit RGB written as 8-bit" in note
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), ((src.astype(np.int64) + 128) // 257).astype(np.uint8))
+
+
+def test_16bit_colour_png_keeps_orientation_icc_dpi_and_colour_key(tmp_path):
+    import struct
+    import zlib
+
+    src = RNG.integers(0, 65536, (2, 4, 3)).astype(np.uint16)  # stored landscape, viewed portrait
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    phys = struct.pack(">IIB", 11811, 11811, 1)  # 300 dpi
+    key = struct.pack(">HHH", *src[0, 0])
+    _save_png16(tmp_path / "deep.png", src, iCCP=b"x\0\0" + zlib.compress(b"fake-icc"), eXIf=exif.tobytes()[6:],
+                pHYs=phys, tRNS=key)
+    img, info = ri.read_image(tmp_path / "deep.png")
+    assert img.size == (2, 4) and np.array_equal(info.deep.array, np.rot90(src, -1))
+    out = ri.finish(ri.prepare(img, info.deep), np.zeros((4, 2, 3), np.uint8), np.zeros((4, 2), bool))
+    data, *_ = ri.encode_image(out, "PNG", info)
+    got, meta = _read_png16(data)
+    assert np.array_equal(got, np.rot90(src, -1)) and meta["transparent"] == tuple(int(v) for v in src[0, 0])
+    back = Image.open(io.BytesIO(data))
+    assert back.info.get("icc_profile") == b"fake-icc" and round(back.info["dpi"][0]) == 300
+    assert back.getexif().get(0x0112, 1) == 1  # applied, not written again

@@ -12,6 +12,7 @@ Debian's `chromium` package).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import shutil
@@ -51,11 +52,9 @@ class _QuietHandler(SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
-def page_url():
-    """Serve examples/ on 127.0.0.1 (ephemeral port) for the duration of the module."""
-    handler = functools.partial(_QuietHandler, directory=str(EXAMPLES))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+@contextlib.contextmanager
+def serving(server):
+    """Run an HTTP server on a daemon thread; yield the page's URL; shut it down afterwards."""
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -64,6 +63,14 @@ def page_url():
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def page_url():
+    """Serve examples/ on 127.0.0.1 (ephemeral port) for the duration of the module."""
+    handler = functools.partial(_QuietHandler, directory=str(EXAMPLES))
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), handler)) as url:
+        yield url
 
 
 def drive(url: str, model: Path, images: list[Path], out: Path) -> tuple[int, dict]:

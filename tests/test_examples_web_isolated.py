@@ -4,14 +4,12 @@ browser has one (otherwise the page says why and runs on WASM). Skips like test_
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 from PIL import Image
 
 from tests.test_examples_node import python_outputs, seeded_rgb
-from tests.test_examples_web import EXAMPLES, _missing, drive
+from tests.test_examples_web import EXAMPLES, _missing, drive, serving
 
 
 def _serve_module():
@@ -32,15 +30,8 @@ pytestmark = pytest.mark.skipif(_missing() is not None, reason=_missing() or "")
 
 @pytest.fixture(scope="module")
 def isolated_url():
-    server = make_server(0, quiet=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/web/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serving(make_server(0, quiet=True)) as url:
+        yield url
 
 
 def _check_bytes(tiny_onnx, rgb, out, i=0):

@@ -184,7 +184,7 @@ def reference_quality(pipeline: Optional[RestorationPipeline], ctx: BenchContext
 def backend_quality(backend: Backend, cases, ref: Dict, log: Callable[[str], None]) -> Dict:
     """The backend's held-out figures, their drops against the reference and whether they stay
     within the int8 export's bounds (mask IoU drop <= 0.005, PSNR-in-mask drop <= 0.3 dB)."""
-    from runtime.default_model import INT8_MAX_IOU_DROP, INT8_MAX_PSNR_DROP
+    from runtime.default_model import Bounds
 
     if backend.quality_skip:
         return {"status": "skipped", "reason": backend.quality_skip}
@@ -202,7 +202,7 @@ def backend_quality(backend: Backend, cases, ref: Dict, log: Callable[[str], Non
         return {"status": "failed", "reason": _one_line(e)}
     q.update(status="ok", mask_iou_drop=ref["mask_iou"] - q["mask_iou"],
              psnr_inside_drop=ref["psnr_inside"] - q["psnr_inside"])
-    q["within_bounds"] = q["mask_iou_drop"] <= INT8_MAX_IOU_DROP and q["psnr_inside_drop"] <= INT8_MAX_PSNR_DROP
+    q["within_bounds"] = Bounds().holds(q)
     log(f"{backend.name}: quality on {q['images']} held-out images: mask IoU {q['mask_iou']:.4f} "
         f"({-q['mask_iou_drop'] or 0.0:+.4f}), PSNR in mask {q['psnr_inside']:.2f} dB ({-q['psnr_inside_drop'] or 0.0:+.2f})"
         + ("" if q["within_bounds"] else "  OUT OF BOUNDS"))

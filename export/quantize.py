@@ -34,7 +34,9 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from runtime.default_model import INT8_MAX_IOU_DROP, INT8_MAX_PSNR_DROP
+from runtime.default_model import Bounds
+
+DEFAULT_BOUNDS = Bounds()  # the export's bounds unless a caller gives others
 
 CALIBRATION_SEED = 1107
 CALIBRATION_SIZE = (128, 224)  # crop sides of the calibration images (any size runs)
@@ -51,18 +53,6 @@ class QuantizationRefused(RuntimeError):
     def __init__(self, message: str, report: Dict[str, Any]):
         super().__init__(message)
         self.report = report
-
-
-@dataclass(frozen=True)
-class Bounds:
-    """How much quality an int8 graph may lose against its fp32 graph on the held-out set."""
-
-    max_iou_drop: float = INT8_MAX_IOU_DROP  # mask IoU (0..1)
-    max_psnr_drop: float = INT8_MAX_PSNR_DROP  # dB, PSNR inside the true mask
-
-    def holds(self, deltas: Dict[str, float]) -> bool:
-        return (deltas["mask_iou_drop"] <= self.max_iou_drop and deltas["psnr_inside_drop"] <= self.max_psnr_drop
-                and deltas["changed_outside_mask"] == 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -317,7 +307,7 @@ def _exclusion_steps(max_excluded: int) -> List[int]:
 
 
 def quantize_verified(fp32_path: Path, dst: Path, *, calibration: int = DEFAULT_CALIBRATION,
-                      heldout_per_photo: int = DEFAULT_HELDOUT_PER_PHOTO, bounds: Bounds = Bounds(),
+                      heldout_per_photo: int = DEFAULT_HELDOUT_PER_PHOTO, bounds: Bounds = DEFAULT_BOUNDS,
                       max_excluded: int = DEFAULT_MAX_EXCLUDED, log=None) -> QuantizationReport:
     """Quantize the fp32 pixels graph `fp32_path` into `dst`, verified on the held-out set.
 
@@ -403,7 +393,7 @@ def quantize_verified(fp32_path: Path, dst: Path, *, calibration: int = DEFAULT_
 
 
 def export_int8(pipeline, output: os.PathLike, *, calibration: int = DEFAULT_CALIBRATION,
-                heldout_per_photo: int = DEFAULT_HELDOUT_PER_PHOTO, bounds: Bounds = Bounds(),
+                heldout_per_photo: int = DEFAULT_HELDOUT_PER_PHOTO, bounds: Bounds = DEFAULT_BOUNDS,
                 max_excluded: int = DEFAULT_MAX_EXCLUDED, opset: Optional[int] = None, verify: bool = True,
                 force: bool = False, log=None):
     """Export `pipeline` to an fp32 pixels graph, quantize it, prove it, and write it to `output`.

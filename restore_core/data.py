@@ -28,6 +28,7 @@ from torch.utils.data import Dataset, Sampler
 from restore_core.corruption import CorruptionConfig, corrupt, sample_rng
 from restore_core.fileio import atomic_save_png
 from restore_core.photos import (
+    BUNDLED_GREY,
     IMAGE_SUFFIXES,
     bundled_grey_photos,
     bundled_photos,
@@ -299,8 +300,7 @@ def source_images(source: str | os.PathLike | None, grey: bool = False) -> Tuple
 
 def source_weights(names: Sequence[str]) -> List[float]:
     """Sampling odds per source image: grey bundled photos count `GREY_WEIGHT` of a colour one."""
-    grey = set(bundled_grey_photos()) if names else set()
-    return [GREY_WEIGHT if n in grey else 1.0 for n in names]
+    return [GREY_WEIGHT if n in BUNDLED_GREY else 1.0 for n in names]
 
 
 def synthesize_dataset(out_root: str | os.PathLike, count: int, size: int, seed: int,

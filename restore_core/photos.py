@@ -48,42 +48,33 @@ class SourceError(ValueError):
     """A source folder or image that cannot be used; the message names it."""
 
 
-@lru_cache(maxsize=1)
-def _bundled() -> Tuple[Tuple[str, np.ndarray], ...]:
+@lru_cache(maxsize=2)
+def _bundled(names: Tuple[str, ...]) -> Tuple[Tuple[str, np.ndarray], ...]:
+    """scikit-image's photos `names` as read-only uint8 (H, W, 3); grey ones get R = G = B."""
     import skimage.data
 
     out = []
-    for name in BUNDLED:
+    for name in names:
         img = getattr(skimage.data, name)()
         if isinstance(img, tuple):  # stereo_motorcycle -> (left, right, disparity)
             img = img[0]
-        img = np.ascontiguousarray(img[..., :3], dtype=np.uint8)  # (H, W, 3)
+        img = np.asarray(img, dtype=np.uint8)
+        if img.ndim == 2:  # (H, W) grey
+            img = np.repeat(img[..., None], 3, axis=2)
+        img = np.ascontiguousarray(img[..., :3])  # (H, W, 3)
         img.setflags(write=False)  # shared by every caller: nobody may draw on the cache
-        out.append((name, img))
-    return tuple(out)
-
-
-@lru_cache(maxsize=1)
-def _bundled_grey() -> Tuple[Tuple[str, np.ndarray], ...]:
-    import skimage.data
-
-    out = []
-    for name in BUNDLED_GREY:
-        grey = np.asarray(getattr(skimage.data, name)(), dtype=np.uint8)  # (H, W)
-        img = np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))  # (H, W, 3)
-        img.setflags(write=False)
         out.append((name, img))
     return tuple(out)
 
 
 def bundled_photos() -> Dict[str, np.ndarray]:
     """scikit-image's offline colour photos as uint8 (H, W, 3) RGB arrays (read-only), cached in-process."""
-    return dict(_bundled())
+    return dict(_bundled(BUNDLED))
 
 
 def bundled_grey_photos() -> Dict[str, np.ndarray]:
     """scikit-image's offline grey photos and textures, as uint8 (H, W, 3) with R = G = B (read-only)."""
-    return dict(_bundled_grey())
+    return dict(_bundled(BUNDLED_GREY))
 
 
 def load_folder_images(folder: str | os.PathLike) -> List[Tuple[str, np.ndarray]]:

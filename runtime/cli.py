@@ -134,14 +134,13 @@ def _run_on_ray(model_path, input_path, output_path, options, address, actors, g
 
     # The graph is chosen here, once, as the local engine chooses it; every actor loads that one.
     chosen, why = choose_model(model_path, precision, cpu=device != "cuda" and not gpus_per_actor)
-    model_path = model_path if isinstance(chosen, bytes) or str(model_path) != "default" else str(chosen)
 
     ray_options = RayOptions(address=address, actors=actors or 1, gpus_per_actor=gpus_per_actor, device=device,
                              provider=provider, threads=threads or None, tile=tile, tile_budget=tile_budget)
-    click.echo(f"model {describe_model(model_path)}{', ' + why if why else ''} on Ray ({address or 'a local Ray'}, "
+    click.echo(f"model {describe_model(model_path, chosen)}{', ' + why if why else ''} on Ray ({address or 'a local Ray'}, "
                f"{ray_options.actors} actor(s))", err=True)
     try:
-        return run_folder_ray(model_path, input_path, output_path, options, ray_options)
+        return run_folder_ray(chosen, input_path, output_path, options, ray_options)
     except RayUnavailable as e:
         fail(str(e))
 

@@ -206,13 +206,9 @@ def restore_samples(model, out: Path, device: str) -> Path:
     return report
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 100.0 if mse == 0 else 10 * math.log10(255.0**2 / mse)
-
-
 def contact_sheet(samples: List[dict], out: Path, report_path: Path) -> Path:
     """Rows of before / mask / after / original, labelled with PSNR and mask IoU; prints the table."""
+    from restore_core.heldout import iou, psnr  # numpy only
     from restore_core.sheet import save_sheet  # Pillow only
 
     report = {Path(r["input"]).stem: r for r in json.loads(report_path.read_text())["records"]}
@@ -226,16 +222,15 @@ def contact_sheet(samples: List[dict], out: Path, report_path: Path) -> Path:
         after = np.asarray(Image.open(rec["output"]).convert("RGB"))
         mask = np.asarray(Image.open(rec["mask"])) > 0
         truth = np.asarray(Image.open(s["mask"])) > 0
-        union = (mask | truth).sum()
-        iou = float((mask & truth).sum() / union) if union else 1.0
-        p0, p1 = _psnr(before, clean), _psnr(after, clean)
-        rows.append((s["name"], p0, p1, iou))
-        entries.append((f"{s['name']}: PSNR {p0:.1f} -> {p1:.1f} dB, mask IoU {iou:.2f}", [before, mask, after, clean]))
+        p0, p1, overlap = psnr(before, clean), psnr(after, clean), iou(mask, truth)
+        rows.append((s["name"], p0, p1, overlap))
+        entries.append((f"{s['name']}: PSNR {p0:.1f} -> {p1:.1f} dB, mask IoU {overlap:.2f}",
+                        [before, mask, after, clean]))
     path = out / "contact_sheet.png"
     save_sheet(entries, path, cell=max(a.shape[1] for a in entries[0][1]))
     click.echo("  sample                PSNR before  PSNR after  mask IoU")
-    for name, p0, p1, iou in rows:
-        click.echo(f"  {name:<20} {p0:9.2f} dB {p1:9.2f} dB {iou:9.3f}")
+    for name, p0, p1, overlap in rows:
+        click.echo(f"  {name:<20} {p0:9.2f} dB {p1:9.2f} dB {overlap:9.3f}")
     return path
 
 

@@ -148,13 +148,15 @@ def summarize(rows: Sequence[Dict[str, float]]) -> Dict[str, float]:
 
 def evaluate(cases: Sequence[Case], restore: RestoreFn) -> Tuple[Dict[str, float], List[Dict[str, float]]]:
     """Run `restore` (uint8 RGB -> (restored uint8 RGB, mask bool)) on every case; (summary, rows)."""
-    rows = []
-    for case in cases:
-        restored, mask = restore(case.corrupted)
-        row = score_case(case, restored, mask)
-        row["name"] = case.name
-        rows.append(row)
-    return summarize(rows), rows
+    summary, rows, _ = _run(cases, restore)
+    return summary, rows
+
+
+def _run(cases: Sequence[Case], restore: RestoreFn):
+    """(summary, rows, outputs): `evaluate` that also keeps each (restored, mask) for pictures."""
+    outputs = [restore(case.corrupted) for case in cases]
+    rows = [{**score_case(case, restored, mask), "name": case.name} for case, (restored, mask) in zip(cases, outputs)]
+    return summarize(rows), rows, outputs
 
 
 def identity_reference(cases: Sequence[Case]) -> Dict[str, float]:
@@ -210,14 +212,7 @@ def write_report(out_dir, cases: Sequence[Case], restore: RestoreFn, model: str,
     from restore_core.sheet import save_sheet
 
     out = Path(out_dir)
-    outputs = {}
-
-    def keep(rgb: np.ndarray):
-        restored, mask = restore(rgb)
-        outputs[id(rgb)] = (restored, mask)
-        return restored, mask
-
-    summary, rows = evaluate(cases, keep)
+    summary, rows, outputs = _run(cases, restore)
     results = {"model": summary, "identity (corrupted input)": identity_reference(cases),
                "Telea given the true mask": telea_reference(cases)}
     sources = sorted({c.source for c in cases})
@@ -230,18 +225,15 @@ def write_report(out_dir, cases: Sequence[Case], restore: RestoreFn, model: str,
                        + "\nThe model, photo by photo:\n\n" + markdown_table(per_source))
 
     def sheet(picked, path):
-        entries = []
-        for c, r in picked:
-            restored, mask = outputs[id(c.corrupted)]
-            entries.append((f"{c.name}: {r['psnr_input']:.1f} -> {r['psnr']:.1f} dB, IoU {r['mask_iou']:.2f}",
-                            [c.corrupted, mask, restored, c.clean]))
+        entries = [(f"{cases[i].name}: {rows[i]['psnr_input']:.1f} -> {rows[i]['psnr']:.1f} dB, "
+                    f"IoU {rows[i]['mask_iou']:.2f}", [cases[i].corrupted, outputs[i][1], outputs[i][0], cases[i].clean])
+                   for i in picked]
         save_sheet(entries, path)
 
-    pairs = list(zip(cases, rows))
-    worst = sorted(pairs, key=lambda p: (p[1]["psnr"] - p[1]["psnr_input"], p[1]["mask_iou"]))[:sheet_rows]
-    sheet(worst, out / "worst.png")
+    worst = sorted(range(len(cases)), key=lambda i: (rows[i]["psnr"] - rows[i]["psnr_input"], rows[i]["mask_iou"]))
+    sheet(worst[:sheet_rows], out / "worst.png")
     firsts = {}
-    for c, r in pairs:
-        firsts.setdefault(c.source, (c, r))
+    for i, case in enumerate(cases):
+        firsts.setdefault(case.source, i)
     sheet(list(firsts.values()), out / "typical.png")
     return report

@@ -73,3 +73,24 @@ def test_bad_inputs_are_named(setup, tmp_path):
     with pytest.raises(DatasetError, match="does not exist"):
         validate(setup / "m.ckpt", tmp_path / "nodata", tmp_path / "o", device="cpu")
     assert not (tmp_path / "o").exists()
+
+
+def test_heldout_report_scores_the_model_against_both_references(tiny_release, tmp_path):
+    from click.testing import CliRunner
+
+    from restore_core.cli import validate_cli
+    from restore_core.heldout import heldout_photos
+
+    out = tmp_path / "ho"
+    result = CliRunner().invoke(validate_cli, ["--checkpoint", str(tiny_release), "--heldout", "--per-photo", "1",
+                                               "--device", "cpu", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "heldout.json").read_text())
+    n = len(heldout_photos())
+    assert report["images"] == n == len(report["per_image"]) == len(report["per_source"])
+    identity = report["results"]["identity (corrupted input)"]
+    assert identity["mask_iou"] == 0.0 and identity["worse"] == 0
+    model = report["results"]["model"]
+    assert 0.0 <= model["mask_iou"] <= 1.0 and model["images"] == n
+    assert Image.open(out / "worst.png").height > 0 and Image.open(out / "typical.png").height > 0
+    assert "| model |" in result.output

@@ -101,6 +101,7 @@ TRAIN_OPTIONS = {
     "threads": ("train.threads", 0),
     "output": ("train.save_dir", "checkpoints"),
     "resume": ("train.resume", "none"),
+    "init": ("train.init", "none"),
     "base_channels": ("model.base_channels", 24),
     "depth": ("model.depth", 4),
 }
@@ -132,6 +133,9 @@ def _cfg_option(*names, key, help, **kw):
              help="auto: CUDA when it really works; cuda: fail if it does not (never a silent CPU run).")
 @_cfg_option("--resume", key="resume", type=click.Path(),
              help="Continue exactly from a last.ckpt (its config is used unless --config is given).")
+@_cfg_option("--init", key="init", type=str,
+             help="Fine-tune: start from these weights (.ckpt, .safetensors or 'default', the shipped model) "
+                  "with a new schedule.")
 @_cfg_option("--max-steps", key="max_steps", type=click.IntRange(min=0),
              help="Stop after this many steps (the schedule is unchanged); 0: no limit.")
 @_cfg_option("--size", key="size", type=click.IntRange(min=1), help="Training crop side (multiple of the model's stride).")
@@ -158,7 +162,7 @@ def _cfg_option(*names, key, help, **kw):
 @handle_errors(_core_errors, "the last checkpoint written is complete and loadable; "
                              "restore-train --resume OUTPUT/last.ckpt continues")
 def train_cli(config_path, data, synthetic, source, epochs, batch_size, lr, num_workers, output, save_dir_alias, device,
-              resume, max_steps, size, epoch_samples, val_count, base_channels, depth, precision, bf16, channels_last,
+              resume, init, max_steps, size, epoch_samples, val_count, base_channels, depth, precision, bf16, channels_last,
               seed, patience, threshold, threads, quiet, quiet_alias, report, report_alias):
     """Train the dual-decoder U-Net: config file, then command-line overrides.
 
@@ -194,7 +198,7 @@ def train_cli(config_path, data, synthetic, source, epochs, batch_size, lr, num_
                  num_workers=num_workers, epochs=epochs, batch_size=batch_size, lr=lr, max_steps=max_steps,
                  patience=patience, seed=seed, threshold=threshold, device=device,
                  precision="bf16" if bf16 else precision, channels_last=channels_last, threads=threads,
-                 output=output or save_dir_alias, resume=resume, base_channels=base_channels, depth=depth)
+                 output=output or save_dir_alias, resume=resume, init=init, base_channels=base_channels, depth=depth)
     overrides = {TRAIN_OPTIONS[name][0]: value for name, value in given.items()}
     overrides["train.progress"] = False if (quiet or quiet_alias) else None
     cfg = apply_overrides(cfg, overrides)

@@ -82,6 +82,10 @@ class TrainConfig:
         seed: seeds weights, data order, augmentation and corruption.
         save_dir: where last.ckpt, best.ckpt, best.safetensors and train_log.jsonl go.
         resume: a last.ckpt to continue from exactly.
+        init: weights to start from (a .ckpt, a .safetensors release, or `default` for the
+            shipped model) with a fresh optimizer and schedule: fine-tuning. The model config
+            must match. Ignored when `resume` is set (the resumed checkpoint has the weights).
+        lx_reduction: how Lx is reduced over a batch, "pixels" or "images" (`losses.py`).
         threshold: mask binarization threshold stored with the model (the reference design's 0.1).
         checkpoint_every: also write last.ckpt every this many steps (0: at epoch ends only).
         log_every: steps between JSON-lines log records.
@@ -106,6 +110,8 @@ class TrainConfig:
     seed: int = 0
     save_dir: str = "checkpoints"
     resume: Optional[str] = None
+    init: Optional[str] = None
+    lx_reduction: str = "pixels"
     threshold: float = 0.1
     checkpoint_every: int = 500
     log_every: int = 10
@@ -264,6 +270,8 @@ def validate(cfg: Config) -> None:
     need(0 < t.threshold < 1, "train.threshold", f"must lie in (0, 1), got {t.threshold}")
     need(t.checkpoint_every >= 0, "train.checkpoint_every", f"must be >= 0, got {t.checkpoint_every}")
     need(t.threads >= 0, "train.threads", f"must be >= 0, got {t.threads}")
+    need(t.lx_reduction in ("pixels", "images"), "train.lx_reduction",
+         f"must be one of ['pixels', 'images'], got {t.lx_reduction!r}")
     need(t.log_every >= 1, "train.log_every", f"must be at least 1, got {t.log_every}")
     need(dcfg.size >= m.stride and dcfg.size % m.stride == 0, "data.size",
          f"must be a positive multiple of the model's stride {m.stride}, got {dcfg.size}")

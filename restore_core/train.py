@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from restore_core.checkpoint import load_checkpoint, save_checkpoint, save_release, weights_sha256
+from restore_core.checkpoint import load_checkpoint, load_model, save_checkpoint, save_release, weights_sha256
 from restore_core.config import Config, ConfigError, config_to_dict
 from restore_core.data import (
     VAL_STREAM,
@@ -311,6 +311,8 @@ def _train(cfg: Config, info: DistInfo) -> Dict[str, Any]:
     run = _setup(cfg, info)
     if cfg.train.resume:
         _resume(run, cfg.train.resume)
+    elif cfg.train.init:
+        _init_weights(run, cfg.train.init)
     _start(run)
     stop_reason, val = "epochs", None
     while run.progress.epoch < cfg.train.epochs:
@@ -370,6 +372,17 @@ def _resume(run: Run, path: str) -> None:
     _set_rng_state(ckpt["rng"])
     p = run.progress
     run.say(f"resumed from {path} at step {p.step} (epoch {p.epoch + 1}, batch {p.batch_in_epoch})")
+
+
+def _init_weights(run: Run, path: str) -> None:
+    """Fine-tuning: start from the weights of `path` (.ckpt, .safetensors or `default`), with the
+    fresh optimizer, schedule and step count of a new run."""
+    loaded = load_model(path, device="cpu")
+    if asdict(loaded.config) != asdict(run.cfg.model):
+        raise ConfigError(f"{loaded.source}: its model config {asdict(loaded.config)} differs from the "
+                          f"configured one {asdict(run.cfg.model)}")
+    run.model.load_state_dict(loaded.model.state_dict())
+    run.say(f"starting from the weights of {loaded.source}")
 
 
 def _start(run: Run) -> None:
@@ -440,7 +453,7 @@ def _train_step(run: Run, batch, epoch: int):
     m = mask.to(run.device, non_blocking=True)  # (N, 1, H, W) bool
     with torch.autocast(run.device.type, dtype=run.amp_dtype) if run.amp_dtype else nullcontext():
         pred, logits = run.trained(x)  # (N, 3, H, W), (N, 1, H, W)
-    parts = restoration_loss(pred, logits, y, m)
+    parts = restoration_loss(pred, logits, y, m, t.lx_reduction)
     # Mean over ranks: every process must agree to stop on a bad value, and logs show the whole
     # step, not one shard.
     stats = all_mean(torch.stack([parts.total.detach(), parts.lx.detach(), parts.lm.detach()]), info)

@@ -47,6 +47,24 @@ def test_batch_counts_every_corrupted_pixel_once():
     assert lx.item() == pytest.approx((1.85 + 3.0) / 3, abs=1e-6)
 
 
+def test_images_reduction_weighs_each_image_the_same():
+    pred, logits, target, mask = _one_image()  # Lx 0.925 over 2 pixels
+    pred2, target2 = torch.zeros(1, 3, 2, 2), torch.zeros(1, 3, 2, 2)
+    pred2[0, :, 1, 1] = 1.0  # one corrupted pixel, Lx 3
+    mask2 = torch.zeros(1, 1, 2, 2, dtype=torch.bool)
+    mask2[0, 0, 1, 1] = True
+    empty = torch.zeros(1, 1, 2, 2, dtype=torch.bool)  # no corrupted pixel: Lx 0, still one image
+    p, t, m = torch.cat([pred, pred2, pred2]), torch.cat([target, target2, target2]), torch.cat([mask, mask2, empty])
+    assert masked_l1(p, t, m, "images").item() == pytest.approx((0.925 + 3.0 + 0.0) / 3, abs=1e-6)
+    assert masked_l1(p, t, m, "pixels").item() == pytest.approx((1.85 + 3.0) / 3, abs=1e-6)
+    # One image: both reductions are the reference design's formula.
+    assert masked_l1(pred, target, mask, "images").item() == pytest.approx(0.925, abs=1e-6)
+    parts = restoration_loss(p, torch.cat([logits] * 3), t, m, lx_reduction="images")
+    assert parts.total.item() == pytest.approx(2 * parts.lx.item() + parts.lm.item(), abs=1e-6)
+    with pytest.raises(ValueError, match="reduction"):
+        masked_l1(p, t, m, "batch")
+
+
 def test_no_corrupted_pixel_is_finite():
     pred = torch.rand(2, 3, 4, 4, requires_grad=True)
     logits = torch.randn(2, 1, 4, 4, requires_grad=True)

@@ -133,6 +133,26 @@ def test_resume_refuses_another_model(tmp_path):
         train(cfg)
 
 
+def test_init_starts_from_the_weights_with_a_new_schedule(tmp_path):
+    """Fine-tuning: --init takes the weights alone; step, schedule and optimizer start afresh."""
+    train(tiny_config(tmp_path / "a", **{"train.max_steps": 3}))
+    cfg = tiny_config(tmp_path / "b", **{"train.max_steps": 1, "train.init": str(tmp_path / "a" / "best.safetensors"),
+                                         "train.lx_reduction": "images"})
+    # Zero learning rate: the weights after one step are the ones started from.
+    cfg.train.lr, cfg.train.weight_decay = 1e-30, 0.0
+    summary = train(cfg)
+    assert summary["steps"] == 1
+    ckpt = load_checkpoint(tmp_path / "b" / "last.ckpt")
+    assert ckpt["step"] == 1 and ckpt["scheduler"]["last_epoch"] == 1
+    best = load_model(tmp_path / "a" / "best.safetensors").model.state_dict()
+    for k, v in ckpt["model"].items():
+        if k.endswith("num_batches_tracked") or "running_" in k:  # batch-norm statistics move in train mode
+            continue
+        assert torch.allclose(v, best[k], atol=1e-6), k
+    with pytest.raises(ConfigError, match="model config .* differs"):
+        train(tiny_config(tmp_path / "c", **{"model.base_channels": 6, "train.init": str(tmp_path / "a" / "last.ckpt")}))
+
+
 def test_non_finite_loss_stops_naming_the_step(tmp_path, monkeypatch):
     import restore_core.train as train_mod
 

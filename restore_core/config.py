@@ -20,6 +20,7 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 from restore_core.corruption import CorruptionConfig
+from restore_core.losses import LX_REDUCTIONS
 from restore_core.model import ModelConfig
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -270,8 +271,8 @@ def validate(cfg: Config) -> None:
     need(0 < t.threshold < 1, "train.threshold", f"must lie in (0, 1), got {t.threshold}")
     need(t.checkpoint_every >= 0, "train.checkpoint_every", f"must be >= 0, got {t.checkpoint_every}")
     need(t.threads >= 0, "train.threads", f"must be >= 0, got {t.threads}")
-    need(t.lx_reduction in ("pixels", "images"), "train.lx_reduction",
-         f"must be one of ['pixels', 'images'], got {t.lx_reduction!r}")
+    need(t.lx_reduction in LX_REDUCTIONS, "train.lx_reduction",
+         f"must be one of {list(LX_REDUCTIONS)}, got {t.lx_reduction!r}")
     need(t.log_every >= 1, "train.log_every", f"must be at least 1, got {t.log_every}")
     need(dcfg.size >= m.stride and dcfg.size % m.stride == 0, "data.size",
          f"must be a positive multiple of the model's stride {m.stride}, got {dcfg.size}")

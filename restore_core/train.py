@@ -357,12 +357,16 @@ def _setup(cfg: Config, info: DistInfo) -> Run:
                val_loader=val_loader, data_desc=data_desc, log=JsonLog(Path(t.save_dir) / LOG, info.is_main))
 
 
+def _check_model_config(run: Run, source, saved: Dict[str, Any]) -> None:
+    """Weights from `source` fit only the model config they were saved with."""
+    if saved != asdict(run.cfg.model):
+        raise ConfigError(f"{source}: its model config {saved} differs from the configured one {asdict(run.cfg.model)}")
+
+
 def _resume(run: Run, path: str) -> None:
     """Load weights, optimizer, schedule, scaler, progress and RNG states from a resume checkpoint."""
     ckpt = load_checkpoint(path, map_location="cpu")  # RNG states must stay CPU tensors
-    if ckpt["model_config"] != asdict(run.cfg.model):
-        raise ConfigError(f"{path}: its model config {ckpt['model_config']} differs from the "
-                          f"configured one {asdict(run.cfg.model)}")
+    _check_model_config(run, path, ckpt["model_config"])
     run.model.load_state_dict(ckpt["model"])
     run.opt.load_state_dict(ckpt["optimizer"])
     run.sched.load_state_dict(ckpt["scheduler"])
@@ -378,9 +382,7 @@ def _init_weights(run: Run, path: str) -> None:
     """Fine-tuning: start from the weights of `path` (.ckpt, .safetensors or `default`), with the
     fresh optimizer, schedule and step count of a new run."""
     loaded = load_model(path, device="cpu")
-    if asdict(loaded.config) != asdict(run.cfg.model):
-        raise ConfigError(f"{loaded.source}: its model config {asdict(loaded.config)} differs from the "
-                          f"configured one {asdict(run.cfg.model)}")
+    _check_model_config(run, loaded.source, asdict(loaded.config))
     run.model.load_state_dict(loaded.model.state_dict())
     run.say(f"starting from the weights of {loaded.source}")
 

@@ -23,6 +23,7 @@ DEFAULT_MODEL = "default"
 ASSETS = Path(__file__).parent / "assets"
 SHIPPED_ONNX = ASSETS / "default.onnx"
 SHIPPED_INT8 = ASSETS / "default.int8.onnx"
+SAMPLES = ASSETS / "samples"  # photos the default model never trained on, for restore-demo
 PRECISIONS = ("auto", "fp32", "int8")
 # Most an int8 graph may lose against its fp32 graph on the held-out set (the export's defaults).
 INT8_MAX_IOU_DROP = 0.005
@@ -40,7 +41,6 @@ class Bounds:
     def holds(self, deltas: Dict[str, float]) -> bool:
         return (deltas["mask_iou_drop"] <= self.max_iou_drop and deltas["psnr_inside_drop"] <= self.max_psnr_drop
                 and deltas.get("changed_outside_mask", 0) == 0)
-SAMPLES = ASSETS / "samples"  # photos the default model never trained on, for restore-demo
 
 
 class DefaultModelMissing(FileNotFoundError):

@@ -48,6 +48,7 @@ class DataConfig:
         scenes: share of on-the-fly samples that are procedural man-made scenes (0: none).
         sky: share of those scenes that are mostly open sky (smooth, almost flat, no hard edge).
         jpeg: share of on-the-fly photo crops re-compressed as JPEG (quality 40-95).
+        vivid: share of on-the-fly photo crops made vivid: saturation raised until colours clip.
     """
 
     root: Optional[str] = None
@@ -61,6 +62,7 @@ class DataConfig:
     scenes: float = 0.0
     sky: float = 0.0
     jpeg: float = 0.0
+    vivid: float = 0.0
 
 
 @dataclass
@@ -279,6 +281,6 @@ def validate(cfg: Config) -> None:
     need(dcfg.epoch_samples >= 1, "data.epoch_samples", f"must be at least 1, got {dcfg.epoch_samples}")
     need(dcfg.val_count >= 1, "data.val_count", f"must be at least 1, got {dcfg.val_count}")
     need(dcfg.num_workers >= 0, "data.num_workers", f"must be >= 0, got {dcfg.num_workers}")
-    for key in ("scenes", "sky", "jpeg"):
+    for key in ("scenes", "sky", "jpeg", "vivid"):
         share = getattr(dcfg, key)
         need(0.0 <= share <= 1.0, f"data.{key}", f"must lie in [0, 1], got {share}")

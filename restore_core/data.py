@@ -35,6 +35,7 @@ from restore_core.photos import (
     load_folder_images,
     random_crop,
     split_sources,
+    vivid,
 )
 from restore_core.scenes import jpeg, render_scene
 
@@ -237,24 +238,26 @@ class SyntheticDataset(Dataset):
         sky: share of those scenes that are mostly open sky.
         jpeg: share of photo crops re-compressed as JPEG (quality 40-95) before corruption,
             as most photos a user restores are.
+        vivid: share of photo crops with their saturation raised until colours clip
+            (`photos.vivid`), before any JPEG step.
     """
 
     def __init__(self, images: Sequence[np.ndarray], size: int, length: int, seed: int,
                  corruption: CorruptionConfig | None = None, augment: bool = True,
                  stream: int = TRAIN_STREAM, fixed: bool = False,
                  weights: Optional[Sequence[float]] = None, scenes: float = 0.0, sky: float = 0.0,
-                 jpeg: float = 0.0):
+                 jpeg: float = 0.0, vivid: float = 0.0):
         if not images:
             raise DatasetError("no source images to synthesize from")
         if weights is not None and (len(weights) != len(images) or min(weights) < 0 or sum(weights) <= 0):
             raise DatasetError(f"need one non-negative weight per source image, got {list(weights)}")
-        for name, share in (("scenes", scenes), ("sky", sky), ("jpeg", jpeg)):
+        for name, share in (("scenes", scenes), ("sky", sky), ("jpeg", jpeg), ("vivid", vivid)):
             if not 0.0 <= share <= 1.0:
                 raise DatasetError(f"the share {name} must lie in [0, 1], got {share}")
         self.images = list(images)
         self.p = None if weights is None else np.asarray(weights, np.float64) / float(sum(weights))
         self.size, self.length, self.seed = size, length, seed
-        self.scenes, self.sky, self.jpeg = scenes, sky, jpeg
+        self.scenes, self.sky, self.jpeg, self.vivid = scenes, sky, jpeg, vivid
         self.corruption = corruption or CorruptionConfig()
         self.augment, self.stream, self.fixed, self.epoch = augment, stream, fixed, 0
 
@@ -272,6 +275,10 @@ class SyntheticDataset(Dataset):
         else:
             k = int(rng.integers(len(self.images))) if self.p is None else int(rng.choice(len(self.images), p=self.p))
             clean = random_crop(self.images[k], self.size, rng, augment=self.augment)
+            # Each share draws from the generator only when set, so configs without it
+            # reproduce the samples they always had.
+            if self.vivid and rng.random() < self.vivid:
+                clean = vivid(clean, rng)
             if self.jpeg and rng.random() < self.jpeg:
                 clean = jpeg(clean, int(rng.integers(40, 96)))
         corrupted, mask = corrupt(clean, rng, self.corruption)

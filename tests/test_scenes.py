@@ -1,4 +1,4 @@
-"""Procedural scenes and the JPEG re-compression of crops: reproducible, camera-like, never drawn-flat."""
+"""Procedural scenes and the crop-level changes (JPEG, vivid colours): reproducible, camera-like, never drawn-flat."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 
 from restore_core.corruption import sample_rng
 from restore_core.data import SyntheticDataset
-from restore_core.photos import bundled_photos
+from restore_core.photos import bundled_photos, vivid
 from restore_core.scenes import jpeg, render_scene
 
 
@@ -41,3 +41,31 @@ def test_jpeg_share_recompresses_photo_crops_only_when_asked():
         assert np.abs(clean0.astype(int) - clean1.astype(int)).mean() < 12  # the same crop, re-encoded
     x = bundled_photos()["coffee"][:64, :64]
     assert np.abs(jpeg(x, 95).astype(int) - x).mean() < np.abs(jpeg(x, 40).astype(int) - x).mean()
+
+
+
+def _spread(img: np.ndarray) -> float:
+    x = img.astype(np.float64)
+    return float((x.max(axis=2) - x.min(axis=2)).mean())  # mean chroma, 0 for grey
+
+
+def test_vivid_share_saturates_photo_crops_and_leaves_other_configs_alone():
+    photos = [bundled_photos()["astronaut"], bundled_photos()["coffee"]]
+    default = SyntheticDataset(photos, 48, 6, seed=0)
+    unset = SyntheticDataset(photos, 48, 6, seed=0, vivid=0.0)
+    bright = SyntheticDataset(photos, 48, 6, seed=0, vivid=1.0)
+    spreads = []
+    for i in range(6):
+        # vivid = 0 draws nothing from the sample's generator: older configs keep their samples.
+        assert all(np.array_equal(a, b) for a, b in zip(default.sample(i), unset.sample(i)))
+        _, plain, _ = default.sample(i)
+        _, sat, _ = bright.sample(i)
+        assert _spread(sat) >= _spread(plain)
+        spreads.append((_spread(plain), _spread(sat)))
+        assert ((sat == 0) | (sat == 255)).any(axis=2).mean() >= ((plain == 0) | (plain == 255)).any(axis=2).mean()
+    plain, sat = np.mean(spreads, axis=0)
+    assert sat > 1.4 * plain
+    grey = np.repeat(np.arange(0, 256, 4, dtype=np.uint8)[None, :, None], 3, axis=2)  # (1, 64, 3)
+    assert np.array_equal(vivid(grey, sample_rng(0, 0)), grey)  # no colour to raise
+    pure = vivid(np.array([[[10, 70, 70]]], np.uint8), np.random.default_rng(0))
+    assert pure[0, 0, 0] == 0 and pure[0, 0, 1] == pure[0, 0, 2] > 70  # dark teal clips to a pure hue

@@ -49,6 +49,7 @@ class DataConfig:
         sky: share of those scenes that are mostly open sky (smooth, almost flat, no hard edge).
         jpeg: share of on-the-fly photo crops re-compressed as JPEG (quality 40-95).
         vivid: share of on-the-fly photo crops made vivid: saturation raised until colours clip.
+        hue: share of on-the-fly photo crops turned to a random hue (about the grey axis).
     """
 
     root: Optional[str] = None
@@ -63,6 +64,7 @@ class DataConfig:
     sky: float = 0.0
     jpeg: float = 0.0
     vivid: float = 0.0
+    hue: float = 0.0
 
 
 @dataclass
@@ -281,6 +283,6 @@ def validate(cfg: Config) -> None:
     need(dcfg.epoch_samples >= 1, "data.epoch_samples", f"must be at least 1, got {dcfg.epoch_samples}")
     need(dcfg.val_count >= 1, "data.val_count", f"must be at least 1, got {dcfg.val_count}")
     need(dcfg.num_workers >= 0, "data.num_workers", f"must be >= 0, got {dcfg.num_workers}")
-    for key in ("scenes", "sky", "jpeg", "vivid"):
+    for key in ("scenes", "sky", "jpeg", "vivid", "hue"):
         share = getattr(dcfg, key)
         need(0.0 <= share <= 1.0, f"data.{key}", f"must lie in [0, 1], got {share}")

@@ -209,3 +209,18 @@ def vivid(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     gray = x.mean(axis=2, keepdims=True)  # (H, W, 1)
     x = gray + rng.uniform(*VIVID_GAIN) * (x - gray)
     return np.clip(np.round(x), 0, 255).astype(np.uint8)
+
+
+def hue_rotate(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """`img` (uint8 (H, W, 3)) with every colour turned about the grey axis by one random angle.
+
+    The channel permutations of `colour_texture_jitter` reach six hues of a photo; a turn by
+    any angle reaches all of them, so no hue (a dark teal, say) is rarer than its neighbours.
+    Greys stay grey and the brightness (the channel mean) is kept before clipping.
+    """
+    theta = rng.uniform(0.0, 2.0 * math.pi)
+    k = np.full(3, 1.0 / math.sqrt(3.0))  # the grey axis, unit length
+    kx = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+    rot = np.eye(3) + math.sin(theta) * kx + (1.0 - math.cos(theta)) * (kx @ kx)  # Rodrigues
+    x = img.astype(np.float32) @ rot.T.astype(np.float32)  # (H, W, 3)
+    return np.clip(np.round(x), 0, 255).astype(np.uint8)

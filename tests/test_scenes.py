@@ -1,4 +1,4 @@
-"""Procedural scenes and the crop-level changes (JPEG, vivid colours): reproducible, camera-like, never drawn-flat."""
+"""Procedural scenes and the crop-level changes (JPEG, vivid colours, hue turns): reproducible and camera-like."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 
 from restore_core.corruption import sample_rng
 from restore_core.data import SyntheticDataset
-from restore_core.photos import bundled_photos, vivid
+from restore_core.photos import bundled_photos, hue_rotate, vivid
 from restore_core.scenes import jpeg, render_scene
 
 
@@ -69,3 +69,29 @@ def test_vivid_share_saturates_photo_crops_and_leaves_other_configs_alone():
     assert np.array_equal(vivid(grey, sample_rng(0, 0)), grey)  # no colour to raise
     pure = vivid(np.array([[[10, 70, 70]]], np.uint8), np.random.default_rng(0))
     assert pure[0, 0, 0] == 0 and pure[0, 0, 1] == pure[0, 0, 2] > 70  # dark teal clips to a pure hue
+
+
+
+def test_hue_turns_keep_brightness_and_chroma_and_reach_other_hues():
+    photos = [bundled_photos()["coffee"]]
+    default = SyntheticDataset(photos, 48, 4, seed=0)
+    unset = SyntheticDataset(photos, 48, 4, seed=0, hue=0.0)
+    turned = SyntheticDataset(photos, 48, 4, seed=0, hue=1.0)
+    for i in range(4):
+        assert all(np.array_equal(a, b) for a, b in zip(default.sample(i), unset.sample(i)))
+        assert not np.array_equal(default.sample(i)[1], turned.sample(i)[1])
+    # A turn about the grey axis is a rotation: for colours far from the cube's walls the
+    # channel mean (brightness) and the distance from grey (chroma) stay, within rounding.
+    rng = np.random.default_rng(4)
+    x = rng.integers(90, 166, size=(32, 32, 3)).astype(np.uint8)
+    hues = set()
+    for k in range(8):
+        y = hue_rotate(x, sample_rng(k, 0)).astype(np.float64)
+        xf = x.astype(np.float64)
+        assert np.abs(y.mean(axis=2) - xf.mean(axis=2)).max() <= 1.0
+        chroma = lambda a: np.linalg.norm(a - a.mean(axis=2, keepdims=True), axis=2)  # noqa: E731
+        assert np.abs(chroma(y) - chroma(xf)).max() <= 1.5
+        hues.add(int(np.argmax(y[0, 0] - y[0, 0].mean())))
+    assert len(hues) >= 2  # the strongest channel of a pixel changes with the angle
+    grey = np.full((4, 4, 3), 77, np.uint8)
+    assert np.array_equal(hue_rotate(grey, sample_rng(0, 0)), grey)

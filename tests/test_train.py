@@ -64,6 +64,9 @@ def test_config_errors_name_the_key(tmp_path):
     bad.write_text("[data]\nvivid = 1.5\n")
     with pytest.raises(ConfigError, match=r"'data\.vivid' must lie in \[0, 1\], got 1\.5"):
         load_config(bad)
+    bad.write_text("[data]\nhue = -0.1\n")
+    with pytest.raises(ConfigError, match=r"'data\.hue' must lie in \[0, 1\]"):
+        load_config(bad)
     bad.write_text("[trian]\n")
     with pytest.raises(ConfigError, match=r"unknown config section 'trian'"):
         load_config(bad)

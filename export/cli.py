@@ -152,22 +152,31 @@ _artifact_command("exported-program", "Export with torch.export to a .pt2 progra
 
 
 @main.command("weights")
-@_checkpoint
+@click.option("--checkpoint", "checkpoints", required=True, multiple=True, type=click.Path(path_type=Path),
+              help="Training checkpoint (.ckpt) or released weights (.safetensors). Given more than once: "
+                   "the weights are averaged (runs fine-tuned from one start, same model config).")
 @_output
 @_overwrite
 @handle_errors(_export_errors, INTERRUPTED)
-def weights_cmd(checkpoint: Path, output: Path, overwrite: bool, force: bool) -> None:
+def weights_cmd(checkpoints: tuple, output: Path, overwrite: bool, force: bool) -> None:
     """Write a checkpoint's model weights alone as a .safetensors release (no optimizer state, no pickle)."""
     require(["torch", "safetensors"], "export", "restore-export weights")
     from export.onnx_export import ExportError, check_output_path
-    from restore_core.checkpoint import load_model, save_release, weights_sha256
+    from restore_core.checkpoint import average_models, load_model, save_release, weights_sha256
 
     if output.suffix != ".safetensors":
         raise ExportError(f"{output}: a release is a .safetensors file")
     check_output_path(output, overwrite or force)
-    loaded = load_model(checkpoint)
-    save_release(output, loaded.model, loaded.threshold)
-    click.echo(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB, weights sha256 "
+    models = [load_model(c) for c in checkpoints]
+    loaded = average_models(models) if len(models) > 1 else models[0]
+    extra = None
+    if len(models) > 1:
+        # Which weights went in, so the release says what it is the mean of.
+        extra = {"restore.averaged_from": json.dumps([{"file": m.source.name, "weights_sha256": weights_sha256(m.model)}
+                                                      for m in models])}
+    save_release(output, loaded.model, loaded.threshold, extra)
+    what = f"the mean of {len(models)} models' weights, " if len(models) > 1 else ""
+    click.echo(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB, {what}weights sha256 "
                f"{weights_sha256(loaded.model)[:16]}...)")
 
 

@@ -15,7 +15,7 @@ import re
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Sequence
 
 import torch
 
@@ -180,6 +180,39 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not match the model config ({one_line(e, 160, with_type=False)})") from None
     return LoadedModel(model.to(device).eval(), cfg, threshold, path)
+
+
+def average_models(loaded: Sequence[LoadedModel]) -> LoadedModel:
+    """The uniform average of several models' weights (a "model soup"), as one model.
+
+    Runs fine-tuned from one starting point with different data or seeds lie in one basin of
+    the loss, so the mean of their weights is itself a good model, often better than each.
+    Floating tensors (BatchNorm's running statistics among them) are averaged in float32;
+    integer buffers (BatchNorm's batch counters) are taken from the first model.
+
+    Raises:
+        CheckpointError: fewer than one model, or models with different configs or thresholds.
+    """
+    if not loaded:
+        raise CheckpointError("nothing to average: no model given")
+    first = loaded[0]
+    for other in loaded[1:]:
+        if other.config != first.config:
+            raise CheckpointError(f"{other.source}: its model config differs from {first.source}'s; "
+                                  "only models of one config can be averaged")
+        if other.threshold != first.threshold:
+            raise CheckpointError(f"{other.source}: threshold {other.threshold} differs from "
+                                  f"{first.source}'s {first.threshold}")
+    states = [m.model.state_dict() for m in loaded]
+    mean = {}
+    for key, ref in states[0].items():
+        if ref.is_floating_point():
+            mean[key] = (torch.stack([s[key].float() for s in states]).mean(dim=0)).to(ref.dtype)
+        else:
+            mean[key] = ref.clone()
+    model = DualDecoderUNet(first.config)
+    model.load_state_dict(mean, strict=True)
+    return LoadedModel(model.eval(), first.config, first.threshold, first.source)
 
 
 def weights_sha256(model: torch.nn.Module) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import onnx
 import pytest
@@ -14,6 +14,7 @@ from export.cli import main
 from export.parity import FP16
 from restore_core.checkpoint import save_checkpoint, save_release
 from runtime.metadata import read_metadata
+from tests.conftest import TINY
 from tests.test_export_onnx import confident_tiny_model, one_thread  # noqa: F401 (fixture)
 
 
@@ -150,3 +151,36 @@ def test_inspect_refuses_what_is_not_ours(tmp_path):
             (tmp_path / name).write_text("x")
         code, text = run("inspect", tmp_path / name)
         assert code == 1 and expect in one_line_error(text)
+
+
+def test_weights_averages_several_checkpoints(weights, tmp_path):
+    from safetensors import safe_open
+
+    from restore_core.checkpoint import load_model, weights_sha256
+    from tests.conftest import make_tiny_model
+
+    ckpt, release = weights
+    other = make_tiny_model(7, TINY)
+    other_path = tmp_path / "other.safetensors"
+    save_release(other_path, other)
+    out = tmp_path / "soup.safetensors"
+    code, text = run("weights", "--checkpoint", ckpt, "--checkpoint", other_path, "-o", out)
+    assert code == 0 and "the mean of 2 models' weights" in text, text
+    a, b = load_model(ckpt).model.state_dict(), other.state_dict()
+    soup = load_model(out).model.state_dict()
+    for key, value in soup.items():
+        if value.is_floating_point():
+            torch.testing.assert_close(value, (a[key] + b[key]) / 2, rtol=0, atol=1e-6)
+        else:
+            assert torch.equal(value, a[key])  # BatchNorm's batch counter: the first model's
+    with safe_open(str(out), framework="pt") as f:
+        sources = json.loads(f.metadata()["restore.averaged_from"])
+    assert [s["file"] for s in sources] == ["m.ckpt", "other.safetensors"]
+    assert sources[1]["weights_sha256"] == weights_sha256(other)
+
+    wider = tmp_path / "wider.safetensors"
+    save_release(wider, make_tiny_model(1, replace(TINY, base_channels=8)))
+    out2 = tmp_path / "bad.safetensors"
+    code, text = run("weights", "--checkpoint", release, "--checkpoint", wider, "-o", out2)
+    assert code == 1 and not out2.exists()
+    assert "wider.safetensors: its model config differs" in one_line_error(text)

@@ -202,8 +202,7 @@ def vivid(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """`img` (uint8 (H, W, 3)) with its saturation raised until colours clip, as a new array.
 
     Petals, lit signs and dark backgrounds of one pure hue have a channel at 0 or 255 over
-    large areas. The bundled photos hold few such colours, and a model that never saw them
-    pulls a fill towards grey there (tens of levels off on a dark teal background).
+    large areas. The bundled photos hold few such colours; these crops add them to training.
     """
     x = img.astype(np.float32)  # (H, W, 3)
     gray = x.mean(axis=2, keepdims=True)  # (H, W, 1)

@@ -159,6 +159,12 @@ def random_crop(img: np.ndarray, size: int, rng: np.random.Generator, augment: b
     return colour_texture_jitter(np.ascontiguousarray(crop), rng)
 
 
+def saturate(x: np.ndarray, gain: float) -> np.ndarray:
+    """Float colours (H, W, 3) moved away from their grey (gain > 1) or towards it (gain < 1)."""
+    gray = x.mean(axis=2, keepdims=True)  # (H, W, 1)
+    return gray + gain * (x - gray)
+
+
 def colour_texture_jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Random colour and texture changes of a uint8 (H, W, 3) image; returns a new uint8 array."""
     x = img.astype(np.float32)  # (H, W, 3) in 0..255
@@ -170,9 +176,7 @@ def colour_texture_jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarr
     if rng.random() < 0.5:
         x = x[..., rng.permutation(3)]  # a cheap, large hue change
     if rng.random() < 0.8:
-        gray = x.mean(axis=2, keepdims=True)  # (H, W, 1)
-        sat = 0.0 if rng.random() < 0.1 else rng.uniform(0.5, 1.5)
-        x = gray + sat * (x - gray)
+        x = saturate(x, 0.0 if rng.random() < 0.1 else rng.uniform(0.5, 1.5))
         mean = x.mean()
         x = mean + rng.uniform(0.7, 1.3) * (x - mean)  # contrast
         x = x * rng.uniform(0.85, 1.15, size=3).astype(np.float32)  # per-channel gain (white balance)
@@ -204,9 +208,7 @@ def vivid(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     Petals, lit signs and dark backgrounds of one pure hue have a channel at 0 or 255 over
     large areas. The bundled photos hold few such colours; these crops add them to training.
     """
-    x = img.astype(np.float32)  # (H, W, 3)
-    gray = x.mean(axis=2, keepdims=True)  # (H, W, 1)
-    x = gray + rng.uniform(*VIVID_GAIN) * (x - gray)
+    x = saturate(img.astype(np.float32), rng.uniform(*VIVID_GAIN))
     return np.clip(np.round(x), 0, 255).astype(np.uint8)
 
 

@@ -269,33 +269,36 @@ def _read_checked_metadata(model, source: str, check_metadata: bool,
 
 
 def _choose_provider(device: str, provider: Optional[str]) -> Tuple[str, str]:
-    """(short provider name to try, note): 'auto' tries the GPU only when the driver has one."""
-    import onnxruntime as ort
-
+    """(short provider name to try, note): 'auto' tries the GPU only where ORT can run it."""
     want = provider or ("cpu" if device == "cpu" else "cuda")
     if device == "auto" and want != "cpu":
-        problem = cuda_driver_problem()
-        if problem is None and PROVIDERS[want] not in ort.get_available_providers():
-            problem = f"this onnxruntime build has no {PROVIDERS[want]} (install onnxruntime-gpu)"
+        problem = provider_problem(want)
         if problem:
             return "cpu", f"auto chose the CPU: {problem}"
     return want, ""
 
 
-def _require_provider(want: str) -> str:
-    """Fail early, naming what is missing, when a GPU provider cannot run; returns preload output."""
+def provider_problem(want: str) -> Optional[str]:
+    """Why ORT cannot run the GPU provider `want` ('cuda' or 'tensorrt') here, or None when it can.
+
+    Both pieces are needed: a build with the provider (onnxruntime-gpu) and a GPU the driver sees.
+    A GPU machine with the CPU-only onnxruntime wheel has the second without the first.
+    """
     import onnxruntime as ort
 
+    if PROVIDERS[want] not in ort.get_available_providers():
+        return (f"{PROVIDERS[want]} is not in this onnxruntime build "
+                f"({ort.__version__}: {', '.join(ort.get_available_providers())}); install onnxruntime-gpu")
+    return cuda_driver_problem()
+
+
+def _require_provider(want: str) -> str:
+    """Fail early, naming what is missing, when a GPU provider cannot run; returns preload output."""
     if want == "cpu":
         return ""
-    if PROVIDERS[want] not in ort.get_available_providers():
-        raise DeviceUnavailableError(
-            f"{PROVIDERS[want]} is not in this onnxruntime build "
-            f"({ort.__version__}: {', '.join(ort.get_available_providers())}); install onnxruntime-gpu"
-        )
-    problem = cuda_driver_problem()
+    problem = provider_problem(want)
     if problem:
-        raise DeviceUnavailableError(f"CUDA requested but unusable: {problem}")
+        raise DeviceUnavailableError(f"{PROVIDERS[want]} requested but unusable: {problem}")
     return preload_cuda_libraries()
 
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from runtime.cli import main
-from runtime.session import cuda_driver_problem
+from runtime.session import provider_problem
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,7 +76,7 @@ def test_missing_input_and_output_equal_input_exit_1(tiny_onnx, tmp_path):
     assert code == 1 and "would overwrite the input" in out
 
 
-@pytest.mark.skipif(cuda_driver_problem() is None, reason="a GPU is usable here")
+@pytest.mark.skipif(provider_problem("cuda") is None, reason="ORT can use a GPU here")
 def test_cuda_unusable_exits_1_saying_what_is_missing(tiny_onnx, tmp_path):
     src = _folder(tmp_path / "in")
     code, out = _run("--model", tiny_onnx, src, tmp_path / "out", "--device", "cuda")

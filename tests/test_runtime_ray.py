@@ -24,12 +24,12 @@ from PIL import Image
 from runtime.batch import PlanError, RunOptions, run_folder
 from runtime.cli import main
 from runtime.restorer import Restorer
-from runtime.session import cuda_driver_problem
+from runtime.session import provider_problem
 
 ROOT = Path(__file__).resolve().parents[1]
 HAVE_RAY = importlib.util.find_spec("ray") is not None
 needs_ray = pytest.mark.skipif(not HAVE_RAY, reason="Ray is not installed: pip install -e '.[ray]'")
-HAVE_CUDA_HERE = cuda_driver_problem() is None
+HAVE_CUDA_HERE = provider_problem("cuda") is None
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(240)]
 
 # Timings and where the files went differ between engines; everything else must not.

@@ -12,7 +12,9 @@ from runtime import session as rs
 from runtime.metadata import ModelFileError
 from tests.conftest import random_pixels
 
-CUDA_WORKS = rs.cuda_driver_problem() is None
+# ORT's CUDA paths need both a GPU and onnxruntime-gpu: a GPU machine with the CPU-only wheel
+# runs the "unusable" tests, not the GPU ones.
+CUDA_WORKS = rs.provider_problem("cuda") is None
 
 
 def _rewrite_props(src, dst, **changes):
@@ -67,6 +69,23 @@ def test_cuda_without_gpu_is_an_error_naming_what_is_missing(tiny_onnx):
     assert "\n" not in msg and ("driver" in msg or "onnxruntime" in msg)
     with pytest.raises(rs.DeviceUnavailableError):
         rs.make_session(tiny_onnx, provider="tensorrt")  # naming a provider is a request, never a fallback
+
+
+def test_gpu_with_the_cpu_only_onnxruntime_names_the_missing_wheel(tiny_onnx, monkeypatch):
+    """A GPU the driver sees, but the CPU-only onnxruntime wheel (as on machines that ship PyTorch
+    with CUDA and plain onnxruntime): `cuda` is refused naming onnxruntime-gpu, `auto` runs on the
+    CPU and says why, and the GPU tests skip rather than fail."""
+    import onnxruntime as ort
+
+    monkeypatch.setattr(rs, "cuda_driver_problem", lambda: None)
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    assert "install onnxruntime-gpu" in rs.provider_problem("cuda")
+    with pytest.raises(rs.DeviceUnavailableError, match="CUDAExecutionProvider requested but unusable: .*onnxruntime-gpu"):
+        rs.make_session(tiny_onnx, device="cuda")
+    with pytest.raises(rs.DeviceUnavailableError, match="TensorrtExecutionProvider"):
+        rs.make_session(tiny_onnx, provider="tensorrt")
+    _, info = rs.make_session(tiny_onnx, device="auto")
+    assert info.device == "cpu" and "auto chose the CPU: CUDAExecutionProvider is not in this onnxruntime build" in info.note
 
 
 @pytest.mark.skipif(CUDA_WORKS, reason="a GPU is usable here")

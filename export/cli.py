@@ -95,7 +95,7 @@ def main() -> None:
 @click.option("--max-psnr-drop", type=float, default=Bounds.max_psnr_drop,
               help="--int8: most PSNR inside the mask (dB) it may lose.")
 @click.option("--max-excluded", type=click.IntRange(min=0), default=DEFAULT_MAX_EXCLUDED,
-              help="--int8: most activations kept in float (worst by qdq_loss_debug) before refusing.")
+              help="--int8: most parts kept in float before refusing (the first stage, then activations worst by qdq_loss_debug).")
 @_no_verify
 @_overwrite
 @handle_errors(_export_errors, INTERRUPTED)

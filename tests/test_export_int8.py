@@ -14,7 +14,8 @@ import onnx
 import pytest
 from click.testing import CliRunner
 
-from export.quantize import Bounds, QuantizationRefused, body_nodes, calibration_images, quantize_verified
+from export.quantize import (Bounds, QuantizationRefused, body_nodes, calibration_images, first_stage_nodes,
+                             quantize_verified)
 
 FAST = {"calibration": 3, "heldout_per_photo": 1}
 
@@ -34,6 +35,29 @@ def test_body_leaves_the_interface_in_float(tiny_onnx):
     for n in proto.graph.node:
         if n.op_type in ("Where", "GreaterOrEqual", "Tanh", "Cast", "Round", "Clip"):
             assert n.name not in body, n.op_type
+
+
+def test_first_stage_is_the_body_before_the_first_pool(tiny_onnx):
+    proto = onnx.load(str(tiny_onnx))
+    nodes = {n.name: n for n in proto.graph.node}
+    first = first_stage_nodes(proto)
+    assert first and set(first) <= set(body_nodes(proto))
+    # The stem conv and the first stage's ResNet block (two convs, the sum), nothing pooled.
+    assert [nodes[n].op_type for n in first].count("Conv") == 2 and "Add" in {nodes[n].op_type for n in first}
+    assert "MaxPool" not in {nodes[n].op_type for n in first}
+    # No node of it lies downstream of any MaxPool.
+    after_pool, todo = set(), [n.name for n in proto.graph.node if n.op_type == "MaxPool"]
+    consumers = {}
+    for n in proto.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n.name)
+    while todo:
+        for o in nodes[todo.pop()].output:
+            for c in consumers.get(o, []):
+                if c not in after_pool:
+                    after_pool.add(c)
+                    todo.append(c)
+    assert not set(first) & after_pool
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +95,8 @@ def test_missed_bounds_refuse_and_remove_the_file(tiny_onnx, tmp_path):
     with pytest.raises(QuantizationRefused, match=r"PSNR-in-mask drop .* \(allowed -1.0\).*nothing written") as e:
         quantize_verified(tiny_onnx, dst, bounds=Bounds(0.005, -1.0), max_excluded=1, **FAST)
     assert not dst.exists()
-    assert [t["excluded"] for t in e.value.report["tries"]] == [0, 1]  # it tried the worst tensor in float
+    assert [t["excluded"] for t in e.value.report["tries"]] == [0, 1]  # it tried one part in float:
+    assert e.value.report["excluded"][0]["tensor"] == "first stage"  # the first stage, before any tensor
 
 
 def test_cli_int8_refused_writes_nothing(tiny_release, tmp_path):

@@ -338,9 +338,9 @@ def _float_candidates(pre: Path, ranked: List[Dict[str, Any]]) -> List[Dict[str,
     rest = [r for r in ranked if not set(r["nodes"]) <= first]
     if not first:
         return rest
-    stage = {"tensor": "first stage", "nodes": sorted(first),
-             "qdq_sqnr": min((r["qdq_sqnr"] for r in inside), default=float("nan")),
-             "xmodel_sqnr": min((r["xmodel_sqnr"] for r in inside), default=float("nan"))}
+    stage = {"tensor": "first stage", "nodes": sorted(first),  # None: no ranked tensor inside (JSON has no NaN)
+             "qdq_sqnr": min((r["qdq_sqnr"] for r in inside), default=None),
+             "xmodel_sqnr": min((r["xmodel_sqnr"] for r in inside), default=None)}
     return [stage] + rest
 
 
@@ -512,7 +512,8 @@ def format_int8(report: Dict[str, Any]) -> str:
     ]
     kept = report.get("excluded") or []
     lines.append("  kept in float: " + (", ".join(
-        f"{r['tensor']} ({r['qdq_sqnr']:.1f} dB)" for r in kept) if kept else "none needed"))
+        r["tensor"] + ("" if r["qdq_sqnr"] is None else f" ({r['qdq_sqnr']:.1f} dB)") for r in kept)
+        if kept else "none needed"))
     worst = report.get("worst_tensors") or []
     if worst:
         lines.append("  lowest quantization SQNR: " + ", ".join(f"{r['tensor']} {r['qdq_sqnr']:.1f} dB" for r in worst))

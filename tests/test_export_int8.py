@@ -14,8 +14,14 @@ import onnx
 import pytest
 from click.testing import CliRunner
 
-from export.quantize import (Bounds, QuantizationRefused, body_nodes, calibration_images, first_stage_nodes,
-                             quantize_verified)
+from export.quantize import (
+    Bounds,
+    QuantizationRefused,
+    body_nodes,
+    calibration_images,
+    first_stage_nodes,
+    quantize_verified,
+)
 
 FAST = {"calibration": 3, "heldout_per_photo": 1}
 

@@ -168,14 +168,14 @@ def weights_cmd(checkpoints: tuple, output: Path, overwrite: bool, force: bool) 
         raise ExportError(f"{output}: a release is a .safetensors file")
     check_output_path(output, overwrite or force)
     models = [load_model(c) for c in checkpoints]
-    loaded = average_models(models) if len(models) > 1 else models[0]
-    extra = None
+    loaded, extra, what = models[0], None, ""
     if len(models) > 1:
+        loaded = average_models(models)
         # Which weights went in, so the release says what it is the mean of.
         extra = {"restore.averaged_from": json.dumps([{"file": m.source.name, "weights_sha256": weights_sha256(m.model)}
                                                       for m in models])}
+        what = f"the mean of {len(models)} models' weights, "
     save_release(output, loaded.model, loaded.threshold, extra)
-    what = f"the mean of {len(models)} models' weights, " if len(models) > 1 else ""
     click.echo(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB, {what}weights sha256 "
                f"{weights_sha256(loaded.model)[:16]}...)")
 

@@ -44,34 +44,21 @@ def test_default_toml_equals_builtin_defaults():
     assert (c.train.epochs, c.train.batch_size, c.train.lr, c.train.threshold) == (25, 16, 3e-4, 0.1)
 
 
-def test_config_errors_name_the_key(tmp_path):
+@pytest.mark.parametrize("text, message", [
+    ("[train]\nlrr = 0.1\n", r"bad\.toml: unknown config key 'train\.lrr'"),
+    ("[train]\nlr = 'fast'\n", r"'train\.lr' must be a number"),
+    ("[model]\nbase_channels = 2.5\n", r"'model\.base_channels' must be an integer"),
+    ("[corruption]\nshapes = ['hexagon']\n", r"corruption\.shapes"),
+    ("[data]\nsize = 100\n", r"'data\.size' must be a positive multiple of the model's stride 16"),
+    ("[data]\nvivid = 1.5\n", r"'data\.vivid' must lie in \[0, 1\], got 1\.5"),
+    ("[data]\nhue = -0.1\n", r"'data\.hue' must lie in \[0, 1\]"),
+    ("[trian]\n", r"unknown config section 'trian'"),
+    ("[train\n", "not valid TOML"),
+])
+def test_config_errors_name_the_key(tmp_path, text, message):
     bad = tmp_path / "bad.toml"
-    bad.write_text("[train]\nlrr = 0.1\n")
-    with pytest.raises(ConfigError, match=r"bad\.toml: unknown config key 'train\.lrr'"):
-        load_config(bad)
-    bad.write_text("[train]\nlr = 'fast'\n")
-    with pytest.raises(ConfigError, match=r"'train\.lr' must be a number"):
-        load_config(bad)
-    bad.write_text("[model]\nbase_channels = 2.5\n")
-    with pytest.raises(ConfigError, match=r"'model\.base_channels' must be an integer"):
-        load_config(bad)
-    bad.write_text("[corruption]\nshapes = ['hexagon']\n")
-    with pytest.raises(ConfigError, match=r"corruption\.shapes"):
-        load_config(bad)
-    bad.write_text("[data]\nsize = 100\n")
-    with pytest.raises(ConfigError, match=r"'data\.size' must be a positive multiple of the model's stride 16"):
-        load_config(bad)
-    bad.write_text("[data]\nvivid = 1.5\n")
-    with pytest.raises(ConfigError, match=r"'data\.vivid' must lie in \[0, 1\], got 1\.5"):
-        load_config(bad)
-    bad.write_text("[data]\nhue = -0.1\n")
-    with pytest.raises(ConfigError, match=r"'data\.hue' must lie in \[0, 1\]"):
-        load_config(bad)
-    bad.write_text("[trian]\n")
-    with pytest.raises(ConfigError, match=r"unknown config section 'trian'"):
-        load_config(bad)
-    bad.write_text("[train\n")
-    with pytest.raises(ConfigError, match="not valid TOML"):
+    bad.write_text(text)
+    with pytest.raises(ConfigError, match=message):
         load_config(bad)
     with pytest.raises(ConfigError, match="no such config file"):
         load_config(tmp_path / "nope.toml")

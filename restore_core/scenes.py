@@ -36,14 +36,27 @@ def _colour(rng: np.random.Generator, grey_bias: float = 0.5) -> tuple:
     return tuple(int(v) for v in c)
 
 
-def _gradient(h: int, w: int, a: tuple, b: tuple, rng: np.random.Generator) -> np.ndarray:
-    """A linear colour gradient from `a` to `b` in a random direction, float (h, w, 3)."""
+def _ramp(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """Position along a random direction, 0 at one corner and 1 at the opposite: float32 (h, w)."""
     t = rng.uniform(0, 2 * math.pi)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    p = (xx * math.cos(t) + yy * math.sin(t))
-    p = (p - p.min()) / max(float(np.ptp(p)), 1.0)  # (h, w) in [0, 1]
-    a, b = np.array(a, np.float32), np.array(b, np.float32)
-    return a + p[..., None] * (b - a)
+    c, s = math.cos(t), math.sin(t)
+    lo = min(0.0, c * (w - 1)) + min(0.0, s * (h - 1))  # the smallest projection, at a corner
+    span = max(abs(c) * (w - 1) + abs(s) * (h - 1), 1.0)
+    # An outer sum of two 1-D ramps: a 768 px canvas costs one pass, not a coordinate grid.
+    return np.add.outer(np.arange(h, dtype=np.float32) * np.float32(s / span),
+                        np.arange(w, dtype=np.float32) * np.float32(c / span) - np.float32(lo / span))
+
+
+def _gradient(h: int, w: int, a: tuple, b: tuple, rng: np.random.Generator, levels: int = 1024) -> np.ndarray:
+    """A linear colour gradient from `a` to `b` in a random direction, uint8 (h, w, 3).
+
+    The colours come from a table of `levels` steps (a step is far below one grey level for
+    any pair of colours), so the canvas is indexed once instead of computed in float per channel.
+    """
+    q = (_ramp(h, w, rng) * np.float32(levels - 1) + np.float32(0.5)).astype(np.uint16)  # (h, w)
+    a, b = np.array(a, np.float64), np.array(b, np.float64)
+    table = np.clip(np.round(a + np.linspace(0.0, 1.0, levels)[:, None] * (b - a)), 0, 255).astype(np.uint8)
+    return np.take(table, q, axis=0)  # (h, w, 3)
 
 
 def _font(px: int):
@@ -145,10 +158,10 @@ def render_scene(size: int, rng: np.random.Generator, sky: float = 0.0) -> np.nd
     s = size * SUPERSAMPLE
     open_sky = sky > 0 and rng.random() < sky
     if open_sky:
-        base = _sky(s, rng)
+        base = np.clip(_sky(s, rng), 0, 255).astype(np.uint8)  # (s, s, 3)
     else:
         base = _gradient(s, s, _colour(rng, 0.7), _colour(rng, 0.7), rng)  # (s, s, 3): wall or sky
-    img = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
+    img = Image.fromarray(base)
     draw = ImageDraw.Draw(img)
     if open_sky:
         # Rooftops, poles and signs along the bottom edge; the sky above stays open.
@@ -168,7 +181,8 @@ def render_scene(size: int, rng: np.random.Generator, sky: float = 0.0) -> np.nd
 
     x = np.asarray(img, dtype=np.float32)  # (size, size, 3)
     # Light falls off across every surface: a smooth multiplicative field, never exactly flat.
-    light = _gradient(size, size, (1.0,) * 3, (rng.uniform(0.6, 1.0),) * 3, rng)
+    dim = rng.uniform(0.6, 1.0)
+    light = 1.0 + (dim - 1.0) * _ramp(size, size, rng)[..., None]  # (size, size, 1), 1 down to `dim`
     x = x * light * rng.uniform(0.85, 1.15)
     x = x + rng.normal(0.0, rng.uniform(0.2, 1.5) if open_sky else rng.uniform(0.8, 4.0), size=x.shape)
     out = np.clip(np.round(x), 0, 255).astype(np.uint8)

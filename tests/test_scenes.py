@@ -6,8 +6,8 @@ import numpy as np
 
 from restore_core.corruption import sample_rng
 from restore_core.data import SyntheticDataset
-from restore_core.photos import bundled_photos, hue_rotate, vivid
-from restore_core.scenes import jpeg, render_scene
+from restore_core.photos import bundled_photos, defocus, hue_rotate, vivid
+from restore_core.scenes import _gradient, jpeg, render_scene
 
 
 def _grad(img: np.ndarray) -> float:
@@ -20,6 +20,20 @@ def test_scenes_are_reproducible_and_vary():
     assert a.dtype == np.uint8 and a.shape == (64, 64, 3)
     assert np.array_equal(a, b)
     assert not np.array_equal(a, render_scene(64, sample_rng(3, 2)))
+
+
+def test_gradient_runs_from_one_colour_to_the_other_across_the_canvas():
+    a, b = (10, 200, 30), (250, 0, 90)
+    for i in range(8):  # eight random directions
+        g = _gradient(40, 56, a, b, sample_rng(7, i)).astype(np.int64)  # (40, 56, 3)
+        corners = [g[0, 0], g[0, -1], g[-1, 0], g[-1, -1]]
+        # The ramp starts at one corner and ends at another: both end colours appear there.
+        assert min(np.abs(c - a).max() for c in corners) <= 1
+        assert min(np.abs(c - b).max() for c in corners) <= 1
+        # Linear: every pixel lies between a and b, and neighbours differ by a small step.
+        lo, hi = np.minimum(a, b), np.maximum(a, b)
+        assert ((g >= lo) & (g <= hi)).all()
+        assert np.abs(np.diff(g, axis=0)).max() <= 12 and np.abs(np.diff(g, axis=1)).max() <= 12
 
 
 def test_open_skies_are_smooth_but_never_one_exact_colour():
@@ -95,3 +109,19 @@ def test_hue_turns_keep_brightness_and_chroma_and_reach_other_hues():
     assert len(hues) >= 2  # the strongest channel of a pixel changes with the angle
     grey = np.full((4, 4, 3), 77, np.uint8)
     assert np.array_equal(hue_rotate(grey, sample_rng(0, 0)), grey)
+
+
+def test_defocus_share_smooths_photo_crops_and_leaves_other_configs_alone():
+    photos = [bundled_photos()["astronaut"]]
+    sharp = SyntheticDataset(photos, 64, 6, seed=0, defocus=0.0)
+    soft = SyntheticDataset(photos, 64, 6, seed=0, defocus=1.0)
+    blurred = 0
+    for i in range(6):
+        _, c0, _ = sharp.sample(i)
+        _, c1, m1 = soft.sample(i)
+        blurred += _grad(c1) < 0.5 * _grad(c0)
+        assert m1.any()  # the corruption still lands on the blurred crop
+    assert blurred >= 5
+    # The blur keeps the picture's colours: a flat crop stays exactly flat.
+    flat = np.full((32, 32, 3), (40, 90, 200), np.uint8)
+    assert np.array_equal(defocus(flat, np.random.default_rng(0)), flat)

@@ -155,10 +155,13 @@ _artifact_command("exported-program", "Export with torch.export to a .pt2 progra
 @click.option("--checkpoint", "checkpoints", required=True, multiple=True, type=click.Path(path_type=Path),
               help="Training checkpoint (.ckpt) or released weights (.safetensors). Given more than once: "
                    "the weights are averaged (runs fine-tuned from one start, same model config).")
+@click.option("--calibrate", is_flag=True,
+              help="Lower the mask head's bias by the offset that restores the calibration crops best "
+                   "(restore_core/calibrate.py); the sweep is printed and recorded in the metadata.")
 @_output
 @_overwrite
 @handle_errors(_export_errors, INTERRUPTED)
-def weights_cmd(checkpoints: tuple, output: Path, overwrite: bool, force: bool) -> None:
+def weights_cmd(checkpoints: tuple, calibrate: bool, output: Path, overwrite: bool, force: bool) -> None:
     """Write a checkpoint's model weights alone as a .safetensors release (no optimizer state, no pickle)."""
     require(["torch", "safetensors"], "export", "restore-export weights")
     from export.onnx_export import ExportError, check_output_path
@@ -175,6 +178,17 @@ def weights_cmd(checkpoints: tuple, output: Path, overwrite: bool, force: bool) 
         extra = {"restore.averaged_from": json.dumps([{"file": m.source.name, "weights_sha256": weights_sha256(m.model)}
                                                       for m in models])}
         what = f"the mean of {len(models)} models' weights, "
+    if calibrate:
+        from restore_core import calibrate as cal
+
+        scores = cal.sweep_mask_offset(loaded.pipeline(), cal.calibration_cases())
+        chosen = cal.choose_offset(scores)
+        click.echo(f"mask offset sweep on {cal.CALIBRATION_PER_PHOTO} crops of each validation photo "
+                   f"x seeds {list(cal.CALIBRATION_SEEDS)}:\n{cal.format_sweep(scores, chosen)}")
+        cal.apply_mask_offset(loaded.model, chosen.offset)
+        extra = {**(extra or {}), "restore.mask_offset": repr(chosen.offset),
+                 "restore.calibration": json.dumps({"seeds": list(cal.CALIBRATION_SEEDS), "sweep": cal.sweep_record(scores)})}
+        what += f"mask offset {chosen.offset:g}, "
     save_release(output, loaded.model, loaded.threshold, extra)
     click.echo(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB, {what}weights sha256 "
                f"{weights_sha256(loaded.model)[:16]}...)")

@@ -50,7 +50,6 @@ class DataConfig:
         jpeg: share of on-the-fly photo crops re-compressed as JPEG (quality 40-95).
         vivid: share of on-the-fly photo crops made vivid: saturation raised until colours clip.
         hue: share of on-the-fly photo crops turned to a random hue (about the grey axis).
-        defocus: share of on-the-fly photo crops thrown out of focus (a Gaussian blur, radius 2-10 px).
     """
 
     root: Optional[str] = None
@@ -66,7 +65,6 @@ class DataConfig:
     jpeg: float = 0.0
     vivid: float = 0.0
     hue: float = 0.0
-    defocus: float = 0.0
 
 
 @dataclass
@@ -285,6 +283,6 @@ def validate(cfg: Config) -> None:
     need(dcfg.epoch_samples >= 1, "data.epoch_samples", f"must be at least 1, got {dcfg.epoch_samples}")
     need(dcfg.val_count >= 1, "data.val_count", f"must be at least 1, got {dcfg.val_count}")
     need(dcfg.num_workers >= 0, "data.num_workers", f"must be >= 0, got {dcfg.num_workers}")
-    for key in ("scenes", "sky", "jpeg", "vivid", "hue", "defocus"):
+    for key in ("scenes", "sky", "jpeg", "vivid", "hue"):
         share = getattr(dcfg, key)
         need(0.0 <= share <= 1.0, f"data.{key}", f"must lie in [0, 1], got {share}")

@@ -32,7 +32,6 @@ from restore_core.photos import (
     IMAGE_SUFFIXES,
     bundled_grey_photos,
     bundled_photos,
-    defocus,
     hue_rotate,
     load_folder_images,
     random_crop,
@@ -243,28 +242,24 @@ class SyntheticDataset(Dataset):
         vivid: share of photo crops with their saturation raised until colours clip
             (`photos.vivid`), before any JPEG step.
         hue: share of photo crops turned to a random hue (`photos.hue_rotate`), before `vivid`.
-        defocus: share of photo crops thrown out of focus (`photos.defocus`), after `vivid` and
-            before any JPEG step.
     """
 
     def __init__(self, images: Sequence[np.ndarray], size: int, length: int, seed: int,
                  corruption: CorruptionConfig | None = None, augment: bool = True,
                  stream: int = TRAIN_STREAM, fixed: bool = False,
                  weights: Optional[Sequence[float]] = None, scenes: float = 0.0, sky: float = 0.0,
-                 jpeg: float = 0.0, vivid: float = 0.0, hue: float = 0.0, defocus: float = 0.0):
+                 jpeg: float = 0.0, vivid: float = 0.0, hue: float = 0.0):
         if not images:
             raise DatasetError("no source images to synthesize from")
         if weights is not None and (len(weights) != len(images) or min(weights) < 0 or sum(weights) <= 0):
             raise DatasetError(f"need one non-negative weight per source image, got {list(weights)}")
-        for name, share in (("scenes", scenes), ("sky", sky), ("jpeg", jpeg), ("vivid", vivid), ("hue", hue),
-                            ("defocus", defocus)):
+        for name, share in (("scenes", scenes), ("sky", sky), ("jpeg", jpeg), ("vivid", vivid), ("hue", hue)):
             if not 0.0 <= share <= 1.0:
                 raise DatasetError(f"the share {name} must lie in [0, 1], got {share}")
         self.images = list(images)
         self.p = None if weights is None else np.asarray(weights, np.float64) / float(sum(weights))
         self.size, self.length, self.seed = size, length, seed
         self.scenes, self.sky, self.jpeg, self.vivid, self.hue = scenes, sky, jpeg, vivid, hue
-        self.defocus = defocus
         self.corruption = corruption or CorruptionConfig()
         self.augment, self.stream, self.fixed, self.epoch = augment, stream, fixed, 0
 
@@ -288,8 +283,6 @@ class SyntheticDataset(Dataset):
                 clean = hue_rotate(clean, rng)
             if self.vivid and rng.random() < self.vivid:
                 clean = vivid(clean, rng)
-            if self.defocus and rng.random() < self.defocus:
-                clean = defocus(clean, rng)
             if self.jpeg and rng.random() < self.jpeg:
                 clean = jpeg(clean, int(rng.integers(40, 96)))
         corrupted, mask = corrupt(clean, rng, self.corruption)

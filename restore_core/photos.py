@@ -212,20 +212,6 @@ def vivid(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(np.round(x), 0, 255).astype(np.uint8)
 
 
-DEFOCUS_SIGMA = (2.0, 10.0)  # Gaussian blur radius of a defocused crop, in output pixels
-
-
-def defocus(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """`img` (uint8 (H, W, 3)) thrown out of focus by a Gaussian blur of random radius, as a new array.
-
-    Backgrounds behind a subject (bokeh, an out-of-focus wall, a hazy sky) are smooth over
-    large areas, and a fill there is judged to within a few grey levels: the eye sees any tint.
-    The bundled photos are mostly in focus; these crops train the fill of smooth regions.
-    """
-    sigma = rng.uniform(*DEFOCUS_SIGMA)
-    return np.asarray(Image.fromarray(img).filter(ImageFilter.GaussianBlur(sigma)))
-
-
 def hue_rotate(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """`img` (uint8 (H, W, 3)) with every colour turned about the grey axis by one random angle.
 

@@ -113,7 +113,7 @@ def build_datasets(cfg: Config):
     weights = source_weights([n for n, _ in train_imgs]) if d.source is None and d.grey_photos else None
     train_ds = SyntheticDataset([a for _, a in train_imgs], d.size, d.epoch_samples, seed, cfg.corruption,
                                 augment=d.augment, weights=weights, scenes=d.scenes, sky=d.sky, jpeg=d.jpeg,
-                                vivid=d.vivid, hue=d.hue, defocus=d.defocus)
+                                vivid=d.vivid, hue=d.hue)
     val_ds = SyntheticDataset([a for _, a in val_imgs], d.size, d.val_count, seed, cfg.corruption,
                               augment=False, stream=VAL_STREAM, fixed=True)
     src = d.source or "scikit-image photos"

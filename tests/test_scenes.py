@@ -6,7 +6,7 @@ import numpy as np
 
 from restore_core.corruption import sample_rng
 from restore_core.data import SyntheticDataset
-from restore_core.photos import bundled_photos, defocus, hue_rotate, vivid
+from restore_core.photos import bundled_photos, hue_rotate, vivid
 from restore_core.scenes import _gradient, jpeg, render_scene
 
 
@@ -110,18 +110,3 @@ def test_hue_turns_keep_brightness_and_chroma_and_reach_other_hues():
     grey = np.full((4, 4, 3), 77, np.uint8)
     assert np.array_equal(hue_rotate(grey, sample_rng(0, 0)), grey)
 
-
-def test_defocus_share_smooths_photo_crops_and_leaves_other_configs_alone():
-    photos = [bundled_photos()["astronaut"]]
-    sharp = SyntheticDataset(photos, 64, 6, seed=0, defocus=0.0)
-    soft = SyntheticDataset(photos, 64, 6, seed=0, defocus=1.0)
-    blurred = 0
-    for i in range(6):
-        _, c0, _ = sharp.sample(i)
-        _, c1, m1 = soft.sample(i)
-        blurred += _grad(c1) < 0.5 * _grad(c0)
-        assert m1.any()  # the corruption still lands on the blurred crop
-    assert blurred >= 5
-    # The blur keeps the picture's colours: a flat crop stays exactly flat.
-    flat = np.full((32, 32, 3), (40, 90, 200), np.uint8)
-    assert np.array_equal(defocus(flat, np.random.default_rng(0)), flat)

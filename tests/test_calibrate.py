@@ -1,0 +1,109 @@
+"""Mask-offset calibration: the sweep scores what the calibrated model does, the choice follows
+its rule, and `restore-export weights --calibrate` writes exactly that model."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from export.cli import main
+from restore_core.calibrate import (
+    CALIBRATION_SEEDS,
+    OffsetScore,
+    apply_mask_offset,
+    calibration_cases,
+    choose_offset,
+    cut,
+    sweep_mask_offset,
+)
+from restore_core.checkpoint import load_model, save_release
+from restore_core.heldout import HELDOUT_SEED, evaluate, heldout_set
+from restore_core.pipeline import RestorationPipeline
+from tests.test_export_onnx import confident_tiny_model, one_thread  # noqa: F401 (fixture)
+
+
+def test_cut_moves_the_threshold_by_the_offset_in_logits():
+    assert cut(0.1, 0.0) == pytest.approx(0.1)
+    assert cut(0.1, 1.0) == pytest.approx(1 / (1 + 9 * np.exp(-1.0)))  # odds 1:9 times e
+    assert cut(0.1, 3.0) > cut(0.1, 1.0) > 0.1
+
+
+def test_apply_mask_offset_lowers_the_mask_logits_and_nothing_else():
+    model = confident_tiny_model(seed=1)
+    shifted = copy.deepcopy(model)
+    apply_mask_offset(shifted, 1.5)
+    x = torch.rand(1, 3, 24, 24) * 2 - 1
+    with torch.no_grad():
+        img0, logit0 = model(x)
+        img1, logit1 = shifted(x)
+    assert torch.equal(img0, img1)
+    torch.testing.assert_close(logit1, logit0 - 1.5, rtol=0, atol=1e-5)
+    changed = [k for k, v in shifted.state_dict().items() if not torch.equal(v, model.state_dict()[k])]
+    assert changed == ["mask_decoder.head.bias"]
+
+
+def _pixels(pipe):
+    """heldout's restore function (uint8 RGB -> restored, mask) through the pipeline's pixel path."""
+    def restore(rgb):
+        with torch.no_grad():
+            restored, mask, _ = pipe(torch.from_numpy(np.ascontiguousarray(rgb))[None])
+        return restored[0].numpy(), mask[0, ..., 0].numpy() > 0
+    return restore
+
+
+def test_sweep_scores_what_the_calibrated_model_restores():
+    model = confident_tiny_model(seed=2)
+    cases = heldout_set(2, seed=5, extra=False)  # 4 small crops
+    scores = sweep_mask_offset(RestorationPipeline(model).eval(), cases, offsets=(0.0, 0.8, 2.0))
+    assert [s.offset for s in scores] == [0.0, 0.8, 2.0]
+    for s in scores:
+        calibrated = copy.deepcopy(model)
+        apply_mask_offset(calibrated, s.offset)
+        summary, _ = evaluate(cases, _pixels(RestorationPipeline(calibrated).eval()))
+        # Thresholding at cut() equals the calibrated model up to float ties at the threshold.
+        assert s.mask_iou == pytest.approx(summary["mask_iou"], abs=2e-3)
+        assert s.psnr == pytest.approx(summary["psnr"], abs=0.02)
+        assert s.worse == summary["worse"]
+    assert scores[0].mask_iou != scores[2].mask_iou  # the offsets really move the mask
+
+
+def test_choose_offset_takes_the_best_psnr_that_makes_nothing_worse():
+    def s(offset, psnr, worse=0):
+        return OffsetScore(offset, 0.9, psnr, 20.0, worse)
+
+    assert choose_offset([s(0, 30.0), s(1, 30.4), s(2, 30.2)]).offset == 1
+    assert choose_offset([s(0, 30.0), s(1, 30.4), s(2, 30.4)]).offset == 1  # a tie: the smaller
+    assert choose_offset([s(0, 30.0, 1), s(1, 30.9, 2), s(2, 30.5, 1)]).offset == 2  # no more worse
+    assert choose_offset([s(0, 30.0), s(1, 29.0)]).offset == 0
+
+
+def test_calibration_never_sees_the_reported_set():
+    cases = calibration_cases(seeds=(1,), per_photo=2)
+    assert {c.source for c in cases} == {"chelsea", "rocket"}  # the bundled validation photos only
+    assert HELDOUT_SEED not in CALIBRATION_SEEDS
+
+
+def test_restore_export_weights_calibrate_writes_the_chosen_offset(tmp_path):
+    from safetensors import safe_open
+
+    model = confident_tiny_model(seed=4)
+    src = tmp_path / "m.safetensors"
+    save_release(src, model)
+    out = tmp_path / "cal.safetensors"
+    result = CliRunner().invoke(main, ["weights", "--checkpoint", str(src), "--calibrate", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "<- chosen" in result.output
+    with safe_open(str(out), framework="pt") as f:
+        meta = f.metadata()
+    offset = float(meta["restore.mask_offset"])
+    sweep = json.loads(meta["restore.calibration"])["sweep"]
+    assert offset == choose_offset([OffsetScore(**r) for r in sweep]).offset
+    got = load_model(out).model.state_dict()
+    for key, value in model.state_dict().items():
+        want = value - offset if key == "mask_decoder.head.bias" else value
+        torch.testing.assert_close(got[key], want, rtol=0, atol=1e-6)

@@ -8,6 +8,7 @@ points outside its folder (its metadata is read without loading any weights).
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import asdict
 from pathlib import Path
@@ -44,7 +45,8 @@ def describe(path: str | os.PathLike) -> Dict[str, Any]:
     Returns:
         A dict with at least `path`, `kind`, `size_bytes`; model files add `metadata` (the
         `restore.` fields), `inputs` and `outputs`; weights files add `model_config`,
-        `threshold`, `parameters` and `weights_sha256`.
+        `threshold`, `parameters` and `weights_sha256`, releases `averaged_from` and
+        `mask_offset` where `restore-export weights` averaged or calibrated them.
 
     Raises:
         ModelFileError: the file is missing, of an unknown kind, not ours, or unsafe (ONNX
@@ -122,6 +124,16 @@ def _describe_weights(path: Path) -> Dict[str, Any]:
         state = load_checkpoint(path)
         # Training progress, whichever of these the trainer recorded.
         info["training"] = {k: state[k] for k in ("epoch", "step", "best_metric", "best_val_loss") if k in state}
+    else:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:  # readable: load_model has just read it
+            meta = f.metadata() or {}
+        # How the release was made (`restore-export weights`): averaged, calibrated.
+        if "restore.averaged_from" in meta:
+            info["averaged_from"] = [s["file"] for s in json.loads(meta["restore.averaged_from"])]
+        if "restore.mask_offset" in meta:
+            info["mask_offset"] = float(meta["restore.mask_offset"])
     return info
 
 
@@ -138,7 +150,8 @@ def format_description(info: Dict[str, Any]) -> str:
         for k, v in sorted(meta.get("extra", {}).items()):
             if k != "int8":  # shown readably below
                 lines.append(f"  {k}: {v}")
-    for key in ("opset", "producer", "model_config", "threshold", "parameters", "weights_sha256", "training", "methods"):
+    for key in ("opset", "producer", "model_config", "threshold", "parameters", "weights_sha256", "training", "methods",
+                "averaged_from", "mask_offset"):
         if key in info and not (meta and key in ("model_config", "threshold", "weights_sha256")):
             lines.append(f"  {key}: {info[key]}")
     for side in ("inputs", "outputs"):

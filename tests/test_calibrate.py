@@ -103,6 +103,11 @@ def test_restore_export_weights_calibrate_writes_the_chosen_offset(tmp_path):
     offset = float(meta["restore.mask_offset"])
     sweep = json.loads(meta["restore.calibration"])["sweep"]
     assert offset == choose_offset([OffsetScore(**r) for r in sweep]).offset
+    from export.inspection import describe, format_description
+
+    info = describe(out)
+    assert info["mask_offset"] == offset and f"mask_offset: {offset}" in format_description(info)
+    assert "mask_offset" not in describe(src)
     got = load_model(out).model.state_dict()
     for key, value in model.state_dict().items():
         want = value - offset if key == "mask_decoder.head.bias" else value

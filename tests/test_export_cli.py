@@ -177,6 +177,8 @@ def test_weights_averages_several_checkpoints(weights, tmp_path):
         sources = json.loads(f.metadata()["restore.averaged_from"])
     assert [s["file"] for s in sources] == ["m.ckpt", "other.safetensors"]
     assert sources[1]["weights_sha256"] == weights_sha256(other)
+    code, text = run("inspect", out)
+    assert code == 0 and "averaged_from: ['m.ckpt', 'other.safetensors']" in text, text
 
     wider = tmp_path / "wider.safetensors"
     save_release(wider, make_tiny_model(1, replace(TINY, base_channels=8)))

@@ -106,7 +106,7 @@ def onnx_cmd(checkpoint: Path, output: Path, signature: str, fp16: bool, opset: 
     overwrite = overwrite or force
     if int8 and (fp16 or signature != "pixels"):
         raise click.UsageError("--int8 makes a pixels graph; it does not combine with --fp16 or --signature tensor")
-    require(["torch", "onnxscript"], "export", "restore-export onnx")
+    require(["torch", "onnxscript", "skimage"], "export", "restore-export onnx")
     from export.onnx_export import check_opset, check_output_path, export_onnx
 
     check_opset(opset)  # cheap checks first: no slow export for a bad opset or path
@@ -139,7 +139,7 @@ def _artifact_command(kind: str, help_text: str) -> None:
     @handle_errors(_export_errors, INTERRUPTED)
     def command(checkpoint: Path, output: Path, no_verify: bool, overwrite: bool, force: bool) -> None:
         overwrite = overwrite or force
-        require(["torch"], "export", f"restore-export {kind}")
+        require(["torch", "skimage"], "export", f"restore-export {kind}")
         from export.torchscript import export_artifact
 
         result = export_artifact(kind, _load_pipeline(checkpoint), output, verify=not no_verify, force=overwrite)
@@ -179,6 +179,7 @@ def weights_cmd(checkpoints: tuple, calibrate: bool, output: Path, overwrite: bo
                                                       for m in models])}
         what = f"the mean of {len(models)} models' weights, "
     if calibrate:
+        require(["skimage"], "export", "restore-export weights --calibrate")
         from restore_core import calibrate as cal
 
         scores = cal.sweep_mask_offset(loaded.pipeline(), cal.calibration_cases())

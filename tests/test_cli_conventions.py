@@ -102,16 +102,18 @@ def test_exported_metadata_names_the_toolkit_version():
     assert exporter_versions()["restore-toolkit"] == __version__
 
 
-def test_missing_extra_is_named_in_one_line(monkeypatch, tmp_path):
+@pytest.mark.parametrize("missing", ["torch", "skimage"])  # skimage: the photos parity checks run on
+def test_missing_extra_is_named_in_one_line(monkeypatch, tmp_path, missing):
     import restore_toolkit.console as console
 
     real = console.importlib.util.find_spec
-    monkeypatch.setattr(console.importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    monkeypatch.setattr(console.importlib.util, "find_spec", lambda name, *a: None if name == missing else real(name, *a))
     result = CliRunner().invoke(export_cli, ["onnx", "--checkpoint", str(tmp_path / "a.ckpt"),
                                              "--output", str(tmp_path / "m.onnx")])
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "pip install 'restore-toolkit[export]'" in lines[0]
+    assert f"needs {missing}" in lines[0]
 
 
 @pytest.mark.parametrize("cmd,args,patch,needle", [

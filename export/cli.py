@@ -163,7 +163,7 @@ _artifact_command("exported-program", "Export with torch.export to a .pt2 progra
 @handle_errors(_export_errors, INTERRUPTED)
 def weights_cmd(checkpoints: tuple, calibrate: bool, output: Path, overwrite: bool, force: bool) -> None:
     """Write a checkpoint's model weights alone as a .safetensors release (no optimizer state, no pickle)."""
-    require(["torch", "safetensors"], "export", "restore-export weights")
+    require(["torch", "safetensors"] + (["skimage"] if calibrate else []), "export", "restore-export weights")
     from export.onnx_export import ExportError, check_output_path
     from restore_core.checkpoint import average_models, load_model, save_release, weights_sha256
 
@@ -179,7 +179,6 @@ def weights_cmd(checkpoints: tuple, calibrate: bool, output: Path, overwrite: bo
                                                       for m in models])}
         what = f"the mean of {len(models)} models' weights, "
     if calibrate:
-        require(["skimage"], "export", "restore-export weights --calibrate")
         from restore_core import calibrate as cal
 
         scores = cal.sweep_mask_offset(loaded.pipeline(), cal.calibration_cases())

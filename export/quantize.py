@@ -162,8 +162,8 @@ def first_stage_nodes(proto) -> List[str]:
     They run at full resolution, and their output reaches the mask head by two roads: through
     the encoder and, unpooled, through the skip connection into the last decoder stage. Held
     out, they are where int8 costs the mask most: on the shipped model, quantizing everything
-    lost 0.0078 mask IoU and 0.49 dB in the mask; the same graph with these nodes in float lost
-    0.0002 and 0.10 dB, and ran about 6 % slower on a 512² image (`MODEL_CARD.md`).
+    lost 0.148 mask IoU and 3.0 dB in the mask; the same graph with these nodes in float lost
+    0.0029 and 0.20 dB (`MODEL_CARD.md`).
     """
     g = _Graph(proto)
     # Each pool's upstream nodes (the pool itself left out); the first pool has the fewest.

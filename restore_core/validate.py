@@ -87,6 +87,18 @@ def validate(checkpoint: str | os.PathLike, data_root: str | os.PathLike, out_di
 
 
 @torch.no_grad()
+def pixel_restorer(pipe: RestorationPipeline, device: torch.device | str = "cpu"):
+    """`heldout`'s restore function (uint8 RGB -> (restored RGB, mask bool)) through `pipe`'s pixel path."""
+
+    @torch.no_grad()
+    def restore(rgb):
+        image = torch.from_numpy(np.ascontiguousarray(rgb))[None].to(device)  # (1, H, W, 3) uint8
+        restored, mask, _ = pipe(image)
+        return restored[0].cpu().numpy(), mask[0, ..., 0].cpu().numpy() > 0
+
+    return restore
+
+
 def validate_heldout(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, per_photo: int = 12,
                      device: str = "auto", extra: bool = True) -> Dict[str, Any]:
     """Score a model on the held-out photo set (`restore_core.heldout`) against the references.
@@ -104,12 +116,5 @@ def validate_heldout(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, 
     from restore_core.heldout import heldout_set, write_report
 
     dev = resolve_device(device)
-    loaded = load_model(checkpoint, device=dev)
-    pipe = loaded.pipeline()
-
-    def restore(rgb):
-        image = torch.from_numpy(np.ascontiguousarray(rgb))[None].to(dev)  # (1, H, W, 3) uint8
-        restored, mask, _ = pipe(image)
-        return restored[0].cpu().numpy(), mask[0, ..., 0].cpu().numpy() > 0
-
-    return write_report(out_dir, heldout_set(per_photo, extra=extra), restore, str(checkpoint))
+    pipe = load_model(checkpoint, device=dev).pipeline()
+    return write_report(out_dir, heldout_set(per_photo, extra=extra), pixel_restorer(pipe, dev), str(checkpoint))

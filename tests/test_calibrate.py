@@ -24,6 +24,7 @@ from restore_core.calibrate import (
 from restore_core.checkpoint import load_model, save_release
 from restore_core.heldout import HELDOUT_SEED, evaluate, heldout_set
 from restore_core.pipeline import RestorationPipeline
+from restore_core.validate import pixel_restorer
 from tests.test_export_onnx import confident_tiny_model, one_thread  # noqa: F401 (fixture)
 
 
@@ -47,15 +48,6 @@ def test_apply_mask_offset_lowers_the_mask_logits_and_nothing_else():
     assert changed == ["mask_decoder.head.bias"]
 
 
-def _pixels(pipe):
-    """heldout's restore function (uint8 RGB -> restored, mask) through the pipeline's pixel path."""
-    def restore(rgb):
-        with torch.no_grad():
-            restored, mask, _ = pipe(torch.from_numpy(np.ascontiguousarray(rgb))[None])
-        return restored[0].numpy(), mask[0, ..., 0].numpy() > 0
-    return restore
-
-
 def test_sweep_scores_what_the_calibrated_model_restores():
     model = confident_tiny_model(seed=2)
     cases = heldout_set(2, seed=5, extra=False)  # 4 small crops
@@ -64,7 +56,7 @@ def test_sweep_scores_what_the_calibrated_model_restores():
     for s in scores:
         calibrated = copy.deepcopy(model)
         apply_mask_offset(calibrated, s.offset)
-        summary, _ = evaluate(cases, _pixels(RestorationPipeline(calibrated).eval()))
+        summary, _ = evaluate(cases, pixel_restorer(RestorationPipeline(calibrated).eval()))
         # Thresholding at cut() equals the calibrated model up to float ties at the threshold.
         assert s.mask_iou == pytest.approx(summary["mask_iou"], abs=2e-3)
         assert s.psnr == pytest.approx(summary["psnr"], abs=0.02)

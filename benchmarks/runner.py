@@ -12,7 +12,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -86,6 +86,13 @@ def random_pipeline(seed: int = 0, cfg: Optional[ModelConfig] = None) -> Restora
     return RestorationPipeline(model).eval()
 
 
+def flops_per_image(model: DualDecoderUNet, sizes: Sequence[int], flip_ensemble: bool) -> Dict[int, int]:
+    """The pipeline's work per `size`x`size` image: the network on the image padded to the
+    stride, twice with the flip ensemble."""
+    stride, passes = model.cfg.stride, 2 if flip_ensemble else 1
+    return {s: passes * count_flops(model, stride * math.ceil(s / stride)) for s in sizes}
+
+
 def load_subject(settings: BenchSettings) -> Tuple[Optional[RestorationPipeline], Dict, Optional[str]]:
     """(eager pipeline or None, model description, ONNX precision) for the settings."""
     if settings.checkpoint:
@@ -114,14 +121,15 @@ def load_subject(settings: BenchSettings) -> Tuple[Optional[RestorationPipeline]
         info["onnx_weights_sha256"] = meta.weights_sha256
         if pipeline is None:
             cfg = ModelConfig.from_dict(meta.model_config)
-            info.update(threshold=meta.threshold, weights_sha256=meta.weights_sha256)
+            info.update(threshold=meta.threshold, weights_sha256=meta.weights_sha256,
+                        flip_ensemble=meta.extra.get("flip_ensemble") == "true")
             info["model_config"] = asdict(cfg)
             info["_flops_model"] = DualDecoderUNet(cfg).eval()  # weights do not change FLOPs
     if pipeline is not None:
         from restore_core.checkpoint import weights_sha256
 
         info.update(model_config=asdict(pipeline.model.cfg), threshold=pipeline.threshold,
-                    weights_sha256=weights_sha256(pipeline.model))
+                    weights_sha256=weights_sha256(pipeline.model), flip_ensemble=pipeline.flip_ensemble)
         if settings.onnx and info["onnx_weights_sha256"] != info["weights_sha256"]:
             # Allowed (comparing two models is a use), but the parity rows then measure that.
             info["note"] += "; the --onnx file holds other weights than the checkpoint"
@@ -312,14 +320,12 @@ def run_benchmark(settings: BenchSettings, log: Callable[[str], None] = print,
 
         subject = {"source": "given", "note": "a pipeline given by the caller", "model_config": asdict(pipeline.model.cfg),
                    "threshold": pipeline.threshold, "weights_sha256": weights_sha256(pipeline.model),
+                   "flip_ensemble": pipeline.flip_ensemble,
                    "parameters": count_parameters(pipeline.model), "_flops_model": pipeline.model}
         onnx_precision = None
     else:
         pipeline, subject, onnx_precision = load_subject(settings)
-    flops_model = subject.pop("_flops_model")
-    stride = flops_model.cfg.stride
-    # The network sees the image padded to the stride: that is the work done per image.
-    flops = {s: count_flops(flops_model, stride * math.ceil(s / stride)) for s in settings.sizes}
+    flops = flops_per_image(subject.pop("_flops_model"), settings.sizes, bool(subject.get("flip_ensemble")))
     subject["flops_per_image"] = {str(s): f for s, f in flops.items()}
 
     log("measuring the fp32 matmul peak")

@@ -37,10 +37,12 @@ def _export_errors():
     return errors
 
 
-def _load_pipeline(checkpoint: Path):
+def _load_pipeline(checkpoint: Path, flip_ensemble=None):
     from restore_core.checkpoint import load_model
 
     loaded = load_model(checkpoint)  # CheckpointError: one line naming the file
+    if flip_ensemble is not None:
+        loaded.flip_ensemble = flip_ensemble
     return loaded.pipeline()
 
 
@@ -64,6 +66,13 @@ def _overwrite(fn):
     """`--overwrite`, as in restore-data and restore-run; `--force`, the older spelling, still works."""
     fn = click.option("--force", "force", is_flag=True, hidden=True)(fn)
     return click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")(fn)
+
+
+def _flip_ensemble(what: str, default: str):
+    """`--flip-ensemble/--no-flip-ensemble`: unset (None) keeps the checkpoint's own setting."""
+    return click.option("--flip-ensemble/--no-flip-ensemble", "flip_ensemble", default=None,
+                        help=f"Run {what} on the image and its mirror image and average them: better masks "
+                             f"and fills at twice the compute (see RestorationPipeline). Unset: {default}.")
 
 
 _no_verify = click.option("--no-verify", is_flag=True,
@@ -96,12 +105,13 @@ def main() -> None:
               help="--int8: most PSNR inside the mask (dB) it may lose.")
 @click.option("--max-excluded", type=click.IntRange(min=0), default=DEFAULT_MAX_EXCLUDED,
               help="--int8: most parts kept in float before refusing (the first stage, then activations worst by qdq_loss_debug).")
+@_flip_ensemble("the graph", "the checkpoint's setting (on for the shipped default, off for training checkpoints)")
 @_no_verify
 @_overwrite
 @handle_errors(_export_errors, INTERRUPTED)
 def onnx_cmd(checkpoint: Path, output: Path, signature: str, fp16: bool, opset: int, int8: bool,
              calibration_images: int, heldout_per_photo: int, max_iou_drop: float, max_psnr_drop: float,
-             max_excluded: int, no_verify: bool, overwrite: bool, force: bool) -> None:
+             max_excluded: int, flip_ensemble, no_verify: bool, overwrite: bool, force: bool) -> None:
     """Export to one self-contained ONNX file, verified against eager PyTorch (--int8: and on the held-out set)."""
     overwrite = overwrite or force
     if int8 and (fp16 or signature != "pixels"):
@@ -111,7 +121,7 @@ def onnx_cmd(checkpoint: Path, output: Path, signature: str, fp16: bool, opset: 
 
     check_opset(opset)  # cheap checks first: no slow export for a bad opset or path
     check_output_path(output, overwrite)
-    pipeline = _load_pipeline(checkpoint)
+    pipeline = _load_pipeline(checkpoint, flip_ensemble)
     if int8:
         from export.quantize import export_int8, format_int8, int8_summary
 
@@ -134,15 +144,17 @@ def _artifact_command(kind: str, help_text: str) -> None:
     @main.command(kind, help=help_text)
     @_checkpoint
     @_output
+    @_flip_ensemble("the module", "the checkpoint's setting (on for the shipped default, off for training checkpoints)")
     @_no_verify
     @_overwrite
     @handle_errors(_export_errors, INTERRUPTED)
-    def command(checkpoint: Path, output: Path, no_verify: bool, overwrite: bool, force: bool) -> None:
+    def command(checkpoint: Path, output: Path, flip_ensemble, no_verify: bool, overwrite: bool, force: bool) -> None:
         overwrite = overwrite or force
         require(["torch", "skimage"], "export", f"restore-export {kind}")
         from export.torchscript import export_artifact
 
-        result = export_artifact(kind, _load_pipeline(checkpoint), output, verify=not no_verify, force=overwrite)
+        result = export_artifact(kind, _load_pipeline(checkpoint, flip_ensemble), output, verify=not no_verify,
+                                 force=overwrite)
         _report(result, not no_verify)
 
 
@@ -158,10 +170,11 @@ _artifact_command("exported-program", "Export with torch.export to a .pt2 progra
 @click.option("--calibrate", is_flag=True,
               help="Lower the mask head's bias by the offset that restores the calibration crops best "
                    "(restore_core/calibrate.py); the sweep is printed and recorded in the metadata.")
+@_flip_ensemble("the release's pipelines", "keep the source's setting (off for training checkpoints)")
 @_output
 @_overwrite
 @handle_errors(_export_errors, INTERRUPTED)
-def weights_cmd(checkpoints: tuple, calibrate: bool, output: Path, overwrite: bool, force: bool) -> None:
+def weights_cmd(checkpoints: tuple, calibrate: bool, flip_ensemble, output: Path, overwrite: bool, force: bool) -> None:
     """Write a checkpoint's model weights alone as a .safetensors release (no optimizer state, no pickle)."""
     require(["torch", "safetensors"] + (["skimage"] if calibrate else []), "export", "restore-export weights")
     from export.onnx_export import ExportError, check_output_path
@@ -178,6 +191,10 @@ def weights_cmd(checkpoints: tuple, calibrate: bool, output: Path, overwrite: bo
         extra = {"restore.averaged_from": json.dumps([{"file": m.source.name, "weights_sha256": weights_sha256(m.model)}
                                                       for m in models])}
         what = f"the mean of {len(models)} models' weights, "
+    if flip_ensemble is not None:
+        loaded.flip_ensemble = flip_ensemble  # before calibrating: the offset is chosen for the pipeline that ships
+    if loaded.flip_ensemble:
+        what += "flip ensemble, "
     if calibrate:
         from restore_core import calibrate as cal
 
@@ -189,7 +206,7 @@ def weights_cmd(checkpoints: tuple, calibrate: bool, output: Path, overwrite: bo
         extra = {**(extra or {}), "restore.mask_offset": repr(chosen.offset),
                  "restore.calibration": json.dumps({"seeds": list(cal.CALIBRATION_SEEDS), "sweep": cal.sweep_record(scores)})}
         what += f"mask offset {chosen.offset:g}, "
-    save_release(output, loaded.model, loaded.threshold, extra)
+    save_release(output, loaded.model, loaded.threshold, extra, flip_ensemble=loaded.flip_ensemble)
     click.echo(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB, {what}weights sha256 "
                f"{weights_sha256(loaded.model)[:16]}...)")
 

@@ -45,7 +45,7 @@ def describe(path: str | os.PathLike) -> Dict[str, Any]:
     Returns:
         A dict with at least `path`, `kind`, `size_bytes`; model files add `metadata` (the
         `restore.` fields), `inputs` and `outputs`; weights files add `model_config`,
-        `threshold`, `parameters` and `weights_sha256`, releases `averaged_from` and
+        `threshold`, `flip_ensemble`, `parameters` and `weights_sha256`, releases `averaged_from` and
         `mask_offset` where `restore-export weights` averaged or calibrated them.
 
     Raises:
@@ -117,6 +117,7 @@ def _describe_weights(path: Path) -> Dict[str, Any]:
     info: Dict[str, Any] = {
         "model_config": asdict(loaded.config),
         "threshold": loaded.threshold,
+        "flip_ensemble": loaded.flip_ensemble,
         "parameters": count_parameters(loaded.model),
         "weights_sha256": weights_sha256(loaded.model),
     }
@@ -150,8 +151,8 @@ def format_description(info: Dict[str, Any]) -> str:
         for k, v in sorted(meta.get("extra", {}).items()):
             if k != "int8":  # shown readably below
                 lines.append(f"  {k}: {v}")
-    for key in ("opset", "producer", "model_config", "threshold", "parameters", "weights_sha256", "training", "methods",
-                "averaged_from", "mask_offset"):
+    for key in ("opset", "producer", "model_config", "threshold", "flip_ensemble", "parameters", "weights_sha256",
+                "training", "methods", "averaged_from", "mask_offset"):
         if key in info and not (meta and key in ("model_config", "threshold", "weights_sha256")):
             lines.append(f"  {key}: {info[key]}")
     for side in ("inputs", "outputs"):

@@ -101,8 +101,9 @@ def _refusal_reason(error: BaseException) -> str:
 
 
 def save_release(path: str | os.PathLike, model: DualDecoderUNet, threshold: float = DEFAULT_THRESHOLD,
-                 extra: Dict[str, str] | None = None) -> None:
-    """Write the model's weights as `.safetensors` with config and threshold in the metadata."""
+                 extra: Dict[str, str] | None = None, flip_ensemble: bool = False) -> None:
+    """Write the model's weights as `.safetensors` with config, threshold and how to run it
+    (`flip_ensemble`, see `RestorationPipeline`) in the metadata."""
     from safetensors.torch import save_file
 
     meta = {
@@ -110,6 +111,7 @@ def save_release(path: str | os.PathLike, model: DualDecoderUNet, threshold: flo
         "restore.format_version": str(FORMAT_VERSION),
         "restore.model_config": model.cfg.to_json(),
         "restore.threshold": repr(float(threshold)),
+        "restore.flip_ensemble": "true" if flip_ensemble else "false",
         **(extra or {}),
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -125,12 +127,14 @@ class LoadedModel:
     config: ModelConfig
     threshold: float
     source: Path
+    flip_ensemble: bool = False  # releases say; training checkpoints run one view
 
     def pipeline(self) -> RestorationPipeline:
-        return RestorationPipeline(self.model, self.threshold).eval()
+        return RestorationPipeline(self.model, self.threshold, self.flip_ensemble).eval()
 
     def describe(self) -> Dict[str, Any]:
-        return {"source": str(self.source), "model_config": asdict(self.config), "threshold": self.threshold}
+        return {"source": str(self.source), "model_config": asdict(self.config), "threshold": self.threshold,
+                "flip_ensemble": self.flip_ensemble}
 
 
 def _read_release(path: Path):
@@ -147,7 +151,11 @@ def _read_release(path: Path):
         raise CheckpointError(f"{path}: not a restore release (metadata lacks restore.format={RELEASE_FORMAT})")
     if meta.get("restore.format_version") != str(FORMAT_VERSION):
         raise CheckpointError(f"{path}: unsupported release format version {meta.get('restore.format_version')!r}")
-    return tensors, json.loads(meta["restore.model_config"]), float(meta["restore.threshold"])
+    # Releases written before the key existed ran one view.
+    flip = meta.get("restore.flip_ensemble", "false")
+    if flip not in ("true", "false"):
+        raise CheckpointError(f"{path}: restore.flip_ensemble is {flip!r}, not 'true' or 'false'")
+    return tensors, json.loads(meta["restore.model_config"]), float(meta["restore.threshold"]), flip == "true"
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
@@ -165,8 +173,9 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
     if path.suffix == ".safetensors":
         if not path.is_file():
             raise CheckpointError(f"{path}: no such weights file")
-        state, cfg_dict, threshold = _read_release(path)
+        state, cfg_dict, threshold, flip_ensemble = _read_release(path)
     else:
+        flip_ensemble = False
         ckpt = load_checkpoint(path)
         state, cfg_dict = ckpt["model"], ckpt["model_config"]
         threshold = float(ckpt.get("threshold", DEFAULT_THRESHOLD))
@@ -179,7 +188,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not match the model config ({one_line(e, 160, with_type=False)})") from None
-    return LoadedModel(model.to(device).eval(), cfg, threshold, path)
+    return LoadedModel(model.to(device).eval(), cfg, threshold, path, flip_ensemble)
 
 
 def average_models(loaded: Sequence[LoadedModel]) -> LoadedModel:
@@ -191,7 +200,8 @@ def average_models(loaded: Sequence[LoadedModel]) -> LoadedModel:
     integer buffers (BatchNorm's batch counters) are taken from the first model.
 
     Raises:
-        CheckpointError: fewer than one model, or models with different configs or thresholds.
+        CheckpointError: fewer than one model, or models with different configs, thresholds or
+            flip_ensemble settings.
     """
     if not loaded:
         raise CheckpointError("nothing to average: no model given")
@@ -203,6 +213,9 @@ def average_models(loaded: Sequence[LoadedModel]) -> LoadedModel:
         if other.threshold != first.threshold:
             raise CheckpointError(f"{other.source}: threshold {other.threshold} differs from "
                                   f"{first.source}'s {first.threshold}")
+        if other.flip_ensemble != first.flip_ensemble:
+            raise CheckpointError(f"{other.source}: flip_ensemble {other.flip_ensemble} differs from "
+                                  f"{first.source}'s {first.flip_ensemble}")
     states = [m.model.state_dict() for m in loaded]
     mean = {}
     for key, ref in states[0].items():
@@ -212,7 +225,7 @@ def average_models(loaded: Sequence[LoadedModel]) -> LoadedModel:
             mean[key] = ref.clone()
     model = DualDecoderUNet(first.config)
     model.load_state_dict(mean, strict=True)
-    return LoadedModel(model.eval(), first.config, first.threshold, first.source)
+    return LoadedModel(model.eval(), first.config, first.threshold, first.source, first.flip_ensemble)
 
 
 def weights_sha256(model: torch.nn.Module) -> str:

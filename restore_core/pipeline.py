@@ -26,15 +26,22 @@ class RestorationPipeline(nn.Module):
     Args:
         model: the trained network (put in eval mode by the caller).
         threshold: mask probability at or above which a pixel counts as corrupted.
+        flip_ensemble: run the network on the image and on its mirror image in one batch and
+            average the two (the prediction, and the mask in logits), at twice the compute.
+            The two views' errors are partly independent, so the mean is the better estimate:
+            on the held-out set it lifts the shipped model's mask IoU from 0.988 to 0.997 and
+            whole-image PSNR by 0.2-0.4 dB (MODEL_CARD.md). The threshold and the composite
+            are unchanged; they act on the averaged outputs.
     """
 
-    def __init__(self, model: DualDecoderUNet, threshold: float = DEFAULT_THRESHOLD):
+    def __init__(self, model: DualDecoderUNet, threshold: float = DEFAULT_THRESHOLD, flip_ensemble: bool = False):
         super().__init__()
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must lie in (0, 1), got {threshold}")
         self.model = model
         self.threshold = float(threshold)
         self.stride = int(model.stride)
+        self.flip_ensemble = bool(flip_ensemble)
 
     def predict(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Network outputs for `x` (N, 3, H, W) in [-1, 1], any H and W: padded in, cropped out.
@@ -48,10 +55,18 @@ class RestorationPipeline(nn.Module):
         pad_h = (self.stride - h % self.stride) % self.stride
         pad_w = (self.stride - w % self.stride) % self.stride
         xp = F.pad(x, [0, pad_w, 0, pad_h], mode="replicate")  # (N, 3, H', W')
-        pred, logits = self.model(xp)
-        pred = pred[:, :, :h, :w]  # (N, 3, H, W)
-        prob = torch.sigmoid(logits[:, :, :h, :w])  # (N, 1, H, W)
-        return pred, prob
+        if not self.flip_ensemble:
+            pred, logits = self.model(xp)
+            return pred[:, :, :h, :w], torch.sigmoid(logits[:, :, :h, :w])  # (N, 3|1, H, W)
+        # The mirror image is padded on its own right, so the two views also differ in where the
+        # padding lies; both run in one batch, then each is cropped and the mirror un-mirrored.
+        n = x.shape[0]
+        xm = F.pad(x.flip([-1]), [0, pad_w, 0, pad_h], mode="replicate")  # (N, 3, H', W')
+        pred2, logits2 = self.model(torch.cat([xp, xm], dim=0))  # (2N, 3|1, H', W')
+        pred2, logits2 = pred2[:, :, :h, :w], logits2[:, :, :h, :w]  # (2N, 3|1, H, W)
+        pred = (pred2[:n] + pred2[n:].flip([-1])) * 0.5  # (N, 3, H, W)
+        logits = (logits2[:n] + logits2[n:].flip([-1])) * 0.5  # (N, 1, H, W): the mean in logits
+        return pred, torch.sigmoid(logits)
 
     @torch.jit.export  # scripted beside forward, so TorchScript files carry the float path too
     def forward_tensor(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -6,9 +6,13 @@ accepts the word `default` for it. The graph here is exactly what `restore-expor
 its `restore.weights_sha256` metadata proves which weights it holds. Torch-free.
 
 Beside the fp32 graph the package may carry `default.int8.onnx` (`restore-export onnx
---checkpoint default --int8`), shipped only when it met the quality bounds below at export. On
-the CPU, `precision='auto'` picks it when it is there, holds the same weights and its recorded
-deltas meet the bounds; `fp32` always takes the fp32 graph (`choose_model`).
+--checkpoint default --int8 --no-flip-ensemble`), shipped only when it met the quality bounds
+below at export. On the CPU, `precision='auto'` picks it when it is there, holds the same weights
+and its recorded deltas meet the bounds; `fp32` always takes the fp32 graph (`choose_model`).
+
+The fp32 graph runs the flip ensemble (`RestorationPipeline`), the int8 graph one view: at
+int8 the ensemble's gain does not survive quantization (MODEL_CARD.md), and one view keeps the
+CPU path at twice the speed. Each graph's `restore.flip_ensemble` says which it is.
 """
 
 from __future__ import annotations
@@ -122,16 +126,25 @@ def choose_model(model: Optional[Union[str, os.PathLike, bytes]], precision: str
                                  f"(or use --precision auto)")
         return path, ""
     fp32 = resolve_model(None)
+    f32 = f"fp32{_views(fp32)}"
     if precision == "fp32":
-        return fp32, "fp32 (asked for)"
+        return fp32, f"{f32} (asked for)"
     problem = None if SHIPPED_INT8.is_file() else "no int8 graph is shipped"
     problem = problem or int8_problem(SHIPPED_INT8, fp32)
     if precision == "int8":
         if problem:
             raise ModelFileError(f"--precision int8: {problem}")
-        return SHIPPED_INT8, "int8 (asked for)"
+        return SHIPPED_INT8, f"int8{_views(SHIPPED_INT8)} (asked for)"
     if not cpu:
-        return fp32, "fp32 (int8 is the CPU path)"
+        return fp32, f"{f32} (int8 is the CPU path)"
     if problem:
-        return fp32, f"fp32 ({problem})"
-    return SHIPPED_INT8, "int8 (fastest shipped CPU graph within the quality bounds; --precision fp32 forces fp32)"
+        return fp32, f"{f32} ({problem})"
+    return SHIPPED_INT8, (f"int8{_views(SHIPPED_INT8)} (fastest shipped CPU graph within the quality bounds; "
+                          f"--precision fp32 runs the {f32} graph)")
+
+
+def _views(graph: Path) -> str:
+    """', flip ensemble' or ', one view': how the graph runs the network (its metadata)."""
+    from runtime.metadata import read_metadata
+
+    return ", flip ensemble" if read_metadata(graph).extra.get("flip_ensemble") == "true" else ", one view"

@@ -12,13 +12,13 @@ from click.testing import CliRunner
 from PIL import Image
 
 from restore_core.heldout import evaluate, heldout_set, telea_reference
-from runtime.default_model import SHIPPED_ONNX
+from runtime.default_model import SHIPPED_INT8, SHIPPED_ONNX, choose_model
 from runtime.metadata import read_metadata
 
 # Floors for the shipped graphs on 3 crops of each held-out photo (15 images). Measured when the
-# model was shipped: mask IoU 0.988 (int8 0.987), PSNR 35.1 dB (int8 34.9), in the mask 22.5 dB
-# (int8 22.4), every image at least 4.2 dB better than its input; Telea given the true mask:
-# 36.0 / 22.8 dB. An untrained, broken or swapped model falls short of all of them. The int8
+# model was shipped: mask IoU 0.997 (int8, one view: 0.991), PSNR 35.8 dB (int8 35.1), in the
+# mask 22.7 dB (int8 22.4), every image at least 4.2 dB better than its input; Telea given the
+# true mask: 36.0 / 22.8 dB. An untrained, broken or swapped model falls short of all of them. The int8
 # figures can move a little between CPUs (ONNX Runtime picks its int8 kernels by instruction
 # set), so the Telea margin keeps half a dB of room.
 MIN_MASK_IOU = 0.97
@@ -53,6 +53,12 @@ def test_shipped_graph_holds_the_shipped_weights():
     loaded = load_model("default")
     assert meta.weights_sha256 == weights_sha256(loaded.model)
     assert meta.signature == "pixels"
+    # The release runs the flip ensemble and so does its fp32 graph; the int8 graph runs one view.
+    assert loaded.flip_ensemble and meta.extra["flip_ensemble"] == "true"
+    if SHIPPED_INT8.is_file():
+        assert read_metadata(SHIPPED_INT8).extra["flip_ensemble"] == "false"
+        assert "int8, one view" in choose_model(None, "auto")[1]
+    assert "fp32, flip ensemble" in choose_model(None, "fp32")[1]
 
 
 def test_export_of_default_reproduces_the_shipped_graph(tmp_path):
@@ -63,6 +69,7 @@ def test_export_of_default_reproduces_the_shipped_graph(tmp_path):
     assert result.exit_code == 0, result.output
     assert read_metadata(out).weights_sha256 == read_metadata(SHIPPED_ONNX).weights_sha256
     assert read_metadata(out).model_config == read_metadata(SHIPPED_ONNX).model_config
+    assert read_metadata(out).extra["flip_ensemble"] == read_metadata(SHIPPED_ONNX).extra["flip_ensemble"]
 
 
 @pytest.mark.parametrize("precision", ["fp32", "auto"])

@@ -70,7 +70,7 @@ def test_int8_that_missed_the_bounds_is_not_used(shipped, int8_raw):
     with pytest.raises(ModelFileError, match="misses the quality bounds"):
         dm.choose_model("default", "int8")
     int8.unlink()
-    assert dm.choose_model(None, "auto") == (fp32, "fp32 (no int8 graph is shipped)")
+    assert dm.choose_model(None, "auto") == (fp32, "fp32, one view (no int8 graph is shipped)")
 
 
 def test_named_file_runs_as_it_is(shipped):

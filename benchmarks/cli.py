@@ -95,13 +95,16 @@ def _bench_errors():
 @click.option("--int8-onnx", type=click.Path(dir_okay=False), show_default="quantized in the run",
               help="An int8 graph (restore-export onnx --int8) for the int8 rows.")
 @click.option("--force-bf16", is_flag=True, help="Run bf16 rows even where the CPU emulates bf16 (very slow).")
+@click.option("--flip-ensemble/--no-flip-ensemble", default=None, show_default="the checkpoint's",
+              help="Run the checkpoint's pipeline (and the graphs exported from it in the run) on the image and "
+                   "its mirror image, averaged, or on one view; --onnx and --int8-onnx files run as written.")
 @click.option("--compare", "compare_path", type=click.Path(dir_okay=False), show_default="none",
               help="An earlier JSON report: print the change per row.")
 @quiet_option("No progress lines on stderr.")
 @version_option("restore-bench")
 @handle_errors(_bench_errors, "no report was written", extra="bench")
 def main(checkpoint, onnx_path, backends, exclude, device, batch_sizes, sizes, min_runs, min_seconds, warmup, seed,
-         report_path, md_path, as_json, quality_per_photo, int8_onnx, force_bf16, compare_path, quiet):
+         report_path, md_path, as_json, quality_per_photo, int8_onnx, force_bf16, flip_ensemble, compare_path, quiet):
     """Time every deployment path of the restoration model on the same photos and weights, and
     compare each one's outputs with eager PyTorch fp32.
 
@@ -117,7 +120,7 @@ def main(checkpoint, onnx_path, backends, exclude, device, batch_sizes, sizes, m
     settings = BenchSettings(
         checkpoint=checkpoint, onnx=onnx_path, backends=backends, exclude=exclude or [], device=device,
         batch_sizes=batch_sizes, sizes=sizes, seed=seed, quality_per_photo=quality_per_photo,
-        int8_onnx=int8_onnx, force_bf16=force_bf16,
+        int8_onnx=int8_onnx, force_bf16=force_bf16, flip_ensemble=flip_ensemble,
         timing=TimingConfig(warmup_runs=warmup, min_runs=min_runs, min_seconds=min_seconds),
     )
     report = run_benchmark(settings, log=(lambda line: None) if quiet else (lambda line: click.echo(line, err=True)))

@@ -48,6 +48,8 @@ class BenchSettings:
         quality_per_photo: crops per held-out photo of the quality set (0: no quality columns).
         int8_onnx: an int8 pixels graph for the int8 rows (default: quantized in the run).
         force_bf16: run bf16 rows where the CPU emulates bf16 (skipped by default).
+        flip_ensemble: run the checkpoint's pipeline with (True) or without (False) the flip
+            ensemble (None: as the checkpoint says); ONNX files given run as written.
     """
 
     checkpoint: Optional[str] = None
@@ -63,6 +65,7 @@ class BenchSettings:
     quality_per_photo: int = QUALITY_PER_PHOTO
     int8_onnx: Optional[str] = None
     force_bf16: bool = False
+    flip_ensemble: Optional[bool] = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -99,6 +102,8 @@ def load_subject(settings: BenchSettings) -> Tuple[Optional[RestorationPipeline]
         from restore_core.checkpoint import load_model
 
         loaded = load_model(settings.checkpoint)
+        if settings.flip_ensemble is not None:
+            loaded.flip_ensemble = settings.flip_ensemble
         pipeline = loaded.pipeline()
         info = {"source": "checkpoint", "path": str(settings.checkpoint),
                 "note": "weights from the checkpoint"}
@@ -135,6 +140,12 @@ def load_subject(settings: BenchSettings) -> Tuple[Optional[RestorationPipeline]
             info["note"] += "; the --onnx file holds other weights than the checkpoint"
         info["_flops_model"] = pipeline.model
     info["parameters"] = count_parameters(info["_flops_model"])
+    # A graph given as a file runs as it was written: say so where it does other work per image.
+    from runtime.metadata import read_metadata
+
+    for option, path in (("--onnx", settings.onnx), ("--int8-onnx", settings.int8_onnx)):
+        if path and (read_metadata(path).extra.get("flip_ensemble") == "true") != info["flip_ensemble"]:
+            info["note"] += f"; the {option} graph runs {'the flip ensemble' if not info['flip_ensemble'] else 'one view'}"
     return pipeline, info, onnx_precision
 
 

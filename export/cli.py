@@ -70,9 +70,9 @@ def _overwrite(fn):
 
 def _flip_ensemble(what: str, default: str):
     """`--flip-ensemble/--no-flip-ensemble`: unset (None) keeps the checkpoint's own setting."""
-    return click.option("--flip-ensemble/--no-flip-ensemble", "flip_ensemble", default=None,
+    return click.option("--flip-ensemble/--no-flip-ensemble", "flip_ensemble", default=None, show_default=default,
                         help=f"Run {what} on the image and its mirror image and average them: better masks "
-                             f"and fills at twice the compute (see RestorationPipeline). Unset: {default}.")
+                             f"and fills at twice the compute (see RestorationPipeline).")
 
 
 _no_verify = click.option("--no-verify", is_flag=True,
@@ -105,7 +105,7 @@ def main() -> None:
               help="--int8: most PSNR inside the mask (dB) it may lose.")
 @click.option("--max-excluded", type=click.IntRange(min=0), default=DEFAULT_MAX_EXCLUDED,
               help="--int8: most parts kept in float before refusing (the first stage, then activations worst by qdq_loss_debug).")
-@_flip_ensemble("the graph", "the checkpoint's setting (on for the shipped default, off for training checkpoints)")
+@_flip_ensemble("the graph", "the checkpoint's: on for default, off for training checkpoints")
 @_no_verify
 @_overwrite
 @handle_errors(_export_errors, INTERRUPTED)
@@ -144,7 +144,7 @@ def _artifact_command(kind: str, help_text: str) -> None:
     @main.command(kind, help=help_text)
     @_checkpoint
     @_output
-    @_flip_ensemble("the module", "the checkpoint's setting (on for the shipped default, off for training checkpoints)")
+    @_flip_ensemble("the module", "the checkpoint's: on for default, off for training checkpoints")
     @_no_verify
     @_overwrite
     @handle_errors(_export_errors, INTERRUPTED)
@@ -170,7 +170,7 @@ _artifact_command("exported-program", "Export with torch.export to a .pt2 progra
 @click.option("--calibrate", is_flag=True,
               help="Lower the mask head's bias by the offset that restores the calibration crops best "
                    "(restore_core/calibrate.py); the sweep is printed and recorded in the metadata.")
-@_flip_ensemble("the release's pipelines", "keep the source's setting (off for training checkpoints)")
+@_flip_ensemble("the release's pipelines", "the source's: off for training checkpoints")
 @_output
 @_overwrite
 @handle_errors(_export_errors, INTERRUPTED)

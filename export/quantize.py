@@ -161,9 +161,9 @@ def first_stage_nodes(proto) -> List[str]:
 
     They run at full resolution, and their output reaches the mask head by two roads: through
     the encoder and, unpooled, through the skip connection into the last decoder stage. Held
-    out, they are where int8 costs the mask most: on the shipped model, quantizing everything
-    lost 0.148 mask IoU and 3.0 dB in the mask; the same graph with these nodes in float lost
-    0.0029 and 0.20 dB (`MODEL_CARD.md`).
+    out, they are where int8 costs the mask most: on the shipped model's one-view graph,
+    quantizing everything lost 0.154 mask IoU and 3.1 dB in the mask; the same graph with these
+    nodes in float lost 0.0027 and 0.21 dB (`MODEL_CARD.md`).
     """
     g = _Graph(proto)
     # Each pool's upstream nodes (the pool itself left out); the first pool has the fewest.

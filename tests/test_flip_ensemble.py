@@ -110,3 +110,5 @@ def test_benchmark_counts_both_passes(tmp_path):
     one = count_flops(model, 20)  # 18 px pads to 20 at stride 4
     assert flops_per_image(info["_flops_model"], [18], True) == {18: 2 * one}
     assert flops_per_image(info["_flops_model"], [18], False) == {18: one}
+    pipeline, info, _ = load_subject(BenchSettings(checkpoint=tmp_path / "on.safetensors", flip_ensemble=False))
+    assert not pipeline.flip_ensemble and info["flip_ensemble"] is False

@@ -216,7 +216,8 @@ def markdown(report: Dict) -> str:
         f"torch threads {s['torch_threads']}, ORT CPU threads {s['ort_cpu_threads'] or '–'}.",
         f"Model: {model['note']}; {model['parameters'] / 1e6:.2f} M parameters, "
         + ", ".join(f"{int(f) / 1e9:.1f} GFLOP per {k}² image" for k, f in model["flops_per_image"].items())
-        + (" (flip ensemble: two passes per image)" if model.get("flip_ensemble") else "") + ".",
+        + ("; the flip ensemble: two passes per image" if model.get("flip_ensemble") else "; one view per image")
+        + ".",
         "Measured fp32 matmul peak in the same run: "
         + ", ".join(f"{d} {v['gflops']:.0f} GFLOP/s" for d, v in peak.items()) + ".",
         _isa_note(m),

@@ -54,7 +54,7 @@ def validate(checkpoint: str | os.PathLike, data_root: str | os.PathLike, out_di
     check_dataset(data_root, splits=("val",))  # problems named before any work
     loaded = load_model(checkpoint, device=dev)
     thr = loaded.threshold if threshold is None else float(threshold)
-    pipe = RestorationPipeline(loaded.model, thr).eval()
+    pipe = RestorationPipeline(loaded.model, thr, loaded.flip_ensemble).eval()
     ds = PairedFolderDataset(data_root, "val")
     out = Path(out_dir)
     acc = MetricAccumulator(thr)

@@ -112,3 +112,29 @@ def test_benchmark_counts_both_passes(tmp_path):
     assert flops_per_image(info["_flops_model"], [18], False) == {18: one}
     pipeline, info, _ = load_subject(BenchSettings(checkpoint=tmp_path / "on.safetensors", flip_ensemble=False))
     assert not pipeline.flip_ensemble and info["flip_ensemble"] is False
+
+
+def test_validate_runs_the_release_as_it_ships(tmp_path):
+    """restore-validate on a dataset restores with the release's own pipeline: its binary masks
+    are the ensemble's, and metrics.json says which pipeline ran."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from restore_core.data import synthesize_dataset
+    from restore_core.validate import validate
+
+    synthesize_dataset(tmp_path / "data", count=1, size=18, seed=2, val_count=2)
+    model = make_tiny_model(seed=12)
+    save_release(tmp_path / "on.safetensors", model, flip_ensemble=True)
+    report = validate(tmp_path / "on.safetensors", tmp_path / "data", tmp_path / "out", device="cpu")
+    assert report["model"]["flip_ensemble"] is True
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["model"]["flip_ensemble"] is True
+    pipe = RestorationPipeline(model, flip_ensemble=True).eval()
+    for path in sorted((tmp_path / "data" / "val" / "corrupted").iterdir()):
+        image = torch.from_numpy(np.asarray(Image.open(path).convert("RGB")).copy())[None]
+        with torch.inference_mode():
+            _, mask, _ = pipe(image)
+        written = np.asarray(Image.open(tmp_path / "out" / "binary_masks" / path.name))
+        assert np.array_equal(written, mask[0, ..., 0].numpy())

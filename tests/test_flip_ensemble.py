@@ -89,6 +89,10 @@ def test_cli_sets_it_and_every_onnx_export_follows_it(tmp_path):
     single = tmp_path / "single.onnx"
     result = run("onnx", "--checkpoint", on, "--no-flip-ensemble", "-o", single, "--no-verify")
     assert result.exit_code == 0 and read_metadata(single).extra["flip_ensemble"] == "false"
+    scripted = tmp_path / "on.pt"  # TorchScript scripts the ensemble's branch too
+    result = run("torchscript", "--checkpoint", on, "-o", scripted)
+    assert result.exit_code == 0 and "parity: passed" in result.output, result.output
+    assert "flip_ensemble: true" in run("inspect", scripted).output
 
     image = random_pixels(1, 21, 26, seed=10)
     with torch.inference_mode():

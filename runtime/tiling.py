@@ -4,8 +4,10 @@ Each tile is run with a halo of real neighbouring pixels at least as wide as the
 receptive radius, and only its core is kept. Every output pixel then sees exactly the input it
 would see in one whole-image pass, so the tiled result equals the untiled one up to float
 operation order (no blending, no seams). Tile and halo sizes are multiples of the network's
-stride so the pooling grid of every tile lines up with the whole image's; a tile that touches
-the bottom or right edge is padded by the graph exactly as the whole image would be.
+stride and every window ends a whole number of strides before the image's far edge, so the
+pooling grid of every tile lines up with the whole image's, in the image and in the mirror image
+the flip ensemble runs; a tile that touches the bottom or right edge is padded by the graph
+exactly as the whole image would be.
 """
 
 from __future__ import annotations
@@ -60,12 +62,20 @@ class Tile:
         return self.y1 - self.y0, self.x1 - self.x0
 
 
-def _spans(n: int, tile: int, halo: int) -> List[Tuple[int, int, int, int]]:
-    """(window start, window end, core start, core end) covering 0..n along one axis."""
+def _spans(n: int, tile: int, halo: int, stride: int) -> List[Tuple[int, int, int, int]]:
+    """(window start, window end, core start, core end) covering 0..n along one axis.
+
+    A window starts a whole number of strides from the image's start (`tile` and `halo` are
+    multiples of the stride) and ends a whole number of strides from its end (the halo grows by
+    up to stride - 1 pixels). The first keeps the network's pooling grid on the whole image's;
+    the second does the same for the mirror image that the flip ensemble also runs, whose grid
+    starts at the image's far edge.
+    """
     spans = []
     for c0 in range(0, n, tile):
         c1 = min(n, c0 + tile)
-        spans.append((max(0, c0 - halo), min(n, c1 + halo), c0, c1))
+        end = min(n, c1 + halo)
+        spans.append((max(0, c0 - halo), end + (n - end) % stride, c0, c1))
     return spans
 
 
@@ -75,8 +85,8 @@ def plan_tiles(height: int, width: int, tile: int, halo: int, stride: int) -> Li
     halo = round_up(halo, stride)
     return [
         Tile(y0, y1, x0, x1, cy0, cy1, cx0, cx1)
-        for (y0, y1, cy0, cy1) in _spans(height, tile, halo)
-        for (x0, x1, cx0, cx1) in _spans(width, tile, halo)
+        for (y0, y1, cy0, cy1) in _spans(height, tile, halo, stride)
+        for (x0, x1, cx0, cx1) in _spans(width, tile, halo, stride)
     ]
 
 

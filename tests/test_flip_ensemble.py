@@ -143,24 +143,3 @@ def test_validate_runs_the_release_as_it_ships(tmp_path):
         written = np.asarray(Image.open(tmp_path / "out" / "binary_masks" / path.name))
         assert np.array_equal(written, mask[0, ..., 0].numpy())
 
-
-def test_tiles_of_an_ensemble_graph_equal_one_pass(tmp_path):
-    """The mirrored view's pooling grid is anchored at the image's right edge, so tiles must end
-    a whole number of strides from it for tiling to stay exact (runtime/tiling.py)."""
-    from export.onnx_export import build_metadata, save_onnx, to_onnx_proto
-    from export.parity import FP32, pixel_parity, violations
-    from runtime.restorer import Restorer
-
-    pipeline = RestorationPipeline(make_tiny_model(seed=13), flip_ensemble=True).eval()
-    path = tmp_path / "ensemble.onnx"
-    save_onnx(to_onnx_proto(pipeline, "pixels"), path, build_metadata(pipeline, "pixels", "fp32", parity=None))
-    restorer = Restorer(path, device="cpu")
-    rgb = random_pixels(1, 70, 90, seed=14)[0].numpy()  # 90 is not a multiple of the stride (4)
-    whole = restorer.restore_rgb(rgb, tile=0)
-    tiled = restorer.restore_rgb(rgb, tile=16)
-    assert whole[3] == 0 and tiled[3] == 5 * 6
-    ref = [whole[0][None], whole[1][None, ..., None], whole[2][None]]
-    got = [tiled[0][None], tiled[1][None, ..., None], tiled[2][None]]
-    figures = pixel_parity(rgb[None], ref, got)
-    assert violations(figures, FP32) == [], figures
-    assert 0.05 < (whole[1] > 0).mean() < 0.95

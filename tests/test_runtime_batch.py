@@ -199,8 +199,24 @@ def test_second_run_skips_everything_and_rewrites_nothing(folder_run):
     assert now == folder_run["mtimes"]
 
 
-def test_tiled_equals_untiled_within_fp32_tolerance(restorer):
-    rgb = _rgb(70, 90)
+@pytest.fixture(scope="module")
+def ensemble_restorer(tmp_path_factory):
+    """A tiny graph that runs the flip ensemble (RestorationPipeline): its mirrored view's
+    pooling grid starts at the image's right edge, which tiling must respect too."""
+    from export.onnx_export import build_metadata, save_onnx, to_onnx_proto
+    from restore_core.pipeline import RestorationPipeline
+    from tests.conftest import make_tiny_model
+
+    pipeline = RestorationPipeline(make_tiny_model(seed=13), flip_ensemble=True).eval()
+    path = tmp_path_factory.mktemp("ensemble") / "ensemble.onnx"
+    save_onnx(to_onnx_proto(pipeline, "pixels"), path, build_metadata(pipeline, "pixels", "fp32", parity=None))
+    return Restorer(path, device="cpu")
+
+
+@pytest.mark.parametrize("graph", ["one view", "flip ensemble"])
+def test_tiled_equals_untiled_within_fp32_tolerance(graph, request):
+    restorer = request.getfixturevalue("restorer" if graph == "one view" else "ensemble_restorer")
+    rgb = _rgb(70, 90)  # 90 is not a multiple of the stride (4)
     whole = restorer.restore_rgb(rgb, tile=0)
     tiled = restorer.restore_rgb(rgb, tile=16)  # 16-pixel cores with the receptive-field halo
     assert whole[3] == 0 and tiled[3] == 5 * 6

@@ -101,10 +101,7 @@ def load_subject(settings: BenchSettings) -> Tuple[Optional[RestorationPipeline]
     if settings.checkpoint:
         from restore_core.checkpoint import load_model
 
-        loaded = load_model(settings.checkpoint)
-        if settings.flip_ensemble is not None:
-            loaded.flip_ensemble = settings.flip_ensemble
-        pipeline = loaded.pipeline()
+        pipeline = load_model(settings.checkpoint, flip_ensemble=settings.flip_ensemble).pipeline()
         info = {"source": "checkpoint", "path": str(settings.checkpoint),
                 "note": "weights from the checkpoint"}
     elif settings.onnx:
@@ -115,10 +112,10 @@ def load_subject(settings: BenchSettings) -> Tuple[Optional[RestorationPipeline]
         pipeline = random_pipeline(settings.seed)
         info = {"source": "random", "seed": settings.seed,
                 "note": "default-width model, seeded random weights (speed does not depend on training)"}
-    onnx_precision = None
-    if settings.onnx:
-        from runtime.metadata import read_metadata
+    from runtime.metadata import read_metadata
 
+    onnx_precision, meta = None, None
+    if settings.onnx:
         meta = read_metadata(settings.onnx)  # raises ModelFileError: not ours, wrong version
         if meta.signature != "pixels":
             raise ValueError(f"{settings.onnx}: a '{meta.signature}' graph; the benchmark needs the pixels signature")
@@ -141,10 +138,9 @@ def load_subject(settings: BenchSettings) -> Tuple[Optional[RestorationPipeline]
         info["_flops_model"] = pipeline.model
     info["parameters"] = count_parameters(info["_flops_model"])
     # A graph given as a file runs as it was written: say so where it does other work per image.
-    from runtime.metadata import read_metadata
-
-    for option, path in (("--onnx", settings.onnx), ("--int8-onnx", settings.int8_onnx)):
-        if path and (read_metadata(path).extra.get("flip_ensemble") == "true") != info["flip_ensemble"]:
+    int8_meta = read_metadata(settings.int8_onnx) if settings.int8_onnx else None
+    for option, graph in (("--onnx", meta), ("--int8-onnx", int8_meta)):
+        if graph is not None and (graph.extra.get("flip_ensemble") == "true") != info["flip_ensemble"]:
             info["note"] += f"; the {option} graph runs {'the flip ensemble' if not info['flip_ensemble'] else 'one view'}"
     return pipeline, info, onnx_precision
 

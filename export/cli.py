@@ -40,10 +40,7 @@ def _export_errors():
 def _load_pipeline(checkpoint: Path, flip_ensemble=None):
     from restore_core.checkpoint import load_model
 
-    loaded = load_model(checkpoint)  # CheckpointError: one line naming the file
-    if flip_ensemble is not None:
-        loaded.flip_ensemble = flip_ensemble
-    return loaded.pipeline()
+    return load_model(checkpoint, flip_ensemble=flip_ensemble).pipeline()  # CheckpointError: one line naming the file
 
 
 def _report(result, verify: bool) -> None:
@@ -183,7 +180,8 @@ def weights_cmd(checkpoints: tuple, calibrate: bool, flip_ensemble, output: Path
     if output.suffix != ".safetensors":
         raise ExportError(f"{output}: a release is a .safetensors file")
     check_output_path(output, overwrite or force)
-    models = [load_model(c) for c in checkpoints]
+    # The setting is chosen before calibrating: the offset is chosen for the pipeline that ships.
+    models = [load_model(c, flip_ensemble=flip_ensemble) for c in checkpoints]
     loaded, extra, what = models[0], None, ""
     if len(models) > 1:
         loaded = average_models(models)
@@ -191,8 +189,6 @@ def weights_cmd(checkpoints: tuple, calibrate: bool, flip_ensemble, output: Path
         extra = {"restore.averaged_from": json.dumps([{"file": m.source.name, "weights_sha256": weights_sha256(m.model)}
                                                       for m in models])}
         what = f"the mean of {len(models)} models' weights, "
-    if flip_ensemble is not None:
-        loaded.flip_ensemble = flip_ensemble  # before calibrating: the offset is chosen for the pipeline that ships
     if loaded.flip_ensemble:
         what += "flip ensemble, "
     if calibrate:

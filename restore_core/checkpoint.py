@@ -15,7 +15,7 @@ import re
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import torch
 
@@ -158,13 +158,16 @@ def _read_release(path: Path):
     return tensors, json.loads(meta["restore.model_config"]), float(meta["restore.threshold"]), flip == "true"
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu",
+               flip_ensemble: Optional[bool] = None) -> LoadedModel:
     """Rebuild the model from a training checkpoint (`.ckpt`) or a release (`.safetensors`).
 
     The model is returned in eval mode on `device`.
 
     Args:
         path: the file, or `default` for the weights shipped with the package.
+        flip_ensemble: how its pipeline runs; None keeps the file's setting (releases say,
+            training checkpoints run one view).
 
     Raises:
         CheckpointError: the file is missing, foreign, unsafe, or its weights do not fit its config.
@@ -173,9 +176,9 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
     if path.suffix == ".safetensors":
         if not path.is_file():
             raise CheckpointError(f"{path}: no such weights file")
-        state, cfg_dict, threshold, flip_ensemble = _read_release(path)
+        state, cfg_dict, threshold, flip = _read_release(path)
     else:
-        flip_ensemble = False
+        flip = False
         ckpt = load_checkpoint(path)
         state, cfg_dict = ckpt["model"], ckpt["model_config"]
         threshold = float(ckpt.get("threshold", DEFAULT_THRESHOLD))
@@ -188,7 +191,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not match the model config ({one_line(e, 160, with_type=False)})") from None
-    return LoadedModel(model.to(device).eval(), cfg, threshold, path, flip_ensemble)
+    return LoadedModel(model.to(device).eval(), cfg, threshold, path, flip if flip_ensemble is None else flip_ensemble)
 
 
 def average_models(loaded: Sequence[LoadedModel]) -> LoadedModel:

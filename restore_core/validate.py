@@ -86,7 +86,6 @@ def validate(checkpoint: str | os.PathLike, data_root: str | os.PathLike, out_di
     return report
 
 
-@torch.no_grad()
 def pixel_restorer(pipe: RestorationPipeline, device: torch.device | str = "cpu"):
     """`heldout`'s restore function (uint8 RGB -> (restored RGB, mask bool)) through `pipe`'s pixel path."""
 

@@ -73,11 +73,12 @@ def describe_model(model: Optional[Union[str, os.PathLike, bytes]], loaded: Opti
     return str(model)
 
 
-def int8_problem(int8: Path, fp32: Optional[Path] = None) -> Optional[str]:
+def int8_problem(int8: Path, fp32: Optional[Path] = None, fp32_meta=None) -> Optional[str]:
     """Why the int8 graph `int8` may not stand in for its fp32 graph, or None when it may.
 
     It must be ours, say precision int8, carry the export's held-out deltas within the bounds,
-    and (when `fp32` is given) hold the same weights as the fp32 graph.
+    and (when `fp32` is given) hold the same weights as the fp32 graph; `fp32_meta` is that
+    graph's metadata where the caller has already read it.
     """
     from runtime.metadata import ModelFileError, read_metadata
 
@@ -90,8 +91,10 @@ def int8_problem(int8: Path, fp32: Optional[Path] = None) -> Optional[str]:
         if "changed_outside_mask" not in d or not Bounds().holds(d):
             return (f"{int8.name} misses the quality bounds (mask IoU drop {d['mask_iou_drop']:.4f}, "
                     f"PSNR-in-mask drop {d['psnr_inside_drop']:.3f} dB)")
-        if fp32 is not None and fp32.is_file() and read_metadata(fp32).weights_sha256 != meta.weights_sha256:
-            return f"{int8.name} holds other weights than {fp32.name}"
+        if fp32_meta is None and fp32 is not None and fp32.is_file():
+            fp32_meta = read_metadata(fp32)
+        if fp32_meta is not None and fp32_meta.weights_sha256 != meta.weights_sha256:
+            return f"{int8.name} holds other weights than {fp32.name if fp32 else 'its fp32 graph'}"
     except (ModelFileError, ValueError, KeyError, TypeError) as e:
         return f"{int8.name} unreadable ({e})"
     return None
@@ -126,25 +129,24 @@ def choose_model(model: Optional[Union[str, os.PathLike, bytes]], precision: str
                                  f"(or use --precision auto)")
         return path, ""
     fp32 = resolve_model(None)
-    f32 = f"fp32{_views(fp32)}"
+    fp32_meta = read_metadata(fp32)  # once: for the choice line and the int8 graph's weights check
+    f32 = f"fp32{_views(fp32_meta)}"
     if precision == "fp32":
         return fp32, f"{f32} (asked for)"
     problem = None if SHIPPED_INT8.is_file() else "no int8 graph is shipped"
-    problem = problem or int8_problem(SHIPPED_INT8, fp32)
+    problem = problem or int8_problem(SHIPPED_INT8, fp32, fp32_meta)
     if precision == "int8":
         if problem:
             raise ModelFileError(f"--precision int8: {problem}")
-        return SHIPPED_INT8, f"int8{_views(SHIPPED_INT8)} (asked for)"
+        return SHIPPED_INT8, f"int8{_views(read_metadata(SHIPPED_INT8))} (asked for)"
     if not cpu:
         return fp32, f"{f32} (int8 is the CPU path)"
     if problem:
         return fp32, f"{f32} ({problem})"
-    return SHIPPED_INT8, (f"int8{_views(SHIPPED_INT8)} (fastest shipped CPU graph within the quality bounds; "
+    return SHIPPED_INT8, (f"int8{_views(read_metadata(SHIPPED_INT8))} (fastest shipped CPU graph within the quality bounds; "
                           f"--precision fp32 runs the {f32} graph)")
 
 
-def _views(graph: Path) -> str:
-    """', flip ensemble' or ', one view': how the graph runs the network (its metadata)."""
-    from runtime.metadata import read_metadata
-
-    return ", flip ensemble" if read_metadata(graph).extra.get("flip_ensemble") == "true" else ", one view"
+def _views(meta) -> str:
+    """', flip ensemble' or ', one view': how a graph runs the network, from its metadata."""
+    return ", flip ensemble" if meta.extra.get("flip_ensemble") == "true" else ", one view"

@@ -7,7 +7,7 @@ body is quantized: the nodes between the first and the last convolution. The uin
 (normalization, padding), the heads' tanh / sigmoid, the threshold, the uint8 composite and
 the crop stay exactly as in the fp32 graph, so pixels outside the mask keep the input's bytes.
 
-The proof (`heldout_deltas`): both graphs restore `restore_core.heldout.heldout_set` and the
+The proof (`heldout_deltas`): both graphs restore `restore_core.heldout.heldout_set` (the selection photos) and the
 int8 graph may lose at most `Bounds.max_iou_drop` mask IoU and `Bounds.max_psnr_drop` dB of
 PSNR inside the true mask against the fp32 graph.
 
@@ -388,7 +388,7 @@ def quantize_verified(fp32_path: Path, dst: Path, *, calibration: int = DEFAULT_
     say = log or (lambda _msg: None)
     t0 = time.perf_counter()
     calib = calibration_images(calibration)
-    cases = heldout_set(heldout_per_photo)
+    cases = heldout_set(heldout_per_photo, photos="selection")  # a choice: never the evaluation photos
     report = QuantizationReport(
         bounds=asdict(bounds),
         calibration={"images": calibration, "seed": CALIBRATION_SEED, "method": "MinMax",

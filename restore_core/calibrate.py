@@ -47,8 +47,8 @@ class OffsetScore:
 
 def calibration_cases(seeds: Sequence[int] = CALIBRATION_SEEDS,
                       per_photo: int = CALIBRATION_PER_PHOTO) -> List[Case]:
-    """Held-out-style crops of the bundled validation photos only (`heldout_set(extra=False)`)."""
-    return [case for seed in seeds for case in heldout_set(per_photo, seed=seed, extra=False)]
+    """Held-out-style crops of the selection photos (`heldout.SELECTION_PHOTOS`), never the evaluation ones."""
+    return [case for seed in seeds for case in heldout_set(per_photo, seed=seed, photos="selection")]
 
 
 def cut(threshold: float, offset: float) -> float:

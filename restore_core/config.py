@@ -20,6 +20,7 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 from restore_core.corruption import CorruptionConfig
+from restore_core.degrade import DegradeConfig
 from restore_core.losses import LX_REDUCTIONS
 from restore_core.model import ModelConfig
 
@@ -50,6 +51,10 @@ class DataConfig:
         jpeg: share of on-the-fly photo crops re-compressed as JPEG (quality 40-95).
         vivid: share of on-the-fly photo crops made vivid: saturation raised until colours clip.
         hue: share of on-the-fly photo crops turned to a random hue (about the grey axis).
+        degraded: share of on-the-fly samples saved as a user's file is after painting (the
+            `[degrade]` chain: resize, noise, JPEG or WebP); the rest stay exact, as PNGs are.
+        unpainted: share of on-the-fly samples with nothing painted (an empty mask): most photos
+            a user restores hold no damage, and the model must leave them alone.
     """
 
     root: Optional[str] = None
@@ -65,6 +70,8 @@ class DataConfig:
     jpeg: float = 0.0
     vivid: float = 0.0
     hue: float = 0.0
+    degraded: float = 0.0
+    unpainted: float = 0.0
 
 
 @dataclass
@@ -129,6 +136,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     corruption: CorruptionConfig = field(default_factory=CorruptionConfig)
+    degrade: DegradeConfig = field(default_factory=DegradeConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
@@ -283,6 +291,6 @@ def validate(cfg: Config) -> None:
     need(dcfg.epoch_samples >= 1, "data.epoch_samples", f"must be at least 1, got {dcfg.epoch_samples}")
     need(dcfg.val_count >= 1, "data.val_count", f"must be at least 1, got {dcfg.val_count}")
     need(dcfg.num_workers >= 0, "data.num_workers", f"must be >= 0, got {dcfg.num_workers}")
-    for key in ("scenes", "sky", "jpeg", "vivid", "hue"):
+    for key in ("scenes", "sky", "jpeg", "vivid", "hue", "degraded", "unpainted"):
         share = getattr(dcfg, key)
         need(0.0 <= share <= 1.0, f"data.{key}", f"must lie in [0, 1], got {share}")

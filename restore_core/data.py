@@ -26,6 +26,7 @@ from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
 from restore_core.corruption import CorruptionConfig, corrupt, sample_rng
+from restore_core.degrade import DegradeConfig, degrade_pair, source_side
 from restore_core.fileio import atomic_save_png
 from restore_core.photos import (
     BUNDLED_GREY,
@@ -242,24 +243,32 @@ class SyntheticDataset(Dataset):
         vivid: share of photo crops with their saturation raised until colours clip
             (`photos.vivid`), before any JPEG step.
         hue: share of photo crops turned to a random hue (`photos.hue_rotate`), before `vivid`.
+        degraded: share of samples put through `degrade`'s save chain after painting (the mask
+            becomes the damage in the saved file, the clean target the clean image saved alike).
+        unpainted: share of samples with nothing painted (corrupted = clean, empty mask).
+        degrade: the save chain's odds and ranges (`DegradeConfig()` when None).
     """
 
     def __init__(self, images: Sequence[np.ndarray], size: int, length: int, seed: int,
                  corruption: CorruptionConfig | None = None, augment: bool = True,
                  stream: int = TRAIN_STREAM, fixed: bool = False,
                  weights: Optional[Sequence[float]] = None, scenes: float = 0.0, sky: float = 0.0,
-                 jpeg: float = 0.0, vivid: float = 0.0, hue: float = 0.0):
+                 jpeg: float = 0.0, vivid: float = 0.0, hue: float = 0.0, degraded: float = 0.0,
+                 unpainted: float = 0.0, degrade: DegradeConfig | None = None):
         if not images:
             raise DatasetError("no source images to synthesize from")
         if weights is not None and (len(weights) != len(images) or min(weights) < 0 or sum(weights) <= 0):
             raise DatasetError(f"need one non-negative weight per source image, got {list(weights)}")
-        for name, share in (("scenes", scenes), ("sky", sky), ("jpeg", jpeg), ("vivid", vivid), ("hue", hue)):
+        shares = (("scenes", scenes), ("sky", sky), ("jpeg", jpeg), ("vivid", vivid), ("hue", hue),
+                  ("degraded", degraded), ("unpainted", unpainted))
+        for name, share in shares:
             if not 0.0 <= share <= 1.0:
                 raise DatasetError(f"the share {name} must lie in [0, 1], got {share}")
         self.images = list(images)
         self.p = None if weights is None else np.asarray(weights, np.float64) / float(sum(weights))
         self.size, self.length, self.seed = size, length, seed
         self.scenes, self.sky, self.jpeg, self.vivid, self.hue = scenes, sky, jpeg, vivid, hue
+        self.degraded, self.unpainted, self.degrade = degraded, unpainted, degrade or DegradeConfig()
         self.corruption = corruption or CorruptionConfig()
         self.augment, self.stream, self.fixed, self.epoch = augment, stream, fixed, 0
 
@@ -272,20 +281,27 @@ class SyntheticDataset(Dataset):
     def sample(self, i: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sample `i` as numpy: corrupted, clean uint8 (size, size, 3) and mask bool (size, size)."""
         rng = sample_rng(self.seed, self.stream, 0 if self.fixed else self.epoch, i)
+        # Each share draws from the generator only when set, so configs without it reproduce
+        # the samples they always had.
+        saved = bool(self.degraded) and rng.random() < self.degraded
+        side = source_side(self.size, rng, self.degrade) if saved else self.size  # painted at, before any resize
         if self.scenes and rng.random() < self.scenes:
-            clean = render_scene(self.size, rng, sky=self.sky)
+            clean = render_scene(side, rng, sky=self.sky)
         else:
             k = int(rng.integers(len(self.images))) if self.p is None else int(rng.choice(len(self.images), p=self.p))
-            clean = random_crop(self.images[k], self.size, rng, augment=self.augment)
-            # Each share draws from the generator only when set, so configs without it
-            # reproduce the samples they always had.
+            clean = random_crop(self.images[k], side, rng, augment=self.augment)
             if self.hue and rng.random() < self.hue:
                 clean = hue_rotate(clean, rng)
             if self.vivid and rng.random() < self.vivid:
                 clean = vivid(clean, rng)
             if self.jpeg and rng.random() < self.jpeg:
                 clean = jpeg(clean, int(rng.integers(40, 96)))
-        corrupted, mask = corrupt(clean, rng, self.corruption)
+        if self.unpainted and rng.random() < self.unpainted:
+            corrupted, mask = clean.copy(), np.zeros(clean.shape[:2], bool)
+        else:
+            corrupted, mask = corrupt(clean, rng, self.corruption)
+        if saved:
+            clean, corrupted, mask = degrade_pair(clean, corrupted, mask, self.size, rng, self.degrade)
         return corrupted, clean, mask
 
     def __getitem__(self, i: int) -> Sample:

@@ -1,13 +1,18 @@
-"""The held-out validation set and the quality figures every model is judged by.
+"""The held-out photo sets and the quality figures every model is judged by.
 
-The set: crops of photos that training never sees, at sizes that are not multiples of the
+A set: crops of photos that training never sees, at sizes that are not multiples of the
 network's stride, each with 1-6 solid squares and circles of random colours (the reference
-design's corruptions), seeded so every run scores the same images. The photos:
+design's corruptions), seeded so every run scores the same images. Three groups of sources are
+kept apart (`SOURCE_SETS`, a test checks that no photo is in two):
 
-- scikit-image's `chelsea` and `rocket`, held out of training (`photos.BUNDLED_VAL`);
-- where the packages are installed (the `test` extra has them): scikit-learn's `china` (a
-  temple roof) and `flower`, and matplotlib's `grace_hopper` portrait, from sources the
-  training data has nothing of.
+- training: scikit-image's other photos and procedural scenes (`photos.py`, `scenes.py`);
+- selection (`SELECTION_PHOTOS`): scikit-image's `chelsea` and `rocket`, held out of training.
+  Every choice reads only these: checkpoints, the mask offset (`calibrate.py`), the int8
+  search and its calibration images (`export/quantize.py`);
+- evaluation (`EVALUATION_PHOTOS`): scikit-learn's `china` (a temple roof) and `flower`, and
+  matplotlib's `grace_hopper` portrait (the `test` extra installs both), from packages neither
+  other group uses. Only reports read them: `restore-validate --heldout` and
+  `benchmarks/photo_eval.py`.
 
 The figures, per image and as means over the set (`score`): mask IoU against the true mask,
 whole-image PSNR, PSNR inside the true mask, the share of images at >= 30 dB, and the share made
@@ -48,42 +53,51 @@ class Case:
     mask: np.ndarray
 
 
-def heldout_photos(extra: bool = True) -> Dict[str, np.ndarray]:
-    """The photos of the set as uint8 (H, W, 3): the held-out bundled ones, plus others where installed."""
-    from restore_core.photos import BUNDLED_VAL, bundled_photos
+SELECTION_PHOTOS = ("chelsea", "rocket")  # = photos.BUNDLED_VAL
+EVALUATION_PHOTOS = ("china", "flower", "grace_hopper")
+PHOTO_SETS = ("selection", "evaluation")
 
-    photos = {n: a for n, a in bundled_photos().items() if n in BUNDLED_VAL}
-    if not extra:
-        return photos
-    try:
-        from sklearn.datasets import load_sample_image
 
-        for name in ("china", "flower"):
-            photos[name] = np.asarray(load_sample_image(f"{name}.jpg"), dtype=np.uint8)[..., :3]
-    except ImportError:
-        pass
+class MissingPhotosError(RuntimeError):
+    """The evaluation photos' packages are not installed; the message says which to install."""
+
+
+def _evaluation_photos() -> Dict[str, np.ndarray]:
     try:
         from matplotlib import cbook
-
-        with cbook.get_sample_data("grace_hopper.jpg") as f:
-            photos["grace_hopper"] = np.asarray(Image.open(f).convert("RGB"))
-    except (ImportError, OSError):
-        pass
+        from sklearn.datasets import load_sample_image
+    except ImportError as e:
+        raise MissingPhotosError(f"the evaluation photos need scikit-learn and matplotlib ({e}); "
+                                 "pip install -e '.[test]'") from None
+    photos = {name: np.asarray(load_sample_image(f"{name}.jpg"), dtype=np.uint8)[..., :3] for name in ("china", "flower")}
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        photos["grace_hopper"] = np.asarray(Image.open(f).convert("RGB"))
     return photos
+
+
+def heldout_photos(which: str = "evaluation") -> Dict[str, np.ndarray]:
+    """The photos of one held-out group as uint8 (H, W, 3): "selection" or "evaluation"."""
+    if which == "selection":
+        from restore_core.photos import bundled_photos
+
+        return {n: a for n, a in bundled_photos().items() if n in SELECTION_PHOTOS}
+    if which == "evaluation":
+        return _evaluation_photos()
+    raise ValueError(f"photo set must be one of {list(PHOTO_SETS)}, got {which!r}")
 
 
 def _not_stride(n: int, stride: int = 16) -> int:
     return n + 1 if n % stride == 0 else n
 
 
-def heldout_set(per_photo: int = 12, seed: int = HELDOUT_SEED, extra: bool = True) -> List[Case]:
-    """`per_photo` seeded, corrupted crops of each held-out photo (see the module docstring).
+def heldout_set(per_photo: int = 12, seed: int = HELDOUT_SEED, photos: str = "evaluation") -> List[Case]:
+    """`per_photo` seeded, corrupted crops of each photo of the group `photos` (module docstring).
 
     Each crop has sides in `SIZE_RANGE` and shows a window of the photo between its own size
     (pixels as shot) and the largest that fits (downscaled): close-ups to whole scenes.
     """
     cases = []
-    for p, (name, photo) in enumerate(sorted(heldout_photos(extra).items())):
+    for p, (name, photo) in enumerate(sorted(heldout_photos(photos).items())):
         h, w = photo.shape[:2]
         for i in range(per_photo):
             rng = sample_rng(seed, p, i)

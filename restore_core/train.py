@@ -113,9 +113,11 @@ def build_datasets(cfg: Config):
     weights = source_weights([n for n, _ in train_imgs]) if d.source is None and d.grey_photos else None
     train_ds = SyntheticDataset([a for _, a in train_imgs], d.size, d.epoch_samples, seed, cfg.corruption,
                                 augment=d.augment, weights=weights, scenes=d.scenes, sky=d.sky, jpeg=d.jpeg,
-                                vivid=d.vivid, hue=d.hue)
+                                vivid=d.vivid, hue=d.hue, degraded=d.degraded, unpainted=d.unpainted,
+                                degrade=cfg.degrade)
     val_ds = SyntheticDataset([a for _, a in val_imgs], d.size, d.val_count, seed, cfg.corruption,
-                              augment=False, stream=VAL_STREAM, fixed=True)
+                              augment=False, stream=VAL_STREAM, fixed=True, degraded=d.degraded,
+                              unpainted=d.unpainted, degrade=cfg.degrade)
     src = d.source or "scikit-image photos"
     desc = (f"on-the-fly synthesis from {src}: {len(train_imgs)} train photos"
             + (f" + {d.scenes:.0%} procedural scenes" if d.scenes else "") + " "

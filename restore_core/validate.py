@@ -99,7 +99,7 @@ def pixel_restorer(pipe: RestorationPipeline, device: torch.device | str = "cpu"
 
 
 def validate_heldout(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, per_photo: int = 12,
-                     device: str = "auto", extra: bool = True) -> Dict[str, Any]:
+                     device: str = "auto", photos: str = "evaluation") -> Dict[str, Any]:
     """Score a model on the held-out photo set (`restore_core.heldout`) against the references.
 
     Runs `RestorationPipeline`'s pixel path, image by image at each image's own size, and writes
@@ -110,10 +110,10 @@ def validate_heldout(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, 
         out_dir: where the report goes.
         per_photo: crops per held-out photo.
         device: auto, cpu or cuda.
-        extra: include the photos of other packages where they are installed.
+        photos: the held-out group to score, "evaluation" (reports) or "selection" (choices).
     """
     from restore_core.heldout import heldout_set, write_report
 
     dev = resolve_device(device)
     pipe = load_model(checkpoint, device=dev).pipeline()
-    return write_report(out_dir, heldout_set(per_photo, extra=extra), pixel_restorer(pipe, dev), str(checkpoint))
+    return write_report(out_dir, heldout_set(per_photo, photos=photos), pixel_restorer(pipe, dev), str(checkpoint))

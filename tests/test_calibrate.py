@@ -50,7 +50,7 @@ def test_apply_mask_offset_lowers_the_mask_logits_and_nothing_else():
 
 def test_sweep_scores_what_the_calibrated_model_restores():
     model = confident_tiny_model(seed=2)
-    cases = heldout_set(2, seed=5, extra=False)  # 4 small crops
+    cases = heldout_set(2, seed=5, photos="selection")  # 4 small crops
     scores = sweep_mask_offset(RestorationPipeline(model).eval(), cases, offsets=(0.0, 0.8, 2.0))
     assert [s.offset for s in scores] == [0.0, 0.8, 2.0]
     for s in scores:

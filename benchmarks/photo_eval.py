@@ -1,0 +1,233 @@
+"""How `restore-run` does on users' files: painted photos saved as PNG, JPEG and WebP, and clean ones.
+
+Each case is a photo of one held-out group (`heldout.PHOTO_SETS`; reports use "evaluation",
+whose sources no choice ever read) with shapes painted on it and *then* saved in a format, as a
+user's file is: the paint is compressed together with the photo. The files go through the real
+`restore-run` command (the shipped model's default path unless `--model` / `--precision` say
+otherwise), and its written outputs are decoded and scored against the file the user would have
+had without the paint (the clean photo saved the same way):
+
+- mask IoU against the damage (`degrade.damage_mask`: the shapes and every pixel the paint moved
+  by more than `DegradeConfig.tolerance` levels after the save);
+- PSNR of the written output, over the whole image and inside the damage, against the input's
+  and against OpenCV's Telea inpainting *given the true damage mask* on the same decoded file;
+- images made worse than their input; PSNR outside the damage against the decoded input (what
+  the write-back costs where nothing was restored);
+- for clean files (nothing painted): how many came back byte-identical, and how many were touched.
+
+    python -m benchmarks.photo_eval -o benchmarks/results/photo-eval-default
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import click
+import numpy as np
+from PIL import Image
+
+from restore_core.corruption import CorruptionConfig, corrupt, sample_rng
+from restore_core.degrade import DegradeConfig, damage_mask, decode, encode_jpeg, encode_webp
+from restore_core.fileio import atomic_write_text
+from restore_core.heldout import HELDOUT_CORRUPTION, PHOTO_SETS, heldout_photos, heldout_set, iou, psnr
+
+EVAL_SEED = 20261204
+TOLERANCE = DegradeConfig().tolerance
+# name -> (container, quality, subsampling, what is cut from each photo)
+FORMATS = {
+    "png": ("png", None, None, "crops"),
+    "jpeg-75-420": ("jpeg", 75, "4:2:0", "crops"),
+    "jpeg-90-420": ("jpeg", 90, "4:2:0", "crops"),
+    "jpeg-95-420": ("jpeg", 95, "4:2:0", "crops"),
+    "jpeg-95-444": ("jpeg", 95, "4:4:4", "crops"),
+    "whole-jpeg-90": ("jpeg", 90, "4:2:0", "whole"),
+    "camera-12mp-jpeg-90": ("jpeg", 90, "4:2:0", "camera"),
+    "clean-jpeg-90": ("jpeg", 90, "4:2:0", "clean"),
+    "clean-png": ("png", None, None, "clean"),
+    "clean-webp-90": ("webp", 90, None, "clean"),
+}
+CAMERA = (3000, 4000)  # (H, W): a 12-megapixel camera photo
+CAMERA_PAINT = CorruptionConfig(count=(1, 6), size=(0.02, 0.15), shapes=("square", "circle"), fill="random")
+
+
+@dataclass
+class FileCase:
+    """One file to restore: its bytes, the pixels it decodes to, the target and the true damage."""
+
+    name: str
+    data: bytes
+    suffix: str
+    decoded: np.ndarray  # uint8 (H, W, 3): what the user's file holds
+    target: np.ndarray   # uint8 (H, W, 3): the same file had nothing been painted
+    mask: np.ndarray     # bool (H, W): the damage
+
+
+def encode(img: np.ndarray, container: str, quality: Optional[int], sub: Optional[str]) -> bytes:
+    if container == "jpeg":
+        return encode_jpeg(img, quality, sub)
+    if container == "webp":
+        return encode_webp(img, quality)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _camera_photo(photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """`photo` scaled up to 12 MP with a little sensor noise: a camera-size file's pixel count."""
+    h, w = CAMERA if photo.shape[0] <= photo.shape[1] else CAMERA[::-1]
+    big = np.asarray(Image.fromarray(photo).resize((w, h), Image.LANCZOS), dtype=np.float32)
+    big += rng.standard_normal(big.shape).astype(np.float32) * 2.0
+    return np.clip(big, 0, 255).round().astype(np.uint8)
+
+
+def _sources(which: str, kind: str, per_photo: int, seed: int) -> List[Tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    """(name, clean, painted, shapes) of each case before the save."""
+    if kind == "crops":
+        return [(c.name, c.clean, c.corrupted, c.mask) for c in heldout_set(per_photo, seed=seed, photos=which)]
+    out = []
+    for p, (name, photo) in enumerate(sorted(heldout_photos(which).items())):
+        rng = sample_rng(seed, 1000 + p)
+        if kind == "clean":
+            out.append((f"{name}_clean", photo, photo, np.zeros(photo.shape[:2], bool)))
+        elif kind == "camera":
+            clean = _camera_photo(photo, rng)
+            painted, shapes = corrupt(clean, rng, CAMERA_PAINT)
+            out.append((f"{name}_12mp", clean, painted, shapes))
+        else:  # whole photos, a few paintings each
+            for i in range(max(1, per_photo // 3)):
+                painted, shapes = corrupt(photo, rng, HELDOUT_CORRUPTION)
+                out.append((f"{name}_whole_{i:02d}", photo, painted, shapes))
+    return out
+
+
+def make_cases(fmt: str, which: str, per_photo: int, seed: int = EVAL_SEED) -> List[FileCase]:
+    """The files of one format: painted (or clean) photos of the group `which`, then saved."""
+    container, quality, sub, kind = FORMATS[fmt]
+    cases = []
+    for name, clean, painted, shapes in _sources(which, kind, per_photo, seed):
+        data = encode(painted, container, quality, sub)
+        decoded = decode(data)
+        target = decoded if kind == "clean" else decode(encode(clean, container, quality, sub))
+        mask = damage_mask(decoded, target, shapes, TOLERANCE)
+        suffix = {"jpeg": ".jpg", "webp": ".webp", "png": ".png"}[container]
+        cases.append(FileCase(name, data, suffix, decoded, target, mask))
+    return cases
+
+
+def restore_run(cases: List[FileCase], work: Path, args: List[str]) -> Tuple[List[Optional[bytes]], List[np.ndarray], dict]:
+    """Run the real `restore-run` on the cases' files: (output bytes, mask, report) per case."""
+    src, dst, report = work / "in", work / "out", work / "report.json"
+    src.mkdir(parents=True)
+    for c in cases:
+        (src / (c.name + c.suffix)).write_bytes(c.data)
+    cmd = [sys.executable, "-c", "from runtime.cli import main; main()", str(src), str(dst), "--save-mask", "-q",
+           "--report", str(report), *args]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode not in (0, 3):
+        raise click.ClickException(f"restore-run failed ({done.returncode}): {done.stderr.strip()[-400:]}")
+    outs, masks = [], []
+    for c in cases:
+        out = dst / (c.name + c.suffix)
+        outs.append(out.read_bytes() if out.is_file() else None)
+        m = dst / "masks" / (c.name + c.suffix + ("" if c.suffix == ".png" else ".png"))
+        masks.append(np.asarray(Image.open(m)) > 0 if m.is_file() else np.zeros(c.mask.shape, bool))
+    return outs, masks, json.loads(report.read_text())
+
+
+def telea(c: FileCase) -> np.ndarray:
+    import cv2
+
+    bgr = np.ascontiguousarray(c.decoded[..., ::-1])
+    return np.ascontiguousarray(cv2.inpaint(bgr, c.mask.astype(np.uint8) * 255, 3, cv2.INPAINT_TELEA)[..., ::-1])
+
+
+def score(c: FileCase, out: Optional[bytes], mask: np.ndarray) -> Dict[str, float]:
+    """The figures of one written output against its case."""
+    if out is None:
+        return {"name": c.name, "failed": 1.0}
+    restored = decode(out)
+    before, after = psnr(c.decoded, c.target), psnr(restored, c.target)
+    row = {"name": c.name, "failed": 0.0, "identical": float(out == c.data), "psnr_input": before, "psnr": after,
+           "worse": float(after < before - 0.01), "psnr_outside_vs_input": psnr(restored, c.decoded, ~c.mask)}
+    if c.mask.any():
+        t = telea(c)
+        row.update(mask_iou=iou(mask, c.mask), psnr_inside=psnr(restored, c.target, c.mask),
+                   telea_psnr=psnr(t, c.target), telea_psnr_inside=psnr(t, c.target, c.mask))
+    else:
+        row.update(false_positive_pixels=float(mask.mean()))
+    return row
+
+
+def summarize(rows: List[Dict[str, float]]) -> Dict[str, float]:
+    ok = [r for r in rows if not r["failed"]]
+    mean = lambda k: float(np.mean([r[k] for r in ok])) if ok and k in ok[0] else None  # noqa: E731
+    out = {"images": len(rows), "failed": len(rows) - len(ok), "worse": int(sum(r["worse"] for r in ok)),
+           "identical": int(sum(r["identical"] for r in ok)), "touched": int(sum(1 - r["identical"] for r in ok))}
+    for k in ("mask_iou", "psnr", "psnr_inside", "psnr_input", "telea_psnr", "telea_psnr_inside",
+              "psnr_outside_vs_input", "false_positive_pixels"):
+        out[k] = mean(k)
+    if ok:
+        out["min_psnr_outside_vs_input"] = float(min(r["psnr_outside_vs_input"] for r in ok))
+    return out
+
+
+def markdown(report: dict) -> str:
+    f = lambda v, d=2: "–" if v is None else f"{v:.{d}f}"  # noqa: E731
+    lines = [f"`restore-run {' '.join(report['restore_run_args'])}` on the {report['photos']} photos "
+             f"({', '.join(report['sources'])}); damage tolerance {report['tolerance']} levels.", "",
+             "| input | images | mask IoU | PSNR out / in dB | in mask dB | Telea (true mask) whole / in mask dB "
+             "| made worse | outside vs input dB (min) | byte-identical |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for fmt, s in report["formats"].items():
+        lines.append(f"| {fmt} | {s['images']} | {f(s['mask_iou'], 3)} | {f(s['psnr'])} / {f(s['psnr_input'])} | "
+                     f"{f(s['psnr_inside'])} | {f(s['telea_psnr'])} / {f(s['telea_psnr_inside'])} | {s['worse']} | "
+                     f"{f(s.get('min_psnr_outside_vs_input'), 1)} | {s['identical']} of {s['images'] - s['failed']} |")
+    return "\n".join(lines) + "\n"
+
+
+def evaluate(which: str, per_photo: int, formats: List[str], args: List[str], log=print) -> dict:
+    """Cases, the real restore-run and the scores for each format: the report as a dict."""
+    report = {"photos": which, "sources": sorted(heldout_photos(which)), "seed": EVAL_SEED, "per_photo": per_photo,
+              "tolerance": TOLERANCE, "restore_run_args": args, "formats": {}, "per_image": {}}
+    for fmt in formats:
+        cases = make_cases(fmt, which, per_photo)
+        with tempfile.TemporaryDirectory() as tmp:
+            outs, masks, run_report = restore_run(cases, Path(tmp), args)
+        rows = [score(c, o, m) for c, o, m in zip(cases, outs, masks)]
+        report["formats"][fmt] = summarize(rows)
+        report["per_image"][fmt] = rows
+        report.setdefault("model", run_report.get("summary", {}).get("model"))
+        log(f"{fmt}: {json.dumps(report['formats'][fmt])}")
+    return report
+
+
+@click.command()
+@click.option("-o", "--output", required=True, help="Path without suffix: writes PATH.json and PATH.md.")
+@click.option("--photos", type=click.Choice(PHOTO_SETS), default="evaluation", show_default=True,
+              help="Held-out group: evaluation for reports, selection for choices.")
+@click.option("--per-photo", default=12, show_default=True, help="Crops per photo (whole photos: a third as many).")
+@click.option("--formats", default=",".join(FORMATS), show_default=True, help="Comma-separated formats to run.")
+@click.option("--model", default=None, help="restore-run --model (default: the shipped model).")
+@click.option("--precision", default=None, help="restore-run --precision.")
+def main(output, photos, per_photo, formats, model, precision):
+    """Score restore-run on painted-then-saved photos of one held-out group, per format."""
+    names = [f for f in formats.split(",") if f]
+    unknown = [f for f in names if f not in FORMATS]
+    if unknown:
+        raise click.UsageError(f"unknown format {unknown[0]!r} (known: {', '.join(FORMATS)})")
+    args = (["--model", model] if model else []) + (["--precision", precision] if precision else [])
+    report = evaluate(photos, per_photo, names, args, log=click.echo)
+    atomic_write_text(output + ".json", json.dumps(report, indent=1, default=str) + "\n")
+    atomic_write_text(output + ".md", markdown(report))
+    click.echo(markdown(report))
+
+
+if __name__ == "__main__":
+    main()

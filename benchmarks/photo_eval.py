@@ -20,7 +20,6 @@ had without the paint (the clean photo saved the same way):
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
@@ -34,49 +33,47 @@ import numpy as np
 from PIL import Image
 
 from restore_core.corruption import CorruptionConfig, corrupt, sample_rng
-from restore_core.degrade import DegradeConfig, damage_mask, decode, encode_jpeg, encode_webp
+from restore_core.degrade import DegradeConfig, decode
 from restore_core.fileio import atomic_write_text
-from restore_core.heldout import HELDOUT_CORRUPTION, PHOTO_SETS, heldout_photos, heldout_set, iou, psnr
+from restore_core.heldout import (
+    HELDOUT_CORRUPTION,
+    PHOTO_SETS,
+    SAVES,
+    Case,
+    heldout_photos,
+    heldout_set,
+    iou,
+    psnr,
+    saved_case,
+)
 
 EVAL_SEED = 20261204
 TOLERANCE = DegradeConfig().tolerance
-# name -> (container, quality, subsampling, what is cut from each photo)
+# name -> (how it is saved: a key of heldout.SAVES, what is cut from each photo)
 FORMATS = {
-    "png": ("png", None, None, "crops"),
-    "jpeg-75-420": ("jpeg", 75, "4:2:0", "crops"),
-    "jpeg-90-420": ("jpeg", 90, "4:2:0", "crops"),
-    "jpeg-95-420": ("jpeg", 95, "4:2:0", "crops"),
-    "jpeg-95-444": ("jpeg", 95, "4:4:4", "crops"),
-    "whole-jpeg-90": ("jpeg", 90, "4:2:0", "whole"),
-    "camera-12mp-jpeg-90": ("jpeg", 90, "4:2:0", "camera"),
-    "clean-jpeg-90": ("jpeg", 90, "4:2:0", "clean"),
-    "clean-png": ("png", None, None, "clean"),
-    "clean-webp-90": ("webp", 90, None, "clean"),
+    "png": ("png", "crops"),
+    "jpeg-75-420": ("jpeg-75-420", "crops"),
+    "jpeg-90-420": ("jpeg-90-420", "crops"),
+    "jpeg-95-420": ("jpeg-95-420", "crops"),
+    "jpeg-95-444": ("jpeg-95-444", "crops"),
+    "whole-jpeg-90": ("jpeg-90-420", "whole"),
+    "camera-12mp-jpeg-90": ("jpeg-90-420", "camera"),
+    "clean-jpeg-90": ("jpeg-90-420", "clean"),
+    "clean-png": ("png", "clean"),
+    "clean-webp-90": ("webp-90", "clean"),
 }
+SUFFIX = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
 CAMERA = (3000, 4000)  # (H, W): a 12-megapixel camera photo
 CAMERA_PAINT = CorruptionConfig(count=(1, 6), size=(0.02, 0.15), shapes=("square", "circle"), fill="random")
 
 
 @dataclass
 class FileCase:
-    """One file to restore: its bytes, the pixels it decodes to, the target and the true damage."""
+    """One file to restore: its bytes and the case as the file holds it (`heldout.saved_case`)."""
 
-    name: str
+    case: Case
     data: bytes
     suffix: str
-    decoded: np.ndarray  # uint8 (H, W, 3): what the user's file holds
-    target: np.ndarray   # uint8 (H, W, 3): the same file had nothing been painted
-    mask: np.ndarray     # bool (H, W): the damage
-
-
-def encode(img: np.ndarray, container: str, quality: Optional[int], sub: Optional[str]) -> bytes:
-    if container == "jpeg":
-        return encode_jpeg(img, quality, sub)
-    if container == "webp":
-        return encode_webp(img, quality)
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def _camera_photo(photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -87,38 +84,29 @@ def _camera_photo(photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(big, 0, 255).round().astype(np.uint8)
 
 
-def _sources(which: str, kind: str, per_photo: int, seed: int) -> List[Tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
-    """(name, clean, painted, shapes) of each case before the save."""
+def _painted(which: str, kind: str, per_photo: int, seed: int) -> List[Case]:
+    """The cases of one kind before the save: crops, whole photos, 12 MP photos or clean photos."""
     if kind == "crops":
-        return [(c.name, c.clean, c.corrupted, c.mask) for c in heldout_set(per_photo, seed=seed, photos=which)]
+        return heldout_set(per_photo, seed=seed, photos=which)
     out = []
     for p, (name, photo) in enumerate(sorted(heldout_photos(which).items())):
         rng = sample_rng(seed, 1000 + p)
         if kind == "clean":
-            out.append((f"{name}_clean", photo, photo, np.zeros(photo.shape[:2], bool)))
+            out.append(Case(f"{name}_clean", name, photo, photo, np.zeros(photo.shape[:2], bool)))
         elif kind == "camera":
             clean = _camera_photo(photo, rng)
-            painted, shapes = corrupt(clean, rng, CAMERA_PAINT)
-            out.append((f"{name}_12mp", clean, painted, shapes))
+            out.append(Case(f"{name}_12mp", name, clean, *corrupt(clean, rng, CAMERA_PAINT)))
         else:  # whole photos, a few paintings each
             for i in range(max(1, per_photo // 3)):
-                painted, shapes = corrupt(photo, rng, HELDOUT_CORRUPTION)
-                out.append((f"{name}_whole_{i:02d}", photo, painted, shapes))
+                out.append(Case(f"{name}_whole_{i:02d}", name, photo, *corrupt(photo, rng, HELDOUT_CORRUPTION)))
     return out
 
 
 def make_cases(fmt: str, which: str, per_photo: int, seed: int = EVAL_SEED) -> List[FileCase]:
     """The files of one format: painted (or clean) photos of the group `which`, then saved."""
-    container, quality, sub, kind = FORMATS[fmt]
-    cases = []
-    for name, clean, painted, shapes in _sources(which, kind, per_photo, seed):
-        data = encode(painted, container, quality, sub)
-        decoded = decode(data)
-        target = decoded if kind == "clean" else decode(encode(clean, container, quality, sub))
-        mask = damage_mask(decoded, target, shapes, TOLERANCE)
-        suffix = {"jpeg": ".jpg", "webp": ".webp", "png": ".png"}[container]
-        cases.append(FileCase(name, data, suffix, decoded, target, mask))
-    return cases
+    save, kind = FORMATS[fmt]
+    suffix = SUFFIX[SAVES[save][0]]
+    return [FileCase(*saved_case(c, save, TOLERANCE), suffix) for c in _painted(which, kind, per_photo, seed)]
 
 
 def restore_run(cases: List[FileCase], work: Path, args: List[str]) -> Tuple[List[Optional[bytes]], List[np.ndarray], dict]:
@@ -126,7 +114,7 @@ def restore_run(cases: List[FileCase], work: Path, args: List[str]) -> Tuple[Lis
     src, dst, report = work / "in", work / "out", work / "report.json"
     src.mkdir(parents=True)
     for c in cases:
-        (src / (c.name + c.suffix)).write_bytes(c.data)
+        (src / (c.case.name + c.suffix)).write_bytes(c.data)
     cmd = [sys.executable, "-c", "from runtime.cli import main; main()", str(src), str(dst), "--save-mask", "-q",
            "--report", str(report), *args]
     done = subprocess.run(cmd, capture_output=True, text=True)
@@ -134,32 +122,33 @@ def restore_run(cases: List[FileCase], work: Path, args: List[str]) -> Tuple[Lis
         raise click.ClickException(f"restore-run failed ({done.returncode}): {done.stderr.strip()[-400:]}")
     outs, masks = [], []
     for c in cases:
-        out = dst / (c.name + c.suffix)
+        out = dst / (c.case.name + c.suffix)
         outs.append(out.read_bytes() if out.is_file() else None)
-        m = dst / "masks" / (c.name + c.suffix + ("" if c.suffix == ".png" else ".png"))
-        masks.append(np.asarray(Image.open(m)) > 0 if m.is_file() else np.zeros(c.mask.shape, bool))
+        m = dst / "masks" / (c.case.name + c.suffix + ("" if c.suffix == ".png" else ".png"))
+        masks.append(np.asarray(Image.open(m)) > 0 if m.is_file() else np.zeros(c.case.mask.shape, bool))
     return outs, masks, json.loads(report.read_text())
 
 
-def telea(c: FileCase) -> np.ndarray:
+def telea(c: Case) -> np.ndarray:
     import cv2
 
-    bgr = np.ascontiguousarray(c.decoded[..., ::-1])
+    bgr = np.ascontiguousarray(c.corrupted[..., ::-1])
     return np.ascontiguousarray(cv2.inpaint(bgr, c.mask.astype(np.uint8) * 255, 3, cv2.INPAINT_TELEA)[..., ::-1])
 
 
-def score(c: FileCase, out: Optional[bytes], mask: np.ndarray) -> Dict[str, float]:
-    """The figures of one written output against its case."""
+def score(f: FileCase, out: Optional[bytes], mask: np.ndarray) -> Dict[str, float]:
+    """The figures of one written output against its case (the file's pixels, the target, the damage)."""
+    c = f.case
     if out is None:
         return {"name": c.name, "failed": 1.0}
     restored = decode(out)
-    before, after = psnr(c.decoded, c.target), psnr(restored, c.target)
-    row = {"name": c.name, "failed": 0.0, "identical": float(out == c.data), "psnr_input": before, "psnr": after,
-           "worse": float(after < before - 0.01), "psnr_outside_vs_input": psnr(restored, c.decoded, ~c.mask)}
+    before, after = psnr(c.corrupted, c.clean), psnr(restored, c.clean)
+    row = {"name": c.name, "failed": 0.0, "identical": float(out == f.data), "psnr_input": before, "psnr": after,
+           "worse": float(after < before - 0.01), "psnr_outside_vs_input": psnr(restored, c.corrupted, ~c.mask)}
     if c.mask.any():
         t = telea(c)
-        row.update(mask_iou=iou(mask, c.mask), psnr_inside=psnr(restored, c.target, c.mask),
-                   telea_psnr=psnr(t, c.target), telea_psnr_inside=psnr(t, c.target, c.mask))
+        row.update(mask_iou=iou(mask, c.mask), psnr_inside=psnr(restored, c.clean, c.mask),
+                   telea_psnr=psnr(t, c.clean), telea_psnr_inside=psnr(t, c.clean, c.mask))
     else:
         row.update(false_positive_pixels=float(mask.mean()))
     return row

@@ -10,9 +10,9 @@ pixel costs PSNR wherever the prediction there is poor.
 Calibration subtracts one offset from the mask head's output bias. The contract is untouched
 (the file still binarizes at 0.1, inside the graph as before); the model's probabilities move,
 so that 0.1 of the calibrated head is `cut(offset)` of the trained one. The offset is chosen
-on crops of the two bundled photos held out of training (`photos.BUNDLED_VAL`, the photos the
-trainer already validates on), corrupted as the held-out set is, at seeds other than the held-out
-set's: the other photos of that set, from sources training never saw, play no part in it.
+on crops of the selection photos (`heldout.SELECTION_PHOTOS`, the photos the trainer already
+validates on), painted as the held-out set is and saved as users' files are (PNG and JPEG), with
+some left unpainted; the evaluation photos play no part in it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import List, Sequence
 import numpy as np
 import torch
 
-from restore_core.heldout import Case, heldout_set, score_case, summarize
+from restore_core.heldout import Case, heldout_set, saved_case, score_case, summarize, unpainted
 from restore_core.img_utils import normalize, unnormalize
 from restore_core.model import DualDecoderUNet
 from restore_core.pipeline import RestorationPipeline
@@ -32,6 +32,11 @@ from restore_core.pipeline import RestorationPipeline
 OFFSETS = tuple(round(0.25 * i, 2) for i in range(13))  # 0, 0.25, ..., 3.0 (logit units)
 CALIBRATION_SEEDS = (1, 2, 3, 4)  # never heldout.HELDOUT_SEED: the reported set stays unseen
 CALIBRATION_PER_PHOTO = 12
+# Each crop is saved as one of these in turn, as users' files are (`heldout.SAVES`), and every
+# `CLEAN_EVERY`-th crop also comes unpainted: an offset that flags JPEG texture or a clean photo
+# makes those images worse, so the rule below refuses it.
+CALIBRATION_SAVES = ("png", "jpeg-75-420", "jpeg-90-420", "jpeg-95-420", "jpeg-95-444")
+CLEAN_EVERY = 4
 
 
 @dataclass
@@ -47,8 +52,16 @@ class OffsetScore:
 
 def calibration_cases(seeds: Sequence[int] = CALIBRATION_SEEDS,
                       per_photo: int = CALIBRATION_PER_PHOTO) -> List[Case]:
-    """Held-out-style crops of the selection photos (`heldout.SELECTION_PHOTOS`), never the evaluation ones."""
-    return [case for seed in seeds for case in heldout_set(per_photo, seed=seed, photos="selection")]
+    """Held-out-style crops of the selection photos (`heldout.SELECTION_PHOTOS`, never the evaluation
+    ones), painted and then saved in each of `CALIBRATION_SAVES` in turn, plus unpainted ones."""
+    crops = [case for seed in seeds for case in heldout_set(per_photo, seed=seed, photos="selection")]
+    out = []
+    for i, case in enumerate(crops):
+        save = CALIBRATION_SAVES[i % len(CALIBRATION_SAVES)]
+        out.append(saved_case(case, save)[0])
+        if i % CLEAN_EVERY == 0:
+            out.append(saved_case(unpainted(case), CALIBRATION_SAVES[(i + 1) % len(CALIBRATION_SAVES)])[0])
+    return out
 
 
 def cut(threshold: float, offset: float) -> float:

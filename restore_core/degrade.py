@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 from PIL import Image
@@ -88,6 +88,19 @@ def encode_webp(img: np.ndarray, quality: int) -> bytes:
     """The bytes of `img` saved as lossy WebP."""
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="WEBP", quality=int(quality), method=4)
+    return buf.getvalue()
+
+
+def encode_file(img: np.ndarray, container: str, quality: Optional[int] = None, subsampling: Optional[str] = None) -> bytes:
+    """`img` saved as "png", "jpeg" (at `quality`, `subsampling`) or lossy "webp" (at `quality`)."""
+    if container == "jpeg":
+        return encode_jpeg(img, quality, subsampling)
+    if container == "webp":
+        return encode_webp(img, quality)
+    if container != "png":
+        raise ValueError(f"unknown container {container!r}")
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
     return buf.getvalue()
 
 

@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image
 
 from restore_core.corruption import CorruptionConfig, corrupt, sample_rng
+from restore_core.degrade import DegradeConfig, damage_mask, decode, encode_file
 
 HELDOUT_SEED = 20261125
 HELDOUT_CORRUPTION = CorruptionConfig(count=(1, 6), size=(0.05, 0.35), shapes=("square", "circle"), fill="random")
@@ -111,6 +112,38 @@ def heldout_set(per_photo: int = 12, seed: int = HELDOUT_SEED, photos: str = "ev
             corrupted, mask = corrupt(clean, rng, HELDOUT_CORRUPTION)
             cases.append(Case(f"{name}_{i:02d}", name, clean, corrupted, mask))
     return cases
+
+
+# How users' files hold a painted photo: (container, quality, chroma subsampling).
+SAVES = {
+    "png": ("png", None, None),
+    "jpeg-75-420": ("jpeg", 75, "4:2:0"),
+    "jpeg-90-420": ("jpeg", 90, "4:2:0"),
+    "jpeg-95-420": ("jpeg", 95, "4:2:0"),
+    "jpeg-95-444": ("jpeg", 95, "4:4:4"),
+    "webp-90": ("webp", 90, None),
+}
+
+
+def saved_case(case: Case, save: str, tolerance: int = DegradeConfig().tolerance) -> Tuple[Case, bytes]:
+    """`case` painted first and then saved as `save` (a key of `SAVES`), as a user's file is.
+
+    Returns the case as the file holds it (corrupted: the decoded file; clean: the clean photo
+    saved the same way; mask: the damage, `degrade.damage_mask`) and the file's bytes.
+    """
+    container, quality, sub = SAVES[save]
+    data = encode_file(case.corrupted, container, quality, sub)
+    if container == "png":
+        return case, data
+    clean = decode(encode_file(case.clean, container, quality, sub))
+    corrupted = decode(data)
+    mask = damage_mask(corrupted, clean, case.mask, tolerance)
+    return Case(case.name, case.source, clean, corrupted, mask), data
+
+
+def unpainted(case: Case) -> Case:
+    """`case` with nothing painted: the answer is to leave it as it is."""
+    return Case(case.name + "_clean", case.source, case.clean, case.clean, np.zeros_like(case.mask))
 
 
 # ---------------------------------------------------------------------------------------------

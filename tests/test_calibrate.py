@@ -75,8 +75,14 @@ def test_choose_offset_takes_the_best_psnr_that_makes_nothing_worse():
 
 
 def test_calibration_never_sees_the_reported_set():
-    cases = calibration_cases(seeds=(1,), per_photo=2)
-    assert {c.source for c in cases} == {"chelsea", "rocket"}  # the bundled validation photos only
+    cases = calibration_cases(seeds=(1,), per_photo=3)
+    assert {c.source for c in cases} == {"chelsea", "rocket"}  # the selection photos only
+    # Saved as users' files are: PNG cases keep the paint exact, JPEG ones carry its ringing
+    # into the damage mask, and unpainted ones have none.
+    empty = [c for c in cases if not c.mask.any()]
+    jpeg = [c for c in cases if c.mask.any() and not np.array_equal(c.corrupted[~c.mask], c.clean[~c.mask])]
+    assert len(empty) == 2 and all(np.array_equal(c.corrupted, c.clean) for c in empty)
+    assert len(jpeg) >= 2 and len(cases) == 8
     assert HELDOUT_SEED not in CALIBRATION_SEEDS
 
 

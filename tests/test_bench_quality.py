@@ -76,12 +76,12 @@ def test_train_bf16_warns_where_emulated(monkeypatch):
 
     monkeypatch.setattr(cpu, "native_bf16", lambda: False)
     assert "emulated" in cpu.bf16_emulated_reason()
-    # --size 18 is refused right after the options are read: the warning comes first.
-    r = CliRunner().invoke(train_cli, ["--bf16", "--device", "cpu", "--size", "18", *TINY_ARGS[:4]])
-    assert "warning: autocast bf16 is emulated" in r.output and "drop --bf16" in r.output
+    # data.size=18 is refused right after the options are read: the warning comes first.
+    r = CliRunner().invoke(train_cli, ["--precision", "bf16", "--device", "cpu", "--set", "data.size=18", *TINY_ARGS[:4]])
+    assert "warning: autocast bf16 is emulated" in r.output and "--precision fp32" in r.output
     monkeypatch.setattr(cpu, "native_bf16", lambda: True)
     assert cpu.bf16_emulated_reason() is None
-    r = CliRunner().invoke(train_cli, ["--bf16", "--device", "cpu", "--size", "18", *TINY_ARGS[:4]])
+    r = CliRunner().invoke(train_cli, ["--precision", "bf16", "--device", "cpu", "--set", "data.size=18", *TINY_ARGS[:4]])
     assert "emulated" not in r.output
 
 

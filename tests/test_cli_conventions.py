@@ -66,11 +66,11 @@ def test_every_option_has_help_and_a_default(name, cmd):
 
 
 def test_train_help_defaults_are_the_configs():
-    from restore_core.cli import TRAIN_OPTIONS
+    from restore_core.cli import SHORTCUTS
     from restore_core.config import Config, config_to_dict
 
     built_in = config_to_dict(Config())
-    for option, (key, shown) in TRAIN_OPTIONS.items():
+    for option, (key, _, _, shown, _) in SHORTCUTS.items():
         section, field = key.split(".")
         value = built_in[section][field]
         if value is None:

@@ -40,7 +40,7 @@ class BenchSettings:
         checkpoint: a `.ckpt` or `.safetensors` to measure (PyTorch rows and exports come from it).
         onnx: a pixels-signature ONNX file for the ONNX Runtime rows.
         backends: names to run (None: all); exclude: names to leave out (e.g. "compile").
-        device: "all", "cpu" or "cuda": which backends' device to include.
+        device: "auto" (every device), "cpu" or "cuda": which backends' device to include.
         batch_sizes, sizes: the grid; images are `size`x`size`.
         timing: warm-up, minimum runs and duration.
         seed: seeds the default model's random weights.
@@ -56,7 +56,7 @@ class BenchSettings:
     onnx: Optional[str] = None
     backends: Optional[List[str]] = None
     exclude: List[str] = field(default_factory=list)
-    device: str = "all"
+    device: str = "auto"
     batch_sizes: List[int] = field(default_factory=lambda: [1, 8])
     sizes: List[int] = field(default_factory=lambda: [256])
     timing: TimingConfig = field(default_factory=TimingConfig)

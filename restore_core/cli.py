@@ -20,6 +20,7 @@ from restore_toolkit.console import (
     handle_errors,
     log_to_console,
     quiet_option,
+    renamed_option,
     threads_option,
     version_option,
 )
@@ -253,19 +254,18 @@ def train_cli(config_path, settings, synthetic, save_dir_alias, bf16, quiet, qui
 
 
 @click.command(context_settings=COMMAND_SETTINGS)
-@click.option("--checkpoint", type=click.Path(), required=True,
-              help="best.ckpt, last.ckpt, a .safetensors release, or 'default' for the shipped model.")
+@renamed_option("--model", "model", type=click.Path(), required=True, old=["--checkpoint"],
+                help="best.ckpt, last.ckpt, a .safetensors release, or 'default' for the shipped model.")
 @click.option("--data", type=click.Path(), default=None, show_default="required unless --heldout",
               help="Dataset root; ROOT/val is used.")
 @click.option("--heldout", is_flag=True,
               help="Score on the seeded held-out photo set against the identity and Telea references instead "
                    "of a dataset root (writes heldout.json, heldout.md, worst.png, typical.png).")
-@click.option("--per-photo", type=click.IntRange(min=1), default=12, show_default=True,
-              help="With --heldout: corrupted crops per held-out photo.")
-@click.option("-o", "--output", type=click.Path(file_okay=False), default=None, show_default="required",
-              help="Folder for predicted_images/, reconstructed_images/, binary_masks/ and metrics.json "
-                   "(with --heldout: the held-out report).")
-@click.option("--out-dir", "output_alias", type=click.Path(file_okay=False), hidden=True)
+@renamed_option("--heldout-per-photo", "heldout_per_photo", type=click.IntRange(min=1), default=12,
+                show_default=True, old=["--per-photo"], help="With --heldout: corrupted crops per held-out photo.")
+@renamed_option("-o", "--output", "output", type=click.Path(file_okay=False), required=True, old=["--out-dir"],
+                help="Folder for predicted_images/, reconstructed_images/, binary_masks/ and metrics.json "
+                     "(with --heldout: the held-out report).")
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=None,
               show_default="the model's, 0.1", help="Mask threshold.")
 @device_option()
@@ -273,14 +273,11 @@ def train_cli(config_path, settings, synthetic, save_dir_alias, bf16, quiet, qui
 @quiet_option()
 @version_option("restore-validate")
 @handle_errors(_core_errors, "images written so far are complete; metrics.json was not written")
-def validate_cli(checkpoint, data, heldout, per_photo, output, output_alias, threshold, device, threads, quiet):
+def validate_cli(model, data, heldout, heldout_per_photo, output, threshold, device, threads, quiet):
     """Save predicted_images/, reconstructed_images/, binary_masks/ and metrics.json for ROOT/val,
     or with --heldout score the model on photos training never saw."""
     import torch
 
-    output = output or output_alias
-    if output is None:
-        raise click.UsageError("Missing option '-o' / '--output'.")
     if heldout == (data is not None):
         raise click.UsageError("give either --data ROOT or --heldout")
     if threads:
@@ -290,13 +287,13 @@ def validate_cli(checkpoint, data, heldout, per_photo, output, output_alias, thr
 
         if threshold is not None:
             raise click.UsageError("--threshold applies to --data; --heldout scores the model as shipped")
-        validate_heldout(checkpoint, output, per_photo=per_photo, device=device)
+        validate_heldout(model, output, per_photo=heldout_per_photo, device=device)
         click.echo((Path(output) / "heldout.md").read_text(encoding="utf-8"), nl=False)
         click.echo(f"wrote {output}/{{heldout.json,heldout.md,worst.png,typical.png}}")
         return
     from restore_core.validate import validate
 
-    report = validate(checkpoint, data, output, threshold=threshold, device=device,
+    report = validate(model, data, output, threshold=threshold, device=device,
                       progress=not quiet and sys.stderr.isatty())
     m = report["metrics"]
     click.echo(f"{report['samples']} samples, threshold {report['threshold']}: mask IoU {m['mask_iou']:.4f} "

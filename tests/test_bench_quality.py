@@ -58,7 +58,7 @@ def test_bf16_rows_skip_where_emulated_unless_forced(tiny_release, tmp_path, mon
     import restore_core.cpu as cpu
 
     monkeypatch.setattr(cpu, "native_bf16", lambda: False)
-    args = ["--checkpoint", str(tiny_release), "--backends", "eager-bf16", "--quality-per-photo", "0", *FAST,
+    args = ["--model", str(tiny_release), "--backends", "eager-bf16", "--heldout-per-photo", "0", *FAST,
             "--report", str(tmp_path / "a.json")]
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output

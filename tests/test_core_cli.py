@@ -45,7 +45,7 @@ def test_synth_train_validate_end_to_end(tmp_path):
     assert summary["steps"] == 4 and summary["stopped"] == "epochs"
     for name in ("last.ckpt", "best.ckpt", "best.safetensors"):
         assert (run / name).is_file()
-    r = _run(validate_cli, ["--checkpoint", str(run / "best.safetensors"), "--data", str(data),
+    r = _run(validate_cli, ["--model", str(run / "best.safetensors"), "--data", str(data),
                             "-o", str(out), "--threshold", "0.2", "--device", "cpu"])
     assert r.exit_code == 0, r.output
     assert "mask IoU" in r.output
@@ -81,7 +81,7 @@ def test_user_errors_are_one_line(tmp_path):
     torch.save({"format": "restore-checkpoint", "format_version": 1, "x": Evil()}, evil)
     data = tmp_path / "data"
     assert _run(data_cli, ["synth", str(data), "--count", "2", "--size", "16"]).exit_code == 0
-    _one_line_error(_run(validate_cli, ["--checkpoint", str(evil), "--data", str(data), "-o",
+    _one_line_error(_run(validate_cli, ["--model", str(evil), "--data", str(data), "-o",
                                         str(tmp_path / "o")]), "evil.ckpt", "refused")
     assert not (tmp_path / "o").exists()
     _one_line_error(_run(train_cli, ["--resume", str(evil)]), "evil.ckpt", "refused")
@@ -91,5 +91,5 @@ def test_user_errors_are_one_line(tmp_path):
 
 def test_usage_errors_exit_2(tmp_path):
     assert _run(data_cli, ["synth", str(tmp_path)]).exit_code == 2  # --count missing
-    assert _run(validate_cli, ["--checkpoint", "x"]).exit_code == 2
+    assert _run(validate_cli, ["--model", "x"]).exit_code == 2
     assert _run(train_cli, ["--device", "tpu"]).exit_code == 2

@@ -35,7 +35,7 @@ def test_demo_restores_with_the_default_model_without_torch(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), os.getcwd()])}
     out = tmp_path / "demo"
     proc = subprocess.run([sys.executable, "-c", "import sys; sys.argv[0] = 'restore-demo'; "
-                           "from runtime.demo import main; main()", "-o", str(out), "--samples", "2",
+                           "from runtime.demo import main; main()", "--out", str(out), "--samples", "2",
                            "--sample-size", "64", "--device", "cpu"], env=env, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -46,7 +46,7 @@ def test_demo_restores_with_the_default_model_without_torch(tmp_path):
 
 def test_demo_train_runs_every_stage_and_resumes_an_unfinished_training(tmp_path):
     out = tmp_path / "demo"
-    args = ["--train", "-o", str(out), "--steps", "2", "--size", "16", "--batch-size", "2", "--base-channels", "4",
+    args = ["--train", "--out", str(out), "--steps", "2", "--size", "16", "--batch-size", "2", "--base-channels", "4",
             "--depth", "2", "--samples", "2", "--sample-size", "40", "--device", "cpu", "--no-verify"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
@@ -73,6 +73,6 @@ def test_demo_train_runs_every_stage_and_resumes_an_unfinished_training(tmp_path
 
 
 def test_demo_refuses_a_checkpoint_without_train(tmp_path, tiny_release):
-    result = CliRunner().invoke(main, ["-o", str(tmp_path / "d"), "--model", str(tiny_release)])
+    result = CliRunner().invoke(main, ["--out", str(tmp_path / "d"), "--model", str(tiny_release)])
     assert result.exit_code == 1
     assert "error: " in result.output and "needs an ONNX model" in result.output

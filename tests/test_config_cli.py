@@ -1,6 +1,7 @@
 """`restore-train --set section.key=value`: every config key is settable, typed from the config
 dataclasses; bad keys and values are one line naming the key; the older flags still work, hidden."""
 
+import pathlib
 import typing
 
 import pytest
@@ -135,3 +136,19 @@ def test_legacy_flag_with_a_bad_value_names_the_key():
 def test_parse_value_rejects_unknown_keys_directly():
     with pytest.raises(ConfigError, match="unknown config key 'train.speed'"):
         config.parse_value("train.speed", "1")
+
+
+CONFIGS = sorted((pathlib.Path(__file__).resolve().parents[1] / "configs").rglob("*.toml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name if p.parent.name == "configs" else f"{p.parent.name}/{p.name}"
+                                               for p in CONFIGS])
+def test_every_committed_config_loads(path):
+    cfg = config.load_config(path)
+    # configs/default.toml is the reference design (width 24); configs/shipped-model/ the shipped model (16).
+    assert cfg.model.base_channels == (16 if path.parent.name == "shipped-model" else 24)
+
+
+def test_shipped_model_phases_are_numbered_from_one():
+    names = [p.name for p in CONFIGS if p.parent.name == "shipped-model"]
+    assert names == [f"phase{i}.toml" for i in range(1, len(names) + 1)] and len(names) >= 2

@@ -234,10 +234,10 @@ def train_cli(config_path, settings, synthetic, save_dir_alias, bf16, quiet, qui
         raise click.UsageError("--bf16 (the older spelling of --precision bf16) contradicts --precision")
     flags["precision"] = "bf16" if bf16 else flags["precision"]
     flags["output"] = flags["output"] or save_dir_alias
-    cfg = _starting_config(config_path, flags["resume"])
-    _warn_if_bf16_is_emulated(flags["precision"], flags["device"])
     legacy = {k: flags.pop(k) for k in list(flags) if k.startswith("legacy_")}
     overrides = _command_line_settings(flags, legacy, settings)
+    cfg = _starting_config(config_path, overrides.get("train.resume"))
+    _warn_if_bf16_is_emulated(overrides.get("train.precision"), overrides.get("train.device"))
     if quiet or quiet_alias:
         overrides["train.progress"] = False
     cfg = apply_overrides(cfg, overrides)

@@ -7,6 +7,7 @@ import typing
 import pytest
 from click.testing import CliRunner
 
+import restore_core.cli as cli
 import restore_core.config as config
 from restore_core.cli import LEGACY_SHORTCUTS, SHORTCUTS, train_cli
 from restore_core.config import Config, ConfigError, config_keys, config_to_dict, parse_setting
@@ -48,6 +49,7 @@ def _overrides_of(args, monkeypatch):
         raise _Stop
 
     monkeypatch.setattr(config, "apply_overrides", capture)
+    monkeypatch.setattr(cli, "_starting_config", lambda config_path, resume: Config())  # no checkpoint to read
     result = CliRunner().invoke(train_cli, args)
     assert isinstance(result.exception, _Stop), result.output
     return seen
@@ -152,3 +154,9 @@ def test_every_committed_config_loads(path):
 def test_shipped_model_phases_are_numbered_from_one():
     names = [p.name for p in CONFIGS if p.parent.name == "shipped-model"]
     assert names == [f"phase{i}.toml" for i in range(1, len(names) + 1)] and len(names) >= 2
+
+
+def test_resume_given_by_set_reads_the_checkpoint_config_like_resume(tmp_path):
+    for args in (["--resume", str(tmp_path / "none.ckpt")], ["--set", f"train.resume={tmp_path / 'none.ckpt'}"]):
+        result = CliRunner().invoke(train_cli, args)
+        assert result.exit_code == 1 and "none.ckpt" in result.output, result.output

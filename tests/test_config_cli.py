@@ -31,8 +31,9 @@ def _changed(value, hint):
         return value + 0.25, repr(value + 0.25)
     if hint is str:
         return value + "x", value + "x"
-    # A list: each item changed; written as '[a, b]'.
-    items = [_changed(v, type(v))[0] for v in value]
+    # A list: each item changed (an empty one gets an item); written as '[a, b]'.
+    item_hints = typing.get_args(hint) or (str,)
+    items = [_changed(v, type(v))[0] for v in value] or [{str: "a", int: 1, float: 0.5, bool: True}[item_hints[0]]]
     return tuple(items), "[" + ", ".join(str(v) for v in items) + "]"
 
 

@@ -414,7 +414,7 @@ def all_backends() -> List[Backend]:
 BACKEND_NAMES = [b.name for b in all_backends()]
 
 
-def select(names: Optional[Sequence[str]], exclude: Sequence[str] = (), device: str = "all") -> List[Backend]:
+def select(names: Optional[Sequence[str]], exclude: Sequence[str] = (), device: str = "auto") -> List[Backend]:
     """The backends to run, in table order.
 
     Raises:
@@ -424,4 +424,4 @@ def select(names: Optional[Sequence[str]], exclude: Sequence[str] = (), device: 
     if unknown:
         raise ValueError(f"unknown backend(s) {', '.join(unknown)}; known: {', '.join(BACKEND_NAMES)}")
     chosen = [b for b in all_backends() if (not names or b.name in names) and b.name not in exclude]
-    return [b for b in chosen if device == "all" or b.device == device]
+    return [b for b in chosen if device == "auto" or b.device == device]

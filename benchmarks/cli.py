@@ -12,7 +12,14 @@ from typing import List
 
 import click
 
-from restore_toolkit.console import COMMAND_SETTINGS, handle_errors, quiet_option, require, version_option
+from restore_toolkit.console import (
+    COMMAND_SETTINGS,
+    handle_errors,
+    quiet_option,
+    renamed_option,
+    require,
+    version_option,
+)
 
 # benchmarks.backends.BACKEND_NAMES (that module imports torch, so --help cannot ask it);
 # tests/test_bench.py checks that the two agree.
@@ -44,6 +51,16 @@ def _name_list(ctx, param, value: str):
     return names
 
 
+class DeviceChoice(click.Choice):
+    """auto|cpu|cuda as in every command; 'all', this option's older spelling of auto, still works."""
+
+    def __init__(self):
+        super().__init__(["auto", "cpu", "cuda"])
+
+    def convert(self, value, param, ctx):
+        return super().convert("auto" if value == "all" else value, param, ctx)
+
+
 def _command_line(ctx: click.Context) -> str:
     """The command as the user gave it (options set on the command line, in declaration order)."""
     from click.core import ParameterSource
@@ -68,16 +85,18 @@ def _bench_errors():
 
 
 @click.command(context_settings=COMMAND_SETTINGS)
-@click.option("--checkpoint", type=click.Path(dir_okay=False), show_default="default width, seeded random weights",
-              help="Model to measure (.ckpt, .safetensors, or 'default' for the shipped model).")
+@renamed_option("--model", "model", type=click.Path(dir_okay=False), old=["--checkpoint"],
+                show_default="default width, seeded random weights",
+                help="Model to measure (.ckpt, .safetensors, or 'default' for the shipped model).")
 @click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False), show_default="exported from the model",
               help="Pixels-signature ONNX file for the ONNX Runtime rows (alone: PyTorch rows are skipped).")
 @click.option("--backends", callback=_name_list, default=None, show_default="all",
               help=f"Comma-separated backends to run: {', '.join(BACKEND_NAMES)}.")
 @click.option("--exclude", callback=_name_list, default=None, show_default="none",
               help="Comma-separated backends to leave out, e.g. compile (about a minute to compile on a CPU).")
-@click.option("--device", type=click.Choice(["all", "cpu", "cuda"]), default="all",
-              help="Which backends' device to include; backends that cannot run here are listed as skipped.")
+@click.option("--device", type=DeviceChoice(), default="auto",
+              help="auto: the backends of every device (those that cannot run here are listed as skipped); "
+                   "cpu or cuda: that device's only.")
 @click.option("--batch-sizes", default="1,8", callback=_int_list, help="Comma-separated batch sizes.")
 @click.option("--sizes", default="256", callback=_int_list, help="Comma-separated image sizes (square).")
 @click.option("--min-runs", default=8, type=click.IntRange(min=1), help="Timed runs at least.")
@@ -90,8 +109,9 @@ def _bench_errors():
 @click.option("--markdown", "md_path", type=click.Path(dir_okay=False), show_default="none",
               help="Write the README tables as Markdown to this file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON on stdout instead of the table.")
-@click.option("--quality-per-photo", default=6, type=click.IntRange(min=0),
-              help="Held-out crops per photo for each backend's mask IoU / PSNR-in-mask columns (0: none).")
+@renamed_option("--heldout-per-photo", "heldout_per_photo", default=6, type=click.IntRange(min=0),
+                old=["--quality-per-photo"],
+                help="Held-out crops per photo for each backend's mask IoU / PSNR-in-mask columns (0: none).")
 @click.option("--int8-onnx", type=click.Path(dir_okay=False), show_default="quantized in the run",
               help="An int8 graph (restore-export onnx --int8) for the int8 rows.")
 @click.option("--force-bf16", is_flag=True, help="Run bf16 rows even where the CPU emulates bf16 (very slow).")
@@ -103,12 +123,12 @@ def _bench_errors():
 @quiet_option("No progress lines on stderr.")
 @version_option("restore-bench")
 @handle_errors(_bench_errors, "no report was written", extra="bench")
-def main(checkpoint, onnx_path, backends, exclude, device, batch_sizes, sizes, min_runs, min_seconds, warmup, seed,
-         report_path, md_path, as_json, quality_per_photo, int8_onnx, force_bf16, flip_ensemble, compare_path, quiet):
+def main(model, onnx_path, backends, exclude, device, batch_sizes, sizes, min_runs, min_seconds, warmup, seed,
+         report_path, md_path, as_json, heldout_per_photo, int8_onnx, force_bf16, flip_ensemble, compare_path, quiet):
     """Time every deployment path of the restoration model on the same photos and weights, and
     compare each one's outputs with eager PyTorch fp32.
 
-    With neither --checkpoint nor --onnx, a default-width model with seeded random weights is
+    With neither --model nor --onnx, a default-width model with seeded random weights is
     measured (speed does not depend on training).
     """
     require(["torch", "onnxscript", "skimage"], "bench", "restore-bench")
@@ -118,8 +138,8 @@ def main(checkpoint, onnx_path, backends, exclude, device, batch_sizes, sizes, m
 
     old = load_report(compare_path) if compare_path else None  # a bad file fails before minutes of measuring
     settings = BenchSettings(
-        checkpoint=checkpoint, onnx=onnx_path, backends=backends, exclude=exclude or [], device=device,
-        batch_sizes=batch_sizes, sizes=sizes, seed=seed, quality_per_photo=quality_per_photo,
+        checkpoint=model, onnx=onnx_path, backends=backends, exclude=exclude or [], device=device,
+        batch_sizes=batch_sizes, sizes=sizes, seed=seed, quality_per_photo=heldout_per_photo,
         int8_onnx=int8_onnx, force_bf16=force_bf16, flip_ensemble=flip_ensemble,
         timing=TimingConfig(warmup_runs=warmup, min_runs=min_runs, min_seconds=min_seconds),
     )

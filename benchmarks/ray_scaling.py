@@ -1,12 +1,13 @@
 """images/s of `restore-run` locally and on Ray Data with 1 and 2 actors, on one folder, in one run.
 
-    python -m benchmarks.ray_scaling [--model default] [--images 64] [--size 256] [--repeats 2]
+    python -m benchmarks.ray_scaling [--model default] [--images 64] [--size 256] [--repeats 2] [--output FILE]
 
 Writes a seeded folder of RGB PNGs, then restores it into fresh outputs with the local runner
 (one ONNX Runtime session, 1 thread per actor-equivalent unless --threads), with Ray 1 actor
 and with Ray 2 actors, on one local Ray started once (its start-up is timed apart), and prints
-one JSON object: the machine, each engine's wall time and images/s (best of --repeats), and the
-start-up costs. Needs `pip install -e '.[ray]'`.
+one JSON object (also written to --output): the command, the machine (CPU named) and its load
+average, each engine's wall time and images/s (best of --repeats), and the start-up costs.
+Needs `pip install -e '.[ray]'`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -40,15 +43,22 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="ORT threads of the local runner and of each actor")
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--precision", choices=["auto", "fp32", "int8"], default="auto",
+                        help="which graph of the shipped model, chosen once as restore-run chooses it")
+    parser.add_argument("--output", default=None, help="also write the JSON to this file")
     args = parser.parse_args()
+    load_before = os.getloadavg()
 
     import ray
 
     from runtime.batch import RunOptions, run_folder
+    from runtime.default_model import choose_model
     from runtime.ray_engine import RayOptions, run_folder_ray
     from runtime.restorer import Restorer
     from runtime.session import available_cpus
 
+    # One graph for every engine, chosen as restore-run chooses it (auto: int8 on the CPU).
+    model, why = choose_model(args.model, args.precision, cpu=True)
     work = Path(tempfile.mkdtemp(prefix="ray-scaling-"))
     try:
         src = _folder(work / "in", args.images, args.size)
@@ -70,31 +80,41 @@ def main() -> None:
         ray_init_s = time.perf_counter() - t0
         one = _folder(work / "one", 1, args.size)
         t0 = time.perf_counter()
-        run_folder_ray(args.model, one, work / "one-out", RunOptions(**opts), RayOptions(actors=1, device="cpu"))
+        run_folder_ray(model, one, work / "one-out", RunOptions(**opts), RayOptions(actors=1, device="cpu"))
         first_job_s = time.perf_counter() - t0  # probe worker + actor start + one image
         t0 = time.perf_counter()
-        run_folder_ray(args.model, one, work / "one-again", RunOptions(**opts), RayOptions(actors=1, device="cpu"))
+        run_folder_ray(model, one, work / "one-again", RunOptions(**opts), RayOptions(actors=1, device="cpu"))
         warm_job_s = time.perf_counter() - t0  # the same on a warm Ray: what every run pays
         t0 = time.perf_counter()
-        restorer = Restorer(args.model, device="cpu", threads=args.threads, batch_size=args.batch_size)
+        restorer = Restorer(model, device="cpu", threads=args.threads, batch_size=args.batch_size)
         local_load_s = time.perf_counter() - t0
         for r in range(args.repeats):
             timed("local", lambda r=r: run_folder(restorer, src, work / f"local{r}", RunOptions(**opts)))
             for actors in (1, 2):
                 timed(f"ray_{actors}_actors", lambda r=r, actors=actors: run_folder_ray(
-                    args.model, src, work / f"ray{actors}-{r}", RunOptions(**opts),
+                    model, src, work / f"ray{actors}-{r}", RunOptions(**opts),
                     RayOptions(actors=actors, device="cpu", threads=args.threads)))
         ray.shutdown()
-        print(json.dumps({
-            "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        from benchmarks.report import _cpu_model, write_json
+
+        result = {
+            "command": "python -m benchmarks.ray_scaling " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+            "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "machine": {"cpu": _cpu_model(), "arch": platform.machine()},
+            "load_average": {"start": [round(v, 2) for v in load_before],
+                             "end": [round(v, 2) for v in os.getloadavg()]},
             "cores_usable": available_cpus(), "cpu_count": os.cpu_count(),
-            "images": args.images, "size": args.size, "model": args.model, "batch_size": args.batch_size,
+            "images": args.images, "size": args.size, "model": args.model,
+            "graph": Path(model).name, "graph_choice": why, "batch_size": args.batch_size,
             "threads_per_session": args.threads, "repeats": args.repeats,
             "runs": runs,
             "startup": {"ray_init_s": round(ray_init_s, 2), "first_ray_job_one_image_s": round(first_job_s, 2),
                         "warm_ray_job_one_image_s": round(warm_job_s, 2),
                         "local_model_load_s": round(local_load_s, 2)},
-        }, indent=2))
+        }
+        print(json.dumps(result, indent=2))
+        if args.output:
+            write_json(result, args.output)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

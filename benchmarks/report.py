@@ -87,6 +87,22 @@ def environment() -> Dict:
 # Schema.
 
 
+def _row_problem(row: Dict) -> str:
+    """What a row lacks or gets wrong ('' when nothing)."""
+    need = ROW_KEYS + (OK_ROW_KEYS if row.get("status") == "ok" else ())
+    lacking = [k for k in need if k not in row]
+    if lacking:
+        return f"lacks {', '.join(lacking)}"
+    if row["status"] == "ok":
+        lacking = [k for k in PARITY_KEYS if k not in row["parity"]]
+        if row["parity"].get("float_parity"):
+            lacking += [k for k in FLOAT_PARITY_KEYS if k not in row["parity"]]
+        return f"parity lacks {', '.join(lacking)}" if lacking else ""
+    if row["status"] in ("skipped", "failed"):
+        return "" if row.get("reason") else f"is {row['status']} but has no reason"
+    return f"has unknown status {row['status']!r}"
+
+
 def check_report(report: Dict, source: str = "report") -> None:
     """Raise ReportError naming the first missing piece; a check tests and --compare share."""
     if not isinstance(report, dict) or report.get("schema") != SCHEMA:
@@ -95,21 +111,9 @@ def check_report(report: Dict, source: str = "report") -> None:
     if missing:
         raise ReportError(f"{source}: report lacks {', '.join(missing)}")
     for i, row in enumerate(report["rows"]):
-        need = ROW_KEYS + (OK_ROW_KEYS if row.get("status") == "ok" else ())
-        lacking = [k for k in need if k not in row]
-        if lacking:
-            raise ReportError(f"{source}: row {i} ({row.get('backend')}) lacks {', '.join(lacking)}")
-        if row["status"] == "ok":
-            lacking = [k for k in PARITY_KEYS if k not in row["parity"]]
-            if row["parity"].get("float_parity"):
-                lacking += [k for k in FLOAT_PARITY_KEYS if k not in row["parity"]]
-            if lacking:
-                raise ReportError(f"{source}: row {i} ({row['backend']}) parity lacks {', '.join(lacking)}")
-        elif row["status"] in ("skipped", "failed"):
-            if not row.get("reason"):
-                raise ReportError(f"{source}: {row['status']} row {i} ({row['backend']}) has no reason")
-        else:
-            raise ReportError(f"{source}: row {i} has unknown status {row['status']!r}")
+        problem = _row_problem(row)
+        if problem:
+            raise ReportError(f"{source}: row {i} ({row.get('backend')}) {problem}")
 
 
 def load_report(path: str | os.PathLike) -> Dict:
@@ -195,81 +199,126 @@ def _quality_cells(r: Dict) -> List[str]:
             verdict]
 
 
+def _peak_note(peak: Dict) -> str:
+    """The measured peak; with its rounds (reports since the peak has them), their spread."""
+    def one(d, v):
+        if "rounds_gflops" not in v:
+            return f"{d} {v['gflops']:.0f} GFLOP/s"
+        return (f"{d} {v['gflops']:.0f} GFLOP/s (best of {len(v['rounds_gflops'])} rounds before and after the rows "
+                f"at {v['threads']} threads; the rounds' bests {min(v['rounds_gflops']):.0f}-"
+                f"{max(v['rounds_gflops']):.0f}, spread {100 * v['spread']:.0f} %)")
+
+    text = "Measured fp32 matmul peak in the same run: " + ", ".join(one(d, v) for d, v in peak.items()) + "."
+    if any("rounds_gflops" in v for v in peak.values()):
+        text += " % of peak is given for fp32 rows only: bf16, fp16 and int8 kernels have other ceilings."
+    low = [d for d, v in peak.items() if v.get("under_measured")]
+    if low:
+        text += (f" An fp32 row ran faster than the {', '.join(low)} peak, so it was measured while neighbours "
+                 "held the cores: no % of peak for that device.")
+    return text
+
+
+def _peak_cell(r: Dict) -> str:
+    return _f(r["fraction_of_peak"] and 100 * r["fraction_of_peak"], ".0f") + "%"
+
+
 def _speed_ratio(rows: List[Dict]) -> Dict:
     """median per-image time of eager fp32 at each (size, batch), for the 'vs eager' column."""
     return {(r["height"], r["batch"]): r["ms_per_image"] for r in rows if r["backend"] == "eager" and r["status"] == "ok"}
 
 
-def markdown(report: Dict) -> str:
-    """The tables a README shows: speed, parity, skipped backends, and how they were made."""
-    m, s = report["machine"], report["settings"]
-    model = report["model"]
-    peak = report["matmul_peak"]
-    rows = report["rows"]
-    ok = [r for r in rows if r["status"] == "ok"]
-    eager = _speed_ratio(rows)
+def _header_lines(report: Dict) -> List[str]:
+    """Machine, model, peak, instruction sets, timing rules and the quality reference."""
+    m, s, model = report["machine"], report["settings"], report["model"]
+    gpus = ", " + ", ".join(m["gpus"]) if m["gpus"] else ", no GPU"
     lines = [
-        "## Benchmark",
-        "",
-        f"Machine: {m['cpu']} ({m['usable_cpus']} usable CPUs{', ' + ', '.join(m['gpus']) if m['gpus'] else ', no GPU'}); "
+        f"Machine: {m['cpu']} ({m['usable_cpus']} usable CPUs{gpus}); "
         f"torch {report['versions']['torch']}, onnxruntime {report['versions']['onnxruntime']}; "
         f"torch threads {s['torch_threads']}, ORT CPU threads {s['ort_cpu_threads'] or '–'}.",
         f"Model: {model['note']}; {model['parameters'] / 1e6:.2f} M parameters, "
         + ", ".join(f"{int(f) / 1e9:.1f} GFLOP per {k}² image" for k, f in model["flops_per_image"].items())
         + ("; the flip ensemble: two passes per image" if model.get("flip_ensemble") else "; one view per image")
         + ".",
-        "Measured fp32 matmul peak in the same run: "
-        + ", ".join(f"{d} {v['gflops']:.0f} GFLOP/s" for d, v in peak.items()) + ".",
+        _peak_note(report["matmul_peak"]),
         _isa_note(m),
         f"Timing: first call and {s['timing']['warmup_runs']} warm-up run(s) untimed, then at least "
         f"{s['timing']['min_runs']} runs and {s['timing']['min_seconds']:g} s; latency is per batch."
         + _load_note(report),
-        "",
+    ]
+    qref = report.get("quality_reference")
+    if qref:
+        lines.insert(1, f"Quality: mask IoU and PSNR inside the true mask on {qref['images']} held-out images "
+                        f"({qref['per_photo']} seeded crops of each of {', '.join(qref['sources'])}; seed {qref['seed']}); "
+                        f"the reference ({report['reference']}) scores {qref['mask_iou']:.4f} and {qref['psnr_inside']:.2f} dB. "
+                        "Δ is against it; a row losing more than 0.005 IoU or 0.3 dB is flagged LOSES QUALITY.")
+    return lines
+
+
+def _memory_cell(r: Dict) -> str:
+    mem = f"{r['peak_rss_mb']:.0f} ({_f(r['rss_rise_mb'], '+.0f')})"
+    if r.get("cuda_max_allocated_mb") is not None:
+        mem += f", CUDA {r['cuda_max_allocated_mb']:.0f}"
+    return mem
+
+
+def _speed_lines(rows: List[Dict]) -> List[str]:
+    """The speed table: one line per measured row."""
+    eager = _speed_ratio(rows)
+    lines = [
         "| backend | precision | batch | size | median ms | p90 ms | p99 ms | ms/image | vs eager | images/s | MP/s "
         "| GFLOP/s | % of peak | first call ms | setup s | peak RSS MB (rise) | mask IoU (Δ) | PSNR in mask dB (Δ) | quality |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
         "| ---: | ---: | --- |",
     ]
-    qref = report.get("quality_reference")
-    if qref:
-        lines[3:3] = [f"Quality: mask IoU and PSNR inside the true mask on {qref['images']} held-out images "
-                      f"({qref['per_photo']} seeded crops of each of {', '.join(qref['sources'])}; seed {qref['seed']}); "
-                      f"the reference ({report['reference']}) scores {qref['mask_iou']:.4f} and {qref['psnr_inside']:.2f} dB. "
-                      "Δ is against it; a row losing more than 0.005 IoU or 0.3 dB is flagged LOSES QUALITY."]
-    for r in ok:
+    for r in (r for r in rows if r["status"] == "ok"):
         base = eager.get((r["height"], r["batch"]))
-        mem = f"{r['peak_rss_mb']:.0f} ({_f(r['rss_rise_mb'], '+.0f')})"
-        if r.get("cuda_max_allocated_mb") is not None:
-            mem += f", CUDA {r['cuda_max_allocated_mb']:.0f}"
         cells = [r["backend"], r["precision"], r["batch"], f"{r['height']}²", f"{r['median_ms']:.1f}",
                  f"{r['p90_ms']:.1f}", f"{r['p99_ms']:.1f}", f"{r['ms_per_image']:.1f}",
                  f"{base / r['ms_per_image']:.2f}×" if base else "–", f"{r['images_per_s']:.2f}",
-                 f"{r['megapixels_per_s']:.2f}", f"{r['gflops_per_s']:.0f}",
-                 _f(r["fraction_of_peak"] and 100 * r["fraction_of_peak"], ".0f") + "%",
-                 f"{r['first_call_ms']:.0f}", f"{r['setup_s']:.2f}", mem, *_quality_cells(r)]
+                 f"{r['megapixels_per_s']:.2f}", f"{r['gflops_per_s']:.0f}", _peak_cell(r),
+                 f"{r['first_call_ms']:.0f}", f"{r['setup_s']:.2f}", _memory_cell(r), *_quality_cells(r)]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    lines += ["", f"Parity against {report['reference']} on the same inputs (uint8 levels, share of differing "
-              "output values, share of mask pixels that disagree, whether every outside-mask pixel is the input byte, "
-              "and through the tensor signature where the backend has one the largest float |diff| of the "
-              "prediction and mask probability):", "",
-              "| backend | batch | size | parity | verdict |", "| --- | ---: | ---: | --- | --- |"]
-    for r in ok:
-        lines.append(f"| {r['backend']} | {r['batch']} | {r['height']}² | {_parity_cell(r['parity'])} | {_verdict(r['parity'], r['precision'])} |")
-    # One line per backend and reason, in first-seen order, however many shapes it skipped.
+    return lines
+
+
+def _parity_lines(report: Dict) -> List[str]:
+    lines = [f"Parity against {report['reference']} on the same inputs (uint8 levels, share of differing "
+             "output values, share of mask pixels that disagree, whether every outside-mask pixel is the input byte, "
+             "and through the tensor signature where the backend has one the largest float |diff| of the "
+             "prediction and mask probability):", "",
+             "| backend | batch | size | parity | verdict |", "| --- | ---: | ---: | --- | --- |"]
+    for r in (r for r in report["rows"] if r["status"] == "ok"):
+        lines.append(f"| {r['backend']} | {r['batch']} | {r['height']}² | {_parity_cell(r['parity'])} | "
+                     f"{_verdict(r['parity'], r['precision'])} |")
+    return lines
+
+
+def _not_run_lines(rows: List[Dict]) -> List[str]:
+    """One line per backend and reason, in first-seen order, however many shapes it skipped."""
     not_run = dict.fromkeys((r["backend"], r["status"], r["reason"]) for r in rows if r["status"] != "ok")
-    if not_run:
-        lines += ["", "| backend | not run |", "| --- | --- |"]
-        for (name, status, reason) in not_run:
-            lines.append(f"| {name} | {status}: {reason} |")
+    if not not_run:
+        return []
+    return ["", "| backend | not run |", "| --- | --- |"] + [f"| {n} | {st}: {why} |" for n, st, why in not_run]
+
+
+def _footer_lines(report: Dict) -> List[str]:
+    """What each backend is, export times, and the command that made the report."""
     described = {}
-    for r in rows:
+    for r in report["rows"]:
         described.setdefault(r["backend"], r["description"])
-    lines += ["", "Backends:", ""] + [f"- `{name}`: {text}" for name, text in described.items()]
+    lines = ["", "Backends:", ""] + [f"- `{name}`: {text}" for name, text in described.items()]
     if report["artifacts_s"]:
         lines += ["", "Export time (made once, not in any row): "
                   + ", ".join(f"{k} {v:.1f} s" for k, v in report["artifacts_s"].items()) + "."]
     if report.get("command"):
         lines += ["", f"Command: `{report['command']}` ({report['total_s'] / 60:.1f} min)."]
+    return lines
+
+
+def markdown(report: Dict) -> str:
+    """The tables a README shows: speed, parity, skipped backends, and how they were made."""
+    lines = (["## Benchmark", ""] + _header_lines(report) + [""] + _speed_lines(report["rows"]) + [""]
+             + _parity_lines(report) + _not_run_lines(report["rows"]) + _footer_lines(report))
     return "\n".join(lines) + "\n"
 
 

@@ -20,7 +20,7 @@ import torch
 from benchmarks import inputs
 from benchmarks.backends import Backend, cuda_usable, select
 from benchmarks.context import BenchContext
-from benchmarks.peak import matmul_peak
+from benchmarks.peak import matmul_peak, merge_peaks
 from benchmarks.report import SCHEMA, environment
 from benchmarks.timing import MemoryProbe, TimingConfig, measure, release_memory
 from export.parity import TOLERANCES, merge, pixel_parity, tensor_parity, tolerance_table, violations
@@ -40,7 +40,7 @@ class BenchSettings:
         checkpoint: a `.ckpt` or `.safetensors` to measure (PyTorch rows and exports come from it).
         onnx: a pixels-signature ONNX file for the ONNX Runtime rows.
         backends: names to run (None: all); exclude: names to leave out (e.g. "compile").
-        device: "all", "cpu" or "cuda": which backends' device to include.
+        device: "auto" (every device), "cpu" or "cuda": which backends' device to include.
         batch_sizes, sizes: the grid; images are `size`x`size`.
         timing: warm-up, minimum runs and duration.
         seed: seeds the default model's random weights.
@@ -56,7 +56,7 @@ class BenchSettings:
     onnx: Optional[str] = None
     backends: Optional[List[str]] = None
     exclude: List[str] = field(default_factory=list)
-    device: str = "all"
+    device: str = "auto"
     batch_sizes: List[int] = field(default_factory=lambda: [1, 8])
     sizes: List[int] = field(default_factory=lambda: [256])
     timing: TimingConfig = field(default_factory=TimingConfig)
@@ -225,10 +225,11 @@ def backend_quality(backend: Backend, cases, ref: Dict, log: Callable[[str], Non
 
 
 def run_backend(backend: Backend, ctx: BenchContext, cells: List[Tuple[int, int]], data: Dict,
-                cfg: TimingConfig, flops: Dict[int, int], peaks: Dict[str, float],
-                log: Callable[[str], None], quality_cases=None, quality_ref: Optional[Dict] = None) -> List[Dict]:
+                cfg: TimingConfig, flops: Dict[int, int], log: Callable[[str], None], quality_cases=None,
+                quality_ref: Optional[Dict] = None) -> List[Dict]:
     """All rows of one backend (skipped or failed rows carry the reason); every ok row carries
-    the backend's quality on the held-out set (`backend_quality`) when `quality_cases` are given."""
+    the backend's quality on the held-out set (`backend_quality`) when `quality_cases` are given.
+    `fraction_of_peak` is filled in by `attach_peak` once the peak is known."""
     reason = backend.skip_reason(ctx)
     if reason:
         log(f"{backend.name}: skipped: {reason}")
@@ -259,7 +260,7 @@ def run_backend(backend: Backend, ctx: BenchContext, cells: List[Tuple[int, int]
             gflops = flops[size] * summary["images_per_s"] / 1e9
             row = _row(backend, batch, size, status="ok", reason=None, setup_s=setup_s, shape_setup_s=shape_setup_s,
                        **summary, flops_per_image=flops[size], gflops_per_s=gflops,
-                       fraction_of_peak=gflops / peaks[backend.device] if peaks.get(backend.device) else None,
+                       fraction_of_peak=None,
                        **memory, parity=_parity(backend, images, ref, x))
             log(f"{backend.name} batch {batch} {size}x{size}: median {summary['median_ms']:.1f} ms, "
                 f"first call {summary['first_call_ms']:.0f} ms, {summary['runs']} runs")
@@ -302,6 +303,77 @@ def _load_average() -> Optional[List[float]]:
         return None
 
 
+def attach_peak(rows: List[Dict], peaks: Dict[str, Dict]) -> None:
+    """Each fp32 row's GFLOP/s as a fraction of its device's fp32 matmul peak (other precisions:
+    None, their kernels have other ceilings).
+
+    An fp32 row faster than the peak means the peak was measured while neighbours held the
+    cores: the device's peak is marked `under_measured` and none of its rows gets a fraction.
+    """
+    fp32 = [r for r in rows if r["status"] == "ok" and r["precision"] == "fp32"]
+    for device, peak in peaks.items():
+        peak["under_measured"] = any(r["gflops_per_s"] > peak["gflops"] for r in fp32 if r["device"] == device)
+    for r in rows:
+        if r["status"] == "ok":
+            peak = peaks.get(r["device"])
+            usable = peak is not None and not peak["under_measured"] and r["precision"] == "fp32"
+            r["fraction_of_peak"] = r["gflops_per_s"] / peak["gflops"] if usable else None
+
+
+def _measure_peaks(backends: List[Backend]) -> Dict[str, Dict]:
+    peaks = {"cpu": matmul_peak("cpu")}
+    if cuda_usable() and any(b.device == "cuda" for b in backends):
+        peaks["cuda"] = matmul_peak("cuda", n=8192)
+    return peaks
+
+
+def _subject(settings: BenchSettings, pipeline: Optional[RestorationPipeline]):
+    """(pipeline, model description with FLOPs per image, ONNX precision) for the run."""
+    if pipeline is not None:
+        from restore_core.checkpoint import weights_sha256
+
+        subject = {"source": "given", "note": "a pipeline given by the caller", "model_config": asdict(pipeline.model.cfg),
+                   "threshold": pipeline.threshold, "weights_sha256": weights_sha256(pipeline.model),
+                   "flip_ensemble": pipeline.flip_ensemble,
+                   "parameters": count_parameters(pipeline.model), "_flops_model": pipeline.model}
+        onnx_precision = None
+    else:
+        pipeline, subject, onnx_precision = load_subject(settings)
+    flops = flops_per_image(subject.pop("_flops_model"), settings.sizes, bool(subject.get("flip_ensemble")))
+    subject["flops_per_image"] = {str(s): f for s, f in flops.items()}
+    return pipeline, subject, onnx_precision, flops
+
+
+def _inputs(settings: BenchSettings, pipeline, ctx: BenchContext, log) -> Tuple[List, Dict, Optional[List], Optional[Dict]]:
+    """The (size, batch) cells, their images and reference outputs, and the held-out quality set."""
+    cells = [(s, b) for s in settings.sizes for b in settings.batch_sizes]
+    data = {}
+    for size, batch in cells:
+        images = inputs.corrupted_batch(batch, size, size)  # (N, H, W, 3) uint8
+        x = normalize(torch.from_numpy(images).permute(0, 3, 1, 2)).contiguous().numpy()  # (N, 3, H, W)
+        data[(size, batch)] = (images, _reference(pipeline, ctx, images), x)
+    if not settings.quality_per_photo:
+        return cells, data, None, None
+    from restore_core.heldout import HELDOUT_SEED, heldout_set
+
+    quality_cases = heldout_set(settings.quality_per_photo)
+    quality_ref = reference_quality(pipeline, ctx, quality_cases)
+    quality_ref.update(seed=HELDOUT_SEED, per_photo=settings.quality_per_photo,
+                       sources=sorted({c.source for c in quality_cases}))
+    log(f"reference quality on {len(quality_cases)} held-out images: mask IoU {quality_ref['mask_iou']:.4f}, "
+        f"PSNR in mask {quality_ref['psnr_inside']:.2f} dB")
+    return cells, data, quality_cases, quality_ref
+
+
+def _selected(settings: BenchSettings) -> List[Backend]:
+    backends = select(settings.backends, settings.exclude, settings.device)
+    if settings.device == "cuda" and not cuda_usable():
+        raise ValueError("--device cuda asked for, but CUDA is not usable here (torch.cuda.is_available() is False)")
+    if not backends:
+        raise ValueError("no backend selected")
+    return backends
+
+
 def run_benchmark(settings: BenchSettings, log: Callable[[str], None] = print,
                   pipeline: Optional[RestorationPipeline] = None) -> Dict:
     """Measure the selected backends; returns the report (see `benchmarks.report`).
@@ -317,61 +389,30 @@ def run_benchmark(settings: BenchSettings, log: Callable[[str], None] = print,
     """
     t_start = time.perf_counter()
     load_before = _load_average()
-    backends = select(settings.backends, settings.exclude, settings.device)
-    if settings.device == "cuda" and not cuda_usable():
-        raise ValueError("--device cuda asked for, but CUDA is not usable here (torch.cuda.is_available() is False)")
-    if not backends:
-        raise ValueError("no backend selected")
-    if pipeline is not None:
-        from restore_core.checkpoint import weights_sha256
+    backends = _selected(settings)
+    pipeline, subject, onnx_precision, flops = _subject(settings, pipeline)
 
-        subject = {"source": "given", "note": "a pipeline given by the caller", "model_config": asdict(pipeline.model.cfg),
-                   "threshold": pipeline.threshold, "weights_sha256": weights_sha256(pipeline.model),
-                   "flip_ensemble": pipeline.flip_ensemble,
-                   "parameters": count_parameters(pipeline.model), "_flops_model": pipeline.model}
-        onnx_precision = None
-    else:
-        pipeline, subject, onnx_precision = load_subject(settings)
-    flops = flops_per_image(subject.pop("_flops_model"), settings.sizes, bool(subject.get("flip_ensemble")))
-    subject["flops_per_image"] = {str(s): f for s, f in flops.items()}
-
-    log("measuring the fp32 matmul peak")
-    peaks_full = {"cpu": matmul_peak("cpu")}
-    if cuda_usable() and any(b.device == "cuda" for b in backends):
-        peaks_full["cuda"] = matmul_peak("cuda", n=8192)
-    peaks = {k: v["gflops"] for k, v in peaks_full.items()}
-
+    log("measuring the fp32 matmul peak (before the rows)")
+    peaks_before = _measure_peaks(backends)
     wants_int8 = any(b.precision == "int8" for b in backends)
     calibration = (inputs.calibration_batches(CALIBRATION_IMAGES, settings.sizes[0], settings.sizes[0])
                    if wants_int8 else [])
     ctx = BenchContext(pipeline, Path(settings.onnx) if settings.onnx else None, onnx_precision or "fp32",
                        calibration, settings.opset, int8_onnx=settings.int8_onnx, force_bf16=settings.force_bf16)
     try:
-        cells = [(s, b) for s in settings.sizes for b in settings.batch_sizes]
-        data = {}
-        for size, batch in cells:
-            images = inputs.corrupted_batch(batch, size, size)  # (N, H, W, 3) uint8
-            x = normalize(torch.from_numpy(images).permute(0, 3, 1, 2)).contiguous().numpy()  # (N, 3, H, W)
-            data[(size, batch)] = (images, _reference(pipeline, ctx, images), x)
-        quality_cases, quality_ref = None, None
-        if settings.quality_per_photo:
-            from restore_core.heldout import HELDOUT_SEED, heldout_set
-
-            quality_cases = heldout_set(settings.quality_per_photo)
-            quality_ref = reference_quality(pipeline, ctx, quality_cases)
-            quality_ref.update(seed=HELDOUT_SEED, per_photo=settings.quality_per_photo,
-                               sources=sorted({c.source for c in quality_cases}))
-            log(f"reference quality on {len(quality_cases)} held-out images: mask IoU {quality_ref['mask_iou']:.4f}, "
-                f"PSNR in mask {quality_ref['psnr_inside']:.2f} dB")
+        cells, data, quality_cases, quality_ref = _inputs(settings, pipeline, ctx, log)
         rows = []
         for backend in backends:
-            rows += run_backend(backend, ctx, cells, data, settings.timing, flops, peaks, log,
-                                quality_cases, quality_ref)
+            rows += run_backend(backend, ctx, cells, data, settings.timing, flops, log, quality_cases, quality_ref)
         artifacts = dict(ctx.artifact_seconds)
         providers = dict(ctx.providers_seen)
         ort_threads = getattr(ctx, "ort_threads", None)
     finally:
         ctx.close()
+    log("measuring the fp32 matmul peak (after the rows)")
+    peaks_after = _measure_peaks(backends)
+    peaks = {d: merge_peaks(peaks_before[d], peaks_after[d]) for d in peaks_before}
+    attach_peak(rows, peaks)
     settings_dict = asdict(settings)
     settings_dict.update(torch_threads=torch.get_num_threads(), ort_cpu_threads=ort_threads)
     return {
@@ -383,7 +424,7 @@ def run_benchmark(settings: BenchSettings, log: Callable[[str], None] = print,
         "settings": settings_dict,
         "model": subject,
         "reference": "eager fp32 on the CPU" if pipeline is not None else "ONNX Runtime CPU fp32",
-        "matmul_peak": peaks_full,
+        "matmul_peak": peaks,
         "artifacts_s": artifacts,
         "tolerances": tolerance_table(),
         "quality_reference": quality_ref,

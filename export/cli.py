@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from export.quantize import DEFAULT_CALIBRATION, DEFAULT_HELDOUT_PER_PHOTO, DEFAULT_MAX_EXCLUDED, Bounds
-from restore_toolkit.console import COMMAND_SETTINGS, handle_errors, require, version_option
+from restore_toolkit.console import COMMAND_SETTINGS, handle_errors, renamed_option, require, version_option
 
 # The exporter's own values (export.onnx_export imports torch, so --help cannot ask it);
 # tests/test_export_cli.py checks that these match.
@@ -37,10 +37,10 @@ def _export_errors():
     return errors
 
 
-def _load_pipeline(checkpoint: Path, flip_ensemble=None):
+def _load_pipeline(model: Path, flip_ensemble=None):
     from restore_core.checkpoint import load_model
 
-    return load_model(checkpoint, flip_ensemble=flip_ensemble).pipeline()  # CheckpointError: one line naming the file
+    return load_model(model, flip_ensemble=flip_ensemble).pipeline()  # CheckpointError: one line naming the file
 
 
 def _report(result, verify: bool) -> None:
@@ -53,16 +53,18 @@ def _report(result, verify: bool) -> None:
         click.echo("parity: skipped (--no-verify); the file's metadata says so")
 
 
-_checkpoint = click.option("--checkpoint", "checkpoint", required=True, type=click.Path(path_type=Path),
-                           help="Training checkpoint (.ckpt) or released weights (.safetensors).")
+# --model names the model to read in every command (restore-run, restore-validate, restore-bench too);
+# --checkpoint, its older spelling here, still works.
+_model = renamed_option("--model", "model", required=True, type=click.Path(path_type=Path), old=["--checkpoint"],
+                        help="Training checkpoint (.ckpt), released weights (.safetensors) or 'default' "
+                             "(the shipped model).")
 _output = click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
                        help="File to write (written beside it under a temporary name, then renamed).")
 
 
 def _overwrite(fn):
     """`--overwrite`, as in restore-data and restore-run; `--force`, the older spelling, still works."""
-    fn = click.option("--force", "force", is_flag=True, hidden=True)(fn)
-    return click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")(fn)
+    return renamed_option("--overwrite", is_flag=True, old=["--force"], help="Replace OUTPUT if it exists.")(fn)
 
 
 def _flip_ensemble(what: str, default: str):
@@ -82,75 +84,99 @@ def main() -> None:
     """Export a trained restore model (ONNX, TorchScript, torch.export) or inspect an artifact."""
 
 
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def _precision_options(fn):
+    """`--precision fp32|fp16|int8`; --fp16 and --int8, the older flags, still work (hidden)."""
+    fn = click.option("--int8", "int8_flag", is_flag=True, hidden=True)(fn)
+    fn = click.option("--fp16", "fp16_flag", is_flag=True, hidden=True)(fn)
+    return click.option(
+        "--precision", type=click.Choice(PRECISIONS), default=None, show_default="fp32",
+        help="fp32; fp16: half-precision weights and compute inside, same interface; int8: static int8 (QDQ) "
+             "for CPUs, same uint8 interface, refused unless it keeps quality on the held-out set "
+             "(see --max-iou-drop, --max-psnr-drop).")(fn)
+
+
+def _chosen_precision(precision, fp16_flag: bool, int8_flag: bool) -> str:
+    flagged = [p for p, given in (("fp16", fp16_flag), ("int8", int8_flag)) if given]
+    if len(set(flagged + ([precision] if precision else []))) > 1:
+        raise click.UsageError(f"contradictory precisions: {', '.join(sorted(set(flagged + [precision or '']) - {''}))}")
+    return precision or (flagged[0] if flagged else "fp32")
+
+
 @main.command("onnx")
-@_checkpoint
+@_model
 @_output
 @click.option("--signature", type=click.Choice(SIGNATURE_NAMES), default="pixels",
               help="pixels: uint8 [N,H,W,3] in and out; tensor: float32 [N,3,H,W] in [-1,1].")
-@click.option("--fp16", is_flag=True, help="Half-precision weights and compute inside; same interface.")
+@_precision_options
 @click.option("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset ({MIN_OPSET} or newer).")
-@click.option("--int8", is_flag=True,
-              help="Static int8 (QDQ) for CPUs, same uint8 interface; refused unless it keeps quality on the "
-                   "held-out set (see --max-iou-drop, --max-psnr-drop).")
 @click.option("--calibration-images", type=click.IntRange(min=1), default=DEFAULT_CALIBRATION,
-              help="--int8: seeded corrupted crops of the bundled training photos to calibrate on.")
+              help="--precision int8: seeded corrupted crops of the bundled training photos to calibrate on.")
 @click.option("--heldout-per-photo", type=click.IntRange(min=1), default=DEFAULT_HELDOUT_PER_PHOTO,
-              help="--int8: verification crops per held-out photo.")
+              help="--precision int8: verification crops per held-out photo.")
 @click.option("--max-iou-drop", type=float, default=Bounds.max_iou_drop,
-              help="--int8: most mask IoU the int8 graph may lose against the fp32 graph.")
+              help="--precision int8: most mask IoU the int8 graph may lose against the fp32 graph.")
 @click.option("--max-psnr-drop", type=float, default=Bounds.max_psnr_drop,
-              help="--int8: most PSNR inside the mask (dB) it may lose.")
+              help="--precision int8: most PSNR inside the mask (dB) it may lose.")
 @click.option("--max-excluded", type=click.IntRange(min=0), default=DEFAULT_MAX_EXCLUDED,
-              help="--int8: most parts kept in float before refusing (the first stage, then activations worst by qdq_loss_debug).")
+              help="--precision int8: most parts kept in float before refusing (the first stage, then activations "
+                   "worst by qdq_loss_debug).")
 @_flip_ensemble("the graph", "the checkpoint's: on for default, off for training checkpoints")
 @_no_verify
 @_overwrite
 @handle_errors(_export_errors, INTERRUPTED)
-def onnx_cmd(checkpoint: Path, output: Path, signature: str, fp16: bool, opset: int, int8: bool,
+def onnx_cmd(model: Path, output: Path, signature: str, precision, fp16_flag: bool, int8_flag: bool, opset: int,
              calibration_images: int, heldout_per_photo: int, max_iou_drop: float, max_psnr_drop: float,
-             max_excluded: int, flip_ensemble, no_verify: bool, overwrite: bool, force: bool) -> None:
-    """Export to one self-contained ONNX file, verified against eager PyTorch (--int8: and on the held-out set)."""
-    overwrite = overwrite or force
-    if int8 and (fp16 or signature != "pixels"):
-        raise click.UsageError("--int8 makes a pixels graph; it does not combine with --fp16 or --signature tensor")
+             max_excluded: int, flip_ensemble, no_verify: bool, overwrite: bool) -> None:
+    """Export to one self-contained ONNX file, verified against eager PyTorch (int8: and on the held-out set)."""
+    precision = _chosen_precision(precision, fp16_flag, int8_flag)
+    if precision == "int8" and signature != "pixels":
+        raise click.UsageError("--precision int8 makes a pixels graph; it does not combine with --signature tensor")
     require(["torch", "onnxscript", "skimage"], "export", "restore-export onnx")
     from export.onnx_export import check_opset, check_output_path, export_onnx
 
     check_opset(opset)  # cheap checks first: no slow export for a bad opset or path
     check_output_path(output, overwrite)
-    pipeline = _load_pipeline(checkpoint, flip_ensemble)
-    if int8:
-        from export.quantize import export_int8, format_int8, int8_summary
-
-        result = export_int8(pipeline, output, calibration=calibration_images, heldout_per_photo=heldout_per_photo,
-                             bounds=Bounds(max_iou_drop, max_psnr_drop), max_excluded=max_excluded, opset=opset,
-                             verify=not no_verify, force=overwrite, log=lambda line: click.echo(line, err=True))
-        click.echo(f"wrote {result.path} ({result.size_bytes / 1e6:.2f} MB) in {result.seconds:.1f} s "
-                   f"(fp32 export {result.export_seconds:.1f} s, quantize and verify {result.verify_seconds:.1f} s)")
-        click.echo(format_int8(int8_summary(result.metadata.extra)))
-        click.echo("int8 quality: passed")
+    pipeline = _load_pipeline(model, flip_ensemble)
+    if precision == "int8":
+        _export_int8(pipeline, output, calibration_images, heldout_per_photo, Bounds(max_iou_drop, max_psnr_drop),
+                     max_excluded, opset, not no_verify, overwrite)
         return
-    result = export_onnx(pipeline, output, signature=signature, opset=opset, fp16=fp16,
+    result = export_onnx(pipeline, output, signature=signature, opset=opset, fp16=precision == "fp16",
                          verify=not no_verify, force=overwrite)
     _report(result, not no_verify)
+
+
+def _export_int8(pipeline, output: Path, calibration: int, heldout_per_photo: int, bounds: Bounds, max_excluded: int,
+                 opset: int, verify: bool, overwrite: bool) -> None:
+    from export.quantize import export_int8, format_int8, int8_summary
+
+    result = export_int8(pipeline, output, calibration=calibration, heldout_per_photo=heldout_per_photo,
+                         bounds=bounds, max_excluded=max_excluded, opset=opset, verify=verify, force=overwrite,
+                         log=lambda line: click.echo(line, err=True))
+    click.echo(f"wrote {result.path} ({result.size_bytes / 1e6:.2f} MB) in {result.seconds:.1f} s "
+               f"(fp32 export {result.export_seconds:.1f} s, quantize and verify {result.verify_seconds:.1f} s)")
+    click.echo(format_int8(int8_summary(result.metadata.extra)))
+    click.echo("int8 quality: passed")
 
 
 def _artifact_command(kind: str, help_text: str) -> None:
     """Register `restore-export KIND`: TorchScript and torch.export differ only in what they build."""
 
     @main.command(kind, help=help_text)
-    @_checkpoint
+    @_model
     @_output
     @_flip_ensemble("the module", "the checkpoint's: on for default, off for training checkpoints")
     @_no_verify
     @_overwrite
     @handle_errors(_export_errors, INTERRUPTED)
-    def command(checkpoint: Path, output: Path, flip_ensemble, no_verify: bool, overwrite: bool, force: bool) -> None:
-        overwrite = overwrite or force
+    def command(model: Path, output: Path, flip_ensemble, no_verify: bool, overwrite: bool) -> None:
         require(["torch", "skimage"], "export", f"restore-export {kind}")
         from export.torchscript import export_artifact
 
-        result = export_artifact(kind, _load_pipeline(checkpoint, flip_ensemble), output, verify=not no_verify,
+        result = export_artifact(kind, _load_pipeline(model, flip_ensemble), output, verify=not no_verify,
                                  force=overwrite)
         _report(result, not no_verify)
 
@@ -161,9 +187,9 @@ _artifact_command("exported-program", "Export with torch.export to a .pt2 progra
 
 
 @main.command("weights")
-@click.option("--checkpoint", "checkpoints", required=True, multiple=True, type=click.Path(path_type=Path),
-              help="Training checkpoint (.ckpt) or released weights (.safetensors). Given more than once: "
-                   "the weights are averaged (runs fine-tuned from one start, same model config).")
+@renamed_option("--model", "models", required=True, multiple=True, type=click.Path(path_type=Path), old=["--checkpoint"],
+                help="Training checkpoint (.ckpt), released weights (.safetensors) or 'default'. Given more than "
+                     "once: the weights are averaged (runs fine-tuned from one start, same model config).")
 @click.option("--calibrate", is_flag=True,
               help="Lower the mask head's bias by the offset that restores the calibration crops best "
                    "(restore_core/calibrate.py); the sweep is printed and recorded in the metadata.")
@@ -171,7 +197,7 @@ _artifact_command("exported-program", "Export with torch.export to a .pt2 progra
 @_output
 @_overwrite
 @handle_errors(_export_errors, INTERRUPTED)
-def weights_cmd(checkpoints: tuple, calibrate: bool, flip_ensemble, output: Path, overwrite: bool, force: bool) -> None:
+def weights_cmd(models: tuple, calibrate: bool, flip_ensemble, output: Path, overwrite: bool) -> None:
     """Write a checkpoint's model weights alone as a .safetensors release (no optimizer state, no pickle)."""
     require(["torch", "safetensors"] + (["skimage"] if calibrate else []), "export", "restore-export weights")
     from export.onnx_export import ExportError, check_output_path
@@ -179,9 +205,9 @@ def weights_cmd(checkpoints: tuple, calibrate: bool, flip_ensemble, output: Path
 
     if output.suffix != ".safetensors":
         raise ExportError(f"{output}: a release is a .safetensors file")
-    check_output_path(output, overwrite or force)
+    check_output_path(output, overwrite)
     # The setting is chosen before calibrating: the offset is chosen for the pipeline that ships.
-    models = [load_model(c, flip_ensemble=flip_ensemble) for c in checkpoints]
+    models = [load_model(m, flip_ensemble=flip_ensemble) for m in models]
     loaded, extra, what = models[0], None, ""
     if len(models) > 1:
         loaded = average_models(models)

@@ -11,7 +11,7 @@ the converter leaves for us to tidy, both repaired here rather than worked aroun
 - It also records a float16 `value_info` for such a scales initializer although the initializer
   itself stays float32, and `onnx.checker` rejects the clash; and the Cast it inserts for it is
   a float32 -> float32 no-op. The annotations are dropped (they are optional; shape inference
-  rebuilds them) and no-op Casts of initializers are bypassed.
+  rebuilds them) and no-op Casts of initializers are removed.
 - A float input that the graph also returns where the mask is 0 (the tensor signature's
   composite) would come back rounded to fp16. The Where that selects it is kept in fp32, and
   the fp32 -> fp16 -> fp32 round trips the converter puts around it are collapsed, so the
@@ -24,6 +24,9 @@ the converter leaves for us to tidy, both repaired here rather than worked aroun
   in fp16 (spacing 0.125 above 128) would move pixels by a level for no speed gain.
 - The inserted Casts are appended at the end of the node list; `onnx.checker` wants the graph
   topologically sorted, so it is re-sorted.
+
+The generic repairs (sorting, shape inference, removing Identity and unused nodes) are onnx-ir's
+passes; what is ours is which nodes stay fp32 and which Casts are redundant.
 
 `keep_io_types=True` keeps float inputs and outputs in float32 (the tensor signature); uint8
 inputs and outputs (the pixels signature) are never touched, and the Casts inside the graph
@@ -69,12 +72,9 @@ def convert_to_fp16(proto: onnx.ModelProto) -> onnx.ModelProto:
         model = convert_float_to_float16(model, keep_io_types=True, node_block_list=keep_fp32)
     finally:
         log.setLevel(level)
-    _drop_duplicate_nodes(model.graph)
-    _bypass_noop_casts(model.graph)
+    _drop_duplicate_nodes(model.graph)  # before onnx-ir: it cannot load two nodes writing one name
     del model.graph.value_info[:]
-    _topological_sort(model.graph)
-    _collapse_round_trips(model)
-    _drop_dead_nodes(model.graph)
+    model = _tidy(model)
     after = _io_types(model)
     if after != before:  # the interface is the contract; never ship a graph that changed it
         raise RuntimeError(f"fp16 conversion changed the graph's interface: {before} -> {after}")
@@ -114,89 +114,52 @@ def _drop_duplicate_nodes(graph: onnx.GraphProto) -> None:
     graph.node.extend(keep)
 
 
-def _bypass_noop_casts(graph: onnx.GraphProto) -> None:
-    """Remove Casts of an initializer to the dtype it already has; consumers read it directly."""
-    dtypes = {t.name: t.data_type for t in graph.initializer}
-    outputs = {o.name for o in graph.output}
-    rename: Dict[str, str] = {}
-    keep: List[onnx.NodeProto] = []
-    for node in graph.node:
-        to = next((a.i for a in node.attribute if a.name == "to"), None)
-        if (node.op_type == "Cast" and node.input[0] in dtypes and dtypes[node.input[0]] == to
-                and node.output[0] not in outputs):
-            rename[node.output[0]] = node.input[0]
-            continue
-        keep.append(node)
-    for node in keep:
-        for i, name in enumerate(node.input):
-            if name in rename:
-                node.input[i] = rename[name]
-    del graph.node[:]
-    graph.node.extend(keep)
+def _tidy(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """onnx-ir's passes do the generic repairs: sort the nodes the converter appended (the checker
+    wants a topological order), infer the types, drop the Identities our Casts become, and drop
+    the nodes left unused. Only which Casts are redundant is ours to say (`_redundant_casts_to_identity`)."""
+    import onnx_ir as ir
+    from onnx_ir.passes.common import (
+        IdentityEliminationPass,
+        RemoveUnusedNodesPass,
+        ShapeInferencePass,
+        TopologicalSortPass,
+    )
+
+    model = ir.from_proto(proto)
+    model = ir.passes.Sequential(TopologicalSortPass(), ShapeInferencePass())(model).model
+    _redundant_casts_to_identity(model.graph)
+    passes = ir.passes.Sequential(IdentityEliminationPass(), RemoveUnusedNodesPass(), TopologicalSortPass())
+    return ir.to_proto(passes(model).model)
 
 
-def _collapse_round_trips(model: onnx.ModelProto) -> None:
-    """Replace Cast(to=fp32)(Cast(to=fp16)(v)) with v itself when v is already fp32."""
-    inferred = onnx.shape_inference.infer_shapes(model)
-    types = {v.name: v.type.tensor_type.elem_type
-             for v in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output)}
-    types.update({t.name: t.data_type for t in model.graph.initializer})
-    producer = {o: n for n in model.graph.node for o in n.output}
-    outputs = {o.name for o in model.graph.output}
+def _redundant_casts_to_identity(graph) -> None:
+    """Turn into Identity (onnx-ir then removes it) every Cast that changes nothing:
+
+    - a Cast of an initializer to the dtype it already has (the converter's float32 -> float32
+      Cast of Resize's scales);
+    - the second Cast of a round trip fp32 -> fp16 -> fp32, which then reads the fp32 value
+      itself, so the composite copies the input exactly outside the mask.
+    """
+    import onnx_ir as ir
 
     def cast_to(node):
-        return next((a.i for a in node.attribute if a.name == "to"), None) if node.op_type == "Cast" else None
+        return node.attributes["to"].as_int() if node.op_type == "Cast" and "to" in node.attributes else None
 
-    rename: Dict[str, str] = {}
-    for node in model.graph.node:
-        if cast_to(node) != TensorProto.FLOAT:
+    for node in list(graph):
+        to, source = cast_to(node), node.inputs[0] if node.op_type == "Cast" else None
+        if to is None:
             continue
-        first = producer.get(node.input[0])
-        if first is None or cast_to(first) != TensorProto.FLOAT16 or types.get(first.input[0]) != TensorProto.FLOAT:
-            continue
-        source = first.input[0]
-        if node.output[0] in outputs:  # a graph output keeps its name: read the fp32 value through Identity
+        if source.is_initializer() and source.dtype is not None and source.dtype.value == to:
             node.op_type = "Identity"
-            del node.attribute[:]
-            node.input[0] = source
-        else:
-            rename[node.output[0]] = source
-    for node in model.graph.node:
-        for i, name in enumerate(node.input):
-            if name in rename:
-                node.input[i] = rename[name]
-
-
-def _drop_dead_nodes(graph: onnx.GraphProto) -> None:
-    """Remove nodes none of whose outputs is used (after the round trips were collapsed)."""
-    while True:
-        used = {o.name for o in graph.output} | {i for n in graph.node for i in n.input}
-        keep = [n for n in graph.node if any(o in used for o in n.output)]
-        if len(keep) == len(graph.node):
-            return
-        del graph.node[:]
-        graph.node.extend(keep)
-
-
-def _topological_sort(graph: onnx.GraphProto) -> None:
-    """Order nodes so each comes after the producers of its inputs (Kahn's algorithm, stable)."""
-    available = {v.name for v in graph.input} | {t.name for t in graph.initializer} | {""}
-    pending = list(graph.node)
-    ordered: List[onnx.NodeProto] = []
-    while pending:
-        rest = []
-        for node in pending:
-            if all(i in available for i in node.input):
-                ordered.append(node)
-                available.update(node.output)
-            else:
-                rest.append(node)
-        if len(rest) == len(pending):
-            missing = sorted({i for n in rest for i in n.input if i not in available})
-            raise RuntimeError(f"fp16 graph has inputs nothing produces: {missing[:5]}")
-        pending = rest
-    del graph.node[:]
-    graph.node.extend(ordered)
+            node.attributes.clear()
+            continue
+        first = source.producer()
+        if (to == ir.DataType.FLOAT.value and first is not None and cast_to(first) == ir.DataType.FLOAT16.value
+                and first.inputs[0].dtype == ir.DataType.FLOAT):
+            node.replace_input_with(0, first.inputs[0])
+            node.op_type = "Identity"
+            node.attributes.clear()
 
 
 def is_fp16(proto: onnx.ModelProto) -> bool:

@@ -138,23 +138,27 @@ def _describe_weights(path: Path) -> Dict[str, Any]:
     return info
 
 
+def _metadata_lines(meta: Dict[str, Any]) -> List[str]:
+    """Our metadata's fields, one a line (the int8 record is shown readably apart)."""
+    keys = ("signature", "layout", "color_order", "precision", "threshold", "stride", "pads_inside",
+            "weights_sha256", "format_version", "model_config", "exporter")
+    return ([f"  {key}: {meta[key]}" for key in keys]
+            + [f"  {k}: {v}" for k, v in sorted(meta.get("extra", {}).items()) if k != "int8"])
+
+
+def _info_lines(info: Dict[str, Any], has_metadata: bool) -> List[str]:
+    """The fields read from the file itself, less those the metadata already showed."""
+    shown = ("model_config", "threshold", "weights_sha256") if has_metadata else ()
+    keys = ("opset", "producer", "model_config", "threshold", "flip_ensemble", "parameters", "weights_sha256",
+            "training", "methods", "averaged_from", "mask_offset")
+    return [f"  {key}: {info[key]}" for key in keys if key in info and key not in shown]
+
+
 def format_description(info: Dict[str, Any]) -> str:
     """Readable text for `restore-export inspect`: fields, I/O table, parity table."""
     lines = [f"{info['path']}: {info['kind']}, {info['size_bytes'] / 1e6:.2f} MB"]
     meta = info.get("metadata")
-    if meta:
-        for key in ("signature", "layout", "color_order", "precision", "threshold", "stride", "pads_inside",
-                    "weights_sha256", "format_version"):
-            lines.append(f"  {key}: {meta[key]}")
-        lines.append(f"  model_config: {meta['model_config']}")
-        lines.append(f"  exporter: {meta['exporter']}")
-        for k, v in sorted(meta.get("extra", {}).items()):
-            if k != "int8":  # shown readably below
-                lines.append(f"  {k}: {v}")
-    for key in ("opset", "producer", "model_config", "threshold", "flip_ensemble", "parameters", "weights_sha256",
-                "training", "methods", "averaged_from", "mask_offset"):
-        if key in info and not (meta and key in ("model_config", "threshold", "weights_sha256")):
-            lines.append(f"  {key}: {info[key]}")
+    lines += (_metadata_lines(meta) if meta else []) + _info_lines(info, bool(meta))
     for side in ("inputs", "outputs"):
         for v in info.get(side, []):
             shape = "[" + ", ".join(str(d) for d in v["shape"]) + "]"

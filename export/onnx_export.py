@@ -204,7 +204,7 @@ def check_output_path(output: str | os.PathLike, force: bool) -> Path:
     if output.is_dir():
         raise ExportError(f"{output}: is a folder; give a file name")
     if output.exists() and not force:
-        raise ExportError(f"{output}: already exists; pass --force to overwrite")
+        raise ExportError(f"{output}: already exists; pass --overwrite to replace it")
     folder = output.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)

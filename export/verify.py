@@ -90,6 +90,22 @@ def _to_tensor_input(image: np.ndarray) -> np.ndarray:
     return normalize(torch.from_numpy(image).permute(0, 3, 1, 2)).contiguous().numpy()  # (N, 3, H, W)
 
 
+def _case_figures(backend: Backend, ref: Backend, image: np.ndarray, threshold: float) -> Dict[str, Any]:
+    """Parity figures of one case, through every signature the backend has."""
+    figures: Dict[str, Any] = {}
+    if backend.pixels is not None:
+        figures.update(pixel_parity(image, ref.pixels(image), backend.pixels(image)))
+    if backend.tensor is not None:
+        x = _to_tensor_input(image)
+        r, t = ref.tensor(x), backend.tensor(x)
+        figures.update(tensor_parity(r, t))
+        mask_figs = tensor_mask_parity(x, r, t, threshold)
+        # Both signatures measure the mask: keep the worse, and exactness only if both hold.
+        figures["mask_disagreement"] = max(figures.get("mask_disagreement", 0.0), mask_figs["mask_disagreement"])
+        figures["outside_mask_exact"] = figures.get("outside_mask_exact", True) and mask_figs["outside_mask_exact"]
+    return figures
+
+
 def check_parity(backend: Backend, pipeline: RestorationPipeline, precision: str,
                  cases: Optional[List[Case]] = None) -> Dict[str, Any]:
     """Run `backend` and eager on every case and judge the figures against `TOLERANCES[precision]`.
@@ -112,18 +128,7 @@ def check_parity(backend: Backend, pipeline: RestorationPipeline, precision: str
     cases = parity_cases() if cases is None else cases
     rows: List[Dict[str, Any]] = []
     for case in cases:
-        figures: Dict[str, Any] = {}
-        if backend.pixels is not None:
-            figures.update(pixel_parity(case.image, ref.pixels(case.image), backend.pixels(case.image)))
-        if backend.tensor is not None:
-            x = _to_tensor_input(case.image)
-            r, t = ref.tensor(x), backend.tensor(x)
-            figures.update(tensor_parity(r, t))
-            mask_figs = tensor_mask_parity(x, r, t, pipeline.threshold)
-            # Both signatures measure the mask: keep the worse, and exactness only if both hold.
-            figures["mask_disagreement"] = max(figures.get("mask_disagreement", 0.0), mask_figs["mask_disagreement"])
-            figures["outside_mask_exact"] = figures.get("outside_mask_exact", True) and mask_figs["outside_mask_exact"]
-        rows.append({"case": case.name, **figures})
+        rows.append({"case": case.name, **_case_figures(backend, ref, case.image, pipeline.threshold)})
     worst = merge([{k: v for k, v in r.items() if k != "case"} for r in rows])
     # Mask flips are a share of every pixel checked, not of each case: on a 64x64 case a single
     # probability tied with the threshold would already be 0.024%, a verdict on rounding luck.

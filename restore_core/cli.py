@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any, Dict, NamedTuple, Tuple
 
 import click
 
@@ -19,6 +20,7 @@ from restore_toolkit.console import (
     handle_errors,
     log_to_console,
     quiet_option,
+    renamed_option,
     threads_option,
     version_option,
 )
@@ -79,81 +81,137 @@ def synth(output, count, size, seed, source, val_count, config_path, overwrite, 
 # ---------------------------------------------------------------------------------------------
 # restore-train
 
-# Option name -> (config key, built-in default shown in --help). tests/test_core_cli.py checks
-# these defaults against `Config()`, so the help never lies about them.
-TRAIN_OPTIONS = {
-    "data": ("data.root", "none: synthesize on the fly"),
-    "source": ("data.source", "scikit-image's bundled photos"),
-    "size": ("data.size", 96),
-    "epoch_samples": ("data.epoch_samples", 4096),
-    "val_count": ("data.val_count", 64),
-    "num_workers": ("data.num_workers", 2),
-    "epochs": ("train.epochs", 25),
-    "batch_size": ("train.batch_size", 16),
-    "lr": ("train.lr", 3e-4),
-    "max_steps": ("train.max_steps", 0),
-    "patience": ("train.patience", 5),
-    "seed": ("train.seed", 0),
-    "threshold": ("train.threshold", 0.1),
-    "device": ("train.device", "auto"),
-    "precision": ("train.precision", "auto"),
-    "channels_last": ("train.channels_last", True),
-    "threads": ("train.threads", 0),
-    "output": ("train.save_dir", "checkpoints"),
-    "resume": ("train.resume", "none"),
-    "init": ("train.init", "none"),
-    "base_channels": ("model.base_channels", 24),
-    "depth": ("model.depth", 4),
+class Shortcut(NamedTuple):
+    """A flag for a setting changed often: the same as `--set KEY=VALUE`."""
+
+    key: str  # the config key it sets
+    flags: Tuple[str, ...]
+    type: Any  # the click type (checked again against the config's annotation)
+    shown: Any  # the built-in default shown in --help; tests/test_cli_conventions.py checks it against Config()
+    help: str
+
+
+# Any config key can be set with --set; these few settings also have flags of their own.
+SHORTCUTS = {
+    "data": Shortcut("data.root", ("--data",), click.Path(), "none: synthesize on the fly",
+                     "Dataset root (ROOT/train, ROOT/val)."),
+    "source": Shortcut("data.source", ("--source",), click.Path(), "scikit-image's bundled photos",
+                       "Clean images for on-the-fly synthesis."),
+    "epochs": Shortcut("train.epochs", ("--epochs",), click.IntRange(min=1), 25, "Epochs (the schedule spans them all)."),
+    "batch_size": Shortcut("train.batch_size", ("--batch-size",), click.IntRange(min=1), 16,
+                           "Samples per step (per process)."),
+    "lr": Shortcut("train.lr", ("--lr",), click.FloatRange(min=0, min_open=True), 3e-4, "Peak AdamW learning rate."),
+    "max_steps": Shortcut("train.max_steps", ("--max-steps",), click.IntRange(min=0), 0,
+                          "Stop after this many steps (the schedule is unchanged); 0: no limit."),
+    "seed": Shortcut("train.seed", ("--seed",), int, 0, "Seeds weights, data order, augmentation and corruption."),
+    "device": Shortcut("train.device", ("--device",), click.Choice(["auto", "cpu", "cuda"]), "auto",
+                       "auto: CUDA when it really works; cuda: fail if it does not (never a silent CPU run)."),
+    "precision": Shortcut("train.precision", ("--precision",), click.Choice(["auto", "fp32", "bf16", "fp16"]), "auto",
+                          "auto: bf16/fp16 AMP on CUDA, fp32 on CPU; bf16 is about 2x faster on CPUs with native bf16."),
+    "threads": Shortcut("train.threads", ("--threads",), click.IntRange(min=0), 0,
+                        "CPU threads for torch; 0: all cores this process may use."),
+    "output": Shortcut("train.save_dir", ("-o", "--output"), click.Path(file_okay=False), "checkpoints",
+                       "Folder for last.ckpt, best.ckpt, best.safetensors and train_log.jsonl."),
+    "resume": Shortcut("train.resume", ("--resume",), click.Path(), "none",
+                       "Continue exactly from a last.ckpt (its config is used unless --config is given)."),
+    "init": Shortcut("train.init", ("--init",), str, "none",
+                     "Fine-tune: start from these weights (.ckpt, .safetensors or 'default', the shipped model) "
+                     "with a new schedule."),
 }
 
+# Flags of earlier releases whose keys are now set with --set: hidden, kept for one release.
+LEGACY_SHORTCUTS = {
+    "--size": "data.size", "--epoch-samples": "data.epoch_samples", "--val-count": "data.val_count",
+    "--num-workers": "data.num_workers", "--patience": "train.patience", "--threshold": "train.threshold",
+    "--base-channels": "model.base_channels", "--depth": "model.depth",
+}
+# Other older spellings, hidden: --save-dir (-o), --summary-json (--report), --bf16 (--precision bf16),
+# --no-progress (-q), --channels-last/--no-channels-last (--set train.channels_last=...).
 
-def _cfg_option(*names, key, help, **kw):
-    """An option that overrides config key `TRAIN_OPTIONS[key][0]`; its help shows the key and default."""
-    config_key, default = TRAIN_OPTIONS[key]
-    if isinstance(default, bool):
-        default = "on" if default else "off"
-    return click.option(*names, key, default=None, show_default=f"{default}, config {config_key}", help=help, **kw)
+
+def _shortcut_options(fn):
+    """Add SHORTCUTS (visible) and LEGACY_SHORTCUTS (hidden, read as --set text) to a command."""
+    for name, s in reversed(SHORTCUTS.items()):
+        shown = ("on" if s.shown else "off") if isinstance(s.shown, bool) else s.shown
+        fn = click.option(*s.flags, name, type=s.type, default=None, show_default=f"{shown}",
+                          help=f"{s.help} Same as --set {s.key}=VALUE.")(fn)
+    for flag, key in LEGACY_SHORTCUTS.items():
+        fn = click.option(flag, "legacy_" + key.replace(".", "_"), type=str, default=None, hidden=True)(fn)
+    return click.option("--channels-last/--no-channels-last", "legacy_train_channels_last", default=None,
+                        hidden=True)(fn)
+
+
+def _starting_config(config_path, resume):
+    """The config file's values; without one, a resumed checkpoint's own config; else the defaults."""
+    from restore_core.checkpoint import CheckpointError, load_checkpoint
+    from restore_core.config import ConfigError, config_from_dict, load_config
+
+    if config_path is not None or resume is None:
+        return load_config(config_path)
+    try:
+        return config_from_dict(load_checkpoint(resume)["config"])
+    except KeyError:
+        raise CheckpointError(f"{resume}: holds no training config; pass --config") from None
+    except ConfigError as e:
+        raise ConfigError(f"{resume}: {e}") from None
+
+
+def _command_line_settings(shortcuts: dict, legacy: dict, settings: Tuple[str, ...]) -> Dict[str, Any]:
+    """Config key -> value from the shortcut flags, the hidden older flags and every --set.
+
+    Raises:
+        ConfigError: an unknown key, a value of the wrong type, or one key set twice.
+    """
+    from restore_core.config import ConfigError, parse_setting, parse_value
+
+    given = {SHORTCUTS[name].key: v for name, v in shortcuts.items() if v is not None}
+    for name, value in legacy.items():
+        if value is not None:
+            key = name[len("legacy_"):].replace("_", ".", 1)
+            given[key] = parse_value(key, value) if isinstance(value, str) else value
+    for text in settings:
+        key, value = parse_setting(text)
+        if key in given and given[key] != value:
+            raise ConfigError(f"config key '{key}' is given twice on the command line (--set {text} "
+                              f"and {given[key]!r})")
+        given[key] = value
+    return given
+
+
+def _warn_if_bf16_is_emulated(precision, device) -> None:
+    if precision != "bf16" or device == "cuda":
+        return
+    import torch
+
+    from restore_core.cpu import bf16_emulated_reason
+
+    slow = bf16_emulated_reason() if device == "cpu" or not torch.cuda.is_available() else None
+    if slow:
+        click.echo(f"warning: {slow}; on the CPU train in fp32 (--precision fp32)", err=True)
+
+
+def _print_summary(summary: dict, report) -> None:
+    from restore_core.fileio import atomic_write_text
+
+    if summary["best"]:
+        b = summary["best"]
+        click.echo(f"best: {b['checkpoint']} (val loss {b['loss']:.4f} at step {b['step']}), release {b['release']}")
+    click.echo(f"stopped ({summary['stopped']}) after {summary['steps']} steps; last: {summary['paths']['last']}")
+    if report:
+        atomic_write_text(report, json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
 
 
 @click.command(context_settings=COMMAND_SETTINGS)
 @click.option("--config", "config_path", type=click.Path(), default=None,
               show_default="built-in values = configs/default.toml",
-              help="TOML config; command-line options override its keys.")
-@_cfg_option("--data", key="data", type=click.Path(), help="Dataset root (ROOT/train, ROOT/val).")
+              help="TOML config; --set and the flags below override its keys.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", default=(), show_default="none",
+              help="Set any config key, e.g. --set data.jpeg=0.5 --set corruption.count=[1,6] "
+                   "(repeatable; typed as in the config: numbers, true/false, lists, strings; 'none' unsets).")
 @click.option("--synthetic", is_flag=True, help="Synthesize data on the fly even if the config names a root.")
-@_cfg_option("--source", key="source", type=click.Path(), help="Clean images for on-the-fly synthesis.")
-@_cfg_option("--epochs", key="epochs", type=click.IntRange(min=1), help="Epochs (the schedule spans them all).")
-@_cfg_option("--batch-size", key="batch_size", type=click.IntRange(min=1), help="Samples per step (per process).")
-@_cfg_option("--lr", key="lr", type=click.FloatRange(min=0, min_open=True), help="Peak AdamW learning rate.")
-@_cfg_option("--num-workers", key="num_workers", type=click.IntRange(min=0), help="DataLoader worker processes.")
-@_cfg_option("-o", "--output", key="output", type=click.Path(file_okay=False),
-             help="Folder for last.ckpt, best.ckpt, best.safetensors and train_log.jsonl.")
+@_shortcut_options
 @click.option("--save-dir", "save_dir_alias", type=click.Path(file_okay=False), default=None, hidden=True)
-@_cfg_option("--device", key="device", type=click.Choice(["auto", "cpu", "cuda"]),
-             help="auto: CUDA when it really works; cuda: fail if it does not (never a silent CPU run).")
-@_cfg_option("--resume", key="resume", type=click.Path(),
-             help="Continue exactly from a last.ckpt (its config is used unless --config is given).")
-@_cfg_option("--init", key="init", type=str,
-             help="Fine-tune: start from these weights (.ckpt, .safetensors or 'default', the shipped model) "
-                  "with a new schedule.")
-@_cfg_option("--max-steps", key="max_steps", type=click.IntRange(min=0),
-             help="Stop after this many steps (the schedule is unchanged); 0: no limit.")
-@_cfg_option("--size", key="size", type=click.IntRange(min=1), help="Training crop side (multiple of the model's stride).")
-@_cfg_option("--epoch-samples", key="epoch_samples", type=click.IntRange(min=1), help="On-the-fly samples per epoch.")
-@_cfg_option("--val-count", key="val_count", type=click.IntRange(min=1), help="On-the-fly validation samples.")
-@_cfg_option("--base-channels", key="base_channels", type=click.IntRange(min=1), help="Model width.")
-@_cfg_option("--depth", key="depth", type=click.IntRange(min=1), help="Model depth (stride = 2**depth).")
-@_cfg_option("--precision", key="precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
-             help="auto: bf16/fp16 AMP on CUDA, fp32 on CPU.")
-@click.option("--bf16", is_flag=True, help="Shorthand for --precision bf16 (about 2x faster on CPUs with bf16).")
-@_cfg_option("--channels-last/--no-channels-last", key="channels_last", help="NHWC memory format for the model.")
-@_cfg_option("--seed", key="seed", type=int, help="Seeds weights, data order, augmentation and corruption.")
-@_cfg_option("--patience", key="patience", type=click.IntRange(min=0),
-             help="Early stopping after this many epochs without a better validation loss; 0: off.")
-@_cfg_option("--threshold", key="threshold", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
-             help="Mask threshold saved with the model.")
-@_cfg_option("--threads", key="threads", type=click.IntRange(min=0),
-             help="CPU threads for torch; 0: all cores this process may use.")
+@click.option("--bf16", is_flag=True, hidden=True)
 @quiet_option("No progress bar (epoch lines and the JSON log remain).", hidden_alias="--no-progress")
 @click.option("--report", type=click.Path(dir_okay=False), default=None, show_default="none",
               help="Also write the run's summary as JSON to this file.")
@@ -161,59 +219,34 @@ def _cfg_option(*names, key, help, **kw):
 @version_option("restore-train")
 @handle_errors(_core_errors, "the last checkpoint written is complete and loadable; "
                              "restore-train --resume OUTPUT/last.ckpt continues")
-def train_cli(config_path, data, synthetic, source, epochs, batch_size, lr, num_workers, output, save_dir_alias, device,
-              resume, init, max_steps, size, epoch_samples, val_count, base_channels, depth, precision, bf16, channels_last,
-              seed, patience, threshold, threads, quiet, quiet_alias, report, report_alias):
+def train_cli(config_path, settings, synthetic, save_dir_alias, bf16, quiet, quiet_alias, report, report_alias,
+              **flags):
     """Train the dual-decoder U-Net: config file, then command-line overrides.
 
     Without --data, samples are synthesized on the fly from scikit-image's photos (or --source).
     Writes OUTPUT/last.ckpt, best.ckpt, best.safetensors and train_log.jsonl. Multi-GPU:
     torchrun --nproc_per_node=N -m restore_core.train [options].
     """
-    from restore_core.checkpoint import CheckpointError, load_checkpoint
-    from restore_core.config import ConfigError, apply_overrides, config_from_dict, load_config
-    from restore_core.fileio import atomic_write_text
+    from restore_core.config import apply_overrides
     from restore_core.train import train
 
-    if config_path is not None or resume is None:
-        cfg = load_config(config_path)
-    else:
-        try:
-            cfg = config_from_dict(load_checkpoint(resume)["config"])
-        except KeyError:
-            raise CheckpointError(f"{resume}: holds no training config; pass --config") from None
-        except ConfigError as e:
-            raise ConfigError(f"{resume}: {e}") from None
-    if bf16 and precision not in (None, "bf16"):
-        raise click.UsageError("--bf16 contradicts --precision")
-    if (bf16 or precision == "bf16") and device != "cuda":
-        import torch
-
-        from restore_core.cpu import bf16_emulated_reason
-
-        slow = bf16_emulated_reason() if device == "cpu" or not torch.cuda.is_available() else None
-        if slow:
-            click.echo(f"warning: {slow}; on the CPU train in fp32 (drop --bf16)", err=True)
-    given = dict(data=data, source=source, size=size, epoch_samples=epoch_samples, val_count=val_count,
-                 num_workers=num_workers, epochs=epochs, batch_size=batch_size, lr=lr, max_steps=max_steps,
-                 patience=patience, seed=seed, threshold=threshold, device=device,
-                 precision="bf16" if bf16 else precision, channels_last=channels_last, threads=threads,
-                 output=output or save_dir_alias, resume=resume, init=init, base_channels=base_channels, depth=depth)
-    overrides = {TRAIN_OPTIONS[name][0]: value for name, value in given.items()}
-    overrides["train.progress"] = False if (quiet or quiet_alias) else None
+    if bf16 and flags["precision"] not in (None, "bf16"):
+        raise click.UsageError("--bf16 (the older spelling of --precision bf16) contradicts --precision")
+    flags["precision"] = "bf16" if bf16 else flags["precision"]
+    flags["output"] = flags["output"] or save_dir_alias
+    legacy = {k: flags.pop(k) for k in list(flags) if k.startswith("legacy_")}
+    overrides = _command_line_settings(flags, legacy, settings)
+    cfg = _starting_config(config_path, overrides.get("train.resume"))
+    _warn_if_bf16_is_emulated(overrides.get("train.precision"), overrides.get("train.device"))
+    if quiet or quiet_alias:
+        overrides["train.progress"] = False
     cfg = apply_overrides(cfg, overrides)
     if synthetic:
         cfg.data.root = None
     log_to_console("restore_core")
     summary = train(cfg)
-    if summary["rank"] != 0:
-        return
-    if summary["best"]:
-        b = summary["best"]
-        click.echo(f"best: {b['checkpoint']} (val loss {b['loss']:.4f} at step {b['step']}), release {b['release']}")
-    click.echo(f"stopped ({summary['stopped']}) after {summary['steps']} steps; last: {summary['paths']['last']}")
-    if report or report_alias:
-        atomic_write_text(report or report_alias, json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
+    if summary["rank"] == 0:
+        _print_summary(summary, report or report_alias)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,19 +254,18 @@ def train_cli(config_path, data, synthetic, source, epochs, batch_size, lr, num_
 
 
 @click.command(context_settings=COMMAND_SETTINGS)
-@click.option("--checkpoint", type=click.Path(), required=True,
-              help="best.ckpt, last.ckpt, a .safetensors release, or 'default' for the shipped model.")
+@renamed_option("--model", "model", type=click.Path(), required=True, old=["--checkpoint"],
+                help="best.ckpt, last.ckpt, a .safetensors release, or 'default' for the shipped model.")
 @click.option("--data", type=click.Path(), default=None, show_default="required unless --heldout",
               help="Dataset root; ROOT/val is used.")
 @click.option("--heldout", is_flag=True,
               help="Score on the seeded held-out photo set against the identity and Telea references instead "
                    "of a dataset root (writes heldout.json, heldout.md, worst.png, typical.png).")
-@click.option("--per-photo", type=click.IntRange(min=1), default=12, show_default=True,
-              help="With --heldout: corrupted crops per held-out photo.")
-@click.option("-o", "--output", type=click.Path(file_okay=False), default=None, show_default="required",
-              help="Folder for predicted_images/, reconstructed_images/, binary_masks/ and metrics.json "
-                   "(with --heldout: the held-out report).")
-@click.option("--out-dir", "output_alias", type=click.Path(file_okay=False), hidden=True)
+@renamed_option("--heldout-per-photo", "heldout_per_photo", type=click.IntRange(min=1), default=12,
+                show_default=True, old=["--per-photo"], help="With --heldout: corrupted crops per held-out photo.")
+@renamed_option("-o", "--output", "output", type=click.Path(file_okay=False), required=True, old=["--out-dir"],
+                help="Folder for predicted_images/, reconstructed_images/, binary_masks/ and metrics.json "
+                     "(with --heldout: the held-out report).")
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=None,
               show_default="the model's, 0.1", help="Mask threshold.")
 @device_option()
@@ -241,14 +273,11 @@ def train_cli(config_path, data, synthetic, source, epochs, batch_size, lr, num_
 @quiet_option()
 @version_option("restore-validate")
 @handle_errors(_core_errors, "images written so far are complete; metrics.json was not written")
-def validate_cli(checkpoint, data, heldout, per_photo, output, output_alias, threshold, device, threads, quiet):
+def validate_cli(model, data, heldout, heldout_per_photo, output, threshold, device, threads, quiet):
     """Save predicted_images/, reconstructed_images/, binary_masks/ and metrics.json for ROOT/val,
     or with --heldout score the model on photos training never saw."""
     import torch
 
-    output = output or output_alias
-    if output is None:
-        raise click.UsageError("Missing option '-o' / '--output'.")
     if heldout == (data is not None):
         raise click.UsageError("give either --data ROOT or --heldout")
     if threads:
@@ -258,13 +287,13 @@ def validate_cli(checkpoint, data, heldout, per_photo, output, output_alias, thr
 
         if threshold is not None:
             raise click.UsageError("--threshold applies to --data; --heldout scores the model as shipped")
-        validate_heldout(checkpoint, output, per_photo=per_photo, device=device)
+        validate_heldout(model, output, per_photo=heldout_per_photo, device=device)
         click.echo((Path(output) / "heldout.md").read_text(encoding="utf-8"), nl=False)
         click.echo(f"wrote {output}/{{heldout.json,heldout.md,worst.png,typical.png}}")
         return
     from restore_core.validate import validate
 
-    report = validate(checkpoint, data, output, threshold=threshold, device=device,
+    report = validate(model, data, output, threshold=threshold, device=device,
                       progress=not quiet and sys.stderr.isatty())
     m = report["metrics"]
     click.echo(f"{report['samples']} samples, threshold {report['threshold']}: mask IoU {m['mask_iou']:.4f} "

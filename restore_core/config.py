@@ -12,7 +12,7 @@ import os
 import typing
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 try:  # Python 3.11+
     import tomllib
@@ -146,38 +146,47 @@ SECTIONS = {f.name: f.default_factory for f in fields(Config)}  # type: ignore[m
 # ---------------------------------------------------------------------------------------------
 # Type checking against the dataclass annotations.
 
+# Scalar type -> (accepts this value, what the error says it must be).
+_SCALARS = {
+    bool: (lambda v: isinstance(v, bool), "true or false"),
+    int: (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    float: (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+    str: (lambda v: isinstance(v, str), "a string"),
+}
+
+
+def _optional_of(hint: Any) -> Any:
+    """X for Optional[X], else None."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is typing.Union and type(None) in args:
+        return [a for a in args if a is not type(None)][0]
+    return None
+
+
+def _check_sequence(value: Any, hint: Any, key: str) -> tuple:
+    """A TOML array checked against Tuple[X, ...], Tuple[X, Y] or List[X]."""
+    args = typing.get_args(hint)
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"config key '{key}' must be a list, got {value!r}")
+    if typing.get_origin(hint) is list or (len(args) == 2 and args[1] is Ellipsis):
+        return tuple(_check(v, args[0], key) for v in value)
+    if len(value) != len(args):
+        raise ConfigError(f"config key '{key}' must be a list of {len(args)} values, got {list(value)!r}")
+    return tuple(_check(v, a, key) for v, a in zip(value, args))
+
 
 def _check(value: Any, hint: Any, key: str) -> Any:
     """Return `value` converted to `hint`'s type, or raise ConfigError naming `key`."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is typing.Union:  # Optional[X]
-        if value is None:
-            return None
-        return _check(value, [a for a in args if a is not type(None)][0], key)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"config key '{key}' must be true or false, got {value!r}")
-        return value
-    if hint is int:
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ConfigError(f"config key '{key}' must be an integer, got {value!r}")
-        return value
-    if hint is float:
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise ConfigError(f"config key '{key}' must be a number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"config key '{key}' must be a string, got {value!r}")
-        return value
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"config key '{key}' must be a list, got {value!r}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_check(v, args[0], key) for v in value)
-        if len(value) != len(args):
-            raise ConfigError(f"config key '{key}' must be a list of {len(args)} values, got {list(value)!r}")
-        return tuple(_check(v, a, key) for v, a in zip(value, args))
+    inner = _optional_of(hint)
+    if inner is not None:
+        return None if value is None else _check(value, inner, key)
+    if hint in _SCALARS:
+        accepts, must_be = _SCALARS[hint]
+        if not accepts(value):
+            raise ConfigError(f"config key '{key}' must be {must_be}, got {value!r}")
+        return float(value) if hint is float else value
+    if typing.get_origin(hint) in (tuple, list):
+        return _check_sequence(value, hint, key)
     raise TypeError(f"unsupported config type {hint} for {key}")  # a programming error
 
 
@@ -244,6 +253,27 @@ def load_config(path: str | os.PathLike | None) -> Config:
         raise ConfigError(f"{path}: {e}") from None
 
 
+def config_keys() -> Dict[str, Any]:
+    """Every key a config can set, 'section.name' -> its type annotation, in declaration order.
+
+    Read from the dataclasses, so a field added to one is settable (TOML, `--set`) at once.
+    """
+    keys = {}
+    for name, factory in SECTIONS.items():
+        cls = type(factory())
+        hints = typing.get_type_hints(cls)
+        keys.update({f"{name}.{f.name}": hints[f.name] for f in fields(cls)})
+    return keys
+
+
+def _unknown_key(key: str) -> str:
+    section = key.partition(".")[0]
+    if section not in SECTIONS:
+        return f"unknown config key '{key}' (sections: {', '.join(SECTIONS)})"
+    known = [k.partition(".")[2] for k in config_keys() if k.startswith(section + ".")]
+    return f"unknown config key '{key}' (known in [{section}]: {', '.join(known)})"
+
+
 def apply_overrides(cfg: Config, overrides: Dict[str, Any]) -> Config:
     """Return a copy of `cfg` with dotted keys ('train.lr') replaced; None values are skipped."""
     d = config_to_dict(cfg)
@@ -252,9 +282,72 @@ def apply_overrides(cfg: Config, overrides: Dict[str, Any]) -> Config:
             continue
         section, _, name = key.partition(".")
         if section not in d or name not in d[section]:
-            raise ConfigError(f"unknown config key '{key}'")
+            raise ConfigError(_unknown_key(key))
         d[section][name] = value
     return config_from_dict(d)
+
+
+# ---------------------------------------------------------------------------------------------
+# Values typed on the command line: `--set section.key=value`.
+
+_BOOL_WORDS = {"true": True, "on": True, "yes": True, "1": True, "false": False, "off": False, "no": False, "0": False}
+
+
+def _unquote(raw: str) -> str:
+    return raw[1:-1] if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'" else raw
+
+
+_PARSERS = {int: int, float: float, bool: lambda raw: _BOOL_WORDS[raw.lower()], str: _unquote}
+
+
+def _sequence_from_text(raw: str, hint: Any) -> list:
+    """'[1, 6]' or '1,6' (brackets optional, strings unquoted or quoted) -> a list of typed items."""
+    body = raw[1:-1] if raw.startswith("[") and raw.endswith("]") else raw
+    items = [x.strip() for x in body.split(",")] if body.strip() else []
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is list or (len(args) == 2 and args[1] is Ellipsis):
+        args = (args[0],)
+    item_hints = [args[min(i, len(args) - 1)] for i in range(len(items))]
+    return [_from_text(x, h) for x, h in zip(items, item_hints)]
+
+
+def _from_text(raw: str, hint: Any) -> Any:
+    """Command-line text -> a value of `hint`'s type where it reads as one; else the text itself,
+    which `_check` then refuses with a message naming the key and the type it wanted."""
+    inner = _optional_of(hint)
+    if inner is not None:
+        if raw.lower() in ("", "none"):
+            return None
+        hint = inner
+    if typing.get_origin(hint) in (tuple, list):
+        return _sequence_from_text(raw, hint)
+    try:
+        return _PARSERS[hint](raw)
+    except (KeyError, ValueError):
+        return raw
+
+
+def parse_value(key: str, raw: str) -> Any:
+    """The value of config key `key` ('data.jpeg') written as command-line text ('0.5').
+
+    Types come from the dataclass annotations: integers, numbers, true/false (also on/off,
+    yes/no, 1/0), strings, lists ('[1, 6]' or '1,6'); 'none' or nothing unsets an optional key.
+
+    Raises:
+        ConfigError: unknown key, or text that is not a value of the key's type (names the key).
+    """
+    hints = config_keys()
+    if key not in hints:
+        raise ConfigError(_unknown_key(key))
+    return _check(_from_text(raw.strip(), hints[key]), hints[key], key)
+
+
+def parse_setting(text: str) -> Tuple[str, Any]:
+    """One `--set` argument, 'section.key=value', -> (key, typed value); see `parse_value`."""
+    key, eq, raw = text.partition("=")
+    if not eq or not key.strip():
+        raise ConfigError(f"'{text}' is not KEY=VALUE (e.g. data.jpeg=0.5)")
+    return key.strip(), parse_value(key.strip(), raw)
 
 
 def validate(cfg: Config) -> None:

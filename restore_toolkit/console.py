@@ -8,6 +8,9 @@
   results, `--quiet` (`-q`) for no progress bar, `--device auto|cpu|cuda`, `--threads N` (0:
   all usable cores), `--report FILE` for a JSON report written to a file and `--json` for JSON
   on stdout instead of the human-readable text.
+- One name per idea across commands: `--model` for the model a command reads (a file or
+  `default`), `--precision` for its number format, `--heldout-per-photo` for crops per held-out
+  photo. An older spelling stays a hidden alias for a release (`renamed_option`).
 - Errors: one line on stderr starting with `error: `, exit 1; usage errors are click's, exit 2;
   Ctrl-C prints one line saying what was kept and exits 130.
 - A command whose optional dependencies are missing names the extra to install.
@@ -142,3 +145,32 @@ def device_option(default: Optional[str] = "auto", default_text: Optional[str] =
     return click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=default,
                         show_default=default_text or True,
                         help="auto: CUDA when it really works; cuda: fail if it does not (never a silent CPU run).")
+
+
+class RenamedOption(click.Option):
+    """An option that still answers to its older names, which --help and error hints no longer
+    show: one name per idea across commands, old scripts keep working for a release."""
+
+    def __init__(self, *args, old_names: Tuple[str, ...] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.old_names = tuple(old_names)
+
+    def _current(self, names):
+        return [n for n in names if n not in self.old_names]
+
+    def get_help_record(self, ctx):
+        opts, secondary = self.opts, self.secondary_opts
+        self.opts, self.secondary_opts = self._current(opts), self._current(secondary)
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.opts, self.secondary_opts = opts, secondary
+
+    def get_error_hint(self, ctx) -> str:
+        return " / ".join(f"'{n}'" for n in self._current(self.opts))
+
+
+def renamed_option(*param_decls: str, old: Iterable[str], **kwargs):
+    """`click.option(*param_decls, ...)` that also accepts the hidden older names `old`."""
+    old = tuple(old)
+    return click.option(*param_decls, *old, cls=RenamedOption, old_names=old, **kwargs)

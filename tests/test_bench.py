@@ -29,9 +29,9 @@ SIZE = 30  # not a multiple of the tiny model's stride (4): the padding path is 
 def bench_run(tmp_path_factory, tiny_release):
     """One CLI run shared by the tests below (a few seconds: two tiny ONNX exports dominate)."""
     out = tmp_path_factory.mktemp("bench")
-    args = ["--checkpoint", str(tiny_release), "--backends", ",".join(CPU_BACKENDS + EXTRA_BACKENDS + CUDA_BACKENDS),
+    args = ["--model", str(tiny_release), "--backends", ",".join(CPU_BACKENDS + EXTRA_BACKENDS + CUDA_BACKENDS),
             "--sizes", str(SIZE), "--batch-sizes", "1,2", "--min-runs", "2", "--min-seconds", "0", "--warmup", "0",
-            "--quality-per-photo", "1",
+            "--heldout-per-photo", "1",
             "--report", str(out / "r.json"), "--markdown", str(out / "r.md")]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
@@ -41,7 +41,7 @@ def bench_run(tmp_path_factory, tiny_release):
 def test_report_schema_and_every_cell(bench_run):
     out, _ = bench_run
     report = load_report(out / "r.json")  # raises on any schema violation
-    assert report["command"].startswith("restore-bench --checkpoint")
+    assert report["command"].startswith("restore-bench --model")
     assert report["matmul_peak"]["cpu"]["gflops"] > 0
     assert report["model"]["parameters"] == 10560  # the tiny config's, counted from the module
     cells = {(r["backend"], r["batch"], r["height"]) for r in report["rows"]}

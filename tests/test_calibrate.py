@@ -93,7 +93,7 @@ def test_restore_export_weights_calibrate_writes_the_chosen_offset(tmp_path):
     src = tmp_path / "m.safetensors"
     save_release(src, model)
     out = tmp_path / "cal.safetensors"
-    result = CliRunner().invoke(main, ["weights", "--checkpoint", str(src), "--calibrate", "-o", str(out)])
+    result = CliRunner().invoke(main, ["weights", "--model", str(src), "--calibrate", "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert "<- chosen" in result.output
     with safe_open(str(out), framework="pt") as f:

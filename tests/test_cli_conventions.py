@@ -66,11 +66,11 @@ def test_every_option_has_help_and_a_default(name, cmd):
 
 
 def test_train_help_defaults_are_the_configs():
-    from restore_core.cli import TRAIN_OPTIONS
+    from restore_core.cli import SHORTCUTS
     from restore_core.config import Config, config_to_dict
 
     built_in = config_to_dict(Config())
-    for option, (key, shown) in TRAIN_OPTIONS.items():
+    for option, (key, _, _, shown, _) in SHORTCUTS.items():
         section, field = key.split(".")
         value = built_in[section][field]
         if value is None:
@@ -108,7 +108,7 @@ def test_missing_extra_is_named_in_one_line(monkeypatch, tmp_path, missing):
 
     real = console.importlib.util.find_spec
     monkeypatch.setattr(console.importlib.util, "find_spec", lambda name, *a: None if name == missing else real(name, *a))
-    result = CliRunner().invoke(export_cli, ["onnx", "--checkpoint", str(tmp_path / "a.ckpt"),
+    result = CliRunner().invoke(export_cli, ["onnx", "--model", str(tmp_path / "a.ckpt"),
                                              "--output", str(tmp_path / "m.onnx")])
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
@@ -117,9 +117,9 @@ def test_missing_extra_is_named_in_one_line(monkeypatch, tmp_path, missing):
 
 
 @pytest.mark.parametrize("cmd,args,patch,needle", [
-    (validate_cli, ["--checkpoint", "x.ckpt", "--data", "d", "-o", "o"], "restore_core.validate.validate",
+    (validate_cli, ["--model", "x.ckpt", "--data", "d", "-o", "o"], "restore_core.validate.validate",
      "metrics.json was not written"),
-    (export_cli, ["onnx", "--checkpoint", "x.ckpt", "--output", "m.onnx"], "export.onnx_export.check_opset",
+    (export_cli, ["onnx", "--model", "x.ckpt", "--output", "m.onnx"], "export.onnx_export.check_opset",
      "nothing was written"),
     (data_cli, ["synth", "out", "--count", "1", "--size", "16"], "restore_core.data.synthesize_dataset",
      "every file written is complete"),
@@ -147,3 +147,71 @@ def test_no_module_shadows_the_standard_library_or_a_dependency():
             for p in (ROOT / pkg).glob("*.py")]
     clashes = sorted(str(p.relative_to(ROOT)) for p in ours if p.stem in taken)
     assert clashes == []
+
+
+# Older option names, hidden from --help, kept for a release: command -> {old: current}.
+RENAMED = {
+    "restore-validate": {"--checkpoint": "--model", "--per-photo": "--heldout-per-photo", "--out-dir": "--output"},
+    "restore-export onnx": {"--checkpoint": "--model", "--force": "--overwrite"},
+    "restore-export torchscript": {"--checkpoint": "--model", "--force": "--overwrite"},
+    "restore-export exported-program": {"--checkpoint": "--model", "--force": "--overwrite"},
+    "restore-export weights": {"--checkpoint": "--model", "--force": "--overwrite"},
+    "restore-bench": {"--checkpoint": "--model", "--quality-per-photo": "--heldout-per-photo"},
+}
+
+
+def _parsed(cmd, args):
+    """The option values click parses from `args` (no required-option checks, nothing runs)."""
+    ctx = click.Context(cmd)
+    opts, _, _ = cmd.make_parser(ctx).parse_args(list(args))
+    return opts
+
+
+@pytest.mark.parametrize("name", sorted(RENAMED))
+def test_older_names_are_hidden_aliases(name):
+    cmd = dict(_leaf_commands())[name]
+    help_text = CliRunner().invoke(COMMANDS[name.split()[0]], name.split()[1:] + ["--help"]).output
+    for old, new in RENAMED[name].items():
+        assert f"{old} " not in help_text and new in help_text, (name, old)
+        param = next(p for p in cmd.params if new in p.opts)
+        args = [] if param.is_flag else ["x.ckpt" if param.type.name == "path" else "3"]
+        assert _parsed(cmd, [old, *args]) == _parsed(cmd, [new, *args]) != {}, (name, old)
+
+
+def test_every_hidden_name_is_listed():
+    from restore_toolkit.console import RenamedOption
+
+    listed = {(name, old) for name, olds in RENAMED.items() for old in olds}
+    found = {(name, old) for name, cmd in _leaf_commands() for p in cmd.params
+             if isinstance(p, RenamedOption) for old in p.old_names}
+    assert found == listed
+
+
+def test_export_precision_flags_are_hidden_aliases(tmp_path):
+    from export.cli import _chosen_precision
+
+    help_text = CliRunner().invoke(export_cli, ["onnx", "--help"]).output
+    assert "--precision [fp32|fp16|int8]" in help_text and "--fp16 " not in help_text and "--int8 " not in help_text
+    assert [_chosen_precision(None, False, False), _chosen_precision(None, True, False),
+            _chosen_precision(None, False, True), _chosen_precision("fp16", True, False)] == ["fp32", "fp16", "int8", "fp16"]
+    result = CliRunner().invoke(export_cli, ["onnx", "--model", "x.ckpt", "-o", str(tmp_path / "m.onnx"),
+                                             "--int8", "--fp16"])
+    assert result.exit_code == 2 and "contradictory precisions: fp16, int8" in result.output
+    result = CliRunner().invoke(export_cli, ["onnx", "--model", "x.ckpt", "-o", str(tmp_path / "m.onnx"),
+                                             "--precision", "fp32", "--int8"])
+    assert result.exit_code == 2
+
+
+def test_bench_device_all_is_the_older_auto():
+    from benchmarks.cli import DeviceChoice
+
+    assert DeviceChoice().convert("all", None, None) == "auto"
+    assert "[auto|cpu|cuda]" in CliRunner().invoke(bench_cli, ["--help"]).output
+
+
+def test_one_device_vocabulary():
+    """Every --device takes auto|cpu|cuda."""
+    for name, cmd in _leaf_commands():
+        for p in cmd.params:
+            if "--device" in p.opts:
+                assert list(p.type.choices) == ["auto", "cpu", "cuda"], name

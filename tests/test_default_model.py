@@ -65,7 +65,7 @@ def test_export_of_default_reproduces_the_shipped_graph(tmp_path):
     from export.cli import main
 
     out = tmp_path / "default.onnx"
-    result = CliRunner().invoke(main, ["onnx", "--checkpoint", "default", "--output", str(out), "--no-verify"])
+    result = CliRunner().invoke(main, ["onnx", "--model", "default", "--output", str(out), "--no-verify"])
     assert result.exit_code == 0, result.output
     assert read_metadata(out).weights_sha256 == read_metadata(SHIPPED_ONNX).weights_sha256
     assert read_metadata(out).model_config == read_metadata(SHIPPED_ONNX).model_config

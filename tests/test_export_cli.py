@@ -49,7 +49,7 @@ def test_help_everywhere():
 def test_onnx_fp16_from_checkpoint_verified_then_inspected(weights, tmp_path):
     ckpt, _ = weights
     out = tmp_path / "m16.onnx"
-    code, text = run("onnx", "--checkpoint", ckpt, "--output", out, "--fp16", "--opset", 18)
+    code, text = run("onnx", "--model", ckpt, "--output", out, "--precision", "fp16", "--opset", 18)
     assert code == 0, text
     assert "parity: passed" in text and "allowed (fp16)" in text
     meta = read_metadata(out)
@@ -66,10 +66,10 @@ def test_onnx_fp16_from_checkpoint_verified_then_inspected(weights, tmp_path):
     code, text = run("inspect", out, "--json")
     assert code == 0 and json.loads(text)["metadata"]["signature"] == "pixels"
 
-    # Refuses to overwrite; --force overwrites (here with the tensor signature, unverified).
-    code, text = run("onnx", "--checkpoint", ckpt, "--output", out)
-    assert code == 1 and "already exists; pass --force" in one_line_error(text)
-    code, text = run("onnx", "--checkpoint", ckpt, "--output", out, "--force", "--signature", "tensor", "--no-verify")
+    # Refuses to overwrite; --overwrite replaces (here with the tensor signature, unverified).
+    code, text = run("onnx", "--model", ckpt, "--output", out)
+    assert code == 1 and "already exists; pass --overwrite" in one_line_error(text)
+    code, text = run("onnx", "--model", ckpt, "--output", out, "--overwrite", "--signature", "tensor", "--no-verify")
     assert code == 0 and "parity: skipped" in text
     meta = read_metadata(out)
     assert meta.signature == "tensor" and meta.parity is None
@@ -77,9 +77,9 @@ def test_onnx_fp16_from_checkpoint_verified_then_inspected(weights, tmp_path):
 
 def test_torchscript_and_exported_program_from_release(weights, tmp_path):
     _, release = weights
-    code, text = run("torchscript", "--checkpoint", release, "--output", tmp_path / "m.pt")
+    code, text = run("torchscript", "--model", release, "--output", tmp_path / "m.pt")
     assert code == 0 and "parity: passed" in text, text
-    code, text = run("exported-program", "--checkpoint", release, "--output", tmp_path / "m.pt2", "--no-verify")
+    code, text = run("exported-program", "--model", release, "--output", tmp_path / "m.pt2", "--no-verify")
     assert code == 0, text
     for name, kind in (("m.pt", "torchscript"), ("m.pt2", "exported-program")):
         code, text = run("inspect", tmp_path / name)
@@ -96,7 +96,7 @@ def test_torchscript_and_exported_program_from_release(weights, tmp_path):
 def test_bad_checkpoints(tmp_path, make, expect):
     ckpt = tmp_path / "bad.ckpt"
     make(ckpt)
-    code, text = run("onnx", "--checkpoint", ckpt, "--output", tmp_path / "m.onnx")
+    code, text = run("onnx", "--model", ckpt, "--output", tmp_path / "m.onnx")
     assert code == 1 and expect in one_line_error(text) and str(ckpt) in text
     assert not (tmp_path / "m.onnx").exists()
 
@@ -105,14 +105,14 @@ def test_bad_outputs_and_opsets(weights, tmp_path):
     ckpt, _ = weights
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
-    code, text = run("onnx", "--checkpoint", ckpt, "--output", blocker / "m.onnx")
+    code, text = run("onnx", "--model", ckpt, "--output", blocker / "m.onnx")
     assert code == 1 and "cannot write there" in one_line_error(text)
-    code, text = run("torchscript", "--checkpoint", ckpt, "--output", tmp_path)
+    code, text = run("torchscript", "--model", ckpt, "--output", tmp_path)
     assert code == 1 and "is a folder" in one_line_error(text)
     for opset in (17, 99):
-        code, text = run("onnx", "--checkpoint", ckpt, "--output", tmp_path / "m.onnx", "--opset", opset)
+        code, text = run("onnx", "--model", ckpt, "--output", tmp_path / "m.onnx", "--opset", opset)
         assert code == 1 and f"opset {opset} is not supported" in one_line_error(text)
-    code, _ = run("onnx", "--checkpoint", ckpt, "--output", tmp_path / "m.onnx", "--signature", "nchw")
+    code, _ = run("onnx", "--model", ckpt, "--output", tmp_path / "m.onnx", "--signature", "nchw")
     assert code == 2  # usage error: click names the allowed choices
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
 
@@ -164,7 +164,7 @@ def test_weights_averages_several_checkpoints(weights, tmp_path):
     other_path = tmp_path / "other.safetensors"
     save_release(other_path, other)
     out = tmp_path / "soup.safetensors"
-    code, text = run("weights", "--checkpoint", ckpt, "--checkpoint", other_path, "-o", out)
+    code, text = run("weights", "--model", ckpt, "--model", other_path, "-o", out)
     assert code == 0 and "the mean of 2 models' weights" in text, text
     a, b = load_model(ckpt).model.state_dict(), other.state_dict()
     soup = load_model(out).model.state_dict()
@@ -183,6 +183,6 @@ def test_weights_averages_several_checkpoints(weights, tmp_path):
     wider = tmp_path / "wider.safetensors"
     save_release(wider, make_tiny_model(1, replace(TINY, base_channels=8)))
     out2 = tmp_path / "bad.safetensors"
-    code, text = run("weights", "--checkpoint", release, "--checkpoint", wider, "-o", out2)
+    code, text = run("weights", "--model", release, "--model", wider, "-o", out2)
     assert code == 1 and not out2.exists()
     assert "wider.safetensors: its model config differs" in one_line_error(text)

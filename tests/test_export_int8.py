@@ -1,4 +1,4 @@
-"""`restore-export onnx --int8`: static int8 graphs, kept only when the held-out quality holds.
+"""`restore-export onnx --precision int8`: static int8 graphs, kept only when the held-out quality holds.
 
 The tiny model of conftest keeps these fast: a few calibration images, one held-out crop per
 photo. Its mask is empty on photos, so exactness outside the mask is checked on random pixels,
@@ -109,7 +109,7 @@ def test_cli_int8_refused_writes_nothing(tiny_release, tmp_path):
     from export.cli import main
 
     out = tmp_path / "m.int8.onnx"
-    r = CliRunner().invoke(main, ["onnx", "--checkpoint", str(tiny_release), "--output", str(out), "--int8",
+    r = CliRunner().invoke(main, ["onnx", "--model", str(tiny_release), "--output", str(out), "--precision", "int8",
                                   "--no-verify", "--calibration-images", "2", "--heldout-per-photo", "1",
                                   "--max-psnr-drop", "-1", "--max-excluded", "0"])
     assert r.exit_code == 1, r.output
@@ -120,8 +120,8 @@ def test_cli_int8_refused_writes_nothing(tiny_release, tmp_path):
 def test_cli_int8_usage(tiny_release, tmp_path):
     from export.cli import main
 
-    r = CliRunner().invoke(main, ["onnx", "--checkpoint", str(tiny_release), "--output", str(tmp_path / "x.onnx"),
-                                  "--int8", "--fp16"])
+    r = CliRunner().invoke(main, ["onnx", "--model", str(tiny_release), "--output", str(tmp_path / "x.onnx"),
+                                  "--precision", "int8", "--signature", "tensor"])
     assert r.exit_code == 2
 
 

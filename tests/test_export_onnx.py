@@ -193,7 +193,7 @@ def test_refuses_to_overwrite_and_failed_parity_leaves_nothing(pipeline, pixels_
 
     target = tmp_path / "m.onnx"
     target.write_bytes(b"previous")
-    with pytest.raises(ExportError, match="already exists; pass --force"):
+    with pytest.raises(ExportError, match="already exists; pass --overwrite"):
         export_onnx(pipeline, target)
     # Reuse the exported graph (no second export, no tensor twin) under a tolerance nothing
     # can meet: parity must fail after the file was written, and the file must vanish.

@@ -77,20 +77,20 @@ def test_cli_sets_it_and_every_onnx_export_follows_it(tmp_path):
     save_release(src, model)
     run = lambda *a: CliRunner().invoke(main, [str(v) for v in a])  # noqa: E731
     on = tmp_path / "on.safetensors"
-    result = run("weights", "--checkpoint", src, "--flip-ensemble", "-o", on)
+    result = run("weights", "--model", src, "--flip-ensemble", "-o", on)
     assert result.exit_code == 0 and "flip ensemble" in result.output, result.output
     result = run("inspect", on)
     assert "flip_ensemble: True" in result.output, result.output
 
     graph = tmp_path / "on.onnx"
-    result = run("onnx", "--checkpoint", on, "-o", graph)  # verified against eager PyTorch at export
+    result = run("onnx", "--model", on, "-o", graph)  # verified against eager PyTorch at export
     assert result.exit_code == 0 and "parity: passed" in result.output, result.output
     assert read_metadata(graph).extra["flip_ensemble"] == "true"
     single = tmp_path / "single.onnx"
-    result = run("onnx", "--checkpoint", on, "--no-flip-ensemble", "-o", single, "--no-verify")
+    result = run("onnx", "--model", on, "--no-flip-ensemble", "-o", single, "--no-verify")
     assert result.exit_code == 0 and read_metadata(single).extra["flip_ensemble"] == "false"
     scripted = tmp_path / "on.pt"  # TorchScript scripts the ensemble's branch too
-    result = run("torchscript", "--checkpoint", on, "-o", scripted)
+    result = run("torchscript", "--model", on, "-o", scripted)
     assert result.exit_code == 0 and "parity: passed" in result.output, result.output
     assert "flip_ensemble: true" in run("inspect", scripted).output
 

@@ -62,3 +62,11 @@ def test_config_rejects_unknown_and_mistyped_keys():
     with pytest.raises(ValueError, match="must be an integer"):
         ModelConfig.from_dict({"base_channels": "8"})
     assert ModelConfig.from_json(ModelConfig(base_channels=8).to_json()) == ModelConfig(base_channels=8)
+
+
+@pytest.mark.parametrize("width", [24, 16])  # the defaults (the reference design), the shipped model
+def test_model_docstring_figures_are_what_the_code_computes(width):
+    model = DualDecoderUNet(ModelConfig(base_channels=width)).eval()
+    doc = " ".join(ModelConfig.__doc__.split())
+    assert f"{count_parameters(model) / 1e6:.2f} M parameters and {count_flops(model, 256) / 1e9:.1f}" in doc
+    assert f"width {width}" in doc

@@ -96,8 +96,8 @@ def test_restore_run_says_which_graph_ran(shipped, tmp_path):
         assert any(line.startswith("model: ") and want in line for line in r.output.splitlines())
 
 
-@pytest.mark.skipif(not dm.SHIPPED_INT8.is_file(), reason="no int8 graph shipped (restore-export onnx --checkpoint "
-                                                           "default --int8 --no-flip-ensemble --output runtime/assets/default.int8.onnx)")
+@pytest.mark.skipif(not dm.SHIPPED_INT8.is_file(), reason="no int8 graph shipped (restore-export onnx --model "
+                                                           "default --precision int8 --no-flip-ensemble --output runtime/assets/default.int8.onnx)")
 def test_shipped_int8_graph_meets_the_bounds_and_fits():
     from restore_core.checkpoint import SHIPPED_WEIGHTS
 

@@ -82,7 +82,7 @@ def test_heldout_report_scores_the_model_against_both_references(tiny_release, t
     from restore_core.heldout import heldout_photos
 
     out = tmp_path / "ho"
-    result = CliRunner().invoke(validate_cli, ["--checkpoint", str(tiny_release), "--heldout", "--per-photo", "1",
+    result = CliRunner().invoke(validate_cli, ["--model", str(tiny_release), "--heldout", "--heldout-per-photo", "1",
                                                "--device", "cpu", "-o", str(out)])
     assert result.exit_code == 0, result.output
     report = json.loads((out / "heldout.json").read_text())

@@ -86,6 +86,15 @@ def check_request(input_path, output_path, options: "RunOptions") -> None:
     """
     check_format(options)
     inp, out = Path(input_path), Path(output_path)
+    _check_creatable(_output_root(inp, out, _input_mode(inp)), "OUTPUT")
+    if options.report:
+        if Path(options.report).is_dir():
+            raise PlanError(f"--report {flat(options.report)} is a folder; name the report's file")
+        _check_creatable(Path(options.report).parent, "--report's folder")
+
+
+def _input_mode(inp: Path) -> int:
+    """INPUT's st_mode, once it is known to be a readable folder or an image file."""
     try:
         mode = os.stat(inp).st_mode
     except FileNotFoundError:
@@ -97,24 +106,21 @@ def check_request(input_path, output_path, options: "RunOptions") -> None:
             os.scandir(inp).close()
         except OSError as e:
             raise PlanError(f"{flat(inp)}: folder cannot be read ({e.strerror or e})") from None
-        if os.path.exists(out) and not out.is_dir():
-            raise PlanError(f"OUTPUT {flat(out)} is a file; INPUT is a folder, so OUTPUT must be a folder")
-        root = out
-    elif stat.S_ISREG(mode):
-        if inp.suffix.lower() not in SUFFIX_FORMAT:
-            raise PlanError(f"{flat(inp)}: not a {SUFFIXES} file")
-        names_file = out.suffix.lower() in SUFFIX_FORMAT and not out.is_dir()
-        if os.path.exists(out) and not out.is_dir() and not names_file:
-            raise PlanError(f"OUTPUT {flat(out)} is a file; name a folder or the image file to write "
-                            f"({SUFFIXES})")
-        root = out.parent if names_file else out
-    else:
+    elif not stat.S_ISREG(mode):
         raise PlanError(f"{flat(inp)}: a {file_kind(mode) or 'special file'}, not an image file or a folder")
-    _check_creatable(root, "OUTPUT")
-    if options.report:
-        if Path(options.report).is_dir():
-            raise PlanError(f"--report {flat(options.report)} is a folder; name the report's file")
-        _check_creatable(Path(options.report).parent, "--report's folder")
+    elif inp.suffix.lower() not in SUFFIX_FORMAT:
+        raise PlanError(f"{flat(inp)}: not a {SUFFIXES} file")
+    return mode
+
+
+def _output_root(inp: Path, out: Path, input_mode: int) -> Path:
+    """The folder the outputs go to; OUTPUT that is an existing file is refused unless it names the image."""
+    names_file = not stat.S_ISDIR(input_mode) and out.suffix.lower() in SUFFIX_FORMAT and not out.is_dir()
+    if os.path.exists(out) and not out.is_dir() and not names_file:
+        if stat.S_ISDIR(input_mode):
+            raise PlanError(f"OUTPUT {flat(out)} is a file; INPUT is a folder, so OUTPUT must be a folder")
+        raise PlanError(f"OUTPUT {flat(out)} is a file; name a folder or the image file to write ({SUFFIXES})")
+    return out.parent if names_file else out
 
 
 def _check_creatable(folder: Path, what: str) -> None:
@@ -132,7 +138,7 @@ def _check_creatable(folder: Path, what: str) -> None:
 # The jobs.
 
 
-def _plan_file(inp: Path, out: Path, fmt: Optional[str]) -> Tuple[Path, List[Pair]]:
+def plan_file(inp: Path, out: Path, fmt: Optional[str]) -> Tuple[Path, List[Pair]]:
     """One image in: OUTPUT is the restored file itself (an image suffix) or its folder."""
     if out.suffix.lower() in SUFFIX_FORMAT and not out.is_dir():
         # OUTPUT names the restored file itself; its suffix picks the format unless --format does.
@@ -327,7 +333,7 @@ def plan_run(input_path, output_path, options: "RunOptions") -> Tuple[List[Job],
         report = report_path(options, out)
         jobs = _folder_jobs(inp, out, options, report)
     else:
-        root, pairs = _plan_file(inp, out, options.format)
+        root, pairs = plan_file(inp, out, options.format)
         report = report_path(options, root)
         jobs = [make_job(pair, root, options) for pair in pairs]
     settle(jobs, report, options)

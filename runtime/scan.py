@@ -62,6 +62,13 @@ def image_like(name: str) -> bool:
     return suffix in SUFFIX_FORMAT or suffix in OTHER_IMAGE_SUFFIXES
 
 
+def skip_reason(name: str) -> str:
+    """Why a regular file that is not restorable is skipped."""
+    if image_like(name):
+        return f"{Path(name).suffix.lower()} images are not restored (only {RESTORED})"
+    return NOT_AN_IMAGE
+
+
 def file_kind(mode: int) -> Optional[str]:
     """'FIFO', 'socket', ... for a special file; None for a regular file or a folder."""
     return next((name for test, name in _KINDS if test(mode)), None)
@@ -160,10 +167,8 @@ class _Walker:
             self._broken(path, rel, f"a {file_kind(st.st_mode) or 'special file'}, not a regular file: not opened")
         elif restorable(rel):
             self._add(path, rel, "image")
-        elif image_like(rel):
-            self._add(path, rel, "skipped", f"{Path(rel).suffix.lower()} images are not restored (only {RESTORED})")
         else:
-            self._add(path, rel, "skipped", NOT_AN_IMAGE)
+            self._add(path, rel, "skipped", skip_reason(rel))
         return None
 
     def _broken(self, path: Path, rel: str, reason: str) -> None:

@@ -201,32 +201,32 @@ def external_outside(good: Path, d: Path) -> Path:
 
 
 def disk_full_after_first_image(mp):
-    real, written = rb.atomic_write_bytes, []
+    real, written = rb.atomic_write_group, []
 
-    def write(path, data, durable=True):
+    def write(files, durable=True, mode=None):
         if written:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        written.append(path)
-        real(path, data, durable)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(files[0][0]))
+        written.append(files)
+        real(files, durable, mode)
 
-    def no_space(path, text, durable=True):
+    def no_space(path, data, durable=True):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    mp.setattr(rb, "atomic_write_bytes", write)
-    mp.setattr(rr, "atomic_write_text", no_space)
+    mp.setattr(rb, "atomic_write_group", write)
+    mp.setattr(rr, "atomic_write_bytes", no_space)
 
 
 def killed_after_first_image(mp):
     """The first run stops (as if killed) when its second image is due; the rerun is not disturbed."""
-    real, state = rb.atomic_write_bytes, {"writes": 0}
+    real, state = rb.atomic_write_group, {"writes": 0}
 
-    def write(path, data, durable=True):
+    def write(files, durable=True, mode=None):
         state["writes"] += 1
         if state["writes"] == 2:
             raise KeyboardInterrupt
-        real(path, data, durable)
+        real(files, durable, mode)
 
-    mp.setattr(rb, "atomic_write_bytes", write)
+    mp.setattr(rb, "atomic_write_group", write)
 
 
 def _dead_pid() -> int:

@@ -271,6 +271,7 @@ class _Pipeline:
         self.writers = ThreadPoolExecutor(max(1, options.writers), thread_name_prefix="restore-write")
 
     def run(self, todo: List[Job]) -> None:
+        interrupted = False
         try:
             window = 2 * max(1, self.options.readers) + self.options.batch_size
             for _job, item in _read_ahead(self.readers, todo, self.options, window):
@@ -280,10 +281,10 @@ class _Pipeline:
                     self.take(item)
             self.drain()
         except KeyboardInterrupt:
-            self.close(wait=False)  # stop now: writes already running finish, the rest is dropped
+            interrupted = True  # stop now: writes already running finish (whole), the rest is dropped
             raise
         finally:
-            self.close()
+            self.close(wait=not interrupted)
 
     def drain(self) -> None:
         """Run the images still waiting for same-size partners and wait for every write."""

@@ -241,9 +241,9 @@ def claim_outputs(jobs: List[Job], report: Path) -> Dict[str, List[Tuple[Job, st
 
 
 def fail_collisions(claims: Dict[str, List[Tuple[Job, str]]], options: "RunOptions") -> None:
-    """Two inputs mapping onto one output path (a.png and a.jpg with --format png; the mask of a.jpg
-    and the input a.jpg.png): all of them fail, each naming the others and a way out that works."""
-    for path, owners in claims.items():
+    """Two inputs mapping onto one output path (a.png and a.jpg with --format png; the masks of a.jpg
+    and a.jpg.png): all of them fail, each naming the others and a way out that works."""
+    for owners in claims.values():
         if len(owners) < 2:
             continue
         roles = {role for _, role in owners}
@@ -251,9 +251,10 @@ def fail_collisions(claims: Dict[str, List[Tuple[Job, str]]], options: "RunOptio
         if not flags and options.format:
             flags = ["--format"]
         fix = "rename one of them" + (f" or drop {' and '.join(flags)}" if flags else "")
+        shown = flat(dict(_roles(owners[0][0]))[owners[0][1]])  # as planned, not resolved
         for job, role in owners:
             others = ", ".join(f"the {r} of {o.record.input}" for o, r in owners if o is not job)
-            fail(job.record, f"its {role} {Path(path).name} would also be {others}; {fix}")
+            fail(job.record, f"its {role} {shown} would also be {others}; {fix}")
 
 
 def fail_unwritable(jobs: List[Job]) -> None:

@@ -50,7 +50,7 @@ from runtime.images import (
 from runtime.messages import one_line
 from runtime.plan import MASKS_DIR, PREDICTED_DIR, Job, PlanError, check_format, job_outputs, plan_run  # noqa: F401
 from runtime.plan import fail as _fail
-from runtime.report import Record, Summary, report_json, summary_lines, write_report
+from runtime.report import Record, Summary, report_bytes, summary_lines, write_report
 from runtime.scan import file_kind
 from runtime.tiling import tile_size_for
 
@@ -383,7 +383,7 @@ def _save_report(path: Path, summary: Summary, records: List[Record]) -> Tuple[O
         write_report(path, summary, records)
         return None, None
     except OSError as e:
-        return e.strerror or one_line(e), report_json(summary, records)
+        return e.strerror or one_line(e), report_bytes(summary, records).decode("utf-8")  # names escaped
 
 
 def run_folder(restorer, input_path, output_path, options: Optional[RunOptions] = None,

@@ -177,7 +177,7 @@ def _run_here(model: ModelArgs, input_path, output_path, options):
 def _run_on_ray(model: ModelArgs, input_path, output_path, options, cluster: ClusterArgs, verbose: bool):
     """The Ray engine: the same plan, codecs, writes and report, scheduled by Ray Data."""
     from runtime.default_model import choose_model, describe_model
-    from runtime.ray_engine import RayOptions, plan_input, run_folder_ray
+    from runtime.ray_engine import RayOptions, native_lines_hidden, plan_input, run_folder_ray
 
     plan = plan_input(input_path, output_path, options)  # before the model is read or Ray started
     # The graph is chosen here, once, as the local engine chooses it; every actor loads that one.
@@ -187,7 +187,8 @@ def _run_on_ray(model: ModelArgs, input_path, output_path, options, cluster: Clu
                              tile=model.tile, tile_budget=model.tile_budget, verbose=verbose)
     click.echo(f"model {describe_model(model.path, chosen)}{', ' + why if why else ''} on Ray "
                f"({cluster.address or 'a local Ray'}, {ray_options.actors} actor(s))", err=True)
-    return run_folder_ray(chosen, input_path, output_path, options, ray_options, plan=plan)
+    with native_lines_hidden(not verbose):
+        return run_folder_ray(chosen, input_path, output_path, options, ray_options, plan=plan)
 
 
 if __name__ == "__main__":

@@ -223,21 +223,28 @@ def claim_outputs(jobs: List[Job], report: Path) -> Dict[str, List[Tuple[Job, st
     Raises:
         PlanError: an output (or the report) would overwrite an input.
     """
-    inputs = {os.path.realpath(job.source): job.record.input for job in jobs}
+    # An input is both its entry (a link itself) and the file it leads to.
+    inputs = {real: job.record.input for job in jobs for real in (_place(job.source), os.path.realpath(job.source))}
     claims: Dict[str, List[Tuple[Job, str]]] = {}
     for job in jobs:
         for role, path in _roles(job):
-            real = os.path.realpath(path)
+            real = _place(path)
             if real in inputs:
                 raise PlanError(
                     f"{flat(path)} would overwrite the input {flat(inputs[real])}: OUTPUT may not be INPUT "
                     f"(or hold inputs) unless the output names cannot collide; choose another OUTPUT"
                 )
             claims.setdefault(real, []).append((job, role))
-    real_report = os.path.realpath(report)
+    real_report = _place(report)
     if real_report in inputs or real_report in claims:
         raise PlanError(f"the report {flat(report)} would overwrite an input or an output; pass --report elsewhere")
     return claims
+
+
+def _place(path: Path) -> str:
+    """Where a write to `path` lands: its folder resolved, its own name kept (a rename replaces a
+    link there, never the file the link leads to)."""
+    return os.path.join(os.path.realpath(path.parent), path.name)
 
 
 def fail_collisions(claims: Dict[str, List[Tuple[Job, str]]], options: "RunOptions") -> None:

@@ -23,14 +23,16 @@ Ray is an optional extra, imported only here and only when `--engine ray` runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import pickle
+import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -318,6 +320,40 @@ def _start(ray, ray_options: RayOptions, cpus_needed: float) -> bool:
         num_cpus = ray_options.num_cpus or max(available_cpus(), int(np.ceil(cpus_needed)))
         ray.init(num_cpus=num_cpus, **kwargs)
     return True
+
+
+@contextlib.contextmanager
+def native_lines_hidden(hidden: bool = True) -> Iterator[None]:
+    """Keep the lines Ray's C++ core writes straight to file descriptor 2 off the terminal.
+
+    They bypass Python (an actor-restart notice at every run, for one), so no logging setting
+    reaches them. While this holds, fd 2 points at /dev/null and Python's `sys.stderr` (our lines,
+    the progress bar) at a copy of the real one. A `sys.stderr` that is not fd 2 (a test's
+    capture) is left as it is.
+    """
+    if not hidden:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    python_stderr = sys.stderr
+    try:
+        on_fd2 = sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        on_fd2 = False
+    if on_fd2:
+        sys.stderr = open(saved, "w", buffering=1, encoding=python_stderr.encoding, errors="backslashreplace",
+                          closefd=False)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        sys.stderr = python_stderr
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _check_cluster(ray, actors: int, cpus: float, gpus: float) -> None:

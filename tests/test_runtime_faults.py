@@ -399,6 +399,16 @@ def old_outputs(out: Path):
     (out / "masks" / "a.png").write_bytes(b"old mask")
 
 
+def link_to_input_at_output(out: Path):
+    out.mkdir(parents=True)
+    (out / "a.png").symlink_to(out.parent / "in" / "a.png")  # the harness's INPUT
+
+
+def _input_untouched(inp, out, _):
+    assert Image.open(inp / "a.png").size == (24, 20) and not (inp / "a.png").is_symlink()
+    assert Image.open(out / "a.png").size == (24, 20)
+
+
 def output_is_a_file(out: Path):
     out.write_bytes(b"a file, not a folder")
 
@@ -586,6 +596,13 @@ MATRIX = [
          says=("0 skipped (already there)", "a.png is an empty file, not an output of this tool")),
     Case("an empty file where an output goes, --overwrite", one_png(), ("--overwrite",), before=empty_file_at_output,
          exit=0, says=("1 restored",), check=lambda inp, out, _: Image.open(out / "a.png").size == (24, 20)),
+    Case("a link to the input where its output goes", one_png(), before=link_to_input_at_output, exit=3,
+         says=("a.png is a symbolic link, not an output of this tool; not written (move it away or pass --overwrite)",),
+         check=_input_untouched),
+    Case("a link to the input where its output goes, --overwrite", one_png(), ("--overwrite",),
+         before=link_to_input_at_output, exit=0, says=("1 restored",),
+         check=lambda inp, out, text: (_input_untouched(inp, out, text), not (out / "a.png").is_symlink() or
+                                       pytest.fail("the link was followed"))),
     # -- round 3: an entry's files land together or not at all --------------------------------------
     Case("disk full while the mask is written", one_png(), ("--save-mask",), fault=disk_full_at_the_mask, exit=3,
          says=("FAILED a.png: not written:", "masks/a.png: No space left on device"), check=_group_absent),

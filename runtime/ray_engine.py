@@ -172,6 +172,8 @@ def _decode(batch: Dict[str, np.ndarray], options: RunOptions, fs=None) -> Dict[
                 shutil.rmtree(scratch, ignore_errors=True)
         if loaded is not None:
             loaded.job = job  # the record and outputs are the job's, wherever its bytes were read from
+            if fs is not None:
+                loaded.mode = None  # the scratch copy's permission bits are not the source's
         payloads.append(pickle.dumps(loaded if loaded is not None else job, protocol=5))
     return {"idx": batch["idx"], "item": np.array(payloads, dtype=object)}
 

@@ -324,3 +324,20 @@ def test_inference_error_without_message_fails_those_images_only(tiny_onnx, tmp_
     rec = _by_input(result)["a.png"]
     assert rec.status == "failed" and rec.error == "inference failed: MemoryError"
     assert result.exit_code == 3 and result.report_path.is_file()
+
+
+def test_the_walk_keeps_os_walk_order_and_accounts_for_every_entry(tmp_path):
+    """runtime/scan.py walks with a stack and follows links after the real tree, yet lists entries in
+    the order `os.walk` (sorted) gives, which the Ray engine's URI listing follows too."""
+    from runtime.scan import scan
+
+    for rel in ("b.png", "a/z.png", "a/c/d.png", "a/b.txt", "ab.png", "a b/x.png", "c/y.jpg"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    expected = []
+    for here, dirs, files in os.walk(tmp_path):
+        dirs.sort()
+        expected += [os.path.relpath(os.path.join(here, f), tmp_path) for f in sorted(files)]
+    entries = scan(tmp_path)
+    assert [e.rel for e in entries] == expected
+    assert [e.status for e in entries if e.rel == "a/b.txt"] == ["skipped"]

@@ -288,36 +288,54 @@ def check_existing(jobs: List[Job], overwrite: bool) -> None:
     """Skip an entry whose outputs are all there; fail one whose output path holds something else.
 
     Only a non-empty regular file counts as a finished output (every output is renamed into place
-    complete). A folder there always fails the entry; a link, an empty file or a special file
-    fails it unless --overwrite, which replaces them.
+    complete), and not the input itself (a hard link to it). A folder there, or a file where a
+    folder of the path should be, always fails the entry; anything else fails it unless
+    --overwrite, which replaces it.
     """
     for job in _pending(jobs):
-        found = [(role, path, _found(path)) for role, path in _roles(job)]
+        found = [(role, path, _found(path, job.source)) for role, path in _roles(job)]
         for role, path, what in found:
-            if what not in (None, FINISHED) and (what == "a folder" or not overwrite):
-                fail(job.record, f"its {role} {flat(path)} is {what}, not an output of this tool; not written "
-                                 f"({'move it away' if what == 'a folder' else 'move it away or pass --overwrite'})")
+            if what not in (None, FINISHED) and (what in _IN_THE_WAY or not overwrite):
+                way_out = "move it away" if what in _IN_THE_WAY else "move it away or pass --overwrite"
+                problem = what if what == _BLOCKED else f"is {what}, not an output of this tool"
+                fail(job.record, f"its {role} {flat(path)} {problem}; not written ({way_out})")
                 break
         else:
             if not overwrite and all(what == FINISHED for _, _, what in found):
                 job.record.status, job.record.reason = "skipped", ALREADY_THERE
 
 
-def _found(path: Path) -> Optional[str]:
+_BLOCKED = "cannot be made: a file stands where one of its folders goes"
+_IN_THE_WAY = ("a folder", _BLOCKED)  # what --overwrite cannot replace
+
+
+def _found(path: Path, source: Path) -> Optional[str]:
     """What stands at `path`: None (nothing), FINISHED (a non-empty file), or what else it is."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         return None
+    except NotADirectoryError:
+        return _BLOCKED
     except OSError as e:
         return f"unreadable ({e.strerror or e})"
     if stat.S_ISREG(st.st_mode):
-        return FINISHED if st.st_size > 0 else "an empty file"
+        if st.st_size == 0:
+            return "an empty file"
+        return "the input itself (a hard link)" if _same_file(st, source) else FINISHED
     if stat.S_ISDIR(st.st_mode):
         return "a folder"
     if stat.S_ISLNK(st.st_mode):
         return "a symbolic link"
     return f"a {file_kind(st.st_mode) or 'special file'}"
+
+
+def _same_file(st: os.stat_result, source: Path) -> bool:
+    try:
+        other = os.stat(source)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == (other.st_dev, other.st_ino)
 
 
 def settle(jobs: List[Job], report: Path, options: "RunOptions") -> None:

@@ -409,6 +409,18 @@ def _input_untouched(inp, out, _):
     assert Image.open(out / "a.png").size == (24, 20)
 
 
+def hard_link_and_file_in_the_way(out: Path):
+    out.mkdir(parents=True)
+    os.link(out.parent / "in" / "a.png", out / "a.png")  # the input itself, not a restored image
+    (out / "sub").write_bytes(b"a file where the folder sub/ goes")
+
+
+def a_and_sub_b(d):
+    Image.fromarray(_rgb()).save(d / "a.png")
+    (d / "sub").mkdir()
+    Image.fromarray(_rgb()).save(d / "sub" / "b.png")
+
+
 def output_is_a_file(out: Path):
     out.write_bytes(b"a file, not a folder")
 
@@ -603,6 +615,11 @@ MATRIX = [
          before=link_to_input_at_output, exit=0, says=("1 restored",),
          check=lambda inp, out, text: (_input_untouched(inp, out, text), not (out / "a.png").is_symlink() or
                                        pytest.fail("the link was followed"))),
+    Case("a hard link to the input, a file where a folder goes", a_and_sub_b, before=hard_link_and_file_in_the_way,
+         exit=3, says=("0 skipped (already there)", "a.png is the input itself (a hard link), not an output of this "
+                       "tool; not written (move it away or pass --overwrite)",
+                       "sub/b.png cannot be made: a file stands where one of its folders goes; not written (move it "
+                       "away)")),
     # -- round 3: an entry's files land together or not at all --------------------------------------
     Case("disk full while the mask is written", one_png(), ("--save-mask",), fault=disk_full_at_the_mask, exit=3,
          says=("FAILED a.png: not written:", "masks/a.png: No space left on device"), check=_group_absent),

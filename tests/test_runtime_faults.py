@@ -158,11 +158,14 @@ def nested_and_symlink(d):
 
 
 NOT_UTF8 = os.fsdecode(b"caf\xe9.png")  # Latin-1 bytes: a legal Linux name that is not UTF-8
+NOT_UTF8_DIR = os.fsdecode(b"f\xeate")
 
 
 def not_utf8_names(d):
     Image.fromarray(_rgb()).save(d / "a.png")
     Image.fromarray(_rgb()).save(d / NOT_UTF8)
+    (d / NOT_UTF8_DIR).mkdir()
+    Image.fromarray(_rgb()).save(d / NOT_UTF8_DIR / "in.png")
     (d / os.fsdecode(b"bad\xff.png")).write_bytes(b"\x89PNG\r\n\x1a\nbroken")
 
 
@@ -574,8 +577,8 @@ MATRIX = [
          says=("1 restored", "FAILED b.png: not written:", "No space left on device", "report NOT written"),
          outputs=("a.png",), absent=("b.png", "restore-report.json"), check=_disk_full),
     # -- round 3: one entry never stops the run ---------------------------------------------------
-    Case("file names that are not UTF-8", not_utf8_names, exit=3, says=("2 restored", "1 failed"),
-         outputs=(NOT_UTF8, "a.png"), check=_not_utf8_kept),
+    Case("file and folder names that are not UTF-8", not_utf8_names, exit=3, says=("3 restored", "1 failed"),
+         outputs=(NOT_UTF8, "a.png", f"{NOT_UTF8_DIR}/in.png"), check=_not_utf8_kept),
     Case("symlink loops inside INPUT", symlink_loops, exit=3,
          says=("2 restored", "FAILED loop.png: symlink loop", "SKIPPED sub/up/: symlink loop back to ./: not followed"),
          outputs=("a.png", "sub/b.png"), absent=("sub/up",)),

@@ -9,10 +9,13 @@
              writer threads (back to the source's mode, encode, atomic write)
 
 Decoding (Pillow) and inference (ONNX Runtime) both release the GIL, so plain threads keep the
-model fed while files are read and written. Every input ends as one record: ok, skipped (its
-outputs exist and --overwrite is off) or failed with the reason; a bad file never stops the rest,
-and neither does a full disk: each image that could not be written fails with that reason, and a
-report that cannot be written is handed back in memory for the caller to print.
+model fed while files are read and written. Every entry of INPUT ends as one record (planning,
+runtime/plan.py): ok, skipped (its outputs exist and --overwrite is off, or it is not an image
+this tool restores) or failed with the reason; a bad file never stops the rest, and neither does
+a full disk: an image whose files (image, mask, prediction) could not all be written fails with
+that reason and leaves none of them, and a report that cannot be written is handed back in
+memory for the caller to print. Ctrl-C stops at once: reads in flight are abandoned (they write
+nothing), writes in flight finish.
 
 Torch-free: onnxruntime, numpy, pillow, pypng, tqdm.
 """
@@ -20,9 +23,12 @@ Torch-free: onnxruntime, numpy, pillow, pypng, tqdm.
 from __future__ import annotations
 
 import os
+import queue
+import stat
+import threading
 import time
 from collections import OrderedDict, deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
@@ -30,13 +36,9 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 import numpy as np
 from PIL import Image
 
-from runtime.fileio import atomic_write_bytes, sweep_stale_temps
+from runtime.fileio import atomic_write_group, sweep_stale_temps
 from runtime.images import (
     DEFAULT_MAX_PIXELS,
-    FORMAT_SUFFIX,
-    FORMATS,
-    SUFFIX_FORMAT,
-    WRITABLE_MODES,
     ImageError,
     Prepared,
     SourceInfo,
@@ -45,16 +47,12 @@ from runtime.images import (
     prepare,
     read_image,
 )
-from runtime.messages import flat, one_line
-from runtime.report import REPORT_NAME, Record, Summary, earlier_outputs, report_json, summary_lines, write_report
+from runtime.messages import one_line
+from runtime.plan import MASKS_DIR, PREDICTED_DIR, Job, PlanError, check_format, job_outputs, plan_run  # noqa: F401
+from runtime.plan import fail as _fail
+from runtime.report import Record, Summary, report_bytes, summary_lines, write_report
+from runtime.scan import file_kind
 from runtime.tiling import tile_size_for
-
-MASKS_DIR = "masks"
-PREDICTED_DIR = "predicted"
-
-
-class PlanError(ValueError):
-    """The run cannot start (missing input, OUTPUT that would overwrite inputs...); one line says why."""
 
 
 @dataclass
@@ -80,21 +78,12 @@ class RunOptions:
 
 
 @dataclass
-class Job:
-    source: Path
-    output: Path
-    format: str  # Pillow format name of the output
-    mask: Optional[Path]
-    predicted: Optional[Path]
-    record: Record
-
-
-@dataclass
 class Loaded:
     job: Job
     prep: Prepared
     source: SourceInfo
     read_seconds: float
+    mode: Optional[int] = None  # the input's permission bits, kept by its outputs
 
 
 @dataclass
@@ -113,165 +102,6 @@ class RunResult:
 
 
 # ---------------------------------------------------------------------------------------------
-# Planning: which files, where their outputs go, and what may not happen.
-
-# (source, name relative to INPUT, output path, Pillow format of the output)
-Pair = Tuple[Path, str, Path, str]
-
-
-def _output_format(suffix: str, fmt: Optional[str]) -> Tuple[str, str]:
-    """(Pillow format, output suffix) for an input suffix and the --format option."""
-    if fmt is None:
-        return SUFFIX_FORMAT[suffix.lower()], suffix
-    pil = FORMATS[fmt.lower()]
-    # Keep the input's own spelling (.jpeg, .tiff) when it already is that format.
-    return pil, suffix if SUFFIX_FORMAT.get(suffix.lower()) == pil else FORMAT_SUFFIX[pil]
-
-
-def _scan(root: Path, exclude: Optional[Path]) -> List[Path]:
-    """Image files under `root` by suffix, sorted, not descending into `exclude`."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root, onerror=None):
-        here = Path(dirpath)
-        dirnames[:] = sorted(d for d in dirnames if exclude is None or (here / d).resolve() != exclude)
-        for name in sorted(filenames):
-            if Path(name).suffix.lower() in SUFFIX_FORMAT:
-                found.append(here / name)
-    return found
-
-
-def _check_request(inp: Path, options: RunOptions) -> None:
-    if options.format is not None and options.format.lower() not in FORMATS:
-        raise PlanError(f"unknown --format {options.format!r}; choose png, jpeg, webp, bmp or tiff")
-    if not inp.exists():
-        raise PlanError(f"{flat(inp)}: no such file or folder")
-    if inp.is_file() and inp.suffix.lower() not in SUFFIX_FORMAT:
-        raise PlanError(f"{flat(inp)}: not a .png, .jpg, .webp, .bmp, .tif or .gif file")
-
-
-def _plan_file(inp: Path, out: Path, fmt: Optional[str]) -> Tuple[Path, List[Pair]]:
-    """One image in: OUTPUT is the restored file itself (an image suffix) or its folder."""
-    if out.suffix.lower() in SUFFIX_FORMAT and not out.is_dir():
-        # OUTPUT names the restored file itself; its suffix picks the format unless --format does.
-        pil = FORMATS[fmt.lower()] if fmt else SUFFIX_FORMAT[out.suffix.lower()]
-        return out.parent, [(inp, inp.name, out, pil)]
-    pil, suffix = _output_format(inp.suffix, fmt)
-    return out, [(inp, inp.name, out / (inp.stem + suffix), pil)]
-
-
-def _plan_folder(inp: Path, out: Path, fmt: Optional[str], report: Path) -> List[Pair]:
-    """Every image under INPUT, minus our own outputs when OUTPUT is INPUT or lies inside it."""
-    inp_r, out_r = inp.resolve(), out.resolve()
-    # OUTPUT inside INPUT: never read our own outputs back as inputs.
-    exclude = out_r if inp_r in out_r.parents else None
-    # OUTPUT is INPUT (or holds it): what the earlier run's report lists as written is ours, not
-    # an input, so a rerun (or a resumed run) of the same command plans the same jobs.
-    ours = earlier_outputs(report, inp_r) if inp_r == out_r or out_r in inp_r.parents else set()
-    pairs = []
-    for src in _scan(inp, exclude):
-        if ours and src.resolve() in ours:
-            continue
-        rel = src.relative_to(inp)
-        pil, suffix = _output_format(src.suffix, fmt)
-        pairs.append((src, rel.as_posix(), out / rel.with_suffix(suffix), pil))
-    return pairs
-
-
-def _make_job(pair: Pair, root: Path, options: RunOptions) -> Job:
-    src, rel, target, fmt = pair
-    # Masks and predictions are PNG (lossless) named after the output: a.png → masks/a.png,
-    # a.jpg → masks/a.jpg.png, so a.png and a.jpg never share a mask.
-    rel_out = target.relative_to(root)
-    side = rel_out if rel_out.suffix.lower() == ".png" else rel_out.with_name(rel_out.name + ".png")
-    job = Job(
-        source=src, output=target, format=fmt,
-        mask=root / MASKS_DIR / side if options.save_mask else None,
-        predicted=root / PREDICTED_DIR / side if options.save_predicted else None,
-        record=Record(input=rel, output=str(target)),
-    )
-    job.record.mask = str(job.mask) if job.mask else None
-    job.record.predicted = str(job.predicted) if job.predicted else None
-    return job
-
-
-def _job_outputs(job: Job) -> List[Path]:
-    return [p for p in (job.output, job.mask, job.predicted) if p is not None]
-
-
-def _claim_outputs(jobs: List[Job], pairs: List[Pair], report: Path) -> Dict[Path, List[Job]]:
-    """Who writes each output path; refuses outputs that land on an input or on the report.
-
-    Raises:
-        PlanError: an output (or the report) would overwrite an input.
-    """
-    inputs = {src.resolve(): rel for src, rel, _, _ in pairs}
-    claims: Dict[Path, List[Job]] = {}
-    for job in jobs:
-        for path in _job_outputs(job):
-            resolved = path.resolve()
-            if resolved in inputs:
-                raise PlanError(
-                    f"{flat(path)} would overwrite the input {flat(inputs[resolved])}: OUTPUT may not be INPUT "
-                    f"(or hold inputs) unless the output names cannot collide; choose another OUTPUT"
-                )
-            claims.setdefault(resolved, []).append(job)
-    if report.resolve() in inputs or report.resolve() in claims:
-        raise PlanError(f"the report {flat(report)} would overwrite an input or an output; pass --report elsewhere")
-    return claims
-
-
-def _fail_collisions(claims: Dict[Path, List[Job]]) -> None:
-    """Two inputs mapping onto one output name (a.png and a.jpg with --format png): both fail."""
-    for path, owners in claims.items():
-        if len(owners) > 1:
-            names = [j.record.input for j in owners]
-            for j in owners:
-                others = ", ".join(n for n in names if n != j.record.input)
-                _fail(j.record, f"output {path.name} would also be written for {others}; rename one or drop --format")
-
-
-def _fail_unwritable(jobs: List[Job]) -> None:
-    """Formats we read but do not write (GIF) fail before any work, with the way out."""
-    for job in jobs:
-        if job.format not in WRITABLE_MODES:
-            _fail(job.record, f"{job.format} is read but not written back (Pillow's writer may reorder the "
-                              f"palette and frames); pass --format png to restore it into a PNG")
-
-
-def _mark_skipped(jobs: List[Job], overwrite: bool) -> None:
-    for job in jobs:
-        if job.record.status == "pending" and not overwrite and all(p.exists() for p in _job_outputs(job)):
-            job.record.status = "skipped"
-
-
-def plan_run(input_path, output_path, options: RunOptions) -> Tuple[List[Job], Path]:
-    """List the jobs of a run and where the report goes.
-
-    Raises:
-        PlanError: INPUT missing or unsupported, or outputs that would overwrite inputs.
-    """
-    inp, out = Path(input_path), Path(output_path)
-    _check_request(inp, options)
-    if inp.is_file():
-        root, pairs = _plan_file(inp, out, options.format)
-        report = Path(options.report) if options.report else root / REPORT_NAME
-    else:
-        root, report = out, Path(options.report) if options.report else out / REPORT_NAME
-        pairs = _plan_folder(inp, out, options.format, report)
-    jobs = [_make_job(pair, root, options) for pair in pairs]
-    _fail_collisions(_claim_outputs(jobs, pairs, report))
-    _fail_unwritable(jobs)
-    _mark_skipped(jobs, options.overwrite)
-    return jobs, report
-
-
-def _fail(record: Record, reason: str) -> None:
-    if record.status != "failed":  # keep the first reason
-        record.status = "failed"
-        record.error = flat(reason)
-
-
-# ---------------------------------------------------------------------------------------------
 # The three stages.
 
 
@@ -280,6 +110,7 @@ def _read(job: Job, options: RunOptions) -> Optional[Loaded]:
     start = time.perf_counter()
     rec = job.record
     try:
+        mode = _source_mode(job.source)
         img, source = read_image(job.source, options.max_pixels, options.allow_lossy, job.format)
         rec.width, rec.height, rec.mode = img.width, img.height, img.mode
         prep = prepare(img, source.deep)
@@ -297,33 +128,49 @@ def _read(job: Job, options: RunOptions) -> Optional[Loaded]:
     rec.notes.extend(source.notes + prep.notes)
     rec.dropped = list(source.dropped)
     rec.read_seconds = time.perf_counter() - start
-    return Loaded(job, prep, source, rec.read_seconds)
+    return Loaded(job, prep, source, rec.read_seconds, mode)
+
+
+def _source_mode(path: Path) -> int:
+    """The input's permission bits, once it is known to be a regular file still (a FIFO swapped in
+    since the folder was walked is never opened: opening one blocks until a writer comes)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise ImageError("no longer there (removed after INPUT was walked)") from None
+    except OSError as e:
+        raise ImageError(f"cannot read the file ({e.strerror or e})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ImageError(f"a {file_kind(st.st_mode) or 'folder'}, not a regular file: not opened")
+    return stat.S_IMODE(st.st_mode)
 
 
 def _write(item: Loaded, restored: np.ndarray, mask: np.ndarray, predicted: np.ndarray, infer_seconds: float,
            tiles: int, options: RunOptions) -> None:
-    """Put one result back into the source's mode and write its files atomically (writer thread)."""
+    """Put one result back into the source's mode and write its files (writer thread).
+
+    Everything is encoded first, then the image, mask and prediction are written as one group:
+    they land together or not at all.
+    """
     start = time.perf_counter()
     job, rec = item.job, item.job.record
     corrupted = mask > 0  # (H, W) bool
-    current = job.output
     try:
         image = finish(item.prep, restored, corrupted)
         data, rec.output_mode, note = encode_image(image, job.format, item.source, options.quality)
         if note:
             rec.notes.append(note)
-        _put(job.output, data, options)
+        files = [(job.output, data)]
         if job.mask is not None:
-            current = job.mask
-            _put(job.mask, _png(Image.fromarray(mask, "L")), options)
+            files.append((job.mask, _png(Image.fromarray(mask, "L"))))
         if job.predicted is not None:
-            current = job.predicted
-            _put(job.predicted, _png(Image.fromarray(predicted, "RGB")), options)
+            files.append((job.predicted, _png(Image.fromarray(predicted, "RGB"))))
+        _put(files, item.mode, options)
     except OSError as e:  # a full disk, a read-only folder: the reason, not the temp file's name
-        _fail(rec, f"not written: {current}: {e.strerror or one_line(e)}")
+        _fail(rec, f"not written: {e.filename or job.output}: {e.strerror or one_line(e)}")
         return
     except Exception as e:
-        _fail(rec, f"not written: {current}: {one_line(e)}")
+        _fail(rec, f"not written: {job.output}: {one_line(e)}")
         return
     rec.status = "ok"
     rec.masked_share = float(corrupted.mean())
@@ -341,13 +188,54 @@ def _png(image: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def _put(path: Path, data: bytes, options: RunOptions) -> None:
+def _put(files: List[Tuple[Path, bytes]], mode: Optional[int], options: RunOptions) -> None:
     # Without --overwrite an existing file is kept: a resumed run only adds what is missing.
-    if options.overwrite or not path.exists():
-        atomic_write_bytes(path, data, durable=options.sync_images)
+    todo = [(path, data) for path, data in files if options.overwrite or not os.path.lexists(path)]
+    if todo:
+        atomic_write_group(todo, durable=options.sync_images, mode=mode)
 
 
-def _read_ahead(pool: ThreadPoolExecutor, jobs: List[Job], options: RunOptions, window: int) -> Iterator[Tuple[Job, Optional[Loaded]]]:
+class _Readers:
+    """Reader threads that never hold up an exit (daemon threads, unlike ThreadPoolExecutor's).
+
+    A read writes nothing, so on Ctrl-C one stuck on a slow or hung file system is abandoned
+    rather than waited for; `submit` returns a standard Future.
+    """
+
+    def __init__(self, threads: int):
+        self.tasks: queue.SimpleQueue = queue.SimpleQueue()
+        self.threads = max(1, threads)
+        for i in range(self.threads):
+            threading.Thread(target=self._work, name=f"restore-read-{i}", daemon=True).start()
+
+    def submit(self, fn, *args) -> Future:
+        future: Future = Future()
+        self.tasks.put((future, fn, args))
+        return future
+
+    def _work(self) -> None:
+        while (task := self.tasks.get()) is not None:
+            future, fn, args = task
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args))
+                except BaseException as e:  # handed to the consumer, as ThreadPoolExecutor does
+                    future.set_exception(e)
+
+    def shutdown(self) -> None:
+        """Cancel what has not started; the threads end after the read they are in."""
+        while True:
+            try:
+                task = self.tasks.get_nowait()
+            except queue.Empty:
+                break
+            if task is not None:
+                task[0].cancel()
+        for _ in range(self.threads):
+            self.tasks.put(None)
+
+
+def _read_ahead(pool: "_Readers", jobs: List[Job], options: RunOptions, window: int) -> Iterator[Tuple[Job, Optional[Loaded]]]:
     """Decoded inputs in order, with up to `window` reads in flight ahead of the consumer."""
     queue: deque = deque()
     it = iter(jobs)
@@ -379,10 +267,11 @@ class _Pipeline:
         self.max_pending = 2 * options.batch_size  # images waiting for same-size partners
         self.writes: deque = deque()
         self.max_writes = 4 * max(1, options.writers) + options.batch_size  # bounds results held in memory
-        self.readers = ThreadPoolExecutor(max(1, options.readers), thread_name_prefix="restore-read")
+        self.readers = _Readers(options.readers)
         self.writers = ThreadPoolExecutor(max(1, options.writers), thread_name_prefix="restore-write")
 
     def run(self, todo: List[Job]) -> None:
+        interrupted = False
         try:
             window = 2 * max(1, self.options.readers) + self.options.batch_size
             for _job, item in _read_ahead(self.readers, todo, self.options, window):
@@ -391,8 +280,11 @@ class _Pipeline:
                 else:
                     self.take(item)
             self.drain()
+        except KeyboardInterrupt:
+            interrupted = True  # stop now: writes already running finish (whole), the rest is dropped
+            raise
         finally:
-            self.close()
+            self.close(wait=not interrupted)
 
     def drain(self) -> None:
         """Run the images still waiting for same-size partners and wait for every write."""
@@ -401,9 +293,9 @@ class _Pipeline:
         while self.writes:
             self.writes.popleft().result()
 
-    def close(self) -> None:
-        self.readers.shutdown(wait=True, cancel_futures=True)
-        self.writers.shutdown(wait=True, cancel_futures=True)
+    def close(self, wait: bool = True) -> None:
+        self.readers.shutdown()
+        self.writers.shutdown(wait=wait, cancel_futures=True)
 
     def take(self, item: Loaded) -> None:
         """Tile a large image at once; put others in their size's bucket, run buckets that are full."""
@@ -456,13 +348,8 @@ class _Pipeline:
 # A whole run.
 
 
-def _check_options(options: RunOptions) -> None:
-    if options.batch_size < 1:
-        raise PlanError("--batch-size must be at least 1")
-
-
 def _output_folders(jobs: List[Job], report: Path) -> set:
-    return {p.parent for job in jobs for p in _job_outputs(job)} | {report.parent}
+    return {p.parent for job in jobs for p in job_outputs(job)} | {report.parent}
 
 
 def _planned_summary(restorer, options: RunOptions, input_root: str) -> Summary:
@@ -496,10 +383,11 @@ def _save_report(path: Path, summary: Summary, records: List[Record]) -> Tuple[O
         write_report(path, summary, records)
         return None, None
     except OSError as e:
-        return e.strerror or one_line(e), report_json(summary, records)
+        return e.strerror or one_line(e), report_bytes(summary, records).decode("utf-8")  # names escaped
 
 
-def run_folder(restorer, input_path, output_path, options: Optional[RunOptions] = None) -> RunResult:
+def run_folder(restorer, input_path, output_path, options: Optional[RunOptions] = None,
+               plan: Optional[Tuple[List[Job], Path]] = None) -> RunResult:
     """Restore a folder (recursively, relative paths mirrored) or a single image.
 
     Args:
@@ -507,6 +395,8 @@ def run_folder(restorer, input_path, output_path, options: Optional[RunOptions] 
         input_path: a folder or an image file.
         output_path: a folder; for a single image also a file name with an image suffix.
         options: RunOptions.
+        plan: what `plan_run(input_path, output_path, options)` returned, when the caller planned
+            already (restore-run plans before the model loads, so a wrong argument costs nothing).
 
     Returns:
         RunResult: one record per input, the summary (with end-to-end and inference-only
@@ -518,9 +408,8 @@ def run_folder(restorer, input_path, output_path, options: Optional[RunOptions] 
     from tqdm import tqdm
 
     options = options or RunOptions()
-    _check_options(options)
     start, infer_before = time.perf_counter(), restorer.inference_seconds
-    jobs, report_path = plan_run(input_path, output_path, options)
+    jobs, report_path = plan or plan_run(input_path, output_path, options)
     records = [j.record for j in jobs]
     # Temp files a killed run left between write and rename: only ours, only of dead processes.
     swept = len(sweep_stale_temps(_output_folders(jobs, report_path)))

@@ -1,8 +1,9 @@
 """`restore-run`: restore a folder of images (or one image) with an exported ONNX model.
 
-Exit codes: 0 all restored (or already there), 1 a user error (bad model file, CUDA unusable,
-OUTPUT that would overwrite inputs) with one line saying why, 2 usage errors, 3 the run
-finished but some inputs failed (each named in the summary and the report), 130 Ctrl-C.
+Exit codes: 0 all restored (or already there, or skipped with a line), 1 a user error (missing
+INPUT, OUTPUT that is a file or would overwrite inputs, bad model file, CUDA unusable) with one
+line saying why, 2 usage errors, 3 the run finished but some inputs failed (each named in the
+summary and the report), 130 Ctrl-C. The arguments and INPUT are checked before the model loads.
 Imports neither torch nor restore_core: the base install runs it.
 """
 
@@ -10,11 +11,14 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
+from typing import Optional
 
 import click
 
 from restore_toolkit.console import COMMAND_SETTINGS, device_option, fail, quiet_option, version_option
 from runtime.images import DEFAULT_MAX_PIXELS
+from runtime.messages import flat
 from runtime.tiling import DEFAULT_TILE_BUDGET
 
 
@@ -55,6 +59,9 @@ from runtime.tiling import DEFAULT_TILE_BUDGET
                    "kept quality at export, else fp32; fp32 forces fp32. A named --model runs as it is.")
 @click.option("--quality", type=click.IntRange(1, 100), default=95, help="JPEG / lossy WebP quality.")
 @quiet_option()
+@click.option("--verbose", is_flag=True,
+              help="Also show ONNX Runtime's and Ray's own log lines (hidden by default: every problem is "
+                   "reported in one line of ours).")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local",
               help="local: threads on this machine; ray: Ray Data across a cluster (pip install -e '.[ray]').")
 @click.option("--address", default=None, show_default="start a local Ray",
@@ -64,42 +71,32 @@ from runtime.tiling import DEFAULT_TILE_BUDGET
 @click.option("--gpus-per-actor", type=click.FloatRange(min=0), default=None,
               show_default="1 when CUDA is asked for or the cluster has GPUs", help="--engine ray: GPUs each actor reserves.")
 @version_option("restore-run")
-def main(model_path, input_path, output_path, device, provider, batch_size, save_mask, save_predicted, overwrite,
-         fmt, tile, tile_budget, max_pixels, allow_lossy, no_fsync, report_path, threads, precision, quality, quiet,
-         engine, address, actors, gpus_per_actor):
+def main(input_path, output_path, engine, verbose, **opts):
     """Restore the images in INPUT (a folder, recursively, or one image) into OUTPUT.
 
     Relative paths are mirrored under OUTPUT; each image keeps its format and mode unless
     --format says otherwise. Bad files are reported and skipped; the rest is restored.
     """
-    from runtime.batch import PlanError, RunOptions
+    from runtime.batch import PlanError
     from runtime.default_model import DefaultModelMissing
     from runtime.metadata import ModelFileError
+    from runtime.ray_engine import RayUnavailable
     from runtime.session import DeviceUnavailableError
 
-    if engine == "local" and (address is not None or actors is not None or gpus_per_actor is not None):
-        raise click.UsageError("--address, --actors and --gpus-per-actor need --engine ray")
-    if engine == "local" and "://" in input_path:
-        raise click.UsageError("an INPUT URI (s3://, gs://, file://...) needs --engine ray")
-    options = RunOptions(
-        batch_size=batch_size, save_mask=save_mask, save_predicted=save_predicted, overwrite=overwrite, format=fmt,
-        max_pixels=max_pixels, allow_lossy=allow_lossy, sync_images=not no_fsync, report=report_path, quality=quality,
-        progress=not quiet,
-    )
-    user_errors = (ModelFileError, DeviceUnavailableError, DefaultModelMissing, PlanError)
+    model, options, cluster = _option_groups(engine, input_path, opts)
+    user_errors = (ModelFileError, DeviceUnavailableError, DefaultModelMissing, PlanError, RayUnavailable)
     try:
+        _library_logs(verbose)
         if engine == "ray":
-            result = _run_on_ray(model_path, input_path, output_path, options, address, actors, gpus_per_actor,
-                                 device, provider, threads, tile, tile_budget, precision)
+            result = _run_on_ray(model, input_path, output_path, options, cluster, verbose)
         else:
-            result = _run_here(model_path, input_path, output_path, options, device, provider, threads, tile,
-                               tile_budget, batch_size, precision)
+            result = _run_here(model, input_path, output_path, options)
     except user_errors as e:
-        fail(str(e))
+        fail(flat(e))
     except ValueError as e:  # contradictory --device / --provider
-        raise click.UsageError(str(e)) from None
+        raise click.UsageError(flat(e)) from None
     except OSError as e:  # the report or an output folder that cannot be written
-        fail(f"{getattr(e, 'filename', '') or ''} {e.strerror or e}".strip())
+        fail(flat(f"{getattr(e, 'filename', '') or ''} {e.strerror or e}".strip()))
     except KeyboardInterrupt:
         click.echo("interrupted: finished outputs are complete; run the same command again to continue", err=True)
         sys.exit(130)
@@ -110,39 +107,88 @@ def main(model_path, input_path, output_path, device, provider, batch_size, save
     sys.exit(result.exit_code)
 
 
-def _run_here(model_path, input_path, output_path, options, device, provider, threads, tile, tile_budget,
-              batch_size, precision):
+@dataclass
+class ModelArgs:
+    """Which model runs, where and how: the options that make the session."""
+
+    path: str = "default"
+    device: str = "auto"
+    provider: Optional[str] = None
+    threads: int = 0  # 0: all cores this process may use
+    precision: str = "auto"
+    tile: Optional[int] = None
+    tile_budget: int = DEFAULT_TILE_BUDGET
+    batch_size: int = 4
+
+
+@dataclass
+class ClusterArgs:
+    """--engine ray's own options."""
+
+    address: Optional[str] = None
+    actors: Optional[int] = None
+    gpus_per_actor: Optional[float] = None
+
+
+def _option_groups(engine: str, input_path: str, opts: dict):
+    """The command's options as (ModelArgs, RunOptions, ClusterArgs), each option used once."""
+    from runtime.batch import RunOptions
+
+    cluster = ClusterArgs(opts.pop("address"), opts.pop("actors"), opts.pop("gpus_per_actor"))
+    if engine == "local" and cluster != ClusterArgs():
+        raise click.UsageError("--address, --actors and --gpus-per-actor need --engine ray")
+    if engine == "local" and "://" in input_path:
+        raise click.UsageError("an INPUT URI (s3://, gs://, file://...) needs --engine ray")
+    model = ModelArgs(path=opts.pop("model_path"), device=opts.pop("device"), provider=opts.pop("provider"),
+                      threads=opts.pop("threads"), precision=opts.pop("precision"), tile=opts.pop("tile"),
+                      tile_budget=opts.pop("tile_budget"), batch_size=opts["batch_size"])
+    options = RunOptions(format=opts.pop("fmt"), sync_images=not opts.pop("no_fsync"), report=opts.pop("report_path"),
+                         progress=not opts.pop("quiet"), **opts)
+    return model, options, cluster
+
+
+def _library_logs(verbose: bool) -> None:
+    """ONNX Runtime's own log lines only with --verbose (Ray's: runtime/ray_engine.py)."""
+    import onnxruntime as ort
+
+    from runtime import session
+
+    session.LOG_SEVERITY = 2 if verbose else 4
+    ort.set_default_logger_severity(2 if verbose else 4)
+
+
+def _run_here(model: ModelArgs, input_path, output_path, options):
     """The local engine: one ONNX Runtime session, threads for reading and writing."""
-    from runtime.batch import run_folder
+    from runtime.batch import plan_run, run_folder
     from runtime.default_model import describe_model
     from runtime.restorer import Restorer
 
+    plan = plan_run(input_path, output_path, options)  # a wrong argument is answered before the model loads
     start = time.perf_counter()
-    restorer = Restorer(model_path, device=device, provider=provider, threads=threads or None, tile=tile,
-                        tile_budget=tile_budget, batch_size=batch_size, precision=precision)
+    restorer = Restorer(model.path, device=model.device, provider=model.provider, threads=model.threads or None,
+                        tile=model.tile, tile_budget=model.tile_budget, batch_size=model.batch_size,
+                        precision=model.precision)
     choice = f", {restorer.model_choice}" if restorer.model_choice else ""
-    click.echo(f"model {describe_model(model_path, restorer.model_path)}{choice} on {restorer.info.describe()} "
+    click.echo(f"model {describe_model(model.path, restorer.model_path)}{choice} on {restorer.info.describe()} "
                f"({time.perf_counter() - start:.2f} s to load)", err=True)
-    return run_folder(restorer, input_path, output_path, options)
+    return run_folder(restorer, input_path, output_path, options, plan=plan)
 
 
-def _run_on_ray(model_path, input_path, output_path, options, address, actors, gpus_per_actor, device, provider,
-                threads, tile, tile_budget, precision):
+def _run_on_ray(model: ModelArgs, input_path, output_path, options, cluster: ClusterArgs, verbose: bool):
     """The Ray engine: the same plan, codecs, writes and report, scheduled by Ray Data."""
     from runtime.default_model import choose_model, describe_model
-    from runtime.ray_engine import RayOptions, RayUnavailable, run_folder_ray
+    from runtime.ray_engine import RayOptions, native_lines_hidden, plan_input, run_folder_ray
 
+    plan = plan_input(input_path, output_path, options)  # before the model is read or Ray started
     # The graph is chosen here, once, as the local engine chooses it; every actor loads that one.
-    chosen, why = choose_model(model_path, precision, cpu=device != "cuda" and not gpus_per_actor)
-
-    ray_options = RayOptions(address=address, actors=actors or 1, gpus_per_actor=gpus_per_actor, device=device,
-                             provider=provider, threads=threads or None, tile=tile, tile_budget=tile_budget)
-    click.echo(f"model {describe_model(model_path, chosen)}{', ' + why if why else ''} on Ray ({address or 'a local Ray'}, "
-               f"{ray_options.actors} actor(s))", err=True)
-    try:
-        return run_folder_ray(chosen, input_path, output_path, options, ray_options)
-    except RayUnavailable as e:
-        fail(str(e))
+    chosen, why = choose_model(model.path, model.precision, cpu=model.device != "cuda" and not cluster.gpus_per_actor)
+    ray_options = RayOptions(address=cluster.address, actors=cluster.actors or 1, gpus_per_actor=cluster.gpus_per_actor,
+                             device=model.device, provider=model.provider, threads=model.threads or None,
+                             tile=model.tile, tile_budget=model.tile_budget, verbose=verbose)
+    click.echo(f"model {describe_model(model.path, chosen)}{', ' + why if why else ''} on Ray "
+               f"({cluster.address or 'a local Ray'}, {ray_options.actors} actor(s))", err=True)
+    with native_lines_hidden(not verbose):
+        return run_folder_ray(chosen, input_path, output_path, options, ray_options, plan=plan)
 
 
 if __name__ == "__main__":

@@ -12,9 +12,28 @@ from __future__ import annotations
 _CONTROL = {ord(c): " " for c in "\r\n\t\v\f\x85\u2028\u2029"}
 
 
+def shown(text: object) -> str:
+    """`text` printable: a file name's bytes that are not UTF-8 shown as `\\xNN` escapes.
+
+    Python carries such bytes of an OS name as lone surrogates (`os.fsdecode`'s surrogateescape),
+    which no terminal, log or UTF-8 file can take; their escapes can.
+    """
+    text = str(text)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that did not come from an OS name
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def flat(text: object) -> str:
-    """`text` with line breaks and tabs turned into spaces, so it stays on one line."""
-    return str(text).translate(_CONTROL)
+    """`text` on one line and printable: line breaks and tabs become spaces, non-UTF-8 bytes of
+    a name `\\xNN` escapes (`shown`)."""
+    return shown(text).translate(_CONTROL)
 
 
 def one_line(error: BaseException | str, limit: int = 200, with_type: bool = True) -> str:
@@ -28,7 +47,7 @@ def one_line(error: BaseException | str, limit: int = 200, with_type: bool = Tru
     Returns:
         One line, never empty for an exception.
     """
-    text = str(error)
+    text = shown(error)
     first = next((line.strip() for line in text.splitlines() if line.strip()), "")
     if len(first) > limit:
         first = first[: limit - 1].rstrip() + "…"

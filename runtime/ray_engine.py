@@ -23,42 +23,49 @@ Ray is an optional extra, imported only here and only when `--engine ray` runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import pickle
+import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
 from runtime.batch import (
-    Job,
     Loaded,
-    PlanError,
     RunOptions,
     RunResult,
-    _check_options,
-    _claim_outputs,
     _fail,
-    _fail_collisions,
-    _fail_unwritable,
-    _make_job,
-    _mark_skipped,
     _output_folders,
-    _output_format,
     _Pipeline,
     _planned_summary,
     _read,
     _save_report,
     _summarize,
-    plan_run,
 )
 from runtime.fileio import sweep_stale_temps
-from runtime.images import FORMATS, SUFFIX_FORMAT
+from runtime.images import SUFFIX_FORMAT
 from runtime.messages import flat, one_line
-from runtime.report import REPORT_NAME, Record, summary_lines
+from runtime.plan import (
+    SUFFIXES,
+    Job,
+    PlanError,
+    check_format,
+    entry_job,
+    make_job,
+    output_format,
+    plan_file,
+    plan_run,
+    report_path,
+    settle,
+)
+from runtime.report import Record, summary_lines
+from runtime.scan import Entry, restorable, skip_reason, walk_order
 from runtime.tiling import DEFAULT_TILE_BUDGET
 
 RAY_MISSING = "--engine ray needs Ray: pip install -e '.[ray]' (or pip install 'ray[data]>=2.40')"
@@ -87,6 +94,7 @@ class RayOptions:
     tile: Optional[int] = None
     tile_budget: Optional[int] = None
     num_cpus: Optional[int] = None  # CPUs of a local Ray started here (default: enough for the actors)
+    verbose: bool = False  # let Ray's own log lines (and ONNX Runtime's in the actors) through
 
 
 def import_ray():
@@ -164,6 +172,8 @@ def _decode(batch: Dict[str, np.ndarray], options: RunOptions, fs=None) -> Dict[
                 shutil.rmtree(scratch, ignore_errors=True)
         if loaded is not None:
             loaded.job = job  # the record and outputs are the job's, wherever its bytes were read from
+            if fs is not None:
+                loaded.mode = None  # the scratch copy's permission bits are not the source's
         payloads.append(pickle.dumps(loaded if loaded is not None else job, protocol=5))
     return {"idx": batch["idx"], "item": np.array(payloads, dtype=object)}
 
@@ -174,7 +184,10 @@ class _RestoreActor:
     def __init__(self, model_ref: list, ray_options: RayOptions, options: RunOptions):
         import ray
 
+        from runtime import session
         from runtime.restorer import Restorer
+
+        session.LOG_SEVERITY = 2 if ray_options.verbose else 4  # ONNX Runtime's own lines, as on the driver
 
         # The model comes by reference (in a list, so Ray does not resolve it at creation): a restarted
         # actor fetches it again from the driver's copy.
@@ -223,55 +236,65 @@ def is_uri(path) -> bool:
     return isinstance(path, str) and "://" in path
 
 
-def _walk_order(rel: str):
-    """The local runner's order (os.walk, sorted): a folder's files before its sub-folders'."""
-    parts = rel.split("/")
-    return tuple(parts[:-1]), parts[-1]
+def plan_input(input_path, output_path, options: RunOptions):
+    """(jobs, report path, file system) of a run: `plan_uri` for a URI, else `plan_run` (no file system)."""
+    if is_uri(input_path):
+        return plan_uri(input_path, output_path, options)
+    return (*plan_run(input_path, output_path, options), None)
 
 
 def plan_uri(uri: str, output_path, options: RunOptions):
-    """`plan_run` for an INPUT URI: the same jobs, names and refusals; OUTPUT is a path.
+    """`plan_run` for an INPUT URI: the same jobs, names, skips and refusals; OUTPUT is a path.
 
     Returns:
         (jobs, report path, the pyarrow file system the sources are read through).
     """
     import pyarrow.fs as pafs
 
-    if options.format is not None and options.format.lower() not in FORMATS:
-        raise PlanError(f"unknown --format {options.format!r}; choose png, jpeg, webp, bmp or tiff")
+    check_format(options)
+    fs, base, kind = _open_uri(uri)
+    out = Path(output_path)
+    if kind == pafs.FileType.File:
+        if Path(base).suffix.lower() not in SUFFIX_FORMAT:
+            raise PlanError(f"{flat(uri)}: not a {SUFFIXES} file")
+        root, pairs = plan_file(Path(base), out, options.format)
+        jobs = [make_job(pair, root, options) for pair in pairs]
+    else:
+        root, jobs = out, _uri_folder_jobs(fs, base, out, options)
+    report = report_path(options, root)
+    settle(jobs, report, options)
+    return jobs, report, fs
+
+
+def _open_uri(uri: str):
+    """(file system, base path, FileType) of a URI, or PlanError saying why not."""
+    import pyarrow.fs as pafs
+
     try:
         fs, base = pafs.FileSystem.from_uri(uri)
         info = fs.get_file_info(base)
     except (OSError, ValueError) as e:  # pyarrow.ArrowInvalid is a ValueError
         raise PlanError(f"{flat(uri)}: {one_line(e, with_type=False)}") from None
-    out, base = Path(output_path), base.rstrip("/")
     if info.type == pafs.FileType.NotFound:
         raise PlanError(f"{flat(uri)}: no such file or folder")
-    if info.type == pafs.FileType.File:
-        src = Path(base)
-        if src.suffix.lower() not in SUFFIX_FORMAT:
-            raise PlanError(f"{flat(uri)}: not a .png, .jpg, .webp, .bmp, .tif or .gif file")
-        if out.suffix.lower() in SUFFIX_FORMAT and not out.is_dir():
-            root, pairs = out.parent, [(src, src.name, out, FORMATS[options.format.lower()] if options.format
-                                        else SUFFIX_FORMAT[out.suffix.lower()])]
+    return fs, base.rstrip("/"), info.type
+
+
+def _uri_folder_jobs(fs, base: str, out: Path, options: RunOptions) -> List[Job]:
+    """A job per file under the URI's folder, in the local runner's order; files not restored are skipped."""
+    import pyarrow.fs as pafs
+
+    found = fs.get_file_info(pafs.FileSelector(base, recursive=True))
+    rels = sorted((i.path[len(base) + 1:] for i in found if i.type == pafs.FileType.File), key=walk_order)
+    jobs = []
+    for rel in rels:
+        source = Path(f"{base}/{rel}")
+        if restorable(rel):
+            pil, suffix = output_format(Path(rel).suffix, options.format)
+            jobs.append(make_job((source, rel, out / Path(rel).with_suffix(suffix), pil), out, options))
         else:
-            pil, suffix = _output_format(src.suffix, options.format)
-            root, pairs = out, [(src, src.name, out / (src.stem + suffix), pil)]
-        report = Path(options.report) if options.report else root / REPORT_NAME
-    else:
-        root, report = out, Path(options.report) if options.report else out / REPORT_NAME
-        found = [i.path for i in fs.get_file_info(pafs.FileSelector(base, recursive=True))
-                 if i.type == pafs.FileType.File and Path(i.path).suffix.lower() in SUFFIX_FORMAT]
-        rels = sorted((p[len(base) + 1:] for p in found), key=_walk_order)
-        pairs = []
-        for rel in rels:
-            pil, suffix = _output_format(Path(rel).suffix, options.format)
-            pairs.append((Path(f"{base}/{rel}"), rel, out / Path(rel).with_suffix(suffix), pil))
-    jobs = [_make_job(pair, root, options) for pair in pairs]
-    _fail_collisions(_claim_outputs(jobs, pairs, report))
-    _fail_unwritable(jobs)
-    _mark_skipped(jobs, options.overwrite)
-    return jobs, report, fs
+            jobs.append(entry_job(Entry(source, rel, "skipped", skip_reason(rel))))
+    return jobs
 
 
 def _wants_cuda(device: str, provider: Optional[str]) -> bool:
@@ -279,10 +302,18 @@ def _wants_cuda(device: str, provider: Optional[str]) -> bool:
 
 
 def _start(ray, ray_options: RayOptions, cpus_needed: float) -> bool:
-    """Join the cluster, or start a local Ray; True when this call started it (and must stop it)."""
+    """Join the cluster, or start a local Ray; True when this call started it (and must stop it).
+
+    Ray's own log lines (its start-up notices, the workers' output, the usage-stats notice) stay
+    behind --verbose: every problem reaches the user as one line of ours.
+    """
     if ray.is_initialized():
         return False
-    kwargs = dict(logging_level=logging.WARNING, log_to_driver=False, include_dashboard=False)
+    if not ray_options.verbose:
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no notice about it at start-up
+        logging.getLogger("ray").setLevel(logging.ERROR)
+    kwargs = dict(logging_level=logging.INFO if ray_options.verbose else logging.ERROR,
+                  log_to_driver=ray_options.verbose, include_dashboard=False)
     if ray_options.address:
         ray.init(address=ray_options.address, **kwargs)
     else:
@@ -291,6 +322,40 @@ def _start(ray, ray_options: RayOptions, cpus_needed: float) -> bool:
         num_cpus = ray_options.num_cpus or max(available_cpus(), int(np.ceil(cpus_needed)))
         ray.init(num_cpus=num_cpus, **kwargs)
     return True
+
+
+@contextlib.contextmanager
+def native_lines_hidden(hidden: bool = True) -> Iterator[None]:
+    """Keep the lines Ray's C++ core writes straight to file descriptor 2 off the terminal.
+
+    They bypass Python (an actor-restart notice at every run, for one), so no logging setting
+    reaches them. While this holds, fd 2 points at /dev/null and Python's `sys.stderr` (our lines,
+    the progress bar) at a copy of the real one. A `sys.stderr` that is not fd 2 (a test's
+    capture) is left as it is.
+    """
+    if not hidden:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    python_stderr = sys.stderr
+    try:
+        on_fd2 = sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        on_fd2 = False
+    if on_fd2:
+        sys.stderr = open(saved, "w", buffering=1, encoding=python_stderr.encoding, errors="backslashreplace",
+                          closefd=False)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        sys.stderr = python_stderr
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _check_cluster(ray, actors: int, cpus: float, gpus: float) -> None:
@@ -303,8 +368,32 @@ def _check_cluster(ray, actors: int, cpus: float, gpus: float) -> None:
                              f"{have.get('CPU', 0):g} (fewer --actors or --threads)")
 
 
+def _actor_resources(ray, ray_options: RayOptions) -> Tuple[float, float]:
+    """(CPUs, GPUs) each actor reserves: --threads CPUs on the CPU, one CPU beside a GPU."""
+    gpus = ray_options.gpus_per_actor
+    if gpus is None:
+        gpus = 1.0 if _wants_cuda(ray_options.device, ray_options.provider) or (
+            ray_options.device == "auto" and ray.cluster_resources().get("GPU", 0) > 0) else 0.0
+    cpu_actors = not gpus and not _wants_cuda(ray_options.device, ray_options.provider)
+    return (float(ray_options.threads or 1) if cpu_actors else 1.0), gpus
+
+
+def _probe_model(ray, model_ref, resolved, ray_options: RayOptions, cpus: float, gpus: float):
+    """Open the model where an actor will run; its error is raised here as the local runner raises it."""
+    probe = ray.remote(_probe).options(num_cpus=cpus, num_gpus=gpus)
+    info = ray.get(probe.remote(model_ref, ray_options.device, ray_options.provider, ray_options.threads or 1))
+    named = not isinstance(resolved, bytes)
+    if isinstance(info, BaseException):
+        if named and info.args and str(info.args[0]).startswith("<bytes>"):
+            info.args = (str(resolved) + info.args[0][len("<bytes>"):],) + info.args[1:]  # name the file, as locally
+        raise info
+    if named:
+        info.source = str(resolved)
+    return info
+
+
 def run_folder_ray(model, input_path, output_path, options: Optional[RunOptions] = None,
-                   ray_options: Optional[RayOptions] = None) -> RunResult:
+                   ray_options: Optional[RayOptions] = None, plan=None) -> RunResult:
     """`runtime.batch.run_folder` on Ray Data: the same plan, outputs, report and exit code.
 
     Args:
@@ -314,55 +403,38 @@ def run_folder_ray(model, input_path, output_path, options: Optional[RunOptions]
         output_path: as for `run_folder`, a path every node sees.
         options: RunOptions (readers/writers are the threads inside each actor).
         ray_options: RayOptions.
+        plan: what `plan_input` returned, when the caller planned already.
 
     Raises:
         PlanError: the run could not start; nothing was written.
         RayUnavailable: Ray is missing, or the cluster lacks the GPUs or CPUs asked for.
         ModelFileError, DeviceUnavailableError, DefaultModelMissing: as the local runner.
     """
-    from tqdm import tqdm
-
     from runtime.default_model import resolve_model
     from runtime.session import _resolve_device
 
     options = options or RunOptions()
     ray_options = ray_options or RayOptions()
-    _check_options(options)
+    check_format(options)
     if ray_options.actors < 1:
         raise PlanError("--actors must be at least 1")
     start = time.perf_counter()
     _resolve_device(ray_options.device, ray_options.provider)  # contradictory --device / --provider: ValueError
     # Planned before Ray starts: a bad request costs nothing.
-    if is_uri(input_path):
-        jobs, report_path, fs = plan_uri(input_path, output_path, options)
-    else:
-        (jobs, report_path), fs = plan_run(input_path, output_path, options), None
+    jobs, report, fs = plan or plan_input(input_path, output_path, options)
     ray = import_ray()
     resolved = resolve_model(model)
     model_bytes = resolved if isinstance(resolved, bytes) else Path(resolved).read_bytes()
-    threads = ray_options.threads or 1
     cpu_actors = not _wants_cuda(ray_options.device, ray_options.provider)
-    actor_cpus = float(threads) if cpu_actors else 1.0
-    started = _start(ray, ray_options, ray_options.actors * actor_cpus + DECODE_CPUS)
+    started = _start(ray, ray_options, ray_options.actors * (float(ray_options.threads or 1) if cpu_actors else 1.0)
+                     + DECODE_CPUS)
     try:
-        gpus = ray_options.gpus_per_actor
-        if gpus is None:
-            gpus = 1.0 if _wants_cuda(ray_options.device, ray_options.provider) or (
-                ray_options.device == "auto" and ray.cluster_resources().get("GPU", 0) > 0) else 0.0
-        if gpus:
-            actor_cpus = 1.0
-        _check_cluster(ray, ray_options.actors, ray_options.actors * actor_cpus + DECODE_CPUS, gpus * ray_options.actors)
+        cpus, gpus = _actor_resources(ray, ray_options)
+        _check_cluster(ray, ray_options.actors, ray_options.actors * cpus + DECODE_CPUS, gpus * ray_options.actors)
         model_ref = ray.put(model_bytes)
-        probe = ray.remote(_probe).options(num_cpus=actor_cpus, num_gpus=gpus)
-        info = ray.get(probe.remote(model_ref, ray_options.device, ray_options.provider, threads))
-        if isinstance(info, BaseException):
-            if not isinstance(resolved, bytes) and info.args and str(info.args[0]).startswith("<bytes>"):
-                info.args = (str(resolved) + info.args[0][len("<bytes>"):],) + info.args[1:]  # name the file, as locally
-            raise info
-        info.source = str(resolved) if not isinstance(resolved, bytes) else info.source
+        info = _probe_model(ray, model_ref, resolved, ray_options, cpus, gpus)
         ray_seconds = time.perf_counter() - start
-        result = _run(ray, jobs, report_path, input_path, fs, options, ray_options, info, model_ref, actor_cpus,
-                      gpus, start, tqdm)
+        result = _run(ray, jobs, report, input_path, fs, options, ray_options, info, model_ref, cpus, gpus, start)
     finally:
         if started:
             ray.shutdown()
@@ -375,7 +447,9 @@ def run_folder_ray(model, input_path, output_path, options: Optional[RunOptions]
 
 
 def _run(ray, jobs: List[Job], report_path: Path, input_path, fs, options: RunOptions, ray_options: RayOptions,
-         info, model_ref, actor_cpus: float, gpus: float, start: float, tqdm) -> RunResult:
+         info, model_ref, actor_cpus: float, gpus: float, start: float) -> RunResult:
+    from tqdm import tqdm
+
     records = [j.record for j in jobs]
     swept = len(sweep_stale_temps(_output_folders(jobs, report_path)))
     input_root = input_path if fs is not None else str(Path(input_path).resolve())
@@ -384,8 +458,8 @@ def _run(ray, jobs: List[Job], report_path: Path, input_path, fs, options: RunOp
     todo = [i for i, j in enumerate(jobs) if j.record.status == "pending"]
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the run's own bar counts images
-    logging.getLogger("ray.data").setLevel(logging.WARNING)  # not a line per dataset started and finished
-    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # nor a notice that bars are off
+    if not ray_options.verbose:  # not a line per dataset started and finished, nor a notice that bars are off
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
     rows_per_call = 4 * options.batch_size  # same-size images meet inside an actor's call
     worker_options = replace(options, log=None, progress=False)  # what travels to the workers
     items = [{"idx": i, "job": pickle.dumps(_absolute(jobs[i], fs is None), protocol=5)} for i in todo]

@@ -1,25 +1,34 @@
-"""The record of a folder run: one entry per input, a summary, the JSON report and console lines."""
+"""The record of a folder run: one entry per input, a summary, the JSON report and console lines.
+
+Names are kept as the OS gives them. A name that is not UTF-8 holds lone surrogates (Python's
+surrogateescape); the report writes each as a JSON `\\udcNN` escape, which JSON readers take
+back (Python's `json` gives the same string, `os.fsencode` the original bytes), and console
+lines show it as `\\xNN`.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Set
 
-from runtime.fileio import atomic_write_text
+from runtime.fileio import atomic_write_bytes
 from runtime.messages import flat
 
 REPORT_NAME = "restore-report.json"
 REPORT_VERSION = 1
+ALREADY_THERE = "already there"
+NOT_AN_IMAGE = "not an image (no image suffix)"
 
 
 @dataclass
 class Record:
     """What happened to one input file."""
 
-    input: str  # path relative to INPUT (the file name for a single image)
+    input: str  # path relative to INPUT (the file name for a single image); a folder's ends with /
     status: str = "pending"  # ok | skipped | failed
     output: Optional[str] = None  # the restored image's path
     mask: Optional[str] = None
@@ -35,6 +44,7 @@ class Record:
     masked_share: Optional[float] = None  # share of pixels the model replaced
     tiles: int = 0  # 0 = one pass
     error: Optional[str] = None
+    reason: Optional[str] = None  # why it was skipped: "already there", "not an image", ...
     notes: List[str] = field(default_factory=list)
     dropped: List[str] = field(default_factory=list)  # what a lossy write left out (--allow-lossy)
 
@@ -50,7 +60,8 @@ class Summary:
     input: str = ""  # INPUT, resolved: a rerun recognises its own earlier outputs by it
     total: int = 0
     ok: int = 0
-    skipped: int = 0
+    skipped: int = 0  # all skips: already_there, and entries that are not images this tool restores
+    already_there: int = 0  # skipped because their outputs exist
     failed: int = 0
     wall_seconds: float = 0.0
     inference_seconds: float = 0.0  # time the session spent running batches
@@ -68,6 +79,7 @@ class Summary:
         self.total = len(records)
         self.ok = sum(r.status == "ok" for r in records)
         self.skipped = sum(r.status == "skipped" for r in records)
+        self.already_there = sum(r.status == "skipped" and r.reason == ALREADY_THERE for r in records)
         self.failed = sum(r.status == "failed" for r in records)
         self.lossy = sum(r.status == "ok" and bool(r.dropped) for r in records)
         self.pixels = sum((r.width or 0) * (r.height or 0) for r in records if r.status == "ok")
@@ -87,9 +99,14 @@ def report_json(summary: Summary, records: List[Record]) -> str:
     return json.dumps(report_dict(summary, records), indent=2, ensure_ascii=False) + "\n"
 
 
+def report_bytes(summary: Summary, records: List[Record]) -> bytes:
+    """The report as UTF-8; a lone surrogate (a non-UTF-8 byte of a name) as its JSON escape."""
+    return report_json(summary, records).encode("utf-8", "backslashreplace")
+
+
 def write_report(path: str | os.PathLike, summary: Summary, records: List[Record]) -> None:
     """Write the JSON report atomically and durably."""
-    atomic_write_text(path, report_json(summary, records))
+    atomic_write_bytes(path, report_bytes(summary, records))
 
 
 def earlier_outputs(path: str | os.PathLike, input_root: Path) -> Set[Path]:
@@ -103,7 +120,7 @@ def earlier_outputs(path: str | os.PathLike, input_root: Path) -> Set[Path]:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         same_job = data.get("report_version") == REPORT_VERSION and data["summary"]["input"] == str(input_root)
         records = data["records"] if same_job else []
-        return {Path(r[key]).resolve() for r in records for key in ("output", "mask", "predicted")
+        return {Path(os.path.realpath(r[key])) for r in records for key in ("output", "mask", "predicted")
                 if isinstance(r, dict) and isinstance(r.get(key), str)}
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return set()
@@ -111,14 +128,17 @@ def earlier_outputs(path: str | os.PathLike, input_root: Path) -> Set[Path]:
 
 def summary_lines(summary: Summary, records: List[Record], report_path: Optional[str] = None,
                   report_error: Optional[str] = None, max_listed: int = 20) -> List[str]:
-    """Human-readable end-of-run lines: counts, speed, each failure and each lossy write with its reason.
+    """Human-readable end-of-run lines: counts, speed, each failure, each skip other than "already
+    there" and each lossy write with its reason.
 
     Every line is one line: names and reasons have their line breaks flattened.
     """
     lossy = f" ({summary.lossy} lossy, see below)" if summary.lossy else ""
+    others = summary.skipped - summary.already_there
+    other_skips = f", {others} skipped (see SKIPPED below)" if others else ""
     lines = [
-        f"{summary.ok} restored{lossy}, {summary.skipped} skipped (already there), {summary.failed} failed, "
-        f"of {summary.total} in {summary.wall_seconds:.1f} s on {summary.device}"
+        f"{summary.ok} restored{lossy}, {summary.already_there} skipped (already there){other_skips}, "
+        f"{summary.failed} failed, of {summary.total} in {summary.wall_seconds:.1f} s on {summary.device}"
     ]
     if summary.precision:
         lines.append(f"model: {flat(summary.model)}, {summary.model_choice or summary.precision}")
@@ -132,12 +152,27 @@ def summary_lines(summary: Summary, records: List[Record], report_path: Optional
         lines.append(f"removed {summary.stale_temps_removed} temp file(s) an interrupted earlier run left behind")
     lines += _listed("LOSSY", [(r.input, "; ".join(r.dropped)) for r in records if r.status == "ok" and r.dropped],
                      max_listed, "lossy writes")
+    lines += _skipped_lines(records, max_listed)
     lines += _listed("FAILED", [(r.input, r.error or "") for r in records if r.status == "failed"],
                      max_listed, "failures")
     if report_error:
         lines.append(f"report NOT written to {flat(report_path)} ({flat(report_error)}); it follows on stderr")
     elif report_path:
         lines.append(f"report: {flat(report_path)}")
+    return lines
+
+
+def _skipped_lines(records: List[Record], limit: int) -> List[str]:
+    """A SKIPPED line for each skip but "already there"; files that are not images share one line."""
+    skips = [r for r in records if r.status == "skipped" and r.reason != ALREADY_THERE]
+    named = [(r.input, r.reason or "") for r in skips if r.reason != NOT_AN_IMAGE]
+    lines = _listed("SKIPPED", named, limit, "skips")
+    plain = Counter(Path(r.input).suffix.lower() or "no suffix" for r in skips if r.reason == NOT_AN_IMAGE)
+    if plain:
+        kinds = ", ".join(f"{n} {flat(suffix)}" for suffix, n in plain.most_common(5))
+        more = ", ..." if len(plain) > 5 else ""
+        lines.append(f"SKIPPED {sum(plain.values())} file(s) that are not images ({kinds}{more}; each named in "
+                     f"the report)")
     return lines
 
 

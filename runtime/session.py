@@ -167,6 +167,11 @@ def _metadata_from_bytes(model: bytes) -> ModelMetadata:
     return ModelMetadata.from_props({p.key: p.value for p in proto.metadata_props}, source="<bytes>")
 
 
+# ONNX Runtime's own log lines (0 verbose .. 4 fatal): none by default, since every error reaches
+# the user as one line of ours; `restore-run --verbose` lowers it to warnings.
+LOG_SEVERITY = 4
+
+
 def make_session(
     model: Union[str, os.PathLike, bytes],
     device: str = "auto",
@@ -176,7 +181,7 @@ def make_session(
     require_signature: Optional[str] = "pixels",
     check_metadata: bool = True,
     trt_cache_dir: Optional[str] = None,
-    log_severity: int = 3,
+    log_severity: Optional[int] = None,
     cuda_graph: bool = False,
 ):
     """Create an `onnxruntime.InferenceSession` on the device asked for, and prove it runs there.
@@ -194,7 +199,8 @@ def make_session(
         check_metadata: read and validate the `restore.` metadata (refuse files that are not ours
             or of an unknown format version). Off only for research graphs without it.
         trt_cache_dir: where TensorRT keeps its built engines (default: beside the model file).
-        log_severity: ORT's log level (3 = errors only); our own errors say what went wrong.
+        log_severity: ORT's log level (default LOG_SEVERITY, 4: fatal only); our own errors say
+            what went wrong, in one line.
         cuda_graph: capture and replay a CUDA graph (CUDA provider only; one fixed input shape,
             inputs and outputs bound on the device). For benchmarks of fixed-size serving.
 
@@ -216,7 +222,7 @@ def make_session(
     preload_output = _require_provider(want)
     if trt_cache_dir is None and want == "tensorrt" and source != "<bytes>":
         trt_cache_dir = str(Path(source).resolve().parent / ".trt-cache")
-    opts = _session_options(threads, log_severity)
+    opts = _session_options(threads, LOG_SEVERITY if log_severity is None else log_severity)
     session, want, note = _open_session(model, source, device, want, note, opts,
                                         _provider_list(want, device_id, trt_cache_dir, cuda_graph), preload_output)
     if require_signature == "pixels":

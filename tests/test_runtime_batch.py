@@ -69,7 +69,7 @@ def build_folder(root: Path) -> dict:
     (root / "sub" / "trunc.png").write_bytes(data[: len(data) // 2])
     Image.new("L", (1200, 1000)).save(root / "bomb.png")  # 1.2 MP > MAX_PIXELS, compresses to nothing
     (root / "locked.png").write_bytes((root / "rgb.png").read_bytes())
-    (root / "notes.txt").write_text("ignored: not an image suffix")
+    (root / "notes.txt").write_text("skipped, with a line: not an image suffix")
     bad = {
         "zero.png": "empty file",
         "text.jpg": "not a PNG, JPEG",
@@ -167,7 +167,8 @@ def test_bad_files_are_reported_and_the_rest_completes(folder_run):
     for name, reason in folder_run["expect"]["bad"].items():
         assert recs[name].status == "failed" and reason in recs[name].error, (name, recs[name].error)
         assert not Path(recs[name].output).exists()
-    assert "notes.txt" not in recs
+    assert recs["notes.txt"].status == "skipped" and recs["notes.txt"].reason == "not an image (no image suffix)"
+    assert "SKIPPED 1 file(s) that are not images (1 .txt; each named in the report)" in first.lines
     assert first.exit_code == 3
     assert first.summary.failed == len(folder_run["expect"]["bad"])
     assert first.summary.ok == len(folder_run["expect"]["good"])
@@ -179,7 +180,7 @@ def test_report_holds_one_record_per_input_and_both_speeds(folder_run):
     report = folder_run["first_report"]
     assert json.loads(first.report_path.read_text())["summary"]["skipped"] > 0  # the second run's, now
     assert first.report_path == folder_run["out"] / "restore-report.json"
-    assert len(report["records"]) == first.summary.total == len(folder_run["expect"]["good"]) + 5
+    assert len(report["records"]) == first.summary.total == len(folder_run["expect"]["good"]) + 5 + 1  # + notes.txt
     ok = [r for r in report["records"] if r["status"] == "ok"]
     assert all(r["seconds"] > 0 and r["output"] and r["error"] is None for r in ok)
     failed = [r for r in report["records"] if r["status"] == "failed"]
@@ -193,7 +194,8 @@ def test_report_holds_one_record_per_input_and_both_speeds(folder_run):
 def test_second_run_skips_everything_and_rewrites_nothing(folder_run):
     second = folder_run["second"]
     good = folder_run["expect"]["good"]
-    assert second.summary.skipped == len(good) and second.summary.ok == 0
+    assert second.summary.already_there == len(good) and second.summary.ok == 0
+    assert second.summary.skipped == len(good) + 1  # notes.txt
     assert second.summary.failed == len(folder_run["expect"]["bad"]) and second.exit_code == 3
     now = {p: p.stat().st_mtime_ns for p in folder_run["mtimes"]}
     assert now == folder_run["mtimes"]
@@ -322,3 +324,20 @@ def test_inference_error_without_message_fails_those_images_only(tiny_onnx, tmp_
     rec = _by_input(result)["a.png"]
     assert rec.status == "failed" and rec.error == "inference failed: MemoryError"
     assert result.exit_code == 3 and result.report_path.is_file()
+
+
+def test_the_walk_keeps_os_walk_order_and_accounts_for_every_entry(tmp_path):
+    """runtime/scan.py walks with a stack and follows links after the real tree, yet lists entries in
+    the order `os.walk` (sorted) gives, which the Ray engine's URI listing follows too."""
+    from runtime.scan import scan
+
+    for rel in ("b.png", "a/z.png", "a/c/d.png", "a/b.txt", "ab.png", "a b/x.png", "c/y.jpg"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    expected = []
+    for here, dirs, files in os.walk(tmp_path):
+        dirs.sort()
+        expected += [os.path.relpath(os.path.join(here, f), tmp_path) for f in sorted(files)]
+    entries = scan(tmp_path)
+    assert [e.rel for e in entries] == expected
+    assert [e.status for e in entries if e.rel == "a/b.txt"] == ["skipped"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import socket
 import struct
 import subprocess
 import sys
@@ -33,6 +34,7 @@ import runtime.report as rr
 from runtime.cli import main
 
 RNG = np.random.default_rng(12)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -155,6 +157,97 @@ def nested_and_symlink(d):
     (d / "link.png").symlink_to(d / "real.png")
 
 
+NOT_UTF8 = os.fsdecode(b"caf\xe9.png")  # Latin-1 bytes: a legal Linux name that is not UTF-8
+NOT_UTF8_DIR = os.fsdecode(b"f\xeate")
+
+
+def not_utf8_names(d):
+    Image.fromarray(_rgb()).save(d / "a.png")
+    Image.fromarray(_rgb()).save(d / NOT_UTF8)
+    (d / NOT_UTF8_DIR).mkdir()
+    Image.fromarray(_rgb()).save(d / NOT_UTF8_DIR / "in.png")
+    (d / os.fsdecode(b"bad\xff.png")).write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+
+
+def symlink_loops(d):
+    Image.fromarray(_rgb()).save(d / "a.png")
+    (d / "loop.png").symlink_to("loop.png")  # a link to itself
+    (d / "sub").mkdir()
+    Image.fromarray(_rgb()).save(d / "sub" / "b.png")
+    (d / "sub" / "up").symlink_to("..")  # a folder link back to INPUT
+
+
+def special_files(d):
+    Image.fromarray(_rgb()).save(d / "a.png")
+    os.mkfifo(d / "fifo.png")  # opening it would block until a writer comes
+    (d / "null.png").symlink_to(os.devnull)  # a character device
+    cwd = os.getcwd()
+    os.chdir(d)  # a socket's path is limited to about 100 bytes: bind a relative one
+    try:
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind("sock.png")
+        sock.close()
+    finally:
+        os.chdir(cwd)
+
+
+def odd_entries(d):
+    Image.fromarray(_rgb()).save(d / "a.png")
+    (d / "gone.png").symlink_to("nowhere.png")  # dangling
+    (d / "dir.png").mkdir()  # a folder named like an image: walked as a folder
+    Image.fromarray(_rgb()).save(d / "dir.png" / "inner.png")
+
+
+def linked_folders(d):
+    outside = d.parent / "outside"
+    outside.mkdir()
+    Image.fromarray(_rgb()).save(outside / "c.png")
+    (d / "ext").symlink_to(outside)  # outside INPUT: followed, restored under the link's name
+    (d / "real").mkdir()
+    Image.fromarray(_rgb()).save(d / "real" / "r.png")
+    (d / "alias").symlink_to("real")  # a second way into a folder INPUT holds: named, not walked twice
+
+
+def locked_folder(d):
+    Image.fromarray(_rgb()).save(d / "a.png")
+    (d / "locked").mkdir()
+    Image.fromarray(_rgb()).save(d / "locked" / "hidden.png")
+
+
+def other_formats(d):
+    Image.fromarray(_rgb()).save(d / "a.png")
+    (d / "x.heic").write_bytes(b"\0\0\0\x18ftypheic")
+    Image.fromarray(_rgb()).save(d / "y.ppm")
+    (d / "notes.txt").write_text("not an image")
+
+
+def long_names(d):
+    Image.fromarray(_rgb()).save(d / ("p" * 251 + ".png"))  # 255 bytes: the longest legal name
+    Image.fromarray(_rgb()).save(d / ("j" * 251 + ".jpg"))  # its mask would be NAME.jpg.png: 259 bytes
+
+
+def private_input(d):
+    Image.fromarray(_rgb()).save(d / "private.png")
+    Image.fromarray(_rgb()).save(d / "shared.png")
+    (d / "private.png").chmod(0o600)
+    (d / "shared.png").chmod(0o644)
+
+
+def mask_collision(d):
+    Image.fromarray(_rgb()).save(d / "a.jpg")
+    Image.fromarray(_rgb()).save(d / "a.jpg.png")  # its output a.jpg.png; a.jpg's mask masks/a.jpg.png
+
+
+def masks_folder_in_input(d):
+    Image.fromarray(_rgb()).save(d / "x.png")
+    (d / "masks").mkdir()
+    Image.fromarray(_rgb()).save(d / "masks" / "x.png")  # its output is x.png's mask
+
+
+def no_input(d):
+    d.rmdir()
+
+
 # ---------------------------------------------------------------------------------------------
 # Models: each builder returns a model path (given the good tiny model and a scratch folder).
 
@@ -201,38 +294,138 @@ def external_outside(good: Path, d: Path) -> Path:
 
 
 def disk_full_after_first_image(mp):
-    real, written = rb.atomic_write_bytes, []
+    real, written = rb.atomic_write_group, []
 
-    def write(path, data, durable=True):
+    def write(files, durable=True, mode=None):
         if written:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        written.append(path)
-        real(path, data, durable)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(files[0][0]))
+        written.append(files)
+        real(files, durable, mode)
 
-    def no_space(path, text, durable=True):
+    def no_space(path, data, durable=True):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    mp.setattr(rb, "atomic_write_bytes", write)
-    mp.setattr(rr, "atomic_write_text", no_space)
+    mp.setattr(rb, "atomic_write_group", write)
+    mp.setattr(rr, "atomic_write_bytes", no_space)
 
 
 def killed_after_first_image(mp):
     """The first run stops (as if killed) when its second image is due; the rerun is not disturbed."""
-    real, state = rb.atomic_write_bytes, {"writes": 0}
+    real, state = rb.atomic_write_group, {"writes": 0}
 
-    def write(path, data, durable=True):
+    def write(files, durable=True, mode=None):
         state["writes"] += 1
         if state["writes"] == 2:
             raise KeyboardInterrupt
-        real(path, data, durable)
+        real(files, durable, mode)
 
-    mp.setattr(rb, "atomic_write_bytes", write)
+    mp.setattr(rb, "atomic_write_group", write)
+
+
+def scandir_denied(mp):
+    """A sub-folder that cannot be listed (chmod 0 does not stop root, so the refusal is simulated)."""
+    real = os.scandir
+
+    def scandir(path="."):
+        if Path(path).name == "locked":
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return real(path)
+
+    mp.setattr(os, "scandir", scandir)
+
+
+def _after_planning(change: Callable[[Path], None]):
+    """A fault that changes INPUT's b.png after the walk, before it is read."""
+
+    def fault(mp):
+        real = rb.plan_run
+
+        def plan_run(input_path, output_path, options):
+            planned = real(input_path, output_path, options)
+            change(Path(input_path) / "b.png")
+            return planned
+
+        mp.setattr(rb, "plan_run", plan_run)
+
+    return fault
+
+
+def _fifo_instead(path: Path) -> None:
+    path.unlink()
+    os.mkfifo(path)
+
+
+def disk_full_at_the_mask(mp):
+    """ENOSPC while the mask's temp file is written (the image's is already written)."""
+    real = Path.write_bytes
+
+    def write_bytes(self, data):
+        if self.parent.name == "masks":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(self, data)
+
+    mp.setattr(Path, "write_bytes", write_bytes)
+
+
+def mask_rename_fails(mp):
+    """The image is renamed into place, then the mask's rename fails: the group is taken back."""
+    import runtime.fileio as rf
+
+    real = os.replace
+
+    def replace(src, dst):
+        if Path(dst).parent.name == "masks" and Path(src).name.endswith(".tmp"):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return real(src, dst)
+
+    mp.setattr(rf.os, "replace", replace)
 
 
 def _dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     return proc.pid
+
+
+def folder_at_output(out: Path):
+    (out / "a.png").mkdir(parents=True)
+
+
+def empty_file_at_output(out: Path):
+    out.mkdir(parents=True)
+    (out / "a.png").write_bytes(b"")
+
+
+def old_outputs(out: Path):
+    (out / "masks").mkdir(parents=True)
+    (out / "a.png").write_bytes(b"old image")
+    (out / "masks" / "a.png").write_bytes(b"old mask")
+
+
+def link_to_input_at_output(out: Path):
+    out.mkdir(parents=True)
+    (out / "a.png").symlink_to(out.parent / "in" / "a.png")  # the harness's INPUT
+
+
+def _input_untouched(inp, out, _):
+    assert Image.open(inp / "a.png").size == (24, 20) and not (inp / "a.png").is_symlink()
+    assert Image.open(out / "a.png").size == (24, 20)
+
+
+def hard_link_and_file_in_the_way(out: Path):
+    out.mkdir(parents=True)
+    os.link(out.parent / "in" / "a.png", out / "a.png")  # the input itself, not a restored image
+    (out / "sub").write_bytes(b"a file where the folder sub/ goes")
+
+
+def a_and_sub_b(d):
+    Image.fromarray(_rgb()).save(d / "a.png")
+    (d / "sub").mkdir()
+    Image.fromarray(_rgb()).save(d / "sub" / "b.png")
+
+
+def output_is_a_file(out: Path):
+    out.write_bytes(b"a file, not a folder")
 
 
 def stale_temps(out: Path):
@@ -315,6 +508,35 @@ def _one_line_names(inp, out, text):
     assert failed == ["FAILED bad name.png: not a PNG, JPEG, WebP, BMP or TIFF image, nor a GIF"]
 
 
+def _not_utf8_kept(inp, out, text):
+    assert "FAILED bad\\xff.png: not a PNG" in text  # shown escaped, on one line
+    report = (out / "restore-report.json").read_bytes().decode("utf-8")  # valid UTF-8
+    inputs = {r["input"] for r in json.loads(report)["records"]}
+    assert NOT_UTF8 in inputs and os.fsencode(NOT_UTF8) == b"caf\xe9.png"  # the OS name, byte for byte
+
+
+def _group_absent(inp, out, text):
+    _no_temp_left(inp, out, text)
+    assert not (out / "a.png").exists() and not (out / "masks" / "a.png").exists()
+
+
+def _old_files_back(inp, out, text):
+    _no_temp_left(inp, out, text)
+    assert (out / "a.png").read_bytes() == b"old image" and (out / "masks" / "a.png").read_bytes() == b"old mask"
+
+
+def _modes_kept(inp, out, _):
+    umask = os.umask(0)
+    os.umask(umask)
+    for name, mode in (("private.png", 0o600), ("shared.png", 0o644)):
+        for path in (out / name, out / "masks" / name):
+            assert path.stat().st_mode & 0o777 == mode & ~umask, (path, oct(path.stat().st_mode))
+
+
+def _one_line_only(inp, out, text):
+    assert len([line for line in text.splitlines() if line.strip()]) == 1, text
+
+
 MATRIX = [
     # -- the seven that lost data -------------------------------------------------------------
     Case("16-bit RGB PNG kept", rgb16, ("--save-mask",), exit=0, says=("1 restored",),
@@ -354,6 +576,77 @@ MATRIX = [
     Case("disk full after one image", two_pngs, fault=disk_full_after_first_image, exit=3,
          says=("1 restored", "FAILED b.png: not written:", "No space left on device", "report NOT written"),
          outputs=("a.png",), absent=("b.png", "restore-report.json"), check=_disk_full),
+    # -- round 3: one entry never stops the run ---------------------------------------------------
+    Case("file and folder names that are not UTF-8", not_utf8_names, exit=3, says=("3 restored", "1 failed"),
+         outputs=(NOT_UTF8, "a.png", f"{NOT_UTF8_DIR}/in.png"), check=_not_utf8_kept),
+    Case("symlink loops inside INPUT", symlink_loops, exit=3,
+         says=("2 restored", "FAILED loop.png: symlink loop", "SKIPPED sub/up/: symlink loop back to ./: not followed"),
+         outputs=("a.png", "sub/b.png"), absent=("sub/up",)),
+    Case("FIFO, socket and device named like images", special_files, exit=3,
+         says=("1 restored", "FAILED fifo.png: a FIFO, not a regular file: not opened",
+               "FAILED sock.png: a socket, not a regular file", "FAILED null.png: a character device, not a regular file"),
+         outputs=("a.png",), absent=("fifo.png", "sock.png", "null.png")),
+    Case("dangling link, folder named x.png", odd_entries, exit=3,
+         says=("2 restored", "FAILED gone.png: broken symbolic link"), outputs=("a.png", "dir.png/inner.png")),
+    Case("file removed between walk and read", two_pngs, fault=_after_planning(Path.unlink), exit=3,
+         says=("1 restored", "FAILED b.png: no longer there (removed after INPUT was walked)"), absent=("b.png",)),
+    Case("FIFO swapped in between walk and read", two_pngs, fault=_after_planning(_fifo_instead), exit=3,
+         says=("1 restored", "FAILED b.png: a FIFO, not a regular file: not opened"), absent=("b.png",)),
+    # -- round 3: no silent skip, no false "already there" ----------------------------------------
+    Case("symlinked folders", linked_folders, exit=0,
+         says=("2 restored, 0 skipped (already there), 1 skipped (see SKIPPED below)",
+               "SKIPPED alias/: the same folder as real/, restored there"),
+         outputs=("ext/c.png", "real/r.png"), absent=("alias",)),
+    Case("unreadable sub-folder", locked_folder, fault=scandir_denied, exit=3,
+         says=("1 restored", "FAILED locked/: folder not read (Permission denied): the images in it are not restored"),
+         outputs=("a.png",)),
+    Case("image formats not restored, other files", other_formats, exit=0,
+         says=("1 restored, 0 skipped (already there), 3 skipped (see SKIPPED below)",
+               "SKIPPED x.heic: .heic images are not restored", "SKIPPED y.ppm: .ppm images are not restored",
+               "SKIPPED 1 file(s) that are not images (1 .txt"),
+         outputs=("a.png",)),
+    Case("a folder where an output goes", one_png(), before=folder_at_output, exit=3,
+         says=("0 skipped (already there)", "a.png is a folder, not an output of this tool; not written (move it away)")),
+    Case("an empty file where an output goes", one_png(), before=empty_file_at_output, exit=3,
+         says=("0 skipped (already there)", "a.png is an empty file, not an output of this tool")),
+    Case("an empty file where an output goes, --overwrite", one_png(), ("--overwrite",), before=empty_file_at_output,
+         exit=0, says=("1 restored",), check=lambda inp, out, _: Image.open(out / "a.png").size == (24, 20)),
+    Case("a link to the input where its output goes", one_png(), before=link_to_input_at_output, exit=3,
+         says=("a.png is a symbolic link, not an output of this tool; not written (move it away or pass --overwrite)",),
+         check=_input_untouched),
+    Case("a link to the input where its output goes, --overwrite", one_png(), ("--overwrite",),
+         before=link_to_input_at_output, exit=0, says=("1 restored",),
+         check=lambda inp, out, text: (_input_untouched(inp, out, text), not (out / "a.png").is_symlink() or
+                                       pytest.fail("the link was followed"))),
+    Case("a hard link to the input, a file where a folder goes", a_and_sub_b, before=hard_link_and_file_in_the_way,
+         exit=3, says=("0 skipped (already there)", "a.png is the input itself (a hard link), not an output of this "
+                       "tool; not written (move it away or pass --overwrite)",
+                       "sub/b.png cannot be made: a file stands where one of its folders goes; not written (move it "
+                       "away)")),
+    # -- round 3: an entry's files land together or not at all --------------------------------------
+    Case("disk full while the mask is written", one_png(), ("--save-mask",), fault=disk_full_at_the_mask, exit=3,
+         says=("FAILED a.png: not written:", "masks/a.png: No space left on device"), check=_group_absent),
+    Case("the mask's rename fails, --overwrite", one_png(), ("--save-mask", "--overwrite"), before=old_outputs,
+         fault=mask_rename_fails, exit=3, says=("FAILED a.png: not written:",), check=_old_files_back),
+    Case("255-byte names", long_names, ("--save-mask",), exit=3,
+         says=("1 restored", "its mask's name would be 259 bytes, over the 255-byte limit of a file name; rename the "
+                             "input or drop --save-mask"),
+         outputs=("p" * 251 + ".png", "masks/" + "p" * 251 + ".png"), absent=("j" * 251 + ".jpg",), check=_no_temp_left),
+    Case("outputs keep the input's permission bits", private_input, ("--save-mask",), exit=0, says=("2 restored",),
+         check=_modes_kept),
+    # -- round 3: messages ------------------------------------------------------------------------
+    Case("mask name collision", mask_collision, ("--save-mask",), exit=3,
+         says=("masks/a.jpg.png would also be the mask of a.jpg.png; rename one of them or drop --save-mask",
+               "masks/a.jpg.png would also be the mask of a.jpg; rename one of them or drop --save-mask"),
+         never=("Traceback", "Warning", "--format"), absent=("a.jpg", "a.jpg.png")),
+    Case("a masks/ folder in INPUT", masks_folder_in_input, ("--save-mask",), exit=3,
+         says=("FAILED masks/x.png: its output ", "masks/x.png would also be the mask of x.png; rename one of them or "
+               "drop --save-mask")),
+    Case("OUTPUT is a file", one_png(), before=output_is_a_file, exit=1,
+         says=("OUTPUT", "is a file; INPUT is a folder, so OUTPUT must be a folder"), never=("Traceback", "{", "model"),
+         check=_one_line_only),
+    Case("missing INPUT, before the model loads", no_input, model=lambda good, d: d / "garbage.onnx", exit=1,
+         says=("no such file or folder",), never=("Traceback", "model", "garbage"), check=_one_line_only),
     # -- the extra findings --------------------------------------------------------------------
     Case("temp file of a killed run swept", one_png(), before=stale_temps, exit=0,
          says=("removed 1 temp file(s)",), outputs=("a.png",), check=_swept),
@@ -405,7 +698,7 @@ def test_fault_matrix(case: Case, tiny_onnx, tmp_path, monkeypatch):
         assert fragment not in text, text
     if case.exit == 1:  # could not start: exactly one line, nothing written
         assert len([line for line in text.splitlines() if line.strip()]) <= 2, text  # the model line + the error
-        assert "error:" in text and not (out.exists() and any(out.iterdir()))
+        assert "error:" in text and not (out.is_dir() and any(out.iterdir()))
     for rel in case.outputs:
         assert (out / rel).is_file(), f"{rel} missing: {text}"
     for rel in case.absent:
@@ -513,3 +806,72 @@ def test_two_runs_at_once_into_one_output(tiny_onnx, tmp_path):
     for i in range(6):
         assert Image.open(tmp_path / "out" / f"{i}.png").size == (16, 16)
     assert not list((tmp_path / "out").glob(".*.tmp"))
+
+
+def _failing_graph(good: Path, d: Path) -> Path:
+    """A pixels graph (the tiny model's metadata) that fails at run time for any size but 16x16."""
+    x = helper.make_tensor_value_info("image", TensorProto.UINT8, ["N", "H", "W", 3])
+    outs = [helper.make_tensor_value_info(n, TensorProto.UINT8, ["N", "H", "W", c])
+            for n, c in (("restored", 3), ("mask", 1), ("predicted", 3))]
+    consts = [helper.make_tensor("shape", TensorProto.INT64, [4], [1, 16, 16, 3]),
+              helper.make_tensor("zero", TensorProto.INT64, [1], [0]), helper.make_tensor("one", TensorProto.INT64, [1], [1]),
+              helper.make_tensor("axis", TensorProto.INT64, [1], [3])]
+    nodes = [helper.make_node("Reshape", ["image", "shape"], ["restored"]),
+             helper.make_node("Slice", ["restored", "zero", "one", "axis"], ["mask"]),
+             helper.make_node("Identity", ["restored"], ["predicted"])]
+    model = helper.make_model(helper.make_graph(nodes, "fails", [x], outs, initializer=consts),
+                              opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = onnx.load(str(good)).ir_version
+    for prop in onnx.load(str(good)).metadata_props:
+        model.metadata_props.add(key=prop.key, value=prop.value)
+    path = d / "fails.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def test_onnx_runtime_log_lines_only_with_verbose(tiny_onnx, tmp_path):
+    """ONNX Runtime logs from C++ straight to the terminal (fd 2): only --verbose lets it through."""
+    one_png()(tmp_path)
+    model = _failing_graph(tiny_onnx, tmp_path)
+    base = [sys.executable, "-m", "runtime.cli", "--model", str(model), str(tmp_path / "a.png"), str(tmp_path / "out"),
+            "--device", "cpu", "--quiet"]
+    quiet = subprocess.run(base, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert quiet.returncode == 3 and "FAILED a.png: inference failed" in quiet.stdout, quiet.stderr
+    assert "onnxruntime:" not in quiet.stderr + quiet.stdout, quiet.stderr
+    verbose = subprocess.run([*base, "--verbose"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert verbose.returncode == 3 and "[E:onnxruntime:" in verbose.stderr, verbose.stderr
+
+
+def test_ctrl_c_while_a_read_hangs_stops_at_once(tiny_onnx, tmp_path):
+    """SIGINT while a reader is stuck (a hung mount): one line, exit 130 at once; nothing half-written."""
+    import signal
+
+    src = tmp_path / "in"
+    src.mkdir()
+    two_pngs(src)
+    script = f"""
+import sys, time
+import runtime.batch as rb
+real = rb.read_image
+def read_image(path, *args, **kwargs):
+    if path.name == "b.png":
+        print("hanging", flush=True)
+        time.sleep(600)
+    return real(path, *args, **kwargs)
+rb.read_image = read_image
+from runtime.cli import main
+sys.argv = ["restore-run", "--model", {str(tiny_onnx)!r}, {str(src)!r}, {str(tmp_path / "out")!r}, "--device", "cpu",
+            "--quiet", "--batch-size", "1"]
+main()
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout.readline().strip() == "hanging"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)  # the read would hang for 600 s
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted: finished outputs are complete" in err and "Traceback" not in err, err
+    assert not (tmp_path / "out" / "b.png").exists() and not list((tmp_path / "out").glob(".*.tmp"))

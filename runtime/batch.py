@@ -20,6 +20,7 @@ Torch-free: onnxruntime, numpy, pillow, pypng, tqdm.
 from __future__ import annotations
 
 import os
+import stat
 import time
 from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +32,7 @@ import numpy as np
 from PIL import Image
 
 from runtime.fileio import atomic_write_bytes, sweep_stale_temps
+from runtime.image_metadata import digest
 from runtime.images import (
     DEFAULT_MAX_PIXELS,
     FORMAT_SUFFIX,
@@ -72,7 +74,7 @@ class RunOptions:
     allow_lossy: bool = False  # restore the first frame/page or 8 bits of files that cannot be kept whole
     sync_images: bool = True  # fsync each image before its rename (reports are always synced)
     report: Optional[str] = None  # default OUTPUT/restore-report.json
-    quality: int = 95  # JPEG and lossy WebP
+    quality: Optional[int] = None  # JPEG and lossy WebP; None: a JPEG keeps its own tables, others 95
     progress: bool = True  # tqdm bar on stderr
     readers: int = 2  # decoding threads
     writers: int = 2  # encoding threads
@@ -280,7 +282,8 @@ def _read(job: Job, options: RunOptions) -> Optional[Loaded]:
     start = time.perf_counter()
     rec = job.record
     try:
-        img, source = read_image(job.source, options.max_pixels, options.allow_lossy, job.format)
+        img, source = read_image(job.source, options.max_pixels, options.allow_lossy,
+                                 job.format if _format_asked(job, options) else None)
         rec.width, rec.height, rec.mode = img.width, img.height, img.mode
         prep = prepare(img, source.deep)
         if source.deep is not None:  # a 16-bit colour PNG: its values now live in `prep`
@@ -307,12 +310,18 @@ def _write(item: Loaded, restored: np.ndarray, mask: np.ndarray, predicted: np.n
     job, rec = item.job, item.job.record
     corrupted = mask > 0  # (H, W) bool
     current = job.output
+    fmt = _write_format(job, item.source, options)
     try:
-        image = finish(item.prep, restored, corrupted)
-        data, rec.output_mode, note = encode_image(image, job.format, item.source, options.quality)
-        if note:
-            rec.notes.append(note)
-        _put(job.output, data, options)
+        # Nothing found: the output is the input itself, byte for byte, when it keeps its format.
+        if not corrupted.any() and fmt == _real_format(item.source) and _copy_input(job, item.source, options):
+            rec.written, rec.output_mode = "copied", rec.mode
+        else:
+            encoded = encode_image(finish(item.prep, restored, corrupted), fmt, item.source, options.quality)
+            rec.output_mode = encoded.mode
+            rec.notes.extend([encoded.note] if encoded.note else [])
+            rec.dropped.extend(encoded.lost)  # metadata the output cannot hold, named
+            _put(job.output, encoded.data, options)
+            rec.written = "changed" if corrupted.any() else "rewritten"
         if job.mask is not None:
             current = job.mask
             _put(job.mask, _png(Image.fromarray(mask, "L")), options)
@@ -331,6 +340,41 @@ def _write(item: Loaded, restored: np.ndarray, mask: np.ndarray, predicted: np.n
     rec.infer_seconds = infer_seconds
     rec.write_seconds = time.perf_counter() - start
     rec.seconds = item.read_seconds + infer_seconds + rec.write_seconds
+
+
+def _format_asked(job: Job, options: RunOptions) -> bool:
+    """True when the user chose the output format (--format, or an OUTPUT file of another suffix)."""
+    return options.format is not None or \
+        SUFFIX_FORMAT.get(job.output.suffix.lower()) != SUFFIX_FORMAT.get(job.source.suffix.lower())
+
+
+def _real_format(source: SourceInfo) -> Optional[str]:
+    return "JPEG" if source.format == "MPO" else source.format  # a camera's multi-picture JPEG
+
+
+def _write_format(job: Job, source: SourceInfo, options: RunOptions) -> str:
+    """The job's format, or the file's real one when its suffix lies (a PNG named .jpg) and no
+    format was asked for: restored into what it holds, under its own name, never flattened."""
+    real = _real_format(source)
+    if real == job.format or real not in WRITABLE_MODES or _format_asked(job, options):
+        return job.format
+    job.record.notes.append(f"the {job.source.suffix} file holds a {real} image: written back as {real} under its name")
+    return real
+
+
+def _copy_input(job: Job, source: SourceInfo, options: RunOptions) -> bool:
+    """Write the input's own bytes (and mode bits) as its output; False when they cannot be read
+    again or changed since they were decoded (the caller encodes the result instead)."""
+    try:
+        data, mode = job.source.read_bytes(), stat.S_IMODE(os.stat(job.source).st_mode)
+    except OSError:
+        return False
+    if source.digest is None or digest(data) != source.digest:
+        return False
+    if options.overwrite or not job.output.exists():  # as `_put`: a resumed run keeps what exists
+        atomic_write_bytes(job.output, data, durable=options.sync_images)
+        os.chmod(job.output, mode)
+    return True
 
 
 def _png(image: Image.Image) -> bytes:

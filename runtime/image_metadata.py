@@ -174,7 +174,7 @@ def _jpeg_params(mode: str, source, quality: Optional[int]) -> Dict[str, object]
     """A JPEG source's own tables and subsampling, unless another quality is asked for."""
     params: Dict[str, object] = {}
     coding: Optional[JpegCoding] = source.jpeg
-    needed = 1 if mode == "L" else 2  # luma table, and the chroma one for colour
+    needed = 2 if mode == "RGB" else 1  # YCbCr: luma and chroma tables; grey and CMYK use table 0
     if coding is not None and quality is None and len(coding.qtables) >= needed:
         params["qtables"] = coding.qtables
     else:

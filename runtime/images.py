@@ -612,7 +612,8 @@ def _pypng(array: np.ndarray, bitdepth: int, transparent) -> bytes:
     writer = png.Writer(w, h, greyscale=c <= 2, alpha=c in (2, 4), bitdepth=bitdepth, transparent=transparent,
                         compression=6)
     buf = io.BytesIO()
-    writer.write_array(buf, array.reshape(-1))
+    rows = array.reshape(h, w * c).astype(np.uint16 if bitdepth > 8 else np.uint8)  # pypng packs by item size
+    writer.write(buf, rows)
     return buf.getvalue()
 
 

@@ -49,6 +49,7 @@ TIFF_LAYOUT = {254, 255, 256, 257, 258, 259, 262, 266, 273, 274, 277, 278, 279, 
                325, 330, 338, 339, 340, 341, 347, 513, 514, 530, 531, 532, 34665, 34853, 40965, 34675, 700}
 EXIF_GROUPS = (0x8769, 0x8825)  # the Exif and GPS sub-IFDs
 DEFAULT_QUALITY = 95  # JPEG and lossy WebP when the source gives no tables of its own
+JPEG_SEGMENT = 65533  # the most bytes a JPEG marker segment holds
 HOLDS = {  # which output formats can hold each kind
     "EXIF": ("PNG", "JPEG", "WEBP", "TIFF"),
     "XMP": ("PNG", "JPEG", "WEBP", "TIFF"),
@@ -105,8 +106,8 @@ def digest(data: bytes) -> bytes:
 
 
 def png_chunk_list(data: bytes) -> List[Tuple[bytes, bytes]]:
-    """(tag, payload) of every chunk of a PNG, in order (IDAT payloads included)."""
-    return [(tag, data[start:end]) for tag, start, end in _png_spans(data)]
+    """(tag, payload) of every chunk of a PNG but the pixel data (IDAT), in order."""
+    return [(tag, data[start:end]) for tag, start, end in _png_spans(data) if tag != b"IDAT"]
 
 
 def _png_spans(data: bytes) -> Iterator[Tuple[bytes, int, int]]:
@@ -183,12 +184,10 @@ def _jpeg_params(mode: str, source, quality: Optional[int]) -> Dict[str, object]
         params["subsampling"] = coding.subsampling
     if coding is not None and coding.progressive:
         params["progressive"] = True
-    if source.exif:
-        params["exif"] = source.exif
-    if source.xmp:
-        params["xmp"] = source.xmp
-    if source.comment:
-        params["comment"] = source.comment
+    # One marker segment each (64 kB): a longer one would fail the whole write; `lost` names it.
+    for key, value in (("exif", source.exif), ("xmp", source.xmp), ("comment", source.comment)):
+        if value and len(value) <= JPEG_SEGMENT - 64:
+            params[key] = value
     return params
 
 
@@ -208,7 +207,10 @@ def tiff_tags(source) -> Image.Exif:
     """The tags a TIFF output carries: the source's EXIF (with its sub-IFDs) and TIFF tags, XMP in tag 700."""
     tags = Image.Exif()
     if source.exif:
-        tags.load(source.exif)
+        try:
+            tags.load(source.exif)
+        except Exception:  # a broken EXIF block is left out; `lost` names it
+            tags = Image.Exif()
         for tag in (TIFF_LAYOUT - set(EXIF_GROUPS)) & set(tags):  # the sub-IFD pointers stay: Pillow
             del tags[tag]  # writes each sub-IFD from them (`get_ifd`)
     for tag, value in (source.tiff_tags or {}).items():
@@ -324,7 +326,9 @@ def _text(value) -> str:
 
 def _found(fmt: str, data: bytes) -> Dict[str, object]:
     """The metadata a written file holds, read back from its header."""
-    img = Image.open(io.BytesIO(data))
+    Image.init()
+    factory, _accept = Image.OPEN[fmt]  # the plugin itself: no decompression-bomb check on our own output
+    img = factory(io.BytesIO(data), None)
     exif = img.getexif()
     found: Dict[str, object] = {
         "exif": _exif_entries(exif.tobytes()) if len(exif) else {},

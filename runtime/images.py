@@ -11,7 +11,7 @@ bit for bit.
 | RGB, RGBA | the RGB channels | RGB / RGBA, alpha untouched |
 | L, LA, 1 | grey replicated to RGB | luma of the result (ITU-R 601, Pillow's) into L; 1 thresholds at 128 |
 | P (with transparency) | the palette colours | nearest opaque palette entry, same palette; transparent pixels keep their index |
-| I;16 (and I in 0..65535) | round(v / 257) as grey | luma × 257 in masked pixels, other pixels keep all 16 bits |
+| I;16, and I (32-bit) in 0..65535 | round(v / 257) as grey | luma × 257 in masked pixels, other pixels keep every bit; I stays 32-bit in TIFF |
 | CMYK | Pillow's CMYK→RGB | Pillow's RGB→CMYK in masked pixels, other pixels keep their inks |
 | 16-bit RGB, RGBA, grey+alpha PNG (RGB;16, RGBA;16, LA;16) | round(v / 257) per channel | a 16-bit PNG of the same colour type: the result × 257 (luma × 257 for LA;16) in masked pixels, other pixels and alpha keep all 16 bits |
 
@@ -22,6 +22,9 @@ caller allows it: more than one frame or page (only the first is restored), and 
 per colour channel where they cannot be kept (a 16-bit colour PNG written as another format, a
 16-bit colour TIFF). GIF is read (its first frame, palette kept) but written only as another
 format: Pillow's GIF writer may reorder the palette.
+
+Metadata (EXIF, ICC, XMP, PNG chunks, TIFF tags, JPEG tables...) is captured on read and
+written back by runtime/image_metadata.py; `encode_image` names what an output format cannot hold.
 
 Torch-free: numpy, pillow and pypng only.
 """

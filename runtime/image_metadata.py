@@ -285,11 +285,12 @@ def encode_bmp_v5(image: Image.Image, icc: Optional[bytes], dpi: Optional[Tuple[
 def lost(source, fmt: str, data: bytes, mode: str, icc_reason: Optional[str] = None) -> List[str]:
     """Each piece of the source's metadata that `data` (a `fmt` file of `mode`) does not hold, and why."""
     found = _found(fmt, data)
-    missing = []
+    out = []
     for kind, value in _wanted(source).items():
-        if not _holds(kind, value, found):
-            missing.append((kind, value))
-    return [f"{_name(kind, value)} not kept ({_why(kind, fmt, icc_reason)})" for kind, value in missing]
+        missing = _missing(kind, value, found)
+        if missing:
+            out.append(f"{_name(kind, value, missing)} not kept ({_why(kind, missing, fmt, icc_reason)})")
+    return out
 
 
 def _wanted(source) -> Dict[str, object]:
@@ -341,32 +342,38 @@ def _found(fmt: str, data: bytes) -> Dict[str, object]:
     return found
 
 
-def _holds(kind: str, value, found: Dict[str, object]) -> bool:
+def _missing(kind: str, value, found: Dict[str, object]):
+    """The part of `value` (one kind of the source's metadata) the written file lacks; empty when none."""
     if kind == "EXIF":
-        return all(found["exif"].get(key) == v for key, v in value.items())
+        return {key: v for key, v in value.items() if found["exif"].get(key) != v}
     if kind == "TIFF tags":
-        return all(found["exif"].get((0, tag)) == v for tag, v in value.items())
+        return {tag: v for tag, v in value.items() if found["exif"].get((0, tag)) != v}
+    if kind == "PNG chunk":
+        return [chunk for chunk in value if chunk not in found["chunks"]]
     if kind == "DPI":
         got = found["dpi"]
-        return bool(got) and all(abs(a - b) <= max(0.5, 0.005 * a) for a, b in zip(value, got))
-    if kind == "PNG chunk":
-        return all(chunk in found["chunks"] for chunk in value)
+        kept = bool(got) and all(abs(a - b) <= max(0.5, 0.005 * a) for a, b in zip(value, got))
+        return None if kept else value
     key = {"ICC profile": "icc", "XMP": "xmp", "JPEG comment": "comment"}[kind]
-    return found[key] == value
+    return None if found[key] == value else value
 
 
-def _name(kind: str, value) -> str:
+def _name(kind: str, value, missing) -> str:
     if kind == "PNG chunk":
-        tags = sorted({tag.decode("latin-1") for tag, _ in value})
+        tags = sorted({tag.decode("latin-1") for tag, _ in missing})
         return f"PNG chunk{'s' if len(tags) > 1 else ''} {', '.join(tags)}"
     if kind == "TIFF tags":
-        return f"TIFF tags {', '.join(str(t) for t in sorted(value))}"
+        return f"TIFF tag{'s' if len(missing) > 1 else ''} {', '.join(str(t) for t in sorted(missing))}"
+    if kind == "EXIF" and len(missing) < len(value):
+        return f"EXIF tag{'s' if len(missing) > 1 else ''} {', '.join(hex(t) for _, t in sorted(missing))}"
     return kind
 
 
-def _why(kind: str, fmt: str, icc_reason: Optional[str]) -> str:
+def _why(kind: str, missing, fmt: str, icc_reason: Optional[str]) -> str:
     if kind == "ICC profile" and icc_reason:
         return icc_reason
     if fmt not in HOLDS[kind]:
         return f"{fmt} cannot hold it"
+    if kind == "PNG chunk" and all(tag in PNG_MODE_BOUND for tag, _ in missing):
+        return "it describes the old pixel encoding, and the mode changed"
     return f"the {fmt} writer did not store it"

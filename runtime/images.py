@@ -503,13 +503,17 @@ def _writable_deep_grey(image: Image.Image, fmt: str) -> Tuple[Image.Image, Opti
     return Image.fromarray(grey8, "L").convert("RGB"), f"{what} written as 8-bit RGB ({fmt} has no greyscale mode)"
 
 
+# Mode changes that lose pixel information: named with the lost metadata, not as a mere note.
+LOSSY_CONVERSIONS = ("alpha dropped", "written as 8-bit", "CMYK written as RGB")
+
+
 class Encoded(NamedTuple):
     """An encoded output and what it could not keep of its source."""
 
     data: bytes
     mode: str  # the mode written
-    note: Optional[str]  # why the mode had to change, else None
-    lost: List[str]  # each piece of metadata the output does not hold, and why
+    note: Optional[str]  # why the mode had to change (losing nothing), else None
+    lost: List[str]  # what the output does not hold (alpha, bits, inks, metadata), and why
 
 
 def encode_image(image: Union[Image.Image, DeepImage], fmt: str, source: Optional[SourceInfo] = None,
@@ -528,7 +532,10 @@ def encode_image(image: Union[Image.Image, DeepImage], fmt: str, source: Optiona
     image, note = _to_writable(image, fmt)
     keep_icc, icc_reason = _icc_decision(source, before, image.mode, fmt)
     data = _encode(image, fmt, source, keep_icc, quality, same_mode=note is None)
-    return Encoded(data, image.mode, note, meta.lost(source, fmt, data, image.mode, icc_reason))
+    lost = meta.lost(source, fmt, data, image.mode, icc_reason)
+    if note and any(phrase in note for phrase in LOSSY_CONVERSIONS):  # pixels lost, not only re-laid out
+        return Encoded(data, image.mode, None, [note, *lost])
+    return Encoded(data, image.mode, note, lost)
 
 
 def _to_writable(image: Union[Image.Image, DeepImage], fmt: str) -> Tuple[Union[Image.Image, DeepImage], Optional[str]]:

@@ -131,7 +131,8 @@ def test_icc_kept_in_family_dropped_across(tmp_path):
     assert Image.open(io.BytesIO(data)).info.get("icc_profile") == b"fake-icc"
     data, mode, _, lost = ri.encode_image(Image.new("CMYK", (2, 2)), "PNG", src)
     assert mode == "RGB" and "icc_profile" not in Image.open(io.BytesIO(data)).info
-    assert lost == ["ICC profile not kept (it describes cmyk colour, the image is written as RGB)"]
+    assert lost == ["CMYK written as RGB (PNG cannot store CMYK)",  # inks lost: named, not a mere note
+                    "ICC profile not kept (it describes cmyk colour, the image is written as RGB)"]
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
@@ -244,10 +245,10 @@ def test_16bit_colour_png_to_another_format_is_refused_or_8bit(tmp_path):
         ri.read_image(tmp_path / "deep.png", write_format="JPEG")
     img, info = ri.read_image(tmp_path / "deep.png", allow_lossy=True, write_format="JPEG")
     assert info.deep is None and info.dropped and img.mode == "RGB"
-    # A kept 16-bit image handed to another writer anyway is scaled to 8 bits, with a note.
+    # A kept 16-bit image handed to another writer anyway is scaled to 8 bits, and that is named.
     deep = ri.DeepImage(src)
-    data, mode, note, _ = ri.encode_image(deep, "TIFF")
-    assert mode == "RGB" and "16-bit RGB written as 8-bit" in note
+    data, mode, note, lost = ri.encode_image(deep, "TIFF")
+    assert mode == "RGB" and note is None and lost == ["16-bit RGB written as 8-bit (TIFF cannot store 16 bits)"]
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), ((src.astype(np.int64) + 128) // 257).astype(np.uint8))
 
 

@@ -181,6 +181,10 @@ def test_rgba_png_named_jpg_is_written_back_as_what_it_holds(finds_all, tmp_path
     assert np.array_equal(np.asarray(got)[..., 3], rgba[..., 3])  # alpha whole, never flattened
     record = _records(report)["liar.jpg"]
     assert record["output_mode"] == "RGBA" and any("holds a PNG image" in n for n in record["notes"])
+    # Asked for a JPEG, the alpha cannot be kept: that is said in the summary, not only in a note.
+    result, report = _run(finds_all, inp, tmp_path / "asked", "--format", "jpeg")
+    assert result.exit_code == 0 and Image.open(tmp_path / "asked" / "liar.jpg").format == "JPEG"
+    assert "LOSSY liar.jpg: alpha dropped (JPEG cannot store it)" in result.output
 
 
 def test_metadata_an_output_format_cannot_hold_is_named(finds_all, tmp_path):

@@ -315,6 +315,7 @@ def _write(item: Loaded, restored: np.ndarray, mask: np.ndarray, predicted: np.n
         # Nothing found: the output is the input itself, byte for byte, when it keeps its format.
         if not corrupted.any() and fmt == _real_format(item.source) and _copy_input(job, item.source, options):
             rec.written, rec.output_mode = "copied", rec.mode
+            rec.dropped = []  # the whole file, extra frames and bits included (--allow-lossy read less)
         else:
             encoded = encode_image(finish(item.prep, restored, corrupted), fmt, item.source, options.quality)
             rec.output_mode = encoded.mode

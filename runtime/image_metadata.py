@@ -67,6 +67,7 @@ class JpegCoding:
     qtables: Dict[int, list]  # Pillow's `im.quantization`
     subsampling: int  # Pillow's code: 0 = 4:4:4, 1 = 4:2:2, 2 = 4:2:0, -1 = none (grey, CMYK) or other
     progressive: bool = False
+    sampling: Tuple[Tuple[int, int], ...] = ()  # (horizontal, vertical) sampling factors per component
 
 
 # ---------------------------------------------------------------------------------------------
@@ -90,13 +91,17 @@ def _capture_format(img: Image.Image, data: bytes, info) -> None:
     if img.format in JPEG_FORMATS:
         info.comment = img.info.get("comment") or None
         info.jpeg = JpegCoding(dict(getattr(img, "quantization", None) or {}), JpegImagePlugin.get_sampling(img),
-                               bool(img.info.get("progressive")))
+                               bool(img.info.get("progressive")), _sampling(img))
     elif img.format == "PNG":
         info.png_chunks = [(tag, body) for tag, body in png_chunk_list(data)
                            if tag not in PNG_REBUILT and not _is_xmp(tag, body)]
         info.grey_bits = png_grey_bits(data)
     elif img.format == "TIFF":
         info.tiff_tags = {tag: value for tag, value in img.tag_v2.items() if tag not in TIFF_LAYOUT}
+
+
+def _sampling(img: Image.Image) -> Tuple[Tuple[int, int], ...]:
+    return tuple((h, v) for _id, h, v, _table in getattr(img, "layer", []))
 
 
 def digest(data: bytes) -> bytes:
@@ -291,6 +296,11 @@ def lost(source, fmt: str, data: bytes, mode: str, icc_reason: Optional[str] = N
         missing = _missing(kind, value, found)
         if missing:
             out.append(f"{_name(kind, value, missing)} not kept ({_why(kind, missing, fmt, icc_reason)})")
+    coding = source.jpeg
+    if fmt == "JPEG" and coding is not None and len(coding.sampling) == len(found["sampling"]) == 3 \
+            and coding.sampling != found["sampling"]:  # 4:1:1, 4:4:0...: Pillow writes three patterns only
+        out.append(f"JPEG chroma sampling {coding.sampling} not kept (Pillow writes 4:4:4, 4:2:2 or 4:2:0; "
+                   f"written as {found['sampling']})")
     return out
 
 
@@ -337,6 +347,7 @@ def _found(fmt: str, data: bytes) -> Dict[str, object]:
         "icc": img.info.get("icc_profile") or (bmp_icc(data) if fmt == "BMP" else None),
         "xmp": img.info.get("xmp"), "dpi": img.info.get("dpi"), "comment": img.info.get("comment"),
         "chunks": png_chunk_list(data) if fmt == "PNG" else [],
+        "sampling": _sampling(img) if fmt == "JPEG" else (),
     }
     if isinstance(found["xmp"], str):
         found["xmp"] = found["xmp"].encode("utf-8")

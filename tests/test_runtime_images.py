@@ -344,6 +344,26 @@ def _src_png_icc(path):
     Image.fromarray(_rgb(16, 20)).save(path, "PNG", icc_profile=b"fake-rgb-icc")
 
 
+def _src_bmp_icc(path):
+    """A v5 BMP with an embedded profile, by hand: the profile after the pixels, its offset from the header."""
+    import struct
+
+    h, w = 4, 6
+    pixels = _rgb(h, w)[::-1, :, ::-1].tobytes()  # bottom-up BGR, 18-byte rows padded to 20
+    pixels = b"".join(pixels[i:i + 18] + b"\0\0" for i in range(0, len(pixels), 18))
+    header = struct.pack("<IiiHHIIiiII4I", 124, w, h, 1, 24, 0, len(pixels), 0, 0, 0, 0, 0, 0, 0, 0)
+    header += struct.pack("<I36x3II", 0x4D424544, 0, 0, 0, 4) + struct.pack("<III", 124 + len(pixels), 12, 0)
+    body = header + pixels + b"fake-rgb-icc"
+    path.write_bytes(b"BM" + struct.pack("<IHHI", 14 + len(body), 0, 0, 14 + 124) + body)
+
+
+def _src_jpeg_440(path):
+    """A 4:4:0 JPEG (chroma halved vertically): libjpeg writes it through OpenCV, Pillow's writer cannot."""
+    cv2 = pytest.importorskip("cv2")
+    _ok, data = cv2.imencode(".jpg", _rgb(16, 16), [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_440])
+    path.write_bytes(data.tobytes())
+
+
 def _out_chunks(data):
     from runtime.image_metadata import png_chunk_list
 
@@ -403,6 +423,11 @@ METADATA_CASES = [
     ("TIFF tags named lost in BMP", _src_tiff_tags, ".tif", "BMP",
      _lost_is("TIFF tags 270, 315, 33432 not kept (BMP cannot hold it)")),
     ("ICC kept in BMP", _src_png_icc, ".png", "BMP", _check_bmp_icc),
+    ("ICC of a v5 BMP kept in PNG", _src_bmp_icc, ".bmp", "PNG",
+     lambda data, lost: lost == [] and Image.open(io.BytesIO(data)).info.get("icc_profile") == b"fake-rgb-icc"),
+    ("JPEG 4:4:0 sampling named when Pillow cannot write it", _src_jpeg_440, ".jpg", "JPEG",
+     _lost_is("JPEG chroma sampling ((1, 2), (1, 1), (1, 1)) not kept (Pillow writes 4:4:4, 4:2:2 or 4:2:0; "
+              "written as ((2, 2), (1, 1), (1, 1)))")),
 ]
 
 

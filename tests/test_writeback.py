@@ -203,3 +203,14 @@ def test_metadata_an_output_format_cannot_hold_is_named(finds_all, tmp_path):
     # The same file into PNG keeps its chunk, and says nothing is lost.
     result, report = _run(finds_all, inp, tmp_path / "png")
     assert "LOSSY" not in result.output and Image.open(tmp_path / "png" / "t.png").text == {"Title": "a harbour"}
+
+
+def test_nothing_found_in_a_multipage_tiff_copies_every_page(finds_nothing, tmp_path):
+    inp, out = tmp_path / "in", tmp_path / "out"
+    inp.mkdir()
+    pages = [Image.fromarray(_photo(20, 24)) for _ in range(3)]
+    pages[0].save(inp / "pages.tif", save_all=True, append_images=pages[1:])
+    result, report = _run(finds_nothing, inp, out, "--allow-lossy")
+    assert result.exit_code == 0 and "LOSSY" not in result.output, result.output
+    assert (out / "pages.tif").read_bytes() == (inp / "pages.tif").read_bytes()
+    assert Image.open(out / "pages.tif").n_frames == 3 and _records(report)["pages.tif"]["dropped"] == []

@@ -151,7 +151,7 @@ def _written_line(summary: Summary) -> List[str]:
     if not summary.ok:
         return []
     rewritten = summary.ok - summary.changed - summary.copied
-    extra = f", {rewritten} rewritten (nothing found, another format)" if rewritten else ""
+    extra = f", {rewritten} rewritten (nothing found, re-encoded)" if rewritten else ""
     return [f"of the {summary.ok} restored: {summary.changed} changed, {summary.copied} copied as they were "
             f"(nothing found){extra}"]
 

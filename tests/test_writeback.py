@@ -214,3 +214,20 @@ def test_nothing_found_in_a_multipage_tiff_copies_every_page(finds_nothing, tmp_
     assert result.exit_code == 0 and "LOSSY" not in result.output, result.output
     assert (out / "pages.tif").read_bytes() == (inp / "pages.tif").read_bytes()
     assert Image.open(out / "pages.tif").n_frames == 3 and _records(report)["pages.tif"]["dropped"] == []
+
+
+def test_an_input_changed_after_decoding_is_never_copied(tmp_path):
+    from runtime import batch as rb
+    from runtime.image_metadata import digest
+    from runtime.images import SourceInfo
+    from runtime.report import Record
+
+    src, dst = tmp_path / "a.png", tmp_path / "out" / "a.png"
+    buf = io.BytesIO()
+    Image.fromarray(_photo(8, 8)).save(buf, "PNG")
+    source = SourceInfo(format="PNG", digest=digest(buf.getvalue()))  # the file as it was decoded
+    Image.fromarray(_photo(8, 8)).save(src, "PNG")  # another image, by the time of the write
+    job = rb.Job(source=src, output=dst, format="PNG", mask=None, predicted=None, record=Record(input="a.png"))
+    assert rb._copy_input(job, source, rb.RunOptions()) is False and not dst.exists()
+    src.write_bytes(buf.getvalue())  # the same bytes again: copied
+    assert rb._copy_input(job, source, rb.RunOptions()) is True and dst.read_bytes() == buf.getvalue()

@@ -317,8 +317,8 @@ def _wanted(source) -> Dict[str, object]:
     return want
 
 
-def _exif_entries(exif: Optional[bytes]) -> Dict[Tuple[int, int], str]:
-    """{(sub-IFD or 0, tag): value as text} of an EXIF block, layout tags left out."""
+def _exif_entries(exif: Optional[bytes]) -> Dict[Tuple[int, int], object]:
+    """{(sub-IFD or 0, tag): comparable value} of an EXIF block, layout tags left out."""
     if not exif:
         return {}
     e = Image.Exif()
@@ -332,8 +332,19 @@ def _exif_entries(exif: Optional[bytes]) -> Dict[Tuple[int, int], str]:
     return entries
 
 
-def _text(value) -> str:
-    return repr(value) if isinstance(value, bytes) else str(value)
+def _text(value):
+    """A tag value in a form that compares equal across Pillow's readers (a rational may come back
+    as a float or an IFDRational, a single value as a 1-tuple, a string with its NUL)."""
+    if isinstance(value, tuple):
+        return _text(value[0]) if len(value) == 1 else tuple(_text(v) for v in value)
+    if isinstance(value, str):
+        return value.rstrip("\0")
+    if isinstance(value, bytes):
+        return value
+    try:
+        return round(float(value), 6)
+    except (TypeError, ValueError, ZeroDivisionError):  # a rational with a zero denominator
+        return str(value)
 
 
 def _found(fmt: str, data: bytes) -> Dict[str, object]:

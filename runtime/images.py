@@ -568,7 +568,7 @@ def _encode(image: Union[Image.Image, DeepImage], fmt: str, source: SourceInfo, 
         return meta.encode_bmp_v5(image, source.icc_profile if keep_icc else None, source.dpi)
     params = meta.pillow_params(fmt, image.mode, source, keep_icc, quality)
     if fmt == "TIFF":
-        return _encode_tiff(image, params)
+        return _encode_tiff(image, params, source)
     return _save(image, fmt, **params)
 
 
@@ -578,14 +578,16 @@ def _save(image: Image.Image, fmt: str, **params) -> bytes:
     return buf.getvalue()
 
 
-def _encode_tiff(image: Image.Image, params: Dict[str, object]) -> bytes:
+def _encode_tiff(image: Image.Image, params: Dict[str, object], source: SourceInfo) -> bytes:
     """Deflate (group 4 for 1-bit) through libtiff; uncompressed, through Pillow's own writer, when
-    the tags hold an Exif or GPS sub-IFD or a tag type libtiff refuses (it can write neither)."""
+    libtiff cannot keep the tags: an Exif or GPS sub-IFD, a type it refuses, a value it mangles."""
     tags = params["tiffinfo"]
     compression = "group4" if image.mode == "1" else "tiff_deflate"
     if not any(group in tags for group in meta.EXIF_GROUPS):
         try:
-            return _save(image, "TIFF", compression=compression, **params)
+            data = _save(image, "TIFF", compression=compression, **params)
+            if not any(x.startswith(("TIFF tag", "EXIF")) for x in meta.lost(source, "TIFF", data, image.mode)):
+                return data
         except (RuntimeError, ValueError, TypeError, OSError):
             pass  # libtiff's "Error setting from dictionary"
     try:

@@ -337,6 +337,7 @@ def _src_tiff_tags(path):
 
     tags = TiffImagePlugin.ImageFileDirectory_v2()
     tags[270], tags[315], tags[33432] = "a harbour", "J. Doe", "(c) J. Doe"
+    tags[318] = (TiffImagePlugin.IFDRational(313, 1000), TiffImagePlugin.IFDRational(329, 1000))  # white point
     Image.fromarray(_rgb(16, 20)).save(path, "TIFF", tiffinfo=tags, compression="tiff_deflate")
 
 
@@ -388,7 +389,8 @@ def _check_jpeg_meta(data, lost):
 
 def _check_tiff_tags(data, lost):
     tags = Image.open(io.BytesIO(data)).tag_v2
-    return lost == [] and (tags.get(270), tags.get(315), tags.get(33432)) == ("a harbour", "J. Doe", "(c) J. Doe")
+    return (lost == [] and (tags.get(270), tags.get(315), tags.get(33432)) == ("a harbour", "J. Doe", "(c) J. Doe")
+            and np.allclose([float(v) for v in tags.get(318)], [0.313, 0.329]))
 
 
 def _check_bmp_icc(data, lost):
@@ -421,7 +423,7 @@ METADATA_CASES = [
      lambda data, lost: _check_exif_in_tiff(data, [x for x in lost if not x.startswith("JPEG comment")])),
     ("TIFF tags kept in TIFF", _src_tiff_tags, ".tif", "TIFF", _check_tiff_tags),
     ("TIFF tags named lost in BMP", _src_tiff_tags, ".tif", "BMP",
-     _lost_is("TIFF tags 270, 315, 33432 not kept (BMP cannot hold it)")),
+     _lost_is("TIFF tags 270, 315, 318, 33432 not kept (BMP cannot hold it)")),
     ("ICC kept in BMP", _src_png_icc, ".png", "BMP", _check_bmp_icc),
     ("ICC of a v5 BMP kept in PNG", _src_bmp_icc, ".bmp", "PNG",
      lambda data, lost: lost == [] and Image.open(io.BytesIO(data)).info.get("icc_profile") == b"fake-rgb-icc"),

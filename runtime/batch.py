@@ -313,16 +313,17 @@ def _write(item: Loaded, restored: np.ndarray, mask: np.ndarray, predicted: np.n
     fmt = _write_format(job, item.source, options)
     try:
         # Nothing found: the output is the input itself, byte for byte, when it keeps its format.
-        if not corrupted.any() and fmt == _real_format(item.source) and _copy_input(job, item.source, options):
+        data = _unchanged_input(job, item.source) if not corrupted.any() and fmt == _real_format(item.source) else None
+        if data is not None:
             rec.written, rec.output_mode = "copied", rec.mode
             rec.dropped = []  # the whole file, extra frames and bits included (--allow-lossy read less)
         else:
             encoded = encode_image(finish(item.prep, restored, corrupted), fmt, item.source, options.quality)
-            rec.output_mode = encoded.mode
+            data, rec.output_mode = encoded.data, encoded.mode
             rec.notes.extend([encoded.note] if encoded.note else [])
             rec.dropped.extend(encoded.lost)  # metadata the output cannot hold, named
-            _put(job.output, encoded.data, options)
             rec.written = "changed" if corrupted.any() else "rewritten"
+        _put(job.output, data, options, job.source if rec.written == "copied" else None)
         if job.mask is not None:
             current = job.mask
             _put(job.mask, _png(Image.fromarray(mask, "L")), options)
@@ -363,19 +364,14 @@ def _write_format(job: Job, source: SourceInfo, options: RunOptions) -> str:
     return real
 
 
-def _copy_input(job: Job, source: SourceInfo, options: RunOptions) -> bool:
-    """Write the input's own bytes (and mode bits) as its output; False when they cannot be read
-    again or changed since they were decoded (the caller encodes the result instead)."""
+def _unchanged_input(job: Job, source: SourceInfo) -> Optional[bytes]:
+    """The input's bytes, when they are still those that were decoded; None when the file cannot be
+    read again or changed since (the caller encodes the result instead)."""
     try:
-        data, mode = job.source.read_bytes(), stat.S_IMODE(os.stat(job.source).st_mode)
+        data = job.source.read_bytes()
     except OSError:
-        return False
-    if source.digest is None or digest(data) != source.digest:
-        return False
-    if options.overwrite or not job.output.exists():  # as `_put`: a resumed run keeps what exists
-        atomic_write_bytes(job.output, data, durable=options.sync_images)
-        os.chmod(job.output, mode)
-    return True
+        return None
+    return data if source.digest is not None and digest(data) == source.digest else None
 
 
 def _png(image: Image.Image) -> bytes:
@@ -386,10 +382,15 @@ def _png(image: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def _put(path: Path, data: bytes, options: RunOptions) -> None:
+def _put(path: Path, data: bytes, options: RunOptions, mode_of: Optional[Path] = None) -> None:
     # Without --overwrite an existing file is kept: a resumed run only adds what is missing.
     if options.overwrite or not path.exists():
         atomic_write_bytes(path, data, durable=options.sync_images)
+        if mode_of is not None:  # a copy of the input keeps its mode bits
+            try:
+                os.chmod(path, stat.S_IMODE(os.stat(mode_of).st_mode))
+            except OSError:  # the input went away since it was read: the copy stays, with the umask's bits
+                pass
 
 
 def _read_ahead(pool: ThreadPoolExecutor, jobs: List[Job], options: RunOptions, window: int) -> Iterator[Tuple[Job, Optional[Loaded]]]:

@@ -2,9 +2,10 @@
 
 Three steps, one per direction:
 
-- `capture` (read side): fills `SourceInfo`'s metadata from the decoded image and the file's
-  bytes: EXIF, ICC profile, DPI, XMP, JPEG comment and coding (quantization tables,
-  subsampling), PNG ancillary chunks as they were, TIFF tags, the bit depth of low-bit grey.
+- `capture` (read side): fills `SourceInfo`'s metadata from the decoded image and the file (its
+  bytes or the open file; only headers and metadata chunks are read back): EXIF, ICC profile, DPI,
+  XMP, JPEG comment and coding (quantization tables, subsampling), PNG ancillary chunks as they
+  were, TIFF tags, the bit depth of low-bit grey, and the file's fingerprint.
 - `pillow_params` / `png_chunks` (write side): Pillow's save keywords for each format, and the
   PNG chunks spliced into a PNG after its pixels are encoded (`splice_png`).
 - `lost` (check): reads the written file's header back and names every piece of the source's
@@ -29,10 +30,11 @@ import io
 import struct
 import zlib
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import BinaryIO, Dict, Iterator, List, Optional, Tuple, Union
 
 from PIL import Image, JpegImagePlugin
 
+Source = Union[bytes, BinaryIO]  # a file's bytes, or the open file (seekable)
 JPEG_FORMATS = ("JPEG", "MPO")  # Pillow names a camera's multi-picture JPEG MPO
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 XMP_KEY = b"XML:com.adobe.xmp"
@@ -74,55 +76,75 @@ class JpegCoding:
 # Read side.
 
 
-def capture(img: Image.Image, data: bytes, info) -> None:
-    """Fill `info` (a SourceInfo) with the metadata of `img`, decoded from `data`, orientation applied."""
+def capture(img: Image.Image, file: Source, info) -> None:
+    """Fill `info` (a SourceInfo) with the metadata of `img`, decoded from `file` (its bytes, or the
+    open file, seekable: only headers and metadata are read back), orientation applied."""
+    f = _as_file(file)
     exif = img.getexif()
     info.exif = exif.tobytes() if len(exif) else None
-    info.icc_profile = img.info.get("icc_profile") or (bmp_icc(data) if img.format == "BMP" else None)
+    info.icc_profile = img.info.get("icc_profile") or (bmp_icc(f) if img.format == "BMP" else None)
     info.dpi = img.info.get("dpi")
     xmp = img.info.get("xmp")  # after exif_transpose, which resets the orientation inside it too
     info.xmp = xmp.encode("utf-8") if isinstance(xmp, str) else xmp or None
-    info.digest = digest(data)
-    _capture_format(img, data, info)
+    info.digest = digest(f)
+    _capture_format(img, f, info)
 
 
-def _capture_format(img: Image.Image, data: bytes, info) -> None:
+def _capture_format(img: Image.Image, f: BinaryIO, info) -> None:
     """What only one format carries: JPEG coding and comment, PNG chunks and depth, TIFF tags."""
     if img.format in JPEG_FORMATS:
         info.comment = img.info.get("comment") or None
         info.jpeg = JpegCoding(dict(getattr(img, "quantization", None) or {}), JpegImagePlugin.get_sampling(img),
                                bool(img.info.get("progressive")), _sampling(img))
     elif img.format == "PNG":
-        info.png_chunks = [(tag, body) for tag, body in png_chunk_list(data)
+        info.png_chunks = [(tag, body) for tag, body in png_chunk_list(f)
                            if tag not in PNG_REBUILT and not _is_xmp(tag, body)]
-        info.grey_bits = png_grey_bits(data)
+        info.grey_bits = png_grey_bits(f)
     elif img.format == "TIFF":
         info.tiff_tags = {tag: value for tag, value in img.tag_v2.items() if tag not in TIFF_LAYOUT}
+
+
+def _as_file(file: Source) -> BinaryIO:
+    return io.BytesIO(file) if isinstance(file, (bytes, bytearray, memoryview)) else file
+
+
+def _read_at(f: BinaryIO, offset: int, size: int) -> bytes:
+    f.seek(offset)
+    return f.read(size)
 
 
 def _sampling(img: Image.Image) -> Tuple[Tuple[int, int], ...]:
     return tuple((h, v) for _id, h, v, _table in getattr(img, "layer", []))
 
 
-def digest(data: bytes) -> bytes:
-    """A file's fingerprint (size and CRC-32): a copy of the input is checked against it, so a file
-    changed between its decoding and its copy is never copied. Not a defence against forgery: whoever
-    can rewrite the input can do so before it is read; the CRC costs a fraction of a hash."""
-    return struct.pack(">QI", len(data), zlib.crc32(data))
+def digest(file: Source) -> bytes:
+    """A file's fingerprint (size and CRC-32, read in 1 MiB pieces): a copy of the input is checked
+    against it, so a file changed between its decoding and its copy is never copied. Not a defence
+    against forgery (whoever can rewrite the input can do so before it is read); a CRC costs a
+    fraction of a hash."""
+    f = _as_file(file)
+    f.seek(0)
+    crc, size = 0, 0
+    while piece := f.read(1 << 20):
+        crc, size = zlib.crc32(piece, crc), size + len(piece)
+    return struct.pack(">QI", size, crc)
 
 
-def png_chunk_list(data: bytes) -> List[Tuple[bytes, bytes]]:
+def png_chunk_list(file: Source) -> List[Tuple[bytes, bytes]]:
     """(tag, payload) of every chunk of a PNG but the pixel data (IDAT), in order."""
-    return [(tag, data[start:end]) for tag, start, end in _png_spans(data) if tag != b"IDAT"]
+    f = _as_file(file)
+    return [(tag, _read_at(f, start, end - start)) for tag, start, end in _png_spans(f) if tag != b"IDAT"]
 
 
-def _png_spans(data: bytes) -> Iterator[Tuple[bytes, int, int]]:
-    """(tag, payload start, payload end) per chunk; stops at IEND or a chunk running past the end."""
+def _png_spans(f: BinaryIO) -> Iterator[Tuple[bytes, int, int]]:
+    """(tag, payload start, payload end) per chunk, from the chunk headers alone; stops at IEND or
+    at a chunk running past the end."""
+    total = f.seek(0, io.SEEK_END)
     pos = len(PNG_SIGNATURE)
-    while pos + 12 <= len(data):
-        size = struct.unpack(">I", data[pos:pos + 4])[0]
-        tag = data[pos + 4:pos + 8]
-        if pos + 12 + size > len(data):
+    while pos + 12 <= total:
+        head = _read_at(f, pos, 8)
+        size, tag = struct.unpack(">I", head[:4])[0], head[4:8]
+        if pos + 12 + size > total:
             return
         yield tag, pos + 8, pos + 8 + size
         if tag == b"IEND":
@@ -130,10 +152,11 @@ def _png_spans(data: bytes) -> Iterator[Tuple[bytes, int, int]]:
         pos += 12 + size
 
 
-def png_grey_bits(data: bytes) -> Optional[int]:
+def png_grey_bits(file: Source) -> Optional[int]:
     """1, 2 or 4 for a low-bit greyscale PNG (IHDR colour type 0), else None."""
-    if data[12:16] == b"IHDR" and data[25] == 0 and data[24] < 8:
-        return data[24]
+    head = _read_at(_as_file(file), 0, 26)
+    if len(head) == 26 and head[12:16] == b"IHDR" and head[25] == 0 and head[24] < 8:
+        return head[24]
     return None
 
 
@@ -141,15 +164,17 @@ def _is_xmp(tag: bytes, body: bytes) -> bool:
     return tag == b"iTXt" and body.startswith(XMP_KEY + b"\0")
 
 
-def bmp_icc(data: bytes) -> Optional[bytes]:
+def bmp_icc(file: Source) -> Optional[bytes]:
     """The ICC profile embedded in a BMP's v5 header (Pillow does not read it), else None."""
-    if len(data) < 14 + 124 or data[:2] != b"BM" or struct.unpack("<I", data[14:18])[0] != 124:
+    f = _as_file(file)
+    head = _read_at(f, 0, 14 + 124)
+    if len(head) < 14 + 124 or head[:2] != b"BM" or struct.unpack("<I", head[14:18])[0] != 124:
         return None
-    cs_type, = struct.unpack("<I", data[14 + 56:14 + 60])
-    offset, size = struct.unpack("<II", data[14 + 112:14 + 120])
-    if cs_type != 0x4D424544 or not size or 14 + offset + size > len(data):  # 'MBED': PROFILE_EMBEDDED
+    cs_type, = struct.unpack("<I", head[14 + 56:14 + 60])
+    offset, size = struct.unpack("<II", head[14 + 112:14 + 120])
+    if cs_type != 0x4D424544 or not size or 14 + offset + size > f.seek(0, io.SEEK_END):  # 'MBED': embedded
         return None
-    return data[14 + offset:14 + offset + size]
+    return _read_at(f, 14 + offset, size)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,7 +271,7 @@ def splice_png(data: bytes, chunks: List[Tuple[bytes, bytes]]) -> bytes:
     """Insert `chunks` into the PNG `data`: colour chunks right after IHDR, the rest before the first IDAT."""
     if not chunks:
         return data
-    spans = list(_png_spans(data))
+    spans = list(_png_spans(io.BytesIO(data)))
     ihdr_end = spans[0][2] + 4  # after IHDR's CRC
     idat_start = next(start for tag, start, _ in spans if tag == b"IDAT") - 8
     early = b"".join(_chunk(t, b) for t, b in chunks if t in PNG_BEFORE_PLTE)

@@ -18,7 +18,7 @@ Three steps, one per direction:
 | ICC profile | iCCP | APP2 | ICCP | tag 34675 | v5 header (RGB, RGBA) |
 | DPI | pHYs | JFIF | - | tags | header |
 | PNG text, gAMA, cHRM, sRGB, tIME... | as they were | - | - | - | - |
-| JPEG comment | - | COM | - | - | - |
+| JPEG comment, other APPn (IPTC...) | - | COM, as they were | - | - | - |
 | TIFF tags | in eXIf | in APP1 | in EXIF | as they were | - |
 
 Torch-free: numpy, pillow, zlib and struct only.
@@ -59,7 +59,13 @@ HOLDS = {  # which output formats can hold each kind
     "JPEG comment": ("JPEG",),
     "TIFF tags": ("PNG", "JPEG", "WEBP", "TIFF"),
     "PNG chunk": ("PNG",),
+    "JPEG segment": ("JPEG",),
 }
+# JPEG APPn segments the writer rebuilds (JFIF, EXIF, XMP, ICC) or that describe the old file
+# (MPF: offsets of other pictures; Adobe: the old colour transform); any other is carried as it was
+# (IPTC / Photoshop in APP13, extended XMP, maker segments...).
+JPEG_REBUILT = (("APP0", b"JFIF\0"), ("APP1", b"Exif\0"), ("APP1", b"http://ns.adobe.com/xap/1.0/\0"),
+                ("APP2", b"ICC_PROFILE\0"), ("APP2", b"MPF\0"), ("APP14", b"Adobe"))
 
 
 @dataclass
@@ -94,6 +100,7 @@ def _capture_format(img: Image.Image, f: BinaryIO, info) -> None:
     """What only one format carries: JPEG coding and comment, PNG chunks and depth, TIFF tags."""
     if img.format in JPEG_FORMATS:
         info.comment = img.info.get("comment") or None
+        info.jpeg_segments = _jpeg_segments(img)
         info.jpeg = JpegCoding(dict(getattr(img, "quantization", None) or {}), JpegImagePlugin.get_sampling(img),
                                bool(img.info.get("progressive")), _sampling(img))
     elif img.format == "PNG":
@@ -102,6 +109,12 @@ def _capture_format(img: Image.Image, f: BinaryIO, info) -> None:
         info.grey_bits = png_grey_bits(f)
     elif img.format == "TIFF":
         info.tiff_tags = {tag: value for tag, value in img.tag_v2.items() if tag not in TIFF_LAYOUT}
+
+
+def _jpeg_segments(img: Image.Image) -> List[Tuple[str, bytes]]:
+    """The APPn segments of a JPEG that are carried as they were (not in JPEG_REBUILT)."""
+    return [(app, body) for app, body in getattr(img, "applist", [])
+            if app.startswith("APP") and not any(app == a and body.startswith(p) for a, p in JPEG_REBUILT)]
 
 
 def _as_file(file: Source) -> BinaryIO:
@@ -219,7 +232,15 @@ def _jpeg_params(mode: str, source, quality: Optional[int]) -> Dict[str, object]
     for key, value in (("exif", source.exif), ("xmp", source.xmp), ("comment", source.comment)):
         if value and len(value) <= JPEG_SEGMENT - 64:
             params[key] = value
+    if source.jpeg_segments:  # written as they were, after the ones Pillow makes
+        params["extra"] = _jpeg_markers(source.jpeg_segments)
     return params
+
+
+def _jpeg_markers(segments: List[Tuple[str, bytes]]) -> bytes:
+    """APPn segments as marker bytes: FF En, the length (itself included), the payload."""
+    return b"".join(b"\xff" + bytes([0xE0 + int(app[3:])]) + struct.pack(">H", len(body) + 2) + body
+                    for app, body in segments)
 
 
 def _webp_params(source, quality: Optional[int]) -> Dict[str, object]:
@@ -339,6 +360,8 @@ def _wanted(source) -> Dict[str, object]:
             want[kind] = value
     for tag, body in source.png_chunks or []:
         want.setdefault("PNG chunk", []).append((tag, body))
+    if source.jpeg_segments:
+        want["JPEG segment"] = list(source.jpeg_segments)
     return want
 
 
@@ -384,10 +407,14 @@ def _found(fmt: str, data: bytes) -> Dict[str, object]:
         "xmp": img.info.get("xmp"), "dpi": img.info.get("dpi"), "comment": img.info.get("comment"),
         "chunks": png_chunk_list(data) if fmt == "PNG" else [],
         "sampling": _sampling(img) if fmt == "JPEG" else (),
+        "segments": list(getattr(img, "applist", [])),
     }
     if isinstance(found["xmp"], str):
         found["xmp"] = found["xmp"].encode("utf-8")
     return found
+
+
+PARTS_FOUND_IN = {"PNG chunk": "chunks", "JPEG segment": "segments"}  # kinds that are lists of raw parts
 
 
 def _missing(kind: str, value, found: Dict[str, object]):
@@ -396,8 +423,8 @@ def _missing(kind: str, value, found: Dict[str, object]):
         return {key: v for key, v in value.items() if found["exif"].get(key) != v}
     if kind == "TIFF tags":
         return {tag: v for tag, v in value.items() if found["exif"].get((0, tag)) != v}
-    if kind == "PNG chunk":
-        return [chunk for chunk in value if chunk not in found["chunks"]]
+    if kind in PARTS_FOUND_IN:
+        return [part for part in value if part not in found[PARTS_FOUND_IN[kind]]]
     if kind == "DPI":
         got = found["dpi"]
         kept = bool(got) and all(abs(a - b) <= max(0.5, 0.005 * a) for a, b in zip(value, got))
@@ -412,6 +439,9 @@ def _name(kind: str, value, missing) -> str:
         return f"PNG chunk{'s' if len(tags) > 1 else ''} {', '.join(tags)}"
     if kind == "TIFF tags":
         return f"TIFF tag{'s' if len(missing) > 1 else ''} {', '.join(str(t) for t in sorted(missing))}"
+    if kind == "JPEG segment":
+        apps = sorted({app for app, _ in missing})
+        return f"JPEG {', '.join(apps)} segment{'s' if len(missing) > 1 else ''}"
     if kind == "EXIF" and len(missing) < len(value):
         return f"EXIF tag{'s' if len(missing) > 1 else ''} {', '.join(hex(t) for _, t in sorted(missing))}"
     return kind

@@ -102,6 +102,7 @@ class SourceInfo:
     # (runtime/image_metadata.py; what it cannot hold is named by `encode_image`).
     xmp: Optional[bytes] = None  # the XMP packet (orientation reset, like EXIF's)
     comment: Optional[bytes] = None  # a JPEG's COM segment
+    jpeg_segments: List[Tuple[str, bytes]] = field(default_factory=list)  # other APPn (IPTC...) as they were
     jpeg: Optional[JpegCoding] = None  # a JPEG's quantization tables and subsampling
     png_chunks: List[Tuple[bytes, bytes]] = field(default_factory=list)  # text, gAMA, cHRM, sRGB... as they were
     grey_bits: Optional[int] = None  # 1, 2 or 4: a low-bit grey PNG, written back at that depth

@@ -332,6 +332,14 @@ def _src_jpeg(path):
                                        comment=b"shot on film", icc_profile=b"fake-rgb-icc")
 
 
+IPTC = b"Photoshop 3.0\x008BIM\x04\x04\x00\x00\x00\x00\x00\x0b\x1c\x02\x05\x00\x07harbour\x00"  # APP13: a title
+
+
+def _src_jpeg_iptc(path):
+    Image.fromarray(_rgb(16, 24)).save(path, "JPEG", quality=80,
+                                       extra=b"\xff\xed" + (len(IPTC) + 2).to_bytes(2, "big") + IPTC)
+
+
 def _src_tiff_tags(path):
     from PIL import TiffImagePlugin
 
@@ -417,6 +425,10 @@ METADATA_CASES = [
      lambda data, lost: lost == [] and Image.open(io.BytesIO(data)).info.get("xmp") == XMP),
     ("XMP named lost in BMP", _src_png_xmp, ".png", "BMP", _lost_is("XMP not kept (BMP cannot hold it)")),
     ("JPEG XMP, comment, ICC, EXIF kept in JPEG", _src_jpeg, ".jpg", "JPEG", _check_jpeg_meta),
+    ("JPEG IPTC (APP13) kept in JPEG", _src_jpeg_iptc, ".jpg", "JPEG",
+     lambda data, lost: lost == [] and ("APP13", IPTC) in Image.open(io.BytesIO(data)).applist),
+    ("JPEG IPTC (APP13) named lost in PNG", _src_jpeg_iptc, ".jpg", "PNG",
+     _lost_is("JPEG APP13 segment not kept (PNG cannot hold it)")),
     ("JPEG comment named lost in PNG", _src_jpeg, ".jpg", "PNG",
      _lost_is("JPEG comment not kept (PNG cannot hold it)")),
     ("EXIF with its sub-IFD kept in TIFF", _src_jpeg, ".jpg", "TIFF",

@@ -104,8 +104,9 @@ def _capture_format(img: Image.Image, f: BinaryIO, info) -> None:
         info.jpeg = JpegCoding(dict(getattr(img, "quantization", None) or {}), JpegImagePlugin.get_sampling(img),
                                bool(img.info.get("progressive")), _sampling(img))
     elif img.format == "PNG":
+        rebuilt = PNG_REBUILT if info.dpi else PNG_REBUILT - {b"pHYs"}  # an aspect-only pHYs is carried
         info.png_chunks = [(tag, body) for tag, body in png_chunk_list(f)
-                           if tag not in PNG_REBUILT and not _is_xmp(tag, body)]
+                           if tag not in rebuilt and not _is_xmp(tag, body)]
         info.grey_bits = png_grey_bits(f)
     elif img.format == "TIFF":
         info.tiff_tags = {tag: value for tag, value in img.tag_v2.items() if tag not in TIFF_LAYOUT}

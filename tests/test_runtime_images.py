@@ -303,7 +303,8 @@ TEXT_CHUNKS = [
     (b"zTXt", b"Comment\0\0" + __import__("zlib").compress(b"scanned from a slide")),
     (b"iTXt", b"Author\0\0\0fr\0Auteur\0Jos\xc3\xa9"),
 ]
-COLOUR_CHUNKS = [(b"gAMA", (45455).to_bytes(4, "big")), (b"cHRM", bytes(range(32))), (b"sRGB", b"\0")]
+COLOUR_CHUNKS = [(b"gAMA", (45455).to_bytes(4, "big")), (b"cHRM", bytes(range(32))), (b"sRGB", b"\0"),
+                 (b"pHYs", (2).to_bytes(4, "big") + (3).to_bytes(4, "big") + b"\0")]  # aspect 2:3, no DPI
 XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF/></x:xmpmeta>'
 
 
@@ -416,9 +417,9 @@ METADATA_CASES = [
     ("PNG text chunks kept in PNG", _src_png_text, ".png", "PNG", _check_png_chunks(TEXT_CHUNKS)),
     ("PNG text chunks named lost in JPEG", _src_png_text, ".png", "JPEG",
      _lost_is("PNG chunks iTXt, tEXt, zTXt not kept (JPEG cannot hold it)")),
-    ("gAMA, cHRM, sRGB kept in PNG", _src_png_colour, ".png", "PNG", _check_png_chunks(COLOUR_CHUNKS)),
+    ("gAMA, cHRM, sRGB, aspect-only pHYs kept in PNG", _src_png_colour, ".png", "PNG", _check_png_chunks(COLOUR_CHUNKS)),
     ("gAMA, cHRM, sRGB named lost in WebP", _src_png_colour, ".png", "WEBP",
-     _lost_is("PNG chunks cHRM, gAMA, sRGB not kept (WEBP cannot hold it)")),
+     _lost_is("PNG chunks cHRM, gAMA, pHYs, sRGB not kept (WEBP cannot hold it)")),
     ("XMP of a PNG kept in WebP", _src_png_xmp, ".png", "WEBP",
      lambda data, lost: lost == [] and Image.open(io.BytesIO(data)).info.get("xmp") == XMP),
     ("XMP of a PNG kept in PNG", _src_png_xmp, ".png", "PNG",

@@ -37,8 +37,11 @@ import numpy as np
 from PIL import Image
 
 from runtime.fileio import atomic_write_group, sweep_stale_temps
+from runtime.image_metadata import digest
 from runtime.images import (
     DEFAULT_MAX_PIXELS,
+    SUFFIX_FORMAT,
+    WRITABLE_MODES,
     ImageError,
     Prepared,
     SourceInfo,
@@ -70,7 +73,7 @@ class RunOptions:
     allow_lossy: bool = False  # restore the first frame/page or 8 bits of files that cannot be kept whole
     sync_images: bool = True  # fsync each image before its rename (reports are always synced)
     report: Optional[str] = None  # default OUTPUT/restore-report.json
-    quality: int = 95  # JPEG and lossy WebP
+    quality: Optional[int] = None  # JPEG and lossy WebP; None: a JPEG keeps its own tables, others 95
     progress: bool = True  # tqdm bar on stderr
     readers: int = 2  # decoding threads
     writers: int = 2  # encoding threads
@@ -111,7 +114,8 @@ def _read(job: Job, options: RunOptions) -> Optional[Loaded]:
     rec = job.record
     try:
         mode = _source_mode(job.source)
-        img, source = read_image(job.source, options.max_pixels, options.allow_lossy, job.format)
+        img, source = read_image(job.source, options.max_pixels, options.allow_lossy,
+                                 job.format if _format_asked(job, options) else None)
         rec.width, rec.height, rec.mode = img.width, img.height, img.mode
         prep = prepare(img, source.deep)
         if source.deep is not None:  # a 16-bit colour PNG: its values now live in `prep`
@@ -155,11 +159,19 @@ def _write(item: Loaded, restored: np.ndarray, mask: np.ndarray, predicted: np.n
     start = time.perf_counter()
     job, rec = item.job, item.job.record
     corrupted = mask > 0  # (H, W) bool
+    fmt = _write_format(job, item.source, options)
     try:
-        image = finish(item.prep, restored, corrupted)
-        data, rec.output_mode, note = encode_image(image, job.format, item.source, options.quality)
-        if note:
-            rec.notes.append(note)
+        # Nothing found: the output is the input itself, byte for byte, when it keeps its format.
+        data = _unchanged_input(job, item.source) if not corrupted.any() and fmt == _real_format(item.source) else None
+        if data is not None:
+            rec.written, rec.output_mode = "copied", rec.mode
+            rec.dropped = []  # the whole file, extra frames and bits included (--allow-lossy read less)
+        else:
+            encoded = encode_image(finish(item.prep, restored, corrupted), fmt, item.source, options.quality)
+            data, rec.output_mode = encoded.data, encoded.mode
+            rec.notes.extend([encoded.note] if encoded.note else [])
+            rec.dropped.extend(encoded.lost)  # metadata the output cannot hold, named
+            rec.written = "changed" if corrupted.any() else "rewritten"
         files = [(job.output, data)]
         if job.mask is not None:
             files.append((job.mask, _png(Image.fromarray(mask, "L"))))
@@ -178,6 +190,36 @@ def _write(item: Loaded, restored: np.ndarray, mask: np.ndarray, predicted: np.n
     rec.infer_seconds = infer_seconds
     rec.write_seconds = time.perf_counter() - start
     rec.seconds = item.read_seconds + infer_seconds + rec.write_seconds
+
+
+def _format_asked(job: Job, options: RunOptions) -> bool:
+    """True when the user chose the output format (--format, or an OUTPUT file of another suffix)."""
+    return options.format is not None or \
+        SUFFIX_FORMAT.get(job.output.suffix.lower()) != SUFFIX_FORMAT.get(job.source.suffix.lower())
+
+
+def _real_format(source: SourceInfo) -> Optional[str]:
+    return "JPEG" if source.format == "MPO" else source.format  # a camera's multi-picture JPEG
+
+
+def _write_format(job: Job, source: SourceInfo, options: RunOptions) -> str:
+    """The job's format, or the file's real one when its suffix lies (a PNG named .jpg) and no
+    format was asked for: restored into what it holds, under its own name, never flattened."""
+    real = _real_format(source)
+    if real == job.format or real not in WRITABLE_MODES or _format_asked(job, options):
+        return job.format
+    job.record.notes.append(f"the {job.source.suffix} file holds a {real} image: written back as {real} under its name")
+    return real
+
+
+def _unchanged_input(job: Job, source: SourceInfo) -> Optional[bytes]:
+    """The input's bytes, when they are still those that were decoded; None when the file cannot be
+    read again or changed since (the caller encodes the result instead)."""
+    try:
+        data = job.source.read_bytes()
+    except OSError:
+        return None
+    return data if source.digest is not None and digest(data) == source.digest else None
 
 
 def _png(image: Image.Image) -> bytes:

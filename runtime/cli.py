@@ -57,7 +57,9 @@ from runtime.tiling import DEFAULT_TILE_BUDGET
 @click.option("--precision", type=click.Choice(["auto", "fp32", "int8"]), default="auto",
               help="Which graph of the shipped model: auto takes its int8 graph on the CPU when it is shipped and "
                    "kept quality at export, else fp32; fp32 forces fp32. A named --model runs as it is.")
-@click.option("--quality", type=click.IntRange(1, 100), default=95, help="JPEG / lossy WebP quality.")
+@click.option("--quality", type=click.IntRange(1, 100), default=None,
+              show_default="a JPEG keeps its own quantization tables and subsampling; else 95",
+              help="Re-encode JPEG / lossy WebP outputs at this quality.")
 @quiet_option()
 @click.option("--verbose", is_flag=True,
               help="Also show ONNX Runtime's and Ray's own log lines (hidden by default: every problem is "

@@ -11,7 +11,7 @@ bit for bit.
 | RGB, RGBA | the RGB channels | RGB / RGBA, alpha untouched |
 | L, LA, 1 | grey replicated to RGB | luma of the result (ITU-R 601, Pillow's) into L; 1 thresholds at 128 |
 | P (with transparency) | the palette colours | nearest opaque palette entry, same palette; transparent pixels keep their index |
-| I;16 (and I in 0..65535) | round(v / 257) as grey | luma × 257 in masked pixels, other pixels keep all 16 bits |
+| I;16, and I (32-bit) in 0..65535 | round(v / 257) as grey | luma × 257 in masked pixels, other pixels keep every bit; I stays 32-bit in TIFF |
 | CMYK | Pillow's CMYK→RGB | Pillow's RGB→CMYK in masked pixels, other pixels keep their inks |
 | 16-bit RGB, RGBA, grey+alpha PNG (RGB;16, RGBA;16, LA;16) | round(v / 257) per channel | a 16-bit PNG of the same colour type: the result × 257 (luma × 257 for LA;16) in masked pixels, other pixels and alpha keep all 16 bits |
 
@@ -23,6 +23,9 @@ per colour channel where they cannot be kept (a 16-bit colour PNG written as ano
 16-bit colour TIFF). GIF is read (its first frame, palette kept) but written only as another
 format: Pillow's GIF writer may reorder the palette.
 
+Metadata (EXIF, ICC, XMP, PNG chunks, TIFF tags, JPEG tables...) is captured on read and
+written back by runtime/image_metadata.py; `encode_image` names what an output format cannot hold.
+
 Torch-free: numpy, pillow and pypng only.
 """
 
@@ -31,15 +34,16 @@ from __future__ import annotations
 import io
 import os
 import struct
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 import png  # pypng: 16-bit colour PNGs, which Pillow decodes to 8 bits
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from runtime import image_metadata as meta
+from runtime.image_metadata import JpegCoding
 from runtime.messages import one_line
 
 # Pillow's format names for the formats we read and write, and their file suffixes.
@@ -53,7 +57,7 @@ WRITABLE_MODES = {
     "JPEG": {"L", "RGB", "CMYK"},
     "WEBP": {"RGB", "RGBA"},
     "BMP": {"1", "L", "P", "RGB", "RGBA"},
-    "TIFF": {"1", "L", "LA", "P", "RGB", "RGBA", "I;16", "CMYK"},
+    "TIFF": {"1", "L", "LA", "P", "RGB", "RGBA", "I;16", "I", "CMYK"},
 }
 # Formats we decode: every writable one, and GIF (read only, see the module docstring).
 READ_FORMATS = (*WRITABLE_MODES, "GIF")
@@ -94,6 +98,16 @@ class SourceInfo:
     notes: list = field(default_factory=list)  # things the report should mention
     dropped: List[str] = field(default_factory=list)  # what a lossy write (when allowed) leaves out
     deep: Optional["DeepImage"] = None  # a 16-bit colour PNG's own values, kept whole
+    # The rest of the metadata, carried to the output where its format can hold it
+    # (runtime/image_metadata.py; what it cannot hold is named by `encode_image`).
+    xmp: Optional[bytes] = None  # the XMP packet (orientation reset, like EXIF's)
+    comment: Optional[bytes] = None  # a JPEG's COM segment
+    jpeg_segments: List[Tuple[str, bytes]] = field(default_factory=list)  # other APPn (IPTC...) as they were
+    jpeg: Optional[JpegCoding] = None  # a JPEG's quantization tables and subsampling
+    png_chunks: List[Tuple[bytes, bytes]] = field(default_factory=list)  # text, gAMA, cHRM, sRGB... as they were
+    grey_bits: Optional[int] = None  # 1, 2 or 4: a low-bit grey PNG, written back at that depth
+    tiff_tags: Dict[int, object] = field(default_factory=dict)  # a TIFF's tags other than its pixel layout
+    digest: Optional[bytes] = None  # the file's fingerprint: a copy of it is checked against it
 
 
 @dataclass
@@ -171,11 +185,7 @@ def prepare(img: Image.Image, deep: Optional[DeepImage] = None) -> Prepared:
     if mode == "P":
         return _prepare_palette(img)
     if mode in SIXTEEN_BIT:
-        values = np.asarray(img).astype(np.int64)
-        if values.min(initial=0) < 0 or values.max(initial=0) > 65535:
-            raise ImageError(f"mode {mode} with values outside 0..65535 is not supported")
-        grey8 = ((values + 128) // 257).astype(np.uint8)  # nearest 8-bit level
-        return Prepared(np.repeat(grey8[..., None], 3, axis=2), "I;16", values.astype(np.uint16))
+        return _prepare_grey16(img)
     if mode == "CMYK":
         return Prepared(np.asarray(img.convert("RGB")), "CMYK", np.asarray(img))
     if mode in ("F",):
@@ -186,6 +196,16 @@ def prepare(img: Image.Image, deep: Optional[DeepImage] = None) -> Prepared:
     prep = prepare(converted)
     prep.notes.append(f"mode {mode} restored and written as {prep.mode}")
     return prep
+
+
+def _prepare_grey16(img: Image.Image) -> Prepared:
+    """16-bit grey, and 32-bit integer grey holding 16-bit levels (kept 32-bit: mode I)."""
+    values = np.asarray(img).astype(np.int64)
+    if values.min(initial=0) < 0 or values.max(initial=0) > 65535:
+        raise ImageError(f"mode {img.mode} with values outside 0..65535 is not supported")
+    grey8 = ((values + 128) // 257).astype(np.uint8)  # nearest 8-bit level
+    native = values.astype(np.int32) if img.mode == "I" else values.astype(np.uint16)
+    return Prepared(np.repeat(grey8[..., None], 3, axis=2), "I" if img.mode == "I" else "I;16", native)
 
 
 def _prepare_deep(deep: DeepImage) -> Prepared:
@@ -241,20 +261,8 @@ def finish(prep: Prepared, restored: np.ndarray, mask: np.ndarray) -> Union[Imag
         if mode == "RGBA":
             out = np.dstack([out, prep.alpha])
         image = Image.fromarray(np.ascontiguousarray(out, dtype=np.uint8), mode)
-    elif mode in ("L", "LA", "1"):
-        grey = _luma(restored)
-        if mode == "1":
-            grey = np.where(grey >= 128, 255, 0).astype(np.uint8)
-        out = np.where(m, grey, prep.native).astype(np.uint8)
-        if mode == "LA":
-            image = Image.fromarray(np.dstack([out, prep.alpha]), "LA")
-        else:
-            image = Image.fromarray(out, "L")
-            if mode == "1":
-                image = image.convert("1", dither=Image.Dither.NONE)  # 0/255 map to 0/1 exactly
-    elif mode == "I;16":
-        out = np.where(m, _luma(restored).astype(np.uint16) * 257, prep.native).astype(np.uint16)
-        image = Image.fromarray(out)  # uint16 (H, W) → I;16
+    elif mode in ("L", "LA", "1", "I;16", "I"):
+        image = _finish_grey(prep, restored, m)
     elif mode == "CMYK":
         inks = np.asarray(Image.fromarray(restored, "RGB").convert("CMYK"))
         image = Image.fromarray(np.where(m[..., None], inks, prep.native).astype(np.uint8), "CMYK")
@@ -264,6 +272,23 @@ def finish(prep: Prepared, restored: np.ndarray, mask: np.ndarray) -> Union[Imag
         raise ValueError(f"unexpected prepared mode {mode}")
     if prep.transparency is not None and mode in ("RGB", "L", "P"):
         image.info["transparency"] = prep.transparency
+    return image
+
+
+def _finish_grey(prep: Prepared, restored: np.ndarray, m: np.ndarray) -> Image.Image:
+    mode = prep.mode
+    if mode in ("I;16", "I"):
+        out = np.where(m, _luma(restored).astype(np.int32) * 257, prep.native)
+        return Image.fromarray(out.astype(np.uint16 if mode == "I;16" else np.int32))  # → I;16 or I
+    grey = _luma(restored)
+    if mode == "1":
+        grey = np.where(grey >= 128, 255, 0).astype(np.uint8)
+    out = np.where(m, grey, prep.native).astype(np.uint8)
+    if mode == "LA":
+        return Image.fromarray(np.dstack([out, prep.alpha]), "LA")
+    image = Image.fromarray(out, "L")
+    if mode == "1":
+        image = image.convert("1", dither=Image.Dither.NONE)  # 0/255 map to 0/1 exactly
     return image
 
 
@@ -437,15 +462,8 @@ def read_image(path: str | os.PathLike, max_pixels: Optional[int] = DEFAULT_MAX_
         ImageOps.exif_transpose(img, in_place=True)  # no copy of untagged images
     except Exception as e:  # truncated streams raise OSError; broken chunks SyntaxError, ValueError...
         raise ImageError(f"truncated or corrupt image data ({one_line(e)})") from None
-    exif = img.getexif()
-    info.exif = exif.tobytes() if len(exif) else None
-    info.icc_profile = img.info.get("icc_profile")
-    info.dpi = img.info.get("dpi")
+    meta.capture(img, data, info)  # EXIF, ICC, DPI, XMP, JPEG tables, PNG chunks, TIFF tags
     return img, info
-
-
-def _family(mode: str) -> str:
-    return {"1": "grey", "L": "grey", "LA": "grey", "I;16": "grey", "LA;16": "grey", "CMYK": "cmyk"}.get(mode, "rgb")
 
 
 def writable(image: Image.Image, fmt: str) -> Tuple[Image.Image, Optional[str]]:
@@ -455,89 +473,161 @@ def writable(image: Image.Image, fmt: str) -> Tuple[Image.Image, Optional[str]]:
     # Only PNG stores a palette's transparency; elsewhere a transparent P image becomes RGBA.
     if mode in WRITABLE_MODES[fmt] and not (mode == "P" and has_alpha and fmt != "PNG"):
         return image, None
-    if mode == "I;16":
-        grey8 = ((np.asarray(image).astype(np.uint32) + 128) // 257).astype(np.uint8)  # scale, don't clip
-        image, mode = Image.fromarray(grey8, "L"), "L"
-        if mode in WRITABLE_MODES[fmt]:
-            return image, f"16-bit grey written as 8-bit L ({fmt} cannot store 16 bits)"
+    if mode in ("I;16", "I"):
+        return _writable_deep_grey(image, fmt)
     if mode == "1" and "L" in WRITABLE_MODES[fmt]:
         return image.convert("L"), f"1-bit written as L ({fmt} cannot store 1-bit)"
     if has_alpha:
-        if mode == "LA" and "RGBA" not in WRITABLE_MODES[fmt] and "L" in WRITABLE_MODES[fmt]:
-            return image.convert("L"), f"alpha dropped ({fmt} cannot store it)"
-        if "RGBA" in WRITABLE_MODES[fmt]:
-            return image.convert("RGBA"), f"{mode} written as RGBA"
-        return image.convert("RGBA").convert("RGB"), f"alpha dropped ({fmt} cannot store it)"
+        return _writable_alpha(image, fmt)
     if mode == "L" and "RGB" in WRITABLE_MODES[fmt]:
         return image.convert("RGB"), f"L written as RGB ({fmt} has no greyscale mode)"
     return image.convert("RGB"), f"{mode} written as RGB ({fmt} cannot store {mode})"
 
 
-def _encode_png16(image: DeepImage, source: SourceInfo) -> bytes:
-    """A 16-bit PNG of `image`'s colour type through pypng, with the source's ICC, EXIF and DPI."""
-    h, w, c = image.array.shape
-    params: Dict[str, object] = {}
-    if source.dpi:  # pHYs in pixels per metre, rounded as Pillow's writer does
-        params.update(x_pixels_per_unit=int(source.dpi[0] / 0.0254 + 0.5),
-                      y_pixels_per_unit=int(source.dpi[1] / 0.0254 + 0.5), unit_is_meter=True)
-    writer = png.Writer(w, h, greyscale=c == 2, alpha=c in (2, 4), bitdepth=16, transparent=image.transparent,
-                        compression=6, **params)
-    buf = io.BytesIO()
-    writer.write_array(buf, image.array.reshape(-1))
-    extra = []
-    if source.icc_profile:
-        extra.append((b"iCCP", b"ICC Profile\0\0" + zlib.compress(source.icc_profile)))
-    if source.exif:
-        extra.append((b"eXIf", source.exif[6:] if source.exif.startswith(b"Exif\0\0") else source.exif))
-    if not extra:
-        return buf.getvalue()
-    chunks = list(png.Reader(bytes=buf.getvalue()).chunks())
-    out = io.BytesIO()
-    png.write_chunks(out, chunks[:1] + extra + chunks[1:])  # after IHDR, before IDAT
-    return out.getvalue()
+def _writable_alpha(image: Image.Image, fmt: str) -> Tuple[Image.Image, str]:
+    if image.mode == "LA" and "RGBA" not in WRITABLE_MODES[fmt] and "L" in WRITABLE_MODES[fmt]:
+        return image.convert("L"), f"alpha dropped ({fmt} cannot store it)"
+    if "RGBA" in WRITABLE_MODES[fmt]:
+        return image.convert("RGBA"), f"{image.mode} written as RGBA"
+    return image.convert("RGBA").convert("RGB"), f"alpha dropped ({fmt} cannot store it)"
+
+
+def _writable_deep_grey(image: Image.Image, fmt: str) -> Tuple[Image.Image, Optional[str]]:
+    """16-bit grey, or 32-bit integer grey, for a format without that mode."""
+    values = np.clip(np.asarray(image).astype(np.int64), 0, 65535)  # prepare refuses values outside
+    if image.mode == "I" and "I;16" in WRITABLE_MODES[fmt]:  # PNG: 16 bits hold every 16-bit level
+        return Image.fromarray(values.astype(np.uint16)), f"32-bit integer grey written as 16-bit ({fmt} cannot store 32 bits; every value fits)"
+    grey8 = ((values + 128) // 257).astype(np.uint8)  # scale, don't clip
+    what = "16-bit grey" if image.mode == "I;16" else "32-bit integer grey"
+    if "L" in WRITABLE_MODES[fmt]:
+        return Image.fromarray(grey8, "L"), f"{what} written as 8-bit L ({fmt} cannot store 16 bits)"
+    return Image.fromarray(grey8, "L").convert("RGB"), f"{what} written as 8-bit RGB ({fmt} has no greyscale mode)"
+
+
+# Mode changes that lose pixel information: named with the lost metadata, not as a mere note.
+LOSSY_CONVERSIONS = ("alpha dropped", "written as 8-bit", "CMYK written as RGB")
+
+
+class Encoded(NamedTuple):
+    """An encoded output and what it could not keep of its source."""
+
+    data: bytes
+    mode: str  # the mode written
+    note: Optional[str]  # why the mode had to change (losing nothing), else None
+    lost: List[str]  # what the output does not hold (alpha, bits, inks, metadata), and why
 
 
 def encode_image(image: Union[Image.Image, DeepImage], fmt: str, source: Optional[SourceInfo] = None,
-                 quality: int = 95) -> Tuple[bytes, str, Optional[str]]:
-    """Encode `image` as `fmt` ('PNG', 'JPEG', 'WEBP', 'BMP', 'TIFF'), keeping EXIF/ICC/DPI.
+                 quality: Optional[int] = None) -> Encoded:
+    """Encode `image` as `fmt` ('PNG', 'JPEG', 'WEBP', 'BMP', 'TIFF') with the source's metadata.
 
-    WebP is written lossless unless the source was lossy (JPEG or lossy WebP). JPEG uses
-    `quality`. A `DeepImage` is written as a 16-bit PNG (pypng), or as 8 bits in other formats.
-
-    Returns:
-        (the encoded bytes, the mode written, a note when the mode had to change, else None).
+    A JPEG source is written with its own quantization tables and subsampling unless `quality`
+    asks for another quality (sources without tables: `quality`, default 95). WebP is written
+    lossless (colour under zero alpha kept) unless the source was lossy. A `DeepImage` is
+    written as a 16-bit PNG (pypng), or as 8 bits in other formats; a low-bit grey PNG source
+    is written back at its own bit depth. Metadata: see runtime/image_metadata.py; the written
+    file is read back, and what it does not hold is listed in `Encoded.lost`.
     """
     source = source or SourceInfo()
-    deep_note = None
+    before = image.mode
+    image, note = _to_writable(image, fmt)
+    keep_icc, icc_reason = _icc_decision(source, before, image.mode, fmt)
+    data = _encode(image, fmt, source, keep_icc, quality, same_mode=note is None)
+    lost = meta.lost(source, fmt, data, image.mode, icc_reason)
+    if note and any(phrase in note for phrase in LOSSY_CONVERSIONS):  # pixels lost, not only re-laid out
+        return Encoded(data, image.mode, None, [note, *lost])
+    return Encoded(data, image.mode, note, lost)
+
+
+def _to_writable(image: Union[Image.Image, DeepImage], fmt: str) -> Tuple[Union[Image.Image, DeepImage], Optional[str]]:
+    """`image` in a mode `fmt` stores, and why it changed; a DeepImage stays whole only in PNG."""
     if isinstance(image, DeepImage):
         if fmt == "PNG":
-            return _encode_png16(image, source), image.mode, None
+            return image, None
         deep_note = f"16-bit {image.mode.split(';')[0]} written as 8-bit ({fmt} cannot store 16 bits)"
-        image = image.to_8bit()
-    before = image.mode
-    image, note = writable(image, fmt)
-    note = "; ".join(n for n in (deep_note, note) if n) or None
-    params: Dict[str, object] = {}
-    # An ICC profile describes one colour space: keep it only when the channels still match it.
-    if source.icc_profile and _family(before) == _family(image.mode):
-        params["icc_profile"] = source.icc_profile
-    if source.exif and fmt in ("PNG", "JPEG", "WEBP"):  # TIFF keeps structure in the same tags
-        params["exif"] = source.exif
-    if source.dpi and fmt in ("PNG", "JPEG", "TIFF", "BMP"):
-        params["dpi"] = source.dpi
-    if "transparency" in image.info and fmt == "PNG" and image.mode in ("P", "L", "RGB"):
-        params["transparency"] = image.info["transparency"]  # tRNS: a palette alpha or a colour key
-    if fmt == "JPEG":
-        params["quality"] = quality
-    elif fmt == "WEBP":
-        params.update(lossless=True, quality=100, method=4) if source.lossless else params.update(quality=quality)
-    elif fmt == "PNG":
-        params["compress_level"] = 6
-    elif fmt == "TIFF":
-        params["compression"] = "tiff_deflate" if image.mode != "1" else "group4"
+        image, note = writable(image.to_8bit(), fmt)
+        return image, "; ".join(n for n in (deep_note, note) if n)
+    return writable(image, fmt)
+
+
+def _icc_decision(source: SourceInfo, before: str, mode: str, fmt: str) -> Tuple[bool, Optional[str]]:
+    """(write the source's ICC profile?, why not): a profile describes one colour space."""
+    if not source.icc_profile:
+        return False, None
+    if meta.family(before) != meta.family(mode):
+        return False, f"it describes {meta.family(before)} colour, the image is written as {mode}"
+    if fmt == "BMP" and mode not in ("RGB", "RGBA"):
+        return False, f"BMP embeds a profile only in RGB or RGBA images, not {mode}"
+    return True, None
+
+
+def _encode(image: Union[Image.Image, DeepImage], fmt: str, source: SourceInfo, keep_icc: bool,
+            quality: Optional[int], same_mode: bool) -> bytes:
+    if fmt == "PNG":
+        return meta.splice_png(_png_pixels(image, source), meta.png_chunks(source, same_mode, keep_icc))
+    if fmt == "BMP" and (image.mode == "RGBA" or (keep_icc and image.mode == "RGB")):
+        return meta.encode_bmp_v5(image, source.icc_profile if keep_icc else None, source.dpi)
+    params = meta.pillow_params(fmt, image.mode, source, keep_icc, quality)
+    if fmt == "TIFF":
+        return _encode_tiff(image, params, source)
+    return _save(image, fmt, **params)
+
+
+def _save(image: Image.Image, fmt: str, **params) -> bytes:
     buf = io.BytesIO()
     image.save(buf, fmt, **params)
-    return buf.getvalue(), image.mode, note
+    return buf.getvalue()
+
+
+def _encode_tiff(image: Image.Image, params: Dict[str, object], source: SourceInfo) -> bytes:
+    """Deflate (group 4 for 1-bit) through libtiff; uncompressed, through Pillow's own writer, when
+    libtiff cannot keep the tags: an Exif or GPS sub-IFD, a type it refuses, a value it mangles."""
+    tags = params["tiffinfo"]
+    compression = "group4" if image.mode == "1" else "tiff_deflate"
+    if not any(group in tags for group in meta.EXIF_GROUPS):
+        try:
+            data = _save(image, "TIFF", compression=compression, **params)
+            if not any(x.startswith(("TIFF tag", "EXIF")) for x in meta.lost(source, "TIFF", data, image.mode)):
+                return data
+        except (RuntimeError, ValueError, TypeError, OSError):
+            pass  # libtiff's "Error setting from dictionary"
+    try:
+        return _save(image, "TIFF", compression="raw", **params)
+    except (RuntimeError, ValueError, TypeError, OSError, struct.error):
+        # A tag not even Pillow's writer takes: written without tags; `lost` names them.
+        return _save(image, "TIFF", compression=compression, **{**params, "tiffinfo": {}})
+
+
+def _png_pixels(image: Union[Image.Image, DeepImage], source: SourceInfo) -> bytes:
+    """A PNG of the pixels (and tRNS) alone; `meta.png_chunks` adds the metadata."""
+    if isinstance(image, DeepImage):
+        return _pypng(image.array, 16, image.transparent)
+    if image.mode == "L" and source.grey_bits in (2, 4):
+        return _low_bit_png(image, source.grey_bits)
+    params: Dict[str, object] = {"compress_level": 6, "icc_profile": None}
+    if "transparency" in image.info and image.mode in ("P", "L", "RGB"):
+        params["transparency"] = image.info["transparency"]  # tRNS: a palette alpha or a colour key
+    return _save(image, "PNG", **params)
+
+
+def _low_bit_png(image: Image.Image, bits: int) -> bytes:
+    """A 2- or 4-bit grey PNG: each 8-bit level to the nearest of the depth's levels (source
+    pixels, read as level × 255 / top, come back exactly)."""
+    top = (1 << bits) - 1
+    levels = (np.asarray(image).astype(np.uint32) * top + 127) // 255
+    transparent = image.info.get("transparency")  # Pillow keeps a grey colour key as the file's raw level
+    return _pypng(levels.astype(np.uint16)[..., None], bits, transparent if isinstance(transparent, int) else None)
+
+
+def _pypng(array: np.ndarray, bitdepth: int, transparent) -> bytes:
+    """A PNG through pypng of (H, W, C) values: C = 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA."""
+    h, w, c = array.shape
+    writer = png.Writer(w, h, greyscale=c <= 2, alpha=c in (2, 4), bitdepth=bitdepth, transparent=transparent,
+                        compression=6)
+    buf = io.BytesIO()
+    rows = array.reshape(h, w * c).astype(np.uint16 if bitdepth > 8 else np.uint8)  # pypng packs by item size
+    writer.write(buf, rows)
+    return buf.getvalue()
 
 
 def to_pil(array: np.ndarray) -> Image.Image:

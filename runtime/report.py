@@ -42,6 +42,7 @@ class Record:
     infer_seconds: Optional[float] = None
     write_seconds: Optional[float] = None
     masked_share: Optional[float] = None  # share of pixels the model replaced
+    written: Optional[str] = None  # changed | copied (nothing found: the input's bytes) | rewritten (nothing found, re-encoded)
     tiles: int = 0  # 0 = one pass
     error: Optional[str] = None
     reason: Optional[str] = None  # why it was skipped: "already there", "not an image", ...
@@ -69,7 +70,9 @@ class Summary:
     images_per_second: float = 0.0  # end to end: ok images / wall time
     inference_images_per_second: float = 0.0  # ok images / inference time: the model alone
     model_busy_share: float = 0.0  # inference time / wall time: 1.0 means the model never waited on I/O
-    lossy: int = 0  # ok images written with something left out (--allow-lossy)
+    lossy: int = 0  # ok images written with something left out (--allow-lossy, metadata a format cannot hold)
+    changed: int = 0  # ok images in which the model replaced pixels
+    copied: int = 0  # ok images in which it found nothing: the output is the input's bytes
     stale_temps_removed: int = 0  # temp files of a killed earlier run, swept before this one
     note: str = ""
     precision: str = ""  # the graph's compute precision: fp32, fp16 or int8
@@ -82,6 +85,7 @@ class Summary:
         self.already_there = sum(r.status == "skipped" and r.reason == ALREADY_THERE for r in records)
         self.failed = sum(r.status == "failed" for r in records)
         self.lossy = sum(r.status == "ok" and bool(r.dropped) for r in records)
+        self.changed, self.copied = (sum(r.written == how for r in records if r.status == "ok") for how in ("changed", "copied"))
         self.pixels = sum((r.width or 0) * (r.height or 0) for r in records if r.status == "ok")
         if self.wall_seconds > 0:
             self.images_per_second = self.ok / self.wall_seconds
@@ -140,6 +144,7 @@ def summary_lines(summary: Summary, records: List[Record], report_path: Optional
         f"{summary.ok} restored{lossy}, {summary.already_there} skipped (already there){other_skips}, "
         f"{summary.failed} failed, of {summary.total} in {summary.wall_seconds:.1f} s on {summary.device}"
     ]
+    lines += _written_line(summary)
     if summary.precision:
         lines.append(f"model: {flat(summary.model)}, {summary.model_choice or summary.precision}")
     if summary.ok:
@@ -174,6 +179,16 @@ def _skipped_lines(records: List[Record], limit: int) -> List[str]:
         lines.append(f"SKIPPED {sum(plain.values())} file(s) that are not images ({kinds}{more}; each named in "
                      f"the report)")
     return lines
+
+
+def _written_line(summary: Summary) -> List[str]:
+    """How many restored images were changed and how many copied unchanged (nothing found)."""
+    if not summary.ok:
+        return []
+    rewritten = summary.ok - summary.changed - summary.copied
+    extra = f", {rewritten} rewritten (nothing found, re-encoded)" if rewritten else ""
+    return [f"of the {summary.ok} restored: {summary.changed} changed, {summary.copied} copied as they were "
+            f"(nothing found){extra}"]
 
 
 def _listed(tag: str, items: List[tuple], limit: int, what: str) -> List[str]:

@@ -118,7 +118,7 @@ def test_writable_conversions():
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "BMP", "TIFF"])
 def test_encode_decodes_back_in_every_format(fmt, tmp_path):
     img = Image.fromarray(_rgb(10, 14))
-    data, mode, note = ri.encode_image(img, fmt, ri.SourceInfo(lossless=True))
+    data, mode, note, _ = ri.encode_image(img, fmt, ri.SourceInfo(lossless=True))
     back = Image.open(io.BytesIO(data))
     assert back.format == fmt and back.size == (14, 10) and mode == "RGB"
     if fmt != "JPEG":
@@ -129,8 +129,10 @@ def test_icc_kept_in_family_dropped_across(tmp_path):
     src = ri.SourceInfo(icc_profile=b"fake-icc")
     data, *_ = ri.encode_image(Image.new("RGB", (2, 2)), "PNG", src)
     assert Image.open(io.BytesIO(data)).info.get("icc_profile") == b"fake-icc"
-    data, mode, _ = ri.encode_image(Image.new("CMYK", (2, 2)), "PNG", src)
+    data, mode, _, lost = ri.encode_image(Image.new("CMYK", (2, 2)), "PNG", src)
     assert mode == "RGB" and "icc_profile" not in Image.open(io.BytesIO(data)).info
+    assert lost == ["CMYK written as RGB (PNG cannot store CMYK)",  # inks lost: named, not a mere note
+                    "ICC profile not kept (it describes cmyk colour, the image is written as RGB)"]
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
@@ -225,7 +227,7 @@ def test_16bit_colour_png_kept_whole(planes, tmp_path):
     assert np.array_equal(prep.rgb, np.repeat(view[..., None], 3, 2) if planes == 2 else view)
     restored, mask = _rgb(h, w), _half_mask(h, w)
     out = ri.finish(prep, restored, mask)
-    data, mode, note = ri.encode_image(out, "PNG", info)
+    data, mode, note, _ = ri.encode_image(out, "PNG", info)
     assert mode == {2: "LA;16", 3: "RGB;16", 4: "RGBA;16"}[planes] and note is None
     got, meta = _read_png16(data)
     assert meta["bitdepth"] == 16 and got.shape == src.shape
@@ -243,10 +245,10 @@ def test_16bit_colour_png_to_another_format_is_refused_or_8bit(tmp_path):
         ri.read_image(tmp_path / "deep.png", write_format="JPEG")
     img, info = ri.read_image(tmp_path / "deep.png", allow_lossy=True, write_format="JPEG")
     assert info.deep is None and info.dropped and img.mode == "RGB"
-    # A kept 16-bit image handed to another writer anyway is scaled to 8 bits, with a note.
+    # A kept 16-bit image handed to another writer anyway is scaled to 8 bits, and that is named.
     deep = ri.DeepImage(src)
-    data, mode, note = ri.encode_image(deep, "TIFF")
-    assert mode == "RGB" and "16-bit RGB written as 8-bit" in note
+    data, mode, note, lost = ri.encode_image(deep, "TIFF")
+    assert mode == "RGB" and note is None and lost == ["16-bit RGB written as 8-bit (TIFF cannot store 16 bits)"]
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), ((src.astype(np.int64) + 128) // 257).astype(np.uint8))
 
 
@@ -270,3 +272,262 @@ def test_16bit_colour_png_keeps_orientation_icc_dpi_and_colour_key(tmp_path):
     back = Image.open(io.BytesIO(data))
     assert back.info.get("icc_profile") == b"fake-icc" and round(back.info["dpi"][0]) == 300
     assert back.getexif().get(0x0112, 1) == 1  # applied, not written again
+
+
+# ---------------------------------------------------------------------------------------------
+# Metadata and fidelity: each kind survives the round trip through read → restore → write, or
+# the write names it as lost and why. Every case restores half the image, so the file is
+# re-encoded, not copied.
+
+
+def _chunk(tag: bytes, body: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
+
+
+def _with_chunks(png_bytes: bytes, chunks) -> bytes:
+    """`png_bytes` with raw (tag, body) chunks put right after IHDR."""
+    return png_bytes[:33] + b"".join(_chunk(t, b) for t, b in chunks) + png_bytes[33:]
+
+
+def _png_bytes(img, **params):
+    buf = io.BytesIO()
+    img.save(buf, "PNG", **params)
+    return buf.getvalue()
+
+
+TEXT_CHUNKS = [
+    (b"tEXt", b"Title\0A harbour at dusk"),
+    (b"zTXt", b"Comment\0\0" + __import__("zlib").compress(b"scanned from a slide")),
+    (b"iTXt", b"Author\0\0\0fr\0Auteur\0Jos\xc3\xa9"),
+]
+COLOUR_CHUNKS = [(b"gAMA", (45455).to_bytes(4, "big")), (b"cHRM", bytes(range(32))), (b"sRGB", b"\0"),
+                 (b"pHYs", (2).to_bytes(4, "big") + (3).to_bytes(4, "big") + b"\0")]  # aspect 2:3, no DPI
+XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF/></x:xmpmeta>'
+
+
+def _exif_with_ifd():
+    exif = Image.Exif()
+    exif[0x010F] = "Canon"  # Make
+    exif.get_ifd(0x8769)[0x9003] = "2021:05:01 10:00:00"  # DateTimeOriginal, in the Exif sub-IFD
+    return exif
+
+
+def _src_png_text(path):
+    path.write_bytes(_with_chunks(_png_bytes(Image.fromarray(_rgb(16, 20))), TEXT_CHUNKS))
+
+
+def _src_png_colour(path):
+    path.write_bytes(_with_chunks(_png_bytes(Image.fromarray(_rgb(16, 20))), COLOUR_CHUNKS))
+
+
+def _src_png_xmp(path):
+    path.write_bytes(_with_chunks(_png_bytes(Image.fromarray(_rgb(16, 20))),
+                                  [(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0" + XMP)]))
+
+
+def _src_jpeg(path):
+    Image.fromarray(_rgb(16, 24)).save(path, "JPEG", quality=80, exif=_exif_with_ifd(), xmp=XMP,
+                                       comment=b"shot on film", icc_profile=b"fake-rgb-icc")
+
+
+IPTC = b"Photoshop 3.0\x008BIM\x04\x04\x00\x00\x00\x00\x00\x0b\x1c\x02\x05\x00\x07harbour\x00"  # APP13: a title
+
+
+def _src_jpeg_iptc(path):
+    Image.fromarray(_rgb(16, 24)).save(path, "JPEG", quality=80,
+                                       extra=b"\xff\xed" + (len(IPTC) + 2).to_bytes(2, "big") + IPTC)
+
+
+def _src_tiff_tags(path):
+    from PIL import TiffImagePlugin
+
+    tags = TiffImagePlugin.ImageFileDirectory_v2()
+    tags[270], tags[315], tags[33432] = "a harbour", "J. Doe", "(c) J. Doe"
+    tags[318] = (TiffImagePlugin.IFDRational(313, 1000), TiffImagePlugin.IFDRational(329, 1000))  # white point
+    Image.fromarray(_rgb(16, 20)).save(path, "TIFF", tiffinfo=tags, compression="tiff_deflate")
+
+
+def _src_png_icc(path):
+    Image.fromarray(_rgb(16, 20)).save(path, "PNG", icc_profile=b"fake-rgb-icc")
+
+
+def _src_bmp_icc(path):
+    """A v5 BMP with an embedded profile, by hand: the profile after the pixels, its offset from the header."""
+    import struct
+
+    h, w = 4, 6
+    pixels = _rgb(h, w)[::-1, :, ::-1].tobytes()  # bottom-up BGR, 18-byte rows padded to 20
+    pixels = b"".join(pixels[i:i + 18] + b"\0\0" for i in range(0, len(pixels), 18))
+    header = struct.pack("<IiiHHIIiiII4I", 124, w, h, 1, 24, 0, len(pixels), 0, 0, 0, 0, 0, 0, 0, 0)
+    header += struct.pack("<I36x3II", 0x4D424544, 0, 0, 0, 4) + struct.pack("<III", 124 + len(pixels), 12, 0)
+    body = header + pixels + b"fake-rgb-icc"
+    path.write_bytes(b"BM" + struct.pack("<IHHI", 14 + len(body), 0, 0, 14 + 124) + body)
+
+
+def _src_jpeg_440(path):
+    """A 4:4:0 JPEG (chroma halved vertically): libjpeg writes it through OpenCV, Pillow's writer cannot."""
+    cv2 = pytest.importorskip("cv2")
+    _ok, data = cv2.imencode(".jpg", _rgb(16, 16), [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_440])
+    path.write_bytes(data.tobytes())
+
+
+def _out_chunks(data):
+    from runtime.image_metadata import png_chunk_list
+
+    return png_chunk_list(data)
+
+
+def _check_png_chunks(want):
+    return lambda data, lost: all(c in _out_chunks(data) for c in want) and lost == []
+
+
+def _check_exif_in_tiff(data, lost):
+    exif = Image.open(io.BytesIO(data)).getexif()
+    return (lost == [] and exif.get(0x010F) == "Canon"
+            and exif.get_ifd(0x8769).get(0x9003) == "2021:05:01 10:00:00")
+
+
+def _check_jpeg_meta(data, lost):
+    back = Image.open(io.BytesIO(data))
+    return (lost == [] and back.info.get("xmp") == XMP and back.info.get("comment") == b"shot on film"
+            and back.info.get("icc_profile") == b"fake-rgb-icc" and back.getexif().get(0x010F) == "Canon")
+
+
+def _check_tiff_tags(data, lost):
+    tags = Image.open(io.BytesIO(data)).tag_v2
+    return (lost == [] and (tags.get(270), tags.get(315), tags.get(33432)) == ("a harbour", "J. Doe", "(c) J. Doe")
+            and np.allclose([float(v) for v in tags.get(318)], [0.313, 0.329]))
+
+
+def _check_bmp_icc(data, lost):
+    from runtime.image_metadata import bmp_icc
+
+    return lost == [] and bmp_icc(data) == b"fake-rgb-icc" and Image.open(io.BytesIO(data)).mode == "RGB"
+
+
+def _lost_is(*expected):
+    return lambda data, lost: lost == list(expected)
+
+
+# (name, source builder, its suffix, output format, check(data, lost) -> bool)
+METADATA_CASES = [
+    ("PNG text chunks kept in PNG", _src_png_text, ".png", "PNG", _check_png_chunks(TEXT_CHUNKS)),
+    ("PNG text chunks named lost in JPEG", _src_png_text, ".png", "JPEG",
+     _lost_is("PNG chunks iTXt, tEXt, zTXt not kept (JPEG cannot hold it)")),
+    ("gAMA, cHRM, sRGB, aspect-only pHYs kept in PNG", _src_png_colour, ".png", "PNG", _check_png_chunks(COLOUR_CHUNKS)),
+    ("gAMA, cHRM, sRGB named lost in WebP", _src_png_colour, ".png", "WEBP",
+     _lost_is("PNG chunks cHRM, gAMA, pHYs, sRGB not kept (WEBP cannot hold it)")),
+    ("XMP of a PNG kept in WebP", _src_png_xmp, ".png", "WEBP",
+     lambda data, lost: lost == [] and Image.open(io.BytesIO(data)).info.get("xmp") == XMP),
+    ("XMP of a PNG kept in PNG", _src_png_xmp, ".png", "PNG",
+     lambda data, lost: lost == [] and Image.open(io.BytesIO(data)).info.get("xmp") == XMP),
+    ("XMP named lost in BMP", _src_png_xmp, ".png", "BMP", _lost_is("XMP not kept (BMP cannot hold it)")),
+    ("JPEG XMP, comment, ICC, EXIF kept in JPEG", _src_jpeg, ".jpg", "JPEG", _check_jpeg_meta),
+    ("JPEG IPTC (APP13) kept in JPEG", _src_jpeg_iptc, ".jpg", "JPEG",
+     lambda data, lost: lost == [] and ("APP13", IPTC) in Image.open(io.BytesIO(data)).applist),
+    ("JPEG IPTC (APP13) named lost in PNG", _src_jpeg_iptc, ".jpg", "PNG",
+     _lost_is("JPEG APP13 segment not kept (PNG cannot hold it)")),
+    ("JPEG comment named lost in PNG", _src_jpeg, ".jpg", "PNG",
+     _lost_is("JPEG comment not kept (PNG cannot hold it)")),
+    ("EXIF with its sub-IFD kept in TIFF", _src_jpeg, ".jpg", "TIFF",
+     lambda data, lost: _check_exif_in_tiff(data, [x for x in lost if not x.startswith("JPEG comment")])),
+    ("TIFF tags kept in TIFF", _src_tiff_tags, ".tif", "TIFF", _check_tiff_tags),
+    ("TIFF tags named lost in BMP", _src_tiff_tags, ".tif", "BMP",
+     _lost_is("TIFF tags 270, 315, 318, 33432 not kept (BMP cannot hold it)")),
+    ("ICC kept in BMP", _src_png_icc, ".png", "BMP", _check_bmp_icc),
+    ("ICC of a v5 BMP kept in PNG", _src_bmp_icc, ".bmp", "PNG",
+     lambda data, lost: lost == [] and Image.open(io.BytesIO(data)).info.get("icc_profile") == b"fake-rgb-icc"),
+    ("JPEG 4:4:0 sampling named when Pillow cannot write it", _src_jpeg_440, ".jpg", "JPEG",
+     _lost_is("JPEG chroma sampling ((1, 2), (1, 1), (1, 1)) not kept (Pillow writes 4:4:4, 4:2:2 or 4:2:0; "
+              "written as ((2, 2), (1, 1), (1, 1)))")),
+]
+
+
+@pytest.mark.parametrize("case", METADATA_CASES, ids=[c[0] for c in METADATA_CASES])
+def test_metadata_survives_or_is_named(case, tmp_path):
+    _name, build, suffix, fmt, check = case
+    path = tmp_path / f"src{suffix}"
+    build(path)
+    img, info = ri.read_image(path, write_format=fmt)
+    prep = ri.prepare(img, info.deep)
+    out = ri.finish(prep, _rgb(*prep.rgb.shape[:2]), _half_mask(*prep.rgb.shape[:2]))
+    data, _mode, _note, lost = ri.encode_image(out, fmt, info)
+    assert Image.open(io.BytesIO(data)).format == fmt
+    assert check(data, lost), lost
+
+
+# Pixel formats Pillow's writers would change: each comes back in its own depth and layout.
+
+
+def _src_low_bit_grey(bits):
+    def build(path):
+        import png
+
+        levels = RNG.integers(0, 1 << bits, (12, 10))
+        with open(path, "wb") as f:
+            png.Writer(10, 12, greyscale=True, bitdepth=bits).write(f, levels.tolist())
+    return build
+
+
+def _src_int32_tiff(path):
+    Image.fromarray(RNG.integers(0, 65536, (12, 10)).astype(np.int32)).save(path, "TIFF")
+
+
+def _src_v5_bmp_rgba(path):
+    """A BITMAPV5HEADER BMP, 32-bit BI_BITFIELDS with an alpha mask, built by hand."""
+    import struct
+
+    h, w = 6, 5
+    bgra = RNG.integers(0, 256, (h, w, 4), dtype=np.uint8)
+    pixels = bgra[::-1].tobytes()  # bottom-up rows, B G R A
+    header = struct.pack("<IiiHHIIiiII4I", 124, w, h, 1, 32, 3, len(pixels), 2835, 2835, 0, 0,
+                         0xFF0000, 0xFF00, 0xFF, 0xFF000000)
+    header += struct.pack("<I36x3II", 0x73524742, 0, 0, 0, 4) + struct.pack("<III", 0, 0, 0)
+    path.write_bytes(b"BM" + struct.pack("<IHHI", 14 + 124 + len(pixels), 0, 0, 14 + 124) + header + pixels)
+
+
+def _src_webp_hidden_colour(path):
+    rgba = RNG.integers(0, 256, (10, 12, 4), dtype=np.uint8)
+    rgba[..., 3] = np.where(RNG.random((10, 12)) < 0.5, 0, 255)  # colour under zero alpha must stay
+    Image.fromarray(rgba, "RGBA").save(path, "WEBP", lossless=True, exact=True)
+
+
+def _png_depth(data):
+    return data[24], data[25]  # IHDR bit depth, colour type
+
+
+# (name, builder, suffix, check(source path, output bytes, mask) -> bool)
+PIXEL_CASES = [
+    *[(f"{bits}-bit grey PNG", _src_low_bit_grey(bits), ".png",
+       lambda src, data, m, bits=bits: _png_depth(data) == (bits, 0)
+       and np.array_equal(np.asarray(Image.open(io.BytesIO(data)))[~m], np.asarray(Image.open(src))[~m]))
+      for bits in (1, 2, 4)],
+    ("32-bit integer TIFF", _src_int32_tiff, ".tif",
+     lambda src, data, m: Image.open(io.BytesIO(data)).mode == "I"
+     and Image.open(io.BytesIO(data)).tag_v2[258] == (32,)
+     and np.array_equal(np.asarray(Image.open(io.BytesIO(data)))[~m], np.asarray(Image.open(src))[~m])),
+    ("v5 BMP with alpha", _src_v5_bmp_rgba, ".bmp",
+     lambda src, data, m: Image.open(io.BytesIO(data)).mode == "RGBA"
+     and np.array_equal(np.asarray(Image.open(io.BytesIO(data)))[..., 3], np.asarray(Image.open(src))[..., 3])
+     and np.array_equal(np.asarray(Image.open(io.BytesIO(data)))[~m], np.asarray(Image.open(src))[~m])),
+    ("lossless WebP, colour under zero alpha", _src_webp_hidden_colour, ".webp",
+     lambda src, data, m: np.array_equal(np.asarray(Image.open(io.BytesIO(data)))[~m], np.asarray(Image.open(src))[~m])),
+]
+
+
+@pytest.mark.parametrize("case", PIXEL_CASES, ids=[c[0] for c in PIXEL_CASES])
+def test_pixel_format_written_back_in_kind(case, tmp_path):
+    _name, build, suffix, check = case
+    path = tmp_path / f"src{suffix}"
+    build(path)
+    img, info = ri.read_image(path)
+    prep = ri.prepare(img, info.deep)
+    h, w = prep.rgb.shape[:2]
+    mask = _half_mask(h, w)
+    out = ri.finish(prep, _rgb(h, w), mask)
+    data, _mode, note, lost = ri.encode_image(out, info.format, info)
+    assert note is None and lost == [], (note, lost)
+    assert check(path, data, mask)

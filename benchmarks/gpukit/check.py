@@ -9,7 +9,8 @@ at all the check stops after step 1 (exit NO_CUDA_EXIT). Every process has a tim
 from what is left of the budget, so the report is always written.
 
 Files in --out (at most 8, the most a call brings back): gpukit-report.json, gpukit-report.md,
-gpukit.log (every command and its output) and restore-bench's bench-{ort,torch}.{json,md}.
+gpukit.log (every command and its output) and restore-bench's reports bench-{ort,eager,compile}.json
+(`benchmarks.report.write_markdown` renders any of them as the bench's own Markdown).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Dict, List, Optional
 CHECK_BUDGET_S = 450  # with the install before it, the last call stays within 8 minutes
 EXIT_OK, EXIT_FAILED, NO_CUDA_EXIT = 0, 1, 4
 REPORT_FILES = ("gpukit-report.json", "gpukit-report.md", "gpukit.log",
-                "bench-ort.json", "bench-ort.md", "bench-torch.json", "bench-torch.md")
+                "bench-ort.json", "bench-eager.json", "bench-compile.json")
 ROOT = Path(__file__).resolve().parents[2]
 # The console scripts of pyproject.toml: the checkout is not installed on the GPU machine.
 COMMANDS = {"restore-train": "restore_core.cli:train_cli", "restore-export": "export.cli:main",

@@ -92,7 +92,7 @@ def make_plan(root: Path, kit_dir: Path, manifest: Dict, limit: int = LIMIT_BYTE
             "bytes": {"tree": tree, "carried": carried, "total": tree + carried, "limit": limit},
             "expect": ("pieces complete; installed into /tmp/gpukit/site; then the check's five steps and "
                        "its report in $OUT (at most 8 files)") if last else
-                      f"piece {k} of {len(pieces)} staged in /tmp/gpukit; pieces 1-{k} present",
+                      f"piece {k} of {len(pieces)} staged in /tmp/gpukit ({k} of {len(pieces)} present)",
         })
     over = [c for c in calls if c["bytes"]["total"] > limit]
     if over:

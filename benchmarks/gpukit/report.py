@@ -57,7 +57,7 @@ def build(kit, steps: List[Dict], exit_code: int, seconds: float) -> Dict:
 def table_rows(bench_reports: Dict[str, Dict]) -> List[Dict]:
     """One entry per CUDA backend: ms per image in each cell, or the row's status and reason."""
     out = []
-    for part in ("ort", "torch"):
+    for part in ("ort", "eager", "compile"):
         report = bench_reports.get(part)
         if not report:
             continue
@@ -120,7 +120,7 @@ def markdown(doc: Dict) -> str:
     missing = (bench.get("details") or {}).get("not_in_restore_bench")
     if missing:
         lines += ["", "No restore-bench row exists for: " + "; ".join(missing) + "."]
-    lines += ["", "Full figures: bench-ort.json / bench-torch.json (restore-bench reports) and gpukit-report.json; "
+    lines += ["", "Full figures: bench-{ort,eager,compile}.json (restore-bench reports) and gpukit-report.json; "
               "every command and its output: gpukit.log.", ""]
     return "\n".join(lines)
 

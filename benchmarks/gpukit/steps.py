@@ -125,7 +125,7 @@ def train_export(kit: Kit, step: Step) -> None:
     if final_loss is None or not math.isfinite(final_loss):
         return step.fail(f"final validation loss is {final_loss}")
     done = kit.console("restore-export", ["onnx", "--checkpoint", str(out / "best.safetensors"), "-o", str(onnx_path),
-                                          "--overwrite"], cap_s=90)
+                                          "--overwrite"], cap_s=120)
     step.details["export"] = {"seconds": round(done.seconds, 1), "bytes": onnx_path.stat().st_size if onnx_path.exists() else None}
     if done.rc != 0:
         return step.fail(f"restore-export onnx: {done.why()}")
@@ -220,18 +220,23 @@ def run_compare(kit: Kit, step: Step) -> None:
 # Step 4.
 
 
+# restore-bench runs in three parts, most valuable first, each with its own time limit: a part
+# cut short loses its own report only (its rows' progress lines stay in gpukit.log).
+BENCH_PARTS = (("ort", 200), ("eager", 90), ("compile", None))  # (part, seconds at most; None: what is left)
+
+
 def cuda_rows() -> Dict[str, List[str]]:
-    """restore-bench's CUDA rows, from its own list: ONNX Runtime rows, then PyTorch rows."""
+    """restore-bench's CUDA rows, from its own list: ONNX Runtime rows (never measured before),
+    eager PyTorch rows, then torch.compile (minutes of compiling, one graph per shape)."""
     from benchmarks.cli import BACKEND_NAMES
 
     ort = [n for n in BACKEND_NAMES if n.startswith("ort-") and not n.startswith("ort-cpu")]
     torch_rows = [n for n in BACKEND_NAMES if "cuda" in n and not n.startswith("ort-")]
-    return {"ort": ort, "torch": torch_rows}
+    return {"ort": ort, "eager": [n for n in torch_rows if "compile" not in n],
+            "compile": [n for n in torch_rows if "compile" in n]}
 
 
 def bench(kit: Kit, step: Step) -> None:
-    """ONNX Runtime rows first (never measured before), then PyTorch's, as two runs: a run cut
-    short by the time limit loses its own report only."""
     from runtime.default_model import SHIPPED_ONNX
 
     rows = cuda_rows()
@@ -239,11 +244,11 @@ def bench(kit: Kit, step: Step) -> None:
         rows["ort"] = [n for n in rows["ort"] if n not in TRT_ROWS]
     step.details = {"not_in_restore_bench": NOT_IN_BENCH, "tensorrt": kit.trt_problem or "loads", "runs": {}}
     problems = []
-    for part, caps in (("ort", 210), ("torch", None)):
-        json_path, md_path = kit.out / f"bench-{part}.json", kit.out / f"bench-{part}.md"
+    for part, cap in BENCH_PARTS:
+        json_path = kit.out / f"bench-{part}.json"
         done = kit.console("restore-bench", ["--checkpoint", "default", "--onnx", str(SHIPPED_ONNX),
                                              "--device", "cuda", "--backends", ",".join(rows[part]), *BENCH_GRID,
-                                             "--report", str(json_path), "--markdown", str(md_path)], cap_s=caps)
+                                             "--report", str(json_path)], cap_s=cap)
         if done.rc != 0 or not json_path.exists():
             problems.append(f"bench-{part}: {done.why()}")
             continue

@@ -148,9 +148,10 @@ def test_damaged_pieces_are_refused(kit, tmp_path):
     stash(kit_dir, stash_dir)
     staged = stash_dir / second["name"]
     staged.write_bytes(bytes(data))
-    with pytest.raises(InstallError, match="nothing was unpacked"):
+    with pytest.raises(InstallError, match=f"nothing was unpacked; damaged and removed: {second['name']}$"):
         install(stash_dir)
-    assert not (stash_dir / "site").exists()
+    assert not (stash_dir / "site").exists() and not staged.exists()  # the next call stages it again
+    assert stash(kit_dir, stash_dir)["missing"] == [] and install(stash_dir)["files"] == manifest["archive"]["files"]
 
 
 def test_every_planned_transfer_fits_the_limit(kit):

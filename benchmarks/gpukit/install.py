@@ -138,8 +138,12 @@ def install(stash_dir: Path = DEFAULT_STASH) -> Dict:
         while block := chain.read(1 << 20):
             h.update(block)
     if h.hexdigest() != archive["sha256"]:
+        # Remove the pieces that changed since they were staged, so that sending them again helps.
+        bad = [p.name for p, piece in zip(paths, manifest["pieces"]) if sha256_file(p) != piece["sha256"]]
+        for name in bad:
+            (stash_dir / name).unlink()
         raise InstallError(f"the reassembled archive's sha256 is {h.hexdigest()}, the manifest says "
-                           f"{archive['sha256']}: nothing was unpacked")
+                           f"{archive['sha256']}: nothing was unpacked; damaged and removed: {', '.join(bad) or 'none'}")
     fresh = stash_dir / "site.new"
     shutil.rmtree(fresh, ignore_errors=True)
     fresh.mkdir(parents=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -101,7 +102,10 @@ def provider(kit: Kit, step: Step) -> None:
     if not cuda["ok"]:
         private = kit.site and ort_info["file"].startswith(str(kit.site))
         where = "" if private else f"; onnxruntime {ort_info['version']} came from {ort_info['file']}, not the kit's install"
-        return step.fail(cuda["reason"] + where)
+        # ORT logs the library that did not load (and why) on stderr only: the most useful line.
+        loader = [re.sub(r"\x1b\[[0-9;]*m", "", ln[ln.index("Failed to load library"):]).strip()
+                  for ln in done.tail if "Failed to load library" in ln]
+        return step.fail(cuda["reason"] + where + (f"; ORT: {loader[-1][:300]}" if loader else ""))
     step.ok(f"onnxruntime {ort_info['version']} runs the shipped model on {cuda['providers'][0]}; "
             f"TensorRT: {'loads' if trt.get('ok') else kit.trt_problem}")
 

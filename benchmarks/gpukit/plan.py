@@ -121,6 +121,8 @@ def render_markdown(plan: Dict) -> str:
         "  the machine was replaced: start again at call 1 if device time allows, else send the last call anyway",
         "  (the check then runs every step that needs no onnxruntime-gpu and says why the others failed).",
         "- The last call prints the check's summary; its files come back from $OUT. Then hand the machine back.",
+        "- Device time: a minute or more to start the machine, seconds per staging call plus its transfer, and at",
+        f"  most {FINAL_TIMEOUT_S // 60} minutes for the last call (the check itself stops within its budget).",
         "- Commit `gpukit-report.md`/`.json` and the bench files under `benchmarks/results/` with the machine named.",
         "",
         "| call | carry | MiB carried | MiB in all | timeout_s | command |",

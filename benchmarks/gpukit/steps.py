@@ -86,7 +86,7 @@ def probe(work: Path) -> Dict:
 
 
 def provider(kit: Kit, step: Step) -> None:
-    done = kit.python("probe", ["-m", "benchmarks.gpukit", "probe", "--work", str(kit.work)], cap_s=90)
+    done = kit.python("probe", ["-m", "benchmarks.gpukit", "probe", "--work", str(kit.work)], cap_s=60)
     try:
         found = json.loads(done.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
@@ -117,7 +117,7 @@ def provider(kit: Kit, step: Step) -> None:
 def train_export(kit: Kit, step: Step) -> None:
     out, summary_path, onnx_path = kit.work / "train", kit.work / "train-summary.json", kit.work / "tiny.onnx"
     done = kit.console("restore-train", ["--device", "cuda", "--precision", "auto", "-o", str(out),
-                                         "--report", str(summary_path), *TINY_TRAIN], cap_s=150)
+                                         "--report", str(summary_path), *TINY_TRAIN], cap_s=120)
     if done.rc != 0:
         return step.fail(f"restore-train: {done.why()}")
     s = json.loads(summary_path.read_text())
@@ -129,7 +129,7 @@ def train_export(kit: Kit, step: Step) -> None:
     if final_loss is None or not math.isfinite(final_loss):
         return step.fail(f"final validation loss is {final_loss}")
     done = kit.console("restore-export", ["onnx", "--checkpoint", str(out / "best.safetensors"), "-o", str(onnx_path),
-                                          "--overwrite"], cap_s=120)
+                                          "--overwrite"], cap_s=90)
     step.details["export"] = {"seconds": round(done.seconds, 1), "bytes": onnx_path.stat().st_size if onnx_path.exists() else None}
     if done.rc != 0:
         return step.fail(f"restore-export onnx: {done.why()}")
@@ -194,7 +194,7 @@ def run_compare(kit: Kit, step: Step) -> None:
     folder = kit.work / "mixed"
     names = _write_inputs(folder)
     runs = {}
-    for device, cap in (("cuda", 60), ("cpu", 90)):
+    for device, cap in (("cuda", 45), ("cpu", 60)):
         dest, report = kit.work / f"restored-{device}", kit.work / f"run-{device}.json"
         done = kit.console("restore-run", [str(folder), str(dest), "--device", device, "--precision", "fp32",
                                            "--format", "png", "--save-mask", "--save-predicted", "--overwrite",
@@ -226,7 +226,7 @@ def run_compare(kit: Kit, step: Step) -> None:
 
 # restore-bench runs in three parts, most valuable first, each with its own time limit: a part
 # cut short loses its own report only (its rows' progress lines stay in gpukit.log).
-BENCH_PARTS = (("ort", 200), ("eager", 90), ("compile", None))  # (part, seconds at most; None: what is left)
+BENCH_PARTS = (("ort", 200), ("eager", 75), ("compile", None))  # (part, seconds at most; None: what is left)
 
 
 def cuda_rows() -> Dict[str, List[str]]:

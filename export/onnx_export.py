@@ -19,7 +19,7 @@ from torch import nn
 from restore_core.checkpoint import weights_sha256
 from restore_core.fileio import atomic_path
 from restore_core.pipeline import RestorationPipeline
-from runtime.messages import one_line
+from restore_toolkit.messages import one_line
 from runtime.metadata import FORMAT_VERSION, PIXELS_INPUTS, PIXELS_OUTPUTS, ModelMetadata
 
 MIN_OPSET = 18

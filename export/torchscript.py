@@ -29,7 +29,7 @@ import torch
 from export.onnx_export import ExportError, example_input, signature_module
 from restore_core.fileio import atomic_path
 from restore_core.pipeline import RestorationPipeline
-from runtime.messages import one_line
+from restore_toolkit.messages import one_line
 from runtime.metadata import ModelFileError, ModelMetadata
 
 METADATA_FILE = "restore_metadata.json"

@@ -61,8 +61,8 @@ def parity_cases(seed: int = SEED, real: bool = True) -> List[Case]:
     cases = [Case(f"random {n}x{h}x{w}", rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8))
              for n, h, w in RANDOM_SHAPES]
     if real:
-        from restore_core.corruption import corrupt, sample_rng
         from restore_core.photos import BUNDLED_VAL, bundled_photos
+        from restore_toolkit.corruption import corrupt, sample_rng
 
         photos = bundled_photos()
         for i, name in enumerate(BUNDLED_VAL):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from runtime.fileio import _UMASK, atomic_path, atomic_write_bytes, atomic_write_text  # noqa: F401 (_UMASK: tests)
+from restore_toolkit.fileio import _UMASK, atomic_path, atomic_write_bytes, atomic_write_text  # noqa: F401 (_UMASK: tests)
 
 __all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_save_png"]
 

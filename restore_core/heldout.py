@@ -27,7 +27,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-from restore_core.corruption import CorruptionConfig, corrupt, sample_rng
+from restore_toolkit.corruption import CorruptionConfig, corrupt, sample_rng
 
 HELDOUT_SEED = 20261125
 HELDOUT_CORRUPTION = CorruptionConfig(count=(1, 6), size=(0.05, 0.35), shapes=("square", "circle"), fill="random")
@@ -209,7 +209,7 @@ def write_report(out_dir, cases: Sequence[Case], restore: RestoreFn, model: str,
     from pathlib import Path
 
     from restore_core.fileio import atomic_write_text
-    from restore_core.sheet import save_sheet
+    from restore_toolkit.sheet import save_sheet
 
     out = Path(out_dir)
     summary, rows, outputs = _run(cases, restore)

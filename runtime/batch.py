@@ -30,7 +30,8 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 import numpy as np
 from PIL import Image
 
-from runtime.fileio import atomic_write_bytes, sweep_stale_temps
+from restore_toolkit.fileio import atomic_write_bytes, sweep_stale_temps
+from restore_toolkit.messages import flat, one_line
 from runtime.images import (
     DEFAULT_MAX_PIXELS,
     FORMAT_SUFFIX,
@@ -45,7 +46,6 @@ from runtime.images import (
     prepare,
     read_image,
 )
-from runtime.messages import flat, one_line
 from runtime.report import REPORT_NAME, Record, Summary, earlier_outputs, report_json, summary_lines, write_report
 from runtime.tiling import tile_size_for
 

@@ -30,8 +30,8 @@ import numpy as np
 from PIL import Image
 
 from restore_toolkit.console import COMMAND_SETTINGS, device_option, fail, version_option
+from restore_toolkit.fileio import atomic_path
 from runtime.default_model import DEFAULT_MODEL, SAMPLES
-from runtime.fileio import atomic_path
 
 SUMMARY = "summary.json"  # written by restore-train only when a training finishes
 
@@ -99,7 +99,7 @@ def make_samples(out: Path, count: int, size: int, seed: int) -> List[dict]:
     The photos (scikit-image's `chelsea` and `rocket`) are held out of the default model's
     training, so the sheet shows it on photos it never saw. Only numpy and Pillow run here.
     """
-    from restore_core.corruption import corrupt, sample_rng  # numpy only, no torch
+    from restore_toolkit.corruption import corrupt, sample_rng  # numpy only, no torch
 
     files = sorted(SAMPLES.glob("*.jpg"))
     if not files:
@@ -209,7 +209,7 @@ def restore_samples(model, out: Path, device: str) -> Path:
 def contact_sheet(samples: List[dict], out: Path, report_path: Path) -> Path:
     """Rows of before / mask / after / original, labelled with PSNR and mask IoU; prints the table."""
     from restore_core.heldout import iou, psnr  # numpy only
-    from restore_core.sheet import save_sheet  # Pillow only
+    from restore_toolkit.sheet import save_sheet  # Pillow only
 
     report = {Path(r["input"]).stem: r for r in json.loads(report_path.read_text())["records"]}
     rows, entries = [], []

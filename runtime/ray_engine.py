@@ -33,6 +33,8 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from restore_toolkit.fileio import sweep_stale_temps
+from restore_toolkit.messages import flat, one_line
 from runtime.batch import (
     Job,
     Loaded,
@@ -55,9 +57,7 @@ from runtime.batch import (
     _summarize,
     plan_run,
 )
-from runtime.fileio import sweep_stale_temps
 from runtime.images import FORMATS, SUFFIX_FORMAT
-from runtime.messages import flat, one_line
 from runtime.report import REPORT_NAME, Record, summary_lines
 from runtime.tiling import DEFAULT_TILE_BUDGET
 

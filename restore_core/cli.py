@@ -168,7 +168,7 @@ def train_cli(config_path, data, synthetic, source, epochs, batch_size, lr, num_
 
     Without --data, samples are synthesized on the fly from scikit-image's photos (or --source).
     Writes OUTPUT/last.ckpt, best.ckpt, best.safetensors and train_log.jsonl. Multi-GPU:
-    torchrun --nproc_per_node=N -m restore_core.train [options].
+    torchrun --nproc_per_node=N --no-python restore-train [options].
     """
     from restore_core.checkpoint import CheckpointError, load_checkpoint
     from restore_core.config import ConfigError, apply_overrides, config_from_dict, load_config

@@ -1,6 +1,6 @@
 """The base install restores without torch: `restore-run`, `Restorer`, `restore-demo` and
-`restore-export inspect` on an ONNX file, in a virtualenv made by `pip install -e .` alone
-(.ci/run makes it).
+`restore-export inspect` on an ONNX file (a stand-in and every shipped graph), in a virtualenv
+made by `pip install -e .` alone (.ci/run makes it).
 
 The model is a stand-in with the pixels contract, built here with `onnx` (a base dependency):
 it replaces every pixel whose red channel is 255 with black and marks it in the mask. No trained
@@ -96,6 +96,22 @@ def main() -> None:
                                          capture_output=True, text=True).stdout)
         assert info["metadata"]["signature"] == "pixels", info
 
+        # restore-export inspect on every shipped graph: its contract, metadata and parity table.
+        import runtime
+        from runtime.metadata import read_metadata
+
+        shipped = sorted((Path(runtime.__file__).parent / "assets").glob("*.onnx"))
+        assert shipped, "no shipped graphs installed"
+        for graph in shipped:
+            text = subprocess.run([bin_dir / "restore-export", "inspect", graph], check=True, capture_output=True,
+                                  text=True).stdout
+            meta = read_metadata(graph)
+            assert f"precision: {meta.precision}" in text and "input  image" in text, text
+            assert not meta.parity or "parity of onnxruntime" in text, text
+            info = json.loads(subprocess.run([bin_dir / "restore-export", "inspect", graph, "--json"], check=True,
+                                             capture_output=True, text=True).stdout)
+            assert info["metadata"]["weights_sha256"] == meta.weights_sha256, info
+
         # A command that needs an extra says which one, in one line.
         needs_extra = [
             (["restore-train", "--max-steps", "1"], "train"),
@@ -124,8 +140,8 @@ def main() -> None:
             subprocess.run([bin_dir / cmd, "--help"], check=True, capture_output=True)
             subprocess.run([bin_dir / cmd, "--version"], check=True, capture_output=True)
         assert "torch" not in sys.modules
-    print("torch-free install: restore-run (the default model and another), Restorer, restore-demo and "
-          "restore-export inspect work without torch")
+    print(f"torch-free install: restore-run (the default model and another), Restorer, restore-demo and "
+          f"restore-export inspect (a stand-in and {len(shipped)} shipped graphs) work without torch")
 
 
 if __name__ == "__main__":

@@ -16,15 +16,17 @@ same save (the file the user would have had without the paint):
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 
 import click
 import numpy as np
 
-from restore_core.corruption import CorruptionConfig, corrupt, sample_rng
 from restore_core.degrade import damage_mask, decode, encode_jpeg
 from restore_core.fileio import atomic_write_text
 from restore_core.heldout import psnr
 from restore_core.photos import BUNDLED_VAL, bundled_photos, random_crop
+from restore_toolkit.corruption import CorruptionConfig, corrupt, sample_rng
 
 FORMATS = (("jpeg-75-420", 75, "4:2:0"), ("jpeg-90-420", 90, "4:2:0"), ("jpeg-95-420", 95, "4:2:0"),
            ("jpeg-95-444", 95, "4:4:4"))
@@ -74,7 +76,11 @@ def markdown(rows: dict) -> str:
 def main(output: str, per_photo: int, size: int, seed: int) -> None:
     """Measure the halo left and the fill cost at each damage tolerance."""
     rows = measure(per_photo, size, seed)
-    atomic_write_text(output + ".json", json.dumps({"per_photo": per_photo, "size": size, "seed": seed,
+    from benchmarks.report import environment
+
+    command = shlex.join(["python", "-m", "benchmarks.damage_tolerance", *sys.argv[1:]])
+    atomic_write_text(output + ".json", json.dumps({"command": command, "machine": environment()["machine"],
+                                                    "per_photo": per_photo, "size": size, "seed": seed,
                                                     "photos": list(BUNDLED_VAL), "rows": rows}, indent=1))
     atomic_write_text(output + ".md", markdown(rows))
     click.echo(markdown(rows))

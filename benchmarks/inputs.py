@@ -11,8 +11,8 @@ from typing import List
 
 import numpy as np
 
-from restore_core.corruption import corrupt, sample_rng
 from restore_core.photos import bundled_photos, random_crop
+from restore_toolkit.corruption import corrupt, sample_rng
 
 SEED = 2024
 CALIBRATION_SEED = 7  # int8 calibration images are other crops than the timed ones

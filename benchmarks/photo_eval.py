@@ -21,6 +21,7 @@ had without the paint (the clean photo saved the same way):
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -32,7 +33,6 @@ import click
 import numpy as np
 from PIL import Image
 
-from restore_core.corruption import CorruptionConfig, corrupt, sample_rng
 from restore_core.degrade import DegradeConfig, decode
 from restore_core.fileio import atomic_write_text
 from restore_core.heldout import (
@@ -46,6 +46,7 @@ from restore_core.heldout import (
     psnr,
     saved_case,
 )
+from restore_toolkit.corruption import CorruptionConfig, corrupt, sample_rng
 
 EVAL_SEED = 20261204
 TOLERANCE = DegradeConfig().tolerance
@@ -212,7 +213,11 @@ def main(output, photos, per_photo, formats, model, precision):
     if unknown:
         raise click.UsageError(f"unknown format {unknown[0]!r} (known: {', '.join(FORMATS)})")
     args = (["--model", model] if model else []) + (["--precision", precision] if precision else [])
+    from benchmarks.report import environment
+
     report = evaluate(photos, per_photo, names, args, log=click.echo)
+    report = {"command": shlex.join(["python", "-m", "benchmarks.photo_eval", *sys.argv[1:]]),
+              "machine": environment()["machine"], **report}
     atomic_write_text(output + ".json", json.dumps(report, indent=1, default=str) + "\n")
     atomic_write_text(output + ".md", markdown(report))
     click.echo(markdown(report))

@@ -236,11 +236,12 @@ def weights_cmd(models: tuple, calibrate: bool, flip_ensemble, output: Path, ove
 @main.command("inspect")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON on stdout instead of text.")
-@handle_errors(_export_errors, "nothing was written")
+@handle_errors(_export_errors, "nothing was written", extra="export")
 def inspect_cmd(file: Path, as_json: bool) -> None:
     """Print the metadata, I/O signature and export parity of one of our artifacts.
 
-    ONNX files need only the base install; .pt, .pt2, .ckpt and .safetensors files need torch.
+    ONNX files need only the base install (no torch); .pt, .pt2, .ckpt and .safetensors files
+    need the export extra.
     """
     from export.inspection import KINDS, describe, format_description
 

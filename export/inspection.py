@@ -165,7 +165,7 @@ def format_description(info: Dict[str, Any]) -> str:
             lines.append(f"  {side[:-1]:6s} {v['name']:10s} {v['dtype']:8s} {shape}")
     if meta:
         if meta.get("parity"):
-            from export.verify import format_table
+            from export.parity import format_table
 
             if meta.get("precision") == "int8":
                 lines.append("  parity of the fp32 graph this int8 graph was quantized from:")

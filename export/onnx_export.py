@@ -11,15 +11,19 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
+import numpy as np
 import torch
 from torch import nn
 
+from export.errors import ExportError
+from export.parity import format_table
+from export.verify import Backend, Case, Outputs, check_parity
 from restore_core.checkpoint import weights_sha256
 from restore_core.fileio import atomic_path
 from restore_core.pipeline import RestorationPipeline
-from runtime.messages import one_line
+from restore_toolkit.messages import one_line
 from runtime.metadata import FORMAT_VERSION, PIXELS_INPUTS, PIXELS_OUTPUTS, ModelMetadata
 
 MIN_OPSET = 18
@@ -30,10 +34,6 @@ SIGNATURES = {
     "pixels": {"inputs": list(PIXELS_INPUTS), "outputs": list(PIXELS_OUTPUTS), "layout": "NHWC"},
     "tensor": {"inputs": ["input"], "outputs": ["predicted", "mask_prob", "composite"], "layout": "NCHW"},
 }
-
-
-class ExportError(RuntimeError):
-    """An export that could not be completed; nothing was written."""
 
 
 class _TensorSignature(nn.Module):
@@ -149,6 +149,68 @@ def save_onnx(proto, path: str | os.PathLike, metadata: ModelMetadata) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------
+# Parity of a written file: its ONNX Runtime backend for `export.verify.check_parity`.
+
+
+def _ort_runner(model, input_name: Optional[str] = None) -> Callable[[np.ndarray], Outputs]:
+    """An ORT CPU session over a file path or serialized bytes, made as `restore-run` makes it."""
+    from runtime.session import make_session
+
+    # The metadata is checked by the caller (the tensor twin carries none).
+    session, _ = make_session(model, device="cpu", require_signature=None, check_metadata=False)
+    name = input_name or session.get_inputs()[0].name
+    return lambda a: session.run(None, {name: a})
+
+
+def onnx_backend(path: str | os.PathLike, pipeline: RestorationPipeline, float_parity: bool = True) -> Backend:
+    """Runners for an ONNX file; a pixels file gets its tensor twin when `float_parity`."""
+    import onnx
+
+    from export.fp16 import convert_to_fp16
+    from runtime.metadata import read_metadata
+
+    meta = read_metadata(path)
+    runner = _ort_runner(path)
+    if meta.signature == "tensor":
+        return Backend(f"onnxruntime CPU ({meta.precision})", tensor=runner)
+    backend = Backend(f"onnxruntime CPU ({meta.precision})", pixels=runner)
+    if float_parity:
+        header = onnx.load(str(path), load_external_data=False)
+        opset = next(o.version for o in header.opset_import if o.domain in ("", "ai.onnx"))
+        twin = to_onnx_proto(pipeline, "tensor", opset)
+        if meta.precision == "fp16":
+            twin = convert_to_fp16(twin)
+        backend.tensor = _ort_runner(twin.SerializeToString())
+    return backend
+
+
+def verify_onnx(path: str | os.PathLike, pipeline: RestorationPipeline, precision: Optional[str] = None, *,
+                float_parity: bool = True, cases: Optional[List[Case]] = None) -> Dict[str, Any]:
+    """Check an ONNX file against eager on the parity cases (ONNX Runtime, CPU provider).
+
+    Args:
+        path: the ONNX file (either signature).
+        pipeline: the eager model it was exported from.
+        precision: "fp32" or "fp16"; selects the tolerance (None: the file's own metadata).
+        float_parity: for a pixels file, also export its tensor twin and compare float outputs.
+        cases: inputs; `parity_cases()` when None.
+
+    Returns:
+        The parity summary (see `check_parity`).
+
+    Raises:
+        ParityError: a tolerance is broken (the message is the table).
+    """
+    if precision is None:
+        from runtime.metadata import read_metadata
+
+        precision = read_metadata(path).precision
+    return check_parity(onnx_backend(path, pipeline, float_parity), pipeline, precision, cases)
+
+
+
+
+# ---------------------------------------------------------------------------------------------
 # The one call the CLI makes: export, convert, verify the written file, then put it in place.
 
 
@@ -174,8 +236,6 @@ class ExportResult:
 
     @property
     def table(self) -> str:
-        from export.verify import format_table
-
         return format_table(self.parity) if self.parity else "parity: skipped (--no-verify)"
 
 
@@ -264,8 +324,6 @@ def export_onnx(pipeline: RestorationPipeline, output: str | os.PathLike, *, sig
         save_onnx(proto, tmp, metadata)
         t1 = time.perf_counter()
         if verify:
-            from export.verify import verify_onnx
-
             parity = verify_onnx(tmp, pipeline, precision)  # raises ParityError with the table
             # Second write: the same graph, now carrying the figures measured on it.
             metadata = dataclasses.replace(metadata, parity=parity)

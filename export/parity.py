@@ -8,7 +8,7 @@ backend (ORT, TorchScript, eager) can be compared the same way.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Dict, List, Sequence
+from typing import Any, Dict, List, Sequence
 
 import numpy as np
 
@@ -139,3 +139,45 @@ def violations(figures: Dict[str, float], tol: Tolerance) -> List[str]:
 def tolerance_table() -> List[Dict[str, float]]:
     """The tolerances as rows, for reports and the README."""
     return [{"precision": name, **asdict(t)} for name, t in TOLERANCES.items()]
+
+
+# ---------------------------------------------------------------------------------------------
+# The readable table.
+
+_COLUMNS = (
+    # (figure key, header, format)
+    ("differing_share", "uint8 differing", lambda v: f"{v:.4%}"),
+    ("max_level_diff", "max levels", lambda v: f"{int(v)}"),
+    ("mask_disagreement", "mask flips", lambda v: f"{v:.4%}"),
+    ("outside_mask_exact", "outside exact", lambda v: "yes" if v else "NO"),
+    ("predicted_max_abs_diff", "pred max|d|", lambda v: f"{v:.2e}"),
+    ("predicted_mean_abs_diff", "pred mean|d|", lambda v: f"{v:.2e}"),
+    ("mask_prob_max_abs_diff", "prob max|d|", lambda v: f"{v:.2e}"),
+)
+
+
+def format_table(summary: Dict[str, Any]) -> str:
+    """Render a parity summary as a fixed-width table, one row per case, then worst and allowed."""
+    tol = summary["tolerance"]
+    allowed = {
+        "differing_share": tol["max_differing_share"],
+        "max_level_diff": tol["max_level_diff"],
+        "mask_disagreement": tol["max_mask_disagreement"],
+        "outside_mask_exact": True,
+        "predicted_max_abs_diff": tol["max_float_abs_diff"],
+        "mask_prob_max_abs_diff": tol["max_float_abs_diff"],
+    }
+    rows = [dict(r) for r in summary["cases"]]
+    rows.append({"case": "worst (mask: all)", **summary["worst"]})
+    rows.append({"case": f"allowed ({summary['precision']})", **allowed})
+    cols = [c for c in _COLUMNS if any(c[0] in r for r in rows[:-1])]
+    header = ["case"] + [c[1] for c in cols]
+    body = [[r["case"]] + [c[2](r[c[0]]) if c[0] in r else "-" for c in cols] for r in rows]
+    widths = [max(len(x[i]) for x in [header] + body) for i in range(len(header))]
+
+    def fmt(cells):
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    lines = [f"parity of {summary['backend']} against eager PyTorch fp32", fmt(header), fmt(["-" * w for w in widths])]
+    lines += [fmt(b) for b in body]
+    return "\n".join(lines)

@@ -68,8 +68,8 @@ def calibration_images(count: int = DEFAULT_CALIBRATION, seed: int = CALIBRATION
     sees; the held-out photos (`BUNDLED_VAL`) are never used, so calibration cannot leak into
     the verification.
     """
-    from restore_core.corruption import corrupt, sample_rng
     from restore_core.photos import BUNDLED_VAL, bundled_photos
+    from restore_toolkit.corruption import corrupt, sample_rng
 
     if count < 1:
         raise ValueError("calibration needs at least one image")

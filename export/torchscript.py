@@ -22,14 +22,16 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-from export.onnx_export import ExportError, example_input, signature_module
+from export.errors import ExportError
+from export.onnx_export import example_input, signature_module
+from export.verify import Backend, Case, check_parity
 from restore_core.fileio import atomic_path
 from restore_core.pipeline import RestorationPipeline
-from runtime.messages import one_line
+from restore_toolkit.messages import one_line
 from runtime.metadata import ModelFileError, ModelMetadata
 
 METADATA_FILE = "restore_metadata.json"
@@ -167,6 +169,43 @@ def load_exported_program(path: str | os.PathLike) -> Tuple[torch.export.Exporte
 
 
 # ---------------------------------------------------------------------------------------------
+# Parity of a written file: its backend for `export.verify.check_parity`.
+
+
+def verify_torchscript(path: str | os.PathLike, pipeline: RestorationPipeline,
+                       cases: Optional[List[Case]] = None) -> Dict[str, Any]:
+    """Check a TorchScript file (both signatures: `forward` and `forward_tensor`) against eager."""
+    module, _ = load_torchscript(path)
+
+    @torch.no_grad()
+    def pixels(image):
+        return [t.numpy() for t in module(torch.from_numpy(image))]
+
+    @torch.no_grad()
+    def tensor(x):
+        return [t.numpy() for t in module.forward_tensor(torch.from_numpy(x))]
+
+    return check_parity(Backend("torch.jit (TorchScript)", pixels, tensor), pipeline, "fp32", cases)
+
+
+def verify_exported_program(path: str | os.PathLike, pipeline: RestorationPipeline,
+                            float_parity: bool = True, cases: Optional[List[Case]] = None) -> Dict[str, Any]:
+    """Check a `.pt2` exported program (pixels) and, with `float_parity`, its tensor twin."""
+    program, _ = load_exported_program(path)
+    module = program.module()
+
+    @torch.no_grad()
+    def pixels(image):
+        return [t.numpy() for t in module(torch.from_numpy(image))]
+
+    backend = Backend("torch.export (.pt2)", pixels=pixels)
+    if float_parity:
+        twin = to_exported_program(pipeline, "tensor").module()
+        backend.tensor = torch.no_grad()(lambda x: [t.numpy() for t in twin(torch.from_numpy(x))])
+    return check_parity(backend, pipeline, "fp32", cases)
+
+
+# ---------------------------------------------------------------------------------------------
 # The calls the CLI makes: write beside the target, verify the written file, rename.
 
 def export_artifact(kind: str, pipeline: RestorationPipeline, output: str | os.PathLike, verify: bool = True,
@@ -176,7 +215,6 @@ def export_artifact(kind: str, pipeline: RestorationPipeline, output: str | os.P
     import time
 
     from export.onnx_export import ExportResult, build_metadata, check_output_path
-    from export.verify import verify_exported_program, verify_torchscript
 
     t0 = time.perf_counter()
     output = check_output_path(output, force)

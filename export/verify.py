@@ -3,9 +3,14 @@
 Every exported artifact (ONNX through ONNX Runtime's CPU provider, TorchScript through
 `torch.jit.load`, an exported program through `torch.export.load`) runs the same cases as the
 eager pipeline: seeded random images of several sizes (a stride multiple, odd sizes with batch
-3, a wide one) and corrupted held-out photos. Figures and tolerances come from
+3, a wide one) and corrupted held-out photos. Figures, tolerances and the table come from
 `export.parity` only. The summary goes into the artifact's metadata; a failure raises
 `ParityError` whose message is the readable table.
+
+This module knows no artifact: each exporter builds the `Backend` that runs its own files
+(`export.onnx_export.verify_onnx`, `export.torchscript.verify_torchscript` and
+`verify_exported_program`) and calls `check_parity`, so the exporters import this module and
+never the other way round.
 
 Float parity is measured on the tensor signature: a pixels file is accompanied by its tensor
 twin (same exporter, opset and precision), because uint8 outputs alone hide sub-level drift.
@@ -13,15 +18,22 @@ twin (same exporter, opset and precision), because uint8 outputs alone hide sub-
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
-from export.onnx_export import ExportError
-from export.parity import TOLERANCES, merge, pixel_parity, tensor_mask_parity, tensor_parity, violations
+from export.errors import ExportError
+from export.parity import (
+    TOLERANCES,
+    format_table,
+    merge,
+    pixel_parity,
+    tensor_mask_parity,
+    tensor_parity,
+    violations,
+)
 from restore_core.img_utils import normalize
 from restore_core.pipeline import RestorationPipeline
 
@@ -61,8 +73,8 @@ def parity_cases(seed: int = SEED, real: bool = True) -> List[Case]:
     cases = [Case(f"random {n}x{h}x{w}", rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8))
              for n, h, w in RANDOM_SHAPES]
     if real:
-        from restore_core.corruption import corrupt, sample_rng
         from restore_core.photos import BUNDLED_VAL, bundled_photos
+        from restore_toolkit.corruption import corrupt, sample_rng
 
         photos = bundled_photos()
         for i, name in enumerate(BUNDLED_VAL):
@@ -149,143 +161,3 @@ def check_parity(backend: Backend, pipeline: RestorationPipeline, precision: str
     if bad:
         raise ParityError(format_table(summary) + "\nparity FAILED: " + "; ".join(bad))
     return summary
-
-
-# ---------------------------------------------------------------------------------------------
-# Backends for each artifact kind.
-
-
-def _ort_runner(model, input_name: Optional[str] = None) -> Callable[[np.ndarray], Outputs]:
-    """An ORT CPU session over a file path or serialized bytes, made as `restore-run` makes it."""
-    from runtime.session import make_session
-
-    # The metadata is checked by the caller (the tensor twin carries none).
-    session, _ = make_session(model, device="cpu", require_signature=None, check_metadata=False)
-    name = input_name or session.get_inputs()[0].name
-    return lambda a: session.run(None, {name: a})
-
-
-def onnx_backend(path: str | os.PathLike, pipeline: RestorationPipeline, float_parity: bool = True) -> Backend:
-    """Runners for an ONNX file; a pixels file gets its tensor twin when `float_parity`."""
-    import onnx
-
-    from export.fp16 import convert_to_fp16
-    from export.onnx_export import to_onnx_proto
-    from runtime.metadata import read_metadata
-
-    meta = read_metadata(path)
-    runner = _ort_runner(path)
-    if meta.signature == "tensor":
-        return Backend(f"onnxruntime CPU ({meta.precision})", tensor=runner)
-    backend = Backend(f"onnxruntime CPU ({meta.precision})", pixels=runner)
-    if float_parity:
-        header = onnx.load(str(path), load_external_data=False)
-        opset = next(o.version for o in header.opset_import if o.domain in ("", "ai.onnx"))
-        twin = to_onnx_proto(pipeline, "tensor", opset)
-        if meta.precision == "fp16":
-            twin = convert_to_fp16(twin)
-        backend.tensor = _ort_runner(twin.SerializeToString())
-    return backend
-
-
-def verify_onnx(path: str | os.PathLike, pipeline: RestorationPipeline, precision: Optional[str] = None, *,
-                float_parity: bool = True, cases: Optional[List[Case]] = None) -> Dict[str, Any]:
-    """Check an ONNX file against eager on the parity cases (ONNX Runtime, CPU provider).
-
-    Args:
-        path: the ONNX file (either signature).
-        pipeline: the eager model it was exported from.
-        precision: "fp32" or "fp16"; selects the tolerance (None: the file's own metadata).
-        float_parity: for a pixels file, also export its tensor twin and compare float outputs.
-        cases: inputs; `parity_cases()` when None.
-
-    Returns:
-        The parity summary (see `check_parity`).
-
-    Raises:
-        ParityError: a tolerance is broken (the message is the table).
-    """
-    if precision is None:
-        from runtime.metadata import read_metadata
-
-        precision = read_metadata(path).precision
-    return check_parity(onnx_backend(path, pipeline, float_parity), pipeline, precision, cases)
-
-
-def verify_torchscript(path: str | os.PathLike, pipeline: RestorationPipeline,
-                       cases: Optional[List[Case]] = None) -> Dict[str, Any]:
-    """Check a TorchScript file (both signatures: `forward` and `forward_tensor`) against eager."""
-    from export.torchscript import load_torchscript
-
-    module, _ = load_torchscript(path)
-
-    @torch.no_grad()
-    def pixels(image):
-        return [t.numpy() for t in module(torch.from_numpy(image))]
-
-    @torch.no_grad()
-    def tensor(x):
-        return [t.numpy() for t in module.forward_tensor(torch.from_numpy(x))]
-
-    return check_parity(Backend("torch.jit (TorchScript)", pixels, tensor), pipeline, "fp32", cases)
-
-
-def verify_exported_program(path: str | os.PathLike, pipeline: RestorationPipeline,
-                            float_parity: bool = True, cases: Optional[List[Case]] = None) -> Dict[str, Any]:
-    """Check a `.pt2` exported program (pixels) and, with `float_parity`, its tensor twin."""
-    from export.torchscript import load_exported_program, to_exported_program
-
-    program, _ = load_exported_program(path)
-    module = program.module()
-
-    @torch.no_grad()
-    def pixels(image):
-        return [t.numpy() for t in module(torch.from_numpy(image))]
-
-    backend = Backend("torch.export (.pt2)", pixels=pixels)
-    if float_parity:
-        twin = to_exported_program(pipeline, "tensor").module()
-        backend.tensor = torch.no_grad()(lambda x: [t.numpy() for t in twin(torch.from_numpy(x))])
-    return check_parity(backend, pipeline, "fp32", cases)
-
-
-# ---------------------------------------------------------------------------------------------
-# The readable table.
-
-_COLUMNS = (
-    # (figure key, header, format)
-    ("differing_share", "uint8 differing", lambda v: f"{v:.4%}"),
-    ("max_level_diff", "max levels", lambda v: f"{int(v)}"),
-    ("mask_disagreement", "mask flips", lambda v: f"{v:.4%}"),
-    ("outside_mask_exact", "outside exact", lambda v: "yes" if v else "NO"),
-    ("predicted_max_abs_diff", "pred max|d|", lambda v: f"{v:.2e}"),
-    ("predicted_mean_abs_diff", "pred mean|d|", lambda v: f"{v:.2e}"),
-    ("mask_prob_max_abs_diff", "prob max|d|", lambda v: f"{v:.2e}"),
-)
-
-
-def format_table(summary: Dict[str, Any]) -> str:
-    """Render a parity summary as a fixed-width table, one row per case, then worst and allowed."""
-    tol = summary["tolerance"]
-    allowed = {
-        "differing_share": tol["max_differing_share"],
-        "max_level_diff": tol["max_level_diff"],
-        "mask_disagreement": tol["max_mask_disagreement"],
-        "outside_mask_exact": True,
-        "predicted_max_abs_diff": tol["max_float_abs_diff"],
-        "mask_prob_max_abs_diff": tol["max_float_abs_diff"],
-    }
-    rows = [dict(r) for r in summary["cases"]]
-    rows.append({"case": "worst (mask: all)", **summary["worst"]})
-    rows.append({"case": f"allowed ({summary['precision']})", **allowed})
-    cols = [c for c in _COLUMNS if any(c[0] in r for r in rows[:-1])]
-    header = ["case"] + [c[1] for c in cols]
-    body = [[r["case"]] + [c[2](r[c[0]]) if c[0] in r else "-" for c in cols] for r in rows]
-    widths = [max(len(x[i]) for x in [header] + body) for i in range(len(header))]
-
-    def fmt(cells):
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-
-    lines = [f"parity of {summary['backend']} against eager PyTorch fp32", fmt(header), fmt(["-" * w for w in widths])]
-    lines += [fmt(b) for b in body]
-    return "\n".join(lines)

@@ -22,7 +22,7 @@ import torch
 from restore_core.fileio import atomic_path
 from restore_core.model import DualDecoderUNet, ModelConfig
 from restore_core.pipeline import DEFAULT_THRESHOLD, RestorationPipeline
-from runtime.messages import one_line
+from restore_toolkit.messages import one_line
 
 CHECKPOINT_FORMAT = "restore-checkpoint"
 RELEASE_FORMAT = "restore-release"

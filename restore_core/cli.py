@@ -225,7 +225,7 @@ def train_cli(config_path, settings, synthetic, save_dir_alias, bf16, quiet, qui
 
     Without --data, samples are synthesized on the fly from scikit-image's photos (or --source).
     Writes OUTPUT/last.ckpt, best.ckpt, best.safetensors and train_log.jsonl. Multi-GPU:
-    torchrun --nproc_per_node=N -m restore_core.train [options].
+    torchrun --nproc_per_node=N --no-python restore-train [options].
     """
     from restore_core.config import apply_overrides
     from restore_core.train import train

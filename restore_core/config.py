@@ -19,10 +19,10 @@ try:  # Python 3.11+
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-from restore_core.corruption import CorruptionConfig
 from restore_core.degrade import DegradeConfig
 from restore_core.losses import LX_REDUCTIONS
 from restore_core.model import ModelConfig
+from restore_toolkit.corruption import CorruptionConfig
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")

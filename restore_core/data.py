@@ -25,7 +25,6 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
-from restore_core.corruption import CorruptionConfig, corrupt, sample_rng
 from restore_core.degrade import DegradeConfig, degrade_pair, source_side
 from restore_core.fileio import atomic_save_png
 from restore_core.photos import (
@@ -40,6 +39,7 @@ from restore_core.photos import (
     vivid,
 )
 from restore_core.scenes import jpeg, render_scene
+from restore_toolkit.corruption import CorruptionConfig, corrupt, sample_rng
 
 SPLITS = ("train", "val")
 KINDS = ("clean", "corrupted", "mask")

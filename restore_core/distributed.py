@@ -1,6 +1,6 @@
 """Devices and multi-process training through `torchrun`.
 
-`torchrun --nproc_per_node=G -m restore_core.train --config ...` starts one process per GPU
+`torchrun --nproc_per_node=G --no-python restore-train --config ...` starts one process per GPU
 (or per CPU worker); each reads RANK, WORLD_SIZE and LOCAL_RANK from its environment. On CUDA the
 processes talk over NCCL, on CPU over gloo. Multi-node is torchrun's `--nnodes` and
 `--rdzv-endpoint`; nothing here changes.

@@ -1,14 +1,12 @@
-"""Atomic file writes for training, validation and export: the runtime's one implementation.
-
-`runtime.fileio` is standard-library only and imports neither torch nor onnxruntime, so the
-training side re-exports it instead of keeping a second copy that could drift.
+"""Atomic file writes for training, validation and export: the bottom floor's one implementation
+(`restore_toolkit.fileio`), re-exported, plus the PNG writer of bulk images.
 """
 
 from __future__ import annotations
 
 import os
 
-from runtime.fileio import _UMASK, atomic_path, atomic_write_bytes, atomic_write_text  # noqa: F401 (_UMASK: tests)
+from restore_toolkit.fileio import _UMASK, atomic_path, atomic_write_bytes, atomic_write_text  # noqa: F401 (_UMASK: tests)
 
 __all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_save_png"]
 

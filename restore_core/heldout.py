@@ -32,8 +32,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-from restore_core.corruption import CorruptionConfig, corrupt, sample_rng
 from restore_core.degrade import DegradeConfig, damage_mask, decode, encode_file
+from restore_toolkit.corruption import CorruptionConfig, corrupt, sample_rng
+from restore_toolkit.scores import iou, psnr
 
 HELDOUT_SEED = 20261125
 HELDOUT_CORRUPTION = CorruptionConfig(count=(1, 6), size=(0.05, 0.35), shapes=("square", "circle"), fill="random")
@@ -150,20 +151,6 @@ def unpainted(case: Case) -> Case:
 # Scoring.
 
 
-def psnr(a: np.ndarray, b: np.ndarray, where: Optional[np.ndarray] = None) -> float:
-    """PSNR in dB of uint8 images `a` and `b`, over the pixels `where` (bool (H, W)) when given; 100 if equal."""
-    d = a.astype(np.float64) - b.astype(np.float64)
-    if where is not None:
-        d = d[where]
-    mse = float(np.mean(d**2)) if d.size else 0.0
-    return 100.0 if mse == 0 else min(100.0, 10 * math.log10(255.0**2 / mse))
-
-
-def iou(pred: np.ndarray, truth: np.ndarray) -> float:
-    union = int((pred | truth).sum())
-    return 1.0 if union == 0 else float((pred & truth).sum() / union)
-
-
 def score_case(case: Case, restored: np.ndarray, mask: Optional[np.ndarray]) -> Dict[str, float]:
     """The figures of one restored image (`mask` None: the method was given the true mask)."""
     before = psnr(case.corrupted, case.clean)
@@ -256,7 +243,7 @@ def write_report(out_dir, cases: Sequence[Case], restore: RestoreFn, model: str,
     from pathlib import Path
 
     from restore_core.fileio import atomic_write_text
-    from restore_core.sheet import save_sheet
+    from restore_toolkit.sheet import save_sheet
 
     out = Path(out_dir)
     summary, rows, outputs = _run(cases, restore)

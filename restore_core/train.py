@@ -553,7 +553,9 @@ def _summary(run: Run, stop_reason: str, val: Optional[Dict[str, float]]) -> Dic
     }
 
 
-if __name__ == "__main__":  # torchrun --nproc_per_node=2 -m restore_core.train --config ...
-    from restore_core.cli import train_cli
+if __name__ == "__main__":
+    # The command is restore_core.cli's, which imports this module: running it from here would
+    # make the two import each other. torchrun starts the console script itself instead.
+    import sys
 
-    train_cli()
+    sys.exit("error: run restore-train under torchrun as: torchrun --nproc_per_node=N --no-python restore-train ...")

@@ -1,8 +1,15 @@
-"""What the four packages share and which imports nothing heavy: the toolkit's version and the
-conventions of its command lines (`console`).
+"""The bottom floor: what the trainer, the exporter and the torch-free runtime all need, once.
 
-`restore_core`, `export`, `runtime` and `benchmarks` may all import this package; it imports
-only the standard library and click, so a command's `--help` stays instant.
+- `fileio`: atomic, durable writes (every artifact appears complete or not at all);
+- `messages`: one line per error;
+- `console`: the conventions of every `restore-*` command line;
+- `corruption`: the synthetic squares and circles painted over clean images;
+- `scores`: PSNR and mask IoU; `sheet`: before / mask / after / original contact sheets.
+
+Standard library, click, numpy and Pillow only, and nothing from the packages above it
+(`runtime`, `restore_core`, `export`, `benchmarks`, `restore_demo`): the layers contract in
+pyproject.toml, checked by `lint-imports`, keeps it so. Importing this package itself loads
+nothing but the version, so a command's `--help` stays instant.
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -36,7 +36,8 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 import numpy as np
 from PIL import Image
 
-from runtime.fileio import atomic_write_group, sweep_stale_temps
+from restore_toolkit.fileio import atomic_write_group, sweep_stale_temps
+from restore_toolkit.messages import one_line
 from runtime.image_metadata import digest
 from runtime.images import (
     DEFAULT_MAX_PIXELS,
@@ -50,7 +51,6 @@ from runtime.images import (
     prepare,
     read_image,
 )
-from runtime.messages import one_line
 from runtime.plan import MASKS_DIR, PREDICTED_DIR, Job, PlanError, check_format, job_outputs, plan_run  # noqa: F401
 from runtime.plan import fail as _fail
 from runtime.report import Record, Summary, report_bytes, summary_lines, write_report

@@ -17,8 +17,8 @@ from typing import Optional
 import click
 
 from restore_toolkit.console import COMMAND_SETTINGS, device_option, fail, quiet_option, version_option
+from restore_toolkit.messages import flat
 from runtime.images import DEFAULT_MAX_PIXELS
-from runtime.messages import flat
 from runtime.tiling import DEFAULT_TILE_BUDGET
 
 

@@ -1,39 +1,36 @@
-"""`restore-demo`: the shipped default model on photos it never saw, in seconds, no PyTorch.
-
-    restore-demo            # ./restore-demo/contact_sheet.png from the default model
-    restore-demo --train    # the whole toolkit: train a small model of your own, export, restore
+"""The stages of `restore-demo` that restore: the shipped default model on photos it never saw,
+in seconds, no PyTorch.
 
 1. samples  corrupt crops of the sample photos shipped with the package (ground truth kept)
 2. restore  `restore-run` over the samples (the deployment path: ONNX Runtime, no PyTorch)
 3. sheet    before / mask / after / original, one row per sample, plus how close each got
 
-With --train, two stages come between: `restore-train` briefly on on-the-fly synthetic data
-(an unfinished training is resumed, a finished one reused) and `restore-export onnx`. Every
-command is printed before it runs, so the demo doubles as a tutorial. Only --train imports
-PyTorch (in the commands it runs); the default path needs onnxruntime, numpy and Pillow.
+The command itself (`restore_demo.cli`) sits on the top floor, because `restore-demo --train`
+adds two stages that need the trainer and the exporter; it imports them only when --train is
+given. Everything here needs onnxruntime, numpy and Pillow only. Every command is printed before
+it runs, so the demo doubles as a tutorial.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import shlex
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Sequence
 
 import click
 import numpy as np
 from PIL import Image
 
-from restore_toolkit.console import COMMAND_SETTINGS, device_option, fail, version_option
-from runtime.default_model import DEFAULT_MODEL, SAMPLES
-from runtime.fileio import atomic_path
-
-SUMMARY = "summary.json"  # written by restore-train only when a training finishes
+from restore_toolkit.corruption import corrupt, sample_rng
+from restore_toolkit.fileio import atomic_path
+from restore_toolkit.scores import iou, psnr
+from restore_toolkit.sheet import save_sheet
+from runtime.default_model import SAMPLES
 
 
 class DemoError(RuntimeError):
@@ -80,7 +77,7 @@ def _command(name: str, module: str, function: str) -> List[str]:
     return [sys.executable, "-c", f"import sys; sys.argv[0] = {name!r}; from {module} import {function}; {function}()"]
 
 
-def _run(name: str, module: str, function: str, args: Sequence[str], allowed=(0,)) -> int:
+def run_command(name: str, module: str, function: str, args: Sequence[str], allowed=(0,)) -> int:
     cmd = _command(name, module, function) + [str(a) for a in args]
     click.echo("  $ " + " ".join([name] + [shlex.quote(str(a)) for a in args]))
     proc = subprocess.run(cmd)
@@ -99,8 +96,6 @@ def make_samples(out: Path, count: int, size: int, seed: int) -> List[dict]:
     The photos (scikit-image's `chelsea` and `rocket`) are held out of the default model's
     training, so the sheet shows it on photos it never saw. Only numpy and Pillow run here.
     """
-    from restore_core.corruption import corrupt, sample_rng  # numpy only, no torch
-
     files = sorted(SAMPLES.glob("*.jpg"))
     if not files:
         raise DemoError(f"{SAMPLES}: no sample photos installed with the package")
@@ -136,71 +131,10 @@ def _save_png(arr: np.ndarray, path: Path) -> None:
         Image.fromarray(arr).save(tmp, "PNG")
 
 
-def train_model(out: Path, steps: int, size: int, batch_size: int, base_channels: int, depth: int,
-                seed: int, device: str, lr: float) -> Path:
-    """Train briefly with `restore-train` on on-the-fly data; returns the best checkpoint.
-
-    A finished training leaves OUT/train/summary.json. A run interrupted before that left only
-    checkpoints: the next demo resumes it from last.ckpt instead of taking its half-trained
-    best.ckpt for a finished model.
-    """
-    save_dir = out / "train"
-    per_epoch = max(1, min(steps, 100))  # an epoch line (with validation) every ~100 steps
-    epochs = math.ceil(steps / per_epoch)
-    args = [
-        "--synthetic", "--max-steps", steps, "--epochs", epochs, "--epoch-samples", per_epoch * batch_size,
-        "--batch-size", batch_size, "--lr", lr, "--size", size, "--val-count", max(4, min(32, 2 * batch_size)),
-        "--base-channels", base_channels, "--depth", depth, "--patience", 0,
-        "--seed", seed, "--device", device, "--save-dir", save_dir, "--no-progress", "--num-workers", 1,
-        "--summary-json", save_dir / SUMMARY,
-    ]
-    if device != "cuda" and _cpu_has_bf16():
-        args += ["--precision", "bf16"]  # about 2x faster on CPUs with native bf16
-    last = save_dir / "last.ckpt"
-    if last.exists() and not (save_dir / SUMMARY).exists():
-        click.echo(f"  {save_dir} holds an unfinished training (no {SUMMARY}): resuming it from {last}")
-        args += ["--resume", last]
-    _run("restore-train", "restore_core.cli", "train_cli", args)
-    best = save_dir / "best.ckpt"
-    if not best.exists():
-        raise DemoError(f"training wrote no {best}")
-    return best
-
-
-def _cpu_has_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def export_model(checkpoint: Path, output: Path, verify: bool = True) -> Path:
-    """`restore-export onnx` when that command is installed, else the same library calls."""
-    import importlib.util
-
-    if output.exists() and output.stat().st_mtime >= checkpoint.stat().st_mtime:
-        click.echo(f"  {output} is newer than {checkpoint}: kept")
-        return output
-    if importlib.util.find_spec("export.cli") is not None:
-        args = ["onnx", "--checkpoint", checkpoint, "--output", output, "--force"]
-        _run("restore-export", "export.cli", "main", args + ([] if verify else ["--no-verify"]))
-    else:
-        from export.onnx_export import build_metadata, save_onnx, to_onnx_proto
-        from restore_core.checkpoint import load_model
-
-        click.echo(f"  (export.onnx_export) {checkpoint} -> {output}")
-        pipeline = load_model(checkpoint).pipeline()
-        save_onnx(to_onnx_proto(pipeline, "pixels"), output, build_metadata(pipeline, "pixels", "fp32", parity=None))
-    if not output.exists():
-        raise DemoError(f"export wrote no {output}")
-    return output
-
-
 def restore_samples(model, out: Path, device: str) -> Path:
     """`restore-run` over the samples folder, masks saved; returns the report path."""
     report = out / "restored" / "restore-report.json"
-    _run("restore-run", "runtime.cli", "main",
+    run_command("restore-run", "runtime.cli", "main",
          ["--model", model, out / "samples", out / "restored", "--save-mask", "--overwrite", "--device", device,
           "--quiet"])
     return report
@@ -208,9 +142,6 @@ def restore_samples(model, out: Path, device: str) -> Path:
 
 def contact_sheet(samples: List[dict], out: Path, report_path: Path) -> Path:
     """Rows of before / mask / after / original, labelled with PSNR and mask IoU; prints the table."""
-    from restore_core.heldout import iou, psnr  # numpy only
-    from restore_core.sheet import save_sheet  # Pillow only
-
     report = {Path(r["input"]).stem: r for r in json.loads(report_path.read_text())["records"]}
     rows, entries = [], []
     for s in samples:
@@ -234,98 +165,3 @@ def contact_sheet(samples: List[dict], out: Path, report_path: Path) -> Path:
     return path
 
 
-# ---------------------------------------------------------------------------------------------
-
-
-def _find_model(out: Path) -> Optional[Path]:
-    """A model a previous `--train` demo finished training, so running it again is quick."""
-    train = out / "train"
-    if (train / SUMMARY).exists() and (train / "best.ckpt").exists():
-        return train / "best.ckpt"
-    return None
-
-
-@click.command(context_settings=COMMAND_SETTINGS)
-@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), default="restore-demo",
-              help="Where samples, restored images and the contact sheet go.")
-@click.option("--out", "out_alias", type=click.Path(file_okay=False), hidden=True)
-@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
-              show_default="the shipped default model",
-              help="Restore with this model (.onnx; with --train also .ckpt or .safetensors).")
-@click.option("--train", "train", is_flag=True,
-              help="Train a small model of your own first (minutes on a CPU; a toy, far weaker than the "
-                   "default model), export it and restore with it.")
-@click.option("--retrain", is_flag=True, help="With --train: train again even if OUTPUT holds a finished model.")
-@click.option("--steps", type=click.IntRange(min=1), default=600, help="--train: training steps.")
-@click.option("--lr", type=float, default=2e-3,
-              help="--train: learning rate; higher than the reference design's 3e-4, which needs far more steps.")
-@click.option("--size", type=click.IntRange(min=8), default=64, help="--train: crop side.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, help="--train: batch size.")
-@click.option("--base-channels", type=click.IntRange(min=1), default=12, help="--train: model width.")
-@click.option("--depth", type=click.IntRange(min=1), default=4, help="--train: model depth (stride 2**depth).")
-@click.option("--samples", type=click.IntRange(min=1), default=6, help="How many samples.")
-@click.option("--sample-size", type=click.IntRange(min=16), default=192, help="Sample side (px).")
-@device_option()
-@click.option("--seed", type=int, default=0, help="Picks the crops and their corruptions.")
-@click.option("--verify/--no-verify", default=True,
-              help="--train: check the exported graph against eager PyTorch (prints the parity table).")
-@version_option("restore-demo")
-def main(out_dir, out_alias, model_path, train, retrain, steps, lr, size, batch_size, base_channels, depth, samples,
-         sample_size, device, seed, verify):
-    """Corrupt photos the default model never saw, restore them with restore-run, and write
-    OUTPUT/contact_sheet.png (before / mask / after / original).
-
-    With --train, first train a small model of your own, export it and restore with that instead:
-    the whole toolkit end to end.
-    """
-    out_dir = out_alias or out_dir
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    stages = Stages(5 if train else 3)
-    try:
-        with stages.run("samples", "corrupting photos"):
-            made = make_samples(out, samples, sample_size, seed)
-        onnx_path = model_path or DEFAULT_MODEL
-        if train:
-            click.echo("\nnote: --train makes a toy: a few minutes of training cannot match the shipped default "
-                       "model (MODEL_CARD.md), so expect missed and spurious masks.")
-            onnx_path = _train_and_export(out, model_path, retrain, steps, size, batch_size, base_channels, depth,
-                                          seed, device, lr, verify, stages)
-        elif model_path and Path(model_path).suffix != ".onnx":
-            raise DemoError(f"{model_path}: restoring needs an ONNX model; use --train to export a checkpoint first")
-        with stages.run("restore", f"restore-run with {'the default model' if onnx_path == DEFAULT_MODEL else onnx_path}"
-                                   " (ONNX Runtime, no PyTorch)"):
-            report = restore_samples(onnx_path, out, "cpu" if device == "cpu" else "auto")
-        with stages.run("sheet", "contact sheet"):
-            sheet = contact_sheet(made, out, report)
-    except DemoError as e:
-        fail(str(e))
-    except KeyboardInterrupt:
-        click.echo("interrupted: finished samples and outputs are complete; run the same command again to continue "
-                   "(an unfinished training is resumed)", err=True)
-        sys.exit(130)
-    total = time.perf_counter() - stages.start
-    times = ", ".join(f"{k} {v:.1f} s" for k, v in stages.times.items())
-    click.echo(f"\ncontact sheet: {sheet}\ntotal {total:.1f} s ({times})")
-    with atomic_path(out / "demo_times.json") as tmp:
-        tmp.write_text(json.dumps({"total_seconds": total, "stages": stages.times}, indent=2) + "\n")
-
-
-def _train_and_export(out, model_path, retrain, steps, size, batch_size, base_channels, depth, seed, device, lr,
-                      verify, stages) -> str:
-    """The --train stages: train (or reuse a finished model), then export to ONNX."""
-    checkpoint = Path(model_path) if model_path else (None if retrain else _find_model(out))
-    with stages.run("train", "training a small model" if checkpoint is None else "using an existing model"):
-        if checkpoint is not None and checkpoint.suffix == ".onnx":
-            click.echo(f"  using {checkpoint}")
-            return str(checkpoint)
-        if checkpoint is not None:
-            click.echo(f"  using {checkpoint} (pass --retrain to train again)")
-        else:
-            checkpoint = train_model(out, steps, size, batch_size, base_channels, depth, seed, device, lr)
-    with stages.run("export", "ONNX, pixels signature"):
-        return str(export_model(checkpoint, out / "model.onnx", verify))
-
-
-if __name__ == "__main__":
-    main()

@@ -42,9 +42,9 @@ import numpy as np
 import png  # pypng: 16-bit colour PNGs, which Pillow decodes to 8 bits
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from restore_toolkit.messages import one_line
 from runtime import image_metadata as meta
 from runtime.image_metadata import JpegCoding
-from runtime.messages import one_line
 
 # Pillow's format names for the formats we read and write, and their file suffixes.
 FORMATS = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WEBP", "bmp": "BMP", "tiff": "TIFF", "tif": "TIFF"}

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
-from runtime.fileio import NAME_MAX
+from restore_toolkit.fileio import NAME_MAX
+from restore_toolkit.messages import flat
 from runtime.images import FORMAT_SUFFIX, FORMATS, SUFFIX_FORMAT, WRITABLE_MODES
-from runtime.messages import flat
 from runtime.report import ALREADY_THERE, REPORT_NAME, Record, earlier_outputs
 from runtime.scan import Entry, file_kind, scan
 

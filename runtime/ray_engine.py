@@ -36,6 +36,8 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
+from restore_toolkit.fileio import sweep_stale_temps
+from restore_toolkit.messages import flat, one_line
 from runtime.batch import (
     Loaded,
     RunOptions,
@@ -48,9 +50,7 @@ from runtime.batch import (
     _save_report,
     _summarize,
 )
-from runtime.fileio import sweep_stale_temps
 from runtime.images import SUFFIX_FORMAT
-from runtime.messages import flat, one_line
 from runtime.plan import (
     SUFFIXES,
     Job,

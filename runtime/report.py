@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Set
 
-from runtime.fileio import atomic_write_bytes
-from runtime.messages import flat
+from restore_toolkit.fileio import atomic_write_bytes
+from restore_toolkit.messages import flat
 
 REPORT_NAME = "restore-report.json"
 REPORT_VERSION = 1

@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from runtime.messages import one_line
+from restore_toolkit.messages import one_line
 from runtime.metadata import (
     PIXELS_OUTPUTS,
     ModelFileError,

@@ -8,6 +8,7 @@ half the pixels of a seeded image fall below the threshold.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 
 import pytest
@@ -68,3 +69,30 @@ def tiny_onnx(tmp_path_factory):
     path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
     save_onnx(to_onnx_proto(pipeline, "pixels"), path, build_metadata(pipeline, "pixels", "fp32", parity=None))
     return path
+
+
+# restore-bench's shared run (tests/test_bench.py, tests/test_bench_quality.py).
+HAS_TORCHSCRIPT = importlib.util.find_spec("export.torchscript") is not None
+CPU_BACKENDS = ["eager", "eager-channels-last", "eager-bf16", "ort-cpu"] + (["torchscript"] if HAS_TORCHSCRIPT else [])
+CUDA_BACKENDS = ["eager-cuda", "ort-cuda-iobinding", "ort-tensorrt"]
+EXTRA_BACKENDS = ["ort-cpu-int8", "openvino"]  # int8 at the export's recipe; OpenVINO where installed
+SIZE = 30  # not a multiple of the tiny model's stride (4): the padding path is measured too
+
+
+@pytest.fixture(scope="session")
+def bench_run(tmp_path_factory, tiny_release):
+    """One `restore-bench` CLI run on the tiny release, shared by every test that reads a report:
+    session-scoped, because two tiny ONNX exports, the int8 search and the quality set make it
+    the slowest fixture of the suite."""
+    from click.testing import CliRunner
+
+    from benchmarks.cli import main
+
+    out = tmp_path_factory.mktemp("bench")
+    args = ["--model", str(tiny_release), "--backends", ",".join(CPU_BACKENDS + EXTRA_BACKENDS + CUDA_BACKENDS),
+            "--sizes", str(SIZE), "--batch-sizes", "1,2", "--min-runs", "2", "--min-seconds", "0", "--warmup", "0",
+            "--heldout-per-photo", "1",
+            "--report", str(out / "r.json"), "--markdown", str(out / "r.md")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    return out, result

@@ -4,7 +4,6 @@ skipped rows, Markdown and --compare. No test asserts a speed."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 
 import numpy as np
@@ -17,25 +16,7 @@ from benchmarks.inputs import corrupted_batch
 from benchmarks.report import ReportError, check_report, compare, load_report, markdown
 from benchmarks.timing import MemoryProbe, Timing, TimingConfig, measure
 from export.parity import FP32
-
-HAS_TORCHSCRIPT = importlib.util.find_spec("export.torchscript") is not None
-CPU_BACKENDS = ["eager", "eager-channels-last", "eager-bf16", "ort-cpu"] + (["torchscript"] if HAS_TORCHSCRIPT else [])
-CUDA_BACKENDS = ["eager-cuda", "ort-cuda-iobinding", "ort-tensorrt"]
-EXTRA_BACKENDS = ["ort-cpu-int8", "openvino"]  # int8 at the export's recipe; OpenVINO where installed
-SIZE = 30  # not a multiple of the tiny model's stride (4): the padding path is measured too
-
-
-@pytest.fixture(scope="module")
-def bench_run(tmp_path_factory, tiny_release):
-    """One CLI run shared by the tests below (a few seconds: two tiny ONNX exports dominate)."""
-    out = tmp_path_factory.mktemp("bench")
-    args = ["--model", str(tiny_release), "--backends", ",".join(CPU_BACKENDS + EXTRA_BACKENDS + CUDA_BACKENDS),
-            "--sizes", str(SIZE), "--batch-sizes", "1,2", "--min-runs", "2", "--min-seconds", "0", "--warmup", "0",
-            "--heldout-per-photo", "1",
-            "--report", str(out / "r.json"), "--markdown", str(out / "r.md")]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
-    return out, result
+from tests.conftest import CPU_BACKENDS, CUDA_BACKENDS, EXTRA_BACKENDS, SIZE
 
 
 def test_report_schema_and_every_cell(bench_run):

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from benchmarks.cli import main
-from tests.test_bench import bench_run  # noqa: F401 (the shared module fixture)
+from tests.conftest import CPU_BACKENDS  # noqa: F401 (bench_run, the shared run, is conftest's)
 
 HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
 FAST = ["--sizes", "20", "--batch-sizes", "1", "--min-runs", "1", "--min-seconds", "0", "--warmup", "0"]

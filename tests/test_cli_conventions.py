@@ -14,9 +14,9 @@ from click.testing import CliRunner
 from benchmarks.cli import main as bench_cli
 from export.cli import main as export_cli
 from restore_core.cli import data_cli, train_cli, validate_cli
+from restore_demo.cli import main as demo_cli
 from restore_toolkit import __version__
 from runtime.cli import main as run_cli
-from runtime.demo import main as demo_cli
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 COMMANDS = {"restore-data": data_cli, "restore-train": train_cli, "restore-validate": validate_cli,
@@ -39,7 +39,7 @@ def _shows_defaults(name):
 
 def test_command_modules_import_no_torch():
     # --help must return at once: torch costs ~1.5 s to import, so no command module may load it.
-    code = ("import sys; import restore_core.cli, export.cli, benchmarks.cli, runtime.cli, runtime.demo; "
+    code = ("import sys; import restore_core.cli, export.cli, benchmarks.cli, runtime.cli, runtime.demo, restore_demo.cli; "
             "heavy = sorted(m for m in ('torch', 'onnxruntime', 'onnxscript', 'skimage') if m in sys.modules); "
             "print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
@@ -142,8 +142,8 @@ def test_no_module_shadows_the_standard_library_or_a_dependency():
     for dist in importlib.metadata.distributions():
         top = dist.read_text("top_level.txt") or ""
         taken.update(top.split())
-    taken -= {"restore_core", "export", "runtime", "benchmarks", "restore_toolkit", "tests"}  # ours
-    ours = [p for pkg in ("restore_core", "export", "runtime", "benchmarks", "restore_toolkit")
+    taken -= {"restore_core", "export", "runtime", "benchmarks", "restore_toolkit", "restore_demo", "tests"}  # ours
+    ours = [p for pkg in ("restore_core", "export", "runtime", "benchmarks", "restore_toolkit", "restore_demo")
             for p in (ROOT / pkg).glob("*.py")]
     clashes = sorted(str(p.relative_to(ROOT)) for p in ours if p.stem in taken)
     assert clashes == []

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from restore_core.corruption import CorruptionConfig, corrupt, sample_rng
 from restore_core.photos import BUNDLED, BUNDLED_VAL, bundled_photos, random_crop, split_sources
+from restore_toolkit.corruption import CorruptionConfig, corrupt, sample_rng
 
 
 def _photo_crop(seed=0, size=48):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from restore_core.corruption import CorruptionConfig, corrupt, sample_rng
 from restore_core.data import SyntheticDataset
 from restore_core.degrade import DegradeConfig, damage_mask, decode, degrade_pair, encode_jpeg, source_side
+from restore_toolkit.corruption import CorruptionConfig, corrupt, sample_rng
 
 
 def _photo(size=64, seed=0):

@@ -11,7 +11,7 @@ import numpy as np
 from click.testing import CliRunner
 from PIL import Image
 
-from runtime.demo import main
+from restore_demo.cli import main
 
 
 def _check_outputs(out, count, side):
@@ -35,7 +35,7 @@ def test_demo_restores_with_the_default_model_without_torch(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), os.getcwd()])}
     out = tmp_path / "demo"
     proc = subprocess.run([sys.executable, "-c", "import sys; sys.argv[0] = 'restore-demo'; "
-                           "from runtime.demo import main; main()", "--out", str(out), "--samples", "2",
+                           "from restore_demo.cli import main; main()", "--out", str(out), "--samples", "2",
                            "--sample-size", "64", "--device", "cpu"], env=env, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -31,7 +31,9 @@ def _slug(heading: str) -> str:
 
 
 def _anchors(md: pathlib.Path):
-    return {_slug(m.group(1)) for m in re.finditer(r"^#+\s+(.+)$", md.read_text(encoding="utf-8"), re.M)}
+    text = md.read_text(encoding="utf-8")
+    headings = {_slug(m.group(1)) for m in re.finditer(r"^#+\s+(.+)$", text, re.M)}
+    return headings | set(re.findall(r'<a id="([^"]+)"></a>', text))  # explicit anchors too
 
 
 def _targets():

@@ -186,3 +186,26 @@ def test_weights_averages_several_checkpoints(weights, tmp_path):
     code, text = run("weights", "--model", release, "--model", wider, "-o", out2)
     assert code == 1 and not out2.exists()
     assert "wider.safetensors: its model config differs" in one_line_error(text)
+
+
+def test_inspect_of_the_shipped_graphs_needs_no_torch():
+    # As if torch were not installed (None in sys.modules: `import torch` fails and find_spec
+    # says it is missing): reading a graph's contract, metadata and parity table must work in
+    # the base install, where `restore-run` works.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import runtime
+
+    graphs = sorted((Path(runtime.__file__).parent / "assets").glob("*.onnx"))
+    assert graphs, "no shipped graphs"
+    for graph in graphs:
+        meta = read_metadata(graph)
+        proc = subprocess.run([sys.executable, "-c", "import sys; sys.modules['torch'] = None; "
+                               "sys.argv[0] = 'restore-export'; from export.cli import main; main()", "inspect",
+                               str(graph)], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert f"precision: {meta.precision}" in proc.stdout and "input  image" in proc.stdout
+        if meta.parity:  # the parity table, drawn without the torch-based verifier
+            assert "parity of onnxruntime" in proc.stdout and "allowed (fp32)" in proc.stdout, proc.stdout

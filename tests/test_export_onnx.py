@@ -199,8 +199,8 @@ def test_refuses_to_overwrite_and_failed_parity_leaves_nothing(pipeline, pixels_
     # can meet: parity must fail after the file was written, and the file must vanish.
     proto = onnx.load(str(pixels_result.path))
     monkeypatch.setattr(onnx_mod, "to_onnx_proto", lambda *a, **k: proto)
-    backend = verify_mod.onnx_backend
-    monkeypatch.setattr(verify_mod, "onnx_backend", lambda path, pipe, float_parity=True: backend(path, pipe, False))
+    backend = onnx_mod.onnx_backend
+    monkeypatch.setattr(onnx_mod, "onnx_backend", lambda path, pipe, float_parity=True: backend(path, pipe, False))
     impossible = Tolerance(max_level_diff=0, max_differing_share=-1.0, max_mask_disagreement=0.0, max_float_abs_diff=0.0)
     monkeypatch.setattr(verify_mod, "TOLERANCES", {"fp32": impossible})
     monkeypatch.setattr(verify_mod, "RANDOM_SHAPES", ((1, 16, 16),))

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from export.parity import FP16, FP32, merge, pixel_parity, tensor_mask_parity, violations
-from export.verify import Backend, ParityError, check_parity, format_table, parity_cases
+from export.parity import FP16, FP32, format_table, merge, pixel_parity, tensor_mask_parity, violations
+from export.verify import Backend, ParityError, check_parity, parity_cases
 from restore_core.pipeline import RestorationPipeline
 from tests.test_export_onnx import confident_tiny_model, one_thread  # noqa: F401 (fixture)
 

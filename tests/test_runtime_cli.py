@@ -98,7 +98,7 @@ def test_runtime_never_imports_torch(tiny_onnx, tmp_path):
     code = f"""
 import sys
 import runtime, runtime.cli, runtime.batch, runtime.session, runtime.images, runtime.tiling
-import runtime.restorer, runtime.report, runtime.fileio, runtime.metadata
+import runtime.restorer, runtime.report, restore_toolkit.fileio, runtime.metadata
 from runtime import Restorer
 r = Restorer({str(tiny_onnx)!r}, device='cpu')
 res = r.restore_folder({str(src)!r}, {str(tmp_path / 'out')!r}, progress=False)

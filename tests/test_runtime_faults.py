@@ -369,7 +369,7 @@ def disk_full_at_the_mask(mp):
 
 def mask_rename_fails(mp):
     """The image is renamed into place, then the mask's rename fails: the group is taken back."""
-    import runtime.fileio as rf
+    import restore_toolkit.fileio as rf
 
     real = os.replace
 
@@ -721,7 +721,7 @@ def test_library_call_leaves_pillow_global_limit_alone(tiny_onnx, tmp_path):
 
 
 def test_one_line_for_any_exception():
-    from runtime.messages import one_line
+    from restore_toolkit.messages import one_line
 
     assert one_line(MemoryError()) == "MemoryError"
     assert one_line(ValueError("\n\n first \nsecond")) == "ValueError: first"
@@ -761,7 +761,7 @@ def test_malicious_checkpoint_refused_in_one_clean_line(tmp_path):
 
 
 def test_artifacts_are_synced_before_rename_and_images_optionally(tiny_onnx, tmp_path, monkeypatch):
-    import runtime.fileio as rf
+    import restore_toolkit.fileio as rf
     from runtime import Restorer
 
     synced = []
@@ -778,7 +778,7 @@ def test_artifacts_are_synced_before_rename_and_images_optionally(tiny_onnx, tmp
 
 
 def test_a_temp_name_is_only_swept_when_its_process_is_gone(tmp_path):
-    from runtime.fileio import sweep_stale_temps
+    from restore_toolkit.fileio import sweep_stale_temps
 
     dead, live = _dead_pid(), os.getpid()
     keep = [tmp_path / f".a.png.{live}.abcdefgh.tmp", tmp_path / ".a.png.tmp", tmp_path / f"a.png.{dead}.abcdefgh.tmp"]

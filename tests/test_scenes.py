@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from restore_core.corruption import sample_rng
 from restore_core.data import SyntheticDataset
 from restore_core.photos import bundled_photos, hue_rotate, vivid
 from restore_core.scenes import _gradient, jpeg, render_scene
+from restore_toolkit.corruption import sample_rng
 
 
 def _grad(img: np.ndarray) -> float:

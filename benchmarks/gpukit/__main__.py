@@ -62,7 +62,7 @@ def _install(args) -> int:
 
 
 def _check(args) -> int:
-    from benchmarks.gpukit.check import run_check
+    from benchmarks.gpukit.run import run_check
 
     site = args.site if args.site is not None else args.stash / "site"
     return run_check(args.out, args.work, site, args.budget_s)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Dict, List, Sequence
 
 from benchmarks.gpukit.pack import MANIFEST, load_manifest, sha256_file
-from runtime.fileio import atomic_path, atomic_write_text
+from restore_toolkit.fileio import atomic_path, atomic_write_text
 
 DEFAULT_STASH = Path("/tmp/gpukit")
 INSTALLED = ".gpukit-installed.json"  # in site/: which archive it holds

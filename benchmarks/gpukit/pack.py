@@ -29,7 +29,7 @@ import zipfile
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from runtime.fileio import atomic_path, atomic_write_text
+from restore_toolkit.fileio import atomic_path, atomic_write_text
 
 SCHEMA = "gpukit/1"
 # The ONNX Runtime build for the GPU machine: CUDA 13, like its torch 2.11 (cu130).

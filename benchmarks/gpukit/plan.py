@@ -19,7 +19,7 @@ import subprocess
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-from runtime.fileio import atomic_write_text
+from restore_toolkit.fileio import atomic_write_text
 
 LIMIT_BYTES = 64 * 2**20  # one transfer: working tree + carried paths
 MARGIN_BYTES = 4 * 2**20  # room for commits made between `prepare` and the calls

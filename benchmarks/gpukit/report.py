@@ -11,7 +11,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from runtime.fileio import atomic_write_text
+from restore_toolkit.fileio import atomic_write_text
 
 SCHEMA = "gpukit-report/1"
 CELLS = [(256, 1), (256, 16), (1024, 1), (1024, 16)]

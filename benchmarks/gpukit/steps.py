@@ -49,8 +49,8 @@ def probe(work: Path) -> Dict:
     import onnxruntime as ort
 
     from export.parity import FP32, pixel_parity, violations
+    from restore_toolkit.messages import one_line
     from runtime.default_model import SHIPPED_ONNX
-    from runtime.messages import one_line
     from runtime.session import Runner, cuda_driver_problem, make_session
 
     out: Dict = {"onnxruntime": {"version": ort.__version__, "file": ort.__file__,

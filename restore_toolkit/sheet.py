@@ -12,7 +12,7 @@ from typing import List, Sequence, Tuple
 import numpy as np
 from PIL import Image, ImageDraw
 
-from restore_core.fileio import atomic_path
+from restore_toolkit.fileio import atomic_path
 
 COLUMNS = ("before", "mask", "after", "original")
 Row = Tuple[str, Sequence[np.ndarray]]  # (label, one uint8 (H, W, 3) or bool (H, W) image per column)

@@ -95,12 +95,13 @@ def main() -> None:
                     model, src, work / f"ray{actors}-{r}", RunOptions(**opts),
                     RayOptions(actors=actors, device="cpu", threads=args.threads)))
         ray.shutdown()
-        from benchmarks.report import _cpu_model, write_json
+        from benchmarks.report import write_json
+        from restore_core.cpu import cpu_model
 
         result = {
             "command": "python -m benchmarks.ray_scaling " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
             "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "machine": {"cpu": _cpu_model(), "arch": platform.machine()},
+            "machine": {"cpu": cpu_model(), "arch": platform.machine()},
             "load_average": {"start": [round(v, 2) for v in load_before],
                              "end": [round(v, 2) for v in os.getloadavg()]},
             "cores_usable": available_cpus(), "cpu_count": os.cpu_count(),

@@ -38,16 +38,6 @@ class ReportError(ValueError):
 # Environment.
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _memory_gb() -> Optional[float]:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -68,13 +58,13 @@ def environment() -> Dict:
     from runtime.session import available_cpus
 
     gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
-    from restore_core.cpu import instruction_sets
+    from restore_core.cpu import cpu_model, instruction_sets
 
     isa = instruction_sets()
     cpu_flags = " ".join(f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
                          if isa.get(f))
     return {
-        "machine": {"platform": platform.platform(), "cpu": _cpu_model(), "cpu_features": cpu_flags, "cpu_isa": isa,
+        "machine": {"platform": platform.platform(), "cpu": cpu_model(), "cpu_features": cpu_flags, "cpu_isa": isa,
                     "logical_cpus": os.cpu_count(), "usable_cpus": available_cpus(), "memory_gb": _memory_gb(),
                     "gpus": gpus},
         "versions": {"python": sys.version.split()[0], "torch": torch.__version__, "torch_cuda": torch.version.cuda,

@@ -66,7 +66,8 @@ def main() -> None:
     args = parser.parse_args()
     load_before = os.getloadavg()
 
-    from benchmarks.report import _cpu_model, write_json
+    from benchmarks.report import write_json
+    from restore_core.cpu import cpu_model
     from runtime.session import available_cpus
 
     work = Path(tempfile.mkdtemp(prefix="run-speed-"))
@@ -83,7 +84,7 @@ def main() -> None:
         result = {
             "command": "python -m benchmarks.run_speed " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
             "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "machine": {"cpu": _cpu_model(), "cores_usable": available_cpus(), "cpu_count": os.cpu_count()},
+            "machine": {"cpu": cpu_model(), "cores_usable": available_cpus(), "cpu_count": os.cpu_count()},
             "load_average": {"start": [round(v, 2) for v in load_before],
                              "end": [round(v, 2) for v in os.getloadavg()]},
             "images": args.images, "size": args.size, "format": "JPEG", "repeats": args.repeats,

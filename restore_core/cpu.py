@@ -21,6 +21,17 @@ EMULATED_BF16 = ("autocast bf16 is emulated on this CPU (no avx512_bf16 / amx_bf
 
 
 @lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """The processor's name, as /proc/cpuinfo gives it (else what `platform` knows)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def cpu_flags() -> Optional[FrozenSet[str]]:
     """The CPU's feature flags from /proc/cpuinfo (x86 'flags', Arm 'Features'); None where unknown."""
     try:

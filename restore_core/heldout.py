@@ -251,7 +251,11 @@ def write_report(out_dir, cases: Sequence[Case], restore: RestoreFn, model: str,
                "Telea given the true mask": telea_reference(cases)}
     sources = sorted({c.source for c in cases})
     per_source = {src: summarize([r for c, r in zip(cases, rows) if c.source == src]) for src in sources}
-    report = {"model": model, "images": len(cases), "sources": sources, "seed": HELDOUT_SEED,
+    from restore_core.cpu import cpu_model, instruction_sets
+
+    isa = instruction_sets()
+    machine = {"cpu": cpu_model(), "cpu_features": " ".join(f for f, on in isa.items() if on)}
+    report = {"model": model, "machine": machine, "images": len(cases), "sources": sources, "seed": HELDOUT_SEED,
               "results": results, "per_source": per_source, "per_image": rows}
     atomic_write_text(out / "heldout.json", json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
     atomic_write_text(out / "heldout.md", f"Held-out set: {len(cases)} images from {', '.join(report['sources'])}; "

@@ -18,8 +18,15 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-DEFAULT_TILE = 1024  # core size of a tile, pixels per side
-DEFAULT_TILE_BUDGET = 2048 * 2048  # images with more pixels than this are tiled automatically
+# The tile (core) size at which the shipped int8 graph restores large images fastest per pixel on
+# the CPU, its halo of receptive_radius (137, rounded up to 144) on each side included; measured
+# with benchmarks/memory.py (docs/restoring.md, "Memory"). Smaller tiles spend more of each call
+# on the halo; larger windows run no faster per pixel and cost memory in proportion.
+DEFAULT_TILE = 1024
+DEFAULT_HALO = 144  # the shipped graph's halo, for the default budget below
+# Images with more pixels than this run in tiles: one DEFAULT_TILE window with its halo, so an
+# image is tiled exactly when tiling it at DEFAULT_TILE gives more than one tile.
+DEFAULT_TILE_BUDGET = (DEFAULT_TILE + 2 * DEFAULT_HALO) ** 2
 
 
 def receptive_radius(model_config: Dict[str, int]) -> int:
@@ -90,20 +97,35 @@ def plan_tiles(height: int, width: int, tile: int, halo: int, stride: int) -> Li
     ]
 
 
-def tile_size_for(height: int, width: int, tile: Optional[int], budget: int = DEFAULT_TILE_BUDGET) -> Optional[int]:
+def tile_size_for(height: int, width: int, tile: Optional[int], budget: int = DEFAULT_TILE_BUDGET,
+                  halo: Optional[int] = None, stride: int = 1) -> Optional[int]:
     """The tile size to use for an image, or None to run it whole.
 
     Args:
-        tile: None = automatic (above `budget` pixels, tiles of min(DEFAULT_TILE, sqrt(budget) / 2)), 0 = never tile,
-            N = tile at N whenever a side exceeds N.
-        budget: the automatic threshold in pixels.
+        tile: None = automatic (above `budget` pixels, the largest tile whose window, `halo`
+            on both sides, stays within `budget`), 0 = never tile, N = tile at N whenever a side
+            exceeds N.
+        budget: the automatic threshold: the most input pixels of one graph call.
+        halo: the halo each tile carries (`receptive_radius`); None: unknown, tiles of
+            min(DEFAULT_TILE, sqrt(budget) / 2), a quarter of the budget each.
+        stride: the network's stride (the tile is a multiple of it).
     """
     if tile == 0:
         return None
     if tile is None:
-        # Tiles of at most a quarter of the budget each, so a tile with its halo stays within it.
-        return min(DEFAULT_TILE, max(16, math.isqrt(budget) // 2)) if height * width > budget else None
+        if height * width <= budget:
+            return None
+        if halo is None:
+            return min(DEFAULT_TILE, max(16, math.isqrt(budget) // 2))
+        return window_core(budget, halo, stride)
     return tile if max(height, width) > tile else None
+
+
+def window_core(budget: int, halo: int, stride: int) -> int:
+    """The largest tile, a multiple of `stride`, whose window (tile plus `halo` rounded up to the stride on
+    both sides) has at most `budget` pixels; at least one stride."""
+    side = math.isqrt(budget) - 2 * round_up(halo, stride)
+    return max(stride, side // stride * stride)
 
 
 def run_tiled(

@@ -45,7 +45,7 @@ from runtime.images import (
     prepare,
     read_image,
 )
-from runtime.memory import MemoryGate
+from runtime.memory import MemoryGate, Reservation
 from runtime.messages import flat, one_line
 from runtime.report import REPORT_NAME, Record, Summary, earlier_outputs, report_json, summary_lines, write_report
 
@@ -96,7 +96,7 @@ class Loaded:
     prep: Prepared
     source: SourceInfo
     read_seconds: float
-    reserved: int = 0  # bytes this image holds in the run's MemoryGate, returned once it is written
+    reserved: Optional[Reservation] = None  # what it holds in the run's MemoryGate until it is written
 
 
 @dataclass
@@ -278,26 +278,26 @@ def _fail(record: Record, reason: str) -> None:
 
 
 def _read(job: Job, options: RunOptions, gate: Optional[MemoryGate] = None, ticket: int = 0,
-          graph_extra: Optional[Callable[[int, int], int]] = None) -> Optional[Loaded]:
+          graph_pixels: Optional[Callable[[int, int, int], int]] = None) -> Optional[Loaded]:
     """Read and decode one input on a reader thread; a failure becomes the record's reason.
 
-    With a `gate`, the image is decoded only once its bytes (and `graph_extra(width, height)`:
-    what its graph calls need beyond the planned window) are admitted under job number `ticket`.
+    With a `gate`, the image is decoded only once the gate admits it under job number `ticket`,
+    from its header: its own bytes and its largest graph call, `graph_pixels(width, height,
+    window)` input pixels when its tiles may be up to `window` pixels.
     """
     start = time.perf_counter()
-    reserved = 0
+    reserved: Optional[Reservation] = None
 
     def admit(width: int, height: int, held: int) -> None:
         nonlocal reserved
-        extra = graph_extra(width, height) if graph_extra else 0
-        reserved = gate.admit(ticket, width, height, held + extra)
+        reserved = gate.admit(ticket, width, height, held, lambda window: graph_pixels(width, height, window))
 
     loaded = None
     try:
         loaded = _decode(job, options, start, admit if gate is not None else None)
     finally:
         if gate is not None:
-            if not reserved:
+            if reserved is None:
                 gate.skip(ticket)  # failed before its size was known: the next job's turn
             elif loaded is None:
                 gate.release(reserved)
@@ -416,7 +416,7 @@ class _Pipeline:
         self.restorer, self.options, self.bar = restorer, options, bar
         self.tile = restorer.tile if options.tile is None else options.tile
         self.plan = restorer.plan_memory(options.max_memory, options.tile_budget)
-        self.window = self.plan.window_pixels  # the most input pixels of one graph call
+        self.window = self.plan.window_pixels  # the most input pixels of a call, for images decoded elsewhere (Ray)
         self.gate = MemoryGate(self.plan)
         self.buckets: "OrderedDict[Tuple[int, int], List[Loaded]]" = OrderedDict()
         self.max_pending = 2 * options.batch_size  # images waiting for same-size partners
@@ -438,12 +438,11 @@ class _Pipeline:
             self.close()
 
     def _read(self, ticket: int, job: Job) -> Optional[Loaded]:
-        return _read(job, self.options, self.gate, ticket, self._graph_extra)
+        return _read(job, self.options, self.gate, ticket, self._graph_pixels)
 
-    def _graph_extra(self, width: int, height: int) -> int:
-        """Bytes an image's graph calls need beyond the planned window (only with --tile 0 or a large --tile)."""
-        call = self.restorer.call_pixels(height, width, self.restorer.tile_for(height, width, self.tile, self.window))
-        return max(0, self.restorer.graph_cost.bytes(call) - self.plan.graph_bytes)
+    def _graph_pixels(self, width: int, height: int, window: int) -> int:
+        """The largest graph call of an image whose tiles may be up to `window` pixels (--tile 0: all of it)."""
+        return self.restorer.call_pixels(height, width, self.restorer.tile_for(height, width, self.tile, window))
 
     def _run_oldest(self) -> bool:
         """Run the oldest waiting bucket; False when none waits. Called while the next image is not
@@ -471,13 +470,14 @@ class _Pipeline:
         A bucket is full at --batch-size images or at `window` pixels, whichever comes first.
         """
         h, w = item.prep.rgb.shape[:2]
-        size = self.restorer.tile_for(h, w, self.tile, self.window)
+        window = item.reserved.window if item.reserved else self.window  # the gate sized it beside the image
+        size = self.restorer.tile_for(h, w, self.tile, window)
         if size is not None:
-            self._run_tiled(item, size)
+            self._run_tiled(item, size, window)
             return
         bucket = self.buckets.setdefault((h, w), [])
         bucket.append(item)
-        if len(bucket) >= max(1, min(self.options.batch_size, self.window // (h * w))):
+        if len(bucket) >= max(1, min(self.options.batch_size, window // (h * w))):
             self._run_batch(self.buckets.pop((h, w)))
         elif sum(len(b) for b in self.buckets.values()) > self.max_pending:
             self._run_oldest()  # the oldest size waits no longer
@@ -497,10 +497,10 @@ class _Pipeline:
         for j, it in enumerate(items):
             self._submit_write(it, (restored[j], mask[j, ..., 0], predicted[j]), share, 0)
 
-    def _run_tiled(self, item: Loaded, size: int) -> None:
+    def _run_tiled(self, item: Loaded, size: int, window: int) -> None:
         t0 = time.perf_counter()
         try:
-            restored, mask, predicted, tiles = self.restorer.run_rgb(item.prep.rgb, size, self.window)
+            restored, mask, predicted, tiles = self.restorer.run_rgb(item.prep.rgb, size, window)
         except Exception as e:
             self._failed(item, e)
             return

@@ -30,10 +30,10 @@ DEFAULT_MEMORY_LIMIT = 1_400 * MB  # the whole process, at peak, unless the call
 # RGB JPEG and a 16-bit PNG: the decoded image, the model's RGB view, the three outputs and the
 # write's copies (back to the source's mode, then the encoder's buffer).
 IMAGE_BYTES_PER_PIXEL = 24
-# ONNX Runtime's working set per input pixel (with its arena and memory patterns off, see
-# runtime/session.py), measured for the shipped graphs at base_channels 16: int8, one view, and
-# fp32 with the flip ensemble (two views). Other graphs scale with their width.
-GRAPH_BYTES_PER_PIXEL = {"int8": 700, "fp32": 1400}
+# ONNX Runtime's working set per input pixel of one call (memory patterns off, arena on, see
+# runtime/session.py), measured for the shipped graphs (base_channels 16): int8 one view, fp32
+# with the flip ensemble. Other graphs are costed as the fp32 one, scaled by their width.
+GRAPH_BYTES_PER_PIXEL = {"int8": 800, "fp32": 1600}
 MIN_WINDOW = 256 * 256  # below this the graph's halo would dwarf every tile
 
 
@@ -45,15 +45,14 @@ class GraphCost:
 
     @classmethod
     def of(cls, metadata) -> "GraphCost":
-        """From a model's `restore.` metadata (precision, width, flip ensemble); fp32-sized when unknown."""
+        """From a model's `restore.` metadata: its precision, width and views; twice fp32 when unknown."""
         if metadata is None:
-            return cls(GRAPH_BYTES_PER_PIXEL["fp32"] * 2)
-        per = GRAPH_BYTES_PER_PIXEL["int8" if metadata.precision == "int8" else "fp32"]
-        width = int((metadata.model_config or {}).get("base_channels", 16))
-        views = 2 if metadata.extra.get("flip_ensemble") == "true" else 1
-        if metadata.precision != "int8":
-            views = views / 2  # the fp32 figure is already the two-view one
-        return cls(int(per * max(1.0, width / 16) * max(views, 0.5)))
+            return cls(2 * GRAPH_BYTES_PER_PIXEL["fp32"])
+        width = int((metadata.model_config or {}).get("base_channels", 16)) / 16
+        if metadata.precision == "int8":
+            views = 2 if metadata.extra.get("flip_ensemble") == "true" else 1
+            return cls(int(GRAPH_BYTES_PER_PIXEL["int8"] * width * views))
+        return cls(int(GRAPH_BYTES_PER_PIXEL["fp32"] * width))
 
     def bytes(self, pixels: int) -> int:
         return self.bytes_per_pixel * pixels
@@ -85,7 +84,10 @@ def _cgroup_room() -> Optional[int]:
 
 
 def _address_space_room() -> Optional[int]:
-    """Room left under RLIMIT_AS (`ulimit -v`): the limit less the address space in use now."""
+    """Room left under RLIMIT_AS (`ulimit -v`): half of the limit less the address space in use now.
+
+    Half, because address space is reserved well beyond what is resident: each new thread's
+    malloc arena takes 64 MB of it, and the reader, writer and ONNX Runtime threads start later."""
     soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
     if soft == resource.RLIM_INFINITY:
         return None
@@ -93,7 +95,7 @@ def _address_space_room() -> Optional[int]:
         vm = int(Path("/proc/self/statm").read_text().split()[0]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return None
-    return max(0, soft - vm)
+    return max(0, soft - vm) // 2
 
 
 def machine_room() -> Tuple[Optional[int], str]:
@@ -110,35 +112,50 @@ def machine_room() -> Tuple[Optional[int], str]:
 
 @dataclass(frozen=True)
 class MemoryPlan:
-    """What a run may spend: the limit, and how it is split between the graph and the images."""
+    """What a run may spend: the limit, the process before any image, and the graph's cost."""
 
     limit: int  # bytes the process may reach
     why: str  # where the limit comes from, for messages
     base: int  # the process before any image (model loaded)
-    window_pixels: int  # most input pixels of one graph call (larger images are tiled)
-    graph_bytes: int  # the graph's working set at window_pixels
+    graph: GraphCost
+    fastest_window: int  # the graph call (input pixels) that restores fastest per pixel
 
     @property
-    def image_room(self) -> int:
-        """Bytes left for images in flight."""
-        return max(0, self.limit - self.base - self.graph_bytes)
+    def capacity(self) -> int:
+        """Bytes for images in flight and the graph's working set together."""
+        return max(0, self.limit - self.base)
+
+    def image_bytes(self, width: int, height: int, held: int = 0) -> int:
+        """What one image holds from its decoding until its outputs are written."""
+        return width * height * IMAGE_BYTES_PER_PIXEL + held
+
+    @property
+    def smallest_window(self) -> int:
+        """The smallest graph call worth making: MIN_WINDOW, or less when asked for less."""
+        return min(MIN_WINDOW, self.fastest_window)
+
+    def window_for(self, image_bytes: int) -> int:
+        """The largest graph call (input pixels, at most `fastest_window`) that fits beside an image
+        of `image_bytes`; under `smallest_window` the image does not fit at all."""
+        return min(self.fastest_window, (self.capacity - image_bytes) // self.graph.bytes_per_pixel)
+
+    @property
+    def window_pixels(self) -> int:
+        """The graph call for a run with no image in flight (the embedding API's default)."""
+        return max(self.smallest_window, self.window_for(0))
 
     @property
     def max_image_pixels(self) -> int:
-        """The largest image that fits at all (alone in flight)."""
-        return self.image_room // IMAGE_BYTES_PER_PIXEL
-
-    def image_bytes(self, width: int, height: int, held: int = 0) -> int:
-        return width * height * IMAGE_BYTES_PER_PIXEL + held
+        """The largest image that fits at all: alone in flight, tiled at `smallest_window`."""
+        return max(0, self.capacity - self.graph.bytes(self.smallest_window)) // IMAGE_BYTES_PER_PIXEL
 
 
 def plan_memory(cost: GraphCost, fastest_window: int, limit: Optional[int] = None) -> MemoryPlan:
-    """Split a run's memory between the graph and the images.
+    """How much a run may spend: measured from this process now, with its model loaded.
 
     Args:
         cost: the graph's working set per pixel.
-        fastest_window: the graph call size (input pixels) that runs fastest per restored pixel;
-            the window is that, or less when the limit asks for it.
+        fastest_window: the graph call size (input pixels) that runs fastest per restored pixel.
         limit: bytes the process may reach; None: DEFAULT_MEMORY_LIMIT, or less when the
             machine (available memory, cgroup, RLIMIT_AS) has less room.
     """
@@ -150,58 +167,86 @@ def plan_memory(cost: GraphCost, fastest_window: int, limit: Optional[int] = Non
         room, what = machine_room()
         if room is not None and base + room * 0.9 < limit:
             limit, why = int(base + room * 0.9), f"{what} ({room / MB:,.0f} MB free)"
-    # At most half of what the images could have goes to the graph, so an image of a few tens of
-    # megapixels still fits beside it; never less than a MIN_WINDOW call.
-    window = min(fastest_window, max(MIN_WINDOW, (limit - base) // 2 // cost.bytes_per_pixel))
-    return MemoryPlan(limit, why, base, window, cost.bytes(window))
+    return MemoryPlan(limit, why, base, cost, fastest_window)
+
+
+@dataclass
+class Reservation:
+    """What an admitted image holds in the gate, and the graph call size it was given."""
+
+    image_bytes: int = 0
+    graph_bytes: int = 0
+    window: int = 0
 
 
 class MemoryGate:
     """Lets images be decoded, in job order, only while their bytes fit beside those in flight.
 
-    Each job has a ticket (its place in the run). `admit` waits for the job's turn and for room,
-    or raises ImageError at once when the image could never fit; `skip` gives up a turn without
-    taking room (a job that failed before its size was known); `release` returns an image's
-    bytes once it is written. Turns are taken in order so a large image is never overtaken for
+    An image in flight holds its own bytes from decoding to writing; the graph's working set is
+    held once, for the largest call among the images in flight (one call runs at a time). Each
+    job has a ticket (its place in the run). `admit` waits for the job's turn and for room, or
+    raises ImageError at once when the image could never fit; `skip` gives up a turn without
+    taking room (a job that failed before its size was known); `release` returns a reservation
+    once the image is written. Turns are taken in order so a large image is never overtaken for
     ever by small ones, and the consumer, which handles jobs in the same order, never waits on a
     job that waits on a later one.
     """
 
     def __init__(self, plan: MemoryPlan):
         self.plan = plan
-        self.capacity = plan.image_room
-        self.used = 0
+        self.images = 0  # bytes held by images in flight
+        self._graphs: Dict[int, int] = {}  # graph bytes -> images in flight holding that much
         self._next = 0
         self._passed: Set[int] = set()
         self._closed = False
         self._cond = threading.Condition()
 
-    def admit(self, ticket: int, width: int, height: int, held: int = 0) -> int:
-        """Wait for `ticket`'s turn and room for a width x height image; returns the bytes taken."""
-        need = self.plan.image_bytes(width, height, held)
-        if need > self.capacity:
+    def _graph_held(self) -> int:
+        return max(self._graphs, default=0)
+
+    @property
+    def used(self) -> int:
+        return self.images + self._graph_held()
+
+    def admit(self, ticket: int, width: int, height: int, held: int, graph_pixels) -> Reservation:
+        """Wait for `ticket`'s turn and room for a width x height image; returns what it holds.
+
+        `graph_pixels(window)`: the input pixels of the image's largest graph call when its tiles
+        may be up to `window` pixels (its tiling decides: --tile 0 runs it whole).
+        """
+        plan = self.plan
+        image = plan.image_bytes(width, height, held)
+        window = plan.window_for(image)
+        graph = plan.graph.bytes(graph_pixels(max(window, plan.smallest_window)))
+        if window < plan.smallest_window or image + graph > plan.capacity:
             self.skip(ticket)
-            fit = self.plan.max_image_pixels
-            raise ImageError(f"{width}x{height} = {width * height:,} pixels needs about {need / MB:,.0f} MB to restore; "
-                             f"{self.plan.why} leaves room for {fit / 1e6:.1f} Mpx")
+            raise ImageError(f"{width}x{height} = {width * height:,} pixels needs about {(image + graph) / MB:,.0f} MB "
+                             f"to restore; {plan.why} leaves {plan.capacity / MB:,.0f} MB beside the model "
+                             f"(up to about {plan.max_image_pixels / 1e6:.1f} Mpx)")
         with self._cond:
-            while not self._closed and (self._next != ticket or self.used + need > self.capacity):
+            while not self._closed and (self._next != ticket
+                                        or self.images + image + max(self._graph_held(), graph) > plan.capacity):
                 self._cond.wait()
             if self._closed:
                 raise ImageError("not processed: the run stopped")
-            self.used += need
+            self.images += image
+            self._graphs[graph] = self._graphs.get(graph, 0) + 1
             self._advance(ticket)
-        return need
+        return Reservation(image, graph, window)
 
     def skip(self, ticket: int) -> None:
         with self._cond:
             self._advance(ticket)
 
-    def release(self, nbytes: int) -> None:
-        if nbytes:
-            with self._cond:
-                self.used -= nbytes
-                self._cond.notify_all()
+    def release(self, r: Optional[Reservation]) -> None:
+        if r is None or not (r.image_bytes or r.graph_bytes):
+            return
+        with self._cond:
+            self.images -= r.image_bytes
+            self._graphs[r.graph_bytes] -= 1
+            if not self._graphs[r.graph_bytes]:
+                del self._graphs[r.graph_bytes]
+            self._cond.notify_all()
 
     def close(self) -> None:
         """Wake every waiting reader; they give up (the run is ending)."""

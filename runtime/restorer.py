@@ -23,7 +23,7 @@ from runtime.default_model import choose_model
 from runtime.images import finish, prepare, to_pil
 from runtime.memory import GraphCost, MemoryPlan, plan_memory
 from runtime.session import Runner, make_session
-from runtime.tiling import DEFAULT_TILE_BUDGET, plan_tiles, receptive_radius, round_up, run_tiled, tile_size_for
+from runtime.tiling import DEFAULT_TILE_BUDGET, plan_tiles, receptive_radius, run_tiled, tile_size_for, window_side
 
 
 def _runs_on_cpu(device: str, provider: Optional[str]) -> bool:
@@ -115,7 +115,7 @@ class Restorer:
         """The most input pixels of one graph call for an image processed with `tile_size` (None: whole)."""
         if tile_size is None:
             return height * width
-        side = round_up(max(tile_size, self.stride), self.stride) + 2 * round_up(self.halo, self.stride) + self.stride
+        side = window_side(max(tile_size, self.stride), self.halo, self.stride)
         return min(height, side) * min(width, side)
 
     def restore_rgb(self, rgb: np.ndarray, tile: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray, int]:

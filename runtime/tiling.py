@@ -18,15 +18,17 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-# The tile (core) size at which the shipped int8 graph restores large images fastest per pixel on
-# the CPU, its halo of receptive_radius (137, rounded up to 144) on each side included; measured
-# with benchmarks/memory.py (docs/restoring.md, "Memory"). Smaller tiles spend more of each call
-# on the halo; larger windows run no faster per pixel and cost memory in proportion.
-DEFAULT_TILE = 1024
+# Tiles of the automatic tiling: the larger the tile, the less of each call goes to its halo
+# (receptive_radius: 137 pixels, 144 rounded to the stride, on each side for the shipped graph),
+# and per window pixel the int8 graph runs at the same speed from 256² up. CPU seconds per
+# megapixel for a 12 Mpx photo, tiles of 512 / 768 / 1024 / 1536: 2.29 / 1.76 / 1.53 / 1.33,
+# against 1.0 for 256² calls (benchmarks/memory.py, docs/restoring.md "Memory"). So tiles are as
+# large as memory allows (runtime/memory.py), up to DEFAULT_TILE, where the gain flattens.
+DEFAULT_TILE = 1536
 DEFAULT_HALO = 144  # the shipped graph's halo, for the default budget below
-# Images with more pixels than this run in tiles: one DEFAULT_TILE window with its halo, so an
-# image is tiled exactly when tiling it at DEFAULT_TILE gives more than one tile.
-DEFAULT_TILE_BUDGET = (DEFAULT_TILE + 2 * DEFAULT_HALO) ** 2
+# The most input pixels of one graph call: a DEFAULT_TILE window with its halo, so an image is run
+# whole exactly when tiling it at DEFAULT_TILE would give one tile (memory may ask for less).
+DEFAULT_TILE_BUDGET = (DEFAULT_TILE + 2 * DEFAULT_HALO + 15) ** 2  # window_side(DEFAULT_TILE, 137, 16) squared
 
 
 def receptive_radius(model_config: Dict[str, int]) -> int:
@@ -122,10 +124,16 @@ def tile_size_for(height: int, width: int, tile: Optional[int], budget: int = DE
 
 
 def window_core(budget: int, halo: int, stride: int) -> int:
-    """The largest tile, a multiple of `stride`, whose window (tile plus `halo` rounded up to the stride on
-    both sides) has at most `budget` pixels; at least one stride."""
-    side = math.isqrt(budget) - 2 * round_up(halo, stride)
+    """The largest tile, a multiple of `stride`, whose window (`window_side`) has at most `budget`
+    pixels; at least one stride."""
+    side = math.isqrt(budget) - window_side(0, halo, stride)
     return max(stride, side // stride * stride)
+
+
+def window_side(tile: int, halo: int, stride: int) -> int:
+    """The longest side of a tile's window: the tile and its halo on both sides, rounded up to the
+    stride, and up to stride - 1 more where a window is stretched to end on the far edge's grid."""
+    return round_up(max(tile, 0), stride) + 2 * round_up(halo, stride) + stride - 1
 
 
 def run_tiled(

@@ -115,7 +115,7 @@ def to_markdown(result: Dict) -> str:
         "",
         f"Machine: {result['cpu']} ({result['cpus']} usable CPUs), load average {result['load_before']:.1f} "
         f"before and {result['load_after']:.1f} after. Default model, default options (the int8 graph, "
-        f"one view); memory limit {result['limit_mb']:,.0f} MB.",
+        f"one view); a run may add {result['run_memory_mb']:,.0f} MB to its process.",
         "Reference, restore-bench on 256² inputs for the same graph, before / after the sizes: "
         + "; ".join(", ".join(f"{k} {v:.2f} MP/s" for k, v in r.items()) for r in ref) + ".",
         "",
@@ -140,12 +140,12 @@ def to_markdown(result: Dict) -> str:
 @click.option("--no-reference", is_flag=True, help="Skip restore-bench (quick checks).")
 def main(sizes: str, report_path: str, md_path: str, no_reference: bool) -> None:
     """Measure peak memory and MP/s of restore-run against megapixels; write JSON and Markdown."""
-    from runtime.memory import DEFAULT_MEMORY_LIMIT, MB
+    from runtime.memory import DEFAULT_RUN_MEMORY, MB
     from runtime.session import available_cpus
 
     result: Dict = {"command": "python -m benchmarks.memory " + " ".join(sys.argv[1:]), "cpu": cpu_name(),
                     "cpus": available_cpus(), "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "limit_mb": DEFAULT_MEMORY_LIMIT / MB, "load_before": os.getloadavg()[0], "rows": []}
+                    "run_memory_mb": DEFAULT_RUN_MEMORY / MB, "load_before": os.getloadavg()[0], "rows": []}
     with tempfile.TemporaryDirectory(prefix="restore-memory-") as tmp:
         work = Path(tmp)
         ref: List[Optional[Dict]] = []

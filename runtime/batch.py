@@ -69,7 +69,7 @@ class RunOptions:
     tile: Optional[int] = None  # None = the Restorer's setting, 0 = never, N = tile size
     tile_budget: Optional[int] = None  # None = the Restorer's automatic-tiling threshold
     max_pixels: Optional[int] = DEFAULT_MAX_PIXELS  # refuse larger images (decompression bombs)
-    max_memory: Optional[int] = None  # bytes the run may use; None: runtime.memory's default or the machine's room
+    max_memory: Optional[int] = None  # bytes the run may add to its process; None: runtime.memory's default
     allow_lossy: bool = False  # restore the first frame/page or 8 bits of files that cannot be kept whole
     sync_images: bool = True  # fsync each image before its rename (reports are always synced)
     report: Optional[str] = None  # default OUTPUT/restore-report.json

@@ -40,6 +40,9 @@ from runtime.tiling import DEFAULT_TILE_BUDGET
               help="Pixels above which images are tiled automatically.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS,
               help="Refuse images with more pixels (decompression bombs).")
+@click.option("--max-memory", type=click.IntRange(min=1), default=None, metavar="MB",
+              show_default="1300, or less when the machine has less free",
+              help="Memory a run may add to this process; images that cannot fit are refused from their header.")
 @click.option("--allow-lossy", is_flag=True,
               help="Restore files that cannot be written back whole (extra frames or pages, 16-bit colour TIFF, "
                    "16-bit colour PNG written as another format) from "
@@ -65,7 +68,7 @@ from runtime.tiling import DEFAULT_TILE_BUDGET
               show_default="1 when CUDA is asked for or the cluster has GPUs", help="--engine ray: GPUs each actor reserves.")
 @version_option("restore-run")
 def main(model_path, input_path, output_path, device, provider, batch_size, save_mask, save_predicted, overwrite,
-         fmt, tile, tile_budget, max_pixels, allow_lossy, no_fsync, report_path, threads, precision, quality, quiet,
+         fmt, tile, tile_budget, max_pixels, max_memory, allow_lossy, no_fsync, report_path, threads, precision, quality, quiet,
          engine, address, actors, gpus_per_actor):
     """Restore the images in INPUT (a folder, recursively, or one image) into OUTPUT.
 
@@ -83,7 +86,7 @@ def main(model_path, input_path, output_path, device, provider, batch_size, save
         raise click.UsageError("an INPUT URI (s3://, gs://, file://...) needs --engine ray")
     options = RunOptions(
         batch_size=batch_size, save_mask=save_mask, save_predicted=save_predicted, overwrite=overwrite, format=fmt,
-        max_pixels=max_pixels, allow_lossy=allow_lossy, sync_images=not no_fsync, report=report_path, quality=quality,
+        max_pixels=max_pixels, max_memory=max_memory * 1_000_000 if max_memory else None, allow_lossy=allow_lossy, sync_images=not no_fsync, report=report_path, quality=quality,
         progress=not quiet,
     )
     user_errors = (ModelFileError, DeviceUnavailableError, DefaultModelMissing, PlanError)

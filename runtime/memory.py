@@ -8,8 +8,10 @@ the second is bounded by tiling every image above `window_pixels` and batching o
 the third by `MemoryGate`, which lets an image be decoded only when its bytes fit beside the
 others and refuses, from the header, one that could never fit.
 
-The limit is the least of `DEFAULT_MEMORY_LIMIT` and what the machine can still give this
-process (MemAvailable, the cgroup's memory.max, RLIMIT_AS), unless the caller names one.
+A run may add to the process, as it stands with its model loaded, the least of
+`DEFAULT_RUN_MEMORY` (or what the caller names) and what the machine can still give it
+(MemAvailable, the cgroup's memory.max, RLIMIT_AS). `restore-run` starts at about 100 MB, so
+its peak stays under 1.5 GB whatever the image sizes.
 Figures against megapixels: docs/restoring.md, "Memory" (benchmarks/memory.py).
 """
 
@@ -25,7 +27,7 @@ from typing import Dict, Optional, Set, Tuple
 from runtime.images import ImageError
 
 MB = 1_000_000
-DEFAULT_MEMORY_LIMIT = 1_400 * MB  # the whole process, at peak, unless the caller names a limit
+DEFAULT_RUN_MEMORY = 1_300 * MB  # what a run may add to its process, unless the caller names a figure
 # Bytes per pixel of one image in flight, measured as the peak of the folder pipeline over an
 # RGB JPEG and a 16-bit PNG: the decoded image, the model's RGB view, the three outputs and the
 # write's copies (back to the source's mode, then the encoder's buffer).
@@ -114,8 +116,8 @@ def machine_room() -> Tuple[Optional[int], str]:
 class MemoryPlan:
     """What a run may spend: the limit, the process before any image, and the graph's cost."""
 
-    limit: int  # bytes the process may reach
-    why: str  # where the limit comes from, for messages
+    limit: int  # bytes the process may reach: base + what the run may add
+    why: str  # where that figure comes from, for messages
     base: int  # the process before any image (model loaded)
     graph: GraphCost
     fastest_window: int  # the graph call (input pixels) that restores fastest per pixel
@@ -156,18 +158,18 @@ def plan_memory(cost: GraphCost, fastest_window: int, limit: Optional[int] = Non
     Args:
         cost: the graph's working set per pixel.
         fastest_window: the graph call size (input pixels) that runs fastest per restored pixel.
-        limit: bytes the process may reach; None: DEFAULT_MEMORY_LIMIT, or less when the
-            machine (available memory, cgroup, RLIMIT_AS) has less room.
+        limit: bytes the run may add to the process; None: DEFAULT_RUN_MEMORY. Either is
+            lowered to what the machine (available memory, cgroup, RLIMIT_AS) can still give.
     """
     base = process_rss()
     if limit is not None:
-        why = f"--max-memory {limit / MB:,.0f} MB"
+        budget, why = limit, f"--max-memory {limit / MB:,.0f} MB"
     else:
-        limit, why = DEFAULT_MEMORY_LIMIT, f"the default limit of {DEFAULT_MEMORY_LIMIT / MB:,.0f} MB"
-        room, what = machine_room()
-        if room is not None and base + room * 0.9 < limit:
-            limit, why = int(base + room * 0.9), f"{what} ({room / MB:,.0f} MB free)"
-    return MemoryPlan(limit, why, base, cost, fastest_window)
+        budget, why = DEFAULT_RUN_MEMORY, f"the default of {DEFAULT_RUN_MEMORY / MB:,.0f} MB per run"
+    room, what = machine_room()
+    if room is not None and room * 0.9 < budget:
+        budget, why = int(room * 0.9), f"{what} ({room / MB:,.0f} MB free)"
+    return MemoryPlan(base + budget, why, base, cost, fastest_window)
 
 
 @dataclass
@@ -221,7 +223,7 @@ class MemoryGate:
         if window < plan.smallest_window or image + graph > plan.capacity:
             self.skip(ticket)
             raise ImageError(f"{width}x{height} = {width * height:,} pixels needs about {(image + graph) / MB:,.0f} MB "
-                             f"to restore; {plan.why} leaves {plan.capacity / MB:,.0f} MB beside the model "
+                             f"to restore; {plan.why} allows {plan.capacity / MB:,.0f} MB "
                              f"(up to about {plan.max_image_pixels / 1e6:.1f} Mpx)")
         with self._cond:
             while not self._closed and (self._next != ticket

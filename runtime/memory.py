@@ -35,7 +35,7 @@ IMAGE_BYTES_PER_PIXEL = 24
 # ONNX Runtime's working set per input pixel of one call (memory patterns off, arena on, see
 # runtime/session.py), measured for the shipped graphs (base_channels 16): int8 one view, fp32
 # with the flip ensemble. Other graphs are costed as the fp32 one, scaled by their width.
-GRAPH_BYTES_PER_PIXEL = {"int8": 800, "fp32": 1600}
+GRAPH_BYTES_PER_PIXEL = {"int8": 900, "fp32": 1800}
 MIN_WINDOW = 256 * 256  # below this the graph's halo would dwarf every tile
 
 

@@ -27,7 +27,7 @@ from typing import Dict, Optional, Set, Tuple
 from runtime.images import ImageError
 
 MB = 1_000_000
-DEFAULT_RUN_MEMORY = 1_300 * MB  # what a run may add to its process, unless the caller names a figure
+DEFAULT_RUN_MEMORY = 1_200 * MB  # what a run may add to its process, unless the caller names a figure
 # Bytes per pixel of one image in flight, measured as the peak of the folder pipeline over an
 # RGB JPEG and a 16-bit PNG: the decoded image, the model's RGB view, the three outputs and the
 # write's copies (back to the source's mode, then the encoder's buffer).

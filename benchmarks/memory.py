@@ -155,7 +155,7 @@ def to_markdown(result: Dict) -> str:
         "Reference, restore-bench on 256² inputs for the same graph, before / after the sizes: "
         + "; ".join(", ".join(f"{k} {v:.2f} MP/s" for k, v in r.items()) for r in ref) + ".",
         "",
-        "| input | pixels | file | exit | status | tiles | peak RSS MB | run s | MP/s | inference MP/s | vs best 256² "
+        "| input | pixels | file | exit | status | tiles | peak RSS MiB | run s | MP/s | inference MP/s | vs best 256² "
         "| CPU s/MP | 256² CPU s/MP ÷ this |",
         "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]

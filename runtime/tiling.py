@@ -22,8 +22,9 @@ import numpy as np
 # (receptive_radius: 137 pixels, 144 rounded to the stride, on each side for the shipped graph),
 # and per window pixel the int8 graph runs at the same speed from 256² up. CPU seconds per
 # megapixel for a 12 Mpx photo, tiles of 512 / 768 / 1024 / 1536: 2.29 / 1.76 / 1.53 / 1.33,
-# against 1.0 for 256² calls (benchmarks/memory.py, docs/restoring.md "Memory"). So tiles are as
-# large as memory allows (runtime/memory.py), up to DEFAULT_TILE, where the gain flattens.
+# against 1.0 for 256² calls (ORT's thread spinning off so CPU time is work; two runs agreed
+# within 4 %; docs/restoring.md "Memory"). So tiles are as large as memory allows
+# (runtime/memory.py), up to DEFAULT_TILE, where the gain flattens.
 DEFAULT_TILE = 1536
 DEFAULT_HALO = 144  # the shipped graph's halo, for the default budget below
 # The most input pixels of one graph call: a DEFAULT_TILE window with its halo, so an image is run

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import time
 from collections import OrderedDict, deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
@@ -378,12 +378,11 @@ def _put(path: Path, data: bytes, options: RunOptions) -> None:
 
 
 def _read_ahead(pool: ThreadPoolExecutor, jobs: List[Job], read: Callable[[int, Job], Optional[Loaded]], window: int,
-                idle: Callable[[], bool] = lambda: False) -> Iterator[Tuple[Job, Optional[Loaded]]]:
+                idle: Callable[[], None] = lambda: None) -> Iterator[Tuple[Job, Optional[Loaded]]]:
     """Decoded inputs in order, with up to `window` reads in flight ahead of the consumer.
 
     `read(number, job)` runs on the pool; while the next input is not ready, `idle()` is called
-    until it returns False (the pipeline runs waiting batches then, freeing memory that read may
-    be waiting for).
+    every 50 ms (the pipeline runs waiting batches then if that read waits for the memory they hold).
     """
     queue: deque = deque()
     numbered = enumerate(jobs)
@@ -396,8 +395,8 @@ def _read_ahead(pool: ThreadPoolExecutor, jobs: List[Job], read: Callable[[int, 
         nxt = next(numbered, None)
         if nxt is not None:
             queue.append((nxt[1], pool.submit(read, *nxt)))
-        while not future.done() and idle():
-            pass
+        while not wait([future], timeout=0.05).done:
+            idle()
         yield job, future.result()
 
 
@@ -428,7 +427,7 @@ class _Pipeline:
     def run(self, todo: List[Job]) -> None:
         try:
             window = 2 * max(1, self.options.readers) + self.options.batch_size
-            for _job, item in _read_ahead(self.readers, todo, self._read, window, self._run_oldest):
+            for _job, item in _read_ahead(self.readers, todo, self._read, window, self._free_memory):
                 if item is None:
                     self.bar.update(1)
                 else:
@@ -441,12 +440,21 @@ class _Pipeline:
         return _read(job, self.options, self.gate, ticket, self._graph_pixels)
 
     def _graph_pixels(self, width: int, height: int, window: int) -> int:
-        """The largest graph call of an image whose tiles may be up to `window` pixels (--tile 0: all of it)."""
-        return self.restorer.call_pixels(height, width, self.restorer.tile_for(height, width, self.tile, window))
+        """The largest graph call of an image whose calls may be up to `window` pixels: its tiles, the
+        batch it may join (--batch-size images, up to the window), or all of it (--tile 0)."""
+        tile = self.restorer.tile_for(height, width, self.tile, window)
+        if tile is None and width * height <= window:
+            return min(window, max(1, self.options.batch_size) * width * height)
+        return self.restorer.call_pixels(height, width, tile)
+
+    def _free_memory(self) -> None:
+        """While the next image is not decoded: if its reader waits for memory, run the images
+        waiting for partners (they hold it), so that the run never waits on itself."""
+        if self.gate.starved:
+            self._run_oldest()
 
     def _run_oldest(self) -> bool:
-        """Run the oldest waiting bucket; False when none waits. Called while the next image is not
-        decoded yet: its reader may be waiting for the memory these images hold."""
+        """Run the oldest waiting bucket; False when none waits."""
         if not self.buckets:
             return False
         self._run_batch(self.buckets.pop(next(iter(self.buckets))))

@@ -201,6 +201,7 @@ class MemoryGate:
         self._next = 0
         self._passed: Set[int] = set()
         self._closed = False
+        self.starved = False  # the job whose turn it is waits for room (the consumer should free some)
         self._cond = threading.Condition()
 
     def _graph_held(self) -> int:
@@ -228,7 +229,11 @@ class MemoryGate:
         with self._cond:
             while not self._closed and (self._next != ticket
                                         or self.images + image + max(self._graph_held(), graph) > plan.capacity):
+                if self._next == ticket:
+                    self.starved = True  # only the job whose turn it is says so
                 self._cond.wait()
+            if self._next == ticket:
+                self.starved = False
             if self._closed:
                 raise ImageError("not processed: the run stopped")
             self.images += image

@@ -245,3 +245,55 @@ def test_small_file_huge_image_under_a_memory_cap(tiny_onnx, tmp_path):
     assert len(failed) == 1 and "bomb.png: 4000x3000 = 12,000,000 pixels needs about" in failed[0], text
     assert "address-space limit" in failed[0], text
     assert "1 restored" in text and (out / "good.png").is_file()
+
+
+def test_small_images_still_batch_and_read_ahead(restorer, tmp_path):
+    # Each small image is charged the batch call it may join, not the whole window: they are
+    # admitted together and run in full batches.
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(6):
+        Image.fromarray(RNG.integers(0, 256, (32, 40, 3), dtype=np.uint8)).save(src / f"s{i}.png")
+    calls = []
+    real = restorer.infer
+
+    def infer(batch):
+        calls.append(batch.shape[0])
+        return real(batch)
+
+    restorer.infer = infer
+    try:
+        result = run_folder(restorer, src, tmp_path / "out", RunOptions(batch_size=3, progress=False))
+    finally:
+        del restorer.infer
+    assert result.summary.ok == 6 and calls == [3, 3]
+
+
+def test_images_waiting_for_partners_give_way_to_a_reader_waiting_for_memory(restorer, tmp_path):
+    # Room for two 64x80 images beside the batch call, batches of four: the third image's reader
+    # waits for memory the two waiting in their bucket hold; the run must run them, not wait on itself.
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(5):
+        Image.fromarray(RNG.integers(0, 256, (64, 80, 3), dtype=np.uint8)).save(src / f"w{i}.png")
+    px = 64 * 80
+    graph = restorer.graph_cost.bytes(4 * px)
+    room = graph + 2 * px * IMAGE_BYTES_PER_PIXEL + px * IMAGE_BYTES_PER_PIXEL // 2
+    calls, done = [], {}
+    real = restorer.infer
+
+    def infer(batch):
+        calls.append(batch.shape[0])
+        return real(batch)
+
+    restorer.infer = infer
+    opts = RunOptions(batch_size=4, tile_budget=4 * px, max_memory=room, progress=False)
+    runner = threading.Thread(target=lambda: done.setdefault("r", run_folder(restorer, src, tmp_path / "out", opts)),
+                              daemon=True)  # a run that waits on itself must not keep pytest alive
+    try:
+        runner.start()
+        runner.join(60)
+    finally:
+        del restorer.infer
+    assert not runner.is_alive(), "the run waits on itself"
+    assert done["r"].summary.ok == 5 and max(calls) <= 2 and sum(calls) == 5, calls

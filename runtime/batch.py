@@ -28,7 +28,7 @@ import stat
 import threading
 import time
 from collections import OrderedDict, deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
@@ -51,11 +51,11 @@ from runtime.images import (
     prepare,
     read_image,
 )
+from runtime.memory import MemoryGate, Reservation
 from runtime.plan import MASKS_DIR, PREDICTED_DIR, Job, PlanError, check_format, job_outputs, plan_run  # noqa: F401
 from runtime.plan import fail as _fail
 from runtime.report import Record, Summary, report_bytes, summary_lines, write_report
 from runtime.scan import file_kind
-from runtime.tiling import tile_size_for
 
 
 @dataclass
@@ -70,6 +70,7 @@ class RunOptions:
     tile: Optional[int] = None  # None = the Restorer's setting, 0 = never, N = tile size
     tile_budget: Optional[int] = None  # None = the Restorer's automatic-tiling threshold
     max_pixels: Optional[int] = DEFAULT_MAX_PIXELS  # refuse larger images (decompression bombs)
+    max_memory: Optional[int] = None  # bytes the run may add to its process; None: runtime.memory's default
     allow_lossy: bool = False  # restore the first frame/page or 8 bits of files that cannot be kept whole
     sync_images: bool = True  # fsync each image before its rename (reports are always synced)
     report: Optional[str] = None  # default OUTPUT/restore-report.json
@@ -87,6 +88,7 @@ class Loaded:
     source: SourceInfo
     read_seconds: float
     mode: Optional[int] = None  # the input's permission bits, kept by its outputs
+    reserved: Optional[Reservation] = None  # what it holds in the run's MemoryGate until it is written
 
 
 @dataclass
@@ -108,14 +110,42 @@ class RunResult:
 # The three stages.
 
 
-def _read(job: Job, options: RunOptions) -> Optional[Loaded]:
-    """Read and decode one input on a reader thread; a failure becomes the record's reason."""
+def _read(job: Job, options: RunOptions, gate: Optional[MemoryGate] = None, ticket: int = 0,
+          graph_pixels: Optional[Callable[[int, int, int], int]] = None) -> Optional[Loaded]:
+    """Read and decode one input on a reader thread; a failure becomes the record's reason.
+
+    With a `gate`, the image is decoded only once the gate admits it under job number `ticket`,
+    from its header: its own bytes and its largest graph call, `graph_pixels(width, height,
+    window)` input pixels when its tiles may be up to `window` pixels.
+    """
     start = time.perf_counter()
+    reserved: Optional[Reservation] = None
+
+    def admit(width: int, height: int, held: int) -> None:
+        nonlocal reserved
+        reserved = gate.admit(ticket, width, height, held, lambda window: graph_pixels(width, height, window))
+
+    loaded = None
+    try:
+        loaded = _decode(job, options, start, admit if gate is not None else None)
+    finally:
+        if gate is not None:
+            if reserved is None:
+                gate.skip(ticket)  # failed before its size was known: the next job's turn
+            elif loaded is None:
+                gate.release(reserved)
+    if loaded is not None:
+        loaded.reserved = reserved
+    return loaded
+
+
+def _decode(job: Job, options: RunOptions, start: float, admit) -> Optional[Loaded]:
+    """`_read` past the memory gate: read_image (which calls `admit` from the header), then prepare."""
     rec = job.record
     try:
         mode = _source_mode(job.source)
         img, source = read_image(job.source, options.max_pixels, options.allow_lossy,
-                                 job.format if _format_asked(job, options) else None)
+                                 job.format if _format_asked(job, options) else None, admit)
         rec.width, rec.height, rec.mode = img.width, img.height, img.mode
         prep = prepare(img, source.deep)
         if source.deep is not None:  # a 16-bit colour PNG: its values now live in `prep`
@@ -277,19 +307,26 @@ class _Readers:
             self.tasks.put(None)
 
 
-def _read_ahead(pool: "_Readers", jobs: List[Job], options: RunOptions, window: int) -> Iterator[Tuple[Job, Optional[Loaded]]]:
-    """Decoded inputs in order, with up to `window` reads in flight ahead of the consumer."""
+def _read_ahead(pool: ThreadPoolExecutor, jobs: List[Job], read: Callable[[int, Job], Optional[Loaded]], window: int,
+                idle: Callable[[], None] = lambda: None) -> Iterator[Tuple[Job, Optional[Loaded]]]:
+    """Decoded inputs in order, with up to `window` reads in flight ahead of the consumer.
+
+    `read(number, job)` runs on the pool; while the next input is not ready, `idle()` is called
+    every 50 ms (the pipeline runs waiting batches then if that read waits for the memory they hold).
+    """
     queue: deque = deque()
-    it = iter(jobs)
-    for job in it:
-        queue.append((job, pool.submit(_read, job, options)))
+    numbered = enumerate(jobs)
+    for n, job in numbered:
+        queue.append((job, pool.submit(read, n, job)))
         if len(queue) >= window:
             break
     while queue:
         job, future = queue.popleft()
-        nxt = next(it, None)
+        nxt = next(numbered, None)
         if nxt is not None:
-            queue.append((nxt, pool.submit(_read, nxt, options)))
+            queue.append((nxt[1], pool.submit(read, *nxt)))
+        while not wait([future], timeout=0.05).done:
+            idle()
         yield job, future.result()
 
 
@@ -297,14 +334,19 @@ class _Pipeline:
     """The main thread's loop: take decoded images in order, batch same sizes, infer, hand to writers.
 
     Holds what the loop shares: the thread pools, images waiting for same-size partners, and
-    the writes in flight (bounded, so results never pile up in memory). The Ray engine feeds
-    it images decoded elsewhere through `take` and `drain` (runtime/ray_engine.py).
+    the writes in flight. Memory is bounded twice over (runtime/memory.py): no graph call gets
+    more than `window` input pixels (larger images are tiled, batches stop at it), and an image
+    is decoded only when the MemoryGate has room for it until it is written; one that could
+    never fit is refused from its header. The Ray engine feeds it images decoded elsewhere
+    through `take` and `drain` (runtime/ray_engine.py).
     """
 
     def __init__(self, restorer, options: RunOptions, bar):
         self.restorer, self.options, self.bar = restorer, options, bar
         self.tile = restorer.tile if options.tile is None else options.tile
-        self.tile_budget = restorer.tile_budget if options.tile_budget is None else options.tile_budget
+        self.plan = restorer.plan_memory(options.max_memory, options.tile_budget)
+        self.window = self.plan.window_pixels  # the most input pixels of a call, for images decoded elsewhere (Ray)
+        self.gate = MemoryGate(self.plan)
         self.buckets: "OrderedDict[Tuple[int, int], List[Loaded]]" = OrderedDict()
         self.max_pending = 2 * options.batch_size  # images waiting for same-size partners
         self.writes: deque = deque()
@@ -316,7 +358,7 @@ class _Pipeline:
         interrupted = False
         try:
             window = 2 * max(1, self.options.readers) + self.options.batch_size
-            for _job, item in _read_ahead(self.readers, todo, self.options, window):
+            for _job, item in _read_ahead(self.readers, todo, self._read, window, self._free_memory):
                 if item is None:
                     self.bar.update(1)
                 else:
@@ -328,29 +370,59 @@ class _Pipeline:
         finally:
             self.close(wait=not interrupted)
 
+    def _read(self, ticket: int, job: Job) -> Optional[Loaded]:
+        return _read(job, self.options, self.gate, ticket, self._graph_pixels)
+
+    def _graph_pixels(self, width: int, height: int, window: int) -> int:
+        """The largest graph call of an image whose calls may be up to `window` pixels: its tiles, the
+        batch it may join (--batch-size images, up to the window), or all of it (--tile 0)."""
+        tile = self.restorer.tile_for(height, width, self.tile, window)
+        if tile is None and width * height <= window:
+            return min(window, max(1, self.options.batch_size) * width * height)
+        return self.restorer.call_pixels(height, width, tile)
+
+    def _free_memory(self) -> None:
+        """While the next image is not decoded: if its reader waits for memory, run the images
+        waiting for partners (they hold it), so that the run never waits on itself."""
+        if self.gate.starved:
+            self._run_oldest()
+
+    def _run_oldest(self) -> bool:
+        """Run the oldest waiting bucket; False when none waits."""
+        if not self.buckets:
+            return False
+        self._run_batch(self.buckets.pop(next(iter(self.buckets))))
+        return True
+
     def drain(self) -> None:
         """Run the images still waiting for same-size partners and wait for every write."""
-        while self.buckets:
-            self._run_batch(self.buckets.pop(next(iter(self.buckets))))
+        while self._run_oldest():
+            pass
         while self.writes:
             self.writes.popleft().result()
 
     def close(self, wait: bool = True) -> None:
+        self.gate.close()  # readers waiting for memory give up instead of holding up the shutdown
         self.readers.shutdown()
         self.writers.shutdown(wait=wait, cancel_futures=True)
 
     def take(self, item: Loaded) -> None:
-        """Tile a large image at once; put others in their size's bucket, run buckets that are full."""
+        """Tile a large image at once; put others in their size's bucket, run buckets that are full.
+
+        A bucket is full at --batch-size images or at `window` pixels, whichever comes first.
+        """
         h, w = item.prep.rgb.shape[:2]
-        size = tile_size_for(h, w, self.tile, self.tile_budget)
+        window = item.reserved.window if item.reserved else self.window  # the gate sized it beside the image
+        size = self.restorer.tile_for(h, w, self.tile, window)
         if size is not None:
-            self._run_tiled(item, size)
+            self._run_tiled(item, size, window)
             return
-        self.buckets.setdefault((h, w), []).append(item)
-        if len(self.buckets[(h, w)]) >= self.options.batch_size:
+        bucket = self.buckets.setdefault((h, w), [])
+        bucket.append(item)
+        if len(bucket) >= max(1, min(self.options.batch_size, window // (h * w))):
             self._run_batch(self.buckets.pop((h, w)))
         elif sum(len(b) for b in self.buckets.values()) > self.max_pending:
-            self._run_batch(self.buckets.pop(next(iter(self.buckets))))  # the oldest size waits no longer
+            self._run_oldest()  # the oldest size waits no longer
 
     def _run_batch(self, items: List[Loaded]) -> None:
         batch = np.stack([it.prep.rgb for it in items])  # (N, H, W, 3)
@@ -361,14 +433,16 @@ class _Pipeline:
             for it in items:
                 self._failed(it, e)
             return
+        finally:
+            del batch
         share = (time.perf_counter() - t0) / len(items)
         for j, it in enumerate(items):
             self._submit_write(it, (restored[j], mask[j, ..., 0], predicted[j]), share, 0)
 
-    def _run_tiled(self, item: Loaded, size: int) -> None:
+    def _run_tiled(self, item: Loaded, size: int, window: int) -> None:
         t0 = time.perf_counter()
         try:
-            restored, mask, predicted, tiles = self.restorer.run_rgb(item.prep.rgb, size)
+            restored, mask, predicted, tiles = self.restorer.run_rgb(item.prep.rgb, size, window)
         except Exception as e:
             self._failed(item, e)
             return
@@ -376,11 +450,19 @@ class _Pipeline:
 
     def _failed(self, item: Loaded, error: Exception) -> None:
         _fail(item.job.record, f"inference failed: {one_line(error)}")
+        self.gate.release(item.reserved)
         self.bar.update(1)
 
     def _submit_write(self, item: Loaded, outs, infer_seconds: float, tiles: int) -> None:
         future = self.writers.submit(_write, item, outs[0], outs[1], outs[2], infer_seconds, tiles, self.options)
-        future.add_done_callback(lambda _: self.bar.update(1))
+
+        held = [item.reserved]  # not the item: the future keeps this callback, and must not keep the image
+
+        def done(_):
+            self.gate.release(held.pop())
+            self.bar.update(1)
+
+        future.add_done_callback(done)
         self.writes.append(future)
         while len(self.writes) > self.max_writes:
             self.writes.popleft().result()

@@ -44,6 +44,9 @@ from runtime.tiling import DEFAULT_TILE_BUDGET
               help="Pixels above which images are tiled automatically.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS,
               help="Refuse images with more pixels (decompression bombs).")
+@click.option("--max-memory", type=click.IntRange(min=1), default=None, metavar="MB",
+              show_default="1200, or less when the machine has less free",
+              help="Memory a run may add to this process; images that cannot fit are refused from their header.")
 @click.option("--allow-lossy", is_flag=True,
               help="Restore files that cannot be written back whole (extra frames or pages, 16-bit colour TIFF, "
                    "16-bit colour PNG written as another format) from "
@@ -144,8 +147,9 @@ def _option_groups(engine: str, input_path: str, opts: dict):
     model = ModelArgs(path=opts.pop("model_path"), device=opts.pop("device"), provider=opts.pop("provider"),
                       threads=opts.pop("threads"), precision=opts.pop("precision"), tile=opts.pop("tile"),
                       tile_budget=opts.pop("tile_budget"), batch_size=opts["batch_size"])
+    max_memory = opts.pop("max_memory")
     options = RunOptions(format=opts.pop("fmt"), sync_images=not opts.pop("no_fsync"), report=opts.pop("report_path"),
-                         progress=not opts.pop("quiet"), **opts)
+                         progress=not opts.pop("quiet"), max_memory=max_memory * 1_000_000 if max_memory else None, **opts)
     return model, options, cluster
 
 

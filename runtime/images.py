@@ -33,10 +33,11 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Optional, Tuple, Union
+from typing import BinaryIO, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 import png  # pypng: 16-bit colour PNGs, which Pillow decodes to 8 bits
@@ -313,35 +314,100 @@ def _finish_palette(prep: Prepared, restored: np.ndarray, m: np.ndarray) -> Imag
     return image
 
 
-def _webp_lossless(data: bytes) -> bool:
-    """True when a WebP file's image chunk is VP8L (lossless), walking the RIFF chunks."""
+def _webp_lossless(data: Union[bytes, BinaryIO]) -> bool:
+    """True when a WebP file's image chunk is VP8L (lossless), walking the RIFF chunks (bytes or a file)."""
+    f = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
     pos = 12
-    while pos + 8 <= len(data):
-        tag = data[pos:pos + 4]
+    while True:
+        f.seek(pos)
+        head = f.read(8)
+        if len(head) < 8:
+            return False
+        tag = head[:4]
         if tag in (b"VP8L", b"VP8 "):
             return tag == b"VP8L"
-        size = int.from_bytes(data[pos + 4:pos + 8], "little")
+        size = int.from_bytes(head[4:8], "little")
         pos += 8 + size + (size & 1)
-    return False
 
 
-def _read_bytes(path: Path) -> bytes:
-    # One read of the whole file: the disk is touched once, and decoding works from memory.
-    return path.read_bytes()
+HEAD_BYTES = 1 << 16  # what is read to tell the format; every header field we look at lies in it
+# Most Pillow may read while parsing a header, before the image's size is known and checked: a TIFF
+# tag or a PNG chunk can claim gigabytes, and Pillow reads what it claims.
+HEADER_READ_LIMIT = 64 << 20
 
 
-def _open(data: bytes) -> Image.ImageFile.ImageFile:
-    """`Image.open` for READ_FORMATS, without Pillow's decompression-bomb check.
+class _HeaderTooLarge(ImageError):
+    pass
+
+
+class _CappedFile:
+    """A file whose reads stop at `cap` bytes in all until `cap` is lifted (set to None).
+
+    Pillow parses headers by reading what they claim; capped, a header can cost at most `cap`
+    bytes of memory whatever it says. Everything but `read` is the file's own.
+    """
+
+    def __init__(self, f: BinaryIO, size: int, cap: Optional[int]):
+        self._f, self._size, self.cap, self.taken = f, size, cap, 0
+
+    def read(self, n: Optional[int] = -1) -> bytes:
+        if self.cap is not None:
+            want = self._size - self._f.tell() if n is None or n < 0 else n
+            if self.taken + want > self.cap:
+                raise _HeaderTooLarge(f"its header claims more than {self.cap >> 20} MiB before the image data")
+            self.taken += want
+        return self._f.read(n)
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+
+def _kind(mode: int) -> str:
+    for test, word in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return word
+    return "not a regular file"
+
+
+def _open_file(path: Path) -> BinaryIO:
+    """`path` opened for reading, refused unless it is a regular file.
+
+    Nothing is read here. O_NONBLOCK keeps the open of a FIFO from waiting for a writer forever
+    (on a regular file it changes nothing); a device such as /dev/zero is never read at all.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ImageError(f"not an image file: {_kind(mode)}")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _webp_size(head: bytes) -> Optional[Tuple[int, int]]:
+    """A WebP canvas's (width, height) from the file's first 30 bytes, as Pillow's plugin reads it."""
+    from PIL import WebPImagePlugin
+
+    return WebPImagePlugin._get_size(head) if len(head) >= 30 else None
+
+
+def _open(f: BinaryIO, head: bytes, precheck=None) -> Image.ImageFile.ImageFile:
+    """`Image.open` for READ_FORMATS on an open file, without Pillow's decompression-bomb check.
 
     Pillow checks sizes against its process-wide `Image.MAX_IMAGE_PIXELS` (a warning above it,
     an error above twice it). Our limit is per call (`max_pixels`), checked by the caller from
     the header; setting Pillow's global instead would change every other user of Pillow in the
     process, and its warning would print before our message with the wrong limit in it.
     This is `Image.open`'s own format loop (`Image.OPEN` holds each plugin's factory and
-    header test), minus that one check.
+    header test), minus that one check. Only headers are read. WebP is the exception: Pillow's
+    plugin reads the whole file and sizes its canvas when it opens it, so `precheck(width,
+    height)` is called first with the size from the file's first bytes, and may raise.
     """
     Image.init()
-    prefix = data[:16]
+    prefix = head[:16]
     for fmt in READ_FORMATS:
         if fmt not in Image.OPEN:  # a Pillow built without this codec
             continue
@@ -349,8 +415,11 @@ def _open(data: bytes) -> Image.ImageFile.ImageFile:
         result = not accept or accept(prefix)
         if not result or isinstance(result, str):  # a str is a "looks like it, but unsupported" note
             continue
+        if fmt == "WEBP" and precheck is not None and _webp_size(head):
+            precheck(*_webp_size(head))
         try:
-            return factory(io.BytesIO(data), None)
+            f.seek(0)
+            return factory(f, None)
         except (SyntaxError, IndexError, TypeError, struct.error):
             continue  # not this format after all: Pillow's own rule
     raise UnidentifiedImageError("not an image of a supported format")
@@ -392,9 +461,10 @@ def _lossy_parts(img: Image.Image, data: bytes, keep_deep: bool = False) -> List
     return parts
 
 
-def _read_png16(data: bytes, orientation: Optional[int]) -> DeepImage:
+def _read_png16(f: BinaryIO, orientation: Optional[int]) -> DeepImage:
     """A 16-bit colour PNG's values through pypng, turned as its EXIF orientation says."""
-    width, height, pixels, meta = png.Reader(bytes=data).read_flat()
+    f.seek(0)
+    width, height, pixels, meta = png.Reader(file=f).read_flat()
     array = np.frombuffer(pixels, dtype=np.uint16).reshape(height, width, meta["planes"])
     turn = _ORIENT.get(orientation or 1)
     array = np.ascontiguousarray(turn(array) if turn else array)
@@ -402,12 +472,21 @@ def _read_png16(data: bytes, orientation: Optional[int]) -> DeepImage:
     return DeepImage(array, tuple(transparent) if transparent is not None else None)
 
 
+# (width, height, bytes the decoder holds besides the pixels) -> None, or ImageError: the caller's
+# say on whether an image of that size may be decoded now (runtime.memory.MemoryGate).
+Admit = Callable[[int, int, int], None]
+
+
 def read_image(path: str | os.PathLike, max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
-               allow_lossy: bool = False, write_format: Optional[str] = None) -> Tuple[Image.Image, SourceInfo]:
+               allow_lossy: bool = False, write_format: Optional[str] = None,
+               admit: Optional[Admit] = None) -> Tuple[Image.Image, SourceInfo]:
     """Read and decode one image, EXIF orientation applied.
 
-    The file's size is checked against `max_pixels` from its header, before any pixel is
-    decoded, so a decompression bomb costs nothing.
+    Only the header is read before the size is checked against `max_pixels` (and `admit`), so a
+    decompression bomb, a huge sparse file or a device costs nothing: a file is never read whole
+    into memory (except a WebP, which Pillow decodes from memory: its size is checked first), a
+    header may claim at most HEADER_READ_LIMIT bytes, and anything but a regular file is refused
+    unread.
 
     Args:
         path: the file.
@@ -418,6 +497,9 @@ def read_image(path: str | os.PathLike, max_pixels: Optional[int] = DEFAULT_MAX_
             A 16-bit RGB, RGBA or grey+alpha PNG written as PNG is kept whole: its values are
             in `SourceInfo.deep` (pass them to `prepare`), and the returned image is Pillow's
             8-bit view of it.
+        admit: called with (width, height, bytes held besides the pixels) once the header is
+            read and checked, before any pixel is decoded; raises ImageError to refuse, and may
+            wait until memory is free.
 
     Returns:
         (decoded image, SourceInfo).
@@ -427,15 +509,43 @@ def read_image(path: str | os.PathLike, max_pixels: Optional[int] = DEFAULT_MAX_
         LossyInputError: the file cannot be written back whole and `allow_lossy` is off.
     """
     try:
-        data = _read_bytes(Path(path))
+        f = _open_file(Path(path))
     except PermissionError:
         raise ImageError("permission denied") from None
     except OSError as e:
         raise ImageError(f"cannot read the file ({e.strerror or type(e).__name__})") from None
-    if not data:
+    with f:
+        return _read_open(f, max_pixels, allow_lossy, write_format, admit)
+
+
+def _read_open(f: BinaryIO, max_pixels: Optional[int], allow_lossy: bool, write_format: Optional[str],
+               admit: Optional[Admit]) -> Tuple[Image.Image, SourceInfo]:
+    """`read_image` on the opened file."""
+    size = os.fstat(f.fileno()).st_size
+    if not size:
         raise ImageError("empty file (0 bytes)")
     try:
-        img = _open(data)
+        head = f.read(HEAD_BYTES)
+    except OSError as e:
+        raise ImageError(f"cannot read the file ({e.strerror or type(e).__name__})") from None
+    capped = _CappedFile(f, size, HEADER_READ_LIMIT)
+
+    def check(w: int, h: int, held: int = 0) -> None:
+        if max_pixels is not None and w * h > max_pixels:
+            raise ImageError(f"{w}x{h} = {w * h:,} pixels exceeds the limit of {max_pixels:,} (--max-pixels)")
+        if w < 1 or h < 1:
+            raise ImageError(f"empty image ({w}x{h})")
+        if admit is not None:
+            admit(w, h, held)
+
+    def check_webp(w: int, h: int) -> None:
+        check(w, h, size)  # Pillow holds the whole file while decoding it
+        capped.cap = None
+
+    try:
+        img = _open(capped, head, check_webp)
+    except ImageError:
+        raise
     except UnidentifiedImageError:
         raise ImageError("not a PNG, JPEG, WebP, BMP or TIFF image, nor a GIF") from None
     except Image.DecompressionBombError as e:  # a plugin's own check (GIF frames), above twice Pillow's limit
@@ -443,26 +553,25 @@ def read_image(path: str | os.PathLike, max_pixels: Optional[int] = DEFAULT_MAX_
     except Exception as e:  # Pillow raises SyntaxError, struct.error, ... for broken headers
         raise ImageError(f"unreadable image header ({one_line(e)})") from None
     w, h = img.size
-    if max_pixels is not None and w * h > max_pixels:
-        raise ImageError(f"{w}x{h} = {w * h:,} pixels exceeds the limit of {max_pixels:,} (--max-pixels)")
-    if w < 1 or h < 1:
-        raise ImageError(f"empty image ({w}x{h})")
+    if img.format != "WEBP" or capped.cap is not None:  # a WebP checked before it was opened is not checked twice
+        check(w, h)
+    capped.cap = None  # the image data is read as the decoder needs it, into memory it has sized
     info = SourceInfo(format=img.format)
-    info.lossless = img.format in ("PNG", "BMP", "TIFF", "GIF") or (img.format == "WEBP" and _webp_lossless(data))
-    keep_deep = write_format in (None, "PNG") and _png16_colour(img, data)
-    info.dropped = _lossy_parts(img, data, keep_deep)
+    info.lossless = img.format in ("PNG", "BMP", "TIFF", "GIF") or (img.format == "WEBP" and _webp_lossless(f))
+    keep_deep = write_format in (None, "PNG") and _png16_colour(img, head)
+    info.dropped = _lossy_parts(img, head, keep_deep)
     if info.dropped and not allow_lossy:
         raise LossyInputError(f"cannot be written back whole: {'; '.join(info.dropped)}; refused (--allow-lossy writes it anyway)")
     info.notes.extend(f"lossy: {part}" for part in info.dropped)
     try:
         img.load()
         if keep_deep:
-            info.deep = _read_png16(data, img.getexif().get(0x0112))
+            info.deep = _read_png16(f, img.getexif().get(0x0112))
         # Rotate/flip the pixels as EXIF says, and drop the tag so no viewer applies it twice.
         ImageOps.exif_transpose(img, in_place=True)  # no copy of untagged images
     except Exception as e:  # truncated streams raise OSError; broken chunks SyntaxError, ValueError...
         raise ImageError(f"truncated or corrupt image data ({one_line(e)})") from None
-    meta.capture(img, data, info)  # EXIF, ICC, DPI, XMP, JPEG tables, PNG chunks, TIFF tags
+    meta.capture(img, f, info)  # EXIF, ICC, DPI, XMP, JPEG tables, PNG chunks, TIFF tags
     return img, info
 
 

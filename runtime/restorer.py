@@ -21,8 +21,9 @@ from PIL import Image
 
 from runtime.default_model import choose_model
 from runtime.images import finish, prepare, to_pil
+from runtime.memory import GraphCost, MemoryPlan, plan_memory
 from runtime.session import Runner, make_session
-from runtime.tiling import DEFAULT_TILE_BUDGET, plan_tiles, receptive_radius, run_tiled, tile_size_for
+from runtime.tiling import DEFAULT_TILE_BUDGET, plan_tiles, receptive_radius, run_tiled, tile_size_for, window_side
 
 
 def _runs_on_cpu(device: str, provider: Optional[str]) -> bool:
@@ -63,8 +64,10 @@ class Restorer:
         provider: 'cpu', 'cuda' or 'tensorrt' (defaults to the device's).
         threads: CPU intra-op threads (default: the CPUs this process may use).
         tile: None = tile automatically above `tile_budget` pixels, 0 = never, N = tiles of N.
-        tile_budget: the automatic tiling threshold in pixels.
-        batch_size: how many same-size tiles run together.
+        tile_budget: the most input pixels of one graph call: larger images are tiled (tiles
+            with their halo within it), and batches hold no more. Lowered when the memory limit
+            needs it (`memory`, see runtime/memory.py).
+        batch_size: how many same-size tiles run together (within `tile_budget` pixels).
         precision: 'auto' (for the shipped model on the CPU: its int8 graph when shipped and
             within the quality bounds, else fp32), 'fp32' or 'int8'; see `choose_model`.
     """
@@ -82,6 +85,8 @@ class Restorer:
         self.tile = tile
         self.tile_budget = tile_budget
         self.batch_size = batch_size
+        self.graph_cost = GraphCost.of(self.metadata)
+        self.memory = self.plan_memory()  # measured now: the process with its model loaded
         self._lock = threading.Lock()
         self.inference_seconds = 0.0  # accumulated time inside the session
 
@@ -95,9 +100,23 @@ class Restorer:
             self.inference_seconds += time.perf_counter() - start
         return outputs
 
-    def tile_for(self, height: int, width: int, tile: Optional[int] = None) -> Optional[int]:
-        """The tile size this image would be processed with, or None for one pass."""
-        return tile_size_for(height, width, self.tile if tile is None else tile, self.tile_budget)
+    def plan_memory(self, limit: Optional[int] = None, tile_budget: Optional[int] = None) -> MemoryPlan:
+        """How a run with this model splits `limit` bytes (None: from the machine) between the graph and the images."""
+        return plan_memory(self.graph_cost, tile_budget or self.tile_budget, limit)
+
+    def tile_for(self, height: int, width: int, tile: Optional[int] = None, window: Optional[int] = None) -> Optional[int]:
+        """The tile size this image would be processed with, or None for one pass.
+
+        `window`: the most input pixels of one call (default: this restorer's memory plan)."""
+        window = window or self.memory.window_pixels
+        return tile_size_for(height, width, self.tile if tile is None else tile, window, self.halo, self.stride)
+
+    def call_pixels(self, height: int, width: int, tile_size: Optional[int]) -> int:
+        """The most input pixels of one graph call for an image processed with `tile_size` (None: whole)."""
+        if tile_size is None:
+            return height * width
+        side = window_side(max(tile_size, self.stride), self.halo, self.stride)
+        return min(height, side) * min(width, side)
 
     def restore_rgb(self, rgb: np.ndarray, tile: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         """Restore one (H, W, 3) uint8 RGB array, tiled when large.
@@ -107,13 +126,16 @@ class Restorer:
         """
         return self.run_rgb(rgb, self.tile_for(rgb.shape[0], rgb.shape[1], tile))
 
-    def run_rgb(self, rgb: np.ndarray, tile_size: Optional[int]) -> Tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-        """`restore_rgb` with the tiling decided by the caller (None: one pass)."""
+    def run_rgb(self, rgb: np.ndarray, tile_size: Optional[int],
+                window: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """`restore_rgb` with the tiling decided by the caller (None: one pass); `window` as in `tile_for`."""
         if tile_size is None:
             restored, mask, predicted = (o[0] for o in self.infer(rgb[None]))
             return restored, mask[..., 0], predicted, 0
         h, w = rgb.shape[:2]
-        restored, mask, predicted = run_tiled(self.infer, rgb, tile_size, self.halo, self.stride, self.batch_size)
+        # As many same-size tiles together as the batch size allows within the call budget.
+        batch = max(1, min(self.batch_size, (window or self.memory.window_pixels) // self.call_pixels(h, w, tile_size)))
+        restored, mask, predicted = run_tiled(self.infer, rgb, tile_size, self.halo, self.stride, batch)
         return restored, mask[..., 0], predicted, len(plan_tiles(h, w, tile_size, self.halo, self.stride))
 
     # -- images --------------------------------------------------------------------------------

@@ -222,7 +222,7 @@ def make_session(
     preload_output = _require_provider(want)
     if trt_cache_dir is None and want == "tensorrt" and source != "<bytes>":
         trt_cache_dir = str(Path(source).resolve().parent / ".trt-cache")
-    opts = _session_options(threads, LOG_SEVERITY if log_severity is None else log_severity)
+    opts = _session_options(threads, LOG_SEVERITY if log_severity is None else log_severity, mem_pattern=cuda_graph)
     session, want, note = _open_session(model, source, device, want, note, opts,
                                         _provider_list(want, device_id, trt_cache_dir, cuda_graph), preload_output)
     if require_signature == "pixels":
@@ -308,10 +308,16 @@ def _require_provider(want: str) -> str:
     return preload_cuda_libraries()
 
 
-def _session_options(threads: int, log_severity: int):
+def _session_options(threads: int, log_severity: int, mem_pattern: bool = False):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
+    # Memory patterns plan one block per input shape and keep every shape's block: over a folder
+    # of mixed sizes and tiles that took a 12 Mpx photo's tiles to 3.2 GB against 1.4 GB without
+    # (the int8 graph on the CPU, benchmarks/memory.py); the arena, which reuses freed blocks,
+    # stays on (without it every call faults its pages in afresh: a quarter more CPU time).
+    # Only a replayed CUDA graph (one fixed shape) keeps them.
+    opts.enable_mem_pattern = mem_pattern
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = log_severity
     # Ignored by the GPU providers; on the CPU (also after a fallback) it is the thread budget.

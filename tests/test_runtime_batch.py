@@ -95,14 +95,14 @@ def folder_run(tmp_path_factory, restorer):
     locked = src / "locked.png"
     mp = pytest.MonkeyPatch()
     if os.geteuid() == 0:  # root reads anything: simulate the unreadable file instead
-        real = ri._read_bytes
+        real = ri._open_file
 
-        def read_bytes(path):
+        def open_file(path):
             if path.name == "locked.png":
                 raise PermissionError(13, "Permission denied", str(path))
             return real(path)
 
-        mp.setattr(ri, "_read_bytes", read_bytes)
+        mp.setattr(ri, "_open_file", open_file)
     else:
         locked.chmod(0)
     opts = dict(batch_size=3, save_mask=True, save_predicted=True, max_pixels=MAX_PIXELS, tile_budget=TILE_BUDGET,

@@ -652,7 +652,7 @@ MATRIX = [
          says=("removed 1 temp file(s)",), outputs=("a.png",), check=_swept),
     Case("bomb header vs --max-pixels", bomb_header, ("--max-pixels", "1000"), exit=3,
          says=("400,000,000 pixels exceeds the limit of 1,000 (--max-pixels)",), absent=("bomb.png",)),
-    Case("above Pillow's limit, allowed by ours", over_pillow_limit, ("--max-pixels", "100000000"), exit=3,
+    Case("above Pillow's limit, allowed by ours", over_pillow_limit, ("--max-pixels", "100000000", "--max-memory", "4000"), exit=3,
          says=("FAILED big.png: truncated or corrupt",), never=("Traceback", "Warning", "DecompressionBomb")),
     Case("newline in a failing file's name", broken_odd_name, exit=3, check=_one_line_names),
     # -- cases that held, kept held ----------------------------------------------------------
@@ -875,3 +875,61 @@ main()
     assert proc.returncode == 130, err
     assert "interrupted: finished outputs are complete" in err and "Traceback" not in err, err
     assert not (tmp_path / "out" / "b.png").exists() and not list((tmp_path / "out").glob(".*.tmp"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory (issue 23): headers before reads, nothing read whole, sizes refused before allocation.
+# Run through test_fault_matrix, in a table of their own.
+
+
+def dev_zero_link(d):
+    Image.fromarray(_rgb()).save(d / "good.png")
+    (d / "zero.png").symlink_to("/dev/zero")
+
+
+def fifo_image(d):
+    Image.fromarray(_rgb()).save(d / "good.png")
+    os.mkfifo(d / "fifo.png")
+
+
+def sparse_6gib(d):
+    # A PNG signature and header, then 6 GiB of holes: nothing may read it whole.
+    with open(d / "sparse.png", "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", 64, 64, 8, 2, 0, 0, 0)))
+        f.truncate(6 << 30)
+
+
+def tiff_tag_claims_gigabytes(d):
+    # One TIFF tag (strip offsets) claiming 2**28 longs = 1 GiB, in a 2 GiB sparse file.
+    with open(d / "tag.tif", "wb") as f:
+        f.write(b"II*\0" + struct.pack("<IH", 8, 1) + struct.pack("<HHII", 273, 4, 1 << 28, 100))
+        f.truncate(2 << 30)
+
+
+def png_89mpx(d):
+    # 9459 x 9459 grey (89 Mpx, just under the default --max-pixels) from under 100 kB of zero rows.
+    side = 9459
+    z = zlib.compressobj(9)
+    data = b"".join(z.compress(b"\0" * (side + 1)) for _ in range(side)) + z.flush()
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    (d / "bomb89.png").write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", data) + _chunk(b"IEND", b""))
+    assert (d / "bomb89.png").stat().st_size < 100_000
+
+
+MEMORY_MATRIX = [
+    Case("link to /dev/zero", dev_zero_link, exit=3, says=("1 restored", "zero.png", "a character device"),
+         outputs=("good.png",), absent=("zero.png",)),
+    Case("FIFO named like an image", fifo_image, exit=3, says=("1 restored", "fifo.png", "FIFO"),
+         outputs=("good.png",), absent=("fifo.png",)),
+    Case("6 GiB sparse file", sparse_6gib, exit=3, says=("FAILED sparse.png: not a PNG",), absent=("sparse.png",)),
+    Case("TIFF tag claiming 1 GiB", tiff_tag_claims_gigabytes, exit=3,
+         says=("FAILED tag.tif: its header claims more than 64 MiB before the image data",), absent=("tag.tif",)),
+    Case("small PNG decoding to 89 Mpx, default limits", png_89mpx, exit=3,
+         says=("FAILED bomb89.png: 9459x9459 = 89,472,681 pixels needs about", "allows"),
+         never=("Traceback", "Warning", "MemoryError", "out of memory"), absent=("bomb89.png",)),
+]
+
+
+@pytest.mark.parametrize("case", MEMORY_MATRIX, ids=[c.name for c in MEMORY_MATRIX])
+def test_memory_matrix(case: Case, tiny_onnx, tmp_path, monkeypatch):
+    test_fault_matrix(case, tiny_onnx, tmp_path, monkeypatch)

@@ -1,0 +1,219 @@
+"""Peak memory and speed of `restore-run` against image size, for the default model on the CPU.
+
+    python -m benchmarks.memory --sizes 1,4,12,25 --report benchmarks/results/memory-cpu.json \
+        --markdown benchmarks/results/memory-cpu.md
+
+Each size is one photo-like JPEG (a shipped sample scaled to that many megapixels, 4:3,
+quality 92) restored by `restore-run IN OUT` with default options, in a process of its own; its
+peak resident memory comes from the kernel (`wait4`'s ru_maxrss, the figure `/usr/bin/time -v`
+prints), its speed from the run's report (wall and inference-only, model loading excluded). A
+bomb row restores a 1 kB PNG that decodes to 89 Mpx: it must be refused from its header at a
+small peak. The reference is `restore-bench` on 256² inputs for the same int8 graph (batches
+1 and 8), run before and after the sizes in the same session, since the machine may be shared.
+On a shared machine wall time swings with the neighbours; CPU seconds per megapixel (the
+kernel's user + system time of the process) much less, so both are given, and the reference is
+also timed in CPU seconds: the graph on 256² inputs in a session made as `restore-run` makes it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import click
+from PIL import Image
+
+SAMPLE = Path(__file__).resolve().parent.parent / "runtime" / "assets" / "samples" / "chelsea.jpg"
+
+
+def make_photo(path: Path, megapixels: float) -> tuple:
+    """A 4:3 JPEG of about `megapixels` from a shipped sample photo, scaled up (smooth, photo-like)."""
+    w = int(round(math.sqrt(megapixels * 1e6 * 4 / 3)))
+    h = int(round(w * 3 / 4))
+    with Image.open(SAMPLE) as src:
+        src.convert("RGB").resize((w, h), Image.Resampling.BICUBIC).save(path, "JPEG", quality=92)
+    return w, h
+
+
+def make_bomb(path: Path, side: int = 9459) -> tuple:
+    """A grey PNG whose header says side x side (89 Mpx) and whose data is a few compressed zero rows."""
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    rows = zlib.compress(b"\0" * (side + 1) * 64, 9)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+    return side, side
+
+
+def run_measured(cmd: List[str]) -> Dict[str, float]:
+    """Run `cmd`; its exit code, wall seconds and peak resident memory (MB) from the kernel."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = proc.stdout.read().decode(errors="replace")
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return {"exit": proc.returncode, "wall_s": time.perf_counter() - start, "peak_rss_mb": usage.ru_maxrss / 1024,
+            "cpu_s": usage.ru_utime + usage.ru_stime, "output": out}
+
+
+def restore_row(work: Path, name: str, width: int, height: int, src: Path) -> Dict:
+    out, report = work / f"out-{name}", work / f"report-{name}.json"
+    res = run_measured([sys.executable, "-m", "runtime.cli", str(src), str(out), "--device", "cpu", "--quiet",
+                        "--report", str(report), "--overwrite"])
+    row = {"input": name, "width": width, "height": height, "megapixels": width * height / 1e6,
+           "file_kb": src.stat().st_size / 1024, "exit": res["exit"], "peak_rss_mb": res["peak_rss_mb"],
+           "process_wall_s": res["wall_s"], "cpu_s_per_mp": res["cpu_s"] / (width * height / 1e6)}
+    if report.is_file():
+        rep = json.loads(report.read_text())
+        summary, record = rep["summary"], rep["records"][0]
+        row.update(status=record["status"], error=record.get("error"), tiles=record.get("tiles"),
+                   run_wall_s=summary["wall_seconds"], inference_s=summary["inference_seconds"])
+        if record["status"] == "ok":
+            row["mp_per_s"] = row["megapixels"] / summary["wall_seconds"]
+            row["inference_mp_per_s"] = row["megapixels"] / summary["inference_seconds"]
+    else:
+        row.update(status="no report", error=res["output"].strip().splitlines()[-1:])
+    return row
+
+
+def cpu_reference() -> Dict[str, Dict[str, float]]:
+    res = subprocess.run([sys.executable, "-m", "benchmarks.memory", "--probe-256", "--report", "-", "--markdown", "-"],
+                         capture_output=True, text=True, check=True)
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def bench_reference(work: Path) -> Dict[str, float]:
+    """restore-bench's MP/s for the shipped int8 graph on 256² inputs, batches 1 and 8."""
+    report = work / "bench.json"
+    graph = Path(__file__).resolve().parent.parent / "runtime" / "assets" / "default.int8.onnx"
+    res = run_measured([sys.executable, "-m", "benchmarks.cli", "--checkpoint", "default", "--no-flip-ensemble",
+                        "--int8-onnx", str(graph), "--backends", "ort-cpu-int8", "--device", "cpu", "--sizes", "256",
+                        "--batch-sizes", "1,8", "--quality-per-photo", "0", "--report", str(report), "--quiet"])
+    if not report.is_file():
+        raise click.ClickException(f"restore-bench failed: {res['output'][-500:]}")
+    rows = json.loads(report.read_text())["rows"]
+    return {f"batch {r['batch']}": r["megapixels_per_s"] for r in rows if r.get("megapixels_per_s")}
+
+
+def probe_256(seconds: float = 20.0) -> Dict[str, Dict[str, float]]:
+    """The default graph on random 256² batches of 1 and 8 in a session made as restore-run makes
+    it: wall and CPU seconds per megapixel, the best of repeated runs (in this process)."""
+    import numpy as np
+
+    from runtime.restorer import Restorer
+
+    r = Restorer(None, device="cpu")
+    out = {}
+    for batch in (1, 8):
+        x = np.random.default_rng(0).integers(0, 256, (batch, 256, 256, 3), dtype=np.uint8)
+        r.infer(x)
+        walls, cpus, end = [], [], time.perf_counter() + seconds / 2
+        while time.perf_counter() < end or len(walls) < 3:
+            t0, c0 = time.perf_counter(), time.process_time()
+            r.infer(x)
+            walls.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
+        mp = batch * 256 * 256 / 1e6
+        out[f"batch {batch}"] = {"mp_per_s": mp / min(walls), "cpu_s_per_mp": min(cpus) / mp}
+    return out
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def to_markdown(result: Dict) -> str:
+    ref = result["reference_mp_per_s"]
+    best = max(max(r.values()) for r in ref)
+    ref_cpu = min(v["cpu_s_per_mp"] for r in result["reference_cpu"] for v in r.values())
+    lines = [
+        "## restore-run: peak memory and speed against image size",
+        "",
+        f"Machine: {result['cpu']} ({result['cpus']} usable CPUs), load average {result['load_before']:.1f} "
+        f"before and {result['load_after']:.1f} after. Default model, default options (the int8 graph, "
+        f"one view); a run may add {result['run_memory_mb']:,.0f} MB to its process.",
+        "Reference in CPU seconds per MP (256² in restore-run's session, best run): "
+        + "; ".join(", ".join(f"{k} {v['cpu_s_per_mp']:.2f} s ({v['mp_per_s']:.2f} MP/s)" for k, v in r.items())
+                    for r in result["reference_cpu"]) + ".",
+        "Reference, restore-bench on 256² inputs for the same graph, before / after the sizes: "
+        + "; ".join(", ".join(f"{k} {v:.2f} MP/s" for k, v in r.items()) for r in ref) + ".",
+        "",
+        "| input | pixels | file | exit | status | tiles | peak RSS MiB | run s | MP/s | inference MP/s | vs best 256² "
+        "| CPU s/MP | 256² CPU s/MP ÷ this |",
+        "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in result["rows"]:
+        mps = r.get("mp_per_s")
+        lines.append(
+            f"| {r['input']} | {r['width']}x{r['height']} ({r['megapixels']:.1f} MP) | {r['file_kb']:,.0f} kB | "
+            f"{r['exit']} | {r['status']} | {r.get('tiles') or 0} | {r['peak_rss_mb']:,.0f} | "
+            f"{r.get('run_wall_s', 0):.1f} | {mps or 0:.2f} | {r.get('inference_mp_per_s') or 0:.2f} | "
+            + (f"{(mps or 0) / best:.0%} |" if best else "– |")
+            + (f" {r['cpu_s_per_mp']:.2f} | {ref_cpu / r['cpu_s_per_mp']:.0%} |" if mps else " – | – |"))
+    lines += ["", f"Command: `{result['command']}`", ""]
+    return "\n".join(lines)
+
+
+@click.command()
+@click.option("--sizes", default="1,4,12,25", help="Comma-separated megapixels.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), required=True)
+@click.option("--markdown", "md_path", type=click.Path(dir_okay=False), required=True)
+@click.option("--no-reference", is_flag=True, help="Skip restore-bench (quick checks).")
+@click.option("--probe-256", is_flag=True, hidden=True, help="Print probe_256's JSON (run in a process of its own).")
+def main(sizes: str, report_path: str, md_path: str, no_reference: bool, probe_256: bool) -> None:
+    """Measure peak memory and MP/s of restore-run against megapixels; write JSON and Markdown."""
+    if probe_256:
+        click.echo(json.dumps(globals()["probe_256"]()))
+        return
+    from runtime.memory import DEFAULT_RUN_MEMORY, MB
+    from runtime.session import available_cpus
+
+    result: Dict = {"command": "python -m benchmarks.memory " + " ".join(sys.argv[1:]), "cpu": cpu_name(),
+                    "cpus": available_cpus(), "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "run_memory_mb": DEFAULT_RUN_MEMORY / MB, "load_before": os.getloadavg()[0], "rows": []}
+    with tempfile.TemporaryDirectory(prefix="restore-memory-") as tmp:
+        work = Path(tmp)
+        ref: List[Optional[Dict]] = []
+        ref_cpu = [cpu_reference()]
+        if not no_reference:
+            ref.append(bench_reference(work))
+        for mp in [float(s) for s in sizes.split(",") if s]:
+            src = work / f"photo-{mp:g}mp.jpg"
+            w, h = make_photo(src, mp)
+            result["rows"].append(restore_row(work, src.name, w, h, src))
+            src.unlink()
+            click.echo(json.dumps(result["rows"][-1]), err=True)
+        bomb = work / "bomb.png"
+        w, h = make_bomb(bomb)
+        result["rows"].append(restore_row(work, "bomb.png (1 kB PNG, 89 Mpx)", w, h, bomb))
+        click.echo(json.dumps(result["rows"][-1]), err=True)
+        if not no_reference:
+            ref.append(bench_reference(work))
+        ref_cpu.append(cpu_reference())
+    result["reference_cpu"] = ref_cpu
+    result["reference_mp_per_s"] = ref or [{"not measured": 0.0}]
+    result["load_after"] = os.getloadavg()[0]
+    Path(report_path).write_text(json.dumps(result, indent=1) + "\n")
+    Path(md_path).write_text(to_markdown(result))
+    click.echo(to_markdown(result))
+
+
+if __name__ == "__main__":
+    main()

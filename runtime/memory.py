@@ -1,0 +1,269 @@
+"""How much memory a run may use, and what images and tiles cost in it.
+
+A run's peak is three parts: the process as it stands once the model is loaded (measured, not
+guessed), the graph's working set for the largest input it is handed (ONNX Runtime's
+activations, proportional to the pixels of one call: `GraphCost`), and the images in flight
+(decoded, waiting, restored, being encoded: `IMAGE_BYTES_PER_PIXEL` each). The first is fixed;
+the second is bounded by tiling every image above `window_pixels` and batching only up to it;
+the third by `MemoryGate`, which lets an image be decoded only when its bytes fit beside the
+others and refuses, from the header, one that could never fit.
+
+A run may add to the process, as it stands with its model loaded, the least of
+`DEFAULT_RUN_MEMORY` (or what the caller names) and what the machine can still give it
+(MemAvailable, the cgroup's memory.max, RLIMIT_AS). `restore-run` starts at about 100 MB, so
+its peak stays under 1.5 GB whatever the image sizes.
+Figures against megapixels: docs/restoring.md, "Memory" (benchmarks/memory.py).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Optional, Set, Tuple
+
+from runtime.images import ImageError
+
+MB = 1_000_000
+DEFAULT_RUN_MEMORY = 1_200 * MB  # what a run may add to its process, unless the caller names a figure
+# Bytes per pixel of one image in flight, measured as the peak of the folder pipeline over an
+# RGB JPEG and a 16-bit PNG: the decoded image, the model's RGB view, the three outputs and the
+# write's copies (back to the source's mode, then the encoder's buffer).
+IMAGE_BYTES_PER_PIXEL = 24
+# ONNX Runtime's working set per input pixel of one call (memory patterns off, arena on, see
+# runtime/session.py), measured for the shipped graphs (base_channels 16): int8 one view, fp32
+# with the flip ensemble. Other graphs are costed as the fp32 one, scaled by their width.
+GRAPH_BYTES_PER_PIXEL = {"int8": 900, "fp32": 1800}
+MIN_WINDOW = 256 * 256  # below this the graph's halo would dwarf every tile
+
+
+@dataclass(frozen=True)
+class GraphCost:
+    """The graph's working set, in bytes, for a call of `pixels` input pixels."""
+
+    bytes_per_pixel: int
+
+    @classmethod
+    def of(cls, metadata) -> "GraphCost":
+        """From a model's `restore.` metadata: its precision, width and views; twice fp32 when unknown."""
+        if metadata is None:
+            return cls(2 * GRAPH_BYTES_PER_PIXEL["fp32"])
+        width = int((metadata.model_config or {}).get("base_channels", 16)) / 16
+        if metadata.precision == "int8":
+            views = 2 if metadata.extra.get("flip_ensemble") == "true" else 1
+            return cls(int(GRAPH_BYTES_PER_PIXEL["int8"] * width * views))
+        return cls(int(GRAPH_BYTES_PER_PIXEL["fp32"] * width))
+
+    def bytes(self, pixels: int) -> int:
+        return self.bytes_per_pixel * pixels
+
+
+def process_rss() -> int:
+    """This process's resident memory now, in bytes (0 where /proc is missing)."""
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _meminfo() -> Dict[str, int]:
+    try:
+        lines = Path("/proc/meminfo").read_text().splitlines()
+    except OSError:
+        return {}
+    return {k: int(v.split()[0]) * 1024 for k, v in (line.split(":", 1) for line in lines if ":" in line)}
+
+
+def _cgroup_room() -> Optional[int]:
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+    except (OSError, ValueError):
+        return None
+    return None if limit == "max" else max(0, int(limit) - used)
+
+
+def _address_space_room() -> Optional[int]:
+    """Room left under RLIMIT_AS (`ulimit -v`): half of the limit less the address space in use now.
+
+    Half, because address space is reserved well beyond what is resident: each new thread's
+    malloc arena takes 64 MB of it, and the reader, writer and ONNX Runtime threads start later."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    try:
+        vm = int(Path("/proc/self/statm").read_text().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0, soft - vm) // 2
+
+
+def machine_room() -> Tuple[Optional[int], str]:
+    """(bytes this process can still get, which limit says so); None when nothing says."""
+    rooms = []
+    avail = _meminfo().get("MemAvailable")
+    if avail is not None:
+        rooms.append((avail, "the machine's available memory"))
+    for room, what in ((_cgroup_room(), "the cgroup's memory.max"), (_address_space_room(), "the address-space limit (ulimit -v)")):
+        if room is not None:
+            rooms.append((room, what))
+    return min(rooms) if rooms else (None, "")
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """What a run may spend: the limit, the process before any image, and the graph's cost."""
+
+    limit: int  # bytes the process may reach: base + what the run may add
+    why: str  # where that figure comes from, for messages
+    base: int  # the process before any image (model loaded)
+    graph: GraphCost
+    fastest_window: int  # the graph call (input pixels) that restores fastest per pixel
+
+    @property
+    def capacity(self) -> int:
+        """Bytes for images in flight and the graph's working set together."""
+        return max(0, self.limit - self.base)
+
+    def image_bytes(self, width: int, height: int, held: int = 0) -> int:
+        """What one image holds from its decoding until its outputs are written."""
+        return width * height * IMAGE_BYTES_PER_PIXEL + held
+
+    @property
+    def smallest_window(self) -> int:
+        """The smallest graph call worth making: MIN_WINDOW, or less when asked for less."""
+        return min(MIN_WINDOW, self.fastest_window)
+
+    def window_for(self, image_bytes: int) -> int:
+        """The largest graph call (input pixels, at most `fastest_window`) that fits beside an image
+        of `image_bytes`; under `smallest_window` the image does not fit at all."""
+        return min(self.fastest_window, (self.capacity - image_bytes) // self.graph.bytes_per_pixel)
+
+    @property
+    def window_pixels(self) -> int:
+        """The graph call for a run with no image in flight (the embedding API's default)."""
+        return max(self.smallest_window, self.window_for(0))
+
+    @property
+    def max_image_pixels(self) -> int:
+        """The largest image that fits at all: alone in flight, tiled at `smallest_window`."""
+        return max(0, self.capacity - self.graph.bytes(self.smallest_window)) // IMAGE_BYTES_PER_PIXEL
+
+
+def plan_memory(cost: GraphCost, fastest_window: int, limit: Optional[int] = None) -> MemoryPlan:
+    """How much a run may spend: measured from this process now, with its model loaded.
+
+    Args:
+        cost: the graph's working set per pixel.
+        fastest_window: the graph call size (input pixels) that runs fastest per restored pixel.
+        limit: bytes the run may add to the process; None: DEFAULT_RUN_MEMORY. Either is
+            lowered to what the machine (available memory, cgroup, RLIMIT_AS) can still give.
+    """
+    base = process_rss()
+    if limit is not None:
+        budget, why = limit, f"--max-memory {limit / MB:,.0f} MB"
+    else:
+        budget, why = DEFAULT_RUN_MEMORY, f"the default of {DEFAULT_RUN_MEMORY / MB:,.0f} MB per run"
+    room, what = machine_room()
+    if room is not None and room * 0.9 < budget:
+        budget, why = int(room * 0.9), f"{what} ({room / MB:,.0f} MB free)"
+    return MemoryPlan(base + budget, why, base, cost, fastest_window)
+
+
+@dataclass
+class Reservation:
+    """What an admitted image holds in the gate, and the graph call size it was given."""
+
+    image_bytes: int = 0
+    graph_bytes: int = 0
+    window: int = 0
+
+
+class MemoryGate:
+    """Lets images be decoded, in job order, only while their bytes fit beside those in flight.
+
+    An image in flight holds its own bytes from decoding to writing; the graph's working set is
+    held once, for the largest call among the images in flight (one call runs at a time). Each
+    job has a ticket (its place in the run). `admit` waits for the job's turn and for room, or
+    raises ImageError at once when the image could never fit; `skip` gives up a turn without
+    taking room (a job that failed before its size was known); `release` returns a reservation
+    once the image is written. Turns are taken in order so a large image is never overtaken for
+    ever by small ones, and the consumer, which handles jobs in the same order, never waits on a
+    job that waits on a later one.
+    """
+
+    def __init__(self, plan: MemoryPlan):
+        self.plan = plan
+        self.images = 0  # bytes held by images in flight
+        self._graphs: Dict[int, int] = {}  # graph bytes -> images in flight holding that much
+        self._next = 0
+        self._passed: Set[int] = set()
+        self._closed = False
+        self.starved = False  # the job whose turn it is waits for room (the consumer should free some)
+        self._cond = threading.Condition()
+
+    def _graph_held(self) -> int:
+        return max(self._graphs, default=0)
+
+    @property
+    def used(self) -> int:
+        return self.images + self._graph_held()
+
+    def admit(self, ticket: int, width: int, height: int, held: int, graph_pixels) -> Reservation:
+        """Wait for `ticket`'s turn and room for a width x height image; returns what it holds.
+
+        `graph_pixels(window)`: the input pixels of the image's largest graph call when its tiles
+        may be up to `window` pixels (its tiling decides: --tile 0 runs it whole).
+        """
+        plan = self.plan
+        image = plan.image_bytes(width, height, held)
+        window = plan.window_for(image)
+        graph = plan.graph.bytes(graph_pixels(max(window, plan.smallest_window)))
+        if window < plan.smallest_window or image + graph > plan.capacity:
+            self.skip(ticket)
+            raise ImageError(f"{width}x{height} = {width * height:,} pixels needs about {(image + graph) / MB:,.0f} MB "
+                             f"to restore; {plan.why} allows {plan.capacity / MB:,.0f} MB "
+                             f"(up to about {plan.max_image_pixels / 1e6:.1f} Mpx)")
+        with self._cond:
+            while not self._closed and (self._next != ticket
+                                        or self.images + image + max(self._graph_held(), graph) > plan.capacity):
+                if self._next == ticket:
+                    self.starved = True  # only the job whose turn it is says so
+                self._cond.wait()
+            if self._next == ticket:
+                self.starved = False
+            if self._closed:
+                raise ImageError("not processed: the run stopped")
+            self.images += image
+            self._graphs[graph] = self._graphs.get(graph, 0) + 1
+            self._advance(ticket)
+        return Reservation(image, graph, window)
+
+    def skip(self, ticket: int) -> None:
+        with self._cond:
+            self._advance(ticket)
+
+    def release(self, r: Optional[Reservation]) -> None:
+        if r is None or not (r.image_bytes or r.graph_bytes):
+            return
+        with self._cond:
+            self.images -= r.image_bytes
+            self._graphs[r.graph_bytes] -= 1
+            if not self._graphs[r.graph_bytes]:
+                del self._graphs[r.graph_bytes]
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """Wake every waiting reader; they give up (the run is ending)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def _advance(self, ticket: int) -> None:
+        self._passed.add(ticket)
+        while self._next in self._passed:
+            self._passed.discard(self._next)
+            self._next += 1
+        self._cond.notify_all()

@@ -1,0 +1,299 @@
+"""Memory stays bounded: headers before reads, a gate for images in flight, graph calls bounded by pixels.
+
+The figures (peak memory and MP/s against megapixels for the default model) are in
+benchmarks/results/memory-cpu.md; these tests check the mechanisms on the tiny model.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from export.parity import FP32, pixel_parity, violations
+from runtime import images as ri
+from runtime.batch import RunOptions, run_folder
+from runtime.memory import IMAGE_BYTES_PER_PIXEL, MB, GraphCost, MemoryGate, MemoryPlan
+from runtime.restorer import Restorer
+from runtime.tiling import tile_size_for, window_core, window_side
+
+RNG = np.random.default_rng(23)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _chunk(tag: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+
+def png_bomb(path: Path, width: int, height: int) -> None:
+    """A grey PNG of width x height whose rows are all zero: a few kB that decode to width * height bytes."""
+    raw = zlib.compressobj(9)
+    row = b"\0" * (width + 1)
+    data = b"".join(raw.compress(row) for _ in range(height)) + raw.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", data) + _chunk(b"IEND", b""))
+
+
+@pytest.fixture(scope="module")
+def restorer(tiny_onnx):
+    return Restorer(tiny_onnx, device="cpu")
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading: the header first, never the whole file.
+
+
+def test_devices_fifos_and_sparse_files_cost_nothing(tmp_path):
+    (tmp_path / "zero.png").symlink_to("/dev/zero")
+    os.mkfifo(tmp_path / "fifo.png")
+    with open(tmp_path / "sparse.png", "wb") as f:  # a valid header, then 6 GiB of holes
+        f.write(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", 100, 100, 8, 2, 0, 0, 0)))
+        f.truncate(6 << 30)
+    with open(tmp_path / "tag.tif", "wb") as f:  # one TIFF tag claiming 1 GiB of values
+        f.write(b"II*\0" + struct.pack("<I", 8) + struct.pack("<H", 1) + struct.pack("<HHII", 273, 4, 1 << 28, 100))
+        f.truncate(2 << 30)
+    reasons = {"zero.png": "not an image file: a character device", "fifo.png": "not an image file: a FIFO",
+               "sparse.png": "not a PNG", "tag.tif": "header claims more than 64 MiB"}
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    for name, reason in reasons.items():
+        with pytest.raises(ri.ImageError, match=reason):
+            ri.read_image(tmp_path / name)
+    assert time.perf_counter() - start < 10  # nothing waited on the FIFO or read the holes
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024  # kB: no large read
+
+
+def test_admit_sees_the_header_size_before_any_decoding(tmp_path):
+    png_bomb(tmp_path / "bomb.png", 5000, 4000)
+    seen = []
+
+    def admit(w, h, held):
+        seen.append((w, h, held))
+        raise ri.ImageError("no room")
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ri.ImageError, match="no room"):
+        ri.read_image(tmp_path / "bomb.png", admit=admit)
+    assert seen == [(5000, 4000, 0)]
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 10 * 1024  # 20 MB were never decoded
+
+
+def test_webp_is_checked_before_pillow_reads_it_whole(tmp_path):
+    Image.fromarray(RNG.integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(tmp_path / "a.webp", lossless=True)
+    seen = []
+    img, info = ri.read_image(tmp_path / "a.webp", admit=lambda w, h, held: seen.append((w, h, held)))
+    assert seen == [(40, 30, (tmp_path / "a.webp").stat().st_size)] and img.size == (40, 30) and info.lossless
+
+
+# ---------------------------------------------------------------------------------------------
+# The gate.
+
+
+def _plan(capacity_mb: float, graph_bpp: int = 100, fastest: int = 1 << 20) -> MemoryPlan:
+    return MemoryPlan(limit=int(capacity_mb * MB) + 50 * MB, why="a test limit", base=50 * MB,
+                      graph=GraphCost(graph_bpp), fastest_window=fastest)
+
+
+def test_gate_refuses_what_never_fits_and_names_size_and_limit():
+    plan = _plan(100)
+    gate = MemoryGate(plan)
+    side = int((100 * MB / IMAGE_BYTES_PER_PIXEL) ** 0.5) + 10
+    with pytest.raises(ri.ImageError) as e:
+        gate.admit(0, side, side, 0, lambda window: window)
+    text = str(e.value)
+    assert f"{side}x{side} = {side * side:,} pixels needs about" in text and "a test limit allows 100 MB" in text
+    r = gate.admit(1, 1000, 1000, 0, lambda window: window)  # the refused ticket gave up its turn
+    assert r.image_bytes == 1000 * 1000 * IMAGE_BYTES_PER_PIXEL
+    assert r.window == plan.window_for(r.image_bytes) and r.graph_bytes == 100 * r.window
+    assert gate.used == r.image_bytes + r.graph_bytes <= plan.capacity
+
+
+def test_gate_admits_in_order_and_only_when_there_is_room():
+    plan = _plan(100, fastest=100_000)  # graph: 10 MB held once; each 1 Mpx image: 24 MB
+    gate = MemoryGate(plan)
+    order = []
+    held = [gate.admit(t, 1000, 1000, 0, lambda w: w) for t in range(3)]  # 72 MB + 10 MB
+    assert gate.used == 3 * 24 * MB + 10 * MB
+
+    def later(ticket):
+        order.append(("admitted", ticket, gate.admit(ticket, 1000, 1000, 0, lambda w: w)))
+
+    threads = [threading.Thread(target=later, args=(t,)) for t in (4, 3)]  # 4 asks first; 3 goes first
+    for t in threads:
+        t.start()
+    time.sleep(0.2)
+    assert order == []  # no room for a fourth image
+    gate.release(held[0])
+    time.sleep(0.2)
+    assert [o[1] for o in order] == [3]  # in ticket order, and only one fits
+    gate.release(held[1])
+    for t in threads:
+        t.join(5)
+    assert [o[1] for o in order] == [3, 4] and gate.used <= plan.capacity
+
+
+def test_gate_close_wakes_waiting_readers():
+    gate = MemoryGate(_plan(40))  # one 1 Mpx image (24 MB) and the graph fit, two do not
+    gate.admit(0, 1000, 1000, 0, lambda w: w)
+    errors = []
+    t = threading.Thread(target=lambda: errors.append(pytest.raises(ri.ImageError, gate.admit, 1, 1000, 1000, 0, lambda w: w)))
+    t.start()
+    time.sleep(0.1)
+    gate.close()
+    t.join(5)
+    assert not t.is_alive() and "the run stopped" in str(errors[0].value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Graph calls bounded by pixels: tiles and batches.
+
+
+def test_window_core_fits_its_window():
+    for budget in (3_000, 65_536, 1_000_000, 1_761_000):
+        for halo, stride in ((29, 4), (137, 16)):
+            core = window_core(budget, halo, stride)
+            assert core % stride == 0
+            assert window_side(core, halo, stride) ** 2 <= budget or core == stride
+            assert window_side(core + stride, halo, stride) ** 2 > budget
+            assert tile_size_for(4000, 3000, None, budget, halo, stride) == core
+
+
+def test_batches_are_sized_by_pixels(restorer, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(4):
+        Image.fromarray(RNG.integers(0, 256, (64, 80, 3), dtype=np.uint8)).save(src / f"p{i}.png")
+    calls = []
+    real = restorer.infer
+
+    def infer(batch):
+        calls.append(batch.shape)
+        return real(batch)
+
+    restorer.infer = infer
+    try:
+        result = run_folder(restorer, src, tmp_path / "out",
+                            RunOptions(batch_size=4, tile_budget=2 * 64 * 80 + 100, progress=False))
+    finally:
+        del restorer.infer
+    assert result.summary.ok == 4
+    assert sorted(calls) == [(2, 64, 80, 3), (2, 64, 80, 3)]  # four fit the batch size, two fit the pixels
+
+
+def test_default_tiling_equals_untiled(restorer):
+    rgb = RNG.integers(0, 256, (150, 170, 3), dtype=np.uint8)
+    window = 120 * 120  # a tile of 48 and its halo; the image is larger, so it is tiled
+    size = restorer.tile_for(150, 170, None, window)
+    assert size == window_core(window, restorer.halo, restorer.stride)
+    tiled = restorer.run_rgb(rgb, size, window)
+    whole = restorer.restore_rgb(rgb, tile=0)
+    assert tiled[3] > 1 and whole[3] == 0
+    figures = pixel_parity(rgb[None], [whole[0][None], whole[1][None, ..., None], whole[2][None]],
+                           [tiled[0][None], tiled[1][None, ..., None], tiled[2][None]])
+    assert violations(figures, FP32) == [], figures
+
+
+def test_tile_zero_on_an_image_whose_graph_call_cannot_fit_is_refused(restorer, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(RNG.integers(0, 256, (300, 400, 3), dtype=np.uint8)).save(src / "a.png")
+    assert restorer.graph_cost.bytes(300 * 400) > 40 * MB  # the tiny graph, run whole
+    limit = 30 * MB  # what the run may add
+    result = run_folder(restorer, src, tmp_path / "out", RunOptions(tile=0, max_memory=limit, progress=False))
+    rec = result.records[0]
+    assert rec.status == "failed" and "400x300 = 120,000 pixels needs about" in rec.error, rec.error
+    tiled = run_folder(restorer, src, tmp_path / "out2", RunOptions(tile_budget=10_000, max_memory=limit, progress=False))
+    assert tiled.records[0].status == "ok" and tiled.records[0].tiles > 1, tiled.records[0].error
+
+
+# ---------------------------------------------------------------------------------------------
+# A bomb under a real memory cap: one line, no MemoryError.
+
+
+def test_small_file_huge_image_under_a_memory_cap(tiny_onnx, tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    png_bomb(src / "bomb.png", 4000, 3000)  # 12 Mpx from about 12 kB
+    assert (src / "bomb.png").stat().st_size < 100_000
+    Image.fromarray(RNG.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(src / "good.png")
+    probe = subprocess.run([sys.executable, "-c", "import runtime.cli, onnxruntime, numpy, PIL.Image;"
+                            "print(open('/proc/self/statm').read().split()[0])"],
+                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
+    vm = int(probe.stdout.split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    cap = vm + 600 * MB  # address space: the session and threads take some; the bomb needs over 300 MB more
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+    run = subprocess.run([sys.executable, "-m", "runtime.cli", "--model", str(tiny_onnx), str(src), str(out),
+                          "--device", "cpu", "--quiet", "--threads", "1"], capture_output=True, text=True,
+                         preexec_fn=limit, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    text = run.stdout + run.stderr
+    assert run.returncode == 3, text
+    assert "MemoryError" not in text and "Traceback" not in text and "out of memory" not in text, text
+    failed = [line for line in text.splitlines() if "FAILED" in line]
+    assert len(failed) == 1 and "bomb.png: 4000x3000 = 12,000,000 pixels needs about" in failed[0], text
+    assert "address-space limit" in failed[0], text
+    assert "1 restored" in text and (out / "good.png").is_file()
+
+
+def test_small_images_still_batch_and_read_ahead(restorer, tmp_path):
+    # Each small image is charged the batch call it may join, not the whole window: they are
+    # admitted together and run in full batches.
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(6):
+        Image.fromarray(RNG.integers(0, 256, (32, 40, 3), dtype=np.uint8)).save(src / f"s{i}.png")
+    calls = []
+    real = restorer.infer
+
+    def infer(batch):
+        calls.append(batch.shape[0])
+        return real(batch)
+
+    restorer.infer = infer
+    try:
+        result = run_folder(restorer, src, tmp_path / "out", RunOptions(batch_size=3, progress=False))
+    finally:
+        del restorer.infer
+    assert result.summary.ok == 6 and calls == [3, 3]
+
+
+def test_images_waiting_for_partners_give_way_to_a_reader_waiting_for_memory(restorer, tmp_path):
+    # Room for two 64x80 images beside the batch call, batches of four: the third image's reader
+    # waits for memory the two waiting in their bucket hold; the run must run them, not wait on itself.
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(5):
+        Image.fromarray(RNG.integers(0, 256, (64, 80, 3), dtype=np.uint8)).save(src / f"w{i}.png")
+    px = 64 * 80
+    graph = restorer.graph_cost.bytes(4 * px)
+    room = graph + 2 * px * IMAGE_BYTES_PER_PIXEL + px * IMAGE_BYTES_PER_PIXEL // 2
+    calls, done = [], {}
+    real = restorer.infer
+
+    def infer(batch):
+        calls.append(batch.shape[0])
+        return real(batch)
+
+    restorer.infer = infer
+    opts = RunOptions(batch_size=4, tile_budget=4 * px, max_memory=room, progress=False)
+    runner = threading.Thread(target=lambda: done.setdefault("r", run_folder(restorer, src, tmp_path / "out", opts)),
+                              daemon=True)  # a run that waits on itself must not keep pytest alive
+    try:
+        runner.start()
+        runner.join(60)
+    finally:
+        del restorer.infer
+    assert not runner.is_alive(), "the run waits on itself"
+    assert done["r"].summary.ok == 5 and max(calls) <= 2 and sum(calls) == 5, calls

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import struct
 import subprocess
 import sys
@@ -32,6 +31,8 @@ from typing import Dict, List, Optional
 
 import click
 from PIL import Image
+
+from restore_core.cpu import cpu_model
 
 SAMPLE = Path(__file__).resolve().parent.parent / "runtime" / "assets" / "samples" / "chelsea.jpg"
 
@@ -129,16 +130,6 @@ def probe_256(seconds: float = 20.0) -> Dict[str, Dict[str, float]]:
     return out
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def to_markdown(result: Dict) -> str:
     ref = result["reference_mp_per_s"]
     best = max(max(r.values()) for r in ref)
@@ -146,7 +137,7 @@ def to_markdown(result: Dict) -> str:
     lines = [
         "## restore-run: peak memory and speed against image size",
         "",
-        f"Machine: {result['cpu']} ({result['cpus']} usable CPUs), load average {result['load_before']:.1f} "
+        f"Machine: {result['machine']['cpu']} ({result['machine']['cpus']} usable CPUs), load average {result['load_before']:.1f} "
         f"before and {result['load_after']:.1f} after. Default model, default options (the int8 graph, "
         f"one view); a run may add {result['run_memory_mb']:,.0f} MB to its process.",
         "Reference in CPU seconds per MP (256² in restore-run's session, best run): "
@@ -185,8 +176,7 @@ def main(sizes: str, report_path: str, md_path: str, no_reference: bool, probe_2
     from runtime.memory import DEFAULT_RUN_MEMORY, MB
     from runtime.session import available_cpus
 
-    result: Dict = {"command": "python -m benchmarks.memory " + " ".join(sys.argv[1:]), "cpu": cpu_name(),
-                    "cpus": available_cpus(), "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    result: Dict = {"command": "python -m benchmarks.memory " + " ".join(sys.argv[1:]), "machine": {"cpu": cpu_model(), "cpus": available_cpus()}, "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "run_memory_mb": DEFAULT_RUN_MEMORY / MB, "load_before": os.getloadavg()[0], "rows": []}
     with tempfile.TemporaryDirectory(prefix="restore-memory-") as tmp:
         work = Path(tmp)

@@ -11,6 +11,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from restore_core.cpu import cpu_model
 from restore_toolkit.fileio import atomic_write_text
 
 SCHEMA = "gpukit-report/1"
@@ -24,16 +25,6 @@ def _version(name: str) -> Optional[str]:
         return None
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def build(kit, steps: List[Dict], exit_code: int, seconds: float) -> Dict:
     from benchmarks.gpukit.check import gpu_names
 
@@ -43,7 +34,7 @@ def build(kit, steps: List[Dict], exit_code: int, seconds: float) -> Dict:
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "exit_code": exit_code,
         "seconds": round(seconds, 1),
-        "machine": {"gpus": gpu_names(), "cpu": _cpu(), "platform": platform.platform()},
+        "machine": {"gpus": gpu_names(), "cpu": cpu_model(), "platform": platform.platform()},
         "versions": {"python": platform.python_version(), "torch": _version("torch"),
                      "onnxruntime": (probe.get("onnxruntime") or {}).get("version"),
                      "onnxruntime_from": (probe.get("onnxruntime") or {}).get("file"), "onnx": _version("onnx")},

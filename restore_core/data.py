@@ -285,17 +285,7 @@ class SyntheticDataset(Dataset):
         # the samples they always had.
         saved = bool(self.degraded) and rng.random() < self.degraded
         side = source_side(self.size, rng, self.degrade) if saved else self.size  # painted at, before any resize
-        if self.scenes and rng.random() < self.scenes:
-            clean = render_scene(side, rng, sky=self.sky)
-        else:
-            k = int(rng.integers(len(self.images))) if self.p is None else int(rng.choice(len(self.images), p=self.p))
-            clean = random_crop(self.images[k], side, rng, augment=self.augment)
-            if self.hue and rng.random() < self.hue:
-                clean = hue_rotate(clean, rng)
-            if self.vivid and rng.random() < self.vivid:
-                clean = vivid(clean, rng)
-            if self.jpeg and rng.random() < self.jpeg:
-                clean = jpeg(clean, int(rng.integers(40, 96)))
+        clean = self._clean(side, rng)
         if self.unpainted and rng.random() < self.unpainted:
             corrupted, mask = clean.copy(), np.zeros(clean.shape[:2], bool)
         else:
@@ -303,6 +293,20 @@ class SyntheticDataset(Dataset):
         if saved:
             clean, corrupted, mask = degrade_pair(clean, corrupted, mask, self.size, rng, self.degrade)
         return corrupted, clean, mask
+
+    def _clean(self, side: int, rng: np.random.Generator) -> np.ndarray:
+        """The clean image of a sample, uint8 (side, side, 3): a procedural scene or a varied photo crop."""
+        if self.scenes and rng.random() < self.scenes:
+            return render_scene(side, rng, sky=self.sky)
+        k = int(rng.integers(len(self.images))) if self.p is None else int(rng.choice(len(self.images), p=self.p))
+        clean = random_crop(self.images[k], side, rng, augment=self.augment)
+        if self.hue and rng.random() < self.hue:
+            clean = hue_rotate(clean, rng)
+        if self.vivid and rng.random() < self.vivid:
+            clean = vivid(clean, rng)
+        if self.jpeg and rng.random() < self.jpeg:
+            clean = jpeg(clean, int(rng.integers(40, 96)))
+        return clean
 
     def __getitem__(self, i: int) -> Sample:
         return _to_tensors(*self.sample(i))

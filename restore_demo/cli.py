@@ -22,7 +22,7 @@ from typing import Optional
 
 import click
 
-from restore_toolkit.console import COMMAND_SETTINGS, device_option, fail, version_option
+from restore_toolkit.console import COMMAND_SETTINGS, device_option, fail, renamed_option, version_option
 from restore_toolkit.fileio import atomic_path
 from runtime.default_model import DEFAULT_MODEL
 from runtime.demo import DemoError, Stages, contact_sheet, make_samples, restore_samples, run_command
@@ -47,12 +47,13 @@ def train_model(out: Path, steps: int, size: int, batch_size: int, base_channels
     save_dir = out / "train"
     per_epoch = max(1, min(steps, 100))  # an epoch line (with validation) every ~100 steps
     epochs = math.ceil(steps / per_epoch)
+    settings = {"data.epoch_samples": per_epoch * batch_size, "data.size": size,
+                "data.val_count": max(4, min(32, 2 * batch_size)), "data.num_workers": 1,
+                "model.base_channels": base_channels, "model.depth": depth, "train.patience": 0}
     args = [
-        "--synthetic", "--max-steps", steps, "--epochs", epochs, "--epoch-samples", per_epoch * batch_size,
-        "--batch-size", batch_size, "--lr", lr, "--size", size, "--val-count", max(4, min(32, 2 * batch_size)),
-        "--base-channels", base_channels, "--depth", depth, "--patience", 0,
-        "--seed", seed, "--device", device, "--save-dir", save_dir, "--no-progress", "--num-workers", 1,
-        "--summary-json", save_dir / SUMMARY,
+        "--synthetic", "--max-steps", steps, "--epochs", epochs, "--batch-size", batch_size, "--lr", lr,
+        *(a for key, value in settings.items() for a in ("--set", f"{key}={value}")),
+        "--seed", seed, "--device", device, "-o", save_dir, "--quiet", "--report", save_dir / SUMMARY,
     ]
     if device != "cuda" and native_bf16():
         args += ["--precision", "bf16"]  # about 2x faster on CPUs with native bf16
@@ -75,7 +76,7 @@ def export_model(checkpoint: Path, output: Path, verify: bool = True) -> Path:
         click.echo(f"  {output} is newer than {checkpoint}: kept")
         return output
     if importlib.util.find_spec("export.cli") is not None:
-        args = ["onnx", "--checkpoint", checkpoint, "--output", output, "--force"]
+        args = ["onnx", "--model", checkpoint, "--output", output, "--overwrite"]
         run_command("restore-export", "export.cli", "main", args + ([] if verify else ["--no-verify"]))
     else:
         from export.onnx_export import build_metadata, save_onnx, to_onnx_proto
@@ -111,7 +112,8 @@ def _find_model(out: Path) -> Optional[Path]:
               help="Train a small model of your own first (minutes on a CPU; a toy, far weaker than the "
                    "default model), export it and restore with it.")
 @click.option("--retrain", is_flag=True, help="With --train: train again even if OUTPUT holds a finished model.")
-@click.option("--steps", type=click.IntRange(min=1), default=600, help="--train: training steps.")
+@renamed_option("--max-steps", "steps", old=["--steps"], type=click.IntRange(min=1), default=600,
+                help="--train: training steps.")
 @click.option("--lr", type=float, default=2e-3,
               help="--train: learning rate; higher than the reference design's 3e-4, which needs far more steps.")
 @click.option("--size", type=click.IntRange(min=8), default=64, help="--train: crop side.")

@@ -520,7 +520,14 @@ def read_image(path: str | os.PathLike, max_pixels: Optional[int] = DEFAULT_MAX_
 
 def _read_open(f: BinaryIO, max_pixels: Optional[int], allow_lossy: bool, write_format: Optional[str],
                admit: Optional[Admit]) -> Tuple[Image.Image, SourceInfo]:
-    """`read_image` on the opened file."""
+    """`read_image` on the opened file: the header checked first, then the pixels and metadata."""
+    img, head = _open_checked(f, max_pixels, admit)
+    return img, _decode_source(img, f, head, allow_lossy, write_format)
+
+
+def _open_checked(f: BinaryIO, max_pixels: Optional[int], admit: Optional[Admit]) -> Tuple[Image.Image, bytes]:
+    """The image opened from its header, its size checked (and admitted) before any pixel is
+    decoded; returns (the lazily decoding image, the file's first HEAD_BYTES)."""
     size = os.fstat(f.fileno()).st_size
     if not size:
         raise ImageError("empty file (0 bytes)")
@@ -552,10 +559,15 @@ def _read_open(f: BinaryIO, max_pixels: Optional[int], allow_lossy: bool, write_
         raise ImageError(f"refused as a decompression bomb ({one_line(e, with_type=False)})") from None
     except Exception as e:  # Pillow raises SyntaxError, struct.error, ... for broken headers
         raise ImageError(f"unreadable image header ({one_line(e)})") from None
-    w, h = img.size
     if img.format != "WEBP" or capped.cap is not None:  # a WebP checked before it was opened is not checked twice
-        check(w, h)
+        check(*img.size)
     capped.cap = None  # the image data is read as the decoder needs it, into memory it has sized
+    return img, head
+
+
+def _decode_source(img: Image.Image, f: BinaryIO, head: bytes, allow_lossy: bool,
+                   write_format: Optional[str]) -> SourceInfo:
+    """Decode `img`'s pixels (orientation applied) and describe its source: what a write-back keeps."""
     info = SourceInfo(format=img.format)
     info.lossless = img.format in ("PNG", "BMP", "TIFF", "GIF") or (img.format == "WEBP" and _webp_lossless(f))
     keep_deep = write_format in (None, "PNG") and _png16_colour(img, head)
@@ -572,7 +584,7 @@ def _read_open(f: BinaryIO, max_pixels: Optional[int], allow_lossy: bool, write_
     except Exception as e:  # truncated streams raise OSError; broken chunks SyntaxError, ValueError...
         raise ImageError(f"truncated or corrupt image data ({one_line(e)})") from None
     meta.capture(img, f, info)  # EXIF, ICC, DPI, XMP, JPEG tables, PNG chunks, TIFF tags
-    return img, info
+    return info
 
 
 def writable(image: Image.Image, fmt: str) -> Tuple[Image.Image, Optional[str]]:

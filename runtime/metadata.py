@@ -193,6 +193,13 @@ def check_pixels_io(inputs, outputs, source: str) -> None:
     Raises:
         ModelFileError: naming every difference from the contract.
     """
+    problems = _pixels_io_problems(inputs, outputs)
+    if problems:
+        raise ModelFileError(f"{source}: not a pixels graph as this runner needs: {'; '.join(problems)}")
+
+
+def _pixels_io_problems(inputs, outputs) -> list:
+    """Every difference of (inputs, outputs) from the pixels contract, one phrase each."""
     problems = []
     names = [i.name for i in inputs]
     if names != list(PIXELS_INPUTS):
@@ -205,5 +212,4 @@ def check_pixels_io(inputs, outputs, source: str) -> None:
         problem = _arg_problem(arg, PIXELS_CHANNELS[arg.name])
         if problem:
             problems.append(problem)
-    if problems:
-        raise ModelFileError(f"{source}: not a pixels graph as this runner needs: {'; '.join(problems)}")
+    return problems

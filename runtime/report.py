@@ -79,20 +79,27 @@ class Summary:
     model_choice: str = ""  # why this graph of the shipped model ran (precision auto / fp32 / int8)
 
     def finalize(self, records: List[Record]) -> "Summary":
-        self.total = len(records)
-        self.ok = sum(r.status == "ok" for r in records)
-        self.skipped = sum(r.status == "skipped" for r in records)
-        self.already_there = sum(r.status == "skipped" and r.reason == ALREADY_THERE for r in records)
+        self._count(records)
+        self._rates()
+        return self
+
+    def _count(self, records: List[Record]) -> None:
+        ok = [r for r in records if r.status == "ok"]
+        skipped = [r for r in records if r.status == "skipped"]
+        self.total, self.ok, self.skipped = len(records), len(ok), len(skipped)
+        self.already_there = sum(r.reason == ALREADY_THERE for r in skipped)
         self.failed = sum(r.status == "failed" for r in records)
-        self.lossy = sum(r.status == "ok" and bool(r.dropped) for r in records)
-        self.changed, self.copied = (sum(r.written == how for r in records if r.status == "ok") for how in ("changed", "copied"))
-        self.pixels = sum((r.width or 0) * (r.height or 0) for r in records if r.status == "ok")
+        self.lossy = sum(bool(r.dropped) for r in ok)
+        self.changed = sum(r.written == "changed" for r in ok)
+        self.copied = sum(r.written == "copied" for r in ok)
+        self.pixels = sum((r.width or 0) * (r.height or 0) for r in ok)
+
+    def _rates(self) -> None:
         if self.wall_seconds > 0:
             self.images_per_second = self.ok / self.wall_seconds
             self.model_busy_share = min(1.0, self.inference_seconds / self.wall_seconds)
         if self.inference_seconds > 0:
             self.inference_images_per_second = self.ok / self.inference_seconds
-        return self
 
 
 def report_dict(summary: Summary, records: List[Record]) -> Dict[str, Any]:

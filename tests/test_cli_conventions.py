@@ -157,6 +157,7 @@ RENAMED = {
     "restore-export exported-program": {"--checkpoint": "--model", "--force": "--overwrite"},
     "restore-export weights": {"--checkpoint": "--model", "--force": "--overwrite"},
     "restore-bench": {"--checkpoint": "--model", "--quality-per-photo": "--heldout-per-photo"},
+    "restore-demo": {"--steps": "--max-steps"},
 }
 
 

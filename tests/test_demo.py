@@ -46,7 +46,7 @@ def test_demo_restores_with_the_default_model_without_torch(tmp_path):
 
 def test_demo_train_runs_every_stage_and_resumes_an_unfinished_training(tmp_path):
     out = tmp_path / "demo"
-    args = ["--train", "--out", str(out), "--steps", "2", "--size", "16", "--batch-size", "2", "--base-channels", "4",
+    args = ["--train", "-o", str(out), "--max-steps", "2", "--size", "16", "--batch-size", "2", "--base-channels", "4",
             "--depth", "2", "--samples", "2", "--sample-size", "40", "--device", "cpu", "--no-verify"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output

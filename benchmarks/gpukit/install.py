@@ -114,6 +114,31 @@ def _safe_members(tar: tarfile.TarFile, dest: Path):
         yield member
 
 
+def _checked_pieces(stash_dir: Path, manifest: Dict) -> List[Path]:
+    """The stashed pieces in order, once all are there and together hash to the manifest's sha256.
+
+    Raises:
+        InstallError: pieces missing (named), or the archive's sha256 differs (the damaged pieces
+            are removed, so that sending them again helps).
+    """
+    archive = manifest["archive"]
+    paths = [stash_dir / p["name"] for p in manifest["pieces"]]
+    missing = [p.name for p in paths if not p.exists()]
+    if missing:
+        raise InstallError(f"pieces missing in {stash_dir}: {', '.join(missing)}")
+    h = hashlib.sha256()
+    with _Chain(paths) as chain:
+        while block := chain.read(1 << 20):
+            h.update(block)
+    if h.hexdigest() != archive["sha256"]:
+        bad = [p.name for p, piece in zip(paths, manifest["pieces"]) if sha256_file(p) != piece["sha256"]]
+        for name in bad:
+            (stash_dir / name).unlink()
+        raise InstallError(f"the reassembled archive's sha256 is {h.hexdigest()}, the manifest says "
+                           f"{archive['sha256']}: nothing was unpacked; damaged and removed: {', '.join(bad) or 'none'}")
+    return paths
+
+
 def install(stash_dir: Path = DEFAULT_STASH) -> Dict:
     """Reassemble the stashed pieces, check the archive's sha256 and unpack it into stash/site.
 
@@ -129,21 +154,7 @@ def install(stash_dir: Path = DEFAULT_STASH) -> Dict:
     marker = site / INSTALLED
     if marker.exists() and json.loads(marker.read_text()).get("archive_sha256") == archive["sha256"]:
         return {"site": str(site), "files": archive["files"], "archive_sha256": archive["sha256"], "reused": True}
-    paths = [stash_dir / p["name"] for p in manifest["pieces"]]
-    missing = [p.name for p in paths if not p.exists()]
-    if missing:
-        raise InstallError(f"pieces missing in {stash_dir}: {', '.join(missing)}")
-    h = hashlib.sha256()
-    with _Chain(paths) as chain:
-        while block := chain.read(1 << 20):
-            h.update(block)
-    if h.hexdigest() != archive["sha256"]:
-        # Remove the pieces that changed since they were staged, so that sending them again helps.
-        bad = [p.name for p, piece in zip(paths, manifest["pieces"]) if sha256_file(p) != piece["sha256"]]
-        for name in bad:
-            (stash_dir / name).unlink()
-        raise InstallError(f"the reassembled archive's sha256 is {h.hexdigest()}, the manifest says "
-                           f"{archive['sha256']}: nothing was unpacked; damaged and removed: {', '.join(bad) or 'none'}")
+    paths = _checked_pieces(stash_dir, manifest)
     fresh = stash_dir / "site.new"
     shutil.rmtree(fresh, ignore_errors=True)
     fresh.mkdir(parents=True)

@@ -96,24 +96,28 @@ def markdown(doc: Dict) -> str:
     for s in doc["steps"]:
         lines.append(f"| {s['number']} | {s['proves']} | **{s['status']}** | {s['seconds']:.0f} | {s['reason']} |")
     lines += ["", "## CUDA rows of restore-bench (ms per image; ⚠ parity outside its tolerance)", ""]
-    if not doc["table"]:
-        bench = next((s for s in doc["steps"] if s["name"] == "bench"), None)
-        lines.append(f"Not measured: {bench['reason'] if bench else 'no bench step'}.")
-    else:
-        head = " | ".join(f"{size}², batch {batch}" for size, batch in CELLS)
-        lines += [f"| backend | precision | {head} |", "| --- | --- |" + " ---: |" * len(CELLS)]
-        for row in doc["table"]:
-            cells = " | ".join(_cell(row["cells"].get(f"{size}x{batch}")) for size, batch in CELLS)
-            lines.append(f"| `{row['backend']}` | {row['precision']} | {cells} |")
-        notes = [f"- `{row['backend']}`: {n}" for row in doc["table"] for n in row["notes"]]
-        lines += ["", *notes] if notes else []
-    bench = next((s for s in doc["steps"] if s["name"] == "bench"), {})
-    missing = (bench.get("details") or {}).get("not_in_restore_bench")
-    if missing:
-        lines += ["", "No restore-bench row exists for: " + "; ".join(missing) + "."]
+    lines += _bench_table(doc)
     lines += ["", "Full figures: bench-{ort,eager,compile}.json (restore-bench reports) and gpukit-report.json; "
               "every command and its output: gpukit.log.", ""]
     return "\n".join(lines)
+
+
+def _bench_table(doc: Dict) -> List[str]:
+    """The bench's CUDA rows, one column per (size, batch), and what it has no row for."""
+    bench = next((s for s in doc["steps"] if s["name"] == "bench"), {})
+    if not doc["table"]:
+        return [f"Not measured: {bench.get('reason') or 'no bench step'}."]
+    head = " | ".join(f"{size}², batch {batch}" for size, batch in CELLS)
+    lines = [f"| backend | precision | {head} |", "| --- | --- |" + " ---: |" * len(CELLS)]
+    for row in doc["table"]:
+        cells = " | ".join(_cell(row["cells"].get(f"{size}x{batch}")) for size, batch in CELLS)
+        lines.append(f"| `{row['backend']}` | {row['precision']} | {cells} |")
+    notes = [f"- `{row['backend']}`: {n}" for row in doc["table"] for n in row["notes"]]
+    lines += ["", *notes] if notes else []
+    missing = (bench.get("details") or {}).get("not_in_restore_bench")
+    if missing:
+        lines += ["", "No restore-bench row exists for: " + "; ".join(missing) + "."]
+    return lines
 
 
 def write(out: Path, doc: Dict) -> None:

@@ -241,36 +241,37 @@ def cuda_rows() -> Dict[str, List[str]]:
 
 
 def bench(kit: Kit, step: Step) -> None:
-    from runtime.default_model import SHIPPED_ONNX
-
     rows = cuda_rows()
     if kit.trt_problem:
         rows["ort"] = [n for n in rows["ort"] if n not in TRT_ROWS]
     step.details = {"not_in_restore_bench": NOT_IN_BENCH, "tensorrt": kit.trt_problem or "loads", "runs": {}}
-    problems = []
-    for part, cap in BENCH_PARTS:
-        json_path = kit.out / f"bench-{part}.json"
-        done = kit.console("restore-bench", ["--checkpoint", "default", "--onnx", str(SHIPPED_ONNX),
-                                             "--device", "cuda", "--backends", ",".join(rows[part]), *BENCH_GRID,
-                                             "--report", str(json_path)], cap_s=cap)
-        if done.rc != 0 or not json_path.exists():
-            problems.append(f"bench-{part}: {done.why()}")
-            continue
-        report = json.loads(json_path.read_text())
-        failed = sorted({r["backend"] for r in report["rows"] if r["status"] == "failed"})
-        out_of_tol = sorted({r["backend"] for r in report["rows"]
-                             if r["status"] == "ok" and (r["parity"].get("violations") or [])})
-        step.details["runs"][part] = {"seconds": round(done.seconds, 1), "rows": rows[part], "failed": failed,
-                                      "outside_tolerance": out_of_tol}
-        kit.bench_reports[part] = report
-        if failed:
-            problems.append(f"rows failed: {', '.join(failed)}")
+    problems = [p for part, cap in BENCH_PARTS for p in _bench_part(kit, step, part, cap, rows[part])]
     if problems:
         return step.fail("; ".join(problems))
     note = "; ".join(f"{p}: parity outside tolerance in {', '.join(r['outside_tolerance'])}"
                      for p, r in step.details["runs"].items() if r["outside_tolerance"])
     step.ok(f"{sum(len(r['rows']) for r in step.details['runs'].values())} CUDA rows ran" + (f" ({note})" if note else "")
             + ("" if not kit.trt_problem else f"; TensorRT rows left out: {kit.trt_problem}"))
+
+
+def _bench_part(kit: Kit, step: Step, part: str, cap: float, rows: List[str]) -> List[str]:
+    """One restore-bench run of `rows` into bench-PART.json; the problems it had (none: [])."""
+    from runtime.default_model import SHIPPED_ONNX
+
+    json_path = kit.out / f"bench-{part}.json"
+    done = kit.console("restore-bench", ["--model", "default", "--onnx", str(SHIPPED_ONNX),
+                                         "--device", "cuda", "--backends", ",".join(rows), *BENCH_GRID,
+                                         "--report", str(json_path)], cap_s=cap)
+    if done.rc != 0 or not json_path.exists():
+        return [f"bench-{part}: {done.why()}"]
+    report = json.loads(json_path.read_text())
+    failed = sorted({r["backend"] for r in report["rows"] if r["status"] == "failed"})
+    out_of_tol = sorted({r["backend"] for r in report["rows"]
+                         if r["status"] == "ok" and (r["parity"].get("violations") or [])})
+    step.details["runs"][part] = {"seconds": round(done.seconds, 1), "rows": rows, "failed": failed,
+                                  "outside_tolerance": out_of_tol}
+    kit.bench_reports[part] = report
+    return [f"rows failed: {', '.join(failed)}"] if failed else []
 
 
 STEPS = [

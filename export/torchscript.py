@@ -39,9 +39,11 @@ METADATA_FILE = "restore_metadata.json"
 
 @contextlib.contextmanager
 def _quiet_jit():
-    """Silence only torch.jit's own deprecation FutureWarnings; everything else still shows."""
+    """Silence only torch.jit's own deprecation warnings (a FutureWarning in torch 2.14, a
+    DeprecationWarning in 2.13); everything else still shows."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning)
+        for category in (FutureWarning, DeprecationWarning):
+            warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=category)
         yield
 
 

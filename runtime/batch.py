@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import queue
-import stat
 import threading
 import time
 from collections import OrderedDict, deque
@@ -55,7 +54,6 @@ from runtime.memory import MemoryGate, Reservation
 from runtime.plan import MASKS_DIR, PREDICTED_DIR, Job, PlanError, check_format, job_outputs, plan_run  # noqa: F401
 from runtime.plan import fail as _fail
 from runtime.report import Record, Summary, report_bytes, summary_lines, write_report
-from runtime.scan import file_kind
 
 
 @dataclass
@@ -143,7 +141,6 @@ def _decode(job: Job, options: RunOptions, start: float, admit) -> Optional[Load
     """`_read` past the memory gate: read_image (which calls `admit` from the header), then prepare."""
     rec = job.record
     try:
-        mode = _source_mode(job.source)
         img, source = read_image(job.source, options.max_pixels, options.allow_lossy,
                                  job.format if _format_asked(job, options) else None, admit)
         rec.width, rec.height, rec.mode = img.width, img.height, img.mode
@@ -162,21 +159,7 @@ def _decode(job: Job, options: RunOptions, start: float, admit) -> Optional[Load
     rec.notes.extend(source.notes + prep.notes)
     rec.dropped = list(source.dropped)
     rec.read_seconds = time.perf_counter() - start
-    return Loaded(job, prep, source, rec.read_seconds, mode)
-
-
-def _source_mode(path: Path) -> int:
-    """The input's permission bits, once it is known to be a regular file still (a FIFO swapped in
-    since the folder was walked is never opened: opening one blocks until a writer comes)."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise ImageError("no longer there (removed after INPUT was walked)") from None
-    except OSError as e:
-        raise ImageError(f"cannot read the file ({e.strerror or e})") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise ImageError(f"a {file_kind(st.st_mode) or 'folder'}, not a regular file: not opened")
-    return stat.S_IMODE(st.st_mode)
+    return Loaded(job, prep, source, rec.read_seconds, source.permissions)
 
 
 def _write(item: Loaded, restored: np.ndarray, mask: np.ndarray, predicted: np.ndarray, infer_seconds: float,

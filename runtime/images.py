@@ -109,6 +109,7 @@ class SourceInfo:
     grey_bits: Optional[int] = None  # 1, 2 or 4: a low-bit grey PNG, written back at that depth
     tiff_tags: Dict[int, object] = field(default_factory=dict)  # a TIFF's tags other than its pixel layout
     digest: Optional[bytes] = None  # the file's fingerprint: a copy of it is checked against it
+    permissions: Optional[int] = None  # the file's permission bits, which its outputs keep
 
 
 @dataclass
@@ -367,7 +368,7 @@ def _kind(mode: int) -> str:
                        (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
         if test(mode):
             return word
-    return "not a regular file"
+    return "a special file"
 
 
 def _open_file(path: Path) -> BinaryIO:
@@ -380,7 +381,7 @@ def _open_file(path: Path) -> BinaryIO:
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise ImageError(f"not an image file: {_kind(mode)}")
+            raise ImageError(f"{_kind(mode)}, not a regular file: not opened")
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
@@ -510,12 +511,16 @@ def read_image(path: str | os.PathLike, max_pixels: Optional[int] = DEFAULT_MAX_
     """
     try:
         f = _open_file(Path(path))
+    except FileNotFoundError:
+        raise ImageError("no such file (removed since it was listed or named?)") from None
     except PermissionError:
         raise ImageError("permission denied") from None
     except OSError as e:
         raise ImageError(f"cannot read the file ({e.strerror or type(e).__name__})") from None
     with f:
-        return _read_open(f, max_pixels, allow_lossy, write_format, admit)
+        img, info = _read_open(f, max_pixels, allow_lossy, write_format, admit)
+        info.permissions = stat.S_IMODE(os.fstat(f.fileno()).st_mode)  # of the file read, not of a name
+    return img, info
 
 
 def _read_open(f: BinaryIO, max_pixels: Optional[int], allow_lossy: bool, write_format: Optional[str],

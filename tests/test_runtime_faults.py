@@ -589,7 +589,7 @@ MATRIX = [
     Case("dangling link, folder named x.png", odd_entries, exit=3,
          says=("2 restored", "FAILED gone.png: broken symbolic link"), outputs=("a.png", "dir.png/inner.png")),
     Case("file removed between walk and read", two_pngs, fault=_after_planning(Path.unlink), exit=3,
-         says=("1 restored", "FAILED b.png: no longer there (removed after INPUT was walked)"), absent=("b.png",)),
+         says=("1 restored", "FAILED b.png: no such file (removed since it was listed or named?)"), absent=("b.png",)),
     Case("FIFO swapped in between walk and read", two_pngs, fault=_after_planning(_fifo_instead), exit=3,
          says=("1 restored", "FAILED b.png: a FIFO, not a regular file: not opened"), absent=("b.png",)),
     # -- round 3: no silent skip, no false "already there" ----------------------------------------

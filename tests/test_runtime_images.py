@@ -164,7 +164,7 @@ def test_read_errors_name_the_reason(tmp_path):
         "text.jpg": "not a PNG, JPEG, WebP, BMP or TIFF",
         "trunc.png": "truncated or corrupt",
         "bomb.png": "300x200 = 60,000 pixels exceeds the limit of 50,000",
-        "missing.png": "cannot read",
+        "missing.png": "no such file",
     }
     for name, reason in cases.items():
         with pytest.raises(ri.ImageError, match=reason):

@@ -45,6 +45,7 @@ from restore_core.heldout import (
     iou,
     psnr,
     saved_case,
+    telea_fill,
 )
 from restore_toolkit.corruption import CorruptionConfig, corrupt, sample_rng
 
@@ -130,13 +131,6 @@ def restore_run(cases: List[FileCase], work: Path, args: List[str]) -> Tuple[Lis
     return outs, masks, json.loads(report.read_text())
 
 
-def telea(c: Case) -> np.ndarray:
-    import cv2
-
-    bgr = np.ascontiguousarray(c.corrupted[..., ::-1])
-    return np.ascontiguousarray(cv2.inpaint(bgr, c.mask.astype(np.uint8) * 255, 3, cv2.INPAINT_TELEA)[..., ::-1])
-
-
 def score(f: FileCase, out: Optional[bytes], mask: np.ndarray) -> Dict[str, float]:
     """The figures of one written output against its case (the file's pixels, the target, the damage)."""
     c = f.case
@@ -147,7 +141,7 @@ def score(f: FileCase, out: Optional[bytes], mask: np.ndarray) -> Dict[str, floa
     row = {"name": c.name, "failed": 0.0, "identical": float(out == f.data), "psnr_input": before, "psnr": after,
            "worse": float(after < before - 0.01), "psnr_outside_vs_input": psnr(restored, c.corrupted, ~c.mask)}
     if c.mask.any():
-        t = telea(c)
+        t = telea_fill(c)
         row.update(mask_iou=iou(mask, c.mask), psnr_inside=psnr(restored, c.clean, c.mask),
                    telea_psnr=psnr(t, c.clean), telea_psnr_inside=psnr(t, c.clean, c.mask))
     else:

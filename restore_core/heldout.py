@@ -198,17 +198,22 @@ def identity_reference(cases: Sequence[Case]) -> Dict[str, float]:
     return summarize([score_case(c, c.corrupted, np.zeros_like(c.mask)) for c in cases])
 
 
+def telea_fill(case: Case, radius: int = 3) -> np.ndarray:
+    """OpenCV's Telea inpainting of `case.corrupted` inside the *true* mask, uint8 (H, W, 3) RGB."""
+    import cv2
+
+    bgr = np.ascontiguousarray(case.corrupted[..., ::-1])
+    out = cv2.inpaint(bgr, case.mask.astype(np.uint8) * 255, radius, cv2.INPAINT_TELEA)[..., ::-1]
+    return np.ascontiguousarray(out)
+
+
 def telea_reference(cases: Sequence[Case], radius: int = 3) -> Optional[Dict[str, float]]:
     """OpenCV's Telea inpainting given the *true* mask (an oracle for the mask); None without OpenCV."""
-    try:
-        import cv2
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("cv2") is None:
         return None
-    rows = []
-    for c in cases:
-        bgr = np.ascontiguousarray(c.corrupted[..., ::-1])
-        out = cv2.inpaint(bgr, c.mask.astype(np.uint8) * 255, radius, cv2.INPAINT_TELEA)[..., ::-1]
-        rows.append(score_case(c, np.ascontiguousarray(out), None))
+    rows = [score_case(c, telea_fill(c, radius), None) for c in cases]
     summary = summarize(rows)
     summary["mask_iou"] = float("nan")  # given, not found
     return summary

@@ -103,6 +103,8 @@ SHORTCUTS = {
     "lr": Shortcut("train.lr", ("--lr",), click.FloatRange(min=0, min_open=True), 3e-4, "Peak AdamW learning rate."),
     "max_steps": Shortcut("train.max_steps", ("--max-steps",), click.IntRange(min=0), 0,
                           "Stop after this many steps (the schedule is unchanged); 0: no limit."),
+    "max_minutes": Shortcut("train.max_minutes", ("--max-minutes",), click.FloatRange(min=0), 0,
+                            "Stop after this many minutes of training, the schedule decayed by then; 0: no limit."),
     "seed": Shortcut("train.seed", ("--seed",), int, 0, "Seeds weights, data order, augmentation and corruption."),
     "device": Shortcut("train.device", ("--device",), click.Choice(["auto", "cpu", "cuda"]), "auto",
                        "auto: CUDA when it really works; cuda: fail if it does not (never a silent CPU run)."),

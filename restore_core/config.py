@@ -85,6 +85,10 @@ class TrainConfig:
         grad_clip: max gradient norm; 0 turns clipping off.
         max_steps: stop after this many optimizer steps (0: no limit). The schedule still spans
             all epochs, so a run stopped early and resumed follows the same learning rates.
+        max_minutes: stop after this many minutes of training (0: no limit; validation and
+            saving are not counted). The cosine decay then runs on the clock as well as the
+            steps, whichever is further along, so a run on hardware of unknown speed still ends
+            its schedule at the limit; `epochs` only bounds it from above.
         patience: early stopping after this many epochs without a better validation loss
             (0: off); `min_delta` is the improvement that counts.
         device: auto (CUDA when usable), cpu or cuda.
@@ -114,6 +118,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.05
     grad_clip: float = 1.0
     max_steps: int = 0
+    max_minutes: float = 0.0
     patience: int = 5
     min_delta: float = 0.0
     device: str = "auto"
@@ -370,6 +375,7 @@ def validate(cfg: Config) -> None:
     need(0 <= t.min_lr_ratio <= 1, "train.min_lr_ratio", f"must lie in [0, 1], got {t.min_lr_ratio}")
     need(t.grad_clip >= 0, "train.grad_clip", f"must be >= 0, got {t.grad_clip}")
     need(t.max_steps >= 0, "train.max_steps", f"must be >= 0, got {t.max_steps}")
+    need(t.max_minutes >= 0, "train.max_minutes", f"must be >= 0, got {t.max_minutes}")
     need(t.patience >= 0, "train.patience", f"must be >= 0, got {t.patience}")
     need(t.device in DEVICES, "train.device", f"must be one of {list(DEVICES)}, got {t.device!r}")
     need(t.precision in PRECISIONS, "train.precision", f"must be one of {list(PRECISIONS)}, got {t.precision!r}")

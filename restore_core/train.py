@@ -85,11 +85,15 @@ def resolve_precision(precision: str, device: torch.device) -> Optional[torch.dt
     return torch.bfloat16
 
 
-def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
-    """Linear warm-up to 1 over `warmup` steps, then cosine down to `min_ratio` at `total`."""
+def lr_factor(step: int, warmup: int, total: int, min_ratio: float, elapsed: float = 0.0) -> float:
+    """Linear warm-up to 1 over `warmup` steps, then cosine down to `min_ratio` at `total`.
+
+    `elapsed` (0 to 1) is how much of a time budget is spent: the decay follows the steps or the
+    clock, whichever is further along, so a timed run ends its schedule at its limit.
+    """
     if step < warmup:
         return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    progress = min(1.0, max(elapsed, (step - warmup) / max(1, total - warmup)))
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
@@ -195,6 +199,8 @@ class Progress:
         best_loss, best_step: the best validation loss so far and its step (`best.ckpt`).
         early_stop_loss, epochs_without_improvement: early stopping's own record; it counts
             whole epochs only, so stopping and resuming mid-epoch does not change it.
+        seconds: time spent in training steps (data waits included, validation and saving
+            not), what `max_minutes` counts.
     """
 
     step: int = 0
@@ -204,6 +210,7 @@ class Progress:
     best_step: int = -1
     early_stop_loss: float = math.inf
     epochs_without_improvement: int = 0
+    seconds: float = 0.0
 
     # Names in checkpoints written before these fields had their own names.
     _OLD_NAMES = {"es_best": "early_stop_loss", "bad_epochs": "epochs_without_improvement"}
@@ -234,6 +241,18 @@ class Run:
     log: JsonLog
     progress: Progress = field(default_factory=Progress)
     samples_per_s: float = float("nan")
+    total_steps: int = 0  # the schedule's length: every epoch's steps
+    tick: float = 0.0  # the training clock's reading at the end of the last step
+
+    def lr_scale(self, step: int) -> float:
+        """The learning-rate factor at `step` (see `lr_factor`), on the clock too under `max_minutes`."""
+        t = self.cfg.train
+        elapsed = self.progress.seconds / (60 * t.max_minutes) if t.max_minutes else 0.0
+        return lr_factor(step, t.warmup_steps, self.total_steps, t.min_lr_ratio, elapsed)
+
+    def out_of_time(self) -> bool:
+        t = self.cfg.train
+        return bool(t.max_minutes) and self.progress.seconds >= 60 * t.max_minutes
 
     @property
     def save_dir(self) -> Path:
@@ -278,8 +297,8 @@ class EpochResult:
     train_lx: float
     train_lm: float
     seconds: float
-    complete: bool  # False when max_steps stopped it mid-epoch
-    hit_max_steps: bool
+    complete: bool  # False when a limit stopped it mid-epoch
+    limit: Optional[str] = None  # "max_steps" or "max_minutes" when one stopped it
 
 
 # ---------------------------------------------------------------------------------------------
@@ -319,13 +338,14 @@ def _train(cfg: Config, info: DistInfo) -> Dict[str, Any]:
     _start(run)
     stop_reason, val = "epochs", None
     while run.progress.epoch < cfg.train.epochs:
-        if cfg.train.max_steps and run.progress.step >= cfg.train.max_steps:  # resumed at or past the limit
-            stop_reason = "max_steps"
+        limit = _limit_reached(run)  # resumed at or past a limit
+        if limit:
+            stop_reason = limit
             break
         epoch = _train_epoch(run)
         val = _validate_and_save(run, epoch)
-        if epoch.hit_max_steps:
-            stop_reason = "max_steps"
+        if epoch.limit:
+            stop_reason = epoch.limit
             break
         if _should_stop_early(run):
             stop_reason = "early_stopping"
@@ -347,17 +367,30 @@ def _setup(cfg: Config, info: DistInfo) -> Run:
     train_ds, val_ds, val_bs, data_desc = build_datasets(cfg)
     sampler = EpochBatchSampler(len(train_ds), t.batch_size, t.seed, shuffle=True, rank=info.rank,
                                 world_size=info.world_size)
-    total_steps = t.epochs * sampler.steps_per_epoch
     val_loader = DataLoader(val_ds, batch_size=val_bs, shuffle=False, num_workers=0)
 
     memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
     model = DualDecoderUNet(cfg.model).to(device=device, memory_format=memory_format)
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, t.warmup_steps, total_steps, t.min_lr_ratio))
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    return Run(cfg=cfg, info=info, device=device, amp_dtype=amp_dtype, memory_format=memory_format, model=model,
-               trained=model, opt=opt, sched=sched, scaler=scaler, train_ds=train_ds, sampler=sampler,
-               val_loader=val_loader, data_desc=data_desc, log=JsonLog(Path(t.save_dir) / LOG, info.is_main))
+    run = Run(cfg=cfg, info=info, device=device, amp_dtype=amp_dtype, memory_format=memory_format, model=model,
+              trained=model, opt=opt, sched=None, scaler=scaler, train_ds=train_ds, sampler=sampler,
+              val_loader=val_loader, data_desc=data_desc, log=JsonLog(Path(t.save_dir) / LOG, info.is_main),
+              total_steps=t.epochs * sampler.steps_per_epoch)
+
+    def factor(step: int) -> float:  # reads run.progress as it is then (a resume replaces it)
+        return run.lr_scale(step)
+
+    run.sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    return run
+
+
+def _limit_reached(run: Run) -> Optional[str]:
+    """"max_steps" or "max_minutes" when that limit is reached, else None."""
+    t = run.cfg.train
+    if t.max_steps and run.progress.step >= t.max_steps:
+        return "max_steps"
+    return "max_minutes" if run.out_of_time() else None
 
 
 def _check_model_config(run: Run, source, saved: Dict[str, Any]) -> None:
@@ -422,8 +455,8 @@ def _train_epoch(run: Run) -> EpochResult:
     sum_lx = sum_lm = 0.0
     steps = 0
     speed = _Throughput()
-    t0 = time.perf_counter()
-    hit_max = False
+    t0 = run.tick = _now()
+    limit = None
     with tqdm(total=len(run.sampler), desc=f"epoch {epoch + 1}/{t.epochs}", disable=not (run.info.is_main and t.progress),
               unit="step", leave=False, dynamic_ncols=True) as bar:
         for batch in loader:
@@ -437,16 +470,21 @@ def _train_epoch(run: Run) -> EpochResult:
                               lr=run.sched.get_last_lr()[0], samples_per_s=run.samples_per_s)
             if t.checkpoint_every and p.step % t.checkpoint_every == 0:
                 run.save_last()
-            if t.max_steps and p.step >= t.max_steps:
-                hit_max = True
+            limit = _limit_reached(run)
+            if limit:
                 break
-    complete = not hit_max or p.batch_in_epoch >= run.sampler.steps_per_epoch
+    complete = limit is None or p.batch_in_epoch >= run.sampler.steps_per_epoch
     if complete:
         p.epoch += 1
         p.batch_in_epoch = 0
     k = max(steps, 1)
-    return EpochResult(number=epoch + 1, train_lx=sum_lx / k, train_lm=sum_lm / k, seconds=time.perf_counter() - t0,
-                       complete=complete, hit_max_steps=hit_max)
+    return EpochResult(number=epoch + 1, train_lx=sum_lx / k, train_lm=sum_lm / k, seconds=_now() - t0,
+                       complete=complete, limit=limit)
+
+
+def _now() -> float:
+    """The training clock (`Progress.seconds`, `max_minutes`); one place, so tests can drive it."""
+    return time.perf_counter()
 
 
 def _train_step(run: Run, batch, epoch: int):
@@ -475,6 +513,8 @@ def _train_step(run: Run, batch, epoch: int):
         torch.nn.utils.clip_grad_norm_(run.trained.parameters(), t.grad_clip)
     run.scaler.step(run.opt)
     run.scaler.update()
+    now = _now()  # the time this step took counts before the next step's learning rate is set
+    run.progress.seconds, run.tick = run.progress.seconds + (now - run.tick), now
     run.sched.step()
     run.progress.step += 1
     run.progress.batch_in_epoch += 1
@@ -541,6 +581,7 @@ def _summary(run: Run, stop_reason: str, val: Optional[Dict[str, float]]) -> Dic
     return {
         "stopped": stop_reason,
         "steps": p.step,
+        "train_seconds": round(p.seconds, 1),
         "epochs_completed": p.epoch,
         "final": val,
         "best": best,

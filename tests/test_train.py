@@ -71,6 +71,32 @@ def test_lr_schedule():
     assert lr_factor(10, 10, 100, 0.1) == pytest.approx(1.0)
     assert lr_factor(55, 10, 100, 0.1) == pytest.approx(0.1 + 0.9 * 0.5)
     assert lr_factor(100, 10, 100, 0.1) == pytest.approx(0.1)
+    # A time budget half spent moves the decay to its middle, however few steps were taken; the
+    # steps still lead when they are further along, and warm-up is never cut short.
+    assert lr_factor(10, 10, 100, 0.1, elapsed=0.5) == pytest.approx(0.1 + 0.9 * 0.5)
+    assert lr_factor(55, 10, 100, 0.1, elapsed=0.1) == pytest.approx(0.1 + 0.9 * 0.5)
+    assert lr_factor(20, 10, 100, 0.1, elapsed=1.7) == pytest.approx(0.1)
+    assert lr_factor(3, 10, 100, 0.1, elapsed=0.9) == pytest.approx(0.4)
+
+
+def test_max_minutes_stops_on_the_clock_with_the_schedule_ended(tmp_path, monkeypatch):
+    """A timed run stops once its budget is spent, validated and saved, at the schedule's floor;
+    its seconds are saved, so a resumed run with the same budget stops at once."""
+    import restore_core.train as train_module
+
+    clock = iter(range(0, 10_000, 6))  # every reading 6 s later: each step costs 6 s
+    monkeypatch.setattr(train_module, "_now", lambda: float(next(clock)))
+    summary = train(tiny_config(tmp_path, **{"train.epochs": 50, "train.max_minutes": 0.5, "train.warmup_steps": 1}))
+    assert summary["stopped"] == "max_minutes"
+    assert summary["steps"] == 5 and summary["train_seconds"] == pytest.approx(30.0)  # 5 steps x 6 s = 0.5 min
+    assert summary["final"] is not None and (tmp_path / "best.safetensors").exists()
+    steps = [json.loads(x) for x in (tmp_path / "train_log.jsonl").read_text().splitlines()
+             if json.loads(x)["type"] == "step"]
+    lrs = [r["lr"] for r in steps]
+    assert lrs == sorted(lrs, reverse=True) and lrs[-1] == pytest.approx(1e-3 * 0.05)  # decayed on the clock
+    again = train(tiny_config(tmp_path, **{"train.epochs": 50, "train.max_minutes": 0.5,
+                                           "train.resume": str(tmp_path / "last.ckpt")}))
+    assert again["stopped"] == "max_minutes" and again["steps"] == 5
 
 
 # ---------------------------------------------------------------------------------------------

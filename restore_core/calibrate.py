@@ -29,7 +29,7 @@ from restore_core.img_utils import normalize, unnormalize
 from restore_core.model import DualDecoderUNet
 from restore_core.pipeline import RestorationPipeline
 
-OFFSETS = tuple(round(0.25 * i, 2) for i in range(13))  # 0, 0.25, ..., 3.0 (logit units)
+OFFSETS = tuple(round(0.25 * i, 2) for i in range(33))  # 0, 0.25, ..., 8.0 (logit units)
 CALIBRATION_SEEDS = (1, 2, 3, 4)  # never heldout.HELDOUT_SEED: the reported set stays unseen
 CALIBRATION_PER_PHOTO = 12
 # Each crop is saved as one of these in turn, as users' files are (`heldout.SAVES`), and every

@@ -80,3 +80,18 @@ def test_slug_and_brace_expansion():
     assert _slug("`restore-run`: the ONNX contract") == "restore-run-the-onnx-contract"
     assert _expand("benchmarks/results/cpu-256.{json,md}") == ["benchmarks/results/cpu-256.json",
                                                                 "benchmarks/results/cpu-256.md"]
+
+
+FIGURE_ROW = re.compile(r"^\|.*\d\.\d", re.M)  # a table row holding a decimal figure
+
+
+@pytest.mark.parametrize("doc", [ROOT / "README.md", ROOT / "MODEL_CARD.md"], ids=lambda p: p.name)
+def test_tables_of_figures_sit_under_a_result(doc):
+    """A table with a decimal figure in README.md or the model card sits in a section (the text
+    from one heading to the next) that names a committed result under benchmarks/results/."""
+    text = re.sub(r"^```.*?^```", "", doc.read_text(encoding="utf-8"), flags=re.M | re.S)
+    for section in re.split(r"^(?=#{1,6} )", text, flags=re.M):
+        rows = FIGURE_ROW.findall(section)
+        if rows:
+            heading = section.splitlines()[0] if section.startswith("#") else "(top)"
+            assert "benchmarks/results/" in section, f"{doc.name} {heading}: figures with no result linked: {rows[0][:80]}"

@@ -139,6 +139,11 @@ def _provider_list(provider: str, device_id: int, cache_dir: Optional[str],
         "cudnn_conv_algo_search": "HEURISTIC",
         # Grow the memory arena by what is asked, not by doubling: mixed sizes waste less memory.
         "arena_extend_strategy": "kSameAsRequested",
+        # fp32 means fp32: the provider otherwise runs fp32 convolutions and matrix products on
+        # TF32 tensor cores (10-bit mantissa), its default on Ampere and later, and an H200 then
+        # differs from the CPU by up to 5 levels at 1024² (benchmarks/results/gpukit-h200.md).
+        # fp16 graphs are unaffected. The eager CUDA rows turn TF32 off the same way.
+        "use_tf32": "0",
     }
     if cuda_graph:
         # Replays one captured graph: only for a fixed input shape, with IO-bound buffers.

@@ -151,6 +151,17 @@ def test_cuda_provider_options_are_for_mixed_sizes():
     assert providers[0][1]["trt_engine_cache_path"] == "/tmp/cache"
 
 
+
+@pytest.mark.parametrize("provider", ["cuda", "tensorrt"])
+@pytest.mark.parametrize("cuda_graph", [False, True])
+def test_cuda_provider_computes_fp32_in_fp32(provider, cuda_graph):
+    """TF32 off in every CUDA provider entry: on by default in ONNX Runtime, it put an H200's fp32
+    outputs up to 5 levels from the CPU's (benchmarks/results/gpukit-h200.md)."""
+    entries = [p for p in rs._provider_list(provider, 0, None, cuda_graph=cuda_graph)
+               if isinstance(p, tuple) and p[0] == "CUDAExecutionProvider"]
+    assert len(entries) == 1 and entries[0][1]["use_tf32"] == "0"
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not CUDA_WORKS, reason="needs a usable CUDA GPU")
 def test_cuda_runner_with_io_binding_matches_cpu(tiny_onnx):

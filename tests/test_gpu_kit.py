@@ -257,3 +257,21 @@ def test_dry_run_stops_at_step_one_without_a_cuda_device(tmp_path):
     assert all(s["reason"].startswith("no CUDA device: ") for s in doc["steps"][:4])
     assert doc["install"]["installed"] is False and doc["table"] == []
     assert "exit 4 (no CUDA device: stopped at step 1)" in (out / "gpukit-report.md").read_text()
+
+
+def test_every_process_of_the_check_writes_unbuffered(tmp_path):
+    """A process stopped by its time limit (SIGKILL) still leaves every line it printed in the log:
+    the kit starts each one with PYTHONUNBUFFERED=1, whatever the caller's environment says."""
+    from benchmarks.gpukit.check import Kit
+
+    old = os.environ.pop("PYTHONUNBUFFERED", None)
+    try:
+        kit = Kit(out=tmp_path, work=tmp_path / "work", site=None, budget_s=120)
+    finally:
+        if old is not None:
+            os.environ["PYTHONUNBUFFERED"] = old
+    assert kit.env["PYTHONUNBUFFERED"] == "1"
+    done = kit.python("env", ["-c", "import os, sys; print(os.environ.get('PYTHONUNBUFFERED'), "
+                                    "sys.stdout.write_through, sys.stderr.write_through)"], cap_s=30)
+    assert done.rc == 0 and done.stdout.split() == ["1", "True", "True"]
+    assert "1 True True" in (tmp_path / "gpukit.log").read_text()

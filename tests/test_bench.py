@@ -184,3 +184,26 @@ def test_inputs_are_corrupted_photos_and_seeded():
     assert np.array_equal(a, corrupted_batch(3, 40, 56))  # same inputs on every run
     assert all(a[i].std() > 10 for i in range(3))  # photos, not flat fills
     assert not np.array_equal(a[0], a[1])
+
+
+@pytest.mark.parametrize("flip_ensemble", [False, True])
+def test_reference_is_both_signatures_from_one_pass(tiny_model, flip_ensemble, monkeypatch):
+    """The eager reference runs the network once per cell and still equals what
+    `pipeline(images)` and `pipeline.forward_tensor(x)` give, byte for byte."""
+    from benchmarks.runner import _reference
+    from restore_core.img_utils import normalize
+    from restore_core.pipeline import RestorationPipeline
+
+    pipeline = RestorationPipeline(tiny_model, flip_ensemble=flip_ensemble).eval()
+    images = corrupted_batch(2, 40, 56)
+    calls = []
+    monkeypatch.setattr(tiny_model, "forward", lambda x, f=tiny_model.forward: calls.append(x.shape) or f(x))
+    ref = _reference(pipeline, None, images)
+    assert len(calls) == 1
+    with torch.inference_mode():
+        pixels = pipeline(torch.from_numpy(images))
+        tensor = pipeline.forward_tensor(normalize(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()))
+    for got, want in zip(ref["pixels"], pixels, strict=True):
+        assert got.dtype == want.numpy().dtype and np.array_equal(got, want.numpy())
+    for got, want in zip(ref["tensor"], tensor, strict=True):
+        assert np.array_equal(got, want.numpy())

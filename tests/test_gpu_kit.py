@@ -275,3 +275,20 @@ def test_every_process_of_the_check_writes_unbuffered(tmp_path):
                                     "sys.stdout.write_through, sys.stderr.write_through)"], cap_s=30)
     assert done.rc == 0 and done.stdout.split() == ["1", "True", "True"]
     assert "1 True True" in (tmp_path / "gpukit.log").read_text()
+
+
+def test_time_limits_leave_the_bench_parts_their_time():
+    """With the first H200 run's step times, the ORT and eager parts at their limits still leave
+    torch.compile a minute; no step's limit is below what that run took."""
+    from benchmarks.gpukit.check import CHECK_BUDGET_S
+    from benchmarks.gpukit.steps import BENCH_PARTS, EXPORT_S, PROBE_S, RUN_S, TRAIN_S
+
+    run = json.loads((REPO / "benchmarks" / "results" / "gpukit-h200.json").read_text())
+    seconds = {s["name"]: s["seconds"] for s in run["steps"]}
+    train = run["steps"][1]["details"]
+    assert PROBE_S > seconds["provider"] and TRAIN_S > train["train"]["seconds"] and EXPORT_S > train["export"]["seconds"]
+    assert sum(cap for _, cap in RUN_S) > seconds["restore-run"]
+    caps = dict(BENCH_PARTS)
+    before_bench = seconds["provider"] + seconds["train-export"] + seconds["restore-run"]
+    assert before_bench + caps["ort"] + caps["eager"] <= CHECK_BUDGET_S - 10 - 60
+    assert caps["compile"] is None

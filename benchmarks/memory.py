@@ -8,8 +8,8 @@ quality 92) restored by `restore-run IN OUT` with default options, in a process 
 peak resident memory comes from the kernel (`wait4`'s ru_maxrss, the figure `/usr/bin/time -v`
 prints), its speed from the run's report (wall and inference-only, model loading excluded). A
 bomb row restores a 1 kB PNG that decodes to 89 Mpx: it must be refused from its header at a
-small peak. The reference is `restore-bench` on 256² inputs for the same int8 graph (batches
-1 and 8), run before and after the sizes in the same session, since the machine may be shared.
+small peak. The reference is `restore-bench` on 256² inputs for the same graph (the one
+`restore-run` picks by default: the int8 graph where one ships, else the fp32 graph; batches 1 and 8), run before and after the sizes in the same session, since the machine may be shared.
 On a shared machine wall time swings with the neighbours; CPU seconds per megapixel (the
 kernel's user + system time of the process) much less, so both are given, and the reference is
 also timed in CPU seconds: the graph on 256² inputs in a session made as `restore-run` makes it.
@@ -33,6 +33,8 @@ import click
 from PIL import Image
 
 from restore_core.cpu import cpu_model
+from restore_core.fileio import atomic_write_text
+from runtime.default_model import choose_model
 
 SAMPLE = Path(__file__).resolve().parent.parent / "runtime" / "assets" / "samples" / "chelsea.jpg"
 
@@ -95,12 +97,18 @@ def cpu_reference() -> Dict[str, Dict[str, float]]:
 
 
 def bench_reference(work: Path) -> Dict[str, float]:
-    """restore-bench's MP/s for the shipped int8 graph on 256² inputs, batches 1 and 8."""
+    """restore-bench's MP/s for restore-run's default CPU graph on 256² inputs, batches 1 and 8."""
+    from runtime.metadata import read_metadata
+
     report = work / "bench.json"
-    graph = Path(__file__).resolve().parent.parent / "runtime" / "assets" / "default.int8.onnx"
-    res = run_measured([sys.executable, "-m", "benchmarks.cli", "--checkpoint", "default", "--no-flip-ensemble",
-                        "--int8-onnx", str(graph), "--backends", "ort-cpu-int8", "--device", "cpu", "--sizes", "256",
-                        "--batch-sizes", "1,8", "--quality-per-photo", "0", "--report", str(report), "--quiet"])
+    graph = Path(choose_model(None, "auto", cpu=True)[0])
+    if read_metadata(graph).precision == "int8":
+        which = ["--no-flip-ensemble", "--int8-onnx", str(graph), "--backends", "ort-cpu-int8"]
+    else:  # the shipped fp32 graph, flip ensemble and all, as restore-run runs it
+        which = ["--onnx", str(graph), "--backends", "ort-cpu"]
+    res = run_measured([sys.executable, "-m", "benchmarks.cli", "--checkpoint", "default", *which, "--device", "cpu",
+                        "--sizes", "256", "--batch-sizes", "1,8", "--quality-per-photo", "0", "--report", str(report),
+                        "--quiet"])
     if not report.is_file():
         raise click.ClickException(f"restore-bench failed: {res['output'][-500:]}")
     rows = json.loads(report.read_text())["rows"]
@@ -138,8 +146,8 @@ def to_markdown(result: Dict) -> str:
         "## restore-run: peak memory and speed against image size",
         "",
         f"Machine: {result['machine']['cpu']} ({result['machine']['cpus']} usable CPUs), load average {result['load_before']:.1f} "
-        f"before and {result['load_after']:.1f} after. Default model, default options (the int8 graph, "
-        f"one view); a run may add {result['run_memory_mb']:,.0f} MB to its process.",
+        f"before and {result['load_after']:.1f} after. Default model, default options ({result.get('graph', 'the int8 graph, one view')}"
+        f"); a run may add {result['run_memory_mb']:,.0f} MB to its process.",
         "Reference in CPU seconds per MP (256² in restore-run's session, best run): "
         + "; ".join(", ".join(f"{k} {v['cpu_s_per_mp']:.2f} s ({v['mp_per_s']:.2f} MP/s)" for k, v in r.items())
                     for r in result["reference_cpu"]) + ".",
@@ -177,7 +185,8 @@ def main(sizes: str, report_path: str, md_path: str, no_reference: bool, probe_2
     from runtime.session import available_cpus
 
     result: Dict = {"command": "python -m benchmarks.memory " + " ".join(sys.argv[1:]), "machine": {"cpu": cpu_model(), "cpus": available_cpus()}, "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "run_memory_mb": DEFAULT_RUN_MEMORY / MB, "load_before": os.getloadavg()[0], "rows": []}
+                    "run_memory_mb": DEFAULT_RUN_MEMORY / MB, "load_before": os.getloadavg()[0], "rows": [],
+                    "graph": choose_model(None, "auto", cpu=True)[1]}
     with tempfile.TemporaryDirectory(prefix="restore-memory-") as tmp:
         work = Path(tmp)
         ref: List[Optional[Dict]] = []
@@ -200,8 +209,8 @@ def main(sizes: str, report_path: str, md_path: str, no_reference: bool, probe_2
     result["reference_cpu"] = ref_cpu
     result["reference_mp_per_s"] = ref or [{"not measured": 0.0}]
     result["load_after"] = os.getloadavg()[0]
-    Path(report_path).write_text(json.dumps(result, indent=1) + "\n")
-    Path(md_path).write_text(to_markdown(result))
+    atomic_write_text(report_path, json.dumps(result, indent=1) + "\n")
+    atomic_write_text(md_path, to_markdown(result))
     click.echo(to_markdown(result))
 
 

@@ -28,6 +28,7 @@ import click
 
 from restore_core.fileio import atomic_write_text
 from restore_core.heldout import HELDOUT_SEED, heldout_set, score_case, summarize, telea_fill
+from runtime.default_model import SHIPPED_INT8
 
 METHODS = ("one view", "flip", "int8", "telea")
 
@@ -44,8 +45,9 @@ def measure(seeds: List[int], per_photo: int) -> Dict:
         "one view": pixel_restorer(load_model("default", flip_ensemble=False).pipeline()),
         "flip": pixel_restorer(load_model("default").pipeline()),
     }
-    int8 = Restorer("default", device="cpu", threads=1, precision="int8", tile=0)
-    restorers["int8"] = lambda rgb: (lambda r: (r[0], r[1] > 0))(int8.restore_rgb(rgb))
+    if SHIPPED_INT8.is_file():  # optional: a release may ship no int8 graph
+        int8 = Restorer("default", device="cpu", threads=1, precision="int8", tile=0)
+        restorers["int8"] = lambda rgb: (lambda r: (r[0], r[1] > 0))(int8.restore_rgb(rgb))
     draws = {}
     for seed in seeds:
         cases = heldout_set(per_photo, seed=seed)
@@ -56,7 +58,7 @@ def measure(seeds: List[int], per_photo: int) -> Dict:
                 restored, mask = restore(case.corrupted)
                 rows[name].append({**score_case(case, restored, mask), "name": case.name})
         rows["telea"] = [{**score_case(c, telea_fill(c), None), "name": c.name} for c in cases]
-        summaries = {m: summarize(rows[m]) for m in METHODS}
+        summaries = {m: summarize(rows[m]) for m in METHODS if m in rows}
         summaries["telea"]["mask_iou"] = None  # given, not found
         sources = sorted({c.source for c in cases})
         per_source = {s: summarize([r for c, r in zip(cases, rows["flip"]) if c.source == s]) for s in sources}
@@ -65,12 +67,16 @@ def measure(seeds: List[int], per_photo: int) -> Dict:
     return draws
 
 
-def _cell(s: Dict, iou: bool = True) -> str:
+def _cell(s: Dict | None, iou: bool = True) -> str:
+    if s is None:
+        return "–"
     head = f"{s['mask_iou']:.3f}, " if iou and s.get("mask_iou") is not None else ""
     return f"{head}{s['psnr']:.2f} / {s['psnr_inside']:.2f}, {s['worse']} worse"
 
 
-def _delta(a: Dict, b: Dict) -> str:
+def _delta(a: Dict | None, b: Dict) -> str:
+    if a is None:
+        return "–"
     return (f"{a['mask_iou'] - b['mask_iou']:+.4f}, {a['psnr'] - b['psnr']:+.2f} / "
             f"{a['psnr_inside'] - b['psnr_inside']:+.2f}")
 
@@ -83,13 +89,13 @@ def markdown(report: Dict) -> str:
              "| --- | ---: | ---: | ---: | ---: |"]
     for seed, d in report["draws"].items():
         s = d["summary"]
-        lines.append(f"| {seed} | {_cell(s['one view'])} | {_cell(s['flip'])} | {_cell(s['int8'])} | "
+        lines.append(f"| {seed} | {_cell(s['one view'])} | {_cell(s['flip'])} | {_cell(s.get('int8'))} | "
                      f"{_cell(s['telea'], iou=False)} |")
     lines += ["", "Flip ensemble minus one view, and int8 minus one view fp32 (mask IoU, dB whole / in the mask):", "",
               "| draw (seed) | flip − one view | int8 − one view |", "| --- | ---: | ---: |"]
     for seed, d in report["draws"].items():
         s = d["summary"]
-        lines.append(f"| {seed} | {_delta(s['flip'], s['one view'])} | {_delta(s['int8'], s['one view'])} |")
+        lines.append(f"| {seed} | {_delta(s['flip'], s['one view'])} | {_delta(s.get('int8'), s['one view'])} |")
     lines += ["", "Flip ensemble per photo (mask IoU, PSNR whole / in the mask dB, made worse):", "",
               "| draw (seed) | " + " | ".join(report["sources"]) + " |", "|" + " --- |" * (len(report["sources"]) + 1)]
     for seed, d in report["draws"].items():

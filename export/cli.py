@@ -14,7 +14,15 @@ from pathlib import Path
 
 import click
 
-from export.quantize import DEFAULT_CALIBRATION, DEFAULT_HELDOUT_PER_PHOTO, DEFAULT_MAX_EXCLUDED, Bounds
+from export.quantize import (
+    CALIBRATION_METHODS,
+    CALIBRATION_PERCENTILE,
+    DEFAULT_CALIBRATION,
+    DEFAULT_CALIBRATION_METHOD,
+    DEFAULT_HELDOUT_PER_PHOTO,
+    DEFAULT_MAX_EXCLUDED,
+    Bounds,
+)
 from restore_toolkit.console import COMMAND_SETTINGS, handle_errors, renamed_option, require, version_option
 
 # The exporter's own values (export.onnx_export imports torch, so --help cannot ask it);
@@ -114,6 +122,9 @@ def _chosen_precision(precision, fp16_flag: bool, int8_flag: bool) -> str:
 @click.option("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset ({MIN_OPSET} or newer).")
 @click.option("--calibration-images", type=click.IntRange(min=1), default=DEFAULT_CALIBRATION,
               help="--precision int8: seeded corrupted crops of the bundled training photos to calibrate on.")
+@click.option("--calibration-method", type=click.Choice(CALIBRATION_METHODS), default=DEFAULT_CALIBRATION_METHOD,
+              show_default=True, help="--precision int8: how activation ranges are set from the calibration "
+                                      f"values (percentile: {CALIBRATION_PERCENTILE} % of them).")
 @click.option("--heldout-per-photo", type=click.IntRange(min=1), default=DEFAULT_HELDOUT_PER_PHOTO,
               help="--precision int8: verification crops per held-out photo.")
 @click.option("--max-iou-drop", type=float, default=Bounds.max_iou_drop,
@@ -128,7 +139,7 @@ def _chosen_precision(precision, fp16_flag: bool, int8_flag: bool) -> str:
 @_overwrite
 @handle_errors(_export_errors, INTERRUPTED)
 def onnx_cmd(model: Path, output: Path, signature: str, precision, fp16_flag: bool, int8_flag: bool, opset: int,
-             calibration_images: int, heldout_per_photo: int, max_iou_drop: float, max_psnr_drop: float,
+             calibration_images: int, calibration_method: str, heldout_per_photo: int, max_iou_drop: float, max_psnr_drop: float,
              max_excluded: int, flip_ensemble, no_verify: bool, overwrite: bool) -> None:
     """Export to one self-contained ONNX file, verified against eager PyTorch (int8: and on the held-out set)."""
     precision = _chosen_precision(precision, fp16_flag, int8_flag)
@@ -142,7 +153,7 @@ def onnx_cmd(model: Path, output: Path, signature: str, precision, fp16_flag: bo
     pipeline = _load_pipeline(model, flip_ensemble)
     if precision == "int8":
         _export_int8(pipeline, output, calibration_images, heldout_per_photo, Bounds(max_iou_drop, max_psnr_drop),
-                     max_excluded, opset, not no_verify, overwrite)
+                     max_excluded, opset, not no_verify, overwrite, calibration_method)
         return
     result = export_onnx(pipeline, output, signature=signature, opset=opset, fp16=precision == "fp16",
                          verify=not no_verify, force=overwrite)
@@ -150,11 +161,11 @@ def onnx_cmd(model: Path, output: Path, signature: str, precision, fp16_flag: bo
 
 
 def _export_int8(pipeline, output: Path, calibration: int, heldout_per_photo: int, bounds: Bounds, max_excluded: int,
-                 opset: int, verify: bool, overwrite: bool) -> None:
+                 opset: int, verify: bool, overwrite: bool, calibration_method: str) -> None:
     from export.quantize import export_int8, format_int8, int8_summary
 
     result = export_int8(pipeline, output, calibration=calibration, heldout_per_photo=heldout_per_photo,
-                         bounds=bounds, max_excluded=max_excluded, opset=opset, verify=verify, force=overwrite,
+                         bounds=bounds, max_excluded=max_excluded, calibration_method=calibration_method, opset=opset, verify=verify, force=overwrite,
                          log=lambda line: click.echo(line, err=True))
     click.echo(f"wrote {result.path} ({result.size_bytes / 1e6:.2f} MB) in {result.seconds:.1f} s "
                f"(fp32 export {result.export_seconds:.1f} s, quantize and verify {result.verify_seconds:.1f} s)")

@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from export.quantize import (
+    CALIBRATION_PERCENTILE,
     Bounds,
     QuantizationRefused,
     body_nodes,
@@ -66,6 +67,27 @@ def test_first_stage_is_the_body_before_the_first_pool(tiny_onnx):
     assert not set(first) & after_pool
 
 
+def test_calibration_images_save_a_share_as_lossy_files():
+    png, saved = calibration_images(4, saved=0.0), calibration_images(4, saved=1.0)
+    # The same crops and corruptions, then every one saved and decoded: same sizes, other bytes.
+    assert [x.shape for x in png] == [x.shape for x in saved]
+    assert all(not np.array_equal(x, y) for x, y in zip(png, saved))
+    assert len({x.shape for x in png}) > 1  # sizes differ: the calibrator must take one image a pass
+    with pytest.raises(ValueError, match="saved share"):
+        calibration_images(2, saved=1.5)
+
+
+@pytest.mark.parametrize("method", ["minmax", "entropy"])
+def test_other_calibration_methods(tiny_onnx, tmp_path, method):
+    dst = tmp_path / "tiny.int8.onnx"
+    report = quantize_verified(tiny_onnx, dst, bounds=Bounds(1.0, 100.0), max_excluded=0, calibration_method=method,
+                               **FAST)
+    assert report.passed and dst.exists() and report.calibration["method"] == method
+    assert "percentile" not in report.calibration
+    with pytest.raises(ValueError, match="calibration method"):
+        quantize_verified(tiny_onnx, tmp_path / "x.onnx", calibration_method="median", **FAST)
+
+
 @pytest.fixture(scope="module")
 def int8_graph(tiny_onnx, tmp_path_factory):
     dst = tmp_path_factory.mktemp("int8") / "tiny.int8.onnx"
@@ -78,6 +100,7 @@ def test_int8_graph_is_quantized_and_exact_outside_the_mask(int8_graph, tiny_onn
 
     dst, report = int8_graph
     assert report.passed and report.deltas["changed_outside_mask"] == 0
+    assert report.calibration["method"] == "percentile" and report.calibration["percentile"] == CALIBRATION_PERCENTILE
     assert report.worst_tensors and all(r["nodes"] for r in report.worst_tensors)  # qdq_loss_debug ran
     ops = [n.op_type for n in onnx.load(str(dst)).graph.node]
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
@@ -123,6 +146,9 @@ def test_cli_int8_usage(tiny_release, tmp_path):
     r = CliRunner().invoke(main, ["onnx", "--model", str(tiny_release), "--output", str(tmp_path / "x.onnx"),
                                   "--precision", "int8", "--signature", "tensor"])
     assert r.exit_code == 2
+    r = CliRunner().invoke(main, ["onnx", "--model", str(tiny_release), "--output", str(tmp_path / "y.onnx"),
+                                  "--precision", "int8", "--calibration-method", "median"])
+    assert r.exit_code == 2 and "--calibration-method" in r.output
 
 
 def test_int8_metadata_and_inspect(tiny_pipeline, tmp_path):
@@ -139,3 +165,4 @@ def test_int8_metadata_and_inspect(tiny_pipeline, tmp_path):
     assert report["heldout"]["images"] == len(report["heldout"]["sources"])
     text = format_description(describe(out))
     assert "int8 quality on" in text and "PSNR in mask" in text and "kept in float" in text
+    assert "percentile" in text

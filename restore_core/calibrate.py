@@ -79,13 +79,17 @@ def sweep_mask_offset(pipe: RestorationPipeline, cases: Sequence[Case],
     """
     rows = {o: [] for o in offsets}
     for case in cases:
-        x = normalize(torch.from_numpy(np.ascontiguousarray(case.corrupted))[None].permute(0, 3, 1, 2).contiguous())
+        x = normalize(torch.from_numpy(np.array(case.corrupted))[None].permute(0, 3, 1, 2).contiguous())
         pred, prob = pipe.predict(x)  # (1, 3, H, W), (1, 1, H, W)
         predicted = unnormalize(pred.permute(0, 2, 3, 1))[0].numpy()  # (H, W, 3) uint8
         prob = prob[0, 0].numpy()  # (H, W)
+        previous, score = None, None
         for o in offsets:
             mask = prob >= cut(pipe.threshold, o)
-            rows[o].append(score_case(case, np.where(mask[..., None], predicted, case.corrupted), mask))
+            if previous is None or not np.array_equal(mask, previous):  # a cut that moves no pixel scores the same
+                score = score_case(case, np.where(mask[..., None], predicted, case.corrupted), mask)
+            rows[o].append(score)
+            previous = mask
     out = []
     for o in offsets:
         s = summarize(rows[o])

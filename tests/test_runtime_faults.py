@@ -864,8 +864,10 @@ sys.argv = ["restore-run", "--model", {str(tiny_onnx)!r}, {str(src)!r}, {str(tmp
             "--quiet", "--batch-size", "1"]
 main()
 """
+    # A shell ignores SIGINT in the commands it starts in the background, and the child would inherit
+    # that (a test suite run with `&`, as CI may do); a user's Ctrl-C reaches a command that has it.
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert proc.stdout.readline().strip() == "hanging"
         proc.send_signal(signal.SIGINT)

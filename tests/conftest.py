@@ -71,6 +71,20 @@ def tiny_onnx(tmp_path_factory):
     return path
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _short_matmul_peak():
+    """restore-bench measures the fp32 matmul peak before and after its rows, seconds each time;
+    the tests read the report's fields, not the figure (tests/test_bench_peak.py tests the
+    measurement itself), so every bench run in the suite measures a small one."""
+    import benchmarks.runner as runner
+    from benchmarks.peak import matmul_peak
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(runner, "matmul_peak", lambda device, **_: matmul_peak(device, n=256, rounds=2, round_seconds=0.02))
+    yield
+    patch.undo()
+
+
 # restore-bench's shared run (tests/test_bench.py, tests/test_bench_quality.py).
 HAS_TORCHSCRIPT = importlib.util.find_spec("export.torchscript") is not None
 CPU_BACKENDS = ["eager", "eager-channels-last", "eager-bf16", "ort-cpu"] + (["torchscript"] if HAS_TORCHSCRIPT else [])

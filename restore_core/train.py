@@ -242,7 +242,7 @@ class Run:
     progress: Progress = field(default_factory=Progress)
     samples_per_s: float = float("nan")
     total_steps: int = 0  # the schedule's length: every epoch's steps
-    tick: float = 0.0  # the training clock's reading at the end of the last step
+    tick: float = 0.0  # the training clock's reading at the last step
 
     def lr_scale(self, step: int) -> float:
         """The learning-rate factor at `step` (see `lr_factor`), on the clock too under `max_minutes`."""
@@ -498,9 +498,14 @@ def _train_step(run: Run, batch, epoch: int):
         pred, logits = run.trained(x)  # (N, 3, H, W), (N, 1, H, W)
     parts = restoration_loss(pred, logits, y, m, t.lx_reduction)
     # Mean over ranks: every process must agree to stop on a bad value, and logs show the whole
-    # step, not one shard.
-    stats = all_mean(torch.stack([parts.total.detach(), parts.lx.detach(), parts.lm.detach()]), info)
-    loss, lx, lm = (float(v) for v in stats.float().cpu())
+    # step, not one shard. The time since the last step rides along, so that under `max_minutes`
+    # every rank sets the same learning rate and stops at the same step.
+    now = _now()
+    spent = parts.total.new_tensor(now - run.tick, dtype=torch.float32)
+    stats = all_mean(torch.stack([parts.total.detach().float(), parts.lx.detach().float(), parts.lm.detach().float(),
+                                  spent]), info)
+    loss, lx, lm, seconds = (float(v) for v in stats.cpu())
+    run.tick = now
     if not math.isfinite(loss):
         last = run.save_dir / LAST
         raise NonFiniteLossError(
@@ -513,8 +518,7 @@ def _train_step(run: Run, batch, epoch: int):
         torch.nn.utils.clip_grad_norm_(run.trained.parameters(), t.grad_clip)
     run.scaler.step(run.opt)
     run.scaler.update()
-    now = _now()  # the time this step took counts before the next step's learning rate is set
-    run.progress.seconds, run.tick = run.progress.seconds + (now - run.tick), now
+    run.progress.seconds += seconds  # before the next step's learning rate is set
     run.sched.step()
     run.progress.step += 1
     run.progress.batch_in_epoch += 1

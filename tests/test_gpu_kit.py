@@ -253,6 +253,7 @@ def test_dry_run_stops_at_step_one_without_a_cuda_device(tmp_path):
     assert written == sorted(REPORT_FILES[:3]) and len(written) <= 8
     doc = json.loads((out / "gpukit-report.json").read_text())
     assert doc["exit_code"] == NO_CUDA_EXIT
+    assert doc["command"].startswith("python -m benchmarks.gpukit check --out ")  # a committed result names its command
     assert [s["status"] for s in doc["steps"]] == ["fail", "skip", "skip", "skip", "pass"]
     assert all(s["reason"].startswith("no CUDA device: ") for s in doc["steps"][:4])
     assert doc["install"]["installed"] is False and doc["table"] == []

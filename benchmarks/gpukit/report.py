@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import platform
+import sys
 import time
 from importlib import metadata
 from pathlib import Path
@@ -31,6 +32,8 @@ def build(kit, steps: List[Dict], exit_code: int, seconds: float) -> Dict:
     probe = next((s["details"] for s in steps if s["name"] == "provider"), {})
     return {
         "schema": SCHEMA,
+        # Every committed result names the command that made it; the check is always run as a module.
+        "command": "python -m benchmarks.gpukit " + " ".join(sys.argv[1:]),
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "exit_code": exit_code,
         "seconds": round(seconds, 1),

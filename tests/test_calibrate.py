@@ -64,13 +64,15 @@ def test_sweep_scores_what_the_calibrated_model_restores():
     assert scores[0].mask_iou != scores[2].mask_iou  # the offsets really move the mask
 
 
-def test_choose_offset_takes_the_best_psnr_that_makes_nothing_worse():
+def test_choose_offset_takes_the_best_psnr_among_the_fewest_made_worse():
     def s(offset, psnr, worse=0):
         return OffsetScore(offset, 0.9, psnr, 20.0, worse)
 
     assert choose_offset([s(0, 30.0), s(1, 30.4), s(2, 30.2)]).offset == 1
     assert choose_offset([s(0, 30.0), s(1, 30.4), s(2, 30.4)]).offset == 1  # a tie: the smaller
     assert choose_offset([s(0, 30.0, 1), s(1, 30.9, 2), s(2, 30.5, 1)]).offset == 2  # no more worse
+    # One image made worse is not bought with a higher mean: 3 makes none worse.
+    assert choose_offset([s(0, 30.0, 3), s(1, 31.0, 1), s(2, 31.3, 1), s(3, 31.2, 0), s(4, 30.9, 0)]).offset == 3
     assert choose_offset([s(0, 30.0), s(1, 29.0)]).offset == 0
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -96,17 +98,27 @@ SIZE = 30  # not a multiple of the tiny model's stride (4): the padding path is 
 @pytest.fixture(scope="session")
 def bench_run(tmp_path_factory, tiny_release):
     """One `restore-bench` CLI run on the tiny release, shared by every test that reads a report:
-    session-scoped, because two tiny ONNX exports, the int8 search and the quality set make it
-    the slowest fixture of the suite."""
+    the slowest fixture of the suite (two tiny ONNX exports, the int8 search and the quality
+    set), so it runs once per test session. The suite runs on two pytest-xdist workers
+    (pyproject.toml), each with its own session: the first to get here makes the run in the
+    folder both share, under a file lock, and the other reads it."""
     from click.testing import CliRunner
+    from filelock import FileLock
 
     from benchmarks.cli import main
 
-    out = tmp_path_factory.mktemp("bench")
-    args = ["--model", str(tiny_release), "--backends", ",".join(CPU_BACKENDS + EXTRA_BACKENDS + CUDA_BACKENDS),
-            "--sizes", str(SIZE), "--batch-sizes", "1,2", "--min-runs", "2", "--min-seconds", "0", "--warmup", "0",
-            "--heldout-per-photo", "1",
-            "--report", str(out / "r.json"), "--markdown", str(out / "r.md")]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
-    return out, result
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the workers' basetemps sit side by side in one folder
+    out, done = shared / "bench-run", shared / "bench-run.output"
+    with FileLock(str(shared / "bench-run.lock")):
+        if not done.exists():
+            out.mkdir(exist_ok=True)
+            args = ["--model", str(tiny_release), "--backends", ",".join(CPU_BACKENDS + EXTRA_BACKENDS + CUDA_BACKENDS),
+                    "--sizes", str(SIZE), "--batch-sizes", "1,2", "--min-runs", "2", "--min-seconds", "0",
+                    "--warmup", "0", "--heldout-per-photo", "1",
+                    "--report", str(out / "r.json"), "--markdown", str(out / "r.md")]
+            result = CliRunner().invoke(main, args)
+            assert result.exit_code == 0, result.output
+            done.write_text(result.output)
+    return out, SimpleNamespace(exit_code=0, output=done.read_text())

@@ -22,6 +22,7 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 from restore_core.degrade import DegradeConfig
 from restore_core.losses import LX_REDUCTIONS
 from restore_core.model import ModelConfig
+from restore_core.photos import ZOOM
 from restore_toolkit.corruption import CorruptionConfig
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -55,6 +56,9 @@ class DataConfig:
             `[degrade]` chain: resize, noise, JPEG or WebP); the rest stay exact, as PNGs are.
         unpainted: share of on-the-fly samples with nothing painted (an empty mask): most photos
             a user restores hold no damage, and the model must leave them alone.
+        zoom: (min, max) side of the source window of an on-the-fly photo crop as a multiple of
+            `size`, drawn log-uniform: below 1 the photo is scaled up, as a camera-size photo's
+            pixels are smooth next to a small photo's; above 1 scaled down.
     """
 
     root: Optional[str] = None
@@ -72,6 +76,7 @@ class DataConfig:
     hue: float = 0.0
     degraded: float = 0.0
     unpainted: float = 0.0
+    zoom: Tuple[float, float] = ZOOM
 
 
 @dataclass
@@ -390,6 +395,8 @@ def validate(cfg: Config) -> None:
     need(dcfg.epoch_samples >= 1, "data.epoch_samples", f"must be at least 1, got {dcfg.epoch_samples}")
     need(dcfg.val_count >= 1, "data.val_count", f"must be at least 1, got {dcfg.val_count}")
     need(dcfg.num_workers >= 0, "data.num_workers", f"must be >= 0, got {dcfg.num_workers}")
+    need(0 < dcfg.zoom[0] <= dcfg.zoom[1], "data.zoom",
+         f"must be two scales 0 < min <= max, got {list(dcfg.zoom)}")
     for key in ("scenes", "sky", "jpeg", "vivid", "hue", "degraded", "unpainted"):
         share = getattr(dcfg, key)
         need(0.0 <= share <= 1.0, f"data.{key}", f"must lie in [0, 1], got {share}")

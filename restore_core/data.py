@@ -30,6 +30,7 @@ from restore_core.fileio import atomic_save_png
 from restore_core.photos import (
     BUNDLED_GREY,
     IMAGE_SUFFIXES,
+    ZOOM,
     bundled_grey_photos,
     bundled_photos,
     hue_rotate,
@@ -247,6 +248,8 @@ class SyntheticDataset(Dataset):
             becomes the damage in the saved file, the clean target the clean image saved alike).
         unpainted: share of samples with nothing painted (corrupted = clean, empty mask).
         degrade: the save chain's odds and ranges (`DegradeConfig()` when None).
+        zoom: (min, max) source window side per crop side of an augmented photo crop
+            (`photos.random_crop`).
     """
 
     def __init__(self, images: Sequence[np.ndarray], size: int, length: int, seed: int,
@@ -254,7 +257,8 @@ class SyntheticDataset(Dataset):
                  stream: int = TRAIN_STREAM, fixed: bool = False,
                  weights: Optional[Sequence[float]] = None, scenes: float = 0.0, sky: float = 0.0,
                  jpeg: float = 0.0, vivid: float = 0.0, hue: float = 0.0, degraded: float = 0.0,
-                 unpainted: float = 0.0, degrade: DegradeConfig | None = None):
+                 unpainted: float = 0.0, degrade: DegradeConfig | None = None,
+                 zoom: Tuple[float, float] = ZOOM):
         if not images:
             raise DatasetError("no source images to synthesize from")
         if weights is not None and (len(weights) != len(images) or min(weights) < 0 or sum(weights) <= 0):
@@ -270,6 +274,7 @@ class SyntheticDataset(Dataset):
         self.scenes, self.sky, self.jpeg, self.vivid, self.hue = scenes, sky, jpeg, vivid, hue
         self.degraded, self.unpainted, self.degrade = degraded, unpainted, degrade or DegradeConfig()
         self.corruption = corruption or CorruptionConfig()
+        self.zoom = tuple(zoom)
         self.augment, self.stream, self.fixed, self.epoch = augment, stream, fixed, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -299,7 +304,7 @@ class SyntheticDataset(Dataset):
         if self.scenes and rng.random() < self.scenes:
             return render_scene(side, rng, sky=self.sky)
         k = int(rng.integers(len(self.images))) if self.p is None else int(rng.choice(len(self.images), p=self.p))
-        clean = random_crop(self.images[k], side, rng, augment=self.augment)
+        clean = random_crop(self.images[k], side, rng, augment=self.augment, zoom=self.zoom)
         if self.hue and rng.random() < self.hue:
             clean = hue_rotate(clean, rng)
         if self.vivid and rng.random() < self.vivid:

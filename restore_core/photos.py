@@ -120,7 +120,11 @@ def split_sources(images: List[Tuple[str, np.ndarray]], bundled: bool) -> Tuple[
 # Crops and augmentation.
 
 
-def random_crop(img: np.ndarray, size: int, rng: np.random.Generator, augment: bool = True) -> np.ndarray:
+ZOOM = (0.5, 3.0)  # source window side / crop side, log-uniform: what the shipped model trained on
+
+
+def random_crop(img: np.ndarray, size: int, rng: np.random.Generator, augment: bool = True,
+                zoom: Tuple[float, float] = ZOOM) -> np.ndarray:
     """A random `size`x`size` crop of `img` (uint8 (H, W, 3)), augmented when `augment`.
 
     Args:
@@ -129,6 +133,9 @@ def random_crop(img: np.ndarray, size: int, rng: np.random.Generator, augment: b
         rng: the sample's own generator, so a crop is reproducible from (seed, index).
         augment: random scale, flips, rotations, colour and texture changes; without it, a plain
             crop (resized only when the image is smaller than `size`).
+        zoom: (min, max) side of the source window as a multiple of `size`, drawn log-uniform
+            when `augment`: below 1 the window is scaled up (the smooth pixels of a camera-size
+            photo), above 1 scaled down.
 
     Returns:
         uint8 (size, size, 3).
@@ -136,9 +143,9 @@ def random_crop(img: np.ndarray, size: int, rng: np.random.Generator, augment: b
     h, w = img.shape[:2]
     short = min(h, w)
     if augment:
-        # Source window side, log-uniform between half and three times the output: zooming in
-        # and out changes the apparent scale of texture, which the photos alone don't vary.
-        lo, hi = min(size * 0.5, short), min(size * 3.0, short)
+        # Source window side, log-uniform in `zoom` times the output: zooming in and out changes
+        # the apparent scale of texture, which the photos alone don't vary.
+        lo, hi = min(size * zoom[0], short), min(size * zoom[1], short)
         side = int(round(math.exp(rng.uniform(math.log(lo), math.log(hi))))) if hi > lo else int(lo)
     else:
         side = min(size, short)

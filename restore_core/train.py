@@ -118,7 +118,7 @@ def build_datasets(cfg: Config):
     train_ds = SyntheticDataset([a for _, a in train_imgs], d.size, d.epoch_samples, seed, cfg.corruption,
                                 augment=d.augment, weights=weights, scenes=d.scenes, sky=d.sky, jpeg=d.jpeg,
                                 vivid=d.vivid, hue=d.hue, degraded=d.degraded, unpainted=d.unpainted,
-                                degrade=cfg.degrade)
+                                degrade=cfg.degrade, zoom=d.zoom)
     val_ds = SyntheticDataset([a for _, a in val_imgs], d.size, d.val_count, seed, cfg.corruption,
                               augment=False, stream=VAL_STREAM, fixed=True, degraded=d.degraded,
                               unpainted=d.unpainted, degrade=cfg.degrade)

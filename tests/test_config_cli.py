@@ -90,6 +90,7 @@ def test_set_values_reach_the_config_and_are_checked(monkeypatch):
     ("train.progress=maybe", ["train.progress", "true or false"]),
     ("corruption.count=[1]", ["corruption.count", "list of 2 values"]),
     ("data.jpeg=1.5", ["data.jpeg", "[0, 1]"]),  # in range: checked with the whole config
+    ("data.zoom=[2, 1]", ["data.zoom", "0 < min <= max", "[2.0, 1.0]"]),
     ("data.jpeg", ["'data.jpeg' is not KEY=VALUE"]),
 ])
 def test_bad_key_or_value_is_one_line_naming_it(setting, needles):

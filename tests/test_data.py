@@ -178,3 +178,17 @@ def test_sampler_shards_and_resumes():
     other = EpochBatchSampler(10, 2, seed=0)
     other.set_epoch(2)
     assert list(other) != batches
+
+
+def test_config_data_keys_reach_the_training_dataset():
+    """`build_datasets` hands the [data] shares and the zoom range to the training set; the
+    validation set keeps plain crops."""
+    from restore_core.config import Config
+    from restore_core.train import build_datasets
+
+    cfg = Config()
+    cfg.data.zoom, cfg.data.unpainted, cfg.data.scenes = (0.125, 0.25), 0.5, 0.2
+    cfg.data.epoch_samples, cfg.data.val_count = 4, 2
+    train_ds, val_ds, _, _ = build_datasets(cfg)
+    assert (train_ds.zoom, train_ds.unpainted, train_ds.scenes) == ((0.125, 0.25), 0.5, 0.2)
+    assert train_ds.augment and not val_ds.augment

@@ -33,9 +33,10 @@ DEFAULT_RUN_MEMORY = 1_200 * MB  # what a run may add to its process, unless the
 # write's copies (back to the source's mode, then the encoder's buffer).
 IMAGE_BYTES_PER_PIXEL = 24
 # ONNX Runtime's working set per input pixel of one call (memory patterns off, arena on, see
-# runtime/session.py), measured for the shipped graphs (base_channels 16): int8 one view, fp32
-# with the flip ensemble. Other graphs are costed as the fp32 one, scaled by their width.
-GRAPH_BYTES_PER_PIXEL = {"int8": 900, "fp32": 1800}
+# runtime/session.py), measured for the shipped graphs (base_channels 16): int8 one view, whole
+# and run as two halves on one arena (runtime/split.py, the CPU default), fp32 with the flip
+# ensemble. Other graphs are costed as the fp32 one, scaled by their width.
+GRAPH_BYTES_PER_PIXEL = {"int8": 900, "int8-split": 480, "fp32": 1800}
 MIN_WINDOW = 256 * 256  # below this the graph's halo would dwarf every tile
 
 
@@ -46,14 +47,15 @@ class GraphCost:
     bytes_per_pixel: int
 
     @classmethod
-    def of(cls, metadata) -> "GraphCost":
-        """From a model's `restore.` metadata: its precision, width and views; twice fp32 when unknown."""
+    def of(cls, metadata, split: bool = False) -> "GraphCost":
+        """From a model's `restore.` metadata: its precision, width and views, and whether it runs
+        as two halves (`split`); twice fp32 when unknown."""
         if metadata is None:
             return cls(2 * GRAPH_BYTES_PER_PIXEL["fp32"])
         width = int((metadata.model_config or {}).get("base_channels", 16)) / 16
         if metadata.precision == "int8":
             views = 2 if metadata.extra.get("flip_ensemble") == "true" else 1
-            return cls(int(GRAPH_BYTES_PER_PIXEL["int8"] * width * views))
+            return cls(int(GRAPH_BYTES_PER_PIXEL["int8-split" if split else "int8"] * width * views))
         return cls(int(GRAPH_BYTES_PER_PIXEL["fp32"] * width))
 
     def bytes(self, pixels: int) -> int:

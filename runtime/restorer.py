@@ -22,7 +22,8 @@ from PIL import Image
 from runtime.default_model import choose_model
 from runtime.images import finish, prepare, to_pil
 from runtime.memory import GraphCost, MemoryPlan, plan_memory
-from runtime.session import Runner, make_session
+from runtime.session import Runner, available_cpus, make_session
+from runtime.split import SplitRunner
 from runtime.tiling import DEFAULT_TILE_BUDGET, plan_tiles, receptive_radius, run_tiled, tile_size_for, window_side
 
 
@@ -79,16 +80,25 @@ class Restorer:
         self.session, self.info = make_session(self.model_path, device=device, provider=provider, threads=threads)
         self.metadata = self.info.metadata
         self.precision = self.metadata.precision if self.metadata else "fp32"
-        self.runner = Runner(self.session, self.info)
+        self.runner = self._runner(threads)
         self.stride = self.metadata.stride
         self.halo = receptive_radius(self.metadata.model_config)
         self.tile = tile
         self.tile_budget = tile_budget
         self.batch_size = batch_size
-        self.graph_cost = GraphCost.of(self.metadata)
+        self.graph_cost = GraphCost.of(self.metadata, split=isinstance(self.runner, SplitRunner))
         self.memory = self.plan_memory()  # measured now: the process with its model loaded
         self._lock = threading.Lock()
         self.inference_seconds = 0.0  # accumulated time inside the session
+
+    def _runner(self, threads: Optional[int]):
+        """On the CPU the graph runs as two halves sharing one arena (runtime/split.py: the same
+        outputs in half the memory); elsewhere, or for a graph that cannot be cut, whole."""
+        if self.info.device == "cpu":
+            split = SplitRunner.for_model(self.model_path, self.info, self.info.threads or available_cpus())
+            if split is not None:
+                return split
+        return Runner(self.session, self.info)
 
     # -- the model on RGB arrays -------------------------------------------------------------
 

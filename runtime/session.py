@@ -227,7 +227,7 @@ def make_session(
     preload_output = _require_provider(want)
     if trt_cache_dir is None and want == "tensorrt" and source != "<bytes>":
         trt_cache_dir = str(Path(source).resolve().parent / ".trt-cache")
-    opts = _session_options(threads, LOG_SEVERITY if log_severity is None else log_severity, mem_pattern=cuda_graph)
+    opts = session_options(threads, log_severity, mem_pattern=cuda_graph)
     session, want, note = _open_session(model, source, device, want, note, opts,
                                         _provider_list(want, device_id, trt_cache_dir, cuda_graph), preload_output)
     if require_signature == "pixels":
@@ -313,7 +313,7 @@ def _require_provider(want: str) -> str:
     return preload_cuda_libraries()
 
 
-def _session_options(threads: int, log_severity: int, mem_pattern: bool = False):
+def session_options(threads: int, log_severity: Optional[int] = None, mem_pattern: bool = False):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -324,7 +324,7 @@ def _session_options(threads: int, log_severity: int, mem_pattern: bool = False)
     # Only a replayed CUDA graph (one fixed shape) keeps them.
     opts.enable_mem_pattern = mem_pattern
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = log_severity
+    opts.log_severity_level = LOG_SEVERITY if log_severity is None else log_severity
     # Ignored by the GPU providers; on the CPU (also after a fallback) it is the thread budget.
     opts.intra_op_num_threads = threads
     # One graph, one stream of batches: parallel inter-op scheduling only adds thread contention.

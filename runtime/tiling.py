@@ -75,15 +75,20 @@ class Tile:
 def _spans(n: int, tile: int, halo: int, stride: int) -> List[Tuple[int, int, int, int]]:
     """(window start, window end, core start, core end) covering 0..n along one axis.
 
+    As few cores as `tile` allows, of equal size (a multiple of the stride; the last may be
+    shorter), so no window is wider than it must be: 4000 pixels in tiles of up to 1344 are
+    three cores of 1344, 1344, 1312, not 1344, 1344, 1344, 1312 narrow ones.
     A window starts a whole number of strides from the image's start (`tile` and `halo` are
     multiples of the stride) and ends a whole number of strides from its end (the halo grows by
     up to stride - 1 pixels). The first keeps the network's pooling grid on the whole image's;
     the second does the same for the mirror image that the flip ensemble also runs, whose grid
     starts at the image's far edge.
     """
+    count = -(-n // tile)
+    core = min(tile, round_up(-(-n // count), stride))
     spans = []
-    for c0 in range(0, n, tile):
-        c1 = min(n, c0 + tile)
+    for c0 in range(0, n, core):
+        c1 = min(n, c0 + core)
         end = min(n, c1 + halo)
         spans.append((max(0, c0 - halo), end + (n - end) % stride, c0, c1))
     return spans
@@ -105,9 +110,9 @@ def tile_size_for(height: int, width: int, tile: Optional[int], budget: int = DE
     """The tile size to use for an image, or None to run it whole.
 
     Args:
-        tile: None = automatic (above `budget` pixels, the largest tile whose window, `halo`
-            on both sides, stays within `budget`), 0 = never tile, N = tile at N whenever a side
-            exceeds N.
+        tile: None = automatic (above `budget` pixels, the tiling whose windows, `halo` on
+            every inner side, each stay within `budget` and together cover the fewest pixels:
+            `best_tile`), 0 = never tile, N = tile at N whenever a side exceeds N.
         budget: the automatic threshold: the most input pixels of one graph call.
         halo: the halo each tile carries (`receptive_radius`); None: unknown, tiles of
             min(DEFAULT_TILE, sqrt(budget) / 2), a quarter of the budget each.
@@ -120,8 +125,47 @@ def tile_size_for(height: int, width: int, tile: Optional[int], budget: int = DE
             return None
         if halo is None:
             return min(DEFAULT_TILE, max(16, math.isqrt(budget) // 2))
-        return window_core(budget, halo, stride)
+        return best_tile(height, width, budget, halo, stride)
     return tile if max(height, width) > tile else None
+
+
+_SEARCH = 64
+
+
+def best_tile(height: int, width: int, budget: int, halo: int, stride: int) -> int:
+    """The tile size whose tiling of a height x width image computes the fewest window pixels
+    with no window over `budget` pixels; `window_core(budget)` when none does better.
+
+    Every window adds its halo again, so the fewer the tiles the less is computed twice; and
+    with equal cores (`_spans`) a tile size larger than a square window allows can still fit,
+    when the image's sides divide into short cores along one axis: a 4000x3000 photo in a
+    2.45 Mpx budget takes 3x3 tiles of 1344x1008 (windows up to 1.6 x 1.3 kpx) where square
+    tiles of 1264 (the largest square that fits) take 4x3 and compute 13 % more pixels.
+    """
+    best = window_core(budget, halo, stride)
+    halo = round_up(halo, stride)
+    best_cost = _axis(height, best, halo, stride)[1] * _axis(width, best, halo, stride)[1]
+    for side in (height, width):
+        # Only tilings with fewer cores along this axis than `best` has can compute less; past
+        # _SEARCH cores the halo's share hardly changes from one count to the next.
+        for count in range(1, min(-(-side // best), _SEARCH)):
+            candidate = round_up(-(-side // count), stride)
+            (tall, rows), (wide, cols) = _axis(height, candidate, halo, stride), _axis(width, candidate, halo, stride)
+            if tall * wide <= budget and rows * cols < best_cost:
+                best, best_cost = candidate, rows * cols
+    return best
+
+
+def _axis(n: int, tile: int, halo: int, stride: int) -> Tuple[int, int]:
+    """(the longest window, all windows' lengths) along one axis of `n` pixels."""
+    lengths = [end - start for start, end, _, _ in _spans(n, tile, halo, stride)]
+    return max(lengths), sum(lengths)
+
+
+def window_pixels(tiles: Sequence[Tile]) -> Tuple[int, int]:
+    """(the largest window's pixels, all windows' pixels) of a tiling."""
+    areas = [(t.y1 - t.y0) * (t.x1 - t.x0) for t in tiles]
+    return max(areas), sum(areas)
 
 
 def window_core(budget: int, halo: int, stride: int) -> int:

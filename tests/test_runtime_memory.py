@@ -25,7 +25,7 @@ from runtime import images as ri
 from runtime.batch import RunOptions, run_folder
 from runtime.memory import IMAGE_BYTES_PER_PIXEL, MB, GraphCost, MemoryGate, MemoryPlan
 from runtime.restorer import Restorer
-from runtime.tiling import tile_size_for, window_core, window_side
+from runtime.tiling import plan_tiles, tile_size_for, window_core, window_pixels, window_side
 
 RNG = np.random.default_rng(23)
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,7 +165,27 @@ def test_window_core_fits_its_window():
             assert core % stride == 0
             assert window_side(core, halo, stride) ** 2 <= budget or core == stride
             assert window_side(core + stride, halo, stride) ** 2 > budget
-            assert tile_size_for(4000, 3000, None, budget, halo, stride) == core
+            # The automatic tile is at least the square one, and its windows fit the budget too.
+            tile = tile_size_for(4000, 3000, None, budget, halo, stride)
+            largest, _ = window_pixels(plan_tiles(4000, 3000, tile, halo, stride))
+            assert tile >= core and (largest <= budget or tile == core)
+
+
+def test_automatic_tiles_compute_the_fewest_pixels_within_the_budget():
+    halo, stride, budget = 137, 16, 2_500_000
+    # A 12 Mpx photo: 3x3 tiles of 1344 (windows up to 2.13 Mpx) instead of 4x3 square tiles of
+    # 1264, the largest square window that fits; 6 % fewer pixels computed.
+    square = window_core(budget, halo, stride)
+    tile = tile_size_for(3000, 4000, None, budget, halo, stride)
+    assert (square, tile) == (1264, 1344)
+    chosen, squared = (window_pixels(plan_tiles(3000, 4000, t, halo, stride)) for t in (tile, square))
+    assert len(plan_tiles(3000, 4000, tile, halo, stride)) == 9 and len(plan_tiles(3000, 4000, square, halo, stride)) == 12
+    assert chosen[0] <= budget and chosen[1] < 0.95 * squared[1]
+    # Equal cores: no sliver of a tile at the far edge paying a whole halo.
+    widths = [t.cx1 - t.cx0 for t in plan_tiles(3000, 4000, 1264, halo, stride) if t.cy0 == 0]
+    assert widths == [1008, 1008, 1008, 976]
+    # A strip one pixel high is tiled along its length only, in two calls.
+    assert tile_size_for(1, 100_000, None, 65_536, halo, stride) == 50_000
 
 
 def test_batches_are_sized_by_pixels(restorer, tmp_path):
@@ -194,7 +214,8 @@ def test_default_tiling_equals_untiled(restorer):
     rgb = RNG.integers(0, 256, (150, 170, 3), dtype=np.uint8)
     window = 120 * 120  # a tile of 48 and its halo; the image is larger, so it is tiled
     size = restorer.tile_for(150, 170, None, window)
-    assert size == window_core(window, restorer.halo, restorer.stride)
+    assert size >= window_core(window, restorer.halo, restorer.stride)
+    assert restorer.call_pixels(150, 170, size) <= window
     tiled = restorer.run_rgb(rgb, size, window)
     whole = restorer.restore_rgb(rgb, tile=0)
     assert tiled[3] > 1 and whole[3] == 0

@@ -24,7 +24,7 @@ from runtime.images import finish, prepare, to_pil
 from runtime.memory import GraphCost, MemoryPlan, plan_memory
 from runtime.session import Runner, available_cpus, make_session
 from runtime.split import SplitRunner
-from runtime.tiling import DEFAULT_TILE_BUDGET, plan_tiles, receptive_radius, run_tiled, tile_size_for, window_pixels
+from runtime.tiling import DEFAULT_TILE_BUDGET, plan_tiles, receptive_radius, run_tiled, tile_size_for, largest_window
 
 
 def _runs_on_cpu(device: str, provider: Optional[str]) -> bool:
@@ -125,7 +125,7 @@ class Restorer:
         """The most input pixels of one graph call for an image processed with `tile_size` (None: whole)."""
         if tile_size is None:
             return height * width
-        return window_pixels(plan_tiles(height, width, tile_size, self.halo, self.stride))[0]
+        return largest_window(height, width, tile_size, self.halo, self.stride)
 
     def restore_rgb(self, rgb: np.ndarray, tile: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         """Restore one (H, W, 3) uint8 RGB array, tiled when large.

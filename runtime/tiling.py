@@ -162,6 +162,13 @@ def _axis(n: int, tile: int, halo: int, stride: int) -> Tuple[int, int]:
     return max(lengths), sum(lengths)
 
 
+def largest_window(height: int, width: int, tile: int, halo: int, stride: int) -> int:
+    """The pixels of the largest window of `plan_tiles(height, width, tile, halo, stride)`,
+    without listing the tiles (a huge image in small tiles has hundreds of thousands)."""
+    tile, halo = round_up(max(tile, stride), stride), round_up(halo, stride)
+    return _axis(height, tile, halo, stride)[0] * _axis(width, tile, halo, stride)[0]
+
+
 def window_pixels(tiles: Sequence[Tile]) -> Tuple[int, int]:
     """(the largest window's pixels, all windows' pixels) of a tiling."""
     areas = [(t.y1 - t.y0) * (t.x1 - t.x0) for t in tiles]

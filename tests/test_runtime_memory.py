@@ -25,7 +25,7 @@ from runtime import images as ri
 from runtime.batch import RunOptions, run_folder
 from runtime.memory import IMAGE_BYTES_PER_PIXEL, MB, GraphCost, MemoryGate, MemoryPlan
 from runtime.restorer import Restorer
-from runtime.tiling import plan_tiles, tile_size_for, window_core, window_pixels, window_side
+from runtime.tiling import largest_window, plan_tiles, tile_size_for, window_core, window_pixels, window_side
 
 RNG = np.random.default_rng(23)
 ROOT = Path(__file__).resolve().parent.parent
@@ -186,6 +186,8 @@ def test_automatic_tiles_compute_the_fewest_pixels_within_the_budget():
     assert widths == [1008, 1008, 1008, 976]
     # A strip one pixel high is tiled along its length only, in two calls.
     assert tile_size_for(1, 100_000, None, 65_536, halo, stride) == 50_000
+    for shape, t in (((3000, 4000), 1264), ((9459, 9459), 16), ((1, 100_000), 50_000), ((37, 53), 8)):
+        assert largest_window(*shape, t, halo, stride) == window_pixels(plan_tiles(*shape, t, halo, stride))[0]
 
 
 def test_batches_are_sized_by_pixels(restorer, tmp_path):

@@ -24,7 +24,7 @@ from runtime.images import finish, prepare, to_pil
 from runtime.memory import GraphCost, MemoryPlan, plan_memory
 from runtime.session import Runner, available_cpus, make_session
 from runtime.split import SplitRunner
-from runtime.tiling import DEFAULT_TILE_BUDGET, plan_tiles, receptive_radius, run_tiled, tile_size_for, largest_window
+from runtime.tiling import DEFAULT_TILE_BUDGET, largest_window, plan_tiles, receptive_radius, run_tiled, tile_size_for
 
 
 def _runs_on_cpu(device: str, provider: Optional[str]) -> bool:

@@ -22,7 +22,7 @@ from PIL import Image
 from runtime.default_model import choose_model
 from runtime.images import finish, prepare, to_pil
 from runtime.memory import GraphCost, MemoryPlan, plan_memory
-from runtime.session import Runner, available_cpus, make_session
+from runtime.session import Runner, make_session
 from runtime.split import SplitRunner
 from runtime.tiling import DEFAULT_TILE_BUDGET, largest_window, plan_tiles, receptive_radius, run_tiled, tile_size_for
 
@@ -80,7 +80,7 @@ class Restorer:
         self.session, self.info = make_session(self.model_path, device=device, provider=provider, threads=threads)
         self.metadata = self.info.metadata
         self.precision = self.metadata.precision if self.metadata else "fp32"
-        self.runner = self._runner(threads)
+        self.runner = self._runner()
         self.stride = self.metadata.stride
         self.halo = receptive_radius(self.metadata.model_config)
         self.tile = tile
@@ -91,11 +91,11 @@ class Restorer:
         self._lock = threading.Lock()
         self.inference_seconds = 0.0  # accumulated time inside the session
 
-    def _runner(self, threads: Optional[int]):
+    def _runner(self):
         """On the CPU the graph runs as two halves sharing one arena (runtime/split.py: the same
         outputs in half the memory); elsewhere, or for a graph that cannot be cut, whole."""
         if self.info.device == "cpu":
-            split = SplitRunner.for_model(self.model_path, self.info, self.info.threads or available_cpus())
+            split = SplitRunner.for_model(self.model_path, self.info, self.info.threads)
             if split is not None:
                 return split
         return Runner(self.session, self.info)

@@ -130,14 +130,13 @@ class SplitRunner:
         info: the SessionInfo of the whole graph (reported as it is: same model, same provider).
     """
 
-    def __init__(self, first, second, info, carried: List[str]):
+    def __init__(self, first, second, info):
         self.first = first
         self.second = second
         self.info = info
         self.output_names = list(PIXELS_OUTPUTS)
         self.first_outputs = [o.name for o in first.get_outputs()]
         self.second_inputs = [i.name for i in second.get_inputs()]
-        self.carried = carried
 
     @classmethod
     def for_model(cls, model, info, threads: int) -> Optional["SplitRunner"]:
@@ -164,7 +163,7 @@ class SplitRunner:
             opts.add_session_config_entry("session.intra_op.allow_spinning", spin)
             sessions.append(ort.InferenceSession(part.SerializeToString(), sess_options=opts,
                                                  providers=["CPUExecutionProvider"]))
-        return cls(sessions[0], sessions[1], info, parts[2])
+        return cls(sessions[0], sessions[1], info)
 
     def run(self, images: np.ndarray) -> List[np.ndarray]:
         """images: uint8 (N, H, W, 3) RGB. Returns [restored, mask, predicted]."""

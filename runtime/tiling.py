@@ -76,8 +76,9 @@ def _spans(n: int, tile: int, halo: int, stride: int) -> List[Tuple[int, int, in
     """(window start, window end, core start, core end) covering 0..n along one axis.
 
     As few cores as `tile` allows, of equal size (a multiple of the stride; the last may be
-    shorter), so no window is wider than it must be: 4000 pixels in tiles of up to 1344 are
-    three cores of 1344, 1344, 1312, not 1344, 1344, 1344, 1312 narrow ones.
+    shorter), so no window is larger than it must be: 4000 pixels in tiles of up to 1264 are
+    cores of 1008, 1008, 1008 and 976, not 1264, 1264, 1264 and a sliver of 208 that pays a
+    whole halo.
     A window starts a whole number of strides from the image's start (`tile` and `halo` are
     multiples of the stride) and ends a whole number of strides from its end (the halo grows by
     up to stride - 1 pixels). The first keeps the network's pooling grid on the whole image's;
@@ -140,7 +141,7 @@ def best_tile(height: int, width: int, budget: int, halo: int, stride: int) -> i
     with equal cores (`_spans`) a tile size larger than a square window allows can still fit,
     when the image's sides divide into short cores along one axis: a 4000x3000 photo in a
     2.45 Mpx budget takes 3x3 tiles of 1344x1008 (windows up to 1.6 x 1.3 kpx) where square
-    tiles of 1264 (the largest square that fits) take 4x3 and compute 13 % more pixels.
+    tiles of 1264 (the largest square that fits) take 4x3 and compute 6 % more pixels.
     """
     best = window_core(budget, halo, stride)
     halo = round_up(halo, stride)
@@ -167,12 +168,6 @@ def largest_window(height: int, width: int, tile: int, halo: int, stride: int) -
     without listing the tiles (a huge image in small tiles has hundreds of thousands)."""
     tile, halo = round_up(max(tile, stride), stride), round_up(halo, stride)
     return _axis(height, tile, halo, stride)[0] * _axis(width, tile, halo, stride)[0]
-
-
-def window_pixels(tiles: Sequence[Tile]) -> Tuple[int, int]:
-    """(the largest window's pixels, all windows' pixels) of a tiling."""
-    areas = [(t.y1 - t.y0) * (t.x1 - t.x0) for t in tiles]
-    return max(areas), sum(areas)
 
 
 def window_core(budget: int, halo: int, stride: int) -> int:

@@ -25,7 +25,7 @@ from runtime import images as ri
 from runtime.batch import RunOptions, run_folder
 from runtime.memory import IMAGE_BYTES_PER_PIXEL, MB, GraphCost, MemoryGate, MemoryPlan
 from runtime.restorer import Restorer
-from runtime.tiling import largest_window, plan_tiles, tile_size_for, window_core, window_pixels, window_side
+from runtime.tiling import largest_window, plan_tiles, tile_size_for, window_core, window_side
 
 RNG = np.random.default_rng(23)
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,6 +156,12 @@ def test_gate_close_wakes_waiting_readers():
 
 # ---------------------------------------------------------------------------------------------
 # Graph calls bounded by pixels: tiles and batches.
+
+
+def window_pixels(tiles):
+    """(the largest window's pixels, all windows' pixels) of a tiling."""
+    areas = [(t.y1 - t.y0) * (t.x1 - t.x0) for t in tiles]
+    return max(areas), sum(areas)
 
 
 def test_window_core_fits_its_window():

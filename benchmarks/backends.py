@@ -318,6 +318,31 @@ class OrtBackend(Backend):
         self.device_in = self.device_out = None
 
 
+class OrtHalvesBackend(OrtBackend):
+    """The int8 graph as `restore-run` runs it on the CPU: two sessions, the encoder and image
+    decoder then the mask decoder, on one arena (runtime/split.py). Beside `ort-cpu-int8` it
+    shows what running in half the memory costs per call."""
+
+    def __init__(self, name: str, description: str = ""):
+        super().__init__(name, "cpu", precision="int8", description=description)
+
+    def setup(self, ctx: BenchContext) -> None:
+        from runtime.split import SplitRunner
+
+        super().setup(ctx)  # the whole graph's session: its checks and thread count
+        path = ctx.artifact("onnx-pixels-int8")
+        self.runner = SplitRunner.for_model(path, ctx.ort_threads)
+        if self.runner is None:
+            raise RuntimeError(f"{path}: the graph cannot be run as two halves")
+
+    def run(self) -> None:
+        self.out = self.runner.run(self.images)
+
+    def teardown(self) -> None:
+        super().teardown()
+        self.runner = None
+
+
 # ---------------------------------------------------------------------------------------------
 # OpenVINO: the peer a CPU user would pick instead; it reads the same pixels ONNX file.
 
@@ -395,6 +420,8 @@ def all_backends() -> List[Backend]:
         OrtBackend("ort-cpu-int8", "cpu", precision="int8",
                    description="ONNX Runtime CPU, static int8 (QDQ, per-channel weights): the --int8-onnx file, else "
                                "quantized here with the recipe of `restore-export onnx --int8` (network body only)"),
+        OrtHalvesBackend("ort-cpu-int8-halves", description="the ort-cpu-int8 graph as restore-run runs it on the CPU: "
+                         "two sessions (encoder and image decoder, then mask decoder) on one arena"),
         OpenVinoBackend("openvino", description="OpenVINO CPU plugin on the same pixels ONNX file, f32 inference precision"),
         OpenVinoBackend("openvino-int8", precision="int8", description="OpenVINO CPU plugin on the ort-cpu-int8 QDQ graph"),
         EagerBackend("eager-cuda", device="cuda", description="eager on CUDA, TF32 off"),

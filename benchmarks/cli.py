@@ -24,7 +24,8 @@ from restore_toolkit.console import (
 # benchmarks.backends.BACKEND_NAMES (that module imports torch, so --help cannot ask it);
 # tests/test_bench.py checks that the two agree.
 BACKEND_NAMES = (
-    "eager", "eager-channels-last", "eager-bf16", "compile", "torchscript", "ort-cpu", "ort-cpu-int8", "openvino",
+    "eager", "eager-channels-last", "eager-bf16", "compile", "torchscript", "ort-cpu", "ort-cpu-int8",
+    "ort-cpu-int8-halves", "openvino",
     "openvino-int8",
     "eager-cuda", "eager-cuda-amp", "compile-cuda", "ort-cuda", "ort-cuda-iobinding", "ort-cuda-fp16",
     "ort-cuda-fp16-iobinding", "ort-cuda-graph", "ort-cuda-fp16-graph", "ort-tensorrt", "ort-tensorrt-fp16",

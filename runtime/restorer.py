@@ -95,7 +95,7 @@ class Restorer:
         """On the CPU the graph runs as two halves sharing one arena (runtime/split.py: the same
         outputs in half the memory); elsewhere, or for a graph that cannot be cut, whole."""
         if self.info.device == "cpu":
-            split = SplitRunner.for_model(self.model_path, self.info, self.info.threads)
+            split = SplitRunner.for_model(self.model_path, self.info.threads)
             if split is not None:
                 return split
         return Runner(self.session, self.info)

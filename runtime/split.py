@@ -129,19 +129,17 @@ class SplitRunner:
 
     Args:
         first, second: onnxruntime sessions of the halves from `split_pixels_graph`.
-        info: the SessionInfo of the whole graph (reported as it is: same model, same provider).
     """
 
-    def __init__(self, first, second, info):
+    def __init__(self, first, second):
         self.first = first
         self.second = second
-        self.info = info
         self.output_names = list(PIXELS_OUTPUTS)
         self.first_outputs = [o.name for o in first.get_outputs()]
         self.second_inputs = [i.name for i in second.get_inputs()]
 
     @classmethod
-    def for_model(cls, model, info, threads: int) -> Optional["SplitRunner"]:
+    def for_model(cls, model, threads: int) -> Optional["SplitRunner"]:
         """The split runner for an ONNX file (path or bytes) already checked by `make_session`,
         on `threads` CPU threads; None when the graph cannot be split to advantage."""
         import onnx
@@ -158,14 +156,14 @@ class SplitRunner:
         # The first half's threads sleep when it ends instead of spinning, so they do not take
         # the cores from the second half that starts right after; the second spins as usual.
         # Median wall time per megapixel against the whole graph, 512² / 1024² calls (AMD EPYC,
-        # 2 cores): +3 % / +7 %; with both spinning +54 % / +17 %.
+        # 2 cores, one process): +3 % / +7 %; with both spinning +54 % / +17 %.
         for part, spin in ((parts[0], "0"), (parts[1], "1")):
             opts = session_options(threads)
             opts.add_session_config_entry("session.use_env_allocators", "1")
             opts.add_session_config_entry("session.intra_op.allow_spinning", spin)
             sessions.append(ort.InferenceSession(part.SerializeToString(), sess_options=opts,
                                                  providers=["CPUExecutionProvider"]))
-        return cls(sessions[0], sessions[1], info)
+        return cls(sessions[0], sessions[1])
 
     def run(self, images: np.ndarray) -> List[np.ndarray]:
         """images: uint8 (N, H, W, 3) RGB. Returns [restored, mask, predicted]."""

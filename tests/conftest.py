@@ -91,7 +91,7 @@ def _short_matmul_peak():
 HAS_TORCHSCRIPT = importlib.util.find_spec("export.torchscript") is not None
 CPU_BACKENDS = ["eager", "eager-channels-last", "eager-bf16", "ort-cpu"] + (["torchscript"] if HAS_TORCHSCRIPT else [])
 CUDA_BACKENDS = ["eager-cuda", "ort-cuda-iobinding", "ort-tensorrt"]
-EXTRA_BACKENDS = ["ort-cpu-int8", "openvino"]  # int8 at the export's recipe; OpenVINO where installed
+EXTRA_BACKENDS = ["ort-cpu-int8", "ort-cpu-int8-halves", "openvino"]  # int8 at the export's recipe; OpenVINO where installed
 SIZE = 30  # not a multiple of the tiny model's stride (4): the padding path is measured too
 
 

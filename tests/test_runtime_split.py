@@ -22,7 +22,7 @@ from runtime.split import SplitRunner, split_pixels_graph
 @pytest.fixture(scope="module")
 def whole_and_split():
     session, info = make_session(SHIPPED_INT8, device="cpu")
-    split = SplitRunner.for_model(SHIPPED_INT8, info, threads=info.threads)
+    split = SplitRunner.for_model(SHIPPED_INT8, threads=info.threads)
     assert split is not None
     return Runner(session, info), split
 
@@ -99,7 +99,7 @@ _PEAK = textwrap.dedent("""
     from runtime.session import Runner, make_session
     from runtime.split import SplitRunner
     session, info = make_session(SHIPPED_INT8, device="cpu", threads=1)
-    runner = SplitRunner.for_model(SHIPPED_INT8, info, 1) if sys.argv[1] == "split" else Runner(session, info)
+    runner = SplitRunner.for_model(SHIPPED_INT8, 1) if sys.argv[1] == "split" else Runner(session, info)
     side = 768
     image = np.random.default_rng(0).integers(0, 256, (1, side, side, 3), dtype=np.uint8)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

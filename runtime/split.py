@@ -148,7 +148,11 @@ class SplitRunner:
         from runtime.session import session_options
 
         loaded = onnx.load_from_string(bytes(model)) if isinstance(model, (bytes, bytearray)) else onnx.load(str(model))
-        parts = split_pixels_graph(loaded)
+        try:
+            parts = split_pixels_graph(loaded)
+        except (ValueError, KeyError, onnx.shape_inference.InferenceError):
+            # A graph the extractor cannot cut, or halves over protobuf's 2 GB: run it whole.
+            return None
         if parts is None:
             return None
         shared_cpu_arena()

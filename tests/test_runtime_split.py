@@ -92,6 +92,20 @@ def test_restorer_runs_the_int8_graph_split_on_the_cpu_and_costs_it_so():
     assert fp32.graph_cost == GraphCost(GRAPH_BYTES_PER_PIXEL["fp32"])
 
 
+def test_a_graph_that_cannot_be_cut_runs_whole(monkeypatch):
+    from runtime import Restorer, split
+
+    def refuse(model):
+        raise ValueError("Message onnx.ModelProto exceeds maximum protobuf size of 2GB")
+
+    monkeypatch.setattr(split, "split_pixels_graph", refuse)
+    restorer = Restorer(device="cpu")
+    assert isinstance(restorer.runner, Runner)
+    assert restorer.graph_cost == GraphCost(GRAPH_BYTES_PER_PIXEL["int8"])
+    image = _photo_crop(64, 80)
+    assert restorer.infer(image)[0].shape == image.shape
+
+
 _PEAK = textwrap.dedent("""
     import json, resource, sys
     import numpy as np

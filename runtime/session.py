@@ -368,6 +368,14 @@ def _cpu_session(payload, opts):
     return ort.InferenceSession(payload, sess_options=opts, providers=[PROVIDERS["cpu"]])
 
 
+def pixels_batch(images: np.ndarray) -> np.ndarray:
+    """`images` as a contiguous uint8 (N, H, W, 3) batch, the pixels graph's input; else ValueError."""
+    images = np.ascontiguousarray(images)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"expected uint8 (N, H, W, 3), got {images.dtype} {images.shape}")
+    return images
+
+
 class Runner:
     """Runs the pixels graph on uint8 (N, H, W, 3) batches and returns numpy outputs.
 
@@ -396,9 +404,7 @@ class Runner:
 
     def run(self, images: np.ndarray) -> List[np.ndarray]:
         """images: uint8 (N, H, W, 3) RGB. Returns the outputs in `self.output_names` order."""
-        images = np.ascontiguousarray(images)
-        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f"expected uint8 (N, H, W, 3), got {images.dtype} {images.shape}")
+        images = pixels_batch(images)
         if self.info.device != "cuda":
             return self.session.run(self.output_names, {self.input_name: images})
         binding = self.session.io_binding()

@@ -27,6 +27,7 @@ from typing import Dict, List, Optional, Set, Tuple
 import numpy as np
 
 from runtime.metadata import PIXELS_OUTPUTS
+from runtime.session import pixels_batch, session_options
 
 # What may cross between the halves: 8-bit activations and the shape integers beside them.
 _SMALL_TYPES = {2, 3, 7}  # onnx.TensorProto UINT8, INT8, INT64
@@ -134,7 +135,6 @@ class SplitRunner:
     def __init__(self, first, second):
         self.first = first
         self.second = second
-        self.output_names = list(PIXELS_OUTPUTS)
         self.first_outputs = [o.name for o in first.get_outputs()]
         self.second_inputs = [i.name for i in second.get_inputs()]
 
@@ -144,8 +144,6 @@ class SplitRunner:
         on `threads` CPU threads; None when the graph cannot be split to advantage."""
         import onnx
         import onnxruntime as ort
-
-        from runtime.session import session_options
 
         loaded = onnx.load_from_string(bytes(model)) if isinstance(model, (bytes, bytearray)) else onnx.load(str(model))
         try:
@@ -171,9 +169,7 @@ class SplitRunner:
 
     def run(self, images: np.ndarray) -> List[np.ndarray]:
         """images: uint8 (N, H, W, 3) RGB. Returns [restored, mask, predicted]."""
-        images = np.ascontiguousarray(images)
-        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f"expected uint8 (N, H, W, 3), got {images.dtype} {images.shape}")
+        images = pixels_batch(images)
         tensors = dict(zip(self.first_outputs, self.first.run(self.first_outputs, {"image": images})))
         tensors["image"] = images
         restored, mask = self.second.run(["restored", "mask"], {name: tensors[name] for name in self.second_inputs})

@@ -4,7 +4,10 @@
         --markdown benchmarks/results/memory-cpu.md
 
 Each size is one photo-like JPEG (a shipped sample scaled to that many megapixels, 4:3,
-quality 92) restored by `restore-run IN OUT` with default options, in a process of its own; its
+quality 92), clean and with 1-6 shapes painted before it was saved (the held-out set's shapes,
+5-35 % of the side), each restored by `restore-run IN OUT` with default options and again with
+`--save-predicted` (which runs the image decoder everywhere, as every run did before that
+decoder was skipped where nothing is found; compare its inference MP/s), in a process of its own; its
 peak resident memory comes from the kernel (`wait4`'s ru_maxrss, the figure `/usr/bin/time -v`
 prints), its speed from the run's report (wall and inference-only, model loading excluded). A
 bomb row restores a 1 kB PNG that decodes to 89 Mpx: it must be refused from its header at a
@@ -39,12 +42,21 @@ from runtime.default_model import choose_model
 SAMPLE = Path(__file__).resolve().parent.parent / "runtime" / "assets" / "samples" / "chelsea.jpg"
 
 
-def make_photo(path: Path, megapixels: float) -> tuple:
-    """A 4:3 JPEG of about `megapixels` from a shipped sample photo, scaled up (smooth, photo-like)."""
+def make_photo(path: Path, megapixels: float, painted: bool = False) -> tuple:
+    """A 4:3 JPEG of about `megapixels` from a shipped sample photo, scaled up (smooth, photo-like);
+    painted: with the held-out set's shapes drawn on it before it is saved (seeded by the size)."""
     w = int(round(math.sqrt(megapixels * 1e6 * 4 / 3)))
     h = int(round(w * 3 / 4))
     with Image.open(SAMPLE) as src:
-        src.convert("RGB").resize((w, h), Image.Resampling.BICUBIC).save(path, "JPEG", quality=92)
+        photo = src.convert("RGB").resize((w, h), Image.Resampling.BICUBIC)
+    if painted:
+        import numpy as np
+
+        from restore_core.heldout import HELDOUT_CORRUPTION
+        from restore_toolkit.corruption import corrupt, sample_rng
+
+        photo = Image.fromarray(corrupt(np.asarray(photo), sample_rng(20261204, w, h), HELDOUT_CORRUPTION)[0])
+    photo.save(path, "JPEG", quality=92)
     return w, h
 
 
@@ -70,17 +82,18 @@ def run_measured(cmd: List[str]) -> Dict[str, float]:
             "cpu_s": usage.ru_utime + usage.ru_stime, "output": out}
 
 
-def restore_row(work: Path, name: str, width: int, height: int, src: Path) -> Dict:
+def restore_row(work: Path, name: str, width: int, height: int, src: Path, options: tuple = ()) -> Dict:
     out, report = work / f"out-{name}", work / f"report-{name}.json"
     res = run_measured([sys.executable, "-m", "runtime.cli", str(src), str(out), "--device", "cpu", "--quiet",
-                        "--report", str(report), "--overwrite"])
-    row = {"input": name, "width": width, "height": height, "megapixels": width * height / 1e6,
+                        "--report", str(report), "--overwrite", *options])
+    row = {"input": name, "options": " ".join(options), "width": width, "height": height, "megapixels": width * height / 1e6,
            "file_kb": src.stat().st_size / 1024, "exit": res["exit"], "peak_rss_mb": res["peak_rss_mb"],
            "process_wall_s": res["wall_s"], "cpu_s_per_mp": res["cpu_s"] / (width * height / 1e6)}
     if report.is_file():
         rep = json.loads(report.read_text())
         summary, record = rep["summary"], rep["records"][0]
         row.update(status=record["status"], error=record.get("error"), tiles=record.get("tiles"),
+                   written=record.get("written"),
                    run_wall_s=summary["wall_seconds"], inference_s=summary["inference_seconds"])
         if record["status"] == "ok":
             row["mp_per_s"] = row["megapixels"] / summary["wall_seconds"]
@@ -138,6 +151,17 @@ def probe_256(seconds: float = 20.0) -> Dict[str, Dict[str, float]]:
     return out
 
 
+def _row(r: Dict, best: float, ref_cpu: float) -> str:
+    """One Markdown table row of `to_markdown`."""
+    mps = r.get("mp_per_s")
+    status = r["status"] + (f" ({r['written']})" if r.get("written") else "")
+    return (f"| {r['input']} | {r.get('options') or '–'} | {r['width']}x{r['height']} ({r['megapixels']:.1f} MP) | "
+            f"{r['file_kb']:,.0f} kB | {r['exit']} | {status} | {r.get('tiles') or 0} | {r['peak_rss_mb']:,.0f} | "
+            f"{r.get('run_wall_s', 0):.1f} | {mps or 0:.2f} | {r.get('inference_mp_per_s') or 0:.2f} | "
+            + (f"{(mps or 0) / best:.0%} |" if best else "– |")
+            + (f" {r['cpu_s_per_mp']:.2f} | {ref_cpu / r['cpu_s_per_mp']:.0%} |" if mps else " – | – |"))
+
+
 def to_markdown(result: Dict) -> str:
     ref = result["reference_mp_per_s"]
     best = max(max(r.values()) for r in ref)
@@ -154,18 +178,11 @@ def to_markdown(result: Dict) -> str:
         "Reference, restore-bench on 256² inputs for the same graph, before / after the sizes: "
         + "; ".join(", ".join(f"{k} {v:.2f} MP/s" for k, v in r.items()) for r in ref) + ".",
         "",
-        "| input | pixels | file | exit | status | tiles | peak RSS MiB | run s | MP/s | inference MP/s | vs best 256² "
-        "| CPU s/MP | 256² CPU s/MP ÷ this |",
-        "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| input | options | pixels | file | exit | status | tiles | peak RSS MiB | run s | MP/s | inference MP/s "
+        "| vs best 256² | CPU s/MP | 256² CPU s/MP ÷ this |",
+        "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for r in result["rows"]:
-        mps = r.get("mp_per_s")
-        lines.append(
-            f"| {r['input']} | {r['width']}x{r['height']} ({r['megapixels']:.1f} MP) | {r['file_kb']:,.0f} kB | "
-            f"{r['exit']} | {r['status']} | {r.get('tiles') or 0} | {r['peak_rss_mb']:,.0f} | "
-            f"{r.get('run_wall_s', 0):.1f} | {mps or 0:.2f} | {r.get('inference_mp_per_s') or 0:.2f} | "
-            + (f"{(mps or 0) / best:.0%} |" if best else "– |")
-            + (f" {r['cpu_s_per_mp']:.2f} | {ref_cpu / r['cpu_s_per_mp']:.0%} |" if mps else " – | – |"))
+    lines += [_row(r, best, ref_cpu) for r in result["rows"]]
     lines += ["", f"Command: `{result['command']}`", ""]
     return "\n".join(lines)
 
@@ -194,11 +211,13 @@ def main(sizes: str, report_path: str, md_path: str, no_reference: bool, probe_2
         if not no_reference:
             ref.append(bench_reference(work))
         for mp in [float(s) for s in sizes.split(",") if s]:
-            src = work / f"photo-{mp:g}mp.jpg"
-            w, h = make_photo(src, mp)
-            result["rows"].append(restore_row(work, src.name, w, h, src))
-            src.unlink()
-            click.echo(json.dumps(result["rows"][-1]), err=True)
+            for kind in ("photo", "painted"):
+                src = work / f"{kind}-{mp:g}mp.jpg"
+                w, h = make_photo(src, mp, painted=kind == "painted")
+                for options in ((), ("--save-predicted",)):
+                    result["rows"].append(restore_row(work, src.name, w, h, src, options))
+                    click.echo(json.dumps(result["rows"][-1]), err=True)
+                src.unlink()
         bomb = work / "bomb.png"
         w, h = make_bomb(bomb)
         result["rows"].append(restore_row(work, "bomb.png (1 kB PNG, 89 Mpx)", w, h, bomb))

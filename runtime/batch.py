@@ -162,7 +162,7 @@ def _decode(job: Job, options: RunOptions, start: float, admit) -> Optional[Load
     return Loaded(job, prep, source, rec.read_seconds, source.permissions)
 
 
-def _write(item: Loaded, restored: np.ndarray, mask: np.ndarray, predicted: np.ndarray, infer_seconds: float,
+def _write(item: Loaded, restored: np.ndarray, mask: np.ndarray, predicted: Optional[np.ndarray], infer_seconds: float,
            tiles: int, options: RunOptions) -> None:
     """Put one result back into the source's mode and write its files (writer thread).
 
@@ -411,7 +411,9 @@ class _Pipeline:
         batch = np.stack([it.prep.rgb for it in items])  # (N, H, W, 3)
         t0 = time.perf_counter()
         try:
-            restored, mask, predicted = self.restorer.infer(batch)
+            # The image decoder's raw output only when it is written (--save-predicted): without
+            # it, a batch in which nothing is found skips that decoder.
+            restored, mask, predicted = self.restorer.infer(batch, predicted=self.options.save_predicted)
         except Exception as e:  # e.g. out of memory on a huge batch: fail these, keep going
             for it in items:
                 self._failed(it, e)
@@ -420,12 +422,13 @@ class _Pipeline:
             del batch
         share = (time.perf_counter() - t0) / len(items)
         for j, it in enumerate(items):
-            self._submit_write(it, (restored[j], mask[j, ..., 0], predicted[j]), share, 0)
+            self._submit_write(it, (restored[j], mask[j, ..., 0], None if predicted is None else predicted[j]), share, 0)
 
     def _run_tiled(self, item: Loaded, size: int, window: int) -> None:
         t0 = time.perf_counter()
         try:
-            restored, mask, predicted, tiles = self.restorer.run_rgb(item.prep.rgb, size, window)
+            restored, mask, predicted, tiles = self.restorer.run_rgb(item.prep.rgb, size, window,
+                                                                     predicted=self.options.save_predicted)
         except Exception as e:
             self._failed(item, e)
             return

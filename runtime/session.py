@@ -402,8 +402,10 @@ class Runner:
         first = opts.get(info.providers[0], {}) if info.providers else {}
         self.device_id = int(first.get("device_id", 0))
 
-    def run(self, images: np.ndarray) -> List[np.ndarray]:
-        """images: uint8 (N, H, W, 3) RGB. Returns the outputs in `self.output_names` order."""
+    def run(self, images: np.ndarray, predicted: bool = True) -> List[np.ndarray]:
+        """images: uint8 (N, H, W, 3) RGB. Returns the outputs in `self.output_names` order.
+
+        `predicted` is for the interface `SplitRunner` shares: one session always runs the whole graph."""
         images = pixels_batch(images)
         if self.info.device != "cuda":
             return self.session.run(self.output_names, {self.input_name: images})

@@ -1,20 +1,25 @@
-"""Running the pixels graph on the CPU as two halves that share one memory arena.
+"""Running the pixels graph on the CPU as two halves, the second only where it is needed.
 
 ONNX Runtime's CPU working set for the whole graph is about the sum of what its two decoders
 need, not the larger of them: on the shipped int8 graph, 660 bytes per input pixel for the whole
 graph against 175 for the graph cut down to either decoder (docs/restoring.md, "Memory"). Cut
 in two, the same nodes run as two sessions, one after the other:
 
-    first:  image                          -> predicted + the tensors the second half reads
-    second: image, predicted, those tensors -> restored, mask
+    first:  image                     -> mask + the tensors the second half reads
+    second: image, those tensors      -> restored, predicted
 
-The first half is everything the image decoder's output needs (the encoder and that decoder);
-the second is the rest (the mask decoder and the compositing). Where the second half reads a
-dequantized (float) tensor of the first, it is handed the quantized (uint8) tensor instead and
-dequantizes it itself, so what crosses is the int8 graph's own uint8 activations, a few bytes per
-pixel. Both sessions draw on one arena registered with ONNX Runtime's environment, so the second
-reuses the blocks the first has freed. The nodes, their order and their arithmetic are the
-graph's own: the outputs are bit-identical to one session's (tests/test_runtime_split.py).
+The first half is everything the mask needs (the encoder and the mask decoder); the second is
+the rest (the image decoder and the compositing). Where the second half reads a dequantized
+(float) tensor of the first, it is handed the quantized (uint8) tensor instead and dequantizes it
+itself, so what crosses is the int8 graph's own uint8 activations, a few bytes per pixel. Both
+sessions draw on one arena registered with ONNX Runtime's environment, so the second reuses the
+blocks the first has freed. The nodes, their order and their arithmetic are the graph's own: the
+outputs are bit-identical to one session's (tests/test_runtime_split.py).
+
+The mask comes first because the compositing takes the input pixel wherever the mask is 0: in a
+call whose mask is empty (a clean photo, a tile the paint does not reach) `restored` is the input
+itself, and the image decoder, about 40 % of the graph's time, need not run at all unless its raw
+output (`predicted`) was asked for.
 
 Torch-free: onnx, onnxruntime and numpy.
 """
@@ -29,8 +34,8 @@ import numpy as np
 from runtime.metadata import PIXELS_OUTPUTS
 from runtime.session import pixels_batch, session_options
 
-# What may cross between the halves: 8-bit activations and the shape integers beside them.
-_SMALL_TYPES = {2, 3, 7}  # onnx.TensorProto UINT8, INT8, INT64
+# What may cross between the halves: 8-bit activations, the binarized mask and shape integers.
+_SMALL_TYPES = {2, 3, 7, 9}  # onnx.TensorProto UINT8, INT8, INT64, BOOL
 _ARENA_LOCK = threading.Lock()
 _ARENA_REGISTERED = False
 
@@ -49,7 +54,7 @@ def split_pixels_graph(model) -> Optional[Tuple[object, object, List[str]]]:
     if inputs != ["image"] or not set(PIXELS_OUTPUTS) <= {o.name for o in graph.output}:
         return None
     producer = {out: node for node in graph.node for out in node.output}
-    first_nodes = _ancestors(producer, ["predicted"])
+    first_nodes = _ancestors(producer, ["mask"])
     second = [n for n in graph.node if id(n) not in first_nodes]
     if not second:
         return None
@@ -60,9 +65,8 @@ def split_pixels_graph(model) -> Optional[Tuple[object, object, List[str]]]:
     # shipped fp32 graph took 2,190 bytes per pixel split against 1,220 whole.
     if not _all_small(typed, carried_list):
         return None
-    first = onnx.utils.Extractor(typed).extract_model(["image"], ["predicted"] + [c for c in carried_list if c != "predicted"])
-    second_inputs = ["image"] + carried_list
-    second_model = onnx.utils.Extractor(typed).extract_model(second_inputs, ["restored", "mask"])
+    first = onnx.utils.Extractor(typed).extract_model(["image"], ["mask"] + [c for c in carried_list if c != "mask"])
+    second_model = onnx.utils.Extractor(typed).extract_model(["image"] + carried_list, ["restored", "predicted"])
     for part in (first, second_model):
         part.ir_version = model.ir_version
         del part.metadata_props[:]
@@ -71,7 +75,7 @@ def split_pixels_graph(model) -> Optional[Tuple[object, object, List[str]]]:
 
 
 def _all_small(typed, names: List[str]) -> bool:
-    """Whether every tensor in `names` is 8-bit (or a shape integer) in the shape-inferred model."""
+    """Whether every tensor in `names` is 8-bit (a bool, a shape integer) in the shape-inferred model."""
     values = list(typed.graph.value_info) + list(typed.graph.output)
     types = {v.name: v.type.tensor_type.elem_type for v in values}
     return all(types.get(name) in _SMALL_TYPES for name in names)
@@ -167,10 +171,17 @@ class SplitRunner:
                                                  providers=["CPUExecutionProvider"]))
         return cls(sessions[0], sessions[1])
 
-    def run(self, images: np.ndarray) -> List[np.ndarray]:
-        """images: uint8 (N, H, W, 3) RGB. Returns [restored, mask, predicted]."""
+    def run(self, images: np.ndarray, predicted: bool = True) -> List[Optional[np.ndarray]]:
+        """images: uint8 (N, H, W, 3) RGB. Returns [restored, mask, predicted].
+
+        predicted=False: where the batch's mask is empty the second half is not run; `restored`
+        is then the input (what the graph's compositing gives there) and `predicted` is None.
+        """
         images = pixels_batch(images)
         tensors = dict(zip(self.first_outputs, self.first.run(self.first_outputs, {"image": images})))
+        mask = tensors["mask"]
+        if not predicted and not mask.any():
+            return [images.copy(), mask, None]
         tensors["image"] = images
-        restored, mask = self.second.run(["restored", "mask"], {name: tensors[name] for name in self.second_inputs})
-        return [restored, mask, tensors["predicted"]]
+        restored, raw = self.second.run(["restored", "predicted"], {name: tensors[name] for name in self.second_inputs})
+        return [restored, mask, raw]

@@ -194,7 +194,8 @@ def run_tiled(
     """Run the pixels graph over `rgb` in tiles.
 
     Args:
-        infer: uint8 (N, h, w, 3) → [restored (N, h, w, 3), mask (N, h, w, 1), predicted (N, h, w, 3)].
+        infer: uint8 (N, h, w, 3) → [restored (N, h, w, 3), mask (N, h, w, 1), predicted (N, h, w, 3)
+            or None where it was not computed].
         rgb: (H, W, 3) uint8.
         tile: core size (rounded up to the stride).
         halo: context on each side (rounded up to the stride); `receptive_radius` makes it exact.
@@ -202,11 +203,13 @@ def run_tiled(
         batch_size: tiles of the same shape run together, this many at a time.
 
     Returns:
-        [restored (H, W, 3), mask (H, W, 1), predicted (H, W, 3)] as one pass would give.
+        [restored (H, W, 3), mask (H, W, 1), predicted (H, W, 3)] as one pass would give;
+        predicted is None if any tile's was not computed.
     """
     h, w = rgb.shape[:2]
     tiles = plan_tiles(h, w, tile, halo, stride)
     outputs: List[Optional[np.ndarray]] = [None, None, None]
+    missing = set()  # outputs some tile did not compute: none of it is returned
     by_shape: Dict[Tuple[int, int], List[Tile]] = {}
     for t in tiles:
         by_shape.setdefault(t.shape, []).append(t)
@@ -216,9 +219,12 @@ def run_tiled(
             batch = np.stack([rgb[t.y0:t.y1, t.x0:t.x1] for t in chunk])  # (n, th, tw, 3)
             results = infer(batch)
             for k, out in enumerate(results):
+                if out is None:
+                    missing.add(k)
+                    continue
                 if outputs[k] is None:
                     outputs[k] = np.empty((h, w, out.shape[-1]), dtype=out.dtype)
                 for j, t in enumerate(chunk):
                     core = out[j, t.cy0 - t.y0:t.cy1 - t.y0, t.cx0 - t.x0:t.cx1 - t.x0]
                     outputs[k][t.cy0:t.cy1, t.cx0:t.cx1] = core
-    return outputs  # type: ignore[return-value]
+    return [None if k in missing else out for k, out in enumerate(outputs)]  # type: ignore[return-value]

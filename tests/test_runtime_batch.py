@@ -316,7 +316,7 @@ def test_inference_error_without_message_fails_those_images_only(tiny_onnx, tmp_
     src.mkdir()
     Image.fromarray(_rgb(16, 16)).save(src / "a.png")
 
-    def boom(batch):
+    def boom(batch, **kwargs):
         raise MemoryError()
 
     monkeypatch.setattr(restorer, "infer", boom)

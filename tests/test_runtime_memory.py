@@ -204,9 +204,9 @@ def test_batches_are_sized_by_pixels(restorer, tmp_path):
     calls = []
     real = restorer.infer
 
-    def infer(batch):
+    def infer(batch, **kwargs):
         calls.append(batch.shape)
-        return real(batch)
+        return real(batch, **kwargs)
 
     restorer.infer = infer
     try:
@@ -286,9 +286,9 @@ def test_small_images_still_batch_and_read_ahead(restorer, tmp_path):
     calls = []
     real = restorer.infer
 
-    def infer(batch):
+    def infer(batch, **kwargs):
         calls.append(batch.shape[0])
-        return real(batch)
+        return real(batch, **kwargs)
 
     restorer.infer = infer
     try:
@@ -311,9 +311,9 @@ def test_images_waiting_for_partners_give_way_to_a_reader_waiting_for_memory(res
     calls, done = [], {}
     real = restorer.infer
 
-    def infer(batch):
+    def infer(batch, **kwargs):
         calls.append(batch.shape[0])
-        return real(batch)
+        return real(batch, **kwargs)
 
     restorer.infer = infer
     opts = RunOptions(batch_size=4, tile_budget=4 * px, max_memory=room, progress=False)

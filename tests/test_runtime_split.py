@@ -1,4 +1,5 @@
-"""The int8 graph run as two halves on one arena: the same bytes out, half the working set."""
+"""The int8 graph run as two halves on one arena: the same bytes out, half the working set, and
+the image decoder skipped where nothing was found."""
 
 from __future__ import annotations
 
@@ -43,8 +44,10 @@ def test_halves_hold_every_node_once_and_carry_only_8_bit_tensors():
     assert repeated and {ops[name] for name in repeated} == {"DequantizeLinear"}
     assert len(outputs_of(first) | outputs_of(second)) == len(outputs_of(whole))
     assert [i.name for i in first.graph.input] == ["image"]
-    assert [o.name for o in second.graph.output] == ["restored", "mask"]
-    assert "predicted" in carried and any(name.endswith("QuantizeLinear_Output") for name in carried)
+    # The mask first (encoder and mask decoder), then the image decoder and the compositing.
+    assert [o.name for o in first.graph.output][0] == "mask"
+    assert [o.name for o in second.graph.output] == ["restored", "predicted"]
+    assert "mask" not in carried and any(name.endswith("QuantizeLinear_Output") for name in carried)
     # The halves keep the graph's contract metadata.
     assert {p.key for p in first.metadata_props} == {p.key for p in whole.metadata_props}
 
@@ -79,6 +82,55 @@ def test_split_is_bit_identical_on_a_painted_photo(whole_and_split):
     assert mask.max() == 255  # the model found the block: both decoders' paths were exercised
     for got, want in zip((restored, mask, predicted), whole.run(image)):
         assert np.array_equal(got, want)
+
+
+class _Counting:
+    """Wraps a session and counts its runs."""
+
+    def __init__(self, session):
+        self.session, self.runs = session, 0
+
+    def run(self, *args, **kwargs):
+        self.runs += 1
+        return self.session.run(*args, **kwargs)
+
+
+def test_nothing_found_skips_the_image_decoder_with_the_same_output(whole_and_split, monkeypatch):
+    whole, split = whole_and_split
+    second = _Counting(split.second)
+    monkeypatch.setattr(split, "second", second)
+    clean = _photo_crop(201, 299)  # the shipped model finds nothing in it
+    restored, mask, predicted = split.run(clean, predicted=False)
+    want = whole.run(clean)
+    assert not want[1].any() and second.runs == 0 and predicted is None
+    # What the graph gives where its mask is empty: the input, byte for byte.
+    assert np.array_equal(restored, want[0]) and np.array_equal(restored, clean)
+    assert np.array_equal(mask, want[1]) and restored is not clean
+    # Asked for the raw prediction, or with something found, the second half runs.
+    assert np.array_equal(split.run(clean)[2], want[2]) and second.runs == 1
+    painted = clean.copy()
+    painted[0, 60:120, 80:200] = (255, 255, 255)
+    for got, expected in zip(split.run(painted, predicted=False), whole.run(painted)):
+        assert np.array_equal(got, expected)
+    assert second.runs == 2
+
+
+def test_tiles_the_paint_does_not_reach_skip_the_image_decoder(monkeypatch):
+    from runtime import Restorer
+
+    restorer = Restorer(device="cpu")
+    photo = next(iter(heldout_photos("selection").values()))[:288, :448].copy()  # the cat
+    photo[20:70, 30:110] = (255, 0, 255)  # paint in the top-left tile only
+    want_restored, want_mask, want_predicted, tiles = restorer.run_rgb(photo, 144)
+    second = _Counting(restorer.runner.second)
+    monkeypatch.setattr(restorer.runner, "second", second)
+    restored, mask, predicted, same_tiles = restorer.run_rgb(photo, 144, predicted=False)
+    assert same_tiles == tiles >= 4 and 1 <= second.runs < tiles
+    assert np.array_equal(restored, want_restored) and np.array_equal(mask, want_mask)
+    assert predicted is None and want_predicted is not None and want_mask[20:70, 30:110].all()
+    # The embedding API: the same image, and no raw prediction where none was asked for.
+    result = restorer.restore(photo, tile=144, predicted=False)
+    assert np.array_equal(result.image, want_restored) and result.predicted is None
 
 
 def test_restorer_runs_the_int8_graph_split_on_the_cpu_and_costs_it_so():
@@ -131,3 +183,30 @@ def test_split_working_set_is_within_its_stated_cost_and_well_under_the_whole():
     # Measured (AMD EPYC): 650 bytes per pixel whole, 330 split.
     assert peak["split"] <= GRAPH_BYTES_PER_PIXEL["int8-split"], peak
     assert peak["split"] <= 0.7 * peak["whole"], peak
+
+
+def test_restore_run_writes_the_same_files_and_runs_the_image_decoder_only_where_needed(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from runtime import Restorer
+
+    restorer = Restorer(device="cpu")
+    second = _Counting(restorer.runner.second)
+    monkeypatch.setattr(restorer.runner, "second", second)
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(_photo_crop(201, 299)[0]).save(src / "clean.png")
+    painted = _photo_crop(160, 224)[0].copy()
+    painted[40:90, 50:130] = (255, 255, 255)
+    Image.fromarray(painted).save(src / "painted.png")
+
+    fast = restorer.restore_folder(src, tmp_path / "fast", progress=False)
+    assert fast.summary.ok == 2 and second.runs == 1  # the painted image only
+    full = restorer.restore_folder(src, tmp_path / "full", save_predicted=True, progress=False)
+    assert full.summary.ok == 2 and second.runs == 3
+    written = {r.input: r.written for r in fast.records}
+    assert written == {"clean.png": "copied", "painted.png": "changed"}
+    for name in ("clean.png", "painted.png"):
+        assert (tmp_path / "fast" / name).read_bytes() == (tmp_path / "full" / name).read_bytes()
+        assert (tmp_path / "full" / "predicted" / name).exists()
+    assert not (tmp_path / "fast" / "predicted").exists()

@@ -297,7 +297,7 @@ def _reference(pipeline: Optional[RestorationPipeline], ctx: BenchContext, image
         image = torch.from_numpy(images)  # (N, H, W, 3) uint8
         x = normalize(image.permute(0, 3, 1, 2).contiguous())  # (N, 3, H, W), as forward() feeds predict()
         pred, prob = pipeline.predict(x)
-        corrupted = prob >= pipeline.threshold  # (N, 1, H, W) bool
+        corrupted = pipeline.binarize(prob)  # (N, 1, H, W) bool
         tensor = (pred, prob, torch.where(corrupted, pred.to(x.dtype), x))  # forward_tensor(x)
         corrupted_hw = corrupted.permute(0, 2, 3, 1)  # (N, H, W, 1)
         predicted = unnormalize(pred.permute(0, 2, 3, 1))  # (N, H, W, 3) uint8

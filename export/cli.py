@@ -212,13 +212,14 @@ def weights_cmd(models: tuple, calibrate: bool, flip_ensemble, output: Path, ove
     """Write a checkpoint's model weights alone as a .safetensors release (no optimizer state, no pickle)."""
     require(["torch", "safetensors"] + (["skimage"] if calibrate else []), "export", "restore-export weights")
     from export.onnx_export import ExportError, check_output_path
-    from restore_core.checkpoint import average_models, load_model, save_release, weights_sha256
+    from restore_core.checkpoint import average_models, load_model, release_mask_offset, save_release, weights_sha256
 
     if output.suffix != ".safetensors":
         raise ExportError(f"{output}: a release is a .safetensors file")
     check_output_path(output, overwrite)
     # The setting is chosen before calibrating: the offset is chosen for the pipeline that ships.
-    models = [load_model(m, flip_ensemble=flip_ensemble) for m in models]
+    sources = models
+    models = [load_model(m, flip_ensemble=flip_ensemble) for m in sources]
     loaded, extra, what = models[0], None, ""
     if len(models) > 1:
         loaded = average_models(models)
@@ -231,15 +232,20 @@ def weights_cmd(models: tuple, calibrate: bool, flip_ensemble, output: Path, ove
     if calibrate:
         from restore_core import calibrate as cal
 
+        # A calibrated release is calibrated again from its trained head: the offset chosen is
+        # the whole offset (a soup's head carries the mean of its sources' offsets).
+        cal.apply_mask_offset(loaded.model, -sum(release_mask_offset(m) for m in sources) / len(sources))
         scores = cal.sweep_mask_offset(loaded.pipeline(), cal.calibration_cases())
         chosen = cal.choose_offset(scores)
         click.echo(f"mask offset sweep on {cal.CALIBRATION_PER_PHOTO} crops of each validation photo "
                    f"x seeds {list(cal.CALIBRATION_SEEDS)}:\n{cal.format_sweep(scores, chosen)}")
         cal.apply_mask_offset(loaded.model, chosen.offset)
+        loaded.mask_opening = chosen.opening
         extra = {**(extra or {}), "restore.mask_offset": repr(chosen.offset),
                  "restore.calibration": json.dumps({"seeds": list(cal.CALIBRATION_SEEDS), "sweep": cal.sweep_record(scores)})}
-        what += f"mask offset {chosen.offset:g}, "
-    save_release(output, loaded.model, loaded.threshold, extra, flip_ensemble=loaded.flip_ensemble)
+        what += f"mask offset {chosen.offset:g}, mask opening {chosen.opening}, "
+    save_release(output, loaded.model, loaded.threshold, extra, flip_ensemble=loaded.flip_ensemble,
+                 mask_opening=loaded.mask_opening)
     click.echo(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB, {what}weights sha256 "
                f"{weights_sha256(loaded.model)[:16]}...)")
 

@@ -110,7 +110,7 @@ def _describe_onnx(path: Path) -> Dict[str, Any]:
 
 
 def _describe_weights(path: Path) -> Dict[str, Any]:
-    from restore_core.checkpoint import load_checkpoint, load_model, weights_sha256
+    from restore_core.checkpoint import load_checkpoint, load_model, release_mask_offset, weights_sha256
     from restore_core.model import count_parameters
 
     loaded = load_model(path)  # CheckpointError names the file for anything not ours
@@ -118,6 +118,7 @@ def _describe_weights(path: Path) -> Dict[str, Any]:
         "model_config": asdict(loaded.config),
         "threshold": loaded.threshold,
         "flip_ensemble": loaded.flip_ensemble,
+        "mask_opening": loaded.mask_opening,
         "parameters": count_parameters(loaded.model),
         "weights_sha256": weights_sha256(loaded.model),
     }
@@ -134,7 +135,7 @@ def _describe_weights(path: Path) -> Dict[str, Any]:
         if "restore.averaged_from" in meta:
             info["averaged_from"] = [s["file"] for s in json.loads(meta["restore.averaged_from"])]
         if "restore.mask_offset" in meta:
-            info["mask_offset"] = float(meta["restore.mask_offset"])
+            info["mask_offset"] = release_mask_offset(path)
     return info
 
 
@@ -149,7 +150,7 @@ def _metadata_lines(meta: Dict[str, Any]) -> List[str]:
 def _info_lines(info: Dict[str, Any], has_metadata: bool) -> List[str]:
     """The fields read from the file itself, less those the metadata already showed."""
     shown = ("model_config", "threshold", "weights_sha256") if has_metadata else ()
-    keys = ("opset", "producer", "model_config", "threshold", "flip_ensemble", "parameters", "weights_sha256",
+    keys = ("opset", "producer", "model_config", "threshold", "flip_ensemble", "mask_opening", "parameters", "weights_sha256",
             "training", "methods", "averaged_from", "mask_offset")
     return [f"  {key}: {info[key]}" for key in keys if key in info and key not in shown]
 

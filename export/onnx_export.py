@@ -92,7 +92,8 @@ def build_metadata(pipeline: RestorationPipeline, signature: str, precision: str
         weights_sha256=weights_sha256(pipeline.model),
         exporter=exporter_versions(),
         parity=parity,
-        extra={"flip_ensemble": "true" if pipeline.flip_ensemble else "false"},
+        extra={"flip_ensemble": "true" if pipeline.flip_ensemble else "false",
+               "mask_opening": str(pipeline.mask_opening)},
     )
 
 

@@ -9,7 +9,9 @@ pixel costs PSNR wherever the prediction there is poor.
 
 Calibration subtracts one offset from the mask head's output bias. The contract is untouched
 (the file still binarizes at 0.1, inside the graph as before); the model's probabilities move,
-so that 0.1 of the calibrated head is `cut(offset)` of the trained one. The offset is chosen
+so that 0.1 of the calibrated head is `cut(offset)` of the trained one. With the offset it
+chooses the mask opening (`RestorationPipeline.mask_opening`): removing flagged specks lets a
+lower offset find more of the paint without flagging texture. Both are chosen
 on crops of the selection photos (`heldout.SELECTION_PHOTOS`, the photos the trainer already
 validates on), painted as the held-out set is and saved as users' files are (PNG and JPEG), with
 some left unpainted; the evaluation photos play no part in it.
@@ -27,9 +29,11 @@ import torch
 from restore_core.heldout import Case, heldout_set, saved_case, score_case, summarize, unpainted
 from restore_core.img_utils import normalize, unnormalize
 from restore_core.model import DualDecoderUNet
-from restore_core.pipeline import RestorationPipeline
+from restore_core.pipeline import RestorationPipeline, open_mask
 
 OFFSETS = tuple(round(0.25 * i, 2) for i in range(33))  # 0, 0.25, ..., 8.0 (logit units)
+# Mask openings tried (0: none). Wider ones would also remove true marks of that width.
+OPENINGS = (0, 3, 5)
 CALIBRATION_SEEDS = (1, 2, 3, 4)  # never heldout.HELDOUT_SEED: the reported set stays unseen
 CALIBRATION_PER_PHOTO = 12
 # Each crop is saved as one of these in turn, as users' files are (`heldout.SAVES`), and every
@@ -41,13 +45,15 @@ CLEAN_EVERY = 4
 
 @dataclass
 class OffsetScore:
-    """The calibration set's figures with the mask head's bias lowered by `offset`."""
+    """The calibration set's figures with the mask head's bias lowered by `offset` and the mask
+    opened by `opening` (0: not opened)."""
 
     offset: float
     mask_iou: float
     psnr: float
     psnr_inside: float
     worse: int
+    opening: int = 0
 
 
 def calibration_cases(seeds: Sequence[int] = CALIBRATION_SEEDS,
@@ -70,41 +76,43 @@ def cut(threshold: float, offset: float) -> float:
 
 
 @torch.no_grad()
-def sweep_mask_offset(pipe: RestorationPipeline, cases: Sequence[Case],
-                      offsets: Sequence[float] = OFFSETS) -> List[OffsetScore]:
-    """Score every offset with one network pass per case.
+def sweep_mask_offset(pipe: RestorationPipeline, cases: Sequence[Case], offsets: Sequence[float] = OFFSETS,
+                      openings: Sequence[int] = OPENINGS) -> List[OffsetScore]:
+    """Score every (offset, opening) pair with one network pass per case.
 
     sigmoid(logit - offset) >= t exactly when sigmoid(logit) >= cut(t, offset), so thresholding
-    the trained head's probability at `cut` is what the calibrated model would do.
+    the trained head's probability at `cut` is what the calibrated model would do. The pipeline's
+    own opening is not applied: each of `openings` is.
     """
-    rows = {o: [] for o in offsets}
+    rows = {(o, k): [] for o in offsets for k in openings}
     for case in cases:
         x = normalize(torch.from_numpy(np.array(case.corrupted))[None].permute(0, 3, 1, 2).contiguous())
         pred, prob = pipe.predict(x)  # (1, 3, H, W), (1, 1, H, W)
         predicted = unnormalize(pred.permute(0, 2, 3, 1))[0].numpy()  # (H, W, 3) uint8
-        prob = prob[0, 0].numpy()  # (H, W)
-        previous, score = None, None
-        for o in offsets:
-            mask = prob >= cut(pipe.threshold, o)
-            if previous is None or not np.array_equal(mask, previous):  # a cut that moves no pixel scores the same
-                score = score_case(case, np.where(mask[..., None], predicted, case.corrupted), mask)
-            rows[o].append(score)
-            previous = mask
+        for k in openings:
+            previous, score = None, None
+            for o in offsets:
+                mask = prob >= cut(pipe.threshold, o)  # (1, 1, H, W) bool
+                mask = (open_mask(mask, k) if k > 1 else mask)[0, 0].numpy()  # (H, W)
+                if previous is None or not np.array_equal(mask, previous):  # a cut that moves no pixel scores the same
+                    score = score_case(case, np.where(mask[..., None], predicted, case.corrupted), mask)
+                rows[(o, k)].append(score)
+                previous = mask
     out = []
-    for o in offsets:
-        s = summarize(rows[o])
-        out.append(OffsetScore(o, s["mask_iou"], s["psnr"], s["psnr_inside"], s["worse"]))
+    for (o, k), scored in rows.items():
+        s = summarize(scored)
+        out.append(OffsetScore(o, s["mask_iou"], s["psnr"], s["psnr_inside"], s["worse"], k))
     return out
 
 
 def choose_offset(scores: Sequence[OffsetScore]) -> OffsetScore:
-    """The offset that makes the fewest images worse, and among those the best mean whole-image
-    PSNR; the smallest such offset on a tie.
+    """The (offset, opening) that makes the fewest images worse, and among those the best mean
+    whole-image PSNR; the smallest offset, then the smallest opening, on a tie.
 
     Fewest worse first: a restoration tool must not make a photo worse, and the mean PSNR can
     rise with an offset that trades one damaged image for small gains on many others."""
     fewest = min(s.worse for s in scores)
-    allowed = sorted((s for s in scores if s.worse == fewest), key=lambda s: s.offset)
+    allowed = sorted((s for s in scores if s.worse == fewest), key=lambda s: (s.offset, s.opening))
     return max(allowed, key=lambda s: s.psnr)  # max keeps the first (smallest offset) of equals
 
 
@@ -115,10 +123,11 @@ def apply_mask_offset(model: DualDecoderUNet, offset: float) -> None:
 
 
 def format_sweep(scores: Sequence[OffsetScore], chosen: OffsetScore) -> str:
-    lines = ["offset  mask IoU  PSNR dB  in mask dB  worse"]
+    lines = ["opening  offset  mask IoU  PSNR dB  in mask dB  worse"]
     for s in scores:
-        mark = "  <- chosen" if s.offset == chosen.offset else ""
-        lines.append(f"{s.offset:6.2f}  {s.mask_iou:8.4f}  {s.psnr:7.2f}  {s.psnr_inside:10.2f}  {s.worse:5d}{mark}")
+        mark = "  <- chosen" if s == chosen else ""
+        lines.append(f"{s.opening:7d}  {s.offset:6.2f}  {s.mask_iou:8.4f}  {s.psnr:7.2f}  {s.psnr_inside:10.2f}"
+                     f"  {s.worse:5d}{mark}")
     return "\n".join(lines)
 
 

@@ -21,7 +21,7 @@ import torch
 
 from restore_core.fileio import atomic_path
 from restore_core.model import DualDecoderUNet, ModelConfig
-from restore_core.pipeline import DEFAULT_THRESHOLD, RestorationPipeline
+from restore_core.pipeline import DEFAULT_THRESHOLD, RestorationPipeline, check_mask_opening
 from restore_toolkit.messages import one_line
 
 CHECKPOINT_FORMAT = "restore-checkpoint"
@@ -101,9 +101,9 @@ def _refusal_reason(error: BaseException) -> str:
 
 
 def save_release(path: str | os.PathLike, model: DualDecoderUNet, threshold: float = DEFAULT_THRESHOLD,
-                 extra: Dict[str, str] | None = None, flip_ensemble: bool = False) -> None:
+                 extra: Dict[str, str] | None = None, flip_ensemble: bool = False, mask_opening: int = 0) -> None:
     """Write the model's weights as `.safetensors` with config, threshold and how to run it
-    (`flip_ensemble`, see `RestorationPipeline`) in the metadata."""
+    (`flip_ensemble`, `mask_opening`, see `RestorationPipeline`) in the metadata."""
     from safetensors.torch import save_file
 
     meta = {
@@ -112,6 +112,7 @@ def save_release(path: str | os.PathLike, model: DualDecoderUNet, threshold: flo
         "restore.model_config": model.cfg.to_json(),
         "restore.threshold": repr(float(threshold)),
         "restore.flip_ensemble": "true" if flip_ensemble else "false",
+        "restore.mask_opening": str(int(mask_opening)),
         **(extra or {}),
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -128,13 +129,14 @@ class LoadedModel:
     threshold: float
     source: Path
     flip_ensemble: bool = False  # releases say; training checkpoints run one view
+    mask_opening: int = 0  # releases say (calibration chooses it); training checkpoints have none
 
     def pipeline(self) -> RestorationPipeline:
-        return RestorationPipeline(self.model, self.threshold, self.flip_ensemble).eval()
+        return RestorationPipeline(self.model, self.threshold, self.flip_ensemble, self.mask_opening).eval()
 
     def describe(self) -> Dict[str, Any]:
         return {"source": str(self.source), "model_config": asdict(self.config), "threshold": self.threshold,
-                "flip_ensemble": self.flip_ensemble}
+                "flip_ensemble": self.flip_ensemble, "mask_opening": self.mask_opening}
 
 
 def _read_release(path: Path):
@@ -155,7 +157,29 @@ def _read_release(path: Path):
     flip = meta.get("restore.flip_ensemble", "false")
     if flip not in ("true", "false"):
         raise CheckpointError(f"{path}: restore.flip_ensemble is {flip!r}, not 'true' or 'false'")
-    return tensors, json.loads(meta["restore.model_config"]), float(meta["restore.threshold"]), flip == "true"
+    # Releases written before the key existed binarized without an opening.
+    try:
+        opening = check_mask_opening(int(meta.get("restore.mask_opening", "0")))
+    except ValueError:
+        raise CheckpointError(f"{path}: restore.mask_opening is {meta['restore.mask_opening']!r}, "
+                              "not 0 or an odd side") from None
+    return tensors, json.loads(meta["restore.model_config"]), float(meta["restore.threshold"]), flip == "true", opening
+
+
+def release_mask_offset(path: str | os.PathLike) -> float:
+    """The mask offset already subtracted from a release's mask head (`restore-export weights
+    --calibrate`), 0.0 for a training checkpoint or an uncalibrated release."""
+    path = resolve_weights(path)
+    if path.suffix != ".safetensors":
+        return 0.0
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            value = (f.metadata() or {}).get("restore.mask_offset", "0")
+        return float(value)
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: unreadable restore.mask_offset ({one_line(e, 160, with_type=False)})") from None
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu",
@@ -176,9 +200,9 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu",
     if path.suffix == ".safetensors":
         if not path.is_file():
             raise CheckpointError(f"{path}: no such weights file")
-        state, cfg_dict, threshold, flip = _read_release(path)
+        state, cfg_dict, threshold, flip, opening = _read_release(path)
     else:
-        flip = False
+        flip, opening = False, 0
         ckpt = load_checkpoint(path)
         state, cfg_dict = ckpt["model"], ckpt["model_config"]
         threshold = float(ckpt.get("threshold", DEFAULT_THRESHOLD))
@@ -191,7 +215,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu",
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not match the model config ({one_line(e, 160, with_type=False)})") from None
-    return LoadedModel(model.to(device).eval(), cfg, threshold, path, flip if flip_ensemble is None else flip_ensemble)
+    return LoadedModel(model.to(device).eval(), cfg, threshold, path, flip if flip_ensemble is None else flip_ensemble,
+                       opening)
 
 
 def average_models(loaded: Sequence[LoadedModel]) -> LoadedModel:
@@ -203,8 +228,8 @@ def average_models(loaded: Sequence[LoadedModel]) -> LoadedModel:
     integer buffers (BatchNorm's batch counters) are taken from the first model.
 
     Raises:
-        CheckpointError: fewer than one model, or models with different configs, thresholds or
-            flip_ensemble settings.
+        CheckpointError: fewer than one model, or models with different configs, thresholds,
+            flip_ensemble or mask_opening settings.
     """
     if not loaded:
         raise CheckpointError("nothing to average: no model given")
@@ -219,6 +244,9 @@ def average_models(loaded: Sequence[LoadedModel]) -> LoadedModel:
         if other.flip_ensemble != first.flip_ensemble:
             raise CheckpointError(f"{other.source}: flip_ensemble {other.flip_ensemble} differs from "
                                   f"{first.source}'s {first.flip_ensemble}")
+        if other.mask_opening != first.mask_opening:
+            raise CheckpointError(f"{other.source}: mask_opening {other.mask_opening} differs from "
+                                  f"{first.source}'s {first.mask_opening}")
     states = [m.model.state_dict() for m in loaded]
     mean = {}
     for key, ref in states[0].items():
@@ -228,7 +256,8 @@ def average_models(loaded: Sequence[LoadedModel]) -> LoadedModel:
             mean[key] = ref.clone()
     model = DualDecoderUNet(first.config)
     model.load_state_dict(mean, strict=True)
-    return LoadedModel(model.eval(), first.config, first.threshold, first.source, first.flip_ensemble)
+    return LoadedModel(model.eval(), first.config, first.threshold, first.source, first.flip_ensemble,
+                       first.mask_opening)
 
 
 def weights_sha256(model: torch.nn.Module) -> str:

@@ -100,6 +100,15 @@ class ModelMetadata:
         except (ValueError, TypeError) as e:
             raise ModelFileError(f"{source}: malformed restore metadata ({e})") from None
 
+    @property
+    def mask_opening(self) -> int:
+        """The side of the mask opening inside the graph (`RestorationPipeline`); 0 for none or
+        for files written before the key existed. Raises ModelFileError when malformed."""
+        value = self.extra.get("mask_opening", "0")
+        if not value.isdigit() or (int(value) > 1 and int(value) % 2 == 0):
+            raise ModelFileError(f"restore.mask_opening is {value!r}, not 0 or an odd side")
+        return int(value)
+
     def to_props(self) -> Dict[str, str]:
         """The inverse of `from_props`: full keys, string values."""
         values = {

@@ -83,7 +83,7 @@ class Restorer:
         self.precision = self.metadata.precision if self.metadata else "fp32"
         self.runner = self._runner()
         self.stride = self.metadata.stride
-        self.halo = receptive_radius(self.metadata.model_config)
+        self.halo = receptive_radius(self.metadata.model_config, self.metadata.mask_opening)
         self.tile = tile
         self.tile_budget = tile_budget
         self.batch_size = batch_size

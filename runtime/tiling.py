@@ -32,12 +32,13 @@ DEFAULT_HALO = 144  # the shipped graph's halo, for the default budget below
 DEFAULT_TILE_BUDGET = (DEFAULT_TILE + 2 * DEFAULT_HALO + 15) ** 2  # window_side(DEFAULT_TILE, 137, 16) squared
 
 
-def receptive_radius(model_config: Dict[str, int]) -> int:
+def receptive_radius(model_config: Dict[str, int], mask_opening: int = 0) -> int:
     """How far (in input pixels) an output pixel can see, from the model's config.
 
     Counts, per resolution 2**i: each 3x3 conv adds 2**i, each 2x2 max-pool 2**i, each bilinear
-    2x upsample from resolution 2**(i+1) one coarse pixel, 2**(i+1). An upper bound: the halo
-    this gives makes tiling exact.
+    2x upsample from resolution 2**(i+1) one coarse pixel, 2**(i+1); then the mask opening's
+    erosion and dilation (`restore.mask_opening`), k // 2 each. An upper bound: the halo this
+    gives makes tiling exact.
     """
     depth = int(model_config.get("depth", 4))
     convs = 1 + int(model_config.get("blocks_per_stage", 1))  # entry conv + ResNet blocks per stage
@@ -47,7 +48,7 @@ def receptive_radius(model_config: Dict[str, int]) -> int:
         radius += 2**i  # its max-pool
         radius += 2 ** (i + 1)  # the decoder's upsample into this resolution
         radius += convs * 2**i  # decoder stage
-    return radius
+    return radius + 2 * (int(mask_opening) // 2)
 
 
 def round_up(value: int, multiple: int) -> int:

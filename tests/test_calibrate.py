@@ -51,17 +51,19 @@ def test_apply_mask_offset_lowers_the_mask_logits_and_nothing_else():
 def test_sweep_scores_what_the_calibrated_model_restores():
     model = confident_tiny_model(seed=2)
     cases = heldout_set(2, seed=5, photos="selection")  # 4 small crops
-    scores = sweep_mask_offset(RestorationPipeline(model).eval(), cases, offsets=(0.0, 0.8, 2.0))
-    assert [s.offset for s in scores] == [0.0, 0.8, 2.0]
+    scores = sweep_mask_offset(RestorationPipeline(model).eval(), cases, offsets=(0.0, 0.8, 2.0), openings=(0, 3))
+    assert [(s.offset, s.opening) for s in scores] == [(0.0, 0), (0.0, 3), (0.8, 0), (0.8, 3), (2.0, 0), (2.0, 3)]
     for s in scores:
         calibrated = copy.deepcopy(model)
         apply_mask_offset(calibrated, s.offset)
-        summary, _ = evaluate(cases, pixel_restorer(RestorationPipeline(calibrated).eval()))
+        pipeline = RestorationPipeline(calibrated, mask_opening=s.opening).eval()
+        summary, _ = evaluate(cases, pixel_restorer(pipeline))
         # Thresholding at cut() equals the calibrated model up to float ties at the threshold.
         assert s.mask_iou == pytest.approx(summary["mask_iou"], abs=2e-3)
         assert s.psnr == pytest.approx(summary["psnr"], abs=0.02)
         assert s.worse == summary["worse"]
-    assert scores[0].mask_iou != scores[2].mask_iou  # the offsets really move the mask
+    assert scores[0].mask_iou != scores[4].mask_iou  # the offsets really move the mask
+    assert scores[0].mask_iou != scores[1].mask_iou  # and the opening removes pixels
 
 
 def test_choose_offset_takes_the_best_psnr_among_the_fewest_made_worse():
@@ -74,6 +76,10 @@ def test_choose_offset_takes_the_best_psnr_among_the_fewest_made_worse():
     # One image made worse is not bought with a higher mean: 3 makes none worse.
     assert choose_offset([s(0, 30.0, 3), s(1, 31.0, 1), s(2, 31.3, 1), s(3, 31.2, 0), s(4, 30.9, 0)]).offset == 3
     assert choose_offset([s(0, 30.0), s(1, 29.0)]).offset == 0
+    # Openings compete on the same rule; on a tie the smaller offset, then the smaller opening.
+    opened = [OffsetScore(1, 0.9, 30.4, 20.0, 1, 0), OffsetScore(0, 0.9, 30.2, 20.0, 0, 5),
+              OffsetScore(0, 0.9, 30.2, 20.0, 0, 3), OffsetScore(1, 0.9, 30.2, 20.0, 0, 3)]
+    assert (choose_offset(opened).offset, choose_offset(opened).opening) == (0, 3)
 
 
 def test_calibration_never_sees_the_reported_set():
@@ -102,7 +108,9 @@ def test_restore_export_weights_calibrate_writes_the_chosen_offset(tmp_path):
         meta = f.metadata()
     offset = float(meta["restore.mask_offset"])
     sweep = json.loads(meta["restore.calibration"])["sweep"]
-    assert offset == choose_offset([OffsetScore(**r) for r in sweep]).offset
+    chosen = choose_offset([OffsetScore(**r) for r in sweep])
+    assert offset == chosen.offset and {r["opening"] for r in sweep} == {0, 3, 5}
+    assert int(meta["restore.mask_opening"]) == chosen.opening == load_model(out).mask_opening
     from export.inspection import describe, format_description
 
     info = describe(out)
@@ -112,3 +120,19 @@ def test_restore_export_weights_calibrate_writes_the_chosen_offset(tmp_path):
     for key, value in model.state_dict().items():
         want = value - offset if key == "mask_decoder.head.bias" else value
         torch.testing.assert_close(got[key], want, rtol=0, atol=1e-6)
+
+
+def test_a_calibrated_release_is_calibrated_again_from_its_trained_head(tmp_path):
+    model = confident_tiny_model(seed=4)
+    src = tmp_path / "m.safetensors"
+    save_release(src, model)
+    once, twice = tmp_path / "once.safetensors", tmp_path / "twice.safetensors"
+    for a, b in ((src, once), (once, twice)):
+        result = CliRunner().invoke(main, ["weights", "--model", str(a), "--calibrate", "-o", str(b)])
+        assert result.exit_code == 0, result.output
+    from restore_core.checkpoint import release_mask_offset
+
+    assert release_mask_offset(twice) == release_mask_offset(once) and release_mask_offset(src) == 0.0
+    first, second = load_model(once).model.state_dict(), load_model(twice).model.state_dict()
+    for key, value in first.items():
+        torch.testing.assert_close(second[key], value, rtol=0, atol=1e-6)

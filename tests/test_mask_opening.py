@@ -137,3 +137,19 @@ def test_a_graph_whose_opening_is_malformed_is_refused():
         assert meta.mask_opening
     # Files written before the key existed have no opening.
     assert ModelMetadata("1", "pixels", "NHWC", "RGB", 0.1, 4, True, "fp32", {}, "x", {}, None).mask_opening == 0
+
+
+def test_torchscript_and_exported_program_open_the_mask_too(model):
+    import warnings
+
+    pipeline = RestorationPipeline(model, mask_opening=5).eval()
+    image = _blocky(45, 61, seed=11)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.script's deprecation notice
+        scripted = torch.jit.script(pipeline)
+    exported = torch.export.export(pipeline, (image,)).module()
+    with torch.no_grad():
+        want = pipeline(image)
+        for got in (scripted(image), exported(image)):
+            assert all(torch.equal(a, b) for a, b in zip(got, want))
+    assert 0.05 < (want[1] > 0).float().mean() < 0.95

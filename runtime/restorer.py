@@ -10,6 +10,7 @@ Torch-free: onnxruntime, numpy, pillow.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -150,7 +151,7 @@ class Restorer:
         h, w = rgb.shape[:2]
         # As many same-size tiles together as the batch size allows within the call budget.
         batch = max(1, min(self.batch_size, (window or self.memory.window_pixels) // self.call_pixels(h, w, tile_size)))
-        infer = self.infer if predicted else (lambda tiles: self.infer(tiles, predicted=False))
+        infer = functools.partial(self.infer, predicted=predicted)
         restored, mask, raw = run_tiled(infer, rgb, tile_size, self.halo, self.stride, batch)
         return restored, mask[..., 0], raw, len(plan_tiles(h, w, tile_size, self.halo, self.stride))
 
@@ -170,16 +171,16 @@ class Restorer:
         as_array = isinstance(image, np.ndarray)
         pil = to_pil(image) if as_array else image
         prep = prepare(pil)
-        restored, mask, predicted, tiles = self.restore_rgb(prep.rgb, tile, predicted)
+        restored, mask, raw, tiles = self.restore_rgb(prep.rgb, tile, predicted)
         out = finish(prep, restored, mask > 0)
         share = float((mask > 0).mean())
         if as_array:
             arr = np.asarray(out)
             if image.dtype == bool:
                 arr = arr.astype(bool)
-            return Restoration(arr, mask, predicted, share, tiles)
-        raw = None if predicted is None else Image.fromarray(predicted, "RGB")
-        return Restoration(out, Image.fromarray(mask, "L"), raw, share, tiles)
+            return Restoration(arr, mask, raw, share, tiles)
+        raw_image = None if raw is None else Image.fromarray(raw, "RGB")
+        return Restoration(out, Image.fromarray(mask, "L"), raw_image, share, tiles)
 
     def restore_folder(self, input_path: Union[str, os.PathLike], output_path: Union[str, os.PathLike], **options):
         """Restore a folder (recursively) or one image into `output_path`; see `runtime.batch.run_folder`.

@@ -319,9 +319,10 @@ class OrtBackend(Backend):
 
 
 class OrtHalvesBackend(OrtBackend):
-    """The int8 graph as `restore-run` runs it on the CPU: two sessions, the encoder and image
-    decoder then the mask decoder, on one arena (runtime/split.py). Beside `ort-cpu-int8` it
-    shows what running in half the memory costs per call."""
+    """The int8 graph as `restore-run` runs it on the CPU: two sessions, the encoder and mask
+    decoder then the image decoder, on one arena (runtime/split.py). Beside `ort-cpu-int8` it
+    shows what running in half the memory costs per call. Both halves run on every call (the raw
+    prediction is fetched for the parity table), as for an image in which something is found."""
 
     def __init__(self, name: str, description: str = ""):
         super().__init__(name, "cpu", precision="int8", description=description)
@@ -421,7 +422,7 @@ def all_backends() -> List[Backend]:
                    description="ONNX Runtime CPU, static int8 (QDQ, per-channel weights): the --int8-onnx file, else "
                                "quantized here with the recipe of `restore-export onnx --int8` (network body only)"),
         OrtHalvesBackend("ort-cpu-int8-halves", description="the ort-cpu-int8 graph as restore-run runs it on the CPU: "
-                         "two sessions (encoder and image decoder, then mask decoder) on one arena"),
+                         "two sessions (encoder and mask decoder, then image decoder) on one arena"),
         OpenVinoBackend("openvino", description="OpenVINO CPU plugin on the same pixels ONNX file, f32 inference precision"),
         OpenVinoBackend("openvino-int8", precision="int8", description="OpenVINO CPU plugin on the ort-cpu-int8 QDQ graph"),
         EagerBackend("eager-cuda", device="cuda", description="eager on CUDA, TF32 off"),

@@ -15,6 +15,10 @@ had without the paint (the clean photo saved the same way):
   the write-back costs where nothing was restored);
 - for clean files (nothing painted): how many came back byte-identical, and how many were touched.
 
+`--worst N` also draws the N painted files it improved least, over all formats, as a contact
+sheet (PATH-worst.png: the file as decoded, the mask restore-run wrote, the written file, the
+clean file).
+
     python -m benchmarks.photo_eval -o benchmarks/results/photo-eval-default
 """
 
@@ -176,8 +180,12 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def evaluate(which: str, per_photo: int, formats: List[str], args: List[str], log=print) -> dict:
-    """Cases, the real restore-run and the scores for each format: the report as a dict."""
+def evaluate(which: str, per_photo: int, formats: List[str], args: List[str], log=print,
+             worst: Optional[List] = None, keep: int = 0) -> dict:
+    """Cases, the real restore-run and the scores for each format: the report as a dict.
+
+    `worst`: a list that is left holding the `keep` painted files improved least, as
+    (gain dB, format, FileCase, written bytes, mask) tuples, least first."""
     report = {"photos": which, "sources": sorted(heldout_photos(which)), "seed": EVAL_SEED, "per_photo": per_photo,
               "tolerance": TOLERANCE, "restore_run_args": args, "formats": {}, "per_image": {}}
     for fmt in formats:
@@ -189,7 +197,21 @@ def evaluate(which: str, per_photo: int, formats: List[str], args: List[str], lo
         report["per_image"][fmt] = rows
         report.setdefault("model", run_report.get("summary", {}).get("model"))
         log(f"{fmt}: {json.dumps(report['formats'][fmt])}")
+        if worst is not None and keep:
+            worst.extend((r["psnr"] - r["psnr_input"], fmt, c, o, m)
+                          for c, o, m, r in zip(cases, outs, masks, rows) if not r["failed"] and c.case.mask.any())
+            worst.sort(key=lambda w: w[0])
+            del worst[keep:]  # only the least improved stay in memory
     return report
+
+
+def worst_sheet(worst: List, path: str) -> None:
+    """The least improved files as a contact sheet: file as decoded, mask written, output, clean."""
+    from restore_toolkit.sheet import save_sheet
+
+    rows = [(f"{fmt} {f.case.name}: {gain:+.2f} dB, IoU {iou(mask, f.case.mask):.2f}",
+             [f.case.corrupted, mask, decode(out), f.case.clean]) for gain, fmt, f, out, mask in worst]
+    save_sheet(rows, path, columns=("file", "mask", "written", "clean"), cell=200)
 
 
 @click.command()
@@ -200,7 +222,8 @@ def evaluate(which: str, per_photo: int, formats: List[str], args: List[str], lo
 @click.option("--formats", default=",".join(FORMATS), show_default=True, help="Comma-separated formats to run.")
 @click.option("--model", default=None, help="restore-run --model (default: the shipped model).")
 @click.option("--precision", default=None, help="restore-run --precision.")
-def main(output, photos, per_photo, formats, model, precision):
+@click.option("--worst", default=0, show_default=True, help="Also draw the N files improved least (PATH-worst.png).")
+def main(output, photos, per_photo, formats, model, precision, worst):
     """Score restore-run on painted-then-saved photos of one held-out group, per format."""
     names = [f for f in formats.split(",") if f]
     unknown = [f for f in names if f not in FORMATS]
@@ -209,11 +232,14 @@ def main(output, photos, per_photo, formats, model, precision):
     args = (["--model", model] if model else []) + (["--precision", precision] if precision else [])
     from benchmarks.report import environment
 
-    report = evaluate(photos, per_photo, names, args, log=click.echo)
+    least: List = []
+    report = evaluate(photos, per_photo, names, args, log=click.echo, worst=least, keep=worst)
     report = {"command": shlex.join(["python", "-m", "benchmarks.photo_eval", *sys.argv[1:]]),
               "machine": environment()["machine"], **report}
     atomic_write_text(output + ".json", json.dumps(report, indent=1, default=str) + "\n")
     atomic_write_text(output + ".md", markdown(report))
+    if least:
+        worst_sheet(least, output + "-worst.png")
     click.echo(markdown(report))
 
 

@@ -1,0 +1,48 @@
+"""benchmarks.photo_eval: users' files through the real restore-run, scored, and the least improved
+drawn; on the selection photos (the evaluation ones are for reports)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmarks.photo_eval import evaluate, make_cases, score, worst_sheet
+
+
+@pytest.fixture(scope="module")
+def run():
+    least: list = []
+    report = evaluate("selection", 1, ["png", "jpeg-90-420", "clean-png"], [], log=lambda *_: None,
+                      worst=least, keep=3)
+    return report, least
+
+
+def test_report_scores_each_format_on_the_files_restore_run_wrote(run):
+    report, _ = run
+    assert list(report["formats"]) == ["png", "jpeg-90-420", "clean-png"]
+    assert report["sources"] == ["chelsea", "rocket"] and report["photos"] == "selection"
+    assert all(s["images"] == 2 and s["failed"] == 0 for s in report["formats"].values())
+    painted = report["formats"]["jpeg-90-420"]
+    assert 0.0 <= painted["mask_iou"] <= 1.0 and painted["psnr"] > painted["psnr_input"]
+    clean = report["formats"]["clean-png"]
+    assert clean["mask_iou"] is None and clean["identical"] + clean["touched"] == 2
+
+
+def test_the_least_improved_files_are_kept_and_drawn(run, tmp_path):
+    report, least = run
+    gains = sorted(r["psnr"] - r["psnr_input"] for fmt in ("png", "jpeg-90-420") for r in report["per_image"][fmt])
+    # Only painted files compete, the three least improved are kept, least first.
+    assert [round(w[0], 6) for w in least] == [round(g, 6) for g in gains[:3]]
+    assert {w[1] for w in least} <= {"png", "jpeg-90-420"}
+    path = tmp_path / "worst.png"
+    worst_sheet(least, str(path))
+    with Image.open(path) as sheet:
+        assert sheet.width == 4 + 4 * (200 + 4) and sheet.height == 16 + 3 * (14 + 200 + 4)
+
+
+def test_score_of_an_untouched_file_is_its_input():
+    case = make_cases("png", "selection", 1)[0]
+    row = score(case, case.data, np.zeros(case.case.mask.shape, bool))
+    assert row["identical"] == 1.0 and row["worse"] == 0.0 and row["psnr"] == row["psnr_input"]
+    assert row["mask_iou"] == 0.0 and row["psnr_outside_vs_input"] == 100.0

@@ -15,6 +15,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import warnings
 import zlib
 from dataclasses import dataclass, field
@@ -310,14 +311,19 @@ def disk_full_after_first_image(mp):
 
 
 def killed_after_first_image(mp):
-    """The first run stops (as if killed) when its second image is due; the rerun is not disturbed."""
-    real, state = rb.atomic_write_group, {"writes": 0}
+    """The first run stops (as if killed) when its second image is due; the rerun is not disturbed.
+
+    The writes take turns: a killed process has no writer left, but here the rerun runs in the
+    same process, and a first write still under way in a writer thread would leave its temp file
+    in the folder the rerun scans."""
+    real, state, turn = rb.atomic_write_group, {"writes": 0}, threading.Lock()
 
     def write(files, durable=True, mode=None):
-        state["writes"] += 1
-        if state["writes"] == 2:
-            raise KeyboardInterrupt
-        real(files, durable, mode)
+        with turn:
+            state["writes"] += 1
+            if state["writes"] == 2:
+                raise KeyboardInterrupt
+            real(files, durable, mode)
 
     mp.setattr(rb, "atomic_write_group", write)
 

@@ -93,7 +93,7 @@ def sweep_mask_offset(pipe: RestorationPipeline, cases: Sequence[Case], offsets:
             previous, score = None, None
             for o in offsets:
                 mask = prob >= cut(pipe.threshold, o)  # (1, 1, H, W) bool
-                mask = (open_mask(mask, k) if k > 1 else mask)[0, 0].numpy()  # (H, W)
+                mask = open_mask(mask, k)[0, 0].numpy()  # (H, W)
                 if previous is None or not np.array_equal(mask, previous):  # a cut that moves no pixel scores the same
                     score = score_case(case, np.where(mask[..., None], predicted, case.corrupted), mask)
                 rows[(o, k)].append(score)

@@ -28,12 +28,14 @@ def check_mask_opening(k: int) -> int:
 
 
 def open_mask(corrupted: torch.Tensor, k: int) -> torch.Tensor:
-    """Morphological opening of a bool mask (N, 1, H, W) by a k x k square (k odd).
+    """Morphological opening of a bool mask (N, 1, H, W) by a k x k square (k odd; 0 or 1: the mask as is).
 
     Erosion is a min-pool and dilation a max-pool, both stride 1 with k // 2 padding: max-pool
     padding never wins, so the image border neither erodes a mark touching it nor grows one.
     Each pixel of the result depends on the mask within 2 * (k // 2) pixels (tiling's halo).
     """
+    if k <= 1:
+        return corrupted
     m = corrupted.to(torch.float32)
     eroded = -F.max_pool2d(-m, k, stride=1, padding=k // 2)  # 1 where the whole k x k window is 1
     return F.max_pool2d(eroded, k, stride=1, padding=k // 2) > 0.5  # (N, 1, H, W) bool
@@ -75,10 +77,7 @@ class RestorationPipeline(nn.Module):
 
     def binarize(self, prob: torch.Tensor) -> torch.Tensor:
         """The mask probability (N, 1, H, W) to the mask the composite uses: (N, 1, H, W) bool."""
-        corrupted = prob >= self.threshold
-        if self.mask_opening == 0:
-            return corrupted
-        return open_mask(corrupted, self.mask_opening)
+        return open_mask(prob >= self.threshold, self.mask_opening)
 
     def predict(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Network outputs for `x` (N, 3, H, W) in [-1, 1], any H and W: padded in, cropped out.

@@ -8,7 +8,7 @@ import torch
 
 from export.onnx_export import build_metadata, save_onnx, to_onnx_proto
 from export.parity import FP32, pixel_parity, violations
-from restore_core.checkpoint import CheckpointError, load_model, save_release
+from restore_core.checkpoint import FORMAT_VERSION, RELEASE_FORMAT, CheckpointError, load_model, save_release
 from restore_core.pipeline import RestorationPipeline, open_mask
 from runtime import Restorer
 from runtime.metadata import ModelFileError, read_metadata
@@ -82,11 +82,8 @@ def test_release_carries_the_opening_and_refuses_a_malformed_one(model, tmp_path
     assert load_model(plain).mask_opening == 0
     bad = tmp_path / "bad.safetensors"
     tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
-    meta = {"restore.format": "restore-release", "restore.format_version": "1",
+    meta = {"restore.format": RELEASE_FORMAT, "restore.format_version": str(FORMAT_VERSION),
             "restore.model_config": model.cfg.to_json(), "restore.threshold": "0.1", "restore.mask_opening": "4"}
-    from restore_core.checkpoint import FORMAT_VERSION, RELEASE_FORMAT
-
-    meta.update({"restore.format": RELEASE_FORMAT, "restore.format_version": str(FORMAT_VERSION)})
     save_file(tensors, str(bad), metadata=meta)
     with pytest.raises(CheckpointError, match="bad.safetensors: restore.mask_opening is '4'"):
         load_model(bad)

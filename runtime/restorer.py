@@ -107,7 +107,7 @@ class Restorer:
     def infer(self, batch: np.ndarray, predicted: bool = True) -> List[Optional[np.ndarray]]:
         """Run one uint8 (N, H, W, 3) batch: [restored (N, H, W, 3), mask (N, H, W, 1), predicted].
 
-        predicted=False lets the split runner skip the image decoder where the mask is empty
+        predicted=False lets the split runner run the image decoder only around masked pixels
         (`predicted` is then None; `restored` and `mask` are the same)."""
         start = time.perf_counter()
         outputs = self.runner.run(batch, predicted)
@@ -165,8 +165,8 @@ class Restorer:
         arrays: (H, W) uint8 / uint16 / bool, (H, W, 2|3|4) uint8, returned with the same dtype
         and shape. EXIF orientation is not applied here: the pixels are taken as given.
 
-        predicted=False: `.predicted` is None, and on the CPU the image decoder is skipped
-        wherever nothing was found (a clean photo restores in about 60 % of the time).
+        predicted=False: `.predicted` is None, and on the CPU the image decoder runs only around
+        what was found (a clean photo restores in about 60 % of the time, a painted one in 70-80 %).
         """
         as_array = isinstance(image, np.ndarray)
         pil = to_pil(image) if as_array else image

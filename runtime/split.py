@@ -19,7 +19,9 @@ outputs are bit-identical to one session's (tests/test_runtime_split.py).
 The mask comes first because the compositing takes the input pixel wherever the mask is 0: in a
 call whose mask is empty (a clean photo, a tile the paint does not reach) `restored` is the input
 itself, and the image decoder, about 40 % of the graph's time, need not run at all unless its raw
-output (`predicted`) was asked for.
+output (`predicted`) was asked for. Where the mask is not empty, the decoder runs only on crops
+around the masked pixels, each grown by the decoder's own receptive radius (runtime/regions.py),
+so the restored pixels are still bit-identical to a pass over the whole call.
 
 Torch-free: onnx, onnxruntime and numpy.
 """
@@ -31,8 +33,10 @@ from typing import Dict, List, Optional, Set, Tuple
 
 import numpy as np
 
-from runtime.metadata import PIXELS_OUTPUTS
+from runtime.metadata import PIXELS_OUTPUTS, ModelFileError, ModelMetadata
+from runtime.regions import DecoderCrops
 from runtime.session import pixels_batch, session_options
+from runtime.tiling import decoder_radius
 
 # What may cross between the halves: 8-bit activations, the binarized mask and shape integers.
 _SMALL_TYPES = {2, 3, 7, 9}  # onnx.TensorProto UINT8, INT8, INT64, BOOL
@@ -94,6 +98,10 @@ def _carried(graph, producer: Dict[str, object], first_nodes: Set[int], second: 
             # second half dequantizes it again (the same node), and a quarter of the bytes cross.
             if src.op_type == "DequantizeLinear" and src.input[0] in producer:
                 name = src.input[0]
+            # The image's own shape the second half reads again from its own `image` (one cheap
+            # node), so that it describes what that half is given: a crop (runtime/regions.py).
+            if src.op_type == "Shape" and list(src.input) == ["image"]:
+                continue
             carried.add(name)
     return sorted(carried - {"image"})
 
@@ -136,9 +144,10 @@ class SplitRunner:
         first, second: onnxruntime sessions of the halves from `split_pixels_graph`.
     """
 
-    def __init__(self, first, second):
+    def __init__(self, first, second, crops: Optional[DecoderCrops] = None):
         self.first = first
         self.second = second
+        self.crops = crops
         self.first_outputs = [o.name for o in first.get_outputs()]
         self.second_inputs = [i.name for i in second.get_inputs()]
 
@@ -169,13 +178,14 @@ class SplitRunner:
             opts.add_session_config_entry("session.intra_op.allow_spinning", spin)
             sessions.append(ort.InferenceSession(part.SerializeToString(), sess_options=opts,
                                                  providers=["CPUExecutionProvider"]))
-        return cls(sessions[0], sessions[1])
+        return cls(sessions[0], sessions[1], _decoder_crops(loaded, parts[1], parts[2]))
 
     def run(self, images: np.ndarray, predicted: bool = True) -> List[Optional[np.ndarray]]:
         """images: uint8 (N, H, W, 3) RGB. Returns [restored, mask, predicted].
 
-        predicted=False: where the batch's mask is empty the second half is not run; `restored`
-        is then the input (what the graph's compositing gives there) and `predicted` is None.
+        predicted=False: `predicted` is None, and the second half runs only on crops around the
+        masked pixels (not at all where the batch's mask is empty: `restored` is then the input,
+        what the graph's compositing gives there). `restored` and `mask` are the same either way.
         """
         images = pixels_batch(images)
         tensors = dict(zip(self.first_outputs, self.first.run(self.first_outputs, {"image": images})))
@@ -183,5 +193,42 @@ class SplitRunner:
         if not predicted and not mask.any():
             return [images.copy(), mask, None]
         tensors["image"] = images
-        restored, raw = self.second.run(["restored", "predicted"], {name: tensors[name] for name in self.second_inputs})
-        return [restored, mask, raw]
+        if predicted or self.crops is None:
+            restored, raw = self.second.run(["restored", "predicted"], {name: tensors[name] for name in self.second_inputs})
+            return [restored, mask, raw]
+        return [self._restore_where_masked(images, tensors), mask, None]
+
+    def _restore_where_masked(self, images: np.ndarray, tensors: Dict[str, np.ndarray]) -> np.ndarray:
+        """`restored` from the second half run only on crops around each image's masked pixels
+        (runtime/regions.py); images whose mask is spread too wide for crops to pay run whole."""
+        crops = self.crops
+        n, h, w = images.shape[:3]
+        restored = images.copy()  # the compositing's value wherever the mask is 0
+        whole = []
+        for j in range(n):
+            boxes = crops.boxes(tensors[crops.condition][j])
+            plans = [(box, crops.feeds(tensors, self.second_inputs, j, box, h, w)) for box in boxes]
+            if not plans or any(feeds is None for _, feeds in plans):
+                whole.append(j)
+                continue
+            for box, feeds in plans:
+                crops.paste(restored, self.second.run(["restored"], feeds)[0], j, box, h, w)
+        if whole:
+            feeds = {name: tensors[name][whole] for name in self.second_inputs}
+            restored[whole] = self.second.run(["restored"], feeds)[0]
+        return restored
+
+
+def _decoder_crops(model, second, carried: List[str]) -> Optional[DecoderCrops]:
+    """How the second half may run on crops, from the graph's metadata and the second half's
+    nodes; None when the graph does not say enough (its second half then always runs whole)."""
+    try:
+        meta = ModelMetadata.from_props({p.key: p.value for p in model.metadata_props})
+    except ModelFileError:
+        return None
+    composite = [n for n in second.graph.node if n.op_type == "Where" and "restored" in n.output]
+    if len(composite) != 1 or composite[0].input[0] not in carried:
+        return None
+    upsamples = sum(n.op_type == "Resize" for n in second.graph.node)
+    radius = decoder_radius(meta.model_config, upsamples)
+    return DecoderCrops(composite[0].input[0], meta.stride, -(-radius // meta.stride))

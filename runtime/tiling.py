@@ -51,6 +51,19 @@ def receptive_radius(model_config: Dict[str, int], mask_opening: int = 0) -> int
     return radius + 2 * (int(mask_opening) // 2)
 
 
+def decoder_radius(model_config: Dict[str, int], upsamples: int) -> int:
+    """How far (in input pixels) the image decoder's output at a pixel can see into its inputs
+    (the skips and the bottleneck's features), when it runs its `upsamples` finest bilinear
+    upsamples itself (the coarser ones are computed before, with the mask decoder's).
+
+    Counted as `receptive_radius` counts the decoder's part: each 3x3 conv at resolution 2**i
+    adds 2**i, each upsample into resolution 2**i adds 2**(i+1).
+    """
+    depth = int(model_config.get("depth", 4))
+    convs = 1 + int(model_config.get("blocks_per_stage", 1))
+    return convs * (2**depth - 1) + sum(2 ** (i + 1) for i in range(min(upsamples, depth)))
+
+
 def round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 

@@ -138,9 +138,11 @@ class DecoderCrops:
         """The second half's inputs for image `j` of the batch cropped to `box.run`, or None when
         a carried tensor's shape does not follow the rules below (the caller then runs whole).
 
-        NHWC tensors of the image's size (the image, the condition) are cropped in pixels; NCHW
-        activations at 1/s of the padded size in pixels / s; shape integers are not carried
-        (runtime/split.py leaves them to the second half).
+        The image and the condition (NHWC, the image's size) are cropped in pixels; every other
+        input must be an NCHW activation at 1/f of the padded size, cropped in pixels / f (told
+        apart by name, not by shape: a 384x48 image's 384-channel activations at 1/8 are
+        (1, 384, 48, 6)). Shape integers are not carried (runtime/split.py leaves them to the
+        second half).
         """
         s = self.stride
         padded_h, padded_w = -(-height // s) * s, -(-width // s) * s
@@ -148,15 +150,15 @@ class DecoderCrops:
         feeds = {}
         for name in names:
             t = tensors[name]
-            if t.ndim == 4 and t.shape[1:3] == (height, width):
-                feeds[name] = np.ascontiguousarray(t[j:j + 1, y0:min(y1, height), x0:min(x1, width)])
-            elif t.ndim == 4 and t.shape[2] and padded_h % t.shape[2] == 0 and padded_h // t.shape[2] * t.shape[3] == padded_w:
-                f = padded_h // t.shape[2]
-                if s % f:
+            if name in ("image", self.condition):
+                if t.shape[1:3] != (height, width):
                     return None
-                feeds[name] = np.ascontiguousarray(t[j:j + 1, :, y0 // f:y1 // f, x0 // f:x1 // f])
-            else:
+                feeds[name] = np.ascontiguousarray(t[j:j + 1, y0:min(y1, height), x0:min(x1, width)])
+                continue
+            f = padded_h // t.shape[2] if t.ndim == 4 and t.shape[2] else 0
+            if not f or f * t.shape[2] != padded_h or f * t.shape[3] != padded_w or s % f:
                 return None
+            feeds[name] = np.ascontiguousarray(t[j:j + 1, :, y0 // f:y1 // f, x0 // f:x1 // f])
         return feeds
 
     def paste(self, restored: np.ndarray, out: np.ndarray, j: int, box: Box, height: int, width: int) -> None:

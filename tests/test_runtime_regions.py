@@ -144,3 +144,21 @@ def test_crops_without_the_margin_would_not_be_exact(whole_and_split, monkeypatc
     images = _painted(300, 450, [(120, 200, (255, 0, 255))])
     monkeypatch.setattr(split, "crops", dataclasses.replace(split.crops, margin=0))
     assert not np.array_equal(split.run(images, predicted=False)[0], whole.run(images)[0])
+
+
+def test_crops_tell_activations_from_the_image_by_name_not_shape(whole_and_split):
+    # 384x48: the 384-channel activation at 1/8 is (1, 384, 48, 6), the image's own (H, W) again.
+    _, split = whole_and_split
+    images = _painted(384, 48, [(30, 4, (255, 0, 255))])
+    tensors = dict(zip(split.first_outputs, split.first.run(split.first_outputs, {"image": images})))
+    tensors["image"] = images
+    box = Box(own=(1, 3, 0, 3), run=(0, 6, 0, 3))  # rows 0-95 of the padded 384x48
+    feeds = split.crops.feeds(tensors, split.second_inputs, 0, box, 384, 48)
+    for name, t in feeds.items():
+        full = tensors[name]
+        if name in ("image", split.crops.condition):
+            assert t.shape == (1, 96, 48, full.shape[3])
+        else:
+            f = 384 // full.shape[2]
+            assert t.shape == (1, full.shape[1], 96 // f, 48 // f)
+    assert any(tensors[name].shape[1:3] == (384, 48) for name in feeds if name not in ("image", split.crops.condition))

@@ -222,14 +222,16 @@ def worst_sheet(worst: List, path: str) -> None:
 @click.option("--formats", default=",".join(FORMATS), show_default=True, help="Comma-separated formats to run.")
 @click.option("--model", default=None, help="restore-run --model (default: the shipped model).")
 @click.option("--precision", default=None, help="restore-run --precision.")
+@click.option("--no-coarse", is_flag=True, help="restore-run --no-coarse: the full-size pass only.")
 @click.option("--worst", default=0, show_default=True, help="Also draw the N files improved least (PATH-worst.png).")
-def main(output, photos, per_photo, formats, model, precision, worst):
+def main(output, photos, per_photo, formats, model, precision, no_coarse, worst):
     """Score restore-run on painted-then-saved photos of one held-out group, per format."""
     names = [f for f in formats.split(",") if f]
     unknown = [f for f in names if f not in FORMATS]
     if unknown:
         raise click.UsageError(f"unknown format {unknown[0]!r} (known: {', '.join(FORMATS)})")
     args = (["--model", model] if model else []) + (["--precision", precision] if precision else [])
+    args += ["--no-coarse"] if no_coarse else []
     from benchmarks.report import environment
 
     least: List = []

@@ -422,7 +422,15 @@ class _Pipeline:
             del batch
         share = (time.perf_counter() - t0) / len(items)
         for j, it in enumerate(items):
-            self._submit_write(it, (restored[j], mask[j, ..., 0], None if predicted is None else predicted[j]), share, 0)
+            t1 = time.perf_counter()
+            try:  # large marks of large images, from smaller copies (runtime/pyramid.py)
+                window = it.reserved.window if it.reserved else self.window
+                image, found = self.restorer.add_coarse(it.prep.rgb, restored[j], mask[j, ..., 0], window)
+            except Exception as e:
+                self._failed(it, e)
+                continue
+            raw = None if predicted is None else predicted[j]
+            self._submit_write(it, (image, found, raw), share + time.perf_counter() - t1, 0)
 
     def _run_tiled(self, item: Loaded, size: int, window: int) -> None:
         t0 = time.perf_counter()

@@ -93,6 +93,7 @@ class RayOptions:
     threads: Optional[int] = None  # ORT threads of a CPU actor, and the CPUs it reserves (default 1)
     tile: Optional[int] = None
     tile_budget: Optional[int] = None
+    coarse: bool = True  # also run large images smaller (runtime/pyramid.py)
     num_cpus: Optional[int] = None  # CPUs of a local Ray started here (default: enough for the actors)
     verbose: bool = False  # let Ray's own log lines (and ONNX Runtime's in the actors) through
 
@@ -193,7 +194,8 @@ class _RestoreActor:
         # actor fetches it again from the driver's copy.
         self.restorer = Restorer(ray.get(model_ref[0]), device=ray_options.device, provider=ray_options.provider,
                                  threads=ray_options.threads, tile=ray_options.tile,
-                                 tile_budget=ray_options.tile_budget or DEFAULT_TILE_BUDGET, batch_size=options.batch_size)
+                                 tile_budget=ray_options.tile_budget or DEFAULT_TILE_BUDGET, batch_size=options.batch_size,
+                                 coarse=ray_options.coarse)
         self.options = options
 
     def __call__(self, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:

@@ -23,6 +23,7 @@ from PIL import Image
 from runtime.default_model import choose_model
 from runtime.images import finish, prepare, to_pil
 from runtime.memory import GraphCost, MemoryPlan, plan_memory
+from runtime.pyramid import add_coarse
 from runtime.session import Runner, make_session
 from runtime.split import SplitRunner
 from runtime.tiling import DEFAULT_TILE_BUDGET, largest_window, plan_tiles, receptive_radius, run_tiled, tile_size_for
@@ -73,11 +74,14 @@ class Restorer:
         batch_size: how many same-size tiles run together (within `tile_budget` pixels).
         precision: 'auto' (for the shipped model on the CPU: its int8 graph when shipped and
             within the quality bounds, else fp32), 'fp32' or 'int8'; see `choose_model`.
+        coarse: also run large images at smaller scales and add the large marks found there
+            (runtime/pyramid.py); False: the full-size pass only.
     """
 
     def __init__(self, model_path: Union[str, os.PathLike, bytes, None] = None, device: str = "auto",
                  provider: Optional[str] = None, threads: Optional[int] = None, tile: Optional[int] = None,
-                 tile_budget: int = DEFAULT_TILE_BUDGET, batch_size: int = 1, precision: str = "auto"):
+                 tile_budget: int = DEFAULT_TILE_BUDGET, batch_size: int = 1, precision: str = "auto",
+                 coarse: bool = True):
         self.model_path, self.model_choice = choose_model(model_path, precision, cpu=_runs_on_cpu(device, provider))
         self.session, self.info = make_session(self.model_path, device=device, provider=provider, threads=threads)
         self.metadata = self.info.metadata
@@ -88,6 +92,7 @@ class Restorer:
         self.tile = tile
         self.tile_budget = tile_budget
         self.batch_size = batch_size
+        self.coarse = coarse
         self.graph_cost = GraphCost.of(self.metadata, split=isinstance(self.runner, SplitRunner))
         self.memory = self.plan_memory()  # measured now: the process with its model loaded
         self._lock = threading.Lock()
@@ -145,6 +150,26 @@ class Restorer:
     def run_rgb(self, rgb: np.ndarray, tile_size: Optional[int], window: Optional[int] = None,
                 predicted: bool = True) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], int]:
         """`restore_rgb` with the tiling decided by the caller (None: one pass); `window` as in `tile_for`."""
+        restored, mask, raw, tiles = self._full_size(rgb, tile_size, window, predicted)
+        restored, mask = self.add_coarse(rgb, restored, mask, window)
+        return restored, mask, raw, tiles
+
+    def add_coarse(self, rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray,
+                   window: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+        """What smaller copies of a large image find, added to its full-size pass's restored
+        (H, W, 3) and mask (H, W) 0/255 (runtime/pyramid.py); as they were when `coarse` is off."""
+        if not self.coarse:
+            return restored, mask
+
+        def run(small: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+            h, w = small.shape[:2]
+            return self._full_size(small, self.tile_for(h, w, None, window), window, predicted=False)[:2]
+
+        return add_coarse(rgb, restored, mask, run)
+
+    def _full_size(self, rgb: np.ndarray, tile_size: Optional[int], window: Optional[int],
+                   predicted: bool) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], int]:
+        """The model on `rgb` as it is, in one pass or in tiles."""
         if tile_size is None:
             restored, mask, raw = self.infer(rgb[None], predicted)
             return restored[0], mask[0, ..., 0], None if raw is None else raw[0], 0

@@ -1,0 +1,198 @@
+"""Large marks on large photos: smaller copies of the image find what the full-size pass cannot see whole."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from restore_core.heldout import heldout_photos, iou
+from runtime.pyramid import MAX_SIDE, MIN_SIDE, add_coarse, coarse_factors, label
+
+
+@pytest.mark.parametrize("shape, factors", [
+    ((3000, 4000), [8, 4]),     # 12 Mpx: 375 and 750 pixels high
+    ((4330, 5774), [16, 8]),    # 25 Mpx
+    ((866, 1155), [4, 2]),      # 1 Mpx
+    ((427, 640), [2]),          # a small photo: 213 high at 1/2
+    ((300, 451), []),           # 150 at 1/2: too small to tell paint from the photo
+    ((320, 320), []),           # crops
+    ((2000, 20000), [8, 4]),    # a panorama: by its short side
+])
+def test_scales_keep_the_short_side_between_the_bounds(shape, factors):
+    assert coarse_factors(*shape) == factors
+    assert all(MIN_SIDE <= min(shape) // f <= MAX_SIDE for f in factors)
+
+
+def _fake_run(found: dict, calls: list):
+    """A model stand-in: at each scale it "finds" the rectangle given for that scale (in full-size
+    pixels) and restores it to a flat colour of its own."""
+    def run(small):
+        h, w = small.shape[:2]
+        f = {2: 2, 4: 4}[round(1000 / h)]
+        calls.append(f)
+        mask = np.zeros((h, w), np.uint8)
+        restored = small.copy()
+        if f in found:
+            y0, y1, x0, x1 = (v // f for v in found[f])
+            mask[y0:y1, x0:x1] = 255
+            restored[y0:y1, x0:x1] = (10 * f, 0, 0)
+        return restored, mask
+    return run
+
+
+def test_only_what_smaller_copies_alone_found_takes_their_fill():
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (1000, 1200, 3), dtype=np.uint8)
+    restored = rgb.copy()
+    mask = np.zeros((1000, 1200), np.uint8)
+    restored[100:200, 100:200] = (1, 2, 3)  # the full-size pass found and filled this
+    mask[100:200, 100:200] = 255
+    calls = []
+    run = _fake_run({4: (0, 400, 0, 400), 2: (300, 600, 300, 600)}, calls)
+    out, merged = add_coarse(rgb, restored, mask, run)
+    assert calls == [4, 2]  # coarsest first
+    assert (out[100:200, 100:200] == (1, 2, 3)).all()  # the full-size pass's own pixels stay
+    assert (out[20:90, 20:90] == (40, 0, 0)).all()  # found at 1/4 only
+    assert (out[320:580, 320:580] == (20, 0, 0)).all()  # found at 1/2 (and at 1/4): the finer copy wins
+    assert np.array_equal(out[700:, 700:], rgb[700:, 700:])  # nothing found: the input, bit for bit
+    assert merged[:400, :400].all() and merged[300:600, 300:600].all()
+    assert not merged[650:, :].any() and not merged[:, 650:].any()
+
+
+def test_nothing_found_leaves_the_image_and_mask_as_they_were():
+    rgb = np.random.default_rng(1).integers(0, 256, (1000, 1200, 3), dtype=np.uint8)
+    restored, mask = rgb.copy(), np.zeros((1000, 1200), np.uint8)
+    calls = []
+    out, merged = add_coarse(rgb, restored, mask, _fake_run({}, calls))
+    assert calls == [4, 2] and np.array_equal(out, rgb) and not merged.any()
+    small = rgb[:320, :320]  # too small for smaller copies: the model is not run again
+    out, merged = add_coarse(small, small.copy(), np.zeros((320, 320), np.uint8), _fake_run({}, calls))
+    assert calls == [4, 2]
+
+
+def _bfs_label(mask):
+    """A plain flood fill, 8-connected: the reference `label` must agree with."""
+    labels = np.zeros(mask.shape, np.int32)
+    count = 0
+    for y, x in zip(*np.nonzero(mask)):
+        if labels[y, x]:
+            continue
+        count += 1
+        stack = [(y, x)]
+        labels[y, x] = count
+        while stack:
+            cy, cx = stack.pop()
+            for ny in range(max(0, cy - 1), min(mask.shape[0], cy + 2)):
+                for nx in range(max(0, cx - 1), min(mask.shape[1], cx + 2)):
+                    if mask[ny, nx] and not labels[ny, nx]:
+                        labels[ny, nx] = count
+                        stack.append((ny, nx))
+    return labels, count
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_label_finds_the_8_connected_marks(seed):
+    rng = np.random.default_rng(seed)
+    mask = rng.random(tuple(rng.integers(1, 40, 2))) < rng.random()
+    got, count = label(mask)
+    want, want_count = _bfs_label(mask)
+    assert count == want_count and ((got > 0) == mask).all()
+    assert len(set(zip(got[mask].tolist(), want[mask].tolist()))) == count  # the same partition
+    diagonal = np.eye(5, dtype=bool)  # touching at corners only: one mark
+    assert label(diagonal)[1] == 1 and label(np.zeros((3, 3), bool))[1] == 0
+
+
+def test_a_mark_the_full_size_pass_found_whole_keeps_its_outline():
+    rgb = np.random.default_rng(2).integers(0, 256, (1000, 1200, 3), dtype=np.uint8)
+    restored, mask = rgb.copy(), np.zeros((1000, 1200), np.uint8)
+    mask[402:502, 402:502] = 255  # found whole at full size: a 100-pixel square
+    restored[402:502, 402:502] = (1, 2, 3)
+    ring = np.zeros((1000, 1200), bool)  # a large disc of which the full-size pass found the rim
+    yy, xx = np.mgrid[:1000, :1200]
+    r2 = (yy - 700) ** 2 + (xx - 800) ** 2
+    ring[(r2 <= 200 ** 2) & (r2 >= 180 ** 2)] = True
+    mask[ring] = 255
+    # Both copies find the square, with their coarser outlines (104 pixels).
+    out, merged = add_coarse(rgb, restored, mask.copy(), _fake_run({4: (400, 504, 400, 504), 2: (400, 504, 400, 504)}, []))
+    assert np.array_equal(merged > 0, mask > 0)  # the square was seen whole: its outline stays
+    assert np.array_equal(out, restored)
+    # A small mark that only a smaller copy finds is left to the full-size pass, which judged it.
+    out, merged = add_coarse(rgb, restored, mask.copy(), _fake_run({2: (100, 140, 100, 140)}, []))
+    assert np.array_equal(merged > 0, mask > 0) and np.array_equal(out, restored)
+
+    def disc_run(small):  # finds the disc whole at each scale
+        h, w = small.shape[:2]
+        f = round(1000 / h)
+        yy, xx = np.mgrid[:h, :w]
+        found = ((yy - 700 / f) ** 2 + (xx - 800 / f) ** 2 <= (200 / f) ** 2)
+        filled = small.copy()
+        filled[found] = (9, 9, 9)
+        return filled, found.astype(np.uint8) * 255
+
+    out, merged = add_coarse(rgb, restored.copy(), mask.copy(), disc_run)
+    inside = r2 <= 170 ** 2
+    assert merged[inside].all() and (out[inside] == (9, 9, 9)).all()  # the disc's inside, from a copy
+    assert np.array_equal(out[ring], restored[ring])  # its rim keeps the full-size pass's fill
+    assert np.array_equal(merged[402:502, 402:502], mask[402:502, 402:502])
+
+
+def _camera_like(h: int, w: int, quality: int = 90):
+    """A selection photo scaled up, with two large discs painted on it, saved as a JPEG."""
+    photo = heldout_photos("selection")["chelsea"]
+    clean = np.asarray(Image.fromarray(photo).resize((w, h), Image.Resampling.LANCZOS))
+    painted = clean.copy()
+    yy, xx = np.mgrid[:h, :w]
+    truth = np.zeros((h, w), bool)
+    for cy, cx, r, colour in ((h // 3, w // 3, h // 5, (200, 40, 220)), (2 * h // 3, 3 * w // 4, h // 6, (30, 90, 40))):
+        disc = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+        painted[disc] = colour
+        truth |= disc
+    buf = io.BytesIO()
+    Image.fromarray(painted).save(buf, "JPEG", quality=quality)
+    return buf.getvalue(), truth
+
+
+@pytest.fixture(scope="module")
+def restorers():
+    from runtime import Restorer
+
+    return Restorer(device="cpu"), Restorer(device="cpu", coarse=False)
+
+
+def test_large_discs_on_a_large_jpeg_are_found_whole(restorers):
+    with_coarse, full_size_only = restorers
+    data, truth = _camera_like(1200, 1600)
+    rgb = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    restored, mask, _, _ = with_coarse.restore_rgb(rgb, predicted=False)
+    alone, alone_mask, _, _ = full_size_only.restore_rgb(rgb, predicted=False)
+    # At its own size the model finds the discs' rims only; at 1/2 to 1/8 it finds them whole.
+    assert iou(alone_mask > 0, truth) < 0.5 < 0.85 < iou(mask > 0, truth)
+    # Outside what was found the file's pixels are untouched; inside, the paint is gone.
+    assert np.array_equal(restored[mask == 0], rgb[mask == 0])
+    inside = truth & (mask > 0)
+    assert np.abs(restored[inside].astype(int) - (200, 40, 220)).sum(axis=1).min() > 0
+    # The same through tiles: the smaller copies are added to a tiled full-size pass too.
+    tiled, tiled_mask, _, tiles = with_coarse.restore_rgb(rgb, tile=512, predicted=False)
+    assert tiles > 1 and np.array_equal(tiled_mask, mask) and np.array_equal(tiled, restored)
+
+
+def test_restore_run_adds_smaller_copies_in_batches_and_no_coarse_turns_them_off(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    data, truth = _camera_like(900, 1200)
+    for name in ("a.jpg", "b.jpg"):  # one size: restored together, as one batch
+        (src / name).write_bytes(data)
+    shares = {}
+    for flag in ((), ("--no-coarse",)):
+        out = tmp_path / ("out" + "".join(flag))
+        cmd = [sys.executable, "-m", "runtime.cli", str(src), str(out), "--save-mask", "--quiet", *flag]
+        subprocess.run(cmd, check=True, capture_output=True)
+        masks = [np.asarray(Image.open(out / "masks" / f"{n}.png")) > 0 for n in ("a.jpg", "b.jpg")]
+        assert np.array_equal(masks[0], masks[1])
+        shares[flag] = iou(masks[0].reshape(truth.shape), truth)
+    assert shares[("--no-coarse",)] < 0.5 < 0.85 < shares[()]

@@ -89,12 +89,13 @@ def _enlarged_region(small: np.ndarray, height: int, width: int, region: Tuple[i
     return np.asarray(Image.fromarray(small).resize((x1 - x0, y1 - y0), Image.Resampling.BILINEAR, box=box))
 
 
-def _region_of(marks: np.ndarray, height: int, width: int) -> Tuple[int, int, int, int]:
-    """The full-size rows and columns (y0, y1, x0, x1) that the enlarged `marks` (h, w) bool can reach."""
-    rows, cols = np.flatnonzero(marks.any(axis=1)), np.flatnonzero(marks.any(axis=0))
-    fy, fx = -(-height // marks.shape[0]), -(-width // marks.shape[1])  # full-size pixels per copy pixel
-    return (max(0, rows[0] * height // marks.shape[0] - fy), min(height, (rows[-1] + 1) * height // marks.shape[0] + fy),
-            max(0, cols[0] * width // marks.shape[1] - fx), min(width, (cols[-1] + 1) * width // marks.shape[1] + fx))
+def _region_of(box: Tuple[int, int, int, int], small: Tuple[int, int], height: int, width: int) -> Tuple[int, int, int, int]:
+    """The full-size rows and columns (y0, y1, x0, x1) that a copy's box (rows r0:r1, columns c0:c1
+    of a copy of shape `small`) can reach when enlarged bilinearly."""
+    r0, r1, c0, c1 = box
+    fy, fx = -(-height // small[0]), -(-width // small[1])  # full-size pixels per copy pixel, and a margin
+    return (max(0, r0 * height // small[0] - fy), min(height, r1 * height // small[0] + fy),
+            max(0, c0 * width // small[1] - fx), min(width, c1 * width // small[1] + fx))
 
 
 def label(mask: np.ndarray) -> Tuple[np.ndarray, int]:
@@ -147,8 +148,9 @@ def _eroded(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def _marks_to_add(small_mask: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """The marks of a smaller copy's mask (h, w) bool to add to the finer passes' (`known`, (H, W)).
+def _marks_to_add(small_mask: np.ndarray, known: np.ndarray) -> Tuple[np.ndarray, List[Tuple[int, int, int, int]]]:
+    """The marks of a smaller copy's mask (h, w) bool to add to the finer passes' (`known`, (H, W)),
+    and the box (r0, r1, c0, c1) of each.
 
     Left out: a mark the finer passes found whole (they cover `SEEN_WHOLE` of its inside: its
     pixels less its rim, one copy-pixel wide, where the copy's coarse outline and the true one
@@ -157,7 +159,7 @@ def _marks_to_add(small_mask: np.ndarray, known: np.ndarray) -> np.ndarray:
     """
     labels, count = label(small_mask)
     if count == 0:
-        return small_mask
+        return small_mask, []
     h, w = small_mask.shape
     size = count + 1
     covered = np.asarray(Image.fromarray(known.astype(np.uint8) * 255).resize((w, h), Image.Resampling.BOX)) / 255.0
@@ -168,15 +170,18 @@ def _marks_to_add(small_mask: np.ndarray, known: np.ndarray) -> np.ndarray:
         np.bincount(labels[use], minlength=size), 1)
     ys, xs = np.nonzero(small_mask)
     ids = labels[ys, xs]
-    extent = np.zeros((2, size))
+    extent, box_lo, box_hi = np.zeros((2, size)), [], []
     for axis, coords, scale in ((0, ys, known.shape[0] / h), (1, xs, known.shape[1] / w)):
         lo, hi = np.full(size, np.iinfo(np.int64).max), np.zeros(size, np.int64)
         np.minimum.at(lo, ids, coords)
         np.maximum.at(hi, ids, coords)
         extent[axis] = (hi - lo + 1) * scale
+        box_lo.append(lo)
+        box_hi.append(hi)
     keep = (share < SEEN_WHOLE) & (extent.min(axis=0) >= MIN_MARK)
     keep[0] = False
-    return keep[labels]
+    boxes = [(int(box_lo[0][i]), int(box_hi[0][i]) + 1, int(box_lo[1][i]), int(box_hi[1][i]) + 1) for i in np.flatnonzero(keep)]
+    return keep[labels], boxes
 
 
 def add_coarse(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, run: RunFn) -> Tuple[np.ndarray, np.ndarray]:
@@ -202,17 +207,15 @@ def add_coarse(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, run: Run
     merged = mask.copy()
     for f in sorted(factors):  # finest first: a mark a finer pass saw whole keeps that pass's outline
         small_restored, small_mask = found.pop(f)
-        marks = _marks_to_add(small_mask > 0, known)
-        if not marks.any():
-            continue
-        # Only the rows and columns the marks reach are enlarged. The mask is enlarged bilinearly
-        # and cut at half, so a round mark's edge is round and not a staircase of f-pixel steps.
-        region = _region_of(marks, h, w)
-        y0, y1, x0, x1 = region
-        take = _enlarged_region(marks.astype(np.uint8) * 255, h, w, region) >= 128  # (y1 - y0, x1 - x0)
-        take &= ~known[y0:y1, x0:x1]  # a finer pass's own pixels stay
-        filled = _enlarged_region(small_restored, h, w, region)  # (y1 - y0, x1 - x0, 3)
-        np.copyto(restored[y0:y1, x0:x1], filled, where=take[..., None])
-        known[y0:y1, x0:x1] |= take
-        merged[y0:y1, x0:x1][take] = 255
+        marks, boxes = _marks_to_add(small_mask > 0, known)
+        marks = marks.astype(np.uint8) * 255
+        for box in boxes:  # only the rows and columns each mark reaches are enlarged
+            y0, y1, x0, x1 = region = _region_of(box, marks.shape, h, w)
+            # Bilinearly and cut at half, so a round mark's edge is round, not f-pixel steps.
+            take = _enlarged_region(marks, h, w, region) >= 128  # (y1 - y0, x1 - x0)
+            take &= ~known[y0:y1, x0:x1]  # a finer pass's own pixels stay
+            filled = _enlarged_region(small_restored, h, w, region)  # (y1 - y0, x1 - x0, 3)
+            np.copyto(restored[y0:y1, x0:x1], filled, where=take[..., None])
+            np.copyto(merged[y0:y1, x0:x1], 255, where=take)
+            known[y0:y1, x0:x1] |= take
     return restored, merged

@@ -67,11 +67,15 @@ def test_only_what_smaller_copies_alone_found_takes_their_fill():
 def test_nothing_found_leaves_the_image_and_mask_as_they_were():
     rgb = np.random.default_rng(1).integers(0, 256, (1000, 1200, 3), dtype=np.uint8)
     restored, mask = rgb.copy(), np.zeros((1000, 1200), np.uint8)
+    mask[10:20, 10:20] = 255  # something found at full size: the smaller copies run, and find nothing
     calls = []
     out, merged = add_coarse(rgb, restored, mask, _fake_run({}, calls))
+    assert calls == [4, 2] and np.array_equal(out, rgb) and np.array_equal(merged, mask)
+    # Nothing found at full size (a clean photo): the smaller copies are not run at all.
+    out, merged = add_coarse(rgb, rgb.copy(), np.zeros((1000, 1200), np.uint8), _fake_run({2: (0, 500, 0, 500)}, calls))
     assert calls == [4, 2] and np.array_equal(out, rgb) and not merged.any()
     small = rgb[:320, :320]  # too small for smaller copies: the model is not run again
-    out, merged = add_coarse(small, small.copy(), np.zeros((320, 320), np.uint8), _fake_run({}, calls))
+    out, merged = add_coarse(small, small.copy(), mask[:320, :320].copy(), _fake_run({}, calls))
     assert calls == [4, 2]
 
 

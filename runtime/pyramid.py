@@ -151,40 +151,48 @@ def _eroded(mask: np.ndarray) -> np.ndarray:
     return out
 
 
+def _boxes(labels: np.ndarray, count: int) -> np.ndarray:
+    """(count + 1, 4) int: each label's box as rows r0:r1, columns c0:c1 (row 0, the background, unused)."""
+    ys, xs = np.nonzero(labels)
+    ids = labels[ys, xs]
+    boxes = np.zeros((count + 1, 4), np.int64)
+    boxes[:, 0], boxes[:, 2] = labels.shape  # minima start high
+    np.minimum.at(boxes[:, 0], ids, ys)
+    np.maximum.at(boxes[:, 1], ids, ys + 1)
+    np.minimum.at(boxes[:, 2], ids, xs)
+    np.maximum.at(boxes[:, 3], ids, xs + 1)
+    return boxes
+
+
+def _inside_covered(labels: np.ndarray, count: int, covered: np.ndarray) -> np.ndarray:
+    """(count + 1,): the share of each mark's inside (its pixels less its 3x3 rim; all its pixels
+    when it has no inside) that `covered` (h, w, values 0 to 1) covers."""
+    marked = labels > 0
+    inside = _eroded(marked)
+    has_inside = np.bincount(labels[inside], minlength=count + 1) > 0
+    use = inside | marked & ~has_inside[labels]
+    pixels = np.bincount(labels[use], minlength=count + 1)
+    return np.bincount(labels[use], weights=covered[use], minlength=count + 1) / np.maximum(pixels, 1)
+
+
 def _marks_to_add(small_mask: np.ndarray, known: np.ndarray) -> Tuple[np.ndarray, List[Tuple[int, int, int, int]]]:
     """The marks of a smaller copy's mask (h, w) bool to add to the finer passes' (`known`, (H, W)),
     and the box (r0, r1, c0, c1) of each.
 
-    Left out: a mark the finer passes found whole (they cover `SEEN_WHOLE` of its inside: its
-    pixels less its rim, one copy-pixel wide, where the copy's coarse outline and the true one
-    disagree; a mark with no inside: all its pixels), and a mark under `MIN_MARK` full-size
-    pixels on either side of its box (the full-size pass sees such a mark whole, and judged it).
+    Left out: a mark the finer passes found whole (they cover `SEEN_WHOLE` of its inside, where
+    the copy's outline and the true one agree), and a mark under `MIN_MARK` full-size pixels on
+    either side of its box (the full-size pass sees such a mark whole, and judged it).
     """
     labels, count = label(small_mask)
     if count == 0:
         return small_mask, []
     h, w = small_mask.shape
-    size = count + 1
     covered = np.asarray(Image.fromarray(known.astype(np.uint8) * 255).resize((w, h), Image.Resampling.BOX)) / 255.0
-    inside = _eroded(small_mask)
-    pixels = np.where(np.bincount(labels[inside], minlength=size) > 0, 0, 1)  # 1: no inside, count all
-    use = inside | (pixels[labels] == 1) & small_mask
-    share = np.bincount(labels[use], weights=covered[use], minlength=size) / np.maximum(
-        np.bincount(labels[use], minlength=size), 1)
-    ys, xs = np.nonzero(small_mask)
-    ids = labels[ys, xs]
-    extent, box_lo, box_hi = np.zeros((2, size)), [], []
-    for axis, coords, scale in ((0, ys, known.shape[0] / h), (1, xs, known.shape[1] / w)):
-        lo, hi = np.full(size, np.iinfo(np.int64).max), np.zeros(size, np.int64)
-        np.minimum.at(lo, ids, coords)
-        np.maximum.at(hi, ids, coords)
-        extent[axis] = (hi - lo + 1) * scale
-        box_lo.append(lo)
-        box_hi.append(hi)
-    keep = (share < SEEN_WHOLE) & (extent.min(axis=0) >= MIN_MARK)
+    boxes = _boxes(labels, count)
+    full_size = np.minimum((boxes[:, 1] - boxes[:, 0]) * known.shape[0] / h, (boxes[:, 3] - boxes[:, 2]) * known.shape[1] / w)
+    keep = (_inside_covered(labels, count, covered) < SEEN_WHOLE) & (full_size >= MIN_MARK)
     keep[0] = False
-    boxes = [(int(box_lo[0][i]), int(box_hi[0][i]) + 1, int(box_lo[1][i]), int(box_hi[1][i]) + 1) for i in np.flatnonzero(keep)]
-    return keep[labels], boxes
+    return keep[labels], [tuple(int(v) for v in boxes[i]) for i in np.flatnonzero(keep)]
 
 
 def add_coarse(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, run: RunFn) -> Tuple[np.ndarray, np.ndarray]:

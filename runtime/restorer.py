@@ -191,7 +191,8 @@ class Restorer:
         and shape. EXIF orientation is not applied here: the pixels are taken as given.
 
         predicted=False: `.predicted` is None, and on the CPU the image decoder runs only around
-        what was found (a clean photo restores in about 60 % of the time, a painted one in 70-80 %).
+        what was found (a clean photo restores in about 60 % of the time, a painted one in less
+        the less of it was found).
         """
         as_array = isinstance(image, np.ndarray)
         pil = to_pil(image) if as_array else image

@@ -206,6 +206,8 @@ class SplitRunner:
         restored = images.copy()  # the compositing's value wherever the mask is 0
         whole = []
         for j in range(n):
+            if not tensors[crops.condition][j].any():
+                continue  # nothing found in this image: `restored` is already its input
             boxes = crops.boxes(tensors[crops.condition][j])
             plans = [(box, crops.feeds(tensors, self.second_inputs, j, box, h, w)) for box in boxes]
             if not plans or any(feeds is None for _, feeds in plans):

@@ -162,3 +162,16 @@ def test_crops_tell_activations_from_the_image_by_name_not_shape(whole_and_split
             f = 384 // full.shape[2]
             assert t.shape == (1, full.shape[1], 96 // f, 48 // f)
     assert any(tensors[name].shape[1:3] == (384, 48) for name in feeds if name not in ("image", split.crops.condition))
+
+
+def test_an_image_with_nothing_found_is_not_run_through_the_decoder(whole_and_split, monkeypatch):
+    whole, split = whole_and_split
+    clean = _painted(256, 320, [])
+    speck = _painted(256, 320, [(100, 140, (255, 0, 255))])
+    images = np.concatenate([clean, speck])
+    assert not whole.run(clean)[1].any()  # the model finds nothing in the clean one
+    second = _Recording(split.second)
+    monkeypatch.setattr(split, "second", second)
+    restored = split.run(images, predicted=False)[0]
+    assert np.array_equal(restored, whole.run(images)[0]) and np.array_equal(restored[0], clean[0])
+    assert second.sizes and all(s[0] == 1 and s[1] * s[2] < 256 * 320 / 2 for s in second.sizes)  # the speck's crops only

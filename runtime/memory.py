@@ -34,9 +34,11 @@ DEFAULT_RUN_MEMORY = 1_200 * MB  # what a run may add to its process, unless the
 IMAGE_BYTES_PER_PIXEL = 24
 # ONNX Runtime's working set per input pixel of one call (memory patterns off, arena on, see
 # runtime/session.py), measured for the shipped graphs (base_channels 16): int8 one view, whole
-# and run as two halves on one arena (runtime/split.py, the CPU default), fp32 with the flip
-# ensemble. Other graphs are costed as the fp32 one, scaled by their width.
-GRAPH_BYTES_PER_PIXEL = {"int8": 900, "int8-split": 480, "fp32": 1800}
+# and run as two halves on one arena with a first region of `arena_region` bytes
+# (runtime/split.py, the CPU default: 236-283 measured from 0.26 to 4.1 Mpx, the image decoder
+# on crops, whole or not at all), fp32 with the flip ensemble. Other graphs are costed as the
+# fp32 one, scaled by their width.
+GRAPH_BYTES_PER_PIXEL = {"int8": 900, "int8-split": 300, "fp32": 1800}
 MIN_WINDOW = 256 * 256  # below this the graph's halo would dwarf every tile
 
 
@@ -100,6 +102,15 @@ def _address_space_room() -> Optional[int]:
     except (OSError, ValueError, IndexError):
         return None
     return max(0, soft - vm) // 2
+
+
+def arena_region() -> int:
+    """The address space the CPU arena reserves up front (runtime/split.py): what a run may add by
+    default, or 90 % of what the machine can still give when that is less (under `ulimit -v`,
+    address space is what counts); only the pages the graph touches become resident."""
+    room, _what = machine_room()
+    budget = DEFAULT_RUN_MEMORY if room is None else min(DEFAULT_RUN_MEMORY, int(room * 0.9))
+    return max(MB, budget)
 
 
 def machine_room() -> Tuple[Optional[int], str]:

@@ -223,8 +223,9 @@ def worst_sheet(worst: List, path: str) -> None:
 @click.option("--model", default=None, help="restore-run --model (default: the shipped model).")
 @click.option("--precision", default=None, help="restore-run --precision.")
 @click.option("--no-coarse", is_flag=True, help="restore-run --no-coarse: the full-size pass only.")
+@click.option("--no-even-fill", is_flag=True, help="restore-run --no-even-fill: the network's fill as it is.")
 @click.option("--worst", default=0, show_default=True, help="Also draw the N files improved least (PATH-worst.png).")
-def main(output, photos, per_photo, formats, model, precision, no_coarse, worst):
+def main(output, photos, per_photo, formats, model, precision, no_coarse, no_even_fill, worst):
     """Score restore-run on painted-then-saved photos of one held-out group, per format."""
     names = [f for f in formats.split(",") if f]
     unknown = [f for f in names if f not in FORMATS]
@@ -232,6 +233,7 @@ def main(output, photos, per_photo, formats, model, precision, no_coarse, worst)
         raise click.UsageError(f"unknown format {unknown[0]!r} (known: {', '.join(FORMATS)})")
     args = (["--model", model] if model else []) + (["--precision", precision] if precision else [])
     args += ["--no-coarse"] if no_coarse else []
+    args += ["--no-even-fill"] if no_even_fill else []
     from benchmarks.report import environment
 
     least: List = []

@@ -423,9 +423,9 @@ class _Pipeline:
         share = (time.perf_counter() - t0) / len(items)
         for j, it in enumerate(items):
             t1 = time.perf_counter()
-            try:  # large marks of large images, from smaller copies (runtime/pyramid.py)
+            try:  # large marks from smaller copies, the fill evened out (Restorer.after_graph)
                 window = it.reserved.window if it.reserved else self.window
-                image, found = self.restorer.add_coarse(it.prep.rgb, restored[j], mask[j, ..., 0], window)
+                image, found = self.restorer.after_graph(it.prep.rgb, restored[j], mask[j, ..., 0], window)
             except Exception as e:
                 self._failed(it, e)
                 continue

@@ -63,6 +63,9 @@ from runtime.tiling import DEFAULT_TILE_BUDGET
 @click.option("--no-coarse", is_flag=True,
               help="Run the model on each image at its own size only (default: large images also at 1/2 to 1/16 "
                    "of their size, for marks too large for the network to see whole; docs/restoring.md).")
+@click.option("--no-even-fill", is_flag=True,
+              help="Keep the network's fill as it is (default: averaged with a smooth fill from around each "
+                   "mark, which is closer to the photo; docs/restoring.md).")
 @click.option("--quality", type=click.IntRange(1, 100), default=None,
               show_default="a JPEG keeps its own quantization tables and subsampling; else 95",
               help="Re-encode JPEG / lossy WebP outputs at this quality.")
@@ -128,6 +131,7 @@ class ModelArgs:
     tile_budget: int = DEFAULT_TILE_BUDGET
     batch_size: int = 4
     coarse: bool = True  # also run large images smaller (runtime/pyramid.py)
+    even_fill: bool = True  # average the fill with a smooth one (runtime/fill.py)
 
 
 @dataclass
@@ -150,7 +154,8 @@ def _option_groups(engine: str, input_path: str, opts: dict):
         raise click.UsageError("an INPUT URI (s3://, gs://, file://...) needs --engine ray")
     model = ModelArgs(path=opts.pop("model_path"), device=opts.pop("device"), provider=opts.pop("provider"),
                       threads=opts.pop("threads"), precision=opts.pop("precision"), tile=opts.pop("tile"),
-                      tile_budget=opts.pop("tile_budget"), batch_size=opts["batch_size"], coarse=not opts.pop("no_coarse"))
+                      tile_budget=opts.pop("tile_budget"), batch_size=opts["batch_size"], coarse=not opts.pop("no_coarse"),
+                      even_fill=not opts.pop("no_even_fill"))
     max_memory = opts.pop("max_memory")
     options = RunOptions(format=opts.pop("fmt"), sync_images=not opts.pop("no_fsync"), report=opts.pop("report_path"),
                          progress=not opts.pop("quiet"), max_memory=max_memory * 1_000_000 if max_memory else None, **opts)
@@ -177,7 +182,7 @@ def _run_here(model: ModelArgs, input_path, output_path, options):
     start = time.perf_counter()
     restorer = Restorer(model.path, device=model.device, provider=model.provider, threads=model.threads or None,
                         tile=model.tile, tile_budget=model.tile_budget, batch_size=model.batch_size,
-                        precision=model.precision, coarse=model.coarse)
+                        precision=model.precision, coarse=model.coarse, even_fill=model.even_fill)
     choice = f", {restorer.model_choice}" if restorer.model_choice else ""
     click.echo(f"model {describe_model(model.path, restorer.model_path)}{choice} on {restorer.info.describe()} "
                f"({time.perf_counter() - start:.2f} s to load)", err=True)
@@ -194,7 +199,8 @@ def _run_on_ray(model: ModelArgs, input_path, output_path, options, cluster: Clu
     chosen, why = choose_model(model.path, model.precision, cpu=model.device != "cuda" and not cluster.gpus_per_actor)
     ray_options = RayOptions(address=cluster.address, actors=cluster.actors or 1, gpus_per_actor=cluster.gpus_per_actor,
                              device=model.device, provider=model.provider, threads=model.threads or None,
-                             tile=model.tile, tile_budget=model.tile_budget, coarse=model.coarse, verbose=verbose)
+                             tile=model.tile, tile_budget=model.tile_budget, coarse=model.coarse,
+                             even_fill=model.even_fill, verbose=verbose)
     click.echo(f"model {describe_model(model.path, chosen)}{', ' + why if why else ''} on Ray "
                f"({cluster.address or 'a local Ray'}, {ray_options.actors} actor(s))", err=True)
     with native_lines_hidden(not verbose):

@@ -151,7 +151,7 @@ def _eroded(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def _boxes(labels: np.ndarray, count: int) -> np.ndarray:
+def mark_boxes(labels: np.ndarray, count: int) -> np.ndarray:
     """(count + 1, 4) int: each label's box as rows r0:r1, columns c0:c1 (row 0, the background, unused)."""
     ys, xs = np.nonzero(labels)
     ids = labels[ys, xs]
@@ -188,7 +188,7 @@ def _marks_to_add(small_mask: np.ndarray, known: np.ndarray) -> Tuple[np.ndarray
         return small_mask, []
     h, w = small_mask.shape
     covered = np.asarray(Image.fromarray(known.astype(np.uint8) * 255).resize((w, h), Image.Resampling.BOX)) / 255.0
-    boxes = _boxes(labels, count)
+    boxes = mark_boxes(labels, count)
     full_size = np.minimum((boxes[:, 1] - boxes[:, 0]) * known.shape[0] / h, (boxes[:, 3] - boxes[:, 2]) * known.shape[1] / w)
     keep = (_inside_covered(labels, count, covered) < SEEN_WHOLE) & (full_size >= MIN_MARK)
     keep[0] = False

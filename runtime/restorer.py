@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from runtime.default_model import choose_model
+from runtime.fill import even_fill
 from runtime.images import finish, prepare, to_pil
 from runtime.memory import GraphCost, MemoryPlan, plan_memory
 from runtime.pyramid import add_coarse
@@ -76,12 +77,14 @@ class Restorer:
             within the quality bounds, else fp32), 'fp32' or 'int8'; see `choose_model`.
         coarse: also run large images at smaller scales and add the large marks found there
             (runtime/pyramid.py); False: the full-size pass only.
+        even_fill: average the fill inside each mark with a smooth fill (runtime/fill.py);
+            False: the network's fill as it is.
     """
 
     def __init__(self, model_path: Union[str, os.PathLike, bytes, None] = None, device: str = "auto",
                  provider: Optional[str] = None, threads: Optional[int] = None, tile: Optional[int] = None,
                  tile_budget: int = DEFAULT_TILE_BUDGET, batch_size: int = 1, precision: str = "auto",
-                 coarse: bool = True):
+                 coarse: bool = True, even_fill: bool = True):
         self.model_path, self.model_choice = choose_model(model_path, precision, cpu=_runs_on_cpu(device, provider))
         self.session, self.info = make_session(self.model_path, device=device, provider=provider, threads=threads)
         self.metadata = self.info.metadata
@@ -93,6 +96,7 @@ class Restorer:
         self.tile_budget = tile_budget
         self.batch_size = batch_size
         self.coarse = coarse
+        self.even_fill = even_fill
         self.graph_cost = GraphCost.of(self.metadata, split=isinstance(self.runner, SplitRunner))
         self.memory = self.plan_memory()  # measured now: the process with its model loaded
         self._lock = threading.Lock()
@@ -151,13 +155,21 @@ class Restorer:
                 predicted: bool = True) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], int]:
         """`restore_rgb` with the tiling decided by the caller (None: one pass); `window` as in `tile_for`."""
         restored, mask, raw, tiles = self._full_size(rgb, tile_size, window, predicted)
-        restored, mask = self.add_coarse(rgb, restored, mask, window)
+        restored, mask = self.after_graph(rgb, restored, mask, window)
         return restored, mask, raw, tiles
 
-    def add_coarse(self, rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray,
-                   window: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
-        """What smaller copies of a large image find, added to its full-size pass's restored
-        (H, W, 3) and mask (H, W) 0/255 (runtime/pyramid.py); as they were when `coarse` is off."""
+    def after_graph(self, rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray,
+                    window: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+        """The steps around the graph, on a full-size pass's restored (H, W, 3) and mask (H, W)
+        0/255: what smaller copies of a large image find (runtime/pyramid.py), then the fill
+        inside the mask evened out (runtime/fill.py); each as it was when switched off."""
+        restored, mask = self._add_coarse(rgb, restored, mask, window)
+        if self.even_fill:
+            restored = even_fill(rgb, restored, mask)
+        return restored, mask
+
+    def _add_coarse(self, rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray,
+                    window: Optional[int]) -> Tuple[np.ndarray, np.ndarray]:
         if not self.coarse:
             return restored, mask
 

@@ -1,0 +1,120 @@
+"""The fill inside each mark evened out with a smooth fill (runtime/fill.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from runtime import fill
+from runtime.fill import BLEND, CLEAR, even_fill, smooth_fill
+
+RNG = np.random.default_rng(3)
+
+
+def test_smooth_fill_keeps_known_pixels_and_fills_holes_from_them():
+    rgb = RNG.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    known = np.ones((37, 53), bool)
+    known[5:30, 10:40] = False
+    out = smooth_fill(rgb, known)
+    assert out.dtype == np.float32 and out.shape == rgb.shape
+    assert np.array_equal(out[known], rgb[known].astype(np.float32))  # known pixels: their own values
+    # A hole in a flat image takes that flat value; in a two-tone one, a value between the two.
+    flat = np.full_like(rgb, 90)
+    assert np.abs(smooth_fill(flat, known) - 90).max() < 1e-3
+    two = np.zeros_like(rgb)
+    two[:, 27:] = 200
+    inside = smooth_fill(two, known)[~known]
+    assert inside.min() >= 0 and inside.max() <= 200 and 0 < inside.mean() < 200
+
+
+def test_a_strip_one_pixel_high_is_filled_too():
+    strip = np.zeros((1, 40, 3), np.uint8)
+    strip[0, :, 0] = np.arange(40) * 5
+    known = np.ones((1, 40), bool)
+    known[0, 10:20] = False
+    out = smooth_fill(strip, known)[0, 10:20, 0]
+    # Block means of the known pixels nearest the gap (40, 45 on its left; 100 to 110 on its right),
+    # never the 0 an unfilled pixel would keep.
+    assert (out >= 40).all() and (out <= 110).all() and out[0] < out[-1]
+
+
+def _painted(shape=(120, 160)):
+    """A flat grey photo, a 30x40 mark the network filled with 200, and a 2-pixel rim of paint
+    bleed around it that the mask missed (0: what a JPEG's ringing leaves)."""
+    rgb = np.full(shape + (3,), 100, np.uint8)
+    mask = np.zeros(shape, np.uint8)
+    mask[40:70, 50:90] = 255
+    rgb[38:72, 48:92] = 0  # the paint and its rim
+    restored = rgb.copy()
+    restored[mask > 0] = 200  # the network's fill
+    return rgb, restored, mask
+
+
+def test_the_fill_is_the_blend_of_the_network_and_the_surroundings_beyond_the_rim():
+    rgb, restored, mask = _painted()
+    out = even_fill(rgb, restored.copy(), mask)
+    # By hand: the smooth fill reads only pixels at least CLEAR from the mask, all 100 here (the
+    # rim of 0 is 2 pixels wide, CLEAR = 2), so every masked pixel is 0.75 * 200 + 0.25 * 100.
+    assert CLEAR == 2 and BLEND == 0.75
+    assert (out[mask > 0] == 175).all()
+    assert np.array_equal(out[mask == 0], restored[mask == 0])  # outside the mask: untouched, bit for bit
+
+
+def test_paint_the_mask_missed_inside_a_mark_is_not_read():
+    rgb, restored, mask = _painted()
+    mask[50:60, 65:75] = 0  # a pocket inside the mark the mask missed: still paint (0) in the input
+    restored[50:60, 65:75] = 0
+    out = even_fill(rgb, restored.copy(), mask)
+    assert (out[mask > 0] == 175).all()  # as if the pocket were not there: only the 100s outside are read
+    assert (out[50:60, 65:75] == 0).all()  # and the pocket itself, outside the mask, is left as it was
+
+
+def test_nothing_masked_leaves_the_image_as_it_was():
+    rgb, restored, _ = _painted()
+    before = restored.copy()
+    out = even_fill(rgb, restored, np.zeros(rgb.shape[:2], np.uint8))
+    assert out is restored and np.array_equal(out, before)
+
+
+def test_a_mark_too_large_to_fill_here_keeps_the_network_fill(monkeypatch):
+    rgb, restored, mask = _painted()
+    mask[5:15, 5:15] = 255  # a second, small mark
+    restored[5:15, 5:15] = 200
+    monkeypatch.setattr(fill, "MAX_BOX", 40 * 40)  # the 30x40 mark's box with its margin is larger
+    out = even_fill(rgb, restored.copy(), mask)
+    assert (out[40:70, 50:90] == 200).all()  # kept
+    assert (out[5:15, 5:15] < 200).all()  # evened out
+
+
+def test_restore_run_evens_the_fill_unless_asked_not_to(tmp_path):
+    from restore_core.heldout import heldout_set
+
+    case = heldout_set(1, photos="selection")[0]
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(case.corrupted).save(src / "a.png")
+    outs = {}
+    for name, extra in (("even", []), ("raw", ["--no-even-fill"])):
+        done = subprocess.run([sys.executable, "-m", "runtime.cli", str(src), str(tmp_path / name), "--device", "cpu",
+                               "-q", "--save-mask", *extra], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        outs[name] = np.asarray(Image.open(tmp_path / name / "a.png"))
+    mask = np.asarray(Image.open(tmp_path / "even" / "masks" / "a.png")) > 0
+    assert mask.any()
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "raw" / "masks" / "a.png")) > 0, mask)  # the same mask
+    assert np.array_equal(outs["even"][~mask], case.corrupted[~mask])  # outside it: the input's pixels
+    assert np.array_equal(outs["raw"][~mask], case.corrupted[~mask])
+    assert not np.array_equal(outs["even"][mask], outs["raw"][mask])  # inside it: evened out
+
+
+@pytest.mark.parametrize("shape", [(3, 3), (1, 1), (2, 7)])
+def test_tiny_images(shape):
+    rgb = RNG.integers(0, 256, shape + (3,), dtype=np.uint8)
+    mask = np.zeros(shape, np.uint8)
+    mask[0, 0] = 255
+    out = even_fill(rgb, rgb.copy(), mask)  # nothing around the mark beyond the rim: kept as it was
+    assert out.shape == rgb.shape

@@ -31,12 +31,20 @@ from typing import Tuple
 
 import numpy as np
 
-from runtime.pyramid import label, mark_boxes
+from runtime.pyramid import label, label_with_boxes
 
 BLEND = 0.75  # the network's share of a masked pixel; the smooth fill has the rest
 CLEAR = 2  # pixels within this many of the mask (8-connected) are not read by the smooth fill
 MIN_MARGIN, MAX_MARGIN = 8, 128
 MAX_BOX = 1 << 20  # pixels of a mark's box and margin, above which the mark keeps the network's fill
+
+
+def _sum_2x2(a: np.ndarray) -> np.ndarray:
+    """(h, w[, c]) -> (ceil(h / 2), ceil(w / 2)[, c]): the sum of each 2x2 block (zeros beyond the edge)."""
+    h, w = a.shape[:2]
+    if h % 2 or w % 2:
+        a = np.pad(a, [(0, h % 2), (0, w % 2)] + [(0, 0)] * (a.ndim - 2))
+    return a[0::2, 0::2] + a[1::2, 0::2] + a[0::2, 1::2] + a[1::2, 1::2]
 
 
 def smooth_fill(rgb: np.ndarray, known: np.ndarray) -> np.ndarray:
@@ -47,20 +55,13 @@ def smooth_fill(rgb: np.ndarray, known: np.ndarray) -> np.ndarray:
     its coverage (the known share, at most 1); coming back up, a pixel keeps its own mean in
     proportion to its coverage and takes the coarser level's, enlarged, for the rest.
     """
-    value = rgb.astype(np.float32) * known[..., None]
     cover = known.astype(np.float32)
+    value = rgb.astype(np.float32) * cover[..., None]
     levels = []
-    while cover.size > 1:
+    while cover.size > 1:  # a side of 1 is padded to 2 as well, so a strip still shrinks
         levels.append((value, cover))
-        h, w = cover.shape
-        ph, pw = h + h % 2, w + w % 2  # a side of 1 becomes 2 as well, so a strip still shrinks
-        v = np.zeros((ph, pw, 3), np.float32)
-        v[:h, :w] = value * cover[..., None]  # (h, w, 3): the known sum carried down
-        c = np.zeros((ph, pw), np.float32)
-        c[:h, :w] = cover
-        total = c.reshape(ph // 2, 2, pw // 2, 2).sum(axis=(1, 3))  # (h/2, w/2)
-        summed = v.reshape(ph // 2, 2, pw // 2, 2, 3).sum(axis=(1, 3))  # (h/2, w/2, 3)
-        value = summed / np.maximum(total, 1e-6)[..., None]  # the mean of what is known
+        total = _sum_2x2(cover)  # (h/2, w/2)
+        value = _sum_2x2(value * cover[..., None]) / np.maximum(total, 1e-6)[..., None]  # the mean of what is known
         cover = np.minimum(total, 1.0)
     for finer_value, finer_cover in reversed(levels):  # back up: own mean by coverage, the rest from above
         h, w = finer_cover.shape
@@ -115,8 +116,8 @@ def even_fill(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray) -> np.nda
     marked = mask > 0
     if not marked.any():
         return restored
-    labels, count = label(marked)
-    for i, box in enumerate(mark_boxes(labels, count)[1:], start=1):
+    labels, _count, boxes = label_with_boxes(marked)
+    for i, box in enumerate(boxes[1:], start=1):
         y0, y1, x0, x1 = _box_with_margin(box, marked.shape)
         if (y1 - y0) * (x1 - x0) > MAX_BOX:
             continue  # too large to fill here: the network's fill stays

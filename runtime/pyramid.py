@@ -103,11 +103,24 @@ def _region_of(box: Tuple[int, int, int, int], small: Tuple[int, int], height: i
 
 def label(mask: np.ndarray) -> Tuple[np.ndarray, int]:
     """Connected components (8-connected) of a bool (h, w) mask: (labels int32 (h, w), count);
-    0 is the background. Row runs joined by union-find: a small mask has a few thousand runs."""
+    0 is the background (`label_with_boxes`)."""
+    labels, count, _boxes = label_with_boxes(mask)
+    return labels, count
+
+
+def label_with_boxes(mask: np.ndarray) -> Tuple[np.ndarray, int, np.ndarray]:
+    """`label`, and each label's box as `mark_boxes` gives it, from the same row runs.
+
+    Row runs (found for the whole mask at once) are joined by union-find with the runs of the
+    row above that touch them, diagonals included: a 12 Mpx mask has a few ten thousand runs.
+    """
     h, w = mask.shape
     edges = np.diff(np.pad(mask, ((0, 0), (1, 1))).astype(np.int8), axis=1)
-    parent: List[int] = []
-    runs: List[Tuple[int, int, int, int]] = []  # (row, start, end, run id)
+    run_y, run_s = np.nonzero(edges == 1)  # row-major: by row, then left to right
+    run_e = np.nonzero(edges == -1)[1]  # each run's end (exclusive), in the same order
+    first = np.searchsorted(run_y, np.arange(h + 1))  # runs of row y: first[y]:first[y + 1]
+    starts, ends = run_s.tolist(), run_e.tolist()
+    parent = list(range(len(starts)))
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -115,29 +128,31 @@ def label(mask: np.ndarray) -> Tuple[np.ndarray, int]:
             i = parent[i]
         return i
 
-    previous: List[Tuple[int, int, int]] = []  # the row above's runs, left to right
-    for y in range(h):
-        starts, ends = np.flatnonzero(edges[y] == 1), np.flatnonzero(edges[y] == -1)
-        current = []
-        k = 0  # the first run above that may still touch this row's next runs
-        for s0, e0 in zip(starts.tolist(), ends.tolist()):
-            rid = len(parent)
-            parent.append(rid)
-            while k < len(previous) and previous[k][1] < s0:  # ends left of this run, diagonal too
+    for y in np.flatnonzero(first[1:] - first[:-1]).tolist():  # rows that have runs
+        above = range(first[y - 1], first[y]) if y > 0 else range(0)
+        k = above.start  # the first run above that may still touch this row's next runs
+        for r in range(first[y], first[y + 1]):
+            while k < above.stop and ends[k] < starts[r]:  # ends left of this run, diagonal too
                 k += 1
             j = k
-            while j < len(previous) and previous[j][0] <= e0:  # touching it, diagonals included
-                a, b = root(rid), root(previous[j][2])
+            while j < above.stop and starts[j] <= ends[r]:  # touching it, diagonals included
+                a, b = root(r), root(j)
                 parent[max(a, b)] = min(a, b)
                 j += 1
-            current.append((s0, e0, rid))
-            runs.append((y, s0, e0, rid))
-        previous = current
+    roots = np.array([root(r) for r in range(len(starts))], np.int64)
+    _unique, ids = np.unique(roots, return_inverse=True)  # numbered by each mark's first run
+    ids = ids.astype(np.int32) + 1
+    count = int(ids.max()) if ids.size else 0
     labels = np.zeros((h, w), np.int32)
-    ids: Dict[int, int] = {}
-    for y, s0, e0, rid in runs:
-        labels[y, s0:e0] = ids.setdefault(root(rid), len(ids) + 1)
-    return labels, len(ids)
+    for y, s0, e0, i in zip(run_y.tolist(), starts, ends, ids.tolist()):
+        labels[y, s0:e0] = i
+    boxes = np.zeros((count + 1, 4), np.int64)
+    boxes[:, 0], boxes[:, 2] = h, w  # minima start high
+    np.minimum.at(boxes[:, 0], ids, run_y)
+    np.maximum.at(boxes[:, 1], ids, run_y + 1)
+    np.minimum.at(boxes[:, 2], ids, run_s)
+    np.maximum.at(boxes[:, 3], ids, run_e)
+    return labels, count, boxes
 
 
 def _eroded(mask: np.ndarray) -> np.ndarray:

@@ -413,7 +413,8 @@ class _Pipeline:
         try:
             # The image decoder's raw output only when it is written (--save-predicted): without
             # it, a batch in which nothing is found skips that decoder.
-            restored, mask, predicted = self.restorer.infer(batch, predicted=self.options.save_predicted)
+            restored, mask, predicted = self.restorer.infer(batch, predicted=self.options.save_predicted,
+                                                            grow=[self._grows(it) for it in items])
         except Exception as e:  # e.g. out of memory on a huge batch: fail these, keep going
             for it in items:
                 self._failed(it, e)
@@ -436,11 +437,16 @@ class _Pipeline:
         t0 = time.perf_counter()
         try:
             restored, mask, predicted, tiles = self.restorer.run_rgb(item.prep.rgb, size, window,
-                                                                     predicted=self.options.save_predicted)
+                                                                     predicted=self.options.save_predicted,
+                                                                     grow=self._grows(item))
         except Exception as e:
             self._failed(item, e)
             return
         self._submit_write(item, (restored, mask, predicted), time.perf_counter() - t0, tiles)
+
+    def _grows(self, item: Loaded) -> bool:
+        """Whether this image's mask is grown by a pixel: a JPEG with subsampled chroma (Restorer.grows)."""
+        return item.source.jpeg is not None and self.restorer.grows(item.source.jpeg.subsampling)
 
     def _failed(self, item: Loaded, error: Exception) -> None:
         _fail(item.job.record, f"inference failed: {one_line(error)}")

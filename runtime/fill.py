@@ -33,6 +33,10 @@ import numpy as np
 
 from runtime.pyramid import label, label_with_boxes
 
+# Chroma subsampling (Pillow's codes: 1 = 4:2:2, 2 = 4:2:0) under which a JPEG's mask is grown by
+# a pixel before the compositing (`Restorer(grow_subsampled=...)`): there a mark's colour bleeds
+# over its edge by a chroma pixel, and the mask stops short of it.
+GROWN_SUBSAMPLING = (1, 2)
 BLEND = 0.75  # the network's share of a masked pixel; the smooth fill has the rest
 CLEAR = 2  # pixels within this many of the mask (8-connected) are not read by the smooth fill
 MIN_MARGIN, MAX_MARGIN = 8, 128
@@ -71,7 +75,7 @@ def smooth_fill(rgb: np.ndarray, known: np.ndarray) -> np.ndarray:
     return value
 
 
-def _dilated(mask: np.ndarray, steps: int) -> np.ndarray:
+def dilated(mask: np.ndarray, steps: int = 1) -> np.ndarray:
     """`mask` (h, w) bool grown by `steps` pixels (8-connected)."""
     h, w = mask.shape
     out = mask
@@ -124,7 +128,7 @@ def even_fill(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray) -> np.nda
         # Not read: the mask and the rim a JPEG's paint reaches past it (grown within the box and
         # CLEAR pixels around it, so the box's edge sees marks just outside it), and pockets.
         g0, g1, h0, h1 = max(0, y0 - CLEAR), min(marked.shape[0], y1 + CLEAR), max(0, x0 - CLEAR), min(marked.shape[1], x1 + CLEAR)
-        unread = _dilated(marked[g0:g1, h0:h1], CLEAR)[y0 - g0:y1 - g0, x0 - h0:x1 - h0]
+        unread = dilated(marked[g0:g1, h0:h1], CLEAR)[y0 - g0:y1 - g0, x0 - h0:x1 - h0]
         known = _reachable(~unread)
         if not known.any():
             continue  # nothing around it to fill from

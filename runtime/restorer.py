@@ -15,13 +15,13 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import List, Optional, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from PIL import Image
+from PIL import Image, JpegImagePlugin
 
 from runtime.default_model import choose_model
-from runtime.fill import even_fill
+from runtime.fill import GROWN_SUBSAMPLING, even_fill
 from runtime.images import finish, prepare, to_pil
 from runtime.memory import GraphCost, MemoryPlan, plan_memory
 from runtime.pyramid import add_coarse
@@ -79,24 +79,28 @@ class Restorer:
             (runtime/pyramid.py); False: the full-size pass only.
         even_fill: average the fill inside each mark with a smooth fill (runtime/fill.py);
             False: the network's fill as it is.
+        grow_subsampled: grow the mask of a JPEG with subsampled chroma (4:2:0, 4:2:2) by a
+            pixel before the compositing (`runtime.fill.GROWN_SUBSAMPLING`); False: the mask as found.
     """
 
     def __init__(self, model_path: Union[str, os.PathLike, bytes, None] = None, device: str = "auto",
                  provider: Optional[str] = None, threads: Optional[int] = None, tile: Optional[int] = None,
                  tile_budget: int = DEFAULT_TILE_BUDGET, batch_size: int = 1, precision: str = "auto",
-                 coarse: bool = True, even_fill: bool = True):
+                 coarse: bool = True, even_fill: bool = True, grow_subsampled: bool = True):
         self.model_path, self.model_choice = choose_model(model_path, precision, cpu=_runs_on_cpu(device, provider))
         self.session, self.info = make_session(self.model_path, device=device, provider=provider, threads=threads)
         self.metadata = self.info.metadata
         self.precision = self.metadata.precision if self.metadata else "fp32"
         self.runner = self._runner()
         self.stride = self.metadata.stride
-        self.halo = receptive_radius(self.metadata.model_config, self.metadata.mask_opening)
+        # One pixel more than the network's reach: a grown mask reads its neighbours (`infer`).
+        self.halo = receptive_radius(self.metadata.model_config, self.metadata.mask_opening) + 1
         self.tile = tile
         self.tile_budget = tile_budget
         self.batch_size = batch_size
         self.coarse = coarse
         self.even_fill = even_fill
+        self.grow_subsampled = grow_subsampled
         self.graph_cost = GraphCost.of(self.metadata, split=isinstance(self.runner, SplitRunner))
         self.memory = self.plan_memory()  # measured now: the process with its model loaded
         self._lock = threading.Lock()
@@ -113,13 +117,17 @@ class Restorer:
 
     # -- the model on RGB arrays -------------------------------------------------------------
 
-    def infer(self, batch: np.ndarray, predicted: bool = True) -> List[Optional[np.ndarray]]:
+    def infer(self, batch: np.ndarray, predicted: bool = True,
+              grow: Union[bool, Sequence[bool]] = False) -> List[Optional[np.ndarray]]:
         """Run one uint8 (N, H, W, 3) batch: [restored (N, H, W, 3), mask (N, H, W, 1), predicted].
 
         predicted=False lets the split runner run the image decoder only around masked pixels
-        (`predicted` is then None; `restored` and `mask` are the same)."""
+        (`predicted` is then None; `restored` and `mask` are the same).
+        grow: for the batch or per image, whether the mask is grown by a pixel (8-connected)
+        before the compositing, the grown pixels taking the prediction (`grows`)."""
         start = time.perf_counter()
-        outputs = self.runner.run(batch, predicted)
+        grow = [grow] * len(batch) if isinstance(grow, bool) else list(grow)
+        outputs = self.runner.run(batch, predicted, grow)
         with self._lock:
             self.inference_seconds += time.perf_counter() - start
         return outputs
@@ -141,20 +149,26 @@ class Restorer:
             return height * width
         return largest_window(height, width, tile_size, self.halo, self.stride)
 
-    def restore_rgb(self, rgb: np.ndarray, tile: Optional[int] = None,
-                    predicted: bool = True) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], int]:
+    def grows(self, subsampling: Optional[int]) -> bool:
+        """Whether an image of this JPEG chroma subsampling (Pillow's code; None: not a JPEG) has
+        its mask grown (`infer`)."""
+        return self.grow_subsampled and subsampling in GROWN_SUBSAMPLING
+
+    def restore_rgb(self, rgb: np.ndarray, tile: Optional[int] = None, predicted: bool = True,
+                    grow: bool = False) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], int]:
         """Restore one (H, W, 3) uint8 RGB array, tiled when large.
 
         Returns:
             restored (H, W, 3), mask (H, W) uint8 0/255, predicted (H, W, 3) or None (see
             `infer`: predicted=False), number of tiles (0 = one pass).
         """
-        return self.run_rgb(rgb, self.tile_for(rgb.shape[0], rgb.shape[1], tile), predicted=predicted)
+        return self.run_rgb(rgb, self.tile_for(rgb.shape[0], rgb.shape[1], tile), predicted=predicted, grow=grow)
 
     def run_rgb(self, rgb: np.ndarray, tile_size: Optional[int], window: Optional[int] = None,
-                predicted: bool = True) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], int]:
-        """`restore_rgb` with the tiling decided by the caller (None: one pass); `window` as in `tile_for`."""
-        restored, mask, raw, tiles = self._full_size(rgb, tile_size, window, predicted)
+                predicted: bool = True, grow: bool = False) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], int]:
+        """`restore_rgb` with the tiling decided by the caller (None: one pass); `window` as in
+        `tile_for`; `grow` as in `infer`, for the full-size pass (not the smaller copies)."""
+        restored, mask, raw, tiles = self._full_size(rgb, tile_size, window, predicted, grow)
         restored, mask = self.after_graph(rgb, restored, mask, window)
         return restored, mask, raw, tiles
 
@@ -180,15 +194,15 @@ class Restorer:
         return add_coarse(rgb, restored, mask, run)
 
     def _full_size(self, rgb: np.ndarray, tile_size: Optional[int], window: Optional[int],
-                   predicted: bool) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], int]:
+                   predicted: bool, grow: bool = False) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], int]:
         """The model on `rgb` as it is, in one pass or in tiles."""
         if tile_size is None:
-            restored, mask, raw = self.infer(rgb[None], predicted)
+            restored, mask, raw = self.infer(rgb[None], predicted, grow)
             return restored[0], mask[0, ..., 0], None if raw is None else raw[0], 0
         h, w = rgb.shape[:2]
         # As many same-size tiles together as the batch size allows within the call budget.
         batch = max(1, min(self.batch_size, (window or self.memory.window_pixels) // self.call_pixels(h, w, tile_size)))
-        infer = functools.partial(self.infer, predicted=predicted)
+        infer = functools.partial(self.infer, predicted=predicted, grow=grow)
         restored, mask, raw = run_tiled(infer, rgb, tile_size, self.halo, self.stride, batch)
         return restored, mask[..., 0], raw, len(plan_tiles(h, w, tile_size, self.halo, self.stride))
 
@@ -209,7 +223,9 @@ class Restorer:
         as_array = isinstance(image, np.ndarray)
         pil = to_pil(image) if as_array else image
         prep = prepare(pil)
-        restored, mask, raw, tiles = self.restore_rgb(prep.rgb, tile, predicted)
+        jpeg = not as_array and getattr(image, "format", None) in ("JPEG", "MPO")
+        grow = jpeg and self.grows(JpegImagePlugin.get_sampling(image))
+        restored, mask, raw, tiles = self.restore_rgb(prep.rgb, tile, predicted, grow)
         out = finish(prep, restored, mask > 0)
         share = float((mask > 0).mean())
         if as_array:

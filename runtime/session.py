@@ -21,6 +21,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from restore_toolkit.messages import one_line
+from runtime.fill import dilated
 from runtime.metadata import (
     PIXELS_OUTPUTS,
     ModelFileError,
@@ -402,10 +403,24 @@ class Runner:
         first = opts.get(info.providers[0], {}) if info.providers else {}
         self.device_id = int(first.get("device_id", 0))
 
-    def run(self, images: np.ndarray, predicted: bool = True) -> List[np.ndarray]:
+    def run(self, images: np.ndarray, predicted: bool = True, grow: Optional[Sequence[bool]] = None) -> List[np.ndarray]:
         """images: uint8 (N, H, W, 3) RGB. Returns the outputs in `self.output_names` order.
 
-        `predicted` is for the interface `SplitRunner` shares: one session always runs the whole graph."""
+        `predicted` is for the interface `SplitRunner` shares: one session always runs the whole graph.
+        grow: per image, whether its mask is grown by a pixel; the grown pixels take the graph's
+        raw prediction, as the graph's own compositing would have given them."""
+        outputs = self._run(images)
+        if grow is not None and any(grow):
+            named = dict(zip(self.output_names, outputs))
+            restored, mask, raw = named["restored"], named["mask"], named["predicted"]
+            for j, g in enumerate(grow):
+                if g and mask[j].any():
+                    ring = dilated(mask[j, ..., 0] > 0) & (mask[j, ..., 0] == 0)  # (H, W)
+                    restored[j][ring] = raw[j][ring]
+                    mask[j, ..., 0][ring] = 255
+        return outputs
+
+    def _run(self, images: np.ndarray) -> List[np.ndarray]:
         images = pixels_batch(images)
         if self.info.device != "cuda":
             return self.session.run(self.output_names, {self.input_name: images})

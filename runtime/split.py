@@ -29,10 +29,11 @@ Torch-free: onnx, onnxruntime and numpy.
 from __future__ import annotations
 
 import threading
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
+from runtime.fill import dilated
 from runtime.memory import arena_region
 from runtime.metadata import PIXELS_OUTPUTS, ModelFileError, ModelMetadata
 from runtime.regions import DecoderCrops
@@ -187,23 +188,27 @@ class SplitRunner:
                                                  providers=["CPUExecutionProvider"]))
         return cls(sessions[0], sessions[1], _decoder_crops(loaded, parts[1], parts[2]))
 
-    def run(self, images: np.ndarray, predicted: bool = True) -> List[Optional[np.ndarray]]:
+    def run(self, images: np.ndarray, predicted: bool = True,
+            grow: Optional[Sequence[bool]] = None) -> List[Optional[np.ndarray]]:
         """images: uint8 (N, H, W, 3) RGB. Returns [restored, mask, predicted].
 
         predicted=False: `predicted` is None, and the second half runs only on crops around the
         masked pixels (not at all where the batch's mask is empty: `restored` is then the input,
         what the graph's compositing gives there). `restored` and `mask` are the same either way.
+        grow: per image, whether its mask is grown by a pixel (`grow_masks`) before the compositing.
         """
         images = pixels_batch(images)
         tensors = dict(zip(self.first_outputs, self.first.run(self.first_outputs, {"image": images})))
-        mask = tensors["mask"]
-        if not predicted and not mask.any():
-            return [images.copy(), mask, None]
+        if not predicted and not tensors["mask"].any():
+            return [images.copy(), tensors["mask"], None]
+        grown = grow_masks(tensors, grow, None if self.crops is None else self.crops.condition)
         tensors["image"] = images
         if predicted or self.crops is None:
             restored, raw = self.second.run(["restored", "predicted"], {name: tensors[name] for name in self.second_inputs})
-            return [restored, mask, raw]
-        return [self._restore_where_masked(images, tensors), mask, None]
+            if grown is not None and self.crops is None:  # the graph composited with the mask as found
+                np.copyto(restored, raw, where=grown)
+            return [restored, tensors["mask"], raw]
+        return [self._restore_where_masked(images, tensors), tensors["mask"], None]
 
     def _restore_where_masked(self, images: np.ndarray, tensors: Dict[str, np.ndarray]) -> np.ndarray:
         """`restored` from the second half run only on crops around each image's masked pixels
@@ -226,6 +231,27 @@ class SplitRunner:
             feeds = {name: tensors[name][whole] for name in self.second_inputs}
             restored[whole] = self.second.run(["restored"], feeds)[0]
         return restored
+
+
+def grow_masks(tensors: Dict[str, np.ndarray], grow: Optional[Sequence[bool]],
+               condition: Optional[str]) -> Optional[np.ndarray]:
+    """Grow by one pixel (8-connected) the mask of each image of the batch whose `grow` is True:
+    `tensors["mask"]` (uint8 0/255) and, when the second half composites with a carried
+    `condition` (bool), that too, so the second half restores the grown pixels itself. Returns
+    the grown masks (N, H, W, 1) bool where some image grew (for compositing them afterwards
+    when the condition is not known), else None."""
+    if grow is None or not any(grow) or not tensors["mask"].any():
+        return None
+    mask = tensors["mask"].copy()
+    grown = mask > 0
+    for j, g in enumerate(grow):
+        if g:
+            grown[j, ..., 0] = dilated(grown[j, ..., 0])
+    mask[grown] = 255
+    tensors["mask"] = mask
+    if condition is not None:
+        tensors[condition] = grown.astype(tensors[condition].dtype)
+    return grown
 
 
 def _decoder_crops(model, second, carried: List[str]) -> Optional[DecoderCrops]:

@@ -118,3 +118,83 @@ def test_tiny_images(shape):
     mask[0, 0] = 255
     out = even_fill(rgb, rgb.copy(), mask)  # nothing around the mark beyond the rim: kept as it was
     assert out.shape == rgb.shape
+
+
+# -- a chroma-subsampled JPEG's mask, grown by a pixel ----------------------------------------
+
+
+def _saved(save: str):
+    from restore_core.degrade import decode
+    from restore_core.heldout import heldout_set, saved_case
+
+    c, data = saved_case(heldout_set(2, photos="selection")[1], save)
+    return c, data, decode(data)
+
+
+@pytest.fixture(scope="module")
+def restorers():
+    from runtime import Restorer
+
+    return Restorer(device="cpu", even_fill=False), Restorer(device="cpu", even_fill=False, grow_subsampled=False)
+
+
+def test_the_grown_ring_takes_the_prediction_and_nothing_else_moves(restorers):
+    grows, keeps = restorers
+    _c, _data, x = _saved("jpeg-90-420")
+    out, mask, raw, _ = grows.restore_rgb(x, predicted=True, grow=True)
+    base, base_mask, _, _ = keeps.restore_rgb(x, predicted=True)
+    from runtime.fill import dilated
+
+    assert base_mask.any() and np.array_equal(mask > 0, dilated(base_mask > 0))  # one pixel, 8-connected
+    ring = (mask > 0) & (base_mask == 0)
+    assert np.array_equal(out[ring], raw[ring])  # the grown pixels: the graph's prediction
+    assert np.array_equal(out[~ring], base[~ring])  # every other pixel as before
+    # The image decoder on crops (the CPU default) gives the same pixels as on the whole image.
+    crops, crops_mask, _, _ = grows.restore_rgb(x, predicted=False, grow=True)
+    assert np.array_equal(crops, out) and np.array_equal(crops_mask, mask)
+
+
+def test_tiles_grow_the_mask_exactly_as_one_pass(restorers):
+    grows, _ = restorers
+    _c, _data, x = _saved("jpeg-75-420")
+    whole = grows.run_rgb(x, None, predicted=False, grow=True)
+    tiled = grows.run_rgb(x, 96, predicted=False, grow=True)
+    assert tiled[3] > 1
+    assert np.array_equal(whole[0], tiled[0]) and np.array_equal(whole[1], tiled[1])
+
+
+def test_the_whole_graph_grows_the_same_as_its_halves(monkeypatch, restorers):
+    from runtime import Restorer, split
+    from runtime.session import Runner
+
+    def refuse(model):
+        raise ValueError("cannot cut")
+
+    grows, _ = restorers
+    _c, _data, x = _saved("jpeg-90-420")
+    monkeypatch.setattr(split, "split_pixels_graph", refuse)
+    whole = Restorer(device="cpu", even_fill=False)
+    assert isinstance(whole.runner, Runner)
+    a = whole.restore_rgb(x, predicted=False, grow=True)
+    b = grows.restore_rgb(x, predicted=False, grow=True)
+    assert np.array_equal(a[1], b[1]) and np.array_equal(a[0], b[0])
+
+
+@pytest.mark.parametrize("save, grown", [("jpeg-90-420", True), ("jpeg-95-444", False), ("png", False)])
+def test_which_files_grow(tmp_path, save, grown):
+    from runtime.fill import dilated
+
+    _c, data, _x = _saved(save)
+    src = tmp_path / "in"
+    src.mkdir()
+    name = "a.png" if save == "png" else "a.jpg"
+    (src / name).write_bytes(data)
+    masks = {}
+    for run, extra in (("default", []), ("kept", ["--no-jpeg-grow"])):
+        done = subprocess.run([sys.executable, "-m", "runtime.cli", str(src), str(tmp_path / run), "--device", "cpu",
+                               "-q", "--save-mask", *extra], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        masks[run] = np.asarray(Image.open(tmp_path / run / "masks" / (name if save == "png" else name + ".png"))) > 0
+    assert masks["kept"].any()
+    expected = dilated(masks["kept"]) if grown else masks["kept"]
+    assert np.array_equal(masks["default"], expected)

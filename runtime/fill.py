@@ -37,7 +37,7 @@ from runtime.pyramid import label, label_with_boxes
 # a pixel before the compositing (`Restorer(grow_subsampled=...)`): there a mark's colour bleeds
 # over its edge by a chroma pixel, and the mask stops short of it.
 GROWN_SUBSAMPLING = (1, 2)
-BLEND = 0.75  # the network's share of a masked pixel; the smooth fill has the rest
+BLEND = 0.55  # the network's share of a masked pixel; the smooth fill has the rest
 CLEAR = 2  # pixels within this many of the mask (8-connected) are not read by the smooth fill
 MIN_MARGIN, MAX_MARGIN = 8, 128
 MAX_BOX = 1 << 20  # pixels of a mark's box and margin, above which the mark keeps the network's fill

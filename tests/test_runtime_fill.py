@@ -59,9 +59,9 @@ def test_the_fill_is_the_blend_of_the_network_and_the_surroundings_beyond_the_ri
     rgb, restored, mask = _painted()
     out = even_fill(rgb, restored.copy(), mask)
     # By hand: the smooth fill reads only pixels at least CLEAR from the mask, all 100 here (the
-    # rim of 0 is 2 pixels wide, CLEAR = 2), so every masked pixel is 0.75 * 200 + 0.25 * 100.
-    assert CLEAR == 2 and BLEND == 0.75
-    assert (out[mask > 0] == 175).all()
+    # rim of 0 is 2 pixels wide, CLEAR = 2), so every masked pixel is 0.55 * 200 + 0.45 * 100.
+    assert CLEAR == 2 and BLEND == 0.55
+    assert (out[mask > 0] == 155).all()
     assert np.array_equal(out[mask == 0], restored[mask == 0])  # outside the mask: untouched, bit for bit
 
 
@@ -70,7 +70,7 @@ def test_paint_the_mask_missed_inside_a_mark_is_not_read():
     mask[50:60, 65:75] = 0  # a pocket inside the mark the mask missed: still paint (0) in the input
     restored[50:60, 65:75] = 0
     out = even_fill(rgb, restored.copy(), mask)
-    assert (out[mask > 0] == 175).all()  # as if the pocket were not there: only the 100s outside are read
+    assert (out[mask > 0] == 155).all()  # as if the pocket were not there: only the 100s outside are read
     assert (out[50:60, 65:75] == 0).all()  # and the pocket itself, outside the mask, is left as it was
 
 

@@ -3,14 +3,15 @@
 The network's fill of a mark is sharp but noisy: far from the mark's edge it guesses texture
 that is not there. A smooth fill (push-pull: the pixels around the mark averaged down a
 pyramid of 2x2 blocks until every hole is covered, then brought back up, each level enlarged
-bilinearly) is blurred but unbiased. Their errors are not the same errors, so their average is closer to the photo than
-either. On the selection photos (chelsea, rocket; `restore-run`'s default path, `python -m
-benchmarks.photo_eval --photos selection --per-photo 12`, benchmarks/results/selection-even-fill.md)
-`BLEND` = 3/4 of the network's fill gained 0.35 dB on PNG crops, 0.10-0.20 dB on JPEG crops,
-0.24 dB on whole photos and 0.01 dB at 12 Mpx, brought 93 of 136 painted files closer to the
-photo and 34 further, and made none worse than its input; in a probe on the same crops
-half and half gained more on PNG (0.57 dB) but less at JPEG 90 and lost 0.15 dB at JPEG 75, where
-the paint the mask missed at a mark's rim leaks into the smooth fill.
+bilinearly) is blurred but unbiased. Their errors are not the same errors, so their average is
+closer to the photo than either. Chosen on the selection photos (chelsea, rocket; `restore-run`'s
+default path, `python -m benchmarks.photo_eval --photos selection --per-photo 12`): first with
+3/4 of the network's fill and a stepped pull (benchmarks/results/selection-even-fill.md: +0.35 dB
+on PNG crops, +0.10 to +0.20 on JPEG crops, +0.24 on whole photos, none made worse), then the
+bilinear pull (selection-bilinear-fill.md: +0.03 to +0.18 more), then the network's share
+`BLEND` over 0.75 / 0.65 / 0.55 / 0.40 (selection-blend-55.md): 0.55 is the lowest at which
+every kind of file still gained on average against 0.75 (+0.04 to +0.24 dB; at 0.40 JPEG 75
+lost), and none was made worse at any.
 
 That is also why the smooth fill reads only pixels at least `CLEAR` pixels from the mask (a
 JPEG's paint rings and bleeds past the mark's edge), and never a pocket the mark encloses

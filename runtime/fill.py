@@ -24,11 +24,14 @@ its longer side (between `MIN_MARGIN` and `MAX_MARGIN` pixels) so the smooth fil
 mark's surroundings; a mark whose box would exceed `MAX_BOX` pixels keeps the network's fill
 (the marks of a camera-size photo, filled from its smaller copies, runtime/pyramid.py), which
 bounds the memory this step takes to a few bytes per pixel of such a box.
+
+The mask of a JPEG with subsampled chroma is grown by a pixel before the compositing
+(`GROWN_SUBSAMPLING`, `grow_masks`; docs/restoring.md, "A JPEG's mask, grown").
 """
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -151,3 +154,25 @@ def even_fill(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray) -> np.nda
         mixed = BLEND * window[mine].astype(np.float32) + (1.0 - BLEND) * smooth[mine]
         window[mine] = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
     return restored
+
+
+def grow_masks(tensors: Dict[str, np.ndarray], grow: Optional[Sequence[bool]],
+               condition: Optional[str]) -> Optional[np.ndarray]:
+    """Grow by one pixel (8-connected) the mask of each image of the batch whose `grow` is True
+    (`GROWN_SUBSAMPLING`): `tensors["mask"]` (uint8 0/255, a graph's output) and, when a split
+    graph's second half composites with a carried `condition` (bool), that too, so the second
+    half restores the grown pixels itself. Returns the grown masks (N, H, W, 1) bool where some
+    image grew, for a caller whose graph has already composited to take the grown pixels from
+    its prediction (runtime/session.py, runtime/split.py); else None."""
+    if grow is None or not any(grow) or not tensors["mask"].any():
+        return None
+    mask = tensors["mask"].copy()
+    grown = mask > 0
+    for j, g in enumerate(grow):
+        if g:
+            grown[j, ..., 0] = dilated(grown[j, ..., 0])
+    mask[grown] = 255
+    tensors["mask"] = mask
+    if condition is not None:
+        tensors[condition] = grown.astype(tensors[condition].dtype)
+    return grown

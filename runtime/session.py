@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from restore_toolkit.messages import one_line
-from runtime.fill import dilated
+from runtime.fill import grow_masks
 from runtime.metadata import (
     PIXELS_OUTPUTS,
     ModelFileError,
@@ -409,16 +409,11 @@ class Runner:
         `predicted` is for the interface `SplitRunner` shares: one session always runs the whole graph.
         grow: per image, whether its mask is grown by a pixel; the grown pixels take the graph's
         raw prediction, as the graph's own compositing would have given them."""
-        outputs = self._run(images)
-        if grow is not None and any(grow):
-            named = dict(zip(self.output_names, outputs))
-            restored, mask, raw = named["restored"], named["mask"], named["predicted"]
-            for j, g in enumerate(grow):
-                if g and mask[j].any():
-                    ring = dilated(mask[j, ..., 0] > 0) & (mask[j, ..., 0] == 0)  # (H, W)
-                    restored[j][ring] = raw[j][ring]
-                    mask[j, ..., 0][ring] = 255
-        return outputs
+        named = dict(zip(self.output_names, self._run(images)))
+        grown = grow_masks(named, grow, None)  # the graph composited with the mask as found
+        if grown is not None:
+            np.copyto(named["restored"], named["predicted"], where=grown)
+        return [named[name] for name in self.output_names]
 
     def _run(self, images: np.ndarray) -> List[np.ndarray]:
         images = pixels_batch(images)

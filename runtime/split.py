@@ -33,7 +33,7 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
-from runtime.fill import dilated
+from runtime.fill import grow_masks
 from runtime.memory import arena_region
 from runtime.metadata import PIXELS_OUTPUTS, ModelFileError, ModelMetadata
 from runtime.regions import DecoderCrops
@@ -231,27 +231,6 @@ class SplitRunner:
             feeds = {name: tensors[name][whole] for name in self.second_inputs}
             restored[whole] = self.second.run(["restored"], feeds)[0]
         return restored
-
-
-def grow_masks(tensors: Dict[str, np.ndarray], grow: Optional[Sequence[bool]],
-               condition: Optional[str]) -> Optional[np.ndarray]:
-    """Grow by one pixel (8-connected) the mask of each image of the batch whose `grow` is True:
-    `tensors["mask"]` (uint8 0/255) and, when the second half composites with a carried
-    `condition` (bool), that too, so the second half restores the grown pixels itself. Returns
-    the grown masks (N, H, W, 1) bool where some image grew (for compositing them afterwards
-    when the condition is not known), else None."""
-    if grow is None or not any(grow) or not tensors["mask"].any():
-        return None
-    mask = tensors["mask"].copy()
-    grown = mask > 0
-    for j, g in enumerate(grow):
-        if g:
-            grown[j, ..., 0] = dilated(grown[j, ..., 0])
-    mask[grown] = 255
-    tensors["mask"] = mask
-    if condition is not None:
-        tensors[condition] = grown.astype(tensors[condition].dtype)
-    return grown
 
 
 def _decoder_crops(model, second, carried: List[str]) -> Optional[DecoderCrops]:

@@ -199,3 +199,17 @@ def test_which_files_grow(tmp_path, save, grown):
     assert masks["kept"].any()
     expected = dilated(masks["kept"]) if grown else masks["kept"]
     assert np.array_equal(masks["default"], expected)
+
+
+def test_restorer_restore_grows_a_pillow_jpeg_by_its_subsampling(restorers):
+    import io
+
+    from runtime.fill import dilated
+
+    grows, keeps = restorers
+    _c, data, _x = _saved("jpeg-90-420")
+    grown = np.asarray(grows.restore(Image.open(io.BytesIO(data))).mask) > 0
+    kept = np.asarray(keeps.restore(Image.open(io.BytesIO(data))).mask) > 0
+    assert kept.any() and np.array_equal(grown, dilated(kept))
+    as_array = grows.restore(np.asarray(Image.open(io.BytesIO(data)))).mask > 0  # an array has no file to read
+    assert np.array_equal(as_array, kept)

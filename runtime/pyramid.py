@@ -109,7 +109,8 @@ def label(mask: np.ndarray) -> Tuple[np.ndarray, int]:
 
 
 def label_with_boxes(mask: np.ndarray) -> Tuple[np.ndarray, int, np.ndarray]:
-    """`label`, and each label's box as `mark_boxes` gives it, from the same row runs.
+    """`label`, and each label's box from the same row runs: (count + 1, 4) int, rows r0:r1 and
+    columns c0:c1 (row 0, the background, unused).
 
     Row runs (found for the whole mask at once) are joined by union-find with the runs of the
     row above that touch them, diagonals included: a 12 Mpx mask has a few ten thousand runs.
@@ -166,19 +167,6 @@ def _eroded(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def mark_boxes(labels: np.ndarray, count: int) -> np.ndarray:
-    """(count + 1, 4) int: each label's box as rows r0:r1, columns c0:c1 (row 0, the background, unused)."""
-    ys, xs = np.nonzero(labels)
-    ids = labels[ys, xs]
-    boxes = np.zeros((count + 1, 4), np.int64)
-    boxes[:, 0], boxes[:, 2] = labels.shape  # minima start high
-    np.minimum.at(boxes[:, 0], ids, ys)
-    np.maximum.at(boxes[:, 1], ids, ys + 1)
-    np.minimum.at(boxes[:, 2], ids, xs)
-    np.maximum.at(boxes[:, 3], ids, xs + 1)
-    return boxes
-
-
 def _inside_covered(labels: np.ndarray, count: int, covered: np.ndarray) -> np.ndarray:
     """(count + 1,): the share of each mark's inside (its pixels less its 3x3 rim; all its pixels
     when it has no inside) that `covered` (h, w, values 0 to 1) covers."""
@@ -198,12 +186,11 @@ def _marks_to_add(small_mask: np.ndarray, known: np.ndarray) -> Tuple[np.ndarray
     the copy's outline and the true one agree), and a mark under `MIN_MARK` full-size pixels on
     either side of its box (the full-size pass sees such a mark whole, and judged it).
     """
-    labels, count = label(small_mask)
+    labels, count, boxes = label_with_boxes(small_mask)
     if count == 0:
         return small_mask, []
     h, w = small_mask.shape
     covered = np.asarray(Image.fromarray(known.astype(np.uint8) * 255).resize((w, h), Image.Resampling.BOX)) / 255.0
-    boxes = mark_boxes(labels, count)
     full_size = np.minimum((boxes[:, 1] - boxes[:, 0]) * known.shape[0] / h, (boxes[:, 3] - boxes[:, 2]) * known.shape[1] / w)
     keep = (_inside_covered(labels, count, covered) < SEEN_WHOLE) & (full_size >= MIN_MARK)
     keep[0] = False

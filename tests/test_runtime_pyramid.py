@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from restore_core.heldout import heldout_photos, iou
-from runtime.pyramid import MAX_SIDE, MIN_SIDE, add_coarse, coarse_factors, label
+from runtime.pyramid import MAX_SIDE, MIN_SIDE, add_coarse, coarse_factors, label, label_with_boxes
 
 
 @pytest.mark.parametrize("shape, factors", [
@@ -107,6 +107,10 @@ def test_label_finds_the_8_connected_marks(seed):
     want, want_count = _bfs_label(mask)
     assert count == want_count and ((got > 0) == mask).all()
     assert len(set(zip(got[mask].tolist(), want[mask].tolist()))) == count  # the same partition
+    _labels, _count, boxes = label_with_boxes(mask)
+    for i in range(1, count + 1):  # each mark's box: the rows and columns its pixels span
+        ys, xs = np.nonzero(got == i)
+        assert tuple(boxes[i]) == (ys.min(), ys.max() + 1, xs.min(), xs.max() + 1)
     diagonal = np.eye(5, dtype=bool)  # touching at corners only: one mark
     assert label(diagonal)[1] == 1 and label(np.zeros((3, 3), bool))[1] == 0
 

@@ -95,7 +95,7 @@ def _painted(which: str, kind: str, per_photo: int, seed: int) -> List[Case]:
     if kind == "crops":
         return heldout_set(per_photo, seed=seed, photos=which)
     out = []
-    for p, (name, photo) in enumerate(sorted(heldout_photos(which).items())):
+    for p, (name, photo) in enumerate(heldout_photos(which).items()):  # the group's order: stable draws
         rng = sample_rng(seed, 1000 + p)
         if kind == "clean":
             out.append(Case(f"{name}_clean", name, photo, photo, np.zeros(photo.shape[:2], bool)))

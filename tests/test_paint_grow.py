@@ -1,0 +1,125 @@
+"""A found mark grown over the rest of its own paint (runtime/paint_grow.py), and the grown pixels
+filled by the smooth fill alone (runtime/fill.py, runtime/restorer.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from runtime.fill import even_fill
+from runtime.paint_grow import FLAT, STEPS, TOLERANCE, grow_over_paint
+
+PAINT = (200, 40, 160)
+
+
+def _photo(shape=(120, 160), seed=0):
+    """A textured photo (every pixel 60 to 140: far from the paint) with a 40x40 square of paint,
+    a little noisy as a JPEG leaves it, at rows 40:80, columns 60:100."""
+    rng = np.random.default_rng(seed)
+    rgb = rng.integers(60, 141, shape + (3,)).astype(np.uint8)
+    square = np.zeros(shape, bool)
+    square[40:80, 60:100] = True
+    noise = rng.integers(-4, 5, (square.sum(), 3))
+    rgb[square] = np.clip(np.array(PAINT) + noise, 0, 255).astype(np.uint8)
+    return rgb, square
+
+
+def test_a_half_found_mark_grows_over_the_rest_of_its_paint_and_no_further():
+    rgb, square = _photo()
+    mask = np.zeros_like(square)
+    mask[40:80, 60:80] = True  # the mask found the left half
+    grown = grow_over_paint(rgb, mask)
+    assert np.array_equal(grown, square & ~mask)  # exactly the right half: the photo is too far from the paint
+    assert not (grown & mask).any()
+
+
+def test_it_grows_at_most_steps_pixels():
+    rgb, square = _photo((60, 200))
+    rgb[20:30, :] = PAINT  # a strip of the paint's colour across the whole width
+    mask = np.zeros(square.shape, bool)
+    mask[20:30, 0:40] = True
+    grown = grow_over_paint(rgb, mask)
+    cols = np.nonzero(grown.any(axis=0))[0]
+    assert cols.min() == 40 and cols.max() == 40 + STEPS - 1  # one pixel a step, STEPS steps
+
+
+def test_a_mark_that_would_more_than_double_or_is_too_small_is_left_as_found():
+    rgb, square = _photo((60, 200))
+    rgb[20:30, :] = PAINT
+    mask = np.zeros(square.shape, bool)
+    mask[20:30, 0:20] = True  # 200 pixels, would grow by 10 x STEPS = 320 along the strip
+    assert not grow_over_paint(rgb, mask).any()
+    rgb, square = _photo()
+    speck = np.zeros_like(square)
+    speck[40:45, 60:65] = True  # inside the paint, but 9 inner pixels: too few to judge
+    assert not grow_over_paint(rgb, speck).any()
+
+
+def test_a_mark_that_is_not_one_flat_colour_is_not_grown():
+    rgb, square = _photo()
+    mask = np.zeros_like(square)
+    mask[5:25, 5:25] = True  # photo the mask took for paint: 60 to 140 in every channel
+    spread = np.percentile(np.abs(rgb[6:24, 6:24].astype(float) - np.median(rgb[6:24, 6:24].reshape(-1, 3), 0)).max(-1), 75)
+    assert spread > FLAT
+    rgb[25:35, 5:25] = np.median(rgb[6:24, 6:24].reshape(-1, 3), 0).astype(np.uint8)  # its median colour beside it
+    assert not grow_over_paint(rgb, mask).any()
+
+
+def test_nothing_to_grow():
+    rgb, square = _photo()
+    assert not grow_over_paint(rgb, np.zeros_like(square)).any()
+    half = square.copy()
+    half[:, 80:] = False
+    assert not grow_over_paint(rgb, half, tolerance=0).any()
+    assert TOLERANCE > 0
+
+
+def test_grown_pixels_take_the_smooth_fill_alone():
+    rgb = np.full((60, 80, 3), 100, np.uint8)
+    rgb[20:40, 20:50] = 0  # paint
+    mask = np.zeros((60, 80), bool)
+    mask[20:40, 20:35] = True
+    grown = np.zeros_like(mask)
+    grown[20:40, 35:50] = True
+    restored = rgb.copy()
+    restored[mask] = 200  # the network's fill where the mask found the mark; paint (0) where it grew
+    out = even_fill(rgb, restored, mask | grown, blend=0.5, smooth_only=grown)
+    # Everything read is 100, so the smooth fill is 100: the found pixels 0.5 * 200 + 0.5 * 100,
+    # the grown ones 100 (none of their paint).
+    assert (out[mask] == 150).all() and (out[grown] == 100).all()
+    assert np.array_equal(out[~(mask | grown)], rgb[~(mask | grown)])
+
+
+@pytest.fixture(scope="module")
+def half_found(tmp_path_factory):
+    """A selection portrait painted and saved as a 4:2:0 JPEG, whose marks the shipped model finds
+    only in part, through restore-run with and without --no-paint-grow."""
+    from restore_core.heldout import heldout_set, saved_case
+
+    case, data = saved_case(heldout_set(1, photos="selection")[4], "jpeg-90-420")
+    root = tmp_path_factory.mktemp("grow")
+    (root / "in").mkdir()
+    (root / "in" / "a.jpg").write_bytes(data)
+    masks, outs = {}, {}
+    for run, extra in (("default", []), ("kept", ["--no-paint-grow"])):
+        done = subprocess.run([sys.executable, "-m", "runtime.cli", str(root / "in"), str(root / run), "--device", "cpu",
+                               "-q", "--save-mask", "--format", "png", *extra], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        masks[run] = np.asarray(Image.open(root / run / "masks" / "a.png")) > 0
+        outs[run] = np.asarray(Image.open(root / run / "a.png"))
+    return case, masks, outs
+
+
+def test_restore_run_grows_marks_over_their_paint_unless_asked_not_to(half_found):
+    case, masks, outs = half_found
+    grown = grow_over_paint(case.corrupted, masks["kept"])
+    assert np.array_equal(masks["default"], masks["kept"] | grown)  # the written mask: found, plus grown over paint
+    # Here the mask missed part of a mark: the grown pixels are that paint.
+    assert grown.sum() > 50 and (grown & case.mask).sum() > 0.9 * grown.sum()
+    for run in ("default", "kept"):  # outside its mask each output is the input, bit for bit
+        assert np.array_equal(outs[run][~masks[run]], case.corrupted[~masks[run]])
+    assert not np.array_equal(outs["default"][grown], outs["kept"][grown])  # the grown pixels were filled

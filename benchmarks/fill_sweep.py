@@ -3,8 +3,8 @@ a mark grows over its paint (runtime/paint_grow.py, `tolerance`), chosen on the 
 
 The network runs once per file (`Restorer(even_fill=False, paint_grow=False)`: the same graph,
 mask, smaller copies and JPEG grow as `restore-run`); then each (clear, blend) pair evens out its
-fill, and the written pixels are scored against the clean file as `benchmarks/photo_eval.py`
-scores them. Only the masked pixels differ between pairs, so one network pass serves the whole
+fill, and the restored pixels are scored against the clean file (as `benchmarks/photo_eval.py`
+scores them, but before they are encoded: a JPEG's re-encoding is the same for every pair). Only the masked pixels differ between pairs, so one network pass serves the whole
 grid. Then, at the chosen pair, each tolerance grows the marks over their paint first (0: not
 grown), chosen by the same rule among the tolerances that lower no kind's mean mask IoU (growing
 changes the mask; one that repaints photo beside the marks can still score well).

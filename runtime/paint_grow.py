@@ -82,16 +82,16 @@ def grow_over_paint(rgb: np.ndarray, mask: np.ndarray, tolerance: int = TOLERANC
         if spread > FLAT:
             continue  # not one flat colour: photo the mask took for paint is not chased further
         near = np.abs(window.astype(np.float32) - paint).max(axis=-1) <= tolerance
-        allowed = near & ~marked[y0:y1, x0:x1]  # never into another mark
-        region, size = mark, int(mark.sum())
+        allowed = (near & ~marked[y0:y1, x0:x1]) | mark  # never into another mark
+        region, limit = mark, 2 * int(mark.sum())
         for _ in range(STEPS):  # grown a pixel at a time, only over pixels of its paint
-            step = dilated(region) & (allowed | region)
-            if np.array_equal(step, region) or step.sum() > 2 * size:
+            step = dilated(region) & allowed
+            if np.array_equal(step, region):
                 break
             region = step
-        else:
-            step = region
-        if step.sum() > 2 * size:
+            if region.sum() > limit:
+                break
+        if region.sum() > limit:
             continue  # more than doubled: a region of the photo in the paint's colour
         grown[y0:y1, x0:x1] |= region & ~mark
     return grown

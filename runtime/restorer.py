@@ -185,10 +185,9 @@ class Restorer:
         (runtime/fill.py); each as it was when switched off."""
         restored, mask = self._add_coarse(rgb, restored, mask, window)
         grown = grow_over_paint(rgb, mask) if self.paint_grow else None
-        if grown is not None and grown.any():
+        grown = grown if grown is not None and grown.any() else None
+        if grown is not None:
             mask = np.where(grown, np.uint8(255), mask)
-        else:
-            grown = None
         if self.even_fill or grown is not None:  # grown pixels hold paint: they take the smooth fill alone
             restored = even_fill(rgb, restored, mask, blend=BLEND if self.even_fill else 1.0, smooth_only=grown)
         return restored, mask

@@ -180,8 +180,11 @@ def _write(item: Loaded, restored: np.ndarray, mask: np.ndarray, predicted: Opti
             rec.written, rec.output_mode = "copied", rec.mode
             rec.dropped = []  # the whole file, extra frames and bits included (--allow-lossy read less)
         else:
-            encoded = encode_image(finish(item.prep, restored, corrupted), fmt, item.source, options.quality)
-            data, rec.output_mode = encoded.data, encoded.mode
+            # A JPEG keeps the coded blocks the restoration did not touch (runtime/jpeg_blocks.py).
+            original = _unchanged_input(job, item.source) if fmt == "JPEG" and item.source.jpeg and corrupted.any() else None
+            encoded = encode_image(finish(item.prep, restored, corrupted), fmt, item.source, options.quality,
+                                   original=original, changed=corrupted)
+            data, rec.output_mode, rec.kept_blocks = encoded.data, encoded.mode, encoded.kept_blocks
             rec.notes.extend([encoded.note] if encoded.note else [])
             rec.dropped.extend(encoded.lost)  # metadata the output cannot hold, named
             rec.written = "changed" if corrupted.any() else "rewritten"

@@ -45,7 +45,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from restore_toolkit.messages import one_line
 from runtime import image_metadata as meta
-from runtime.image_metadata import JpegCoding
+from runtime import jpeg_blocks
+from runtime.image_metadata import JPEG_FORMATS, JpegCoding
 
 # Pillow's format names for the formats we read and write, and their file suffixes.
 FORMATS = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WEBP", "bmp": "BMP", "tiff": "TIFF", "tif": "TIFF"}
@@ -109,6 +110,7 @@ class SourceInfo:
     grey_bits: Optional[int] = None  # 1, 2 or 4: a low-bit grey PNG, written back at that depth
     tiff_tags: Dict[int, object] = field(default_factory=dict)  # a TIFF's tags other than its pixel layout
     digest: Optional[bytes] = None  # the file's fingerprint: a copy of it is checked against it
+    turned: bool = False  # the pixels were rotated or flipped as the EXIF orientation says
     permissions: Optional[int] = None  # the file's permission bits, which its outputs keep
 
 
@@ -585,6 +587,7 @@ def _decode_source(img: Image.Image, f: BinaryIO, head: bytes, allow_lossy: bool
         if keep_deep:
             info.deep = _read_png16(f, img.getexif().get(0x0112))
         # Rotate/flip the pixels as EXIF says, and drop the tag so no viewer applies it twice.
+        info.turned = img.getexif().get(0x0112) in range(2, 9)  # the values Pillow turns by
         ImageOps.exif_transpose(img, in_place=True)  # no copy of untagged images
     except Exception as e:  # truncated streams raise OSError; broken chunks SyntaxError, ValueError...
         raise ImageError(f"truncated or corrupt image data ({one_line(e)})") from None
@@ -641,28 +644,45 @@ class Encoded(NamedTuple):
     mode: str  # the mode written
     note: Optional[str]  # why the mode had to change (losing nothing), else None
     lost: List[str]  # what the output does not hold (alpha, bits, inks, metadata), and why
+    kept_blocks: Optional[float] = None  # a JPEG written block by block: the share of blocks kept as they were
 
 
 def encode_image(image: Union[Image.Image, DeepImage], fmt: str, source: Optional[SourceInfo] = None,
-                 quality: Optional[int] = None) -> Encoded:
+                 quality: Optional[int] = None, original: Optional[bytes] = None,
+                 changed: Optional[np.ndarray] = None) -> Encoded:
     """Encode `image` as `fmt` ('PNG', 'JPEG', 'WEBP', 'BMP', 'TIFF') with the source's metadata.
 
     A JPEG source is written with its own quantization tables and subsampling unless `quality`
-    asks for another quality (sources without tables: `quality`, default 95). WebP is written
-    lossless (colour under zero alpha kept) unless the source was lossy. A `DeepImage` is
-    written as a 16-bit PNG (pypng), or as 8 bits in other formats; a low-bit grey PNG source
-    is written back at its own bit depth. Metadata: see runtime/image_metadata.py; the written
-    file is read back, and what it does not hold is listed in `Encoded.lost`.
+    asks for another quality (sources without tables: `quality`, default 95). Given the source
+    file's bytes (`original`) and the pixels the restoration replaced (`changed`, (H, W) bool),
+    it is written block by block instead: the blocks holding no changed pixel keep their coded
+    coefficients (runtime/jpeg_blocks.py). WebP is written lossless (colour under zero alpha
+    kept) unless the source was lossy. A `DeepImage` is written as a 16-bit PNG (pypng), or as
+    8 bits in other formats; a low-bit grey PNG source is written back at its own bit depth.
+    Metadata: see runtime/image_metadata.py; the written file is read back, and what it does not
+    hold is listed in `Encoded.lost`.
     """
     source = source or SourceInfo()
     before = image.mode
     image, note = _to_writable(image, fmt)
     keep_icc, icc_reason = _icc_decision(source, before, image.mode, fmt)
     data = _encode(image, fmt, source, keep_icc, quality, same_mode=note is None)
+    kept = None
+    if fmt == "JPEG" and quality is None and original is not None and changed is not None \
+            and _same_coding(source, image):
+        rewritten = jpeg_blocks.rewrite(original, np.asarray(image), changed, data)
+        data, kept = rewritten or (data, None)
     lost = meta.lost(source, fmt, data, image.mode, icc_reason)
     if note and any(phrase in note for phrase in LOSSY_CONVERSIONS):  # pixels lost, not only re-laid out
-        return Encoded(data, image.mode, None, [note, *lost])
-    return Encoded(data, image.mode, note, lost)
+        return Encoded(data, image.mode, None, [note, *lost], kept)
+    return Encoded(data, image.mode, note, lost, kept)
+
+
+def _same_coding(source: SourceInfo, image: Image.Image) -> bool:
+    """True when `image` lies in its JPEG source's blocks: the same grid (not turned by EXIF) and
+    the colour the source codes (YCbCr from RGB, grey from L; never CMYK)."""
+    return source.jpeg is not None and not source.turned and source.format in JPEG_FORMATS \
+        and image.mode in ("RGB", "L")
 
 
 def _to_writable(image: Union[Image.Image, DeepImage], fmt: str) -> Tuple[Union[Image.Image, DeepImage], Optional[str]]:

@@ -43,6 +43,7 @@ class Record:
     write_seconds: Optional[float] = None
     masked_share: Optional[float] = None  # share of pixels the model replaced
     written: Optional[str] = None  # changed | copied (nothing found: the input's bytes) | rewritten (nothing found, re-encoded)
+    kept_blocks: Optional[float] = None  # a JPEG written block by block: share of its coded blocks kept as they were
     tiles: int = 0  # 0 = one pass
     error: Optional[str] = None
     reason: Optional[str] = None  # why it was skipped: "already there", "not an image", ...

@@ -118,7 +118,7 @@ def test_writable_conversions():
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "BMP", "TIFF"])
 def test_encode_decodes_back_in_every_format(fmt, tmp_path):
     img = Image.fromarray(_rgb(10, 14))
-    data, mode, note, _ = ri.encode_image(img, fmt, ri.SourceInfo(lossless=True))
+    data, mode, note, *_ = ri.encode_image(img, fmt, ri.SourceInfo(lossless=True))
     back = Image.open(io.BytesIO(data))
     assert back.format == fmt and back.size == (14, 10) and mode == "RGB"
     if fmt != "JPEG":
@@ -129,7 +129,7 @@ def test_icc_kept_in_family_dropped_across(tmp_path):
     src = ri.SourceInfo(icc_profile=b"fake-icc")
     data, *_ = ri.encode_image(Image.new("RGB", (2, 2)), "PNG", src)
     assert Image.open(io.BytesIO(data)).info.get("icc_profile") == b"fake-icc"
-    data, mode, _, lost = ri.encode_image(Image.new("CMYK", (2, 2)), "PNG", src)
+    data, mode, _, lost, _ = ri.encode_image(Image.new("CMYK", (2, 2)), "PNG", src)
     assert mode == "RGB" and "icc_profile" not in Image.open(io.BytesIO(data)).info
     assert lost == ["CMYK written as RGB (PNG cannot store CMYK)",  # inks lost: named, not a mere note
                     "ICC profile not kept (it describes cmyk colour, the image is written as RGB)"]
@@ -227,7 +227,7 @@ def test_16bit_colour_png_kept_whole(planes, tmp_path):
     assert np.array_equal(prep.rgb, np.repeat(view[..., None], 3, 2) if planes == 2 else view)
     restored, mask = _rgb(h, w), _half_mask(h, w)
     out = ri.finish(prep, restored, mask)
-    data, mode, note, _ = ri.encode_image(out, "PNG", info)
+    data, mode, note, *_ = ri.encode_image(out, "PNG", info)
     assert mode == {2: "LA;16", 3: "RGB;16", 4: "RGBA;16"}[planes] and note is None
     got, meta = _read_png16(data)
     assert meta["bitdepth"] == 16 and got.shape == src.shape
@@ -247,7 +247,7 @@ def test_16bit_colour_png_to_another_format_is_refused_or_8bit(tmp_path):
     assert info.deep is None and info.dropped and img.mode == "RGB"
     # A kept 16-bit image handed to another writer anyway is scaled to 8 bits, and that is named.
     deep = ri.DeepImage(src)
-    data, mode, note, lost = ri.encode_image(deep, "TIFF")
+    data, mode, note, lost, _ = ri.encode_image(deep, "TIFF")
     assert mode == "RGB" and note is None and lost == ["16-bit RGB written as 8-bit (TIFF cannot store 16 bits)"]
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), ((src.astype(np.int64) + 128) // 257).astype(np.uint8))
 
@@ -454,7 +454,7 @@ def test_metadata_survives_or_is_named(case, tmp_path):
     img, info = ri.read_image(path, write_format=fmt)
     prep = ri.prepare(img, info.deep)
     out = ri.finish(prep, _rgb(*prep.rgb.shape[:2]), _half_mask(*prep.rgb.shape[:2]))
-    data, _mode, _note, lost = ri.encode_image(out, fmt, info)
+    data, _mode, _note, lost, _ = ri.encode_image(out, fmt, info)
     assert Image.open(io.BytesIO(data)).format == fmt
     assert check(data, lost), lost
 
@@ -528,6 +528,6 @@ def test_pixel_format_written_back_in_kind(case, tmp_path):
     h, w = prep.rgb.shape[:2]
     mask = _half_mask(h, w)
     out = ri.finish(prep, _rgb(h, w), mask)
-    data, _mode, note, lost = ri.encode_image(out, info.format, info)
+    data, _mode, note, lost, _ = ri.encode_image(out, info.format, info)
     assert note is None and lost == [], (note, lost)
     assert check(path, data, mask)

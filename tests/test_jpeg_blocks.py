@@ -1,0 +1,187 @@
+"""A restored JPEG written back block by block (runtime/jpeg_blocks.py): the coded blocks that hold
+no restored pixel are the source's own coefficients, the others are the restored pixels coded with
+the source's tables and sampling, and the file keeps what the regular writer keeps."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image, JpegImagePlugin
+from skimage import data as skdata
+
+from runtime import images as ri
+from runtime import jpeg_blocks as jb
+from runtime.cli import main
+
+jpeglib = pytest.importorskip("jpeglib")
+
+SAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
+
+
+def _jpeg(image: np.ndarray, **save) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "JPEG", **save)
+    return buf.getvalue()
+
+
+def _coefficients(data: bytes, tmp_path, name="c.jpg"):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return jpeglib.read_dct(str(path))
+
+
+def _decoded(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)))
+
+
+def _paint(decoded: np.ndarray, box):
+    """The decoded source with one flat square painted over it, and where."""
+    y0, y1, x0, x1 = box
+    out, changed = decoded.copy(), np.zeros(decoded.shape[:2], bool)
+    out[y0:y1, x0:x1] = 200 if out.ndim == 2 else (230, 40, 200)
+    changed[y0:y1, x0:x1] = True
+    return out, changed
+
+
+# A crop whose sides are not multiples of a 16-pixel MCU: the edge blocks are padded.
+PHOTO = skdata.astronaut()[37:37 + 117, 51:51 + 150]
+
+
+def test_forward_dct_codes_blocks_as_libjpeg_does(tmp_path):
+    """`_code_blocks` on every block of a photo gives libjpeg's own coefficients of it, ±1."""
+    for name, sub in SAMPLING.items():
+        jpeg = _coefficients(_jpeg(PHOTO, quality=80, subsampling=sub), tmp_path)
+        for comp, factors, table in jb._planes(jpeg, PHOTO):
+            ours_all = getattr(jpeg, comp)
+            every = np.ones(ours_all.shape[:2], bool)
+            ours = jb._code_blocks(PHOTO, comp, factors, every, jpeg.qt[table])
+            diff = np.abs(ours.astype(int) - ours_all[every].astype(int))
+            assert diff.max() <= 1, (name, comp)
+            assert (diff > 0).mean() < 0.02, (name, comp)  # ties and integer rounding only
+
+
+@pytest.mark.parametrize("name", list(SAMPLING))
+def test_untouched_blocks_keep_their_coefficients_and_pixels(name, tmp_path):
+    source = _jpeg(PHOTO, quality=75, subsampling=SAMPLING[name])
+    decoded = _decoded(source)
+    restored, changed = _paint(decoded, (40, 61, 70, 95))
+    data, kept = jb.rewrite(source, restored, changed, ri.encode_image(Image.fromarray(restored), "JPEG").data)
+    before, after = _coefficients(source, tmp_path, "a.jpg"), _coefficients(data, tmp_path, "b.jpg")
+    assert np.array_equal(after.samp_factor, before.samp_factor) and np.array_equal(after.qt, before.qt)
+    recoded = 0
+    for comp, factors, _table in jb._planes(before, restored):
+        touched = jb._touched(changed, factors, getattr(before, comp).shape[:2])
+        assert touched.any() and not touched.all()
+        assert np.array_equal(getattr(after, comp)[~touched], getattr(before, comp)[~touched]), comp
+        assert not np.array_equal(getattr(after, comp)[touched], getattr(before, comp)[touched]), comp
+        recoded += touched.sum()
+    blocks = sum(getattr(before, c).shape[0] * getattr(before, c).shape[1] for c in ("Y", "Cb", "Cr"))
+    assert kept == pytest.approx(1 - recoded / blocks)
+    # Decoded: exactly the source's pixels beyond one pixel of the re-coded colour blocks (the
+    # decoder smooths a colour plane across block edges), the painted colour inside.
+    fy, fx = 2 if name == "4:2:0" else 1, 1 if name == "4:4:4" else 2
+    y0, y1 = 40 // (8 * fy) * 8 * fy - 1, -(-61 // (8 * fy)) * 8 * fy + 1
+    x0, x1 = 70 // (8 * fx) * 8 * fx - 1, -(-95 // (8 * fx)) * 8 * fx + 1
+    near = np.zeros(changed.shape, bool)
+    near[max(y0, 0):y1, max(x0, 0):x1] = True
+    out = _decoded(data)
+    assert np.array_equal(out[~near], decoded[~near])
+    # Inside, as close to the restored pixels as libjpeg re-encoding the whole image with the same
+    # tables and sampling gets (Pillow's writer, the path this one replaces).
+    whole = _decoded(_jpeg(restored, qtables=Image.open(io.BytesIO(source)).quantization, subsampling=SAMPLING[name]))
+    error = lambda a: np.abs(a[changed].astype(int) - restored[changed]).mean()  # noqa: E731
+    assert error(out) < error(whole) + 0.5
+
+
+def test_grey_and_progressive_sources(tmp_path):
+    grey = PHOTO[..., 1].copy()
+    for image, save in ((grey, {"quality": 70}), (PHOTO, {"quality": 90, "subsampling": 2, "progressive": True})):
+        source = _jpeg(image, **save)
+        decoded = _decoded(source)
+        restored, changed = _paint(decoded, (8, 20, 8, 20))
+        data, kept = jb.rewrite(source, restored, changed, _jpeg(restored, quality=50))
+        assert 0.9 < kept < 1.0
+        out = Image.open(io.BytesIO(data))
+        assert out.mode == ("L" if image.ndim == 2 else "RGB")
+        assert not out.info.get("progressive")  # libjpeg writes coefficients as one sequential scan
+        far = np.ones(changed.shape, bool)
+        far[:33, :33] = False
+        assert np.array_equal(np.asarray(out)[far], decoded[far])
+
+
+def test_encode_image_keeps_metadata_and_names_nothing_lost(tmp_path):
+    """Through `encode_image`: EXIF, ICC, comment and DPI as the regular writer writes them; the
+    source's 4:2:2 sampling; `lost` empty; `kept_blocks` reported."""
+    exif = Image.Exif()
+    exif[0x010F] = "Maker"  # Make
+    icc = b"\0" * 128 + b"fake icc profile"
+    source = _jpeg(PHOTO, quality=85, subsampling=1, exif=exif.tobytes(), icc_profile=icc, comment=b"hello",
+                   dpi=(300, 300))
+    path = tmp_path / "in.jpg"
+    path.write_bytes(source)
+    img, info = ri.read_image(path)
+    restored, changed = _paint(np.asarray(img), (50, 70, 60, 90))
+    enc = ri.encode_image(Image.fromarray(restored), "JPEG", info, original=source, changed=changed)
+    assert 0.5 < enc.kept_blocks < 1.0 and enc.lost == []
+    out = Image.open(io.BytesIO(enc.data))
+    assert out.getexif()[0x010F] == "Maker" and out.info["icc_profile"] == icc
+    assert out.info["comment"] == b"hello" and tuple(round(v) for v in out.info["dpi"]) == (300, 300)
+    assert JpegImagePlugin.get_sampling(out) == 1
+
+
+def test_whole_reencode_where_blocks_cannot_be_kept(tmp_path):
+    """A source turned by its EXIF orientation, another quality asked for, CMYK: the regular
+    writer's file, no `kept_blocks`."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° to display
+    path = tmp_path / "turned.jpg"
+    source = _jpeg(PHOTO, quality=85, exif=exif.tobytes())
+    path.write_bytes(source)
+    img, info = ri.read_image(path)
+    assert info.turned and img.size == (PHOTO.shape[0], PHOTO.shape[1])
+    restored, changed = _paint(np.asarray(img), (10, 20, 10, 20))
+    assert ri.encode_image(Image.fromarray(restored), "JPEG", info, original=source, changed=changed).kept_blocks is None
+    path = tmp_path / "plain.jpg"
+    source = _jpeg(PHOTO, quality=85)
+    path.write_bytes(source)
+    img, info = ri.read_image(path)
+    restored, changed = _paint(np.asarray(img), (10, 20, 10, 20))
+    assert ri.encode_image(Image.fromarray(restored), "JPEG", info, quality=60, original=source,
+                           changed=changed).kept_blocks is None
+    buf = io.BytesIO()
+    Image.fromarray(PHOTO).convert("CMYK").save(buf, "JPEG")
+    assert jb.rewrite(buf.getvalue(), PHOTO, np.ones(PHOTO.shape[:2], bool), source) is None
+
+
+def test_splice_takes_metadata_from_one_file_and_coefficients_from_the_other():
+    written = _jpeg(PHOTO, quality=90, comment=b"keep me")
+    coded = _jpeg(PHOTO, quality=40)
+    spliced = jb.splice(written, coded)
+    out = Image.open(io.BytesIO(spliced))
+    assert out.info["comment"] == b"keep me"
+    assert np.array_equal(np.asarray(out), _decoded(coded))
+
+
+def test_restore_run_keeps_the_blocks_far_from_the_mask(tmp_path):
+    """The shipped model on a painted JPEG: every coded block with no masked pixel is the source's,
+    and the report gives the share kept."""
+    photo = skdata.chelsea()[60:60 + 128, 100:100 + 160].copy()
+    photo[40:72, 60:100] = (20, 200, 40)
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    source = _jpeg(photo, quality=90, subsampling=2)
+    (src / "cat.jpg").write_bytes(source)
+    result = CliRunner().invoke(main, [str(src), str(out), "--device", "cpu", "--quiet", "--save-mask"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "restore-report.json").read_text())["records"][0]
+    assert record["written"] == "changed" and 0.5 < record["kept_blocks"] < 1.0
+    mask = np.asarray(Image.open(out / "masks" / "cat.jpg.png")) > 0
+    before = _coefficients(source, tmp_path, "a.jpg")
+    after = _coefficients((out / "cat.jpg").read_bytes(), tmp_path, "b.jpg")
+    for comp, factors, _table in jb._planes(before, photo):
+        touched = jb._touched(mask, factors, getattr(before, comp).shape[:2])
+        assert np.array_equal(getattr(after, comp)[~touched], getattr(before, comp)[~touched]), comp

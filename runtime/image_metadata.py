@@ -201,6 +201,16 @@ def family(mode: str) -> str:
             "CMYK": "cmyk"}.get(mode, "rgb")
 
 
+def with_orientation(exif: Optional[bytes], orientation: int) -> bytes:
+    """`exif` (or none) with its orientation tag set: a file written on its source's grid says
+    how to turn it, as the source did."""
+    tags = Image.Exif()
+    if exif:
+        tags.load(exif)
+    tags[0x0112] = orientation
+    return tags.tobytes()
+
+
 def pillow_params(fmt: str, mode: str, source, keep_icc: bool, quality: Optional[int]) -> Dict[str, object]:
     """Pillow's save keywords for `fmt` (not PNG: see `png_chunks`) that keep the source's metadata and coding."""
     # icc_profile=None too: Pillow would otherwise take a profile from the image's own info.

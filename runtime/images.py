@@ -35,7 +35,7 @@ import io
 import os
 import stat
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
@@ -78,6 +78,16 @@ _ORIENT = {
     7: lambda a: np.rot90(a, 2).transpose(1, 0, 2),
     8: lambda a: np.rot90(a, 1),
 }
+# And back: the source's own grid from the turned pixels, (H, W[, C]).
+_UNTURN = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, 1),
+    7: lambda a: np.rot90(a, 2).swapaxes(0, 1),
+    8: lambda a: np.rot90(a, -1),
+}
 
 
 class ImageError(ValueError):
@@ -110,7 +120,7 @@ class SourceInfo:
     grey_bits: Optional[int] = None  # 1, 2 or 4: a low-bit grey PNG, written back at that depth
     tiff_tags: Dict[int, object] = field(default_factory=dict)  # a TIFF's tags other than its pixel layout
     digest: Optional[bytes] = None  # the file's fingerprint: a copy of it is checked against it
-    turned: bool = False  # the pixels were rotated or flipped as the EXIF orientation says
+    orientation: int = 1  # the EXIF orientation the pixels were turned by (1: not turned)
     permissions: Optional[int] = None  # the file's permission bits, which its outputs keep
 
 
@@ -587,7 +597,8 @@ def _decode_source(img: Image.Image, f: BinaryIO, head: bytes, allow_lossy: bool
         if keep_deep:
             info.deep = _read_png16(f, img.getexif().get(0x0112))
         # Rotate/flip the pixels as EXIF says, and drop the tag so no viewer applies it twice.
-        info.turned = img.getexif().get(0x0112) in range(2, 9)  # the values Pillow turns by
+        turn = img.getexif().get(0x0112)
+        info.orientation = turn if turn in _ORIENT else 1  # the values Pillow turns by
         ImageOps.exif_transpose(img, in_place=True)  # no copy of untagged images
     except Exception as e:  # truncated streams raise OSError; broken chunks SyntaxError, ValueError...
         raise ImageError(f"truncated or corrupt image data ({one_line(e)})") from None
@@ -670,8 +681,7 @@ def encode_image(image: Union[Image.Image, DeepImage], fmt: str, source: Optiona
     kept = None
     if fmt == "JPEG" and quality is None and original is not None and changed is not None \
             and _same_coding(source, image):
-        rewritten = jpeg_blocks.rewrite(original, np.asarray(image), changed, data)
-        data, kept = rewritten or (data, None)
+        data, kept = _jpeg_blocks(image, changed, original, source, data, keep_icc)
     lost = meta.lost(source, fmt, data, image.mode, icc_reason)
     if note and any(phrase in note for phrase in LOSSY_CONVERSIONS):  # pixels lost, not only re-laid out
         return Encoded(data, image.mode, None, [note, *lost], kept)
@@ -679,10 +689,24 @@ def encode_image(image: Union[Image.Image, DeepImage], fmt: str, source: Optiona
 
 
 def _same_coding(source: SourceInfo, image: Image.Image) -> bool:
-    """True when `image` lies in its JPEG source's blocks: the same grid (not turned by EXIF) and
-    the colour the source codes (YCbCr from RGB, grey from L; never CMYK)."""
-    return source.jpeg is not None and not source.turned and source.format in JPEG_FORMATS \
-        and image.mode in ("RGB", "L")
+    """True when `image` can be coded in its JPEG source's blocks: the colour the source codes
+    (YCbCr from RGB, grey from L; never CMYK)."""
+    return source.jpeg is not None and source.format in JPEG_FORMATS and image.mode in ("RGB", "L")
+
+
+def _jpeg_blocks(image: Image.Image, changed: np.ndarray, original: bytes, source: SourceInfo, data: bytes,
+                 keep_icc: bool) -> Tuple[bytes, Optional[float]]:
+    """(the file, the share of blocks kept) written block by block (runtime/jpeg_blocks.py), or
+    (`data`, None) when it cannot be. A photo its EXIF orientation turned goes back onto the
+    source's own grid, where its blocks lie, and keeps that orientation tag: it shows the same."""
+    pixels, header = np.asarray(image), data
+    if source.orientation != 1:
+        back = _UNTURN[source.orientation]
+        pixels, changed = np.ascontiguousarray(back(pixels)), np.ascontiguousarray(back(changed))
+        tagged = replace(source, exif=meta.with_orientation(source.exif, source.orientation))
+        header = _encode(Image.new(image.mode, (8, 8)), "JPEG", tagged, keep_icc, None, same_mode=True)
+    rewritten = jpeg_blocks.rewrite(original, pixels, changed, header)
+    return rewritten or (data, None)
 
 
 def _to_writable(image: Union[Image.Image, DeepImage], fmt: str) -> Tuple[Union[Image.Image, DeepImage], Optional[str]]:

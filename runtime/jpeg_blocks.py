@@ -63,9 +63,10 @@ def rewrite(source: bytes, image: np.ndarray, changed: np.ndarray, written: byte
     """The JPEG `source` with the blocks that hold `changed` pixels re-coded from `image`.
 
     Args:
-        source: the JPEG file as it was read (not turned by an EXIF orientation).
-        image: (H, W, 3) RGB or (H, W) grey uint8, the restored image, equal to the source's
-            decoded pixels where `changed` is False.
+        source: the JPEG file as it was read.
+        image: (H, W, 3) RGB or (H, W) grey uint8, the restored image on the source's grid (not
+            turned by an EXIF orientation), equal to the source's decoded pixels where `changed`
+            is False.
         changed: (H, W) bool, the pixels the restoration replaced.
         written: the same image as the regular writer encoded it; its metadata segments are
             the output's.

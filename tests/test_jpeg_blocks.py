@@ -10,12 +10,13 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image, JpegImagePlugin
+from PIL import Image, ImageOps, JpegImagePlugin
 from skimage import data as skdata
 
 from runtime import images as ri
 from runtime import jpeg_blocks as jb
 from runtime.cli import main
+from runtime.fill import dilated
 
 jpeglib = pytest.importorskip("jpeglib")
 
@@ -139,18 +140,35 @@ def test_encode_image_keeps_metadata_and_names_nothing_lost(tmp_path):
     assert JpegImagePlugin.get_sampling(out) == 1
 
 
-def test_whole_reencode_where_blocks_cannot_be_kept(tmp_path):
-    """A source turned by its EXIF orientation, another quality asked for, CMYK: the regular
-    writer's file, no `kept_blocks`."""
+@pytest.mark.parametrize("orientation", range(2, 9))
+def test_a_turned_source_goes_back_onto_its_own_grid(orientation, tmp_path):
+    """A photo its EXIF orientation turned: written on the source's grid with that orientation
+    kept, so it shows as restored, and its untouched blocks are the source's."""
     exif = Image.Exif()
-    exif[0x0112] = 6  # rotate 90° to display
+    exif[0x0112] = orientation
+    exif[0x010F] = "Maker"
     path = tmp_path / "turned.jpg"
-    source = _jpeg(PHOTO, quality=85, exif=exif.tobytes())
+    source = _jpeg(PHOTO, quality=85, subsampling=2, exif=exif.tobytes())
     path.write_bytes(source)
     img, info = ri.read_image(path)
-    assert info.turned and img.size == (PHOTO.shape[0], PHOTO.shape[1])
-    restored, changed = _paint(np.asarray(img), (10, 20, 10, 20))
-    assert ri.encode_image(Image.fromarray(restored), "JPEG", info, original=source, changed=changed).kept_blocks is None
+    assert info.orientation == orientation
+    restored, changed = _paint(np.asarray(img), (10, 30, 20, 40))
+    enc = ri.encode_image(Image.fromarray(restored), "JPEG", info, original=source, changed=changed)
+    assert 0.5 < enc.kept_blocks < 1.0 and enc.lost == []
+    out = Image.open(io.BytesIO(enc.data))
+    assert out.size == (PHOTO.shape[1], PHOTO.shape[0])  # the source's grid
+    assert out.getexif()[0x0112] == orientation and out.getexif()[0x010F] == "Maker"
+    shown = np.asarray(ImageOps.exif_transpose(out))
+    far = ~dilated(changed, 17)
+    assert np.array_equal(shown[far], np.asarray(img)[far])
+    assert np.abs(shown[changed].astype(int) - restored[changed]).mean() < 12
+    before, after = _coefficients(source, tmp_path, "a.jpg"), _coefficients(enc.data, tmp_path, "b.jpg")
+    same = (after.Y == before.Y).all(axis=(2, 3))  # (blocks down, blocks across): luma blocks kept
+    assert 0.8 < same.mean() < 1.0
+
+
+def test_whole_reencode_where_blocks_cannot_be_kept(tmp_path):
+    """Another quality asked for, CMYK: the regular writer's file, no `kept_blocks`."""
     path = tmp_path / "plain.jpg"
     source = _jpeg(PHOTO, quality=85)
     path.write_bytes(source)

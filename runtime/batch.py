@@ -54,6 +54,11 @@ from runtime.memory import MemoryGate, Reservation
 from runtime.plan import MASKS_DIR, PREDICTED_DIR, Job, PlanError, check_format, job_outputs, plan_run  # noqa: F401
 from runtime.plan import fail as _fail
 from runtime.report import Record, Summary, report_bytes, summary_lines, write_report
+from runtime.tiling import plan_tiles
+
+# An image whose tiles compute more than this many times the pixels that calls of the fastest
+# size would is named at the end of the run (SLOW), with the --max-memory that gives it those calls.
+SQUEEZED = 2.0
 
 
 @dataclass
@@ -438,6 +443,7 @@ class _Pipeline:
 
     def _run_tiled(self, item: Loaded, size: int, window: int) -> None:
         t0 = time.perf_counter()
+        item.job.record.slow = self._squeezed(item, size, window)
         try:
             restored, mask, predicted, tiles = self.restorer.run_rgb(item.prep.rgb, size, window,
                                                                      predicted=self.options.save_predicted,
@@ -446,6 +452,20 @@ class _Pipeline:
             self._failed(item, e)
             return
         self._submit_write(item, (restored, mask, predicted), time.perf_counter() - t0, tiles)
+
+    def _squeezed(self, item: Loaded, size: int, window: int) -> Optional[str]:
+        """Why an image's tiles cost more than twice the pixels that calls of the fastest size would
+        compute (the memory budget left small calls beside the image), and what would help; else None."""
+        h, w = item.prep.rgb.shape[:2]
+        fastest = self.restorer.tile_for(h, w, None, self.plan.fastest_window)
+        r = self.restorer
+        computed, needed = ((1 if t is None else len(plan_tiles(h, w, t, r.halo, r.stride))) * r.call_pixels(h, w, t)
+                            for t in (size, fastest))
+        if self.tile is not None or not item.reserved or computed <= SQUEEZED * needed:
+            return None
+        return (f"the memory budget left calls of {window / 1e6:.2f} Mpx beside it: {computed / (h * w):.1f} times its "
+                f"pixels computed, against {needed / (h * w):.1f} in calls of {self.plan.fastest_window / 1e6:.1f} Mpx "
+                f"(--max-memory {self.plan.budget_for_fastest(item.reserved.image_bytes)})")
 
     def _grows(self, item: Loaded) -> bool:
         """Whether this image's mask is grown by a pixel: a JPEG with subsampled chroma (Restorer.grows)."""

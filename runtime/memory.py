@@ -159,6 +159,12 @@ class MemoryPlan:
         """The graph call for a run with no image in flight (the embedding API's default)."""
         return max(self.smallest_window, self.window_for(0))
 
+    def budget_for_fastest(self, image_bytes: int) -> int:
+        """The --max-memory (MB, rounded up to 100) that lets an image of `image_bytes` run in
+        calls of `fastest_window` pixels."""
+        need = image_bytes + self.graph.bytes(self.fastest_window)
+        return -(-need // (100 * MB)) * 100
+
     @property
     def max_image_pixels(self) -> int:
         """The largest image that fits at all: alone in flight, tiled at `smallest_window`."""
@@ -178,7 +184,7 @@ def plan_memory(cost: GraphCost, fastest_window: int, limit: Optional[int] = Non
     if limit is not None:
         budget, why = limit, f"--max-memory {limit / MB:,.0f} MB"
     else:
-        budget, why = DEFAULT_RUN_MEMORY, f"the default of {DEFAULT_RUN_MEMORY / MB:,.0f} MB per run"
+        budget, why = DEFAULT_RUN_MEMORY, f"the default of {DEFAULT_RUN_MEMORY / MB:,.0f} MB per run (--max-memory sets another)"
     room, what = machine_room()
     if room is not None and room * 0.9 < budget:
         budget, why = int(room * 0.9), f"{what} ({room / MB:,.0f} MB free)"

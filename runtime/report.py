@@ -45,6 +45,7 @@ class Record:
     written: Optional[str] = None  # changed | copied (nothing found: the input's bytes) | rewritten (nothing found, re-encoded)
     kept_blocks: Optional[float] = None  # a JPEG written block by block: share of its coded blocks kept as they were
     tiles: int = 0  # 0 = one pass
+    slow: Optional[str] = None  # why its tiles cost far more than they need to, and what would help
     error: Optional[str] = None
     reason: Optional[str] = None  # why it was skipped: "already there", "not an image", ...
     notes: List[str] = field(default_factory=list)
@@ -165,6 +166,8 @@ def summary_lines(summary: Summary, records: List[Record], report_path: Optional
         lines.append(f"removed {summary.stale_temps_removed} temp file(s) an interrupted earlier run left behind")
     lines += _listed("LOSSY", [(r.input, "; ".join(r.dropped)) for r in records if r.status == "ok" and r.dropped],
                      max_listed, "lossy writes")
+    lines += _listed("SLOW", [(r.input, r.slow) for r in records if r.status == "ok" and r.slow], max_listed,
+                     "slow images")
     lines += _skipped_lines(records, max_listed)
     lines += _listed("FAILED", [(r.input, r.error or "") for r in records if r.status == "failed"],
                      max_listed, "failures")

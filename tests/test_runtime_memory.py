@@ -21,6 +21,7 @@ import pytest
 from PIL import Image
 
 from export.parity import FP32, pixel_parity, violations
+from runtime import batch
 from runtime import images as ri
 from runtime.batch import RunOptions, run_folder
 from runtime.memory import IMAGE_BYTES_PER_PIXEL, MB, GraphCost, MemoryGate, MemoryPlan
@@ -354,3 +355,33 @@ def test_a_folder_of_mixed_sizes_stays_within_the_run_budget(tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     loaded, peak = int(base.stdout.split()[-1]), int(run.stdout.split()[-1])
     assert peak <= loaded + budget, (loaded / MB, peak / MB)
+
+
+def test_an_image_the_budget_squeezes_is_named_slow_with_the_budget_that_frees_it(restorer, tmp_path, monkeypatch):
+    # The tiny graph's halo is 30 pixels, so its tiles never cost as much as the real one's (144):
+    # the threshold is lowered to what its squeezed tiling reaches (1.6 times the pixels).
+    monkeypatch.setattr(batch, "SQUEEZED", 1.5)
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(RNG.integers(0, 256, (600, 800, 3), dtype=np.uint8)).save(src / "a.png")
+    image = 600 * 800 * IMAGE_BYTES_PER_PIXEL
+    fastest = 1000 * 1000  # one call would take the whole image
+    # Room for calls of 300² beside the image: many tiles, each mostly halo.
+    squeezed = image + restorer.graph_cost.bytes(300 * 300)
+    opts = dict(tile_budget=fastest, progress=False)
+    got = run_folder(restorer, src, tmp_path / "o1", RunOptions(max_memory=squeezed, **opts))
+    rec = got.records[0]
+    assert rec.status == "ok" and rec.tiles > 1 and rec.slow, rec
+    assert rec.slow.startswith("the memory budget left calls of 0.09 Mpx beside it: "), rec.slow
+    computed = len(plan_tiles(600, 800, restorer.tile_for(600, 800, None, 300 * 300), restorer.halo,
+                              restorer.stride)) * largest_window(600, 800, restorer.tile_for(600, 800, None, 300 * 300),
+                                                                 restorer.halo, restorer.stride)
+    assert f"{computed / (600 * 800):.1f} times its pixels computed, against 1.0 in calls of 1.0 Mpx" in rec.slow
+    assert any(line.startswith("SLOW a.png: the memory budget") for line in got.lines), got.lines
+    need = int(rec.slow.rsplit("--max-memory ", 1)[1].rstrip(")"))
+    assert need * MB >= image + restorer.graph_cost.bytes(fastest) and need % 100 == 0
+    # That budget runs it in one call, and nothing is named slow; neither is an image a budget cannot squeeze.
+    freed = run_folder(restorer, src, tmp_path / "o2", RunOptions(max_memory=need * MB, **opts)).records[0]
+    assert freed.status == "ok" and freed.tiles == 0 and freed.slow is None
+    asked = run_folder(restorer, src, tmp_path / "o3", RunOptions(max_memory=squeezed, tile=128, **opts)).records[0]
+    assert asked.status == "ok" and asked.slow is None  # --tile: the user chose the tiles

@@ -164,18 +164,23 @@ def summary_lines(summary: Summary, records: List[Record], report_path: Optional
         )
     if summary.stale_temps_removed:
         lines.append(f"removed {summary.stale_temps_removed} temp file(s) an interrupted earlier run left behind")
-    lines += _listed("LOSSY", [(r.input, "; ".join(r.dropped)) for r in records if r.status == "ok" and r.dropped],
-                     max_listed, "lossy writes")
-    lines += _listed("SLOW", [(r.input, r.slow) for r in records if r.status == "ok" and r.slow], max_listed,
-                     "slow images")
-    lines += _skipped_lines(records, max_listed)
-    lines += _listed("FAILED", [(r.input, r.error or "") for r in records if r.status == "failed"],
-                     max_listed, "failures")
+    lines += _record_lines(records, max_listed)
     if report_error:
         lines.append(f"report NOT written to {flat(report_path)} ({flat(report_error)}); it follows on stderr")
     elif report_path:
         lines.append(f"report: {flat(report_path)}")
     return lines
+
+
+def _record_lines(records: List[Record], limit: int) -> List[str]:
+    """The images named one per line: each lossy write, each image the memory budget slowed down,
+    each skip but "already there", each failure (the first `limit` of each)."""
+    done = [r for r in records if r.status == "ok"]
+    lines = _listed("LOSSY", [(r.input, "; ".join(r.dropped)) for r in done if r.dropped], limit, "lossy writes")
+    lines += _listed("SLOW", [(r.input, r.slow) for r in done if r.slow], limit, "slow images")
+    lines += _skipped_lines(records, limit)
+    return lines + _listed("FAILED", [(r.input, r.error or "") for r in records if r.status == "failed"],
+                           limit, "failures")
 
 
 def _skipped_lines(records: List[Record], limit: int) -> List[str]:

@@ -102,8 +102,9 @@ def _region_of(box: Tuple[int, int, int, int], small: Tuple[int, int], height: i
 
 
 def label(mask: np.ndarray) -> Tuple[np.ndarray, int]:
-    """Connected components (8-connected) of a bool (h, w) mask: (labels int32 (h, w), count);
-    0 is the background (`label_with_boxes`)."""
+    """Connected components (8-connected) of a bool (h, w) mask: (labels (h, w), count); 0 is
+    the background; the labels' dtype is the narrowest unsigned one that holds `count`
+    (`label_with_boxes`)."""
     labels, count, _boxes = label_with_boxes(mask)
     return labels, count
 
@@ -112,13 +113,14 @@ def label_with_boxes(mask: np.ndarray) -> Tuple[np.ndarray, int, np.ndarray]:
     """`label`, and each label's box from the same row runs: (count + 1, 4) int, rows r0:r1 and
     columns c0:c1 (row 0, the background, unused).
 
-    Row runs (found for the whole mask at once) are joined by union-find with the runs of the
-    row above that touch them, diagonals included: a 12 Mpx mask has a few ten thousand runs.
+    Row runs (found a band of rows at a time, so that the search costs a few MB whatever the
+    mask's size) are joined by union-find with the runs of the row above that touch them,
+    diagonals included: a 12 Mpx mask has a few ten thousand runs. The labels take one byte a
+    pixel for up to 255 marks, two for up to 65,535: at 12 Mpx the full-size steps around the
+    graph (runtime/fill.py, runtime/paint_grow.py) label the whole mask.
     """
     h, w = mask.shape
-    edges = np.diff(np.pad(mask, ((0, 0), (1, 1))).astype(np.int8), axis=1)
-    run_y, run_s = np.nonzero(edges == 1)  # row-major: by row, then left to right
-    run_e = np.nonzero(edges == -1)[1]  # each run's end (exclusive), in the same order
+    run_y, run_s, run_e = _row_runs(mask)  # row-major: by row, then left to right
     first = np.searchsorted(run_y, np.arange(h + 1))  # runs of row y: first[y]:first[y + 1]
     starts, ends = run_s.tolist(), run_e.tolist()
     parent = list(range(len(starts)))
@@ -144,7 +146,7 @@ def label_with_boxes(mask: np.ndarray) -> Tuple[np.ndarray, int, np.ndarray]:
     _unique, ids = np.unique(roots, return_inverse=True)  # numbered by each mark's first run
     ids = ids.astype(np.int32) + 1
     count = int(ids.max()) if ids.size else 0
-    labels = np.zeros((h, w), np.int32)
+    labels = np.zeros((h, w), np.uint8 if count < 256 else np.uint16 if count < 65536 else np.int32)
     for y, s0, e0, i in zip(run_y.tolist(), starts, ends, ids.tolist()):
         labels[y, s0:e0] = i
     boxes = np.zeros((count + 1, 4), np.int64)
@@ -154,6 +156,22 @@ def label_with_boxes(mask: np.ndarray) -> Tuple[np.ndarray, int, np.ndarray]:
     np.minimum.at(boxes[:, 2], ids, run_s)
     np.maximum.at(boxes[:, 3], ids, run_e)
     return labels, count, boxes
+
+
+def _row_runs(mask: np.ndarray, band: int = 256) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The runs of True in each row of a bool (h, w) mask: (row, start, end exclusive), each (n,)
+    int64, row-major; found `band` rows at a time."""
+    mask = np.asarray(mask, bool)
+    ys, starts, ends = [], [], []
+    for y0 in range(0, mask.shape[0], band):
+        rows = np.pad(mask[y0:y0 + band], ((0, 0), (1, 1))).view(np.int8)
+        edges = np.diff(rows, axis=1)  # +1 where a run starts, -1 one past where it ends
+        y, s = np.nonzero(edges == 1)
+        ys.append(y + y0)
+        starts.append(s)
+        ends.append(np.nonzero(edges == -1)[1])
+    empty = np.zeros(0, np.int64)
+    return tuple(np.concatenate(parts) if parts else empty for parts in (ys, starts, ends))
 
 
 def _eroded(mask: np.ndarray) -> np.ndarray:

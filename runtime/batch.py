@@ -87,7 +87,7 @@ class RunOptions:
 @dataclass
 class Loaded:
     job: Job
-    prep: Prepared
+    prep: Optional[Prepared]  # None once its output is encoded (runtime.batch._write)
     source: SourceInfo
     read_seconds: float
     mode: Optional[int] = None  # the input's permission bits, kept by its outputs
@@ -167,15 +167,19 @@ def _decode(job: Job, options: RunOptions, start: float, admit) -> Optional[Load
     return Loaded(job, prep, source, rec.read_seconds, source.permissions)
 
 
-def _write(item: Loaded, restored: np.ndarray, mask: np.ndarray, predicted: Optional[np.ndarray], infer_seconds: float,
-           tiles: int, options: RunOptions) -> None:
+def _write(item: Loaded, outs: list, infer_seconds: float, tiles: int, options: RunOptions) -> None:
     """Put one result back into the source's mode and write its files (writer thread).
 
+    `outs`: [restored, mask, predicted], emptied here, so that the pixels the encoder no longer
+    needs (the model's view and the restored array, once in the source's mode) are freed before
+    it runs: a JPEG written block by block holds its coefficients beside the image.
     Everything is encoded first, then the image, mask and prediction are written as one group:
     they land together or not at all.
     """
     start = time.perf_counter()
     job, rec = item.job, item.job.record
+    restored, mask, predicted = outs
+    outs.clear()
     corrupted = mask > 0  # (H, W) bool
     fmt = _write_format(job, item.source, options)
     try:
@@ -187,8 +191,9 @@ def _write(item: Loaded, restored: np.ndarray, mask: np.ndarray, predicted: Opti
         else:
             # A JPEG keeps the coded blocks the restoration did not touch (runtime/jpeg_blocks.py).
             original = _unchanged_input(job, item.source) if fmt == "JPEG" and item.source.jpeg and corrupted.any() else None
-            encoded = encode_image(finish(item.prep, restored, corrupted), fmt, item.source, options.quality,
-                                   original=original, changed=corrupted)
+            image = finish(item.prep, restored, corrupted)
+            item.prep = restored = None  # the model's view and the restored array: `image` holds the pixels now
+            encoded = encode_image(image, fmt, item.source, options.quality, original=original, changed=corrupted)
             data, rec.output_mode, rec.kept_blocks = encoded.data, encoded.mode, encoded.kept_blocks
             rec.notes.extend([encoded.note] if encoded.note else [])
             rec.dropped.extend(encoded.lost)  # metadata the output cannot hold, named
@@ -477,7 +482,7 @@ class _Pipeline:
         self.bar.update(1)
 
     def _submit_write(self, item: Loaded, outs, infer_seconds: float, tiles: int) -> None:
-        future = self.writers.submit(_write, item, outs[0], outs[1], outs[2], infer_seconds, tiles, self.options)
+        future = self.writers.submit(_write, item, list(outs), infer_seconds, tiles, self.options)
 
         held = [item.reserved]  # not the item: the future keeps this callback, and must not keep the image
 

@@ -103,7 +103,7 @@ def _region_of(box: Tuple[int, int, int, int], small: Tuple[int, int], height: i
 
 def label(mask: np.ndarray) -> Tuple[np.ndarray, int]:
     """Connected components (8-connected) of a bool (h, w) mask: (labels (h, w), count); 0 is
-    the background; the labels' dtype is the narrowest unsigned one that holds `count`
+    the background; the labels are uint8, uint16 or int32, the narrowest that holds `count`
     (`label_with_boxes`)."""
     labels, count, _boxes = label_with_boxes(mask)
     return labels, count

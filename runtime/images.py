@@ -226,9 +226,21 @@ def _prepare_deep(deep: DeepImage) -> Prepared:
     a = deep.array
     alpha = a[..., -1].copy() if a.shape[2] in (2, 4) else None
     native = a[..., 0] if a.shape[2] == 2 else a[..., :3]  # (H, W) grey or (H, W, 3) RGB
-    view = ((native.astype(np.uint32) + 128) // 257).astype(np.uint8)  # nearest 8-bit level, as I;16
+    view = _nearest_8bit(native)
     rgb = np.repeat(view[..., None], 3, axis=2) if view.ndim == 2 else np.ascontiguousarray(view)
     return Prepared(rgb, deep.mode, np.ascontiguousarray(native), alpha=alpha, transparency=deep.transparent)
+
+
+def _nearest_8bit(values: np.ndarray, band: int = 256) -> np.ndarray:
+    """uint16 values -> the nearest 8-bit levels, (v + 128) // 257 as I;16 rounds, a band of rows
+    at a time: on the whole image the uint32 steps took 12 bytes a pixel twice over."""
+    out = np.empty(values.shape, np.uint8)
+    for y in range(0, values.shape[0], band):
+        wide = values[y:y + band].astype(np.uint32)
+        wide += 128
+        wide //= 257
+        out[y:y + band] = wide
+    return out
 
 
 def _prepare_palette(img: Image.Image) -> Prepared:
@@ -262,11 +274,10 @@ def finish(prep: Prepared, restored: np.ndarray, mask: np.ndarray) -> Union[Imag
     m = mask.astype(bool)
     mode = prep.mode
     if mode in DEEP_MODES.values():
-        if mode == "LA;16":
-            out = np.where(m, _luma(restored).astype(np.uint16) * 257, prep.native)
-        else:
-            out = np.where(m[..., None], restored.astype(np.uint16) * 257, prep.native)
-        out = out.astype(np.uint16)
+        # The source's values, and the restored pixels scaled up where the mask is (only those
+        # converted: whole-image uint16 temporaries cost 6 bytes a pixel each).
+        out = prep.native.astype(np.uint16)  # a copy
+        out[m] = (_luma(restored) if mode == "LA;16" else restored)[m].astype(np.uint16) * 257
         if prep.alpha is not None:
             out = np.dstack([out, prep.alpha])
         return DeepImage(np.ascontiguousarray(out.reshape(*out.shape[:2], -1)), prep.transparency)
@@ -477,8 +488,13 @@ def _lossy_parts(img: Image.Image, data: bytes, keep_deep: bool = False) -> List
 def _read_png16(f: BinaryIO, orientation: Optional[int]) -> DeepImage:
     """A 16-bit colour PNG's values through pypng, turned as its EXIF orientation says."""
     f.seek(0)
-    width, height, pixels, meta = png.Reader(file=f).read_flat()
-    array = np.frombuffer(pixels, dtype=np.uint16).reshape(height, width, meta["planes"])
+    width, height, rows, meta = png.Reader(file=f).read()
+    # Row by row into one array of the final size: pypng's read_flat grows one array of all the
+    # values as it goes, and its last growth holds it twice over (12 bytes a pixel for RGB).
+    array = np.empty((height, width * meta["planes"]), np.uint16)
+    for y, row in enumerate(rows):
+        array[y] = row
+    array = array.reshape(height, width, meta["planes"])
     turn = _ORIENT.get(orientation or 1)
     array = np.ascontiguousarray(turn(array) if turn else array)
     transparent = meta.get("transparent")

@@ -71,10 +71,11 @@ def make_bomb(path: Path, side: int = 9459) -> tuple:
     return side, side
 
 
-def run_measured(cmd: List[str]) -> Dict[str, float]:
-    """Run `cmd`; its exit code, wall seconds and peak resident memory (MB) from the kernel."""
+def run_measured(cmd: List[str], cwd: Optional[Path] = None, env: Optional[Dict[str, str]] = None) -> Dict[str, float]:
+    """Run `cmd` (in `cwd`, with `env`); its exit code, wall seconds and peak resident memory (MB)
+    from the kernel."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     out = proc.stdout.read().decode(errors="replace")
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)

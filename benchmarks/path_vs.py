@@ -29,13 +29,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Dict, List, Tuple
 
 import click
 
-from benchmarks.memory import make_photo
+from benchmarks.memory import make_photo, run_measured
 from restore_core.fileio import atomic_write_text
 
 HERE = Path(__file__).resolve().parents[1]
@@ -87,17 +86,11 @@ def _version(package: str) -> str:
 
 def run_once(root: Path, src: Path, out: Path) -> Dict[str, float]:
     """One `restore-run` of the checkout at `root` on `src`, into a fresh `out`."""
-    env = {**os.environ, "PYTHONPATH": str(root)}
     cmd = [sys.executable, "-c", "from runtime.cli import main; main()", str(src), str(out), "--device", "cpu", "-q"]
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    output = proc.stdout.read().decode(errors="replace")
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        raise click.ClickException(f"restore-run in {root} on {src.name} exited {code}: {output.strip()[-300:]}")
-    return {"wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024, "cpu_s": usage.ru_utime + usage.ru_stime}
+    res = run_measured(cmd, cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
+    if res["exit"] != 0:
+        raise click.ClickException(f"restore-run in {root} on {src.name} exited {res['exit']}: {res['output'].strip()[-300:]}")
+    return {k: res[k] for k in ("wall_s", "peak_rss_mb", "cpu_s")}
 
 
 def compare(roots: Dict[str, Path], cases, repeats: int, work: Path, log=click.echo) -> List[Dict]:

@@ -42,6 +42,7 @@ from runtime.images import (
     DEFAULT_MAX_PIXELS,
     SUFFIX_FORMAT,
     WRITABLE_MODES,
+    Header,
     ImageError,
     Prepared,
     SourceInfo,
@@ -124,9 +125,10 @@ def _read(job: Job, options: RunOptions, gate: Optional[MemoryGate] = None, tick
     start = time.perf_counter()
     reserved: Optional[Reservation] = None
 
-    def admit(width: int, height: int, held: int) -> None:
+    def admit(header: Header) -> None:
         nonlocal reserved
-        reserved = gate.admit(ticket, width, height, held, lambda window: graph_pixels(width, height, window))
+        reserved = gate.admit(ticket, header, lambda window: graph_pixels(header.width, header.height, window),
+                              predicted=job.predicted is not None)
 
     loaded = None
     try:
@@ -191,7 +193,7 @@ def _write(item: Loaded, outs: list, infer_seconds: float, tiles: int, options: 
         else:
             # A JPEG keeps the coded blocks the restoration did not touch (runtime/jpeg_blocks.py).
             original = _unchanged_input(job, item.source) if fmt == "JPEG" and item.source.jpeg and corrupted.any() else None
-            image = finish(item.prep, restored, corrupted)
+            image = finish(item.prep, restored, corrupted, array=original is not None)
             item.prep = restored = None  # the model's view and the restored array: `image` holds the pixels now
             encoded = encode_image(image, fmt, item.source, options.quality, original=original, changed=corrupted)
             data, rec.output_mode, rec.kept_blocks = encoded.data, encoded.mode, encoded.kept_blocks

@@ -259,13 +259,19 @@ def _prepare_palette(img: Image.Image) -> Prepared:
     return Prepared(rgb, "P", idx, alpha=alpha, palette=palette, opaque=opaque, transparency=transparency)
 
 
-def finish(prep: Prepared, restored: np.ndarray, mask: np.ndarray) -> Union[Image.Image, DeepImage]:
+def finish(prep: Prepared, restored: np.ndarray, mask: np.ndarray,
+           array: bool = False) -> Union[Image.Image, DeepImage, np.ndarray]:
     """Put the model's result back into the source's mode.
 
     Args:
         prep: from `prepare`.
-        restored: (H, W, 3) uint8, the graph's composite (equal to `prep.rgb` outside the mask).
+        restored: (H, W, 3) uint8, the graph's composite (equal to `prep.rgb` outside the mask);
+            for RGB and RGBA sources the result is put together in it when it is writeable (the
+            source's pixels copied in outside the mask), not in a copy of it.
         mask: (H, W) bool, True where the model replaced the pixel.
+        array: an RGB or L result as its (H, W, 3) or (H, W) uint8 array rather than a Pillow
+            image, which holds 4 bytes a pixel more (`encode_image` takes either; a JPEG
+            written back block by block never needs the Pillow image).
 
     Returns:
         A Pillow image of mode `prep.mode` whose unmasked pixels hold the source values exactly;
@@ -281,8 +287,10 @@ def finish(prep: Prepared, restored: np.ndarray, mask: np.ndarray) -> Union[Imag
         if prep.alpha is not None:
             out = np.dstack([out, prep.alpha])
         return DeepImage(np.ascontiguousarray(out.reshape(*out.shape[:2], -1)), prep.transparency)
+    if array and mode in ("RGB", "L"):
+        return _put_back(restored, prep.native, m) if mode == "RGB" else _grey_pixels(prep, restored, m)
     if mode in ("RGB", "RGBA"):
-        out = np.where(m[..., None], restored, prep.native)
+        out = _put_back(restored, prep.native, m)
         if mode == "RGBA":
             out = np.dstack([out, prep.alpha])
         image = Image.fromarray(np.ascontiguousarray(out, dtype=np.uint8), mode)
@@ -305,16 +313,30 @@ def _finish_grey(prep: Prepared, restored: np.ndarray, m: np.ndarray) -> Image.I
     if mode in ("I;16", "I"):
         out = np.where(m, _luma(restored).astype(np.int32) * 257, prep.native)
         return Image.fromarray(out.astype(np.uint16 if mode == "I;16" else np.int32))  # → I;16 or I
-    grey = _luma(restored)
-    if mode == "1":
-        grey = np.where(grey >= 128, 255, 0).astype(np.uint8)
-    out = np.where(m, grey, prep.native).astype(np.uint8)
+    out = _grey_pixels(prep, restored, m)
     if mode == "LA":
         return Image.fromarray(np.dstack([out, prep.alpha]), "LA")
     image = Image.fromarray(out, "L")
     if mode == "1":
         image = image.convert("1", dither=Image.Dither.NONE)  # 0/255 map to 0/1 exactly
     return image
+
+
+def _put_back(restored: np.ndarray, native: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """(H, W, 3): `restored` where `m`, `native` elsewhere, written into `restored` when it may be
+    (a whole-image copy less: 36 MB at 12 Mpx, at the writer's peak)."""
+    if not restored.flags.writeable or restored.shape != native.shape or restored.dtype != native.dtype:
+        return np.where(m[..., None], restored, native)
+    np.copyto(restored, native, where=~m[..., None])
+    return restored
+
+
+def _grey_pixels(prep: Prepared, restored: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """(H, W) uint8: the source's grey values, the restored pixels' luma where `m` (0/255 for 1-bit)."""
+    grey = _luma(restored)
+    if prep.mode == "1":
+        grey = np.where(grey >= 128, 255, 0).astype(np.uint8)
+    return np.where(m, grey, prep.native).astype(np.uint8)
 
 
 def _finish_palette(prep: Prepared, restored: np.ndarray, m: np.ndarray) -> Image.Image:
@@ -501,9 +523,23 @@ def _read_png16(f: BinaryIO, orientation: Optional[int]) -> DeepImage:
     return DeepImage(array, tuple(transparent) if transparent is not None else None)
 
 
-# (width, height, bytes the decoder holds besides the pixels) -> None, or ImageError: the caller's
-# say on whether an image of that size may be decoded now (runtime.memory.MemoryGate).
-Admit = Callable[[int, int, int], None]
+@dataclass(frozen=True)
+class Header:
+    """What an image will hold in memory, as its header tells it before any pixel is decoded
+    (runtime/memory.py turns it into bytes)."""
+
+    width: int
+    height: int
+    mode: str = "RGBA"  # the mode it decodes to ("RGB;16"...: 16-bit colour kept whole); a WebP checked early: RGBA
+    format: str = ""  # Pillow's name for the file's format
+    held: int = 0  # bytes the decoder holds besides the pixels (a WebP's whole file)
+    file_bytes: int = 0  # the file's size
+    coefficients: float = 0.0  # a JPEG written back as JPEG: its DCT coefficients per pixel (3 at 4:4:4, 1.5 at 4:2:0)
+
+
+# Header -> None, or ImageError: the caller's say on whether an image of that size may be decoded
+# now (runtime.memory.MemoryGate).
+Admit = Callable[[Header], None]
 
 
 def read_image(path: str | os.PathLike, max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
@@ -526,9 +562,8 @@ def read_image(path: str | os.PathLike, max_pixels: Optional[int] = DEFAULT_MAX_
             A 16-bit RGB, RGBA or grey+alpha PNG written as PNG is kept whole: its values are
             in `SourceInfo.deep` (pass them to `prepare`), and the returned image is Pillow's
             8-bit view of it.
-        admit: called with (width, height, bytes held besides the pixels) once the header is
-            read and checked, before any pixel is decoded; raises ImageError to refuse, and may
-            wait until memory is free.
+        admit: called with the image's `Header` once it is read and checked, before any pixel
+            is decoded; raises ImageError to refuse, and may wait until memory is free.
 
     Returns:
         (decoded image, SourceInfo).
@@ -554,11 +589,12 @@ def read_image(path: str | os.PathLike, max_pixels: Optional[int] = DEFAULT_MAX_
 def _read_open(f: BinaryIO, max_pixels: Optional[int], allow_lossy: bool, write_format: Optional[str],
                admit: Optional[Admit]) -> Tuple[Image.Image, SourceInfo]:
     """`read_image` on the opened file: the header checked first, then the pixels and metadata."""
-    img, head = _open_checked(f, max_pixels, admit)
+    img, head = _open_checked(f, max_pixels, admit, write_format)
     return img, _decode_source(img, f, head, allow_lossy, write_format)
 
 
-def _open_checked(f: BinaryIO, max_pixels: Optional[int], admit: Optional[Admit]) -> Tuple[Image.Image, bytes]:
+def _open_checked(f: BinaryIO, max_pixels: Optional[int], admit: Optional[Admit],
+                  write_format: Optional[str] = None) -> Tuple[Image.Image, bytes]:
     """The image opened from its header, its size checked (and admitted) before any pixel is
     decoded; returns (the lazily decoding image, the file's first HEAD_BYTES)."""
     size = os.fstat(f.fileno()).st_size
@@ -570,16 +606,17 @@ def _open_checked(f: BinaryIO, max_pixels: Optional[int], admit: Optional[Admit]
         raise ImageError(f"cannot read the file ({e.strerror or type(e).__name__})") from None
     capped = _CappedFile(f, size, HEADER_READ_LIMIT)
 
-    def check(w: int, h: int, held: int = 0) -> None:
+    def check(header: Header) -> None:
+        w, h = header.width, header.height
         if max_pixels is not None and w * h > max_pixels:
             raise ImageError(f"{w}x{h} = {w * h:,} pixels exceeds the limit of {max_pixels:,} (--max-pixels)")
         if w < 1 or h < 1:
             raise ImageError(f"empty image ({w}x{h})")
         if admit is not None:
-            admit(w, h, held)
+            admit(header)
 
     def check_webp(w: int, h: int) -> None:
-        check(w, h, size)  # Pillow holds the whole file while decoding it
+        check(Header(w, h, format="WEBP", held=size, file_bytes=size))  # Pillow holds the whole file while decoding it
         capped.cap = None
 
     try:
@@ -593,9 +630,24 @@ def _open_checked(f: BinaryIO, max_pixels: Optional[int], admit: Optional[Admit]
     except Exception as e:  # Pillow raises SyntaxError, struct.error, ... for broken headers
         raise ImageError(f"unreadable image header ({one_line(e)})") from None
     if img.format != "WEBP" or capped.cap is not None:  # a WebP checked before it was opened is not checked twice
-        check(*img.size)
+        check(_header(img, head, size, write_format))
     capped.cap = None  # the image data is read as the decoder needs it, into memory it has sized
     return img, head
+
+
+def _header(img: Image.Image, head: bytes, size: int, write_format: Optional[str]) -> Header:
+    """What `img`, opened but not decoded, will hold: the mode it decodes to, its file's size and,
+    for a JPEG written back as JPEG (block by block), its coefficients per pixel."""
+    mode = img.mode
+    if write_format in (None, "PNG") and _png16_colour(img, head):
+        mode = {"LA": "LA;16", "RGB": "RGB;16", "RGBA": "RGBA;16"}.get(mode, mode)
+    coefficients = 0.0
+    layers = getattr(img, "layer", None) if img.format in JPEG_FORMATS else None
+    if write_format in (None, "JPEG") and layers:
+        h_max, v_max = max(layer[1] for layer in layers), max(layer[2] for layer in layers)
+        coefficients = sum(layer[1] * layer[2] for layer in layers) / (h_max * v_max)
+    return Header(img.width, img.height, mode, img.format or "", held=size if img.format == "WEBP" else 0,
+                  file_bytes=size, coefficients=coefficients)
 
 
 def _decode_source(img: Image.Image, f: BinaryIO, head: bytes, allow_lossy: bool,
@@ -674,7 +726,7 @@ class Encoded(NamedTuple):
     kept_blocks: Optional[float] = None  # a JPEG written block by block: the share of blocks kept as they were
 
 
-def encode_image(image: Union[Image.Image, DeepImage], fmt: str, source: Optional[SourceInfo] = None,
+def encode_image(image: Union[Image.Image, DeepImage, np.ndarray], fmt: str, source: Optional[SourceInfo] = None,
                  quality: Optional[int] = None, original: Optional[bytes] = None,
                  changed: Optional[np.ndarray] = None) -> Encoded:
     """Encode `image` as `fmt` ('PNG', 'JPEG', 'WEBP', 'BMP', 'TIFF') with the source's metadata.
@@ -686,43 +738,67 @@ def encode_image(image: Union[Image.Image, DeepImage], fmt: str, source: Optiona
     coefficients (runtime/jpeg_blocks.py). WebP is written lossless (colour under zero alpha
     kept) unless the source was lossy. A `DeepImage` is written as a 16-bit PNG (pypng), or as
     8 bits in other formats; a low-bit grey PNG source is written back at its own bit depth.
+    An (H, W, 3) or (H, W) uint8 array is an RGB or L image (`finish(..., array=True)`): written
+    block by block it never becomes a Pillow image.
     Metadata: see runtime/image_metadata.py; the written file is read back, and what it does not
     hold is listed in `Encoded.lost`.
     """
     source = source or SourceInfo()
+    blockwise = fmt == "JPEG" and quality is None and original is not None and changed is not None
+    if isinstance(image, np.ndarray):
+        mode = "RGB" if image.ndim == 3 else "L"
+        done = _blockwise(image, mode, changed, original, source) if blockwise else None
+        if done is not None:
+            return done
+        image, blockwise = Image.fromarray(image, mode), False  # it cannot be: the regular writer's file
     before = image.mode
     image, note = _to_writable(image, fmt)
     keep_icc, icc_reason = _icc_decision(source, before, image.mode, fmt)
     data = _encode(image, fmt, source, keep_icc, quality, same_mode=note is None)
     kept = None
-    if fmt == "JPEG" and quality is None and original is not None and changed is not None \
-            and _same_coding(source, image):
-        data, kept = _jpeg_blocks(image, changed, original, source, data, keep_icc)
+    if blockwise and _same_coding(source, image.mode):
+        data, kept = _jpeg_blocks(np.asarray(image), changed, original, source, keep_icc) or (data, None)
     lost = meta.lost(source, fmt, data, image.mode, icc_reason)
     if note and any(phrase in note for phrase in LOSSY_CONVERSIONS):  # pixels lost, not only re-laid out
         return Encoded(data, image.mode, None, [note, *lost], kept)
     return Encoded(data, image.mode, note, lost, kept)
 
 
-def _same_coding(source: SourceInfo, image: Image.Image) -> bool:
-    """True when `image` can be coded in its JPEG source's blocks: the colour the source codes
-    (YCbCr from RGB, grey from L; never CMYK)."""
-    return source.jpeg is not None and source.format in JPEG_FORMATS and image.mode in ("RGB", "L")
+def _blockwise(pixels: np.ndarray, mode: str, changed: np.ndarray, original: bytes,
+               source: SourceInfo) -> Optional[Encoded]:
+    """An RGB or L array written as JPEG block by block, never made a Pillow image; None when it
+    cannot be (the caller encodes it whole)."""
+    if not _same_coding(source, mode):
+        return None
+    keep_icc, icc_reason = _icc_decision(source, mode, mode, "JPEG")
+    rewritten = _jpeg_blocks(pixels, changed, original, source, keep_icc)
+    if rewritten is None:
+        return None
+    data, kept = rewritten
+    return Encoded(data, mode, None, meta.lost(source, "JPEG", data, mode, icc_reason), kept)
 
 
-def _jpeg_blocks(image: Image.Image, changed: np.ndarray, original: bytes, source: SourceInfo, data: bytes,
-                 keep_icc: bool) -> Tuple[bytes, Optional[float]]:
+def _same_coding(source: SourceInfo, mode: str) -> bool:
+    """True when an image of `mode` can be coded in its JPEG source's blocks: the colour the
+    source codes (YCbCr from RGB, grey from L; never CMYK)."""
+    return source.jpeg is not None and source.format in JPEG_FORMATS and mode in ("RGB", "L")
+
+
+def _jpeg_blocks(pixels: np.ndarray, changed: np.ndarray, original: bytes, source: SourceInfo,
+                 keep_icc: bool) -> Optional[Tuple[bytes, float]]:
     """(the file, the share of blocks kept) written block by block (runtime/jpeg_blocks.py), or
-    (`data`, None) when it cannot be. A photo its EXIF orientation turned goes back onto the
-    source's own grid, where its blocks lie, and keeps that orientation tag: it shows the same."""
-    pixels, header = np.asarray(image), data
+    None when it cannot be. Its metadata segments are those the regular writer makes for the
+    source, taken from an 8x8 image (the pixels are coded here). A photo its EXIF orientation
+    turned goes back onto the source's own grid, where its blocks lie, and keeps that
+    orientation tag: it shows the same."""
+    mode = "RGB" if pixels.ndim == 3 else "L"
+    tagged = source
     if source.orientation != 1:
         back = _UNTURN[source.orientation]
         pixels, changed = np.ascontiguousarray(back(pixels)), np.ascontiguousarray(back(changed))
         tagged = replace(source, exif=meta.with_orientation(source.exif, source.orientation))
-        header = _encode(Image.new(image.mode, (8, 8)), "JPEG", tagged, keep_icc, None, same_mode=True)
-    rewritten = jpeg_blocks.rewrite(original, pixels, changed, header)
-    return rewritten or (data, None)
+    header = _encode(Image.new(mode, (8, 8)), "JPEG", tagged, keep_icc, None, same_mode=True)
+    return jpeg_blocks.rewrite(original, pixels, changed, header)
 
 
 def _to_writable(image: Union[Image.Image, DeepImage], fmt: str) -> Tuple[Union[Image.Image, DeepImage], Optional[str]]:

@@ -3,10 +3,12 @@
 A run's peak is three parts: the process as it stands once the model is loaded (measured, not
 guessed), the graph's working set for the largest input it is handed (ONNX Runtime's
 activations, proportional to the pixels of one call: `GraphCost`), and the images in flight
-(decoded, waiting, restored, being encoded: `IMAGE_BYTES_PER_PIXEL` each). The first is fixed;
+(decoded, waiting, restored, being encoded: `in_flight_bytes` each). The first is fixed;
 the second is bounded by tiling every image above `window_pixels` and batching only up to it;
 the third by `MemoryGate`, which lets an image be decoded only when its bytes fit beside the
-others and refuses, from the header, one that could never fit.
+others and refuses, from the header, one that could never fit. What an image holds in flight
+depends on what it is (`in_flight_bytes`): an alpha channel or 16-bit values kept aside cost
+more, and a JPEG written back block by block holds its coefficients at the end.
 
 A run may add to the process, as it stands with its model loaded, the least of
 `DEFAULT_RUN_MEMORY` (or what the caller names) and what the machine can still give it
@@ -24,14 +26,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Set, Tuple
 
-from runtime.images import ImageError
+from runtime.images import Header, ImageError
 
 MB = 1_000_000
 DEFAULT_RUN_MEMORY = 1_200 * MB  # what a run may add to its process, unless the caller names a figure
-# Bytes per pixel of one image in flight, measured as the peak of the folder pipeline over an
-# RGB JPEG and a 16-bit PNG: the decoded image, the model's RGB view, the three outputs and the
-# write's copies (back to the source's mode, then the encoder's buffer).
-IMAGE_BYTES_PER_PIXEL = 24
+# Bytes per pixel of one image in flight (decoded, waiting, restored, being encoded), by what it
+# decodes to: the slope of the whole process's peak between painted photos of 6 and 24 Mpx with
+# the graph's calls held to 512² tiles, rounded up (benchmarks/in_flight.py,
+# benchmarks/results/in-flight-cpu.md). 8-bit without alpha (RGB, L, P, 1, CMYK): the decoded
+# image, the model's RGB view, the outputs, the labels and copies of the steps around the graph.
+IMAGE_BYTES_PER_PIXEL = 17
+# With an alpha channel, or 16-bit colour kept whole: the alpha or the 16-bit values kept aside,
+# and the write's copy back into them.
+WIDE_BYTES_PER_PIXEL = {"LA": 26, "RGBA": 26, "PA": 26, "La": 26, "RGBa": 26, "LA;16": 26, "RGB;16": 26,
+                        "RGBA;16": 36}
+# A WebP, decoded by libwebp and written back by it: a lossless one's encoder holds several
+# whole-image buffers of its own (measured: 37 bytes a pixel for RGBA, against 8 for a lossy
+# RGB one; which it is shows only past the header, so every WebP is counted as lossless).
+WEBP_BYTES_PER_PIXEL = 40
+# --save-predicted: the raw prediction (RGB), and its Pillow image as it is written as PNG.
+PREDICTED_BYTES_PER_PIXEL = 7
+# A JPEG written back block by block (runtime/jpeg_blocks.py), at its peak: the restored pixels
+# and the masks (and copies of both on the source's grid where EXIF turned the photo), beside
+# its coefficients twice (int16, ours and libjpeg's), and its file three times (the source read
+# again, libjpeg's copy, the output).
+JPEG_WRITE_BYTES_PER_PIXEL = 10
+COEFFICIENT_BYTES = 2 * 2
 # ONNX Runtime's working set per input pixel of one call (memory patterns off, arena on, see
 # runtime/session.py), measured for the shipped graphs (base_channels 16): int8 one view, whole
 # and run as two halves on one arena with a first region of `arena_region` bytes
@@ -40,6 +60,21 @@ IMAGE_BYTES_PER_PIXEL = 24
 # fp32 one, scaled by their width.
 GRAPH_BYTES_PER_PIXEL = {"int8": 900, "int8-split": 300, "fp32": 1800}
 MIN_WINDOW = 256 * 256  # below this the graph's halo would dwarf every tile
+
+
+def in_flight_bytes(header: Header, predicted: bool = False) -> int:
+    """What an image holds from its decoding until its outputs are written, from its header;
+    `predicted`: with its raw prediction written too (--save-predicted)."""
+    pixels = header.width * header.height
+    if predicted:
+        return in_flight_bytes(header) + pixels * PREDICTED_BYTES_PER_PIXEL
+    per_pixel = WIDE_BYTES_PER_PIXEL.get(header.mode, IMAGE_BYTES_PER_PIXEL)
+    if header.format == "WEBP":
+        per_pixel = WEBP_BYTES_PER_PIXEL
+    if header.coefficients:
+        write = pixels * (JPEG_WRITE_BYTES_PER_PIXEL + COEFFICIENT_BYTES * header.coefficients) + 3 * header.file_bytes
+        return max(pixels * per_pixel, int(write)) + header.held
+    return pixels * per_pixel + header.held
 
 
 @dataclass(frozen=True)
@@ -140,9 +175,6 @@ class MemoryPlan:
         """Bytes for images in flight and the graph's working set together."""
         return max(0, self.limit - self.base)
 
-    def image_bytes(self, width: int, height: int, held: int = 0) -> int:
-        """What one image holds from its decoding until its outputs are written."""
-        return width * height * IMAGE_BYTES_PER_PIXEL + held
 
     @property
     def smallest_window(self) -> int:
@@ -165,10 +197,12 @@ class MemoryPlan:
         need = image_bytes + self.graph.bytes(self.fastest_window)
         return -(-need // (100 * MB)) * 100
 
-    @property
-    def max_image_pixels(self) -> int:
-        """The largest image that fits at all: alone in flight, tiled at `smallest_window`."""
-        return max(0, self.capacity - self.graph.bytes(self.smallest_window)) // IMAGE_BYTES_PER_PIXEL
+    def max_image_pixels(self, header: Header) -> int:
+        """The largest image like `header`'s (its mode, its file's bytes per pixel) that fits at
+        all: alone in flight, tiled at `smallest_window`."""
+        room = max(0, self.capacity - self.graph.bytes(self.smallest_window))
+        per_pixel = in_flight_bytes(header) / max(1, header.width * header.height)
+        return int(room / per_pixel) if per_pixel else 0
 
 
 def plan_memory(cost: GraphCost, fastest_window: int, limit: Optional[int] = None) -> MemoryPlan:
@@ -230,21 +264,23 @@ class MemoryGate:
     def used(self) -> int:
         return self.images + self._graph_held()
 
-    def admit(self, ticket: int, width: int, height: int, held: int, graph_pixels) -> Reservation:
-        """Wait for `ticket`'s turn and room for a width x height image; returns what it holds.
+    def admit(self, ticket: int, header: Header, graph_pixels, predicted: bool = False) -> Reservation:
+        """Wait for `ticket`'s turn and room for the image `header` describes; returns what it holds.
 
         `graph_pixels(window)`: the input pixels of the image's largest graph call when its tiles
-        may be up to `window` pixels (its tiling decides: --tile 0 runs it whole).
+        may be up to `window` pixels (its tiling decides: --tile 0 runs it whole); `predicted`:
+        its raw prediction is written too.
         """
         plan = self.plan
-        image = plan.image_bytes(width, height, held)
+        width, height = header.width, header.height
+        image = in_flight_bytes(header, predicted)
         window = plan.window_for(image)
         graph = plan.graph.bytes(graph_pixels(max(window, plan.smallest_window)))
         if window < plan.smallest_window or image + graph > plan.capacity:
             self.skip(ticket)
             raise ImageError(f"{width}x{height} = {width * height:,} pixels needs about {(image + graph) / MB:,.0f} MB "
                              f"to restore; {plan.why} allows {plan.capacity / MB:,.0f} MB "
-                             f"(up to about {plan.max_image_pixels / 1e6:.1f} Mpx)")
+                             f"(up to about {plan.max_image_pixels(header) / 1e6:.1f} Mpx)")
         with self._cond:
             while not self._closed and (self._next != ticket
                                         or self.images + image + max(self._graph_held(), graph) > plan.capacity):

@@ -208,3 +208,28 @@ def test_restore_run_keeps_the_blocks_far_from_the_mask(tmp_path):
     after = _coefficients((out / "cat.jpg").read_bytes(), tmp_path, "b.jpg")
     for comp, touched in _touched(before, photo, mask).items():
         assert np.array_equal(getattr(after, comp)[~touched], getattr(before, comp)[~touched]), comp
+
+
+@pytest.mark.parametrize("grey", [False, True])
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_an_array_is_written_as_its_pillow_image_is(grey, orientation, tmp_path):
+    """`finish(..., array=True)` and `encode_image` on the array (the writer's path for a JPEG,
+    which never makes the Pillow image): the same bytes as through the Pillow image, block by
+    block; and, where no block can be kept, the regular writer's file as before."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    photo = PHOTO[..., 0] if grey else PHOTO
+    source = _jpeg(photo, quality=85, exif=exif.tobytes(), comment=b"kept")
+    path = tmp_path / "in.jpg"
+    path.write_bytes(source)
+    img, info = ri.read_image(path)
+    prep = ri.prepare(img)
+    restored, changed = _paint(prep.rgb, (20, 40, 30, 60))
+    as_image, as_array = ri.finish(prep, restored, changed), ri.finish(prep, restored, changed, array=True)
+    assert isinstance(as_array, np.ndarray) and np.array_equal(np.asarray(as_image), as_array)
+    for mask in (changed, np.ones_like(changed)):  # some blocks kept; none
+        a = ri.encode_image(as_array, "JPEG", info, original=source, changed=mask)
+        b = ri.encode_image(as_image, "JPEG", info, original=source, changed=mask)
+        assert a.data == b.data and a.mode == b.mode == ("L" if grey else "RGB") and a.lost == b.lost == []
+        assert (a.kept_blocks is None) == mask.all() and a.kept_blocks == b.kept_blocks
+    assert isinstance(ri.finish(ri.prepare(img.convert("RGBA")), restored, changed, array=True), Image.Image)

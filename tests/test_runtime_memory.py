@@ -17,6 +17,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import png
 import pytest
 from PIL import Image
 
@@ -24,7 +25,19 @@ from export.parity import FP32, pixel_parity, violations
 from runtime import batch
 from runtime import images as ri
 from runtime.batch import RunOptions, run_folder
-from runtime.memory import IMAGE_BYTES_PER_PIXEL, MB, GraphCost, MemoryGate, MemoryPlan
+from runtime.images import Header
+from runtime.memory import (
+    IMAGE_BYTES_PER_PIXEL,
+    JPEG_WRITE_BYTES_PER_PIXEL,
+    MB,
+    PREDICTED_BYTES_PER_PIXEL,
+    WEBP_BYTES_PER_PIXEL,
+    WIDE_BYTES_PER_PIXEL,
+    GraphCost,
+    MemoryGate,
+    MemoryPlan,
+    in_flight_bytes,
+)
 from runtime.restorer import Restorer
 from runtime.tiling import largest_window, plan_tiles, tile_size_for, window_core, window_side
 
@@ -78,26 +91,84 @@ def test_admit_sees_the_header_size_before_any_decoding(tmp_path):
     png_bomb(tmp_path / "bomb.png", 5000, 4000)
     seen = []
 
-    def admit(w, h, held):
-        seen.append((w, h, held))
+    def admit(header):
+        seen.append(header)
         raise ri.ImageError("no room")
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with pytest.raises(ri.ImageError, match="no room"):
         ri.read_image(tmp_path / "bomb.png", admit=admit)
-    assert seen == [(5000, 4000, 0)]
+    size = (tmp_path / "bomb.png").stat().st_size
+    assert seen == [Header(5000, 4000, "L", "PNG", held=0, file_bytes=size)]
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 10 * 1024  # 20 MB were never decoded
 
 
 def test_webp_is_checked_before_pillow_reads_it_whole(tmp_path):
     Image.fromarray(RNG.integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(tmp_path / "a.webp", lossless=True)
     seen = []
-    img, info = ri.read_image(tmp_path / "a.webp", admit=lambda w, h, held: seen.append((w, h, held)))
-    assert seen == [(40, 30, (tmp_path / "a.webp").stat().st_size)] and img.size == (40, 30) and info.lossless
+    img, info = ri.read_image(tmp_path / "a.webp", admit=seen.append)
+    size = (tmp_path / "a.webp").stat().st_size
+    assert seen == [Header(40, 30, "RGBA", "WEBP", held=size, file_bytes=size)] and img.size == (40, 30) and info.lossless
+
+
+def _header(path, write_format=None) -> Header:
+    seen = []
+    ri.read_image(path, write_format=write_format, admit=seen.append, allow_lossy=True)
+    return seen[0]
+
+
+def test_the_header_says_what_the_image_will_hold(tmp_path):
+    rgb = RNG.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    for sampling, per_pixel in ((0, 3.0), (1, 2.0), (2, 1.5)):  # 4:4:4, 4:2:2, 4:2:0
+        Image.fromarray(rgb).save(tmp_path / f"s{sampling}.jpg", quality=90, subsampling=sampling)
+        assert _header(tmp_path / f"s{sampling}.jpg").coefficients == per_pixel
+    Image.fromarray(rgb[..., 0]).save(tmp_path / "grey.jpg")
+    assert _header(tmp_path / "grey.jpg").coefficients == 1.0 and _header(tmp_path / "grey.jpg").mode == "L"
+    assert _header(tmp_path / "s0.jpg", "PNG").coefficients == 0  # written as PNG: no blocks kept
+    deep = (RNG.integers(0, 65536, (48, 64 * 3))).astype(np.uint16)
+    with open(tmp_path / "deep.png", "wb") as f:
+        png.Writer(64, 48, greyscale=False, bitdepth=16).write(f, deep)
+    assert _header(tmp_path / "deep.png").mode == "RGB;16"
+    assert _header(tmp_path / "deep.png", "JPEG").mode == "RGB"  # written as 8 bits: the 8-bit view only
+    Image.fromarray(np.dstack([rgb, rgb[..., :1]])).save(tmp_path / "a.png")
+    assert _header(tmp_path / "a.png").mode == "RGBA"
+
+
+def test_in_flight_bytes_follow_what_the_image_holds():
+    px = 4000 * 3000
+    rgb, grey = Header(4000, 3000, "RGB"), Header(4000, 3000, "L")
+    assert in_flight_bytes(rgb) == in_flight_bytes(grey) == px * IMAGE_BYTES_PER_PIXEL
+    assert in_flight_bytes(Header(4000, 3000, "RGBA")) == in_flight_bytes(Header(4000, 3000, "RGB;16")) \
+        == px * WIDE_BYTES_PER_PIXEL["RGBA"] > in_flight_bytes(rgb)
+    assert in_flight_bytes(Header(4000, 3000, "RGBA;16")) > in_flight_bytes(Header(4000, 3000, "RGBA"))
+    # A JPEG written block by block: its coefficients (held twice) and its file (three times) at the end.
+    j444 = Header(4000, 3000, "RGB", file_bytes=6_000_000, coefficients=3.0)
+    assert in_flight_bytes(j444) == px * (JPEG_WRITE_BYTES_PER_PIXEL + 2 * 2 * 3) + 3 * 6_000_000 > in_flight_bytes(rgb)
+    j420 = Header(4000, 3000, "RGB", file_bytes=1_000_000, coefficients=1.5)
+    assert in_flight_bytes(j420) == in_flight_bytes(rgb)  # its write holds less than the steps before it
+    assert in_flight_bytes(Header(40, 30, "RGBA", held=5000)) == 40 * 30 * WIDE_BYTES_PER_PIXEL["RGBA"] + 5000
+    assert in_flight_bytes(rgb, predicted=True) == px * (IMAGE_BYTES_PER_PIXEL + PREDICTED_BYTES_PER_PIXEL)
+    webp = Header(40, 30, "RGBA", "WEBP", held=5000, file_bytes=5000)  # its encoder's buffers, and its file while decoded
+    assert in_flight_bytes(webp) == 40 * 30 * WEBP_BYTES_PER_PIXEL + 5000
+
+
+def test_the_refusal_names_the_largest_image_of_its_kind():
+    plan = _plan(100)
+    gate = MemoryGate(plan)
+    with pytest.raises(ri.ImageError) as rgb:
+        gate.admit(0, Header(4000, 3000, "RGB"), lambda window: window)
+    with pytest.raises(ri.ImageError) as rgba:
+        gate.admit(1, Header(4000, 3000, "RGBA"), lambda window: window)
+    largest = [float(str(e.value).rsplit("up to about ", 1)[1].split(" Mpx")[0]) for e in (rgb, rgba)]
+    assert largest[0] > largest[1] > 0
+    assert largest[0] == pytest.approx(largest[1] * WIDE_BYTES_PER_PIXEL["RGBA"] / IMAGE_BYTES_PER_PIXEL, rel=0.05)
 
 
 # ---------------------------------------------------------------------------------------------
 # The gate.
+
+
+RGB_1MP = Header(1000, 1000, "RGB")
 
 
 def _plan(capacity_mb: float, graph_bpp: int = 100, fastest: int = 1 << 20) -> MemoryPlan:
@@ -110,24 +181,25 @@ def test_gate_refuses_what_never_fits_and_names_size_and_limit():
     gate = MemoryGate(plan)
     side = int((100 * MB / IMAGE_BYTES_PER_PIXEL) ** 0.5) + 10
     with pytest.raises(ri.ImageError) as e:
-        gate.admit(0, side, side, 0, lambda window: window)
+        gate.admit(0, Header(side, side, "RGB"), lambda window: window)
     text = str(e.value)
     assert f"{side}x{side} = {side * side:,} pixels needs about" in text and "a test limit allows 100 MB" in text
-    r = gate.admit(1, 1000, 1000, 0, lambda window: window)  # the refused ticket gave up its turn
+    r = gate.admit(1, RGB_1MP, lambda window: window)  # the refused ticket gave up its turn
     assert r.image_bytes == 1000 * 1000 * IMAGE_BYTES_PER_PIXEL
     assert r.window == plan.window_for(r.image_bytes) and r.graph_bytes == 100 * r.window
     assert gate.used == r.image_bytes + r.graph_bytes <= plan.capacity
 
 
 def test_gate_admits_in_order_and_only_when_there_is_room():
-    plan = _plan(100, fastest=100_000)  # graph: 10 MB held once; each 1 Mpx image: 24 MB
+    per = IMAGE_BYTES_PER_PIXEL  # MB for each 1 Mpx RGB image
+    plan = _plan(3.5 * per + 10, fastest=100_000)  # graph: 10 MB held once; room for three images, not four
     gate = MemoryGate(plan)
     order = []
-    held = [gate.admit(t, 1000, 1000, 0, lambda w: w) for t in range(3)]  # 72 MB + 10 MB
-    assert gate.used == 3 * 24 * MB + 10 * MB
+    held = [gate.admit(t, RGB_1MP, lambda w: w) for t in range(3)]
+    assert gate.used == 3 * per * MB + 10 * MB
 
     def later(ticket):
-        order.append(("admitted", ticket, gate.admit(ticket, 1000, 1000, 0, lambda w: w)))
+        order.append(("admitted", ticket, gate.admit(ticket, RGB_1MP, lambda w: w)))
 
     threads = [threading.Thread(target=later, args=(t,)) for t in (4, 3)]  # 4 asks first; 3 goes first
     for t in threads:
@@ -144,10 +216,10 @@ def test_gate_admits_in_order_and_only_when_there_is_room():
 
 
 def test_gate_close_wakes_waiting_readers():
-    gate = MemoryGate(_plan(40))  # one 1 Mpx image (24 MB) and the graph fit, two do not
-    gate.admit(0, 1000, 1000, 0, lambda w: w)
+    gate = MemoryGate(_plan(40))  # one 1 Mpx image (17 MB) and the graph fit, two do not
+    gate.admit(0, RGB_1MP, lambda w: w)
     errors = []
-    t = threading.Thread(target=lambda: errors.append(pytest.raises(ri.ImageError, gate.admit, 1, 1000, 1000, 0, lambda w: w)))
+    t = threading.Thread(target=lambda: errors.append(pytest.raises(ri.ImageError, gate.admit, 1, RGB_1MP, lambda w: w)))
     t.start()
     time.sleep(0.1)
     gate.close()

@@ -1,0 +1,58 @@
+"""benchmarks.in_flight: what each kind of image costs in flight, set beside what the memory gate
+counts for it (here on tiny photos: the mechanics and the counted figures, not the slopes)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, JpegImagePlugin
+
+from benchmarks import in_flight
+from runtime.memory import IMAGE_BYTES_PER_PIXEL, PREDICTED_BYTES_PER_PIXEL, WIDE_BYTES_PER_PIXEL
+
+
+def test_each_kind_is_the_file_it_names(tmp_path):
+    files = in_flight.make_files(list(in_flight.KINDS), [0.02, 0.04], tmp_path)
+    assert set(files) == set(in_flight.KINDS)
+    for kind, made in files.items():
+        assert [round(mp, 2) for _, mp in made] == [0.02, 0.04], kind
+        with Image.open(made[0][0]) as im:
+            if kind.startswith("JPEG") and kind != "JPEG grey":
+                sampling = kind.split(",")[0][5:]
+                assert im.format == "JPEG" and JpegImagePlugin.get_sampling(im) == {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}[sampling]
+            expected = {"JPEG grey": "L", "PNG grey": "L", "PNG palette": "P", "PNG grey+alpha": "LA", "PNG RGBA": "RGBA",
+                        "PNG 16-bit RGBA": "RGBA", "WebP lossless RGBA": "RGBA"}.get(kind, "RGB")
+            assert im.mode == expected, kind
+
+
+def test_counted_is_what_the_gate_reserves(tmp_path):
+    files = in_flight.make_files(["PNG RGB", "PNG RGBA", "PNG 16-bit RGBA", "JPEG 4:4:4", "JPEG 4:2:0"], [0.05], tmp_path)
+    got = {kind: in_flight.counted(made[0][0]) for kind, made in files.items()}
+    assert got["PNG RGB"] == IMAGE_BYTES_PER_PIXEL and got["PNG RGBA"] == WIDE_BYTES_PER_PIXEL["RGBA"]
+    assert got["PNG 16-bit RGBA"] == WIDE_BYTES_PER_PIXEL["RGBA;16"]
+    assert got["JPEG 4:4:4"] > got["JPEG 4:2:0"] >= IMAGE_BYTES_PER_PIXEL  # coefficients, and the file three times
+    path = files["JPEG 4:2:0"][0][0]
+    assert in_flight.counted(path, predicted=True) == got["JPEG 4:2:0"] + PREDICTED_BYTES_PER_PIXEL
+
+
+def test_a_row_is_the_slope_of_the_peak(tmp_path, monkeypatch):
+    peaks = iter([290.0, 300.0, 300.0 + 18e6 * 20 / 2**20, 250.0])  # two runs a size: the larger counts
+    monkeypatch.setattr(in_flight, "peak", lambda path, out, options: {"peak_mib": next(peaks), "wall_s": 1.0})
+    (row,) = in_flight.measure(["PNG RGB"], [0.02, 0.04], tmp_path, repeats=2, log=lambda *a, **k: None)
+    assert [r["peaks_mib"] for r in row["runs"]] == [[290.0, 300.0], [300.0 + 18e6 * 20 / 2**20, 250.0]]
+    rise_px = (row["runs"][1]["megapixels"] - row["runs"][0]["megapixels"]) * 1e6
+    assert row["measured_bytes_per_pixel"] == pytest.approx(18e6 * 20 / rise_px, rel=0.01)
+    assert row["counted_bytes_per_pixel"] == IMAGE_BYTES_PER_PIXEL
+    assert not list(tmp_path.glob("PNG*"))  # the photos are removed once measured
+    md = in_flight.to_markdown({"machine": {"cpu": "X", "cpu_features": "avx2", "usable_cpus": 2}, "sizes": [0.02, 0.04], "repeats": 2,
+                                "rows": [row], "command": "python -m benchmarks.in_flight"})
+    assert "| PNG RGB | 300 / " in md and f"| {IMAGE_BYTES_PER_PIXEL:.1f} |" in md
+
+
+def test_a_real_run_measures_a_peak(tmp_path):
+    kind = "JPEG 4:2:0, --save-predicted --save-mask"
+    (path, _mp), = in_flight.make_files([kind], [0.03], tmp_path)[kind]
+    got = in_flight.peak(path, tmp_path / "out", in_flight.OPTIONS[kind])
+    assert got["peak_mib"] > 50 and (tmp_path / "out" / path.name).is_file()
+    assert (tmp_path / "out" / "masks" / (path.name + ".png")).is_file()  # its options reached the run
+    assert np.asarray(Image.open(tmp_path / "out" / path.name)).shape[:2] == np.asarray(Image.open(path)).shape[:2]

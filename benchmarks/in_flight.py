@@ -93,9 +93,9 @@ KINDS: Dict[str, tuple] = {
     "WebP lossy": (".webp", lambda a, p: Image.fromarray(a).save(p, "WEBP", quality=90)),
     "WebP lossless RGBA": (".webp", lambda a, p: _rgba(a).save(p, "WEBP", lossless=True)),
     "TIFF RGB": (".tif", lambda a, p: Image.fromarray(a).save(p, "TIFF")),
-    "JPEG 4:2:0, --save-predicted --save-mask": (".jpg", lambda a, p: Image.fromarray(a).save(p, "JPEG", quality=92)),
+    "JPEG 4:2:0 with --save-predicted --save-mask": (".jpg", lambda a, p: Image.fromarray(a).save(p, "JPEG", quality=92)),
 }
-OPTIONS = {"JPEG 4:2:0, --save-predicted --save-mask": ("--save-predicted", "--save-mask")}  # beside the defaults
+OPTIONS = {"JPEG 4:2:0 with --save-predicted --save-mask": ("--save-predicted", "--save-mask")}  # beside the defaults
 
 
 def counted(path: Path, predicted: bool = False) -> float:

@@ -32,14 +32,16 @@ MB = 1_000_000
 DEFAULT_RUN_MEMORY = 1_200 * MB  # what a run may add to its process, unless the caller names a figure
 # Bytes per pixel of one image in flight (decoded, waiting, restored, being encoded), by what it
 # decodes to: the slope of the whole process's peak between painted photos of 6 and 24 Mpx with
-# the graph's calls held to 512² tiles, rounded up (benchmarks/in_flight.py,
-# benchmarks/results/in-flight-cpu.md). 8-bit without alpha (RGB, L, P, 1, CMYK): the decoded
-# image, the model's RGB view, the outputs, the labels and copies of the steps around the graph.
-IMAGE_BYTES_PER_PIXEL = 17
-# With an alpha channel, or 16-bit colour kept whole: the alpha or the 16-bit values kept aside,
-# and the write's copy back into them.
-WIDE_BYTES_PER_PIXEL = {"LA": 26, "RGBA": 26, "PA": 26, "La": 26, "RGBa": 26, "LA;16": 26, "RGB;16": 26,
-                        "RGBA;16": 36}
+# the graph's calls held to 512² tiles, the larger of two runs (where the allocator hands freed
+# memory back varies by up to 2 bytes a pixel), rounded up (benchmarks/in_flight.py,
+# benchmarks/results/in-flight-cpu.md). 8-bit without alpha (RGB, L, P, 1, CMYK; 13-17 measured):
+# the decoded image, the model's RGB view, the outputs, the labels and copies of the steps
+# around the graph.
+IMAGE_BYTES_PER_PIXEL = 18
+# With an alpha channel, or 16-bit colour kept whole (18-27 measured; 16-bit RGBA 35): the alpha
+# or the 16-bit values kept aside, and the write's copy back into them.
+WIDE_BYTES_PER_PIXEL = {"LA": 28, "RGBA": 28, "PA": 28, "La": 28, "RGBa": 28, "LA;16": 28, "RGB;16": 28,
+                        "RGBA;16": 38}
 # A WebP, decoded by libwebp and written back by it: a lossless one's encoder holds several
 # whole-image buffers of its own (measured: 37 bytes a pixel for RGBA, against 8 for a lossy
 # RGB one; which it is shows only past the header, so every WebP is counted as lossless).

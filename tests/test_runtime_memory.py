@@ -216,7 +216,7 @@ def test_gate_admits_in_order_and_only_when_there_is_room():
 
 
 def test_gate_close_wakes_waiting_readers():
-    gate = MemoryGate(_plan(40))  # one 1 Mpx image (17 MB) and the graph fit, two do not
+    gate = MemoryGate(_plan(40))  # one 1 Mpx image (18 MB) and the graph fit, two do not
     gate.admit(0, RGB_1MP, lambda w: w)
     errors = []
     t = threading.Thread(target=lambda: errors.append(pytest.raises(ri.ImageError, gate.admit, 1, RGB_1MP, lambda w: w)))

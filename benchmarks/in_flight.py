@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing
 import os
 import shlex
 import sys
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable, Dict, List, Tuple
 
@@ -35,7 +33,7 @@ import click
 import numpy as np
 from PIL import Image
 
-from benchmarks.memory import SAMPLE, run_measured
+from benchmarks.memory import SAMPLE, apart, run_measured
 from restore_core.fileio import atomic_write_text
 
 MIB = 1 << 20
@@ -146,11 +144,9 @@ def measure(kinds: List[str], sizes: List[float], work: Path, repeats: int = 1, 
     allocator returns freed memory varies from run to run), the slope in bytes per pixel, the
     counted figure.
 
-    The photos are made in a process of their own: a child's peak as the kernel reports it
-    starts from its parent's resident memory at the fork (the memory it had before it ran the
-    new program counts), so this process stays small."""
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        files = pool.submit(make_files, kinds, sizes, work).result()
+    The photos are made in a process of their own (`benchmarks.memory.apart`), so that this one
+    stays small."""
+    files = apart(make_files, kinds, sizes, work)
     rows = []
     for kind in kinds:
         runs = []

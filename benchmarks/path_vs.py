@@ -34,7 +34,7 @@ from typing import Dict, List, Tuple
 
 import click
 
-from benchmarks.memory import make_photo, run_measured
+from benchmarks.memory import apart, make_photo, run_measured
 from restore_core.fileio import atomic_write_text
 
 HERE = Path(__file__).resolve().parents[1]
@@ -163,7 +163,7 @@ def main(baseline: Path, sizes: str, folder: int, repeats: int, report_path: str
                     "revisions": {k: revision(v) or str(v) for k, v in roots.items()}}
     with tempfile.TemporaryDirectory(prefix="restore-path-vs-") as tmp:
         work = Path(tmp)
-        cases = make_cases(work, [float(s) for s in sizes.split(",") if s], folder)
+        cases = apart(make_cases, work, [float(s) for s in sizes.split(",") if s], folder)  # this process stays small
         result["rows"] = compare(roots, cases, repeats, work)
     result["load_after"] = os.getloadavg()[0]
     atomic_write_text(report_path, json.dumps(result, indent=1) + "\n")

@@ -20,7 +20,6 @@ is larger per pixel, and the gate counts a JPEG's file bytes on top (three copie
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shlex
@@ -33,8 +32,7 @@ import click
 import numpy as np
 from PIL import Image
 
-from benchmarks.memory import SAMPLE, apart, run_measured
-from restore_core.fileio import atomic_write_text
+from benchmarks.memory import SAMPLE, apart, run_measured, write_result
 
 MIB = 1 << 20
 
@@ -209,9 +207,7 @@ def main(sizes: str, kinds: str, repeats: int, report_path: str, md_path: str) -
     with tempfile.TemporaryDirectory(prefix="restore-in-flight-") as tmp:
         result["rows"] = measure(chosen, size_list, Path(tmp), repeats)
     result["load_after"] = os.getloadavg()[0]
-    atomic_write_text(report_path, json.dumps(result, indent=1) + "\n")
-    atomic_write_text(md_path, to_markdown(result))
-    click.echo(to_markdown(result))
+    write_result(result, report_path, md_path, to_markdown(result))
 
 
 if __name__ == "__main__":

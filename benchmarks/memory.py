@@ -82,6 +82,14 @@ def apart(fn: Callable, *args):
         return pool.submit(fn, *args).result()
 
 
+def write_result(result: Dict, report_path: str, md_path: str, markdown: str) -> None:
+    """A whole-command benchmark's result: its JSON and its Markdown, each written to a temp file
+    and renamed into place, and the Markdown printed."""
+    atomic_write_text(report_path, json.dumps(result, indent=1) + "\n")
+    atomic_write_text(md_path, markdown)
+    click.echo(markdown)
+
+
 def run_measured(cmd: List[str], cwd: Optional[Path] = None, env: Optional[Dict[str, str]] = None) -> Dict[str, float]:
     """Run `cmd` (in `cwd`, with `env`); its exit code, wall seconds and peak resident memory (MB)
     from the kernel."""
@@ -240,9 +248,7 @@ def main(sizes: str, report_path: str, md_path: str, no_reference: bool, probe_2
     result["reference_cpu"] = ref_cpu
     result["reference_mp_per_s"] = ref or [{"not measured": 0.0}]
     result["load_after"] = os.getloadavg()[0]
-    atomic_write_text(report_path, json.dumps(result, indent=1) + "\n")
-    atomic_write_text(md_path, to_markdown(result))
-    click.echo(to_markdown(result))
+    write_result(result, report_path, md_path, to_markdown(result))
 
 
 if __name__ == "__main__":

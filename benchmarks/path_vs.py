@@ -22,7 +22,6 @@ this checkout is faster.
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import statistics
@@ -34,8 +33,7 @@ from typing import Dict, List, Tuple
 
 import click
 
-from benchmarks.memory import apart, make_photo, run_measured
-from restore_core.fileio import atomic_write_text
+from benchmarks.memory import apart, make_photo, run_measured, write_result
 
 HERE = Path(__file__).resolve().parents[1]
 PACKAGES = ("onnxruntime", "onnx", "numpy", "ml_dtypes")  # the versions the Markdown names
@@ -166,9 +164,7 @@ def main(baseline: Path, sizes: str, folder: int, repeats: int, report_path: str
         cases = apart(make_cases, work, [float(s) for s in sizes.split(",") if s], folder)  # this process stays small
         result["rows"] = compare(roots, cases, repeats, work)
     result["load_after"] = os.getloadavg()[0]
-    atomic_write_text(report_path, json.dumps(result, indent=1) + "\n")
-    atomic_write_text(md_path, to_markdown(result))
-    click.echo(to_markdown(result))
+    write_result(result, report_path, md_path, to_markdown(result))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@ counts for it (here on tiny photos: the mechanics and the counted figures, not t
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image, JpegImagePlugin
@@ -56,3 +58,12 @@ def test_a_real_run_measures_a_peak(tmp_path):
     assert got["peak_mib"] > 50 and (tmp_path / "out" / path.name).is_file()
     assert (tmp_path / "out" / "masks" / (path.name + ".png")).is_file()  # its options reached the run
     assert np.asarray(Image.open(tmp_path / "out" / path.name)).shape[:2] == np.asarray(Image.open(path)).shape[:2]
+
+
+def test_results_are_written_whole_and_printed(tmp_path, capsys):
+    from benchmarks.memory import write_result
+
+    write_result({"command": "x", "rows": []}, str(tmp_path / "r.json"), str(tmp_path / "r.md"), "## table\n")
+    assert json.loads((tmp_path / "r.json").read_text()) == {"command": "x", "rows": []}
+    assert (tmp_path / "r.md").read_text() == "## table\n" and "## table" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "r.md"]  # no temp file left behind

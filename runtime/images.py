@@ -744,33 +744,31 @@ def encode_image(image: Union[Image.Image, DeepImage, np.ndarray], fmt: str, sou
     hold is listed in `Encoded.lost`.
     """
     source = source or SourceInfo()
-    blockwise = fmt == "JPEG" and quality is None and original is not None and changed is not None
-    if isinstance(image, np.ndarray):
-        mode = "RGB" if image.ndim == 3 else "L"
-        done = _blockwise(image, mode, changed, original, source) if blockwise else None
+    if fmt == "JPEG" and quality is None and original is not None and changed is not None:
+        done = _blockwise(image, changed, original, source)
         if done is not None:
             return done
-        image, blockwise = Image.fromarray(image, mode), False  # it cannot be: the regular writer's file
+    if isinstance(image, np.ndarray):  # not written block by block: the regular writer's file
+        image = Image.fromarray(image, "RGB" if image.ndim == 3 else "L")
     before = image.mode
     image, note = _to_writable(image, fmt)
     keep_icc, icc_reason = _icc_decision(source, before, image.mode, fmt)
     data = _encode(image, fmt, source, keep_icc, quality, same_mode=note is None)
-    kept = None
-    if blockwise and _same_coding(source, image.mode):
-        data, kept = _jpeg_blocks(np.asarray(image), changed, original, source, keep_icc) or (data, None)
     lost = meta.lost(source, fmt, data, image.mode, icc_reason)
     if note and any(phrase in note for phrase in LOSSY_CONVERSIONS):  # pixels lost, not only re-laid out
-        return Encoded(data, image.mode, None, [note, *lost], kept)
-    return Encoded(data, image.mode, note, lost, kept)
+        return Encoded(data, image.mode, None, [note, *lost])
+    return Encoded(data, image.mode, note, lost)
 
 
-def _blockwise(pixels: np.ndarray, mode: str, changed: np.ndarray, original: bytes,
+def _blockwise(image: Union[Image.Image, DeepImage, np.ndarray], changed: np.ndarray, original: bytes,
                source: SourceInfo) -> Optional[Encoded]:
-    """An RGB or L array written as JPEG block by block, never made a Pillow image; None when it
-    cannot be (the caller encodes it whole)."""
+    """An RGB or L image (an array is never made a Pillow image) written as JPEG block by block;
+    None when it cannot be (the caller encodes it whole)."""
+    mode = ("RGB" if image.ndim == 3 else "L") if isinstance(image, np.ndarray) else image.mode
     if not _same_coding(source, mode):
         return None
     keep_icc, icc_reason = _icc_decision(source, mode, mode, "JPEG")
+    pixels = image if isinstance(image, np.ndarray) else np.asarray(image)
     rewritten = _jpeg_blocks(pixels, changed, original, source, keep_icc)
     if rewritten is None:
         return None

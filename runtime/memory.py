@@ -47,7 +47,7 @@ WIDE_BYTES_PER_PIXEL = {"LA": 28, "RGBA": 28, "PA": 28, "La": 28, "RGBa": 28, "L
 # RGB one; which it is shows only past the header, so every WebP is counted as lossless).
 WEBP_BYTES_PER_PIXEL = 40
 # --save-predicted: the raw prediction (RGB) held beside the rest until it is written (measured
-# 3.1 on a 4:2:0 JPEG; its PNG is encoded once the restored image is written and freed).
+# 3.1-4.3 more on a 4:2:0 JPEG; its PNG is encoded once the restored image is written and freed).
 PREDICTED_BYTES_PER_PIXEL = 4
 # A JPEG written back block by block (runtime/jpeg_blocks.py), at its peak: the restored pixels
 # and the masks (and copies of both on the source's grid where EXIF turned the photo), beside

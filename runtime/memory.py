@@ -38,7 +38,7 @@ DEFAULT_RUN_MEMORY = 1_200 * MB  # what a run may add to its process, unless the
 # the decoded image, the model's RGB view, the outputs, the labels and copies of the steps
 # around the graph.
 IMAGE_BYTES_PER_PIXEL = 18
-# With an alpha channel, or 16-bit colour kept whole (18-27 measured; 16-bit RGBA 35): the alpha
+# With an alpha channel, or 16-bit colour kept whole (19-27 measured; 16-bit RGBA 35): the alpha
 # or the 16-bit values kept aside, and the write's copy back into them.
 WIDE_BYTES_PER_PIXEL = {"LA": 28, "RGBA": 28, "PA": 28, "La": 28, "RGBa": 28, "LA;16": 28, "RGB;16": 28,
                         "RGBA;16": 38}

@@ -37,6 +37,7 @@ from PIL import Image
 
 from restore_toolkit.fileio import atomic_write_group, sweep_stale_temps
 from restore_toolkit.messages import one_line
+from runtime import jpeg_blocks
 from runtime.image_metadata import digest
 from runtime.images import (
     DEFAULT_MAX_PIXELS,
@@ -191,8 +192,7 @@ def _write(item: Loaded, outs: list, infer_seconds: float, tiles: int, options: 
             rec.written, rec.output_mode = "copied", rec.mode
             rec.dropped = []  # the whole file, extra frames and bits included (--allow-lossy read less)
         else:
-            # A JPEG keeps the coded blocks the restoration did not touch (runtime/jpeg_blocks.py).
-            original = _unchanged_input(job, item.source) if fmt == "JPEG" and item.source.jpeg and corrupted.any() else None
+            original = _blockwise_source(job, item.source, fmt, corrupted, options)
             image = finish(item.prep, restored, corrupted, array=original is not None)
             item.prep = restored = None  # the model's view and the restored array: `image` holds the pixels now
             encoded = encode_image(image, fmt, item.source, options.quality, original=original, changed=corrupted)
@@ -238,6 +238,16 @@ def _write_format(job: Job, source: SourceInfo, options: RunOptions) -> str:
         return job.format
     job.record.notes.append(f"the {job.source.suffix} file holds a {real} image: written back as {real} under its name")
     return real
+
+
+def _blockwise_source(job: Job, source: SourceInfo, fmt: str, corrupted: np.ndarray,
+                      options: RunOptions) -> Optional[bytes]:
+    """The source JPEG's bytes when its result is written back block by block, keeping the coded
+    blocks the restoration did not touch (runtime/jpeg_blocks.py); None when it is encoded whole
+    (another format or quality asked for, nothing changed, no jpeglib here): not read then."""
+    if fmt != "JPEG" or source.jpeg is None or options.quality is not None or not jpeg_blocks.available():
+        return None
+    return _unchanged_input(job, source) if corrupted.any() else None
 
 
 def _unchanged_input(job: Job, source: SourceInfo) -> Optional[bytes]:

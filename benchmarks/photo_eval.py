@@ -52,6 +52,7 @@ from restore_core.heldout import (
     telea_fill,
 )
 from restore_toolkit.corruption import CorruptionConfig, corrupt, sample_rng
+from runtime.plan import output_format
 
 EVAL_SEED = 20261204
 TOLERANCE = DegradeConfig().tolerance
@@ -80,6 +81,7 @@ class FileCase:
     case: Case
     data: bytes
     suffix: str
+    paint: Optional[np.ndarray] = None  # (H, W) bool: where the shapes were painted, before the save
 
 
 def _camera_photo(photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -112,7 +114,7 @@ def make_cases(fmt: str, which: str, per_photo: int, seed: int = EVAL_SEED) -> L
     """The files of one format: painted (or clean) photos of the group `which`, then saved."""
     save, kind = FORMATS[fmt]
     suffix = SUFFIX[SAVES[save][0]]
-    return [FileCase(*saved_case(c, save, TOLERANCE), suffix) for c in _painted(which, kind, per_photo, seed)]
+    return [FileCase(*saved_case(c, save, TOLERANCE), suffix, c.mask) for c in _painted(which, kind, per_photo, seed)]
 
 
 def restore_run(cases: List[FileCase], work: Path, args: List[str]) -> Tuple[List[Optional[bytes]], List[np.ndarray], dict]:
@@ -126,11 +128,13 @@ def restore_run(cases: List[FileCase], work: Path, args: List[str]) -> Tuple[Lis
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode not in (0, 3):
         raise click.ClickException(f"restore-run failed ({done.returncode}): {done.stderr.strip()[-400:]}")
+    fmt = args[args.index("--format") + 1] if "--format" in args else None
     outs, masks = [], []
     for c in cases:
-        out = dst / (c.case.name + c.suffix)
+        suffix = output_format(c.suffix, fmt)[1]  # --format png: a.jpg -> a.png
+        out = dst / (c.case.name + suffix)
         outs.append(out.read_bytes() if out.is_file() else None)
-        m = dst / "masks" / (c.case.name + c.suffix + ("" if c.suffix == ".png" else ".png"))
+        m = dst / "masks" / (c.case.name + suffix + ("" if suffix == ".png" else ".png"))
         masks.append(np.asarray(Image.open(m)) > 0 if m.is_file() else np.zeros(c.case.mask.shape, bool))
     return outs, masks, json.loads(report.read_text())
 
@@ -147,6 +151,10 @@ def score(f: FileCase, out: Optional[bytes], mask: np.ndarray) -> Dict[str, floa
     if c.mask.any():
         t = telea_fill(c)
         row.update(mask_iou=iou(mask, c.mask), psnr_inside=psnr(restored, c.clean, c.mask),
+                   # Against the painted shapes alone, and how well the shapes alone match the damage:
+                   # a mask that found exactly the paint scores `paint_iou` as its mask IoU.
+                   mask_iou_paint=iou(mask, c.mask if f.paint is None else f.paint),
+                   paint_iou=1.0 if f.paint is None else iou(f.paint, c.mask),
                    telea_psnr=psnr(t, c.clean), telea_psnr_inside=psnr(t, c.clean, c.mask))
     else:
         row.update(false_positive_pixels=float(mask.mean()))
@@ -158,8 +166,8 @@ def summarize(rows: List[Dict[str, float]]) -> Dict[str, float]:
     mean = lambda k: float(np.mean([r[k] for r in ok])) if ok and k in ok[0] else None  # noqa: E731
     out = {"images": len(rows), "failed": len(rows) - len(ok), "worse": int(sum(r["worse"] for r in ok)),
            "identical": int(sum(r["identical"] for r in ok)), "touched": int(sum(1 - r["identical"] for r in ok))}
-    for k in ("mask_iou", "psnr", "psnr_inside", "psnr_input", "telea_psnr", "telea_psnr_inside",
-              "psnr_outside_vs_input", "false_positive_pixels"):
+    for k in ("mask_iou", "mask_iou_paint", "paint_iou", "psnr", "psnr_inside", "psnr_input", "telea_psnr",
+              "telea_psnr_inside", "psnr_outside_vs_input", "false_positive_pixels"):
         out[k] = mean(k)
     if ok:
         out["min_psnr_outside_vs_input"] = float(min(r["psnr_outside_vs_input"] for r in ok))
@@ -170,11 +178,12 @@ def markdown(report: dict) -> str:
     f = lambda v, d=2: "–" if v is None else f"{v:.{d}f}"  # noqa: E731
     lines = [f"`restore-run {' '.join(report['restore_run_args'])}` on the {report['photos']} photos "
              f"({', '.join(report['sources'])}); damage tolerance {report['tolerance']} levels.", "",
-             "| input | images | mask IoU | PSNR out / in dB | in mask dB | Telea (true mask) whole / in mask dB "
-             "| made worse | outside vs input dB (min) | byte-identical |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| input | images | mask IoU | IoU vs the paint (the paint vs the damage) | PSNR out / in dB | in mask dB "
+             "| Telea (true mask) whole / in mask dB | made worse | outside vs input dB (min) | byte-identical |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for fmt, s in report["formats"].items():
-        lines.append(f"| {fmt} | {s['images']} | {f(s['mask_iou'], 3)} | {f(s['psnr'])} / {f(s['psnr_input'])} | "
+        paint = f"{f(s.get('mask_iou_paint'), 3)} ({f(s.get('paint_iou'), 3)})"
+        lines.append(f"| {fmt} | {s['images']} | {f(s['mask_iou'], 3)} | {paint} | {f(s['psnr'])} / {f(s['psnr_input'])} | "
                      f"{f(s['psnr_inside'])} | {f(s['telea_psnr'])} / {f(s['telea_psnr_inside'])} | {s['worse']} | "
                      f"{f(s.get('min_psnr_outside_vs_input'), 1)} | {s['identical']} of {s['images'] - s['failed']} |")
     return "\n".join(lines) + "\n"
@@ -226,8 +235,11 @@ def worst_sheet(worst: List, path: str) -> None:
 @click.option("--no-even-fill", is_flag=True, help="restore-run --no-even-fill: the network's fill as it is.")
 @click.option("--no-jpeg-grow", is_flag=True, help="restore-run --no-jpeg-grow: a JPEG's mask as found.")
 @click.option("--no-paint-grow", is_flag=True, help="restore-run --no-paint-grow: each mark as found.")
+@click.option("--jpeg-ringing", is_flag=True, help="restore-run --jpeg-ringing: a JPEG's marks with their ring.")
+@click.option("--format", "fmt", type=click.Choice(["png"]), default=None,
+              help="restore-run --format png: every file written as PNG (default: each in its own format).")
 @click.option("--worst", default=0, show_default=True, help="Also draw the N files improved least (PATH-worst.png).")
-def main(output, photos, per_photo, formats, model, precision, no_coarse, no_even_fill, no_jpeg_grow, no_paint_grow,
+def main(output, photos, per_photo, formats, model, precision, no_coarse, no_even_fill, no_jpeg_grow, no_paint_grow, jpeg_ringing, fmt,
          worst):
     """Score restore-run on painted-then-saved photos of one held-out group, per format."""
     names = [f for f in formats.split(",") if f]
@@ -239,6 +251,8 @@ def main(output, photos, per_photo, formats, model, precision, no_coarse, no_eve
     args += ["--no-even-fill"] if no_even_fill else []
     args += ["--no-jpeg-grow"] if no_jpeg_grow else []
     args += ["--no-paint-grow"] if no_paint_grow else []
+    args += ["--jpeg-ringing"] if jpeg_ringing else []
+    args += ["--format", fmt] if fmt else []
     from benchmarks.report import environment
 
     least: List = []

@@ -451,7 +451,8 @@ class _Pipeline:
             t1 = time.perf_counter()
             try:  # large marks from smaller copies, the fill evened out (Restorer.after_graph)
                 window = it.reserved.window if it.reserved else self.window
-                image, found = self.restorer.after_graph(it.prep.rgb, restored[j], mask[j, ..., 0], window)
+                image, found = self.restorer.after_graph(it.prep.rgb, restored[j], mask[j, ..., 0], window,
+                                                         it.source.jpeg, it.source.orientation)
             except Exception as e:
                 self._failed(it, e)
                 continue
@@ -464,7 +465,8 @@ class _Pipeline:
         try:
             restored, mask, predicted, tiles = self.restorer.run_rgb(item.prep.rgb, size, window,
                                                                      predicted=self.options.save_predicted,
-                                                                     grow=self._grows(item))
+                                                                     grow=self._grows(item), jpeg=item.source.jpeg,
+                                                                     orientation=item.source.orientation)
         except Exception as e:
             self._failed(item, e)
             return

@@ -182,6 +182,9 @@ def even_fill(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, blend: fl
         y0, y1, x0, x1 = _box_with_margin(box, marked.shape)
         if (y1 - y0) * (x1 - x0) > MAX_BOX:
             continue  # too large to fill here: the network's fill stays
+        mine = labels[y0:y1, x0:x1] == i
+        if blend >= 1.0 and (smooth_only is None or not smooth_only[y0:y1, x0:x1][mine].any()):
+            continue  # nothing in it takes the smooth fill
         # Not read: the mask and the rim a JPEG's paint reaches past it (grown within the box and
         # CLEAR pixels around it, so the box's edge sees marks just outside it), and pockets.
         g0, g1, h0, h1 = max(0, y0 - clear), min(marked.shape[0], y1 + clear), max(0, x0 - clear), min(marked.shape[1], x1 + clear)
@@ -190,7 +193,6 @@ def even_fill(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, blend: fl
         if not known.any():
             continue  # nothing around it to fill from
         smooth = smooth_fill(rgb[y0:y1, x0:x1], known)  # (h, w, 3) float32
-        mine = labels[y0:y1, x0:x1] == i
         window = restored[y0:y1, x0:x1]
         share = blend if smooth_only is None else np.where(smooth_only[y0:y1, x0:x1][mine], 0.0, blend)[:, None]
         mixed = share * window[mine].astype(np.float32) + (1.0 - share) * smooth[mine]

@@ -22,7 +22,9 @@ from PIL import Image, JpegImagePlugin
 
 from runtime.default_model import choose_model
 from runtime.fill import BLEND, GROWN_SUBSAMPLING, even_fill
+from runtime.image_metadata import JpegCoding
 from runtime.images import finish, prepare, to_pil
+from runtime.jpeg_ringing import remove_ringing
 from runtime.memory import GraphCost, MemoryPlan, plan_memory
 from runtime.paint_grow import grow_over_paint
 from runtime.pyramid import add_coarse
@@ -84,13 +86,16 @@ class Restorer:
             pixel before the compositing (`runtime.fill.GROWN_SUBSAMPLING`); False: the mask as found.
         paint_grow: grow each flat mark over the rest of its own paint around it, the grown pixels
             taking the smooth fill (runtime/paint_grow.py); False: the marks as found.
+        jpeg_ringing: in a colour JPEG, add to each mark the pixels around it that its paint moved
+            in the file (the ring), with the paint's estimated effect taken out of them
+            (runtime/jpeg_ringing.py); False (default): the marks as found.
     """
 
     def __init__(self, model_path: Union[str, os.PathLike, bytes, None] = None, device: str = "auto",
                  provider: Optional[str] = None, threads: Optional[int] = None, tile: Optional[int] = None,
                  tile_budget: int = DEFAULT_TILE_BUDGET, batch_size: int = 1, precision: str = "auto",
                  coarse: bool = True, even_fill: bool = True, grow_subsampled: bool = True,
-                 paint_grow: bool = True):
+                 paint_grow: bool = True, jpeg_ringing: bool = False):
         self.model_path, self.model_choice = choose_model(model_path, precision, cpu=_runs_on_cpu(device, provider))
         self.session, self.info = make_session(self.model_path, device=device, provider=provider, threads=threads)
         self.metadata = self.info.metadata
@@ -106,6 +111,7 @@ class Restorer:
         self.even_fill = even_fill
         self.grow_subsampled = grow_subsampled
         self.paint_grow = paint_grow
+        self.jpeg_ringing = jpeg_ringing
         self.graph_cost = GraphCost.of(self.metadata, split=isinstance(self.runner, SplitRunner))
         self.memory = self.plan_memory()  # measured now: the process with its model loaded
         self._lock = threading.Lock()
@@ -160,29 +166,35 @@ class Restorer:
         return self.grow_subsampled and subsampling in GROWN_SUBSAMPLING
 
     def restore_rgb(self, rgb: np.ndarray, tile: Optional[int] = None, predicted: bool = True,
-                    grow: bool = False) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], int]:
+                    grow: bool = False, jpeg: Optional[JpegCoding] = None,
+                    orientation: int = 1) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], int]:
         """Restore one (H, W, 3) uint8 RGB array, tiled when large.
 
         Returns:
             restored (H, W, 3), mask (H, W) uint8 0/255, predicted (H, W, 3) or None (see
             `infer`: predicted=False), number of tiles (0 = one pass).
         """
-        return self.run_rgb(rgb, self.tile_for(rgb.shape[0], rgb.shape[1], tile), predicted=predicted, grow=grow)
+        return self.run_rgb(rgb, self.tile_for(rgb.shape[0], rgb.shape[1], tile), predicted=predicted, grow=grow,
+                            jpeg=jpeg, orientation=orientation)
 
     def run_rgb(self, rgb: np.ndarray, tile_size: Optional[int], window: Optional[int] = None,
-                predicted: bool = True, grow: bool = False) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], int]:
+                predicted: bool = True, grow: bool = False, jpeg: Optional[JpegCoding] = None,
+                orientation: int = 1) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], int]:
         """`restore_rgb` with the tiling decided by the caller (None: one pass); `window` as in
-        `tile_for`; `grow` as in `infer`, for the full-size pass (not the smaller copies)."""
+        `tile_for`; `grow` as in `infer`, for the full-size pass (not the smaller copies);
+        `jpeg` and `orientation` as in `after_graph`."""
         restored, mask, raw, tiles = self._full_size(rgb, tile_size, window, predicted, grow)
-        restored, mask = self.after_graph(rgb, restored, mask, window)
+        restored, mask = self.after_graph(rgb, restored, mask, window, jpeg, orientation)
         return restored, mask, raw, tiles
 
     def after_graph(self, rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray,
-                    window: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+                    window: Optional[int] = None, jpeg: Optional[JpegCoding] = None,
+                    orientation: int = 1) -> Tuple[np.ndarray, np.ndarray]:
         """The steps around the graph, on a full-size pass's restored (H, W, 3) and mask (H, W)
         0/255: what smaller copies of a large image find (runtime/pyramid.py), each flat mark
-        grown over its paint (runtime/paint_grow.py), then the fill inside the mask evened out
-        (runtime/fill.py); each as it was when switched off."""
+        grown over its paint (runtime/paint_grow.py), for a JPEG (`jpeg`: how it was coded,
+        `orientation`: its EXIF turn) the ring its paint left (runtime/jpeg_ringing.py), then the
+        fill inside the mask evened out (runtime/fill.py); each as it was when switched off."""
         restored, mask = self._add_coarse(rgb, restored, mask, window)
         grown = grow_over_paint(rgb, mask) if self.paint_grow else None
         grown = grown if grown is not None and grown.any() else None
@@ -190,6 +202,10 @@ class Restorer:
             mask = np.where(grown, np.uint8(255), mask)
         if self.even_fill or grown is not None:  # grown pixels hold paint: they take the smooth fill alone
             restored = even_fill(rgb, restored, mask, blend=BLEND if self.even_fill else 1.0, smooth_only=grown)
+        if self.jpeg_ringing and jpeg is not None:  # the ring the file's paint left, judged from the filled marks
+            ring = remove_ringing(rgb, restored, mask, jpeg.qtables, jpeg.subsampling, orientation)
+            if ring.any():
+                mask = np.where(ring, np.uint8(255), mask)
         return restored, mask
 
     def _add_coarse(self, rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray,
@@ -234,8 +250,9 @@ class Restorer:
         pil = to_pil(image) if as_array else image
         prep = prepare(pil)
         jpeg = not as_array and getattr(image, "format", None) in ("JPEG", "MPO")
-        grow = jpeg and self.grows(JpegImagePlugin.get_sampling(image))
-        restored, mask, raw, tiles = self.restore_rgb(prep.rgb, tile, predicted, grow)
+        coding = JpegCoding(dict(getattr(image, "quantization", None) or {}), JpegImagePlugin.get_sampling(image)) if jpeg else None
+        grow = jpeg and self.grows(coding.subsampling)
+        restored, mask, raw, tiles = self.restore_rgb(prep.rgb, tile, predicted, grow, coding)
         out = finish(prep, restored, mask > 0)
         share = float((mask > 0).mean())
         if as_array:

@@ -46,3 +46,14 @@ def test_score_of_an_untouched_file_is_its_input():
     row = score(case, case.data, np.zeros(case.case.mask.shape, bool))
     assert row["identical"] == 1.0 and row["worse"] == 0.0 and row["psnr"] == row["psnr_input"]
     assert row["mask_iou"] == 0.0 and row["psnr_outside_vs_input"] == 100.0
+
+
+def test_the_paint_alone_against_the_damage():
+    """A saved JPEG's damage is its shapes and the ring around them: a mask of exactly the shapes
+    scores below 1 against it (the ceiling of a mask that finds only paint); a PNG's is the paint."""
+    png, jpeg = make_cases("png", "selection", 1)[0], make_cases("jpeg-75-420", "selection", 1)[0]
+    assert np.array_equal(png.paint, png.case.mask)
+    assert not (jpeg.paint & ~jpeg.case.mask).any() and jpeg.case.mask.sum() > jpeg.paint.sum()
+    exact = score(jpeg, jpeg.data, jpeg.paint)
+    assert exact["mask_iou_paint"] == 1.0 and exact["paint_iou"] == exact["mask_iou"] < 0.95
+    assert score(png, png.data, png.paint)["paint_iou"] == 1.0

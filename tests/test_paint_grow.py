@@ -69,6 +69,34 @@ def test_a_mark_that_is_not_one_flat_colour_is_not_grown():
     assert not grow_over_paint(rgb, mask).any()
 
 
+def test_touching_marks_of_two_paints_each_grow_over_their_own():
+    """Two squares of different paint side by side, found as one mark with the inside of each
+    missed in places: each grows over its own paint, and neither over the other's or the photo."""
+    rgb, square = _photo()
+    other = np.zeros_like(square)
+    other[40:80, 100:130] = True
+    rgb[other] = (40, 190, 170)
+    both = square | other
+    mask = both.copy()
+    mask[50:70, 70:90] = False  # a pocket in each, and the far end of the second
+    mask[45:75, 110:130] = False
+    grown = grow_over_paint(rgb, mask)
+    assert np.array_equal(grown, both & ~mask)
+
+
+def test_shades_of_one_colour_are_not_paints():
+    """A mark over a shaded surface (three pinks 21 to 24 levels apart, as the lit and shaded
+    sides of one object) is a patch of photo: it is not split into paints, and grows over nothing."""
+    rgb, square = _photo()
+    rgb[40:80, 60:80] = (234, 99, 180)  # half of it
+    rgb[40:80, 80:88] = (228, 120, 200)
+    rgb[40:80, 88:100] = (234, 75, 160)
+    rgb[40:80, 100:110] = (234, 75, 160)  # that shade goes on beside the mark
+    mask = np.zeros_like(square)
+    mask[40:80, 60:100] = True
+    assert not grow_over_paint(rgb, mask).any()
+
+
 def test_nothing_to_grow():
     rgb, square = _photo()
     assert not grow_over_paint(rgb, np.zeros_like(square)).any()

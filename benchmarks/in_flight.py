@@ -72,12 +72,22 @@ def _rgba(rgb: np.ndarray) -> Image.Image:
     return Image.fromarray(np.dstack([rgb, _alpha(rgb)]))
 
 
+def _turned_jpeg(rgb: np.ndarray, path: Path, subsampling: int) -> None:
+    """A JPEG tagged with EXIF orientation 6, as a phone held upright writes it: shown turned,
+    and written back block by block on its own grid (the pixels turned back first)."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(rgb).save(path, "JPEG", quality=92, subsampling=subsampling, exif=exif.tobytes())
+
+
 # name -> (suffix, writer of the painted photo); what the gate's Header says of each is read
 # back from the file itself.
 KINDS: Dict[str, tuple] = {
     "JPEG 4:2:0": (".jpg", lambda a, p: Image.fromarray(a).save(p, "JPEG", quality=92, subsampling=2)),
     "JPEG 4:2:2": (".jpg", lambda a, p: Image.fromarray(a).save(p, "JPEG", quality=92, subsampling=1)),
     "JPEG 4:4:4": (".jpg", lambda a, p: Image.fromarray(a).save(p, "JPEG", quality=92, subsampling=0)),
+    "JPEG 4:2:0 turned by EXIF": (".jpg", lambda a, p: _turned_jpeg(a, p, 2)),
+    "JPEG 4:4:4 turned by EXIF": (".jpg", lambda a, p: _turned_jpeg(a, p, 0)),
     "JPEG grey": (".jpg", lambda a, p: Image.fromarray(a).convert("L").save(p, "JPEG", quality=92)),
     "PNG RGB": (".png", lambda a, p: Image.fromarray(a).save(p, "PNG", compress_level=1)),
     "PNG grey": (".png", lambda a, p: Image.fromarray(a).convert("L").save(p, "PNG", compress_level=1)),

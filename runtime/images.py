@@ -535,6 +535,7 @@ class Header:
     held: int = 0  # bytes the decoder holds besides the pixels (a WebP's whole file)
     file_bytes: int = 0  # the file's size
     coefficients: float = 0.0  # a JPEG written back as JPEG: its DCT coefficients per pixel (3 at 4:4:4, 1.5 at 4:2:0)
+    turned: bool = False  # that JPEG is turned by its EXIF orientation (its write turns the pixels back)
 
 
 # Header -> None, or ImageError: the caller's say on whether an image of that size may be decoded
@@ -641,13 +642,14 @@ def _header(img: Image.Image, head: bytes, size: int, write_format: Optional[str
     mode = img.mode
     if write_format in (None, "PNG") and _png16_colour(img, head):
         mode = {"LA": "LA;16", "RGB": "RGB;16", "RGBA": "RGBA;16"}.get(mode, mode)
-    coefficients = 0.0
+    coefficients, turned = 0.0, False
     layers = getattr(img, "layer", None) if img.format in JPEG_FORMATS else None
     if write_format in (None, "JPEG") and layers:
         h_max, v_max = max(layer[1] for layer in layers), max(layer[2] for layer in layers)
         coefficients = sum(layer[1] * layer[2] for layer in layers) / (h_max * v_max)
+        turned = img.getexif().get(0x0112) in _ORIENT  # read from the header's APP1, nothing decoded
     return Header(img.width, img.height, mode, img.format or "", held=size if img.format == "WEBP" else 0,
-                  file_bytes=size, coefficients=coefficients)
+                  file_bytes=size, coefficients=coefficients, turned=turned)
 
 
 def _decode_source(img: Image.Image, f: BinaryIO, head: bytes, allow_lossy: bool,

@@ -46,6 +46,10 @@ WIDE_BYTES_PER_PIXEL = {"LA": 28, "RGBA": 28, "PA": 28, "La": 28, "RGBa": 28, "L
 # whole-image buffers of its own (measured: 37 bytes a pixel for RGBA, against 8 for a lossy
 # RGB one; which it is shows only past the header, so every WebP is counted as lossless).
 WEBP_BYTES_PER_PIXEL = 40
+# A colour JPEG written back block by block, before its write: it is decoded to RGB at once (no
+# other mode's pixels kept aside; 12.9-13.6 measured at 4:2:0, write included). Its write,
+# below, is counted on its own and binds at 4:2:2, 4:4:4 and where EXIF turned the photo.
+JPEG_BYTES_PER_PIXEL = 15
 # --save-predicted: the raw prediction (RGB) held beside the rest until it is written (measured
 # 3.1-4.3 more on a 4:2:0 JPEG; its PNG is encoded once the restored image is written and freed).
 PREDICTED_BYTES_PER_PIXEL = 4
@@ -55,6 +59,10 @@ PREDICTED_BYTES_PER_PIXEL = 4
 # again, libjpeg's copy, the output).
 JPEG_WRITE_BYTES_PER_PIXEL = 10
 COEFFICIENT_BYTES = 2 * 2
+# ... and where EXIF turned the photo, its restored pixels and masks turned back to the file's
+# grid beside them (measured 15.0-15.6 at 4:2:0 turned against 12.9-13.6 not, 20.3 at 4:4:4
+# turned against 18.2-18.4: benchmarks/results/in-flight-jpeg.md).
+TURNED_WRITE_BYTES_PER_PIXEL = 2
 # ONNX Runtime's working set per input pixel of one call (memory patterns off, arena on, see
 # runtime/session.py), measured for the shipped graphs (base_channels 16): int8 one view, whole
 # and run as two halves on one arena with a first region of `arena_region` bytes
@@ -75,7 +83,10 @@ def in_flight_bytes(header: Header, predicted: bool = False) -> int:
     if header.format == "WEBP":
         per_pixel = WEBP_BYTES_PER_PIXEL
     if header.coefficients:
-        write = pixels * (JPEG_WRITE_BYTES_PER_PIXEL + COEFFICIENT_BYTES * header.coefficients) + 3 * header.file_bytes
+        if header.mode == "RGB":
+            per_pixel = JPEG_BYTES_PER_PIXEL
+        turned = TURNED_WRITE_BYTES_PER_PIXEL if header.turned else 0
+        write = pixels * (JPEG_WRITE_BYTES_PER_PIXEL + turned + COEFFICIENT_BYTES * header.coefficients) + 3 * header.file_bytes
         return max(pixels * per_pixel, int(write)) + header.held
     return pixels * per_pixel + header.held
 

@@ -28,9 +28,11 @@ from runtime.batch import RunOptions, run_folder
 from runtime.images import Header
 from runtime.memory import (
     IMAGE_BYTES_PER_PIXEL,
+    JPEG_BYTES_PER_PIXEL,
     JPEG_WRITE_BYTES_PER_PIXEL,
     MB,
     PREDICTED_BYTES_PER_PIXEL,
+    TURNED_WRITE_BYTES_PER_PIXEL,
     WEBP_BYTES_PER_PIXEL,
     WIDE_BYTES_PER_PIXEL,
     GraphCost,
@@ -125,6 +127,12 @@ def test_the_header_says_what_the_image_will_hold(tmp_path):
     Image.fromarray(rgb[..., 0]).save(tmp_path / "grey.jpg")
     assert _header(tmp_path / "grey.jpg").coefficients == 1.0 and _header(tmp_path / "grey.jpg").mode == "L"
     assert _header(tmp_path / "s0.jpg", "PNG").coefficients == 0  # written as PNG: no blocks kept
+    assert not _header(tmp_path / "s2.jpg").turned
+    exif = Image.Exif()
+    exif[0x0112] = 6  # a phone held upright
+    Image.fromarray(rgb).save(tmp_path / "turned.jpg", quality=90, exif=exif.tobytes())
+    assert _header(tmp_path / "turned.jpg").turned and _header(tmp_path / "turned.jpg").width == 64  # as coded
+    assert not _header(tmp_path / "turned.jpg", "PNG").turned  # no block write to turn back for
     deep = (RNG.integers(0, 65536, (48, 64 * 3))).astype(np.uint16)
     with open(tmp_path / "deep.png", "wb") as f:
         png.Writer(64, 48, greyscale=False, bitdepth=16).write(f, deep)
@@ -145,7 +153,15 @@ def test_in_flight_bytes_follow_what_the_image_holds():
     j444 = Header(4000, 3000, "RGB", file_bytes=6_000_000, coefficients=3.0)
     assert in_flight_bytes(j444) == px * (JPEG_WRITE_BYTES_PER_PIXEL + 2 * 2 * 3) + 3 * 6_000_000 > in_flight_bytes(rgb)
     j420 = Header(4000, 3000, "RGB", file_bytes=1_000_000, coefficients=1.5)
-    assert in_flight_bytes(j420) == in_flight_bytes(rgb)  # its write holds less than the steps before it
+    assert in_flight_bytes(j420) == px * (JPEG_WRITE_BYTES_PER_PIXEL + 2 * 2 * 1.5) + 3 * 1_000_000 < in_flight_bytes(rgb)
+    # Its steps before the write hold less than other 8-bit kinds' (decoded to RGB at once) ...
+    small_write = Header(4000, 3000, "RGB", file_bytes=1, coefficients=0.01)
+    assert in_flight_bytes(small_write) == px * JPEG_BYTES_PER_PIXEL < in_flight_bytes(rgb)
+    # ... but not a grey JPEG's (its L pixels and their RGB view).
+    assert in_flight_bytes(Header(4000, 3000, "L", file_bytes=1, coefficients=0.01)) == in_flight_bytes(grey)
+    # Turned by EXIF, its write holds its pixels and masks turned back too.
+    turned = Header(4000, 3000, "RGB", file_bytes=1_000_000, coefficients=1.5, turned=True)
+    assert in_flight_bytes(turned) == in_flight_bytes(j420) + px * TURNED_WRITE_BYTES_PER_PIXEL
     assert in_flight_bytes(Header(40, 30, "RGBA", held=5000)) == 40 * 30 * WIDE_BYTES_PER_PIXEL["RGBA"] + 5000
     assert in_flight_bytes(rgb, predicted=True) == px * (IMAGE_BYTES_PER_PIXEL + PREDICTED_BYTES_PER_PIXEL)
     webp = Header(40, 30, "RGBA", "WEBP", held=5000, file_bytes=5000)  # its encoder's buffers, and its file while decoded

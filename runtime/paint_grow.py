@@ -8,10 +8,16 @@ mask took for paint) is grown, pixel by pixel (8-connected), over the pixels aro
 colour is within `TOLERANCE` levels of its paint, at most `STEPS` pixels out. Its paint is the
 median colour of its inner pixels (the mark eroded by a pixel, away from its rim); it is flat
 when three quarters of those lie within `FLAT` levels of that median. A mark with fewer than
-`MIN_INNER` inner pixels is too small to tell paint from photo, and one that would more than
-double is left as found: it is chasing a region of the photo in the paint's colour (on a
-selection photo a 28-pixel speck the mask took from a cat's fur would have grown by 393 pixels
-of fur).
+`MIN_INNER` inner pixels is too small to tell paint from photo (a 28-pixel speck the mask once
+took from a cat's fur on a selection photo would have grown by 393 pixels of fur), and one that
+would grow to more than `GROWTH` times what was found is left as found: it is chasing a region
+of the photo in the paint's colour. `GROWTH` was 2 until the selection photos showed that every
+mark it stopped was paint, large squares found only in part (a 120-pixel olive square on a dark
+sky, 1,311 of its pixels found at JPEG 90); of 2, 4, 8, 16 and no limit, 16 gained most without
+a file further (+0.04 / +0.20 / +0.02 / +0.31 dB at JPEG 75 / 90 / 95 / 95 4:4:4, 6 files
+closer, PNG, whole photos, 12 Mpx and clean files unchanged; benchmarks/results/selection5-grow16.md
+against selection5-paint-colours.md); with no limit a 12 Mpx photo's mark grew into the photo
+(-0.32 dB).
 
 Marks of different paint that touch are found as one mark, which is not one flat colour. Such
 a mark is split into its paints (`_paints`: up to `COLOURS`, each the commonest colour left and
@@ -55,6 +61,7 @@ TOLERANCE = 16  # levels (the largest of the three channels) from the mark's pai
 STEPS = 32  # the farthest a mark grows, in pixels
 FLAT = 12  # levels: three quarters of a mark's inner pixels this close to its paint
 MIN_INNER = 16  # inner pixels a mark needs to be judged flat (and each colour of a mark of several)
+GROWTH = 16  # a mark grows to at most this many times what was found, or not at all
 COLOURS = 3  # the most paints one mark is split into (marks of different paint that touch)
 BIN = 8  # levels per channel of the histogram a mark of several paints is split by
 
@@ -103,8 +110,8 @@ def _paints(pixels: np.ndarray) -> List[np.ndarray]:
 
 def _grow(region: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     """`region` grown a pixel at a time over `allowed`, at most `STEPS` pixels; empty where it
-    would more than double (a region of the photo in the paint's colour)."""
-    start, limit = region, 2 * int(region.sum())
+    would grow to more than `GROWTH` times its size (a region of the photo in the paint's colour)."""
+    start, limit = region, GROWTH * int(region.sum())
     for _ in range(STEPS):
         step = dilated(region) & allowed
         if np.array_equal(step, region):

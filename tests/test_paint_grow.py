@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from runtime.fill import even_fill
-from runtime.paint_grow import FLAT, STEPS, TOLERANCE, grow_over_paint
+from runtime.paint_grow import FLAT, GROWTH, STEPS, TOLERANCE, grow_over_paint
 
 PAINT = (200, 40, 160)
 
@@ -47,16 +47,26 @@ def test_it_grows_at_most_steps_pixels():
     assert cols.min() == 40 and cols.max() == 40 + STEPS - 1  # one pixel a step, STEPS steps
 
 
-def test_a_mark_that_would_more_than_double_or_is_too_small_is_left_as_found():
-    rgb, square = _photo((60, 200))
-    rgb[20:30, :] = PAINT
+def test_a_mark_that_would_grow_too_far_or_is_too_small_is_left_as_found():
+    rgb, square = _photo((120, 160))
+    rgb[:, :] = PAINT  # the paint's colour everywhere: a region of the photo, not a mark
     mask = np.zeros(square.shape, bool)
-    mask[20:30, 0:20] = True  # 200 pixels, would grow by 10 x STEPS = 320 along the strip
-    assert not grow_over_paint(rgb, mask).any()
+    mask[50:58, 70:78] = True  # 64 pixels that would grow to 72x72, 81 times as many
+    assert (72 * 72) > GROWTH * 64 and not grow_over_paint(rgb, mask).any()
     rgb, square = _photo()
     speck = np.zeros_like(square)
     speck[40:45, 60:65] = True  # inside the paint, but 9 inner pixels: too few to judge
     assert not grow_over_paint(rgb, speck).any()
+
+
+def test_a_large_mark_found_in_part_grows_over_all_of_it():
+    """A 40x40 square of paint of which a 12x12 corner was found (a large flat mark the mask is
+    unsure of): it grows over the rest, 11 times what was found, within GROWTH."""
+    rgb, square = _photo()
+    mask = np.zeros_like(square)
+    mask[40:52, 60:72] = True
+    assert square.sum() <= GROWTH * mask.sum()
+    assert np.array_equal(grow_over_paint(rgb, mask), square & ~mask)
 
 
 def test_a_mark_that_is_not_one_flat_colour_is_not_grown():

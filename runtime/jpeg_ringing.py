@@ -121,16 +121,14 @@ def remove_ringing(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, qtab
         x0, x1 = _grid(int(c0), int(c1), w, steps[1], flips[1])
         if (y1 - y0) * (x1 - x0) > MAX_BOX:
             continue  # a camera-size mark: left as found (module docstring)
-        inside, window = marked[y0:y1, x0:x1], rgb[y0:y1, x0:x1]
-        filled = restored[y0:y1, x0:x1]
-        painted = np.where(inside[..., None], window, filled)  # (h, w, 3) the marks as the file has them
+        inside, window, out = marked[y0:y1, x0:x1], rgb[y0:y1, x0:x1], restored[y0:y1, x0:x1]
+        filled, painted = out, np.where(inside[..., None], window, out)  # (h, w, 3): the marks as the file has them
         if back is not None:  # saved in the orientation it was coded in, on its own grid
             painted, filled = back(painted), back(filled)
         moved = _saved(painted, params) - _saved(filled, params)  # (h, w, 3) int16, as coded
         if again is not None:
             moved = again(moved)
         mine = (np.abs(moved).max(axis=-1) > levels) & ~inside & ~ring[y0:y1, x0:x1]  # (h, w)
-        filled = restored[y0:y1, x0:x1]
-        filled[mine] = np.clip(window[mine].astype(np.int16) - moved[mine], 0, 255).astype(np.uint8)
+        out[mine] = np.clip(window[mine].astype(np.int16) - moved[mine], 0, 255).astype(np.uint8)  # a view: in place
         ring[y0:y1, x0:x1] |= mine
     return ring

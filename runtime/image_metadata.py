@@ -101,8 +101,7 @@ def _capture_format(img: Image.Image, f: BinaryIO, info) -> None:
     if img.format in JPEG_FORMATS:
         info.comment = img.info.get("comment") or None
         info.jpeg_segments = _jpeg_segments(img)
-        info.jpeg = JpegCoding(dict(getattr(img, "quantization", None) or {}), JpegImagePlugin.get_sampling(img),
-                               bool(img.info.get("progressive")), _sampling(img))
+        info.jpeg = jpeg_coding(img)
     elif img.format == "PNG":
         rebuilt = PNG_REBUILT if info.dpi else PNG_REBUILT - {b"pHYs"}  # an aspect-only pHYs is carried
         info.png_chunks = [(tag, body) for tag, body in png_chunk_list(f)
@@ -110,6 +109,12 @@ def _capture_format(img: Image.Image, f: BinaryIO, info) -> None:
         info.grey_bits = png_grey_bits(f)
     elif img.format == "TIFF":
         info.tiff_tags = {tag: value for tag, value in img.tag_v2.items() if tag not in TIFF_LAYOUT}
+
+
+def jpeg_coding(img: Image.Image) -> JpegCoding:
+    """How an opened JPEG was coded: its tables, subsampling, progressiveness and sampling factors."""
+    return JpegCoding(dict(getattr(img, "quantization", None) or {}), JpegImagePlugin.get_sampling(img),
+                      bool(img.info.get("progressive")), _sampling(img))
 
 
 def _jpeg_segments(img: Image.Image) -> List[Tuple[str, bytes]]:

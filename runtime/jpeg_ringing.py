@@ -54,32 +54,15 @@ LEVELS = 8  # a pixel the saved paint moved by more than this, in some channel, 
 MCU = {0: (8, 8), 1: (16, 8), 2: (16, 16)}
 
 
-def _shown_grid(orientation: int, step_rows: int, step_cols: int) -> Tuple[Tuple[int, int], Tuple[bool, bool]]:
-    """The block grid of a photo as shown, coded with MCUs of `step_rows` x `step_cols` pixels
-    and turned by its EXIF `orientation`: the step along the shown rows and columns, and whether
-    each shown axis has its grid lines counted from its end (it runs backwards in the file)."""
-    if orientation == 1:
-        return (step_rows, step_cols), (False, False)
-    probe = _ORIENT[orientation](np.arange(6).reshape(2, 3, 1))  # coded (2, 3): value = row * 3 + col
-    swapped = probe.shape[0] == 3
-    row, col = divmod(int(probe[0, 0, 0]), 3)  # the coded pixel shown at the top left
-    if swapped:
-        return (step_cols, step_rows), (col == 2, row == 1)
-    return (step_rows, step_cols), (row == 1, col == 2)
-
-
 def ringing_applies(qtables: Optional[dict], subsampling: Optional[int], orientation: int = 1) -> bool:
     """Whether a JPEG coded this way gets its ring found: a colour JPEG with its tables known."""
     return bool(qtables) and len(qtables) >= 2 and subsampling in MCU and (orientation == 1 or orientation in _ORIENT)
 
 
-def _grid(lo: int, hi: int, size: int, step: int, backwards: bool) -> Tuple[int, int]:
-    """[lo, hi) widened by a step each way and out to the block grid of an axis of `size` pixels
-    whose grid lines lie at multiples of `step` from its start (from its end when `backwards`)."""
-    offset = size % step if backwards else 0
-    lo = max(0, (lo - step - offset) // step * step + offset)
-    hi = min(size, -(-(hi + step - offset) // step) * step + offset)
-    return lo, hi
+def _grid(lo: int, hi: int, size: int, step: int) -> Tuple[int, int]:
+    """[lo, hi) widened by a step each way and out to the block grid (multiples of `step`) of an
+    axis of `size` pixels."""
+    return max(0, (lo - step) // step * step), min(size, -(-(hi + step) // step) * step)
 
 
 def _saved(pixels: np.ndarray, params: dict) -> np.ndarray:
@@ -107,27 +90,26 @@ def remove_ringing(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, qtab
         (H, W) bool: the ring (none of it in `mask`); `restored` changed there only.
     """
     marked = mask > 0
-    ring = np.zeros_like(marked)
     if not marked.any() or not ringing_applies(qtables, subsampling, orientation):
-        return ring
+        return np.zeros_like(marked)
+    if orientation != 1:  # on the file's own grid: views of the arrays turned back, written through
+        back = _UNTURN[orientation]
+        coded = remove_ringing(back(rgb), back(restored), back(marked[..., None])[..., 0], qtables, subsampling,
+                               levels=levels)
+        return np.ascontiguousarray(_ORIENT[orientation](coded[..., None])[..., 0])
+    ring = np.zeros_like(marked)
     step_x, step_y = MCU[subsampling]
-    steps, flips = _shown_grid(orientation, step_y, step_x)
-    back, again = (_UNTURN[orientation], _ORIENT[orientation]) if orientation != 1 else (None, None)
     params = {"qtables": qtables, "subsampling": subsampling}
     h, w = marked.shape
     _labels, _count, boxes = label_with_boxes(marked)
     for r0, r1, c0, c1 in boxes[1:]:
-        y0, y1 = _grid(int(r0), int(r1), h, steps[0], flips[0])
-        x0, x1 = _grid(int(c0), int(c1), w, steps[1], flips[1])
+        y0, y1 = _grid(int(r0), int(r1), h, step_y)
+        x0, x1 = _grid(int(c0), int(c1), w, step_x)
         if (y1 - y0) * (x1 - x0) > MAX_BOX:
             continue  # a camera-size mark: left as found (module docstring)
         inside, window, out = marked[y0:y1, x0:x1], rgb[y0:y1, x0:x1], restored[y0:y1, x0:x1]
-        filled, painted = out, np.where(inside[..., None], window, out)  # (h, w, 3): the marks as the file has them
-        if back is not None:  # saved in the orientation it was coded in, on its own grid
-            painted, filled = back(painted), back(filled)
-        moved = _saved(painted, params) - _saved(filled, params)  # (h, w, 3) int16, as coded
-        if again is not None:
-            moved = again(moved)
+        painted = np.where(inside[..., None], window, out)  # (h, w, 3): the marks as the file has them
+        moved = _saved(painted, params) - _saved(out, params)  # (h, w, 3) int16
         mine = (np.abs(moved).max(axis=-1) > levels) & ~inside & ~ring[y0:y1, x0:x1]  # (h, w)
         out[mine] = np.clip(window[mine].astype(np.int16) - moved[mine], 0, 255).astype(np.uint8)  # a view: in place
         ring[y0:y1, x0:x1] |= mine

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from PIL import Image, JpegImagePlugin
+from PIL import Image
 
 from runtime.default_model import choose_model
 from runtime.fill import BLEND, GROWN_SUBSAMPLING, even_fill
-from runtime.image_metadata import JpegCoding
+from runtime.image_metadata import JpegCoding, jpeg_coding
 from runtime.images import finish, prepare, to_pil
 from runtime.jpeg_ringing import remove_ringing
 from runtime.memory import GraphCost, MemoryPlan, plan_memory
@@ -250,7 +250,7 @@ class Restorer:
         pil = to_pil(image) if as_array else image
         prep = prepare(pil)
         jpeg = not as_array and getattr(image, "format", None) in ("JPEG", "MPO")
-        coding = JpegCoding(dict(getattr(image, "quantization", None) or {}), JpegImagePlugin.get_sampling(image)) if jpeg else None
+        coding = jpeg_coding(image) if jpeg else None
         grow = jpeg and self.grows(coding.subsampling)
         restored, mask, raw, tiles = self.restore_rgb(prep.rgb, tile, predicted, grow, coding)
         out = finish(prep, restored, mask > 0)

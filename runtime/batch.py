@@ -452,7 +452,7 @@ class _Pipeline:
             try:  # large marks from smaller copies, the fill evened out (Restorer.after_graph)
                 window = it.reserved.window if it.reserved else self.window
                 image, found = self.restorer.after_graph(it.prep.rgb, restored[j], mask[j, ..., 0], window,
-                                                         it.source.jpeg, it.source.orientation)
+                                                         it.source.jpeg, it.source.orientation, self._exact(it))
             except Exception as e:
                 self._failed(it, e)
                 continue
@@ -466,7 +466,8 @@ class _Pipeline:
             restored, mask, predicted, tiles = self.restorer.run_rgb(item.prep.rgb, size, window,
                                                                      predicted=self.options.save_predicted,
                                                                      grow=self._grows(item), jpeg=item.source.jpeg,
-                                                                     orientation=item.source.orientation)
+                                                                     orientation=item.source.orientation,
+                                                                     exact=self._exact(item))
         except Exception as e:
             self._failed(item, e)
             return
@@ -489,6 +490,10 @@ class _Pipeline:
     def _grows(self, item: Loaded) -> bool:
         """Whether this image's mask is grown by a pixel: a JPEG with subsampled chroma (Restorer.grows)."""
         return item.source.jpeg is not None and self.restorer.grows(item.source.jpeg.subsampling)
+
+    def _exact(self, item: Loaded) -> bool:
+        """Whether this image's colours are exact at full resolution (Restorer.exact)."""
+        return self.restorer.exact(item.source.lossless, item.source.jpeg)
 
     def _failed(self, item: Loaded, error: Exception) -> None:
         _fail(item.job.record, f"inference failed: {one_line(error)}")

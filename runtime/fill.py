@@ -22,6 +22,17 @@ pocket the mark encloses (paint the mask missed inside a mark: on one whole sele
 pockets tinted the fill of a magenta mark and cost 2.4 dB until they were left out). Only the
 mask's own pixels change; every pixel outside it stays the input's, bit for bit.
 
+Near the edge: in a file whose colours are exact at full resolution (lossless, or a JPEG whose
+chroma is not subsampled), the masked pixels within `EXACT_EDGE` steps of an unmasked pixel take
+the smooth fill alone: drawn through the photo's own pixels a few steps away, it is closer to the
+photo there than the network's noisier fill. In a 4:2:0 file the paint's colour bleeds past the
+mask and the smooth fill reads some of it, so the network's share helps near the edge too. On the
+selection photos the best share by distance from the edge, fitted on the two fills, was below 0
+within 16 pixels on PNG and 4:4:4 crops and 0.1-0.5 throughout on 4:2:0 ones; widths 6 to 16 gained
+most on PNG crops, and 8 was taken: +0.36 dB on PNG crops and +0.05 on 4:4:4 crops through the real
+`restore-run`, every other kind unchanged (benchmarks/results/selection5-exact-edge.md against
+selection5-grow16.md).
+
 Each mark (an 8-connected region of the mask) is filled from a box around it, grown by half
 its longer side (between `MIN_MARGIN` and `MAX_MARGIN` pixels) so the smooth fill sees the
 mark's surroundings; a mark whose box would exceed `MAX_BOX` pixels keeps the network's fill
@@ -45,6 +56,10 @@ from runtime.pyramid import label, label_with_boxes
 # over its edge by a chroma pixel, and the mask stops short of it.
 GROWN_SUBSAMPLING = (1, 2)
 BLEND = 0.25  # the network's share of a masked pixel; the smooth fill has the rest
+# In a file whose colours are exact at full resolution (not a JPEG or WebP with subsampled
+# chroma), masked pixels this close to the mask's edge (8-connected steps from an unmasked pixel)
+# take the smooth fill alone (`even_fill(..., edge=)`): see "Near the edge" in the docstring.
+EXACT_EDGE = 8
 CLEAR = 0  # pixels within this many of the mask (8-connected) are not read by the smooth fill
 MIN_MARGIN, MAX_MARGIN = 8, 128
 # The smooth fill's relaxation: sweeps at full size and at each coarser level, and the
@@ -159,7 +174,7 @@ def _box_with_margin(box, shape: Tuple[int, int]) -> Tuple[int, int, int, int]:
 
 
 def even_fill(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, blend: float = BLEND,
-              clear: int = CLEAR, smooth_only: Optional[np.ndarray] = None) -> np.ndarray:
+              clear: int = CLEAR, smooth_only: Optional[np.ndarray] = None, edge: int = 0) -> np.ndarray:
     """Average the network's fill inside each mark with a smooth fill (module docstring).
 
     Args:
@@ -170,10 +185,15 @@ def even_fill(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, blend: fl
             the smooth fill does not read (`BLEND`, `CLEAR`; benchmarks/fill_sweep.py tries others).
         smooth_only: (H, W) bool, masked pixels that take the smooth fill alone: they hold paint,
             not a network fill (a mark grown over its paint, runtime/paint_grow.py).
+        edge: masked pixels within this many steps (8-connected) of an unmasked pixel take the
+            smooth fill alone (`EXACT_EDGE` for a file whose colours are exact; 0: none). At most
+            `MIN_MARGIN`, so every such unmasked pixel lies in the mark's box.
 
     Returns:
         `restored`; pixels outside the mask are not touched.
     """
+    if not 0 <= edge <= MIN_MARGIN:
+        raise ValueError(f"edge must lie in 0..{MIN_MARGIN}, got {edge}")
     marked = mask > 0
     if not marked.any():
         return restored
@@ -183,7 +203,12 @@ def even_fill(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, blend: fl
         if (y1 - y0) * (x1 - x0) > MAX_BOX:
             continue  # too large to fill here: the network's fill stays
         mine = labels[y0:y1, x0:x1] == i
-        if blend >= 1.0 and (smooth_only is None or not smooth_only[y0:y1, x0:x1][mine].any()):
+        # The masked pixels of this mark that take the smooth fill alone: grown paint, and those
+        # within `edge` of an unmasked pixel (the box reaches MIN_MARGIN >= edge past the mark).
+        alone = np.zeros(mine.shape, bool) if smooth_only is None else smooth_only[y0:y1, x0:x1] & mine
+        if edge:
+            alone |= mine & dilated(~marked[y0:y1, x0:x1], edge)
+        if blend >= 1.0 and not alone.any():
             continue  # nothing in it takes the smooth fill
         # Not read: the mask and the rim a JPEG's paint reaches past it (grown within the box and
         # CLEAR pixels around it, so the box's edge sees marks just outside it), and pockets.
@@ -194,7 +219,7 @@ def even_fill(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, blend: fl
             continue  # nothing around it to fill from
         smooth = smooth_fill(rgb[y0:y1, x0:x1], known)  # (h, w, 3) float32
         window = restored[y0:y1, x0:x1]
-        share = blend if smooth_only is None else np.where(smooth_only[y0:y1, x0:x1][mine], 0.0, blend)[:, None]
+        share = np.where(alone[mine], 0.0, blend)[:, None]
         mixed = share * window[mine].astype(np.float32) + (1.0 - share) * smooth[mine]
         window[mine] = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
     return restored

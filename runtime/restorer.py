@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from runtime.default_model import choose_model
-from runtime.fill import BLEND, GROWN_SUBSAMPLING, even_fill
+from runtime.fill import BLEND, EXACT_EDGE, GROWN_SUBSAMPLING, even_fill
 from runtime.image_metadata import JpegCoding, jpeg_coding
 from runtime.images import finish, prepare, to_pil
 from runtime.jpeg_ringing import remove_ringing
@@ -165,9 +165,15 @@ class Restorer:
         its mask grown (`infer`)."""
         return self.grow_subsampled and subsampling in GROWN_SUBSAMPLING
 
+    @staticmethod
+    def exact(lossless: bool, jpeg: Optional[JpegCoding]) -> bool:
+        """Whether a file holds its colours exactly at full resolution (`after_graph`'s `exact`):
+        lossless, or a JPEG whose chroma is not subsampled (4:4:4)."""
+        return lossless or (jpeg is not None and jpeg.subsampling not in GROWN_SUBSAMPLING)
+
     def restore_rgb(self, rgb: np.ndarray, tile: Optional[int] = None, predicted: bool = True,
-                    grow: bool = False, jpeg: Optional[JpegCoding] = None,
-                    orientation: int = 1) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], int]:
+                    grow: bool = False, jpeg: Optional[JpegCoding] = None, orientation: int = 1,
+                    exact: bool = True) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], int]:
         """Restore one (H, W, 3) uint8 RGB array, tiled when large.
 
         Returns:
@@ -175,33 +181,35 @@ class Restorer:
             `infer`: predicted=False), number of tiles (0 = one pass).
         """
         return self.run_rgb(rgb, self.tile_for(rgb.shape[0], rgb.shape[1], tile), predicted=predicted, grow=grow,
-                            jpeg=jpeg, orientation=orientation)
+                            jpeg=jpeg, orientation=orientation, exact=exact)
 
     def run_rgb(self, rgb: np.ndarray, tile_size: Optional[int], window: Optional[int] = None,
                 predicted: bool = True, grow: bool = False, jpeg: Optional[JpegCoding] = None,
-                orientation: int = 1) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], int]:
+                orientation: int = 1, exact: bool = True) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], int]:
         """`restore_rgb` with the tiling decided by the caller (None: one pass); `window` as in
         `tile_for`; `grow` as in `infer`, for the full-size pass (not the smaller copies);
-        `jpeg` and `orientation` as in `after_graph`."""
+        `jpeg`, `orientation` and `exact` as in `after_graph`."""
         restored, mask, raw, tiles = self._full_size(rgb, tile_size, window, predicted, grow)
-        restored, mask = self.after_graph(rgb, restored, mask, window, jpeg, orientation)
+        restored, mask = self.after_graph(rgb, restored, mask, window, jpeg, orientation, exact)
         return restored, mask, raw, tiles
 
     def after_graph(self, rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray,
                     window: Optional[int] = None, jpeg: Optional[JpegCoding] = None,
-                    orientation: int = 1) -> Tuple[np.ndarray, np.ndarray]:
+                    orientation: int = 1, exact: bool = True) -> Tuple[np.ndarray, np.ndarray]:
         """The steps around the graph, on a full-size pass's restored (H, W, 3) and mask (H, W)
         0/255: what smaller copies of a large image find (runtime/pyramid.py), each flat mark
         grown over its paint (runtime/paint_grow.py), for a JPEG (`jpeg`: how it was coded,
         `orientation`: its EXIF turn) the ring its paint left (runtime/jpeg_ringing.py), then the
-        fill inside the mask evened out (runtime/fill.py); each as it was when switched off."""
+        fill inside the mask evened out (runtime/fill.py; where the file's colours are `exact`,
+        see `exact`, the smooth fill alone near each mark's edge); each as it was when switched off."""
         restored, mask = self._add_coarse(rgb, restored, mask, window)
         grown = grow_over_paint(rgb, mask) if self.paint_grow else None
         grown = grown if grown is not None and grown.any() else None
         if grown is not None:
             mask = np.where(grown, np.uint8(255), mask)
         if self.even_fill or grown is not None:  # grown pixels hold paint: they take the smooth fill alone
-            restored = even_fill(rgb, restored, mask, blend=BLEND if self.even_fill else 1.0, smooth_only=grown)
+            restored = even_fill(rgb, restored, mask, blend=BLEND if self.even_fill else 1.0, smooth_only=grown,
+                                 edge=EXACT_EDGE if self.even_fill and exact else 0)
         if self.jpeg_ringing and jpeg is not None:  # the ring the file's paint left, judged from the filled marks
             ring = remove_ringing(rgb, restored, mask, jpeg.qtables, jpeg.subsampling, orientation)
             if ring.any():
@@ -249,10 +257,13 @@ class Restorer:
         as_array = isinstance(image, np.ndarray)
         pil = to_pil(image) if as_array else image
         prep = prepare(pil)
-        jpeg = not as_array and getattr(image, "format", None) in ("JPEG", "MPO")
+        fmt = None if as_array else getattr(image, "format", None)
+        jpeg = fmt in ("JPEG", "MPO")
         coding = jpeg_coding(image) if jpeg else None
         grow = jpeg and self.grows(coding.subsampling)
-        restored, mask, raw, tiles = self.restore_rgb(prep.rgb, tile, predicted, grow, coding)
+        # A WebP opened here may be lossy (4:2:0); an array or an image of another format is taken as exact.
+        exact = self.exact(fmt not in ("JPEG", "MPO", "WEBP"), coding)
+        restored, mask, raw, tiles = self.restore_rgb(prep.rgb, tile, predicted, grow, coding, exact=exact)
         out = finish(prep, restored, mask > 0)
         share = float((mask > 0).mean())
         if as_array:

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from runtime import fill
-from runtime.fill import BLEND, CLEAR, even_fill, smooth_fill
+from runtime.fill import BLEND, CLEAR, EXACT_EDGE, even_fill, smooth_fill
 
 RNG = np.random.default_rng(3)
 
@@ -79,6 +79,29 @@ def test_the_fill_is_the_blend_of_the_network_and_the_surroundings():
     assert CLEAR == 0 and BLEND == 0.25
     assert (out[mask > 0] == 125).all()
     assert np.array_equal(out[mask == 0], restored[mask == 0])  # outside the mask: untouched, bit for bit
+
+
+def test_near_the_edge_of_an_exact_file_the_smooth_fill_alone():
+    rgb, restored, mask = _painted()
+    rgb[38:72, 48:92] = 100  # no rim: the paint was exactly the mask (a PNG)
+    rgb[mask > 0] = 0
+    out = even_fill(rgb, restored.copy(), mask, edge=EXACT_EDGE)
+    # The mark is rows 40-69, columns 50-89. A pixel k rows (or columns) inside its edge is k + 1
+    # steps from the nearest unmasked pixel, so rows 48-61 and columns 58-81 are more than 8 away:
+    # by hand, 0.25 * 200 + 0.75 * 100 = 125 there, and the smooth fill alone, 100, elsewhere.
+    assert EXACT_EDGE == 8
+    deep = np.zeros(mask.shape, bool)
+    deep[48:62, 58:82] = True
+    assert (out[deep] == 125).all()
+    assert (out[(mask > 0) & ~deep] == 100).all()
+    assert np.array_equal(out[mask == 0], restored[mask == 0])
+    # Grown paint takes the smooth fill alone wherever it is, as before.
+    grown = np.zeros(mask.shape, bool)
+    grown[50:55, 60:70] = True
+    both = even_fill(rgb, restored.copy(), mask, smooth_only=grown, edge=EXACT_EDGE)
+    assert (both[grown] == 100).all() and (both[deep & ~grown] == 125).all()
+    with pytest.raises(ValueError, match="edge"):
+        even_fill(rgb, restored.copy(), mask, edge=fill.MIN_MARGIN + 1)
 
 
 def test_a_rim_of_clear_pixels_is_not_read():
@@ -240,3 +263,34 @@ def test_restorer_restore_grows_a_pillow_jpeg_by_its_subsampling(restorers):
     assert kept.any() and np.array_equal(grown, dilated(kept))
     as_array = grows.restore(np.asarray(Image.open(io.BytesIO(data)))).mask > 0  # an array has no file to read
     assert np.array_equal(as_array, kept)
+
+
+@pytest.mark.parametrize("save, exact", [("png", True), ("jpeg-95-444", True), ("jpeg-90-420", False),
+                                         ("webp-90", False)])
+def test_which_files_are_exact(restorers, monkeypatch, tmp_path, save, exact):
+    """A file whose colours are exact at full resolution (lossless, or a JPEG not subsampled) has
+    the smooth fill alone near each mark's edge: restore-run and Restorer.restore say so alike."""
+    import io
+
+    from runtime import Restorer
+    from runtime.batch import RunOptions, run_folder
+
+    seen = []
+    after_graph = Restorer.after_graph
+
+    def spy(self, *args, **kwargs):
+        seen.append(kwargs.get("exact", args[6] if len(args) > 6 else None))
+        return after_graph(self, *args, **kwargs)
+
+    monkeypatch.setattr(Restorer, "after_graph", spy)
+    _c, data, _x = _saved(save)
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / ("a" + {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}[save.split("-")[0]])).write_bytes(data)
+    grows, _ = restorers
+    result = run_folder(grows, src, tmp_path / "out", RunOptions(progress=False))
+    assert result.records[0].status == "ok", result.records[0].error
+    grows.restore(Image.open(io.BytesIO(data)))
+    assert seen == [exact, exact]
+    grows.restore(np.asarray(Image.open(io.BytesIO(data))))  # an array: taken as exact
+    assert seen[-1] is True

@@ -34,7 +34,7 @@ from runtime.report import NOT_AN_IMAGE
 # Image formats the runner does not restore: named when skipped, and a broken entry with one of
 # these suffixes fails (it was meant to be an image). Not exhaustive; anything else is "not an image".
 OTHER_IMAGE_SUFFIXES = frozenset(
-    ".apng .avif .heic .heif .jxl .jfif .jp2 .j2k .jpx .ico .cur .icns .psd .psb .xcf .tga .pcx .ppm .pgm .pbm "
+    ".apng .avif .heic .heif .jxl .jp2 .j2k .jpx .ico .cur .icns .psd .psb .xcf .tga .pcx .ppm .pgm .pbm "
     ".pnm .pfm .qoi .dds .exr .hdr .svg .svgz .eps .dib .xbm .xpm .sgi .ras .raw .dng .cr2 .cr3 .crw .nef .nrw "
     ".arw .srf .sr2 .orf .rw2 .raf .pef .srw .x3f .kdc .erf .mos .3fr .iiq".split()
 )

@@ -98,6 +98,23 @@ def test_jpeg_written_with_its_own_tables_and_subsampling(name, finds_all, tmp_p
     assert not np.array_equal(np.asarray(got), np.asarray(src))  # restored (every pixel replaced), not copied
 
 
+def test_a_jfif_file_is_a_jpeg_written_back_under_its_own_name(finds_all, finds_nothing, tmp_path):
+    # Browsers on Windows save downloaded JPEGs as .jfif: the same file, restored and written back alike.
+    inp = tmp_path / "in"
+    inp.mkdir()
+    Image.fromarray(_photo()).save(inp / "download.jfif", "JPEG", quality=80, subsampling=2)
+    result, report = _run(finds_all, inp, tmp_path / "changed")
+    assert result.exit_code == 0, result.output
+    got, src = Image.open(tmp_path / "changed" / "download.jfif"), Image.open(inp / "download.jfif")
+    assert got.format == "JPEG" and _records(report)["download.jfif"]["written"] == "changed"
+    assert got.quantization == src.quantization and JpegImagePlugin.get_sampling(got) == 2
+    result, report = _run(finds_nothing, inp, tmp_path / "copied")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "copied" / "download.jfif").read_bytes() == (inp / "download.jfif").read_bytes()
+    result, _ = _run(finds_all, inp, tmp_path / "as-png", "--format", "png")
+    assert result.exit_code == 0 and Image.open(tmp_path / "as-png" / "download.png").format == "PNG", result.output
+
+
 def test_jpeg_quality_option_reencodes_at_that_quality_keeping_subsampling(finds_all, tmp_path):
     inp, out = tmp_path / "in", tmp_path / "out"
     inp.mkdir()

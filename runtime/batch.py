@@ -47,6 +47,7 @@ from runtime.images import (
     ImageError,
     Prepared,
     SourceInfo,
+    TooManyPixels,
     encode_image,
     finish,
     prepare,
@@ -126,14 +127,19 @@ def _read(job: Job, options: RunOptions, gate: Optional[MemoryGate] = None, tick
     start = time.perf_counter()
     reserved: Optional[Reservation] = None
 
+    def calls(header: Header):
+        return lambda window: graph_pixels(header.width, header.height, window)
+
     def admit(header: Header) -> None:
         nonlocal reserved
-        reserved = gate.admit(ticket, header, lambda window: graph_pixels(header.width, header.height, window),
-                              predicted=job.predicted is not None)
+        reserved = gate.admit(ticket, header, calls(header), predicted=job.predicted is not None)
+
+    def refusal(header: Header) -> Optional[str]:
+        return gate.refusal(header, calls(header), predicted=job.predicted is not None)
 
     loaded = None
     try:
-        loaded = _decode(job, options, start, admit if gate is not None else None)
+        loaded = _decode(job, options, start, *((admit, refusal) if gate is not None else (None, None)))
     finally:
         if gate is not None:
             if reserved is None:
@@ -145,8 +151,10 @@ def _read(job: Job, options: RunOptions, gate: Optional[MemoryGate] = None, tick
     return loaded
 
 
-def _decode(job: Job, options: RunOptions, start: float, admit) -> Optional[Loaded]:
-    """`_read` past the memory gate: read_image (which calls `admit` from the header), then prepare."""
+def _decode(job: Job, options: RunOptions, start: float, admit, refusal=None) -> Optional[Loaded]:
+    """`_read` past the memory gate: read_image (which calls `admit` from the header), then prepare.
+    An image over --max-pixels that the memory budget could not hold either is told both at once
+    (`refusal`: the gate's verdict, without waiting), so one more command is enough."""
     rec = job.record
     try:
         img, source = read_image(job.source, options.max_pixels, options.allow_lossy,
@@ -155,6 +163,10 @@ def _decode(job: Job, options: RunOptions, start: float, admit) -> Optional[Load
         prep = prepare(img, source.deep)
         if source.deep is not None:  # a 16-bit colour PNG: its values now live in `prep`
             rec.mode, source.deep = source.deep.mode, None
+    except TooManyPixels as e:
+        also = refusal(e.header) if refusal is not None else None
+        _fail(rec, f"{e}, and {also}" if also else str(e))
+        return None
     except ImageError as e:
         _fail(rec, str(e))
         return None

@@ -94,6 +94,14 @@ class ImageError(ValueError):
     """An input that cannot be restored; the message is the reason, for the report."""
 
 
+class TooManyPixels(ImageError):
+    """An input over `max_pixels`; `header` says what it is, so a caller can add what else it needs."""
+
+    def __init__(self, message: str, header: "Header"):
+        super().__init__(message)
+        self.header = header
+
+
 class LossyInputError(ImageError):
     """An input that could be restored only by dropping part of it (frames, pages, low bits)."""
 
@@ -610,7 +618,7 @@ def _open_checked(f: BinaryIO, max_pixels: Optional[int], admit: Optional[Admit]
     def check(header: Header) -> None:
         w, h = header.width, header.height
         if max_pixels is not None and w * h > max_pixels:
-            raise ImageError(f"{w}x{h} = {w * h:,} pixels exceeds the limit of {max_pixels:,} (--max-pixels)")
+            raise TooManyPixels(f"{w}x{h} = {w * h:,} pixels exceeds the limit of {max_pixels:,} (--max-pixels)", header)
         if w < 1 or h < 1:
             raise ImageError(f"empty image ({w}x{h})")
         if admit is not None:

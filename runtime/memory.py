@@ -278,6 +278,29 @@ class MemoryGate:
     def used(self) -> int:
         return self.images + self._graph_held()
 
+    def _needs(self, header: Header, graph_pixels, predicted: bool) -> Tuple[int, int, int, int]:
+        """(the image's bytes in flight, the largest graph call that fits beside it, the input
+        pixels of the image's largest call, that call's bytes)."""
+        plan = self.plan
+        image = in_flight_bytes(header, predicted)
+        window = plan.window_for(image)
+        call = graph_pixels(max(window, plan.smallest_window))
+        return image, window, call, plan.graph.bytes(call)
+
+    def refusal(self, header: Header, graph_pixels, predicted: bool = False) -> Optional[str]:
+        """Why an image like `header` could never fit, alone in flight ("needs about ... MB to
+        restore; ... allows ..."), or None when it could; arguments as in `admit`. Takes no room
+        and never waits. Calls under `smallest_window` are refused (tiles that small crawl),
+        unless the image is that small itself and runs in one."""
+        plan = self.plan
+        image, window, call, graph = self._needs(header, graph_pixels, predicted)
+        if image + graph <= plan.capacity and (window >= plan.smallest_window or call <= window):
+            return None
+        # The least it could run in crawls in small calls: say what runs it at full speed too.
+        return (f"needs about {(image + graph) / MB:,.0f} MB to restore ({plan.budget_for_fastest(image):,} MB at "
+                f"full speed); {plan.why} allows {plan.capacity / MB:,.0f} MB "
+                f"(up to about {plan.max_image_pixels(header) / 1e6:.1f} Mpx)")
+
     def admit(self, ticket: int, header: Header, graph_pixels, predicted: bool = False) -> Reservation:
         """Wait for `ticket`'s turn and room for the image `header` describes; returns what it holds.
 
@@ -287,14 +310,11 @@ class MemoryGate:
         """
         plan = self.plan
         width, height = header.width, header.height
-        image = in_flight_bytes(header, predicted)
-        window = plan.window_for(image)
-        graph = plan.graph.bytes(graph_pixels(max(window, plan.smallest_window)))
-        if window < plan.smallest_window or image + graph > plan.capacity:
+        image, window, _call, graph = self._needs(header, graph_pixels, predicted)
+        why = self.refusal(header, graph_pixels, predicted)
+        if why is not None:
             self.skip(ticket)
-            raise ImageError(f"{width}x{height} = {width * height:,} pixels needs about {(image + graph) / MB:,.0f} MB "
-                             f"to restore; {plan.why} allows {plan.capacity / MB:,.0f} MB "
-                             f"(up to about {plan.max_image_pixels(header) / 1e6:.1f} Mpx)")
+            raise ImageError(f"{width}x{height} = {width * height:,} pixels {why}")
         with self._cond:
             while not self._closed and (self._next != ticket
                                         or self.images + image + max(self._graph_held(), graph) > plan.capacity):

@@ -206,6 +206,41 @@ def test_gate_refuses_what_never_fits_and_names_size_and_limit():
     assert gate.used == r.image_bytes + r.graph_bytes <= plan.capacity
 
 
+def test_the_gates_verdict_alone_takes_no_room_and_never_waits():
+    plan = _plan(100)
+    gate = MemoryGate(plan)
+    side = int((100 * MB / IMAGE_BYTES_PER_PIXEL) ** 0.5) + 10
+    held = gate.admit(0, RGB_1MP, lambda window: window)  # ticket 1's turn is next; nothing may pass it
+    assert gate.refusal(RGB_1MP, lambda window: window) is None  # would fit alone
+    why = gate.refusal(Header(side, side, "RGB"), lambda window: window)
+    assert why.startswith("needs about ") and "a test limit allows 100 MB" in why
+    assert gate.used == held.image_bytes + held.graph_bytes  # asked twice, nothing taken
+    gate.release(held)
+    assert gate.used == 0
+
+
+def test_over_max_pixels_and_the_budget_says_both(restorer, tmp_path):
+    # A photo over --max-pixels that the memory budget could not hold either: one line says both,
+    # so one more command (with both flags) restores it.
+    src = tmp_path / "in"
+    src.mkdir()
+    png_bomb(src / "big.png", 2000, 1500)
+    Image.fromarray(RNG.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(src / "good.png")
+    over = run_folder(restorer, src, tmp_path / "o1", RunOptions(max_pixels=1_000_000, max_memory=20 * MB, progress=False))
+    rec = {r.input: r for r in over.records}
+    assert rec["big.png"].status == "failed" and rec["good.png"].status == "ok", rec["good.png"].error
+    error = rec["big.png"].error
+    assert error.startswith("2000x1500 = 3,000,000 pixels exceeds the limit of 1,000,000 (--max-pixels), and needs about ")
+    assert "MB at full speed); --max-memory 20 MB allows" in error
+    # The small photo beside it ran in one call, though the budget cannot hold a call of the
+    # smallest size worth tiling with: it needs none.
+    roomy = run_folder(restorer, src, tmp_path / "o2", RunOptions(max_pixels=1_000_000, progress=False))
+    error = {r.input: r for r in roomy.records}["big.png"].error
+    assert error == "2000x1500 = 3,000,000 pixels exceeds the limit of 1,000,000 (--max-pixels)"  # memory: no word
+    both = run_folder(restorer, src, tmp_path / "o3", RunOptions(max_pixels=4_000_000, progress=False))
+    assert all(r.status == "ok" for r in both.records), [r.error for r in both.records]
+
+
 def test_gate_admits_in_order_and_only_when_there_is_room():
     per = IMAGE_BYTES_PER_PIXEL  # MB for each 1 Mpx RGB image
     plan = _plan(3.5 * per + 10, fastest=100_000)  # graph: 10 MB held once; room for three images, not four

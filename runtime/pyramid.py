@@ -34,7 +34,7 @@ photo the two extra passes cost 1/16 + 1/64 of the full one, plus the merge.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 from PIL import Image
@@ -54,6 +54,9 @@ MIN_MARK = 64
 
 # (H, W, 3) uint8 -> restored (H, W, 3) uint8, mask (H, W) uint8 0/255
 RunFn = Callable[[np.ndarray], Tuple[np.ndarray, np.ndarray]]
+# What a smaller copy added to the mask: (region (y0, y1, x0, x1), the pixels it added there
+# (y1 - y0, x1 - x0) bool, the copy's factor f); see `add_coarse(..., added=)`.
+Added = Tuple[Tuple[int, int, int, int], np.ndarray, int]
 
 
 def coarse_factors(height: int, width: int) -> List[int]:
@@ -215,7 +218,8 @@ def _marks_to_add(small_mask: np.ndarray, known: np.ndarray) -> Tuple[np.ndarray
     return keep[labels], [tuple(int(v) for v in boxes[i]) for i in np.flatnonzero(keep)]
 
 
-def add_coarse(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, run: RunFn) -> Tuple[np.ndarray, np.ndarray]:
+def add_coarse(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, run: RunFn,
+               added: Optional[List[Added]] = None) -> Tuple[np.ndarray, np.ndarray]:
     """Add what smaller copies of `rgb` find to a full-size pass's result.
 
     Args:
@@ -223,6 +227,9 @@ def add_coarse(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, run: Run
         restored, mask: the full-size pass's outputs, (H, W, 3) uint8 and (H, W) uint8 0/255;
             `restored` is updated in place.
         run: runs the model on a smaller copy (itself without smaller copies).
+        added: if given, each enlarged mark's region, the pixels it added and its copy's factor
+            are appended (the even fill reads less of the rim around such a mark, whose edge is
+            drawn at the copy's coarser pixels: runtime/fill.py, `coarse_rim`).
 
     Returns:
         (restored, mask): the image with the smaller copies' fill where only they found
@@ -249,4 +256,6 @@ def add_coarse(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, run: Run
             np.copyto(restored[y0:y1, x0:x1], filled, where=take[..., None])
             np.copyto(merged[y0:y1, x0:x1], 255, where=take)
             known[y0:y1, x0:x1] |= take
+            if added is not None and take.any():
+                added.append((region, take, f))
     return restored, merged

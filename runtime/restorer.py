@@ -27,7 +27,7 @@ from runtime.images import finish, prepare, to_pil
 from runtime.jpeg_ringing import remove_ringing
 from runtime.memory import GraphCost, MemoryPlan, plan_memory
 from runtime.paint_grow import grow_over_paint
-from runtime.pyramid import add_coarse
+from runtime.pyramid import Added, add_coarse
 from runtime.session import Runner, make_session
 from runtime.split import SplitRunner
 from runtime.tiling import DEFAULT_TILE_BUDGET, largest_window, plan_tiles, receptive_radius, run_tiled, tile_size_for
@@ -202,14 +202,15 @@ class Restorer:
         `orientation`: its EXIF turn) the ring its paint left (runtime/jpeg_ringing.py), then the
         fill inside the mask evened out (runtime/fill.py; where the file's colours are `exact`,
         see `exact`, the smooth fill alone near each mark's edge); each as it was when switched off."""
-        restored, mask = self._add_coarse(rgb, restored, mask, window)
+        coarse: List[Added] = []  # what the smaller copies added: the even fill reads less around it
+        restored, mask = self._add_coarse(rgb, restored, mask, window, coarse)
         grown = grow_over_paint(rgb, mask) if self.paint_grow else None
         grown = grown if grown is not None and grown.any() else None
         if grown is not None:
             mask = np.where(grown, np.uint8(255), mask)
         if self.even_fill or grown is not None:  # grown pixels hold paint: they take the smooth fill alone
             restored = even_fill(rgb, restored, mask, blend=BLEND if self.even_fill else 1.0, smooth_only=grown,
-                                 edge=EXACT_EDGE if self.even_fill and exact else 0)
+                                 edge=EXACT_EDGE if self.even_fill and exact else 0, coarse=coarse)
         if self.jpeg_ringing and jpeg is not None:  # the ring the file's paint left, judged from the filled marks
             ring = remove_ringing(rgb, restored, mask, jpeg.qtables, jpeg.subsampling, orientation)
             if ring.any():
@@ -217,7 +218,7 @@ class Restorer:
         return restored, mask
 
     def _add_coarse(self, rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray,
-                    window: Optional[int]) -> Tuple[np.ndarray, np.ndarray]:
+                    window: Optional[int], added: Optional[List[Added]] = None) -> Tuple[np.ndarray, np.ndarray]:
         if not self.coarse:
             return restored, mask
 
@@ -225,7 +226,7 @@ class Restorer:
             h, w = small.shape[:2]
             return self._full_size(small, self.tile_for(h, w, None, window), window, predicted=False)[:2]
 
-        return add_coarse(rgb, restored, mask, run)
+        return add_coarse(rgb, restored, mask, run, added)
 
     def _full_size(self, rgb: np.ndarray, tile_size: Optional[int], window: Optional[int],
                    predicted: bool, grow: bool = False) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], int]:

@@ -54,6 +54,7 @@ def test_only_what_smaller_copies_alone_found_takes_their_fill():
     mask[100:200, 100:200] = 255
     calls = []
     run = _fake_run({4: (0, 400, 0, 400), 2: (300, 600, 300, 600)}, calls)
+    before = restored.copy()
     out, merged = add_coarse(rgb, restored, mask, run)
     assert calls == [4, 2]  # coarsest first
     assert (out[100:200, 100:200] == (1, 2, 3)).all()  # the full-size pass's own pixels stay
@@ -62,6 +63,17 @@ def test_only_what_smaller_copies_alone_found_takes_their_fill():
     assert np.array_equal(out[700:, 700:], rgb[700:, 700:])  # nothing found: the input, bit for bit
     assert merged[:400, :400].all() and merged[300:600, 300:600].all()
     assert not merged[650:, :].any() and not merged[:, 650:].any()
+    # What each copy added, with its factor, for the even fill (runtime/fill.py, coarse_rim).
+    added = []
+    again, merged_again = add_coarse(rgb, before, mask, run, added)
+    assert np.array_equal(merged_again, merged) and np.array_equal(again, out)
+    assert sorted(f for _, _, f in added) == [2, 4]
+    drawn = np.zeros(mask.shape, bool)
+    for (y0, y1, x0, x1), take, _f in added:
+        assert take.shape == (y1 - y0, x1 - x0) and take.any()
+        assert not (drawn[y0:y1, x0:x1] & take).any()  # each pixel added once, by one copy
+        drawn[y0:y1, x0:x1] |= take
+    assert np.array_equal(drawn, (merged > 0) & (mask == 0))  # exactly what the copies added
 
 
 def test_nothing_found_leaves_the_image_and_mask_as_they_were():

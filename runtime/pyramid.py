@@ -256,6 +256,8 @@ def add_coarse(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, run: Run
             np.copyto(restored[y0:y1, x0:x1], filled, where=take[..., None])
             np.copyto(merged[y0:y1, x0:x1], 255, where=take)
             known[y0:y1, x0:x1] |= take
-            if added is not None and take.any():
-                added.append((region, take, f))
+            if added is not None and take.any():  # kept cut to the pixels added: the fill reads it later
+                rows, cols = np.flatnonzero(take.any(axis=1)), np.flatnonzero(take.any(axis=0))
+                r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+                added.append(((y0 + r0, y0 + r1, x0 + c0, x0 + c1), take[r0:r1, c0:c1].copy(), f))
     return restored, merged

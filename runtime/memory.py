@@ -292,8 +292,10 @@ class MemoryGate:
         restore; ... allows ..."), or None when it could; arguments as in `admit`. Takes no room
         and never waits. Calls under `smallest_window` are refused (tiles that small crawl),
         unless the image is that small itself and runs in one."""
+        return self._refusal(header, *self._needs(header, graph_pixels, predicted))
+
+    def _refusal(self, header: Header, image: int, window: int, call: int, graph: int) -> Optional[str]:
         plan = self.plan
-        image, window, call, graph = self._needs(header, graph_pixels, predicted)
         if image + graph <= plan.capacity and (window >= plan.smallest_window or call <= window):
             return None
         # The least it could run in crawls in small calls: say what runs it at full speed too.
@@ -310,8 +312,8 @@ class MemoryGate:
         """
         plan = self.plan
         width, height = header.width, header.height
-        image, window, _call, graph = self._needs(header, graph_pixels, predicted)
-        why = self.refusal(header, graph_pixels, predicted)
+        image, window, call, graph = self._needs(header, graph_pixels, predicted)
+        why = self._refusal(header, image, window, call, graph)
         if why is not None:
             self.skip(ticket)
             raise ImageError(f"{width}x{height} = {width * height:,} pixels {why}")

@@ -184,10 +184,12 @@ def coarse_rim(mark: np.ndarray, box: Tuple[int, int, int, int], coarse: Sequenc
     largest such factor f, 0 when none did."""
     y0, y1, x0, x1 = box
     rim = 0
-    for (r0, r1, c0, c1), take, f in coarse:
+    for (r0, r1, c0, c1), packed, f in coarse:
         a0, a1, b0, b1 = max(y0, r0), min(y1, r1), max(x0, c0), min(x1, c1)
-        if f // COARSE_RIM > rim and a0 < a1 and b0 < b1 and \
-                (take[a0 - r0:a1 - r0, b0 - c0:b1 - c0] & mark[a0 - y0:a1 - y0, b0 - x0:b1 - x0]).any():
+        if f // COARSE_RIM <= rim or a0 >= a1 or b0 >= b1:
+            continue
+        take = np.unpackbits(packed[a0 - r0:a1 - r0], axis=1, count=c1 - c0).view(bool)[:, b0 - c0:b1 - c0]
+        if (take & mark[a0 - y0:a1 - y0, b0 - x0:b1 - x0]).any():
             rim = f // COARSE_RIM
     return rim
 
@@ -248,7 +250,8 @@ def even_fill(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, blend: fl
             continue  # nothing around it to fill from
         smooth = smooth_fill(rgb[y0:y1, x0:x1], known)  # (h, w, 3) float32
         window = restored[y0:y1, x0:x1]
-        share = np.where(alone[mine], 0.0, blend)[:, None]
+        # float32 throughout: a float64 share would double the transient arrays of a large mark.
+        share = np.where(alone[mine], np.float32(0.0), np.float32(blend))[:, None]
         mixed = share * window[mine].astype(np.float32) + (1.0 - share) * smooth[mine]
         window[mine] = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
     return restored

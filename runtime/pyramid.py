@@ -55,7 +55,8 @@ MIN_MARK = 64
 # (H, W, 3) uint8 -> restored (H, W, 3) uint8, mask (H, W) uint8 0/255
 RunFn = Callable[[np.ndarray], Tuple[np.ndarray, np.ndarray]]
 # What a smaller copy added to the mask: (region (y0, y1, x0, x1), the pixels it added there
-# (y1 - y0, x1 - x0) bool, the copy's factor f); see `add_coarse(..., added=)`.
+# ((y1 - y0, x1 - x0) bool, packed along rows by np.packbits), the copy's factor f); see
+# `add_coarse(..., added=)`.
 Added = Tuple[Tuple[int, int, int, int], np.ndarray, int]
 
 
@@ -256,8 +257,8 @@ def add_coarse(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, run: Run
             np.copyto(restored[y0:y1, x0:x1], filled, where=take[..., None])
             np.copyto(merged[y0:y1, x0:x1], 255, where=take)
             known[y0:y1, x0:x1] |= take
-            if added is not None and take.any():  # kept cut to the pixels added: the fill reads it later
+            if added is not None and take.any():  # kept cut to the pixels added, 8 to a byte, till the fill
                 rows, cols = np.flatnonzero(take.any(axis=1)), np.flatnonzero(take.any(axis=0))
                 r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-                added.append(((y0 + r0, y0 + r1, x0 + c0, x0 + c1), take[r0:r1, c0:c1].copy(), f))
+                added.append(((y0 + r0, y0 + r1, x0 + c0, x0 + c1), np.packbits(take[r0:r1, c0:c1], axis=1), f))
     return restored, merged

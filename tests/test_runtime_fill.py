@@ -118,7 +118,7 @@ def test_a_rim_of_clear_pixels_is_not_read():
 def test_around_a_mark_a_smaller_copy_drew_a_rim_is_not_read():
     rgb, restored, mask = _painted()
     region = (30, 80, 40, 100)
-    take = (mask > 0)[30:80, 40:100]  # the whole mark, added by a copy 8 times smaller
+    take = np.packbits((mask > 0)[30:80, 40:100], axis=1)  # the whole mark, added by a copy 8 times smaller
     # Its edge may be off by f / 2: a rim of 8 // COARSE_RIM = 2 is not read, and the 2-pixel rim
     # of 0 the mask missed is skipped (as clear=2 does): 0.5 * 200 + 0.5 * 100 = 150.
     assert fill.COARSE_RIM == 4
@@ -129,7 +129,8 @@ def test_around_a_mark_a_smaller_copy_drew_a_rim_is_not_read():
     same = even_fill(rgb, restored.copy(), mask, blend=0.5, coarse=[(region, take, 2)])
     assert np.array_equal(same, even_fill(rgb, restored.copy(), mask, blend=0.5))
     # A copy's pixels elsewhere do not change this mark's rim.
-    apart = even_fill(rgb, restored.copy(), mask, blend=0.5, coarse=[((0, 10, 0, 10), np.ones((10, 10), bool), 8)])
+    elsewhere = ((0, 10, 0, 10), np.packbits(np.ones((10, 10), bool), axis=1), 8)
+    apart = even_fill(rgb, restored.copy(), mask, blend=0.5, coarse=[elsewhere])
     assert np.array_equal(apart, same)
     assert fill.coarse_rim(mask[30:80, 40:100] > 0, region, [(region, take, 4), (region, take, 16)]) == 4
 

@@ -69,7 +69,8 @@ def test_only_what_smaller_copies_alone_found_takes_their_fill():
     assert np.array_equal(merged_again, merged) and np.array_equal(again, out)
     assert sorted(f for _, _, f in added) == [2, 4]
     drawn = np.zeros(mask.shape, bool)
-    for (y0, y1, x0, x1), take, _f in added:
+    for (y0, y1, x0, x1), packed, _f in added:
+        take = np.unpackbits(packed, axis=1, count=x1 - x0).view(bool)
         assert take.shape == (y1 - y0, x1 - x0) and take.any()
         assert not (drawn[y0:y1, x0:x1] & take).any()  # each pixel added once, by one copy
         drawn[y0:y1, x0:x1] |= take

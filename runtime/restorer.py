@@ -22,7 +22,7 @@ from PIL import Image
 
 from runtime.default_model import choose_model
 from runtime.fill import BLEND, EXACT_EDGE, GROWN_SUBSAMPLING, even_fill
-from runtime.image_metadata import JpegCoding, jpeg_coding
+from runtime.image_metadata import JPEG_FORMATS, JpegCoding, jpeg_coding
 from runtime.images import finish, prepare, to_pil
 from runtime.jpeg_ringing import remove_ringing
 from runtime.memory import GraphCost, MemoryPlan, plan_memory
@@ -200,8 +200,9 @@ class Restorer:
         0/255: what smaller copies of a large image find (runtime/pyramid.py), each flat mark
         grown over its paint (runtime/paint_grow.py), for a JPEG (`jpeg`: how it was coded,
         `orientation`: its EXIF turn) the ring its paint left (runtime/jpeg_ringing.py), then the
-        fill inside the mask evened out (runtime/fill.py; where the file's colours are `exact`,
-        see `exact`, the smooth fill alone near each mark's edge); each as it was when switched off."""
+        fill inside the mask evened out (runtime/fill.py; where the file's colours are `exact`
+        (`Restorer.exact`), the smooth fill alone near each mark's edge); each as it was when
+        switched off."""
         coarse: List[Added] = []  # what the smaller copies added: the even fill reads less around it
         restored, mask = self._add_coarse(rgb, restored, mask, window, coarse)
         grown = grow_over_paint(rgb, mask) if self.paint_grow else None
@@ -259,11 +260,11 @@ class Restorer:
         pil = to_pil(image) if as_array else image
         prep = prepare(pil)
         fmt = None if as_array else getattr(image, "format", None)
-        jpeg = fmt in ("JPEG", "MPO")
+        jpeg = fmt in JPEG_FORMATS
         coding = jpeg_coding(image) if jpeg else None
         grow = jpeg and self.grows(coding.subsampling)
         # A WebP opened here may be lossy (4:2:0); an array or an image of another format is taken as exact.
-        exact = self.exact(fmt not in ("JPEG", "MPO", "WEBP"), coding)
+        exact = self.exact(fmt not in (*JPEG_FORMATS, "WEBP"), coding)
         restored, mask, raw, tiles = self.restore_rgb(prep.rgb, tile, predicted, grow, coding, exact=exact)
         out = finish(prep, restored, mask > 0)
         share = float((mask > 0).mean())

@@ -50,6 +50,7 @@ from restore_core.heldout import (
     psnr,
     saved_case,
     telea_fill,
+    unpainted,
 )
 from restore_toolkit.corruption import CorruptionConfig, corrupt, sample_rng
 from runtime.plan import output_format
@@ -68,6 +69,9 @@ FORMATS = {
     "clean-jpeg-90": ("jpeg-90-420", "clean"),
     "clean-png": ("png", "clean"),
     "clean-webp-90": ("webp-90", "clean"),
+    "clean-jpeg-75": ("jpeg-75-420", "clean"),
+    "clean-camera-12mp-jpeg-90": ("jpeg-90-420", "clean-camera"),
+    "clean-crops-jpeg-90": ("jpeg-90-420", "clean-crops"),
 }
 SUFFIX = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
 CAMERA = (3000, 4000)  # (H, W): a 12-megapixel camera photo
@@ -93,9 +97,10 @@ def _camera_photo(photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def _painted(which: str, kind: str, per_photo: int, seed: int) -> List[Case]:
-    """The cases of one kind before the save: crops, whole photos, 12 MP photos or clean photos."""
-    if kind == "crops":
-        return heldout_set(per_photo, seed=seed, photos=which)
+    """The cases of one kind before the save: crops, whole photos, 12 MP photos, or clean photos whole or at 12 MP."""
+    if kind in ("crops", "clean-crops"):  # clean crops: the painted kinds' crops, nothing painted
+        crops = heldout_set(per_photo, seed=seed, photos=which)
+        return crops if kind == "crops" else [unpainted(c) for c in crops]
     out = []
     for p, (name, photo) in enumerate(heldout_photos(which).items()):  # the group's order: stable draws
         rng = sample_rng(seed, 1000 + p)
@@ -104,6 +109,9 @@ def _painted(which: str, kind: str, per_photo: int, seed: int) -> List[Case]:
         elif kind == "camera":
             clean = _camera_photo(photo, rng)
             out.append(Case(f"{name}_12mp", name, clean, *corrupt(clean, rng, CAMERA_PAINT)))
+        elif kind == "clean-camera":  # the camera kind's photo (the same noise), nothing painted
+            clean = _camera_photo(photo, rng)
+            out.append(Case(f"{name}_12mp_clean", name, clean, clean, np.zeros(clean.shape[:2], bool)))
         else:  # whole photos, a few paintings each
             for i in range(max(1, per_photo // 3)):
                 out.append(Case(f"{name}_whole_{i:02d}", name, photo, *corrupt(photo, rng, HELDOUT_CORRUPTION)))
@@ -236,23 +244,21 @@ def worst_sheet(worst: List, path: str) -> None:
 @click.option("--no-jpeg-grow", is_flag=True, help="restore-run --no-jpeg-grow: a JPEG's mask as found.")
 @click.option("--no-paint-grow", is_flag=True, help="restore-run --no-paint-grow: each mark as found.")
 @click.option("--jpeg-ringing", is_flag=True, help="restore-run --jpeg-ringing: a JPEG's marks with their ring.")
+@click.option("--no-solid-check", is_flag=True, help="restore-run --no-solid-check: every mark of a lossless file kept.")
 @click.option("--format", "fmt", type=click.Choice(["png"]), default=None,
               help="restore-run --format png: every file written as PNG (default: each in its own format).")
 @click.option("--worst", default=0, show_default=True, help="Also draw the N files improved least (PATH-worst.png).")
 def main(output, photos, per_photo, formats, model, precision, no_coarse, no_even_fill, no_jpeg_grow, no_paint_grow, jpeg_ringing, fmt,
-         worst):
+         worst, no_solid_check):
     """Score restore-run on painted-then-saved photos of one held-out group, per format."""
     names = [f for f in formats.split(",") if f]
     unknown = [f for f in names if f not in FORMATS]
     if unknown:
         raise click.UsageError(f"unknown format {unknown[0]!r} (known: {', '.join(FORMATS)})")
     args = (["--model", model] if model else []) + (["--precision", precision] if precision else [])
-    args += ["--no-coarse"] if no_coarse else []
-    args += ["--no-even-fill"] if no_even_fill else []
-    args += ["--no-jpeg-grow"] if no_jpeg_grow else []
-    args += ["--no-paint-grow"] if no_paint_grow else []
-    args += ["--jpeg-ringing"] if jpeg_ringing else []
-    args += ["--format", fmt] if fmt else []
+    flags = {"--no-coarse": no_coarse, "--no-even-fill": no_even_fill, "--no-jpeg-grow": no_jpeg_grow,
+             "--no-paint-grow": no_paint_grow, "--jpeg-ringing": jpeg_ringing, "--no-solid-check": no_solid_check}
+    args += [flag for flag, on in flags.items() if on] + (["--format", fmt] if fmt else [])
     from benchmarks.report import environment
 
     least: List = []

@@ -464,7 +464,8 @@ class _Pipeline:
             try:  # large marks from smaller copies, the fill evened out (Restorer.after_graph)
                 window = it.reserved.window if it.reserved else self.window
                 image, found = self.restorer.after_graph(it.prep.rgb, restored[j], mask[j, ..., 0], window,
-                                                         it.source.jpeg, it.source.orientation, self._exact(it))
+                                                         it.source.jpeg, it.source.orientation, self._exact(it),
+                                                         it.source.lossless)
             except Exception as e:
                 self._failed(it, e)
                 continue
@@ -479,7 +480,8 @@ class _Pipeline:
                                                                      predicted=self.options.save_predicted,
                                                                      grow=self._grows(item), jpeg=item.source.jpeg,
                                                                      orientation=item.source.orientation,
-                                                                     exact=self._exact(item))
+                                                                     exact=self._exact(item),
+                                                                     lossless=item.source.lossless)
         except Exception as e:
             self._failed(item, e)
             return

@@ -69,6 +69,10 @@ from runtime.tiling import DEFAULT_TILE_BUDGET
 @click.option("--no-paint-grow", is_flag=True,
               help="Keep each mark as found (default: a flat mark is grown over the rest of its own colour "
                    "around it, which the mask often misses in a JPEG; docs/restoring.md).")
+@click.option("--solid-check/--no-solid-check", default=None,
+              show_default="on for the shipped model, whose damage is solid paint; off for a --model FILE",
+              help="In a lossless file, drop each mark with no solid colour, which is photo, not paint "
+                   "(docs/restoring.md).")
 @click.option("--jpeg-ringing", is_flag=True,
               help="Also take the ring a JPEG's paint left around each mark into the mask, found by saving the "
                    "mark again with the file's own tables, and take the paint out of it (default: the marks as "
@@ -145,6 +149,7 @@ class ModelArgs:
     grow_subsampled: bool = True  # grow the mask of chroma-subsampled JPEGs by a pixel
     paint_grow: bool = True  # grow each flat mark over its own paint (runtime/paint_grow.py)
     jpeg_ringing: bool = False  # also take in the ring a JPEG's paint left (runtime/jpeg_ringing.py)
+    solid_check: Optional[bool] = None  # in a lossless file, drop marks with no solid colour (None: shipped model only)
 
 
 @dataclass
@@ -169,7 +174,8 @@ def _option_groups(engine: str, input_path: str, opts: dict):
                       threads=opts.pop("threads"), precision=opts.pop("precision"), tile=opts.pop("tile"),
                       tile_budget=opts.pop("tile_budget"), batch_size=opts["batch_size"], coarse=not opts.pop("no_coarse"),
                       even_fill=not opts.pop("no_even_fill"), grow_subsampled=not opts.pop("no_jpeg_grow"),
-                      paint_grow=not opts.pop("no_paint_grow"), jpeg_ringing=opts.pop("jpeg_ringing"))
+                      paint_grow=not opts.pop("no_paint_grow"), jpeg_ringing=opts.pop("jpeg_ringing"),
+                      solid_check=opts.pop("solid_check"))
     max_memory = opts.pop("max_memory")
     options = RunOptions(format=opts.pop("fmt"), sync_images=not opts.pop("no_fsync"), report=opts.pop("report_path"),
                          progress=not opts.pop("quiet"), max_memory=max_memory * 1_000_000 if max_memory else None, **opts)
@@ -198,7 +204,7 @@ def _run_here(model: ModelArgs, input_path, output_path, options):
                         tile=model.tile, tile_budget=model.tile_budget, batch_size=model.batch_size,
                         precision=model.precision, coarse=model.coarse, even_fill=model.even_fill,
                         grow_subsampled=model.grow_subsampled, paint_grow=model.paint_grow,
-                        jpeg_ringing=model.jpeg_ringing)
+                        jpeg_ringing=model.jpeg_ringing, solid_check=model.solid_check)
     choice = f", {restorer.model_choice}" if restorer.model_choice else ""
     click.echo(f"model {describe_model(model.path, restorer.model_path)}{choice} on {restorer.info.describe()} "
                f"({time.perf_counter() - start:.2f} s to load)", err=True)
@@ -217,7 +223,8 @@ def _run_on_ray(model: ModelArgs, input_path, output_path, options, cluster: Clu
                              device=model.device, provider=model.provider, threads=model.threads or None,
                              tile=model.tile, tile_budget=model.tile_budget, coarse=model.coarse,
                              even_fill=model.even_fill, grow_subsampled=model.grow_subsampled,
-                             paint_grow=model.paint_grow, jpeg_ringing=model.jpeg_ringing, verbose=verbose)
+                             paint_grow=model.paint_grow, jpeg_ringing=model.jpeg_ringing,
+                             solid_check=model.solid_check, verbose=verbose)
     click.echo(f"model {describe_model(model.path, chosen)}{', ' + why if why else ''} on Ray "
                f"({cluster.address or 'a local Ray'}, {ray_options.actors} actor(s))", err=True)
     with native_lines_hidden(not verbose):

@@ -17,6 +17,7 @@ CPU path at twice the speed. Each graph's `restore.flip_ensemble` says which it 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -60,6 +61,18 @@ def resolve_model(model: Optional[Union[str, os.PathLike, bytes]]) -> Union[Path
             raise DefaultModelMissing(f"{SHIPPED_ONNX}: the default model is not installed with this package")
         return SHIPPED_ONNX
     return Path(model)
+
+
+@functools.lru_cache(maxsize=1)
+def shipped_weights() -> Optional[str]:
+    """The SHA-256 of the shipped model's weights (every graph of them records it), or None when
+    it is not installed or unreadable."""
+    from runtime.metadata import ModelFileError, read_metadata
+
+    try:
+        return read_metadata(SHIPPED_ONNX).weights_sha256
+    except ModelFileError:
+        return None
 
 
 def describe_model(model: Optional[Union[str, os.PathLike, bytes]], loaded: Optional[Union[Path, bytes]] = None) -> str:

@@ -20,7 +20,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import numpy as np
 from PIL import Image
 
-from runtime.default_model import choose_model
+from runtime.default_model import choose_model, shipped_weights
 from runtime.fill import BLEND, EXACT_EDGE, GROWN_SUBSAMPLING, even_fill
 from runtime.image_metadata import JPEG_FORMATS, JpegCoding, jpeg_coding
 from runtime.images import finish, prepare, to_pil
@@ -29,6 +29,7 @@ from runtime.memory import GraphCost, MemoryPlan, plan_memory
 from runtime.paint_grow import grow_over_paint
 from runtime.pyramid import Added, add_coarse
 from runtime.session import Runner, make_session
+from runtime.solid import unsolid_marks
 from runtime.split import SplitRunner
 from runtime.tiling import DEFAULT_TILE_BUDGET, largest_window, plan_tiles, receptive_radius, run_tiled, tile_size_for
 
@@ -89,13 +90,16 @@ class Restorer:
         jpeg_ringing: in a colour JPEG, add to each mark the pixels around it that its paint moved
             in the file (the ring), with the paint's estimated effect taken out of them
             (runtime/jpeg_ringing.py); False (default): the marks as found.
+        solid_check: in a lossless file, drop each mark with no solid colour, which is not paint
+            (runtime/solid.py). None (default): for the shipped model's weights, whose damage is
+            solid paint, and not for other models, which may be trained on other damage.
     """
 
     def __init__(self, model_path: Union[str, os.PathLike, bytes, None] = None, device: str = "auto",
                  provider: Optional[str] = None, threads: Optional[int] = None, tile: Optional[int] = None,
                  tile_budget: int = DEFAULT_TILE_BUDGET, batch_size: int = 1, precision: str = "auto",
                  coarse: bool = True, even_fill: bool = True, grow_subsampled: bool = True,
-                 paint_grow: bool = True, jpeg_ringing: bool = False):
+                 paint_grow: bool = True, jpeg_ringing: bool = False, solid_check: Optional[bool] = None):
         self.model_path, self.model_choice = choose_model(model_path, precision, cpu=_runs_on_cpu(device, provider))
         self.session, self.info = make_session(self.model_path, device=device, provider=provider, threads=threads)
         self.metadata = self.info.metadata
@@ -112,6 +116,8 @@ class Restorer:
         self.grow_subsampled = grow_subsampled
         self.paint_grow = paint_grow
         self.jpeg_ringing = jpeg_ringing
+        self.solid_check = solid_check if solid_check is not None else \
+            self.metadata is not None and self.metadata.weights_sha256 == shipped_weights()
         self.graph_cost = GraphCost.of(self.metadata, split=isinstance(self.runner, SplitRunner))
         self.memory = self.plan_memory()  # measured now: the process with its model loaded
         self._lock = threading.Lock()
@@ -173,7 +179,7 @@ class Restorer:
 
     def restore_rgb(self, rgb: np.ndarray, tile: Optional[int] = None, predicted: bool = True,
                     grow: bool = False, jpeg: Optional[JpegCoding] = None, orientation: int = 1,
-                    exact: bool = True) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], int]:
+                    exact: bool = True, lossless: bool = False) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], int]:
         """Restore one (H, W, 3) uint8 RGB array, tiled when large.
 
         Returns:
@@ -181,28 +187,32 @@ class Restorer:
             `infer`: predicted=False), number of tiles (0 = one pass).
         """
         return self.run_rgb(rgb, self.tile_for(rgb.shape[0], rgb.shape[1], tile), predicted=predicted, grow=grow,
-                            jpeg=jpeg, orientation=orientation, exact=exact)
+                            jpeg=jpeg, orientation=orientation, exact=exact, lossless=lossless)
 
     def run_rgb(self, rgb: np.ndarray, tile_size: Optional[int], window: Optional[int] = None,
                 predicted: bool = True, grow: bool = False, jpeg: Optional[JpegCoding] = None,
-                orientation: int = 1, exact: bool = True) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], int]:
+                orientation: int = 1, exact: bool = True,
+                lossless: bool = False) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], int]:
         """`restore_rgb` with the tiling decided by the caller (None: one pass); `window` as in
         `tile_for`; `grow` as in `infer`, for the full-size pass (not the smaller copies);
-        `jpeg`, `orientation` and `exact` as in `after_graph`."""
+        `jpeg`, `orientation`, `exact` and `lossless` as in `after_graph`."""
         restored, mask, raw, tiles = self._full_size(rgb, tile_size, window, predicted, grow)
-        restored, mask = self.after_graph(rgb, restored, mask, window, jpeg, orientation, exact)
+        restored, mask = self.after_graph(rgb, restored, mask, window, jpeg, orientation, exact, lossless)
         return restored, mask, raw, tiles
 
     def after_graph(self, rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray,
                     window: Optional[int] = None, jpeg: Optional[JpegCoding] = None,
-                    orientation: int = 1, exact: bool = True) -> Tuple[np.ndarray, np.ndarray]:
+                    orientation: int = 1, exact: bool = True, lossless: bool = False) -> Tuple[np.ndarray, np.ndarray]:
         """The steps around the graph, on a full-size pass's restored (H, W, 3) and mask (H, W)
-        0/255: what smaller copies of a large image find (runtime/pyramid.py), each flat mark
+        0/255: in a file known to be `lossless`, the marks with no solid colour dropped
+        (runtime/solid.py), what smaller copies of a large image find (runtime/pyramid.py), each flat mark
         grown over its paint (runtime/paint_grow.py), for a JPEG (`jpeg`: how it was coded,
         `orientation`: its EXIF turn) the ring its paint left (runtime/jpeg_ringing.py), then the
         fill inside the mask evened out (runtime/fill.py; where the file's colours are `exact`
         (`Restorer.exact`), the smooth fill alone near each mark's edge); each as it was when
         switched off."""
+        if self.solid_check and lossless:  # before the copies: a photo left with no mark is not run again
+            restored, mask = self._drop_unsolid(rgb, restored, mask)
         coarse: List[Added] = []  # what the smaller copies added: the even fill reads less around it
         restored, mask = self._add_coarse(rgb, restored, mask, window, coarse)
         grown = grow_over_paint(rgb, mask) if self.paint_grow else None
@@ -217,6 +227,15 @@ class Restorer:
             if ring.any():
                 mask = np.where(ring, np.uint8(255), mask)
         return restored, mask
+
+    @staticmethod
+    def _drop_unsolid(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """The marks with no solid colour dropped (runtime/solid.py): their pixels the input's,
+        as where nothing was found."""
+        drop = unsolid_marks(rgb, mask)
+        if not drop.any():
+            return restored, mask
+        return np.where(drop[..., None], rgb, restored), np.where(drop, np.uint8(0), mask)
 
     def _add_coarse(self, rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray,
                     window: Optional[int], added: Optional[List[Added]] = None) -> Tuple[np.ndarray, np.ndarray]:
@@ -265,7 +284,10 @@ class Restorer:
         grow = jpeg and self.grows(coding.subsampling)
         # A WebP opened here may be lossy (4:2:0); an array or an image of another format is taken as exact.
         exact = self.exact(fmt not in (*JPEG_FORMATS, "WEBP"), coding)
-        restored, mask, raw, tiles = self.restore_rgb(prep.rgb, tile, predicted, grow, coding, exact=exact)
+        # Lossless only where the format says so: an array may hold a decoded JPEG, whose paint is not solid.
+        lossless = fmt in ("PNG", "BMP", "TIFF", "GIF")
+        restored, mask, raw, tiles = self.restore_rgb(prep.rgb, tile, predicted, grow, coding, exact=exact,
+                                                      lossless=lossless)
         out = finish(prep, restored, mask > 0)
         share = float((mask > 0).mean())
         if as_array:

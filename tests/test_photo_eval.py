@@ -57,3 +57,18 @@ def test_the_paint_alone_against_the_damage():
     exact = score(jpeg, jpeg.data, jpeg.paint)
     assert exact["mask_iou_paint"] == 1.0 and exact["paint_iou"] == exact["mask_iou"] < 0.95
     assert score(png, png.data, png.paint)["paint_iou"] == 1.0
+
+
+def test_the_clean_kinds_are_the_painted_kinds_pictures_with_nothing_painted(monkeypatch):
+    """Clean crops are the painted crops before their paint; a clean camera-size photo is the
+    camera kind's photo (its noise included), both saved as the painted ones are."""
+    import benchmarks.photo_eval as pe
+
+    monkeypatch.setattr(pe, "CAMERA", (60, 80))  # the same pictures, smaller
+    for clean_kind, painted_kind in (("clean-crops-jpeg-90", "jpeg-90-420"), ("clean-camera-12mp-jpeg-90", "camera-12mp-jpeg-90")):
+        clean, painted = make_cases(clean_kind, "selection", 1), make_cases(painted_kind, "selection", 1)
+        assert len(clean) == len(painted) == 5
+        for c, p in zip(clean, painted):
+            assert not c.case.mask.any() and np.array_equal(c.case.corrupted, c.case.clean)
+            assert np.array_equal(c.case.clean, p.case.clean) and p.case.mask.any()
+            assert c.data[:2] == b"\xff\xd8"  # saved as a JPEG

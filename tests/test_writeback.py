@@ -182,6 +182,27 @@ def test_found_and_nothing_found_counted_apart(finds_all, tmp_path):
     assert (out / "photo.jpg").read_bytes() != (inp / "photo.jpg").read_bytes()
 
 
+def test_the_solid_check_is_for_the_shipped_model_unless_asked(finds_all, tmp_path):
+    """A model of one's own may be trained on damage that is not solid paint, so its marks in a
+    lossless file are kept; --solid-check asks for the shipped model's rule: a PNG of a noisy
+    photo, all of it marked and nothing of it solid, is then copied as it was (runtime/solid.py)."""
+    from runtime import Restorer
+
+    assert Restorer(device="cpu").solid_check is True  # the shipped weights
+    assert Restorer(finds_all, device="cpu").solid_check is False
+    inp = tmp_path / "in"
+    inp.mkdir()
+    Image.fromarray(_photo()).save(inp / "photo.png")
+    Image.fromarray(_photo()).save(inp / "photo.jpg", quality=90)
+    for args, png in (((), "changed"), (("--solid-check",), "copied")):
+        out = tmp_path / ("out" + "".join(args))
+        result, report = _run(finds_all, inp, out, *args)
+        assert result.exit_code == 0, result.output
+        records = _records(report)
+        assert records["photo.png"]["written"] == png and records["photo.jpg"]["written"] == "changed"
+    assert (tmp_path / "out--solid-check" / "photo.png").read_bytes() == (inp / "photo.png").read_bytes()
+
+
 # ---------------------------------------------------------------------------------------------
 # A suffix that lies, and metadata a format cannot hold.
 

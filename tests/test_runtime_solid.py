@@ -1,0 +1,138 @@
+"""In a lossless file, a mark with no solid colour is dropped (runtime/solid.py)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from runtime.solid import SHARE, TOLERANCE, solid_share, unsolid_marks
+
+RNG = np.random.default_rng(11)
+
+
+def test_the_share_near_the_commonest_colour_by_hand():
+    pixels = np.array([[10, 20, 30]] * 6 + [[12, 21, 28]] * 2 + [[13, 20, 30]] + [[50, 50, 50]], np.uint8)
+    # The commonest colour is (10, 20, 30); (12, 21, 28) is 2 levels off at most (in), (13, 20, 30) 3 (out).
+    assert TOLERANCE == 2
+    assert solid_share(pixels) == pytest.approx(8 / 10)
+    assert solid_share(np.zeros((0, 3), np.uint8)) == 0.0
+    grain = RNG.integers(0, 256, (500, 3), dtype=np.uint8)  # no two alike: nothing solid
+    assert solid_share(grain) < SHARE
+
+
+def _picture():
+    """A textured (80, 120) picture with a solid square painted on it, and a mask of three marks:
+    the square, a patch of texture, and a patch of a smooth gradient."""
+    rgb = RNG.integers(60, 200, (80, 120, 3), dtype=np.uint8)
+    rgb[10:30, 10:30] = (250, 40, 90)  # paint
+    ramp = np.linspace(0, 120, 30)[None, :, None] + np.linspace(0, 60, 20)[:, None, None]
+    rgb[50:70, 80:110] = (ramp + np.array([40, 60, 80])).astype(np.uint8)  # shades, no two neighbours alike
+    mask = np.zeros((80, 120), np.uint8)
+    mask[9:31, 9:31] = 255  # the paint, a pixel of photo around it
+    mask[40:60, 40:60] = 255  # texture
+    mask[52:68, 84:106] = 255  # the gradient
+    return rgb, mask
+
+
+def test_marks_with_no_solid_colour_are_dropped_and_paint_is_kept():
+    rgb, mask = _picture()
+    drop = unsolid_marks(rgb, mask)
+    assert not drop[9:31, 9:31].any()  # 400 of 484 pixels are the paint: kept
+    assert drop[40:60, 40:60].all() and drop[52:68, 84:106].all()
+    assert drop.sum() == 400 + 16 * 22
+    assert not unsolid_marks(rgb, mask, share=0).any()
+    assert not unsolid_marks(rgb, np.zeros_like(mask)).any()
+
+
+def test_paint_resized_after_it_was_painted_keeps_its_solid_inside():
+    rgb, mask = _picture()
+    small = np.asarray(Image.fromarray(rgb).resize((90, 60), Image.LANCZOS))  # 3/4, ringing at every edge
+    small_mask = np.asarray(Image.fromarray(mask).resize((90, 60), Image.NEAREST))
+    drop = unsolid_marks(small, small_mask)
+    assert not drop[8:22, 8:22].any()  # the paint's inside is still its colour
+    assert drop[30:45, 30:45].all()
+
+
+@pytest.fixture(scope="module")
+def restorer():
+    from runtime import Restorer
+
+    return Restorer(device="cpu")
+
+
+def _with_mask(monkeypatch, restorer, mask_for):
+    """Make the graph find `mask_for(rgb)` in each image it is handed (None: what it found), those
+    pixels filled with 0."""
+    infer = type(restorer).infer
+
+    def fake(self, batch, *args, **kwargs):
+        restored, mask, raw = infer(self, batch, *args, **kwargs)
+        for j, rgb in enumerate(batch):
+            found = mask_for(rgb)
+            if found is not None:
+                mask[j, ..., 0] = found
+                restored[j] = np.where(found[..., None] > 0, 0, rgb)
+        return [restored, mask, raw]
+
+    monkeypatch.setattr(type(restorer), "infer", fake)
+
+
+def test_a_lossless_file_whose_only_mark_is_not_solid_comes_back_as_it_was(restorer, monkeypatch, tmp_path):
+    """restore-run: a PNG whose one mark lies on texture is copied byte for byte; the same picture
+    as a JPEG (paint is not solid there) and with --no-solid-check keeps the mark."""
+    from runtime.batch import RunOptions, run_folder
+
+    rgb, mask = _picture()
+    texture_only = np.where(np.arange(80)[:, None] >= 35, mask, 0).astype(np.uint8)  # the two photo patches
+    _with_mask(monkeypatch, restorer, lambda x: texture_only if x.shape == (80, 120, 3) else None)
+    src = tmp_path / "in"
+    src.mkdir()
+    png = io.BytesIO()
+    Image.fromarray(rgb).save(png, "PNG")
+    (src / "a.png").write_bytes(png.getvalue())
+    Image.fromarray(rgb).save(src / "b.jpg", quality=95)
+    result = run_folder(restorer, src, tmp_path / "out", RunOptions(progress=False, save_mask=True))
+    by_name = {r.input: r for r in result.records}
+    assert all(r.status == "ok" for r in result.records), [r.error for r in result.records]
+    assert (tmp_path / "out" / "a.png").read_bytes() == png.getvalue()  # nothing left to restore: a copy
+    assert by_name["a.png"].masked_share == 0 and by_name["a.png"].written == "copied"
+    assert by_name["b.jpg"].masked_share > 0  # a JPEG: the rule does not apply
+    restorer.solid_check = False
+    try:
+        kept = run_folder(restorer, src, tmp_path / "kept", RunOptions(progress=False))
+    finally:
+        restorer.solid_check = True
+    assert {r.input: r.masked_share for r in kept.records}["a.png"] > 0
+
+
+def test_only_the_marks_with_no_solid_colour_are_dropped_and_their_pixels_are_the_input(restorer, monkeypatch):
+    """Restorer.restore: a Pillow PNG drops the texture and gradient marks (their pixels the input's,
+    exactly) and keeps the paint; an array, which may hold a decoded JPEG, keeps every mark."""
+    rgb, mask = _picture()
+    _with_mask(monkeypatch, restorer, lambda x: mask if x.shape == (80, 120, 3) else None)
+    png = io.BytesIO()
+    Image.fromarray(rgb).save(png, "PNG")
+    out = restorer.restore(Image.open(io.BytesIO(png.getvalue())))
+    found = np.asarray(out.mask) > 0
+    assert found[10:30, 10:30].all()
+    assert not found[40:60, 40:60].any() and not found[52:68, 84:106].any()
+    restored = np.asarray(out.image)
+    assert np.array_equal(restored[~found], rgb[~found])
+    as_array = restorer.restore(rgb)
+    assert (as_array.mask > 0)[40:60, 40:60].all()
+
+
+def test_the_solid_marks_benchmark_counts_paint_and_photo_apart():
+    from benchmarks.solid_marks import markdown, summarize
+
+    rows = [{"image": "a", "pixels": 10, "paint": True, "share": s} for s in (0.05, 0.5, 1.0)]
+    rows += [{"image": "b", "pixels": 10, "paint": False, "share": s} for s in (0.02, 0.3)]
+    s = summarize(rows)
+    assert s["paint"]["marks"] == 3 and s["paint"]["dropped"] == 1 and s["paint"]["min"] == 0.05
+    assert s["paint"]["median"] == 0.5 and s["photo"] == {"marks": 2, "dropped": 1, "min": 0.02, "p05": pytest.approx(0.034),
+                                                           "median": 0.16, "max": 0.3}
+    table = markdown({"photos": "selection", "tolerance": TOLERANCE, "share": SHARE, "kinds": {"whole": s}})
+    assert "| whole | 3 | 1 | 0.050 |" in table and table.rstrip().endswith("| 2 | 1 | 0.300 |")

@@ -63,6 +63,9 @@ WRITABLE_MODES = {
 }
 # Formats we decode: every writable one, and GIF (read only, see the module docstring).
 READ_FORMATS = (*WRITABLE_MODES, "GIF")
+# TIFF compressions that lose colour: such a TIFF's pixels are not the exact ones it was saved
+# from (the fill and the solid check treat it as a lossy file).
+LOSSY_TIFF_COMPRESSION = ("jpeg", "tiff_jpeg", "webp")
 DEFAULT_MAX_PIXELS = 89_478_485  # the same default as Pillow's bomb-warning limit, but ours, per call
 SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 # PNG IHDR colour types of the 16-bit files read and written with pypng: grey+alpha, RGB, RGBA.
@@ -664,7 +667,8 @@ def _decode_source(img: Image.Image, f: BinaryIO, head: bytes, allow_lossy: bool
                    write_format: Optional[str]) -> SourceInfo:
     """Decode `img`'s pixels (orientation applied) and describe its source: what a write-back keeps."""
     info = SourceInfo(format=img.format)
-    info.lossless = img.format in ("PNG", "BMP", "TIFF", "GIF") or (img.format == "WEBP" and _webp_lossless(f))
+    info.lossless = img.format in ("PNG", "BMP", "GIF") or (img.format == "WEBP" and _webp_lossless(f)) or (
+        img.format == "TIFF" and img.info.get("compression") not in LOSSY_TIFF_COMPRESSION)
     keep_deep = write_format in (None, "PNG") and _png16_colour(img, head)
     info.dropped = _lossy_parts(img, head, keep_deep)
     if info.dropped and not allow_lossy:

@@ -2,7 +2,7 @@
 
 The damage this model removes is paint: shapes of one flat colour drawn over the photo (the
 reference design's random squares and circles of random colours). A file that keeps its colours
-exactly (PNG, BMP, TIFF, GIF, lossless WebP) keeps that paint exactly too: most of a painted
+exactly (PNG, BMP, GIF, lossless WebP, a TIFF not compressed as JPEG) keeps that paint exactly too: most of a painted
 mark's pixels are its colour, to the level, and only its edge (and, where the picture was
 resized after it was painted, a band the resampling rings in) differs. A patch of photo the mask
 takes for paint (in the selection photos, printed graphics on a package) has no such core: in

@@ -171,6 +171,15 @@ def test_read_errors_name_the_reason(tmp_path):
             ri.read_image(tmp_path / name, max_pixels=50_000)
 
 
+@pytest.mark.parametrize("compression, lossless", [("tiff_deflate", True), ("packbits", True), ("jpeg", False)])
+def test_a_tiff_is_lossless_unless_its_compression_is_jpeg(tmp_path, compression, lossless):
+    """A JPEG-compressed TIFF's colours are not exact: the steps that count on exact colours
+    (the membrane near the edge, the solid check) must not take it for lossless."""
+    rgb = np.random.default_rng(4).integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "x.tif", "TIFF", compression=compression)
+    assert ri.read_image(tmp_path / "x.tif")[1].lossless is lossless
+
+
 def test_webp_lossless_detection(tmp_path):
     img = Image.fromarray(_rgb(8, 8))
     for lossless in (True, False):

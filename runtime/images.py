@@ -663,12 +663,22 @@ def _header(img: Image.Image, head: bytes, size: int, write_format: Optional[str
                   file_bytes=size, coefficients=coefficients, turned=turned)
 
 
+def lossless_source(img: Image.Image, f: Optional[BinaryIO] = None) -> bool:
+    """Whether `img`'s pixels are exactly those its file was saved from: a PNG, BMP or GIF, a TIFF
+    not compressed as JPEG, or a WebP whose file `f` says it is lossless (without `f`, not known:
+    False)."""
+    if img.format == "WEBP":
+        return f is not None and _webp_lossless(f)
+    if img.format == "TIFF":
+        return img.info.get("compression") not in LOSSY_TIFF_COMPRESSION
+    return img.format in ("PNG", "BMP", "GIF")
+
+
 def _decode_source(img: Image.Image, f: BinaryIO, head: bytes, allow_lossy: bool,
                    write_format: Optional[str]) -> SourceInfo:
     """Decode `img`'s pixels (orientation applied) and describe its source: what a write-back keeps."""
     info = SourceInfo(format=img.format)
-    info.lossless = img.format in ("PNG", "BMP", "GIF") or (img.format == "WEBP" and _webp_lossless(f)) or (
-        img.format == "TIFF" and img.info.get("compression") not in LOSSY_TIFF_COMPRESSION)
+    info.lossless = lossless_source(img, f)
     keep_deep = write_format in (None, "PNG") and _png16_colour(img, head)
     info.dropped = _lossy_parts(img, head, keep_deep)
     if info.dropped and not allow_lossy:

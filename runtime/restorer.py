@@ -23,7 +23,7 @@ from PIL import Image
 from runtime.default_model import choose_model, shipped_weights
 from runtime.fill import BLEND, EXACT_EDGE, GROWN_SUBSAMPLING, even_fill
 from runtime.image_metadata import JPEG_FORMATS, JpegCoding, jpeg_coding
-from runtime.images import finish, prepare, to_pil
+from runtime.images import finish, lossless_source, prepare, to_pil
 from runtime.jpeg_ringing import remove_ringing
 from runtime.memory import GraphCost, MemoryPlan, plan_memory
 from runtime.paint_grow import grow_over_paint
@@ -282,10 +282,10 @@ class Restorer:
         jpeg = fmt in JPEG_FORMATS
         coding = jpeg_coding(image) if jpeg else None
         grow = jpeg and self.grows(coding.subsampling)
-        # A WebP opened here may be lossy (4:2:0); an array or an image of another format is taken as exact.
-        exact = self.exact(fmt not in (*JPEG_FORMATS, "WEBP"), coding)
-        # Lossless only where the format says so: an array may hold a decoded JPEG, whose paint is not solid.
-        lossless = fmt in ("PNG", "BMP", "TIFF", "GIF")
+        # Lossless only where the image says so (a WebP opened here may be lossy; an array may hold a
+        # decoded JPEG, whose paint is not solid); exact unless it is a JPEG, a WebP or a lossy TIFF.
+        lossless = not as_array and lossless_source(image)
+        exact = self.exact(lossless or fmt not in (*JPEG_FORMATS, "WEBP", "TIFF"), coding)
         restored, mask, raw, tiles = self.restore_rgb(prep.rgb, tile, predicted, grow, coding, exact=exact,
                                                       lossless=lossless)
         out = finish(prep, restored, mask > 0)

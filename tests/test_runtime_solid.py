@@ -123,6 +123,11 @@ def test_only_the_marks_with_no_solid_colour_are_dropped_and_their_pixels_are_th
     assert np.array_equal(restored[~found], rgb[~found])
     as_array = restorer.restore(rgb)
     assert (as_array.mask > 0)[40:60, 40:60].all()
+    for compression, dropped in (("tiff_deflate", True), ("jpeg", False)):  # a JPEG-compressed TIFF is lossy
+        tif = io.BytesIO()
+        Image.fromarray(rgb).save(tif, "TIFF", compression=compression)
+        found = np.asarray(restorer.restore(Image.open(io.BytesIO(tif.getvalue()))).mask) > 0
+        assert found[10:30, 10:30].all() and bool(found[40:60, 40:60].any()) != dropped
 
 
 def test_the_solid_marks_benchmark_counts_paint_and_photo_apart():

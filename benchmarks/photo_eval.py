@@ -64,6 +64,7 @@ FORMATS = {
     "jpeg-90-420": ("jpeg-90-420", "crops"),
     "jpeg-95-420": ("jpeg-95-420", "crops"),
     "jpeg-95-444": ("jpeg-95-444", "crops"),
+    "jpeg-95-422": ("jpeg-95-422", "crops"),
     "whole-jpeg-90": ("jpeg-90-420", "whole"),
     "camera-12mp-jpeg-90": ("jpeg-90-420", "camera"),
     "clean-jpeg-90": ("jpeg-90-420", "clean"),

@@ -77,6 +77,16 @@ def test_calibration_images_save_a_share_as_lossy_files():
         calibration_images(2, saved=1.5)
 
 
+def test_the_calibration_saves_are_named_not_every_save_there_is():
+    """Adding a kind to heldout.SAVES for the evaluation must not change the shipped int8
+    graph's calibration: its lossy saves are the five it was calibrated with."""
+    from export.quantize import LOSSY_SAVES
+    from restore_core.heldout import SAVES
+
+    assert LOSSY_SAVES == ("jpeg-75-420", "jpeg-90-420", "jpeg-95-420", "jpeg-95-444", "webp-90")
+    assert set(LOSSY_SAVES) < set(SAVES) and "jpeg-95-422" in SAVES
+
+
 @pytest.mark.parametrize("method", ["minmax", "entropy"])
 def test_other_calibration_methods(tiny_onnx, tmp_path, method):
     dst = tmp_path / "tiny.int8.onnx"

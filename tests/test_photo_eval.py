@@ -72,3 +72,15 @@ def test_the_clean_kinds_are_the_painted_kinds_pictures_with_nothing_painted(mon
             assert not c.case.mask.any() and np.array_equal(c.case.corrupted, c.case.clean)
             assert np.array_equal(c.case.clean, p.case.clean) and p.case.mask.any()
             assert c.data[:2] == b"\xff\xd8"  # saved as a JPEG
+
+
+def test_the_camera_kind_of_jpeg_is_saved_4_2_2():
+    """JPEG 95 at 4:2:2, as many cameras write: chroma halved across, not down."""
+    import io
+
+    from PIL import JpegImagePlugin
+
+    case = make_cases("jpeg-95-422", "selection", 1)[0]
+    with Image.open(io.BytesIO(case.data)) as im:
+        assert im.format == "JPEG" and JpegImagePlugin.get_sampling(im) == 1
+    assert case.case.mask.any() and case.paint is not None

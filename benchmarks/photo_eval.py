@@ -65,6 +65,7 @@ FORMATS = {
     "jpeg-95-420": ("jpeg-95-420", "crops"),
     "jpeg-95-444": ("jpeg-95-444", "crops"),
     "jpeg-95-422": ("jpeg-95-422", "crops"),
+    "png-resized": ("png", "crops-resized"),
     "whole-jpeg-90": ("jpeg-90-420", "whole"),
     "camera-12mp-jpeg-90": ("jpeg-90-420", "camera"),
     "clean-jpeg-90": ("jpeg-90-420", "clean"),
@@ -76,6 +77,7 @@ FORMATS = {
 }
 SUFFIX = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
 CAMERA = (3000, 4000)  # (H, W): a 12-megapixel camera photo
+RESIZED = 0.75  # the scale of the resized kind
 CAMERA_PAINT = CorruptionConfig(count=(1, 6), size=(0.02, 0.15), shapes=("square", "circle"), fill="random")
 
 
@@ -97,11 +99,24 @@ def _camera_photo(photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(big, 0, 255).round().astype(np.uint8)
 
 
+def _resized(case: Case, scale: float = RESIZED) -> Case:
+    """`case` scaled after it was painted, as a picture shared or exported smaller is (LANCZOS);
+    its mask: the shapes where they land (`saved_case` adds the ring the resampling left)."""
+    h, w = case.clean.shape[:2]
+    size = (round(w * scale), round(h * scale))
+    clean, painted = (np.asarray(Image.fromarray(a).resize(size, Image.LANCZOS)) for a in (case.clean, case.corrupted))
+    shapes = np.asarray(Image.fromarray(case.mask.astype(np.uint8) * 255).resize(size, Image.BILINEAR)) >= 128
+    return Case(case.name + "_small", case.source, clean, painted, shapes)
+
+
 def _painted(which: str, kind: str, per_photo: int, seed: int) -> List[Case]:
-    """The cases of one kind before the save: crops, whole photos, 12 MP photos, or clean photos whole or at 12 MP."""
-    if kind in ("crops", "clean-crops"):  # clean crops: the painted kinds' crops, nothing painted
+    """The cases of one kind before the save: crops (as painted, resized after painting, or clean),
+    whole photos, 12 MP photos, or clean photos whole or at 12 MP."""
+    if kind in ("crops", "clean-crops", "crops-resized"):
         crops = heldout_set(per_photo, seed=seed, photos=which)
-        return crops if kind == "crops" else [unpainted(c) for c in crops]
+        if kind == "crops-resized":  # painted, then the whole picture scaled to 3/4 (its mask: where the shapes land)
+            return [_resized(c) for c in crops]
+        return crops if kind == "crops" else [unpainted(c) for c in crops]  # clean: nothing painted
     out = []
     for p, (name, photo) in enumerate(heldout_photos(which).items()):  # the group's order: stable draws
         rng = sample_rng(seed, 1000 + p)
@@ -245,7 +260,7 @@ def worst_sheet(worst: List, path: str) -> None:
 @click.option("--no-jpeg-grow", is_flag=True, help="restore-run --no-jpeg-grow: a JPEG's mask as found.")
 @click.option("--no-paint-grow", is_flag=True, help="restore-run --no-paint-grow: each mark as found.")
 @click.option("--jpeg-ringing", is_flag=True, help="restore-run --jpeg-ringing: a JPEG's marks with their ring.")
-@click.option("--no-solid-check", is_flag=True, help="restore-run --no-solid-check: every mark of a lossless file kept.")
+@click.option("--no-solid-check", is_flag=True, help="restore-run --no-solid-check: every mark of a lossless file kept as found.")
 @click.option("--format", "fmt", type=click.Choice(["png"]), default=None,
               help="restore-run --format png: every file written as PNG (default: each in its own format).")
 @click.option("--worst", default=0, show_default=True, help="Also draw the N files improved least (PATH-worst.png).")

@@ -174,8 +174,9 @@ def saved_case(case: Case, save: str, tolerance: int = DegradeConfig().tolerance
     """
     container, quality, sub = SAVES[save]
     data = encode_file(case.corrupted, container, quality, sub)
-    if container == "png":
-        return case, data
+    if container == "png":  # the pixels as they are; the damage is the shapes, and any ring a resize left
+        return Case(case.name, case.source, case.clean, case.corrupted,
+                    damage_mask(case.corrupted, case.clean, case.mask, tolerance)), data
     clean = decode(encode_file(case.clean, container, quality, sub))
     corrupted = decode(data)
     mask = damage_mask(corrupted, clean, case.mask, tolerance)

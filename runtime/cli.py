@@ -71,8 +71,8 @@ from runtime.tiling import DEFAULT_TILE_BUDGET
                    "around it, which the mask often misses in a JPEG; docs/restoring.md).")
 @click.option("--solid-check/--no-solid-check", default=None,
               show_default="on for the shipped model, whose damage is solid paint; off for a --model FILE",
-              help="In a lossless file, drop each mark with no solid colour, which is photo, not paint "
-                   "(docs/restoring.md).")
+              help="In a lossless file, drop each mark with no solid colour, which is photo, not paint, and grow "
+                   "by a pixel each mark whose edge is not solid, which was resized after painting (docs/restoring.md).")
 @click.option("--jpeg-ringing", is_flag=True,
               help="Also take the ring a JPEG's paint left around each mark into the mask, found by saving the "
                    "mark again with the file's own tables, and take the paint out of it (default: the marks as "

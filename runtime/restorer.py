@@ -29,7 +29,7 @@ from runtime.memory import GraphCost, MemoryPlan, plan_memory
 from runtime.paint_grow import grow_over_paint
 from runtime.pyramid import Added, add_coarse
 from runtime.session import Runner, make_session
-from runtime.solid import unsolid_marks
+from runtime.solid import judge_marks
 from runtime.split import SplitRunner
 from runtime.tiling import DEFAULT_TILE_BUDGET, largest_window, plan_tiles, receptive_radius, run_tiled, tile_size_for
 
@@ -90,8 +90,9 @@ class Restorer:
         jpeg_ringing: in a colour JPEG, add to each mark the pixels around it that its paint moved
             in the file (the ring), with the paint's estimated effect taken out of them
             (runtime/jpeg_ringing.py); False (default): the marks as found.
-        solid_check: in a lossless file, drop each mark with no solid colour, which is not paint
-            (runtime/solid.py). None (default): for the shipped model's weights, whose damage is
+        solid_check: in a lossless file, drop each mark with no solid colour, which is not paint,
+            and grow by a pixel each mark whose edge is not solid, which was resized after it was
+            painted (runtime/solid.py). None (default): for the shipped model's weights, whose damage is
             solid paint, and not for other models, which may be trained on other damage.
     """
 
@@ -204,18 +205,21 @@ class Restorer:
                     window: Optional[int] = None, jpeg: Optional[JpegCoding] = None,
                     orientation: int = 1, exact: bool = True, lossless: bool = False) -> Tuple[np.ndarray, np.ndarray]:
         """The steps around the graph, on a full-size pass's restored (H, W, 3) and mask (H, W)
-        0/255: in a file known to be `lossless`, the marks with no solid colour dropped
-        (runtime/solid.py), what smaller copies of a large image find (runtime/pyramid.py), each flat mark
+        0/255: in a file known to be `lossless`, the marks with no solid colour dropped and those
+        whose edge is not solid grown a pixel (runtime/solid.py), what smaller copies of a large image find (runtime/pyramid.py), each flat mark
         grown over its paint (runtime/paint_grow.py), for a JPEG (`jpeg`: how it was coded,
         `orientation`: its EXIF turn) the ring its paint left (runtime/jpeg_ringing.py), then the
         fill inside the mask evened out (runtime/fill.py; where the file's colours are `exact`
         (`Restorer.exact`), the smooth fill alone near each mark's edge); each as it was when
         switched off."""
+        soft = None  # in a lossless file, the pixel around each mark whose edge was resampled
         if self.solid_check and lossless:  # before the copies: a photo left with no mark is not run again
-            restored, mask = self._drop_unsolid(rgb, restored, mask)
+            restored, mask, soft = self._judge_solid(rgb, restored, mask)
         coarse: List[Added] = []  # what the smaller copies added: the even fill reads less around it
         restored, mask = self._add_coarse(rgb, restored, mask, window, coarse)
         grown = grow_over_paint(rgb, mask) if self.paint_grow else None
+        if soft is not None:  # it holds paint too
+            grown = soft & (mask == 0) if grown is None else grown | soft & (mask == 0)
         grown = grown if grown is not None and grown.any() else None
         if grown is not None:
             mask = np.where(grown, np.uint8(255), mask)
@@ -229,13 +233,15 @@ class Restorer:
         return restored, mask
 
     @staticmethod
-    def _drop_unsolid(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """The marks with no solid colour dropped (runtime/solid.py): their pixels the input's,
-        as where nothing was found."""
-        drop = unsolid_marks(rgb, mask)
-        if not drop.any():
-            return restored, mask
-        return np.where(drop[..., None], rgb, restored), np.where(drop, np.uint8(0), mask)
+    def _judge_solid(rgb: np.ndarray, restored: np.ndarray,
+                     mask: np.ndarray) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+        """The marks with no solid colour dropped (runtime/solid.py), their pixels the input's as
+        where nothing was found, and the pixels to grow around marks whose edge is not solid (None:
+        none)."""
+        drop, soft = judge_marks(rgb, mask)
+        if drop.any():
+            restored, mask = np.where(drop[..., None], rgb, restored), np.where(drop, np.uint8(0), mask)
+        return restored, mask, soft if soft.any() else None
 
     def _add_coarse(self, rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray,
                     window: Optional[int], added: Optional[List[Added]] = None) -> Tuple[np.ndarray, np.ndarray]:

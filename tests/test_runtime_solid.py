@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from runtime.solid import SHARE, TOLERANCE, solid_share, unsolid_marks
+from runtime.solid import SHARE, TOLERANCE, judge_marks, solid_share
 
 RNG = np.random.default_rng(11)
 
@@ -39,21 +39,49 @@ def _picture():
 
 def test_marks_with_no_solid_colour_are_dropped_and_paint_is_kept():
     rgb, mask = _picture()
-    drop = unsolid_marks(rgb, mask)
+    drop, _grow = judge_marks(rgb, mask)
     assert not drop[9:31, 9:31].any()  # 400 of 484 pixels are the paint: kept
     assert drop[40:60, 40:60].all() and drop[52:68, 84:106].all()
     assert drop.sum() == 400 + 16 * 22
-    assert not unsolid_marks(rgb, mask, share=0).any()
-    assert not unsolid_marks(rgb, np.zeros_like(mask)).any()
+    assert not judge_marks(rgb, mask, share=0)[0].any()
+    assert not judge_marks(rgb, np.zeros_like(mask))[0].any()
 
 
 def test_paint_resized_after_it_was_painted_keeps_its_solid_inside():
     rgb, mask = _picture()
     small = np.asarray(Image.fromarray(rgb).resize((90, 60), Image.LANCZOS))  # 3/4, ringing at every edge
     small_mask = np.asarray(Image.fromarray(mask).resize((90, 60), Image.NEAREST))
-    drop = unsolid_marks(small, small_mask)
+    drop, _grow = judge_marks(small, small_mask)
     assert not drop[8:22, 8:22].any()  # the paint's inside is still its colour
     assert drop[30:45, 30:45].all()
+
+
+def _soft_square():
+    """A textured (60, 80) picture with a solid square painted and then the picture blurred, as a
+    resize blends the paint's edge: the mask is the square as painted."""
+    rgb = RNG.integers(60, 200, (60, 80, 3), dtype=np.uint8)
+    rgb[20:40, 30:50] = (250, 40, 90)
+    from PIL import ImageFilter
+
+    soft = np.asarray(Image.fromarray(rgb).filter(ImageFilter.BoxBlur(1)))  # each pixel the mean of its 3x3
+    mask = np.zeros((60, 80), np.uint8)
+    mask[20:40, 30:50] = 255
+    return rgb, soft, mask
+
+
+def test_a_mark_whose_edge_is_not_solid_grows_a_pixel_and_a_solid_edge_does_not():
+    sharp, soft, mask = _soft_square()
+    drop, grow = judge_marks(sharp, mask)
+    assert not drop.any() and not grow.any()  # painted as it is: its rim is the paint's colour
+    drop, grow = judge_marks(soft, mask)
+    ring = np.zeros_like(grow)
+    ring[19:41, 29:51] = True
+    ring[20:40, 30:50] = False
+    assert not drop.any() and np.array_equal(grow, ring)  # one pixel around it, 8-connected
+    assert not judge_marks(soft, mask, edge_share=0)[1].any()
+    tiny = np.zeros_like(mask)
+    tiny[21:23, 31:33] = 255  # 4 rim pixels: too few to judge
+    assert not judge_marks(soft, tiny)[1].any()
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +169,26 @@ def test_the_solid_marks_benchmark_counts_paint_and_photo_apart():
                                                            "median": 0.16, "max": 0.3}
     table = markdown({"photos": "selection", "tolerance": TOLERANCE, "share": SHARE, "kinds": {"whole": s}})
     assert "| whole | 3 | 1 | 0.050 |" in table and table.rstrip().endswith("| 2 | 1 | 0.300 |")
+
+
+def test_restore_grows_a_soft_edged_mark_of_a_png_and_fills_the_ring_smoothly(restorer, monkeypatch):
+    """The grown pixels join the mask and take the smooth fill from around the mark; a JPEG of the
+    same picture (its edges are never solid) keeps the mark as found."""
+    _sharp, soft, mask = _soft_square()
+    _with_mask(monkeypatch, restorer, lambda x: mask if x.shape == (60, 80, 3) else None)
+    png = io.BytesIO()
+    Image.fromarray(soft).save(png, "PNG")
+    out = restorer.restore(Image.open(io.BytesIO(png.getvalue())))
+    found = np.asarray(out.mask) > 0
+    assert found[19:41, 29:51].all() and found.sum() == 22 * 22
+    restored = np.asarray(out.image).astype(int)
+    assert np.array_equal(restored[~found], soft[~found])
+    ring = found.copy()
+    ring[20:40, 30:50] = False
+    # The ring held the blurred paint (its red channel far above the photo's 60-200 mean of 130);
+    # the smooth fill from the photo around it brings it back among the photo's values.
+    assert soft[ring][:, 0].mean() > 150 and abs(restored[ring][:, 0].mean() - 130) < 12
+    jpg = io.BytesIO()
+    Image.fromarray(soft).save(jpg, "JPEG", quality=95)
+    kept = np.asarray(restorer.restore(Image.open(io.BytesIO(jpg.getvalue()))).mask) > 0
+    assert kept.sum() == 20 * 20

@@ -217,10 +217,7 @@ class Restorer:
             restored, mask, soft = self._judge_solid(rgb, restored, mask)
         coarse: List[Added] = []  # what the smaller copies added: the even fill reads less around it
         restored, mask = self._add_coarse(rgb, restored, mask, window, coarse)
-        grown = grow_over_paint(rgb, mask) if self.paint_grow else None
-        if soft is not None:  # it holds paint too
-            grown = soft & (mask == 0) if grown is None else grown | soft & (mask == 0)
-        grown = grown if grown is not None and grown.any() else None
+        grown = self._grown(rgb, mask, soft)
         if grown is not None:
             mask = np.where(grown, np.uint8(255), mask)
         if self.even_fill or grown is not None:  # grown pixels hold paint: they take the smooth fill alone
@@ -231,6 +228,14 @@ class Restorer:
             if ring.any():
                 mask = np.where(ring, np.uint8(255), mask)
         return restored, mask
+
+    def _grown(self, rgb: np.ndarray, mask: np.ndarray, soft: Optional[np.ndarray]) -> Optional[np.ndarray]:
+        """The unmasked pixels that hold paint (H, W) bool, or None: each flat mark grown over its
+        paint (runtime/paint_grow.py) and the pixel around each mark whose edge was resampled."""
+        grown = grow_over_paint(rgb, mask) if self.paint_grow else np.zeros(mask.shape, bool)
+        if soft is not None:
+            grown |= soft & (mask == 0)
+        return grown if grown.any() else None
 
     @staticmethod
     def _judge_solid(rgb: np.ndarray, restored: np.ndarray,

@@ -26,8 +26,8 @@ crops, painted and clean). The false marks held at most 9 %; the painted ones at
 painted, and where the picture was resized after painting 7 % at the least (a 41-pixel mark at
 1/2, the one painted mark of 268 under `SHARE`, so left unrestored), the next 18 %.
 
-A painted mark's edge is solid too: the mask's rim pixels (those with an unmasked neighbour) are
-the paint's colour, since the photo beside them is not. Where the picture was resized after it
+A painted mark's edge is solid too: where a shape was painted on the picture as it is, the mask's
+rim pixels (those with an unmasked neighbour) are still the paint's colour. Where the picture was resized after it
 was painted, the resampling blended the paint's edge with the photo and rang a pixel or two past
 it, so the rim pixels are blends and the paint reaches beyond the mask. So a kept mark of at
 least `MIN_RIM` rim pixels of which under `EDGE_SHARE` lie within `TOLERANCE` of its colour is

@@ -66,6 +66,8 @@ FORMATS = {
     "jpeg-95-444": ("jpeg-95-444", "crops"),
     "jpeg-95-422": ("jpeg-95-422", "crops"),
     "png-resized": ("png", "crops-resized"),
+    "webp-75": ("webp-75", "crops"),
+    "webp-90": ("webp-90", "crops"),
     "whole-jpeg-90": ("jpeg-90-420", "whole"),
     "camera-12mp-jpeg-90": ("jpeg-90-420", "camera"),
     "clean-jpeg-90": ("jpeg-90-420", "clean"),

@@ -162,6 +162,7 @@ SAVES = {
     "jpeg-95-420": ("jpeg", 95, "4:2:0"),
     "jpeg-95-444": ("jpeg", 95, "4:4:4"),
     "jpeg-95-422": ("jpeg", 95, "4:2:2"),  # as many cameras write
+    "webp-75": ("webp", 75, None),  # libwebp's own default quality
     "webp-90": ("webp", 90, None),
 }
 

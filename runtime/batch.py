@@ -48,6 +48,7 @@ from runtime.images import (
     Prepared,
     SourceInfo,
     TooManyPixels,
+    chroma_subsampling,
     encode_image,
     finish,
     prepare,
@@ -502,8 +503,10 @@ class _Pipeline:
                 f"(--max-memory {self.plan.budget_for_fastest(item.reserved.image_bytes)})")
 
     def _grows(self, item: Loaded) -> bool:
-        """Whether this image's mask is grown by a pixel: a JPEG with subsampled chroma (Restorer.grows)."""
-        return item.source.jpeg is not None and self.restorer.grows(item.source.jpeg.subsampling)
+        """Whether this image's mask is grown by a pixel: a JPEG with subsampled chroma, or a lossy
+        WebP (Restorer.grows)."""
+        src = item.source
+        return self.restorer.grows(chroma_subsampling(src.format, src.lossless, src.jpeg and src.jpeg.subsampling))
 
     def _exact(self, item: Loaded) -> bool:
         """Whether this image's colours are exact at full resolution (Restorer.exact)."""

@@ -78,8 +78,9 @@ from runtime.tiling import DEFAULT_TILE_BUDGET
                    "mark again with the file's own tables, and take the paint out of it (default: the marks as "
                    "found; docs/restoring.md).")
 @click.option("--no-jpeg-grow", is_flag=True,
-              help="Keep a JPEG's mask as found (default: grown by a pixel where the chroma is subsampled, 4:2:0 "
-                   "or 4:2:2, since a mark's colour bleeds over its edge there; docs/restoring.md).")
+              help="Keep a JPEG's or lossy WebP's mask as found (default: grown by a pixel where the chroma is "
+                   "subsampled, a JPEG at 4:2:0 or 4:2:2 and every lossy WebP, since a mark's colour bleeds over its "
+                   "edge there; docs/restoring.md).")
 @click.option("--quality", type=click.IntRange(1, 100), default=None,
               show_default="a JPEG keeps its own quantization tables and subsampling; else 95",
               help="Re-encode JPEG / lossy WebP outputs at this quality.")
@@ -146,7 +147,7 @@ class ModelArgs:
     batch_size: int = 4
     coarse: bool = True  # also run large images smaller (runtime/pyramid.py)
     even_fill: bool = True  # average the fill with a smooth one (runtime/fill.py)
-    grow_subsampled: bool = True  # grow the mask of chroma-subsampled JPEGs by a pixel
+    grow_subsampled: bool = True  # grow the mask of chroma-subsampled JPEGs and lossy WebPs by a pixel
     paint_grow: bool = True  # grow each flat mark over its own paint (runtime/paint_grow.py)
     jpeg_ringing: bool = False  # also take in the ring a JPEG's paint left (runtime/jpeg_ringing.py)
     solid_check: Optional[bool] = None  # in a lossless file, drop marks with no solid colour (None: shipped model only)

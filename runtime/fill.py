@@ -46,8 +46,8 @@ mark's surroundings; a mark whose box would exceed `MAX_BOX` pixels keeps the ne
 (the marks of a camera-size photo, filled from its smaller copies, runtime/pyramid.py), which
 bounds the memory this step takes to a few bytes per pixel of such a box.
 
-The mask of a JPEG with subsampled chroma is grown by a pixel before the compositing
-(`GROWN_SUBSAMPLING`, `grow_masks`; docs/restoring.md, "A JPEG's mask, grown").
+The mask of a JPEG with subsampled chroma, or of a lossy WebP, is grown by a pixel before the
+compositing (`GROWN_SUBSAMPLING`, `grow_masks`; docs/restoring.md, "A JPEG's mask, grown").
 """
 
 from __future__ import annotations
@@ -58,9 +58,10 @@ import numpy as np
 
 from runtime.pyramid import Added, label, label_with_boxes
 
-# Chroma subsampling (Pillow's codes: 1 = 4:2:2, 2 = 4:2:0) under which a JPEG's mask is grown by
-# a pixel before the compositing (`Restorer(grow_subsampled=...)`): there a mark's colour bleeds
-# over its edge by a chroma pixel, and the mask stops short of it.
+# Chroma subsampling (Pillow's codes: 1 = 4:2:2, 2 = 4:2:0; a lossy WebP counts as 4:2:0,
+# `images.chroma_subsampling`) under which a file's mask is grown by a pixel before the
+# compositing (`Restorer(grow_subsampled=...)`): there a mark's colour bleeds over its edge by a
+# chroma pixel, and the mask stops short of it.
 GROWN_SUBSAMPLING = (1, 2)
 BLEND = 0.25  # the network's share of a masked pixel; the smooth fill has the rest
 # In a file whose colours are exact at full resolution (not a JPEG or WebP with subsampled

@@ -674,6 +674,19 @@ def lossless_source(img: Image.Image, f: Optional[BinaryIO] = None) -> bool:
     return img.format in ("PNG", "BMP", "GIF")
 
 
+# Lossy WebP (VP8) codes chroma at half size both ways, as a 4:2:0 JPEG does (Pillow's JPEG code 2).
+LOSSY_WEBP_SUBSAMPLING = 2
+
+
+def chroma_subsampling(fmt: Optional[str], lossless: bool, jpeg_subsampling: Optional[int]) -> Optional[int]:
+    """How a file of format `fmt` subsampled its chroma, in Pillow's JPEG codes (0: 4:4:4, 1: 4:2:2,
+    2: 4:2:0): a JPEG's own (`jpeg_subsampling`), 4:2:0 for a WebP not known to be lossless; None
+    for any other file."""
+    if fmt == "WEBP" and not lossless:
+        return LOSSY_WEBP_SUBSAMPLING
+    return jpeg_subsampling
+
+
 def _decode_source(img: Image.Image, f: BinaryIO, head: bytes, allow_lossy: bool,
                    write_format: Optional[str]) -> SourceInfo:
     """Decode `img`'s pixels (orientation applied) and describe its source: what a write-back keeps."""

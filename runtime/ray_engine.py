@@ -95,7 +95,7 @@ class RayOptions:
     tile_budget: Optional[int] = None
     coarse: bool = True  # also run large images smaller (runtime/pyramid.py)
     even_fill: bool = True  # average the fill with a smooth one (runtime/fill.py)
-    grow_subsampled: bool = True  # grow the mask of chroma-subsampled JPEGs by a pixel
+    grow_subsampled: bool = True  # grow the mask of chroma-subsampled JPEGs and lossy WebPs by a pixel
     paint_grow: bool = True  # grow each flat mark over its own paint (runtime/paint_grow.py)
     jpeg_ringing: bool = False  # also take in the ring a JPEG's paint left (runtime/jpeg_ringing.py)
     solid_check: Optional[bool] = None  # in a lossless file, drop marks with no solid colour (None: shipped model only)

@@ -23,7 +23,7 @@ from PIL import Image
 from runtime.default_model import choose_model, shipped_weights
 from runtime.fill import BLEND, EXACT_EDGE, GROWN_SUBSAMPLING, even_fill
 from runtime.image_metadata import JPEG_FORMATS, JpegCoding, jpeg_coding
-from runtime.images import finish, lossless_source, prepare, to_pil
+from runtime.images import chroma_subsampling, finish, lossless_source, prepare, to_pil
 from runtime.jpeg_ringing import remove_ringing
 from runtime.memory import GraphCost, MemoryPlan, plan_memory
 from runtime.paint_grow import grow_over_paint
@@ -83,8 +83,9 @@ class Restorer:
             (runtime/pyramid.py); False: the full-size pass only.
         even_fill: average the fill inside each mark with a smooth fill (runtime/fill.py);
             False: the network's fill as it is.
-        grow_subsampled: grow the mask of a JPEG with subsampled chroma (4:2:0, 4:2:2) by a
-            pixel before the compositing (`runtime.fill.GROWN_SUBSAMPLING`); False: the mask as found.
+        grow_subsampled: grow the mask of a file with subsampled chroma (a JPEG at 4:2:0 or 4:2:2,
+            a lossy WebP) by a pixel before the compositing (`runtime.fill.GROWN_SUBSAMPLING`);
+            False: the mask as found.
         paint_grow: grow each flat mark over the rest of its own paint around it, the grown pixels
             taking the smooth fill (runtime/paint_grow.py); False: the marks as found.
         jpeg_ringing: in a colour JPEG, add to each mark the pixels around it that its paint moved
@@ -168,8 +169,8 @@ class Restorer:
         return largest_window(height, width, tile_size, self.halo, self.stride)
 
     def grows(self, subsampling: Optional[int]) -> bool:
-        """Whether an image of this JPEG chroma subsampling (Pillow's code; None: not a JPEG) has
-        its mask grown (`infer`)."""
+        """Whether an image of this chroma subsampling (Pillow's JPEG code, `images.chroma_subsampling`;
+        None: every pixel's colour kept) has its mask grown (`infer`)."""
         return self.grow_subsampled and subsampling in GROWN_SUBSAMPLING
 
     @staticmethod
@@ -290,12 +291,11 @@ class Restorer:
         pil = to_pil(image) if as_array else image
         prep = prepare(pil)
         fmt = None if as_array else getattr(image, "format", None)
-        jpeg = fmt in JPEG_FORMATS
-        coding = jpeg_coding(image) if jpeg else None
-        grow = jpeg and self.grows(coding.subsampling)
+        coding = jpeg_coding(image) if fmt in JPEG_FORMATS else None
         # Lossless only where the image says so (a WebP opened here may be lossy; an array may hold a
         # decoded JPEG, whose paint is not solid); exact unless it is a JPEG, a WebP or a lossy TIFF.
         lossless = not as_array and lossless_source(image)
+        grow = self.grows(chroma_subsampling(fmt, lossless, coding and coding.subsampling))
         exact = self.exact(lossless or fmt not in (*JPEG_FORMATS, "WEBP", "TIFF"), coding)
         restored, mask, raw, tiles = self.restore_rgb(prep.rgb, tile, predicted, grow, coding, exact=exact,
                                                       lossless=lossless)

@@ -251,14 +251,27 @@ def test_the_whole_graph_grows_the_same_as_its_halves(monkeypatch, restorers):
     assert np.array_equal(a[1], b[1]) and np.array_equal(a[0], b[0])
 
 
-@pytest.mark.parametrize("save, grown", [("jpeg-90-420", True), ("jpeg-95-444", False), ("png", False)])
+def _lossless_webp(data: bytes) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(data)).save(buf, "WEBP", lossless=True)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("save, grown", [("jpeg-90-420", True), ("jpeg-95-444", False), ("png", False),
+                                         ("webp-90", True), ("webp-75", True), ("webp-lossless", False)])
 def test_which_files_grow(tmp_path, save, grown):
+    """A JPEG with subsampled chroma and a lossy WebP (whose chroma is always at half size) have
+    their masks grown by a pixel; a 4:4:4 JPEG, a PNG and a lossless WebP keep them as found."""
     from runtime.fill import dilated
 
-    _c, data, _x = _saved(save)
+    _c, data, _x = _saved("png" if save == "webp-lossless" else save)
+    if save == "webp-lossless":  # the PNG's exact pixels in a lossless WebP
+        data = _lossless_webp(data)
     src = tmp_path / "in"
     src.mkdir()
-    name = "a.png" if save == "png" else "a.jpg"
+    name = "a" + {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}[save.split("-")[0]]
     (src / name).write_bytes(data)
     masks = {}
     for run, extra in (("default", []), ("kept", ["--no-jpeg-grow"])):
@@ -271,13 +284,16 @@ def test_which_files_grow(tmp_path, save, grown):
     assert np.array_equal(masks["default"], expected)
 
 
-def test_restorer_restore_grows_a_pillow_jpeg_by_its_subsampling(restorers):
+@pytest.mark.parametrize("save", ["jpeg-90-420", "webp-90"])
+def test_restorer_restore_grows_a_pillow_jpeg_by_its_subsampling(restorers, save):
+    """A Pillow JPEG with subsampled chroma grows; so does a Pillow WebP, which is taken as lossy
+    (whether it is shows only in its file)."""
     import io
 
     from runtime.fill import dilated
 
     grows, keeps = restorers
-    _c, data, _x = _saved("jpeg-90-420")
+    _c, data, _x = _saved(save)
     grown = np.asarray(grows.restore(Image.open(io.BytesIO(data))).mask) > 0
     kept = np.asarray(keeps.restore(Image.open(io.BytesIO(data))).mask) > 0
     assert kept.any() and np.array_equal(grown, dilated(kept))

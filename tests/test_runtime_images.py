@@ -190,6 +190,16 @@ def test_webp_lossless_detection(tmp_path):
         assert ri.read_image(tmp_path / "x.webp")[1].lossless is lossless
 
 
+def test_chroma_subsampling_of_each_file():
+    """A JPEG's own subsampling; a lossy WebP's chroma is always at half size both ways (4:2:0,
+    Pillow's code 2), and a WebP not known to be lossless is taken as lossy; other files none."""
+    assert [ri.chroma_subsampling("JPEG", False, s) for s in (0, 1, 2)] == [0, 1, 2]
+    assert ri.chroma_subsampling("WEBP", False, None) == 2
+    assert ri.chroma_subsampling("WEBP", True, None) is None
+    assert ri.chroma_subsampling("PNG", True, None) is None
+    assert ri.chroma_subsampling(None, False, None) is None  # an array: how it was coded is not known
+
+
 def test_to_pil_array_kinds():
     assert ri.to_pil(np.zeros((2, 3), np.uint8)).mode == "L"
     assert ri.to_pil(np.zeros((2, 3), np.uint16)).mode == "I;16"

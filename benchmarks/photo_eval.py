@@ -66,6 +66,7 @@ FORMATS = {
     "jpeg-95-444": ("jpeg-95-444", "crops"),
     "jpeg-95-422": ("jpeg-95-422", "crops"),
     "png-resized": ("png", "crops-resized"),
+    "jpeg-90-resized": ("jpeg-90-420", "crops-resized"),
     "webp-75": ("webp-75", "crops"),
     "webp-90": ("webp-90", "crops"),
     "whole-jpeg-90": ("jpeg-90-420", "whole"),
@@ -79,7 +80,7 @@ FORMATS = {
 }
 SUFFIX = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
 CAMERA = (3000, 4000)  # (H, W): a 12-megapixel camera photo
-RESIZED = 0.75  # the scale of the resized kind
+RESIZED = 0.75  # the scale of the resized kinds (saved as PNG, or as JPEG 90)
 CAMERA_PAINT = CorruptionConfig(count=(1, 6), size=(0.02, 0.15), shapes=("square", "circle"), fill="random")
 
 

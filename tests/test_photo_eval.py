@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from benchmarks.photo_eval import evaluate, make_cases, score, worst_sheet
+from restore_toolkit.scores import psnr
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +85,25 @@ def test_the_camera_kind_of_jpeg_is_saved_4_2_2():
     with Image.open(io.BytesIO(case.data)) as im:
         assert im.format == "JPEG" and JpegImagePlugin.get_sampling(im) == 1
     assert case.case.mask.any() and case.paint is not None
+
+
+def test_the_webp_and_resized_jpeg_kinds_are_the_crops_saved_so():
+    """WebP 75 and 90: the painted crops saved as lossy WebP (a VP8 chunk, not VP8L); JPEG 90
+    resized: the crops of the resized PNG kind, saved as a 4:2:0 JPEG 90 instead."""
+    import io
+
+    from PIL import JpegImagePlugin
+
+    png = make_cases("png", "selection", 1)
+    for kind in ("webp-75", "webp-90"):
+        webp = make_cases(kind, "selection", 1)
+        assert len(webp) == len(png) == 5
+        for w, p in zip(webp, png):
+            assert w.data[:4] == b"RIFF" and w.data[12:16] == b"VP8 "  # lossy
+            assert np.array_equal(w.paint, p.case.mask) and w.case.mask.any()
+    resized_png, resized_jpeg = make_cases("png-resized", "selection", 1), make_cases("jpeg-90-resized", "selection", 1)
+    for p, j in zip(resized_png, resized_jpeg):
+        assert np.array_equal(j.paint, p.paint) and j.case.mask.shape == p.case.mask.shape
+        with Image.open(io.BytesIO(j.data)) as im:
+            assert im.format == "JPEG" and JpegImagePlugin.get_sampling(im) == 2 and im.size == p.case.mask.shape[::-1]
+        assert psnr(j.case.corrupted, p.case.corrupted) > 30  # the same picture, through the codec

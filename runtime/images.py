@@ -680,8 +680,8 @@ LOSSY_WEBP_SUBSAMPLING = 2
 
 def chroma_subsampling(fmt: Optional[str], lossless: bool, jpeg_subsampling: Optional[int]) -> Optional[int]:
     """How a file of format `fmt` subsampled its chroma, in Pillow's JPEG codes (0: 4:4:4, 1: 4:2:2,
-    2: 4:2:0): a JPEG's own (`jpeg_subsampling`), 4:2:0 for a WebP not known to be lossless; None
-    for any other file."""
+    2: 4:2:0): a JPEG's own (`jpeg_subsampling`), 4:2:0 for a WebP not known to be lossless; for
+    any other file None, none known (a TIFF compressed as JPEG does not say)."""
     if fmt == "WEBP" and not lossless:
         return LOSSY_WEBP_SUBSAMPLING
     return jpeg_subsampling

@@ -170,7 +170,7 @@ class Restorer:
 
     def grows(self, subsampling: Optional[int]) -> bool:
         """Whether an image of this chroma subsampling (Pillow's JPEG code, `images.chroma_subsampling`;
-        None: every pixel's colour kept) has its mask grown (`infer`)."""
+        None: no subsampling known) has its mask grown (`infer`)."""
         return self.grow_subsampled and subsampling in GROWN_SUBSAMPLING
 
     @staticmethod

@@ -13,7 +13,9 @@ had without the paint (the clean photo saved the same way):
   and against OpenCV's Telea inpainting *given the true damage mask* on the same decoded file;
 - images made worse than their input; PSNR outside the damage against the decoded input (what
   the write-back costs where nothing was restored);
-- for clean files (nothing painted): how many came back byte-identical, and how many were touched.
+- for clean files (nothing painted): how many came back byte-identical, and how many were touched;
+  clean graphics too (charts, screens, documents: `restore_core/graphics.py`, the group's own
+  generators), which a folder of photos often holds.
 
 `--worst N` also draws the N painted files it improved least, over all formats, as a contact
 sheet (PATH-worst.png: the file as decoded, the mask restore-run wrote, the written file, the
@@ -39,6 +41,7 @@ from PIL import Image
 
 from restore_core.degrade import DegradeConfig, decode
 from restore_core.fileio import atomic_write_text
+from restore_core.graphics import graphics
 from restore_core.heldout import (
     HELDOUT_CORRUPTION,
     PHOTO_SETS,
@@ -77,6 +80,8 @@ FORMATS = {
     "clean-jpeg-75": ("jpeg-75-420", "clean"),
     "clean-camera-12mp-jpeg-90": ("jpeg-90-420", "clean-camera"),
     "clean-crops-jpeg-90": ("jpeg-90-420", "clean-crops"),
+    "clean-graphics-png": ("png", "clean-graphics"),  # charts, screens, documents: not photos (restore_core/graphics.py)
+    "clean-graphics-jpeg-90": ("jpeg-90-420", "clean-graphics"),
 }
 SUFFIX = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
 CAMERA = (3000, 4000)  # (H, W): a 12-megapixel camera photo
@@ -115,6 +120,9 @@ def _resized(case: Case, scale: float = RESIZED) -> Case:
 def _painted(which: str, kind: str, per_photo: int, seed: int) -> List[Case]:
     """The cases of one kind before the save: crops (as painted, resized after painting, or clean),
     whole photos, 12 MP photos, or clean photos whole or at 12 MP."""
+    if kind == "clean-graphics":  # drawn, not photographed: the group's own generators
+        return [Case(name, "graphics", img, img, np.zeros(img.shape[:2], bool))
+                for name, img in graphics(which, per_photo).items()]
     if kind in ("crops", "clean-crops", "crops-resized"):
         crops = heldout_set(per_photo, seed=seed, photos=which)
         if kind == "crops-resized":  # painted, then the whole picture scaled to 3/4 (its mask: where the shapes land)
@@ -264,11 +272,12 @@ def worst_sheet(worst: List, path: str) -> None:
 @click.option("--no-paint-grow", is_flag=True, help="restore-run --no-paint-grow: each mark as found.")
 @click.option("--jpeg-ringing", is_flag=True, help="restore-run --jpeg-ringing: a JPEG's marks with their ring.")
 @click.option("--no-solid-check", is_flag=True, help="restore-run --no-solid-check: every mark of a lossless file kept as found.")
+@click.option("--no-graphic-check", is_flag=True, help="restore-run --no-graphic-check: graphics restored as photos are.")
 @click.option("--format", "fmt", type=click.Choice(["png"]), default=None,
               help="restore-run --format png: every file written as PNG (default: each in its own format).")
 @click.option("--worst", default=0, show_default=True, help="Also draw the N files improved least (PATH-worst.png).")
 def main(output, photos, per_photo, formats, model, precision, no_coarse, no_even_fill, no_jpeg_grow, no_paint_grow, jpeg_ringing, fmt,
-         worst, no_solid_check):
+         worst, no_solid_check, no_graphic_check):
     """Score restore-run on painted-then-saved photos of one held-out group, per format."""
     names = [f for f in formats.split(",") if f]
     unknown = [f for f in names if f not in FORMATS]
@@ -276,7 +285,8 @@ def main(output, photos, per_photo, formats, model, precision, no_coarse, no_eve
         raise click.UsageError(f"unknown format {unknown[0]!r} (known: {', '.join(FORMATS)})")
     args = (["--model", model] if model else []) + (["--precision", precision] if precision else [])
     flags = {"--no-coarse": no_coarse, "--no-even-fill": no_even_fill, "--no-jpeg-grow": no_jpeg_grow,
-             "--no-paint-grow": no_paint_grow, "--jpeg-ringing": jpeg_ringing, "--no-solid-check": no_solid_check}
+             "--no-paint-grow": no_paint_grow, "--jpeg-ringing": jpeg_ringing, "--no-solid-check": no_solid_check,
+             "--no-graphic-check": no_graphic_check}
     args += [flag for flag, on in flags.items() if on] + (["--format", fmt] if fmt else [])
     from benchmarks.report import environment
 

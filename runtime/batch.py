@@ -466,7 +466,7 @@ class _Pipeline:
                 window = it.reserved.window if it.reserved else self.window
                 image, found = self.restorer.after_graph(it.prep.rgb, restored[j], mask[j, ..., 0], window,
                                                          it.source.jpeg, it.source.orientation, self._exact(it),
-                                                         it.source.lossless)
+                                                         it.source.lossless, it.job.record.notes)
             except Exception as e:
                 self._failed(it, e)
                 continue
@@ -482,7 +482,8 @@ class _Pipeline:
                                                                      grow=self._grows(item), jpeg=item.source.jpeg,
                                                                      orientation=item.source.orientation,
                                                                      exact=self._exact(item),
-                                                                     lossless=item.source.lossless)
+                                                                     lossless=item.source.lossless,
+                                                                     notes=item.job.record.notes)
         except Exception as e:
             self._failed(item, e)
             return

@@ -73,6 +73,10 @@ from runtime.tiling import DEFAULT_TILE_BUDGET
               show_default="on for the shipped model, whose damage is solid paint; off for a --model FILE",
               help="In a lossless file, drop each mark with no solid colour, which is photo, not paint, and grow "
                    "by a pixel each mark whose edge is not solid, which was resized after painting (docs/restoring.md).")
+@click.option("--graphic-check/--no-graphic-check", default=None,
+              show_default="on for the shipped model, which knows photos; off for a --model FILE",
+              help="Leave as it is a picture whose pixels around what was found are mostly of exactly flat colour: "
+                   "a graphic (a chart, a screen, a document), not a photo (docs/restoring.md).")
 @click.option("--jpeg-ringing", is_flag=True,
               help="Also take the ring a JPEG's paint left around each mark into the mask, found by saving the "
                    "mark again with the file's own tables, and take the paint out of it (default: the marks as "
@@ -151,6 +155,7 @@ class ModelArgs:
     paint_grow: bool = True  # grow each flat mark over its own paint (runtime/paint_grow.py)
     jpeg_ringing: bool = False  # also take in the ring a JPEG's paint left (runtime/jpeg_ringing.py)
     solid_check: Optional[bool] = None  # in a lossless file, drop marks with no solid colour (None: shipped model only)
+    graphic_check: Optional[bool] = None  # leave graphics (charts, screens) as they are (None: shipped model only)
 
 
 @dataclass
@@ -176,7 +181,7 @@ def _option_groups(engine: str, input_path: str, opts: dict):
                       tile_budget=opts.pop("tile_budget"), batch_size=opts["batch_size"], coarse=not opts.pop("no_coarse"),
                       even_fill=not opts.pop("no_even_fill"), grow_subsampled=not opts.pop("no_jpeg_grow"),
                       paint_grow=not opts.pop("no_paint_grow"), jpeg_ringing=opts.pop("jpeg_ringing"),
-                      solid_check=opts.pop("solid_check"))
+                      solid_check=opts.pop("solid_check"), graphic_check=opts.pop("graphic_check"))
     max_memory = opts.pop("max_memory")
     options = RunOptions(format=opts.pop("fmt"), sync_images=not opts.pop("no_fsync"), report=opts.pop("report_path"),
                          progress=not opts.pop("quiet"), max_memory=max_memory * 1_000_000 if max_memory else None, **opts)
@@ -205,7 +210,8 @@ def _run_here(model: ModelArgs, input_path, output_path, options):
                         tile=model.tile, tile_budget=model.tile_budget, batch_size=model.batch_size,
                         precision=model.precision, coarse=model.coarse, even_fill=model.even_fill,
                         grow_subsampled=model.grow_subsampled, paint_grow=model.paint_grow,
-                        jpeg_ringing=model.jpeg_ringing, solid_check=model.solid_check)
+                        jpeg_ringing=model.jpeg_ringing, solid_check=model.solid_check,
+                        graphic_check=model.graphic_check)
     choice = f", {restorer.model_choice}" if restorer.model_choice else ""
     click.echo(f"model {describe_model(model.path, restorer.model_path)}{choice} on {restorer.info.describe()} "
                f"({time.perf_counter() - start:.2f} s to load)", err=True)
@@ -225,7 +231,7 @@ def _run_on_ray(model: ModelArgs, input_path, output_path, options, cluster: Clu
                              tile=model.tile, tile_budget=model.tile_budget, coarse=model.coarse,
                              even_fill=model.even_fill, grow_subsampled=model.grow_subsampled,
                              paint_grow=model.paint_grow, jpeg_ringing=model.jpeg_ringing,
-                             solid_check=model.solid_check, verbose=verbose)
+                             solid_check=model.solid_check, graphic_check=model.graphic_check, verbose=verbose)
     click.echo(f"model {describe_model(model.path, chosen)}{', ' + why if why else ''} on Ray "
                f"({cluster.address or 'a local Ray'}, {ray_options.actors} actor(s))", err=True)
     with native_lines_hidden(not verbose):

@@ -99,6 +99,7 @@ class RayOptions:
     paint_grow: bool = True  # grow each flat mark over its own paint (runtime/paint_grow.py)
     jpeg_ringing: bool = False  # also take in the ring a JPEG's paint left (runtime/jpeg_ringing.py)
     solid_check: Optional[bool] = None  # in a lossless file, drop marks with no solid colour (None: shipped model only)
+    graphic_check: Optional[bool] = None  # leave graphics (charts, screens) as they are (None: shipped model only)
     num_cpus: Optional[int] = None  # CPUs of a local Ray started here (default: enough for the actors)
     verbose: bool = False  # let Ray's own log lines (and ONNX Runtime's in the actors) through
 
@@ -202,7 +203,8 @@ class _RestoreActor:
                                  tile_budget=ray_options.tile_budget or DEFAULT_TILE_BUDGET, batch_size=options.batch_size,
                                  coarse=ray_options.coarse, even_fill=ray_options.even_fill,
                                  grow_subsampled=ray_options.grow_subsampled, paint_grow=ray_options.paint_grow,
-                                 jpeg_ringing=ray_options.jpeg_ringing, solid_check=ray_options.solid_check)
+                                 jpeg_ringing=ray_options.jpeg_ringing, solid_check=ray_options.solid_check,
+                                 graphic_check=ray_options.graphic_check)
         self.options = options
 
     def __call__(self, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:

@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Set
 
 from restore_toolkit.fileio import atomic_write_bytes
 from restore_toolkit.messages import flat
+from runtime.flat import is_graphic_note
 
 REPORT_NAME = "restore-report.json"
 REPORT_VERSION = 1
@@ -75,6 +76,7 @@ class Summary:
     lossy: int = 0  # ok images written with something left out (--allow-lossy, metadata a format cannot hold)
     changed: int = 0  # ok images in which the model replaced pixels
     copied: int = 0  # ok images in which it found nothing: the output is the input's bytes
+    graphics: int = 0  # of the copied, those left as they were as graphics, not photos (runtime/flat.py)
     stale_temps_removed: int = 0  # temp files of a killed earlier run, swept before this one
     note: str = ""
     precision: str = ""  # the graph's compute precision: fp32, fp16 or int8
@@ -94,6 +96,7 @@ class Summary:
         self.lossy = sum(bool(r.dropped) for r in ok)
         self.changed = sum(r.written == "changed" for r in ok)
         self.copied = sum(r.written == "copied" for r in ok)
+        self.graphics = sum(_graphic(r) is not None for r in ok)
         self.pixels = sum((r.width or 0) * (r.height or 0) for r in ok)
 
     def _rates(self) -> None:
@@ -178,9 +181,15 @@ def _record_lines(records: List[Record], limit: int) -> List[str]:
     done = [r for r in records if r.status == "ok"]
     lines = _listed("LOSSY", [(r.input, "; ".join(r.dropped)) for r in done if r.dropped], limit, "lossy writes")
     lines += _listed("SLOW", [(r.input, r.slow) for r in done if r.slow], limit, "slow images")
+    lines += _listed("LEFT", [(r.input, _graphic(r)) for r in done if _graphic(r)], limit, "graphics left")
     lines += _skipped_lines(records, limit)
     return lines + _listed("FAILED", [(r.input, r.error or "") for r in records if r.status == "failed"],
                            limit, "failures")
+
+
+def _graphic(record: Record) -> Optional[str]:
+    """The note of an image left as it was because it is a graphic, else None."""
+    return next((n for n in record.notes if is_graphic_note(n)), None)
 
 
 def _skipped_lines(records: List[Record], limit: int) -> List[str]:
@@ -203,8 +212,10 @@ def _written_line(summary: Summary) -> List[str]:
         return []
     rewritten = summary.ok - summary.changed - summary.copied
     extra = f", {rewritten} rewritten (nothing found, re-encoded)" if rewritten else ""
+    why = f"nothing found; {summary.graphics} of them graphics, not photos, each LEFT below" if summary.graphics \
+        else "nothing found"
     return [f"of the {summary.ok} restored: {summary.changed} changed, {summary.copied} copied as they were "
-            f"(nothing found){extra}"]
+            f"({why}){extra}"]
 
 
 def _listed(tag: str, items: List[tuple], limit: int, what: str) -> List[str]:

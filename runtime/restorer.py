@@ -14,7 +14,7 @@ import functools
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -22,6 +22,7 @@ from PIL import Image
 
 from runtime.default_model import choose_model, shipped_weights
 from runtime.fill import BLEND, EXACT_EDGE, GROWN_SUBSAMPLING, even_fill
+from runtime.flat import graphic_note, is_graphic
 from runtime.image_metadata import JPEG_FORMATS, JpegCoding, jpeg_coding
 from runtime.images import chroma_subsampling, finish, lossless_source, prepare, to_pil
 from runtime.jpeg_ringing import remove_ringing
@@ -60,6 +61,7 @@ class Restoration:
     predicted: Union[Image.Image, np.ndarray, None]
     masked_share: float
     tiles: int = 0
+    notes: List[str] = field(default_factory=list)  # why the image was left as it was, if it was
 
 
 class Restorer:
@@ -95,13 +97,18 @@ class Restorer:
             and grow by a pixel each mark whose edge is not solid, which was resized after it was
             painted (runtime/solid.py). None (default): for the shipped model's weights, whose damage is
             solid paint, and not for other models, which may be trained on other damage.
+        graphic_check: leave a picture whose pixels around the marks are mostly of exactly flat
+            colour, a graphic (a chart, a screen, a document) rather than a photo, as it is
+            (runtime/flat.py). None (default): for the shipped model's weights, which know photos,
+            as `solid_check`.
     """
 
     def __init__(self, model_path: Union[str, os.PathLike, bytes, None] = None, device: str = "auto",
                  provider: Optional[str] = None, threads: Optional[int] = None, tile: Optional[int] = None,
                  tile_budget: int = DEFAULT_TILE_BUDGET, batch_size: int = 1, precision: str = "auto",
                  coarse: bool = True, even_fill: bool = True, grow_subsampled: bool = True,
-                 paint_grow: bool = True, jpeg_ringing: bool = False, solid_check: Optional[bool] = None):
+                 paint_grow: bool = True, jpeg_ringing: bool = False, solid_check: Optional[bool] = None,
+                 graphic_check: Optional[bool] = None):
         self.model_path, self.model_choice = choose_model(model_path, precision, cpu=_runs_on_cpu(device, provider))
         self.session, self.info = make_session(self.model_path, device=device, provider=provider, threads=threads)
         self.metadata = self.info.metadata
@@ -118,8 +125,9 @@ class Restorer:
         self.grow_subsampled = grow_subsampled
         self.paint_grow = paint_grow
         self.jpeg_ringing = jpeg_ringing
-        self.solid_check = solid_check if solid_check is not None else \
-            self.metadata is not None and self.metadata.weights_sha256 == shipped_weights()
+        shipped = self.metadata is not None and self.metadata.weights_sha256 == shipped_weights()
+        self.solid_check = shipped if solid_check is None else solid_check
+        self.graphic_check = shipped if graphic_check is None else graphic_check
         self.graph_cost = GraphCost.of(self.metadata, split=isinstance(self.runner, SplitRunner))
         self.memory = self.plan_memory()  # measured now: the process with its model loaded
         self._lock = threading.Lock()
@@ -181,38 +189,43 @@ class Restorer:
 
     def restore_rgb(self, rgb: np.ndarray, tile: Optional[int] = None, predicted: bool = True,
                     grow: bool = False, jpeg: Optional[JpegCoding] = None, orientation: int = 1,
-                    exact: bool = True, lossless: bool = False) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], int]:
-        """Restore one (H, W, 3) uint8 RGB array, tiled when large.
+                    exact: bool = True, lossless: bool = False,
+                    notes: Optional[List[str]] = None) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], int]:
+        """Restore one (H, W, 3) uint8 RGB array, tiled when large; `notes` as in `after_graph`.
 
         Returns:
             restored (H, W, 3), mask (H, W) uint8 0/255, predicted (H, W, 3) or None (see
             `infer`: predicted=False), number of tiles (0 = one pass).
         """
         return self.run_rgb(rgb, self.tile_for(rgb.shape[0], rgb.shape[1], tile), predicted=predicted, grow=grow,
-                            jpeg=jpeg, orientation=orientation, exact=exact, lossless=lossless)
+                            jpeg=jpeg, orientation=orientation, exact=exact, lossless=lossless, notes=notes)
 
     def run_rgb(self, rgb: np.ndarray, tile_size: Optional[int], window: Optional[int] = None,
                 predicted: bool = True, grow: bool = False, jpeg: Optional[JpegCoding] = None,
-                orientation: int = 1, exact: bool = True,
-                lossless: bool = False) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], int]:
+                orientation: int = 1, exact: bool = True, lossless: bool = False,
+                notes: Optional[List[str]] = None) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], int]:
         """`restore_rgb` with the tiling decided by the caller (None: one pass); `window` as in
         `tile_for`; `grow` as in `infer`, for the full-size pass (not the smaller copies);
-        `jpeg`, `orientation`, `exact` and `lossless` as in `after_graph`."""
+        `jpeg`, `orientation`, `exact`, `lossless` and `notes` as in `after_graph`."""
         restored, mask, raw, tiles = self._full_size(rgb, tile_size, window, predicted, grow)
-        restored, mask = self.after_graph(rgb, restored, mask, window, jpeg, orientation, exact, lossless)
+        restored, mask = self.after_graph(rgb, restored, mask, window, jpeg, orientation, exact, lossless, notes)
         return restored, mask, raw, tiles
 
     def after_graph(self, rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray,
                     window: Optional[int] = None, jpeg: Optional[JpegCoding] = None,
-                    orientation: int = 1, exact: bool = True, lossless: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+                    orientation: int = 1, exact: bool = True, lossless: bool = False,
+                    notes: Optional[List[str]] = None) -> Tuple[np.ndarray, np.ndarray]:
         """The steps around the graph, on a full-size pass's restored (H, W, 3) and mask (H, W)
-        0/255: in a file known to be `lossless`, the marks with no solid colour dropped and those
+        0/255: a picture that is a graphic, not a photo, left as it is (runtime/flat.py; why, a
+        line added to `notes`), in a file known to be `lossless`, the marks with no solid colour dropped and those
         whose edge is not solid grown a pixel (runtime/solid.py), what smaller copies of a large image find (runtime/pyramid.py), each flat mark
         grown over its paint (runtime/paint_grow.py), for a JPEG (`jpeg`: how it was coded,
         `orientation`: its EXIF turn) the ring its paint left (runtime/jpeg_ringing.py), then the
         fill inside the mask evened out (runtime/fill.py; where the file's colours are `exact`
         (`Restorer.exact`), the smooth fill alone near each mark's edge); each as it was when
         switched off."""
+        if self._graphic(rgb, mask, notes):  # every mark dropped: the file comes back as it was
+            return rgb, np.zeros_like(mask)
         soft = None  # in a lossless file, the pixel around each mark whose edge was resampled
         if self.solid_check and lossless:  # before the copies: a photo left with no mark is not run again
             restored, mask, soft = self._judge_solid(rgb, restored, mask)
@@ -229,6 +242,14 @@ class Restorer:
             if ring.any():
                 mask = np.where(ring, np.uint8(255), mask)
         return restored, mask
+
+    def _graphic(self, rgb: np.ndarray, mask: np.ndarray, notes: Optional[List[str]]) -> bool:
+        """Whether the marks found lie on a graphic, not a photo (runtime/flat.py); if so, why,
+        added to `notes`."""
+        share = is_graphic(rgb, mask) if self.graphic_check and mask.any() else 0.0
+        if share and notes is not None:
+            notes.append(graphic_note(share))
+        return bool(share)
 
     def _grown(self, rgb: np.ndarray, mask: np.ndarray, soft: Optional[np.ndarray]) -> Optional[np.ndarray]:
         """The unmasked pixels that hold paint (H, W) bool, or None: each flat mark grown over its
@@ -297,17 +318,18 @@ class Restorer:
         lossless = not as_array and lossless_source(image)
         grow = self.grows(chroma_subsampling(fmt, lossless, coding and coding.subsampling))
         exact = self.exact(lossless or fmt not in (*JPEG_FORMATS, "WEBP", "TIFF"), coding)
+        notes: List[str] = []
         restored, mask, raw, tiles = self.restore_rgb(prep.rgb, tile, predicted, grow, coding, exact=exact,
-                                                      lossless=lossless)
+                                                      lossless=lossless, notes=notes)
         out = finish(prep, restored, mask > 0)
         share = float((mask > 0).mean())
         if as_array:
             arr = np.asarray(out)
             if image.dtype == bool:
                 arr = arr.astype(bool)
-            return Restoration(arr, mask, raw, share, tiles)
+            return Restoration(arr, mask, raw, share, tiles, notes)
         raw_image = None if raw is None else Image.fromarray(raw, "RGB")
-        return Restoration(out, Image.fromarray(mask, "L"), raw_image, share, tiles)
+        return Restoration(out, Image.fromarray(mask, "L"), raw_image, share, tiles, notes)
 
     def restore_folder(self, input_path: Union[str, os.PathLike], output_path: Union[str, os.PathLike], **options):
         """Restore a folder (recursively) or one image into `output_path`; see `runtime.batch.run_folder`.

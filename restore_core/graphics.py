@@ -1,0 +1,163 @@
+"""Pictures that are not photos: charts, screens, documents and slides, drawn here.
+
+A user's folder of photos is rarely photos alone. A phone's camera roll holds screenshots, and a
+folder of pictures holds charts, slides and scanned-in documents. Their flat panels, bars and
+boxes of one exact colour are what the shipped model's damage looks like (solid shapes of random
+colours), so the evaluation needs them: a graphic in which nothing was painted must come back as
+it was.
+
+They are drawn procedurally, seeded, in two groups that share no generator, kept apart as the
+photos are (`restore_core/heldout.py`):
+
+- selection (`SELECTION_GRAPHICS`): bar and line charts (matplotlib), and application screens
+  (panels, buttons and lines of text, Pillow). The check that leaves graphics alone
+  (runtime/flat.py) was chosen on these;
+- evaluation (`EVALUATION_GRAPHICS`): text documents, slides on a gradient background, pie and
+  scatter plots, and the logos two packages ship (scikit-image's and matplotlib's). Only
+  reports read them.
+
+Training never sees either: its pictures are photos and camera-like scenes (`scenes.py`).
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Callable, Dict, List, Tuple
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+SELECTION_GRAPHICS = ("chart", "screen")
+EVALUATION_GRAPHICS = ("document", "slide", "plot", "logo")
+GRAPHICS_SEED = 20261205
+
+
+def _colour(rng: np.random.Generator, low: int = 0) -> Tuple[int, int, int]:
+    return tuple(int(v) for v in rng.integers(low, 256, 3))
+
+
+def _figure(rng: np.random.Generator):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt, plt.subplots(figsize=(rng.uniform(5, 10), rng.uniform(3, 7)))
+
+
+def _rendered(plt, fig, rng: np.random.Generator) -> np.ndarray:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=int(rng.integers(80, 140)))
+    plt.close(fig)
+    return np.asarray(Image.open(buf).convert("RGB"))
+
+
+def chart(rng: np.random.Generator) -> np.ndarray:
+    """A bar chart (upright or sideways) or a line chart with a filled band, as matplotlib draws it."""
+    plt, (fig, ax) = _figure(rng)
+    x = np.arange(int(rng.integers(4, 12)))
+    kind = int(rng.integers(0, 3))
+    if kind == 0:
+        ax.bar(x, rng.uniform(1, 10, len(x)), color=[f"C{i % 10}" for i in x])
+    elif kind == 1:
+        ax.barh(x, rng.uniform(1, 10, len(x)), color=f"C{int(rng.integers(0, 10))}")
+        ax.grid(True)
+    else:
+        ax.plot(x, rng.uniform(1, 10, (len(x), 3)))
+        ax.fill_between(x, 0, rng.uniform(0, 3, len(x)), alpha=0.5)
+    ax.set_title(f"Figure {int(rng.integers(1, 100))}")
+    return _rendered(plt, fig, rng)
+
+
+def screen(rng: np.random.Generator) -> np.ndarray:
+    """An application's screen: a title bar, panels and buttons of flat colours, lines of text."""
+    w, h = int(rng.integers(600, 1600)), int(rng.integers(500, 1000))
+    img = Image.new("RGB", (w, h), _colour(rng, 200))
+    draw = ImageDraw.Draw(img)
+    bar = int(rng.integers(40, 90))
+    draw.rectangle([0, 0, w, bar], fill=_colour(rng))
+    for _ in range(int(rng.integers(3, 10))):
+        x0, y0 = int(rng.integers(0, w - 50)), int(rng.integers(bar, h - 30))
+        draw.rectangle([x0, y0, x0 + int(rng.integers(40, 500)), y0 + int(rng.integers(20, 300))], fill=_colour(rng))
+    for y in range(bar + 20, h - 20, int(rng.integers(25, 60))):
+        draw.text((int(rng.integers(10, 60)), y), f"Setting {y}: on", fill=(0, 0, 0))
+    return np.asarray(img)
+
+
+def document(rng: np.random.Generator) -> np.ndarray:
+    """A page of text, now and then a shaded box, black on white."""
+    w, h = int(rng.integers(700, 1300)), int(rng.integers(900, 1700))
+    img = Image.new("RGB", (w, h), (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    y = 40
+    while y < h - 40:
+        words = " ".join(f"word{int(rng.integers(1000))}" for _ in range(int(rng.integers(4, 14))))
+        draw.text((50, y), words, fill=(20, 20, 20))
+        y += int(rng.integers(14, 30))
+        if rng.random() < 0.05:
+            draw.rectangle([50, y, w - 50, y + int(rng.integers(40, 200))], fill=_colour(rng, 150))
+            y += 220
+    return np.asarray(img)
+
+
+def slide(rng: np.random.Generator) -> np.ndarray:
+    """A presentation slide: a colour gradient across, a few boxes of flat colour, a title."""
+    w, h = 1280, 720
+    a, b = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+    ramp = np.linspace(0.0, 1.0, w)[None, :, None]  # (1, w, 1)
+    img = Image.fromarray(np.repeat(a + (b - a) * ramp, h, axis=0).astype(np.uint8))  # (h, w, 3)
+    draw = ImageDraw.Draw(img)
+    for _ in range(int(rng.integers(1, 5))):
+        x0, y0 = int(rng.integers(0, w - 200)), int(rng.integers(0, h - 150))
+        draw.rectangle([x0, y0, x0 + int(rng.integers(100, 500)), y0 + int(rng.integers(50, 300))], fill=_colour(rng))
+    draw.text((100, 60), "Quarterly review", fill=(255, 255, 255))
+    return np.asarray(img)
+
+
+def plot(rng: np.random.Generator) -> np.ndarray:
+    """A pie chart or a scatter plot of coloured discs, as matplotlib draws them."""
+    plt, (fig, ax) = _figure(rng)
+    if rng.random() < 0.5:
+        ax.pie(rng.uniform(1, 5, 5), labels=list("ABCDE"))
+    else:
+        n = 60
+        ax.scatter(rng.normal(size=n), rng.normal(size=n), s=rng.uniform(20, 300, n), c=rng.integers(0, 5, n),
+                   cmap="tab10")
+    return _rendered(plt, fig, rng)
+
+
+def _on_white(img: Image.Image) -> np.ndarray:
+    rgba = img.convert("RGBA")
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    white.alpha_composite(rgba)
+    return np.asarray(white.convert("RGB"))
+
+
+def logos() -> List[np.ndarray]:
+    """The logos scikit-image and matplotlib ship, on white (their transparency flattened)."""
+    import os
+
+    import matplotlib
+    import skimage
+
+    paths = [os.path.join(os.path.dirname(skimage.__file__), "data", "logo.png"),
+             os.path.join(matplotlib.get_data_path(), "sample_data", "logo2.png")]
+    return [_on_white(Image.open(p)) for p in paths]
+
+
+DRAWN: Dict[str, Callable[[np.random.Generator], np.ndarray]] = {
+    "chart": chart, "screen": screen, "document": document, "slide": slide, "plot": plot}
+
+
+def graphics(which: str, per_kind: int, seed: int = GRAPHICS_SEED) -> Dict[str, np.ndarray]:
+    """{name: (H, W, 3) uint8} for the group `which` ("selection" or "evaluation"): `per_kind`
+    seeded drawings of each generator, and for evaluation the packages' logos."""
+    kinds = {"selection": SELECTION_GRAPHICS, "evaluation": EVALUATION_GRAPHICS}[which]
+    out: Dict[str, np.ndarray] = {}
+    for k, kind in enumerate(kinds):
+        if kind == "logo":
+            out.update({f"logo_{i:02d}": img for i, img in enumerate(logos())})
+            continue
+        rng = np.random.default_rng([seed, k])
+        out.update({f"{kind}_{i:02d}": DRAWN[kind](rng) for i in range(per_kind)})
+    return out

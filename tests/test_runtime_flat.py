@@ -1,0 +1,164 @@
+"""A picture mostly of exactly flat colour is a graphic, left as it was (runtime/flat.py)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from restore_core.graphics import EVALUATION_GRAPHICS, SELECTION_GRAPHICS, graphics, screen
+from runtime import flat
+from runtime.flat import GRAPHIC_SHARE, flat_share, is_graphic, is_graphic_note
+
+RNG = np.random.default_rng(5)
+
+
+def _by_hand(rgb: np.ndarray, mask: np.ndarray) -> float:
+    """flat_share pixel by pixel: centres on the grid REACH, REACH + STEP, ..., none within MARGIN
+    of a marked pixel, flat when the 8 pixels REACH away are exactly its colour."""
+    h, w = mask.shape
+    r, flat_count, read = flat.REACH, 0, 0
+    for y in range(r, h - r, flat.STEP):
+        for x in range(r, w - r, flat.STEP):
+            if (mask[max(0, y - flat.MARGIN):y + flat.MARGIN + 1, max(0, x - flat.MARGIN):x + flat.MARGIN + 1] > 0).any():
+                continue
+            ys, xs = np.meshgrid([y - r, y, y + r], [x - r, x, x + r], indexing="ij")
+            nb = rgb[ys.ravel(), xs.ravel()].astype(int)  # (9, 3)
+            read += 1
+            flat_count += int((nb.max(0) - nb.min(0)).max() <= flat.TOLERANCE)
+    return flat_count / read if read else 0.0
+
+
+@pytest.mark.parametrize("strip", [1, 7, 256])
+def test_the_flat_share_matches_a_count_by_hand(monkeypatch, strip):
+    monkeypatch.setattr(flat, "STRIP", strip)  # strips of any height read the same grid
+    for h, w in ((61, 47), (9, 9), (130, 33)):
+        rgb = np.repeat(RNG.integers(0, 2, (h, w, 1), dtype=np.uint8), 3, axis=-1)
+        rgb[: h // 2] = 200  # the top half flat, the bottom half two-level noise
+        mask = (RNG.random((h, w)) < 0.01).astype(np.uint8) * 255
+        assert flat_share(rgb, mask) == pytest.approx(_by_hand(rgb, mask), abs=1e-12)
+    assert flat_share(np.zeros((5, 5, 3), np.uint8), np.zeros((5, 5), np.uint8)) == 0.0  # nothing to read
+
+
+def test_flat_noise_and_blocks_of_one_colour():
+    """A flat picture is all flat, noise none; a picture whose every 8x8 block is one colour (a
+    JPEG's smooth blocks coded by their mean) is not flat, since each neighbourhood spans two blocks."""
+    none = np.zeros((200, 200), np.uint8)
+    assert flat_share(np.full((200, 200, 3), 90, np.uint8), none) == 1.0
+    assert flat_share(RNG.integers(0, 256, (200, 200, 3), dtype=np.uint8), none) == 0.0
+    blocks = np.kron(RNG.integers(0, 256, (25, 25, 3)), np.ones((8, 8, 1))).astype(np.uint8)
+    assert flat_share(blocks, none) == 0.0
+
+
+def test_the_pixels_around_the_marks_are_not_read():
+    """Noise right around a mark (its paint's edge) does not count; the same noise further out does."""
+    rgb = np.full((200, 200, 3), 240, np.uint8)
+    mask = np.zeros((200, 200), np.uint8)
+    mask[80:120, 80:120] = 255
+    rgb[79:121, 79:121] = RNG.integers(0, 256, (42, 42, 3), dtype=np.uint8)  # a pixel of noise around the mark
+    assert flat_share(rgb, mask) == 1.0
+    rgb[60:140, 60:140] = RNG.integers(0, 256, (80, 80, 3), dtype=np.uint8)
+    rgb[80:120, 80:120] = (250, 0, 0)
+    assert flat_share(rgb, mask) < 1.0
+
+
+def test_graphics_are_flat_and_photos_are_not():
+    """A screen saved as PNG and as JPEG 75 reads above the threshold; a painted photo (a training
+    photo) saved as JPEG 75, with its paint as the mark, far below it."""
+    from restore_core.photos import bundled_photos
+
+    shot = screen(np.random.default_rng(3))
+    photo = np.ascontiguousarray(bundled_photos()["astronaut"][:300, :300])
+    painted, mask = photo.copy(), np.zeros(photo.shape[:2], np.uint8)
+    painted[50:120, 60:150], mask[50:120, 60:150] = (30, 200, 60), 255
+    for quality in (None, 75):
+        as_saved = []
+        for img in (shot, painted):
+            buf = io.BytesIO()
+            Image.fromarray(img).save(buf, "PNG" if quality is None else "JPEG", **({"quality": quality} if quality else {}))
+            as_saved.append(np.asarray(Image.open(buf).convert("RGB")))
+        shot_mask = np.zeros(shot.shape[:2], np.uint8)
+        shot_mask[100:140, 100:300] = 255
+        assert is_graphic(as_saved[0], shot_mask) >= GRAPHIC_SHARE
+        assert flat_share(as_saved[1], mask) < GRAPHIC_SHARE / 4 and is_graphic(as_saved[1], mask) == 0.0
+
+
+@pytest.fixture(scope="module")
+def restorer():
+    from runtime import Restorer
+
+    return Restorer(device="cpu")
+
+
+def _graphic_folder(tmp_path):
+    """A screen saved as PNG and JPEG 90, and a painted photo: the shipped model marks all three."""
+    from restore_core.photos import bundled_photos
+
+    src = tmp_path / "in"
+    src.mkdir()
+    shot = Image.fromarray(screen(np.random.default_rng(1)))
+    shot.save(src / "screen.png")
+    shot.save(src / "screen.jpg", quality=90)
+    photo = np.ascontiguousarray(bundled_photos()["astronaut"][:256, :320])
+    photo[40:110, 50:140] = (20, 210, 70)
+    Image.fromarray(photo).save(src / "photo.png")
+    return src
+
+
+def test_restore_run_leaves_a_graphic_as_it_was_and_says_so(restorer, tmp_path):
+    from runtime.batch import RunOptions, run_folder
+    from runtime.report import summary_lines
+
+    src = _graphic_folder(tmp_path)
+    result = run_folder(restorer, src, tmp_path / "out", RunOptions(progress=False))
+    by_name = {r.input: r for r in result.records}
+    assert all(r.status == "ok" for r in result.records), [r.error for r in result.records]
+    for name in ("screen.png", "screen.jpg"):
+        assert (tmp_path / "out" / name).read_bytes() == (src / name).read_bytes()  # byte for byte
+        assert by_name[name].written == "copied" and any(is_graphic_note(n) for n in by_name[name].notes)
+    assert by_name["photo.png"].written == "changed" and not by_name["photo.png"].notes
+    assert result.summary.graphics == 2 and result.summary.copied == 2
+    lines = summary_lines(result.summary, result.records)
+    assert any("2 copied as they were (nothing found; 2 of them graphics, not photos" in line for line in lines)
+    assert sum(line.startswith("LEFT screen.") for line in lines) == 2
+    restorer.graphic_check = False
+    try:  # without the check the model's marks are restored: the screen loses its panels
+        kept = run_folder(restorer, src, tmp_path / "kept", RunOptions(progress=False))
+    finally:
+        restorer.graphic_check = True
+    assert {r.input: r.written for r in kept.records} == {"screen.png": "changed", "screen.jpg": "changed",
+                                                          "photo.png": "changed"}
+
+
+def test_restore_of_a_graphic_gives_it_back_with_a_note(restorer):
+    shot = screen(np.random.default_rng(1))
+    out = restorer.restore(Image.fromarray(shot))
+    assert np.array_equal(np.asarray(out.image), shot) and not np.asarray(out.mask).any()
+    assert len(out.notes) == 1 and is_graphic_note(out.notes[0])
+    as_array = restorer.restore(shot)
+    assert np.array_equal(as_array.image, shot) and as_array.masked_share == 0.0
+
+
+def test_the_check_is_the_shipped_models_and_can_be_set(restorer, tiny_onnx):
+    from runtime import Restorer
+
+    assert restorer.graphic_check and restorer.solid_check  # the shipped weights
+    assert not Restorer(tiny_onnx, device="cpu").graphic_check  # a model of one's own: off unless asked
+    assert Restorer(tiny_onnx, device="cpu", graphic_check=True).graphic_check
+
+
+def test_the_graphics_groups_share_no_generator_and_no_picture():
+    """Selection and evaluation graphics come from different generators; drawn again from the same
+    seed they are the same pictures."""
+    import hashlib
+
+    assert not set(SELECTION_GRAPHICS) & set(EVALUATION_GRAPHICS)
+    sel, ev = graphics("selection", 2), graphics("evaluation", 2)
+    assert len(sel) == 4 and len(ev) == 8  # 2 of each generator, and the two packages' logos
+    digest = lambda pics: {hashlib.sha256(p.tobytes()).hexdigest() for p in pics.values()}  # noqa: E731
+    assert not digest(sel) & digest(ev)
+    again = graphics("selection", 2)
+    assert all(np.array_equal(sel[k], again[k]) for k in sel)
+    assert all(img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3 for img in {**sel, **ev}.values())

@@ -246,9 +246,9 @@ class Restorer:
     def _graphic(self, rgb: np.ndarray, mask: np.ndarray, notes: Optional[List[str]]) -> bool:
         """Whether the marks found lie on a graphic, not a photo (runtime/flat.py); if so, why,
         added to `notes`."""
-        share = is_graphic(rgb, mask) if self.graphic_check and mask.any() else 0.0
+        share, texture = is_graphic(rgb, mask) if self.graphic_check and mask.any() else (0.0, 0.0)
         if share and notes is not None:
-            notes.append(graphic_note(share))
+            notes.append(graphic_note(share, texture))
         return bool(share)
 
     def _grown(self, rgb: np.ndarray, mask: np.ndarray, soft: Optional[np.ndarray]) -> Optional[np.ndarray]:

@@ -10,7 +10,7 @@ from PIL import Image
 
 from restore_core.graphics import EVALUATION_GRAPHICS, SELECTION_GRAPHICS, graphics, screen
 from runtime import flat
-from runtime.flat import GRAPHIC_SHARE, flat_share, is_graphic, is_graphic_note
+from runtime.flat import GRAPHIC_SHARE, TEXTURE_SHARE, flat_grid, flat_share, is_graphic, is_graphic_note, texture_share
 
 RNG = np.random.default_rng(5)
 
@@ -81,8 +81,39 @@ def test_graphics_are_flat_and_photos_are_not():
             as_saved.append(np.asarray(Image.open(buf).convert("RGB")))
         shot_mask = np.zeros(shot.shape[:2], np.uint8)
         shot_mask[100:140, 100:300] = 255
-        assert is_graphic(as_saved[0], shot_mask) >= GRAPHIC_SHARE
-        assert flat_share(as_saved[1], mask) < GRAPHIC_SHARE / 4 and is_graphic(as_saved[1], mask) == 0.0
+        share, texture = is_graphic(as_saved[0], shot_mask)
+        assert share >= GRAPHIC_SHARE and texture < TEXTURE_SHARE
+        assert flat_share(as_saved[1], mask) < GRAPHIC_SHARE / 4 and is_graphic(as_saved[1], mask) == (0.0, 0.0)
+
+
+def test_texture_is_unflat_among_unflat_neighbours():
+    """Grid pixels in texture by hand: a thin unflat line (text, an edge) is not texture, a patch
+    of noise three grid pixels wide is texture at its middle column only."""
+    flat = np.ones((5, 7), bool)
+    read = np.ones((5, 7), bool)
+    flat[2, :] = False  # a line one grid pixel thick
+    assert texture_share(flat, read) == 0.0
+    flat[1:4, 2:5] = False  # a 3x3 patch: its middle pixel has eight unflat neighbours
+    assert texture_share(flat, read) == pytest.approx(1 / 35)
+    read[2, 3] = False  # not read: not counted either way
+    assert texture_share(flat, read) == 0.0
+    assert texture_share(flat, np.zeros_like(read)) == 0.0
+
+
+def test_a_photo_half_painted_over_is_still_a_photo():
+    """A photo whose paint covers nearly half of it, the mask finding only its rim, is flat there
+    but textured everywhere else: not a graphic, as a drawn picture of the same flatness is."""
+    photo = RNG.integers(0, 256, (400, 400, 3), dtype=np.uint8)
+    photo[20:300, 20:300] = (40, 170, 220)  # the paint: 49 % of the picture
+    rim = np.zeros((400, 400), np.uint8)
+    rim[20:300, 20:24] = rim[20:300, 296:300] = rim[20:24, 20:300] = rim[296:300, 20:300] = 255
+    flat, read = flat_grid(photo, rim)
+    assert flat_share(photo, rim) > GRAPHIC_SHARE and texture_share(flat, read) >= TEXTURE_SHARE
+    assert is_graphic(photo, rim) == (0.0, 0.0)
+    drawn = photo.copy()
+    drawn[300:, :] = drawn[:, 300:] = 255  # the same panel on a white page, a line of text below it
+    drawn[350:356, 40:360] = RNG.integers(0, 256, (6, 320, 3), dtype=np.uint8)
+    assert is_graphic(drawn, rim)[0] > GRAPHIC_SHARE
 
 
 @pytest.fixture(scope="module")

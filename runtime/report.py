@@ -212,10 +212,9 @@ def _written_line(summary: Summary) -> List[str]:
         return []
     rewritten = summary.ok - summary.changed - summary.copied
     extra = f", {rewritten} rewritten (nothing found, re-encoded)" if rewritten else ""
-    why = f"nothing found; {summary.graphics} of them graphics, not photos, each LEFT below" if summary.graphics \
-        else "nothing found"
+    left = f"; {summary.graphics} of those graphics, not photos, each LEFT below" if summary.graphics else ""
     return [f"of the {summary.ok} restored: {summary.changed} changed, {summary.copied} copied as they were "
-            f"({why}){extra}"]
+            f"(nothing found){extra}{left}"]
 
 
 def _listed(tag: str, items: List[tuple], limit: int, what: str) -> List[str]:

@@ -152,7 +152,8 @@ def test_restore_run_leaves_a_graphic_as_it_was_and_says_so(restorer, tmp_path):
     assert by_name["photo.png"].written == "changed" and not by_name["photo.png"].notes
     assert result.summary.graphics == 2 and result.summary.copied == 2
     lines = summary_lines(result.summary, result.records)
-    assert any("2 copied as they were (nothing found; 2 of them graphics, not photos" in line for line in lines)
+    assert "of the 3 restored: 1 changed, 2 copied as they were (nothing found); 2 of those graphics, not photos, " \
+           "each LEFT below" in lines
     assert sum(line.startswith("LEFT screen.") for line in lines) == 2
     restorer.graphic_check = False
     try:  # without the check the model's marks are restored: the screen loses its panels

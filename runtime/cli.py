@@ -75,8 +75,9 @@ from runtime.tiling import DEFAULT_TILE_BUDGET
                    "by a pixel each mark whose edge is not solid, which was resized after painting (docs/restoring.md).")
 @click.option("--graphic-check/--no-graphic-check", default=None,
               show_default="on for the shipped model, which knows photos; off for a --model FILE",
-              help="Leave as it is a picture whose pixels around what was found are mostly of exactly flat colour: "
-                   "a graphic (a chart, a screen, a document), not a photo (docs/restoring.md).")
+              help="Leave as it was a picture drawn rather than photographed (a chart, a screen, a document): "
+                   "around what was found, a quarter or more of its pixels exactly flat colour and under 40 % "
+                   "in texture (docs/restoring.md).")
 @click.option("--jpeg-ringing", is_flag=True,
               help="Also take the ring a JPEG's paint left around each mark into the mask, found by saving the "
                    "mark again with the file's own tables, and take the paint out of it (default: the marks as "

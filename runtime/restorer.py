@@ -97,9 +97,9 @@ class Restorer:
             and grow by a pixel each mark whose edge is not solid, which was resized after it was
             painted (runtime/solid.py). None (default): for the shipped model's weights, whose damage is
             solid paint, and not for other models, which may be trained on other damage.
-        graphic_check: leave a picture whose pixels around the marks are mostly of exactly flat
-            colour, a graphic (a chart, a screen, a document) rather than a photo, as it is
-            (runtime/flat.py). None (default): for the shipped model's weights, which know photos,
+        graphic_check: leave a picture drawn rather than photographed (a chart, a screen, a
+            document) as it is: around the marks, much of it exactly flat colour and little of it
+            texture (runtime/flat.py). None (default): for the shipped model's weights, which know photos,
             as `solid_check`.
     """
 

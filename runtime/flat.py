@@ -60,15 +60,15 @@ REACH = 4  # the neighbours read lie this many pixels away
 def _strip_flat(rgb: np.ndarray, marked: np.ndarray, y0: int, y1: int) -> Tuple[np.ndarray, np.ndarray]:
     """(flat, read): (n, m) bool each, for the sampled pixels of rows y0..y1 (exclusive).
 
-    The sampled centres lie on one grid for the whole image, rows and columns 1, 1 + STEP, ...
-    (each has its eight neighbours), and every neighbour is a strided view of `rgb`: no copy of
-    the strip is made.
+    The sampled centres lie on one grid for the whole image, rows and columns REACH, REACH + STEP,
+    ... (each has its eight neighbours REACH away inside the image), and every neighbour is a
+    strided view of `rgb`: no copy of the strip is made.
     """
     h, w = marked.shape
     first = max(REACH, y0 + (REACH - y0) % STEP)  # the next row on the grid
     last = min(y1, h - REACH)  # centres in first..last-1
     if first >= last or w <= 2 * REACH:
-        return np.zeros((0, max(0, len(range(REACH, w - REACH, STEP)))), bool), np.zeros((0, 0), bool)
+        return np.zeros((0, 0), bool), np.zeros((0, 0), bool)
     lo = rgb[first:last:STEP, REACH:w - REACH:STEP].copy()  # (n, m, 3) uint8
     hi = lo.copy()
     for dy in (-REACH, 0, REACH):
@@ -108,11 +108,14 @@ def flat_grid(rgb: np.ndarray, mask: np.ndarray) -> Tuple[np.ndarray, np.ndarray
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
+def _share(pixels: np.ndarray, read: np.ndarray) -> float:
+    return float((pixels & read).sum() / read.sum()) if read.any() else 0.0
+
+
 def flat_share(rgb: np.ndarray, mask: np.ndarray) -> float:
     """The share of the pixels away from the marks whose neighbourhood is flat (module
     docstring); 0 when no pixel is read."""
-    flat, read = flat_grid(rgb, mask)
-    return float((flat & read).sum() / read.sum()) if read.any() else 0.0
+    return _share(*flat_grid(rgb, mask))
 
 
 def texture_share(flat: np.ndarray, read: np.ndarray) -> float:
@@ -120,8 +123,6 @@ def texture_share(flat: np.ndarray, read: np.ndarray) -> float:
     grid pixels around them (`STEP` pixels away; a grid pixel on the border is not counted as
     texture). A photo is mostly texture, a graphic's only unflat pixels are thin (text, lines,
     edges)."""
-    if not read.any():
-        return 0.0
     rough = ~flat
     deep = np.zeros_like(rough)
     deep[1:-1, 1:-1] = rough[1:-1, 1:-1]
@@ -130,14 +131,14 @@ def texture_share(flat: np.ndarray, read: np.ndarray) -> float:
         for dx in (-1, 0, 1):
             if dy or dx:
                 deep[1:-1, 1:-1] &= rough[1 + dy:n - 1 + dy, 1 + dx:m - 1 + dx]
-    return float((deep & read).sum() / read.sum())
+    return _share(deep, read)
 
 
 def is_graphic(rgb: np.ndarray, mask: np.ndarray) -> Tuple[float, float]:
     """(flat share, texture share) of the picture around the marks when it is a graphic: at least
     `GRAPHIC_SHARE` flat and under `TEXTURE_SHARE` texture; else (0.0, 0.0)."""
     flat, read = flat_grid(rgb, mask)
-    share = float((flat & read).sum() / read.sum()) if read.any() else 0.0
+    share = _share(flat, read)
     if share < GRAPHIC_SHARE:
         return 0.0, 0.0
     texture = texture_share(flat, read)

@@ -49,12 +49,12 @@ from typing import Tuple
 import numpy as np
 
 TOLERANCE = 0  # levels a flat pixel's neighbourhood may span, in each channel
-MARGIN = 5  # pixels around each mark whose neighbourhood is not read: it would reach the mark (REACH + 1)
+REACH = 4  # the neighbours read lie this many pixels away
+MARGIN = REACH + 1  # pixels around each mark not read: their neighbourhood would reach the mark
 GRAPHIC_SHARE = 0.25  # of the pixels read, the flat ones at and above which the picture may be a graphic
 TEXTURE_SHARE = 0.4  # ... if those in texture stay under this share
 STEP = 5  # every STEP-th pixel of every STEP-th row is read
 STRIP = 256  # rows per strip
-REACH = 4  # the neighbours read lie this many pixels away
 
 
 def _strip_flat(rgb: np.ndarray, marked: np.ndarray, y0: int, y1: int) -> Tuple[np.ndarray, np.ndarray]:

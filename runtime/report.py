@@ -76,7 +76,7 @@ class Summary:
     lossy: int = 0  # ok images written with something left out (--allow-lossy, metadata a format cannot hold)
     changed: int = 0  # ok images in which the model replaced pixels
     copied: int = 0  # ok images in which it found nothing: the output is the input's bytes
-    graphics: int = 0  # of the copied, those left as they were as graphics, not photos (runtime/flat.py)
+    graphics: int = 0  # of the unchanged (copied or rewritten), those left as graphics, not photos (runtime/flat.py)
     stale_temps_removed: int = 0  # temp files of a killed earlier run, swept before this one
     note: str = ""
     precision: str = ""  # the graph's compute precision: fp32, fp16 or int8
@@ -181,7 +181,7 @@ def _record_lines(records: List[Record], limit: int) -> List[str]:
     done = [r for r in records if r.status == "ok"]
     lines = _listed("LOSSY", [(r.input, "; ".join(r.dropped)) for r in done if r.dropped], limit, "lossy writes")
     lines += _listed("SLOW", [(r.input, r.slow) for r in done if r.slow], limit, "slow images")
-    lines += _listed("LEFT", [(r.input, _graphic(r)) for r in done if _graphic(r)], limit, "graphics left")
+    lines += _listed("LEFT", [(r.input, note) for r in done if (note := _graphic(r))], limit, "graphics left")
     lines += _skipped_lines(records, limit)
     return lines + _listed("FAILED", [(r.input, r.error or "") for r in records if r.status == "failed"],
                            limit, "failures")

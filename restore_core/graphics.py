@@ -9,12 +9,13 @@ it was.
 They are drawn procedurally, seeded, in two groups that share no generator, kept apart as the
 photos are (`restore_core/heldout.py`):
 
-- selection (`SELECTION_GRAPHICS`): bar and line charts (matplotlib), and application screens
-  (panels, buttons and lines of text, Pillow). The check that leaves graphics alone
-  (runtime/flat.py) was chosen on these;
+- selection (`SELECTION_GRAPHICS`): bar and line charts (matplotlib), application screens
+  (panels, buttons and lines of text, Pillow) and posters on a gradient in any direction (numpy).
+  The check that leaves graphics alone (runtime/flat.py) was chosen on these;
 - evaluation (`EVALUATION_GRAPHICS`): text documents, slides on a gradient background, pie and
-  scatter plots, and the logos two packages ship (scikit-image's and matplotlib's). Only
-  reports read them.
+  scatter plots, the logos two packages ship (scikit-image's and matplotlib's), and web pages
+  (a hero band and sometimes the body shading down the page, cards, buttons and avatars, from
+  Pillow's own gradients). Only reports read them.
 
 Training never sees either: its pictures are photos and camera-like scenes (`scenes.py`).
 """
@@ -27,8 +28,8 @@ from typing import Callable, Dict, List, Tuple
 import numpy as np
 from PIL import Image, ImageDraw
 
-SELECTION_GRAPHICS = ("chart", "screen")
-EVALUATION_GRAPHICS = ("document", "slide", "plot", "logo")
+SELECTION_GRAPHICS = ("chart", "screen", "poster")
+EVALUATION_GRAPHICS = ("document", "slide", "plot", "logo", "page")  # new kinds go last: the others keep their draws
 GRAPHICS_SEED = 20261205
 
 
@@ -84,6 +85,26 @@ def screen(rng: np.random.Generator) -> np.ndarray:
     return np.asarray(img)
 
 
+def poster(rng: np.random.Generator) -> np.ndarray:
+    """A poster or a banner: a two-colour gradient in any direction, boxes of flat colour, a title and
+    a few lines of text."""
+    w, h = int(rng.integers(600, 1400)), int(rng.integers(500, 1100))
+    a, b = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+    angle = rng.uniform(0, 2 * np.pi)
+    yy, xx = np.mgrid[0:h, 0:w]
+    ramp = np.cos(angle) * xx + np.sin(angle) * yy  # (h, w)
+    ramp = (ramp - ramp.min()) / (ramp.max() - ramp.min())
+    img = Image.fromarray((a + (b - a) * ramp[..., None]).round().astype(np.uint8))  # (h, w, 3)
+    draw = ImageDraw.Draw(img)
+    for _ in range(int(rng.integers(1, 5))):
+        x0, y0 = int(rng.integers(0, w - 150)), int(rng.integers(0, h - 100))
+        draw.rectangle([x0, y0, x0 + int(rng.integers(80, 400)), y0 + int(rng.integers(40, 250))], fill=_colour(rng))
+    draw.text((60, 40), "Summer sale", fill=(255, 255, 255))
+    for i in range(int(rng.integers(0, 4))):
+        draw.text((60, h - 60 - 20 * i), f"Offer {int(rng.integers(100))} ends soon", fill=_colour(rng))
+    return np.asarray(img)
+
+
 def document(rng: np.random.Generator) -> np.ndarray:
     """A page of text, now and then a shaded box, black on white."""
     w, h = int(rng.integers(700, 1300)), int(rng.integers(900, 1700))
@@ -126,6 +147,41 @@ def plot(rng: np.random.Generator) -> np.ndarray:
     return _rendered(plt, fig, rng)
 
 
+def page(rng: np.random.Generator) -> np.ndarray:
+    """A web page: a hero band shading from one colour to another (Pillow's gradient, stretched), a
+    navigation bar, cards with rounded corners and buttons on a light body (flat, or shading down
+    the page), lines of text, and avatars shaded from their centre."""
+    w, h = int(rng.integers(800, 1500)), int(rng.integers(900, 1600))
+    img = Image.new("RGB", (w, h), _colour(rng, 235))
+    if rng.random() < 0.5:  # the body shades too, from one light colour to another
+        img = Image.composite(Image.new("RGB", (w, h), _colour(rng, 200)), img,
+                              Image.linear_gradient("L").resize((w, h), Image.BICUBIC))
+    draw = ImageDraw.Draw(img)
+    nav, hero = int(rng.integers(40, 70)), int(rng.integers(250, 450))
+    shade = Image.linear_gradient("L").resize((w, hero), Image.BICUBIC)  # 0 at the top, 255 at the bottom
+    img.paste(Image.composite(Image.new("RGB", (w, hero), _colour(rng)), Image.new("RGB", (w, hero), _colour(rng)),
+                              shade), (0, nav))
+    draw.rectangle([0, 0, w, nav], fill=_colour(rng))
+    for i in range(int(rng.integers(2, 6))):
+        draw.text((20 + 90 * i, nav // 2 - 5), f"Menu {i}", fill=(255, 255, 255))
+    draw.text((60, nav + hero // 3), "Welcome to our store", fill=(255, 255, 255))
+    draw.rounded_rectangle([60, nav + hero // 2, 260, nav + hero // 2 + 50], radius=12, fill=_colour(rng))
+    y = nav + hero + 40
+    while y < h - 200:
+        x = 40
+        while x < w - 300:
+            cw, ch = int(rng.integers(200, 340)), int(rng.integers(120, 180))
+            draw.rounded_rectangle([x, y, x + cw, y + ch], radius=int(rng.integers(4, 20)), fill=(255, 255, 255),
+                                   outline=(210, 210, 210))
+            avatar = Image.radial_gradient("L").resize((48, 48))  # 0 at the centre
+            img.paste(Image.new("RGB", (48, 48), _colour(rng)), (x + 12, y + 12), avatar.point(lambda v: 255 - v))
+            for line in range(3):
+                draw.text((x + 72, y + 16 + 18 * line), f"Item {int(rng.integers(1000))} in stock", fill=(40, 40, 40))
+            x += cw + 30
+        y += 220
+    return np.asarray(img)
+
+
 def _on_white(img: Image.Image) -> np.ndarray:
     rgba = img.convert("RGBA")
     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -146,7 +202,8 @@ def logos() -> List[np.ndarray]:
 
 
 DRAWN: Dict[str, Callable[[np.random.Generator], np.ndarray]] = {
-    "chart": chart, "screen": screen, "document": document, "slide": slide, "plot": plot}
+    "chart": chart, "screen": screen, "poster": poster, "document": document, "slide": slide, "plot": plot,
+    "page": page}
 
 
 def graphics(which: str, per_kind: int, seed: int = GRAPHICS_SEED) -> Dict[str, np.ndarray]:

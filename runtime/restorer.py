@@ -224,7 +224,7 @@ class Restorer:
         fill inside the mask evened out (runtime/fill.py; where the file's colours are `exact`
         (`Restorer.exact`), the smooth fill alone near each mark's edge); each as it was when
         switched off."""
-        if self._graphic(rgb, mask, notes):  # every mark dropped: the file comes back as it was
+        if self._graphic(rgb, mask, lossless, notes):  # every mark dropped: the file comes back as it was
             return rgb, np.zeros_like(mask)
         soft = None  # in a lossless file, the pixel around each mark whose edge was resampled
         if self.solid_check and lossless:  # before the copies: a photo left with no mark is not run again
@@ -243,12 +243,12 @@ class Restorer:
                 mask = np.where(ring, np.uint8(255), mask)
         return restored, mask
 
-    def _graphic(self, rgb: np.ndarray, mask: np.ndarray, notes: Optional[List[str]]) -> bool:
-        """Whether the marks found lie on a graphic, not a photo (runtime/flat.py); if so, why,
-        added to `notes`."""
-        share, texture = is_graphic(rgb, mask) if self.graphic_check and mask.any() else (0.0, 0.0)
+    def _graphic(self, rgb: np.ndarray, mask: np.ndarray, lossless: bool, notes: Optional[List[str]]) -> bool:
+        """Whether the marks found lie on a graphic, not a photo (runtime/flat.py; in a `lossless`
+        file its gradients count as flat); if so, why, added to `notes`."""
+        share, texture = is_graphic(rgb, mask, lossless) if self.graphic_check and mask.any() else (0.0, 0.0)
         if share and notes is not None:
-            notes.append(graphic_note(share, texture))
+            notes.append(graphic_note(share, texture, lossless))
         return bool(share)
 
     def _grown(self, rgb: np.ndarray, mask: np.ndarray, soft: Optional[np.ndarray]) -> Optional[np.ndarray]:

@@ -8,16 +8,32 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from restore_core.graphics import EVALUATION_GRAPHICS, SELECTION_GRAPHICS, graphics, screen
+from restore_core.graphics import EVALUATION_GRAPHICS, SELECTION_GRAPHICS, graphics, poster, screen
 from runtime import flat
 from runtime.flat import GRAPHIC_SHARE, TEXTURE_SHARE, flat_grid, flat_share, is_graphic, is_graphic_note, texture_share
 
 RNG = np.random.default_rng(5)
 
 
-def _by_hand(rgb: np.ndarray, mask: np.ndarray) -> float:
+def _straight(rgb: np.ndarray, y: int, x: int) -> bool:
+    """Whether (y, x) lies on a straight gradient: every channel's second difference in the four
+    directions, REACH and SHADE_REACH away, within SHADE_TOLERANCE, and all of them in the image."""
+    h, w = rgb.shape[:2]
+    for r in (flat.REACH, flat.SHADE_REACH):
+        for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
+            ends = [(y - dy * r, x - dx * r), (y + dy * r, x + dx * r)]
+            if not all(0 <= a < h and 0 <= b < w for a, b in ends) or min(y, x, h - 1 - y, w - 1 - x) < flat.SHADE_REACH:
+                return False
+            bend = sum(rgb[a, b].astype(int) for a, b in ends) - 2 * rgb[y, x].astype(int)
+            if np.abs(bend).max() > flat.SHADE_TOLERANCE:
+                return False
+    return True
+
+
+def _by_hand(rgb: np.ndarray, mask: np.ndarray, lossless: bool = False) -> float:
     """flat_share pixel by pixel: centres on the grid REACH, REACH + STEP, ..., none within MARGIN
-    of a marked pixel, flat when the 8 pixels REACH away are exactly its colour."""
+    of a marked pixel, flat when the 8 pixels REACH away are exactly its colour, or, in a lossless
+    file, when it lies on a straight gradient."""
     h, w = mask.shape
     r, flat_count, read = flat.REACH, 0, 0
     for y in range(r, h - r, flat.STEP):
@@ -27,8 +43,16 @@ def _by_hand(rgb: np.ndarray, mask: np.ndarray) -> float:
             ys, xs = np.meshgrid([y - r, y, y + r], [x - r, x, x + r], indexing="ij")
             nb = rgb[ys.ravel(), xs.ravel()].astype(int)  # (9, 3)
             read += 1
-            flat_count += int((nb.max(0) - nb.min(0)).max() <= flat.TOLERANCE)
+            flat_count += int((nb.max(0) - nb.min(0)).max() <= flat.TOLERANCE or (lossless and _straight(rgb, y, x)))
     return flat_count / read if read else 0.0
+
+
+def _ramp(h: int, w: int, angle: float, a=(20, 90, 250), b=(250, 180, 10)) -> np.ndarray:
+    """(h, w, 3) uint8: a two-colour gradient across the picture at `angle`, rounded to levels."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    t = np.cos(angle) * xx + np.sin(angle) * yy
+    t = (t - t.min()) / (t.max() - t.min())
+    return (np.array(a) + (np.array(b) - np.array(a)) * t[..., None]).round().astype(np.uint8)
 
 
 @pytest.mark.parametrize("strip", [1, 7, 256])
@@ -40,6 +64,48 @@ def test_the_flat_share_matches_a_count_by_hand(monkeypatch, strip):
         mask = (RNG.random((h, w)) < 0.01).astype(np.uint8) * 255
         assert flat_share(rgb, mask) == pytest.approx(_by_hand(rgb, mask), abs=1e-12)
     assert flat_share(np.zeros((5, 5, 3), np.uint8), np.zeros((5, 5), np.uint8)) == 0.0  # nothing to read
+
+
+@pytest.mark.parametrize("strip", [1, 7, 256])
+def test_the_share_with_gradients_matches_a_count_by_hand(monkeypatch, strip):
+    """In a lossless file: gradients at three angles with patches of noise and of flat colour, and
+    pictures too small for the far reach, against the count pixel by pixel."""
+    monkeypatch.setattr(flat, "STRIP", strip)
+    for (h, w), angle in (((97, 131), 0.3), ((140, 60), 2.0), ((33, 40), 4.0), ((20, 200), 1.0)):
+        rgb = _ramp(h, w, angle)
+        rgb[h // 3:h // 2, w // 4:w // 2] = RNG.integers(0, 256, (h // 2 - h // 3, w // 2 - w // 4, 3), dtype=np.uint8)
+        rgb[h // 2:, w // 2:] = 77
+        mask = (RNG.random((h, w)) < 0.002).astype(np.uint8) * 255
+        for lossless in (True, False):
+            assert flat_share(rgb, mask, lossless) == pytest.approx(_by_hand(rgb, mask, lossless), abs=1e-12)
+
+
+def test_a_drawn_gradient_counts_as_flat_in_a_lossless_file_only():
+    """A straight gradient in any direction is flat where the file keeps its colours (its border,
+    within SHADE_REACH, aside); in a lossy file only exact colour is, and noise is flat in neither."""
+    none = np.zeros((300, 400), np.uint8)
+    inner = flat_grid(np.zeros((300, 400, 3), np.uint8), none)[1].size  # every read grid pixel
+    for angle in (0.0, 0.7, 1.9, 3.5):
+        ramp = _ramp(300, 400, angle)
+        assert flat_share(ramp, none, lossless=True) > 0.8
+        assert flat_share(ramp, none, lossless=True) == pytest.approx(_by_hand(ramp, none, True), abs=1e-12)
+        assert flat_share(ramp, none) < 0.05 and inner > 0
+        noisy = np.clip(ramp.astype(int) + RNG.integers(-3, 4, ramp.shape), 0, 255).astype(np.uint8)
+        assert flat_share(noisy, none, lossless=True) < 0.05
+
+
+def test_a_photo_scaled_up_without_noise_is_no_gradient():
+    """A photo's smooth shading scaled up 6 times (LANCZOS, no noise) is straight to the level over
+    4 pixels, but it bends over SHADE_REACH: read at REACH alone it would pass for a graphic."""
+    from restore_core.photos import bundled_photos
+
+    crop = bundled_photos()["retina"][500:660, 500:660]
+    big = np.asarray(Image.fromarray(crop).resize((960, 960), Image.LANCZOS))
+    none = np.zeros(big.shape[:2], np.uint8)
+    assert flat_share(big, none, lossless=True) < GRAPHIC_SHARE / 4
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(flat, "SHADE_REACH", flat.REACH)
+        assert flat_share(big, none, lossless=True) > GRAPHIC_SHARE
 
 
 def test_flat_noise_and_blocks_of_one_colour():
@@ -124,7 +190,8 @@ def restorer():
 
 
 def _graphic_folder(tmp_path):
-    """A screen saved as PNG and JPEG 90, and a painted photo: the shipped model marks all three."""
+    """A screen saved as PNG and JPEG 90, a poster on a gradient as PNG, and a painted photo: the
+    shipped model marks all four."""
     from restore_core.photos import bundled_photos
 
     src = tmp_path / "in"
@@ -135,6 +202,7 @@ def _graphic_folder(tmp_path):
     photo = np.ascontiguousarray(bundled_photos()["astronaut"][:256, :320])
     photo[40:110, 50:140] = (20, 210, 70)
     Image.fromarray(photo).save(src / "photo.png")
+    Image.fromarray(poster(np.random.default_rng(1))).save(src / "poster.png")  # on a gradient
     return src
 
 
@@ -146,22 +214,23 @@ def test_restore_run_leaves_a_graphic_as_it_was_and_says_so(restorer, tmp_path):
     result = run_folder(restorer, src, tmp_path / "out", RunOptions(progress=False))
     by_name = {r.input: r for r in result.records}
     assert all(r.status == "ok" for r in result.records), [r.error for r in result.records]
-    for name in ("screen.png", "screen.jpg"):
+    for name in ("screen.png", "screen.jpg", "poster.png"):
         assert (tmp_path / "out" / name).read_bytes() == (src / name).read_bytes()  # byte for byte
         assert by_name[name].written == "copied" and any(is_graphic_note(n) for n in by_name[name].notes)
+    assert "straight gradient" in by_name["poster.png"].notes[0] and "gradient" not in by_name["screen.jpg"].notes[0]
     assert by_name["photo.png"].written == "changed" and not by_name["photo.png"].notes
-    assert result.summary.graphics == 2 and result.summary.copied == 2
+    assert result.summary.graphics == 3 and result.summary.copied == 3
     lines = summary_lines(result.summary, result.records)
-    assert "of the 3 restored: 1 changed, 2 copied as they were (nothing found); 2 of those graphics, not photos, " \
+    assert "of the 4 restored: 1 changed, 3 copied as they were (nothing found); 3 of those graphics, not photos, " \
            "each LEFT below" in lines
-    assert sum(line.startswith("LEFT screen.") for line in lines) == 2
+    assert sum(line.startswith(("LEFT screen.", "LEFT poster.")) for line in lines) == 3
     restorer.graphic_check = False
     try:  # without the check the model's marks are restored: the screen loses its panels
         kept = run_folder(restorer, src, tmp_path / "kept", RunOptions(progress=False))
     finally:
         restorer.graphic_check = True
     assert {r.input: r.written for r in kept.records} == {"screen.png": "changed", "screen.jpg": "changed",
-                                                          "photo.png": "changed"}
+                                                          "photo.png": "changed", "poster.png": "changed"}
 
 
 def test_restore_of_a_graphic_gives_it_back_with_a_note(restorer):
@@ -188,7 +257,7 @@ def test_the_graphics_groups_share_no_generator_and_no_picture():
 
     assert not set(SELECTION_GRAPHICS) & set(EVALUATION_GRAPHICS)
     sel, ev = graphics("selection", 2), graphics("evaluation", 2)
-    assert len(sel) == 4 and len(ev) == 8  # 2 of each generator, and the two packages' logos
+    assert len(sel) == 6 and len(ev) == 10  # 2 of each generator, and the two packages' logos
     digest = lambda pics: {hashlib.sha256(p.tobytes()).hexdigest() for p in pics.values()}  # noqa: E731
     assert not digest(sel) & digest(ev)
     again = graphics("selection", 2)

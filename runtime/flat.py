@@ -37,17 +37,20 @@ with one rectangle painted over 10, 30 or 50 % of it (JPEG 90) read 0.09, 0.28 a
 and at least 0.50 texture, where the graphics read at most 0.24 and the selection photo files at
 least 0.76: `TEXTURE_SHARE` 0.4 lies between, nearer the photos.
 
-In a file that keeps its colours exactly (a PNG, a lossless WebP; `lossless`), a drawn gradient
-counts as flat too. A slide's or a poster's background shades from one colour to another along
-a straight line, so rounded to levels every second difference across it (the pixels before and
-after, less twice the pixel) is within a level. A pixel lies on such a gradient when, in the four
-directions through it, its second differences at `REACH` and at `SHADE_REACH` pixels stay within
-`SHADE_TOLERANCE` in every channel. A photo's shading is not straight: its noise breaks it at 4
-pixels, and a photo scaled up without noise, straight over 4 pixels, bends over 16 (a selection
-photo at 12 Mpx painted over a tenth read 0.45 flat and 0.34 texture at 4 alone, a graphic; 0.23
-and 0.57 with 16). A JPEG or a lossy WebP breaks a gradient's straightness as much as a photo's
-(posters at JPEG 90 read as little as 0.21 straight, photo crops up to 0.26), so there only exact
-colour counts. A gradient someone's renderer dithered is not straight either.
+A pixel on a drawn gradient counts as flat too. A slide's, a poster's or a web page's background
+often shades from one colour to another along a straight line, so rounded to levels every second
+difference across it (the pixels before and after, less twice the pixel) is within a level. A
+pixel lies on such a gradient when, in the four directions through it, its second differences
+at `REACH` and at `SHADE_REACH` pixels stay within `SHADE_TOLERANCE` in every channel, or in a
+file that does not keep its colours exactly (JPEG, lossy WebP: each block's gradient is coded by
+a few rounded cosines) within `LOSSY_SHADE_TOLERANCE`. A photo's shading is not straight: its
+noise breaks it at 4 pixels, and a photo scaled up without noise, straight over 4 pixels, bends
+over 16 (a selection photo at 12 Mpx without noise, painted over a tenth, as PNG, read 0.45 flat
+and 0.34 texture at 4 alone, a graphic; 0.23 and 0.57 with 16). In a lossy file a photo's sky is
+as straight as a drawn gradient, so there the texture condition carries the choice: at 2 levels
+the selection photo files read at most 0.11 flat and 0.62 texture, and the 12 Mpx photos
+painted over up to half 0.42 texture at the least, while at 3 two of those were taken for
+graphics. A gradient someone's renderer dithered is not straight.
 
 The share is read on every `STEP`-th pixel of every `STEP`-th row, in strips of rows, so a
 12 Mpx photo costs about 0.06 s more, and only when something was found. `STEP` is prime to 8,
@@ -67,18 +70,19 @@ GRAPHIC_SHARE = 0.25  # of the pixels read, the flat ones at and above which the
 TEXTURE_SHARE = 0.4  # ... if those in texture stay under this share
 STEP = 5  # every STEP-th pixel of every STEP-th row is read
 STRIP = 256  # rows per strip
-# In a lossless file a pixel on a drawn gradient counts as flat too: straight to the level both
-# REACH and SHADE_REACH pixels away (a sky scaled up without noise is straight over 4 pixels, and
-# bends over 16).
+# A pixel on a drawn gradient counts as flat too: straight both REACH and SHADE_REACH pixels away
+# (a sky scaled up without noise is straight over 4 pixels, and bends over 16).
 SHADE_REACH = 16
-SHADE_TOLERANCE = 1  # levels a straight gradient's second difference may reach, in each channel (rounding)
+DIRECTIONS = ((0, 1), (1, 0), (1, 1), (1, -1))  # (dy, dx): across, down and the two diagonals
+SHADE_TOLERANCE = 1  # levels a straight gradient's second difference may reach, in each channel: its rounding
+LOSSY_SHADE_TOLERANCE = 2  # ... in a file that does not keep its colours exactly (JPEG, lossy WebP)
 
 
-def _shaded(rgb: np.ndarray, first: int, last: int, shape: Tuple[int, int]) -> np.ndarray:
-    """(n, m) bool: which grid centres of rows first..last-1 lie on a straight gradient, to the
-    level: in the four directions through them, each channel's second difference (the pixels
-    before and after, less twice the centre) at REACH and at SHADE_REACH stays within
-    SHADE_TOLERANCE. Centres within SHADE_REACH of the border are not."""
+def _shaded(rgb: np.ndarray, first: int, last: int, shape: Tuple[int, int], tolerance: int) -> np.ndarray:
+    """(n, m) bool: which grid centres of rows first..last-1 lie on a straight gradient: in the
+    four directions through them, each channel's second difference (the pixels before and after,
+    less twice the centre) at REACH and at SHADE_REACH stays within `tolerance` levels. Centres
+    within SHADE_REACH of the border are not."""
     h, w = rgb.shape[:2]
     ys, xs = np.arange(first, last, STEP)[:shape[0]], np.arange(REACH, w - REACH, STEP)[:shape[1]]
     out = np.zeros(shape, bool)
@@ -89,20 +93,25 @@ def _shaded(rgb: np.ndarray, first: int, last: int, shape: Tuple[int, int]) -> n
     yb, ye, xb, xe = ys[rows[0]], ys[rows[-1]] + 1, xs[cols[0]], xs[cols[-1]] + 1
     twice = 2 * rgb[yb:ye:STEP, xb:xe:STEP].astype(np.int16)  # (n', m', 3)
     straight = np.ones(twice.shape[:2], bool)
-    for reach in (REACH, SHADE_REACH):
-        for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
-            before = rgb[yb - dy * reach:ye - dy * reach:STEP, xb - dx * reach:xe - dx * reach:STEP]
-            after = rgb[yb + dy * reach:ye + dy * reach:STEP, xb + dx * reach:xe + dx * reach:STEP]
-            bend = before.astype(np.int16) + after - twice
-            straight &= (np.abs(bend) <= SHADE_TOLERANCE).all(axis=-1)
+    for dy, dx in DIRECTIONS:  # REACH away, on the whole grid: a photo fails here
+        before = rgb[yb - dy * REACH:ye - dy * REACH:STEP, xb - dx * REACH:xe - dx * REACH:STEP]
+        after = rgb[yb + dy * REACH:ye + dy * REACH:STEP, xb + dx * REACH:xe + dx * REACH:STEP]
+        straight &= (np.abs(before.astype(np.int16) + after - twice) <= tolerance).all(axis=-1)
+    i, j = np.nonzero(straight)  # SHADE_REACH away, only where it held at REACH
+    y, x, centre = yb + i * STEP, xb + j * STEP, twice[i, j]  # (k,), (k,), (k, 3)
+    far = np.ones(len(i), bool)
+    for dy, dx in DIRECTIONS:
+        bend = rgb[y - dy * SHADE_REACH, x - dx * SHADE_REACH].astype(np.int16) + rgb[y + dy * SHADE_REACH, x + dx * SHADE_REACH] - centre
+        far &= (np.abs(bend) <= tolerance).all(axis=-1)
+    straight[i[~far], j[~far]] = False
     out[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] = straight
     return out
 
 
 def _strip_flat(rgb: np.ndarray, marked: np.ndarray, y0: int, y1: int,
                 lossless: bool) -> Tuple[np.ndarray, np.ndarray]:
-    """(flat, read): (n, m) bool each, for the sampled pixels of rows y0..y1 (exclusive); in a
-    `lossless` file a pixel on a straight gradient (`_shaded`) counts as flat.
+    """(flat, read): (n, m) bool each, for the sampled pixels of rows y0..y1 (exclusive); a pixel
+    on a straight gradient (`_shaded`; to the level in a `lossless` file) counts as flat.
 
     The sampled centres lie on one grid for the whole image, rows and columns REACH, REACH + STEP,
     ... (each has its eight neighbours REACH away inside the image), and every neighbour is a
@@ -122,8 +131,7 @@ def _strip_flat(rgb: np.ndarray, marked: np.ndarray, y0: int, y1: int,
                 np.minimum(lo, v, out=lo)
                 np.maximum(hi, v, out=hi)
     flat = (hi - lo).max(axis=-1) <= TOLERANCE  # (n, m); hi >= lo, so no wrap
-    if lossless:
-        flat |= _shaded(rgb, first, last, flat.shape)
+    flat |= _shaded(rgb, first, last, flat.shape, SHADE_TOLERANCE if lossless else LOSSY_SHADE_TOLERANCE)
     # Read only where no marked pixel lies within MARGIN: the marks' rows around the strip,
     # padded to MARGIN on every side, ORed over the window's rows and then its columns.
     top, bottom = first - MARGIN, last + MARGIN
@@ -145,7 +153,8 @@ def flat_grid(rgb: np.ndarray, mask: np.ndarray, lossless: bool = False) -> Tupl
     Args:
         rgb: (H, W, 3) uint8, the picture as the file holds it.
         mask: (H, W) bool or uint8 0/255, the marks found.
-        lossless: the file keeps its colours exactly; a pixel on a straight gradient counts as flat.
+        lossless: the file keeps its colours exactly: a gradient is straight to the level
+            (`SHADE_TOLERANCE`; else `LOSSY_SHADE_TOLERANCE`).
     """
     marked = mask > 0
     parts = [_strip_flat(rgb, marked, y0, min(rgb.shape[0], y0 + STRIP), lossless)
@@ -184,8 +193,8 @@ def texture_share(flat: np.ndarray, read: np.ndarray) -> float:
 
 def is_graphic(rgb: np.ndarray, mask: np.ndarray, lossless: bool = False) -> Tuple[float, float]:
     """(flat share, texture share) of the picture around the marks when it is a graphic: at least
-    `GRAPHIC_SHARE` flat and under `TEXTURE_SHARE` texture; else (0.0, 0.0). In a `lossless`
-    file a pixel on a straight gradient counts as flat."""
+    `GRAPHIC_SHARE` flat and under `TEXTURE_SHARE` texture; else (0.0, 0.0). A pixel on a
+    straight gradient counts as flat (`lossless` as in `flat_grid`)."""
     flat, read = flat_grid(rgb, mask, lossless)
     share = _share(flat, read)
     if share < GRAPHIC_SHARE:
@@ -197,10 +206,9 @@ def is_graphic(rgb: np.ndarray, mask: np.ndarray, lossless: bool = False) -> Tup
 NOTE_START = "a graphic, not a photo: left as it was"
 
 
-def graphic_note(share: float, texture: float, lossless: bool = False) -> str:
+def graphic_note(share: float, texture: float) -> str:
     """The report's note for a picture left as it is because it is a graphic."""
-    flat = "exactly flat colour or a straight gradient" if lossless else "exactly flat colour"
-    return (f"{NOTE_START} (around what was found, {share:.0%} of its pixels are {flat} and {texture:.0%} "
+    return (f"{NOTE_START} (around what was found, {share:.0%} of its pixels are flat colour or a straight gradient and {texture:.0%} "
             "lie in texture, as in a chart, a screen or a document; --no-graphic-check restores it anyway)")
 
 

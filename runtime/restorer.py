@@ -244,11 +244,11 @@ class Restorer:
         return restored, mask
 
     def _graphic(self, rgb: np.ndarray, mask: np.ndarray, lossless: bool, notes: Optional[List[str]]) -> bool:
-        """Whether the marks found lie on a graphic, not a photo (runtime/flat.py; in a `lossless`
-        file its gradients count as flat); if so, why, added to `notes`."""
+        """Whether the marks found lie on a graphic, not a photo (runtime/flat.py; a `lossless`
+        file's gradients are straight to the level); if so, why, added to `notes`."""
         share, texture = is_graphic(rgb, mask, lossless) if self.graphic_check and mask.any() else (0.0, 0.0)
         if share and notes is not None:
-            notes.append(graphic_note(share, texture, lossless))
+            notes.append(graphic_note(share, texture))
         return bool(share)
 
     def _grown(self, rgb: np.ndarray, mask: np.ndarray, soft: Optional[np.ndarray]) -> Optional[np.ndarray]:

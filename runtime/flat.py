@@ -42,15 +42,17 @@ often shades from one colour to another along a straight line, so rounded to lev
 difference across it (the pixels before and after, less twice the pixel) is within a level. A
 pixel lies on such a gradient when, in the four directions through it, its second differences
 at `REACH` and at `SHADE_REACH` pixels stay within `SHADE_TOLERANCE` in every channel, or in a
-file that does not keep its colours exactly (JPEG, lossy WebP: each block's gradient is coded by
-a few rounded cosines) within `LOSSY_SHADE_TOLERANCE`. A photo's shading is not straight: its
-noise breaks it at 4 pixels, and a photo scaled up without noise, straight over 4 pixels, bends
-over 16 (a selection photo at 12 Mpx without noise, painted over a tenth, as PNG, read 0.45 flat
-and 0.34 texture at 4 alone, a graphic; 0.23 and 0.57 with 16). In a lossy file a photo's sky is
-as straight as a drawn gradient, so there the texture condition carries the choice: at 2 levels
-the selection photo files read at most 0.11 flat and 0.62 texture, and the 12 Mpx photos
-painted over up to half 0.42 texture at the least, while at 3 two of those were taken for
-graphics. A gradient someone's renderer dithered is not straight.
+finely coded JPEG (`shade_tolerance`: each block's gradient is coded by a few rounded cosines)
+within `FINE_SHADE_TOLERANCE`. A photo's shading is not straight: its noise breaks it at 4
+pixels, and a photo scaled up without noise, straight over 4 pixels, bends over 16 (a selection
+photo at 12 Mpx without noise, painted over a tenth, as PNG, read 0.45 flat and 0.34 texture at 4
+alone, a graphic; 0.23 and 0.57 with 16). In a lossy file a photo's sky is as straight as a drawn
+gradient, so there the texture condition carries the choice: at 2 levels the selection photo
+files read at most 0.11 flat and 0.62 texture, and the 12 Mpx photos painted over up to half
+0.42 texture at the least at JPEG 90, while at 3 two of those were taken for graphics; at JPEG 75
+2 levels already took two of them (0.36 and 0.38 texture; 0.42 and 0.41 at 1 level), so a
+coarser JPEG, a lossy WebP (whose coding is not read) and an array keep 1. A gradient someone's
+renderer dithered is not straight.
 
 The share is read on every `STEP`-th pixel of every `STEP`-th row, in strips of rows, so a
 12 Mpx photo costs about 0.11 s more (0.05 s of it the gradients), and only when something was
@@ -60,7 +62,7 @@ so that the centres fall at every place in a JPEG block.
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -76,7 +78,8 @@ STRIP = 256  # rows per strip
 SHADE_REACH = 16
 DIRECTIONS = ((0, 1), (1, 0), (1, 1), (1, -1))  # (dy, dx): across, down and the two diagonals
 SHADE_TOLERANCE = 1  # levels a straight gradient's second difference may reach, in each channel: its rounding
-LOSSY_SHADE_TOLERANCE = 2  # ... in a file that does not keep its colours exactly (JPEG, lossy WebP)
+FINE_SHADE_TOLERANCE = 2  # ... in a finely coded JPEG: its luma quantizer's steps (0, 1) and (1, 0) at most
+FINE_STEP = 2  # this (quality 90 and up with the standard tables; 85 has 3)
 
 
 def _shaded(rgb: np.ndarray, first: int, last: int, shape: Tuple[int, int], tolerance: int) -> np.ndarray:
@@ -109,10 +112,20 @@ def _shaded(rgb: np.ndarray, first: int, last: int, shape: Tuple[int, int], tole
     return out
 
 
+def shade_tolerance(qtables: Optional[Dict[int, Sequence[int]]] = None) -> int:
+    """The levels a straight gradient's second difference may reach in a file: FINE_SHADE_TOLERANCE
+    in a JPEG whose `qtables` (Pillow's `quantization`, natural order, 0 the luma table) step
+    its first luma frequencies by at most FINE_STEP, else SHADE_TOLERANCE (a lossless file, a
+    coarser JPEG, a lossy WebP, an array of unknown origin)."""
+    luma = (qtables or {}).get(0)
+    fine = luma is not None and len(luma) == 64 and max(luma[1], luma[8]) <= FINE_STEP
+    return FINE_SHADE_TOLERANCE if fine else SHADE_TOLERANCE
+
+
 def _strip_flat(rgb: np.ndarray, marked: np.ndarray, y0: int, y1: int,
-                lossless: bool) -> Tuple[np.ndarray, np.ndarray]:
+                tolerance: int) -> Tuple[np.ndarray, np.ndarray]:
     """(flat, read): (n, m) bool each, for the sampled pixels of rows y0..y1 (exclusive); a pixel
-    on a straight gradient (`_shaded`; to the level in a `lossless` file) counts as flat.
+    on a straight gradient (`_shaded`, within `tolerance` levels) counts as flat.
 
     The sampled centres lie on one grid for the whole image, rows and columns REACH, REACH + STEP,
     ... (each has its eight neighbours REACH away inside the image), and every neighbour is a
@@ -132,7 +145,7 @@ def _strip_flat(rgb: np.ndarray, marked: np.ndarray, y0: int, y1: int,
                 np.minimum(lo, v, out=lo)
                 np.maximum(hi, v, out=hi)
     flat = (hi - lo).max(axis=-1) <= TOLERANCE  # (n, m); hi >= lo, so no wrap
-    flat |= _shaded(rgb, first, last, flat.shape, SHADE_TOLERANCE if lossless else LOSSY_SHADE_TOLERANCE)
+    flat |= _shaded(rgb, first, last, flat.shape, tolerance)
     # Read only where no marked pixel lies within MARGIN: the marks' rows around the strip,
     # padded to MARGIN on every side, ORed over the window's rows and then its columns.
     top, bottom = first - MARGIN, last + MARGIN
@@ -147,18 +160,18 @@ def _strip_flat(rgb: np.ndarray, marked: np.ndarray, y0: int, y1: int,
     return flat, ~near
 
 
-def flat_grid(rgb: np.ndarray, mask: np.ndarray, lossless: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+def flat_grid(rgb: np.ndarray, mask: np.ndarray, tolerance: int = SHADE_TOLERANCE) -> Tuple[np.ndarray, np.ndarray]:
     """(flat, read): (rows, columns) bool each, on the grid of sampled pixels: which are flat, and
     which lie away from the marks (module docstring).
 
     Args:
         rgb: (H, W, 3) uint8, the picture as the file holds it.
         mask: (H, W) bool or uint8 0/255, the marks found.
-        lossless: the file keeps its colours exactly: a gradient is straight to the level
-            (`SHADE_TOLERANCE`; else `LOSSY_SHADE_TOLERANCE`).
+        tolerance: the levels a straight gradient's second difference may reach in this file
+            (`shade_tolerance`).
     """
     marked = mask > 0
-    parts = [_strip_flat(rgb, marked, y0, min(rgb.shape[0], y0 + STRIP), lossless)
+    parts = [_strip_flat(rgb, marked, y0, min(rgb.shape[0], y0 + STRIP), tolerance)
              for y0 in range(0, rgb.shape[0], STRIP)]
     parts = [p for p in parts if p[0].size]
     if not parts:
@@ -170,10 +183,10 @@ def _share(pixels: np.ndarray, read: np.ndarray) -> float:
     return float((pixels & read).sum() / read.sum()) if read.any() else 0.0
 
 
-def flat_share(rgb: np.ndarray, mask: np.ndarray, lossless: bool = False) -> float:
+def flat_share(rgb: np.ndarray, mask: np.ndarray, tolerance: int = SHADE_TOLERANCE) -> float:
     """The share of the pixels away from the marks whose neighbourhood is flat (module
-    docstring; `lossless` as in `flat_grid`); 0 when no pixel is read."""
-    return _share(*flat_grid(rgb, mask, lossless))
+    docstring; `tolerance` as in `flat_grid`); 0 when no pixel is read."""
+    return _share(*flat_grid(rgb, mask, tolerance))
 
 
 def texture_share(flat: np.ndarray, read: np.ndarray) -> float:
@@ -192,11 +205,11 @@ def texture_share(flat: np.ndarray, read: np.ndarray) -> float:
     return _share(deep, read)
 
 
-def is_graphic(rgb: np.ndarray, mask: np.ndarray, lossless: bool = False) -> Tuple[float, float]:
+def is_graphic(rgb: np.ndarray, mask: np.ndarray, tolerance: int = SHADE_TOLERANCE) -> Tuple[float, float]:
     """(flat share, texture share) of the picture around the marks when it is a graphic: at least
     `GRAPHIC_SHARE` flat and under `TEXTURE_SHARE` texture; else (0.0, 0.0). A pixel on a
-    straight gradient counts as flat (`lossless` as in `flat_grid`)."""
-    flat, read = flat_grid(rgb, mask, lossless)
+    straight gradient counts as flat (`tolerance` as in `flat_grid`)."""
+    flat, read = flat_grid(rgb, mask, tolerance)
     share = _share(flat, read)
     if share < GRAPHIC_SHARE:
         return 0.0, 0.0

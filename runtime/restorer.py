@@ -22,7 +22,7 @@ from PIL import Image
 
 from runtime.default_model import choose_model, shipped_weights
 from runtime.fill import BLEND, EXACT_EDGE, GROWN_SUBSAMPLING, even_fill
-from runtime.flat import graphic_note, is_graphic
+from runtime.flat import graphic_note, is_graphic, shade_tolerance
 from runtime.image_metadata import JPEG_FORMATS, JpegCoding, jpeg_coding
 from runtime.images import chroma_subsampling, finish, lossless_source, prepare, to_pil
 from runtime.jpeg_ringing import remove_ringing
@@ -224,7 +224,7 @@ class Restorer:
         fill inside the mask evened out (runtime/fill.py; where the file's colours are `exact`
         (`Restorer.exact`), the smooth fill alone near each mark's edge); each as it was when
         switched off."""
-        if self._graphic(rgb, mask, lossless, notes):  # every mark dropped: the file comes back as it was
+        if self._graphic(rgb, mask, jpeg, notes):  # every mark dropped: the file comes back as it was
             return rgb, np.zeros_like(mask)
         soft = None  # in a lossless file, the pixel around each mark whose edge was resampled
         if self.solid_check and lossless:  # before the copies: a photo left with no mark is not run again
@@ -243,10 +243,13 @@ class Restorer:
                 mask = np.where(ring, np.uint8(255), mask)
         return restored, mask
 
-    def _graphic(self, rgb: np.ndarray, mask: np.ndarray, lossless: bool, notes: Optional[List[str]]) -> bool:
-        """Whether the marks found lie on a graphic, not a photo (runtime/flat.py; a `lossless`
-        file's gradients are straight to the level); if so, why, added to `notes`."""
-        share, texture = is_graphic(rgb, mask, lossless) if self.graphic_check and mask.any() else (0.0, 0.0)
+    def _graphic(self, rgb: np.ndarray, mask: np.ndarray, jpeg: Optional[JpegCoding],
+                 notes: Optional[List[str]]) -> bool:
+        """Whether the marks found lie on a graphic, not a photo (runtime/flat.py; a finely coded
+        `jpeg`'s gradients are straight within more levels); if so, why, added to `notes`."""
+        if not (self.graphic_check and mask.any()):
+            return False
+        share, texture = is_graphic(rgb, mask, shade_tolerance(jpeg.qtables if jpeg else None))
         if share and notes is not None:
             notes.append(graphic_note(share, texture))
         return bool(share)

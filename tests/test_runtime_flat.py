@@ -10,7 +10,16 @@ from PIL import Image
 
 from restore_core.graphics import EVALUATION_GRAPHICS, SELECTION_GRAPHICS, graphics, poster, screen
 from runtime import flat
-from runtime.flat import GRAPHIC_SHARE, TEXTURE_SHARE, flat_grid, flat_share, is_graphic, is_graphic_note, texture_share
+from runtime.flat import (
+    GRAPHIC_SHARE,
+    TEXTURE_SHARE,
+    flat_grid,
+    flat_share,
+    is_graphic,
+    is_graphic_note,
+    shade_tolerance,
+    texture_share,
+)
 
 RNG = np.random.default_rng(5)
 
@@ -30,11 +39,10 @@ def _straight(rgb: np.ndarray, y: int, x: int, tolerance: int) -> bool:
     return True
 
 
-def _by_hand(rgb: np.ndarray, mask: np.ndarray, lossless: bool = False) -> float:
+def _by_hand(rgb: np.ndarray, mask: np.ndarray, tolerance: int = flat.SHADE_TOLERANCE) -> float:
     """flat_share pixel by pixel: centres on the grid REACH, REACH + STEP, ..., none within MARGIN
     of a marked pixel, flat when the 8 pixels REACH away are exactly its colour, or when it lies on
-    a straight gradient (to the level in a lossless file)."""
-    tolerance = flat.SHADE_TOLERANCE if lossless else flat.LOSSY_SHADE_TOLERANCE
+    a straight gradient (within `tolerance`)."""
     h, w = mask.shape
     r, flat_count, read = flat.REACH, 0, 0
     for y in range(r, h - r, flat.STEP):
@@ -77,29 +85,41 @@ def test_the_share_with_gradients_matches_a_count_by_hand(monkeypatch, strip):
         rgb[h // 3:h // 2, w // 4:w // 2] = RNG.integers(0, 256, (h // 2 - h // 3, w // 2 - w // 4, 3), dtype=np.uint8)
         rgb[h // 2:, w // 2:] = 77
         mask = (RNG.random((h, w)) < 0.002).astype(np.uint8) * 255
-        for lossless in (True, False):
-            assert flat_share(rgb, mask, lossless) == pytest.approx(_by_hand(rgb, mask, lossless), abs=1e-12)
+        for tolerance in (flat.SHADE_TOLERANCE, flat.FINE_SHADE_TOLERANCE):
+            assert flat_share(rgb, mask, tolerance) == pytest.approx(_by_hand(rgb, mask, tolerance), abs=1e-12)
 
 
-def _jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
+def _jpeg(rgb: np.ndarray, quality: int) -> Image.Image:
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, "JPEG", quality=quality)  # 4:2:0, as Pillow writes by default
-    return np.asarray(Image.open(buf).convert("RGB"))
+    return Image.open(buf)
 
 
 def test_a_drawn_gradient_counts_as_flat_and_noise_does_not():
     """A straight gradient in any direction is flat (its border, within SHADE_REACH, aside) as
-    drawn; saved as JPEG 90 more of it is straight to LOSSY_SHADE_TOLERANCE than to the level. A
-    level or two of noise on it breaks it in a lossless file; three levels in either."""
+    drawn; saved as JPEG 90 more of it is straight within FINE_SHADE_TOLERANCE than to the level.
+    A level or two of noise on it breaks it to the level; three levels breaks it at either."""
     none = np.zeros((300, 400), np.uint8)
+    fine = flat.FINE_SHADE_TOLERANCE
     for angle in (0.0, 0.7, 1.9, 3.5):
         ramp = _ramp(300, 400, angle)
-        assert flat_share(ramp, none, lossless=True) > 0.8 and flat_share(ramp, none) > 0.8
-        saved = _jpeg(ramp, 90)
-        assert flat_share(saved, none) > flat_share(saved, none, lossless=True) + 0.1
-        for levels, lossless in ((2, True), (3, False)):
+        assert flat_share(ramp, none) > 0.8 and flat_share(ramp, none, fine) > 0.8
+        saved = np.asarray(_jpeg(ramp, 90).convert("RGB"))
+        assert flat_share(saved, none, fine) > flat_share(saved, none) + 0.1
+        for levels, tolerance in ((2, flat.SHADE_TOLERANCE), (3, fine)):
             noisy = np.clip(ramp.astype(int) + RNG.integers(-levels, levels + 1, ramp.shape), 0, 255).astype(np.uint8)
-            assert flat_share(noisy, none, lossless) < 0.05
+            assert flat_share(noisy, none, tolerance) < 0.05
+
+
+def test_only_a_finely_coded_jpeg_widens_the_tolerance():
+    """A JPEG at quality 90 or 95 (luma steps (0, 1) and (1, 0) at most FINE_STEP) takes the fine
+    tolerance; at 85 or 75, a file with no tables (lossless, WebP, an array) or an odd table, the
+    level."""
+    ramp = _ramp(32, 32, 0.5)
+    for quality, tolerance in ((95, flat.FINE_SHADE_TOLERANCE), (90, flat.FINE_SHADE_TOLERANCE),
+                               (85, flat.SHADE_TOLERANCE), (75, flat.SHADE_TOLERANCE)):
+        assert shade_tolerance(_jpeg(ramp, quality).quantization) == tolerance, quality
+    assert shade_tolerance(None) == shade_tolerance({}) == shade_tolerance({0: [1] * 10}) == flat.SHADE_TOLERANCE
 
 
 def test_a_photo_scaled_up_without_noise_is_no_gradient():
@@ -110,10 +130,10 @@ def test_a_photo_scaled_up_without_noise_is_no_gradient():
     crop = bundled_photos()["retina"][500:660, 500:660]
     big = np.asarray(Image.fromarray(crop).resize((960, 960), Image.LANCZOS))
     none = np.zeros(big.shape[:2], np.uint8)
-    assert flat_share(big, none, lossless=True) < GRAPHIC_SHARE / 4
+    assert flat_share(big, none) < GRAPHIC_SHARE / 4
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(flat, "SHADE_REACH", flat.REACH)
-        assert flat_share(big, none, lossless=True) > GRAPHIC_SHARE
+        assert flat_share(big, none) > GRAPHIC_SHARE
 
 
 def test_flat_noise_and_blocks_of_one_colour():

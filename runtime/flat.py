@@ -1,4 +1,4 @@
-"""A picture mostly of exactly flat colour is a graphic, not a photo: its marks are left alone.
+"""A picture mostly of flat colour (or straight gradients) is a graphic, not a photo: its marks are left alone.
 
 The shipped model's damage is paint: solid shapes of one colour over a photo. A chart's bars, a
 screen's panels and buttons, a slide's boxes and a document's shaded boxes are solid shapes of

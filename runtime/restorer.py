@@ -98,8 +98,8 @@ class Restorer:
             painted (runtime/solid.py). None (default): for the shipped model's weights, whose damage is
             solid paint, and not for other models, which may be trained on other damage.
         graphic_check: leave a picture drawn rather than photographed (a chart, a screen, a
-            document) as it is: around the marks, much of it exactly flat colour and little of it
-            texture (runtime/flat.py). None (default): for the shipped model's weights, which know photos,
+            document) as it is: around the marks, much of it flat colour or straight gradients and
+            little of it texture (runtime/flat.py). None (default): for the shipped model's weights, which know photos,
             as `solid_check`.
     """
 

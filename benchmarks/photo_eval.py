@@ -82,6 +82,8 @@ FORMATS = {
     "clean-crops-jpeg-90": ("jpeg-90-420", "clean-crops"),
     "clean-graphics-png": ("png", "clean-graphics"),  # charts, screens, documents: not photos (restore_core/graphics.py)
     "clean-graphics-jpeg-90": ("jpeg-90-420", "clean-graphics"),
+    "clean-graphics-jpeg-75": ("jpeg-75-420", "clean-graphics"),
+    "clean-graphics-webp-90": ("webp-90", "clean-graphics"),
 }
 SUFFIX = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
 CAMERA = (3000, 4000)  # (H, W): a 12-megapixel camera photo

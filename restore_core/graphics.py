@@ -10,12 +10,13 @@ They are drawn procedurally, seeded, in two groups that share no generator, kept
 photos are (`restore_core/heldout.py`):
 
 - selection (`SELECTION_GRAPHICS`): bar and line charts (matplotlib), application screens
-  (panels, buttons and lines of text, Pillow) and posters on a gradient in any direction (numpy).
-  The check that leaves graphics alone (runtime/flat.py) was chosen on these;
+  (panels, buttons and lines of text, Pillow), posters on a gradient in any direction (numpy) and
+  spreadsheets (a grid of thin lines, a number in every cell, highlighted cells). The check that
+  leaves graphics alone (runtime/graphic.py) was chosen on these;
 - evaluation (`EVALUATION_GRAPHICS`): text documents, slides on a gradient background, pie and
-  scatter plots, the logos two packages ship (scikit-image's and matplotlib's), and web pages
-  (a hero band and sometimes the body shading down the page, cards, buttons and avatars, from
-  Pillow's own gradients). Only reports read them.
+  scatter plots, the logos two packages ship (scikit-image's and matplotlib's), web pages (a hero
+  band and sometimes the body shading down the page, cards, buttons and avatars, from Pillow's
+  own gradients) and invoices (a table of items on striped rows). Only reports read them.
 
 Training never sees either: its pictures are photos and camera-like scenes (`scenes.py`).
 """
@@ -28,8 +29,8 @@ from typing import Callable, Dict, List, Tuple
 import numpy as np
 from PIL import Image, ImageDraw
 
-SELECTION_GRAPHICS = ("chart", "screen", "poster")
-EVALUATION_GRAPHICS = ("document", "slide", "plot", "logo", "page")  # new kinds go last: the others keep their draws
+SELECTION_GRAPHICS = ("chart", "screen", "poster", "sheet")  # new kinds go last, as below
+EVALUATION_GRAPHICS = ("document", "slide", "plot", "logo", "page", "invoice")  # new kinds go last: the others keep their draws
 GRAPHICS_SEED = 20261205
 
 
@@ -102,6 +103,31 @@ def poster(rng: np.random.Generator) -> np.ndarray:
     draw.text((60, 40), "Summer sale", fill=(255, 255, 255))
     for i in range(int(rng.integers(0, 4))):
         draw.text((60, h - 60 - 20 * i), f"Offer {int(rng.integers(100))} ends soon", fill=_colour(rng))
+    return np.asarray(img)
+
+
+def sheet(rng: np.random.Generator) -> np.ndarray:
+    """A spreadsheet: a header row and a first column of flat colour, a grid of thin lines, a number
+    in every cell (text as dense as a graphic has), and a few cells filled with a highlight."""
+    cw, ch = int(rng.integers(70, 130)), int(rng.integers(18, 28))
+    cols, rows = int(rng.integers(6, 14)), int(rng.integers(20, 45))
+    w, h = cw * cols + 1, ch * rows + 1
+    img = Image.new("RGB", (w, h), (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    draw.rectangle([0, 0, w, ch], fill=_colour(rng, 120))
+    draw.rectangle([0, ch, cw, h], fill=_colour(rng, 200))
+    for _ in range(int(rng.integers(2, 8))):  # highlighted cells, alone or in runs
+        c, r, n = int(rng.integers(1, cols)), int(rng.integers(1, rows)), int(rng.integers(1, 5))
+        draw.rectangle([c * cw, r * ch, c * cw + cw, min(rows, r + n) * ch], fill=_colour(rng, 150))
+    line = tuple(int(v) for v in rng.integers(180, 230, 3))
+    for c in range(cols + 1):
+        draw.line([c * cw, 0, c * cw, h], fill=line)
+    for r in range(rows + 1):
+        draw.line([0, r * ch, w, r * ch], fill=line)
+    for r in range(rows):
+        for c in range(cols):
+            text = f"Col {c}" if r == 0 else (f"Row {r}" if c == 0 else f"{rng.uniform(-1e4, 1e5):,.2f}")
+            draw.text((c * cw + 4, r * ch + (ch - 10) // 2), text, fill=(20, 20, 20))
     return np.asarray(img)
 
 
@@ -182,6 +208,39 @@ def page(rng: np.random.Generator) -> np.ndarray:
     return np.asarray(img)
 
 
+def invoice(rng: np.random.Generator) -> np.ndarray:
+    """An invoice: a letterhead band, an address block, a table of items on rows striped in two
+    light colours with a number in every column, and a filled box for the total."""
+    w = int(rng.integers(700, 1200))
+    rows = int(rng.integers(15, 40))
+    row = int(rng.integers(16, 26))
+    h = 260 + rows * row + 160
+    img = Image.new("RGB", (w, h), (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    draw.rectangle([0, 0, w, 70], fill=_colour(rng))
+    draw.text((30, 28), f"Invoice {int(rng.integers(10000, 99999))}", fill=(255, 255, 255))
+    for i in range(4):
+        draw.text((30, 90 + 16 * i), f"Street {int(rng.integers(1, 200))}, Town {int(rng.integers(1000, 9999))}", fill=(60, 60, 60))
+    stripe = _colour(rng, 225)
+    columns = np.linspace(30, w - 120, 5).astype(int)
+    top = 200
+    draw.rectangle([20, top, w - 20, top + row], fill=_colour(rng, 60))
+    for j, name in enumerate(("Item", "Code", "Quantity", "Price", "Total")):
+        draw.text((int(columns[j]), top + 4), name, fill=(255, 255, 255))
+    for r in range(1, rows + 1):
+        y = top + r * row
+        if r % 2:
+            draw.rectangle([20, y, w - 20, y + row], fill=stripe)
+        cells = (f"Part {int(rng.integers(1000))}", f"X-{int(rng.integers(100000))}", str(int(rng.integers(1, 50))),
+                 f"{rng.uniform(1, 500):.2f}", f"{rng.uniform(1, 9000):,.2f}")
+        for j, text in enumerate(cells):
+            draw.text((int(columns[j]), y + (row - 10) // 2), text, fill=(30, 30, 30))
+    y = top + (rows + 1) * row + 30
+    draw.rectangle([w - 320, y, w - 20, y + 60], fill=_colour(rng, 100))
+    draw.text((w - 300, y + 24), f"Total due: {rng.uniform(100, 90000):,.2f}", fill=(0, 0, 0))
+    return np.asarray(img)
+
+
 def _on_white(img: Image.Image) -> np.ndarray:
     rgba = img.convert("RGBA")
     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -202,8 +261,8 @@ def logos() -> List[np.ndarray]:
 
 
 DRAWN: Dict[str, Callable[[np.random.Generator], np.ndarray]] = {
-    "chart": chart, "screen": screen, "poster": poster, "document": document, "slide": slide, "plot": plot,
-    "page": page}
+    "chart": chart, "screen": screen, "poster": poster, "sheet": sheet, "document": document, "slide": slide, "plot": plot,
+    "page": page, "invoice": invoice}
 
 
 def graphics(which: str, per_kind: int, seed: int = GRAPHICS_SEED) -> Dict[str, np.ndarray]:

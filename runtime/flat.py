@@ -16,8 +16,8 @@ paint the full-size pass found only at its rim, is that flat too (the paint's in
 `texture_share` also measures the share in texture: not flat, and neither are the eight read
 pixels around (a photo's continuous tone; a graphic's unflat pixels are thin text, lines and
 edges). At `GRAPHIC_SHARE` flat or more and under `TEXTURE_SHARE` texture the picture is taken
-for a graphic: every mark is dropped and the file comes back as it was. A painted graphic is not
-restored either; the model knows photos.
+for a graphic (runtime/graphic.py, which also reads its colours: runtime/palette.py): every mark
+is dropped and the file comes back as it was.
 
 The neighbours lie 4 pixels away, not 1, because of the codecs. A JPEG block (or a WebP one) in
 a smooth part of a photo is often coded by its mean alone and decodes to one colour inside, so
@@ -203,28 +203,3 @@ def texture_share(flat: np.ndarray, read: np.ndarray) -> float:
             if dy or dx:
                 deep[1:-1, 1:-1] &= rough[1 + dy:n - 1 + dy, 1 + dx:m - 1 + dx]
     return _share(deep, read)
-
-
-def is_graphic(rgb: np.ndarray, mask: np.ndarray, tolerance: int = SHADE_TOLERANCE) -> Tuple[float, float]:
-    """(flat share, texture share) of the picture around the marks when it is a graphic: at least
-    `GRAPHIC_SHARE` flat and under `TEXTURE_SHARE` texture; else (0.0, 0.0). A pixel on a
-    straight gradient counts as flat (`tolerance` as in `flat_grid`)."""
-    flat, read = flat_grid(rgb, mask, tolerance)
-    share = _share(flat, read)
-    if share < GRAPHIC_SHARE:
-        return 0.0, 0.0
-    texture = texture_share(flat, read)
-    return (share, texture) if texture < TEXTURE_SHARE else (0.0, 0.0)
-
-
-NOTE_START = "a graphic, not a photo: left as it was"
-
-
-def graphic_note(share: float, texture: float) -> str:
-    """The report's note for a picture left as it is because it is a graphic."""
-    return (f"{NOTE_START} (around what was found, {share:.0%} of its pixels are flat colour or a straight gradient and {texture:.0%} "
-            "lie in texture, as in a chart, a screen or a document; --no-graphic-check restores it anyway)")
-
-
-def is_graphic_note(note: str) -> bool:
-    return note.startswith(NOTE_START)

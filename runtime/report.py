@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional, Set
 
 from restore_toolkit.fileio import atomic_write_bytes
 from restore_toolkit.messages import flat
-from runtime.flat import is_graphic_note
+from runtime.graphic import is_graphic_note
 
 REPORT_NAME = "restore-report.json"
 REPORT_VERSION = 1
@@ -76,7 +76,7 @@ class Summary:
     lossy: int = 0  # ok images written with something left out (--allow-lossy, metadata a format cannot hold)
     changed: int = 0  # ok images in which the model replaced pixels
     copied: int = 0  # ok images in which it found nothing: the output is the input's bytes
-    graphics: int = 0  # of the unchanged (copied or rewritten), those left as graphics, not photos (runtime/flat.py)
+    graphics: int = 0  # of the unchanged (copied or rewritten), those left as graphics, not photos (runtime/graphic.py)
     stale_temps_removed: int = 0  # temp files of a killed earlier run, swept before this one
     note: str = ""
     precision: str = ""  # the graph's compute precision: fp32, fp16 or int8

@@ -22,7 +22,8 @@ from PIL import Image
 
 from runtime.default_model import choose_model, shipped_weights
 from runtime.fill import BLEND, EXACT_EDGE, GROWN_SUBSAMPLING, even_fill
-from runtime.flat import graphic_note, is_graphic, shade_tolerance
+from runtime.flat import shade_tolerance
+from runtime.graphic import graphic_note, read_shares
 from runtime.image_metadata import JPEG_FORMATS, JpegCoding, jpeg_coding
 from runtime.images import chroma_subsampling, finish, lossless_source, prepare, to_pil
 from runtime.jpeg_ringing import remove_ringing
@@ -98,8 +99,8 @@ class Restorer:
             painted (runtime/solid.py). None (default): for the shipped model's weights, whose damage is
             solid paint, and not for other models, which may be trained on other damage.
         graphic_check: leave a picture drawn rather than photographed (a chart, a screen, a
-            document) as it is: around the marks, much of it flat colour or straight gradients and
-            little of it texture (runtime/flat.py). None (default): for the shipped model's weights, which know photos,
+            spreadsheet) as it is: around the marks, much of it flat colour or straight gradients and
+            little of it texture, or most of it a few colours (runtime/graphic.py). None (default): for the shipped model's weights, which know photos,
             as `solid_check`.
     """
 
@@ -216,7 +217,7 @@ class Restorer:
                     orientation: int = 1, exact: bool = True, lossless: bool = False,
                     notes: Optional[List[str]] = None) -> Tuple[np.ndarray, np.ndarray]:
         """The steps around the graph, on a full-size pass's restored (H, W, 3) and mask (H, W)
-        0/255: a picture that is a graphic, not a photo, left as it is (runtime/flat.py; why, a
+        0/255: a picture that is a graphic, not a photo, left as it is (runtime/graphic.py; why, a
         line added to `notes`), in a file known to be `lossless`, the marks with no solid colour dropped and those
         whose edge is not solid grown a pixel (runtime/solid.py), what smaller copies of a large image find (runtime/pyramid.py), each flat mark
         grown over its paint (runtime/paint_grow.py), for a JPEG (`jpeg`: how it was coded,
@@ -245,14 +246,14 @@ class Restorer:
 
     def _graphic(self, rgb: np.ndarray, mask: np.ndarray, jpeg: Optional[JpegCoding],
                  notes: Optional[List[str]]) -> bool:
-        """Whether the marks found lie on a graphic, not a photo (runtime/flat.py; a finely coded
+        """Whether the marks found lie on a graphic, not a photo (runtime/graphic.py; a finely coded
         `jpeg`'s gradients are straight within more levels); if so, why, added to `notes`."""
         if not (self.graphic_check and mask.any()):
             return False
-        share, texture = is_graphic(rgb, mask, shade_tolerance(jpeg.qtables if jpeg else None))
-        if share and notes is not None:
-            notes.append(graphic_note(share, texture))
-        return bool(share)
+        shares = read_shares(rgb, mask, shade_tolerance(jpeg.qtables if jpeg else None))
+        if shares.graphic and notes is not None:
+            notes.append(graphic_note(shares))
+        return shares.graphic
 
     def _grown(self, rgb: np.ndarray, mask: np.ndarray, soft: Optional[np.ndarray]) -> Optional[np.ndarray]:
         """The unmasked pixels that hold paint (H, W) bool, or None: each flat mark grown over its

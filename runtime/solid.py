@@ -55,14 +55,23 @@ EDGE_SHARE = 0.2  # of a mark's rim pixels within TOLERANCE of its colour, under
 MIN_RIM = 8  # rim pixels a mark needs for its edge to be judged
 
 
+def colour_keys(pixels: np.ndarray) -> np.ndarray:
+    """(..., 3) uint8 -> (...) int32: one number per colour, to count colours with np.unique."""
+    p = pixels.astype(np.int32)
+    return (p[..., 0] << 16) | (p[..., 1] << 8) | p[..., 2]
+
+
+def commonest(pixels: np.ndarray) -> Tuple[np.ndarray, int]:
+    """(n, 3) uint8, n > 0 -> (its commonest colour (3,) int32, how many pixels hold it exactly)."""
+    values, counts = np.unique(colour_keys(pixels), return_counts=True)
+    top = int(values[counts.argmax()])
+    return np.array([top >> 16, (top >> 8) & 255, top & 255], np.int32), int(counts.max())
+
+
 def _near_commonest(pixels: np.ndarray) -> np.ndarray:
     """(n, 3) uint8 -> (n,) bool: which pixels lie within `TOLERANCE` of their commonest colour."""
-    p = pixels.astype(np.int32)
-    key = (p[:, 0] << 16) | (p[:, 1] << 8) | p[:, 2]
-    values, counts = np.unique(key, return_counts=True)
-    top = int(values[counts.argmax()])
-    colour = np.array([top >> 16, (top >> 8) & 255, top & 255], np.int32)
-    return np.abs(p - colour).max(axis=1) <= TOLERANCE
+    colour, _ = commonest(pixels)
+    return np.abs(pixels.astype(np.int32) - colour).max(axis=1) <= TOLERANCE
 
 
 def solid_share(pixels: np.ndarray) -> float:

@@ -1,4 +1,4 @@
-"""A picture mostly of exactly flat colour is a graphic, left as it was (runtime/flat.py)."""
+"""A picture mostly of flat colour or straight gradients is a graphic, left as it was (runtime/flat.py, runtime/graphic.py)."""
 
 from __future__ import annotations
 
@@ -8,18 +8,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from restore_core.graphics import EVALUATION_GRAPHICS, SELECTION_GRAPHICS, graphics, poster, screen
+from restore_core.graphics import EVALUATION_GRAPHICS, SELECTION_GRAPHICS, graphics, poster, screen, sheet
 from runtime import flat
 from runtime.flat import (
     GRAPHIC_SHARE,
     TEXTURE_SHARE,
     flat_grid,
     flat_share,
-    is_graphic,
-    is_graphic_note,
     shade_tolerance,
     texture_share,
 )
+from runtime.graphic import is_graphic_note, read_shares
 
 RNG = np.random.default_rng(5)
 
@@ -175,9 +174,9 @@ def test_graphics_are_flat_and_photos_are_not():
             as_saved.append(np.asarray(Image.open(buf).convert("RGB")))
         shot_mask = np.zeros(shot.shape[:2], np.uint8)
         shot_mask[100:140, 100:300] = 255
-        share, texture = is_graphic(as_saved[0], shot_mask)
-        assert share >= GRAPHIC_SHARE and texture < TEXTURE_SHARE
-        assert flat_share(as_saved[1], mask) < GRAPHIC_SHARE / 4 and is_graphic(as_saved[1], mask) == (0.0, 0.0)
+        shares = read_shares(as_saved[0], shot_mask)
+        assert shares.flat >= GRAPHIC_SHARE and shares.texture < TEXTURE_SHARE and shares.graphic
+        assert flat_share(as_saved[1], mask) < GRAPHIC_SHARE / 4 and not read_shares(as_saved[1], mask).graphic
 
 
 def test_texture_is_unflat_among_unflat_neighbours():
@@ -203,11 +202,11 @@ def test_a_photo_half_painted_over_is_still_a_photo():
     rim[20:300, 20:24] = rim[20:300, 296:300] = rim[20:24, 20:300] = rim[296:300, 20:300] = 255
     flat, read = flat_grid(photo, rim)
     assert flat_share(photo, rim) > GRAPHIC_SHARE and texture_share(flat, read) >= TEXTURE_SHARE
-    assert is_graphic(photo, rim) == (0.0, 0.0)
+    assert not read_shares(photo, rim).graphic
     drawn = photo.copy()
     drawn[300:, :] = drawn[:, 300:] = 255  # the same panel on a white page, a line of text below it
     drawn[350:356, 40:360] = RNG.integers(0, 256, (6, 320, 3), dtype=np.uint8)
-    assert is_graphic(drawn, rim)[0] > GRAPHIC_SHARE
+    assert read_shares(drawn, rim).graphic
 
 
 @pytest.fixture(scope="module")
@@ -218,8 +217,9 @@ def restorer():
 
 
 def _graphic_folder(tmp_path):
-    """A screen and a poster on a gradient, each saved as PNG and JPEG 90, and a painted photo: the
-    shipped model marks all five."""
+    """A screen and a poster on a gradient, each saved as PNG and JPEG 90, a spreadsheet saved as
+    JPEG 90 (nothing flat in it: a graphic by its few colours, runtime/palette.py), and a painted
+    photo: the shipped model marks all six."""
     from restore_core.photos import bundled_photos
 
     src = tmp_path / "in"
@@ -233,6 +233,7 @@ def _graphic_folder(tmp_path):
     drawn = Image.fromarray(poster(np.random.default_rng(1)))  # on a gradient
     drawn.save(src / "poster.png")
     drawn.save(src / "poster.jpg", quality=90)
+    Image.fromarray(sheet(np.random.default_rng(2))).save(src / "sheet.jpg", quality=90)
     return src
 
 
@@ -244,16 +245,16 @@ def test_restore_run_leaves_a_graphic_as_it_was_and_says_so(restorer, tmp_path):
     result = run_folder(restorer, src, tmp_path / "out", RunOptions(progress=False))
     by_name = {r.input: r for r in result.records}
     assert all(r.status == "ok" for r in result.records), [r.error for r in result.records]
-    graphics = ("screen.png", "screen.jpg", "poster.png", "poster.jpg")
+    graphics = ("screen.png", "screen.jpg", "poster.png", "poster.jpg", "sheet.jpg")
     for name in graphics:
         assert (tmp_path / "out" / name).read_bytes() == (src / name).read_bytes()  # byte for byte
         assert by_name[name].written == "copied" and any(is_graphic_note(n) for n in by_name[name].notes)
     assert by_name["photo.png"].written == "changed" and not by_name["photo.png"].notes
-    assert result.summary.graphics == 4 and result.summary.copied == 4
+    assert result.summary.graphics == 5 and result.summary.copied == 5
     lines = summary_lines(result.summary, result.records)
-    assert "of the 5 restored: 1 changed, 4 copied as they were (nothing found); 4 of those graphics, not photos, " \
+    assert "of the 6 restored: 1 changed, 5 copied as they were (nothing found); 5 of those graphics, not photos, " \
            "each LEFT below" in lines
-    assert sum(line.startswith(tuple(f"LEFT {name}:" for name in graphics)) for line in lines) == 4
+    assert sum(line.startswith(tuple(f"LEFT {name}:" for name in graphics)) for line in lines) == 5
     restorer.graphic_check = False
     try:  # without the check the model's marks are restored: the screen loses its panels
         kept = run_folder(restorer, src, tmp_path / "kept", RunOptions(progress=False))
@@ -286,7 +287,7 @@ def test_the_graphics_groups_share_no_generator_and_no_picture():
 
     assert not set(SELECTION_GRAPHICS) & set(EVALUATION_GRAPHICS)
     sel, ev = graphics("selection", 2), graphics("evaluation", 2)
-    assert len(sel) == 6 and len(ev) == 10  # 2 of each generator, and the two packages' logos
+    assert len(sel) == 8 and len(ev) == 12  # 2 of each generator, and the two packages' logos
     digest = lambda pics: {hashlib.sha256(p.tobytes()).hexdigest() for p in pics.values()}  # noqa: E731
     assert not digest(sel) & digest(ev)
     again = graphics("selection", 2)

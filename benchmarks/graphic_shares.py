@@ -1,0 +1,142 @@
+"""What the graphic check reads around the marks, in photos and in graphics, file by file.
+
+runtime/graphic.py takes a picture for a graphic, and leaves it as it was, from shares of the
+grid pixels around the marks the full-size pass found: flat (or on a straight gradient), in
+texture (runtime/flat.py), and in a few colours (runtime/palette.py). This measures those shares
+with the marks the shipped model finds (the graph alone, before any step around it) in the files
+of one group, each saved as PNG, JPEG 75, 85 and 90 at 4:2:0, JPEG 95 at 4:4:4, WebP 75 and 90:
+
+- the group's graphics (restore_core/graphics.py);
+- its photo files as benchmarks/photo_eval.py cuts them: crops painted, resized after painting
+  and clean, whole photos, clean photos;
+- with `--camera`, each photo at 12 Mpx, with sensor noise and without (scaled up smooth),
+  painted over 0, 10, 30 and 50 % by one rectangle (PNG, JPEG 75 and 90, WebP 75 and 90): a
+  photo painted over a large area whose paint is found only at its rim.
+
+    python -m benchmarks.graphic_shares --photos selection --camera -o benchmarks/results/graphic-shares-selection
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shlex
+import sys
+from typing import Dict, Iterator, List, Tuple
+
+import click
+import numpy as np
+from PIL import Image, ImageDraw
+
+from benchmarks.photo_eval import CAMERA, EVAL_SEED, _camera_photo, _painted
+from restore_core.degrade import encode_file
+from restore_core.fileio import atomic_write_text
+from restore_core.graphics import graphics
+from restore_core.heldout import PHOTO_SETS, heldout_photos
+from runtime.flat import shade_tolerance
+
+SAVES = {"png": None, "jpeg-75": ("jpeg", 75, "4:2:0"), "jpeg-85": ("jpeg", 85, "4:2:0"),
+         "jpeg-90": ("jpeg", 90, "4:2:0"), "jpeg-95-444": ("jpeg", 95, "4:4:4"), "webp-75": ("webp", 75, None),
+         "webp-90": ("webp", 90, None)}
+CAMERA_SAVES = ("png", "jpeg-75", "jpeg-90", "webp-75", "webp-90")
+PAINTED = (0.0, 0.1, 0.3, 0.5)  # of a 12 Mpx photo, under one rectangle
+PHOTO_KINDS = ("crops", "crops-resized", "clean-crops", "whole", "clean")
+
+
+def pictures(which: str, camera: bool) -> Iterator[Tuple[str, str, np.ndarray]]:
+    """(group, name, (H, W, 3) uint8) before the save: graphics, photo files, 12 Mpx photos."""
+    for name, img in graphics(which, 12).items():
+        yield "graphics", name, img
+    for kind in PHOTO_KINDS:
+        for case in _painted(which, kind, 4, EVAL_SEED):
+            yield "photo files", f"{kind}/{case.name}", case.corrupted
+    if not camera:
+        return
+    for noise in (True, False):
+        rng = np.random.default_rng(0)
+        for name, photo in heldout_photos(which).items():
+            if noise:
+                base = _camera_photo(photo, np.random.default_rng(1))
+            else:
+                h, w = CAMERA if photo.shape[0] <= photo.shape[1] else CAMERA[::-1]
+                base = np.asarray(Image.fromarray(photo).resize((w, h), Image.LANCZOS))
+            h, w = base.shape[:2]
+            for share in PAINTED:
+                img = Image.fromarray(base.copy())
+                colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+                if share:  # one rectangle of 4:3, 200 pixels from the top left corner
+                    bw, bh = int((share * h * w * 4 / 3) ** 0.5), int((share * h * w * 3 / 4) ** 0.5)
+                    ImageDraw.Draw(img).rectangle([200, 200, 200 + min(bw, w - 400), 200 + min(bh, h - 400)], fill=colour)
+                yield "12 Mpx photos", f"{name}-{share:.1f}-{'noise' if noise else 'smooth'}", np.asarray(img)
+
+
+def shares(restorer, img: np.ndarray, save: str) -> Dict:
+    """The check's shares of `img` saved as `save`, with the marks the full-size pass finds in it
+    (None where it finds none)."""
+    from runtime.graphic import read_shares
+
+    spec = SAVES[save]
+    qtables = None
+    if spec is not None:
+        opened = Image.open(io.BytesIO(encode_file(img, *spec)))
+        qtables = getattr(opened, "quantization", None)
+        img = np.asarray(opened.convert("RGB"))
+    mask = restorer._full_size(img, restorer.tile_for(*img.shape[:2], None), None, predicted=False)[1]
+    if not mask.any():
+        return {"found": False}
+    s = read_shares(img, mask, shade_tolerance(qtables))
+    return {"found": True, "flat": s.flat, "texture": s.texture, "top": s.top, "others": s.others,
+            "graphic": s.graphic}
+
+
+def summarize(rows: List[Dict]) -> Dict[str, Dict]:
+    """Per group and save: files, those with marks, graphics, and each share's range."""
+    out: Dict[str, Dict] = {}
+    for r in rows:
+        out.setdefault(f"{r['group']}, {r['save']}", []).append(r)
+    summary = {}
+    for key, group in out.items():
+        found = [r for r in group if r["found"]]
+        summary[key] = {"files": len(group), "found": len(found), "graphics": sum(r["graphic"] for r in found),
+                        **{f"{k}_{f.__name__}": (float(f([r[k] for r in found])) if found else None)
+                           for k in ("flat", "texture", "top", "others") for f in (min, max)}}
+    return summary
+
+
+def markdown(report: Dict) -> str:
+    f = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
+    lines = [f"The graphic check's shares around the marks the shipped model finds, in the {report['photos']} "
+             "group's files (runtime/graphic.py: a graphic at flat >= 0.25 with texture < 0.4, or at top >= 0.35 with "
+             "others >= 0.15).", "",
+             "| files, saved as | files | with marks | taken for graphics | flat | texture | top (4 colours) | others (next 4) |",
+             "| --- | ---: | ---: | ---: | --- | --- | --- | --- |"]
+    for key, s in report["summary"].items():
+        lines.append(f"| {key} | {s['files']} | {s['found']} | {s['graphics']} | "
+                     + " | ".join(f"{f(s[k + '_min'])}–{f(s[k + '_max'])}" for k in ("flat", "texture", "top", "others"))
+                     + " |")
+    return "\n".join(lines) + "\n"
+
+
+@click.command()
+@click.option("-o", "--output", required=True, help="Path without suffix: writes PATH.json and PATH.md.")
+@click.option("--photos", type=click.Choice(PHOTO_SETS), default="selection", show_default=True)
+@click.option("--camera", is_flag=True, help="Also the 12 Mpx photos painted over 0-50 % (slow: minutes).")
+def main(output, photos, camera):
+    """Measure the graphic check's shares in photos and graphics, file by file."""
+    from benchmarks.report import environment
+    from runtime.restorer import Restorer
+
+    restorer = Restorer(device="cpu", graphic_check=False)
+    rows = []
+    for group, name, img in pictures(photos, camera):
+        for save in (CAMERA_SAVES if group == "12 Mpx photos" else SAVES):
+            rows.append({"group": group, "name": name, "save": save, **shares(restorer, img, save)})
+    report = {"command": shlex.join(["python", "-m", "benchmarks.graphic_shares", *sys.argv[1:]]),
+              "machine": environment()["machine"], "photos": photos, "summary": summarize(rows), "files": rows}
+    atomic_write_text(output + ".json", json.dumps(report, indent=1) + "\n")
+    atomic_write_text(output + ".md", markdown(report))
+    click.echo(markdown(report))
+
+
+if __name__ == "__main__":
+    main()

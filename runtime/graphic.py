@@ -1,0 +1,66 @@
+"""The graphic check: where the marks lie on a chart, a screen or a page, not a photo, they stay.
+
+The shipped model's damage is paint, solid shapes of one colour, and a graphic's bars, panels,
+boxes and highlighted cells are solid shapes of one colour too: restored, a chart loses its bars
+and a spreadsheet its highlights. So once the full-size pass has found marks, the picture around
+them is read on a grid (runtime/flat.py), and it is taken for a graphic when either
+
+- at least `flat.GRAPHIC_SHARE` of it is flat colour or a straight gradient and under
+  `flat.TEXTURE_SHARE` lies in texture (a chart, a screen, a slide or a poster, as PNG or JPEG), or
+- much of it holds one of its few commonest colours, and not all of that one colour (a spreadsheet
+  or a page of dense text in a lossy file, where the codec's ringing leaves nothing flat:
+  runtime/palette.py).
+
+Then every mark is dropped and the file comes back as it was, with a note that says why. A
+painted graphic is not restored either: the model knows photos.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from runtime.flat import GRAPHIC_SHARE, SHADE_TOLERANCE, TEXTURE_SHARE, flat_grid, texture_share
+from runtime.palette import COLOURS, few_colours, palette_shares
+
+NOTE_START = "a graphic, not a photo: left as it was"
+
+
+@dataclass(frozen=True)
+class Shares:
+    """What the check read around the marks, each a share of the grid pixels read."""
+
+    flat: float  # flat colour or a straight gradient
+    texture: float  # in texture: not flat, nor any of the eight around
+    top: float  # in its COLOURS commonest colours
+    others: float  # of those not in the commonest colour, in the next COLOURS
+
+    @property
+    def graphic(self) -> bool:
+        return (self.flat >= GRAPHIC_SHARE and self.texture < TEXTURE_SHARE) or few_colours(self.top, self.others)
+
+
+def read_shares(rgb: np.ndarray, mask: np.ndarray, tolerance: int = SHADE_TOLERANCE) -> Shares:
+    """The shares of the picture around the marks.
+
+    Args:
+        rgb: (H, W, 3) uint8, the picture as the file holds it.
+        mask: (H, W) bool or uint8 0/255, the marks found.
+        tolerance: the levels a straight gradient's second difference may reach in this file
+            (`flat.shade_tolerance`).
+    """
+    flat, read = flat_grid(rgb, mask, tolerance)
+    share = float((flat & read).sum() / read.sum()) if read.any() else 0.0
+    return Shares(share, texture_share(flat, read), *palette_shares(rgb, read))
+
+
+def graphic_note(shares: Shares) -> str:
+    """The report's note for a picture left as it is because it is a graphic."""
+    return (f"{NOTE_START} (around what was found, {shares.flat:.0%} of its pixels are flat colour or a straight "
+            f"gradient, {shares.texture:.0%} lie in texture and {shares.top:.0%} hold one of its {COLOURS} "
+            "commonest colours, as in a chart, a screen or a document; --no-graphic-check restores it anyway)")
+
+
+def is_graphic_note(note: str) -> bool:
+    return note.startswith(NOTE_START)

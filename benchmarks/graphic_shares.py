@@ -41,6 +41,7 @@ SAVES = {"png": None, "jpeg-75": ("jpeg", 75, "4:2:0"), "jpeg-85": ("jpeg", 85, 
 CAMERA_SAVES = ("png", "jpeg-75", "jpeg-90", "webp-75", "webp-90")
 PAINTED = (0.0, 0.1, 0.3, 0.5)  # of a 12 Mpx photo, under one rectangle
 PHOTO_KINDS = ("crops", "crops-resized", "clean-crops", "whole", "clean")
+SHARES = ("flat", "texture", "coarse_flat", "coarse_texture", "top", "others")
 
 
 def pictures(which: str, camera: bool) -> Iterator[Tuple[str, str, np.ndarray]]:
@@ -85,8 +86,8 @@ def shares(restorer, img: np.ndarray, save: str) -> Dict:
     if not mask.any():
         return {"found": False}
     s = read_shares(img, mask, shade_tolerance(qtables))
-    return {"found": True, "flat": s.flat, "texture": s.texture, "top": s.top, "others": s.others,
-            "graphic": s.graphic}
+    return {"found": True, "flat": s.flat, "texture": s.texture, "coarse_flat": s.coarse_flat,
+            "coarse_texture": s.coarse_texture, "top": s.top, "others": s.others, "graphic": s.graphic}
 
 
 def summarize(rows: List[Dict]) -> Dict[str, Dict]:
@@ -99,20 +100,21 @@ def summarize(rows: List[Dict]) -> Dict[str, Dict]:
         found = [r for r in group if r["found"]]
         summary[key] = {"files": len(group), "found": len(found), "graphics": sum(r["graphic"] for r in found),
                         **{f"{k}_{f.__name__}": (float(f([r[k] for r in found])) if found else None)
-                           for k in ("flat", "texture", "top", "others") for f in (min, max)}}
+                           for k in SHARES for f in (min, max)}}
     return summary
 
 
 def markdown(report: Dict) -> str:
     f = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
     lines = [f"The graphic check's shares around the marks the shipped model finds, in the {report['photos']} "
-             "group's files (runtime/graphic.py: a graphic at flat >= 0.25 with texture < 0.4, or at top >= 0.35 with "
-             "others >= 0.15).", "",
-             "| files, saved as | files | with marks | taken for graphics | flat | texture | top (4 colours) | others (next 4) |",
-             "| --- | ---: | ---: | ---: | --- | --- | --- | --- |"]
+             "group's files (runtime/graphic.py: a graphic at flat >= 0.25 with texture < 0.4, at coarse flat >= 0.25 "
+             "with coarse texture < 0.35, or at top >= 0.35 with others >= 0.15).", "",
+             "| files, saved as | files | with marks | taken for graphics | flat | texture | coarse flat (3 levels) "
+             "| coarse texture (of the unflat) | top (4 colours) | others (next 4) |",
+             "| --- | ---: | ---: | ---: | --- | --- | --- | --- | --- | --- |"]
     for key, s in report["summary"].items():
         lines.append(f"| {key} | {s['files']} | {s['found']} | {s['graphics']} | "
-                     + " | ".join(f"{f(s[k + '_min'])}–{f(s[k + '_max'])}" for k in ("flat", "texture", "top", "others"))
+                     + " | ".join(f"{f(s[k + '_min'])}–{f(s[k + '_max'])}" for k in SHARES)
                      + " |")
     return "\n".join(lines) + "\n"
 

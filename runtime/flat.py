@@ -54,6 +54,17 @@ files read at most 0.11 flat and 0.62 texture, and the 12 Mpx photos painted ove
 coarser JPEG, a lossy WebP (whose coding is not read) and an array keep 1. A gradient someone's
 renderer dithered is not straight.
 
+A coarse codec bends a gradient further: the selection posters at JPEG 75 and 85, WebP 75 and
+90 read as little as 0.06 flat at 1 level. So `grids` gives each read pixel its bend in levels
+(`_bend`), and runtime/graphic.py also reads the picture at `COARSE_SHADE_TOLERANCE`: every
+poster in every format reads 0.27 flat or more there. A photo's sky is straight within 3 levels
+in a coarse file too, and a photo painted over a large area, its paint found only at its rim,
+reads flat inside the paint; what stays a photo's is its texture around the paint. So at 3
+levels the texture is counted among the pixels not of exactly flat colour (the paint's inside
+left out): the posters read at most 0.24 so; no selection photo file reads 0.25 flat at 3
+levels (0.23 at most), and the 12 Mpx photos of the stress above that do read at least 0.46
+so. `COARSE_TEXTURE_SHARE` lies between.
+
 The share is read on every `STEP`-th pixel of every `STEP`-th row, in strips of rows, so a
 12 Mpx photo costs about 0.11 s more (0.05 s of it the gradients), and only when something was
 found. `STEP` is prime to 8,
@@ -71,6 +82,7 @@ REACH = 4  # the neighbours read lie this many pixels away
 MARGIN = REACH + 1  # pixels around each mark not read: their neighbourhood would reach the mark
 GRAPHIC_SHARE = 0.25  # of the pixels read, the flat ones at and above which the picture may be a graphic
 TEXTURE_SHARE = 0.4  # ... if those in texture stay under this share
+COARSE_TEXTURE_SHARE = 0.35  # ... or, read within COARSE_SHADE_TOLERANCE, those in texture among the pixels not exactly flat
 STEP = 5  # every STEP-th pixel of every STEP-th row is read
 STRIP = 256  # rows per strip
 # A pixel on a drawn gradient counts as flat too: straight both REACH and SHADE_REACH pixels away
@@ -80,35 +92,38 @@ DIRECTIONS = ((0, 1), (1, 0), (1, 1), (1, -1))  # (dy, dx): across, down and the
 SHADE_TOLERANCE = 1  # levels a straight gradient's second difference may reach, in each channel: its rounding
 FINE_SHADE_TOLERANCE = 2  # ... in a finely coded JPEG: its luma quantizer's steps (0, 1) and (1, 0) at most
 FINE_STEP = 2  # this (quality 90 and up with the standard tables; 85 has 3)
+COARSE_SHADE_TOLERANCE = 3  # ... in any file, read with the texture among the pixels not exactly flat (runtime/graphic.py)
 
 
-def _shaded(rgb: np.ndarray, first: int, last: int, shape: Tuple[int, int], tolerance: int) -> np.ndarray:
-    """(n, m) bool: which grid centres of rows first..last-1 lie on a straight gradient: in the
-    four directions through them, each channel's second difference (the pixels before and after,
-    less twice the centre) at REACH and at SHADE_REACH stays within `tolerance` levels. Centres
-    within SHADE_REACH of the border are not."""
+def _bend(rgb: np.ndarray, first: int, last: int, shape: Tuple[int, int]) -> np.ndarray:
+    """(n, m) uint8: how far the grid centres of rows first..last-1 are from a straight gradient:
+    in the four directions through them, the largest second difference of any channel (the pixels
+    before and after, less twice the centre) at REACH and at SHADE_REACH, in levels. Read at
+    SHADE_REACH only where REACH held within COARSE_SHADE_TOLERANCE (a photo fails there, and
+    above it no rule reads the level): elsewhere, and within SHADE_REACH of the border, 255."""
     h, w = rgb.shape[:2]
     ys, xs = np.arange(first, last, STEP)[:shape[0]], np.arange(REACH, w - REACH, STEP)[:shape[1]]
-    out = np.zeros(shape, bool)
+    out = np.full(shape, 255, np.uint8)
     rows = np.flatnonzero((ys >= SHADE_REACH) & (ys < h - SHADE_REACH))
     cols = np.flatnonzero((xs >= SHADE_REACH) & (xs < w - SHADE_REACH))
     if not rows.size or not cols.size:
         return out
     yb, ye, xb, xe = ys[rows[0]], ys[rows[-1]] + 1, xs[cols[0]], xs[cols[-1]] + 1
     twice = 2 * rgb[yb:ye:STEP, xb:xe:STEP].astype(np.int16)  # (n', m', 3)
-    straight = np.ones(twice.shape[:2], bool)
-    for dy, dx in DIRECTIONS:  # REACH away, on the whole grid: a photo fails here
+    bend = np.zeros(twice.shape[:2], np.int16)
+    for dy, dx in DIRECTIONS:  # REACH away, on the whole grid
         before = rgb[yb - dy * REACH:ye - dy * REACH:STEP, xb - dx * REACH:xe - dx * REACH:STEP]
         after = rgb[yb + dy * REACH:ye + dy * REACH:STEP, xb + dx * REACH:xe + dx * REACH:STEP]
-        straight &= (np.abs(before.astype(np.int16) + after - twice) <= tolerance).all(axis=-1)
-    i, j = np.nonzero(straight)  # SHADE_REACH away, only where it held at REACH
+        np.maximum(bend, np.abs(before.astype(np.int16) + after - twice).max(axis=-1), out=bend)
+    i, j = np.nonzero(bend <= COARSE_SHADE_TOLERANCE)  # SHADE_REACH away, only where it held at REACH
     y, x, centre = yb + i * STEP, xb + j * STEP, twice[i, j]  # (k,), (k,), (k, 3)
-    far = np.ones(len(i), bool)
+    far = bend[i, j]
     for dy, dx in DIRECTIONS:
-        bend = rgb[y - dy * SHADE_REACH, x - dx * SHADE_REACH].astype(np.int16) + rgb[y + dy * SHADE_REACH, x + dx * SHADE_REACH] - centre
-        far &= (np.abs(bend) <= tolerance).all(axis=-1)
-    straight[i[~far], j[~far]] = False
-    out[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] = straight
+        ends = rgb[y - dy * SHADE_REACH, x - dx * SHADE_REACH].astype(np.int16) + rgb[y + dy * SHADE_REACH, x + dx * SHADE_REACH]
+        far = np.maximum(far, np.abs(ends - centre).max(axis=-1))
+    bend[bend > COARSE_SHADE_TOLERANCE] = 255
+    bend[i, j] = far
+    out[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] = np.minimum(bend, 255)
     return out
 
 
@@ -122,10 +137,10 @@ def shade_tolerance(qtables: Optional[Dict[int, Sequence[int]]] = None) -> int:
     return FINE_SHADE_TOLERANCE if fine else SHADE_TOLERANCE
 
 
-def _strip_flat(rgb: np.ndarray, marked: np.ndarray, y0: int, y1: int,
-                tolerance: int) -> Tuple[np.ndarray, np.ndarray]:
-    """(flat, read): (n, m) bool each, for the sampled pixels of rows y0..y1 (exclusive); a pixel
-    on a straight gradient (`_shaded`, within `tolerance` levels) counts as flat.
+def _strip_flat(rgb: np.ndarray, marked: np.ndarray, y0: int, y1: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(flat, bend, read): (n, m) each, for the sampled pixels of rows y0..y1 (exclusive): which are
+    exactly flat (bool), how far from a straight gradient (`_bend`, uint8 levels) and which lie
+    away from the marks (bool).
 
     The sampled centres lie on one grid for the whole image, rows and columns REACH, REACH + STEP,
     ... (each has its eight neighbours REACH away inside the image), and every neighbour is a
@@ -135,7 +150,7 @@ def _strip_flat(rgb: np.ndarray, marked: np.ndarray, y0: int, y1: int,
     first = max(REACH, y0 + (REACH - y0) % STEP)  # the next row on the grid
     last = min(y1, h - REACH)  # centres in first..last-1
     if first >= last or w <= 2 * REACH:
-        return np.zeros((0, 0), bool), np.zeros((0, 0), bool)
+        return np.zeros((0, 0), bool), np.zeros((0, 0), np.uint8), np.zeros((0, 0), bool)
     lo = rgb[first:last:STEP, REACH:w - REACH:STEP].copy()  # (n, m, 3) uint8
     hi = lo.copy()
     for dy in (-REACH, 0, REACH):
@@ -145,7 +160,7 @@ def _strip_flat(rgb: np.ndarray, marked: np.ndarray, y0: int, y1: int,
                 np.minimum(lo, v, out=lo)
                 np.maximum(hi, v, out=hi)
     flat = (hi - lo).max(axis=-1) <= TOLERANCE  # (n, m); hi >= lo, so no wrap
-    flat |= _shaded(rgb, first, last, flat.shape, tolerance)
+    bend = _bend(rgb, first, last, flat.shape)
     # Read only where no marked pixel lies within MARGIN: the marks' rows around the strip,
     # padded to MARGIN on every side, ORed over the window's rows and then its columns.
     top, bottom = first - MARGIN, last + MARGIN
@@ -157,26 +172,32 @@ def _strip_flat(rgb: np.ndarray, marked: np.ndarray, y0: int, y1: int,
     near = np.zeros(flat.shape, bool)
     for dx in range(2 * MARGIN + 1):
         near |= rows[:, REACH + dx:w - REACH + dx:STEP][:, :flat.shape[1]]
-    return flat, ~near
+    return flat, bend, ~near
 
 
-def flat_grid(rgb: np.ndarray, mask: np.ndarray, tolerance: int = SHADE_TOLERANCE) -> Tuple[np.ndarray, np.ndarray]:
-    """(flat, read): (rows, columns) bool each, on the grid of sampled pixels: which are flat, and
-    which lie away from the marks (module docstring).
+def grids(rgb: np.ndarray, mask: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(flat, bend, read): (rows, columns) each, on the grid of sampled pixels: which are exactly
+    flat, how many levels each is from a straight gradient (255: more than COARSE_SHADE_TOLERANCE,
+    or not read so), and which lie away from the marks (module docstring).
 
     Args:
         rgb: (H, W, 3) uint8, the picture as the file holds it.
         mask: (H, W) bool or uint8 0/255, the marks found.
-        tolerance: the levels a straight gradient's second difference may reach in this file
-            (`shade_tolerance`).
     """
     marked = mask > 0
-    parts = [_strip_flat(rgb, marked, y0, min(rgb.shape[0], y0 + STRIP), tolerance)
-             for y0 in range(0, rgb.shape[0], STRIP)]
+    parts = [_strip_flat(rgb, marked, y0, min(rgb.shape[0], y0 + STRIP)) for y0 in range(0, rgb.shape[0], STRIP)]
     parts = [p for p in parts if p[0].size]
     if not parts:
-        return np.zeros((0, 0), bool), np.zeros((0, 0), bool)
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        return np.zeros((0, 0), bool), np.zeros((0, 0), np.uint8), np.zeros((0, 0), bool)
+    return tuple(np.concatenate([p[k] for p in parts]) for k in range(3))
+
+
+def flat_grid(rgb: np.ndarray, mask: np.ndarray, tolerance: int = SHADE_TOLERANCE) -> Tuple[np.ndarray, np.ndarray]:
+    """(flat, read): (rows, columns) bool each, on the grid of sampled pixels: which are flat
+    (exactly, or on a gradient straight within `tolerance` levels: `shade_tolerance`), and which
+    lie away from the marks (module docstring; `grids` for the arguments)."""
+    flat, bend, read = grids(rgb, mask)
+    return flat | (bend <= tolerance), read
 
 
 def _share(pixels: np.ndarray, read: np.ndarray) -> float:

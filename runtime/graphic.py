@@ -7,6 +7,11 @@ them is read on a grid (runtime/flat.py), and it is taken for a graphic when eit
 
 - at least `flat.GRAPHIC_SHARE` of it is flat colour or a straight gradient and under
   `flat.TEXTURE_SHARE` lies in texture (a chart, a screen, a slide or a poster, as PNG or JPEG), or
+- the same, with gradients straight within `flat.COARSE_SHADE_TOLERANCE` levels (a slide or a
+  poster in a coarse JPEG or a lossy WebP, whose codec bends its gradient past a level), and under
+  `flat.COARSE_TEXTURE_SHARE` in texture among the pixels not of exactly flat colour: a photo's
+  sky is as straight as that in a coarse file, and a photo painted over a large area, whose
+  paint's flat inside lowers its texture share, is still mostly texture around the paint, or
 - much of it holds one of its few commonest colours, and not all of that one colour (a spreadsheet
   or a page of dense text in a lossy file, where the codec's ringing leaves nothing flat:
   runtime/palette.py).
@@ -21,7 +26,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runtime.flat import GRAPHIC_SHARE, SHADE_TOLERANCE, TEXTURE_SHARE, flat_grid, texture_share
+from runtime.flat import (
+    COARSE_SHADE_TOLERANCE,
+    COARSE_TEXTURE_SHARE,
+    GRAPHIC_SHARE,
+    SHADE_TOLERANCE,
+    TEXTURE_SHARE,
+    grids,
+    texture_share,
+)
 from runtime.palette import COLOURS, few_colours, palette_shares
 
 NOTE_START = "a graphic, not a photo: left as it was"
@@ -33,12 +46,16 @@ class Shares:
 
     flat: float  # flat colour or a straight gradient
     texture: float  # in texture: not flat, nor any of the eight around
+    coarse_flat: float  # flat colour or a gradient straight within COARSE_SHADE_TOLERANCE
+    coarse_texture: float  # so read, in texture, as a share of the pixels not exactly flat
     top: float  # in its COLOURS commonest colours
     others: float  # of those not in the commonest colour, in the next COLOURS
 
     @property
     def graphic(self) -> bool:
-        return (self.flat >= GRAPHIC_SHARE and self.texture < TEXTURE_SHARE) or few_colours(self.top, self.others)
+        return ((self.flat >= GRAPHIC_SHARE and self.texture < TEXTURE_SHARE)
+                or (self.coarse_flat >= GRAPHIC_SHARE and self.coarse_texture < COARSE_TEXTURE_SHARE)
+                or few_colours(self.top, self.others))
 
 
 def read_shares(rgb: np.ndarray, mask: np.ndarray, tolerance: int = SHADE_TOLERANCE) -> Shares:
@@ -50,15 +67,23 @@ def read_shares(rgb: np.ndarray, mask: np.ndarray, tolerance: int = SHADE_TOLERA
         tolerance: the levels a straight gradient's second difference may reach in this file
             (`flat.shade_tolerance`).
     """
-    flat, read = flat_grid(rgb, mask, tolerance)
-    share = float((flat & read).sum() / read.sum()) if read.any() else 0.0
-    return Shares(share, texture_share(flat, read), *palette_shares(rgb, read))
+    exact, bend, read = grids(rgb, mask)
+    n = int(read.sum())
+
+    def share(pixels: np.ndarray) -> float:
+        return float((pixels & read).sum() / n) if n else 0.0
+
+    flat, coarse = exact | (bend <= tolerance), exact | (bend <= COARSE_SHADE_TOLERANCE)
+    unflat = 1.0 - share(exact)  # of the pixels read, those not exactly flat
+    coarse_texture = texture_share(coarse, read) / unflat if unflat > 0 else 0.0
+    return Shares(share(flat), texture_share(flat, read), share(coarse), coarse_texture, *palette_shares(rgb, read))
 
 
 def graphic_note(shares: Shares) -> str:
     """The report's note for a picture left as it is because it is a graphic."""
     return (f"{NOTE_START} (around what was found, {shares.flat:.0%} of its pixels are flat colour or a straight "
-            f"gradient, {shares.texture:.0%} lie in texture and {shares.top:.0%} hold one of its {COLOURS} "
+            f"gradient ({shares.coarse_flat:.0%} within {COARSE_SHADE_TOLERANCE} levels), {shares.texture:.0%} lie in "
+            f"texture and {shares.top:.0%} hold one of its {COLOURS} "
             "commonest colours, as in a chart, a screen or a document; --no-graphic-check restores it anyway)")
 
 

@@ -25,8 +25,8 @@ def test_a_screen_reads_as_a_graphic_in_every_save(restorer):
 
 
 def test_the_summary_counts_and_ranges():
-    rows = [{"group": "g", "save": "png", "found": True, "flat": 0.1, "texture": 0.9, "top": 0.2, "others": 0.1, "graphic": False},
-            {"group": "g", "save": "png", "found": True, "flat": 0.8, "texture": 0.0, "top": 0.9, "others": 0.5, "graphic": True},
+    rows = [{"group": "g", "save": "png", "found": True, "flat": 0.1, "texture": 0.9, "coarse_flat": 0.2, "coarse_texture": 0.9, "top": 0.2, "others": 0.1, "graphic": False},
+            {"group": "g", "save": "png", "found": True, "flat": 0.8, "texture": 0.0, "coarse_flat": 0.8, "coarse_texture": 0.0, "top": 0.9, "others": 0.5, "graphic": True},
             {"group": "g", "save": "png", "found": False}]
     s = summarize(rows)["g, png"]
     assert (s["files"], s["found"], s["graphics"]) == (3, 2, 1)

@@ -84,8 +84,13 @@ def test_the_share_with_gradients_matches_a_count_by_hand(monkeypatch, strip):
         rgb[h // 3:h // 2, w // 4:w // 2] = RNG.integers(0, 256, (h // 2 - h // 3, w // 2 - w // 4, 3), dtype=np.uint8)
         rgb[h // 2:, w // 2:] = 77
         mask = (RNG.random((h, w)) < 0.002).astype(np.uint8) * 255
-        for tolerance in (flat.SHADE_TOLERANCE, flat.FINE_SHADE_TOLERANCE):
+        for tolerance in (flat.SHADE_TOLERANCE, flat.FINE_SHADE_TOLERANCE, flat.COARSE_SHADE_TOLERANCE):
             assert flat_share(rgb, mask, tolerance) == pytest.approx(_by_hand(rgb, mask, tolerance), abs=1e-12)
+        shares = read_shares(rgb, mask)  # the coarse reading: within 3 levels, texture among the not exactly flat
+        coarse, read = flat_grid(rgb, mask, flat.COARSE_SHADE_TOLERANCE)
+        exact = _by_hand(rgb, mask, -1)  # no gradient within -1 levels: exactly flat only
+        assert shares.coarse_flat == pytest.approx(_by_hand(rgb, mask, flat.COARSE_SHADE_TOLERANCE), abs=1e-12)
+        assert shares.coarse_texture == pytest.approx(texture_share(coarse, read) / (1 - exact), abs=1e-12)
 
 
 def _jpeg(rgb: np.ndarray, quality: int) -> Image.Image:
@@ -209,6 +214,32 @@ def test_a_photo_half_painted_over_is_still_a_photo():
     assert read_shares(drawn, rim).graphic
 
 
+def test_a_gradient_a_coarse_codec_bent_is_read_within_three_levels():
+    """A poster saved as JPEG 75 and WebP 90: its gradient bent past a level, so not flat enough at
+    one; within COARSE_SHADE_TOLERANCE flat, with little texture among its unflat pixels. A photo
+    painted over half, its paint found at the rim only, is as flat there, but mostly texture
+    around the paint: a photo still."""
+    from restore_core.photos import bundled_photos
+
+    drawn = poster(np.random.default_rng(1))
+    mask = np.zeros(drawn.shape[:2], np.uint8)
+    mask[200:260, 300:420] = 255
+    for fmt, quality in (("JPEG", 75), ("WEBP", 90)):
+        buf = io.BytesIO()
+        Image.fromarray(drawn).save(buf, fmt, quality=quality)
+        shares = read_shares(np.asarray(Image.open(buf).convert("RGB")), mask)
+        assert shares.flat < GRAPHIC_SHARE and shares.top < 0.35, (fmt, shares)  # neither other reading takes it
+        assert shares.coarse_flat >= GRAPHIC_SHARE and shares.coarse_texture < flat.COARSE_TEXTURE_SHARE, (fmt, shares)
+        assert shares.graphic
+    photo = np.asarray(Image.fromarray(bundled_photos()["coffee"]).resize((600, 600), Image.LANCZOS)).copy()
+    photo[40:460, 40:460] = (200, 40, 90)
+    rim = np.zeros((600, 600), np.uint8)
+    rim[36:464, 36:44] = rim[36:464, 456:464] = rim[36:44, 36:464] = rim[456:464, 36:464] = 255
+    shares = read_shares(np.asarray(_jpeg(photo, 75).convert("RGB")), rim)
+    assert shares.coarse_flat >= GRAPHIC_SHARE and shares.coarse_texture >= flat.COARSE_TEXTURE_SHARE, shares
+    assert not shares.graphic
+
+
 @pytest.fixture(scope="module")
 def restorer():
     from runtime import Restorer
@@ -217,9 +248,10 @@ def restorer():
 
 
 def _graphic_folder(tmp_path):
-    """A screen and a poster on a gradient, each saved as PNG and JPEG 90, a spreadsheet saved as
-    JPEG 90 (nothing flat in it: a graphic by its few colours, runtime/palette.py), and a painted
-    photo: the shipped model marks all six."""
+    """A screen and a poster on a gradient, each saved as PNG and JPEG 90, the poster also as JPEG
+    75 (its gradient within 3 levels), a spreadsheet saved as JPEG 90 (nothing flat in it: a
+    graphic by its few colours, runtime/palette.py), and a painted photo: the shipped model marks
+    all seven."""
     from restore_core.photos import bundled_photos
 
     src = tmp_path / "in"
@@ -233,6 +265,7 @@ def _graphic_folder(tmp_path):
     drawn = Image.fromarray(poster(np.random.default_rng(1)))  # on a gradient
     drawn.save(src / "poster.png")
     drawn.save(src / "poster.jpg", quality=90)
+    drawn.save(src / "poster-75.jpg", quality=75)  # its gradient bent past a level (within 3)
     Image.fromarray(sheet(np.random.default_rng(2))).save(src / "sheet.jpg", quality=90)
     return src
 
@@ -245,16 +278,16 @@ def test_restore_run_leaves_a_graphic_as_it_was_and_says_so(restorer, tmp_path):
     result = run_folder(restorer, src, tmp_path / "out", RunOptions(progress=False))
     by_name = {r.input: r for r in result.records}
     assert all(r.status == "ok" for r in result.records), [r.error for r in result.records]
-    graphics = ("screen.png", "screen.jpg", "poster.png", "poster.jpg", "sheet.jpg")
+    graphics = ("screen.png", "screen.jpg", "poster.png", "poster.jpg", "poster-75.jpg", "sheet.jpg")
     for name in graphics:
         assert (tmp_path / "out" / name).read_bytes() == (src / name).read_bytes()  # byte for byte
         assert by_name[name].written == "copied" and any(is_graphic_note(n) for n in by_name[name].notes)
     assert by_name["photo.png"].written == "changed" and not by_name["photo.png"].notes
-    assert result.summary.graphics == 5 and result.summary.copied == 5
+    assert result.summary.graphics == 6 and result.summary.copied == 6
     lines = summary_lines(result.summary, result.records)
-    assert "of the 6 restored: 1 changed, 5 copied as they were (nothing found); 5 of those graphics, not photos, " \
+    assert "of the 7 restored: 1 changed, 6 copied as they were (nothing found); 6 of those graphics, not photos, " \
            "each LEFT below" in lines
-    assert sum(line.startswith(tuple(f"LEFT {name}:" for name in graphics)) for line in lines) == 5
+    assert sum(line.startswith(tuple(f"LEFT {name}:" for name in graphics)) for line in lines) == 6
     restorer.graphic_check = False
     try:  # without the check the model's marks are restored: the screen loses its panels
         kept = run_folder(restorer, src, tmp_path / "kept", RunOptions(progress=False))

@@ -82,9 +82,11 @@ def read_shares(rgb: np.ndarray, mask: np.ndarray, tolerance: int = SHADE_TOLERA
 def graphic_note(shares: Shares) -> str:
     """The report's note for a picture left as it is because it is a graphic."""
     return (f"{NOTE_START} (around what was found, {shares.flat:.0%} of its pixels are flat colour or a straight "
-            f"gradient ({shares.coarse_flat:.0%} within {COARSE_SHADE_TOLERANCE} levels), {shares.texture:.0%} lie in "
-            f"texture and {shares.top:.0%} hold one of its {COLOURS} "
-            "commonest colours, as in a chart, a screen or a document; --no-graphic-check restores it anyway)")
+            f"gradient and {shares.texture:.0%} lie in texture; read within {COARSE_SHADE_TOLERANCE} levels, "
+            f"{shares.coarse_flat:.0%} are flat and {shares.coarse_texture:.0%} of the unflat ones lie in texture; "
+            f"{shares.top:.0%} hold one "
+            f"of its {COLOURS} commonest colours: as in a chart, a screen or a document; --no-graphic-check restores "
+            "it anyway)")
 
 
 def is_graphic_note(note: str) -> bool:

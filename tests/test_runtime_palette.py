@@ -91,3 +91,14 @@ def test_a_photo_painted_over_half_with_one_colour_is_not():
 def test_both_shares_are_needed():
     assert few_colours(TOP_SHARE, OTHERS_SHARE)
     assert not few_colours(TOP_SHARE - 0.01, 1.0) and not few_colours(1.0, OTHERS_SHARE - 0.01)
+
+
+def test_the_note_says_what_each_reading_found():
+    from runtime.graphic import Shares, graphic_note, is_graphic_note
+
+    note = graphic_note(Shares(flat=0.15, texture=0.78, coarse_flat=0.58, coarse_texture=0.07, top=0.16, others=0.1))
+    assert is_graphic_note(note)
+    for said in ("15% of its pixels are flat colour or a straight gradient and 78% lie in texture",
+                 "read within 3 levels, 58% are flat and 7% of the unflat ones lie in texture",
+                 "16% hold one of its 4 commonest colours", "--no-graphic-check restores it anyway"):
+        assert said in note, said

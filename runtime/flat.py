@@ -200,14 +200,15 @@ def flat_grid(rgb: np.ndarray, mask: np.ndarray, tolerance: int = SHADE_TOLERANC
     return flat | (bend <= tolerance), read
 
 
-def _share(pixels: np.ndarray, read: np.ndarray) -> float:
+def grid_share(pixels: np.ndarray, read: np.ndarray) -> float:
+    """The share of the read grid pixels that `pixels` (the same grid, bool) marks; 0 when none is read."""
     return float((pixels & read).sum() / read.sum()) if read.any() else 0.0
 
 
 def flat_share(rgb: np.ndarray, mask: np.ndarray, tolerance: int = SHADE_TOLERANCE) -> float:
     """The share of the pixels away from the marks whose neighbourhood is flat (module
     docstring; `tolerance` as in `flat_grid`); 0 when no pixel is read."""
-    return _share(*flat_grid(rgb, mask, tolerance))
+    return grid_share(*flat_grid(rgb, mask, tolerance))
 
 
 def texture_share(flat: np.ndarray, read: np.ndarray) -> float:
@@ -223,4 +224,4 @@ def texture_share(flat: np.ndarray, read: np.ndarray) -> float:
         for dx in (-1, 0, 1):
             if dy or dx:
                 deep[1:-1, 1:-1] &= rough[1 + dy:n - 1 + dy, 1 + dx:m - 1 + dx]
-    return _share(deep, read)
+    return grid_share(deep, read)

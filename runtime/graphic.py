@@ -32,6 +32,7 @@ from runtime.flat import (
     GRAPHIC_SHARE,
     SHADE_TOLERANCE,
     TEXTURE_SHARE,
+    grid_share,
     grids,
     texture_share,
 )
@@ -68,15 +69,11 @@ def read_shares(rgb: np.ndarray, mask: np.ndarray, tolerance: int = SHADE_TOLERA
             (`flat.shade_tolerance`).
     """
     exact, bend, read = grids(rgb, mask)
-    n = int(read.sum())
-
-    def share(pixels: np.ndarray) -> float:
-        return float((pixels & read).sum() / n) if n else 0.0
-
     flat, coarse = exact | (bend <= tolerance), exact | (bend <= COARSE_SHADE_TOLERANCE)
-    unflat = 1.0 - share(exact)  # of the pixels read, those not exactly flat
+    unflat = 1.0 - grid_share(exact, read)  # of the pixels read, those not exactly flat
     coarse_texture = texture_share(coarse, read) / unflat if unflat > 0 else 0.0
-    return Shares(share(flat), texture_share(flat, read), share(coarse), coarse_texture, *palette_shares(rgb, read))
+    return Shares(grid_share(flat, read), texture_share(flat, read), grid_share(coarse, read), coarse_texture,
+                  *palette_shares(rgb, read))
 
 
 def graphic_note(shares: Shares) -> str:

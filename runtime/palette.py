@@ -28,7 +28,7 @@ noise, painted over 0, 10, 30 and 50 % by one rectangle (PNG, JPEG 75 and 90, We
 against the selection graphics in the same formats (restore_core/graphics.py: charts, screens and
 spreadsheets; posters, on a gradient, hold few pixels of any one colour and are the flat share's).
 The photo files' `top` reached 0.26 (a crop of sky, WebP 90), the graphics' fell to 0.42 (a
-spreadsheet, JPEG 75); the 12 Mpx photos painted over half reached 0.54 on `top`, and 0.10 on
+spreadsheet, JPEG 75); the 12 Mpx photos painted over half reached 0.54 on `top`, and 0.11 on
 `others`, where the graphics' fell to 0.21.
 """
 

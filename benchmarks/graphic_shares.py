@@ -2,11 +2,13 @@
 
 runtime/graphic.py takes a picture for a graphic, and leaves it as it was, from shares of the
 grid pixels around the marks the full-size pass found: flat (or on a straight gradient), in
-texture (runtime/flat.py), and in a few colours (runtime/palette.py). This measures those shares
+texture (runtime/flat.py), in a few colours (runtime/palette.py), and in a few colours outside the
+block that holds the texture (runtime/inset.py). This measures those shares
 with the marks the shipped model finds (the graph alone, before any step around it) in the files
 of one group, each saved as PNG, JPEG 75, 85 and 90 at 4:2:0, JPEG 95 at 4:4:4, WebP 75 and 90:
 
-- the group's graphics (restore_core/graphics.py);
+- the group's graphics (restore_core/graphics.py), those that hold one of the group's photos
+  apart;
 - its photo files as benchmarks/photo_eval.py cuts them: crops painted, resized after painting
   and clean, whole photos, clean photos;
 - with `--camera`, each photo at 12 Mpx, with sensor noise and without (scaled up smooth),
@@ -31,7 +33,7 @@ from PIL import Image, ImageDraw
 from benchmarks.photo_eval import CAMERA, EVAL_SEED, _camera_photo, _painted
 from restore_core.degrade import encode_file
 from restore_core.fileio import atomic_write_text
-from restore_core.graphics import graphics
+from restore_core.graphics import WITH_PHOTOS, graphics
 from restore_core.heldout import PHOTO_SETS, heldout_photos
 from runtime.flat import shade_tolerance
 
@@ -41,13 +43,13 @@ SAVES = {"png": None, "jpeg-75": ("jpeg", 75, "4:2:0"), "jpeg-85": ("jpeg", 85, 
 CAMERA_SAVES = ("png", "jpeg-75", "jpeg-90", "webp-75", "webp-90")
 PAINTED = (0.0, 0.1, 0.3, 0.5)  # of a 12 Mpx photo, under one rectangle
 PHOTO_KINDS = ("crops", "crops-resized", "clean-crops", "whole", "clean")
-SHARES = ("flat", "texture", "coarse_flat", "coarse_texture", "top", "others")
+SHARES = ("flat", "texture", "coarse_flat", "coarse_texture", "top", "others", "inset_top", "inset_others")
 
 
 def pictures(which: str, camera: bool) -> Iterator[Tuple[str, str, np.ndarray]]:
     """(group, name, (H, W, 3) uint8) before the save: graphics, photo files, 12 Mpx photos."""
     for name, img in graphics(which, 12).items():
-        yield "graphics", name, img
+        yield ("graphics with a photo" if name.split("_")[0] in WITH_PHOTOS else "graphics"), name, img
     for kind in PHOTO_KINDS:
         for case in _painted(which, kind, 4, EVAL_SEED):
             yield "photo files", f"{kind}/{case.name}", case.corrupted
@@ -86,8 +88,7 @@ def shares(restorer, img: np.ndarray, save: str) -> Dict:
     if not mask.any():
         return {"found": False}
     s = read_shares(img, mask, shade_tolerance(qtables))
-    return {"found": True, "flat": s.flat, "texture": s.texture, "coarse_flat": s.coarse_flat,
-            "coarse_texture": s.coarse_texture, "top": s.top, "others": s.others, "graphic": s.graphic}
+    return {"found": True, **{k: getattr(s, k) for k in SHARES}, "graphic": s.graphic}
 
 
 def summarize(rows: List[Dict]) -> Dict[str, Dict]:
@@ -108,10 +109,12 @@ def markdown(report: Dict) -> str:
     f = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
     lines = [f"The graphic check's shares around the marks the shipped model finds, in the {report['photos']} "
              "group's files (runtime/graphic.py: a graphic at flat >= 0.25 with texture < 0.4, at coarse flat >= 0.25 "
-             "with coarse texture < 0.35, or at top >= 0.35 with others >= 0.15).", "",
+             "with coarse texture < 0.35, at top >= 0.35 with others >= 0.15, or outside the block that holds its texture "
+             "at top >= 0.5 with others >= 0.15).", "",
              "| files, saved as | files | with marks | taken for graphics | flat | texture | coarse flat (3 levels) "
-             "| coarse texture (of the unflat) | top (4 colours) | others (next 4) |",
-             "| --- | ---: | ---: | ---: | --- | --- | --- | --- | --- | --- |"]
+             "| coarse texture (of the unflat) | top (4 colours) | others (next 4) | top outside the texture's block "
+             "| others outside it |",
+             "| --- | ---: | ---: | ---: | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for key, s in report["summary"].items():
         lines.append(f"| {key} | {s['files']} | {s['found']} | {s['graphics']} | "
                      + " | ".join(f"{f(s[k + '_min'])}–{f(s[k + '_max'])}" for k in SHARES)

@@ -11,12 +11,15 @@ photos are (`restore_core/heldout.py`):
 
 - selection (`SELECTION_GRAPHICS`): bar and line charts (matplotlib), application screens
   (panels, buttons and lines of text, Pillow), posters on a gradient in any direction (numpy) and
-  spreadsheets (a grid of thin lines, a number in every cell, highlighted cells). The check that
+  spreadsheets (a grid of thin lines, a number in every cell, highlighted cells), and any of those
+  with one of the selection photos inset over a tenth to a half of it. The check that
   leaves graphics alone (runtime/graphic.py) was chosen on these;
 - evaluation (`EVALUATION_GRAPHICS`): text documents, slides on a gradient background, pie and
   scatter plots, the logos two packages ship (scikit-image's and matplotlib's), web pages (a hero
   band and sometimes the body shading down the page, cards, buttons and avatars, from Pillow's
-  own gradients) and invoices (a table of items on striped rows). Only reports read them.
+  own gradients), invoices (a table of items on striped rows) and news articles (a site's band, a
+  headline, one of the evaluation photos across the column, text, a sidebar of cards). Only
+  reports read them.
 
 Training never sees either: its pictures are photos and camera-like scenes (`scenes.py`).
 """
@@ -29,8 +32,10 @@ from typing import Callable, Dict, List, Tuple
 import numpy as np
 from PIL import Image, ImageDraw
 
-SELECTION_GRAPHICS = ("chart", "screen", "poster", "sheet")  # new kinds go last, as below
-EVALUATION_GRAPHICS = ("document", "slide", "plot", "logo", "page", "invoice")  # new kinds go last: the others keep their draws
+from restore_core.heldout import heldout_photos
+
+SELECTION_GRAPHICS = ("chart", "screen", "poster", "sheet", "inset")  # new kinds go last, as below
+EVALUATION_GRAPHICS = ("document", "slide", "plot", "logo", "page", "invoice", "article")  # new kinds go last: the others keep their draws
 GRAPHICS_SEED = 20261205
 
 
@@ -241,6 +246,53 @@ def invoice(rng: np.random.Generator) -> np.ndarray:
     return np.asarray(img)
 
 
+def _photo(rng: np.random.Generator, photos: List[np.ndarray], area: float, most: Tuple[int, int]) -> Image.Image:
+    """One of `photos`, chosen by `rng`, resized (its shape kept) to about `area` pixels, within `most` (w, h)."""
+    photo = photos[int(rng.integers(0, len(photos)))]
+    ph, pw = photo.shape[:2]
+    scale = min((area / (pw * ph)) ** 0.5, most[0] / pw, most[1] / ph)
+    return Image.fromarray(photo).resize((max(8, int(pw * scale)), max(8, int(ph * scale))), Image.LANCZOS)
+
+
+def inset(rng: np.random.Generator, photos: List[np.ndarray]) -> np.ndarray:
+    """A chart, a screen, a poster or a spreadsheet (as above) with a photo of the group inset
+    anywhere over a tenth to a half of it: a slide or a page that holds a picture."""
+    base = (chart, screen, poster, sheet)[int(rng.integers(0, 4))](rng)
+    h, w = base.shape[:2]
+    photo = _photo(rng, photos, rng.uniform(0.1, 0.5) * w * h, (w, h))
+    img = Image.fromarray(base)
+    img.paste(photo, (int(rng.integers(0, w - photo.width + 1)), int(rng.integers(0, h - photo.height + 1))))
+    return np.asarray(img)
+
+
+def article(rng: np.random.Generator, photos: List[np.ndarray]) -> np.ndarray:
+    """A news article on the web: the site's band, a headline, a photo of the group across the main
+    column (a sixth to a half of the page), lines of text under it, a sidebar of coloured cards
+    and a footer."""
+    w, h = int(rng.integers(800, 1400)), int(rng.integers(900, 1500))
+    img = Image.new("RGB", (w, h), _colour(rng, 235))
+    draw = ImageDraw.Draw(img)
+    band, column = int(rng.integers(50, 90)), int(w * rng.uniform(0.6, 0.75))
+    draw.rectangle([0, 0, w, band], fill=_colour(rng, 0))
+    draw.text((24, band // 2 - 5), f"The {int(rng.integers(10, 99))} Courier", fill=(255, 255, 255))
+    draw.text((30, band + 20), f"Headline number {int(rng.integers(1000))} of the day", fill=(10, 10, 10))
+    photo = _photo(rng, photos, rng.uniform(1 / 6, 1 / 2) * w * h, (column - 60, h - band - 160))
+    img.paste(photo, (30, band + 50))
+    y = band + 70 + photo.height
+    while y < h - 80:
+        words = " ".join(f"word{int(rng.integers(1000))}" for _ in range(int(rng.integers(4, column // 60))))
+        draw.text((30, y), words, fill=(30, 30, 30))
+        y += int(rng.integers(16, 24))
+    y = band + 50
+    while y < h - 200:  # the sidebar's cards
+        ch = int(rng.integers(80, 200))
+        draw.rectangle([column + 20, y, w - 20, y + ch], fill=_colour(rng, 120))
+        draw.text((column + 34, y + 14), f"Read more {int(rng.integers(100))}", fill=(0, 0, 0))
+        y += ch + int(rng.integers(20, 40))
+    draw.rectangle([0, h - 50, w, h], fill=_colour(rng, 0))
+    return np.asarray(img)
+
+
 def _on_white(img: Image.Image) -> np.ndarray:
     rgba = img.convert("RGBA")
     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -263,11 +315,14 @@ def logos() -> List[np.ndarray]:
 DRAWN: Dict[str, Callable[[np.random.Generator], np.ndarray]] = {
     "chart": chart, "screen": screen, "poster": poster, "sheet": sheet, "document": document, "slide": slide, "plot": plot,
     "page": page, "invoice": invoice}
+WITH_PHOTOS: Dict[str, Callable[[np.random.Generator, List[np.ndarray]], np.ndarray]] = {
+    "inset": inset, "article": article}  # drawn around the photos of their own group
 
 
 def graphics(which: str, per_kind: int, seed: int = GRAPHICS_SEED) -> Dict[str, np.ndarray]:
     """{name: (H, W, 3) uint8} for the group `which` ("selection" or "evaluation"): `per_kind`
-    seeded drawings of each generator, and for evaluation the packages' logos."""
+    seeded drawings of each generator, and for evaluation the packages' logos. The generators that
+    hold a photo take it from the group's own photos (`restore_core/heldout.py`)."""
     kinds = {"selection": SELECTION_GRAPHICS, "evaluation": EVALUATION_GRAPHICS}[which]
     out: Dict[str, np.ndarray] = {}
     for k, kind in enumerate(kinds):
@@ -275,5 +330,9 @@ def graphics(which: str, per_kind: int, seed: int = GRAPHICS_SEED) -> Dict[str, 
             out.update({f"logo_{i:02d}": img for i, img in enumerate(logos())})
             continue
         rng = np.random.default_rng([seed, k])
-        out.update({f"{kind}_{i:02d}": DRAWN[kind](rng) for i in range(per_kind)})
+        if kind in WITH_PHOTOS:
+            photos = list(heldout_photos(which).values())
+            out.update({f"{kind}_{i:02d}": WITH_PHOTOS[kind](rng, photos) for i in range(per_kind)})
+        else:
+            out.update({f"{kind}_{i:02d}": DRAWN[kind](rng) for i in range(per_kind)})
     return out

@@ -211,11 +211,10 @@ def flat_share(rgb: np.ndarray, mask: np.ndarray, tolerance: int = SHADE_TOLERAN
     return grid_share(*flat_grid(rgb, mask, tolerance))
 
 
-def texture_share(flat: np.ndarray, read: np.ndarray) -> float:
-    """The share of the read grid pixels that lie in texture: not flat, and neither are the eight
-    grid pixels around them (`STEP` pixels away; a grid pixel on the border is not counted as
-    texture). A photo is mostly texture, a graphic's only unflat pixels are thin (text, lines,
-    edges)."""
+def texture_grid(flat: np.ndarray) -> np.ndarray:
+    """(rows, columns) bool, the grid pixels in texture: not flat, and neither are the eight grid
+    pixels around them (`STEP` pixels away; a grid pixel on the border is never texture). A photo
+    is mostly texture, a graphic's only unflat pixels are thin (text, lines, edges)."""
     rough = ~flat
     deep = np.zeros_like(rough)
     deep[1:-1, 1:-1] = rough[1:-1, 1:-1]
@@ -224,4 +223,9 @@ def texture_share(flat: np.ndarray, read: np.ndarray) -> float:
         for dx in (-1, 0, 1):
             if dy or dx:
                 deep[1:-1, 1:-1] &= rough[1 + dy:n - 1 + dy, 1 + dx:m - 1 + dx]
-    return grid_share(deep, read)
+    return deep
+
+
+def texture_share(flat: np.ndarray, read: np.ndarray) -> float:
+    """The share of the read grid pixels that lie in texture (`texture_grid`)."""
+    return grid_share(texture_grid(flat), read)

@@ -14,7 +14,9 @@ them is read on a grid (runtime/flat.py), and it is taken for a graphic when eit
   paint's flat inside lowers its texture share, is still mostly texture around the paint, or
 - much of it holds one of its few commonest colours, and not all of that one colour (a spreadsheet
   or a page of dense text in a lossy file, where the codec's ringing leaves nothing flat:
-  runtime/palette.py).
+  runtime/palette.py), or
+- its texture lies in one block and around that block it is drawn in a few colours (a slide, a
+  page or a chart that holds a photo: runtime/inset.py).
 
 Then every mark is dropped and the file comes back as it was, with a note that says why. A
 painted graphic is not restored either: the model knows photos.
@@ -34,8 +36,10 @@ from runtime.flat import (
     TEXTURE_SHARE,
     grid_share,
     grids,
+    texture_grid,
     texture_share,
 )
+from runtime.inset import inset_shares, photo_inset
 from runtime.palette import COLOURS, few_colours, palette_shares
 
 NOTE_START = "a graphic, not a photo: left as it was"
@@ -51,12 +55,14 @@ class Shares:
     coarse_texture: float  # so read, in texture, as a share of the pixels not exactly flat
     top: float  # in its COLOURS commonest colours
     others: float  # of those not in the commonest colour, in the next COLOURS
+    inset_top: float  # top, outside the block that holds the texture
+    inset_others: float  # others, so read
 
     @property
     def graphic(self) -> bool:
         return ((self.flat >= GRAPHIC_SHARE and self.texture < TEXTURE_SHARE)
                 or (self.coarse_flat >= GRAPHIC_SHARE and self.coarse_texture < COARSE_TEXTURE_SHARE)
-                or few_colours(self.top, self.others))
+                or few_colours(self.top, self.others) or photo_inset(self.inset_top, self.inset_others))
 
 
 def read_shares(rgb: np.ndarray, mask: np.ndarray, tolerance: int = SHADE_TOLERANCE) -> Shares:
@@ -72,8 +78,9 @@ def read_shares(rgb: np.ndarray, mask: np.ndarray, tolerance: int = SHADE_TOLERA
     flat, coarse = exact | (bend <= tolerance), exact | (bend <= COARSE_SHADE_TOLERANCE)
     unflat = 1.0 - grid_share(exact, read)  # of the pixels read, those not exactly flat
     coarse_texture = texture_share(coarse, read) / unflat if unflat > 0 else 0.0
-    return Shares(grid_share(flat, read), texture_share(flat, read), grid_share(coarse, read), coarse_texture,
-                  *palette_shares(rgb, read))
+    texture = texture_grid(flat)
+    return Shares(grid_share(flat, read), grid_share(texture, read), grid_share(coarse, read), coarse_texture,
+                  *palette_shares(rgb, read), *inset_shares(rgb, read, texture))
 
 
 def graphic_note(shares: Shares) -> str:
@@ -81,8 +88,8 @@ def graphic_note(shares: Shares) -> str:
     return (f"{NOTE_START} (around what was found, {shares.flat:.0%} of its pixels are flat colour or a straight "
             f"gradient and {shares.texture:.0%} lie in texture; read within {COARSE_SHADE_TOLERANCE} levels, "
             f"{shares.coarse_flat:.0%} are flat and {shares.coarse_texture:.0%} of the unflat ones lie in texture; "
-            f"{shares.top:.0%} hold one "
-            f"of its {COLOURS} commonest colours: as in a chart, a screen or a document; --no-graphic-check restores "
+            f"{shares.top:.0%} hold one of its {COLOURS} commonest colours, and {shares.inset_top:.0%} of those outside "
+            "the block that holds its texture: as in a chart, a screen or a document; --no-graphic-check restores "
             "it anyway)")
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from restore_core.graphics import EVALUATION_GRAPHICS, SELECTION_GRAPHICS, graphics, poster, screen, sheet
+from restore_core.graphics import EVALUATION_GRAPHICS, SELECTION_GRAPHICS, chart, graphics, poster, screen, sheet
 from runtime import flat
 from runtime.flat import (
     GRAPHIC_SHARE,
@@ -250,8 +250,9 @@ def restorer():
 def _graphic_folder(tmp_path):
     """A screen and a poster on a gradient, each saved as PNG and JPEG 90, the poster also as JPEG
     75 (its gradient within 3 levels), a spreadsheet saved as JPEG 90 (nothing flat in it: a
-    graphic by its few colours, runtime/palette.py), and a painted photo: the shipped model marks
-    all seven."""
+    graphic by its few colours, runtime/palette.py), a chart holding a photo over 45 % of it, saved
+    as JPEG 90 (a graphic outside the photo's block, runtime/inset.py), and a painted photo: the
+    shipped model marks all eight."""
     from restore_core.photos import bundled_photos
 
     src = tmp_path / "in"
@@ -267,6 +268,10 @@ def _graphic_folder(tmp_path):
     drawn.save(src / "poster.jpg", quality=90)
     drawn.save(src / "poster-75.jpg", quality=75)  # its gradient bent past a level (within 3)
     Image.fromarray(sheet(np.random.default_rng(2))).save(src / "sheet.jpg", quality=90)
+    framed = Image.fromarray(chart(np.random.default_rng(3)))
+    w, h = framed.size
+    framed.paste(Image.fromarray(bundled_photos()["coffee"]).resize((w * 7 // 10, h * 13 // 20)), (w * 3 // 10, h * 7 // 20))
+    framed.save(src / "inset.jpg", quality=90)
     return src
 
 
@@ -278,16 +283,16 @@ def test_restore_run_leaves_a_graphic_as_it_was_and_says_so(restorer, tmp_path):
     result = run_folder(restorer, src, tmp_path / "out", RunOptions(progress=False))
     by_name = {r.input: r for r in result.records}
     assert all(r.status == "ok" for r in result.records), [r.error for r in result.records]
-    graphics = ("screen.png", "screen.jpg", "poster.png", "poster.jpg", "poster-75.jpg", "sheet.jpg")
+    graphics = ("screen.png", "screen.jpg", "poster.png", "poster.jpg", "poster-75.jpg", "sheet.jpg", "inset.jpg")
     for name in graphics:
         assert (tmp_path / "out" / name).read_bytes() == (src / name).read_bytes()  # byte for byte
         assert by_name[name].written == "copied" and any(is_graphic_note(n) for n in by_name[name].notes)
     assert by_name["photo.png"].written == "changed" and not by_name["photo.png"].notes
-    assert result.summary.graphics == 6 and result.summary.copied == 6
+    assert result.summary.graphics == 7 and result.summary.copied == 7
     lines = summary_lines(result.summary, result.records)
-    assert "of the 7 restored: 1 changed, 6 copied as they were (nothing found); 6 of those graphics, not photos, " \
+    assert "of the 8 restored: 1 changed, 7 copied as they were (nothing found); 7 of those graphics, not photos, " \
            "each LEFT below" in lines
-    assert sum(line.startswith(tuple(f"LEFT {name}:" for name in graphics)) for line in lines) == 6
+    assert sum(line.startswith(tuple(f"LEFT {name}:" for name in graphics)) for line in lines) == 7
     restorer.graphic_check = False
     try:  # without the check the model's marks are restored: the screen loses its panels
         kept = run_folder(restorer, src, tmp_path / "kept", RunOptions(progress=False))
@@ -320,7 +325,7 @@ def test_the_graphics_groups_share_no_generator_and_no_picture():
 
     assert not set(SELECTION_GRAPHICS) & set(EVALUATION_GRAPHICS)
     sel, ev = graphics("selection", 2), graphics("evaluation", 2)
-    assert len(sel) == 8 and len(ev) == 12  # 2 of each generator, and the two packages' logos
+    assert len(sel) == 10 and len(ev) == 14  # 2 of each generator, and the two packages' logos
     digest = lambda pics: {hashlib.sha256(p.tobytes()).hexdigest() for p in pics.values()}  # noqa: E731
     assert not digest(sel) & digest(ev)
     again = graphics("selection", 2)

@@ -96,9 +96,11 @@ def test_both_shares_are_needed():
 def test_the_note_says_what_each_reading_found():
     from runtime.graphic import Shares, graphic_note, is_graphic_note
 
-    note = graphic_note(Shares(flat=0.15, texture=0.78, coarse_flat=0.58, coarse_texture=0.07, top=0.16, others=0.1))
+    note = graphic_note(Shares(flat=0.15, texture=0.78, coarse_flat=0.58, coarse_texture=0.07, top=0.16, others=0.1,
+                                inset_top=0.62, inset_others=0.3))
     assert is_graphic_note(note)
     for said in ("15% of its pixels are flat colour or a straight gradient and 78% lie in texture",
                  "read within 3 levels, 58% are flat and 7% of the unflat ones lie in texture",
-                 "16% hold one of its 4 commonest colours", "--no-graphic-check restores it anyway"):
+                 "16% hold one of its 4 commonest colours, and 62% of those outside the block that holds its texture",
+                 "--no-graphic-check restores it anyway"):
         assert said in note, said

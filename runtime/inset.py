@@ -1,0 +1,73 @@
+"""A graphic that holds a photo: its texture lies in one block, and around it the graphic's few colours.
+
+A slide with a picture on it, a web article under its photo, a chart beside a snapshot: the
+graphic's flat panels and bars are what the shipped model takes for paint (and the flat colour
+along the photo's edges too: to the model, a flat area beside a photo is paint over it). Read as
+a whole, such a picture is part photo: with a photo over a quarter of it or more, its texture and
+its spread of colours are a painted photo's, and neither the flat share (runtime/flat.py) nor the
+colours (runtime/palette.py) take it for a graphic. Restored, it loses its panels and its bars.
+
+What tells it from a painted photo is where its texture lies: in one block, with the graphic
+around it. So `texture_block` finds the rows and columns that hold at least `HALF` as much
+texture as the richest row and the richest column, and takes the block from the first to the
+last of them; `inset_shares` reads the colours (`palette.palette_shares`) of the read grid pixels
+outside that block. A graphic reads there as a graphic does, its commonest colours (background,
+panels, text) holding most of it. A photo's texture spreads over the whole picture, so its block
+is most of it, and what lies outside is the photo's own edge, its colours spread as a photo's
+are; a photo painted over a large area keeps its texture all around the paint, so its block
+spans the paint too. The picture is taken for a graphic where, outside the block, `TOP_SHARE` or
+more of the pixels hold one of the `palette.COLOURS` commonest colours and `palette.OTHERS_SHARE`
+or more of those not in the commonest hold one of the next: the same two shares as the whole
+picture's, the first asked higher, as less of the picture is read.
+
+Chosen on the selection pictures with the marks the shipped model finds (docs/restoring.md, "A
+graphic that holds a photo"; the shares of every file in
+benchmarks/results/graphic-shares-selection.json): the selection graphics with a selection photo
+inset over a tenth to a half of them (restore_core/graphics.py, `inset`), against every selection
+photo file and the 12 Mpx selection photos painted over up to half, in PNG, JPEG 75 to 95 and
+WebP 75 and 90.
+"""
+
+from __future__ import annotations
+
+from typing import Tuple
+
+import numpy as np
+
+from runtime.palette import OTHERS_SHARE, palette_shares
+
+HALF = 0.5  # a row or column is the block's where its texture reaches this share of the richest one's
+TOP_SHARE = 0.5  # outside the block, those in the commonest colours at and above which (with OTHERS_SHARE) ...
+
+
+def texture_block(texture: np.ndarray) -> np.ndarray:
+    """(rows, columns) bool: the block of grid pixels that holds the picture's texture.
+
+    Args:
+        texture: (rows, columns) bool, the read grid pixels in texture (`flat.texture_grid`, and
+            read). None in texture: no block.
+    """
+    block = np.zeros_like(texture)
+    if not texture.any():
+        return block
+    rows, cols = texture.sum(axis=1), texture.sum(axis=0)  # (rows,), (columns,)
+    r, c = np.flatnonzero(rows >= HALF * rows.max()), np.flatnonzero(cols >= HALF * cols.max())
+    block[r[0]:r[-1] + 1, c[0]:c[-1] + 1] = True
+    return block
+
+
+def inset_shares(rgb: np.ndarray, read: np.ndarray, texture: np.ndarray) -> Tuple[float, float]:
+    """(top, others) of the read grid pixels outside the texture's block (`palette.palette_shares`;
+    0 where none is read there).
+
+    Args:
+        rgb: (H, W, 3) uint8, the picture as the file holds it.
+        read: (rows, columns) bool, the grid pixels away from the marks.
+        texture: (rows, columns) bool, the grid pixels in texture.
+    """
+    return palette_shares(rgb, read & ~texture_block(texture & read))
+
+
+def photo_inset(top: float, others: float) -> bool:
+    """Whether shares read by `inset_shares` are a graphic's."""
+    return top >= TOP_SHARE and others >= OTHERS_SHARE

@@ -78,7 +78,8 @@ from runtime.tiling import DEFAULT_TILE_BUDGET
               help="Leave as it was a picture drawn rather than photographed (a chart, a screen, a spreadsheet): "
                    "around what was found, a quarter or more of its pixels flat colour or a straight gradient and "
                    "under 40 % in texture (or, gradients read within 3 levels, under 35 % of the unflat pixels), or "
-                   "35 % or more in its 4 commonest colours and not nearly all of those in one (docs/restoring.md).")
+                   "35 % or more in its 4 commonest colours and not nearly all of those in one, or so outside the "
+                   "block that holds its texture (a photo inset in it) at 50 % or more (docs/restoring.md).")
 @click.option("--jpeg-ringing", is_flag=True,
               help="Also take the ring a JPEG's paint left around each mark into the mask, found by saving the "
                    "mark again with the file's own tables, and take the paint out of it (default: the marks as "

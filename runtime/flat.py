@@ -16,8 +16,9 @@ paint the full-size pass found only at its rim, is that flat too (the paint's in
 `texture_share` also measures the share in texture: not flat, and neither are the eight read
 pixels around (a photo's continuous tone; a graphic's unflat pixels are thin text, lines and
 edges). At `GRAPHIC_SHARE` flat or more and under `TEXTURE_SHARE` texture the picture is taken
-for a graphic (runtime/graphic.py, which also reads its colours: runtime/palette.py): every mark
-is dropped and the file comes back as it was.
+for a graphic (runtime/graphic.py, which also reads its colours, runtime/palette.py, and its
+colours outside the block that holds its texture, runtime/inset.py): every mark is dropped and
+the file comes back as it was.
 
 The neighbours lie 4 pixels away, not 1, because of the codecs. A JPEG block (or a WebP one) in
 a smooth part of a photo is often coded by its mean alone and decodes to one colour inside, so

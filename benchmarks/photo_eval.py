@@ -13,6 +13,8 @@ had without the paint (the clean photo saved the same way):
   and against OpenCV's Telea inpainting *given the true damage mask* on the same decoded file;
 - images made worse than their input; PSNR outside the damage against the decoded input (what
   the write-back costs where nothing was restored);
+- whole photos also each in a frame of one colour (`framed-jpeg-90`: a print's white border, a
+  black matte), which must restore as the unframed photo does;
 - for clean files (nothing painted): how many came back byte-identical, and how many were touched;
   clean graphics too (charts, screens, documents: `restore_core/graphics.py`, the group's own
   generators), which a folder of photos often holds.
@@ -73,6 +75,7 @@ FORMATS = {
     "webp-75": ("webp-75", "crops"),
     "webp-90": ("webp-90", "crops"),
     "whole-jpeg-90": ("jpeg-90-420", "whole"),
+    "framed-jpeg-90": ("jpeg-90-420", "framed"),  # the whole photos above, each in a white or black frame
     "camera-12mp-jpeg-90": ("jpeg-90-420", "camera"),
     "clean-jpeg-90": ("jpeg-90-420", "clean"),
     "clean-png": ("png", "clean"),
@@ -88,6 +91,7 @@ FORMATS = {
 SUFFIX = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
 CAMERA = (3000, 4000)  # (H, W): a 12-megapixel camera photo
 RESIZED = 0.75  # the scale of the resized kinds (saved as PNG, or as JPEG 90)
+FRAME = 0.04  # of the long side: the width of the framed kind's border, on every side
 CAMERA_PAINT = CorruptionConfig(count=(1, 6), size=(0.02, 0.15), shapes=("square", "circle"), fill="random")
 
 
@@ -119,12 +123,24 @@ def _resized(case: Case, scale: float = RESIZED) -> Case:
     return Case(case.name + "_small", case.source, clean, painted, shapes)
 
 
+def _framed(case: Case, index: int) -> Case:
+    """`case` in a frame of one colour, white (black for every second case), `FRAME` of its long
+    side wide on every side: a print's border, a shared photo's matte. The frame is not damage."""
+    b = max(4, round(FRAME * max(case.clean.shape[:2])))
+    colour = 255 if index % 2 == 0 else 0
+    pad = lambda a, value: np.pad(a, ((b, b), (b, b)) + ((0, 0),) * (a.ndim - 2), constant_values=value)  # noqa: E731
+    return Case(case.name + "_framed", case.source, pad(case.clean, colour), pad(case.corrupted, colour),
+                pad(case.mask, False))
+
+
 def _painted(which: str, kind: str, per_photo: int, seed: int) -> List[Case]:
     """The cases of one kind before the save: crops (as painted, resized after painting, or clean),
     whole photos, 12 MP photos, or clean photos whole or at 12 MP."""
     if kind == "clean-graphics":  # drawn, not photographed: the group's own generators
         return [Case(name, "graphics", img, img, np.zeros(img.shape[:2], bool))
                 for name, img in graphics(which, per_photo).items()]
+    if kind == "framed":  # the whole photos, the same paintings, each in a frame
+        return [_framed(c, i) for i, c in enumerate(_painted(which, "whole", per_photo, seed))]
     if kind in ("crops", "clean-crops", "crops-resized"):
         crops = heldout_set(per_photo, seed=seed, photos=which)
         if kind == "crops-resized":  # painted, then the whole picture scaled to 3/4 (its mask: where the shapes land)

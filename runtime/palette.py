@@ -47,6 +47,13 @@ TOP_SHARE = 0.35  # of the pixels read, those in the COLOURS commonest colours, 
 OTHERS_SHARE = 0.15  # ... and of those not in the commonest, those in the next COLOURS, the picture is a graphic
 
 
+def grid_pixels(rgb: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
+    """(rows, columns, 3) uint8, a view: the pixels of the read grid of `shape` (rows and columns
+    REACH, REACH + STEP, ...)."""
+    h, w = rgb.shape[:2]
+    return rgb[REACH:h - REACH:STEP, REACH:w - REACH:STEP][:shape[0], :shape[1]]
+
+
 def palette_shares(rgb: np.ndarray, read: np.ndarray) -> Tuple[float, float]:
     """(top, others): the shares of the read grid pixels in their `COLOURS` commonest colours, and of
     those not in the commonest in the next `COLOURS` (module docstring); 0 where none is read.
@@ -56,9 +63,7 @@ def palette_shares(rgb: np.ndarray, read: np.ndarray) -> Tuple[float, float]:
         read: (rows, columns) bool, the grid pixels away from the marks (`flat.flat_grid`): rows
             and columns REACH, REACH + STEP, ...
     """
-    h, w = rgb.shape[:2]
-    n, m = read.shape
-    grid = rgb[REACH:h - REACH:STEP, REACH:w - REACH:STEP][:n, :m]  # (n, m, 3): the grid pixels
+    grid = grid_pixels(rgb, read.shape)
     if not read.any():
         return 0.0, 0.0
     _values, counts = np.unique(colour_keys(grid[read] // BIN), return_counts=True)

@@ -107,3 +107,19 @@ def test_the_webp_and_resized_jpeg_kinds_are_the_crops_saved_so():
         with Image.open(io.BytesIO(j.data)) as im:
             assert im.format == "JPEG" and JpegImagePlugin.get_sampling(im) == 2 and im.size == p.case.mask.shape[::-1]
         assert psnr(j.case.corrupted, p.case.corrupted) > 30  # the same picture, through the codec
+
+
+def test_the_framed_kind_is_the_whole_photos_in_a_frame():
+    """framed-jpeg-90: each whole photo, the same painting, in a border of one colour (white, then
+    black) 4 % of its long side wide; the frame holds no damage."""
+    whole, framed = make_cases("whole-jpeg-90", "selection", 3), make_cases("framed-jpeg-90", "selection", 3)
+    assert len(whole) == len(framed) == 5
+    for i, (w, f) in enumerate(zip(whole, framed)):
+        h, wd = w.case.clean.shape[:2]
+        b = round(0.04 * max(h, wd))
+        assert f.case.clean.shape == (h + 2 * b, wd + 2 * b, 3) and f.data[:2] == b"\xff\xd8"
+        colour = 255 if i % 2 == 0 else 0
+        outer = (f.case.clean[:4], f.case.clean[:, :4])  # as decoded: the codec's rounding, no photo
+        assert all(np.abs(e.astype(int) - colour).max() <= 6 for e in outer), (i, [e.min() for e in outer])
+        assert psnr(f.case.clean[b:-b, b:-b], w.case.clean) > 30  # the same picture, on another block grid
+        assert np.array_equal(f.paint[b:-b, b:-b], w.paint) and not f.paint[:b].any() and not f.case.mask[:b // 2].any()

@@ -11,7 +11,7 @@ from PIL import Image
 from restore_core.graphics import article, chart, inset, screen
 from runtime.flat import REACH, STEP
 from runtime.graphic import read_shares
-from runtime.inset import TOP_SHARE, inset_shares, photo_inset, texture_block
+from runtime.inset import FRAME_TOLERANCE, TOP_SHARE, frame, inset_shares, photo_inset, texture_block
 from runtime.palette import OTHERS_SHARE, few_colours, palette_shares
 
 
@@ -55,14 +55,54 @@ def test_the_colours_are_read_outside_the_block():
     outside = np.flatnonzero(~texture.ravel())  # 64 pixels: 36 white, 10 blue, 6 red, 4 green, 8 of their own
     colours = [(255, 255, 255)] * 36 + [(0, 0, 200)] * 10 + [(200, 0, 0)] * 6 + [(0, 200, 0)] * 4
     colours += [(130 + 2 * i, 60, 60) for i in range(8)]
-    grid.reshape(-1, 3)[outside] = colours
+    grid.reshape(-1, 3)[outside] = np.asarray(colours)[rng.permutation(64)]  # scattered: no border of one colour
     rgb[REACH:size - REACH:STEP, REACH:size - REACH:STEP] = grid  # the grid pixels palette_shares reads
+    assert not frame(grid).any()
     read = np.ones((10, 10), bool)
     assert inset_shares(rgb, read, texture) == pytest.approx((56 / 64, 21 / 28))  # (36+10+6+4)/64; (10+6+4+1)/28
     top, others = palette_shares(rgb, read)  # the whole: the noise counts, 36 colours more
     assert top == pytest.approx(56 / 100) and others == pytest.approx(21 / 64)
-    read[0, :] = False  # 10 white pixels not read
-    assert inset_shares(rgb, read, texture) == pytest.approx((46 / 54, 21 / 28))
+    read[np.all(grid == (0, 0, 200), axis=-1)] = False  # the 10 blue pixels not read
+    assert inset_shares(rgb, read, texture) == pytest.approx((47 / 54, 12 / 18))  # (36+6+4+1)/54; (6+4+1+1)/18
+
+
+def test_the_frame_is_read_from_each_side_inward():
+    """Lines of the border's colour (within FRAME_TOLERANCE, on at least FRAME_SHARE of the line)
+    from each side inward: 2 rows at the top (one pixel of 20 off), 1 at the bottom, 3 columns on
+    the left, none on the right (its column holds photo)."""
+    rng = np.random.default_rng(5)
+    grid = rng.integers(0, 256, (12, 20, 3)).astype(np.uint8)  # a photo's texture
+    grid[:2], grid[-1:], grid[:, :3] = 250, 250, 250
+    grid[1, 7] = (250 - FRAME_TOLERANCE, 250, 250)  # within the tolerance
+    grid[0, 9] = (0, 0, 0)  # one pixel of 20 off: the line is still the frame's (95 %)
+    grid[2, 3:] = 250
+    grid[2, 3:5] = (100, 100, 100)  # 2 pixels of 20 off: not the frame's, and it stops there
+    want = np.zeros((12, 20), bool)
+    want[:2], want[-1:], want[:, :3] = True, True, True
+    assert np.array_equal(frame(grid), want)
+    assert not frame(rng.integers(0, 256, (12, 20, 3)).astype(np.uint8)).any()  # no border
+    bars = rng.integers(0, 256, (12, 20, 3)).astype(np.uint8)
+    bars[:3], bars[-3:] = 0, 0  # a film's black bars, top and bottom only
+    assert frame(bars).sum() == 6 * 20
+
+
+def test_a_framed_photo_is_a_photo():
+    """A painted photo in a white or black frame, saved as JPEG 90 and 75: outside its texture's
+    block lies the frame, of one colour and its ringing, which would read as few colours; the frame
+    is left out, and what is left is not a graphic's."""
+    from restore_core.photos import bundled_photos
+
+    for name in ("coffee", "chelsea"):
+        photo = np.asarray(Image.fromarray(bundled_photos()[name]).resize((480, 360), Image.LANCZOS)).copy()
+        photo[60:120, 80:200], photo[200:260, 300:420] = (220, 30, 40), (30, 90, 220)
+        for colour in (255, 0):
+            framed = np.full((420, 540, 3), colour, np.uint8)
+            framed[30:-30, 30:-30] = photo
+            mask = np.zeros((420, 540), np.uint8)
+            mask[86:154, 106:234] = mask[226:294, 326:454] = 255  # the paint, as found
+            for quality in (90, 75):
+                shares = read_shares(_saved(framed, "JPEG", quality=quality), mask)
+                assert not photo_inset(shares.inset_top, shares.inset_others) and not shares.graphic, (name, colour, quality, shares)
 
 
 def test_a_chart_holding_a_photo_is_a_graphic_only_by_its_block():

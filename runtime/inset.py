@@ -17,8 +17,7 @@ is most of it, and what lies outside is the photo's own edge, its colours spread
 are; a photo painted over a large area keeps its texture all around the paint, so its block
 spans the paint too. A photo in a frame (a white border, a film's black bars) would read there
 as a graphic, its frame one colour and the codec's ringing along the photo's edge a few more, so
-the frame is left out as well: the lines of grid pixels from each side inward that lie, at least
-`FRAME_SHARE` of each, within `FRAME_TOLERANCE` of the border's colour (`frame`). The picture
+the frame is left out as well (runtime/frame.py, `grid_frame`). The picture
 is taken for a graphic where, outside the block and the frame, `TOP_SHARE` or
 more of the pixels hold one of the `palette.COLOURS` commonest colours and `palette.OTHERS_SHARE`
 or more of those not in the commonest hold one of the next: the same two shares as the whole
@@ -38,12 +37,12 @@ from typing import Tuple
 
 import numpy as np
 
-from runtime.palette import OTHERS_SHARE, grid_pixels, palette_shares
+from runtime.flat import REACH, STEP
+from runtime.frame import frame_lines
+from runtime.palette import OTHERS_SHARE, palette_shares
 
 HALF = 0.5  # a row or column is the block's where its texture reaches this share of the richest one's
 TOP_SHARE = 0.5  # outside the block, those in the commonest colours at and above which (with OTHERS_SHARE) ...
-FRAME_TOLERANCE = 16  # levels from the border's colour, in each channel, of a frame's pixels (its codec's ringing)
-FRAME_SHARE = 0.95  # of a grid row's or column's pixels, those so near that make it the frame's
 
 
 def texture_block(texture: np.ndarray) -> np.ndarray:
@@ -62,30 +61,13 @@ def texture_block(texture: np.ndarray) -> np.ndarray:
     return block
 
 
-def frame(grid: np.ndarray) -> np.ndarray:
-    """(rows, columns) bool: the grid pixels of a border of one colour around the picture (a
-    photo's frame, a film's black bars), from each side inward while at least `FRAME_SHARE` of a
-    row's or column's pixels lie within `FRAME_TOLERANCE` of the border's colour (the median of
-    the outermost grid pixels).
-
-    Args:
-        grid: (rows, columns, 3) uint8, the read grid's pixels (`palette.grid_pixels`).
-    """
-    out = np.zeros(grid.shape[:2], bool)
-    if grid.shape[0] < 2 or grid.shape[1] < 2:
-        return out
-    ring = np.concatenate([grid[0], grid[-1], grid[:, 0], grid[:, -1]])  # (2 (rows + columns), 3)
-    near = np.abs(grid.astype(np.int16) - np.median(ring, axis=0)).max(axis=-1) <= FRAME_TOLERANCE  # (rows, columns)
-    for axis, lines in ((0, near.mean(axis=1)), (1, near.mean(axis=0))):  # rows, then columns
-        whole = lines >= FRAME_SHARE
-        first = int(np.argmin(whole)) if not whole.all() else len(whole)  # whole lines from the start
-        last = int(np.argmin(whole[::-1])) if not whole.all() else len(whole)  # ... and from the end
-        index = [slice(None), slice(None)]
-        index[axis] = slice(0, first)
-        out[tuple(index)] = True
-        index[axis] = slice(len(whole) - last, len(whole))
-        out[tuple(index)] = True
-    return out
+def grid_frame(rgb: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
+    """(rows, columns) bool: the read grid's pixels (rows and columns REACH, REACH + STEP, ...)
+    that lie in the picture's frame (runtime/frame.py)."""
+    h, w = rgb.shape[:2]
+    top, bottom, left, right = frame_lines(rgb)
+    ys, xs = REACH + STEP * np.arange(shape[0]), REACH + STEP * np.arange(shape[1])
+    return ((ys < top) | (ys >= h - bottom))[:, None] | ((xs < left) | (xs >= w - right))[None, :]
 
 
 def inset_shares(rgb: np.ndarray, read: np.ndarray, texture: np.ndarray) -> Tuple[float, float]:
@@ -97,7 +79,7 @@ def inset_shares(rgb: np.ndarray, read: np.ndarray, texture: np.ndarray) -> Tupl
         read: (rows, columns) bool, the grid pixels away from the marks.
         texture: (rows, columns) bool, the grid pixels in texture.
     """
-    return palette_shares(rgb, read & ~texture_block(texture & read) & ~frame(grid_pixels(rgb, read.shape)))
+    return palette_shares(rgb, read & ~texture_block(texture & read) & ~grid_frame(rgb, read.shape))
 
 
 def photo_inset(top: float, others: float) -> bool:

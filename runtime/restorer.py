@@ -23,6 +23,7 @@ from PIL import Image
 from runtime.default_model import choose_model, shipped_weights
 from runtime.fill import BLEND, EXACT_EDGE, GROWN_SUBSAMPLING, even_fill
 from runtime.flat import shade_tolerance
+from runtime.frame import frame_mask, framed_marks
 from runtime.graphic import graphic_note, read_shares
 from runtime.image_metadata import JPEG_FORMATS, JpegCoding, jpeg_coding
 from runtime.images import chroma_subsampling, finish, lossless_source, prepare, to_pil
@@ -225,6 +226,8 @@ class Restorer:
         fill inside the mask evened out (runtime/fill.py; where the file's colours are `exact`
         (`Restorer.exact`), the smooth fill alone near each mark's edge); each as it was when
         switched off."""
+        frame = frame_mask(rgb) if mask.any() else None  # a photo's frame, where no mark may reach (runtime/frame.py)
+        restored, mask = self._unframed(rgb, restored, mask, frame)
         if self._graphic(rgb, mask, jpeg, notes):  # every mark dropped: the file comes back as it was
             return rgb, np.zeros_like(mask)
         soft = None  # in a lossless file, the pixel around each mark whose edge was resampled
@@ -232,7 +235,10 @@ class Restorer:
             restored, mask, soft = self._judge_solid(rgb, restored, mask)
         coarse: List[Added] = []  # what the smaller copies added: the even fill reads less around it
         restored, mask = self._add_coarse(rgb, restored, mask, window, coarse)
+        restored, mask = self._unframed(rgb, restored, mask, frame)  # what the copies found on the frame
         grown = self._grown(rgb, mask, soft)
+        if grown is not None and frame is not None:
+            grown &= ~frame
         if grown is not None:
             mask = np.where(grown, np.uint8(255), mask)
         if self.even_fill or grown is not None:  # grown pixels hold paint: they take the smooth fill alone
@@ -273,6 +279,18 @@ class Restorer:
         if drop.any():
             restored, mask = np.where(drop[..., None], rgb, restored), np.where(drop, np.uint8(0), mask)
         return restored, mask, soft if soft.any() else None
+
+    @staticmethod
+    def _unframed(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray,
+                  frame: Optional[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+        """The marks that touch the picture's `frame` (H, W bool, or None: no frame read) dropped,
+        their pixels the input's (runtime/frame.py)."""
+        if frame is None or not frame.any():
+            return restored, mask
+        drop = framed_marks(mask, frame)
+        if drop.any():
+            restored, mask = np.where(drop[..., None], rgb, restored), np.where(drop, np.uint8(0), mask)
+        return restored, mask
 
     def _add_coarse(self, rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray,
                     window: Optional[int], added: Optional[List[Added]] = None) -> Tuple[np.ndarray, np.ndarray]:

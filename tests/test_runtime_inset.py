@@ -11,7 +11,7 @@ from PIL import Image
 from restore_core.graphics import article, chart, inset, screen
 from runtime.flat import REACH, STEP
 from runtime.graphic import read_shares
-from runtime.inset import FRAME_TOLERANCE, TOP_SHARE, frame, inset_shares, photo_inset, texture_block
+from runtime.inset import TOP_SHARE, grid_frame, inset_shares, photo_inset, texture_block
 from runtime.palette import OTHERS_SHARE, few_colours, palette_shares
 
 
@@ -57,33 +57,13 @@ def test_the_colours_are_read_outside_the_block():
     colours += [(130 + 2 * i, 60, 60) for i in range(8)]
     grid.reshape(-1, 3)[outside] = np.asarray(colours)[rng.permutation(64)]  # scattered: no border of one colour
     rgb[REACH:size - REACH:STEP, REACH:size - REACH:STEP] = grid  # the grid pixels palette_shares reads
-    assert not frame(grid).any()
+    assert not grid_frame(rgb, (10, 10)).any()
     read = np.ones((10, 10), bool)
     assert inset_shares(rgb, read, texture) == pytest.approx((56 / 64, 21 / 28))  # (36+10+6+4)/64; (10+6+4+1)/28
     top, others = palette_shares(rgb, read)  # the whole: the noise counts, 36 colours more
     assert top == pytest.approx(56 / 100) and others == pytest.approx(21 / 64)
     read[np.all(grid == (0, 0, 200), axis=-1)] = False  # the 10 blue pixels not read
     assert inset_shares(rgb, read, texture) == pytest.approx((47 / 54, 12 / 18))  # (36+6+4+1)/54; (6+4+1+1)/18
-
-
-def test_the_frame_is_read_from_each_side_inward():
-    """Lines of the border's colour (within FRAME_TOLERANCE, on at least FRAME_SHARE of the line)
-    from each side inward: 2 rows at the top (one pixel of 20 off), 1 at the bottom, 3 columns on
-    the left, none on the right (its column holds photo)."""
-    rng = np.random.default_rng(5)
-    grid = rng.integers(0, 256, (12, 20, 3)).astype(np.uint8)  # a photo's texture
-    grid[:2], grid[-1:], grid[:, :3] = 250, 250, 250
-    grid[1, 7] = (250 - FRAME_TOLERANCE, 250, 250)  # within the tolerance
-    grid[0, 9] = (0, 0, 0)  # one pixel of 20 off: the line is still the frame's (95 %)
-    grid[2, 3:] = 250
-    grid[2, 3:5] = (100, 100, 100)  # 2 pixels of 20 off: not the frame's, and it stops there
-    want = np.zeros((12, 20), bool)
-    want[:2], want[-1:], want[:, :3] = True, True, True
-    assert np.array_equal(frame(grid), want)
-    assert not frame(rng.integers(0, 256, (12, 20, 3)).astype(np.uint8)).any()  # no border
-    bars = rng.integers(0, 256, (12, 20, 3)).astype(np.uint8)
-    bars[:3], bars[-3:] = 0, 0  # a film's black bars, top and bottom only
-    assert frame(bars).sum() == 6 * 20
 
 
 def test_a_framed_photo_is_a_photo():

@@ -1,0 +1,97 @@
+"""A photo's frame is not paint (runtime/frame.py)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from runtime.frame import FRAME_TOLERANCE, frame_lines, frame_mask, framed_marks
+
+RNG = np.random.default_rng(7)
+
+
+def _photo(h: int, w: int) -> np.ndarray:
+    return RNG.integers(0, 256, (h, w, 3)).astype(np.uint8)
+
+
+def test_the_frame_is_read_from_each_side_inward():
+    """Lines within FRAME_TOLERANCE of the border's colour on at least 95 % of their pixels, from
+    each side inward: 5 rows at the top (one of them 1 pixel in 40 off, another within the
+    tolerance), 3 at the bottom, 4 columns on the left, 2 on the right."""
+    img = np.full((60, 40, 3), 250, np.uint8)
+    img[5:57, 4:38] = _photo(52, 34)
+    img[2, 17] = (0, 0, 0)  # 1 pixel of 40 off: still the frame's
+    img[3, :] = (250 - FRAME_TOLERANCE, 250, 250)  # within the tolerance
+    assert frame_lines(img) == (5, 3, 4, 2)
+    img[4, 10:13] = (90, 90, 90)  # 3 of 40 off: the fifth row is not the frame's, and the top stops there
+    assert frame_lines(img) == (4, 3, 4, 2)
+    mask = frame_mask(img)
+    assert mask[:4].all() and mask[-3:].all() and mask[:, :4].all() and mask[:, -2:].all()
+    assert not mask[4:57, 4:38].any()
+
+
+def test_a_border_along_one_side_alone_is_no_frame():
+    """A clipped sky over the top half is no frame (its white is the border's commonest colour);
+    a film's bars along top and bottom are."""
+    sky = _photo(60, 40)
+    sky[:35] = 255
+    assert np.median(np.concatenate([sky[0], sky[-1], sky[:, 0], sky[:, -1]]), axis=0).tolist() == [255] * 3
+    assert frame_lines(sky) == (0, 0, 0, 0) and not frame_mask(sky).any()
+    assert frame_lines(_photo(60, 40)) == (0, 0, 0, 0)
+    film = _photo(60, 40)
+    film[:8], film[-8:] = 0, 0
+    assert frame_lines(film) == (8, 8, 0, 0)
+
+
+def test_the_marks_touching_the_frame_are_found_whole():
+    frame = np.zeros((30, 30), bool)
+    frame[:3] = True
+    mask = np.zeros((30, 30), np.uint8)
+    mask[1:8, 5:9] = 255  # from the frame into the photo: dropped whole
+    mask[12:16, 12:16] = 255  # inside the photo: kept
+    drop = framed_marks(mask, frame)
+    assert drop[1:8, 5:9].all() and drop.sum() == 28
+    assert not framed_marks(mask, np.zeros_like(frame)).any()
+
+
+@pytest.fixture(scope="module")
+def restorer():
+    from runtime import Restorer
+
+    return Restorer(device="cpu")
+
+
+def test_a_framed_photo_keeps_its_frame_and_is_restored_inside(restorer):
+    """The whole painted photos in a frame of photo_eval (`framed-jpeg-90`: white, then black),
+    as JPEG 90: the model marks patches of two of the frames (an edge of one flat colour beside a
+    photo is what paint looks like), which are dropped; every frame comes back as the file held
+    it, and the paint inside is found as in the unframed photo."""
+    from benchmarks.photo_eval import make_cases
+
+    for case in make_cases("framed-jpeg-90", "selection", 3)[:3]:
+        rgb = np.asarray(Image.open(io.BytesIO(case.data)).convert("RGB"))
+        out = restorer.restore(rgb)
+        frame = frame_mask(rgb)
+        assert frame.mean() > 0.1, case.case.name  # about 4 % of the long side, all round
+        mask = np.asarray(out.mask) > 0
+        assert not (mask & frame).any(), case.case.name
+        assert np.array_equal(np.asarray(out.image)[frame], rgb[frame]), case.case.name
+        inside = case.case.mask & ~frame
+        assert (mask & inside).sum() > 0.8 * inside.sum(), case.case.name  # the paint, found
+
+
+def test_the_graph_marks_the_frame_without_the_drop(restorer, monkeypatch):
+    """Without the drop the same files' frames are painted over: what the drop is for."""
+    from benchmarks.photo_eval import make_cases
+    from runtime.restorer import Restorer
+
+    monkeypatch.setattr(Restorer, "_unframed", staticmethod(lambda rgb, restored, mask, frame: (restored, mask)))
+    touched = 0
+    for case in make_cases("framed-jpeg-90", "selection", 3)[:3]:
+        rgb = np.asarray(Image.open(io.BytesIO(case.data)).convert("RGB"))
+        mask = np.asarray(restorer.restore(rgb).mask) > 0
+        touched += bool((mask & frame_mask(rgb)).any())
+    assert touched >= 2

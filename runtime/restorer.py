@@ -23,7 +23,8 @@ from PIL import Image
 from runtime.default_model import choose_model, shipped_weights
 from runtime.fill import BLEND, EXACT_EDGE, GROWN_SUBSAMPLING, even_fill
 from runtime.flat import shade_tolerance
-from runtime.frame import frame_mask, framed_marks
+from runtime.frame import BAND as FRAME_BAND
+from runtime.frame import frame_mask
 from runtime.graphic import graphic_note, read_shares
 from runtime.image_metadata import JPEG_FORMATS, JpegCoding, jpeg_coding
 from runtime.images import chroma_subsampling, finish, lossless_source, prepare, to_pil
@@ -226,7 +227,7 @@ class Restorer:
         fill inside the mask evened out (runtime/fill.py; where the file's colours are `exact`
         (`Restorer.exact`), the smooth fill alone near each mark's edge); each as it was when
         switched off."""
-        frame = frame_mask(rgb) if mask.any() else None  # a photo's frame, where no mark may reach (runtime/frame.py)
+        frame = frame_mask(rgb, FRAME_BAND) if mask.any() else None  # a photo's frame: no mark there (runtime/frame.py)
         restored, mask = self._unframed(rgb, restored, mask, frame)
         if self._graphic(rgb, mask, jpeg, notes):  # every mark dropped: the file comes back as it was
             return rgb, np.zeros_like(mask)
@@ -283,11 +284,11 @@ class Restorer:
     @staticmethod
     def _unframed(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray,
                   frame: Optional[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
-        """The marks that touch the picture's `frame` (H, W bool, or None: no frame read) dropped,
-        their pixels the input's (runtime/frame.py)."""
+        """The marks' pixels in the picture's `frame` (H, W bool, with the band inward of it; None:
+        no frame read) dropped, their pixels the input's (runtime/frame.py)."""
         if frame is None or not frame.any():
             return restored, mask
-        drop = framed_marks(mask, frame)
+        drop = (mask > 0) & frame
         if drop.any():
             restored, mask = np.where(drop[..., None], rgb, restored), np.where(drop, np.uint8(0), mask)
         return restored, mask

@@ -18,7 +18,7 @@ photo's edge: what the model found there is the frame's edge. A shape painted ne
 is restored up to that band. Chosen on the selection photos, whole and each framed
 (benchmarks/photo_eval.py, `framed-jpeg-90`): dropping every mark that touches the frame, whole,
 left them 0.777 mask IoU and 27.96 dB (the unframed photos: 0.924 and 33.93), as the frame's
-patches join paint near the edge; the band, 0.892 and 30.50, none made worse.
+patches join paint near the edge; the band, 0.868 and 30.31, none made worse.
 
 runtime/inset.py leaves the frame out of its colours too: a frame is one colour, which outside a
 photo's block would read as a graphic's.

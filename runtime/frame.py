@@ -12,7 +12,8 @@ while at least `FRAME_SHARE` of its pixels lie within `FRAME_TOLERANCE` levels, 
 of the border's colour (the median of the picture's outermost pixels; the tolerance takes in the
 codec's rounding and, near the photo, part of its ringing). It is a frame only where it runs
 along two opposite sides at least (top and bottom, or left and right): one side alone is as
-likely a clipped sky or a shadow. The restorer then drops the marks' pixels in the frame and
+likely a clipped sky or a shadow; and a side whose colour reaches a third of the way in
+(`DEPTH`) is the picture's background, not a frame. The restorer then drops the marks' pixels in the frame and
 within `BAND` pixels inward of it (`frame_mask(rgb, BAND)`), where the codec rings along the
 photo's edge: what the model found there is the frame's edge. A shape painted near the border
 is restored up to that band. Chosen on the selection photos, whole and each framed
@@ -64,6 +65,9 @@ def frame_lines(rgb: np.ndarray) -> Tuple[int, int, int, int]:
     top, bottom = _whole_lines(rgb[:dh], colour), _whole_lines(rgb[::-1][:dh], colour)
     left = _whole_lines(rgb[:, :dw].transpose(1, 0, 2), colour)  # columns as lines: views, no copy
     right = _whole_lines(rgb[:, ::-1][:, :dw].transpose(1, 0, 2), colour)
+    # One colour as deep as DEPTH is the picture's background, not a frame around it.
+    top, bottom = (n if n < dh else 0 for n in (top, bottom))
+    left, right = (n if n < dw else 0 for n in (left, right))
     if not ((top and bottom) or (left and right)):  # along one side alone: not a frame
         return 0, 0, 0, 0
     return top, bottom, left, right

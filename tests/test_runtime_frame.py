@@ -46,6 +46,16 @@ def test_a_border_along_one_side_alone_is_no_frame():
     assert frame_lines(film) == (8, 8, 0, 0)
 
 
+def test_a_background_of_one_colour_is_no_frame():
+    """A shape on a background of one colour: the colour reaches a third of the way in from the
+    bottom and the right, so those sides are background, and the top and left alone make no frame."""
+    img = np.full((20, 30, 3), 100, np.uint8)
+    img[5:10, 5:10] = (255, 0, 0)
+    assert frame_lines(img) == (0, 0, 0, 0)
+    img[12:16, 22:26] = (0, 0, 255)  # now no side's colour reaches a third of the way in
+    assert frame_lines(img) == (5, 4, 5, 4)
+
+
 def test_the_band_runs_inward_only_where_there_is_a_frame():
     img = np.full((60, 40, 3), 0, np.uint8)
     img[5:55, :] = _photo(50, 40)  # bars along the top and bottom only

@@ -227,7 +227,7 @@ class Restorer:
         fill inside the mask evened out (runtime/fill.py; where the file's colours are `exact`
         (`Restorer.exact`), the smooth fill alone near each mark's edge); each as it was when
         switched off."""
-        frame = frame_mask(rgb, FRAME_BAND) if mask.any() else None  # a photo's frame: no mark there (runtime/frame.py)
+        frame = frame_mask(rgb, FRAME_BAND)  # a photo's frame and the band inward of it: no mark there (runtime/frame.py)
         restored, mask = self._unframed(rgb, restored, mask, frame)
         if self._graphic(rgb, mask, jpeg, notes):  # every mark dropped: the file comes back as it was
             return rgb, np.zeros_like(mask)
@@ -237,9 +237,7 @@ class Restorer:
         coarse: List[Added] = []  # what the smaller copies added: the even fill reads less around it
         restored, mask = self._add_coarse(rgb, restored, mask, window, coarse)
         restored, mask = self._unframed(rgb, restored, mask, frame)  # what the copies found on the frame
-        grown = self._grown(rgb, mask, soft)
-        if grown is not None and frame is not None:
-            grown &= ~frame
+        grown = self._grown(rgb, mask, soft, frame)
         if grown is not None:
             mask = np.where(grown, np.uint8(255), mask)
         if self.even_fill or grown is not None:  # grown pixels hold paint: they take the smooth fill alone
@@ -262,12 +260,15 @@ class Restorer:
             notes.append(graphic_note(shares))
         return shares.graphic
 
-    def _grown(self, rgb: np.ndarray, mask: np.ndarray, soft: Optional[np.ndarray]) -> Optional[np.ndarray]:
+    def _grown(self, rgb: np.ndarray, mask: np.ndarray, soft: Optional[np.ndarray],
+               frame: np.ndarray) -> Optional[np.ndarray]:
         """The unmasked pixels that hold paint (H, W) bool, or None: each flat mark grown over its
-        paint (runtime/paint_grow.py) and the pixel around each mark whose edge was resampled."""
+        paint (runtime/paint_grow.py) and the pixel around each mark whose edge was resampled; none
+        in the picture's `frame` (H, W bool)."""
         grown = grow_over_paint(rgb, mask) if self.paint_grow else np.zeros(mask.shape, bool)
         if soft is not None:
             grown |= soft & (mask == 0)
+        grown &= ~frame
         return grown if grown.any() else None
 
     @staticmethod
@@ -283,10 +284,10 @@ class Restorer:
 
     @staticmethod
     def _unframed(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray,
-                  frame: Optional[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
-        """The marks' pixels in the picture's `frame` (H, W bool, with the band inward of it; None:
-        no frame read) dropped, their pixels the input's (runtime/frame.py)."""
-        if frame is None or not frame.any():
+                  frame: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """The marks' pixels in the picture's `frame` (H, W bool, with the band inward of it)
+        dropped, their pixels the input's (runtime/frame.py)."""
+        if not frame.any():
             return restored, mask
         drop = (mask > 0) & frame
         if drop.any():

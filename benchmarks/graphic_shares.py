@@ -4,13 +4,18 @@ runtime/graphic.py takes a picture for a graphic, and leaves it as it was, from 
 grid pixels around the marks the full-size pass found: flat (or on a straight gradient), in
 texture (runtime/flat.py), in a few colours (runtime/palette.py), and in a few colours outside the
 block that holds the texture (runtime/inset.py). This measures those shares
-with the marks the shipped model finds (the graph alone, before any step around it) in the files
-of one group, each saved as PNG, JPEG 75, 85 and 90 at 4:2:0, JPEG 95 at 4:4:4, WebP 75 and 90:
+with the marks the shipped model finds (the graph alone, less those in a frame and its band, as
+the restorer drops them before the check: runtime/frame.py) in the files of one group, each saved
+as PNG, JPEG 75, 85 and 90 at 4:2:0, JPEG 95 at 4:4:4, WebP 75 and 90, and in every file, found
+or not, how near its outermost lines are to the border's colour (`outer_share`, what a frame is
+found by):
 
 - the group's graphics (restore_core/graphics.py), those that hold one of the group's photos
   apart;
 - its photo files as benchmarks/photo_eval.py cuts them: crops painted, resized after painting
   and clean, whole photos, clean photos;
+- the crops painted and clean, each in a frame 2, 4 and 8 % of its long side wide, its colour
+  white, black, grey or cream in turn: a print's border, a matte (runtime/frame.py);
 - with `--camera`, each photo at 12 Mpx, with sensor noise and without (scaled up smooth),
   painted over 0, 10, 30 and 50 % by one rectangle (PNG, JPEG 75 and 90, WebP 75 and 90): a
   photo painted over a large area whose paint is found only at its rim.
@@ -30,7 +35,7 @@ import click
 import numpy as np
 from PIL import Image, ImageDraw
 
-from benchmarks.photo_eval import CAMERA, EVAL_SEED, _camera_photo, _painted
+from benchmarks.photo_eval import CAMERA, EVAL_SEED, FRAME_COLOURS, FRAMES, _camera_photo, _framed, _painted
 from restore_core.degrade import encode_file
 from restore_core.fileio import atomic_write_text
 from restore_core.graphics import WITH_PHOTOS, graphics
@@ -43,7 +48,7 @@ SAVES = {"png": None, "jpeg-75": ("jpeg", 75, "4:2:0"), "jpeg-85": ("jpeg", 85, 
 CAMERA_SAVES = ("png", "jpeg-75", "jpeg-90", "webp-75", "webp-90")
 PAINTED = (0.0, 0.1, 0.3, 0.5)  # of a 12 Mpx photo, under one rectangle
 PHOTO_KINDS = ("crops", "crops-resized", "clean-crops", "whole", "clean")
-SHARES = ("flat", "texture", "coarse_flat", "coarse_texture", "top", "others", "inset_top", "inset_others")
+SHARES = ("flat", "texture", "coarse_flat", "coarse_texture", "top", "others", "inset_top", "inset_others", "inset_read")
 
 
 def pictures(which: str, camera: bool) -> Iterator[Tuple[str, str, np.ndarray]]:
@@ -53,6 +58,13 @@ def pictures(which: str, camera: bool) -> Iterator[Tuple[str, str, np.ndarray]]:
     for kind in PHOTO_KINDS:
         for case in _painted(which, kind, 4, EVAL_SEED):
             yield "photo files", f"{kind}/{case.name}", case.corrupted
+    framed = 0
+    for kind in ("crops", "clean-crops"):
+        for case in _painted(which, kind, 4, EVAL_SEED):
+            for width in FRAMES:
+                colour = FRAME_COLOURS[framed % len(FRAME_COLOURS)]
+                framed += 1
+                yield "framed photo files", f"{kind}/{case.name}-{width:.2f}", _framed(case, 0, width, colour).corrupted
     if not camera:
         return
     for noise in (True, False):
@@ -73,9 +85,22 @@ def pictures(which: str, camera: bool) -> Iterator[Tuple[str, str, np.ndarray]]:
                 yield "12 Mpx photos", f"{name}-{share:.1f}-{'noise' if noise else 'smooth'}", np.asarray(img)
 
 
+def outer_share(rgb: np.ndarray) -> float:
+    """The share of the outermost line's pixels within `frame.FRAME_TOLERANCE` of the border's
+    colour, the lower of two opposite sides, the higher of the two pairs: a frame is found where it
+    reaches `frame.FRAME_SHARE` (runtime/frame.py)."""
+    from runtime.frame import FRAME_TOLERANCE
+
+    lines = (rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1])  # top, bottom, left, right
+    colour = np.median(np.concatenate(lines), axis=0).astype(np.int16)
+    near = [float((np.abs(line.astype(np.int16) - colour).max(axis=-1) <= FRAME_TOLERANCE).mean()) for line in lines]
+    return max(min(near[0], near[1]), min(near[2], near[3]))
+
+
 def shares(restorer, img: np.ndarray, save: str) -> Dict:
     """The check's shares of `img` saved as `save`, with the marks the full-size pass finds in it
-    (None where it finds none)."""
+    outside a frame and its band (only the outermost lines' share where it finds none)."""
+    from runtime.frame import BAND, frame_mask
     from runtime.graphic import read_shares
 
     spec = SAVES[save]
@@ -85,10 +110,12 @@ def shares(restorer, img: np.ndarray, save: str) -> Dict:
         qtables = getattr(opened, "quantization", None)
         img = np.asarray(opened.convert("RGB"))
     mask = restorer._full_size(img, restorer.tile_for(*img.shape[:2], None), None, predicted=False)[1]
+    mask = np.where(frame_mask(img, BAND), np.uint8(0), mask)
+    outer = outer_share(img)
     if not mask.any():
-        return {"found": False}
+        return {"found": False, "outer": outer}
     s = read_shares(img, mask, shade_tolerance(qtables))
-    return {"found": True, **{k: getattr(s, k) for k in SHARES}, "graphic": s.graphic}
+    return {"found": True, "outer": outer, **{k: getattr(s, k) for k in SHARES}, "graphic": s.graphic}
 
 
 def summarize(rows: List[Dict]) -> Dict[str, Dict]:
@@ -100,24 +127,30 @@ def summarize(rows: List[Dict]) -> Dict[str, Dict]:
     for key, group in out.items():
         found = [r for r in group if r["found"]]
         summary[key] = {"files": len(group), "found": len(found), "graphics": sum(r["graphic"] for r in found),
+                        "outer_min": min(r["outer"] for r in group), "outer_max": max(r["outer"] for r in group),
                         **{f"{k}_{f.__name__}": (float(f([r[k] for r in found])) if found else None)
                            for k in SHARES for f in (min, max)}}
     return summary
 
 
 def markdown(report: Dict) -> str:
-    f = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
+    from runtime.frame import FRAME_SHARE
+
+    def f(v, key):  # a share, or inset_read's count
+        return "–" if v is None else f"{v:.0f}" if key == "inset_read" else f"{v:.2f}"
+
     lines = [f"The graphic check's shares around the marks the shipped model finds, in the {report['photos']} "
              "group's files (runtime/graphic.py: a graphic at flat >= 0.25 with texture < 0.4, at coarse flat >= 0.25 "
              "with coarse texture < 0.35, at top >= 0.35 with others >= 0.15, or outside the block that holds its texture "
-             "at top >= 0.5 with others >= 0.15).", "",
+             "at top >= 0.5 with others >= 0.15, where 200 grid pixels or more lie there).", "",
              "| files, saved as | files | with marks | taken for graphics | flat | texture | coarse flat (3 levels) "
              "| coarse texture (of the unflat) | top (4 colours) | others (next 4) | top outside the texture's block "
-             "| others outside it |",
-             "| --- | ---: | ---: | ---: | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| others outside it | grid pixels outside it and the frame | every file: outermost lines near the border's "
+             f"colour (a frame at {FRAME_SHARE}) |",
+             "| --- | ---: | ---: | ---: | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for key, s in report["summary"].items():
         lines.append(f"| {key} | {s['files']} | {s['found']} | {s['graphics']} | "
-                     + " | ".join(f"{f(s[k + '_min'])}–{f(s[k + '_max'])}" for k in SHARES)
+                     + " | ".join(f"{f(s[k + '_min'], k)}–{f(s[k + '_max'], k)}" for k in (*SHARES, "outer"))
                      + " |")
     return "\n".join(lines) + "\n"
 

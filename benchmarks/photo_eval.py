@@ -14,7 +14,9 @@ had without the paint (the clean photo saved the same way):
 - images made worse than their input; PSNR outside the damage against the decoded input (what
   the write-back costs where nothing was restored);
 - whole photos also each in a frame of one colour (`framed-jpeg-90`: a print's white border, a
-  black matte), which must restore as the unframed photo does;
+  black matte), which must restore as the unframed photo does, and the crops too, each in a frame
+  2, 4 or 8 % of its long side wide, white, black, grey or cream in turn (`framed-crops-jpeg-90`,
+  `framed-crops-jpeg-75`: a frame thinner than the codec's blocks);
 - for clean files (nothing painted): how many came back byte-identical, and how many were touched;
   clean graphics too (charts, screens, documents: `restore_core/graphics.py`, the group's own
   generators), which a folder of photos often holds.
@@ -76,6 +78,8 @@ FORMATS = {
     "webp-90": ("webp-90", "crops"),
     "whole-jpeg-90": ("jpeg-90-420", "whole"),
     "framed-jpeg-90": ("jpeg-90-420", "framed"),  # the whole photos above, each in a white or black frame
+    "framed-crops-jpeg-90": ("jpeg-90-420", "framed-crops"),  # the crops, in frames of 4 colours and 3 widths
+    "framed-crops-jpeg-75": ("jpeg-75-420", "framed-crops"),
     "camera-12mp-jpeg-90": ("jpeg-90-420", "camera"),
     "clean-jpeg-90": ("jpeg-90-420", "clean"),
     "clean-png": ("png", "clean"),
@@ -92,6 +96,8 @@ SUFFIX = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
 CAMERA = (3000, 4000)  # (H, W): a 12-megapixel camera photo
 RESIZED = 0.75  # the scale of the resized kinds (saved as PNG, or as JPEG 90)
 FRAME = 0.04  # of the long side: the width of the framed kind's border, on every side
+FRAMES = (0.02, 0.04, 0.08)  # of the long side: the framed crops' widths, in turn
+FRAME_COLOURS = ((255, 255, 255), (0, 0, 0), (128, 128, 128), (238, 232, 216))  # white, black, grey, cream
 CAMERA_PAINT = CorruptionConfig(count=(1, 6), size=(0.02, 0.15), shapes=("square", "circle"), fill="random")
 
 
@@ -123,14 +129,21 @@ def _resized(case: Case, scale: float = RESIZED) -> Case:
     return Case(case.name + "_small", case.source, clean, painted, shapes)
 
 
-def _framed(case: Case, index: int) -> Case:
-    """`case` in a frame of one colour, white (black for every second case), `FRAME` of its long
-    side wide on every side: a print's border, a shared photo's matte. The frame is not damage."""
-    b = max(4, round(FRAME * max(case.clean.shape[:2])))
-    colour = 255 if index % 2 == 0 else 0
-    pad = lambda a, value: np.pad(a, ((b, b), (b, b)) + ((0, 0),) * (a.ndim - 2), constant_values=value)  # noqa: E731
-    return Case(case.name + "_framed", case.source, pad(case.clean, colour), pad(case.corrupted, colour),
-                pad(case.mask, False))
+def _framed(case: Case, index: int, width: float = FRAME, colour: Optional[Tuple[int, int, int]] = None) -> Case:
+    """`case` in a frame of one colour, `width` of its long side wide on every side: a print's
+    border, a shared photo's matte; `colour` None: white, black for every second case. The frame
+    is not damage."""
+    b = max(4, round(width * max(case.clean.shape[:2])))
+    colour = colour or ((255, 255, 255) if index % 2 == 0 else (0, 0, 0))
+
+    def pad(a: np.ndarray) -> np.ndarray:
+        out = np.zeros((a.shape[0] + 2 * b, a.shape[1] + 2 * b) + a.shape[2:], a.dtype)
+        if a.ndim == 3:
+            out[:] = np.asarray(colour, a.dtype)
+        out[b:-b, b:-b] = a
+        return out
+
+    return Case(case.name + "_framed", case.source, pad(case.clean), pad(case.corrupted), pad(case.mask))
 
 
 def _painted(which: str, kind: str, per_photo: int, seed: int) -> List[Case]:
@@ -141,6 +154,9 @@ def _painted(which: str, kind: str, per_photo: int, seed: int) -> List[Case]:
                 for name, img in graphics(which, per_photo).items()]
     if kind == "framed":  # the whole photos, the same paintings, each in a frame
         return [_framed(c, i) for i, c in enumerate(_painted(which, "whole", per_photo, seed))]
+    if kind == "framed-crops":  # the painted crops, each in a frame: widths and colours in turn
+        return [_framed(c, i, FRAMES[i % len(FRAMES)], FRAME_COLOURS[i % len(FRAME_COLOURS)])
+                for i, c in enumerate(_painted(which, "crops", per_photo, seed))]
     if kind in ("crops", "clean-crops", "crops-resized"):
         crops = heldout_set(per_photo, seed=seed, photos=which)
         if kind == "crops-resized":  # painted, then the whole picture scaled to 3/4 (its mask: where the shapes land)

@@ -47,7 +47,7 @@ NOTE_START = "a graphic, not a photo: left as it was"
 
 @dataclass(frozen=True)
 class Shares:
-    """What the check read around the marks, each a share of the grid pixels read."""
+    """What the check read around the marks, each a share of the grid pixels read (one a count)."""
 
     flat: float  # flat colour or a straight gradient
     texture: float  # in texture: not flat, nor any of the eight around
@@ -57,6 +57,7 @@ class Shares:
     others: float  # of those not in the commonest colour, in the next COLOURS
     inset_top: float  # top, outside the block that holds the texture
     inset_others: float  # others, so read
+    inset_read: int  # how many grid pixels lie outside that block and the frame (none read under inset.MIN_READ)
 
     @property
     def graphic(self) -> bool:

@@ -17,7 +17,9 @@ is most of it, and what lies outside is the photo's own edge, its colours spread
 are; a photo painted over a large area keeps its texture all around the paint, so its block
 spans the paint too. A photo in a frame (a white border, a film's black bars) would read there
 as a graphic, its frame one colour and the codec's ringing along the photo's edge a few more, so
-the frame is left out as well (runtime/frame.py, `grid_frame`). The picture
+the frame is left out as well, with the band inward of it where that ringing lies (runtime/frame.py,
+`grid_frame`). What is left of a small photo outside its block and its frame can be a few dozen grid
+pixels, whose colours say nothing either way: under `MIN_READ` nothing is read. The picture
 is taken for a graphic where, outside the block and the frame, `TOP_SHARE` or
 more of the pixels hold one of the `palette.COLOURS` commonest colours and `palette.OTHERS_SHARE`
 or more of those not in the commonest hold one of the next: the same two shares as the whole
@@ -38,11 +40,12 @@ from typing import Tuple
 import numpy as np
 
 from runtime.flat import REACH, STEP
-from runtime.frame import frame_lines
+from runtime.frame import BAND, frame_lines
 from runtime.palette import OTHERS_SHARE, palette_shares
 
 HALF = 0.5  # a row or column is the block's where its texture reaches this share of the richest one's
 TOP_SHARE = 0.5  # outside the block, those in the commonest colours at and above which (with OTHERS_SHARE) ...
+MIN_READ = 200  # grid pixels outside the block and the frame under which nothing is read (a 70-pixel square's worth)
 
 
 def texture_block(texture: np.ndarray) -> np.ndarray:
@@ -63,23 +66,26 @@ def texture_block(texture: np.ndarray) -> np.ndarray:
 
 def grid_frame(rgb: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
     """(rows, columns) bool: the read grid's pixels (rows and columns REACH, REACH + STEP, ...)
-    that lie in the picture's frame (runtime/frame.py)."""
+    that lie in the picture's frame or within `frame.BAND` pixels inward of it (runtime/frame.py)."""
     h, w = rgb.shape[:2]
-    top, bottom, left, right = frame_lines(rgb)
+    top, bottom, left, right = (n + BAND if n else 0 for n in frame_lines(rgb))
     ys, xs = REACH + STEP * np.arange(shape[0]), REACH + STEP * np.arange(shape[1])
     return ((ys < top) | (ys >= h - bottom))[:, None] | ((xs < left) | (xs >= w - right))[None, :]
 
 
-def inset_shares(rgb: np.ndarray, read: np.ndarray, texture: np.ndarray) -> Tuple[float, float]:
-    """(top, others) of the read grid pixels outside the texture's block and the frame
-    (`palette.palette_shares`; 0 where none is read there).
+def inset_shares(rgb: np.ndarray, read: np.ndarray, texture: np.ndarray) -> Tuple[float, float, int]:
+    """(top, others, count): the shares of the read grid pixels outside the texture's block and
+    the frame (`palette.palette_shares`; 0 where fewer than `MIN_READ` lie there), and how many lie
+    there.
 
     Args:
         rgb: (H, W, 3) uint8, the picture as the file holds it.
         read: (rows, columns) bool, the grid pixels away from the marks.
         texture: (rows, columns) bool, the grid pixels in texture.
     """
-    return palette_shares(rgb, read & ~texture_block(texture & read) & ~grid_frame(rgb, read.shape))
+    outside = read & ~texture_block(texture & read) & ~grid_frame(rgb, read.shape)
+    count = int(outside.sum())
+    return (*palette_shares(rgb, outside), count) if count >= MIN_READ else (0.0, 0.0, count)
 
 
 def photo_inset(top: float, others: float) -> bool:

@@ -9,9 +9,11 @@ import pytest
 from PIL import Image
 
 from restore_core.graphics import article, chart, inset, screen
+from runtime import inset as inset_module
 from runtime.flat import REACH, STEP
+from runtime.frame import BAND
 from runtime.graphic import read_shares
-from runtime.inset import TOP_SHARE, grid_frame, inset_shares, photo_inset, texture_block
+from runtime.inset import MIN_READ, TOP_SHARE, grid_frame, inset_shares, photo_inset, texture_block
 from runtime.palette import OTHERS_SHARE, few_colours, palette_shares
 
 
@@ -43,11 +45,12 @@ def test_the_block_spans_the_rows_and_columns_rich_in_texture():
     assert not texture_block(np.zeros_like(texture)).any()
 
 
-def test_the_colours_are_read_outside_the_block():
-    """A 10 x 10 grid: a block of noise (the texture) and, around it, colours counted by hand."""
+def test_the_colours_are_read_outside_the_block(monkeypatch):
+    """A 10 x 10 grid: a block of noise (the texture) and, around it, colours counted by hand
+    (64 pixels: read where MIN_READ allows, nothing read under it)."""
     rng = np.random.default_rng(3)
     size = 2 * REACH + 10 * STEP
-    rgb = np.zeros((size, size, 3), np.uint8)
+    rgb = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)  # between the grid pixels: noise, no frame
     texture = np.zeros((10, 10), bool)
     texture[2:8, 3:9] = True
     grid = np.zeros((10, 10, 3), np.uint8)
@@ -59,11 +62,29 @@ def test_the_colours_are_read_outside_the_block():
     rgb[REACH:size - REACH:STEP, REACH:size - REACH:STEP] = grid  # the grid pixels palette_shares reads
     assert not grid_frame(rgb, (10, 10)).any()
     read = np.ones((10, 10), bool)
-    assert inset_shares(rgb, read, texture) == pytest.approx((56 / 64, 21 / 28))  # (36+10+6+4)/64; (10+6+4+1)/28
+    assert MIN_READ > 64 and inset_shares(rgb, read, texture) == (0.0, 0.0, 64)  # too few to read
+    monkeypatch.setattr(inset_module, "MIN_READ", 64)
+    assert inset_shares(rgb, read, texture) == pytest.approx((56 / 64, 21 / 28, 64))  # (36+10+6+4)/64; (10+6+4+1)/28
     top, others = palette_shares(rgb, read)  # the whole: the noise counts, 36 colours more
     assert top == pytest.approx(56 / 100) and others == pytest.approx(21 / 64)
     read[np.all(grid == (0, 0, 200), axis=-1)] = False  # the 10 blue pixels not read
-    assert inset_shares(rgb, read, texture) == pytest.approx((47 / 54, 12 / 18))  # (36+6+4+1)/54; (6+4+1+1)/18
+    assert inset_shares(rgb, read, texture) == (0.0, 0.0, 54)  # 54 left: under MIN_READ
+    monkeypatch.setattr(inset_module, "MIN_READ", 54)
+    assert inset_shares(rgb, read, texture) == pytest.approx((47 / 54, 12 / 18, 54))  # (36+6+4+1)/54; (6+4+1+1)/18
+
+
+def test_the_frame_and_its_band_are_not_read():
+    """A white frame 20 pixels wide at the top and bottom, 12 at the sides, around noise: the grid
+    rows and columns in it or within BAND pixels inward of it are the frame's."""
+    rng = np.random.default_rng(0)
+    rgb = np.full((200, 300, 3), 255, np.uint8)
+    rgb[20:180, 12:288] = rng.integers(0, 200, (160, 276, 3))
+    frame = grid_frame(rgb, (40, 60))  # grid rows and columns at REACH + STEP * i
+    ys, xs = REACH + STEP * np.arange(40), REACH + STEP * np.arange(60)
+    rows = (ys < 20 + BAND) | (ys >= 180 - BAND)
+    cols = (xs < 12 + BAND) | (xs >= 288 - BAND)
+    assert np.array_equal(frame, rows[:, None] | cols[None, :])
+    assert rows.sum() == 7 + 8 and cols.sum() == 5 + 6  # y 4..34 and 164..199, x 4..24 and 274..299: the band counts
 
 
 def test_a_framed_photo_is_a_photo():

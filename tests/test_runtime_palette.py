@@ -97,7 +97,7 @@ def test_the_note_says_what_each_reading_found():
     from runtime.graphic import Shares, graphic_note, is_graphic_note
 
     note = graphic_note(Shares(flat=0.15, texture=0.78, coarse_flat=0.58, coarse_texture=0.07, top=0.16, others=0.1,
-                                inset_top=0.62, inset_others=0.3))
+                                inset_top=0.62, inset_others=0.3, inset_read=900))
     assert is_graphic_note(note)
     for said in ("15% of its pixels are flat colour or a straight gradient and 78% lie in texture",
                  "read within 3 levels, 58% are flat and 7% of the unflat ones lie in texture",

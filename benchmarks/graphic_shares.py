@@ -58,6 +58,13 @@ def pictures(which: str, camera: bool) -> Iterator[Tuple[str, str, np.ndarray]]:
     for kind in PHOTO_KINDS:
         for case in _painted(which, kind, 4, EVAL_SEED):
             yield "photo files", f"{kind}/{case.name}", case.corrupted
+    yield from _framed_files(which)
+    if camera:
+        yield from _camera_files(which)
+
+
+def _framed_files(which: str) -> Iterator[Tuple[str, str, np.ndarray]]:
+    """The crops, painted and clean, each in a frame: FRAMES' widths, FRAME_COLOURS in turn."""
     framed = 0
     for kind in ("crops", "clean-crops"):
         for case in _painted(which, kind, 4, EVAL_SEED):
@@ -65,8 +72,10 @@ def pictures(which: str, camera: bool) -> Iterator[Tuple[str, str, np.ndarray]]:
                 colour = FRAME_COLOURS[framed % len(FRAME_COLOURS)]
                 framed += 1
                 yield "framed photo files", f"{kind}/{case.name}-{width:.2f}", _framed(case, 0, width, colour).corrupted
-    if not camera:
-        return
+
+
+def _camera_files(which: str) -> Iterator[Tuple[str, str, np.ndarray]]:
+    """Each photo at 12 Mpx, with sensor noise and without, painted over PAINTED by one rectangle."""
     for noise in (True, False):
         rng = np.random.default_rng(0)
         for name, photo in heldout_photos(which).items():

@@ -17,6 +17,10 @@ had without the paint (the clean photo saved the same way):
   black matte), which must restore as the unframed photo does, and the crops too, each in a frame
   2, 4 or 8 % of its long side wide, white, black, grey or cream in turn (`framed-crops-jpeg-90`,
   `framed-crops-jpeg-75`: a frame thinner than the codec's blocks);
+- collages: two of the group's crops side by side or one above the other, a gutter of one colour
+  between them (1 to 3 % of the long side, white, black, grey or cream in turn; every third with
+  a frame of it too), painted after they were put together (`collage-jpeg-90`: shapes may cross
+  the gutter) and clean (`clean-collage-jpeg-90`, `clean-collage-jpeg-75`);
 - for clean files (nothing painted): how many came back byte-identical, and how many were touched;
   clean graphics too (charts, screens, documents: `restore_core/graphics.py`, the group's own
   generators), which a folder of photos often holds.
@@ -80,6 +84,7 @@ FORMATS = {
     "framed-jpeg-90": ("jpeg-90-420", "framed"),  # the whole photos above, each in a white or black frame
     "framed-crops-jpeg-90": ("jpeg-90-420", "framed-crops"),  # the crops, in frames of 4 colours and 3 widths
     "framed-crops-jpeg-75": ("jpeg-75-420", "framed-crops"),
+    "collage-jpeg-90": ("jpeg-90-420", "collage"),  # two crops with a gutter between them, then painted
     "camera-12mp-jpeg-90": ("jpeg-90-420", "camera"),
     "clean-jpeg-90": ("jpeg-90-420", "clean"),
     "clean-png": ("png", "clean"),
@@ -87,6 +92,8 @@ FORMATS = {
     "clean-jpeg-75": ("jpeg-75-420", "clean"),
     "clean-camera-12mp-jpeg-90": ("jpeg-90-420", "clean-camera"),
     "clean-crops-jpeg-90": ("jpeg-90-420", "clean-crops"),
+    "clean-collage-jpeg-90": ("jpeg-90-420", "clean-collage"),
+    "clean-collage-jpeg-75": ("jpeg-75-420", "clean-collage"),
     "clean-graphics-png": ("png", "clean-graphics"),  # charts, screens, documents: not photos (restore_core/graphics.py)
     "clean-graphics-jpeg-90": ("jpeg-90-420", "clean-graphics"),
     "clean-graphics-jpeg-75": ("jpeg-75-420", "clean-graphics"),
@@ -98,6 +105,7 @@ RESIZED = 0.75  # the scale of the resized kinds (saved as PNG, or as JPEG 90)
 FRAME = 0.04  # of the long side: the width of the framed kind's border, on every side
 FRAMES = (0.02, 0.04, 0.08)  # of the long side: the framed crops' widths, in turn
 FRAME_COLOURS = ((255, 255, 255), (0, 0, 0), (128, 128, 128), (238, 232, 216))  # white, black, grey, cream
+GUTTERS = (0.01, 0.02, 0.03)  # of the long side: the collages' gutters, in turn
 CAMERA_PAINT = CorruptionConfig(count=(1, 6), size=(0.02, 0.15), shapes=("square", "circle"), fill="random")
 
 
@@ -146,9 +154,30 @@ def _framed(case: Case, index: int, width: float = FRAME, colour: Optional[Tuple
     return Case(case.name + "_framed", case.source, pad(case.clean), pad(case.corrupted), pad(case.mask))
 
 
-def _painted(which: str, kind: str, per_photo: int, seed: int) -> List[Case]:
-    """The cases of one kind before the save: crops (as painted, resized after painting, or clean),
-    whole photos, 12 MP photos, or clean photos whole or at 12 MP."""
+def _collage(a: Case, b: Case, index: int, seed: int, painted: bool) -> Case:
+    """The clean crops of `a` and `b` side by side (one above the other for every second `index`),
+    scaled to one height (width), with a gutter between them of `GUTTERS` and `FRAME_COLOURS` in
+    turn (every third also framed in it), then painted over as a whole where `painted`."""
+    across = index % 2  # 0: side by side, 1: one above the other
+    side = min(x.clean.shape[across] for x in (a, b))
+    photos = [np.asarray(Image.fromarray(x.clean).resize(
+        (side, round(x.clean.shape[0] * side / x.clean.shape[1])) if across else
+        (round(x.clean.shape[1] * side / x.clean.shape[0]), side), Image.LANCZOS)) for x in (a, b)]
+    g = max(3, round(GUTTERS[index % len(GUTTERS)] * max(sum(p.shape[1 - across] for p in photos), side)))
+    gutter = np.empty((side, g, 3) if not across else (g, side, 3), np.uint8)
+    gutter[:] = FRAME_COLOURS[index % len(FRAME_COLOURS)]
+    clean = np.concatenate([photos[0], gutter, photos[1]], axis=1 - across)
+    name = f"{a.name}_{b.name}_collage"
+    case = Case(name, a.source, clean, clean, np.zeros(clean.shape[:2], bool))
+    if index % 3 == 2:
+        case = _framed(case, 0, g / max(clean.shape[:2]), FRAME_COLOURS[index % len(FRAME_COLOURS)])
+    if not painted:
+        return Case(name + "_clean", case.source, case.clean, case.clean, case.mask)
+    return Case(name, case.source, case.clean, *corrupt(case.clean, sample_rng(seed, 2000 + index), HELDOUT_CORRUPTION))
+
+
+def _laid_out(which: str, kind: str, per_photo: int, seed: int) -> Optional[List[Case]]:
+    """The cases of a kind drawn or laid out from others (graphics, frames, collages), or None."""
     if kind == "clean-graphics":  # drawn, not photographed: the group's own generators
         return [Case(name, "graphics", img, img, np.zeros(img.shape[:2], bool))
                 for name, img in graphics(which, per_photo).items()]
@@ -157,6 +186,18 @@ def _painted(which: str, kind: str, per_photo: int, seed: int) -> List[Case]:
     if kind == "framed-crops":  # the painted crops, each in a frame: widths and colours in turn
         return [_framed(c, i, FRAMES[i % len(FRAMES)], FRAME_COLOURS[i % len(FRAME_COLOURS)])
                 for i, c in enumerate(_painted(which, "crops", per_photo, seed))]
+    if kind in ("collage", "clean-collage"):  # pairs of the crops, a gutter between them
+        crops = heldout_set(per_photo, seed=seed, photos=which)
+        return [_collage(crops[i], crops[i + 1], i // 2, seed, kind == "collage") for i in range(0, len(crops) - 1, 2)]
+    return None
+
+
+def _painted(which: str, kind: str, per_photo: int, seed: int) -> List[Case]:
+    """The cases of one kind before the save: crops (as painted, resized after painting, or clean),
+    whole photos, 12 MP photos, clean photos whole or at 12 MP, or those `_laid_out` makes."""
+    laid_out = _laid_out(which, kind, per_photo, seed)
+    if laid_out is not None:
+        return laid_out
     if kind in ("crops", "clean-crops", "crops-resized"):
         crops = heldout_set(per_photo, seed=seed, photos=which)
         if kind == "crops-resized":  # painted, then the whole picture scaled to 3/4 (its mask: where the shapes land)

@@ -26,6 +26,7 @@ from runtime.flat import shade_tolerance
 from runtime.frame import BAND as FRAME_BAND
 from runtime.frame import frame_mask
 from runtime.graphic import graphic_note, read_shares
+from runtime.gutter import gutter_mask
 from runtime.image_metadata import JPEG_FORMATS, JpegCoding, jpeg_coding
 from runtime.images import chroma_subsampling, finish, lossless_source, prepare, to_pil
 from runtime.jpeg_ringing import remove_ringing
@@ -231,12 +232,13 @@ class Restorer:
         restored, mask = self._unframed(rgb, restored, mask, frame)
         if self._graphic(rgb, mask, jpeg, notes):  # every mark dropped: the file comes back as it was
             return rgb, np.zeros_like(mask)
+        frame |= gutter_mask(rgb, FRAME_BAND)  # and a collage's gutters, once the check has read the picture whole
         soft = None  # in a lossless file, the pixel around each mark whose edge was resampled
         if self.solid_check and lossless:  # before the copies: a photo left with no mark is not run again
             restored, mask, soft = self._judge_solid(rgb, restored, mask)
         coarse: List[Added] = []  # what the smaller copies added: the even fill reads less around it
         restored, mask = self._add_coarse(rgb, restored, mask, window, coarse)
-        restored, mask = self._unframed(rgb, restored, mask, frame)  # what the copies found on the frame
+        restored, mask = self._unframed(rgb, restored, mask, frame)  # in the gutters, and what the copies found
         grown = self._grown(rgb, mask, soft, frame)
         if grown is not None:
             mask = np.where(grown, np.uint8(255), mask)

@@ -1,0 +1,101 @@
+"""The gutters between a collage's photos are not paint: no mark is kept in them.
+
+Two photos side by side with a white line between them (a before and after, a phone's collage,
+a contact sheet): the gutter is a band of one flat colour with straight edges against photos, as
+a frame is (runtime/frame.py), and the model marks it and the photos' edges along it. Restored,
+the gutter is painted over with the photos' colours: clean selection collages came back
+21–30 dB from their input at JPEG 90 and 75 (docs/restoring.md, "The gutters of a collage").
+
+So `gutter_lines` finds the rows (and the columns) that run the picture's whole width (height)
+in one colour, as a frame's lines are found (`frame.FRAME_SHARE` of their pixels within
+`frame.FRAME_TOLERANCE` levels of the line's median colour), and keeps the runs of them that
+touch neither side of the picture (a run from a side is a frame, a sky or a background) and are
+at most `WIDTH` of the picture across: a gutter has photos on both sides of it. The restorer
+drops the marks' pixels in a gutter and within `frame.BAND` pixels of it on both sides, where the
+codec rings, as it does along a frame; it does so after the graphic check, which reads the
+picture as it is (a page's white between its lines of text is such a run too).
+
+What it does not find: a gutter that runs only part of the way across (a large photo beside two
+stacked smaller ones: the gutter between those two), and a gutter that is not straight.
+"""
+
+from __future__ import annotations
+
+from typing import List, Tuple
+
+import numpy as np
+
+from runtime.frame import FRAME_SHARE, FRAME_TOLERANCE
+
+WIDTH = 0.1  # of the picture across it: the widest gutter
+SAMPLES = 512  # pixels read along each line, evenly spaced (up to twice as many): the share is a count's
+AWAY = 2  # the photo's lines read this many lines beyond the gutter (past the codec's rounding at its edge)
+CONTRAST = 0.25  # at most this share of those lines' pixels near the gutter's colour
+
+
+def _line_colours(lines: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(colour (lines, 3) int16, one (lines,) bool): each of `lines` (lines, length, 3) uint8's
+    median colour (of every fourth pixel read), and whether FRAME_SHARE or more of its pixels lie
+    within FRAME_TOLERANCE of it."""
+    lines = lines[:, ::max(1, lines.shape[1] // SAMPLES)]  # (lines, SAMPLES to 2 SAMPLES, 3): views, no copy
+    colour = np.median(lines[:, ::4], axis=1).astype(np.int16)  # (lines, 3): the median is the cost
+    near = np.abs(lines.astype(np.int16) - colour[:, None]).max(axis=-1) <= FRAME_TOLERANCE
+    return colour, near.mean(axis=1) >= FRAME_SHARE
+
+
+def _runs(colour: np.ndarray, one: np.ndarray) -> List[Tuple[int, int]]:
+    """[start, end) of each run of lines in one colour, the same colour within FRAME_TOLERANCE."""
+    runs, start = [], None
+    for i in range(len(one) + 1):
+        same = start is not None and i < len(one) and one[i] and np.abs(colour[i] - colour[start]).max() <= FRAME_TOLERANCE
+        if start is not None and not same:
+            runs.append((start, i))
+            start = None
+        if start is None and i < len(one) and one[i]:
+            start = i
+    return runs
+
+
+def _near_share(line: np.ndarray, colour: np.ndarray) -> float:
+    """Of `line` (length, 3) uint8's pixels, the share within FRAME_TOLERANCE of `colour`."""
+    line = line[::max(1, len(line) // SAMPLES)]
+    return float((np.abs(line.astype(np.int16) - colour).max(axis=-1) <= FRAME_TOLERANCE).mean())
+
+
+def _gutters(lines: np.ndarray) -> np.ndarray:
+    """(lines,) bool: of `lines` (lines, length, 3) uint8, the lines of the gutters among them."""
+    n = len(lines)
+    colour, one = _line_colours(lines)
+    out = np.zeros(n, bool)
+    for start, end in _runs(colour, one):
+        if start < AWAY or end > n - AWAY or end - start > WIDTH * n:  # from a side, or too wide
+            continue
+        c = colour[(start + end) // 2]
+        if max(_near_share(lines[start - AWAY], c), _near_share(lines[end - 1 + AWAY], c)) <= CONTRAST:
+            out[start:end] = True
+    return out
+
+
+def gutter_lines(rgb: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(rows (H,) bool, columns (W,) bool): the picture's gutters (module docstring).
+
+    Args:
+        rgb: (H, W, 3) uint8.
+    """
+    h, w = rgb.shape[:2]
+    if h < 3 or w < 3:
+        return np.zeros(h, bool), np.zeros(w, bool)
+    return _gutters(rgb), _gutters(rgb.transpose(1, 0, 2))  # columns as lines: a view
+
+
+def gutter_mask(rgb: np.ndarray, band: int = 0) -> np.ndarray:
+    """(H, W) bool: the picture's gutters, and `band` pixels more on both sides of each."""
+    rows, cols = gutter_lines(rgb)
+    out = np.zeros(rgb.shape[:2], bool)
+    if band and (rows.any() or cols.any()):
+        grow = np.ones(2 * band + 1, int)
+        rows = np.convolve(rows, grow, mode="same") > 0
+        cols = np.convolve(cols, grow, mode="same") > 0
+    out[rows] = True
+    out[:, cols] = True
+    return out

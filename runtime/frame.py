@@ -12,8 +12,9 @@ while at least `FRAME_SHARE` of its pixels lie within `FRAME_TOLERANCE` levels, 
 of the border's colour (the median of the picture's outermost pixels; the tolerance takes in the
 codec's rounding and, near the photo, part of its ringing). It is a frame only where it runs
 along two opposite sides at least (top and bottom, or left and right): one side alone is as
-likely a clipped sky or a shadow; and a side whose colour reaches a third of the way in
-(`DEPTH`) is the picture's background, not a frame. The restorer then drops the marks' pixels in the frame and
+likely a clipped sky or a shadow; a side whose colour reaches a third of the way in (`DEPTH`)
+is the picture's background, not a frame; and a side of one line (`MIN_LINES`) is an edge (a
+screenshot's or a chart's outline) as often as a frame. The restorer then drops the marks' pixels in the frame and
 within `BAND` pixels inward of it (`frame_mask(rgb, BAND)`), where the codec rings along the
 photo's edge: what the model found there is the frame's edge. A shape painted near the border
 is restored up to that band. Chosen on the selection photos, whole and each framed
@@ -44,6 +45,7 @@ FRAME_SHARE = 0.85  # of a row's or column's pixels, those so near that make it 
 DEPTH = 1 / 3  # the frame is looked for this far in from each side, at most
 BAND = 16  # pixels inward from the frame where its ringing lies: no mark is kept there (a JPEG's colour block)
 CHUNK = 16  # lines read at a time: a photo with no frame fails on its first
+MIN_LINES = 2  # a side's frame is this many lines at least: a single line of one colour is an edge as often
 
 
 def _whole_lines(band: np.ndarray, colour: np.ndarray) -> int:
@@ -74,8 +76,8 @@ def frame_lines(rgb: np.ndarray) -> Tuple[int, int, int, int]:
     left = _whole_lines(rgb[:, :dw].transpose(1, 0, 2), colour)  # columns as lines: views, no copy
     right = _whole_lines(rgb[:, ::-1][:, :dw].transpose(1, 0, 2), colour)
     # One colour as deep as DEPTH is the picture's background, not a frame around it.
-    top, bottom = (n if n < dh else 0 for n in (top, bottom))
-    left, right = (n if n < dw else 0 for n in (left, right))
+    top, bottom = (n if MIN_LINES <= n < dh else 0 for n in (top, bottom))
+    left, right = (n if MIN_LINES <= n < dw else 0 for n in (left, right))
     if not ((top and bottom) or (left and right)):  # along one side alone: not a frame
         return 0, 0, 0, 0
     return top, bottom, left, right

@@ -9,8 +9,9 @@ the gutter is painted over with the photos' colours: clean selection collages ca
 So `gutter_lines` finds the rows (and the columns) that run the picture's whole width (height)
 in one colour, as a frame's lines are found (`frame.FRAME_SHARE` of their pixels within
 `frame.FRAME_TOLERANCE` levels of the line's median colour), and keeps the runs of them that
-touch neither side of the picture (a run from a side is a frame, a sky or a background) and are
-at most `WIDTH` of the picture across: a gutter has photos on both sides of it. The restorer
+touch neither side of the picture (a run from a side is a frame, a sky or a background), are
+`MIN_WIDTH` lines to `WIDTH` of the picture across, and whose neighbours `AWAY` lines beyond hold
+at most `CONTRAST` of their pixels near the gutter's colour: a gutter has photos on both sides. The restorer
 drops the marks' pixels in a gutter and within `frame.BAND` pixels of it on both sides, where the
 codec rings, as it does along a frame; it does so after the graphic check, which reads the
 picture as it is (a page's white between its lines of text is such a run too).
@@ -29,6 +30,7 @@ from runtime.frame import FRAME_SHARE, FRAME_TOLERANCE
 
 WIDTH = 0.1  # of the picture across it: the widest gutter
 SAMPLES = 512  # pixels read along each line, evenly spaced (up to twice as many): the share is a count's
+MIN_WIDTH = 2  # lines: a single line of one colour is an edge as often as a gutter
 AWAY = 2  # the photo's lines read this many lines beyond the gutter (past the codec's rounding at its edge)
 CONTRAST = 0.25  # at most this share of those lines' pixels near the gutter's colour
 
@@ -68,7 +70,7 @@ def _gutters(lines: np.ndarray) -> np.ndarray:
     colour, one = _line_colours(lines)
     out = np.zeros(n, bool)
     for start, end in _runs(colour, one):
-        if start < AWAY or end > n - AWAY or end - start > WIDTH * n:  # from a side, or too wide
+        if start < AWAY or end > n - AWAY or not MIN_WIDTH <= end - start <= WIDTH * n:  # from a side, too thin or wide
             continue
         c = colour[(start + end) // 2]
         if max(_near_share(lines[start - AWAY], c), _near_share(lines[end - 1 + AWAY], c)) <= CONTRAST:

@@ -57,6 +57,15 @@ def test_a_background_of_one_colour_is_no_frame():
     assert frame_lines(img) == (5, 4, 5, 3)
 
 
+def test_a_single_line_is_an_outline_not_a_frame():
+    """A chart's or a screenshot's outline of one line all round is no frame; two lines are."""
+    img = _photo(60, 80)
+    img[0], img[-1], img[:, 0], img[:, -1] = 30, 30, 30, 30
+    assert frame_lines(img) == (0, 0, 0, 0)
+    img[1], img[-2], img[:, 1], img[:, -2] = 30, 30, 30, 30
+    assert frame_lines(img) == (2, 2, 2, 2)
+
+
 def test_the_band_runs_inward_only_where_there_is_a_frame():
     img = np.full((60, 40, 3), 0, np.uint8)
     img[5:55, :] = _photo(50, 40)  # bars along the top and bottom only

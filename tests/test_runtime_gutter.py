@@ -32,10 +32,15 @@ def test_a_gutter_between_two_photos_is_found():
 
 
 def test_what_is_not_a_gutter():
-    """A band of one colour along a side (a frame, a sky), one wider than WIDTH of the picture,
+    """A single line, a band of one colour along a side (a frame, a sky), one wider than WIDTH of the picture,
     and one whose neighbours hold its colour on more than CONTRAST of their pixels (a sky's rows
     between clouds) are no gutters; a photo has none."""
     assert not any(x.any() for x in gutter_lines(_photo(120, 160)))
+    img = _photo(100, 200)
+    img[:, 99] = 255  # a single line: an edge as often as a gutter
+    assert not gutter_lines(img)[1].any()
+    img[:, 100] = 255
+    assert np.array_equal(np.flatnonzero(gutter_lines(img)[1]), [99, 100])
     img = _photo(100, 200)
     img[:, :12] = 255  # along the left side
     assert not gutter_lines(img)[1].any()

@@ -64,16 +64,25 @@ def _near_share(line: np.ndarray, colour: np.ndarray) -> float:
     return float((np.abs(line.astype(np.int16) - colour).max(axis=-1) <= FRAME_TOLERANCE).mean())
 
 
-def _gutters(lines: np.ndarray) -> np.ndarray:
-    """(lines,) bool: of `lines` (lines, length, 3) uint8, the lines of the gutters among them."""
+def inner_runs(lines: np.ndarray) -> List[Tuple[int, int, float]]:
+    """(start, end, share) of each run of `lines` (lines, length, 3) uint8 in one colour that
+    touches neither end and is at most WIDTH of them across: `share`, the higher of the two lines
+    AWAY beyond it of their pixels near its colour."""
     n = len(lines)
     colour, one = _line_colours(lines)
-    out = np.zeros(n, bool)
+    out = []
     for start, end in _runs(colour, one):
-        if start < AWAY or end > n - AWAY or not MIN_WIDTH <= end - start <= WIDTH * n:  # from a side, too thin or wide
-            continue
-        c = colour[(start + end) // 2]
-        if max(_near_share(lines[start - AWAY], c), _near_share(lines[end - 1 + AWAY], c)) <= CONTRAST:
+        if start >= AWAY and end <= n - AWAY and end - start <= WIDTH * n:
+            c = colour[(start + end) // 2]
+            out.append((start, end, max(_near_share(lines[start - AWAY], c), _near_share(lines[end - 1 + AWAY], c))))
+    return out
+
+
+def _gutters(lines: np.ndarray) -> np.ndarray:
+    """(lines,) bool: of `lines` (lines, length, 3) uint8, the lines of the gutters among them."""
+    out = np.zeros(len(lines), bool)
+    for start, end, share in inner_runs(lines):
+        if end - start >= MIN_WIDTH and share <= CONTRAST:
             out[start:end] = True
     return out
 

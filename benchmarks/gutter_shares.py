@@ -1,0 +1,122 @@
+"""What the gutter reading sees: each run of lines in one colour across a picture, in collages and
+in photos.
+
+runtime/gutter.py takes a run of rows (or columns) that cross the whole picture in one colour for
+a collage's gutter where it touches neither side, is `gutter.MIN_WIDTH` lines to `gutter.WIDTH`
+of the picture across, and the lines `gutter.AWAY` beyond it hold at most `gutter.CONTRAST` of
+their pixels near its colour. This lists every run that touches neither side and is at most that
+wide (`gutter.inner_runs`), with its width and that share, in the files of one group, each saved
+as PNG, JPEG 75 and 90 at 4:2:0 and WebP 90:
+
+- the group's collages as benchmarks/photo_eval.py lays them out (two crops, a gutter of 1 to 3 %
+  of the long side between them in one of four colours, every third also framed), clean and
+  painted: a run on the gutter (the lines the collage drew in its colour from side to side) or
+  elsewhere;
+- its photo files: crops painted and clean, whole photos, clean photos (none has a gutter).
+
+No model runs: the reading looks at the file alone.
+
+    python -m benchmarks.gutter_shares --photos selection -o benchmarks/results/gutter-shares-selection
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from typing import Dict, Iterator, List, Tuple
+
+import click
+import numpy as np
+
+from benchmarks.photo_eval import EVAL_SEED, _painted
+from restore_core.degrade import decode, encode_file
+from restore_core.fileio import atomic_write_text
+from restore_core.heldout import PHOTO_SETS
+
+SAVES = {"png": ("png",), "jpeg-75": ("jpeg", 75, "4:2:0"), "jpeg-90": ("jpeg", 90, "4:2:0"), "webp-90": ("webp", 90)}
+PHOTO_KINDS = ("crops", "clean-crops", "whole", "clean")
+
+
+def drawn_lines(clean: np.ndarray) -> np.ndarray:
+    """(lines,) bool: the lines of `clean` (lines, length, 3), before any save, that are one exact
+    colour from end to end (a collage's gutter and frame)."""
+    return np.all(clean == clean[:, :1], axis=(1, 2))
+
+
+def pictures(which: str) -> Iterator[Tuple[str, str, np.ndarray, Tuple[np.ndarray, np.ndarray]]]:
+    """(group, name, (H, W, 3) uint8 before the save, (rows, columns) drawn in one colour)."""
+    for kind in ("clean-collage", "collage"):
+        for case in _painted(which, kind, 4, EVAL_SEED):
+            drawn = (drawn_lines(case.clean), drawn_lines(case.clean.transpose(1, 0, 2)))
+            yield "collages", f"{kind}/{case.name}", case.corrupted, drawn
+    for kind in PHOTO_KINDS:
+        for case in _painted(which, kind, 4, EVAL_SEED):
+            h, w = case.clean.shape[:2]
+            yield "photo files", f"{kind}/{case.name}", case.corrupted, (np.zeros(h, bool), np.zeros(w, bool))
+
+
+def runs(rgb: np.ndarray, drawn: Tuple[np.ndarray, np.ndarray]) -> List[Dict]:
+    """Each inner run of rows and of columns: where, how wide, its neighbours' share, whether it
+    lies on lines the picture drew in one colour, and whether the reading takes it."""
+    from runtime.gutter import CONTRAST, MIN_WIDTH, inner_runs
+
+    out = []
+    for axis, lines, on in (("rows", rgb, drawn[0]), ("columns", rgb.transpose(1, 0, 2), drawn[1])):
+        for start, end, share in inner_runs(lines):
+            out.append({"axis": axis, "start": int(start), "end": int(end), "share": share,
+                        "gutter": bool(on[start:end].any()),
+                        "taken": bool(end - start >= MIN_WIDTH and share <= CONTRAST)})
+    return out
+
+
+def summarize(rows: List[Dict]) -> Dict[str, Dict]:
+    """Per group and save, the runs on a gutter and the others: how many, taken, the share's range."""
+    out: Dict[str, List[Dict]] = {}
+    for r in rows:
+        for run in r["runs"]:
+            where = "on a gutter" if run["gutter"] else "elsewhere"
+            out.setdefault(f"{r['group']}, {r['save']}, {where}", []).append(run)
+    summary = {}
+    for key, group in sorted(out.items()):
+        shares = [g["share"] for g in group]
+        wide = [g["share"] for g in group if g["end"] - g["start"] >= 2]
+        summary[key] = {"runs": len(group), "taken": sum(g["taken"] for g in group),
+                        "share_min": min(shares), "share_max": max(shares),
+                        "wide_share_min": min(wide) if wide else None, "wide_share_max": max(wide) if wide else None}
+    return summary
+
+
+def markdown(report: Dict) -> str:
+    f = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
+    lines = [f"Runs of lines in one colour across the {report['photos']} group's collages and photo files, off the "
+             "sides and at most a tenth of the picture across (runtime/gutter.py: a gutter at 2 lines or more whose "
+             "neighbours 2 lines beyond hold at most 0.25 of their pixels near its colour).", "",
+             "| files, saved as, where | runs | taken for gutters | neighbours' share | of runs 2 lines or more |",
+             "| --- | ---: | ---: | --- | --- |"]
+    for key, s in report["summary"].items():
+        lines.append(f"| {key} | {s['runs']} | {s['taken']} | {f(s['share_min'])}–{f(s['share_max'])} | "
+                     f"{f(s['wide_share_min'])}–{f(s['wide_share_max'])} |")
+    return "\n".join(lines) + "\n"
+
+
+@click.command()
+@click.option("-o", "--output", required=True, help="Path without suffix: writes PATH.json and PATH.md.")
+@click.option("--photos", type=click.Choice(PHOTO_SETS), default="selection", show_default=True)
+def main(output, photos):
+    """List the runs the gutter reading sees in collages and photos, file by file."""
+    from benchmarks.report import environment
+
+    rows = []
+    for group, name, img, drawn in pictures(photos):
+        for save, spec in SAVES.items():
+            rows.append({"group": group, "name": name, "save": save, "runs": runs(decode(encode_file(img, *spec)), drawn)})
+    report = {"command": shlex.join(["python", "-m", "benchmarks.gutter_shares", *sys.argv[1:]]),
+              "machine": environment()["machine"], "photos": photos, "summary": summarize(rows), "files": rows}
+    atomic_write_text(output + ".json", json.dumps(report, indent=1) + "\n")
+    atomic_write_text(output + ".md", markdown(report))
+    click.echo(markdown(report))
+
+
+if __name__ == "__main__":
+    main()

@@ -26,9 +26,6 @@ found by):
 from __future__ import annotations
 
 import io
-import json
-import shlex
-import sys
 from typing import Dict, Iterator, List, Tuple
 
 import click
@@ -37,7 +34,6 @@ from PIL import Image, ImageDraw
 
 from benchmarks.photo_eval import CAMERA, EVAL_SEED, FRAME_COLOURS, FRAMES, _camera_photo, _framed, _painted
 from restore_core.degrade import encode_file
-from restore_core.fileio import atomic_write_text
 from restore_core.graphics import WITH_PHOTOS, graphics
 from restore_core.heldout import PHOTO_SETS, heldout_photos
 from runtime.flat import shade_tolerance
@@ -170,7 +166,7 @@ def markdown(report: Dict) -> str:
 @click.option("--camera", is_flag=True, help="Also the 12 Mpx photos painted over 0-50 % (slow: minutes).")
 def main(output, photos, camera):
     """Measure the graphic check's shares in photos and graphics, file by file."""
-    from benchmarks.report import environment
+    from benchmarks.report import write_study
     from runtime.restorer import Restorer
 
     restorer = Restorer(device="cpu", graphic_check=False)
@@ -178,11 +174,7 @@ def main(output, photos, camera):
     for group, name, img in pictures(photos, camera):
         for save in (CAMERA_SAVES if group == "12 Mpx photos" else SAVES):
             rows.append({"group": group, "name": name, "save": save, **shares(restorer, img, save)})
-    report = {"command": shlex.join(["python", "-m", "benchmarks.graphic_shares", *sys.argv[1:]]),
-              "machine": environment()["machine"], "photos": photos, "summary": summarize(rows), "files": rows}
-    atomic_write_text(output + ".json", json.dumps(report, indent=1) + "\n")
-    atomic_write_text(output + ".md", markdown(report))
-    click.echo(markdown(report))
+    write_study(output, "benchmarks.graphic_shares", {"photos": photos, "summary": summarize(rows), "files": rows}, markdown)
 
 
 if __name__ == "__main__":

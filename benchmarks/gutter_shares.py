@@ -21,9 +21,6 @@ No model runs: the reading looks at the file alone.
 
 from __future__ import annotations
 
-import json
-import shlex
-import sys
 from typing import Dict, Iterator, List, Tuple
 
 import click
@@ -31,7 +28,6 @@ import numpy as np
 
 from benchmarks.photo_eval import EVAL_SEED, _painted
 from restore_core.degrade import decode, encode_file
-from restore_core.fileio import atomic_write_text
 from restore_core.heldout import PHOTO_SETS
 
 SAVES = {"png": ("png",), "jpeg-75": ("jpeg", 75, "4:2:0"), "jpeg-90": ("jpeg", 90, "4:2:0"), "webp-90": ("webp", 90)}
@@ -105,17 +101,13 @@ def markdown(report: Dict) -> str:
 @click.option("--photos", type=click.Choice(PHOTO_SETS), default="selection", show_default=True)
 def main(output, photos):
     """List the runs the gutter reading sees in collages and photos, file by file."""
-    from benchmarks.report import environment
+    from benchmarks.report import write_study
 
     rows = []
     for group, name, img, drawn in pictures(photos):
         for save, spec in SAVES.items():
             rows.append({"group": group, "name": name, "save": save, "runs": runs(decode(encode_file(img, *spec)), drawn)})
-    report = {"command": shlex.join(["python", "-m", "benchmarks.gutter_shares", *sys.argv[1:]]),
-              "machine": environment()["machine"], "photos": photos, "summary": summarize(rows), "files": rows}
-    atomic_write_text(output + ".json", json.dumps(report, indent=1) + "\n")
-    atomic_write_text(output + ".md", markdown(report))
-    click.echo(markdown(report))
+    write_study(output, "benchmarks.gutter_shares", {"photos": photos, "summary": summarize(rows), "files": rows}, markdown)
 
 
 if __name__ == "__main__":

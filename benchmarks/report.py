@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from restore_core.fileio import atomic_write_text
 
@@ -119,6 +120,15 @@ def load_report(path: str | os.PathLike) -> Dict:
 
 def write_json(report: Dict, path: str | os.PathLike) -> None:
     atomic_write_text(path, json.dumps(report, indent=2, sort_keys=False) + "\n")
+
+
+def write_study(output: str, module: str, report: Dict, markdown: Callable[[Dict], str]) -> None:
+    """A file-by-file study's report (benchmarks.graphic_shares, benchmarks.gutter_shares) as
+    OUTPUT.json and OUTPUT.md, the command that made it and the machine first; the table printed."""
+    report = {"command": shlex.join(["python", "-m", module, *sys.argv[1:]]), "machine": environment()["machine"], **report}
+    atomic_write_text(output + ".json", json.dumps(report, indent=1) + "\n")
+    atomic_write_text(output + ".md", markdown(report))
+    print(markdown(report))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -39,17 +39,22 @@ WIDTH = 0.1  # of the picture across it: the widest gutter
 SAMPLES = 512  # pixels read along each line, evenly spaced (up to twice as many): the share is a count's
 MIN_WIDTH = 2  # lines: a single line of one colour is an edge as often as a gutter
 AWAY = 2  # the photo's lines read this many lines beyond the gutter (past the codec's rounding at its edge)
+CHUNK = 512  # lines read at a time
 CONTRAST = 0.25  # at most this share of those lines' pixels near the gutter's colour
 
 
 def _line_colours(lines: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """(colour (lines, 3) int16, one (lines,) bool): each of `lines` (lines, length, 3) uint8's
     median colour (of every fourth pixel read), and whether FRAME_SHARE or more of its pixels lie
-    within FRAME_TOLERANCE of it."""
+    within FRAME_TOLERANCE of it. Read CHUNK lines at a time: a few MB whatever the picture."""
     lines = lines[:, ::max(1, lines.shape[1] // SAMPLES)]  # (lines, SAMPLES to 2 SAMPLES, 3): views, no copy
-    colour = np.median(lines[:, ::4], axis=1).astype(np.int16)  # (lines, 3): the median is the cost
-    near = np.abs(lines.astype(np.int16) - colour[:, None]).max(axis=-1) <= FRAME_TOLERANCE
-    return colour, near.mean(axis=1) >= FRAME_SHARE
+    colour, one = np.empty((len(lines), 3), np.int16), np.empty(len(lines), bool)
+    for start in range(0, len(lines), CHUNK):
+        part = lines[start:start + CHUNK]
+        c = np.median(part[:, ::4], axis=1).astype(np.int16)  # (<= CHUNK, 3): the median is the cost
+        near = np.abs(part.astype(np.int16) - c[:, None]).max(axis=-1) <= FRAME_TOLERANCE
+        colour[start:start + CHUNK], one[start:start + CHUNK] = c, near.mean(axis=1) >= FRAME_SHARE
+    return colour, one
 
 
 def _runs(colour: np.ndarray, one: np.ndarray) -> List[Tuple[int, int]]:
@@ -106,14 +111,12 @@ def gutter_lines(rgb: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     return _gutters(rgb), _gutters(rgb.transpose(1, 0, 2))  # columns as lines: a view
 
 
-def gutter_mask(rgb: np.ndarray, band: int = 0) -> np.ndarray:
-    """(H, W) bool: the picture's gutters, and `band` pixels more on both sides of each."""
+def gutter_bands(rgb: np.ndarray, band: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+    """(rows (H,) bool, columns (W,) bool): the picture's gutters, and `band` lines more on both
+    sides of each."""
     rows, cols = gutter_lines(rgb)
-    out = np.zeros(rgb.shape[:2], bool)
     if band and (rows.any() or cols.any()):
         grow = np.ones(2 * band + 1, int)
-        rows = np.convolve(rows, grow, mode="same") > 0
-        cols = np.convolve(cols, grow, mode="same") > 0
-    out[rows] = True
-    out[:, cols] = True
-    return out
+        rows, cols = np.convolve(rows, grow, mode="same") > 0, np.convolve(cols, grow, mode="same") > 0
+    return rows, cols
+

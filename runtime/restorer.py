@@ -26,7 +26,7 @@ from runtime.flat import shade_tolerance
 from runtime.frame import BAND as FRAME_BAND
 from runtime.frame import frame_mask
 from runtime.graphic import graphic_note, read_shares
-from runtime.gutter import gutter_mask
+from runtime.gutter import gutter_bands
 from runtime.image_metadata import JPEG_FORMATS, JpegCoding, jpeg_coding
 from runtime.images import chroma_subsampling, finish, lossless_source, prepare, to_pil
 from runtime.jpeg_ringing import remove_ringing
@@ -232,7 +232,8 @@ class Restorer:
         restored, mask = self._unframed(rgb, restored, mask, frame)
         if self._graphic(rgb, mask, jpeg, notes):  # every mark dropped: the file comes back as it was
             return rgb, np.zeros_like(mask)
-        frame |= gutter_mask(rgb, FRAME_BAND)  # and a collage's gutters, once the check has read the picture whole
+        rows, cols = gutter_bands(rgb, FRAME_BAND)  # and a collage's gutters, once the check has read the picture whole
+        frame[rows], frame[:, cols] = True, True
         soft = None  # in a lossless file, the pixel around each mark whose edge was resampled
         if self.solid_check and lossless:  # before the copies: a photo left with no mark is not run again
             restored, mask, soft = self._judge_solid(rgb, restored, mask)

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from runtime.frame import BAND
-from runtime.gutter import CONTRAST, WIDTH, gutter_lines, gutter_mask
+from runtime.gutter import CONTRAST, WIDTH, gutter_bands, gutter_lines
 
 RNG = np.random.default_rng(11)
 
@@ -58,13 +58,18 @@ def test_what_is_not_a_gutter():
     assert np.array_equal(np.flatnonzero(gutter_lines(sky)[0]), np.arange(40, 48))
 
 
-def test_the_mask_takes_the_band_on_both_sides():
+def _zone(rgb: np.ndarray, band: int = 0) -> np.ndarray:
+    """(H, W) bool: the gutters and their band, as the restorer leaves them."""
+    rows, cols = gutter_bands(rgb, band)
+    return rows[:, None] | cols[None, :]
+
+
+def test_the_band_runs_on_both_sides():
     img = np.full((100, 208, 3), 255, np.uint8)
     img[:, :100], img[:, 108:] = _photo(100, 100), _photo(100, 100)
-    mask = gutter_mask(img, BAND)
-    cols = np.flatnonzero(mask.all(axis=0))
-    assert np.array_equal(cols, np.arange(100 - BAND, 108 + BAND)) and mask[:, cols].all()
-    assert not gutter_mask(_photo(50, 60), BAND).any() and gutter_mask(img).sum() == 8 * 100
+    rows, cols = gutter_bands(img, BAND)
+    assert not rows.any() and np.array_equal(np.flatnonzero(cols), np.arange(100 - BAND, 108 + BAND))
+    assert not any(x.any() for x in gutter_bands(_photo(50, 60), BAND)) and gutter_bands(img)[1].sum() == 8
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +95,8 @@ def test_a_clean_collage_comes_back_as_it_was(restorer, monkeypatch):
         rgb = _decoded(case)
         out = restorer.restore(rgb)
         assert not np.asarray(out.mask).any() and np.array_equal(np.asarray(out.image), rgb), case.case.name
-    monkeypatch.setattr(restorer_module, "gutter_mask", lambda rgb, band=0: np.zeros(rgb.shape[:2], bool))
+    monkeypatch.setattr(restorer_module, "gutter_bands", lambda rgb, band=0: (np.zeros(rgb.shape[0], bool),
+                                                                          np.zeros(rgb.shape[1], bool)))
     painted = sum(not np.array_equal(np.asarray(restorer.restore(_decoded(c)).image), _decoded(c)) for c in cases)
     assert painted >= 3
 
@@ -103,7 +109,7 @@ def test_a_painted_collage_is_restored_outside_its_gutter(restorer):
     for case in make_cases("collage-jpeg-90", "selection", 4)[:4]:
         rgb = _decoded(case)
         out = restorer.restore(rgb)
-        zone = gutter_mask(rgb, BAND)
+        zone = _zone(rgb, BAND)
         mask = np.asarray(out.mask) > 0
         assert zone.any() and not (mask & zone).any(), case.case.name
         assert np.array_equal(np.asarray(out.image)[zone], rgb[zone]), case.case.name

@@ -94,11 +94,11 @@ def outer_share(rgb: np.ndarray) -> float:
     """The share of the outermost line's pixels within `frame.FRAME_TOLERANCE` of the border's
     colour, the lower of two opposite sides, the higher of the two pairs: a frame is found where it
     reaches `frame.FRAME_SHARE` (runtime/frame.py)."""
-    from runtime.frame import FRAME_TOLERANCE
+    from runtime.frame import near_share
 
     lines = (rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1])  # top, bottom, left, right
     colour = np.median(np.concatenate(lines), axis=0).astype(np.int16)
-    near = [float((np.abs(line.astype(np.int16) - colour).max(axis=-1) <= FRAME_TOLERANCE).mean()) for line in lines]
+    near = [float(near_share(line, colour)) for line in lines]
     return max(min(near[0], near[1]), min(near[2], near[3]))
 
 
@@ -115,11 +115,12 @@ def shares(restorer, img: np.ndarray, save: str) -> Dict:
         qtables = getattr(opened, "quantization", None)
         img = np.asarray(opened.convert("RGB"))
     mask = restorer._full_size(img, restorer.tile_for(*img.shape[:2], None), None, predicted=False)[1]
-    mask = np.where(frame_mask(img, BAND), np.uint8(0), mask)
+    frame = frame_mask(img, BAND)
+    mask = np.where(frame, np.uint8(0), mask)
     outer = outer_share(img)
     if not mask.any():
         return {"found": False, "outer": outer}
-    s = read_shares(img, mask, shade_tolerance(qtables))
+    s = read_shares(img, mask, shade_tolerance(qtables), frame)
     return {"found": True, "outer": outer, **{k: getattr(s, k) for k in SHARES}, "graphic": s.graphic}
 
 

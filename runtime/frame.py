@@ -48,12 +48,18 @@ CHUNK = 16  # lines read at a time: a photo with no frame fails on its first
 MIN_LINES = 2  # a side's frame is this many lines at least: a single line of one colour is an edge as often
 
 
+def near_share(lines: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """(...,) float: of each of `lines` (..., length, 3) uint8, the share of its pixels within
+    FRAME_TOLERANCE of `colour` in every channel ((3,) or, a colour a line, (..., 1, 3) int16).
+    The frame's, the gutters' (runtime/gutter.py) and their benchmarks' one reading of a line."""
+    return (np.abs(lines.astype(np.int16) - colour).max(axis=-1) <= FRAME_TOLERANCE).mean(axis=-1)
+
+
 def _whole_lines(band: np.ndarray, colour: np.ndarray) -> int:
     """How many lines of `band` (lines, length, 3) from the first are the frame's: FRAME_SHARE or
     more of their pixels within FRAME_TOLERANCE of `colour`."""
     for start in range(0, len(band), CHUNK):
-        lines = band[start:start + CHUNK].astype(np.int16)  # (<= CHUNK, length, 3)
-        whole = (np.abs(lines - colour).max(axis=-1) <= FRAME_TOLERANCE).mean(axis=1) >= FRAME_SHARE
+        whole = near_share(band[start:start + CHUNK], colour) >= FRAME_SHARE  # (<= CHUNK,)
         if not whole.all():
             return start + int(np.argmin(whole))
     return len(band)

@@ -25,6 +25,7 @@ painted graphic is not restored either: the model knows photos.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -66,7 +67,8 @@ class Shares:
                 or few_colours(self.top, self.others) or photo_inset(self.inset_top, self.inset_others))
 
 
-def read_shares(rgb: np.ndarray, mask: np.ndarray, tolerance: int = SHADE_TOLERANCE) -> Shares:
+def read_shares(rgb: np.ndarray, mask: np.ndarray, tolerance: int = SHADE_TOLERANCE,
+                frame: Optional[np.ndarray] = None) -> Shares:
     """The shares of the picture around the marks.
 
     Args:
@@ -74,6 +76,8 @@ def read_shares(rgb: np.ndarray, mask: np.ndarray, tolerance: int = SHADE_TOLERA
         mask: (H, W) bool or uint8 0/255, the marks found.
         tolerance: the levels a straight gradient's second difference may reach in this file
             (`flat.shade_tolerance`).
+        frame: (H, W) bool, the picture's frame and its band (`frame.frame_mask(rgb, frame.BAND)`),
+            where the caller has read it already; None: read here.
     """
     exact, bend, read = grids(rgb, mask)
     flat, coarse = exact | (bend <= tolerance), exact | (bend <= COARSE_SHADE_TOLERANCE)
@@ -81,7 +85,7 @@ def read_shares(rgb: np.ndarray, mask: np.ndarray, tolerance: int = SHADE_TOLERA
     coarse_texture = texture_share(coarse, read) / unflat if unflat > 0 else 0.0
     texture = texture_grid(flat)
     return Shares(grid_share(flat, read), grid_share(texture, read), grid_share(coarse, read), coarse_texture,
-                  *palette_shares(rgb, read), *inset_shares(rgb, read, texture))
+                  *palette_shares(rgb, read), *inset_shares(rgb, read, texture, frame))
 
 
 def graphic_note(shares: Shares) -> str:

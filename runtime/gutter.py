@@ -33,7 +33,7 @@ from typing import List, Tuple
 
 import numpy as np
 
-from runtime.frame import FRAME_SHARE, FRAME_TOLERANCE
+from runtime.frame import FRAME_SHARE, FRAME_TOLERANCE, near_share
 
 WIDTH = 0.1  # of the picture across it: the widest gutter
 SAMPLES = 512  # pixels read along each line, evenly spaced (up to twice as many): the share is a count's
@@ -52,8 +52,7 @@ def _line_colours(lines: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     for start in range(0, len(lines), CHUNK):
         part = lines[start:start + CHUNK]
         c = np.median(part[:, ::4], axis=1).astype(np.int16)  # (<= CHUNK, 3): the median is the cost
-        near = np.abs(part.astype(np.int16) - c[:, None]).max(axis=-1) <= FRAME_TOLERANCE
-        colour[start:start + CHUNK], one[start:start + CHUNK] = c, near.mean(axis=1) >= FRAME_SHARE
+        colour[start:start + CHUNK], one[start:start + CHUNK] = c, near_share(part, c[:, None]) >= FRAME_SHARE
     return colour, one
 
 
@@ -70,12 +69,6 @@ def _runs(colour: np.ndarray, one: np.ndarray) -> List[Tuple[int, int]]:
     return runs
 
 
-def _near_share(line: np.ndarray, colour: np.ndarray) -> float:
-    """Of `line` (length, 3) uint8's pixels, the share within FRAME_TOLERANCE of `colour`."""
-    line = line[::max(1, len(line) // SAMPLES)]
-    return float((np.abs(line.astype(np.int16) - colour).max(axis=-1) <= FRAME_TOLERANCE).mean())
-
-
 def inner_runs(lines: np.ndarray) -> List[Tuple[int, int, float]]:
     """(start, end, share) of each run of `lines` (lines, length, 3) uint8 in one colour that
     touches neither end and is at most WIDTH of them across: `share`, the higher of the two lines
@@ -86,7 +79,8 @@ def inner_runs(lines: np.ndarray) -> List[Tuple[int, int, float]]:
     for start, end in _runs(colour, one):
         if start >= AWAY and end <= n - AWAY and end - start <= WIDTH * n:
             c = colour[(start + end) // 2]
-            out.append((start, end, max(_near_share(lines[start - AWAY], c), _near_share(lines[end - 1 + AWAY], c))))
+            beside = lines[[start - AWAY, end - 1 + AWAY], ::max(1, lines.shape[1] // SAMPLES)]  # (2, <= 2 SAMPLES, 3)
+            out.append((start, end, float(near_share(beside, c).max())))
     return out
 
 

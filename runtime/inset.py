@@ -39,12 +39,12 @@ this reading alone takes read 739 or more.
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
 from runtime.flat import REACH, STEP
-from runtime.frame import BAND, frame_lines
+from runtime.frame import BAND, frame_mask
 from runtime.palette import OTHERS_SHARE, palette_shares
 
 HALF = 0.5  # a row or column is the block's where its texture reaches this share of the richest one's
@@ -68,16 +68,16 @@ def texture_block(texture: np.ndarray) -> np.ndarray:
     return block
 
 
-def grid_frame(rgb: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
+def grid_frame(rgb: np.ndarray, shape: Tuple[int, int], frame: Optional[np.ndarray] = None) -> np.ndarray:
     """(rows, columns) bool: the read grid's pixels (rows and columns REACH, REACH + STEP, ...)
-    that lie in the picture's frame or within `frame.BAND` pixels inward of it (runtime/frame.py)."""
-    h, w = rgb.shape[:2]
-    top, bottom, left, right = (n + BAND if n else 0 for n in frame_lines(rgb))
-    ys, xs = REACH + STEP * np.arange(shape[0]), REACH + STEP * np.arange(shape[1])
-    return ((ys < top) | (ys >= h - bottom))[:, None] | ((xs < left) | (xs >= w - right))[None, :]
+    that lie in the picture's frame or within `frame.BAND` pixels inward of it: `frame` (H, W)
+    bool as the restorer drops its marks (`frame.frame_mask(rgb, BAND)`; None: read here)."""
+    frame = frame_mask(rgb, BAND) if frame is None else frame
+    return frame[np.ix_(REACH + STEP * np.arange(shape[0]), REACH + STEP * np.arange(shape[1]))]
 
 
-def inset_shares(rgb: np.ndarray, read: np.ndarray, texture: np.ndarray) -> Tuple[float, float, int]:
+def inset_shares(rgb: np.ndarray, read: np.ndarray, texture: np.ndarray,
+                 frame: Optional[np.ndarray] = None) -> Tuple[float, float, int]:
     """(top, others, count): the shares of the read grid pixels outside the texture's block and
     the frame (`palette.palette_shares`; 0 where fewer than `MIN_READ` lie there), and how many lie
     there.
@@ -86,8 +86,9 @@ def inset_shares(rgb: np.ndarray, read: np.ndarray, texture: np.ndarray) -> Tupl
         rgb: (H, W, 3) uint8, the picture as the file holds it.
         read: (rows, columns) bool, the grid pixels away from the marks.
         texture: (rows, columns) bool, the grid pixels in texture.
+        frame: as in `grid_frame`.
     """
-    outside = read & ~texture_block(texture & read) & ~grid_frame(rgb, read.shape)
+    outside = read & ~texture_block(texture & read) & ~grid_frame(rgb, read.shape, frame)
     count = int(outside.sum())
     return (*palette_shares(rgb, outside), count) if count >= MIN_READ else (0.0, 0.0, count)
 

@@ -230,15 +230,16 @@ class Restorer:
         switched off."""
         frame = frame_mask(rgb, FRAME_BAND)  # a photo's frame and the band inward of it: no mark there (runtime/frame.py)
         restored, mask = self._unframed(rgb, restored, mask, frame)
-        if self._graphic(rgb, mask, jpeg, notes):  # every mark dropped: the file comes back as it was
+        if self._graphic(rgb, mask, jpeg, notes, frame):  # every mark dropped: the file comes back as it was
             return rgb, np.zeros_like(mask)
-        rows, cols = gutter_bands(rgb, FRAME_BAND)  # and a collage's gutters, once the check has read the picture whole
-        frame[rows], frame[:, cols] = True, True
         soft = None  # in a lossless file, the pixel around each mark whose edge was resampled
         if self.solid_check and lossless:  # before the copies: a photo left with no mark is not run again
             restored, mask, soft = self._judge_solid(rgb, restored, mask)
         coarse: List[Added] = []  # what the smaller copies added: the even fill reads less around it
         restored, mask = self._add_coarse(rgb, restored, mask, window, coarse)
+        if mask.any():  # a collage's gutters, once the check has read the picture whole: read where marks are left
+            rows, cols = gutter_bands(rgb, FRAME_BAND)
+            frame[rows], frame[:, cols] = True, True
         restored, mask = self._unframed(rgb, restored, mask, frame)  # in the gutters, and what the copies found
         grown = self._grown(rgb, mask, soft, frame)
         if grown is not None:
@@ -253,12 +254,13 @@ class Restorer:
         return restored, mask
 
     def _graphic(self, rgb: np.ndarray, mask: np.ndarray, jpeg: Optional[JpegCoding],
-                 notes: Optional[List[str]]) -> bool:
+                 notes: Optional[List[str]], frame: np.ndarray) -> bool:
         """Whether the marks found lie on a graphic, not a photo (runtime/graphic.py; a finely coded
-        `jpeg`'s gradients are straight within more levels); if so, why, added to `notes`."""
+        `jpeg`'s gradients are straight within more levels; `frame`, the picture's frame and its
+        band, read once); if so, why, added to `notes`."""
         if not (self.graphic_check and mask.any()):
             return False
-        shares = read_shares(rgb, mask, shade_tolerance(jpeg.qtables if jpeg else None))
+        shares = read_shares(rgb, mask, shade_tolerance(jpeg.qtables if jpeg else None), frame)
         if shares.graphic and notes is not None:
             notes.append(graphic_note(shares))
         return shares.graphic
@@ -282,8 +284,15 @@ class Restorer:
         none)."""
         drop, soft = judge_marks(rgb, mask)
         if drop.any():
-            restored, mask = np.where(drop[..., None], rgb, restored), np.where(drop, np.uint8(0), mask)
+            restored, mask = Restorer._dropped(rgb, restored, mask, drop)
         return restored, mask, soft if soft.any() else None
+
+    @staticmethod
+    def _dropped(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray,
+                 drop: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """The marks' pixels in `drop` (H, W bool) dropped: their pixels the input's, as where
+        nothing was found."""
+        return np.where(drop[..., None], rgb, restored), np.where(drop, np.uint8(0), mask)
 
     @staticmethod
     def _unframed(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray,
@@ -293,9 +302,7 @@ class Restorer:
         if not frame.any():
             return restored, mask
         drop = (mask > 0) & frame
-        if drop.any():
-            restored, mask = np.where(drop[..., None], rgb, restored), np.where(drop, np.uint8(0), mask)
-        return restored, mask
+        return Restorer._dropped(rgb, restored, mask, drop) if drop.any() else (restored, mask)
 
     def _add_coarse(self, rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray,
                     window: Optional[int], added: Optional[List[Added]] = None) -> Tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,8 @@ with the marks the shipped model finds (the graph alone, less those in a frame a
 the restorer drops them before the check: runtime/frame.py) in the files of one group, each saved
 as PNG, JPEG 75, 85 and 90 at 4:2:0, JPEG 95 at 4:4:4, WebP 75 and 90, and in every file, found
 or not, how near its outermost lines are to the border's colour (`outer_share`, what a frame is
-found by):
+found by) and, where two opposite sides read as a frame's, how many of its corners hold its colour
+(`frame.corners_held`, what tells a frame from a page's margins ending at a band):
 
 - the group's graphics (restore_core/graphics.py), those that hold one of the group's photos
   apart;
@@ -94,18 +95,17 @@ def outer_share(rgb: np.ndarray) -> float:
     """The share of the outermost line's pixels within `frame.FRAME_TOLERANCE` of the border's
     colour, the lower of two opposite sides, the higher of the two pairs: a frame is found where it
     reaches `frame.FRAME_SHARE` (runtime/frame.py)."""
-    from runtime.frame import near_share
+    from runtime.frame import border_colour, near_share
 
-    lines = (rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1])  # top, bottom, left, right
-    colour = np.median(np.concatenate(lines), axis=0).astype(np.int16)
-    near = [float(near_share(line, colour)) for line in lines]
+    colour = border_colour(rgb)
+    near = [float(near_share(line, colour)) for line in (rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1])]  # top, bottom, left, right
     return max(min(near[0], near[1]), min(near[2], near[3]))
 
 
 def shares(restorer, img: np.ndarray, save: str) -> Dict:
     """The check's shares of `img` saved as `save`, with the marks the full-size pass finds in it
     outside a frame and its band (only the outermost lines' share where it finds none)."""
-    from runtime.frame import BAND, frame_mask
+    from runtime.frame import BAND, frame_mask, read_sides
     from runtime.graphic import read_shares
 
     spec = SAVES[save]
@@ -117,11 +117,11 @@ def shares(restorer, img: np.ndarray, save: str) -> Dict:
     mask = restorer._full_size(img, restorer.tile_for(*img.shape[:2], None), None, predicted=False)[1]
     frame = frame_mask(img, BAND)
     mask = np.where(frame, np.uint8(0), mask)
-    outer = outer_share(img)
+    edges = {"outer": outer_share(img), "corners": read_sides(img)[1]}
     if not mask.any():
-        return {"found": False, "outer": outer}
+        return {"found": False, **edges}
     s = read_shares(img, mask, shade_tolerance(qtables), frame)
-    return {"found": True, "outer": outer, **{k: getattr(s, k) for k in SHARES}, "graphic": s.graphic}
+    return {"found": True, **edges, **{k: getattr(s, k) for k in SHARES}, "graphic": s.graphic}
 
 
 def summarize(rows: List[Dict]) -> Dict[str, Dict]:
@@ -132,18 +132,21 @@ def summarize(rows: List[Dict]) -> Dict[str, Dict]:
     summary = {}
     for key, group in out.items():
         found = [r for r in group if r["found"]]
+        corners = [r["corners"] for r in group if r["corners"] is not None]
         summary[key] = {"files": len(group), "found": len(found), "graphics": sum(r["graphic"] for r in found),
                         "outer_min": min(r["outer"] for r in group), "outer_max": max(r["outer"] for r in group),
+                        "sides": len(corners), "corners_min": min(corners, default=None),
+                        "corners_max": max(corners, default=None),
                         **{f"{k}_{f.__name__}": (float(f([r[k] for r in found])) if found else None)
                            for k in SHARES for f in (min, max)}}
     return summary
 
 
 def markdown(report: Dict) -> str:
-    from runtime.frame import FRAME_SHARE
+    from runtime.frame import FRAME_SHARE, MIN_CORNERS
 
-    def f(v, key):  # a share, or inset_read's count
-        return "–" if v is None else f"{v:.0f}" if key == "inset_read" else f"{v:.2f}"
+    def f(v, key):  # a share, or a count
+        return "–" if v is None else f"{v:.0f}" if key in ("inset_read", "corners") else f"{v:.2f}"
 
     lines = [f"The graphic check's shares around the marks the shipped model finds, in the {report['photos']} "
              "group's files (runtime/graphic.py: a graphic at flat >= 0.25 with texture < 0.4, at coarse flat >= 0.25 "
@@ -152,12 +155,13 @@ def markdown(report: Dict) -> str:
              "| files, saved as | files | with marks | taken for graphics | flat | texture | coarse flat (3 levels) "
              "| coarse texture (of the unflat) | top (4 colours) | others (next 4) | top outside the texture's block "
              "| others outside it | grid pixels outside it and the frame | every file: outermost lines near the border's "
-             f"colour (a frame at {FRAME_SHARE}) |",
-             "| --- | ---: | ---: | ---: | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             f"colour (a frame at {FRAME_SHARE}) | files whose sides read as a frame's | their corners in its colour "
+             f"(a frame at {MIN_CORNERS}) |",
+             "| --- | ---: | ---: | ---: | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | ---: | --- |"]
     for key, s in report["summary"].items():
         lines.append(f"| {key} | {s['files']} | {s['found']} | {s['graphics']} | "
                      + " | ".join(f"{f(s[k + '_min'], k)}–{f(s[k + '_max'], k)}" for k in (*SHARES, "outer"))
-                     + " |")
+                     + f" | {s['sides']} | {f(s['corners_min'], 'corners')}–{f(s['corners_max'], 'corners')} |")
     return "\n".join(lines) + "\n"
 
 

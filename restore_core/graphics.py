@@ -12,14 +12,17 @@ photos are (`restore_core/heldout.py`):
 - selection (`SELECTION_GRAPHICS`): bar and line charts (matplotlib), application screens
   (panels, buttons and lines of text, Pillow), posters on a gradient in any direction (numpy) and
   spreadsheets (a grid of thin lines, a number in every cell, highlighted cells), and any of those
-  with one of the selection photos inset over a tenth to a half of it. The check that
-  leaves graphics alone (runtime/graphic.py) was chosen on these;
+  with one of the selection photos inset over a tenth to a half of it, and printed bulletins (a
+  masthead band and a footer band across the page, a selection photo beside columns of text, a
+  notice box, margins of the page's colour). The check that leaves graphics alone
+  (runtime/graphic.py) was chosen on these;
 - evaluation (`EVALUATION_GRAPHICS`): text documents, slides on a gradient background, pie and
   scatter plots, the logos two packages ship (scikit-image's and matplotlib's), web pages (a hero
   band and sometimes the body shading down the page, cards, buttons and avatars, from Pillow's
   own gradients), invoices (a table of items on striped rows) and news articles (a site's band, a
-  headline, one of the evaluation photos across the column, text, a sidebar of cards). Only
-  reports read them.
+  headline, one of the evaluation photos across the column, text, a sidebar of cards) and blog
+  posts (a navigation bar, one centred column between wide margins with an evaluation photo,
+  paragraphs and a quoted passage, a footer). Only reports read them.
 
 Training never sees either: its pictures are photos and camera-like scenes (`scenes.py`).
 """
@@ -34,8 +37,8 @@ from PIL import Image, ImageDraw
 
 from restore_core.heldout import heldout_photos
 
-SELECTION_GRAPHICS = ("chart", "screen", "poster", "sheet", "inset")  # new kinds go last, as below
-EVALUATION_GRAPHICS = ("document", "slide", "plot", "logo", "page", "invoice", "article")  # new kinds go last: the others keep their draws
+SELECTION_GRAPHICS = ("chart", "screen", "poster", "sheet", "inset", "bulletin")  # new kinds go last, as below
+EVALUATION_GRAPHICS = ("document", "slide", "plot", "logo", "page", "invoice", "article", "blog")  # new kinds go last: the others keep their draws
 GRAPHICS_SEED = 20261205
 
 
@@ -293,6 +296,66 @@ def article(rng: np.random.Generator, photos: List[np.ndarray]) -> np.ndarray:
     return np.asarray(img)
 
 
+def bulletin(rng: np.random.Generator, photos: List[np.ndarray]) -> np.ndarray:
+    """A printed bulletin: a masthead band and a footer band across the page, a photo of the group
+    on the left or the right beside a column of text, more text across the page under both, a
+    notice box of flat colour, all within margins of the page's colour."""
+    w, h = int(rng.integers(700, 1300)), int(rng.integers(800, 1400))
+    img = Image.new("RGB", (w, h), _colour(rng, 225))
+    draw = ImageDraw.Draw(img)
+    margin, mast, foot = int(rng.integers(15, 60)), int(rng.integers(60, 130)), int(rng.integers(25, 70))
+    draw.rectangle([0, 0, w, mast], fill=_colour(rng))
+    draw.text((margin, mast // 2 - 5), f"Bulletin no. {int(rng.integers(1, 300))}", fill=(255, 255, 255))
+    photo = _photo(rng, photos, rng.uniform(0.1, 0.35) * w * h, (w // 2, h // 2))
+    left = rng.random() < 0.5
+    px = margin if left else w - margin - photo.width
+    img.paste(photo, (px, mast + margin))
+    tx = margin + photo.width + 20 if left else margin
+    for y in range(mast + margin, mast + margin + photo.height, int(rng.integers(16, 26))):
+        draw.text((tx, y), f"News item {int(rng.integers(1000))} in brief", fill=(20, 20, 20))
+    y = mast + 2 * margin + photo.height
+    if rng.random() < 0.7:  # the notice
+        bh = int(rng.integers(60, 160))
+        draw.rectangle([margin, y, w - margin, y + bh], fill=_colour(rng, 100))
+        draw.text((margin + 12, y + 12), "Notice to members", fill=(0, 0, 0))
+        y += bh + 20
+    while y < h - foot - 30:
+        words = " ".join(f"text{int(rng.integers(1000))}" for _ in range(int(rng.integers(3, max(4, (w - 2 * margin) // 70)))))
+        draw.text((margin, y), words, fill=(25, 25, 25))
+        y += int(rng.integers(15, 22))
+    draw.rectangle([0, h - foot, w, h], fill=_colour(rng))
+    return np.asarray(img)
+
+
+def blog(rng: np.random.Generator, photos: List[np.ndarray]) -> np.ndarray:
+    """A blog post: a navigation bar across the top, one centred column between wide margins of the
+    page's colour (a tenth to a quarter of the width each), a title, a photo of the group across
+    the column, paragraphs, a quoted passage with a coloured rule beside it, and a footer."""
+    w, h = int(rng.integers(900, 1600)), int(rng.integers(1000, 1800))
+    img = Image.new("RGB", (w, h), (255, 255, 255) if rng.random() < 0.5 else _colour(rng, 240))
+    draw = ImageDraw.Draw(img)
+    nav = int(rng.integers(40, 80))
+    side = int(w * rng.uniform(0.1, 0.25))
+    draw.rectangle([0, 0, w, nav], fill=_colour(rng, 0))
+    for i in range(int(rng.integers(3, 7))):
+        draw.text((side + 80 * i, nav // 2 - 5), f"Topic {i}", fill=(240, 240, 240))
+    draw.text((side, nav + 30), f"Notes from day {int(rng.integers(1, 400))}", fill=(15, 15, 15))
+    photo = _photo(rng, photos, rng.uniform(0.12, 0.4) * w * h, (w - 2 * side, h // 2))
+    img.paste(photo, (side + (w - 2 * side - photo.width) // 2, nav + 60))
+    y, rule = nav + 90 + photo.height, _colour(rng)
+    while y < h - 140:
+        if rng.random() < 0.08:  # a quoted passage
+            draw.rectangle([side, y, side + 6, y + 60], fill=rule)
+            draw.text((side + 20, y + 24), "A line worth quoting", fill=(90, 90, 90))
+            y += 80
+            continue
+        words = " ".join(f"note{int(rng.integers(1000))}" for _ in range(int(rng.integers(3, max(4, (w - 2 * side) // 65)))))
+        draw.text((side, y), words, fill=(40, 40, 40))
+        y += int(rng.integers(18, 28)) + (12 if rng.random() < 0.2 else 0)
+    draw.rectangle([0, h - 90, w, h], fill=_colour(rng, 0))
+    return np.asarray(img)
+
+
 def _on_white(img: Image.Image) -> np.ndarray:
     rgba = img.convert("RGBA")
     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -316,7 +379,7 @@ DRAWN: Dict[str, Callable[[np.random.Generator], np.ndarray]] = {
     "chart": chart, "screen": screen, "poster": poster, "sheet": sheet, "document": document, "slide": slide, "plot": plot,
     "page": page, "invoice": invoice}
 WITH_PHOTOS: Dict[str, Callable[[np.random.Generator, List[np.ndarray]], np.ndarray]] = {
-    "inset": inset, "article": article}  # drawn around the photos of their own group
+    "inset": inset, "article": article, "bulletin": bulletin, "blog": blog}  # drawn around the photos of their own group
 
 
 def graphics(which: str, per_kind: int, seed: int = GRAPHICS_SEED) -> Dict[str, np.ndarray]:

@@ -13,8 +13,13 @@ of the border's colour (the median of the picture's outermost pixels; the tolera
 codec's rounding and, near the photo, part of its ringing). It is a frame only where it runs
 along two opposite sides at least (top and bottom, or left and right): one side alone is as
 likely a clipped sky or a shadow; a side whose colour reaches a third of the way in (`DEPTH`)
-is the picture's background, not a frame; and a side of one line (`MIN_LINES`) is an edge (a
-screenshot's or a chart's outline) as often as a frame. The restorer then drops the marks' pixels in the frame and
+is the picture's background, not a frame; a side of one line (`MIN_LINES`) is an edge (a
+screenshot's or a chart's outline) as often as a frame; and a frame's lines run the whole way
+across, so the picture's corners hold its colour (`CORNER_SHARE` of a square as wide as its
+thinnest side, in three corners of four at least, `MIN_CORNERS`: paint may lie over one): a
+page's side margins, between a band across its top and one across its bottom (a web page's bar
+and footer) or below a band across its top alone (a screen's title bar), hold the page's colour
+on 85 % of their columns but end at the bands. The restorer then drops the marks' pixels in the frame and
 within `BAND` pixels inward of it (`frame_mask(rgb, BAND)`), where the codec rings along the
 photo's edge: what the model found there is the frame's edge. A shape painted near the border
 is restored up to that band. Chosen on the selection photos, whole and each framed
@@ -28,7 +33,13 @@ JPEG's colour block takes the photo's colours into its outermost line, which at 
 few as 93 % of its pixels near the border's colour, so a frame asked 95 % was missed and its edge
 restored (one crop went from 36.5 dB to 20.3; tests/test_runtime_frame.py keeps it). Of two
 opposite sides, the one further from the border's colour holds 96 % or more in every framed
-file of that benchmark, 77 % at most in every unframed photo file (a crop of sky).
+file of that benchmark, 77 % at most in every unframed photo file (a crop of sky). The corners on
+the same files (benchmarks/graphic_shares.py, "files whose sides read as a frame's"): every framed
+one holds its colour in each of its four corners, while the four selection graphics whose margins read as a frame without the rule (two
+screens, a screen holding a photo, a bulletin: restore_core/graphics.py) hold it in two corners
+at most. One corner is let go because a painted collage's frame lost its corner under the paint
+(benchmarks/photo_eval.py, `collage-jpeg-90`) and, with it, its frame: the frame's edge was then
+restored, 47.8 dB from the input outside the damage down to 36.9.
 
 runtime/inset.py leaves the frame and its band out of its colours too: a frame is one colour, which outside a
 photo's block would read as a graphic's.
@@ -36,7 +47,7 @@ photo's block would read as a graphic's.
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -46,6 +57,8 @@ DEPTH = 1 / 3  # the frame is looked for this far in from each side, at most
 BAND = 16  # pixels inward from the frame where its ringing lies: no mark is kept there (a JPEG's colour block)
 CHUNK = 16  # lines read at a time: a photo with no frame fails on its first
 MIN_LINES = 2  # a side's frame is this many lines at least: a single line of one colour is an edge as often
+CORNER_SHARE = 0.5  # of a corner's square (the frame's thinnest side), those near its colour that make it the frame's
+MIN_CORNERS = 3  # corners of the frame's colour a frame has at least: paint or a stamp may cover one
 
 
 def near_share(lines: np.ndarray, colour: np.ndarray) -> np.ndarray:
@@ -65,18 +78,16 @@ def _whole_lines(band: np.ndarray, colour: np.ndarray) -> int:
     return len(band)
 
 
-def frame_lines(rgb: np.ndarray) -> Tuple[int, int, int, int]:
-    """(top, bottom, left, right): the rows and columns of the picture's frame on each side (module
-    docstring), all 0 where it has none.
+def border_colour(rgb: np.ndarray) -> np.ndarray:
+    """(3,) int16: the median of the picture's outermost pixels, the colour a frame is read in."""
+    ring = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])  # (2 (H + W), 3)
+    return np.median(ring, axis=0).astype(np.int16)
 
-    Args:
-        rgb: (H, W, 3) uint8.
-    """
+
+def side_lines(rgb: np.ndarray, colour: np.ndarray) -> Tuple[int, int, int, int]:
+    """(top, bottom, left, right): the lines of `colour` on each side, read inward, 0 where they are
+    fewer than MIN_LINES or reach DEPTH: the frame's sides, before the two-sides and corner rules."""
     h, w = rgb.shape[:2]
-    if h < 3 or w < 3:
-        return 0, 0, 0, 0
-    ring = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])  # (2 (H + W), 3): the outermost pixels
-    colour = np.median(ring, axis=0).astype(np.int16)
     dh, dw = max(1, int(h * DEPTH)), max(1, int(w * DEPTH))
     top, bottom = _whole_lines(rgb[:dh], colour), _whole_lines(rgb[::-1][:dh], colour)
     left = _whole_lines(rgb[:, :dw].transpose(1, 0, 2), colour)  # columns as lines: views, no copy
@@ -84,9 +95,39 @@ def frame_lines(rgb: np.ndarray) -> Tuple[int, int, int, int]:
     # One colour as deep as DEPTH is the picture's background, not a frame around it.
     top, bottom = (n if MIN_LINES <= n < dh else 0 for n in (top, bottom))
     left, right = (n if MIN_LINES <= n < dw else 0 for n in (left, right))
-    if not ((top and bottom) or (left and right)):  # along one side alone: not a frame
-        return 0, 0, 0, 0
     return top, bottom, left, right
+
+
+def corners_held(rgb: np.ndarray, colour: np.ndarray, side: int) -> int:
+    """How many of the picture's four corner squares, `side` pixels across, hold CORNER_SHARE or
+    more of their pixels near `colour`: a frame's lines run the whole way across, corners
+    included, while a page's margins end at a band of another colour across its top or bottom."""
+    corners = (rgb[:side, :side], rgb[:side, -side:], rgb[-side:, :side], rgb[-side:, -side:])  # 4 x (side, side, 3)
+    return sum(float(near_share(c.reshape(-1, 3), colour)) >= CORNER_SHARE for c in corners)
+
+
+def read_sides(rgb: np.ndarray) -> Tuple[Tuple[int, int, int, int], Optional[int]]:
+    """The frame's sides as `side_lines` reads them, all 0 unless two opposite sides have one, and
+    there the corners in its colour (`corners_held`, squares as wide as the thinnest side; else None)."""
+    if min(rgb.shape[:2]) < 3:
+        return (0, 0, 0, 0), None
+    colour = border_colour(rgb)
+    sides = side_lines(rgb, colour)
+    top, bottom, left, right = sides
+    if not ((top and bottom) or (left and right)):  # along one side alone: not a frame
+        return (0, 0, 0, 0), None
+    return sides, corners_held(rgb, colour, min(n for n in sides if n))
+
+
+def frame_lines(rgb: np.ndarray) -> Tuple[int, int, int, int]:
+    """(top, bottom, left, right): the rows and columns of the picture's frame on each side (module
+    docstring), all 0 where it has none.
+
+    Args:
+        rgb: (H, W, 3) uint8.
+    """
+    sides, corners = read_sides(rgb)
+    return sides if corners is not None and corners >= MIN_CORNERS else (0, 0, 0, 0)
 
 
 def frame_mask(rgb: np.ndarray, band: int = 0) -> np.ndarray:

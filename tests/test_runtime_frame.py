@@ -66,6 +66,33 @@ def test_a_single_line_is_an_outline_not_a_frame():
     assert frame_lines(img) == (2, 2, 2, 2)
 
 
+def test_a_pages_margins_between_bands_are_no_frame():
+    """A page whose side margins run between a band across its top and one across its bottom (a
+    web page's bar and footer): the margins' columns hold 88 % of the page's colour, enough for a
+    frame's line, but no corner holds it, so no frame; nor with the band across the top alone (a
+    screen's title bar: two corners). With the bands gone the margins run all round, corners
+    included, and are read as a frame, still where paint lies over one corner; a film's pillarbox
+    bars reach the corners too."""
+    page = np.full((100, 60, 3), (250, 236, 240), np.uint8)
+    page[10:90, 6:52] = _photo(80, 46)
+    plain = page.copy()
+    page[:6], page[-6:] = (30, 125, 120), (50, 55, 55)  # 12 of 100 rows: the columns hold 88 %
+    assert frame_lines(page) == (0, 0, 0, 0) and not frame_mask(page, BAND).any()
+    page[-6:] = plain[-6:]
+    assert frame_lines(page) == (0, 0, 0, 0)  # two corners hold the page's colour
+    assert frame_lines(plain) == (10, 10, 6, 8)
+    plain[-12:, -12:] = (200, 30, 30)  # paint over a corner: the bottom's rows are no longer the frame's
+    assert frame_lines(plain) == (10, 0, 6, 8)
+    half = plain.copy()
+    half[:6, :3] = (200, 30, 30)  # another corner's 6-pixel square (the thinnest side) half under paint
+    assert frame_lines(half) == (10, 0, 6, 8)  # CORNER_SHARE: half is the frame's
+    half[:6, 3] = (200, 30, 30)  # under half: two corners are not the frame's
+    assert frame_lines(half) == (0, 0, 0, 0)
+    pillarbox = np.zeros((100, 60, 3), np.uint8)
+    pillarbox[:, 6:52] = _photo(100, 46)
+    assert frame_lines(pillarbox) == (0, 0, 6, 8)
+
+
 def test_the_band_runs_inward_only_where_there_is_a_frame():
     img = np.full((60, 40, 3), 0, np.uint8)
     img[5:55, :] = _photo(50, 40)  # bars along the top and bottom only

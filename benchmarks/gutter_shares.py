@@ -4,14 +4,15 @@ in photos.
 runtime/gutter.py takes a run of rows (or columns) that cross the whole picture in one colour for
 a collage's gutter where it touches neither side, is `gutter.MIN_WIDTH` lines to `gutter.WIDTH`
 of the picture across, and the lines `gutter.AWAY` beyond it hold at most `gutter.CONTRAST` of
-their pixels near its colour. This lists every run that touches neither side and is at most that
-wide (`gutter.inner_runs`), with its width and that share, in the files of one group, each saved
-as PNG, JPEG 75 and 90 at 4:2:0 and WebP 90:
+their pixels near its colour; then reads the same way each panel those gutters cut the picture
+into (`gutter.panel_runs`). This lists every run that touches neither side of the picture or
+panel it crosses and is at most that wide (`gutter.inner_runs`), with its width and that share,
+in the files of one group, each saved as PNG, JPEG 75 and 90 at 4:2:0 and WebP 90:
 
-- the group's collages as benchmarks/photo_eval.py lays them out (two crops, a gutter of 1 to 3 %
-  of the long side between them in one of four colours, every third also framed), clean and
-  painted: a run on the gutter (the lines the collage drew in its colour from side to side) or
-  elsewhere;
+- the group's collages as benchmarks/photo_eval.py lays them out, clean and painted: two crops
+  with a gutter of 1 to 3 % of the long side between them in one of four colours, and three
+  crops, one beside two stacked (their gutter crosses a panel, not the picture); every third also
+  framed: a run on a gutter (lines the collage drew in one colour across the panel) or elsewhere;
 - its photo files: crops painted and clean, whole photos, clean photos (none has a gutter).
 
 No model runs: the reading looks at the file alone.
@@ -21,7 +22,7 @@ No model runs: the reading looks at the file alone.
 
 from __future__ import annotations
 
-from typing import Dict, Iterator, List, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import click
 import numpy as np
@@ -40,29 +41,32 @@ def drawn_lines(clean: np.ndarray) -> np.ndarray:
     return np.all(clean == clean[:, :1], axis=(1, 2))
 
 
-def pictures(which: str) -> Iterator[Tuple[str, str, np.ndarray, Tuple[np.ndarray, np.ndarray]]]:
-    """(group, name, (H, W, 3) uint8 before the save, (rows, columns) drawn in one colour)."""
-    for kind in ("clean-collage", "collage"):
+def pictures(which: str) -> Iterator[Tuple[str, str, np.ndarray, Optional[np.ndarray]]]:
+    """(group, name, (H, W, 3) uint8 before the save, the collage as drawn before any paint or None)."""
+    for kind in ("clean-collage", "collage", "clean-collage3", "collage3"):
         for case in _painted(which, kind, 4, EVAL_SEED):
-            drawn = (drawn_lines(case.clean), drawn_lines(case.clean.transpose(1, 0, 2)))
-            yield "collages", f"{kind}/{case.name}", case.corrupted, drawn
+            yield "collages", f"{kind}/{case.name}", case.corrupted, case.clean
     for kind in PHOTO_KINDS:
         for case in _painted(which, kind, 4, EVAL_SEED):
-            h, w = case.clean.shape[:2]
-            yield "photo files", f"{kind}/{case.name}", case.corrupted, (np.zeros(h, bool), np.zeros(w, bool))
+            yield "photo files", f"{kind}/{case.name}", case.corrupted, None
 
 
-def runs(rgb: np.ndarray, drawn: Tuple[np.ndarray, np.ndarray]) -> List[Dict]:
-    """Each inner run of rows and of columns: where, how wide, its neighbours' share, whether it
-    lies on lines the picture drew in one colour, and whether the reading takes it."""
-    from runtime.gutter import CONTRAST, MIN_WIDTH, inner_runs
+def runs(rgb: np.ndarray, clean: Optional[np.ndarray]) -> List[Dict]:
+    """Each inner run of rows and of columns across the picture and its panels: where, how wide,
+    its neighbours' share, whether it lies on lines `clean` drew in one colour across the panel,
+    and whether the reading takes it."""
+    from runtime.gutter import panel_runs
 
     out = []
-    for axis, lines, on in (("rows", rgb, drawn[0]), ("columns", rgb.transpose(1, 0, 2), drawn[1])):
-        for start, end, share in inner_runs(lines):
-            out.append({"axis": axis, "start": int(start), "end": int(end), "share": share,
-                        "gutter": bool(on[start:end].any()),
-                        "taken": bool(end - start >= MIN_WIDTH and share <= CONTRAST)})
+    for run in panel_runs(rgb):
+        top, bottom, left, right = run.panel
+        gutter = False
+        if clean is not None:
+            lines = (clean[run.start:run.end, left:right] if run.axis == "rows"
+                     else clean[top:bottom, run.start:run.end].transpose(1, 0, 2))  # (run's lines, panel across, 3)
+            gutter = bool(drawn_lines(lines).any())
+        out.append({"axis": run.axis, "panel": list(run.panel), "depth": run.depth, "start": run.start, "end": run.end,
+                    "share": run.share, "gutter": gutter, "taken": run.taken})
     return out
 
 
@@ -71,7 +75,7 @@ def summarize(rows: List[Dict]) -> Dict[str, Dict]:
     out: Dict[str, List[Dict]] = {}
     for r in rows:
         for run in r["runs"]:
-            where = "on a gutter" if run["gutter"] else "elsewhere"
+            where = ("on a gutter" if run["gutter"] else "elsewhere") + (", across a panel" if run.get("depth") else "")
             out.setdefault(f"{r['group']}, {r['save']}, {where}", []).append(run)
     summary = {}
     for key, group in sorted(out.items()):
@@ -85,9 +89,10 @@ def summarize(rows: List[Dict]) -> Dict[str, Dict]:
 
 def markdown(report: Dict) -> str:
     f = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
-    lines = [f"Runs of lines in one colour across the {report['photos']} group's collages and photo files, off the "
-             "sides and at most a tenth of the picture across (runtime/gutter.py: a gutter at 2 lines or more whose "
-             "neighbours 2 lines beyond hold at most 0.25 of their pixels near its colour).", "",
+    lines = [f"Runs of lines in one colour across the {report['photos']} group's collages and photo files, and across "
+             "the panels their gutters cut them into, off the sides and at most a tenth of the picture (panel) across "
+             "(runtime/gutter.py: a gutter at 2 lines or more whose neighbours 2 lines beyond hold at most 0.25 of "
+             "their pixels near its colour).", "",
              "| files, saved as, where | runs | taken for gutters | neighbours' share | of runs 2 lines or more |",
              "| --- | ---: | ---: | --- | --- |"]
     for key, s in report["summary"].items():
@@ -104,9 +109,9 @@ def main(output, photos):
     from benchmarks.report import write_study
 
     rows = []
-    for group, name, img, drawn in pictures(photos):
+    for group, name, img, clean in pictures(photos):
         for save, spec in SAVES.items():
-            rows.append({"group": group, "name": name, "save": save, "runs": runs(decode(encode_file(img, *spec)), drawn)})
+            rows.append({"group": group, "name": name, "save": save, "runs": runs(decode(encode_file(img, *spec)), clean)})
     write_study(output, "benchmarks.gutter_shares", {"photos": photos, "summary": summarize(rows), "files": rows}, markdown)
 
 

@@ -85,6 +85,7 @@ FORMATS = {
     "framed-crops-jpeg-90": ("jpeg-90-420", "framed-crops"),  # the crops, in frames of 4 colours and 3 widths
     "framed-crops-jpeg-75": ("jpeg-75-420", "framed-crops"),
     "collage-jpeg-90": ("jpeg-90-420", "collage"),  # two crops with a gutter between them, then painted
+    "collage3-jpeg-90": ("jpeg-90-420", "collage3"),  # three: one beside two stacked, then painted
     "camera-12mp-jpeg-90": ("jpeg-90-420", "camera"),
     "clean-jpeg-90": ("jpeg-90-420", "clean"),
     "clean-png": ("png", "clean"),
@@ -94,6 +95,8 @@ FORMATS = {
     "clean-crops-jpeg-90": ("jpeg-90-420", "clean-crops"),
     "clean-collage-jpeg-90": ("jpeg-90-420", "clean-collage"),
     "clean-collage-jpeg-75": ("jpeg-75-420", "clean-collage"),
+    "clean-collage3-jpeg-90": ("jpeg-90-420", "clean-collage3"),
+    "clean-collage3-jpeg-75": ("jpeg-75-420", "clean-collage3"),
     "clean-graphics-png": ("png", "clean-graphics"),  # charts, screens, documents: not photos (restore_core/graphics.py)
     "clean-graphics-jpeg-90": ("jpeg-90-420", "clean-graphics"),
     "clean-graphics-jpeg-75": ("jpeg-75-420", "clean-graphics"),
@@ -154,26 +157,62 @@ def _framed(case: Case, index: int, width: float = FRAME, colour: Optional[Tuple
     return Case(case.name + "_framed", case.source, pad(case.clean), pad(case.corrupted), pad(case.mask))
 
 
+def _scaled(img: np.ndarray, across: int, side: int) -> np.ndarray:
+    """`img` scaled (LANCZOS) to `side` pixels high (`across` 0) or wide (1), its shape kept."""
+    h, w = img.shape[:2]
+    return np.asarray(Image.fromarray(img).resize((side, round(h * side / w)) if across else (round(w * side / h), side),
+                                                  Image.LANCZOS))
+
+
+def _joined(photos: List[np.ndarray], across: int, g: int, colour: Tuple[int, int, int]) -> np.ndarray:
+    """`photos` (each scaled to `side`, the first's side) side by side (`across` 0) or one above
+    the other (1), a gutter `g` pixels wide of `colour` between each two."""
+    side = photos[0].shape[across]
+    gutter = np.empty((side, g, 3) if not across else (g, side, 3), np.uint8)
+    gutter[:] = colour
+    parts = [photos[0]]
+    for p in photos[1:]:
+        parts += [gutter, p if p.shape[across] == side else _scaled(p, across, side)]
+    return np.concatenate(parts, axis=1 - across)
+
+
+def _as_collage(name: str, source: str, clean: np.ndarray, index: int, g: int, seed: int, painted: bool) -> Case:
+    """A collage's case: every third `index` also framed in its gutters' colour, painted over as a
+    whole where `painted`."""
+    case = Case(name, source, clean, clean, np.zeros(clean.shape[:2], bool))
+    if index % 3 == 2:
+        case = _framed(case, 0, g / max(clean.shape[:2]), FRAME_COLOURS[index % len(FRAME_COLOURS)])
+    if not painted:
+        return Case(name + "_clean", case.source, case.clean, case.clean, case.mask)
+    return Case(name, case.source, case.clean, *corrupt(case.clean, sample_rng(seed, 2000 + index), HELDOUT_CORRUPTION))
+
+
 def _collage(a: Case, b: Case, index: int, seed: int, painted: bool) -> Case:
     """The clean crops of `a` and `b` side by side (one above the other for every second `index`),
     scaled to one height (width), with a gutter between them of `GUTTERS` and `FRAME_COLOURS` in
     turn (every third also framed in it), then painted over as a whole where `painted`."""
     across = index % 2  # 0: side by side, 1: one above the other
     side = min(x.clean.shape[across] for x in (a, b))
-    photos = [np.asarray(Image.fromarray(x.clean).resize(
-        (side, round(x.clean.shape[0] * side / x.clean.shape[1])) if across else
-        (round(x.clean.shape[1] * side / x.clean.shape[0]), side), Image.LANCZOS)) for x in (a, b)]
+    photos = [_scaled(x.clean, across, side) for x in (a, b)]
     g = max(3, round(GUTTERS[index % len(GUTTERS)] * max(sum(p.shape[1 - across] for p in photos), side)))
-    gutter = np.empty((side, g, 3) if not across else (g, side, 3), np.uint8)
-    gutter[:] = FRAME_COLOURS[index % len(FRAME_COLOURS)]
-    clean = np.concatenate([photos[0], gutter, photos[1]], axis=1 - across)
-    name = f"{a.name}_{b.name}_collage"
-    case = Case(name, a.source, clean, clean, np.zeros(clean.shape[:2], bool))
-    if index % 3 == 2:
-        case = _framed(case, 0, g / max(clean.shape[:2]), FRAME_COLOURS[index % len(FRAME_COLOURS)])
-    if not painted:
-        return Case(name + "_clean", case.source, case.clean, case.clean, case.mask)
-    return Case(name, case.source, case.clean, *corrupt(case.clean, sample_rng(seed, 2000 + index), HELDOUT_CORRUPTION))
+    clean = _joined(photos, across, g, FRAME_COLOURS[index % len(FRAME_COLOURS)])
+    return _as_collage(f"{a.name}_{b.name}_collage", a.source, clean, index, g, seed, painted)
+
+
+def _collage3(a: Case, b: Case, c: Case, index: int, seed: int, painted: bool) -> Case:
+    """Three clean crops: `b` above `c`, `a` beside them (for every second `index`, `b` beside
+    `c`, `a` under them), the pair about as long as `a`, with gutters of `GUTTERS` and
+    `FRAME_COLOURS` in turn: the gutter between `b` and `c` runs only part of the way across.
+    Every third also framed in it, then painted over as a whole where `painted`."""
+    across = index % 2  # 0: `a` beside the pair, 1: under it
+    colour = FRAME_COLOURS[index % len(FRAME_COLOURS)]
+    g = max(3, round(GUTTERS[index % len(GUTTERS)] * 2 * max(a.clean.shape[:2])))
+    # `b` and `c` scaled to one width (height) at which, stacked, they are about as long as `a`
+    length = a.clean.shape[across]  # the side of `a` that the pair runs along
+    side = max(8, round((length - g) / sum(x.clean.shape[across] / x.clean.shape[1 - across] for x in (b, c))))
+    pair = _joined([_scaled(x.clean, 1 - across, side) for x in (b, c)], 1 - across, g, colour)
+    clean = _joined([pair, a.clean], across, g, colour)
+    return _as_collage(f"{a.name}_{b.name}_{c.name}_collage3", a.source, clean, index, g, seed, painted)
 
 
 def _laid_out(which: str, kind: str, per_photo: int, seed: int) -> Optional[List[Case]]:
@@ -189,6 +228,10 @@ def _laid_out(which: str, kind: str, per_photo: int, seed: int) -> Optional[List
     if kind in ("collage", "clean-collage"):  # pairs of the crops, a gutter between them
         crops = heldout_set(per_photo, seed=seed, photos=which)
         return [_collage(crops[i], crops[i + 1], i // 2, seed, kind == "collage") for i in range(0, len(crops) - 1, 2)]
+    if kind in ("collage3", "clean-collage3"):  # threes of the crops: a gutter that runs part of the way
+        crops = heldout_set(per_photo, seed=seed, photos=which)
+        return [_collage3(crops[i], crops[i + 1], crops[i + 2], i // 3, seed, kind == "collage3")
+                for i in range(0, len(crops) - 2, 3)]
     return None
 
 

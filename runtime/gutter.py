@@ -7,28 +7,33 @@ the gutter is painted over with the photos' colours: of the clean selection coll
 JPEG 90 and 4 of 10 at JPEG 75 came back changed, down to 21.1 dB from their input
 (docs/restoring.md, "The gutters of a collage").
 
-So `gutter_lines` finds the rows (and the columns) that run the picture's whole width (height)
+So `panel_runs` finds the rows (and the columns) that run the picture's whole width (height)
 in one colour, as a frame's lines are found (`frame.FRAME_SHARE` of their pixels within
 `frame.FRAME_TOLERANCE` levels of the line's median colour), and keeps the runs of them that
 touch neither side of the picture (a run from a side is a frame, a sky or a background), are
 `MIN_WIDTH` lines to `WIDTH` of the picture across, and whose neighbours `AWAY` lines beyond hold
-at most `CONTRAST` of their pixels near the gutter's colour: a gutter has photos on both sides. The restorer
-drops the marks' pixels in a gutter and within `frame.BAND` pixels of it on both sides, where the
-codec rings, as it does along a frame; it does so after the graphic check, which reads the
-picture as it is (a page's white between its lines of text is such a run too).
+at most `CONTRAST` of their pixels near the gutter's colour: a gutter has photos on both sides.
+Then it reads each panel those gutters cut the picture into the same way, and the panels within
+those (`MAX_DEPTH`): a phone's collage of one photo beside two stacked has a gutter between the
+two that runs across their panel only. The restorer drops the marks' pixels in a gutter and
+within `frame.BAND` pixels of it on both sides, across the panel it crosses (`gutter_boxes`),
+where the codec rings, as it does along a frame; it does so after the graphic check, which reads
+the picture as it is (a page's white between its lines of text is such a run too).
 
 Chosen on the selection collages and photo files (benchmarks/gutter_shares.py lists every run):
 the runs on a gutter are taken but for one layout, a black gutter over a photo whose top is dark;
 no run in a photo is, their neighbours holding 22 % of its colour or more, 34 % or more where the
-run is 2 lines or more (the one under `CONTRAST`: a single line on a red bin's rim).
+run is 2 lines or more (the one under `CONTRAST`: a single line on a red bin's rim). The panels
+are read only where the whole picture has a gutter, so a photo costs what it did.
 
-What it does not find: a gutter that runs only part of the way across (a large photo beside two
-stacked smaller ones: the gutter between those two), one that is not straight, and one whose
-colour the photo beside it holds along its edge.
+What it does not find: a gutter broken by paint across it, one that is not straight, one whose
+colour the photo beside it holds along its edge, and a panel's gutter where the frame around
+the collage is of another colour and wider than the 15 % of a line that `FRAME_SHARE` lets go.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import List, Tuple
 
 import numpy as np
@@ -41,6 +46,7 @@ MIN_WIDTH = 2  # lines: a single line of one colour is an edge as often as a gut
 AWAY = 2  # the photo's lines read this many lines beyond the gutter (past the codec's rounding at its edge)
 CHUNK = 512  # lines read at a time
 CONTRAST = 0.25  # at most this share of those lines' pixels near the gutter's colour
+MAX_DEPTH = 2  # panels read within panels: the whole picture's gutters cut it into panels, theirs into more
 
 
 def _line_colours(lines: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -84,33 +90,67 @@ def inner_runs(lines: np.ndarray) -> List[Tuple[int, int, float]]:
     return out
 
 
-def _gutters(lines: np.ndarray) -> np.ndarray:
-    """(lines,) bool: of `lines` (lines, length, 3) uint8, the lines of the gutters among them."""
-    out = np.zeros(len(lines), bool)
-    for start, end, share in inner_runs(lines):
-        if end - start >= MIN_WIDTH and share <= CONTRAST:
-            out[start:end] = True
-    return out
+@dataclass
+class Run:
+    """A run of lines in one colour across a panel (`inner_runs`), as `panel_runs` reads it."""
+
+    axis: str  # "rows" or "columns"
+    panel: Tuple[int, int, int, int]  # (top, bottom, left, right): the part of the picture it crosses
+    start: int  # the run's first row (column), in the picture
+    end: int  # one past its last
+    share: float  # the higher of its two neighbours' shares of pixels near its colour
+    depth: int  # 0: across the whole picture; 1: across a panel that depth 0's gutters bound; ...
+    taken: bool  # a gutter: MIN_WIDTH lines or more, its neighbours at most CONTRAST near its colour
 
 
-def gutter_lines(rgb: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """(rows (H,) bool, columns (W,) bool): the picture's gutters (module docstring).
+def _spans(on: np.ndarray) -> List[Tuple[int, int]]:
+    """[start, end) of each run of True in `on` (n,) bool."""
+    edges = np.diff(np.concatenate([[0], on.astype(np.int8), [0]]))  # (n + 1,): +1 where a run starts, -1 past its end
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
+
+
+def panel_runs(rgb: np.ndarray) -> List[Run]:
+    """Every inner run across the picture, and across each panel its gutters bound, down to
+    MAX_DEPTH (module docstring).
 
     Args:
         rgb: (H, W, 3) uint8.
     """
+    out: List[Run] = []
+    _read(rgb, (0, rgb.shape[0], 0, rgb.shape[1]), 0, out)
+    return out
+
+
+def _read(rgb: np.ndarray, panel: Tuple[int, int, int, int], depth: int, out: List[Run]) -> None:
+    """Append the runs across `panel` to `out`, then read each panel its gutters cut it into."""
+    top, bottom, left, right = panel
+    part = rgb[top:bottom, left:right]  # a view
+    if min(part.shape[:2]) < 3:
+        return
+    cuts = {}
+    for axis, lines, offset in (("rows", part, top), ("columns", part.transpose(1, 0, 2), left)):
+        cut = np.zeros(len(lines), bool)
+        for start, end, share in inner_runs(lines):
+            taken = end - start >= MIN_WIDTH and share <= CONTRAST
+            out.append(Run(axis, panel, offset + start, offset + end, share, depth, taken))
+            cut[start:end] |= taken
+        cuts[axis] = cut
+    if depth < MAX_DEPTH and (cuts["rows"].any() or cuts["columns"].any()):
+        for a, b in _spans(~cuts["rows"]):
+            for c, d in _spans(~cuts["columns"]):
+                _read(rgb, (top + a, top + b, left + c, left + d), depth + 1, out)
+
+
+def gutter_boxes(rgb: np.ndarray, band: int = 0) -> List[Tuple[int, int, int, int]]:
+    """(top, bottom, left, right) of each gutter `panel_runs` takes, `band` lines more on both
+    sides of it (within the picture), across the panel it crosses."""
     h, w = rgb.shape[:2]
-    if h < 3 or w < 3:
-        return np.zeros(h, bool), np.zeros(w, bool)
-    return _gutters(rgb), _gutters(rgb.transpose(1, 0, 2))  # columns as lines: a view
-
-
-def gutter_bands(rgb: np.ndarray, band: int = 0) -> Tuple[np.ndarray, np.ndarray]:
-    """(rows (H,) bool, columns (W,) bool): the picture's gutters, and `band` lines more on both
-    sides of each."""
-    rows, cols = gutter_lines(rgb)
-    if band and (rows.any() or cols.any()):
-        grow = np.ones(2 * band + 1, int)
-        rows, cols = np.convolve(rows, grow, mode="same") > 0, np.convolve(cols, grow, mode="same") > 0
-    return rows, cols
-
+    boxes = []
+    for run in panel_runs(rgb):
+        if run.taken:
+            top, bottom, left, right = run.panel
+            if run.axis == "rows":
+                boxes.append((max(0, run.start - band), min(h, run.end + band), left, right))
+            else:
+                boxes.append((top, bottom, max(0, run.start - band), min(w, run.end + band)))
+    return boxes

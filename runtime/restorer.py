@@ -26,7 +26,7 @@ from runtime.flat import shade_tolerance
 from runtime.frame import BAND as FRAME_BAND
 from runtime.frame import frame_mask
 from runtime.graphic import graphic_note, read_shares
-from runtime.gutter import gutter_bands
+from runtime.gutter import gutter_boxes
 from runtime.image_metadata import JPEG_FORMATS, JpegCoding, jpeg_coding
 from runtime.images import chroma_subsampling, finish, lossless_source, prepare, to_pil
 from runtime.jpeg_ringing import remove_ringing
@@ -238,8 +238,8 @@ class Restorer:
         coarse: List[Added] = []  # what the smaller copies added: the even fill reads less around it
         restored, mask = self._add_coarse(rgb, restored, mask, window, coarse)
         if mask.any():  # a collage's gutters, once the check has read the picture whole: read where marks are left
-            rows, cols = gutter_bands(rgb, FRAME_BAND)
-            frame[rows], frame[:, cols] = True, True
+            for top, bottom, left, right in gutter_boxes(rgb, FRAME_BAND):
+                frame[top:bottom, left:right] = True
         restored, mask = self._unframed(rgb, restored, mask, frame)  # in the gutters, and what the copies found
         grown = self._grown(rgb, mask, soft, frame)
         if grown is not None:

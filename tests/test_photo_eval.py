@@ -123,3 +123,27 @@ def test_the_framed_kind_is_the_whole_photos_in_a_frame():
         assert all(np.abs(e.astype(int) - colour).max() <= 6 for e in outer), (i, [e.min() for e in outer])
         assert psnr(f.case.clean[b:-b, b:-b], w.case.clean) > 30  # the same picture, on another block grid
         assert np.array_equal(f.paint[b:-b, b:-b], w.paint) and not f.paint[:b].any() and not f.case.mask[:b // 2].any()
+
+
+def test_the_three_photo_collage_has_a_gutter_across_a_panel():
+    """collage3: one crop beside (under) the two others stacked (side by side), gutters of one
+    colour: one across the whole picture, one across the pair's panel alone; the clean kind is
+    the painted kind's picture with nothing painted, the painted one paints after the layout."""
+    from benchmarks.gutter_shares import drawn_lines
+    from benchmarks.photo_eval import EVAL_SEED, _painted
+    from runtime.gutter import _spans
+
+    def inner(lines: np.ndarray) -> list:  # the runs of lines drawn in one colour off both ends (not the frame)
+        return [(a, b) for a, b in _spans(drawn_lines(lines)) if a > 0 and b < len(lines)]
+
+    clean, painted = (_painted("selection", k, 4, EVAL_SEED) for k in ("clean-collage3", "collage3"))
+    assert len(clean) == len(painted) == 6
+    for i, (c, p) in enumerate(zip(clean, painted)):
+        img = c.clean
+        assert np.array_equal(img, p.clean) and p.mask.any() and not c.mask.any()
+        across = i % 2  # 0: the pair stacked on the left, the gutter from top to bottom a run of columns
+        whole = inner(img if across else img.transpose(1, 0, 2))
+        assert len(whole) == 1 and not inner(img.transpose(1, 0, 2) if across else img), i
+        start = whole[0][0]
+        pair = img[:start] if across else img[:, :start]  # the pair's panel
+        assert len(inner(pair.transpose(1, 0, 2) if across else pair)) == 1, i  # its gutter, across it alone

@@ -8,14 +8,24 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from runtime import gutter
 from runtime.frame import BAND
-from runtime.gutter import CONTRAST, WIDTH, gutter_bands, gutter_lines
+from runtime.gutter import CONTRAST, WIDTH, gutter_boxes, panel_runs
 
 RNG = np.random.default_rng(11)
 
 
 def _photo(h: int, w: int) -> np.ndarray:
     return RNG.integers(0, 256, (h, w, 3)).astype(np.uint8)
+
+
+def gutter_lines(img: np.ndarray):
+    """(rows (H,), columns (W,)) bool: the gutters taken across the whole picture."""
+    rows, cols = np.zeros(img.shape[0], bool), np.zeros(img.shape[1], bool)
+    for run in panel_runs(img):
+        if run.taken and run.depth == 0:
+            (rows if run.axis == "rows" else cols)[run.start:run.end] = True
+    return rows, cols
 
 
 def test_a_gutter_between_two_photos_is_found():
@@ -60,16 +70,35 @@ def test_what_is_not_a_gutter():
 
 def _zone(rgb: np.ndarray, band: int = 0) -> np.ndarray:
     """(H, W) bool: the gutters and their band, as the restorer leaves them."""
-    rows, cols = gutter_bands(rgb, band)
-    return rows[:, None] | cols[None, :]
+    zone = np.zeros(rgb.shape[:2], bool)
+    for top, bottom, left, right in gutter_boxes(rgb, band):
+        zone[top:bottom, left:right] = True
+    return zone
 
 
 def test_the_band_runs_on_both_sides():
     img = np.full((100, 208, 3), 255, np.uint8)
     img[:, :100], img[:, 108:] = _photo(100, 100), _photo(100, 100)
-    rows, cols = gutter_bands(img, BAND)
-    assert not rows.any() and np.array_equal(np.flatnonzero(cols), np.arange(100 - BAND, 108 + BAND))
-    assert not any(x.any() for x in gutter_bands(_photo(50, 60), BAND)) and gutter_bands(img)[1].sum() == 8
+    assert gutter_boxes(img, BAND) == [(0, 100, 100 - BAND, 108 + BAND)]
+    assert gutter_boxes(_photo(50, 60), BAND) == [] and gutter_boxes(img) == [(0, 100, 100, 108)]
+
+
+def test_a_gutter_across_a_panel_is_found_in_it(monkeypatch):
+    """One photo beside two stacked (a phone's collage): the rows between the two cross the right
+    panel alone, which the columns' gutter bounds; they are found there, with their band within
+    that panel, and not with the panels unread (MAX_DEPTH 0). A photo's rows of one colour, in a
+    panel, are no gutter where their neighbours hold its colour."""
+    img = np.full((126, 246, 3), 255, np.uint8)
+    img[:, :120] = _photo(126, 120)
+    img[:60, 126:], img[66:, 126:] = _photo(60, 120), _photo(60, 120)
+    assert gutter_boxes(img, 3) == [(0, 126, 117, 129), (57, 69, 126, 246)]
+    assert [(r.axis, r.depth, r.panel) for r in panel_runs(img)] == [("columns", 0, (0, 126, 0, 246)),
+                                                                    ("rows", 1, (0, 126, 126, 246))]
+    sky = img.copy()
+    sky[50:60, 126:200] = sky[66:76, 126:200] = 255  # the rows beside it hold its white on 62 %
+    assert gutter_boxes(sky) == [(0, 126, 120, 126)]
+    monkeypatch.setattr(gutter, "MAX_DEPTH", 0)
+    assert gutter_boxes(img) == [(0, 126, 120, 126)]
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +124,7 @@ def test_a_clean_collage_comes_back_as_it_was(restorer, monkeypatch):
         rgb = _decoded(case)
         out = restorer.restore(rgb)
         assert not np.asarray(out.mask).any() and np.array_equal(np.asarray(out.image), rgb), case.case.name
-    monkeypatch.setattr(restorer_module, "gutter_bands", lambda rgb, band=0: (np.zeros(rgb.shape[0], bool),
-                                                                          np.zeros(rgb.shape[1], bool)))
+    monkeypatch.setattr(restorer_module, "gutter_boxes", lambda rgb, band=0: [])
     painted = sum(not np.array_equal(np.asarray(restorer.restore(_decoded(c)).image), _decoded(c)) for c in cases)
     assert painted >= 3
 
@@ -115,3 +143,18 @@ def test_a_painted_collage_is_restored_outside_its_gutter(restorer):
         assert np.array_equal(np.asarray(out.image)[zone], rgb[zone]), case.case.name
         paint = case.case.mask & ~zone
         assert (mask & paint).sum() > 0.7 * paint.sum(), case.case.name
+
+
+def test_a_clean_three_photo_collage_comes_back_as_it_was(restorer, monkeypatch):
+    """photo_eval's clean selection collages of three at JPEG 90: the one whose gutter across a
+    panel the model marks comes back as it was, and is painted there with the panels unread."""
+    from benchmarks.photo_eval import make_cases
+
+    case = next(c for c in make_cases("clean-collage3-jpeg-90", "selection", 4) if c.case.name.startswith("arc2017_01"))
+    rgb = _decoded(case)
+    out = restorer.restore(rgb)
+    assert not np.asarray(out.mask).any() and np.array_equal(np.asarray(out.image), rgb)
+    monkeypatch.setattr(gutter, "MAX_DEPTH", 0)
+    out = restorer.restore(rgb)
+    ys, xs = np.nonzero(np.asarray(out.mask))
+    assert len(ys) and xs.min() >= 40 and xs.max() <= 64 and ys.max() < 43  # in the gutter between the two above

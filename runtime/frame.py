@@ -8,41 +8,42 @@ frame gets smudges of the photo's colours (the evaluation's whole photos, each f
 "A photo's frame").
 
 So `frame_lines` reads the picture from each side inward: a row (or column) belongs to the frame
-while at least `FRAME_SHARE` of its pixels lie within `FRAME_TOLERANCE` levels, in every channel,
-of the border's colour (the median of the picture's outermost pixels; the tolerance takes in the
-codec's rounding and, near the photo, part of its ringing). It is a frame only where it runs
-along two opposite sides at least (top and bottom, or left and right): one side alone is as
-likely a clipped sky or a shadow; a side whose colour reaches a third of the way in (`DEPTH`)
-is the picture's background, not a frame; a side of one line (`MIN_LINES`) is an edge (a
-screenshot's or a chart's outline) as often as a frame; and a frame's lines run the whole way
+while at least `FRAME_SHARE` of its pixels lie within `FRAME_TOLERANCE` levels, in every
+channel, of the border's colour (the median of the picture's outermost pixels; the tolerance
+takes in the codec's rounding and, near the photo, part of its ringing). It is a frame only
+where it runs along two opposite sides at least (top and bottom, or left and right): one side
+alone is as likely a clipped sky or a shadow; a side whose colour reaches a third of the way in
+(`DEPTH`) is the picture's background, not a frame; a side of one line (`MIN_LINES`) is an edge
+(a screenshot's or a chart's outline) as often as a frame; and a frame's lines run the whole way
 across, so the picture's corners hold its colour (`CORNER_SHARE` of a square as wide as its
 thinnest side, in three corners of four at least, `MIN_CORNERS`: paint may lie over one): a
 page's side margins, between a band across its top and one across its bottom (a web page's bar
 and footer) or below a band across its top alone (a screen's title bar), hold the page's colour
-on 85 % of their columns but end at the bands. The restorer then drops the marks' pixels in the frame and
-within `BAND` pixels inward of it (`frame_mask(rgb, BAND)`), where the codec rings along the
-photo's edge: what the model found there is the frame's edge. A shape painted near the border
-is restored up to that band. Chosen on the selection photos, whole and each framed
+on 85 % of their columns but end at the bands. The restorer then drops the marks' pixels in the
+frame and within `BAND` pixels inward of it (`frame_mask(rgb, BAND)`), where the codec rings
+along the photo's edge: what the model found there is the frame's edge. A shape painted near the
+border is restored up to that band. Chosen on the selection photos, whole and each framed
 (benchmarks/photo_eval.py, `framed-jpeg-90`): dropping every mark that touches the frame, whole,
 left them 0.777 mask IoU and 27.96 dB (the unframed photos: 0.924 and 33.93), as the frame's
 patches join paint near the edge; the band, 0.868 and 30.31, none made worse.
 
-`FRAME_SHARE` was chosen on the selection crops, each in a frame 2, 4 or 8 % of its long side wide
-(benchmarks/graphic_shares.py, "framed photo files", its last column): a frame thinner than a
-JPEG's colour block takes the photo's colours into its outermost line, which at JPEG 75 holds as
-few as 93 % of its pixels near the border's colour, so a frame asked 95 % was missed and its edge
-restored (one crop went from 36.5 dB to 20.3; tests/test_runtime_frame.py keeps it). Of two
-opposite sides, the one further from the border's colour holds 96 % or more in every framed
-file of that benchmark, 77 % at most in every unframed photo file (a crop of sky). The corners on
-the same files (benchmarks/graphic_shares.py, "files whose sides read as a frame's"): every framed
-one holds its colour in each of its four corners, while the four selection graphics whose margins read as a frame without the rule (two
-screens, a screen holding a photo, a bulletin: restore_core/graphics.py) hold it in two corners
-at most. One corner is let go because a painted collage's frame lost its corner under the paint
-(benchmarks/photo_eval.py, `collage-jpeg-90`) and, with it, its frame: the frame's edge was then
-restored, 47.8 dB from the input outside the damage down to 36.9.
+`FRAME_SHARE` was chosen on the selection crops, each in a frame 2, 4 or 8 % of its long side
+wide (benchmarks/graphic_shares.py, "framed photo files", its outermost lines' column): a frame thinner than
+a JPEG's colour block takes the photo's colours into its outermost line, which at JPEG 75 holds
+as few as 93 % of its pixels near the border's colour, so a frame asked 95 % was missed and its
+edge restored (one crop went from 36.5 dB to 20.3; tests/test_runtime_frame.py keeps it). Of two
+opposite sides, the one further from the border's colour holds 96 % or more in every framed file
+of that benchmark, 77 % at most in every unframed photo file (a crop of sky). The corners on the
+same files (benchmarks/graphic_shares.py, "files whose sides read as a frame's"): every framed
+one holds its colour in each of its four corners, while the four selection graphics whose
+margins read as a frame without the rule (two screens, a screen holding a photo, a bulletin:
+restore_core/graphics.py) hold it in two corners at most. One corner is let go because a painted
+collage's frame lost its corner under the paint (benchmarks/photo_eval.py, `collage-jpeg-90`)
+and, with it, its frame: the frame's edge was then restored, 47.8 dB from the input outside the
+damage down to 36.9.
 
-runtime/inset.py leaves the frame and its band out of its colours too: a frame is one colour, which outside a
-photo's block would read as a graphic's.
+runtime/inset.py leaves the frame and its band out of its colours too: a frame is one colour,
+which outside a photo's block would read as a graphic's.
 """
 
 from __future__ import annotations

@@ -325,7 +325,7 @@ def test_the_graphics_groups_share_no_generator_and_no_picture():
 
     assert not set(SELECTION_GRAPHICS) & set(EVALUATION_GRAPHICS)
     sel, ev = graphics("selection", 2), graphics("evaluation", 2)
-    assert len(sel) == 10 and len(ev) == 14  # 2 of each generator, and the two packages' logos
+    assert len(sel) == 12 and len(ev) == 16  # 2 of each generator, and the two packages' logos
     digest = lambda pics: {hashlib.sha256(p.tobytes()).hexdigest() for p in pics.values()}  # noqa: E731
     assert not digest(sel) & digest(ev)
     again = graphics("selection", 2)

@@ -13,7 +13,8 @@ in the files of one group, each saved as PNG, JPEG 75 and 90 at 4:2:0 and WebP 9
   with a gutter of 1 to 3 % of the long side between them in one of four colours, and three
   crops, one beside two stacked (their gutter crosses a panel, not the picture); every third also
   framed: a run on a gutter (lines the collage drew in one colour across the panel) or elsewhere;
-- its photo files: crops painted and clean, whole photos, clean photos (none has a gutter).
+- its photo files: crops painted (as painted, and resized after painting) and clean, whole
+  photos, clean photos (none has a gutter).
 
 No model runs: the reading looks at the file alone.
 
@@ -32,7 +33,7 @@ from restore_core.degrade import decode, encode_file
 from restore_core.heldout import PHOTO_SETS
 
 SAVES = {"png": ("png",), "jpeg-75": ("jpeg", 75, "4:2:0"), "jpeg-90": ("jpeg", 90, "4:2:0"), "webp-90": ("webp", 90)}
-PHOTO_KINDS = ("crops", "clean-crops", "whole", "clean")
+PHOTO_KINDS = ("crops", "crops-resized", "clean-crops", "whole", "clean")
 
 
 def drawn_lines(clean: np.ndarray) -> np.ndarray:

@@ -165,3 +165,18 @@ def test_a_frame_thinner_than_a_jpeg_block_is_found(restorer, monkeypatch):
     monkeypatch.setattr(runtime.frame, "FRAME_SHARE", 0.95)
     assert frame_lines(rgb) == (0, 0, 0, 0)
     assert psnr(np.asarray(restorer.restore(rgb).image), rgb, outside) < 25
+
+
+def test_a_selection_bulletins_margins_are_no_frame():
+    """The selection bulletin whose side margins run between its masthead and footer read as a
+    frame's sides in every save; no corner holds the page's colour, so no frame is read."""
+    from restore_core.degrade import decode, encode_file
+    from restore_core.graphics import graphics
+    from runtime.frame import read_sides
+
+    page = graphics("selection", 12)["bulletin_11"]
+    for spec in (("png",), ("jpeg", 90, "4:2:0"), ("jpeg", 75, "4:2:0"), ("webp", 75)):
+        img = decode(encode_file(page, *spec))
+        (top, bottom, left, right), corners = read_sides(img)
+        assert top == bottom == 0 and left >= 40 and right >= 250 and corners == 0, spec
+        assert frame_lines(img) == (0, 0, 0, 0) and not frame_mask(img, BAND).any(), spec

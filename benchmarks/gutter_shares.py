@@ -16,9 +16,15 @@ in the files of one group, each saved as PNG, JPEG 75 and 90 at 4:2:0 and WebP 9
 - its photo files: crops painted (as painted, and resized after painting) and clean, whole
   photos, clean photos (none has a gutter).
 
+`--per-photo` draws more crops of each photo (as photo_eval's option does: more collages, more
+whole photos). Runs merge where a reading joins a gutter's lines (a run's lines are compared with
+its mean colour), so the count of runs on gutters can fall as more of the gutters are taken: the
+lines of gutters taken count what was found.
+
 No model runs: the reading looks at the file alone.
 
     python -m benchmarks.gutter_shares --photos selection -o benchmarks/results/gutter-shares-selection
+    python -m benchmarks.gutter_shares --photos selection --per-photo 12 -o benchmarks/results/gutter-shares-selection12
 """
 
 from __future__ import annotations
@@ -42,13 +48,13 @@ def drawn_lines(clean: np.ndarray) -> np.ndarray:
     return np.all(clean == clean[:, :1], axis=(1, 2))
 
 
-def pictures(which: str) -> Iterator[Tuple[str, str, np.ndarray, Optional[np.ndarray]]]:
+def pictures(which: str, per_photo: int = 4) -> Iterator[Tuple[str, str, np.ndarray, Optional[np.ndarray]]]:
     """(group, name, (H, W, 3) uint8 before the save, the collage as drawn before any paint or None)."""
     for kind in ("clean-collage", "collage", "clean-collage3", "collage3"):
-        for case in _painted(which, kind, 4, EVAL_SEED):
+        for case in _painted(which, kind, per_photo, EVAL_SEED):
             yield "collages", f"{kind}/{case.name}", case.corrupted, case.clean
     for kind in PHOTO_KINDS:
-        for case in _painted(which, kind, 4, EVAL_SEED):
+        for case in _painted(which, kind, per_photo, EVAL_SEED):
             yield "photo files", f"{kind}/{case.name}", case.corrupted, None
 
 
@@ -83,6 +89,7 @@ def summarize(rows: List[Dict]) -> Dict[str, Dict]:
         shares = [g["share"] for g in group]
         wide = [g["share"] for g in group if g["end"] - g["start"] >= 2]
         summary[key] = {"runs": len(group), "taken": sum(g["taken"] for g in group),
+                        "lines_taken": sum(g["end"] - g["start"] for g in group if g["taken"]),
                         "share_min": min(shares), "share_max": max(shares),
                         "wide_share_min": min(wide) if wide else None, "wide_share_max": max(wide) if wide else None}
     return summary
@@ -94,10 +101,10 @@ def markdown(report: Dict) -> str:
              "the panels their gutters cut them into, off the sides and at most a tenth of the picture (panel) across "
              "(runtime/gutter.py: a gutter at 2 lines or more whose neighbours 2 lines beyond hold at most 0.25 of "
              "their pixels near its colour).", "",
-             "| files, saved as, where | runs | taken for gutters | neighbours' share | of runs 2 lines or more |",
-             "| --- | ---: | ---: | --- | --- |"]
+             "| files, saved as, where | runs | taken for gutters | their lines | neighbours' share | of runs 2 lines or more |",
+             "| --- | ---: | ---: | ---: | --- | --- |"]
     for key, s in report["summary"].items():
-        lines.append(f"| {key} | {s['runs']} | {s['taken']} | {f(s['share_min'])}–{f(s['share_max'])} | "
+        lines.append(f"| {key} | {s['runs']} | {s['taken']} | {s['lines_taken']} | {f(s['share_min'])}–{f(s['share_max'])} | "
                      f"{f(s['wide_share_min'])}–{f(s['wide_share_max'])} |")
     return "\n".join(lines) + "\n"
 
@@ -105,15 +112,16 @@ def markdown(report: Dict) -> str:
 @click.command()
 @click.option("-o", "--output", required=True, help="Path without suffix: writes PATH.json and PATH.md.")
 @click.option("--photos", type=click.Choice(PHOTO_SETS), default="selection", show_default=True)
-def main(output, photos):
+@click.option("--per-photo", default=4, show_default=True, help="Crops drawn of each photo (benchmarks.photo_eval's).")
+def main(output, photos, per_photo):
     """List the runs the gutter reading sees in collages and photos, file by file."""
     from benchmarks.report import write_study
 
     rows = []
-    for group, name, img, clean in pictures(photos):
+    for group, name, img, clean in pictures(photos, per_photo):
         for save, spec in SAVES.items():
             rows.append({"group": group, "name": name, "save": save, "runs": runs(decode(encode_file(img, *spec)), clean)})
-    write_study(output, "benchmarks.gutter_shares", {"photos": photos, "summary": summarize(rows), "files": rows}, markdown)
+    write_study(output, "benchmarks.gutter_shares", {"photos": photos, "per_photo": per_photo, "summary": summarize(rows), "files": rows}, markdown)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ JPEG 90 and 4 of 10 at JPEG 75 came back changed, down to 21.1 dB from their inp
 
 So `panel_runs` finds the rows (and the columns) that run the picture's whole width (height)
 in one colour, as a frame's lines are found (`frame.FRAME_SHARE` of their pixels within
-`frame.FRAME_TOLERANCE` levels of the line's median colour), and keeps the runs of them that
+`frame.FRAME_TOLERANCE` levels of the line's median colour; a run's lines each within
+`FRAME_TOLERANCE` of the mean colour of its lines before), and keeps the runs of them that
 touch neither side of the picture (a run from a side is a frame, a sky or a background), are
 `MIN_WIDTH` lines to `WIDTH` of the picture across, and whose neighbours `AWAY` lines beyond hold
 at most `CONTRAST` of their pixels near the gutter's colour: a gutter has photos on both sides.
@@ -25,6 +26,17 @@ the runs on a gutter are taken but for one layout, a black gutter over a photo w
 no run in a photo is, their neighbours holding 22 % of its colour or more, 34 % or more where the
 run is 2 lines or more (the one under `CONTRAST`: a single line on a red bin's rim). The panels
 are read only where the whole picture has a gutter, so a photo costs what it did.
+
+A run's lines are compared with the mean of its lines before, not with its first: at JPEG 75 a
+light gutter's chroma rings, its lines' blue swinging by 20 levels and more (a cream gutter in a
+cream frame, from 207 to 228 across its first rows), and compared with its first line the gutter
+was cut into runs that each bordered another of its colour, so none was taken and the model
+painted it over. Chosen on the selection collages drawn three times as often as above
+(`--per-photo 12`, benchmarks/results/gutter-shares-selection12.md): the lines of gutters taken
+at JPEG 75 rose from 542 to 614 across the picture and from 190 to 278 across a panel (PNG's: 663
+and 305), at JPEG 90 and WebP 90 by 16 to 24 each, PNG's as before; no run in a photo file more
+is taken (at JPEG 75 a 2-line run on the red bin's rim in one crop, painted and clean, its
+neighbours at 18 and 21 %, was taken before as well).
 
 What it does not find: a gutter broken by paint across it, one that is not straight, one whose
 colour the photo beside it holds along its edge, and a panel's gutter where the frame around
@@ -63,15 +75,21 @@ def _line_colours(lines: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
 
 
 def _runs(colour: np.ndarray, one: np.ndarray) -> List[Tuple[int, int]]:
-    """[start, end) of each run of lines in one colour, the same colour within FRAME_TOLERANCE."""
-    runs, start = [], None
+    """[start, end) of each run of lines in one colour: each line within FRAME_TOLERANCE of the
+    mean colour of the run's lines before it. Not of the run's first line: a JPEG's chroma rings
+    across a light gutter, its lines' blue swinging by 20 levels and more at quality 75, so the
+    first line alone would cut a gutter into runs that each border another of its colour."""
+    runs, start, total = [], None, np.zeros(3, np.int64)
     for i in range(len(one) + 1):
-        same = start is not None and i < len(one) and one[i] and np.abs(colour[i] - colour[start]).max() <= FRAME_TOLERANCE
+        same = (start is not None and i < len(one) and one[i]
+                and np.abs(colour[i] - total / (i - start)).max() <= FRAME_TOLERANCE)
         if start is not None and not same:
             runs.append((start, i))
             start = None
+        if same:
+            total += colour[i]
         if start is None and i < len(one) and one[i]:
-            start = i
+            start, total = i, colour[i].astype(np.int64)
     return runs
 
 

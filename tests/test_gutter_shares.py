@@ -44,7 +44,9 @@ def test_the_summary_counts_and_ranges():
         {"axis": "columns", "start": 40, "end": 46, "share": 0.1, "gutter": True, "taken": True},
         {"axis": "rows", "depth": 1, "start": 7, "end": 9, "share": 0.0, "gutter": True, "taken": True}]}]
     s = summarize(rows)
-    assert s["g, png, elsewhere"] == {"runs": 2, "taken": 0, "share_min": 0.2, "share_max": 0.5,
+    assert s["g, png, elsewhere"] == {"runs": 2, "taken": 0, "lines_taken": 0, "share_min": 0.2, "share_max": 0.5,
                                       "wide_share_min": 0.5, "wide_share_max": 0.5}
-    assert s["g, png, on a gutter"]["taken"] == 1 and s["g, png, on a gutter, across a panel"]["runs"] == 1
-    assert "| g, png, elsewhere | 2 | 0 | 0.20–0.50 | 0.50–0.50 |" in markdown({"photos": "selection", "summary": s})
+    assert s["g, png, on a gutter"]["taken"] == 1 and s["g, png, on a gutter"]["lines_taken"] == 6
+    assert s["g, png, on a gutter, across a panel"]["runs"] == 1
+    assert "| g, png, elsewhere | 2 | 0 | 0 | 0.20–0.50 | 0.50–0.50 |" in markdown({"photos": "selection", "summary": s})
+    assert "| g, png, on a gutter | 1 | 1 | 6 | 0.10–0.10 | 0.10–0.10 |" in markdown({"photos": "selection", "summary": s})

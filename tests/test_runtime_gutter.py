@@ -76,6 +76,26 @@ def _zone(rgb: np.ndarray, band: int = 0) -> np.ndarray:
     return zone
 
 
+def test_a_run_is_read_against_its_mean_colour():
+    """A light gutter's lines swing in blue at JPEG 75 (the selection collage below: 207 to 228
+    across its first rows): one run, though its lines lie further than FRAME_TOLERANCE from its
+    first; a line that leaves the run's mean by more ends it, as a step to another colour does."""
+    from runtime.frame import FRAME_TOLERANCE
+
+    blue = [228, 221, 213, 207, 207, 213, 221, 225, 224, 218, 209, 214, 217]
+    colour = np.array([[238, 232, b] for b in blue], np.int16)
+    one = np.ones(len(colour), bool)
+    assert max(blue) - min(blue) > FRAME_TOLERANCE
+    assert gutter._runs(colour, one) == [(0, len(blue))]
+    step = np.concatenate([colour, [[238, 232, 250]]])  # 32 levels above the mean: another colour
+    assert gutter._runs(step, np.ones(len(step), bool)) == [(0, len(blue)), (len(blue), len(blue) + 1)]
+    ramp = np.array([[100, 100, 100 + 4 * i] for i in range(20)], np.int16)  # a sky's gradient, 4 levels a line:
+    # the 9th line lies 18 levels from the mean of the 8 before it (2 * 8 + 2), and starts a run
+    assert [end - start for start, end in gutter._runs(ramp, np.ones(20, bool))] == [8, 8, 4]
+    one[5] = False  # a line not of one colour cuts the run
+    assert gutter._runs(colour, one) == [(0, 5), (6, len(blue))]
+
+
 def test_the_band_runs_on_both_sides():
     img = np.full((100, 208, 3), 255, np.uint8)
     img[:, :100], img[:, 108:] = _photo(100, 100), _photo(100, 100)
@@ -143,6 +163,24 @@ def test_a_painted_collage_is_restored_outside_its_gutter(restorer):
         assert np.array_equal(np.asarray(out.image)[zone], rgb[zone]), case.case.name
         paint = case.case.mask & ~zone
         assert (mask & paint).sum() > 0.7 * paint.sum(), case.case.name
+
+
+def test_a_light_gutter_at_jpeg_75_is_found_whole(restorer):
+    """A clean selection collage at JPEG 75 (more draws than the other tests: photo_eval's
+    `--per-photo 12`), in a cream frame with a cream gutter whose blue swings by 21 levels: the
+    gutter is one run, taken, and the collage comes back as it was. Read against its first line,
+    the gutter was three runs, each beside another of its colour: none was taken and the model
+    painted the gutter over (22.8 dB from the input)."""
+    from benchmarks.photo_eval import make_cases
+
+    case = next(c for c in make_cases("clean-collage-jpeg-75", "selection", 12)
+                if c.case.name == "rocket_10_rocket_11_collage_clean")
+    rgb = _decoded(case)
+    taken = [(r.start, r.end) for r in panel_runs(rgb) if r.taken and r.axis == "rows"]
+    assert taken == [(224, 237)]  # the gutter's 14th line, beside the photo, lies 20 levels from the mean
+    out = restorer.restore(Image.open(io.BytesIO(case.data)))
+    ys, _ = np.nonzero(np.asarray(out.mask))
+    assert len(ys) and not ((ys >= 224 - BAND) & (ys < 237 + BAND)).any()  # marks, none in the gutter or its band
 
 
 def test_a_clean_three_photo_collage_comes_back_as_it_was(restorer, monkeypatch):

@@ -42,6 +42,22 @@ collage's frame lost its corner under the paint (benchmarks/photo_eval.py, `coll
 and, with it, its frame: the frame's edge was then restored, 47.8 dB from the input outside the
 damage down to 36.9.
 
+A side that paint crosses (a collage painted after it was laid out, a sticker over a bordered
+print's edge) holds under `FRAME_SHARE` of the colour on its lines and reads as no side, so the
+model's marks up its frame-coloured pixels were kept and painted over with the photo's colours.
+Where the other sides make a frame (two opposite ones and `MIN_CORNERS` corners), such a side is
+read again with `PAINTED_SHARE` of a line's pixels near the colour, and `frame_mask` takes its
+lines' pixels in the frame's colour alone, with no band inward: the paint on it and beside it is
+restored as anywhere. Chosen on the selection collages drawn three times as often
+(benchmarks/photo_eval.py `--per-photo 12`, benchmarks/results/selection12-painted-sides.md): the
+five painted collages whose frame lost a side to paint (of 50; no other selection file, graphic
+or photo, of those runs or of benchmarks/graphic_shares.py's 2,034, reads a frame with a side
+missing) came back 0.21 to 3.07 dB nearer the photo in three, 0.03 and 0.04 dB further in two,
+and the one made worse (a white side painted with a night sky, 19.5 dB from its input outside
+the damage) is no longer. Reading the side whole with its band instead (a frame's side like the
+others) kept the frame too, but left the paint across it unrestored: mask IoU 0.76 → 0.28 and
+24.4 → 19.6 dB on one collage, the mean of the painted collages down 0.1 dB.
+
 runtime/inset.py leaves the frame and its band out of its colours too: a frame is one colour,
 which outside a photo's block would read as a graphic's.
 """
@@ -60,6 +76,7 @@ CHUNK = 16  # lines read at a time: a photo with no frame fails on its first
 MIN_LINES = 2  # a side's frame is this many lines at least: a single line of one colour is an edge as often
 CORNER_SHARE = 0.5  # of a corner's square (the frame's thinnest side), those near its colour that make it the frame's
 MIN_CORNERS = 3  # corners of the frame's colour a frame has at least: paint or a stamp may cover one
+PAINTED_SHARE = 0.5  # of a line's pixels near the colour, on a side the other sides' frame vouches for: paint may cross it
 
 
 def near_share(lines: np.ndarray, colour: np.ndarray) -> np.ndarray:
@@ -69,11 +86,12 @@ def near_share(lines: np.ndarray, colour: np.ndarray) -> np.ndarray:
     return (np.abs(lines.astype(np.int16) - colour).max(axis=-1) <= FRAME_TOLERANCE).mean(axis=-1)
 
 
-def _whole_lines(band: np.ndarray, colour: np.ndarray) -> int:
-    """How many lines of `band` (lines, length, 3) from the first are the frame's: FRAME_SHARE or
-    more of their pixels within FRAME_TOLERANCE of `colour`."""
+def _whole_lines(band: np.ndarray, colour: np.ndarray, share: Optional[float] = None) -> int:
+    """How many lines of `band` (lines, length, 3) from the first are the frame's: `share` (None:
+    FRAME_SHARE) or more of their pixels within FRAME_TOLERANCE of `colour`."""
+    share = FRAME_SHARE if share is None else share
     for start in range(0, len(band), CHUNK):
-        whole = near_share(band[start:start + CHUNK], colour) >= FRAME_SHARE  # (<= CHUNK,)
+        whole = near_share(band[start:start + CHUNK], colour) >= share  # (<= CHUNK,)
         if not whole.all():
             return start + int(np.argmin(whole))
     return len(band)
@@ -85,14 +103,15 @@ def border_colour(rgb: np.ndarray) -> np.ndarray:
     return np.median(ring, axis=0).astype(np.int16)
 
 
-def side_lines(rgb: np.ndarray, colour: np.ndarray) -> Tuple[int, int, int, int]:
-    """(top, bottom, left, right): the lines of `colour` on each side, read inward, 0 where they are
-    fewer than MIN_LINES or reach DEPTH: the frame's sides, before the two-sides and corner rules."""
+def side_lines(rgb: np.ndarray, colour: np.ndarray, share: Optional[float] = None) -> Tuple[int, int, int, int]:
+    """(top, bottom, left, right): the lines of `colour` on each side, read inward (`share` of a
+    line's pixels near it, None: FRAME_SHARE), 0 where they are fewer than MIN_LINES or reach DEPTH: the frame's
+    sides, before the two-sides and corner rules."""
     h, w = rgb.shape[:2]
     dh, dw = max(1, int(h * DEPTH)), max(1, int(w * DEPTH))
-    top, bottom = _whole_lines(rgb[:dh], colour), _whole_lines(rgb[::-1][:dh], colour)
-    left = _whole_lines(rgb[:, :dw].transpose(1, 0, 2), colour)  # columns as lines: views, no copy
-    right = _whole_lines(rgb[:, ::-1][:, :dw].transpose(1, 0, 2), colour)
+    top, bottom = _whole_lines(rgb[:dh], colour, share), _whole_lines(rgb[::-1][:dh], colour, share)
+    left = _whole_lines(rgb[:, :dw].transpose(1, 0, 2), colour, share)  # columns as lines: views, no copy
+    right = _whole_lines(rgb[:, ::-1][:, :dw].transpose(1, 0, 2), colour, share)
     # One colour as deep as DEPTH is the picture's background, not a frame around it.
     top, bottom = (n if MIN_LINES <= n < dh else 0 for n in (top, bottom))
     left, right = (n if MIN_LINES <= n < dw else 0 for n in (left, right))
@@ -133,9 +152,19 @@ def frame_lines(rgb: np.ndarray) -> Tuple[int, int, int, int]:
 
 def frame_mask(rgb: np.ndarray, band: int = 0) -> np.ndarray:
     """(H, W) bool: the picture's frame (`frame_lines`), and `band` pixels more inward on each
-    side that has one."""
+    side that has one; on a side paint crosses (module docstring), its lines' pixels in the
+    frame's colour alone."""
     h, w = rgb.shape[:2]
-    top, bottom, left, right = (n + band if n else 0 for n in frame_lines(rgb))
+    sides = frame_lines(rgb)
+    top, bottom, left, right = (n + band if n else 0 for n in sides)
     out = np.zeros((h, w), bool)
     out[:top], out[h - bottom:], out[:, :left], out[:, w - right:] = True, True, True, True
+    if any(sides) and 0 in sides:  # a side paint crosses: its lines' pixels in the frame's colour
+        colour = border_colour(rgb)
+        loose = side_lines(rgb, colour, PAINTED_SHARE)
+        regions = ((slice(0, loose[0]), slice(None)), (slice(h - loose[1], h), slice(None)),
+                   (slice(None), slice(0, loose[2])), (slice(None), slice(w - loose[3], w)))
+        for n, m, region in zip(sides, loose, regions):
+            if not n and m:
+                out[region] |= np.abs(rgb[region].astype(np.int16) - colour).max(axis=-1) <= FRAME_TOLERANCE
     return out

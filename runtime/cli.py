@@ -72,7 +72,8 @@ from runtime.tiling import DEFAULT_TILE_BUDGET
 @click.option("--solid-check/--no-solid-check", default=None,
               show_default="on for the shipped model, whose damage is solid paint; off for a --model FILE",
               help="In a lossless file, drop each mark with no solid colour, which is photo, not paint, and grow "
-                   "by a pixel each mark whose edge is not solid, which was resized after painting (docs/restoring.md).")
+                   "by a pixel each mark whose edge is not solid, which was resized after painting; in a lossy file, "
+                   "drop each mark the colour of what lies around it (docs/restoring.md).")
 @click.option("--graphic-check/--no-graphic-check", default=None,
               show_default="on for the shipped model, which knows photos; off for a --model FILE",
               help="Leave as it was a picture drawn rather than photographed (a chart, a screen, a spreadsheet): "
@@ -157,7 +158,7 @@ class ModelArgs:
     grow_subsampled: bool = True  # grow the mask of chroma-subsampled JPEGs and lossy WebPs by a pixel
     paint_grow: bool = True  # grow each flat mark over its own paint (runtime/paint_grow.py)
     jpeg_ringing: bool = False  # also take in the ring a JPEG's paint left (runtime/jpeg_ringing.py)
-    solid_check: Optional[bool] = None  # in a lossless file, drop marks with no solid colour (None: shipped model only)
+    solid_check: Optional[bool] = None  # drop marks with no solid colour (lossless) or of their surroundings' (None: shipped model only)
     graphic_check: Optional[bool] = None  # leave graphics (charts, screens) as they are (None: shipped model only)
 
 

@@ -98,7 +98,7 @@ class RayOptions:
     grow_subsampled: bool = True  # grow the mask of chroma-subsampled JPEGs and lossy WebPs by a pixel
     paint_grow: bool = True  # grow each flat mark over its own paint (runtime/paint_grow.py)
     jpeg_ringing: bool = False  # also take in the ring a JPEG's paint left (runtime/jpeg_ringing.py)
-    solid_check: Optional[bool] = None  # in a lossless file, drop marks with no solid colour (None: shipped model only)
+    solid_check: Optional[bool] = None  # drop marks with no solid colour (lossless) or of their surroundings' (None: shipped model only)
     graphic_check: Optional[bool] = None  # leave graphics (charts, screens) as they are (None: shipped model only)
     num_cpus: Optional[int] = None  # CPUs of a local Ray started here (default: enough for the actors)
     verbose: bool = False  # let Ray's own log lines (and ONNX Runtime's in the actors) through

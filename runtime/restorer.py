@@ -36,6 +36,7 @@ from runtime.pyramid import Added, add_coarse
 from runtime.session import Runner, make_session
 from runtime.solid import judge_marks
 from runtime.split import SplitRunner
+from runtime.surround import same_as_surroundings
 from runtime.tiling import DEFAULT_TILE_BUDGET, largest_window, plan_tiles, receptive_radius, run_tiled, tile_size_for
 
 
@@ -99,7 +100,8 @@ class Restorer:
             (runtime/jpeg_ringing.py); False (default): the marks as found.
         solid_check: in a lossless file, drop each mark with no solid colour, which is not paint,
             and grow by a pixel each mark whose edge is not solid, which was resized after it was
-            painted (runtime/solid.py). None (default): for the shipped model's weights, whose damage is
+            painted (runtime/solid.py); in any other, drop each mark the colour of what lies around
+            it (runtime/surround.py). None (default): for the shipped model's weights, whose damage is
             solid paint, and not for other models, which may be trained on other damage.
         graphic_check: leave a picture drawn rather than photographed (a chart, a screen, a
             spreadsheet) as it is: around the marks, much of it flat colour or straight gradients and
@@ -223,7 +225,8 @@ class Restorer:
         0/255: a picture that is a graphic, not a photo, left as it is (runtime/graphic.py; why, a
         line added to `notes`), in a file known to be `lossless`, the marks with no solid colour dropped and those
         whose edge is not solid grown a pixel (runtime/solid.py), what smaller copies of a large image find (runtime/pyramid.py), each flat mark
-        grown over its paint (runtime/paint_grow.py), for a JPEG (`jpeg`: how it was coded,
+        grown over its paint (runtime/paint_grow.py), in a file not known to be lossless the marks the
+        colour of their surroundings dropped (runtime/surround.py), for a JPEG (`jpeg`: how it was coded,
         `orientation`: its EXIF turn) the ring its paint left (runtime/jpeg_ringing.py), then the
         fill inside the mask evened out (runtime/fill.py; where the file's colours are `exact`
         (`Restorer.exact`), the smooth fill alone near each mark's edge); each as it was when
@@ -241,9 +244,7 @@ class Restorer:
             for top, bottom, left, right in gutter_boxes(rgb, FRAME_BAND):
                 frame[top:bottom, left:right] = True
         restored, mask = self._unframed(rgb, restored, mask, frame)  # in the gutters, and what the copies found
-        grown = self._grown(rgb, mask, soft, frame)
-        if grown is not None:
-            mask = np.where(grown, np.uint8(255), mask)
+        restored, mask, grown = self._grown_marks(rgb, restored, mask, soft, frame, lossless)
         if self.even_fill or grown is not None:  # grown pixels hold paint: they take the smooth fill alone
             restored = even_fill(rgb, restored, mask, blend=BLEND if self.even_fill else 1.0, smooth_only=grown,
                                  edge=EXACT_EDGE if self.even_fill and exact else 0, coarse=coarse)
@@ -265,6 +266,19 @@ class Restorer:
             notes.append(graphic_note(shares))
         return shares.graphic
 
+    def _grown_marks(self, rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, soft: Optional[np.ndarray],
+                     frame: np.ndarray, lossless: bool) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+        """Each mark grown over its paint (`_grown`), then, in a file not known to be `lossless`, the
+        marks the colour of their surroundings dropped (runtime/surround.py): they are read grown,
+        so that a mark found in part of its paint reads the photo around it. Returns restored,
+        mask and the grown pixels left (None: none)."""
+        grown = self._grown(rgb, mask, soft, frame)
+        if grown is not None:
+            mask = np.where(grown, np.uint8(255), mask)
+        if self.solid_check and not lossless and mask.any():
+            restored, mask, grown = self._judge_surroundings(rgb, restored, mask, grown)
+        return restored, mask, grown
+
     def _grown(self, rgb: np.ndarray, mask: np.ndarray, soft: Optional[np.ndarray],
                frame: np.ndarray) -> Optional[np.ndarray]:
         """The unmasked pixels that hold paint (H, W) bool, or None: each flat mark grown over its
@@ -275,6 +289,19 @@ class Restorer:
             grown |= soft & (mask == 0)
         grown &= ~frame
         return grown if grown.any() else None
+
+    @staticmethod
+    def _judge_surroundings(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray,
+                            grown: Optional[np.ndarray]) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+        """The marks the colour of their surroundings dropped (runtime/surround.py), their pixels the
+        input's, and the grown pixels left in the kept marks (None: none)."""
+        drop = same_as_surroundings(rgb, mask)
+        if not drop.any():
+            return restored, mask, grown
+        restored, mask = Restorer._dropped(rgb, restored, mask, drop)
+        if grown is not None:
+            grown = grown & ~drop
+        return restored, mask, grown if grown is not None and grown.any() else None
 
     @staticmethod
     def _judge_solid(rgb: np.ndarray, restored: np.ndarray,

@@ -153,17 +153,24 @@ def test_a_framed_photo_keeps_its_frame_and_is_restored_inside(restorer):
 
 
 def test_the_graph_marks_the_frame_without_the_drop(restorer, monkeypatch):
-    """Without the drop the same files' frames are painted over: what the drop is for."""
+    """Without the drop the same files' frames are painted over: what the drop is for. The marks
+    on the frame are the frame's colour all round, so in these JPEGs the surround rule
+    (runtime/surround.py) drops them as well; with both off, they stay."""
     from benchmarks.photo_eval import make_cases
     from runtime.restorer import Restorer
 
+    def touched() -> int:
+        n = 0
+        for case in make_cases("framed-jpeg-90", "selection", 3)[:3]:
+            rgb = np.asarray(Image.open(io.BytesIO(case.data)).convert("RGB"))
+            mask = np.asarray(restorer.restore(rgb).mask) > 0
+            n += bool((mask & frame_mask(rgb)).any())
+        return n
+
     monkeypatch.setattr(Restorer, "_unframed", staticmethod(lambda rgb, restored, mask, frame: (restored, mask)))
-    touched = 0
-    for case in make_cases("framed-jpeg-90", "selection", 3)[:3]:
-        rgb = np.asarray(Image.open(io.BytesIO(case.data)).convert("RGB"))
-        mask = np.asarray(restorer.restore(rgb).mask) > 0
-        touched += bool((mask & frame_mask(rgb)).any())
-    assert touched >= 2
+    assert touched() == 0
+    monkeypatch.setattr(Restorer, "_judge_surroundings", staticmethod(lambda rgb, restored, mask, grown: (restored, mask, grown)))
+    assert touched() >= 2
 
 
 def test_a_frame_thinner_than_a_jpeg_block_is_found(restorer, monkeypatch):

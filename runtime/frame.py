@@ -79,11 +79,17 @@ MIN_CORNERS = 3  # corners of the frame's colour a frame has at least: paint or 
 PAINTED_SHARE = 0.5  # of a line's pixels near the colour, on a side the other sides' frame vouches for: paint may cross it
 
 
+def near(pixels: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """(...) bool: which of `pixels` (..., 3) uint8 lie within FRAME_TOLERANCE of `colour` in every
+    channel ((3,) int16, or one a line broadcast against them)."""
+    return np.abs(pixels.astype(np.int16) - colour).max(axis=-1) <= FRAME_TOLERANCE
+
+
 def near_share(lines: np.ndarray, colour: np.ndarray) -> np.ndarray:
-    """(...,) float: of each of `lines` (..., length, 3) uint8, the share of its pixels within
-    FRAME_TOLERANCE of `colour` in every channel ((3,) or, a colour a line, (..., 1, 3) int16).
-    The frame's, the gutters' (runtime/gutter.py) and their benchmarks' one reading of a line."""
-    return (np.abs(lines.astype(np.int16) - colour).max(axis=-1) <= FRAME_TOLERANCE).mean(axis=-1)
+    """(...,) float: of each of `lines` (..., length, 3) uint8, the share of its pixels `near`
+    `colour` ((3,) or, a colour a line, (..., 1, 3) int16). The frame's, the gutters'
+    (runtime/gutter.py) and their benchmarks' one reading of a line."""
+    return near(lines, colour).mean(axis=-1)
 
 
 def _whole_lines(band: np.ndarray, colour: np.ndarray, share: Optional[float] = None) -> int:
@@ -166,5 +172,5 @@ def frame_mask(rgb: np.ndarray, band: int = 0) -> np.ndarray:
                    (slice(None), slice(0, loose[2])), (slice(None), slice(w - loose[3], w)))
         for n, m, region in zip(sides, loose, regions):
             if not n and m:
-                out[region] |= np.abs(rgb[region].astype(np.int16) - colour).max(axis=-1) <= FRAME_TOLERANCE
+                out[region] |= near(rgb[region], colour)
     return out

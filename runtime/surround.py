@@ -37,7 +37,8 @@ def ring_contrast(rgb: np.ndarray, marked: np.ndarray, mark: np.ndarray) -> floa
     """The median over the ring around `mark` (h, w bool, within the window `rgb` (h, w, 3) and
     `marked` (h, w) bool, every mark) of each pixel's largest channel distance from the mark's
     median colour; inf where the ring holds under MIN_RING pixels."""
-    ring = dilated(mark, FAR) & ~dilated(mark, NEAR) & ~marked
+    near = dilated(mark, NEAR)
+    ring = dilated(near, FAR - NEAR) & ~near & ~marked  # the FAR dilation continued from the NEAR one
     if ring.sum() < MIN_RING:
         return float("inf")
     colour = np.median(rgb[mark], axis=0)

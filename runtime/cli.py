@@ -72,7 +72,8 @@ from runtime.tiling import DEFAULT_TILE_BUDGET
 @click.option("--solid-check/--no-solid-check", default=None,
               show_default="on for the shipped model, whose damage is solid paint; off for a --model FILE",
               help="In a lossless file, drop each mark with no solid colour, which is photo, not paint, and grow "
-                   "by a pixel each mark whose edge is not solid, which was resized after painting; in a lossy file, "
+                   "by a pixel each mark whose edge is not solid, which was resized after painting, or, where every "
+                   "paint edge is sharp, keep no more than a pixel past it; in a lossy file, "
                    "drop each mark the colour of what lies around it (docs/restoring.md).")
 @click.option("--graphic-check/--no-graphic-check", default=None,
               show_default="on for the shipped model, which knows photos; off for a --model FILE",

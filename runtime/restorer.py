@@ -34,7 +34,7 @@ from runtime.memory import GraphCost, MemoryPlan, plan_memory
 from runtime.paint_grow import grow_over_paint
 from runtime.pyramid import Added, add_coarse
 from runtime.session import Runner, make_session
-from runtime.solid import judge_marks
+from runtime.solid import Judged, beyond_paint, judge_marks
 from runtime.split import SplitRunner
 from runtime.surround import same_as_surroundings
 from runtime.tiling import DEFAULT_TILE_BUDGET, largest_window, plan_tiles, receptive_radius, run_tiled, tile_size_for
@@ -99,8 +99,9 @@ class Restorer:
             in the file (the ring), with the paint's estimated effect taken out of them
             (runtime/jpeg_ringing.py); False (default): the marks as found.
         solid_check: in a lossless file, drop each mark with no solid colour, which is not paint,
-            and grow by a pixel each mark whose edge is not solid, which was resized after it was
-            painted (runtime/solid.py); in any other, drop each mark the colour of what lies around
+            grow by a pixel each mark whose edge is not solid, which was resized after it was
+            painted, and, where every paint edge is sharp, keep no more than a pixel past it
+            (runtime/solid.py); in any other, drop each mark the colour of what lies around
             it (runtime/surround.py). None (default): for the shipped model's weights, whose damage is
             solid paint, and not for other models, which may be trained on other damage.
         graphic_check: leave a picture drawn rather than photographed (a chart, a screen, a
@@ -225,8 +226,9 @@ class Restorer:
         0/255: a picture that is a graphic, not a photo, left as it is (runtime/graphic.py; why, a
         line added to `notes`), in a file known to be `lossless`, the marks with no solid colour dropped and those
         whose edge is not solid grown a pixel (runtime/solid.py), what smaller copies of a large image find (runtime/pyramid.py), each flat mark
-        grown over its paint (runtime/paint_grow.py), in a file not known to be lossless the marks the
-        colour of their surroundings dropped (runtime/surround.py), for a JPEG (`jpeg`: how it was coded,
+        grown over its paint (runtime/paint_grow.py), in a lossless file what lies past a sharp paint's
+        edge dropped (runtime/solid.py), in any other the marks the colour of their surroundings
+        (runtime/surround.py), for a JPEG (`jpeg`: how it was coded,
         `orientation`: its EXIF turn) the ring its paint left (runtime/jpeg_ringing.py), then the
         fill inside the mask evened out (runtime/fill.py; where the file's colours are `exact`
         (`Restorer.exact`), the smooth fill alone near each mark's edge); each as it was when
@@ -235,16 +237,16 @@ class Restorer:
         restored, mask = self._unframed(rgb, restored, mask, frame)
         if self._graphic(rgb, mask, jpeg, notes, frame):  # every mark dropped: the file comes back as it was
             return rgb, np.zeros_like(mask)
-        soft = None  # in a lossless file, the pixel around each mark whose edge was resampled
+        solid: Optional[Judged] = None  # in a lossless file, how each mark's paint was kept (runtime/solid.py)
         if self.solid_check and lossless:  # before the copies: a photo left with no mark is not run again
-            restored, mask, soft = self._judge_solid(rgb, restored, mask)
+            restored, mask, solid = self._judge_solid(rgb, restored, mask)
         coarse: List[Added] = []  # what the smaller copies added: the even fill reads less around it
         restored, mask = self._add_coarse(rgb, restored, mask, window, coarse)
         if mask.any():  # a collage's gutters, once the check has read the picture whole: read where marks are left
             for top, bottom, left, right in gutter_boxes(rgb, FRAME_BAND):
                 frame[top:bottom, left:right] = True
         restored, mask = self._unframed(rgb, restored, mask, frame)  # in the gutters, and what the copies found
-        restored, mask, grown = self._grown_marks(rgb, restored, mask, soft, frame, lossless)
+        restored, mask, grown = self._grown_marks(rgb, restored, mask, solid, frame, lossless)
         if self.even_fill or grown is not None:  # grown pixels hold paint: they take the smooth fill alone
             restored = even_fill(rgb, restored, mask, blend=BLEND if self.even_fill else 1.0, smooth_only=grown,
                                  edge=EXACT_EDGE if self.even_fill and exact else 0, coarse=coarse)
@@ -266,53 +268,43 @@ class Restorer:
             notes.append(graphic_note(shares))
         return shares.graphic
 
-    def _grown_marks(self, rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, soft: Optional[np.ndarray],
+    def _grown_marks(self, rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, solid: Optional[Judged],
                      frame: np.ndarray, lossless: bool) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
-        """Each mark grown over its paint (`_grown`), then, in a file not known to be `lossless`, the
-        marks the colour of their surroundings dropped (runtime/surround.py): they are read grown,
-        so that a mark found in part of its paint reads the photo around it. Returns restored,
-        mask and the grown pixels left (None: none)."""
-        grown = self._grown(rgb, mask, soft, frame)
+        """Each mark grown over its paint (`_grown`), then, in a `lossless` file, what lies beyond
+        each mark's paint dropped (runtime/solid.py), in any other the marks the colour of their
+        surroundings (runtime/surround.py): they are read grown, so that a mark found in part of
+        its paint reads all of it. Returns restored, mask and the grown pixels left (None: none)."""
+        found = mask > 0
+        grown = self._grown(rgb, mask, solid, frame)
         if grown is not None:
             mask = np.where(grown, np.uint8(255), mask)
-        if self.solid_check and not lossless and mask.any():
-            restored, mask, grown = self._judge_surroundings(rgb, restored, mask, grown)
-        return restored, mask, grown
+        if self.solid_check and mask.any():
+            drop = beyond_paint(rgb, mask, found) if lossless else same_as_surroundings(rgb, mask)
+            if drop.any():
+                restored, mask = self._dropped(rgb, restored, mask, drop)
+                grown = grown & ~drop if grown is not None else None
+        return restored, mask, grown if grown is not None and grown.any() else None
 
-    def _grown(self, rgb: np.ndarray, mask: np.ndarray, soft: Optional[np.ndarray],
+    def _grown(self, rgb: np.ndarray, mask: np.ndarray, solid: Optional[Judged],
                frame: np.ndarray) -> Optional[np.ndarray]:
         """The unmasked pixels that hold paint (H, W) bool, or None: each flat mark grown over its
-        paint (runtime/paint_grow.py) and the pixel around each mark whose edge was resampled; none
-        in the picture's `frame` (H, W bool)."""
+        paint (runtime/paint_grow.py) and the pixel around each mark whose edge was resampled
+        (`solid`); none in the picture's `frame` (H, W bool)."""
         grown = grow_over_paint(rgb, mask) if self.paint_grow else np.zeros(mask.shape, bool)
-        if soft is not None:
-            grown |= soft & (mask == 0)
+        if solid is not None:
+            grown |= solid.grow & (mask == 0)
         grown &= ~frame
         return grown if grown.any() else None
 
     @staticmethod
-    def _judge_surroundings(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray,
-                            grown: Optional[np.ndarray]) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
-        """The marks the colour of their surroundings dropped (runtime/surround.py), their pixels the
-        input's, and the grown pixels left in the kept marks (None: none)."""
-        drop = same_as_surroundings(rgb, mask)
-        if not drop.any():
-            return restored, mask, grown
-        restored, mask = Restorer._dropped(rgb, restored, mask, drop)
-        if grown is not None:
-            grown = grown & ~drop
-        return restored, mask, grown if grown is not None and grown.any() else None
-
-    @staticmethod
-    def _judge_solid(rgb: np.ndarray, restored: np.ndarray,
-                     mask: np.ndarray) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+    def _judge_solid(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray) -> Tuple[np.ndarray, np.ndarray, Judged]:
         """The marks with no solid colour dropped (runtime/solid.py), their pixels the input's as
-        where nothing was found, and the pixels to grow around marks whose edge is not solid (None:
-        none)."""
-        drop, soft = judge_marks(rgb, mask)
-        if drop.any():
-            restored, mask = Restorer._dropped(rgb, restored, mask, drop)
-        return restored, mask, soft if soft.any() else None
+        where nothing was found, and the judgement (with the pixels to grow around marks whose
+        edge is not solid)."""
+        judged = judge_marks(rgb, mask)
+        if judged.drop.any():
+            restored, mask = Restorer._dropped(rgb, restored, mask, judged.drop)
+        return restored, mask, judged
 
     @staticmethod
     def _dropped(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray,

@@ -1,5 +1,5 @@
-"""In a lossless file paint is solid: a mark with no solid colour is not paint, and one whose
-edge is not solid was resized after it was painted.
+"""In a lossless file paint is solid: a mark with no solid colour is not paint, one whose edge is
+not solid was resized after it was painted, and past a sharp paint's edge lies photo.
 
 The damage this model removes is paint: shapes of one flat colour drawn over the photo (the
 reference design's random squares and circles of random colours). A file that keeps its colours
@@ -38,11 +38,40 @@ selection5-resized.md): of 0.1, 0.2, 0.3, 0.5 and 0.7, the largest that changed 
 (the mask IoU of PNG crops fell from 0.3 on) was 0.2: crops resized to 3/4 after painting
 +1.99 dB (29.03 to 31.02, 13 files closer, 6 further by 0.06-0.76 dB), every other kind
 unchanged. Growing two pixels instead gained less (+1.85 dB at 0.3, the mask IoU down 0.05).
+
+Past a sharp paint's edge lies photo, but the final mask can reach over it: the model's mark often
+runs a pixel or more past the paint, and paint grow (runtime/paint_grow.py), which takes every
+pixel within 16 levels of the paint because a JPEG's paint carries noise, can take photo near the
+paint's colour (on a selection PNG, a dark blue disc grew over 1,260 pixels of the dark cloud
+beside it). So, after the grow, each mark keeps its paint and `KEEP` pixel around it (an
+anti-aliased edge's blends) and drops the rest, its pixels the input's (`beyond_paint`). Its paint
+is the pixels within `TOLERANCE` of its colours (`paint_colours` of what the mask found of it: the
+commonest, then each next commonest that `MIN_PAINT` pixels hold exactly, up to `PAINTS`, for
+shapes of several colours painted touching) that what was found reaches through pixels of those
+colours, so that photo of the paint's colour past a gap stays photo. Only where every edge in the
+picture is sharp: a picture resized after it was painted has each edge blended into a band, which
+is damage too, and there the pixels just outside the paint are blends, nearer its colour than
+those a pixel further out. An edge is sharp when the median distance from the paint of the pixels
+just outside it is at least `SHARP` times that of the pixels a pixel further out; on the selection
+photos' PNG crops (`--per-photo 12`) each picture's least such ratio was 0.73 or more as painted
+(0.82 but for one) and 0.65 or less where resized after painting (0.19 but for one).
+
+Chosen on the selection photos through the real `restore-run` (`python -m benchmarks.photo_eval
+--photos selection --per-photo 12 --formats png,png-resized,clean-png,clean-graphics-png`,
+benchmarks/results/selection12-exact-paint.md against selection12-exact-paint-before.md): PNG
+crops mask IoU 0.976 -> 0.986 and 32.47 -> 32.53 dB, 15 files nearer (that disc's crop 0.504 ->
+0.971, +0.94 dB), 4 further by 0.01-0.07 dB (the membrane fill reads a mark's new edge); resized
+PNG crops, clean photos and graphics unchanged. Tried and not kept: the trim in every picture
+(resized crops -5.18 dB at `KEEP` 1, -0.68 at 2: their blends left as they were); the trim before
+the grow, with the grow over the paint's exact colour alone (resized crops -0.46 dB); the trim of
+each mark whose own edge is sharp, at 0.8 or 0.85 (resized crops -0.07 dB: a light blue square on
+a dark sky, its edge's ratio 0.85, lost 3.88 dB), so one blended edge tells a resized picture.
+`KEEP` 1 against 2, trimming every picture: PNG crops' mask IoU 0.986 against 0.984.
 """
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -53,6 +82,10 @@ TOLERANCE = 2  # levels from the mark's commonest colour (the largest of the thr
 SHARE = 0.1  # of a mark's pixels that must lie within TOLERANCE of that colour
 EDGE_SHARE = 0.2  # of a mark's rim pixels within TOLERANCE of its colour, under which it is grown
 MIN_RIM = 8  # rim pixels a mark needs for its edge to be judged
+PAINTS = 8  # the most paints one mark is read as (shapes of different colours that touch)
+KEEP = 1  # pixels beyond its paint a mark keeps (a blended or anti-aliased edge)
+SHARP = 0.7  # an edge's pixels at least this share as far from its paint as those a pixel further out
+MIN_PAINT = 16  # pixels of exactly one colour, beside a mark's commonest, that make another paint
 
 
 def colour_keys(pixels: np.ndarray) -> np.ndarray:
@@ -74,13 +107,45 @@ def _near_commonest(pixels: np.ndarray) -> np.ndarray:
     return np.abs(pixels.astype(np.int32) - colour).max(axis=1) <= TOLERANCE
 
 
+def paint_colours(pixels: np.ndarray) -> List[np.ndarray]:
+    """(n, 3) uint8, a mark's pixels -> its paints' colours, (3,) int32 each.
+
+    Its commonest colour is a paint; so is the commonest of the pixels left (those not within
+    `TOLERANCE` of a paint), while at least `MIN_PAINT` pixels hold it exactly, up to `PAINTS`
+    (shapes of different colours painted touching: a small one beside a large one is a paint too)."""
+    colours: List[np.ndarray] = []
+    left = pixels
+    while len(left) and len(colours) < PAINTS:
+        colour, count = commonest(left)
+        if colours and count < MIN_PAINT:
+            break
+        colours.append(colour)
+        left = left[~near_colours(left, colours[-1:])]
+    return colours
+
+
+def near_colours(pixels: np.ndarray, colours: List[np.ndarray]) -> np.ndarray:
+    """(n, 3) uint8 -> (n,) bool: which pixels lie within `TOLERANCE` of one of `colours`."""
+    near = np.zeros(len(pixels), bool)
+    for colour in colours:
+        near |= np.abs(pixels.astype(np.int32) - colour).max(axis=1) <= TOLERANCE
+    return near
+
+
 def solid_share(pixels: np.ndarray) -> float:
     """(n, 3) uint8 -> the share of the pixels within `TOLERANCE` of their commonest colour."""
     return float(_near_commonest(pixels).mean()) if len(pixels) else 0.0
 
 
+class Judged(NamedTuple):
+    """What `judge_marks` found, each (H, W) bool."""
+
+    drop: np.ndarray  # the pixels of the marks with no solid colour
+    grow: np.ndarray  # the unmasked pixels around each kept mark whose edge was resampled
+
+
 def judge_marks(rgb: np.ndarray, mask: np.ndarray, share: float = SHARE,
-                edge_share: float = EDGE_SHARE) -> Tuple[np.ndarray, np.ndarray]:
+                edge_share: float = EDGE_SHARE) -> Judged:
     """The marks of `mask` with no solid colour in `rgb`, and the pixel around each kept mark whose
     edge is not solid (module docstring).
 
@@ -89,26 +154,74 @@ def judge_marks(rgb: np.ndarray, mask: np.ndarray, share: float = SHARE,
         mask: (H, W) bool or uint8 0/255, the marks found (8-connected).
         share: the least share of a mark's pixels near its commonest colour; 0 drops nothing.
         edge_share: the least share of a mark's rim pixels near that colour; 0 grows nothing.
-
-    Returns:
-        (drop, grow): (H, W) bool each, the pixels of the marks to drop, and the unmasked pixels
-        to add around the marks whose edge was resampled.
     """
     marked = mask > 0
-    drop, grow = np.zeros_like(marked), np.zeros_like(marked)
+    judged = Judged(*(np.zeros_like(marked) for _ in range(2)))
     if not marked.any():
-        return drop, grow
+        return judged
     labels, _count, boxes = label_with_boxes(marked)
     h, w = marked.shape
     for i, (r0, r1, c0, c1) in enumerate(boxes[1:], start=1):
         y0, y1, x0, x1 = max(0, r0 - 1), min(h, r1 + 1), max(0, c0 - 1), min(w, c1 + 1)  # with a pixel around
         mark = labels[y0:y1, x0:x1] == i  # (y1 - y0, x1 - x0): this mark in its box
+        pixels = rgb[y0:y1, x0:x1][mark]
         near = np.zeros_like(mark)
-        near[mark] = _near_commonest(rgb[y0:y1, x0:x1][mark])
+        near[mark] = _near_commonest(pixels)
         if near[mark].mean() < share:
-            drop[y0:y1, x0:x1] |= mark
+            judged.drop[y0:y1, x0:x1] |= mark
             continue
         rim = mark & dilated(~mark)  # the mark's pixels with an unmasked neighbour (none at the image's border)
         if rim.sum() >= MIN_RIM and (near & rim).sum() < edge_share * rim.sum():
-            grow[y0:y1, x0:x1] |= dilated(mark) & ~marked[y0:y1, x0:x1]
-    return drop, grow
+            judged.grow[y0:y1, x0:x1] |= dilated(mark) & ~marked[y0:y1, x0:x1]
+    return judged
+
+
+def _distance(pixels: np.ndarray, colours: List[np.ndarray]) -> np.ndarray:
+    """(n, 3) uint8 -> (n,) int: each pixel's distance (largest channel) from the nearest of `colours`."""
+    return np.min([np.abs(pixels.astype(np.int32) - c).max(axis=1) for c in colours], axis=0)
+
+
+def sharp_edge(window: np.ndarray, paint: np.ndarray, colours: List[np.ndarray]) -> Optional[bool]:
+    """Whether the paint's edge in `window` (h, w, 3) is as painted, not resampled: the pixels
+    just outside `paint` ((h, w) bool, 2 pixels or more from the window's border) are as far from
+    its colours as those a pixel further out (the first median at least `SHARP` times the
+    second), not blends between the two. None where that cannot be told (no such pixels, or those
+    a pixel further out of the paint's colour)."""
+    first = dilated(paint) & ~paint
+    second = dilated(paint, 2) & ~dilated(paint)
+    if not first.any() or not second.any():
+        return None
+    near, far = np.median(_distance(window[first], colours)), np.median(_distance(window[second], colours))
+    return bool(near >= SHARP * far) if far > 0 else None
+
+
+def beyond_paint(rgb: np.ndarray, mask: np.ndarray, found: np.ndarray, keep: Optional[int] = None) -> np.ndarray:
+    """In a picture whose paint edges are all sharp (`sharp_edge`: not resized after it was
+    painted), the pixels of each mark of `mask` more than `keep` pixels (8-connected; None:
+    `KEEP`) from its paint, (H, W) bool: in a lossless file nothing there was painted over. A
+    mark's paint is the pixels of its colours (`paint_colours` of what was `found` of it, (H, W)
+    bool: the marks before they grew over pixels near their colour) that what was found reaches
+    through pixels of those colours. In a picture resized after it was painted every edge is
+    blended, and the blends are damage too: nothing is returned."""
+    keep = KEEP if keep is None else keep
+    marked = mask > 0
+    beyond = np.zeros_like(marked)
+    if not marked.any():
+        return beyond
+    labels, _count, boxes = label_with_boxes(marked)
+    h, w = marked.shape
+    for i, (r0, r1, c0, c1) in enumerate(boxes[1:], start=1):
+        y0, y1, x0, x1 = max(0, r0 - 2), min(h, r1 + 2), max(0, c0 - 2), min(w, c1 + 2)  # 2 pixels around
+        mark = labels[y0:y1, x0:x1] == i
+        window = rgb[y0:y1, x0:x1]
+        seed = mark & found[y0:y1, x0:x1]
+        colours = paint_colours(window[seed if seed.any() else mark])
+        near = np.zeros_like(mark)
+        near[mark] = near_colours(window[mark], colours)
+        pieces, _n, _boxes = label_with_boxes(near)
+        reached = np.unique(pieces[near & seed])
+        paint = np.isin(pieces, reached[reached > 0])  # the pieces of its colours what was found reaches
+        if sharp_edge(window, paint, colours) is False:
+            return np.zeros_like(marked)  # resized after it was painted
+        beyond[y0:y1, x0:x1] |= mark & ~dilated(paint, keep)
+    return beyond

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from runtime.solid import SHARE, TOLERANCE, judge_marks, solid_share
+from runtime.solid import MIN_PAINT, SHARE, TOLERANCE, beyond_paint, judge_marks, paint_colours, sharp_edge, solid_share
 
 RNG = np.random.default_rng(11)
 
@@ -192,3 +192,92 @@ def test_restore_grows_a_soft_edged_mark_of_a_png_and_fills_the_ring_smoothly(re
     Image.fromarray(soft).save(jpg, "JPEG", quality=95)
     kept = np.asarray(restorer.restore(Image.open(io.BytesIO(jpg.getvalue()))).mask) > 0
     assert kept.sum() == 20 * 20
+
+
+def test_a_marks_paints_by_hand():
+    """The commonest colour, then the commonest left while `MIN_PAINT` pixels hold it exactly."""
+    a, b, c = [10, 20, 30], [200, 10, 10], [90, 90, 90]
+    pixels = np.array([a] * 50 + [[12, 21, 28]] * 5 + [b] * 20 + [c] * (MIN_PAINT - 1), np.uint8)
+    # (12, 21, 28) lies within TOLERANCE of a: the same paint, so b is the next; c is too few.
+    assert [list(x) for x in paint_colours(pixels)] == [a, b]
+    assert [list(x) for x in paint_colours(pixels[:55])] == [a]
+
+
+def _overshot():
+    """A textured (60, 80) picture with a square painted sharp, and the mask after paint grow: what
+    was found (the square, a pixel around it and, touching it, a small disc of another paint), and
+    6 pixels more to its right, grown over, which hold a patch of the photo of the square's exact
+    colour. Returns rgb, mask, found and the disc."""
+    rgb = RNG.integers(60, 200, (60, 80, 3), dtype=np.uint8)
+    rgb[20:40, 20:40] = (250, 40, 90)
+    yy, xx = np.mgrid[:60, :80]
+    disc = (yy - 44) ** 2 + (xx - 30) ** 2 <= 9  # 29 pixels
+    rgb[disc] = (20, 200, 40)
+    mask = np.zeros((60, 80), bool)
+    mask[19:41, 19:47] = True
+    mask |= disc
+    found = mask.copy()
+    found[:, 41:] = False
+    rgb[30:33, 44:46] = (250, 40, 90)  # photo of the paint's colour, not joined to it
+    return rgb, mask, found, disc
+
+
+def test_beyond_a_sharp_paint_only_a_pixel_is_kept():
+    rgb, mask, found, disc = _overshot()
+    paint = np.zeros_like(mask)
+    paint[20:40, 20:40] = True
+    assert sharp_edge(rgb, paint, [np.array([250, 40, 90])])
+    beyond = beyond_paint(rgb, mask, found=found, keep=1)
+    kept = mask & ~beyond
+    expected = np.zeros_like(mask)
+    expected[19:41, 19:41] = True  # the square and a pixel around it
+    around_disc = np.zeros_like(mask)
+    around_disc[40:49, 26:35] = True  # the disc's box and a pixel (the disc is its paint's only pixels there)
+    assert np.array_equal(kept & ~around_disc, expected & ~around_disc)
+    assert kept[disc].all()  # the second paint is kept
+    assert beyond[30:33, 44:46].all()  # the photo of the paint's colour, not reached from the paint
+    assert np.array_equal(beyond_paint(rgb, mask, found=found, keep=2), mask & ~kept & ~_ring(kept, mask))
+    assert not beyond_paint(rgb, mask, found=mask, keep=1)[30:33, 44:46].any()  # what was found is paint
+
+
+def _ring(kept: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    from runtime.fill import dilated
+
+    return dilated(kept) & mask & ~kept
+
+
+def test_a_resampled_paint_edge_is_not_sharp_and_nothing_is_trimmed():
+    """The square blurred as a resize blends its edge: the pixels just outside its exact colour are
+    blends, nearer its colour than those a pixel further, and what lies beyond it is kept."""
+    sharp, soft, mask = _soft_square()
+    paint = np.zeros(mask.shape, bool)
+    paint[21:39, 31:49] = True  # where the blur left the paint's colour
+    colour = [np.array([250, 40, 90])]
+    assert sharp_edge(sharp, mask > 0, colour) and not sharp_edge(soft, paint, colour)
+    wide = np.zeros(mask.shape, bool)
+    wide[17:43, 27:53] = True
+    assert beyond_paint(sharp, wide, found=wide, keep=1).sum() == 26 * 26 - 22 * 22
+    assert not beyond_paint(soft, wide, found=wide, keep=1).any()
+    # One blended edge tells a resized picture: a sharp square beside it keeps its overshoot too.
+    both, wider = soft.copy(), wide.copy()
+    both[5:15, 5:15] = (20, 200, 40)
+    wider[3:17, 3:17] = True
+    assert not beyond_paint(both, wider, found=wider, keep=1).any()
+    sharp_too = sharp.copy()
+    sharp_too[5:15, 5:15] = (20, 200, 40)
+    assert beyond_paint(sharp_too, wider, found=wider, keep=1)[3:17, 3:17].sum() == 14 * 14 - 12 * 12
+
+
+def test_a_png_mark_grown_into_the_photo_past_its_paint_comes_back(restorer, monkeypatch):
+    """The selection's `rocket_08` PNG crop (photo_eval's `png`, `--per-photo 12`): a dark blue
+    disc painted beside clouds within 16 levels of it; the disc grew over 1,200 pixels of cloud
+    (paint grow's tolerance) until what lies past its sharp edge was dropped."""
+    from benchmarks.photo_eval import make_cases
+
+    case = next(c for c in make_cases("png", "selection", 12) if c.case.name == "rocket_08")
+    damage = case.case.mask
+    out = np.asarray(restorer.restore(Image.open(io.BytesIO(case.data))).mask) > 0
+    assert (out & damage).sum() == damage.sum() and (out & ~damage).sum() < 100
+    monkeypatch.setattr("runtime.restorer.beyond_paint", lambda rgb, mask, found: np.zeros(mask.shape, bool))
+    grown = np.asarray(restorer.restore(Image.open(io.BytesIO(case.data))).mask) > 0
+    assert (grown & ~damage).sum() > 1000

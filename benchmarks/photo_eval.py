@@ -13,8 +13,9 @@ had without the paint (the clean photo saved the same way):
   and against OpenCV's Telea inpainting *given the true damage mask* on the same decoded file;
 - images made worse than their input; PSNR outside the damage against the decoded input (what
   the write-back costs where nothing was restored);
-- whole photos also each in a frame of one colour (`framed-jpeg-90`: a print's white border, a
-  black matte), which must restore as the unframed photo does, and the crops too, each in a frame
+- whole photos as JPEG 90 and as PNG (`whole-png`), and each in a frame of one colour
+  (`framed-jpeg-90`: a print's white border, a black matte), which must restore as the unframed
+  photo does, and the crops too, each in a frame
   2, 4 or 8 % of its long side wide, white, black, grey or cream in turn (`framed-crops-jpeg-90`,
   `framed-crops-jpeg-75`: a frame thinner than the codec's blocks);
 - collages: two of the group's crops side by side or one above the other, a gutter of one colour
@@ -81,6 +82,7 @@ FORMATS = {
     "webp-75": ("webp-75", "crops"),
     "webp-90": ("webp-90", "crops"),
     "whole-jpeg-90": ("jpeg-90-420", "whole"),
+    "whole-png": ("png", "whole"),  # the same whole photos, saved exactly
     "framed-jpeg-90": ("jpeg-90-420", "framed"),  # the whole photos above, each in a white or black frame
     "framed-crops-jpeg-90": ("jpeg-90-420", "framed-crops"),  # the crops, in frames of 4 colours and 3 widths
     "framed-crops-jpeg-75": ("jpeg-75-420", "framed-crops"),

@@ -55,7 +55,7 @@ from typing import List, Tuple
 import numpy as np
 
 from runtime.fill import MAX_BOX, MAX_MARGIN, dilated
-from runtime.pyramid import label_with_boxes
+from runtime.pyramid import marks_in_boxes
 
 TOLERANCE = 16  # levels (the largest of the three channels) from the mark's paint
 STEPS = 32  # the farthest a mark grows, in pixels
@@ -137,22 +137,18 @@ def grow_over_paint(rgb: np.ndarray, mask: np.ndarray, tolerance: int = TOLERANC
     grown = np.zeros_like(marked)
     if tolerance <= 0 or not marked.any():
         return grown
-    labels, _count, boxes = label_with_boxes(marked)
-    h, w = marked.shape
-    for i, (r0, r1, c0, c1) in enumerate(boxes[1:], start=1):
-        y0, y1, x0, x1 = max(0, r0 - STEPS), min(h, r1 + STEPS), max(0, c0 - STEPS), min(w, c1 + STEPS)
-        if (y1 - y0 + 2 * MAX_MARGIN) * (x1 - x0 + 2 * MAX_MARGIN) > MAX_BOX:
+    for box, mark in marks_in_boxes(marked, STEPS):  # each mark in its box, STEPS pixels around
+        if (mark.shape[0] + 2 * MAX_MARGIN) * (mark.shape[1] + 2 * MAX_MARGIN) > MAX_BOX:
             continue  # the even fill might not fill it: grown pixels would keep their paint
-        mark = labels[y0:y1, x0:x1] == i
         inner = mark & ~dilated(~mark)  # the mark less its rim
-        window = rgb[y0:y1, x0:x1]
+        window = rgb[box]
         if inner.sum() < MIN_INNER:
             continue  # too small to tell paint from photo
         paints = _paints(window[inner])  # none: photo the mask took for paint is not chased further
-        free = ~marked[y0:y1, x0:x1]  # never into another mark
+        free = ~marked[box]  # never into another mark
         for paint in paints:
             near = np.abs(window.astype(np.float32) - paint).max(axis=-1) <= tolerance
             # One paint: the whole mark grows over it. Several: each grows from its own part.
             start = mark if len(paints) == 1 else mark & near
-            grown[y0:y1, x0:x1] |= _grow(start, (near & free) | start)
+            grown[box] |= _grow(start, (near & free) | start)
     return grown

@@ -34,7 +34,7 @@ photo the two extra passes cost 1/16 + 1/64 of the full one, plus the merge.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 from PIL import Image
@@ -111,6 +111,16 @@ def label(mask: np.ndarray) -> Tuple[np.ndarray, int]:
     (`label_with_boxes`)."""
     labels, count, _boxes = label_with_boxes(mask)
     return labels, count
+
+
+def marks_in_boxes(marked: np.ndarray, margin: int) -> Iterator[Tuple[Tuple[slice, slice], np.ndarray]]:
+    """Each mark (8-connected) of `marked` ((H, W) bool) in its box grown by `margin` pixels on
+    every side (within the picture): (the box as rows and columns, the mark in it, (h, w) bool)."""
+    labels, _count, boxes = label_with_boxes(marked)
+    h, w = marked.shape
+    for i, (r0, r1, c0, c1) in enumerate(boxes[1:], start=1):
+        box = (slice(max(0, r0 - margin), min(h, r1 + margin)), slice(max(0, c0 - margin), min(w, c1 + margin)))
+        yield box, labels[box] == i
 
 
 def label_with_boxes(mask: np.ndarray) -> Tuple[np.ndarray, int, np.ndarray]:

@@ -76,7 +76,7 @@ from typing import List, NamedTuple, Optional, Tuple
 import numpy as np
 
 from runtime.fill import dilated
-from runtime.pyramid import label_with_boxes
+from runtime.pyramid import label_with_boxes, marks_in_boxes
 
 TOLERANCE = 2  # levels from the mark's commonest colour (the largest of the three channels)
 SHARE = 0.1  # of a mark's pixels that must lie within TOLERANCE of that colour
@@ -159,20 +159,15 @@ def judge_marks(rgb: np.ndarray, mask: np.ndarray, share: float = SHARE,
     judged = Judged(*(np.zeros_like(marked) for _ in range(2)))
     if not marked.any():
         return judged
-    labels, _count, boxes = label_with_boxes(marked)
-    h, w = marked.shape
-    for i, (r0, r1, c0, c1) in enumerate(boxes[1:], start=1):
-        y0, y1, x0, x1 = max(0, r0 - 1), min(h, r1 + 1), max(0, c0 - 1), min(w, c1 + 1)  # with a pixel around
-        mark = labels[y0:y1, x0:x1] == i  # (y1 - y0, x1 - x0): this mark in its box
-        pixels = rgb[y0:y1, x0:x1][mark]
+    for box, mark in marks_in_boxes(marked, 1):  # each mark in its box, with a pixel around
         near = np.zeros_like(mark)
-        near[mark] = _near_commonest(pixels)
+        near[mark] = _near_commonest(rgb[box][mark])
         if near[mark].mean() < share:
-            judged.drop[y0:y1, x0:x1] |= mark
+            judged.drop[box] |= mark
             continue
         rim = mark & dilated(~mark)  # the mark's pixels with an unmasked neighbour (none at the image's border)
         if rim.sum() >= MIN_RIM and (near & rim).sum() < edge_share * rim.sum():
-            judged.grow[y0:y1, x0:x1] |= dilated(mark) & ~marked[y0:y1, x0:x1]
+            judged.grow[box] |= dilated(mark) & ~marked[box]
     return judged
 
 
@@ -208,13 +203,9 @@ def beyond_paint(rgb: np.ndarray, mask: np.ndarray, found: np.ndarray, keep: Opt
     beyond = np.zeros_like(marked)
     if not marked.any():
         return beyond
-    labels, _count, boxes = label_with_boxes(marked)
-    h, w = marked.shape
-    for i, (r0, r1, c0, c1) in enumerate(boxes[1:], start=1):
-        y0, y1, x0, x1 = max(0, r0 - 2), min(h, r1 + 2), max(0, c0 - 2), min(w, c1 + 2)  # 2 pixels around
-        mark = labels[y0:y1, x0:x1] == i
-        window = rgb[y0:y1, x0:x1]
-        seed = mark & found[y0:y1, x0:x1]
+    for box, mark in marks_in_boxes(marked, 2):  # each mark in its box, 2 pixels around
+        window = rgb[box]
+        seed = mark & found[box]
         colours = paint_colours(window[seed if seed.any() else mark])
         near = np.zeros_like(mark)
         near[mark] = near_colours(window[mark], colours)
@@ -223,5 +214,5 @@ def beyond_paint(rgb: np.ndarray, mask: np.ndarray, found: np.ndarray, keep: Opt
         paint = np.isin(pieces, reached[reached > 0])  # the pieces of its colours what was found reaches
         if sharp_edge(window, paint, colours) is False:
             return np.zeros_like(marked)  # resized after it was painted
-        beyond[y0:y1, x0:x1] |= mark & ~dilated(paint, keep)
+        beyond[box] |= mark & ~dilated(paint, keep)
     return beyond

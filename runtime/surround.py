@@ -25,7 +25,7 @@ from typing import Optional
 import numpy as np
 
 from runtime.fill import dilated
-from runtime.pyramid import label_with_boxes
+from runtime.pyramid import marks_in_boxes
 
 NEAR = 2  # pixels outside the mark where the ring starts: past the codec's ringing along its edge
 FAR = 5  # pixels outside the mark where it ends
@@ -53,11 +53,7 @@ def same_as_surroundings(rgb: np.ndarray, mask: np.ndarray, same: Optional[float
     drop = np.zeros_like(marked)
     if not marked.any():
         return drop
-    labels, _count, boxes = label_with_boxes(marked)
-    h, w = marked.shape
-    for i, (r0, r1, c0, c1) in enumerate(boxes[1:], start=1):
-        y0, y1, x0, x1 = max(0, r0 - FAR), min(h, r1 + FAR), max(0, c0 - FAR), min(w, c1 + FAR)
-        mark = labels[y0:y1, x0:x1] == i  # this mark in its box, FAR pixels around
-        if ring_contrast(rgb[y0:y1, x0:x1], marked[y0:y1, x0:x1], mark) <= same:
-            drop[y0:y1, x0:x1] |= mark
+    for box, mark in marks_in_boxes(marked, FAR):  # each mark in its box, FAR pixels around
+        if ring_contrast(rgb[box], marked[box], mark) <= same:
+            drop[box] |= mark
     return drop

@@ -3,6 +3,8 @@ drawn; on the selection photos (the evaluation ones are for reports)."""
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -123,6 +125,17 @@ def test_the_framed_kind_is_the_whole_photos_in_a_frame():
         assert all(np.abs(e.astype(int) - colour).max() <= 6 for e in outer), (i, [e.min() for e in outer])
         assert psnr(f.case.clean[b:-b, b:-b], w.case.clean) > 30  # the same picture, on another block grid
         assert np.array_equal(f.paint[b:-b, b:-b], w.paint) and not f.paint[:b].any() and not f.case.mask[:b // 2].any()
+
+
+def test_the_whole_png_kind_is_the_whole_photos_saved_exactly():
+    """whole-png: the whole photos of whole-jpeg-90, the same paintings, as PNG files that decode
+    to the painted photo exactly, the damage exactly the paint."""
+    whole, png = make_cases("whole-jpeg-90", "selection", 3), make_cases("whole-png", "selection", 3)
+    assert [w.case.name for w in whole] == [p.case.name for p in png] and len(png) == 5
+    for w, p in zip(whole, png):
+        assert p.data[:8] == b"\x89PNG\r\n\x1a\n" and np.array_equal(p.paint, w.paint)
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(p.data)).convert("RGB")), p.case.corrupted)
+        assert np.array_equal(p.case.mask, p.paint)
 
 
 def test_the_three_photo_collage_has_a_gutter_across_a_panel():

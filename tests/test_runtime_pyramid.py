@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from restore_core.heldout import heldout_photos, iou
-from runtime.pyramid import MAX_SIDE, MIN_SIDE, add_coarse, coarse_factors, label, label_with_boxes
+from runtime.pyramid import MAX_SIDE, MIN_SIDE, add_coarse, coarse_factors, label, label_with_boxes, marks_in_boxes
 
 
 @pytest.mark.parametrize("shape, factors", [
@@ -126,6 +126,20 @@ def test_label_finds_the_8_connected_marks(seed):
         assert tuple(boxes[i]) == (ys.min(), ys.max() + 1, xs.min(), xs.max() + 1)
     diagonal = np.eye(5, dtype=bool)  # touching at corners only: one mark
     assert label(diagonal)[1] == 1 and label(np.zeros((3, 3), bool))[1] == 0
+
+
+def test_each_mark_in_its_box_with_a_margin_within_the_picture():
+    mask = np.zeros((20, 30), bool)
+    mask[1:4, 2:5] = True  # near the top-left corner: its margin is cut there
+    mask[10:12, 20:29] = True
+    mask[11, 12] = True  # a single pixel, its box (1, 1) grown by 3 on each side
+    got = list(marks_in_boxes(mask, 3))
+    assert [box for box, _ in got] == [(slice(0, 7), slice(0, 8)), (slice(7, 15), slice(17, 30)),
+                                       (slice(8, 15), slice(9, 16))]
+    for box, mark in got:  # each mark alone, the whole of it, in its box
+        assert mark.shape == mask[box].shape and (mark <= mask[box]).all()
+    assert sum(int(m.sum()) for _, m in got) == mask.sum() and [int(m.sum()) for _, m in got] == [9, 18, 1]
+    assert list(marks_in_boxes(np.zeros((4, 4), bool), 2)) == []
 
 
 def test_a_mark_the_full_size_pass_found_whole_keeps_its_outline():

@@ -103,8 +103,7 @@ def commonest(pixels: np.ndarray) -> Tuple[np.ndarray, int]:
 
 def _near_commonest(pixels: np.ndarray) -> np.ndarray:
     """(n, 3) uint8 -> (n,) bool: which pixels lie within `TOLERANCE` of their commonest colour."""
-    colour, _ = commonest(pixels)
-    return np.abs(pixels.astype(np.int32) - colour).max(axis=1) <= TOLERANCE
+    return near_colours(pixels, [commonest(pixels)[0]])
 
 
 def paint_colours(pixels: np.ndarray) -> List[np.ndarray]:
@@ -124,12 +123,15 @@ def paint_colours(pixels: np.ndarray) -> List[np.ndarray]:
     return colours
 
 
+def distance(pixels: np.ndarray, colours: List[np.ndarray]) -> np.ndarray:
+    """(n, 3) uint8 -> (n,) int: each pixel's distance (largest channel) from the nearest of
+    `colours` (one or more)."""
+    return np.min([np.abs(pixels.astype(np.int32) - c).max(axis=1) for c in colours], axis=0)
+
+
 def near_colours(pixels: np.ndarray, colours: List[np.ndarray]) -> np.ndarray:
     """(n, 3) uint8 -> (n,) bool: which pixels lie within `TOLERANCE` of one of `colours`."""
-    near = np.zeros(len(pixels), bool)
-    for colour in colours:
-        near |= np.abs(pixels.astype(np.int32) - colour).max(axis=1) <= TOLERANCE
-    return near
+    return distance(pixels, colours) <= TOLERANCE
 
 
 def solid_share(pixels: np.ndarray) -> float:
@@ -171,11 +173,6 @@ def judge_marks(rgb: np.ndarray, mask: np.ndarray, share: float = SHARE,
     return judged
 
 
-def _distance(pixels: np.ndarray, colours: List[np.ndarray]) -> np.ndarray:
-    """(n, 3) uint8 -> (n,) int: each pixel's distance (largest channel) from the nearest of `colours`."""
-    return np.min([np.abs(pixels.astype(np.int32) - c).max(axis=1) for c in colours], axis=0)
-
-
 def sharp_edge(window: np.ndarray, paint: np.ndarray, colours: List[np.ndarray]) -> Optional[bool]:
     """Whether the paint's edge in `window` (h, w, 3) is as painted, not resampled: the pixels
     just outside `paint` ((h, w) bool, 2 pixels or more from the window's border) are as far from
@@ -186,7 +183,7 @@ def sharp_edge(window: np.ndarray, paint: np.ndarray, colours: List[np.ndarray])
     second = dilated(paint, 2) & ~dilated(paint)
     if not first.any() or not second.any():
         return None
-    near, far = np.median(_distance(window[first], colours)), np.median(_distance(window[second], colours))
+    near, far = np.median(distance(window[first], colours)), np.median(distance(window[second], colours))
     return bool(near >= SHARP * far) if far > 0 else None
 
 

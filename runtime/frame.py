@@ -58,6 +58,27 @@ the damage) is no longer. Reading the side whole with its band instead (a frame'
 others) kept the frame too, but left the paint across it unrestored: mask IoU 0.76 → 0.28 and
 24.4 → 19.6 dB on one collage, the mean of the painted collages down 0.1 dB.
 
+A shape painted near the frame crosses into the band, and the band drop left its part there
+unrestored (on the selection's framed crops a quarter of the damage lay in the band). So once the
+marks are final (grown over their paint and judged by the surround rule, runtime/surround.py),
+each piece of what the graph found in the band goes back, with the graph's fill, to a kept mark
+it touches (`rejoined`), unless it reaches within `EDGE` pixels of the frame or touches a
+collage's gutter: the model's marks along the frame's edge touch the frame, and a kept mark is
+paint. A piece that touches no kept mark stays dropped: a speck in a corner, or the band's part of
+a mark of the photo that the surround rule dropped. Chosen on the selection photos drawn three
+times as often (benchmarks/photo_eval.py `--per-photo 12`, the framed and collage kinds,
+benchmarks/results/selection12-rejoined.md against selection12-surround.md and
+selection12-surround-others.md): framed crops 25.50 -> 26.22 dB at JPEG 90 and 25.08 -> 25.67 at
+JPEG 75, framed whole photos 26.41 -> 27.23, every clean collage as before; 42 files nearer (up
+to +16 dB: a disc across the band), 6 further (a blue square's band part holding some red bin,
+-0.66 dB; the rest 0.05 dB at most). `EDGE` 1 gained 0.04 dB more at JPEG 90 with the same six
+further, 0 made two more further; 2 keeps clear of the two-pixel chroma blocks of a 4:2:0 JPEG
+along the frame, where its colour bleeds in; 4 and 8 gained less (26.03, 25.95 at JPEG 90).
+Tried before and not kept: the pieces put back before the grow and the surround rule (5 clean
+collages touched: a gutter's end inside the band read as paint), and with pieces touching a
+gutter left out (2: a false mark on a white table that the surround rule drops alone, kept once
+its band part joined it, and a speck in a corner).
+
 runtime/inset.py leaves the frame and its band out of its colours too: a frame is one colour,
 which outside a photo's block would read as a graphic's.
 """
@@ -68,10 +89,14 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from runtime.fill import dilated
+from runtime.pyramid import marks_in_boxes
+
 FRAME_TOLERANCE = 16  # levels from the border's colour, in each channel, of a frame's pixels
 FRAME_SHARE = 0.85  # of a row's or column's pixels, those so near that make it the frame's
 DEPTH = 1 / 3  # the frame is looked for this far in from each side, at most
 BAND = 16  # pixels inward from the frame where its ringing lies: no mark is kept there (a JPEG's colour block)
+EDGE = 2  # pixels inward from the frame that a band's piece must keep clear of to go back to a kept mark
 CHUNK = 16  # lines read at a time: a photo with no frame fails on its first
 MIN_LINES = 2  # a side's frame is this many lines at least: a single line of one colour is an edge as often
 CORNER_SHARE = 0.5  # of a corner's square (the frame's thinnest side), those near its colour that make it the frame's
@@ -174,3 +199,17 @@ def frame_mask(rgb: np.ndarray, band: int = 0) -> np.ndarray:
             if not n and m:
                 out[region] |= near(rgb[region], colour)
     return out
+
+
+def rejoined(held: np.ndarray, mask: np.ndarray, edge: np.ndarray, gutters: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the pixels of `held` ((H, W) bool, the marks' pixels in the band inward of the
+    frame as the graph found them) that go back to the marks kept (`mask`, (H, W) bool or 0/255):
+    each piece of them that touches a kept mark and neither the frame's `edge` (the frame and
+    EDGE pixels inward of it) nor a collage's `gutters` ((H, W) bool each)."""
+    back = np.zeros(held.shape, bool)
+    kept, stop = mask > 0, edge | gutters
+    for box, piece in marks_in_boxes(held & ~kept, 1):
+        around = dilated(piece)
+        if (around & kept[box]).any() and not (around & stop[box]).any():
+            back[box] |= piece
+    return back

@@ -24,7 +24,8 @@ from runtime.default_model import choose_model, shipped_weights
 from runtime.fill import BLEND, EXACT_EDGE, GROWN_SUBSAMPLING, even_fill
 from runtime.flat import shade_tolerance
 from runtime.frame import BAND as FRAME_BAND
-from runtime.frame import frame_mask
+from runtime.frame import EDGE as FRAME_EDGE
+from runtime.frame import frame_mask, rejoined
 from runtime.graphic import graphic_note, read_shares
 from runtime.gutter import gutter_boxes
 from runtime.image_metadata import JPEG_FORMATS, JpegCoding, jpeg_coding
@@ -228,12 +229,15 @@ class Restorer:
         whose edge is not solid grown a pixel (runtime/solid.py), what smaller copies of a large image find (runtime/pyramid.py), each flat mark
         grown over its paint (runtime/paint_grow.py), in a lossless file what lies past a sharp paint's
         edge dropped (runtime/solid.py), in any other the marks the colour of their surroundings
-        (runtime/surround.py), for a JPEG (`jpeg`: how it was coded,
+        (runtime/surround.py), what the graph found in a frame's band taken back by the kept mark
+        it touches (runtime/frame.py, `rejoined`), for a JPEG (`jpeg`: how it was coded,
         `orientation`: its EXIF turn) the ring its paint left (runtime/jpeg_ringing.py), then the
         fill inside the mask evened out (runtime/fill.py; where the file's colours are `exact`
         (`Restorer.exact`), the smooth fill alone near each mark's edge); each as it was when
         switched off."""
         frame = frame_mask(rgb, FRAME_BAND)  # a photo's frame and the band inward of it: no mark there (runtime/frame.py)
+        held = self._held(restored, mask, frame)  # what the graph found there: a kept mark may take it back
+        band = frame.copy() if held is not None else frame  # before a collage's gutters join it
         restored, mask = self._unframed(rgb, restored, mask, frame)
         if self._graphic(rgb, mask, jpeg, notes, frame):  # every mark dropped: the file comes back as it was
             return rgb, np.zeros_like(mask)
@@ -247,6 +251,7 @@ class Restorer:
                 frame[top:bottom, left:right] = True
         restored, mask = self._unframed(rgb, restored, mask, frame)  # in the gutters, and what the copies found
         restored, mask, grown = self._grown_marks(rgb, restored, mask, solid, frame, lossless)
+        restored, mask = self._rejoined(rgb, restored, mask, held, frame & ~band)
         if self.even_fill or grown is not None:  # grown pixels hold paint: they take the smooth fill alone
             restored = even_fill(rgb, restored, mask, blend=BLEND if self.even_fill else 1.0, smooth_only=grown,
                                  edge=EXACT_EDGE if self.even_fill and exact else 0, coarse=coarse)
@@ -305,6 +310,29 @@ class Restorer:
         if judged.drop.any():
             restored, mask = Restorer._dropped(rgb, restored, mask, judged.drop)
         return restored, mask, judged
+
+    @staticmethod
+    def _held(restored: np.ndarray, mask: np.ndarray,
+              frame: np.ndarray) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+        """What the graph found in the picture's `frame` and its band ((H, W) bool): its pixels
+        (H, W) bool and their fill (n, 3), or None where it found nothing there."""
+        pixels = (mask > 0) & frame
+        return (pixels, restored[pixels]) if pixels.any() else None
+
+    @staticmethod
+    def _rejoined(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray,
+                  held: Optional[Tuple[np.ndarray, np.ndarray]], gutters: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """The `held` pixels (`_held`) that go back to a kept mark (runtime/frame.py, `rejoined`;
+        `gutters`, (H, W) bool, a collage's gutters and their bands), with the graph's fill."""
+        if held is None or not mask.any():
+            return restored, mask
+        pixels, fill = held
+        back = rejoined(pixels, mask, frame_mask(rgb, FRAME_EDGE), gutters)
+        if not back.any():
+            return restored, mask
+        restored = restored.copy()
+        restored[back] = fill[back[pixels]]  # back lies within pixels: the same row-major order
+        return restored, np.where(back, np.uint8(255), mask)
 
     @staticmethod
     def _dropped(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray,

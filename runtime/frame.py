@@ -22,7 +22,7 @@ and footer) or below a band across its top alone (a screen's title bar), hold th
 on 85 % of their columns but end at the bands. The restorer then drops the marks' pixels in the
 frame and within `BAND` pixels inward of it (`frame_mask(rgb, BAND)`), where the codec rings
 along the photo's edge: what the model found there is the frame's edge. A shape painted near the
-border is restored up to that band. Chosen on the selection photos, whole and each framed
+border is restored up to that band (and, where it crosses it, in it: below). Chosen on the selection photos, whole and each framed
 (benchmarks/photo_eval.py, `framed-jpeg-90`): dropping every mark that touches the frame, whole,
 left them 0.777 mask IoU and 27.96 dB (the unframed photos: 0.924 and 33.93), as the frame's
 patches join paint near the edge; the band, 0.868 and 30.31, none made worse.

@@ -85,7 +85,7 @@ which outside a photo's block would read as a graphic's.
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -185,29 +185,38 @@ def frame_mask(rgb: np.ndarray, band: int = 0) -> np.ndarray:
     """(H, W) bool: the picture's frame (`frame_lines`), and `band` pixels more inward on each
     side that has one; on a side paint crosses (module docstring), its lines' pixels in the
     frame's colour alone."""
+    return frame_masks(rgb, (band,))[0]
+
+
+def frame_masks(rgb: np.ndarray, bands: Sequence[int]) -> List[np.ndarray]:
+    """`frame_mask` for each of `bands`, the picture's sides read once."""
     h, w = rgb.shape[:2]
     sides = frame_lines(rgb)
-    top, bottom, left, right = (n + band if n else 0 for n in sides)
-    out = np.zeros((h, w), bool)
-    out[:top], out[h - bottom:], out[:, :left], out[:, w - right:] = True, True, True, True
-    if any(sides) and 0 in sides:  # a side paint crosses: its lines' pixels in the frame's colour
+    painted = np.zeros((h, w), bool)  # on a side paint crosses, its lines' pixels in the frame's colour
+    if any(sides) and 0 in sides:
         colour = border_colour(rgb)
         loose = side_lines(rgb, colour, PAINTED_SHARE)
         regions = ((slice(0, loose[0]), slice(None)), (slice(h - loose[1], h), slice(None)),
                    (slice(None), slice(0, loose[2])), (slice(None), slice(w - loose[3], w)))
         for n, m, region in zip(sides, loose, regions):
             if not n and m:
-                out[region] |= near(rgb[region], colour)
-    return out
+                painted[region] |= near(rgb[region], colour)
+    masks = []
+    for band in bands:
+        top, bottom, left, right = (n + band if n else 0 for n in sides)
+        out = painted.copy()
+        out[:top], out[h - bottom:], out[:, :left], out[:, w - right:] = True, True, True, True
+        masks.append(out)
+    return masks
 
 
-def rejoined(held: np.ndarray, mask: np.ndarray, edge: np.ndarray, gutters: np.ndarray) -> np.ndarray:
+def rejoined(held: np.ndarray, mask: np.ndarray, stop: np.ndarray) -> np.ndarray:
     """(H, W) bool: the pixels of `held` ((H, W) bool, the marks' pixels in the band inward of the
     frame as the graph found them) that go back to the marks kept (`mask`, (H, W) bool or 0/255):
-    each piece of them that touches a kept mark and neither the frame's `edge` (the frame and
-    EDGE pixels inward of it) nor a collage's `gutters` ((H, W) bool each)."""
+    each piece of them that touches a kept mark and not `stop` ((H, W) bool: the frame's edge,
+    the frame and EDGE pixels inward of it, and a collage's gutters)."""
     back = np.zeros(held.shape, bool)
-    kept, stop = mask > 0, edge | gutters
+    kept = mask > 0
     for box, piece in marks_in_boxes(held & ~kept, 1):
         around = dilated(piece)
         if (around & kept[box]).any() and not (around & stop[box]).any():

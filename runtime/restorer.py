@@ -25,7 +25,7 @@ from runtime.fill import BLEND, EXACT_EDGE, GROWN_SUBSAMPLING, even_fill
 from runtime.flat import shade_tolerance
 from runtime.frame import BAND as FRAME_BAND
 from runtime.frame import EDGE as FRAME_EDGE
-from runtime.frame import frame_mask, rejoined
+from runtime.frame import frame_masks, rejoined
 from runtime.graphic import graphic_note, read_shares
 from runtime.gutter import gutter_boxes
 from runtime.image_metadata import JPEG_FORMATS, JpegCoding, jpeg_coding
@@ -235,9 +235,10 @@ class Restorer:
         fill inside the mask evened out (runtime/fill.py; where the file's colours are `exact`
         (`Restorer.exact`), the smooth fill alone near each mark's edge); each as it was when
         switched off."""
-        frame = frame_mask(rgb, FRAME_BAND)  # a photo's frame and the band inward of it: no mark there (runtime/frame.py)
+        # A photo's frame and the band inward of it: no mark there; and the frame with its first
+        # pixels inward, which no mark's piece in the band may reach to go back to it (runtime/frame.py).
+        frame, edge = frame_masks(rgb, (FRAME_BAND, FRAME_EDGE))
         held = self._held(restored, mask, frame)  # what the graph found there: a kept mark may take it back
-        band = frame.copy() if held is not None else frame  # before a collage's gutters join it
         restored, mask = self._unframed(rgb, restored, mask, frame)
         if self._graphic(rgb, mask, jpeg, notes, frame):  # every mark dropped: the file comes back as it was
             return rgb, np.zeros_like(mask)
@@ -246,12 +247,14 @@ class Restorer:
             restored, mask, solid = self._judge_solid(rgb, restored, mask)
         coarse: List[Added] = []  # what the smaller copies added: the even fill reads less around it
         restored, mask = self._add_coarse(rgb, restored, mask, window, coarse)
+        gutters = np.zeros_like(frame)
         if mask.any():  # a collage's gutters, once the check has read the picture whole: read where marks are left
             for top, bottom, left, right in gutter_boxes(rgb, FRAME_BAND):
-                frame[top:bottom, left:right] = True
+                gutters[top:bottom, left:right] = True
+        frame |= gutters
         restored, mask = self._unframed(rgb, restored, mask, frame)  # in the gutters, and what the copies found
         restored, mask, grown = self._grown_marks(rgb, restored, mask, solid, frame, lossless)
-        restored, mask = self._rejoined(rgb, restored, mask, held, frame & ~band)
+        restored, mask = self._rejoined(restored, mask, held, edge | gutters)
         if self.even_fill or grown is not None:  # grown pixels hold paint: they take the smooth fill alone
             restored = even_fill(rgb, restored, mask, blend=BLEND if self.even_fill else 1.0, smooth_only=grown,
                                  edge=EXACT_EDGE if self.even_fill and exact else 0, coarse=coarse)
@@ -320,14 +323,15 @@ class Restorer:
         return (pixels, restored[pixels]) if pixels.any() else None
 
     @staticmethod
-    def _rejoined(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray,
-                  held: Optional[Tuple[np.ndarray, np.ndarray]], gutters: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    def _rejoined(restored: np.ndarray, mask: np.ndarray, held: Optional[Tuple[np.ndarray, np.ndarray]],
+                  stop: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """The `held` pixels (`_held`) that go back to a kept mark (runtime/frame.py, `rejoined`;
-        `gutters`, (H, W) bool, a collage's gutters and their bands), with the graph's fill."""
+        `stop`, (H, W) bool, the frame's edge and a collage's gutters with their bands), with the
+        graph's fill."""
         if held is None or not mask.any():
             return restored, mask
         pixels, fill = held
-        back = rejoined(pixels, mask, frame_mask(rgb, FRAME_EDGE), gutters)
+        back = rejoined(pixels, mask, stop)
         if not back.any():
             return restored, mask
         restored = restored.copy()

@@ -260,11 +260,11 @@ def test_a_band_piece_goes_back_to_a_kept_mark_it_touches_clear_of_the_edge_and_
     held[3:20, 37:39] = True  # B: touches the square and the edge's last row: stays dropped
     held[10:14, 60:64] = True  # C: touches no kept mark: stays dropped
     held[25:30, 41:45] = True  # D: touches the square and a gutter: stays dropped
-    back = rejoined(held, kept.astype(np.uint8) * 255, edge, gutters)
+    back = rejoined(held, kept.astype(np.uint8) * 255, edge | gutters)
     expected = np.zeros((h, w), bool)
     expected[10:20, 25:35] = True
     assert np.array_equal(back, expected)
-    assert not rejoined(held, np.zeros((h, w), np.uint8), edge, gutters).any()  # nothing kept: nothing back
+    assert not rejoined(held, np.zeros((h, w), np.uint8), edge | gutters).any()  # nothing kept: nothing back
 
 
 def test_a_shape_across_the_band_is_restored_there_through_restorer(restorer, monkeypatch):
@@ -283,7 +283,7 @@ def test_a_shape_across_the_band_is_restored_there_through_restorer(restorer, mo
     mask = np.asarray(out.mask) > 0
     assert (mask & damage & band).sum() > 0.4 * (damage & band).sum() and not (mask & frame_mask(rgb, EDGE)).any()
     with_band = psnr(np.asarray(out.image), case.case.clean)
-    monkeypatch.setattr("runtime.restorer.rejoined", lambda held, mask, edge, gutters: np.zeros(held.shape, bool))
+    monkeypatch.setattr("runtime.restorer.rejoined", lambda held, mask, stop: np.zeros(held.shape, bool))
     without = restorer.restore(Image.open(io.BytesIO(case.data)))
     assert not ((np.asarray(without.mask) > 0) & band).any()
     assert with_band > psnr(np.asarray(without.image), case.case.clean) + 5

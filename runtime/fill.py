@@ -19,8 +19,12 @@ mean gain over the network's fill alone, +0.82 dB over the seven kinds of painte
 no file worse; lower and higher shares gained less. A rim of 1 or 2 (a JPEG's paint rings and
 bleeds past the mark's edge) gained more on 12 Mpx photos only. The smooth fill never reads a
 pocket the mark encloses (paint the mask missed inside a mark: on one whole selection photo such
-pockets tinted the fill of a magenta mark and cost 2.4 dB until they were left out). Only the
-mask's own pixels change; every pixel outside it stays the input's, bit for bit.
+pockets tinted the fill of a magenta mark and cost 2.4 dB until they were left out), nor a
+photo's frame (`unread`, runtime/frame.py), which is not the photo: a shape painted across the
+photo's edge into a white frame was filled half white (on the selection's framed crops at JPEG
+90, +0.25 dB with the frame unread, benchmarks/results/selection12-band-same32.md against
+selection12-band-fill-reads-frame.md). Only the mask's own pixels change; every pixel outside it
+stays the input's, bit for bit.
 
 Near the edge: in a file whose colours are exact at full resolution (lossless, or a JPEG whose
 chroma is not subsampled), the masked pixels within `EXACT_EDGE` steps of an unmasked pixel take
@@ -203,7 +207,7 @@ def _box_with_margin(box, shape: Tuple[int, int]) -> Tuple[int, int, int, int]:
 
 def even_fill(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, blend: float = BLEND,
               clear: int = CLEAR, smooth_only: Optional[np.ndarray] = None, edge: int = 0,
-              coarse: Sequence[Added] = ()) -> np.ndarray:
+              coarse: Sequence[Added] = (), unread: Optional[np.ndarray] = None) -> np.ndarray:
     """Average the network's fill inside each mark with a smooth fill (module docstring).
 
     Args:
@@ -219,6 +223,8 @@ def even_fill(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, blend: fl
             `MIN_MARGIN`, so every such unmasked pixel lies in the mark's box.
         coarse: what smaller copies added to the mask (`pyramid.add_coarse(..., added=)`): around
             a mark they added pixels to, a rim of `coarse_rim` pixels is not read either.
+        unread: (H, W) bool, pixels the smooth fill never reads: a photo's frame and a collage's
+            gutters, which are not the photo (runtime/frame.py, runtime/gutter.py).
 
     Returns:
         `restored`; pixels outside the mask are not touched.
@@ -245,8 +251,10 @@ def even_fill(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, blend: fl
         # CLEAR pixels around it, so the box's edge sees marks just outside it), and pockets.
         c = max(clear, coarse_rim(mine, (y0, y1, x0, x1), coarse)) if coarse else clear
         g0, g1, h0, h1 = max(0, y0 - c), min(marked.shape[0], y1 + c), max(0, x0 - c), min(marked.shape[1], x1 + c)
-        unread = dilated(marked[g0:g1, h0:h1], c)[y0 - g0:y1 - g0, x0 - h0:x1 - h0]
-        known = _reachable(~unread)
+        skip = dilated(marked[g0:g1, h0:h1], c)[y0 - g0:y1 - g0, x0 - h0:x1 - h0]
+        if unread is not None:
+            skip |= unread[y0:y1, x0:x1]
+        known = _reachable(~skip)
         if not known.any():
             continue  # nothing around it to fill from
         smooth = smooth_fill(rgb[y0:y1, x0:x1], known)  # (h, w, 3) float32

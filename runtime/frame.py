@@ -22,7 +22,7 @@ and footer) or below a band across its top alone (a screen's title bar), hold th
 on 85 % of their columns but end at the bands. The restorer then drops the marks' pixels in the
 frame and within `BAND` pixels inward of it (`frame_mask(rgb, BAND)`), where the codec rings
 along the photo's edge: what the model found there is the frame's edge. A shape painted near the
-border is restored up to that band (and, where it crosses it, in it: below). Chosen on the selection photos, whole and each framed
+border is restored up to that band (and, where it crosses it or holds paint on its own, in it: below). Chosen on the selection photos, whole and each framed
 (benchmarks/photo_eval.py, `framed-jpeg-90`): dropping every mark that touches the frame, whole,
 left them 0.777 mask IoU and 27.96 dB (the unframed photos: 0.924 and 33.93), as the frame's
 patches join paint near the edge; the band, 0.868 and 30.31, none made worse.
@@ -79,6 +79,37 @@ collages touched: a gutter's end inside the band read as paint), and with pieces
 gutter left out (2: a false mark on a white table that the surround rule drops alone, kept once
 its band part joined it, and a speck in a corner).
 
+A shape painted across the photo's edge reaches the frame, and one lying in the band alone
+touches no kept mark: either stayed unrestored (on the selection's framed crops drawn three
+times as often, 70,138 damage pixels in the band at JPEG 90, 4,963 restored). So each piece the
+graph found in the band that did not go back is read for paint on its own (`painted_pieces`):
+its inner pixels are flat paint (runtime/paint_grow.py, `flat_paints`: one colour, or a few
+touching shapes' colours) of another colour than the frame's (more than twice the paint grow's
+`TOLERANCE` from it), and it keeps only its pixels within `TOLERANCE` of that paint (the frame
+and the photo found with it stay), if they differ from their surroundings almost all round
+(runtime/surround.py's ring, read off the frame and every mark: its median pixel further than
+`SAME` levels from their colour, three quarters of it further than `MOST`) and run along at most
+`SPAN` of the photo's height and width (a white table along a photo's bottom edge, marked with
+a false mark above it, is the photo's own edge). A piece touching a gutter stays dropped. The
+smooth fill does not read the frame either (runtime/fill.py, `unread`): a shape run into a
+white frame was filled half white. Nearly all that comes back is a kept shape's part run
+through the band to the photo's edge. Chosen on the selection photos drawn three times as
+often (benchmarks/photo_eval.py `--per-photo 12`, the framed and collage kinds,
+benchmarks/results/selection12-band-paint.md against selection12-rejoined.md): framed crops
+26.22 -> 27.27 dB at JPEG 90 (Telea given the true mask 27.29) and 25.67 -> 26.12 at JPEG 75,
+framed whole photos 27.23 -> 28.25 (Telea 27.27), collages of two and three +0.05 and +0.15 dB,
+every clean collage as before; 66 files nearer (up to +7.0 dB), 8 further (0.92 dB at most, 4
+of them with the mask nearer the damage). The surroundings' median alone, at `SAME` 16, 32 or
+48 (benchmarks/results/selection12-band-same16.md, selection12-band-same32.md,
+selection12-band-same48.md): 27.20, 27.28 and 27.24 dB on the crops at JPEG 90, 28.09, 28.09
+and 28.26 on the framed whole photos, 16 and 32 adding pixels to clean collages already
+touched; at 48 the quarter rule takes out a patch of white table at a crop's corner (-1.8 dB),
+and on the standard selection run the span rule a clean collage's table strip (-9.2 dB,
+benchmarks/results/selection13-band-same48.md; with it, selection13-band-paint.md, every clean
+file as before, framed crops 26.54 -> 27.50 dB at JPEG 90). The pieces with the fill reading
+the frame gained 0.25 dB less on the crops at JPEG 90 and 0.36 less on the framed whole photos
+(selection12-band-fill-reads-frame.md, `SAME` 32).
+
 runtime/inset.py leaves the frame and its band out of its colours too: a frame is one colour,
 which outside a photo's block would read as a graphic's.
 """
@@ -90,13 +121,18 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from runtime.fill import dilated
+from runtime.paint_grow import MIN_INNER, TOLERANCE, flat_paints
 from runtime.pyramid import marks_in_boxes
+from runtime.surround import FAR, ring_distances
 
 FRAME_TOLERANCE = 16  # levels from the border's colour, in each channel, of a frame's pixels
 FRAME_SHARE = 0.85  # of a row's or column's pixels, those so near that make it the frame's
 DEPTH = 1 / 3  # the frame is looked for this far in from each side, at most
 BAND = 16  # pixels inward from the frame where its ringing lies: no mark is kept there (a JPEG's colour block)
 EDGE = 2  # pixels inward from the frame that a band's piece must keep clear of to go back to a kept mark
+SAME = 48  # levels: the median pixel of the ring around a band's piece of paint on its own lies further from it
+MOST = 24  # levels: and three quarters of the ring's pixels further than this (paint differs almost all round)
+SPAN = 0.5  # of the photo's height or width: a band's piece longer than this is the photo's own edge, not paint
 CHUNK = 16  # lines read at a time: a photo with no frame fails on its first
 MIN_LINES = 2  # a side's frame is this many lines at least: a single line of one colour is an edge as often
 CORNER_SHARE = 0.5  # of a corner's square (the frame's thinnest side), those near its colour that make it the frame's
@@ -222,3 +258,49 @@ def rejoined(held: np.ndarray, mask: np.ndarray, stop: np.ndarray) -> np.ndarray
         if (around & kept[box]).any() and not (around & stop[box]).any():
             back[box] |= piece
     return back
+
+
+def painted_pieces(rgb: np.ndarray, held: np.ndarray, mask: np.ndarray, border: np.ndarray,
+                   gutters: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the paint in the pieces of `held` ((H, W) bool, what the graph found in the
+    frame and its band) that hold paint on their own (module docstring): each piece off the
+    `border` ((H, W) bool, the frame itself) and the kept marks (`mask`, (H, W) bool or 0/255)
+    that touches no `gutters` ((H, W) bool) and whose inner pixels are flat paint
+    (runtime/paint_grow.py, `flat_paints`) of another colour than the frame's, keeps its pixels
+    within `TOLERANCE` of that paint, if they lie among surroundings (off the frame and every
+    mark, runtime/surround.py's ring) further than `SAME` levels from their colour, three
+    quarters of them further than `MOST`, and it runs along at most `SPAN` of the photo's side."""
+    out = np.zeros(held.shape, bool)
+    kept = mask > 0
+    colour = border_colour(rgb)
+    extent = _spans(~border)  # the photo's height and width
+    marked = kept | held | border  # the ring reads the photo alone
+    for box, piece in marks_in_boxes(held & ~kept & ~border, FAR):
+        if (dilated(piece) & gutters[box]).any():
+            continue
+        paint = _piece_paint(rgb[box], piece, colour)
+        if paint.sum() < MIN_INNER or (_spans(paint) > SPAN * extent).any():
+            continue  # too small to read, or a table or a sky along the photo's edge
+        ring = ring_distances(rgb[box], marked[box], paint)
+        if ring is not None and np.median(ring) > SAME and np.percentile(ring, 25) > MOST:
+            out[box] |= paint
+    return out
+
+
+def _piece_paint(window: np.ndarray, piece: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """(h, w) bool: the pixels of `piece` (h, w bool, within `window` (h, w, 3) uint8) within
+    `TOLERANCE` of the flat paints of its inner pixels, but for one near the frame's `colour`."""
+    paint = np.zeros_like(piece)
+    inner = piece & ~dilated(~piece)  # the piece less its rim
+    if inner.sum() < MIN_INNER:
+        return paint
+    for p in flat_paints(window[inner]):
+        if np.abs(p - colour).max() > 2 * TOLERANCE:  # the frame's own colour is not paint
+            paint |= piece & (np.abs(window.astype(np.float32) - p).max(axis=-1) <= TOLERANCE)
+    return paint
+
+
+def _spans(pixels: np.ndarray) -> np.ndarray:
+    """(2,): how many rows and columns the True pixels of `pixels` (H, W bool) span, first to last."""
+    rows, cols = np.flatnonzero(pixels.any(axis=1)), np.flatnonzero(pixels.any(axis=0))
+    return np.array([n[-1] - n[0] + 1 if n.size else 0 for n in (rows, cols)])

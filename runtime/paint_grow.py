@@ -20,7 +20,7 @@ against selection5-paint-colours.md); with no limit a 12 Mpx photo's mark grew i
 (-0.32 dB).
 
 Marks of different paint that touch are found as one mark, which is not one flat colour. Such
-a mark is split into its paints (`_paints`: up to `COLOURS`, each the commonest colour left and
+a mark is split into its paints (`flat_paints`: up to `COLOURS`, each the commonest colour left and
 the pixels within `FLAT` of it, together two thirds of the mark, no two within twice
 `TOLERANCE` of each other), and each grows, from its own part of the mark, over the pixels
 within `TOLERANCE` of it, by the same limits. Shades of one colour (a pink object lit on one
@@ -74,7 +74,7 @@ def _paint(pixels: np.ndarray) -> Tuple[np.ndarray, float]:
     return paint, float(np.percentile(spread, 75))
 
 
-def _paints(pixels: np.ndarray) -> List[np.ndarray]:
+def flat_paints(pixels: np.ndarray) -> List[np.ndarray]:
     """(n, 3) uint8, a mark's inner pixels -> the flat paints it is made of.
 
     One, when three quarters of them lie within `FLAT` of their median. Else, where marks of
@@ -144,7 +144,7 @@ def grow_over_paint(rgb: np.ndarray, mask: np.ndarray, tolerance: int = TOLERANC
         window = rgb[box]
         if inner.sum() < MIN_INNER:
             continue  # too small to tell paint from photo
-        paints = _paints(window[inner])  # none: photo the mask took for paint is not chased further
+        paints = flat_paints(window[inner])  # none: photo the mask took for paint is not chased further
         free = ~marked[box]  # never into another mark
         for paint in paints:
             near = np.abs(window.astype(np.float32) - paint).max(axis=-1) <= tolerance

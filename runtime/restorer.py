@@ -25,7 +25,7 @@ from runtime.fill import BLEND, EXACT_EDGE, GROWN_SUBSAMPLING, even_fill
 from runtime.flat import shade_tolerance
 from runtime.frame import BAND as FRAME_BAND
 from runtime.frame import EDGE as FRAME_EDGE
-from runtime.frame import frame_masks, rejoined
+from runtime.frame import frame_masks, painted_pieces, rejoined
 from runtime.graphic import graphic_note, read_shares
 from runtime.gutter import gutter_boxes
 from runtime.image_metadata import JPEG_FORMATS, JpegCoding, jpeg_coding
@@ -230,14 +230,15 @@ class Restorer:
         grown over its paint (runtime/paint_grow.py), in a lossless file what lies past a sharp paint's
         edge dropped (runtime/solid.py), in any other the marks the colour of their surroundings
         (runtime/surround.py), what the graph found in a frame's band taken back by the kept mark
-        it touches (runtime/frame.py, `rejoined`), for a JPEG (`jpeg`: how it was coded,
+        it touches or where it holds paint on its own (runtime/frame.py, `rejoined`,
+        `painted_pieces`), for a JPEG (`jpeg`: how it was coded,
         `orientation`: its EXIF turn) the ring its paint left (runtime/jpeg_ringing.py), then the
         fill inside the mask evened out (runtime/fill.py; where the file's colours are `exact`
-        (`Restorer.exact`), the smooth fill alone near each mark's edge); each as it was when
+        (`Restorer.exact`), the smooth fill alone near each mark's edge; the frame not read); each as it was when
         switched off."""
         # A photo's frame and the band inward of it: no mark there; and the frame with its first
         # pixels inward, which no mark's piece in the band may reach to go back to it (runtime/frame.py).
-        frame, edge = frame_masks(rgb, (FRAME_BAND, FRAME_EDGE))
+        frame, edge, border = frame_masks(rgb, (FRAME_BAND, FRAME_EDGE, 0))
         held = self._held(restored, mask, frame)  # what the graph found there: a kept mark may take it back
         restored, mask = self._unframed(rgb, restored, mask, frame)
         if self._graphic(rgb, mask, jpeg, notes, frame):  # every mark dropped: the file comes back as it was
@@ -248,16 +249,17 @@ class Restorer:
         coarse: List[Added] = []  # what the smaller copies added: the even fill reads less around it
         restored, mask = self._add_coarse(rgb, restored, mask, window, coarse)
         gutters = np.zeros_like(frame)
-        if mask.any():  # a collage's gutters, once the check has read the picture whole: read where marks are left
+        if mask.any() or held is not None:  # a collage's gutters, once the check has read it whole: where marks are left
             for top, bottom, left, right in gutter_boxes(rgb, FRAME_BAND):
                 gutters[top:bottom, left:right] = True
         frame |= gutters
         restored, mask = self._unframed(rgb, restored, mask, frame)  # in the gutters, and what the copies found
         restored, mask, grown = self._grown_marks(rgb, restored, mask, solid, frame, lossless)
-        restored, mask = self._rejoined(restored, mask, held, edge | gutters)
+        restored, mask = self._rejoined(rgb, restored, mask, held, edge, gutters, border)
         if self.even_fill or grown is not None:  # grown pixels hold paint: they take the smooth fill alone
             restored = even_fill(rgb, restored, mask, blend=BLEND if self.even_fill else 1.0, smooth_only=grown,
-                                 edge=EXACT_EDGE if self.even_fill and exact else 0, coarse=coarse)
+                                 edge=EXACT_EDGE if self.even_fill and exact else 0, coarse=coarse,
+                                 unread=border)
         if self.jpeg_ringing and jpeg is not None:  # the ring the file's paint left, judged from the filled marks
             ring = remove_ringing(rgb, restored, mask, jpeg.qtables, jpeg.subsampling, orientation)
             if ring.any():
@@ -323,15 +325,18 @@ class Restorer:
         return (pixels, restored[pixels]) if pixels.any() else None
 
     @staticmethod
-    def _rejoined(restored: np.ndarray, mask: np.ndarray, held: Optional[Tuple[np.ndarray, np.ndarray]],
-                  stop: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """The `held` pixels (`_held`) that go back to a kept mark (runtime/frame.py, `rejoined`;
-        `stop`, (H, W) bool, the frame's edge and a collage's gutters with their bands), with the
-        graph's fill."""
-        if held is None or not mask.any():
+    def _rejoined(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray,
+                  held: Optional[Tuple[np.ndarray, np.ndarray]], edge: np.ndarray, gutters: np.ndarray,
+                  border: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """The `held` pixels (`_held`) that go back, with the graph's fill: each piece that touches
+        a kept mark, clear of the frame's `edge` and the `gutters` (runtime/frame.py, `rejoined`),
+        and the paint of each piece that holds paint on its own (`painted_pieces`; `border`, the
+        frame itself); all (H, W) bool."""
+        if held is None:
             return restored, mask
         pixels, fill = held
-        back = rejoined(pixels, mask, stop)
+        back = rejoined(pixels, mask, edge | gutters) if mask.any() else np.zeros_like(pixels)
+        back |= painted_pieces(rgb, pixels, np.where(back, np.uint8(255), mask), border, gutters)
         if not back.any():
             return restored, mask
         restored = restored.copy()

@@ -33,16 +33,22 @@ SAME = 16  # levels: a ring whose median pixel lies this close to the mark's col
 MIN_RING = 8  # ring pixels a mark needs to be judged
 
 
-def ring_contrast(rgb: np.ndarray, marked: np.ndarray, mark: np.ndarray) -> float:
-    """The median over the ring around `mark` (h, w bool, within the window `rgb` (h, w, 3) and
-    `marked` (h, w) bool, every mark) of each pixel's largest channel distance from the mark's
-    median colour; inf where the ring holds under MIN_RING pixels."""
+def ring_distances(rgb: np.ndarray, marked: np.ndarray, mark: np.ndarray) -> Optional[np.ndarray]:
+    """(n,) float32: each pixel of the ring around `mark` (h, w bool, within the window `rgb`
+    (h, w, 3) and `marked` (h, w) bool, every mark), its largest channel distance from the mark's
+    median colour; None where the ring holds under MIN_RING pixels."""
     near = dilated(mark, NEAR)
     ring = dilated(near, FAR - NEAR) & ~near & ~marked  # the FAR dilation continued from the NEAR one
     if ring.sum() < MIN_RING:
-        return float("inf")
+        return None
     colour = np.median(rgb[mark], axis=0)
-    return float(np.median(np.abs(rgb[ring].astype(np.float32) - colour).max(axis=1)))
+    return np.abs(rgb[ring].astype(np.float32) - colour).max(axis=1)
+
+
+def ring_contrast(rgb: np.ndarray, marked: np.ndarray, mark: np.ndarray) -> float:
+    """The median of `ring_distances`; inf where the ring holds under MIN_RING pixels."""
+    distances = ring_distances(rgb, marked, mark)
+    return float("inf") if distances is None else float(np.median(distances))
 
 
 def same_as_surroundings(rgb: np.ndarray, mask: np.ndarray, same: Optional[float] = None) -> np.ndarray:

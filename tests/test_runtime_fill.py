@@ -144,6 +144,26 @@ def test_paint_the_mask_missed_inside_a_mark_is_not_read():
     assert (out[50:60, 65:75] == 0).all()  # and the pocket itself, outside the mask, is left as it was
 
 
+def test_a_frame_is_not_read():
+    """A mark run off the photo into its white frame: the frame is not the photo, and with it
+    `unread` the membrane reads the photo's 100s alone, 0.5 * 200 + 0.5 * 100 = 150; read, its
+    255s pull the fill up."""
+    rgb = np.full((60, 80, 3), 100, np.uint8)
+    rgb[:, :6] = 255  # the frame, down the left side
+    mask = np.zeros((60, 80), np.uint8)
+    mask[20:40, 6:30] = 255  # the mark, from the frame's edge inward
+    rgb[20:40, 6:30] = 0
+    restored = rgb.copy()
+    restored[mask > 0] = 200
+    frame = np.zeros((60, 80), bool)
+    frame[:, :6] = True
+    out = even_fill(rgb, restored.copy(), mask, blend=0.5, unread=frame)
+    assert np.abs(out[mask > 0].astype(int) - 150).max() <= 1
+    read = even_fill(rgb, restored.copy(), mask, blend=0.5)
+    assert read[20:40, 6].astype(int).min() > 170  # beside the frame, nearly its 255 in the membrane
+    assert np.array_equal(out[mask == 0], rgb[mask == 0])  # nothing outside the mask moves
+
+
 def test_nothing_masked_leaves_the_image_as_it_was():
     rgb, restored, _ = _painted()
     before = restored.copy()

@@ -223,8 +223,8 @@ def even_fill(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, blend: fl
             `MIN_MARGIN`, so every such unmasked pixel lies in the mark's box.
         coarse: what smaller copies added to the mask (`pyramid.add_coarse(..., added=)`): around
             a mark they added pixels to, a rim of `coarse_rim` pixels is not read either.
-        unread: (H, W) bool, pixels the smooth fill never reads: a photo's frame and a collage's
-            gutters, which are not the photo (runtime/frame.py, runtime/gutter.py).
+        unread: (H, W) bool, pixels the smooth fill never reads: a photo's frame, which is not
+            the photo (runtime/frame.py).
 
     Returns:
         `restored`; pixels outside the mask are not touched.

@@ -88,7 +88,7 @@ touching shapes' colours) of another colour than the frame's (more than twice th
 `TOLERANCE` from it), and it keeps only its pixels within `TOLERANCE` of that paint (the frame
 and the photo found with it stay), if they differ from their surroundings almost all round
 (runtime/surround.py's ring, read off the frame and every mark: its median pixel further than
-`SAME` levels from their colour, three quarters of it further than `MOST`) and run along at most
+`RING_MEDIAN` levels from their colour, three quarters of it further than `RING_QUARTER`) and run along at most
 `SPAN` of the photo's height and width (a white table along a photo's bottom edge, marked with
 a false mark above it, is the photo's own edge). A piece touching a gutter stays dropped. The
 smooth fill does not read the frame either (runtime/fill.py, `unread`): a shape run into a
@@ -99,7 +99,7 @@ benchmarks/results/selection12-band-paint.md against selection12-rejoined.md): f
 26.22 -> 27.27 dB at JPEG 90 (Telea given the true mask 27.29) and 25.67 -> 26.12 at JPEG 75,
 framed whole photos 27.23 -> 28.25 (Telea 27.27), collages of two and three +0.05 and +0.15 dB,
 every clean collage as before; 66 files nearer (up to +7.0 dB), 8 further (0.92 dB at most, 4
-of them with the mask nearer the damage). The surroundings' median alone, at `SAME` 16, 32 or
+of them with the mask nearer the damage). The surroundings' median alone, at 16, 32 or
 48 (benchmarks/results/selection12-band-same16.md, selection12-band-same32.md,
 selection12-band-same48.md): 27.20, 27.28 and 27.24 dB on the crops at JPEG 90, 28.09, 28.09
 and 28.26 on the framed whole photos, 16 and 32 adding pixels to clean collages already
@@ -108,7 +108,7 @@ and on the standard selection run the span rule a clean collage's table strip (-
 benchmarks/results/selection13-band-same48.md; with it, selection13-band-paint.md, every clean
 file as before, framed crops 26.54 -> 27.50 dB at JPEG 90). The pieces with the fill reading
 the frame gained 0.25 dB less on the crops at JPEG 90 and 0.36 less on the framed whole photos
-(selection12-band-fill-reads-frame.md, `SAME` 32).
+(selection12-band-fill-reads-frame.md, the median alone at 32).
 
 runtime/inset.py leaves the frame and its band out of its colours too: a frame is one colour,
 which outside a photo's block would read as a graphic's.
@@ -130,8 +130,8 @@ FRAME_SHARE = 0.85  # of a row's or column's pixels, those so near that make it 
 DEPTH = 1 / 3  # the frame is looked for this far in from each side, at most
 BAND = 16  # pixels inward from the frame where its ringing lies: no mark is kept there (a JPEG's colour block)
 EDGE = 2  # pixels inward from the frame that a band's piece must keep clear of to go back to a kept mark
-SAME = 48  # levels: the median pixel of the ring around a band's piece of paint on its own lies further from it
-MOST = 24  # levels: and three quarters of the ring's pixels further than this (paint differs almost all round)
+RING_MEDIAN = 48  # levels: the median pixel of the ring around a band's piece of paint on its own lies further from it
+RING_QUARTER = 24  # levels: and three quarters of the ring's pixels further than this (paint differs almost all round)
 SPAN = 0.5  # of the photo's height or width: a band's piece longer than this is the photo's own edge, not paint
 CHUNK = 16  # lines read at a time: a photo with no frame fails on its first
 MIN_LINES = 2  # a side's frame is this many lines at least: a single line of one colour is an edge as often
@@ -268,8 +268,8 @@ def painted_pieces(rgb: np.ndarray, held: np.ndarray, mask: np.ndarray, border: 
     that touches no `gutters` ((H, W) bool) and whose inner pixels are flat paint
     (runtime/paint_grow.py, `flat_paints`) of another colour than the frame's, keeps its pixels
     within `TOLERANCE` of that paint, if they lie among surroundings (off the frame and every
-    mark, runtime/surround.py's ring) further than `SAME` levels from their colour, three
-    quarters of them further than `MOST`, and it runs along at most `SPAN` of the photo's side."""
+    mark, runtime/surround.py's ring) further than `RING_MEDIAN` levels from their colour, three
+    quarters of them further than `RING_QUARTER`, and it runs along at most `SPAN` of the photo's side."""
     out = np.zeros(held.shape, bool)
     kept = mask > 0
     colour = border_colour(rgb)
@@ -282,7 +282,7 @@ def painted_pieces(rgb: np.ndarray, held: np.ndarray, mask: np.ndarray, border: 
         if paint.sum() < MIN_INNER or (_spans(paint) > SPAN * extent).any():
             continue  # too small to read, or a table or a sky along the photo's edge
         ring = ring_distances(rgb[box], marked[box], paint)
-        if ring is not None and np.median(ring) > SAME and np.percentile(ring, 25) > MOST:
+        if ring is not None and np.median(ring) > RING_MEDIAN and np.percentile(ring, 25) > RING_QUARTER:
             out[box] |= paint
     return out
 

@@ -9,7 +9,17 @@ import pytest
 from PIL import Image
 
 from restore_toolkit.scores import psnr
-from runtime.frame import BAND, EDGE, FRAME_TOLERANCE, MOST, SAME, frame_lines, frame_mask, painted_pieces, rejoined
+from runtime.frame import (
+    BAND,
+    EDGE,
+    FRAME_TOLERANCE,
+    RING_MEDIAN,
+    RING_QUARTER,
+    frame_lines,
+    frame_mask,
+    painted_pieces,
+    rejoined,
+)
 from runtime.surround import ring_distances
 
 RNG = np.random.default_rng(7)
@@ -310,7 +320,7 @@ def test_a_band_piece_of_paint_on_its_own_is_kept_by_hand():
     square = np.zeros((h, w), bool)
     square[46:58, 4:16] = True
     ring = ring_distances(rgb, held | border, square)  # F's: a third of it magenta, the rest greys
-    assert np.median(ring) > SAME and np.percentile(ring, 25) <= MOST  # the median keeps it, the quarter does not
+    assert np.median(ring) > RING_MEDIAN and np.percentile(ring, 25) <= RING_QUARTER  # the median keeps it, the quarter does not
     kept[30:42, 4:12] = 255  # a piece that is kept already is not read again
     assert not painted_pieces(rgb, held, kept, border, gutters)[30:42, 4:12].any()
 

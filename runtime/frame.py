@@ -85,30 +85,38 @@ times as often, 70,138 damage pixels in the band at JPEG 90, 4,963 restored). So
 graph found in the band that did not go back is read for paint on its own (`painted_pieces`):
 its inner pixels are flat paint (runtime/paint_grow.py, `flat_paints`: one colour, or a few
 touching shapes' colours) of another colour than the frame's (more than twice the paint grow's
-`TOLERANCE` from it), and it keeps only its pixels within `TOLERANCE` of that paint (the frame
-and the photo found with it stay), if they differ from their surroundings almost all round
-(runtime/surround.py's ring, read off the frame and every mark: its median pixel further than
-`RING_MEDIAN` levels from their colour, three quarters of it further than `RING_QUARTER`) and run along at most
-`SPAN` of the photo's height and width (a white table along a photo's bottom edge, marked with
-a false mark above it, is the photo's own edge). A piece touching a gutter stays dropped. The
+`TOLERANCE` from it), and its paint (its pixels within `TOLERANCE` of those colours) differs
+from its surroundings almost all round (runtime/surround.py's ring, read off the frame and every
+mark: its median pixel further than `RING_MEDIAN` levels from the paint's colour, three quarters
+of it further than `RING_QUARTER`) and runs along at most `SPAN` of the photo's height and width
+(a white table along a photo's bottom edge, marked with a false mark above it, is the photo's
+own edge). Such a piece goes back as the graph found it, as a mark anywhere else is kept, but
+for its pixels near the frame's colour (the frame's bleed into the photo's first pixels). A
+piece touching a gutter stays dropped. The
 smooth fill does not read the frame either (runtime/fill.py, `unread`): a shape run into a
 white frame was filled half white. Nearly all that comes back is a kept shape's part run
 through the band to the photo's edge. Chosen on the selection photos drawn three times as
 often (benchmarks/photo_eval.py `--per-photo 12`, the framed and collage kinds,
-benchmarks/results/selection12-band-paint.md against selection12-rejoined.md): framed crops
-26.22 -> 27.27 dB at JPEG 90 (Telea given the true mask 27.29) and 25.67 -> 26.12 at JPEG 75,
-framed whole photos 27.23 -> 28.25 (Telea 27.27), collages of two and three +0.05 and +0.15 dB,
-every clean collage as before; 66 files nearer (up to +7.0 dB), 8 further (0.92 dB at most, 4
-of them with the mask nearer the damage). The surroundings' median alone, at 16, 32 or
-48 (benchmarks/results/selection12-band-same16.md, selection12-band-same32.md,
+benchmarks/results/selection12-band-piece.md against selection12-rejoined.md): framed crops
+26.22 -> 28.39 dB at JPEG 90 (Telea given the true mask 27.29) and 25.67 -> 26.61 at JPEG 75
+(26.93), framed whole photos 27.23 -> 28.97 (27.27), collages of two and three +0.03 and +0.13
+dB, every clean collage as before; 64 files nearer (up to +15.3 dB), 10 further (1.63 dB at
+most: two squares in a portrait's corners, found now and filled from the little photo beside
+them). Keeping only the paint's pixels of
+a piece gained about half as much (27.27, 26.12 and 28.25 dB, selection12-band-paint.md): a
+JPEG's paint near the frame is blended with the frame and the photo past 16 levels. The
+surroundings' median alone, at 16, 32 or 48 (the paint's pixels alone kept;
+benchmarks/results/selection12-band-same16.md, selection12-band-same32.md,
 selection12-band-same48.md): 27.20, 27.28 and 27.24 dB on the crops at JPEG 90, 28.09, 28.09
 and 28.26 on the framed whole photos, 16 and 32 adding pixels to clean collages already
 touched; at 48 the quarter rule takes out a patch of white table at a crop's corner (-1.8 dB),
 and on the standard selection run the span rule a clean collage's table strip (-9.2 dB,
-benchmarks/results/selection13-band-same48.md; with it, selection13-band-paint.md, every clean
-file as before, framed crops 26.54 -> 27.50 dB at JPEG 90). The pieces with the fill reading
-the frame gained 0.25 dB less on the crops at JPEG 90 and 0.36 less on the framed whole photos
-(selection12-band-fill-reads-frame.md, the median alone at 32).
+benchmarks/results/selection13-band-same48.md; with both, selection13-band-piece.md, every
+clean file as before, framed crops 26.54 -> 28.86 dB at JPEG 90). The pieces with the fill
+reading the frame gained 0.25 dB less on the crops at JPEG 90 and 0.36 less on the framed whole
+photos (selection12-band-fill-reads-frame.md, the median alone at 32). Growing the kept marks
+over their paint into the band as well lost 0.38 dB on the crops at JPEG 75 and touched the
+clean collages further (tried on the paint's pixels alone).
 
 runtime/inset.py leaves the frame and its band out of its colours too: a frame is one colour,
 which outside a photo's block would read as a graphic's.
@@ -266,10 +274,10 @@ def painted_pieces(rgb: np.ndarray, held: np.ndarray, mask: np.ndarray, border: 
     frame and its band) that hold paint on their own (module docstring): each piece off the
     `border` ((H, W) bool, the frame itself) and the kept marks (`mask`, (H, W) bool or 0/255)
     that touches no `gutters` ((H, W) bool) and whose inner pixels are flat paint
-    (runtime/paint_grow.py, `flat_paints`) of another colour than the frame's, keeps its pixels
-    within `TOLERANCE` of that paint, if they lie among surroundings (off the frame and every
-    mark, runtime/surround.py's ring) further than `RING_MEDIAN` levels from their colour, three
-    quarters of them further than `RING_QUARTER`, and it runs along at most `SPAN` of the photo's side."""
+    (runtime/paint_grow.py, `flat_paints`) of another colour than the frame's, less its pixels
+    near the frame's colour, if that paint lies among surroundings (off the frame and every mark,
+    runtime/surround.py's ring) further than `RING_MEDIAN` levels from its colour, three quarters
+    of them further than `RING_QUARTER`, and runs along at most `SPAN` of the photo's side."""
     out = np.zeros(held.shape, bool)
     kept = mask > 0
     colour = border_colour(rgb)
@@ -283,7 +291,7 @@ def painted_pieces(rgb: np.ndarray, held: np.ndarray, mask: np.ndarray, border: 
             continue  # too small to read, or a table or a sky along the photo's edge
         ring = ring_distances(rgb[box], marked[box], paint)
         if ring is not None and np.median(ring) > RING_MEDIAN and np.percentile(ring, 25) > RING_QUARTER:
-            out[box] |= paint
+            out[box] |= piece & ~near(rgb[box], colour)
     return out
 
 

@@ -282,8 +282,9 @@ def test_a_band_piece_goes_back_to_a_kept_mark_it_touches_clear_of_the_edge_and_
 def test_a_band_piece_of_paint_on_its_own_is_kept_by_hand():
     """By hand, in a white frame 4 pixels wide around a photo of smooth greys: pieces of what the
     graph found in the band that touch no kept mark. A red square run off the photo into the frame
-    is paint: its pixels come back, and only they (not the photo pixels found with it, nor the
-    frame's); a patch of the frame's white, a red square touching a gutter, a patch of the photo
+    is paint: the piece comes back as the graph found it (with the photo rows found with it, as a
+    mark is anywhere), but for the frame and the pixels of its colour; a patch of the frame's
+    white, a red square touching a gutter, a patch of the photo
     the colour of its surroundings, a square with a third of its surroundings its colour, a strip
     along most of the photo's side, and a speck too small to read stay dropped."""
     h, w = 80, 120
@@ -294,6 +295,7 @@ def test_a_band_piece_of_paint_on_its_own_is_kept_by_hand():
     assert border[:4].all() and not border[4:-4, 4:-4].any()
     held = np.zeros((h, w), bool)
     rgb[4:16, 30:44] = (220, 30, 30)  # A: a red square from the frame's edge inward
+    rgb[4, 30:44] = (250, 250, 250)  # its first row holds the frame's white (a JPEG's bleed)
     held[2:18, 30:44] = True  # found with two frame rows above and two photo rows below
     rgb[4:14, 60:70] = (250, 250, 250)  # B: near the frame's white
     held[4:14, 60:70] = True
@@ -312,7 +314,7 @@ def test_a_band_piece_of_paint_on_its_own_is_kept_by_hand():
     kept = np.zeros((h, w), np.uint8)
     out = painted_pieces(rgb, held, kept, border, gutters)
     expected = np.zeros((h, w), bool)
-    expected[4:16, 30:44] = True
+    expected[5:18, 30:44] = True
     assert np.array_equal(out, expected)
     # D's surroundings are its colour; made paint (flat, another colour than the photo around it), it is kept
     rgb[30:42, 4:12] = (150, 200, 40)
@@ -351,8 +353,8 @@ def test_a_shape_across_the_band_is_restored_there_through_restorer(restorer, mo
 def test_a_shape_in_the_band_on_its_own_is_restored_through_restorer(restorer, monkeypatch):
     """The selection's framed crop `rocket_11` (photo_eval's `framed-crops-jpeg-90`, drawn with 12
     crops a photo, as restore-run opens it): a shape painted over the photo's edge, 1,556 of its
-    pixels in the band, touching no kept mark. Its paint there (980 pixels marked, each of them
-    damage) is restored and the frame is not: 25.8 -> 32.8 dB; without `painted_pieces`, nothing
+    pixels in the band, touching no kept mark. Its paint there (1,344 pixels marked, 1,332 of them
+    damage) is restored and the frame is not: 25.8 -> 37.2 dB; without `painted_pieces`, nothing
     in the band is marked."""
     from benchmarks.photo_eval import make_cases
 
@@ -362,7 +364,8 @@ def test_a_shape_in_the_band_on_its_own_is_restored_through_restorer(restorer, m
     assert (damage & band).sum() > 1000
     out = restorer.restore(Image.open(io.BytesIO(case.data)))
     mask = np.asarray(out.mask) > 0
-    assert (mask & band & damage).sum() > 0.5 * (damage & band).sum() and not (mask & band & ~damage).any()
+    marked = mask & band
+    assert (marked & damage).sum() > 0.8 * (damage & band).sum() and (marked & damage).sum() > 0.95 * marked.sum()
     assert not (mask & frame_mask(rgb)).any()
     with_pieces = psnr(np.asarray(out.image), case.case.clean)
     monkeypatch.setattr("runtime.restorer.painted_pieces", lambda rgb, held, *a: np.zeros(held.shape, bool))

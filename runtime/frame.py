@@ -92,31 +92,30 @@ of it further than `RING_QUARTER`) and runs along at most `SPAN` of the photo's 
 (a white table along a photo's bottom edge, marked with a false mark above it, is the photo's
 own edge). Such a piece goes back as the graph found it, as a mark anywhere else is kept, but
 for its pixels near the frame's colour (the frame's bleed into the photo's first pixels). A
-piece touching a gutter stays dropped. The
-smooth fill does not read the frame either (runtime/fill.py, `unread`): a shape run into a
-white frame was filled half white. Nearly all that comes back is a kept shape's part run
-through the band to the photo's edge. Chosen on the selection photos drawn three times as
-often (benchmarks/photo_eval.py `--per-photo 12`, the framed and collage kinds,
-benchmarks/results/selection12-band-piece.md against selection12-rejoined.md): framed crops
-26.22 -> 28.39 dB at JPEG 90 (Telea given the true mask 27.29) and 25.67 -> 26.61 at JPEG 75
-(26.93), framed whole photos 27.23 -> 28.97 (27.27), collages of two and three +0.03 and +0.13
-dB, every clean collage as before; 64 files nearer (up to +15.3 dB), 10 further (1.63 dB at
-most: two squares in a portrait's corners, found now and filled from the little photo beside
-them). Keeping only the paint's pixels of
-a piece gained about half as much (27.27, 26.12 and 28.25 dB, selection12-band-paint.md): a
-JPEG's paint near the frame is blended with the frame and the photo past 16 levels. The
-surroundings' median alone, at 16, 32 or 48 (the paint's pixels alone kept;
+piece touching a gutter stays dropped. The smooth fill does not read the frame either
+(runtime/fill.py, `unread`): a shape run into a white frame was filled half white. Nearly all
+that comes back is a kept shape's part run through the band to the photo's edge. Chosen on the
+selection photos drawn three times as often (benchmarks/photo_eval.py `--per-photo 12`, the
+framed and collage kinds, benchmarks/results/selection12-band-piece.md against
+selection12-rejoined.md): framed crops 26.22 -> 28.39 dB at JPEG 90 (Telea given the true mask
+27.29) and 25.67 -> 26.61 at JPEG 75 (26.93), framed whole photos 27.23 -> 28.97 (27.27),
+collages of two and three +0.03 and +0.13 dB, every clean collage as before; 64 files nearer (up
+to +15.3 dB), 10 further (1.63 dB at most: two squares in a portrait's corners, found now and
+filled from the little photo beside them). Keeping only the paint's pixels of a piece gained
+about half as much (27.27, 26.12 and 28.25 dB, selection12-band-paint.md): a JPEG's paint near
+the frame is blended with the frame and the photo past 16 levels. The surroundings' median
+alone, at 16, 32 or 48 (the paint's pixels alone kept;
 benchmarks/results/selection12-band-same16.md, selection12-band-same32.md,
-selection12-band-same48.md): 27.20, 27.28 and 27.24 dB on the crops at JPEG 90, 28.09, 28.09
-and 28.26 on the framed whole photos, 16 and 32 adding pixels to clean collages already
-touched; at 48 the quarter rule takes out a patch of white table at a crop's corner (-1.8 dB),
-and on the standard selection run the span rule a clean collage's table strip (-9.2 dB,
-benchmarks/results/selection13-band-same48.md; with both, selection13-band-piece.md, every
-clean file as before, framed crops 26.54 -> 28.86 dB at JPEG 90). The pieces with the fill
-reading the frame gained 0.25 dB less on the crops at JPEG 90 and 0.36 less on the framed whole
-photos (selection12-band-fill-reads-frame.md, the median alone at 32). Growing the kept marks
-over their paint into the band as well lost 0.38 dB on the crops at JPEG 75 and touched the
-clean collages further (tried on the paint's pixels alone).
+selection12-band-same48.md): 27.20, 27.28 and 27.24 dB on the crops at JPEG 90, 28.09, 28.09 and
+28.26 on the framed whole photos, 16 and 32 adding pixels to clean collages already touched; at
+48 the quarter rule takes out a patch of white table at a crop's corner (-1.8 dB), and on the
+standard selection run the span rule a clean collage's table strip (-9.2 dB,
+benchmarks/results/selection13-band-same48.md; with both, selection13-band-piece.md, every clean
+file as before, framed crops 26.54 -> 28.86 dB at JPEG 90). The pieces with the fill reading the
+frame gained 0.25 dB less on the crops at JPEG 90 and 0.36 less on the framed whole photos
+(selection12-band-fill-reads-frame.md, the median alone at 32). Growing the kept marks over
+their paint into the band as well lost 0.38 dB on the crops at JPEG 75 and touched the clean
+collages further (tried on the paint's pixels alone).
 
 runtime/inset.py leaves the frame and its band out of its colours too: a frame is one colour,
 which outside a photo's block would read as a graphic's.

@@ -95,6 +95,8 @@ FORMATS = {
     "clean-jpeg-75": ("jpeg-75-420", "clean"),
     "clean-camera-12mp-jpeg-90": ("jpeg-90-420", "clean-camera"),
     "clean-crops-jpeg-90": ("jpeg-90-420", "clean-crops"),
+    "clean-framed-crops-jpeg-90": ("jpeg-90-420", "clean-framed-crops"),  # the framed crops, nothing painted
+    "clean-framed-crops-jpeg-75": ("jpeg-75-420", "clean-framed-crops"),
     "clean-collage-jpeg-90": ("jpeg-90-420", "clean-collage"),
     "clean-collage-jpeg-75": ("jpeg-75-420", "clean-collage"),
     "clean-collage3-jpeg-90": ("jpeg-90-420", "clean-collage3"),
@@ -224,9 +226,9 @@ def _laid_out(which: str, kind: str, per_photo: int, seed: int) -> Optional[List
                 for name, img in graphics(which, per_photo).items()]
     if kind == "framed":  # the whole photos, the same paintings, each in a frame
         return [_framed(c, i) for i, c in enumerate(_painted(which, "whole", per_photo, seed))]
-    if kind == "framed-crops":  # the painted crops, each in a frame: widths and colours in turn
-        return [_framed(c, i, FRAMES[i % len(FRAMES)], FRAME_COLOURS[i % len(FRAME_COLOURS)])
-                for i, c in enumerate(_painted(which, "crops", per_photo, seed))]
+    if kind in ("framed-crops", "clean-framed-crops"):  # the crops, each in a frame: widths and colours in turn
+        crops = _painted(which, "crops" if kind == "framed-crops" else "clean-crops", per_photo, seed)
+        return [_framed(c, i, FRAMES[i % len(FRAMES)], FRAME_COLOURS[i % len(FRAME_COLOURS)]) for i, c in enumerate(crops)]
     if kind in ("collage", "clean-collage"):  # pairs of the crops, a gutter between them
         crops = heldout_set(per_photo, seed=seed, photos=which)
         return [_collage(crops[i], crops[i + 1], i // 2, seed, kind == "collage") for i in range(0, len(crops) - 1, 2)]

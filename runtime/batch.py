@@ -96,6 +96,7 @@ class Loaded:
     read_seconds: float
     mode: Optional[int] = None  # the input's permission bits, kept by its outputs
     reserved: Optional[Reservation] = None  # what it holds in the run's MemoryGate until it is written
+    box: Optional[Tuple[slice, slice]] = None  # the photo inside its frame, which the graph reads (Restorer.graph_box)
 
 
 @dataclass
@@ -438,6 +439,9 @@ class _Pipeline:
         if size is not None:
             self._run_tiled(item, size, window)
             return
+        item.box = self.restorer.graph_box(item.prep.rgb)  # a framed photo runs without its frame
+        if item.box is not None:
+            h, w = item.prep.rgb[item.box].shape[:2]
         bucket = self.buckets.setdefault((h, w), [])
         bucket.append(item)
         if len(bucket) >= max(1, min(self.options.batch_size, window // (h * w))):
@@ -446,7 +450,7 @@ class _Pipeline:
             self._run_oldest()  # the oldest size waits no longer
 
     def _run_batch(self, items: List[Loaded]) -> None:
-        batch = np.stack([it.prep.rgb for it in items])  # (N, H, W, 3)
+        batch = np.stack([it.prep.rgb if it.box is None else it.prep.rgb[it.box] for it in items])  # (N, h, w, 3)
         t0 = time.perf_counter()
         try:
             # The image decoder's raw output only when it is written (--save-predicted): without
@@ -464,13 +468,14 @@ class _Pipeline:
             t1 = time.perf_counter()
             try:  # large marks from smaller copies, the fill evened out (Restorer.after_graph)
                 window = it.reserved.window if it.reserved else self.window
-                image, found = self.restorer.after_graph(it.prep.rgb, restored[j], mask[j, ..., 0], window,
+                image, found, raw = self.restorer.in_picture(it.prep.rgb, it.box, restored[j], mask[j, ..., 0],
+                                                             None if predicted is None else predicted[j])
+                image, found = self.restorer.after_graph(it.prep.rgb, image, found, window,
                                                          it.source.jpeg, it.source.orientation, self._exact(it),
                                                          it.source.lossless, it.job.record.notes)
             except Exception as e:
                 self._failed(it, e)
                 continue
-            raw = None if predicted is None else predicted[j]
             self._submit_write(it, (image, found, raw), share + time.perf_counter() - t1, 0)
 
     def _run_tiled(self, item: Loaded, size: int, window: int) -> None:

@@ -224,6 +224,16 @@ def frame_lines(rgb: np.ndarray) -> Tuple[int, int, int, int]:
     return sides if corners is not None and corners >= MIN_CORNERS else (0, 0, 0, 0)
 
 
+def photo_box(rgb: np.ndarray) -> Optional[Tuple[slice, slice]]:
+    """The photo inside the picture's frame (`frame_lines`): its rows and columns, or None where
+    the picture has no frame. A side paint crosses is not a frame's side here: it stays in."""
+    top, bottom, left, right = frame_lines(rgb)
+    if not (top or bottom or left or right):
+        return None
+    h, w = rgb.shape[:2]
+    return slice(top, h - bottom), slice(left, w - right)
+
+
 def frame_mask(rgb: np.ndarray, band: int = 0) -> np.ndarray:
     """(H, W) bool: the picture's frame (`frame_lines`), and `band` pixels more inward on each
     side that has one; on a side paint crosses (module docstring), its lines' pixels in the

@@ -25,7 +25,7 @@ from runtime.fill import BLEND, EXACT_EDGE, GROWN_SUBSAMPLING, even_fill
 from runtime.flat import shade_tolerance
 from runtime.frame import BAND as FRAME_BAND
 from runtime.frame import EDGE as FRAME_EDGE
-from runtime.frame import frame_masks, painted_pieces, rejoined
+from runtime.frame import frame_masks, painted_pieces, photo_box, rejoined
 from runtime.graphic import graphic_note, read_shares
 from runtime.gutter import gutter_boxes
 from runtime.image_metadata import JPEG_FORMATS, JpegCoding, jpeg_coding
@@ -373,16 +373,44 @@ class Restorer:
 
     def _full_size(self, rgb: np.ndarray, tile_size: Optional[int], window: Optional[int],
                    predicted: bool, grow: bool = False) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], int]:
-        """The model on `rgb` as it is, in one pass or in tiles."""
+        """The model on the photo inside `rgb`'s frame (`graph_box`), in one pass or in tiles."""
+        box = self.graph_box(rgb)
+        photo = rgb if box is None else np.ascontiguousarray(rgb[box])
         if tile_size is None:
-            restored, mask, raw = self.infer(rgb[None], predicted, grow)
-            return restored[0], mask[0, ..., 0], None if raw is None else raw[0], 0
-        h, w = rgb.shape[:2]
+            restored, mask, raw = self.infer(photo[None], predicted, grow)
+            return (*self.in_picture(rgb, box, restored[0], mask[0, ..., 0], None if raw is None else raw[0]), 0)
+        h, w = photo.shape[:2]
         # As many same-size tiles together as the batch size allows within the call budget.
         batch = max(1, min(self.batch_size, (window or self.memory.window_pixels) // self.call_pixels(h, w, tile_size)))
         infer = functools.partial(self.infer, predicted=predicted, grow=grow)
-        restored, mask, raw = run_tiled(infer, rgb, tile_size, self.halo, self.stride, batch)
-        return restored, mask[..., 0], raw, len(plan_tiles(h, w, tile_size, self.halo, self.stride))
+        restored, mask, raw = run_tiled(infer, photo, tile_size, self.halo, self.stride, batch)
+        return (*self.in_picture(rgb, box, restored, mask[..., 0], raw),
+                len(plan_tiles(h, w, tile_size, self.halo, self.stride)))
+
+    @staticmethod
+    def graph_box(rgb: np.ndarray) -> Optional[Tuple[slice, slice]]:
+        """The part of `rgb` (H, W, 3) the graph reads: the photo inside its frame
+        (runtime/frame.py, `photo_box`), or None for all of it. A frame's straight edge against the
+        photo, ringing in a JPEG, reads to the model as paint's edge: in a frame the graph marked
+        the band along it, and its false marks there and its misses near it went with it."""
+        return photo_box(rgb) if rgb.ndim == 3 and min(rgb.shape[:2]) >= 3 else None
+
+    @staticmethod
+    def in_picture(rgb: np.ndarray, box: Optional[Tuple[slice, slice]], restored: np.ndarray, mask: np.ndarray,
+                   raw: Optional[np.ndarray]) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+        """The graph's outputs on `rgb[box]` (restored (h, w, 3), mask (h, w), raw (h, w, 3) or None)
+        at the picture's size (H, W): the frame as it is and unmarked; as they are where `box` is None."""
+        if box is None:
+            return restored, mask, raw
+        out = rgb.copy()
+        out[box] = restored
+        full = np.zeros(rgb.shape[:2], mask.dtype)
+        full[box] = mask
+        if raw is not None:
+            raw_full = rgb.copy()
+            raw_full[box] = raw
+            raw = raw_full
+        return out, full, raw
 
     # -- images --------------------------------------------------------------------------------
 

@@ -63,12 +63,14 @@ def test_the_paint_alone_against_the_damage():
 
 
 def test_the_clean_kinds_are_the_painted_kinds_pictures_with_nothing_painted(monkeypatch):
-    """Clean crops are the painted crops before their paint; a clean camera-size photo is the
-    camera kind's photo (its noise included), both saved as the painted ones are."""
+    """Clean crops are the painted crops before their paint, clean framed crops the framed crops
+    before theirs (the same frames); a clean camera-size photo is the camera kind's photo (its
+    noise included); each saved as the painted ones are."""
     import benchmarks.photo_eval as pe
 
     monkeypatch.setattr(pe, "CAMERA", (60, 80))  # the same pictures, smaller
-    for clean_kind, painted_kind in (("clean-crops-jpeg-90", "jpeg-90-420"), ("clean-camera-12mp-jpeg-90", "camera-12mp-jpeg-90")):
+    for clean_kind, painted_kind in (("clean-crops-jpeg-90", "jpeg-90-420"), ("clean-camera-12mp-jpeg-90", "camera-12mp-jpeg-90"),
+                                     ("clean-framed-crops-jpeg-75", "framed-crops-jpeg-75")):
         clean, painted = make_cases(clean_kind, "selection", 1), make_cases(painted_kind, "selection", 1)
         assert len(clean) == len(painted) == 5
         for c, p in zip(clean, painted):

@@ -62,9 +62,9 @@ A shape painted near the frame crosses into the band, and the band drop left its
 unrestored (on the selection's framed crops a quarter of the damage lay in the band). So once the
 marks are final (grown over their paint and judged by the surround rule, runtime/surround.py),
 each piece of what the graph found in the band goes back, with the graph's fill, to a kept mark
-it touches (`rejoined`), unless it reaches within `EDGE` pixels of the frame or touches a
-collage's gutter: the model's marks along the frame's edge touch the frame, and a kept mark is
-paint. A piece that touches no kept mark stays dropped: a speck in a corner, or the band's part of
+it touches (`rejoined`), unless it reaches within `EDGE` pixels of the frame (but see the graph
+reading the photo alone, below) or touches a collage's gutter: the model's marks along the
+frame's edge touch the frame, and a kept mark is paint. A piece that touches no kept mark stays dropped: a speck in a corner, or the band's part of
 a mark of the photo that the surround rule dropped. Chosen on the selection photos drawn three
 times as often (benchmarks/photo_eval.py `--per-photo 12`, the framed and collage kinds,
 benchmarks/results/selection12-rejoined.md against selection12-surround.md and
@@ -124,6 +124,14 @@ near it that it finds unframed. On the selection's crops in frames drawn six tim
 touched 16 -> 3 of 120 at JPEG 90 and 18 -> 1 at JPEG 75, painted ones 28.33 -> 28.78 and 26.48 ->
 27.24 dB, none made worse. The band and its rules above stay: without the band the graph's marks
 along the photo's edge, which it now reads as the picture's, still touched 13 and 11 clean crops.
+Reading the photo alone, the graph finds shapes up to its first pixels, and a shape's part in
+the band then reaches the frame's edge: `rejoined` now takes such a piece back too where a kept
+mark it touches spans `REACH` pixels down and across (a shape, not a false mark's sliver along
+the edge), less its pixels near the frame's colour (benchmarks/results/selection24-reach.md:
+framed crops 28.78 -> 29.11 dB at JPEG 90 and 27.24 -> 27.71 at JPEG 75, framed whole photos
+28.31 -> 28.71, none made worse; a false mark already kept on a clean collage runs to the frame
+with it, -3.5 and -7.0 dB on one). Every piece that reaches the edge back, slivers' too
+(selection24-inside-edgeless.md), made one framed crop worse than its input.
 
 runtime/inset.py leaves the frame and its band out of its colours too: a frame is one colour,
 which outside a photo's block would read as a graphic's.
@@ -137,14 +145,15 @@ import numpy as np
 
 from runtime.fill import dilated
 from runtime.paint_grow import MIN_INNER, TOLERANCE, flat_paints
-from runtime.pyramid import marks_in_boxes
+from runtime.pyramid import label_with_boxes, marks_in_boxes
 from runtime.surround import FAR, ring_distances
 
 FRAME_TOLERANCE = 16  # levels from the border's colour, in each channel, of a frame's pixels
 FRAME_SHARE = 0.85  # of a row's or column's pixels, those so near that make it the frame's
 DEPTH = 1 / 3  # the frame is looked for this far in from each side, at most
 BAND = 16  # pixels inward from the frame where its ringing lies: no mark is kept there (a JPEG's colour block)
-EDGE = 2  # pixels inward from the frame that a band's piece must keep clear of to go back to a kept mark
+EDGE = 2  # pixels inward from the frame: a band's piece that reaches them goes back only to a kept mark REACH across
+REACH = 16  # pixels down and across: a kept mark this large takes back a band's piece run to the frame
 RING_MEDIAN = 48  # levels: the median pixel of the ring around a band's piece of paint on its own lies further from it
 RING_QUARTER = 24  # levels: and three quarters of the ring's pixels further than this (paint differs almost all round)
 SPAN = 0.5  # of the photo's height or width: a band's piece longer than this is the photo's own edge, not paint
@@ -271,17 +280,29 @@ def frame_masks(rgb: np.ndarray, bands: Sequence[int]) -> List[np.ndarray]:
     return masks
 
 
-def rejoined(held: np.ndarray, mask: np.ndarray, stop: np.ndarray) -> np.ndarray:
+def rejoined(rgb: np.ndarray, held: np.ndarray, mask: np.ndarray, edge: np.ndarray,
+             gutters: np.ndarray) -> np.ndarray:
     """(H, W) bool: the pixels of `held` ((H, W) bool, the marks' pixels in the band inward of the
     frame as the graph found them) that go back to the marks kept (`mask`, (H, W) bool or 0/255):
-    each piece of them that touches a kept mark and not `stop` ((H, W) bool: the frame's edge,
-    the frame and EDGE pixels inward of it, and a collage's gutters)."""
+    each piece of them that touches a kept mark and no `gutters` ((H, W) bool); one that reaches
+    the frame's `edge` ((H, W) bool: the frame and EDGE pixels inward of it) only where a kept mark
+    it touches spans `REACH` pixels down and across, and less its pixels near the frame's colour
+    (in `rgb`, (H, W, 3) uint8)."""
     back = np.zeros(held.shape, bool)
     kept = mask > 0
+    labels, _count, boxes = label_with_boxes(kept)
+    large = (boxes[:, 1] - boxes[:, 0] >= REACH) & (boxes[:, 3] - boxes[:, 2] >= REACH)  # (count + 1,) per kept mark
+    colour: Optional[np.ndarray] = None
     for box, piece in marks_in_boxes(held & ~kept, 1):
         around = dilated(piece)
-        if (around & kept[box]).any() and not (around & stop[box]).any():
+        touched = labels[box][around & kept[box]]
+        if not touched.size or (around & gutters[box]).any():
+            continue
+        if not (around & edge[box]).any():
             back[box] |= piece
+        elif large[touched].any():  # a shape run to the photo's edge, not a sliver's band part
+            colour = border_colour(rgb) if colour is None else colour
+            back[box] |= piece & ~near(rgb[box], colour)
     return back
 
 

@@ -329,13 +329,13 @@ class Restorer:
                   held: Optional[Tuple[np.ndarray, np.ndarray]], edge: np.ndarray, gutters: np.ndarray,
                   border: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """The `held` pixels (`_held`) that go back, with the graph's fill: each piece that touches
-        a kept mark, clear of the frame's `edge` and the `gutters` (runtime/frame.py, `rejoined`),
-        and the paint of each piece that holds paint on its own (`painted_pieces`; `border`, the
-        frame itself); all (H, W) bool."""
+        a kept mark and no `gutters`, clear of the frame's `edge` or beside a mark large enough
+        (runtime/frame.py, `rejoined`), and the paint of each piece that holds paint on its own
+        (`painted_pieces`; `border`, the frame itself); all (H, W) bool."""
         if held is None:
             return restored, mask
         pixels, fill = held
-        back = rejoined(pixels, mask, edge | gutters) if mask.any() else np.zeros_like(pixels)
+        back = rejoined(rgb, pixels, mask, edge, gutters) if mask.any() else np.zeros_like(pixels)
         back |= painted_pieces(rgb, pixels, np.where(back, np.uint8(255), mask), border, gutters)
         if not back.any():
             return restored, mask

@@ -60,24 +60,24 @@ others) kept the frame too, but left the paint across it unrestored: mask IoU 0.
 
 A shape painted near the frame crosses into the band, and the band drop left its part there
 unrestored (on the selection's framed crops a quarter of the damage lay in the band). So once the
-marks are final (grown over their paint and judged by the surround rule, runtime/surround.py),
-each piece of what the graph found in the band goes back, with the graph's fill, to a kept mark
-it touches (`rejoined`), unless it reaches within `EDGE` pixels of the frame (but see the graph
-reading the photo alone, below) or touches a collage's gutter: the model's marks along the
-frame's edge touch the frame, and a kept mark is paint. A piece that touches no kept mark stays dropped: a speck in a corner, or the band's part of
-a mark of the photo that the surround rule dropped. Chosen on the selection photos drawn three
-times as often (benchmarks/photo_eval.py `--per-photo 12`, the framed and collage kinds,
-benchmarks/results/selection12-rejoined.md against selection12-surround.md and
-selection12-surround-others.md): framed crops 25.50 -> 26.22 dB at JPEG 90 and 25.08 -> 25.67 at
-JPEG 75, framed whole photos 26.41 -> 27.23, every clean collage as before; 42 files nearer (up
-to +16 dB: a disc across the band), 6 further (a blue square's band part holding some red bin,
--0.66 dB; the rest 0.05 dB at most). `EDGE` 1 gained 0.04 dB more at JPEG 90 with the same six
-further, 0 made two more further; 2 keeps clear of the two-pixel chroma blocks of a 4:2:0 JPEG
-along the frame, where its colour bleeds in; 4 and 8 gained less (26.03, 25.95 at JPEG 90).
-Tried before and not kept: the pieces put back before the grow and the surround rule (5 clean
-collages touched: a gutter's end inside the band read as paint), and with pieces touching a
-gutter left out (2: a false mark on a white table that the surround rule drops alone, kept once
-its band part joined it, and a speck in a corner).
+marks are final (grown over their paint and judged by the surround rule, runtime/surround.py), each
+piece of what the graph found in the band goes back, with the graph's fill, to a kept mark it
+touches (`rejoined`), unless it reaches within `EDGE` pixels of the frame (but see the graph
+reading the photo alone, below) or touches a collage's gutter: the model's marks along the frame's
+edge touch the frame, and a kept mark is paint. A piece that touches no kept mark stays dropped: a
+speck in a corner, or the band's part of a mark of the photo that the surround rule dropped. Chosen
+on the selection photos drawn three times as often (benchmarks/photo_eval.py `--per-photo 12`, the
+framed and collage kinds, benchmarks/results/selection12-rejoined.md against
+selection12-surround.md and selection12-surround-others.md): framed crops 25.50 -> 26.22 dB at JPEG
+90 and 25.08 -> 25.67 at JPEG 75, framed whole photos 26.41 -> 27.23, every clean collage as
+before; 42 files nearer (up to +16 dB: a disc across the band), 6 further (a blue square's band
+part holding some red bin, -0.66 dB; the rest 0.05 dB at most). `EDGE` 1 gained 0.04 dB more at
+JPEG 90 with the same six further, 0 made two more further; 2 keeps clear of the two-pixel chroma
+blocks of a 4:2:0 JPEG along the frame, where its colour bleeds in; 4 and 8 gained less (26.03,
+25.95 at JPEG 90). Tried before and not kept: the pieces put back before the grow and the surround
+rule (5 clean collages touched: a gutter's end inside the band read as paint), and with pieces
+touching a gutter left out (2: a false mark on a white table that the surround rule drops alone,
+kept once its band part joined it, and a speck in a corner).
 
 A shape painted across the photo's edge reaches the frame, and one lying in the band alone
 touches no kept mark: either stayed unrestored (on the selection's framed crops drawn three

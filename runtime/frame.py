@@ -126,12 +126,14 @@ touched 16 -> 3 of 120 at JPEG 90 and 18 -> 1 at JPEG 75, painted ones 28.33 -> 
 along the photo's edge, which it now reads as the picture's, still touched 13 and 11 clean crops.
 Reading the photo alone, the graph finds shapes up to its first pixels, and a shape's part in
 the band then reaches the frame's edge: `rejoined` now takes such a piece back too where a kept
-mark it touches spans `REACH` pixels down and across (a shape, not a false mark's sliver along
-the edge), less its pixels near the frame's colour (benchmarks/results/selection24-reach.md:
-framed crops 28.78 -> 29.11 dB at JPEG 90 and 27.24 -> 27.71 at JPEG 75, framed whole photos
+mark it touches spans `REACH` pixels down or across (a shape, not a false mark's speck or sliver
+along the edge), less its pixels near the frame's colour (benchmarks/results/selection24-reach-long.md:
+framed crops 28.78 -> 29.39 dB at JPEG 90 and 27.24 -> 28.12 at JPEG 75, framed whole photos
 28.31 -> 28.71, none made worse; a false mark already kept on a clean collage runs to the frame
-with it, -3.5 and -7.0 dB on one). Every piece that reaches the edge back, slivers' too
-(selection24-inside-edgeless.md), made one framed crop worse than its input.
+with it, -3.5 and -7.0 dB on one). A kept mark `REACH` pixels down and across both
+(selection24-reach.md) left the part of a disc the band cut narrow unrestored (29.11 and 27.71
+dB); every piece that reaches the edge back, slivers' too (selection24-inside-edgeless.md), made
+one framed crop worse than its input.
 
 runtime/inset.py leaves the frame and its band out of its colours too: a frame is one colour,
 which outside a photo's block would read as a graphic's.
@@ -152,8 +154,8 @@ FRAME_TOLERANCE = 16  # levels from the border's colour, in each channel, of a f
 FRAME_SHARE = 0.85  # of a row's or column's pixels, those so near that make it the frame's
 DEPTH = 1 / 3  # the frame is looked for this far in from each side, at most
 BAND = 16  # pixels inward from the frame where its ringing lies: no mark is kept there (a JPEG's colour block)
-EDGE = 2  # pixels inward from the frame: a band's piece that reaches them goes back only to a kept mark REACH across
-REACH = 16  # pixels down and across: a kept mark this large takes back a band's piece run to the frame
+EDGE = 2  # pixels inward from the frame: a band's piece that reaches them goes back only to a kept mark REACH long
+REACH = 16  # pixels down or across: a kept mark this long takes back a band's piece run to the frame
 RING_MEDIAN = 48  # levels: the median pixel of the ring around a band's piece of paint on its own lies further from it
 RING_QUARTER = 24  # levels: and three quarters of the ring's pixels further than this (paint differs almost all round)
 SPAN = 0.5  # of the photo's height or width: a band's piece longer than this is the photo's own edge, not paint
@@ -286,12 +288,12 @@ def rejoined(rgb: np.ndarray, held: np.ndarray, mask: np.ndarray, edge: np.ndarr
     frame as the graph found them) that go back to the marks kept (`mask`, (H, W) bool or 0/255):
     each piece of them that touches a kept mark and no `gutters` ((H, W) bool); one that reaches
     the frame's `edge` ((H, W) bool: the frame and EDGE pixels inward of it) only where a kept mark
-    it touches spans `REACH` pixels down and across, and less its pixels near the frame's colour
+    it touches spans `REACH` pixels down or across, and less its pixels near the frame's colour
     (in `rgb`, (H, W, 3) uint8)."""
     back = np.zeros(held.shape, bool)
     kept = mask > 0
     labels, _count, boxes = label_with_boxes(kept)
-    large = (boxes[:, 1] - boxes[:, 0] >= REACH) & (boxes[:, 3] - boxes[:, 2] >= REACH)  # (count + 1,) per kept mark
+    large = np.maximum(boxes[:, 1] - boxes[:, 0], boxes[:, 3] - boxes[:, 2]) >= REACH  # (count + 1,) per kept mark
     colour: Optional[np.ndarray] = None
     for box, piece in marks_in_boxes(held & ~kept, 1):
         around = dilated(piece)

@@ -317,7 +317,7 @@ def test_a_collage_painted_across_its_frame_keeps_the_frame(restorer, monkeypatc
 def test_a_band_piece_goes_back_to_a_kept_mark_it_touches_clear_of_the_gutters():
     """By hand, in a white frame 2 pixels wide around a grey photo: pieces of what the graph found
     in the band, against a kept square and a kept sliver. A piece that reaches the frame's edge
-    goes back only to a mark REACH pixels down and across, less its pixels in the frame's white."""
+    goes back only to a mark REACH pixels long (down or across), less its pixels in the frame's white."""
     from runtime.frame import REACH
 
     h, w = 60, 80
@@ -343,7 +343,7 @@ def test_a_band_piece_goes_back_to_a_kept_mark_it_touches_clear_of_the_gutters()
     expected[6:20, 37:39] = True
     assert np.array_equal(back, expected)
     assert REACH > 4  # the sliver is 4 rows down and 2 across
-    kept[6:6 + REACH, 60:60 + REACH] = True  # the sliver grown to REACH across: E goes back
+    kept[6:6 + REACH, 60:62] = True  # the sliver grown to REACH down, still 2 across: E goes back
     assert rejoined(rgb, held, kept, edge, gutters)[4:6, 60:62].all()
     assert not rejoined(rgb, held, np.zeros((h, w), np.uint8), edge, gutters).any()  # nothing kept: nothing back
 
@@ -448,7 +448,7 @@ def test_a_shape_run_to_the_frame_goes_back_to_its_kept_mark_through_restorer(re
     """The selection's whole `rocket` photo in a white frame, its second painting (photo_eval's
     `framed-jpeg-90`), as restore-run opens it: a shape the graph finds up to the photo's edge,
     2,445 of its pixels in the band. Its part there reaches the frame's edge and goes back to the
-    shape, a kept mark REACH pixels across (1,316 band pixels marked, 1,310 of them damage, none in
+    shape, a kept mark over REACH pixels long (1,316 band pixels marked, 1,310 of them damage, none in
     the frame): 30.8 dB, against 25.0 with such pieces left out."""
     import runtime.frame
     from benchmarks.photo_eval import make_cases

@@ -393,7 +393,7 @@ class Restorer:
         (runtime/frame.py, `photo_box`), or None for all of it. A frame's straight edge against the
         photo, ringing in a JPEG, reads to the model as paint's edge: in a frame the graph marked
         the band along it, and its false marks there and its misses near it went with it."""
-        return photo_box(rgb) if rgb.ndim == 3 and min(rgb.shape[:2]) >= 3 else None
+        return photo_box(rgb)
 
     @staticmethod
     def in_picture(rgb: np.ndarray, box: Optional[Tuple[slice, slice]], restored: np.ndarray, mask: np.ndarray,

@@ -7,13 +7,14 @@ the gutter is painted over with the photos' colours: of the clean selection coll
 JPEG 90 and 4 of 10 at JPEG 75 came back changed, down to 21.1 dB from their input
 (docs/restoring.md, "The gutters of a collage").
 
-So `panel_runs` finds the rows (and the columns) that run the picture's whole width (height)
-in one colour, as a frame's lines are found (`frame.FRAME_SHARE` of their pixels within
-`frame.FRAME_TOLERANCE` levels of the line's median colour; a run's lines each within
-`FRAME_TOLERANCE` of the mean colour of its lines before), and keeps the runs of them that
-touch neither side of the picture (a run from a side is a frame, a sky or a background), are
-`MIN_WIDTH` lines to `WIDTH` of the picture across, and whose neighbours `AWAY` lines beyond hold
-at most `CONTRAST` of their pixels near the gutter's colour: a gutter has photos on both sides.
+So `panel_runs` finds the rows (and the columns) that run the photo's whole width (height)
+inside its frame (`frame.photo_box`) in one colour, as a frame's lines are found
+(`frame.FRAME_SHARE` of their pixels within `frame.FRAME_TOLERANCE` levels of the line's median
+colour; a run's lines each within `FRAME_TOLERANCE` of the mean colour of its lines before), and
+keeps the runs of them that touch neither side of the photo (a run from a side is a frame, a sky
+or a background), are `MIN_WIDTH` lines to `WIDTH` of the photo's longer side across, and whose
+neighbours hold at most `CONTRAST` of their pixels near the gutter's colour (on each side, the
+fewer of the lines `AWAY` and `AWAY` + 1 beyond it): a gutter has photos on both sides.
 Then it reads each panel those gutters cut the picture into the same way, and the panels within
 those (`MAX_DEPTH`): a phone's collage of one photo beside two stacked has a gutter between the
 two that runs across their panel only. The restorer drops the marks' pixels in a gutter and
@@ -38,9 +39,16 @@ and 305), at JPEG 90 and WebP 90 by 16 to 24 each, PNG's as before; no run in a 
 is taken (at JPEG 75 a 2-line run on the red bin's rim in one crop, painted and clean, its
 neighbours at 18 and 21 %, was taken before as well).
 
-What it does not find: a gutter broken by paint across it, one that is not straight, one whose
-colour the photo beside it holds along its edge, and a panel's gutter where the frame around
-the collage is of another colour and wider than the 15 % of a line that `FRAME_SHARE` lets go.
+Read inside the frame, and with the line beyond too (chosen on the selection collages drawn 24
+a photo, benchmarks/results/selection24-gutters-photo.md): a collage framed in its gutters'
+colour had its frame's pixels counted among the gutter's neighbours' (a cream frame a fifth of
+the rows' width: 0.30 of them near the gutter's colour, over `CONTRAST`), and a light gutter's
+first line at JPEG 75 fell short of `FRAME_SHARE` by a pixel or two, so the line `AWAY` beyond
+was the edge's own, half the gutter's colour; a panel's gutter as wide as the picture's was
+over a tenth of its narrow panel. Their gutters went unfound and the model painted them over.
+
+What it does not find: a gutter broken by paint across it, one that is not straight, and one
+whose colour the photo beside it holds along its edge.
 """
 
 from __future__ import annotations
@@ -50,7 +58,7 @@ from typing import List, Tuple
 
 import numpy as np
 
-from runtime.frame import FRAME_SHARE, FRAME_TOLERANCE, near_share
+from runtime.frame import FRAME_SHARE, FRAME_TOLERANCE, near_share, photo_box
 
 WIDTH = 0.1  # of the picture across it: the widest gutter
 SAMPLES = 512  # pixels read along each line, evenly spaced (up to twice as many): the share is a count's
@@ -93,18 +101,22 @@ def _runs(colour: np.ndarray, one: np.ndarray) -> List[Tuple[int, int]]:
     return runs
 
 
-def inner_runs(lines: np.ndarray) -> List[Tuple[int, int, float]]:
+def inner_runs(lines: np.ndarray, widest: float) -> List[Tuple[int, int, float]]:
     """(start, end, share) of each run of `lines` (lines, length, 3) uint8 in one colour that
-    touches neither end and is at most WIDTH of them across: `share`, the higher of the two lines
-    AWAY beyond it of their pixels near its colour."""
+    touches neither end and is at most `widest` lines across: `share`, of the pixels near its
+    colour on each side, the fewer of the lines AWAY and AWAY + 1 beyond it, the higher side's."""
     n = len(lines)
     colour, one = _line_colours(lines)
+    step = max(1, lines.shape[1] // SAMPLES)
     out = []
     for start, end in _runs(colour, one):
-        if start >= AWAY and end <= n - AWAY and end - start <= WIDTH * n:
+        if start >= AWAY and end <= n - AWAY and end - start <= widest:
             c = colour[(start + end) // 2]
-            beside = lines[[start - AWAY, end - 1 + AWAY], ::max(1, lines.shape[1] // SAMPLES)]  # (2, <= 2 SAMPLES, 3)
-            out.append((start, end, float(near_share(beside, c).max())))
+            # The line beyond the one AWAY too: where the codec's rounding kept the run's own
+            # first line out of it (short of FRAME_SHARE), the line AWAY beyond is the edge's.
+            sides = ([start - AWAY] + ([start - AWAY - 1] if start > AWAY else []),
+                     [end - 1 + AWAY] + ([end + AWAY] if end + AWAY < n else []))
+            out.append((start, end, max(float(near_share(lines[side, ::step], c).min()) for side in sides)))
     return out
 
 
@@ -117,7 +129,7 @@ class Run:
     start: int  # the run's first row (column), in the picture
     end: int  # one past its last
     share: float  # the higher of its two neighbours' shares of pixels near its colour
-    depth: int  # 0: across the whole picture; 1: across a panel that depth 0's gutters bound; ...
+    depth: int  # 0: across the photo inside the frame; 1: across a panel that depth 0's gutters bound; ...
     taken: bool  # a gutter: MIN_WIDTH lines or more, its neighbours at most CONTRAST near its colour
 
 
@@ -128,18 +140,21 @@ def _spans(on: np.ndarray) -> List[Tuple[int, int]]:
 
 
 def panel_runs(rgb: np.ndarray) -> List[Run]:
-    """Every inner run across the picture, and across each panel its gutters bound, down to
-    MAX_DEPTH (module docstring).
+    """Every inner run across the photo inside the picture's frame (the whole picture where it
+    has none), and across each panel its gutters bound, down to MAX_DEPTH (module docstring).
 
     Args:
         rgb: (H, W, 3) uint8.
     """
+    box = photo_box(rgb)  # the frame's lines are no neighbours of a gutter's: they hold its colour as often
+    rows, cols = box if box is not None else (slice(0, rgb.shape[0]), slice(0, rgb.shape[1]))
+    widest = WIDTH * max(rows.stop - rows.start, cols.stop - cols.start)  # a panel's gutter is as wide as the picture's
     out: List[Run] = []
-    _read(rgb, (0, rgb.shape[0], 0, rgb.shape[1]), 0, out)
+    _read(rgb, (rows.start, rows.stop, cols.start, cols.stop), 0, widest, out)
     return out
 
 
-def _read(rgb: np.ndarray, panel: Tuple[int, int, int, int], depth: int, out: List[Run]) -> None:
+def _read(rgb: np.ndarray, panel: Tuple[int, int, int, int], depth: int, widest: float, out: List[Run]) -> None:
     """Append the runs across `panel` to `out`, then read each panel its gutters cut it into."""
     top, bottom, left, right = panel
     part = rgb[top:bottom, left:right]  # a view
@@ -148,7 +163,7 @@ def _read(rgb: np.ndarray, panel: Tuple[int, int, int, int], depth: int, out: Li
     cuts = {}
     for axis, lines, offset in (("rows", part, top), ("columns", part.transpose(1, 0, 2), left)):
         cut = np.zeros(len(lines), bool)
-        for start, end, share in inner_runs(lines):
+        for start, end, share in inner_runs(lines, widest):
             taken = end - start >= MIN_WIDTH and share <= CONTRAST
             out.append(Run(axis, panel, offset + start, offset + end, share, depth, taken))
             cut[start:end] |= taken
@@ -156,7 +171,7 @@ def _read(rgb: np.ndarray, panel: Tuple[int, int, int, int], depth: int, out: Li
     if depth < MAX_DEPTH and (cuts["rows"].any() or cuts["columns"].any()):
         for a, b in _spans(~cuts["rows"]):
             for c, d in _spans(~cuts["columns"]):
-                _read(rgb, (top + a, top + b, left + c, left + d), depth + 1, out)
+                _read(rgb, (top + a, top + b, left + c, left + d), depth + 1, widest, out)
 
 
 def gutter_boxes(rgb: np.ndarray, band: int = 0) -> List[Tuple[int, int, int, int]]:

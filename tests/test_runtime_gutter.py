@@ -68,6 +68,44 @@ def test_what_is_not_a_gutter():
     assert np.array_equal(np.flatnonzero(gutter_lines(sky)[0]), np.arange(40, 48))
 
 
+def test_a_gutter_is_read_inside_the_frame():
+    """Two photos one above the other, 8 white rows between them, in a white frame of 30: the
+    frame is 60 of each row's 160 pixels, so read across the whole picture the rows beside the
+    gutter hold its white on more than CONTRAST of their pixels. Inside the frame they hold none:
+    the gutter is found, in the picture's rows."""
+    img = np.full((238, 160, 3), 255, np.uint8)
+    img[30:130, 30:130], img[138:208, 30:130] = _photo(100, 100), _photo(70, 100)
+    assert [s for _, _, s in gutter.inner_runs(img, WIDTH * 238)] == [pytest.approx(60 / 160, abs=0.02)]
+    assert 60 / 160 > CONTRAST
+    rows, cols = gutter_lines(img)
+    assert np.array_equal(np.flatnonzero(rows), np.arange(130, 138)) and not cols.any()
+    assert gutter_boxes(img) == [(130, 138, 30, 130)]
+
+
+def test_a_panels_gutter_may_be_as_wide_as_the_pictures():
+    """One photo beside two stacked, the stack 40 pixels wide and 14 white rows between its two:
+    over a tenth of the stack's 110 rows, under a tenth of the picture's longer side. Found."""
+    img = np.full((110, 188, 3), 255, np.uint8)
+    img[:, :140], img[:48, 148:], img[62:, 148:] = _photo(110, 140), _photo(48, 40), _photo(48, 40)
+    assert 14 > WIDTH * 110 and 14 <= WIDTH * 188
+    assert gutter_boxes(img) == [(0, 110, 140, 148), (48, 62, 148, 188)]
+
+
+def test_the_line_beyond_a_gutters_edge_is_read_too():
+    """A gutter whose first line the codec rounded out of it (80 % white, short of FRAME_SHARE):
+    the line AWAY beyond its run is the edge's, 40 % white, over CONTRAST; the line beyond that
+    holds no white, and the gutter is taken. A sky's rows, its colour on both lines, are not."""
+    img = _photo(100, 200)
+    img[50:58] = 255
+    img[49, :160] = 255  # the gutter's first line, 80 % of it
+    img[48, :80] = 255  # two lines beyond the run's start (AWAY): the edge, 40 % white
+    assert gutter.AWAY == 2 and 0.4 > CONTRAST
+    assert [r for r in gutter.inner_runs(img, 20) if r[1] - r[0] > 1] == [(50, 58, pytest.approx(0.0, abs=0.02))]
+    assert np.array_equal(np.flatnonzero(gutter_lines(img)[0]), np.arange(50, 58))
+    img[47, :80] = 255  # and the line beyond it: the photo holds the gutter's colour there
+    assert not gutter_lines(img)[0].any()
+
+
 def _zone(rgb: np.ndarray, band: int = 0) -> np.ndarray:
     """(H, W) bool: the gutters and their band, as the restorer leaves them."""
     zone = np.zeros(rgb.shape[:2], bool)
@@ -201,3 +239,23 @@ def test_a_clean_three_photo_collage_comes_back_as_it_was(restorer, monkeypatch)
     out = restorer.restore(rgb)
     ys, xs = np.nonzero(np.asarray(out.mask))
     assert len(ys) and xs.min() >= 40 and xs.max() <= 64 and ys.max() < 43  # in the gutter between the two above
+
+
+def test_a_collage_framed_in_its_gutters_colour_comes_back_as_it_was(restorer, monkeypatch):
+    """The selection's clean collage of three in a cream frame with cream gutters (photo_eval's
+    `--per-photo 24`), at JPEG 90 and 75: both gutters are found, the one between the two above
+    across their panel, over a tenth of it wide, and the collage comes back as it was. Read
+    across the whole picture, the frame's cream beside the gutter (0.30 of its neighbours' pixels)
+    hid it, and the model painted both over."""
+    from benchmarks.photo_eval import make_cases
+
+    name = "luispedro_09_luispedro_10_luispedro_11_collage3_clean"
+    for kind in ("clean-collage3-jpeg-90", "clean-collage3-jpeg-75"):
+        rgb = _decoded(next(c for c in make_cases(kind, "selection", 24) if c.case.name == name))
+        taken = [(r.axis, r.depth, r.end - r.start) for r in panel_runs(rgb) if r.taken]
+        assert taken == [("rows", 0, 18), ("columns", 1, 18)], kind
+        out = restorer.restore(rgb)
+        assert not np.asarray(out.mask).any() and np.array_equal(np.asarray(out.image), rgb), kind
+    monkeypatch.setattr(gutter, "photo_box", lambda rgb: None)
+    assert not [r for r in panel_runs(rgb) if r.taken]
+    assert np.asarray(restorer.restore(rgb).mask).any()

@@ -18,7 +18,7 @@ def test_the_runs_on_a_gutter_and_elsewhere():
     assert not drawn_lines(clean).any() and np.array_equal(np.flatnonzero(drawn_lines(clean.transpose(1, 0, 2))),
                                                            np.arange(80, 86))
     img[:, 38:42] = (200, 0, 0)  # then the photo's
-    img[:60, 36] = img[:60, 43] = (200, 0, 0)  # 75 % of the columns 2 beyond the red one of its colour
+    img[:60, 35:37] = img[:60, 43:45] = (200, 0, 0)  # 75 % of the columns 2 and 3 beyond the red one of its colour
     found = runs(img, clean)
     assert [(r["axis"], r["depth"], r["start"], r["end"], r["gutter"], r["taken"]) for r in found] == [
         ("columns", 0, 38, 42, False, False), ("columns", 0, 80, 86, True, True), ("columns", 1, 38, 42, False, False)]

@@ -25,7 +25,7 @@ from runtime.fill import BLEND, EXACT_EDGE, GROWN_SUBSAMPLING, even_fill
 from runtime.flat import shade_tolerance
 from runtime.frame import BAND as FRAME_BAND
 from runtime.frame import EDGE as FRAME_EDGE
-from runtime.frame import frame_masks, painted_pieces, photo_box, rejoined
+from runtime.frame import frame_coloured, frame_masks, painted_pieces, photo_box, rejoined
 from runtime.graphic import graphic_note, read_shares
 from runtime.gutter import gutter_boxes
 from runtime.image_metadata import JPEG_FORMATS, JpegCoding, jpeg_coding
@@ -231,7 +231,7 @@ class Restorer:
         edge dropped (runtime/solid.py), in any other the marks the colour of their surroundings
         (runtime/surround.py), what the graph found in a frame's band taken back by the kept mark
         it touches or where it holds paint on its own (runtime/frame.py, `rejoined`,
-        `painted_pieces`), for a JPEG (`jpeg`: how it was coded,
+        `painted_pieces`), the marks' pixels in the frame's lines in its colour (`frame_coloured`), for a JPEG (`jpeg`: how it was coded,
         `orientation`: its EXIF turn) the ring its paint left (runtime/jpeg_ringing.py), then the
         fill inside the mask evened out (runtime/fill.py; where the file's colours are `exact`
         (`Restorer.exact`), the smooth fill alone near each mark's edge; the frame not read); each as it was when
@@ -248,23 +248,40 @@ class Restorer:
             restored, mask, solid = self._judge_solid(rgb, restored, mask)
         coarse: List[Added] = []  # what the smaller copies added: the even fill reads less around it
         restored, mask = self._add_coarse(rgb, restored, mask, window, coarse)
-        gutters = np.zeros_like(frame)
-        if mask.any() or held is not None:  # a collage's gutters, once the check has read it whole: where marks are left
-            for top, bottom, left, right in gutter_boxes(rgb, FRAME_BAND):
-                gutters[top:bottom, left:right] = True
+        # A collage's gutters, once the check has read it whole: where marks are left.
+        gutters = self._gutter_mask(rgb) if mask.any() or held is not None else np.zeros_like(frame)
         frame |= gutters
         restored, mask = self._unframed(rgb, restored, mask, frame)  # in the gutters, and what the copies found
         restored, mask, grown = self._grown_marks(rgb, restored, mask, solid, frame, lossless)
         restored, mask = self._rejoined(rgb, restored, mask, held, edge, gutters, border)
-        if self.even_fill or grown is not None:  # grown pixels hold paint: they take the smooth fill alone
-            restored = even_fill(rgb, restored, mask, blend=BLEND if self.even_fill else 1.0, smooth_only=grown,
-                                 edge=EXACT_EDGE if self.even_fill and exact else 0, coarse=coarse,
-                                 unread=border)
+        restored = self._filled(rgb, restored, mask, grown, exact, coarse, border)
         if self.jpeg_ringing and jpeg is not None:  # the ring the file's paint left, judged from the filled marks
             ring = remove_ringing(rgb, restored, mask, jpeg.qtables, jpeg.subsampling, orientation)
             if ring.any():
                 mask = np.where(ring, np.uint8(255), mask)
         return restored, mask
+
+    def _filled(self, rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, grown: Optional[np.ndarray],
+                exact: bool, coarse: List[Added], border: np.ndarray) -> np.ndarray:
+        """`restored` with the fill inside the mask evened out (runtime/fill.py; the `grown` pixels,
+        which hold paint, take the smooth fill alone; where the file's colours are `exact`, the
+        smooth fill alone near each mark's edge; the `border`, the frame, not read), and the marks'
+        pixels in the frame's lines in its colour (runtime/frame.py, `frame_coloured`)."""
+        if self.even_fill or grown is not None:
+            restored = even_fill(rgb, restored, mask, blend=BLEND if self.even_fill else 1.0, smooth_only=grown,
+                                 edge=EXACT_EDGE if self.even_fill and exact else 0, coarse=coarse,
+                                 unread=border)
+        if border.any() and mask.any():  # paint across the frame: the frame's colour, not the photo's
+            restored = frame_coloured(rgb, restored, mask)
+        return restored
+
+    @staticmethod
+    def _gutter_mask(rgb: np.ndarray) -> np.ndarray:
+        """(H, W) bool: a collage's gutters and the band along them (runtime/gutter.py)."""
+        gutters = np.zeros(rgb.shape[:2], bool)
+        for top, bottom, left, right in gutter_boxes(rgb, FRAME_BAND):
+            gutters[top:bottom, left:right] = True
+        return gutters
 
     def _graphic(self, rgb: np.ndarray, mask: np.ndarray, jpeg: Optional[JpegCoding],
                  notes: Optional[List[str]], frame: np.ndarray) -> bool:

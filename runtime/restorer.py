@@ -25,7 +25,7 @@ from runtime.fill import BLEND, EXACT_EDGE, GROWN_SUBSAMPLING, even_fill
 from runtime.flat import shade_tolerance
 from runtime.frame import BAND as FRAME_BAND
 from runtime.frame import EDGE as FRAME_EDGE
-from runtime.frame import frame_coloured, frame_masks, painted_pieces, photo_box, rejoined
+from runtime.frame import frame_coloured, frame_masks, frame_region, paint_in_frame, painted_pieces, photo_box, rejoined
 from runtime.graphic import graphic_note, read_shares
 from runtime.gutter import gutter_boxes
 from runtime.image_metadata import JPEG_FORMATS, JpegCoding, jpeg_coding
@@ -231,7 +231,7 @@ class Restorer:
         edge dropped (runtime/solid.py), in any other the marks the colour of their surroundings
         (runtime/surround.py), what the graph found in a frame's band taken back by the kept mark
         it touches or where it holds paint on its own (runtime/frame.py, `rejoined`,
-        `painted_pieces`), the marks' pixels in the frame's lines in its colour (`frame_coloured`), for a JPEG (`jpeg`: how it was coded,
+        `painted_pieces`; and paint run into the frame, `paint_in_frame`), the marks' pixels in the frame's lines in its colour (`frame_coloured`), for a JPEG (`jpeg`: how it was coded,
         `orientation`: its EXIF turn) the ring its paint left (runtime/jpeg_ringing.py), then the
         fill inside the mask evened out (runtime/fill.py; where the file's colours are `exact`
         (`Restorer.exact`), the smooth fill alone near each mark's edge; the frame not read); each as it was when
@@ -253,8 +253,11 @@ class Restorer:
         frame |= gutters
         restored, mask = self._unframed(rgb, restored, mask, frame)  # in the gutters, and what the copies found
         restored, mask, grown = self._grown_marks(rgb, restored, mask, solid, frame, lossless)
+        region = frame_region(rgb) if border.any() else None  # the frame's lines, whole, and its colour
+        if region is not None:  # paint run into the frame: a band's piece it touches may go back to it
+            mask = np.where(paint_in_frame(rgb, *region), np.uint8(255), mask)
         restored, mask = self._rejoined(rgb, restored, mask, held, edge, gutters, border)
-        restored = self._filled(rgb, restored, mask, grown, exact, coarse, border)
+        restored = self._filled(rgb, restored, mask, grown, exact, coarse, border, region)
         if self.jpeg_ringing and jpeg is not None:  # the ring the file's paint left, judged from the filled marks
             ring = remove_ringing(rgb, restored, mask, jpeg.qtables, jpeg.subsampling, orientation)
             if ring.any():
@@ -262,17 +265,18 @@ class Restorer:
         return restored, mask
 
     def _filled(self, rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, grown: Optional[np.ndarray],
-                exact: bool, coarse: List[Added], border: np.ndarray) -> np.ndarray:
+                exact: bool, coarse: List[Added], border: np.ndarray,
+                region: Optional[Tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
         """`restored` with the fill inside the mask evened out (runtime/fill.py; the `grown` pixels,
         which hold paint, take the smooth fill alone; where the file's colours are `exact`, the
         smooth fill alone near each mark's edge; the `border`, the frame, not read), and the marks'
-        pixels in the frame's lines in its colour (runtime/frame.py, `frame_coloured`)."""
+        pixels in the frame's lines in its colour (`region`, runtime/frame.py, `frame_coloured`)."""
         if self.even_fill or grown is not None:
             restored = even_fill(rgb, restored, mask, blend=BLEND if self.even_fill else 1.0, smooth_only=grown,
                                  edge=EXACT_EDGE if self.even_fill and exact else 0, coarse=coarse,
                                  unread=border)
-        if border.any() and mask.any():  # paint across the frame: the frame's colour, not the photo's
-            restored = frame_coloured(rgb, restored, mask)
+        if region is not None:  # paint across the frame: the frame's colour, not the photo's
+            restored = frame_coloured(restored, mask, *region)
         return restored
 
     @staticmethod

@@ -254,7 +254,7 @@ def read_sides(rgb: np.ndarray) -> Tuple[Tuple[int, int, int, int], Optional[int
     colour = border_colour(rgb)
     sides = side_lines(rgb, colour)
     top, bottom, left, right = sides
-    if not ((top and bottom) or (left and right)):  # along one side, or two that meet: a frame only where paint crossed the others
+    if not ((top and bottom) or (left and right)):  # one side, or two that meet: paint must cross the others
         if not ((top or bottom) and (left or right) and all(side_lines(rgb, colour, PAINTED_SHARE))):
             return (0, 0, 0, 0), None
     return sides, corners_held(rgb, colour, min(n for n in sides if n))

@@ -26,7 +26,8 @@ Chosen on the selection collages and photo files (benchmarks/gutter_shares.py li
 the runs on a gutter are taken but for one layout, a black gutter over a photo whose top is dark;
 no run in a photo is, their neighbours holding 22 % of its colour or more, 34 % or more where the
 run is 2 lines or more (the one under `CONTRAST`: a single line on a red bin's rim). The panels
-are read only where the whole picture has a gutter, so a photo costs what it did.
+are read only where the whole picture has a gutter, so a photo costs what it did (and the reading of
+its frame, 0.01 s on a 12 Mpx photo with none).
 
 A run's lines are compared with the mean of its lines before, not with its first: at JPEG 75 a
 light gutter's chroma rings, its lines' blue swinging by 20 levels and more (a cream gutter in a
@@ -60,7 +61,7 @@ import numpy as np
 
 from runtime.frame import FRAME_SHARE, FRAME_TOLERANCE, near_share, photo_box
 
-WIDTH = 0.1  # of the picture across it: the widest gutter
+WIDTH = 0.1  # of the photo's longer side (inside its frame): the widest gutter, across a panel too
 SAMPLES = 512  # pixels read along each line, evenly spaced (up to twice as many): the share is a count's
 MIN_WIDTH = 2  # lines: a single line of one colour is an edge as often as a gutter
 AWAY = 2  # the photo's lines read this many lines beyond the gutter (past the codec's rounding at its edge)
@@ -128,7 +129,7 @@ class Run:
     panel: Tuple[int, int, int, int]  # (top, bottom, left, right): the part of the picture it crosses
     start: int  # the run's first row (column), in the picture
     end: int  # one past its last
-    share: float  # the higher of its two neighbours' shares of pixels near its colour
+    share: float  # its neighbours' share of pixels near its colour (`inner_runs`), the higher side's
     depth: int  # 0: across the photo inside the frame; 1: across a panel that depth 0's gutters bound; ...
     taken: bool  # a gutter: MIN_WIDTH lines or more, its neighbours at most CONTRAST near its colour
 

@@ -25,7 +25,15 @@ from runtime.fill import BLEND, EXACT_EDGE, GROWN_SUBSAMPLING, even_fill
 from runtime.flat import shade_tolerance
 from runtime.frame import BAND as FRAME_BAND
 from runtime.frame import EDGE as FRAME_EDGE
-from runtime.frame import frame_coloured, frame_masks, frame_region, paint_in_frame, painted_pieces, photo_box, rejoined
+from runtime.frame import (
+    frame_coloured,
+    frame_masks,
+    frame_region,
+    paint_in_frame,
+    painted_pieces,
+    photo_box,
+    rejoined,
+)
 from runtime.graphic import graphic_note, read_shares
 from runtime.gutter import gutter_boxes
 from runtime.image_metadata import JPEG_FORMATS, JpegCoding, jpeg_coding
@@ -231,7 +239,8 @@ class Restorer:
         edge dropped (runtime/solid.py), in any other the marks the colour of their surroundings
         (runtime/surround.py), what the graph found in a frame's band taken back by the kept mark
         it touches or where it holds paint on its own (runtime/frame.py, `rejoined`,
-        `painted_pieces`; and paint run into the frame, `paint_in_frame`), the marks' pixels in the frame's lines in its colour (`frame_coloured`), for a JPEG (`jpeg`: how it was coded,
+        `painted_pieces`; and paint run into the frame, `paint_in_frame`), the marks' pixels in
+        the frame's lines in its colour (`frame_coloured`), for a JPEG (`jpeg`: how it was coded,
         `orientation`: its EXIF turn) the ring its paint left (runtime/jpeg_ringing.py), then the
         fill inside the mask evened out (runtime/fill.py; where the file's colours are `exact`
         (`Restorer.exact`), the smooth fill alone near each mark's edge; the frame not read); each as it was when

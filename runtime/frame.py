@@ -74,14 +74,19 @@ the frame than the disc's pale green (benchmarks/results/selection24-frame-colou
 collages of 100 nearer the photo, by 0.07 to 2.32 dB, none further). And since a frame is one
 colour, paint run into it from the photo is found there whatever the graph made of it
 (`paint_in_frame`): a piece of the frame's pixels further than `FRAME_TOLERANCE` from its colour
-that reaches the photo and holds a 3 x 3 square of them, before the band's pieces are read (one
-touching it may go back to it). The codec's slivers along the photo's edge hold no such square,
-and a piece clear of the photo (a stamp, a caption on a print's border) is left. Chosen on the
-selection drawn 24 a photo: of the frame's pieces so read in 619 framed pictures (crops and
-whole photos framed after painting, collages painted after, clean ones), every one is paint, and
-they hold 31,016 of the 34,441 painted pixels in the frames; 25 painted collages come back nearer
-the photo (+0.27 to +7.42 dB), none further, no clean file changes
-(benchmarks/results/selection24-frame-paint.md).
+that reaches the photo, holds a 3 x 3 square of them and touches a mark the graph found (kept,
+or in the frame's band), before the band's pieces are read (one touching it may go back to it).
+The codec's slivers along the photo's edge hold no such square; a piece clear of the photo (a
+stamp, a caption on a print's border) is left; and so is one the graph found nothing beside, as
+the top of a roof would be that a white sky's rows, read with a white frame, take in. Chosen on
+the selection drawn 24 a photo: of the frame's pieces that reach the photo with such a square in
+619 framed pictures (crops and whole photos framed after painting, collages painted after,
+clean ones), every one is paint, and they hold 31,016 of the 34,441 painted pixels in the frames;
+with the graph's marks asked too, 24 painted collages come back nearer the photo (+0.22 to +7.42
+dB), none further, and no clean file changes (benchmarks/results/selection24-frame-paint-found.md);
+without them five of those come back 0.22 to 3.69 dB nearer still
+(benchmarks/results/selection24-frame-paint.md), but nothing on the photo's side vouches for
+such a piece.
 
 A shape painted near the frame crosses into the band, and the band drop left its part there
 unrestored (on the selection's framed crops a quarter of the damage lay in the band). So once the
@@ -326,11 +331,13 @@ def frame_region(rgb: np.ndarray) -> Optional[Tuple[np.ndarray, np.ndarray]]:
     return lines, colour
 
 
-def paint_in_frame(rgb: np.ndarray, lines: np.ndarray, colour: np.ndarray) -> np.ndarray:
+def paint_in_frame(rgb: np.ndarray, lines: np.ndarray, colour: np.ndarray, found: np.ndarray) -> np.ndarray:
     """(H, W) bool: paint run into the frame (module docstring): each piece of the frame's `lines`'
     pixels (`frame_region`) further than FRAME_TOLERANCE from its `colour` that reaches the photo
-    (the frame's line beside it) and holds a 3 x 3 square of such pixels; the codec's slivers along
-    the photo's edge hold none."""
+    (the frame's line beside it), holds a 3 x 3 square of such pixels (the codec's slivers along
+    the photo's edge hold none) and touches what the graph `found` ((H, W) bool: its marks kept
+    and those in the frame's band): a shape run into the frame, not the top of a roof that a white
+    sky's rows, read with a white frame, take in."""
     h, w = lines.shape
     rows, cols = np.flatnonzero(~lines.all(axis=1)), np.flatnonzero(~lines.all(axis=0))
     if not rows.size or not cols.size:
@@ -346,7 +353,7 @@ def paint_in_frame(rgb: np.ndarray, lines: np.ndarray, colour: np.ndarray) -> np
     out = np.zeros((h, w), bool)
     for box, piece in marks_in_boxes(far, 1):
         core = ~dilated(~np.pad(piece, 1))  # the piece less its rim, the picture's edge a rim too
-        if core.any() and (piece & inner[box]).any():
+        if core.any() and (piece & inner[box]).any() and (dilated(piece) & found[box]).any():
             out[box] |= piece
     return out
 

@@ -264,7 +264,8 @@ class Restorer:
         restored, mask, grown = self._grown_marks(rgb, restored, mask, solid, frame, lossless)
         region = frame_region(rgb) if border.any() else None  # the frame's lines, whole, and its colour
         if region is not None:  # paint run into the frame: a band's piece it touches may go back to it
-            mask = np.where(paint_in_frame(rgb, *region), np.uint8(255), mask)
+            found = mask > 0 if held is None else (mask > 0) | held[0]
+            mask = np.where(paint_in_frame(rgb, *region, found), np.uint8(255), mask)
         restored, mask = self._rejoined(rgb, restored, mask, held, edge, gutters, border)
         restored = self._filled(rgb, restored, mask, grown, exact, coarse, border, region)
         if self.jpeg_ringing and jpeg is not None:  # the ring the file's paint left, judged from the filled marks

@@ -147,9 +147,10 @@ def test_paint_across_the_frame_is_restored_in_its_colour():
 
 def test_paint_run_into_the_frame_is_found():
     """In a white frame 10 pixels wide: a red square from the photo into the top side (4 rows of
-    the frame) is paint run into it; a dark sliver 2 pixels wide along the photo's edge (the
-    codec's rounding) holds no 3 x 3 square, and a square inside the frame clear of the photo (a
-    stamp, a caption) does not reach it: neither is."""
+    the frame), its photo part found by the graph, is paint run into it; a dark sliver 2 pixels
+    wide along the photo's edge (the codec's rounding) holds no 3 x 3 square, and a square inside
+    the frame clear of the photo (a stamp, a caption) does not reach it: neither is. Nor is the
+    red square where the graph found nothing beside it."""
     from runtime.frame import frame_region, paint_in_frame
 
     img = np.full((100, 120, 3), 255, np.uint8)
@@ -159,10 +160,13 @@ def test_paint_run_into_the_frame_is_found():
     img[90:92, 20:100] = 60  # a sliver in the bottom side, along the photo's edge
     img[93:98, 50:60] = (0, 0, 200)  # a stamp in the bottom side, clear of the photo
     lines, colour = frame_region(img)
-    found = paint_in_frame(img, lines, colour)
+    graph = np.zeros((100, 120), bool)
+    graph[10:20, 30:40] = True  # the square's photo part, as the graph found it
+    graph[88:90, 20:100] = True  # and the photo's last rows beside the sliver
     want = np.zeros((100, 120), bool)
     want[6:10, 30:40] = True
-    assert np.array_equal(found, want)
+    assert np.array_equal(paint_in_frame(img, lines, colour, graph), want)
+    assert not paint_in_frame(img, lines, colour, np.zeros((100, 120), bool)).any()
 
 
 def test_a_single_line_is_an_outline_not_a_frame():
@@ -387,14 +391,15 @@ def test_a_collage_painted_across_two_sides_of_its_frame_keeps_the_frame(restore
     a cream frame 8 and 9 pixels wide, discs over its bottom and its right side: those hold under
     FRAME_SHARE of the cream, the top and the left do. Read as a frame two of whose sides paint
     crosses, the frame keeps no mark but on the paint run into it, the file is within 35 dB of
-    its input outside the damage and nearer the photo than its input. With two opposite sides asked, no frame was read, the
-    model's marks filled the frame's top rows with the photo's dark, and the file was 17.8 dB
-    from its input outside the damage and worse than its input (16.8 dB from the photo, the
-    input 19.5)."""
+    its input outside the damage and nearer the photo than its input. With two opposite sides
+    asked, no frame was read, the model's marks filled the frame's top rows with the photo's
+    dark, and the file was 17.8 dB from its input outside the damage and worse than its input
+    (16.8 dB from the photo, the input 19.5)."""
     import runtime.frame
     from benchmarks.photo_eval import make_cases
 
-    case = next(c for c in make_cases("collage-jpeg-90", "selection", 24) if c.case.name == "arc2017_22_arc2017_23_collage")
+    case = next(c for c in make_cases("collage-jpeg-90", "selection", 24)
+                if c.case.name == "arc2017_22_arc2017_23_collage")
     rgb = np.asarray(Image.open(io.BytesIO(case.data)).convert("RGB"))
     assert frame_lines(rgb) == (9, 0, 8, 0)
     out = restorer.restore(rgb)
@@ -433,7 +438,7 @@ def test_a_collage_painted_across_its_frame_gets_its_frame_back(restorer, monkey
     assert (mask & lines).sum() > 1500 and not mask[200:232, :18].any()  # the discs, not the square
     assert (image[mask & lines] == border_colour(rgb)).all()
     assert psnr(image, clean) > before + 6
-    monkeypatch.setattr(restorer_module, "paint_in_frame", lambda rgb, lines, colour: np.zeros(lines.shape, bool))
+    monkeypatch.setattr(restorer_module, "paint_in_frame", lambda rgb, lines, colour, found: np.zeros(lines.shape, bool))
     assert before < psnr(np.asarray(restorer.restore(rgb).image), clean) < before + 2
     monkeypatch.setattr(restorer_module, "frame_coloured", lambda restored, mask, lines, colour: restored)
     assert psnr(np.asarray(restorer.restore(rgb).image), clean) < before

@@ -293,14 +293,23 @@ def frame_mask(rgb: np.ndarray, band: int = 0) -> np.ndarray:
     return frame_masks(rgb, (band,))[0]
 
 
+def _sides_read(rgb: np.ndarray) -> Tuple[Tuple[int, int, int, int], Optional[np.ndarray], Tuple[int, int, int, int]]:
+    """(the sides as `frame_lines` reads them, the frame's colour or None where no side needed it
+    read again, each side as read at PAINTED_SHARE where a side paint crosses is missing, else the
+    sides): what `frame_masks` and `frame_region` read a frame by."""
+    sides = frame_lines(rgb)
+    if not (any(sides) and 0 in sides):
+        return sides, None, sides
+    colour = border_colour(rgb)
+    return sides, colour, side_lines(rgb, colour, PAINTED_SHARE)
+
+
 def frame_masks(rgb: np.ndarray, bands: Sequence[int]) -> List[np.ndarray]:
     """`frame_mask` for each of `bands`, the picture's sides read once."""
     h, w = rgb.shape[:2]
-    sides = frame_lines(rgb)
+    sides, colour, loose = _sides_read(rgb)
     painted = np.zeros((h, w), bool)  # on a side paint crosses, its lines' pixels in the frame's colour
-    if any(sides) and 0 in sides:
-        colour = border_colour(rgb)
-        loose = side_lines(rgb, colour, PAINTED_SHARE)
+    if colour is not None:
         regions = ((slice(0, loose[0]), slice(None)), (slice(h - loose[1], h), slice(None)),
                    (slice(None), slice(0, loose[2])), (slice(None), slice(w - loose[3], w)))
         for n, m, region in zip(sides, loose, regions):
@@ -319,11 +328,10 @@ def frame_region(rgb: np.ndarray) -> Optional[Tuple[np.ndarray, np.ndarray]]:
     """(the frame's lines (H, W) bool, its colour (3,) int16), or None where the picture has no
     frame: each side's lines as `frame_lines` reads them, a side paint crosses as read at
     PAINTED_SHARE (module docstring), whole (not only their pixels in its colour)."""
-    sides = frame_lines(rgb)
+    sides, colour, loose = _sides_read(rgb)
     if not any(sides):
         return None
-    colour = border_colour(rgb)
-    loose = side_lines(rgb, colour, PAINTED_SHARE) if 0 in sides else sides
+    colour = border_colour(rgb) if colour is None else colour
     top, bottom, left, right = (n or m for n, m in zip(sides, loose))
     h, w = rgb.shape[:2]
     lines = np.zeros((h, w), bool)

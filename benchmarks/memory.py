@@ -10,8 +10,8 @@ quality 92), clean and with 1-6 shapes painted before it was saved (the held-out
 decoder was skipped where nothing is found; compare its inference MP/s), in a process of its own; its
 peak resident memory comes from the kernel (`wait4`'s ru_maxrss, the figure `/usr/bin/time -v`
 prints), its speed from the run's report (wall and inference-only, model loading excluded). A
-bomb row restores a 1 kB PNG that decodes to 89 Mpx: it must be refused from its header at a
-small peak. The reference is `restore-bench` on 256² inputs for the same graph (the one
+bomb row restores a PNG of under 1 MB that decodes to 256 Mpx, over the default `--max-pixels`:
+it must be refused from its header at a small peak. The reference is `restore-bench` on 256² inputs for the same graph (the one
 `restore-run` picks by default: the int8 graph where one ships, else the fp32 graph; batches 1 and 8), run before and after the sizes in the same session, since the machine may be shared.
 On a shared machine wall time swings with the neighbours; CPU seconds per megapixel (the
 kernel's user + system time of the process) much less, so both are given, and the reference is
@@ -62,8 +62,8 @@ def make_photo(path: Path, megapixels: float, painted: bool = False) -> tuple:
     return w, h
 
 
-def make_bomb(path: Path, side: int = 9459) -> tuple:
-    """A grey PNG whose header says side x side (89 Mpx) and whose data is a few compressed zero rows."""
+def make_bomb(path: Path, side: int = 16000) -> tuple:
+    """A grey PNG whose header says side x side (256 Mpx) and whose data is a few compressed zero rows."""
     def chunk(tag: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
 
@@ -218,11 +218,11 @@ def main(sizes: str, report_path: str, md_path: str, no_reference: bool, probe_2
     if probe_256:
         click.echo(json.dumps(globals()["probe_256"]()))
         return
-    from runtime.memory import DEFAULT_RUN_MEMORY, MB
+    from runtime.memory import MB, run_budget
     from runtime.session import available_cpus
 
     result: Dict = {"command": "python -m benchmarks.memory " + " ".join(sys.argv[1:]), "machine": {"cpu": cpu_model(), "cpus": available_cpus()}, "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "run_memory_mb": DEFAULT_RUN_MEMORY / MB, "load_before": os.getloadavg()[0], "rows": [],
+                    "run_memory_mb": run_budget()[0] / MB, "load_before": os.getloadavg()[0], "rows": [],
                     "graph": choose_model(None, "auto", cpu=True)[1]}
     with tempfile.TemporaryDirectory(prefix="restore-memory-") as tmp:
         work = Path(tmp)
@@ -240,7 +240,7 @@ def main(sizes: str, report_path: str, md_path: str, no_reference: bool, probe_2
                 src.unlink()
         bomb = work / "bomb.png"
         w, h = make_bomb(bomb)
-        result["rows"].append(restore_row(work, "bomb.png (1 kB PNG, 89 Mpx)", w, h, bomb))
+        result["rows"].append(restore_row(work, f"bomb.png ({bomb.stat().st_size / 1000:,.0f} kB PNG, 256 Mpx)", w, h, bomb))
         click.echo(json.dumps(result["rows"][-1]), err=True)
         if not no_reference:
             ref.append(bench_reference(work))

@@ -45,7 +45,7 @@ from runtime.tiling import DEFAULT_TILE_BUDGET
 @click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS,
               help="Refuse images with more pixels (decompression bombs).")
 @click.option("--max-memory", type=click.IntRange(min=1), default=None, metavar="MB",
-              show_default="1200, or less when the machine has less free",
+              show_default="half of what the machine has free, at least 1200 (less where it has less)",
               help="Memory a run may add to this process; images that cannot fit are refused from their header.")
 @click.option("--allow-lossy", is_flag=True,
               help="Restore files that cannot be written back whole (extra frames or pages, 16-bit colour TIFF, "

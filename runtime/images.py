@@ -66,7 +66,9 @@ READ_FORMATS = (*WRITABLE_MODES, "GIF")
 # TIFF compressions that lose colour: such a TIFF's pixels are not the exact ones it was saved
 # from (the fill and the solid check treat it as a lossy file).
 LOSSY_TIFF_COMPRESSION = ("jpeg", "tiff_jpeg", "webp")
-DEFAULT_MAX_PIXELS = 89_478_485  # the same default as Pillow's bomb-warning limit, but ours, per call
+# Refused from the header above this (a decompression bomb), per call: a phone's largest photos
+# (200 Mpx, 16320 x 12240) pass. What an image may hold in memory is bounded apart (runtime/memory.py).
+DEFAULT_MAX_PIXELS = 250_000_000
 SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 # PNG IHDR colour types of the 16-bit files read and written with pypng: grey+alpha, RGB, RGBA.
 PNG16_COLOUR_TYPES = (2, 4, 6)

@@ -10,10 +10,14 @@ others and refuses, from the header, one that could never fit. What an image hol
 depends on what it is (`in_flight_bytes`): an alpha channel or 16-bit values kept aside cost
 more, and a JPEG written back block by block holds its coefficients at the end.
 
-A run may add to the process, as it stands with its model loaded, the least of
-`DEFAULT_RUN_MEMORY` (or what the caller names) and what the machine can still give it
-(MemAvailable, the cgroup's memory.max, RLIMIT_AS). `restore-run` starts at about 100 MB, so
-its peak stays under 1.5 GB whatever the image sizes.
+A run may add to the process, as it stands with its model loaded, what the caller names, or
+by default half of what the machine can still give it when the run starts (MemAvailable, the
+cgroup's memory.max, RLIMIT_AS: `machine_room`) and at least `DEFAULT_RUN_MEMORY`; either is
+lowered to 90 % of that room. Half, so that a phone's 108 or 200 Mpx photo restores with no
+flag on a machine that has the memory (a 200 Mpx JPEG needs 3.3 GB, 4.3 GB at full speed), while
+the programs beside the run keep the other half of what was free. Ray actors, several to a node,
+keep the fixed `DEFAULT_RUN_MEMORY` (runtime/ray_engine.py).
+`restore-run` starts at about 100 MB; its peak is bounded by the budget whatever the images.
 Figures against megapixels: docs/restoring.md, "Memory" (benchmarks/memory.py).
 """
 
@@ -29,7 +33,8 @@ from typing import Dict, Optional, Set, Tuple
 from runtime.images import Header, ImageError
 
 MB = 1_000_000
-DEFAULT_RUN_MEMORY = 1_200 * MB  # what a run may add to its process, unless the caller names a figure
+DEFAULT_RUN_MEMORY = 1_200 * MB  # the least a run may add by default (where the machine has it)
+ROOM_SHARE = 0.5  # of what the machine can still give: what a run may add by default, when that is more
 # Bytes per pixel of one image in flight (decoded, waiting, restored, being encoded), by what it
 # decodes to: the slope of the whole process's peak between painted photos of 6 and 24 Mpx with
 # the graph's calls held to 512² tiles, the larger of two runs (where the allocator hands freed
@@ -153,13 +158,22 @@ def _address_space_room() -> Optional[int]:
     return max(0, soft - vm) // 2
 
 
+def default_run_memory(room: Optional[int]) -> int:
+    """What a run may add to its process when the caller names no figure, before the machine's
+    limit (`run_budget`): `ROOM_SHARE` of `room` (bytes the machine can still give, None:
+    unknown), at least `DEFAULT_RUN_MEMORY`."""
+    return DEFAULT_RUN_MEMORY if room is None else max(DEFAULT_RUN_MEMORY, int(room * ROOM_SHARE))
+
+
 def arena_region() -> int:
-    """The address space the CPU arena reserves up front (runtime/split.py): what a run may add by
-    default, or 90 % of what the machine can still give when that is less (under `ulimit -v`,
-    address space is what counts); only the pages the graph touches become resident."""
-    room, _what = machine_room()
-    budget = DEFAULT_RUN_MEMORY if room is None else min(DEFAULT_RUN_MEMORY, int(room * 0.9))
-    return max(MB, budget)
+    """The address space the CPU arena reserves up front (runtime/split.py): `DEFAULT_RUN_MEMORY`,
+    or what a run may add by default when that is less (`run_budget`: under `ulimit -v`, address
+    space is what counts); only the pages the graph touches become resident. Not the larger
+    default a machine with more free memory gives: the graph's calls stop at the fastest size
+    (about 1 GB of working set for the shipped int8 graph), and a 2 GB region left a 12 Mpx
+    photo's run 30 MB more resident than a 1.2 GB one (966 against 995 MiB, three runs each);
+    ONNX Runtime takes the size as a C int besides. A call past the region grows the arena."""
+    return max(MB, min(DEFAULT_RUN_MEMORY, run_budget()[0]))
 
 
 def machine_room() -> Tuple[Optional[int], str]:
@@ -219,23 +233,32 @@ class MemoryPlan:
         return int(room / per_pixel) if per_pixel else 0
 
 
+def run_budget(limit: Optional[int] = None) -> Tuple[int, str]:
+    """(bytes a run may add to its process, where that figure comes from, for messages): `limit`
+    (--max-memory), or by default `default_run_memory`; either lowered to 90 % of what the machine
+    (available memory, cgroup, RLIMIT_AS) can still give."""
+    room, what = machine_room()
+    if limit is not None:
+        budget, why = limit, f"--max-memory {limit / MB:,.0f} MB"
+    else:
+        budget = default_run_memory(room)
+        share = f"{ROOM_SHARE:.0%} of the {room / MB:,.0f} MB free, " if budget > DEFAULT_RUN_MEMORY else ""
+        why = f"the default of {budget / MB:,.0f} MB per run ({share}--max-memory sets another)"
+    if room is not None and room * 0.9 < budget:
+        budget, why = int(room * 0.9), f"{what} ({room / MB:,.0f} MB free)"
+    return budget, why
+
+
 def plan_memory(cost: GraphCost, fastest_window: int, limit: Optional[int] = None) -> MemoryPlan:
     """How much a run may spend: measured from this process now, with its model loaded.
 
     Args:
         cost: the graph's working set per pixel.
         fastest_window: the graph call size (input pixels) that runs fastest per restored pixel.
-        limit: bytes the run may add to the process; None: DEFAULT_RUN_MEMORY. Either is
-            lowered to what the machine (available memory, cgroup, RLIMIT_AS) can still give.
+        limit: bytes the run may add to the process (`run_budget`; None: the default).
     """
     base = process_rss()
-    if limit is not None:
-        budget, why = limit, f"--max-memory {limit / MB:,.0f} MB"
-    else:
-        budget, why = DEFAULT_RUN_MEMORY, f"the default of {DEFAULT_RUN_MEMORY / MB:,.0f} MB per run (--max-memory sets another)"
-    room, what = machine_room()
-    if room is not None and room * 0.9 < budget:
-        budget, why = int(room * 0.9), f"{what} ({room / MB:,.0f} MB free)"
+    budget, why = run_budget(limit)
     return MemoryPlan(base + budget, why, base, cost, fastest_window)
 
 

@@ -51,6 +51,7 @@ from runtime.batch import (
     _summarize,
 )
 from runtime.images import SUFFIX_FORMAT
+from runtime.memory import DEFAULT_RUN_MEMORY
 from runtime.plan import (
     SUFFIXES,
     Job,
@@ -205,7 +206,9 @@ class _RestoreActor:
                                  grow_subsampled=ray_options.grow_subsampled, paint_grow=ray_options.paint_grow,
                                  jpeg_ringing=ray_options.jpeg_ringing, solid_check=ray_options.solid_check,
                                  graphic_check=ray_options.graphic_check)
-        self.options = options
+        # Several actors share a node: each may add the fixed default, not half of what the node
+        # has free, as a local run may (runtime/memory.py), unless --max-memory names a figure.
+        self.options = options if options.max_memory is not None else replace(options, max_memory=DEFAULT_RUN_MEMORY)
 
     def __call__(self, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         jobs: List[Job] = []

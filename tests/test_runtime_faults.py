@@ -921,14 +921,15 @@ def tiff_tag_claims_gigabytes(d):
         f.truncate(2 << 30)
 
 
-def png_89mpx(d):
-    # 9459 x 9459 grey (89 Mpx, just under the default --max-pixels) from under 100 kB of zero rows.
-    side = 9459
+def png_256mpx(d):
+    # 16000 x 16000 grey (256 Mpx, just over the default --max-pixels) from under 300 kB of zero rows.
+    side = 16000
     z = zlib.compressobj(9)
-    data = b"".join(z.compress(b"\0" * (side + 1)) for _ in range(side)) + z.flush()
+    row = z.compress(b"\0" * (side + 1))
+    data = row + b"".join(z.compress(b"\0" * (side + 1)) for _ in range(side - 1)) + z.flush()
     ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
-    (d / "bomb89.png").write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", data) + _chunk(b"IEND", b""))
-    assert (d / "bomb89.png").stat().st_size < 100_000
+    (d / "bomb256.png").write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", data) + _chunk(b"IEND", b""))
+    assert (d / "bomb256.png").stat().st_size < 300_000
 
 
 MEMORY_MATRIX = [
@@ -939,9 +940,9 @@ MEMORY_MATRIX = [
     Case("6 GiB sparse file", sparse_6gib, exit=3, says=("FAILED sparse.png: not a PNG",), absent=("sparse.png",)),
     Case("TIFF tag claiming 1 GiB", tiff_tag_claims_gigabytes, exit=3,
          says=("FAILED tag.tif: its header claims more than 64 MiB before the image data",), absent=("tag.tif",)),
-    Case("small PNG decoding to 89 Mpx, default limits", png_89mpx, exit=3,
-         says=("FAILED bomb89.png: 9459x9459 = 89,472,681 pixels needs about", "allows"),
-         never=("Traceback", "Warning", "MemoryError", "out of memory"), absent=("bomb89.png",)),
+    Case("small PNG decoding to 256 Mpx, default limits", png_256mpx, exit=3,
+         says=("FAILED bomb256.png: 16000x16000 = 256,000,000 pixels exceeds the limit of 250,000,000 (--max-pixels)",),
+         never=("Traceback", "Warning", "MemoryError", "out of memory"), absent=("bomb256.png",)),
 ]
 
 

@@ -22,11 +22,12 @@ import pytest
 from PIL import Image
 
 from export.parity import FP32, pixel_parity, violations
-from runtime import batch
+from runtime import batch, memory
 from runtime import images as ri
 from runtime.batch import RunOptions, run_folder
 from runtime.images import Header
 from runtime.memory import (
+    DEFAULT_RUN_MEMORY,
     IMAGE_BYTES_PER_PIXEL,
     JPEG_BYTES_PER_PIXEL,
     JPEG_WRITE_BYTES_PER_PIXEL,
@@ -217,6 +218,57 @@ def test_the_gates_verdict_alone_takes_no_room_and_never_waits():
     assert gate.used == held.image_bytes + held.graph_bytes  # asked twice, nothing taken
     gate.release(held)
     assert gate.used == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# The default budget: half of what the machine can still give, at least DEFAULT_RUN_MEMORY.
+
+
+def _room(monkeypatch, mb, what="the machine's available memory"):
+    monkeypatch.setattr(memory, "machine_room", lambda: (None if mb is None else mb * MB, what))
+
+
+def test_the_default_budget_is_half_the_free_memory_and_never_under_the_floor(monkeypatch):
+    cost = GraphCost(300)
+    monkeypatch.setattr(memory, "process_rss", lambda: 100 * MB)
+    _room(monkeypatch, 22_000)  # a 24 GB machine: a 200 Mpx JPEG (4.3 GB at full speed) fits
+    plan = memory.plan_memory(cost, 1 << 20)
+    assert plan.base == 100 * MB and plan.capacity == 11_000 * MB
+    assert plan.why == "the default of 11,000 MB per run (50% of the 22,000 MB free, --max-memory sets another)"
+    _room(monkeypatch, 2_000)  # half of it is under the floor: the floor
+    plan = memory.plan_memory(cost, 1 << 20)
+    assert plan.capacity == DEFAULT_RUN_MEMORY
+    assert plan.why == "the default of 1,200 MB per run (--max-memory sets another)"
+    _room(monkeypatch, 1_000, "the cgroup's memory.max")  # the floor is more than is free: 90 % of what is
+    plan = memory.plan_memory(cost, 1 << 20)
+    assert plan.capacity == 900 * MB and plan.why == "the cgroup's memory.max (1,000 MB free)"
+    _room(monkeypatch, None)  # nothing says: the floor
+    assert memory.plan_memory(cost, 1 << 20).capacity == DEFAULT_RUN_MEMORY
+    _room(monkeypatch, 22_000)  # --max-memory: the figure named, lowered only to what the machine has
+    assert memory.plan_memory(cost, 1 << 20, 500 * MB).capacity == 500 * MB
+    assert memory.plan_memory(cost, 1 << 20, 30_000 * MB).capacity == int(22_000 * MB * 0.9)
+
+
+def test_the_arena_region_stays_at_the_floor_or_what_the_machine_has(monkeypatch):
+    # The graph's calls stop at the fastest size: a larger default budget buys the arena nothing.
+    _room(monkeypatch, 64_000)
+    assert memory.arena_region() == DEFAULT_RUN_MEMORY
+    _room(monkeypatch, None)
+    assert memory.arena_region() == DEFAULT_RUN_MEMORY
+    _room(monkeypatch, 1_000, "the address-space limit (ulimit -v)")
+    assert memory.arena_region() == 900 * MB
+
+
+def test_a_phones_200_mpx_photo_passes_the_default_pixel_limit(restorer, tmp_path):
+    # 16320 x 12240, the largest phone sensors' photo: not refused as a bomb; only the memory
+    # named here is too little for it, and the line says what it needs.
+    src = tmp_path / "in"
+    src.mkdir()
+    png_bomb(src / "phone200.png", 16320, 12240)
+    rec = run_folder(restorer, src, tmp_path / "out", RunOptions(max_memory=20 * MB, progress=False)).records[0]
+    assert rec.status == "failed"
+    assert rec.error.startswith("16320x12240 = 199,756,800 pixels needs about "), rec.error
+    assert "--max-pixels" not in rec.error and "--max-memory 20 MB allows" in rec.error
 
 
 def test_over_max_pixels_and_the_budget_says_both(restorer, tmp_path):

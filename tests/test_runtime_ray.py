@@ -283,6 +283,20 @@ def test_model_and_device_errors_exit_as_the_local_runner(ray_cluster, tiny_onnx
     assert not (tmp_path / "out").exists()
 
 
+def test_an_actor_keeps_the_fixed_default_budget(tiny_onnx, monkeypatch):
+    # Several actors share a node: each may add DEFAULT_RUN_MEMORY unless --max-memory names a
+    # figure, never half of what the node has free, as a local run may (runtime/memory.py).
+    import types
+
+    from runtime.memory import DEFAULT_RUN_MEMORY, MB
+    from runtime.ray_engine import RayOptions, _RestoreActor
+    monkeypatch.setitem(sys.modules, "ray", types.SimpleNamespace(get=lambda ref: ref))
+    actor = _RestoreActor([str(tiny_onnx)], RayOptions(device="cpu"), RunOptions(progress=False))
+    assert actor.options.max_memory == DEFAULT_RUN_MEMORY
+    named = _RestoreActor([str(tiny_onnx)], RayOptions(device="cpu"), RunOptions(max_memory=500 * MB, progress=False))
+    assert named.options.max_memory == 500 * MB
+
+
 def test_ray_options_need_engine_ray(tiny_onnx, tmp_path):
     result = CliRunner().invoke(main, ["--model", str(tiny_onnx), str(tmp_path), str(tmp_path / "o"), "--actors", "2"])
     assert result.exit_code == 2 and "need --engine ray" in result.output

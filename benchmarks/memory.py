@@ -44,16 +44,27 @@ from runtime.default_model import choose_model
 SAMPLE = Path(__file__).resolve().parent.parent / "runtime" / "assets" / "samples" / "chelsea.jpg"
 
 
-def make_photo(path: Path, megapixels: float, painted: bool = False) -> tuple:
+def make_photo(path: Path, megapixels: float, painted: bool = False, noise: float = 0.0) -> tuple:
     """A 4:3 JPEG of about `megapixels` from a shipped sample photo, scaled up (smooth, photo-like);
-    painted: with the held-out set's shapes drawn on it before it is saved (seeded by the size)."""
+    painted: with the held-out set's shapes drawn on it before it is saved (seeded by the size);
+    noise: sensor noise of that many levels (sigma) added before the paint. Scaled up 36 times to
+    200 Mpx with none, the photo is smooth enough to read as a graphic (runtime/graphic.py) and a
+    painted one is left as it was; a camera's file carries its sensor's noise."""
+    import numpy as np
+
     w = int(round(math.sqrt(megapixels * 1e6 * 4 / 3)))
     h = int(round(w * 3 / 4))
     with Image.open(SAMPLE) as src:
         photo = src.convert("RGB").resize((w, h), Image.Resampling.BICUBIC)
+    if noise:
+        rng = np.random.default_rng(w)
+        pixels = np.asarray(photo).copy()
+        for rows in range(0, h, 1024):  # a band at a time: no float copy of a 200 Mpx photo
+            band = pixels[rows:rows + 1024].astype(np.float32)
+            band += rng.standard_normal(band.shape, dtype=np.float32) * noise
+            pixels[rows:rows + 1024] = np.clip(band, 0, 255).round()
+        photo = Image.fromarray(pixels)
     if painted:
-        import numpy as np
-
         from restore_core.heldout import HELDOUT_CORRUPTION
         from restore_toolkit.corruption import corrupt, sample_rng
 
@@ -191,7 +202,8 @@ def to_markdown(result: Dict) -> str:
         "",
         f"Machine: {result['machine']['cpu']} ({result['machine']['cpus']} usable CPUs), load average {result['load_before']:.1f} "
         f"before and {result['load_after']:.1f} after. Default model, default options ({result.get('graph', 'the int8 graph, one view')}"
-        f"); a run may add {result['run_memory_mb']:,.0f} MB to its process.",
+        f"); a run may add {result['run_memory_mb']:,.0f} MB to its process."
+        + (f" The photos carry sensor noise of {result['noise']:g} levels (sigma)." if result.get("noise") else ""),
         "Reference in CPU seconds per MP (256² in restore-run's session, best run): "
         + "; ".join(", ".join(f"{k} {v['cpu_s_per_mp']:.2f} s ({v['mp_per_s']:.2f} MP/s)" for k, v in r.items())
                     for r in result["reference_cpu"]) + ".",
@@ -212,8 +224,9 @@ def to_markdown(result: Dict) -> str:
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), required=True)
 @click.option("--markdown", "md_path", type=click.Path(dir_okay=False), required=True)
 @click.option("--no-reference", is_flag=True, help="Skip restore-bench (quick checks).")
+@click.option("--noise", default=0.0, show_default=True, help="Sensor noise (sigma, levels) on the photos, as a camera's.")
 @click.option("--probe-256", is_flag=True, hidden=True, help="Print probe_256's JSON (run in a process of its own).")
-def main(sizes: str, report_path: str, md_path: str, no_reference: bool, probe_256: bool) -> None:
+def main(sizes: str, report_path: str, md_path: str, no_reference: bool, noise: float, probe_256: bool) -> None:
     """Measure peak memory and MP/s of restore-run against megapixels; write JSON and Markdown."""
     if probe_256:
         click.echo(json.dumps(globals()["probe_256"]()))
@@ -222,7 +235,7 @@ def main(sizes: str, report_path: str, md_path: str, no_reference: bool, probe_2
     from runtime.session import available_cpus
 
     result: Dict = {"command": "python -m benchmarks.memory " + " ".join(sys.argv[1:]), "machine": {"cpu": cpu_model(), "cpus": available_cpus()}, "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "run_memory_mb": run_budget()[0] / MB, "load_before": os.getloadavg()[0], "rows": [],
+                    "run_memory_mb": run_budget()[0] / MB, "noise": noise, "load_before": os.getloadavg()[0], "rows": [],
                     "graph": choose_model(None, "auto", cpu=True)[1]}
     with tempfile.TemporaryDirectory(prefix="restore-memory-") as tmp:
         work = Path(tmp)
@@ -233,7 +246,7 @@ def main(sizes: str, report_path: str, md_path: str, no_reference: bool, probe_2
         for mp in [float(s) for s in sizes.split(",") if s]:
             for kind in ("photo", "painted"):
                 src = work / f"{kind}-{mp:g}mp.jpg"
-                w, h = apart(make_photo, src, mp, kind == "painted")
+                w, h = apart(make_photo, src, mp, kind == "painted", noise)
                 for options in ((), ("--save-predicted",)):
                     result["rows"].append(restore_row(work, src.name, w, h, src, options))
                     click.echo(json.dumps(result["rows"][-1]), err=True)

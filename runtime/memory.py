@@ -171,7 +171,7 @@ def arena_region() -> int:
     space is what counts); only the pages the graph touches become resident. Not the larger
     default a machine with more free memory gives: the graph's calls stop at the fastest size
     (about 1 GB of working set for the shipped int8 graph), and a 2 GB region left a 12 Mpx
-    photo's run 30 MB more resident than a 1.2 GB one (966 against 995 MiB, three runs each);
+    photo's run 30 MB more resident than a 1.2 GB one (972 against 943 MiB, three runs each);
     ONNX Runtime takes the size as a C int besides. A call past the region grows the arena."""
     return max(MB, min(DEFAULT_RUN_MEMORY, run_budget()[0]))
 

@@ -10,8 +10,8 @@ quality 92), clean and with 1-6 shapes painted before it was saved (the held-out
 decoder was skipped where nothing is found; compare its inference MP/s), in a process of its own; its
 peak resident memory comes from the kernel (`wait4`'s ru_maxrss, the figure `/usr/bin/time -v`
 prints), its speed from the run's report (wall and inference-only, model loading excluded). A
-bomb row restores a PNG of under 1 MB that decodes to 256 Mpx, over the default `--max-pixels`:
-it must be refused from its header at a small peak. The reference is `restore-bench` on 256² inputs for the same graph (the one
+bomb row restores a 1 kB PNG that decodes to 256 Mpx, over the default `--max-pixels`: it
+must be refused from its header at a small peak. The reference is `restore-bench` on 256² inputs for the same graph (the one
 `restore-run` picks by default: the int8 graph where one ships, else the fp32 graph; batches 1 and 8), run before and after the sizes in the same session, since the machine may be shared.
 On a shared machine wall time swings with the neighbours; CPU seconds per megapixel (the
 kernel's user + system time of the process) much less, so both are given, and the reference is

@@ -32,13 +32,14 @@ import click
 import numpy as np
 from PIL import Image
 
-from benchmarks.memory import SAMPLE, apart, run_measured, write_result
+from benchmarks.memory import SAMPLE, apart, run_measured, sensor_noise, write_result
 
 MIB = 1 << 20
 
 
-def painted_photo(megapixels: float) -> np.ndarray:
-    """(H, W, 3) uint8, 4:3: the sample photo scaled to `megapixels`, shapes painted on it."""
+def painted_photo(megapixels: float, noise: float = 0.0) -> np.ndarray:
+    """(H, W, 3) uint8, 4:3: the sample photo scaled to `megapixels`, with sensor noise of `noise`
+    levels (sigma) as a camera's, shapes painted on it."""
     from restore_core.heldout import HELDOUT_CORRUPTION
     from restore_toolkit.corruption import corrupt, sample_rng
 
@@ -46,6 +47,8 @@ def painted_photo(megapixels: float) -> np.ndarray:
     h = int(round(w * 3 / 4))
     with Image.open(SAMPLE) as src:
         photo = np.asarray(src.convert("RGB").resize((w, h), Image.Resampling.BICUBIC))
+    if noise:
+        photo = sensor_noise(photo.copy(), noise, seed=w)
     return corrupt(photo, sample_rng(20261204, w, h), HELDOUT_CORRUPTION)[0]
 
 
@@ -134,11 +137,12 @@ def peak(path: Path, out: Path, options: tuple = ()) -> Dict[str, float]:
     return {"peak_mib": round(res["peak_rss_mb"], 1), "wall_s": round(res["wall_s"], 2)}
 
 
-def make_files(kinds: List[str], sizes: List[float], work: Path) -> Dict[str, List[Tuple[Path, float]]]:
-    """{kind: [(file, megapixels) per size]}: the painted photo written as each kind."""
+def make_files(kinds: List[str], sizes: List[float], work: Path,
+               noise: float = 0.0) -> Dict[str, List[Tuple[Path, float]]]:
+    """{kind: [(file, megapixels) per size]}: the painted photo (with `noise`) written as each kind."""
     files: Dict[str, List[Tuple[Path, float]]] = {kind: [] for kind in kinds}
     for mp in sizes:
-        photo = painted_photo(mp)
+        photo = painted_photo(mp, noise)
         for kind in kinds:
             suffix, write = KINDS[kind]
             path = work / f"{''.join(c if c.isalnum() else '-' for c in kind)}-{mp:g}{suffix}"
@@ -147,14 +151,15 @@ def make_files(kinds: List[str], sizes: List[float], work: Path) -> Dict[str, Li
     return files
 
 
-def measure(kinds: List[str], sizes: List[float], work: Path, repeats: int = 1, log: Callable = click.echo) -> List[Dict]:
+def measure(kinds: List[str], sizes: List[float], work: Path, repeats: int = 1, log: Callable = click.echo,
+            noise: float = 0.0) -> List[Dict]:
     """One row per kind: the peak at each size (the largest of `repeats` runs: where the
     allocator returns freed memory varies from run to run), the slope in bytes per pixel, the
     counted figure.
 
     The photos are made in a process of their own (`benchmarks.memory.apart`), so that this one
     stays small."""
-    files = apart(make_files, kinds, sizes, work)
+    files = apart(make_files, kinds, sizes, work, noise)
     rows = []
     for kind in kinds:
         runs = []
@@ -176,11 +181,12 @@ def measure(kinds: List[str], sizes: List[float], work: Path, repeats: int = 1, 
 def to_markdown(result: Dict) -> str:
     m = result["machine"]
     sizes = " and ".join(f"{s:g}" for s in result["sizes"])
+    noise = f" with σ {result['noise']:g} sensor noise" if result.get("noise") else ""
     lines = [
         "## What one image costs in flight, by kind",
         "",
-        f"Machine: {m['cpu']} ({m['cpu_features']}; {m['usable_cpus']} usable CPUs). Each kind: one painted photo at "
-        f"{sizes} Mpx, {result['repeats']} `restore-run --tile 512 --batch-size 1` processes each, the largest peak "
+        f"Machine: {m['cpu']} ({m['cpu_features']}; {m['usable_cpus']} usable CPUs). Each kind: one painted photo"
+        f"{noise} at {sizes} Mpx, {result['repeats']} `restore-run --tile 512 --batch-size 1` processes each, the largest peak "
         "resident memory kept; the slope is its rise over the rise in pixels. Counted: what `runtime/memory.py` "
         "reserves for it.",
         "",
@@ -201,7 +207,8 @@ def to_markdown(result: Dict) -> str:
 @click.option("--repeats", default=2, type=click.IntRange(min=1), help="Runs per file; the largest peak counts.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), required=True)
 @click.option("--markdown", "md_path", type=click.Path(dir_okay=False), required=True)
-def main(sizes: str, kinds: str, repeats: int, report_path: str, md_path: str) -> None:
+@click.option("--noise", default=0.0, show_default=True, help="Sensor noise (sigma, levels) on the photo, as a camera's.")
+def main(sizes: str, kinds: str, repeats: int, report_path: str, md_path: str, noise: float) -> None:
     """Measure what each kind of image costs in flight and set it beside what the gate counts."""
     from benchmarks.report import environment
 
@@ -213,9 +220,9 @@ def main(sizes: str, kinds: str, repeats: int, report_path: str, md_path: str) -
     if len(size_list) != 2 or size_list[0] >= size_list[1]:
         raise click.BadParameter("two sizes, the smaller first", param_hint="--sizes")
     result: Dict = {"command": shlex.join(["python", "-m", "benchmarks.in_flight", *sys.argv[1:]]),
-                    "machine": environment()["machine"], "sizes": size_list, "repeats": repeats, "load_before": os.getloadavg()[0]}
+                    "machine": environment()["machine"], "sizes": size_list, "repeats": repeats, "noise": noise, "load_before": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix="restore-in-flight-") as tmp:
-        result["rows"] = measure(chosen, size_list, Path(tmp), repeats)
+        result["rows"] = measure(chosen, size_list, Path(tmp), repeats, noise=noise)
     result["load_after"] = os.getloadavg()[0]
     write_result(result, report_path, md_path, to_markdown(result))
 

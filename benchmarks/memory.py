@@ -57,13 +57,7 @@ def make_photo(path: Path, megapixels: float, painted: bool = False, noise: floa
     with Image.open(SAMPLE) as src:
         photo = src.convert("RGB").resize((w, h), Image.Resampling.BICUBIC)
     if noise:
-        rng = np.random.default_rng(w)
-        pixels = np.asarray(photo).copy()
-        for rows in range(0, h, 1024):  # a band at a time: no float copy of a 200 Mpx photo
-            band = pixels[rows:rows + 1024].astype(np.float32)
-            band += rng.standard_normal(band.shape, dtype=np.float32) * noise
-            pixels[rows:rows + 1024] = np.clip(band, 0, 255).round()
-        photo = Image.fromarray(pixels)
+        photo = Image.fromarray(sensor_noise(np.asarray(photo).copy(), noise, seed=w))
     if painted:
         from restore_core.heldout import HELDOUT_CORRUPTION
         from restore_toolkit.corruption import corrupt, sample_rng
@@ -71,6 +65,20 @@ def make_photo(path: Path, megapixels: float, painted: bool = False, noise: floa
         photo = Image.fromarray(corrupt(np.asarray(photo), sample_rng(20261204, w, h), HELDOUT_CORRUPTION)[0])
     photo.save(path, "JPEG", quality=92)
     return w, h
+
+
+def sensor_noise(pixels, sigma: float, seed: int):
+    """`pixels` ((H, W, 3) uint8, changed in place and returned) with Gaussian noise of `sigma`
+    levels added, as a camera's sensor leaves it; a band of rows at a time, so that a 200 Mpx
+    photo never has a float copy."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    for rows in range(0, pixels.shape[0], 1024):
+        band = pixels[rows:rows + 1024].astype(np.float32)
+        band += rng.standard_normal(band.shape, dtype=np.float32) * sigma
+        pixels[rows:rows + 1024] = np.clip(band, 0, 255).round()
+    return pixels
 
 
 def make_bomb(path: Path, side: int = 16000) -> tuple:

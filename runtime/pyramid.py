@@ -52,6 +52,8 @@ SEEN_WHOLE = 0.9
 # were the smaller copies' false finds (a 17x10 patch of a rocket's white body, at 1/2).
 MIN_MARK = 64
 
+SHRINK_BAND = 1024  # rows shrunk at a time (`shrink`)
+
 # (H, W, 3) uint8 -> restored (H, W, 3) uint8, mask (H, W) uint8 0/255
 RunFn = Callable[[np.ndarray], Tuple[np.ndarray, np.ndarray]]
 # What a smaller copy added to the mask: (region (y0, y1, x0, x1), the pixels it added there
@@ -72,10 +74,19 @@ def coarse_factors(height: int, width: int) -> List[int]:
     return factors[::-1]
 
 
-def shrink(rgb: np.ndarray, factor: int) -> np.ndarray:
-    """(H, W, 3) -> (H // f, W // f, 3), each pixel the average of the f x f pixels it covers."""
-    h, w = rgb.shape[:2]
-    return np.asarray(Image.fromarray(rgb[:h // factor * factor, :w // factor * factor]).reduce(factor))
+def shrink(rgb: np.ndarray, factor: int, band: int = SHRINK_BAND) -> np.ndarray:
+    """(H, W, 3) -> (H // f, W // f, 3), each pixel the average of the f x f pixels it covers.
+
+    A band of about `band` rows at a time (a multiple of f, so every block lies in one band and
+    the result is the same): Pillow holds what it is given at 4 bytes a pixel, beside the
+    contiguous copy a cut image needs, which whole were 1.4 GB more at 200 Mpx (the run's peak)."""
+    h, w = rgb.shape[0] // factor * factor, rgb.shape[1] // factor * factor
+    rows = max(1, band // factor) * factor
+    out = np.empty((h // factor, w // factor, *rgb.shape[2:]), np.uint8)
+    for y in range(0, h, rows):
+        part = np.ascontiguousarray(rgb[y:min(h, y + rows), :w])
+        out[y // factor:(y + len(part)) // factor] = np.asarray(Image.fromarray(part).reduce(factor))
+    return out
 
 
 def _smaller_copies(rgb: np.ndarray, factors: List[int]) -> Dict[int, np.ndarray]:

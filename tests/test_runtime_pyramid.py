@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from restore_core.heldout import heldout_photos, iou
-from runtime.pyramid import MAX_SIDE, MIN_SIDE, add_coarse, coarse_factors, label, label_with_boxes, marks_in_boxes
+from runtime.pyramid import MAX_SIDE, MIN_SIDE, add_coarse, coarse_factors, label, label_with_boxes, marks_in_boxes, shrink
 
 
 @pytest.mark.parametrize("shape, factors", [
@@ -43,6 +43,18 @@ def _fake_run(found: dict, calls: list):
             restored[y0:y1, x0:x1] = (10 * f, 0, 0)
         return restored, mask
     return run
+
+
+@pytest.mark.parametrize("height, width", [(1000, 1333), (203, 307), (41, 9)])
+def test_shrink_in_bands_is_pillows_box_average_of_the_whole(height, width):
+    """A band of rows at a time, cut to whole blocks (a multiple of the factor): the same pixels as
+    Pillow's reduce of the whole picture, its last rows and columns that fill no block dropped."""
+    rgb = np.random.default_rng(height).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    for factor in (2, 3, 4, 8):
+        h, w = height // factor * factor, width // factor * factor
+        whole = np.asarray(Image.fromarray(rgb[:h, :w]).reduce(factor))
+        for band in (1, 7, 64, 1024):
+            assert np.array_equal(shrink(rgb, factor, band), whole), (factor, band)
 
 
 def test_only_what_smaller_copies_alone_found_takes_their_fill():

@@ -54,7 +54,7 @@ from runtime.images import (
     prepare,
     read_image,
 )
-from runtime.memory import MemoryGate, Reservation
+from runtime.memory import ROOM_SHARE, MemoryGate, Reservation
 from runtime.plan import MASKS_DIR, PREDICTED_DIR, Job, PlanError, check_format, job_outputs, plan_run  # noqa: F401
 from runtime.plan import fail as _fail
 from runtime.report import Record, Summary, report_bytes, summary_lines, write_report
@@ -78,6 +78,7 @@ class RunOptions:
     tile_budget: Optional[int] = None  # None = the Restorer's automatic-tiling threshold
     max_pixels: Optional[int] = DEFAULT_MAX_PIXELS  # refuse larger images (decompression bombs)
     max_memory: Optional[int] = None  # bytes the run may add to its process; None: runtime.memory's default
+    room_share: float = ROOM_SHARE  # with max_memory None, the share of the machine's free memory it may add
     allow_lossy: bool = False  # restore the first frame/page or 8 bits of files that cannot be kept whole
     sync_images: bool = True  # fsync each image before its rename (reports are always synced)
     report: Optional[str] = None  # default OUTPUT/restore-report.json
@@ -366,7 +367,7 @@ class _Pipeline:
     def __init__(self, restorer, options: RunOptions, bar):
         self.restorer, self.options, self.bar = restorer, options, bar
         self.tile = restorer.tile if options.tile is None else options.tile
-        self.plan = restorer.plan_memory(options.max_memory, options.tile_budget)
+        self.plan = restorer.plan_memory(options.max_memory, options.tile_budget, options.room_share)
         self.window = self.plan.window_pixels  # the most input pixels of a call, for images decoded elsewhere (Ray)
         self.gate = MemoryGate(self.plan)
         self.buckets: "OrderedDict[Tuple[int, int], List[Loaded]]" = OrderedDict()

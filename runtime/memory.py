@@ -158,11 +158,11 @@ def _address_space_room() -> Optional[int]:
     return max(0, soft - vm) // 2
 
 
-def default_run_memory(room: Optional[int]) -> int:
+def default_run_memory(room: Optional[int], share: float = ROOM_SHARE) -> int:
     """What a run may add to its process when the caller names no figure, before the machine's
-    limit (`run_budget`): `ROOM_SHARE` of `room` (bytes the machine can still give, None:
-    unknown), at least `DEFAULT_RUN_MEMORY`."""
-    return DEFAULT_RUN_MEMORY if room is None else max(DEFAULT_RUN_MEMORY, int(room * ROOM_SHARE))
+    limit (`run_budget`): `share` of `room` (bytes the machine can still give, None: unknown), at
+    least `DEFAULT_RUN_MEMORY`."""
+    return DEFAULT_RUN_MEMORY if room is None else max(DEFAULT_RUN_MEMORY, int(room * share))
 
 
 def arena_region() -> int:
@@ -233,32 +233,35 @@ class MemoryPlan:
         return int(room / per_pixel) if per_pixel else 0
 
 
-def run_budget(limit: Optional[int] = None) -> Tuple[int, str]:
+def run_budget(limit: Optional[int] = None, share: float = ROOM_SHARE) -> Tuple[int, str]:
     """(bytes a run may add to its process, where that figure comes from, for messages): `limit`
-    (--max-memory), or by default `default_run_memory`; either lowered to 90 % of what the machine
-    (available memory, cgroup, RLIMIT_AS) can still give."""
+    (--max-memory), or by default `default_run_memory` with `share` of the room (0: the fixed
+    default, as a Ray actor has); either lowered to 90 % of what the machine (available memory,
+    cgroup, RLIMIT_AS) can still give."""
     room, what = machine_room()
     if limit is not None:
         budget, why = limit, f"--max-memory {limit / MB:,.0f} MB"
     else:
-        budget = default_run_memory(room)
-        share = f"{ROOM_SHARE:.0%} of the {room / MB:,.0f} MB free, " if budget > DEFAULT_RUN_MEMORY else ""
+        budget = default_run_memory(room, share)
+        share = f"{share:.0%} of the {room / MB:,.0f} MB free, " if budget > DEFAULT_RUN_MEMORY else ""
         why = f"the default of {budget / MB:,.0f} MB per run ({share}--max-memory sets another)"
     if room is not None and room * 0.9 < budget:
         budget, why = int(room * 0.9), f"{what} ({room / MB:,.0f} MB free)"
     return budget, why
 
 
-def plan_memory(cost: GraphCost, fastest_window: int, limit: Optional[int] = None) -> MemoryPlan:
+def plan_memory(cost: GraphCost, fastest_window: int, limit: Optional[int] = None,
+                share: float = ROOM_SHARE) -> MemoryPlan:
     """How much a run may spend: measured from this process now, with its model loaded.
 
     Args:
         cost: the graph's working set per pixel.
         fastest_window: the graph call size (input pixels) that runs fastest per restored pixel.
         limit: bytes the run may add to the process (`run_budget`; None: the default).
+        share: of the machine's free memory, what the default may take (`run_budget`).
     """
     base = process_rss()
-    budget, why = run_budget(limit)
+    budget, why = run_budget(limit, share)
     return MemoryPlan(base + budget, why, base, cost, fastest_window)
 
 

@@ -51,7 +51,6 @@ from runtime.batch import (
     _summarize,
 )
 from runtime.images import SUFFIX_FORMAT
-from runtime.memory import DEFAULT_RUN_MEMORY
 from runtime.plan import (
     SUFFIXES,
     Job,
@@ -208,7 +207,7 @@ class _RestoreActor:
                                  graphic_check=ray_options.graphic_check)
         # Several actors share a node: each may add the fixed default, not half of what the node
         # has free, as a local run may (runtime/memory.py), unless --max-memory names a figure.
-        self.options = options if options.max_memory is not None else replace(options, max_memory=DEFAULT_RUN_MEMORY)
+        self.options = replace(options, room_share=0.0)
 
     def __call__(self, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         jobs: List[Job] = []

@@ -39,7 +39,7 @@ from runtime.gutter import gutter_boxes
 from runtime.image_metadata import JPEG_FORMATS, JpegCoding, jpeg_coding
 from runtime.images import chroma_subsampling, finish, lossless_source, prepare, to_pil
 from runtime.jpeg_ringing import remove_ringing
-from runtime.memory import GraphCost, MemoryPlan, plan_memory
+from runtime.memory import ROOM_SHARE, GraphCost, MemoryPlan, plan_memory
 from runtime.paint_grow import grow_over_paint
 from runtime.pyramid import Added, add_coarse
 from runtime.session import Runner, make_session
@@ -175,9 +175,11 @@ class Restorer:
             self.inference_seconds += time.perf_counter() - start
         return outputs
 
-    def plan_memory(self, limit: Optional[int] = None, tile_budget: Optional[int] = None) -> MemoryPlan:
-        """How a run with this model splits `limit` bytes (None: from the machine) between the graph and the images."""
-        return plan_memory(self.graph_cost, tile_budget or self.tile_budget, limit)
+    def plan_memory(self, limit: Optional[int] = None, tile_budget: Optional[int] = None,
+                    share: float = ROOM_SHARE) -> MemoryPlan:
+        """How a run with this model splits `limit` bytes (None: `share` of what the machine has
+        free, at least the fixed default; runtime/memory.py) between the graph and the images."""
+        return plan_memory(self.graph_cost, tile_budget or self.tile_budget, limit, share)
 
     def tile_for(self, height: int, width: int, tile: Optional[int] = None, window: Optional[int] = None) -> Optional[int]:
         """The tile size this image would be processed with, or None for one pass.

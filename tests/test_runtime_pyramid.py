@@ -11,7 +11,16 @@ import pytest
 from PIL import Image
 
 from restore_core.heldout import heldout_photos, iou
-from runtime.pyramid import MAX_SIDE, MIN_SIDE, add_coarse, coarse_factors, label, label_with_boxes, marks_in_boxes, shrink
+from runtime.pyramid import (
+    MAX_SIDE,
+    MIN_SIDE,
+    add_coarse,
+    coarse_factors,
+    label,
+    label_with_boxes,
+    marks_in_boxes,
+    shrink,
+)
 
 
 @pytest.mark.parametrize("shape, factors", [

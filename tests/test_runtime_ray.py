@@ -288,13 +288,19 @@ def test_an_actor_keeps_the_fixed_default_budget(tiny_onnx, monkeypatch):
     # figure, never half of what the node has free, as a local run may (runtime/memory.py).
     import types
 
+    from runtime import memory
     from runtime.memory import DEFAULT_RUN_MEMORY, MB
     from runtime.ray_engine import RayOptions, _RestoreActor
     monkeypatch.setitem(sys.modules, "ray", types.SimpleNamespace(get=lambda ref: ref))
+    monkeypatch.setattr(memory, "machine_room", lambda: (22_000 * MB, "the machine's available memory"))
     actor = _RestoreActor([str(tiny_onnx)], RayOptions(device="cpu"), RunOptions(progress=False))
-    assert actor.options.max_memory == DEFAULT_RUN_MEMORY
+    plan = actor.restorer.plan_memory(actor.options.max_memory, None, actor.options.room_share)
+    assert plan.capacity == DEFAULT_RUN_MEMORY  # a local run here would get 11,000 MB
+    # The refusal names the default, not a --max-memory that was never given.
+    assert plan.why == "the default of 1,200 MB per run (--max-memory sets another)"
     named = _RestoreActor([str(tiny_onnx)], RayOptions(device="cpu"), RunOptions(max_memory=500 * MB, progress=False))
-    assert named.options.max_memory == 500 * MB
+    plan = named.restorer.plan_memory(named.options.max_memory, None, named.options.room_share)
+    assert plan.capacity == 500 * MB and plan.why == "--max-memory 500 MB"
 
 
 def test_ray_options_need_engine_ray(tiny_onnx, tmp_path):

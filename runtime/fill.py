@@ -60,7 +60,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from runtime.pyramid import Added, label, label_with_boxes
+from runtime.pyramid import Added, label, marks_in_boxes
 
 # Chroma subsampling (Pillow's codes: 1 = 4:2:2, 2 = 4:2:0; a lossy WebP counts as 4:2:0,
 # `images.chroma_subsampling`) under which a file's mask is grown by a pixel before the
@@ -199,10 +199,10 @@ def coarse_rim(mark: np.ndarray, box: Tuple[int, int, int, int], coarse: Sequenc
     return rim
 
 
-def _box_with_margin(box, shape: Tuple[int, int]) -> Tuple[int, int, int, int]:
-    r0, r1, c0, c1 = (int(v) for v in box)
-    margin = min(MAX_MARGIN, max(MIN_MARGIN, max(r1 - r0, c1 - c0) // 2))
-    return max(0, r0 - margin), min(shape[0], r1 + margin), max(0, c0 - margin), min(shape[1], c1 + margin)
+def _margin(rows: int, columns: int) -> int:
+    """How far around a mark of this box the smooth fill reads: half its longer side, within
+    MIN_MARGIN..MAX_MARGIN."""
+    return min(MAX_MARGIN, max(MIN_MARGIN, max(rows, columns) // 2))
 
 
 def even_fill(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, blend: float = BLEND,
@@ -234,12 +234,9 @@ def even_fill(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, blend: fl
     marked = mask > 0
     if not marked.any():
         return restored
-    labels, _count, boxes = label_with_boxes(marked)
-    for i, box in enumerate(boxes[1:], start=1):
-        y0, y1, x0, x1 = _box_with_margin(box, marked.shape)
-        if (y1 - y0) * (x1 - x0) > MAX_BOX:
-            continue  # too large to fill here: the network's fill stays
-        mine = labels[y0:y1, x0:x1] == i
+    # A box of more than MAX_BOX pixels is too large to fill here: the network's fill stays.
+    for (rows, cols), mine in marks_in_boxes(marked, _margin, MAX_BOX):
+        y0, y1, x0, x1 = rows.start, rows.stop, cols.start, cols.stop
         # The masked pixels of this mark that take the smooth fill alone: grown paint, and those
         # within `edge` of an unmasked pixel (the box reaches MIN_MARGIN >= edge past the mark).
         alone = np.zeros(mine.shape, bool) if smooth_only is None else smooth_only[y0:y1, x0:x1] & mine

@@ -47,7 +47,7 @@ from PIL import Image
 
 from runtime.fill import MAX_BOX
 from runtime.images import _ORIENT, _UNTURN
-from runtime.pyramid import label_with_boxes
+from runtime.pyramid import mark_boxes
 
 LEVELS = 8  # a pixel the saved paint moved by more than this, in some channel, is ring
 # (horizontal, vertical) pixels of one MCU by Pillow's subsampling code (0 = 4:4:4, 1 = 4:2:2, 2 = 4:2:0).
@@ -101,8 +101,7 @@ def remove_ringing(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, qtab
     step_x, step_y = MCU[subsampling]
     params = {"qtables": qtables, "subsampling": subsampling}
     h, w = marked.shape
-    _labels, _count, boxes = label_with_boxes(marked)
-    for r0, r1, c0, c1 in boxes[1:]:
+    for r0, r1, c0, c1 in mark_boxes(marked)[1:]:
         y0, y1 = _grid(int(r0), int(r1), h, step_y)
         x0, x1 = _grid(int(c0), int(c1), w, step_x)
         if (y1 - y0) * (x1 - x0) > MAX_BOX:

@@ -34,7 +34,7 @@ photo the two extra passes cost 1/16 + 1/64 of the full one, plus the merge.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 from PIL import Image
@@ -124,25 +124,55 @@ def label(mask: np.ndarray) -> Tuple[np.ndarray, int]:
     return labels, count
 
 
-def marks_in_boxes(marked: np.ndarray, margin: int) -> Iterator[Tuple[Tuple[slice, slice], np.ndarray]]:
+def marks_in_boxes(marked: np.ndarray, margin: Union[int, Callable[[int, int], int]],
+                   max_box: Optional[int] = None) -> Iterator[Tuple[Tuple[slice, slice], np.ndarray]]:
     """Each mark (8-connected) of `marked` ((H, W) bool) in its box grown by `margin` pixels on
-    every side (within the picture): (the box as rows and columns, the mark in it, (h, w) bool)."""
-    labels, _count, boxes = label_with_boxes(marked)
+    every side (within the picture): (the box as rows and columns, the mark in it, (h, w) bool).
+    `margin` may be a function of the mark's own box (rows, columns); a box of more than
+    `max_box` pixels with its margin is passed over.
+
+    Each mark is drawn from its own row runs: no labels of the whole picture (1 to 4 bytes a
+    pixel, the peak of the full-size steps around the graph that call this)."""
+    (run_y, run_s, run_e, ids), count, boxes = _joined_runs(marked)
+    order = np.argsort(ids, kind="stable")  # by mark: the runs of mark i are first[i - 1]:first[i]
+    first = np.searchsorted(ids[order], np.arange(1, count + 2)).tolist()
+    ys, starts, ends = (a[order].tolist() for a in (run_y, run_s, run_e))
     h, w = marked.shape
-    for i, (r0, r1, c0, c1) in enumerate(boxes[1:], start=1):
-        box = (slice(max(0, r0 - margin), min(h, r1 + margin)), slice(max(0, c0 - margin), min(w, c1 + margin)))
-        yield box, labels[box] == i
+    for i, (r0, r1, c0, c1) in enumerate(boxes[1:].tolist(), start=1):
+        m = margin(r1 - r0, c1 - c0) if callable(margin) else margin
+        y0, y1, x0, x1 = max(0, r0 - m), min(h, r1 + m), max(0, c0 - m), min(w, c1 + m)
+        if max_box is not None and (y1 - y0) * (x1 - x0) > max_box:
+            continue
+        mark = np.zeros((y1 - y0, x1 - x0), bool)
+        for k in range(first[i - 1], first[i]):
+            mark[ys[k] - y0, starts[k] - x0:ends[k] - x0] = True
+        yield (slice(y0, y1), slice(x0, x1)), mark
+
+
+def mark_boxes(mask: np.ndarray) -> np.ndarray:
+    """Each mark's (8-connected) box, as `label_with_boxes` gives them, without the labels."""
+    return _joined_runs(mask)[2]
 
 
 def label_with_boxes(mask: np.ndarray) -> Tuple[np.ndarray, int, np.ndarray]:
     """`label`, and each label's box from the same row runs: (count + 1, 4) int, rows r0:r1 and
-    columns c0:c1 (row 0, the background, unused).
+    columns c0:c1 (row 0, the background, unused). The labels take one byte a pixel for up to
+    255 marks, two for up to 65,535: a step that reads one mark at a time takes
+    `marks_in_boxes`, which holds none."""
+    (run_y, run_s, run_e, ids), count, boxes = _joined_runs(mask)
+    labels = np.zeros(mask.shape, np.uint8 if count < 256 else np.uint16 if count < 65536 else np.int32)
+    for y, s0, e0, i in zip(run_y.tolist(), run_s.tolist(), run_e.tolist(), ids.tolist()):
+        labels[y, s0:e0] = i
+    return labels, count, boxes
+
+
+def _joined_runs(mask: np.ndarray) -> Tuple[Tuple[np.ndarray, ...], int, np.ndarray]:
+    """The row runs of a bool (h, w) mask, each with its mark (8-connected): ((row, start, end
+    exclusive, mark 1..count), each (n,)), count, and each mark's box as in `label_with_boxes`.
 
     Row runs (found a band of rows at a time, so that the search costs a few MB whatever the
     mask's size) are joined by union-find with the runs of the row above that touch them,
-    diagonals included: a 12 Mpx mask has a few ten thousand runs. The labels take one byte a
-    pixel for up to 255 marks, two for up to 65,535: at 12 Mpx the full-size steps around the
-    graph (runtime/fill.py, runtime/paint_grow.py) label the whole mask.
+    diagonals included: a 12 Mpx mask has a few ten thousand runs.
     """
     h, w = mask.shape
     run_y, run_s, run_e = _row_runs(mask)  # row-major: by row, then left to right
@@ -171,16 +201,13 @@ def label_with_boxes(mask: np.ndarray) -> Tuple[np.ndarray, int, np.ndarray]:
     _unique, ids = np.unique(roots, return_inverse=True)  # numbered by each mark's first run
     ids = ids.astype(np.int32) + 1
     count = int(ids.max()) if ids.size else 0
-    labels = np.zeros((h, w), np.uint8 if count < 256 else np.uint16 if count < 65536 else np.int32)
-    for y, s0, e0, i in zip(run_y.tolist(), starts, ends, ids.tolist()):
-        labels[y, s0:e0] = i
     boxes = np.zeros((count + 1, 4), np.int64)
     boxes[:, 0], boxes[:, 2] = h, w  # minima start high
     np.minimum.at(boxes[:, 0], ids, run_y)
     np.maximum.at(boxes[:, 1], ids, run_y + 1)
     np.minimum.at(boxes[:, 2], ids, run_s)
     np.maximum.at(boxes[:, 3], ids, run_e)
-    return labels, count, boxes
+    return (run_y, run_s, run_e, ids), count, boxes
 
 
 def _row_runs(mask: np.ndarray, band: int = 256) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -43,7 +43,7 @@ from runtime.memory import ROOM_SHARE, GraphCost, MemoryPlan, plan_memory
 from runtime.paint_grow import grow_over_paint
 from runtime.pyramid import Added, add_coarse
 from runtime.session import Runner, make_session
-from runtime.solid import Judged, beyond_paint, judge_marks
+from runtime.solid import beyond_paint, judge_marks
 from runtime.split import SplitRunner
 from runtime.surround import same_as_surroundings
 from runtime.tiling import DEFAULT_TILE_BUDGET, largest_window, plan_tiles, receptive_radius, run_tiled, tile_size_for
@@ -254,16 +254,17 @@ class Restorer:
         restored, mask = self._unframed(rgb, restored, mask, frame)
         if self._graphic(rgb, mask, jpeg, notes, frame):  # every mark dropped: the file comes back as it was
             return rgb, np.zeros_like(mask)
-        solid: Optional[Judged] = None  # in a lossless file, how each mark's paint was kept (runtime/solid.py)
+        # In a lossless file, the pixels around each mark whose edge was resampled (runtime/solid.py).
+        resampled: Optional[np.ndarray] = None
         if self.solid_check and lossless:  # before the copies: a photo left with no mark is not run again
-            restored, mask, solid = self._judge_solid(rgb, restored, mask)
+            restored, mask, resampled = self._judge_solid(rgb, restored, mask)
         coarse: List[Added] = []  # what the smaller copies added: the even fill reads less around it
         restored, mask = self._add_coarse(rgb, restored, mask, window, coarse)
         # A collage's gutters, once the check has read it whole: where marks are left.
         gutters = self._gutter_mask(rgb) if mask.any() or held is not None else np.zeros_like(frame)
         frame |= gutters
         restored, mask = self._unframed(rgb, restored, mask, frame)  # in the gutters, and what the copies found
-        restored, mask, grown = self._grown_marks(rgb, restored, mask, solid, frame, lossless)
+        restored, mask, grown = self._grown_marks(rgb, restored, mask, resampled, frame, lossless)
         region = frame_region(rgb) if border.any() else None  # the frame's lines, whole, and its colour
         if region is not None:  # paint run into the frame: a band's piece it touches may go back to it
             found = mask > 0 if held is None else (mask > 0) | held[0]
@@ -311,14 +312,14 @@ class Restorer:
             notes.append(graphic_note(shares))
         return shares.graphic
 
-    def _grown_marks(self, rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, solid: Optional[Judged],
+    def _grown_marks(self, rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, resampled: Optional[np.ndarray],
                      frame: np.ndarray, lossless: bool) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
         """Each mark grown over its paint (`_grown`), then, in a `lossless` file, what lies beyond
         each mark's paint dropped (runtime/solid.py), in any other the marks the colour of their
         surroundings (runtime/surround.py): they are read grown, so that a mark found in part of
         its paint reads all of it. Returns restored, mask and the grown pixels left (None: none)."""
         found = mask > 0 if lossless else None  # what the graph found, before the grow
-        grown = self._grown(rgb, mask, solid, frame)
+        grown = self._grown(rgb, mask, resampled, frame)
         if grown is not None:
             mask[grown] = 255  # in place, as `_dropped`
         if self.solid_check and mask.any():
@@ -328,26 +329,26 @@ class Restorer:
                 grown = grown & ~drop if grown is not None else None
         return restored, mask, grown if grown is not None and grown.any() else None
 
-    def _grown(self, rgb: np.ndarray, mask: np.ndarray, solid: Optional[Judged],
+    def _grown(self, rgb: np.ndarray, mask: np.ndarray, resampled: Optional[np.ndarray],
                frame: np.ndarray) -> Optional[np.ndarray]:
         """The unmasked pixels that hold paint (H, W) bool, or None: each flat mark grown over its
         paint (runtime/paint_grow.py) and the pixel around each mark whose edge was resampled
-        (`solid`); none in the picture's `frame` (H, W bool)."""
+        (`resampled`, (H, W) bool, from `_judge_solid`); none in the picture's `frame` (H, W bool)."""
         grown = grow_over_paint(rgb, mask) if self.paint_grow else np.zeros(mask.shape, bool)
-        if solid is not None:
-            grown |= solid.grow & (mask == 0)
+        if resampled is not None:
+            grown |= resampled & (mask == 0)
         grown &= ~frame
         return grown if grown.any() else None
 
     @staticmethod
-    def _judge_solid(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray) -> Tuple[np.ndarray, np.ndarray, Judged]:
+    def _judge_solid(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The marks with no solid colour dropped (runtime/solid.py), their pixels the input's as
-        where nothing was found, and the judgement (with the pixels to grow around marks whose
-        edge is not solid)."""
+        where nothing was found, and the pixels to grow around marks whose edge is not solid (H, W)
+        bool (the judgement's drop is not kept: a byte a pixel through the steps that follow)."""
         judged = judge_marks(rgb, mask)
         if judged.drop.any():
             restored, mask = Restorer._dropped(rgb, restored, mask, judged.drop)
-        return restored, mask, judged
+        return restored, mask, judged.grow
 
     @staticmethod
     def _held(restored: np.ndarray, mask: np.ndarray,

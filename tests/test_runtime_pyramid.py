@@ -18,6 +18,7 @@ from runtime.pyramid import (
     coarse_factors,
     label,
     label_with_boxes,
+    mark_boxes,
     marks_in_boxes,
     shrink,
 )
@@ -161,6 +162,26 @@ def test_each_mark_in_its_box_with_a_margin_within_the_picture():
         assert mark.shape == mask[box].shape and (mark <= mask[box]).all()
     assert sum(int(m.sum()) for _, m in got) == mask.sum() and [int(m.sum()) for _, m in got] == [9, 18, 1]
     assert list(marks_in_boxes(np.zeros((4, 4), bool), 2)) == []
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_marks_drawn_from_their_runs_are_the_labels_of_each(seed):
+    """Each mark drawn from its row runs (no labels of the whole picture) is what the labels say of
+    it in its box; a margin may be a function of the mark's box, and a box over `max_box` pixels
+    is passed over; `mark_boxes` are the labels' boxes."""
+    rng = np.random.default_rng(seed)
+    mask = rng.random(tuple(rng.integers(1, 60, 2))) < rng.random() * 0.7
+    labels, count, boxes = label_with_boxes(mask)
+    assert np.array_equal(mark_boxes(mask), boxes)
+    got = list(marks_in_boxes(mask, lambda rows, cols: max(rows, cols) // 2, max_box=150))
+    want = []
+    for i, (r0, r1, c0, c1) in enumerate(boxes[1:].tolist(), start=1):
+        m = max(r1 - r0, c1 - c0) // 2
+        box = (slice(max(0, r0 - m), min(mask.shape[0], r1 + m)), slice(max(0, c0 - m), min(mask.shape[1], c1 + m)))
+        if (box[0].stop - box[0].start) * (box[1].stop - box[1].start) <= 150:
+            want.append((box, labels[box] == i))
+    assert [b for b, _ in got] == [b for b, _ in want]
+    assert all(np.array_equal(g, w) for (_, g), (_, w) in zip(got, want))
 
 
 def test_a_mark_the_full_size_pass_found_whole_keeps_its_outline():

@@ -8,7 +8,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from runtime.solid import MIN_PAINT, SHARE, TOLERANCE, beyond_paint, judge_marks, paint_colours, sharp_edge, solid_share
+from runtime.solid import (
+    MIN_PAINT,
+    SHARE,
+    TOLERANCE,
+    beyond_paint,
+    distance,
+    judge_marks,
+    paint_colours,
+    sharp_edge,
+    solid_share,
+)
 
 RNG = np.random.default_rng(11)
 
@@ -192,6 +202,16 @@ def test_restore_grows_a_soft_edged_mark_of_a_png_and_fills_the_ring_smoothly(re
     Image.fromarray(soft).save(jpg, "JPEG", quality=95)
     kept = np.asarray(restorer.restore(Image.open(io.BytesIO(jpg.getvalue()))).mask) > 0
     assert kept.sum() == 20 * 20
+
+
+def test_distance_from_the_nearest_colour_by_hand():
+    """The largest channel difference from the nearest colour, the ends of the range included."""
+    pixels = np.array([[0, 0, 0], [255, 255, 255], [10, 200, 30], [12, 190, 40]], np.uint8)
+    one = [np.array([255, 0, 0])]
+    assert distance(pixels, one).tolist() == [255, 255, 245, 243]
+    two = one + [np.array([10, 195, 35])]
+    assert distance(pixels, two).tolist() == [195, 245, 5, 5]
+    assert distance(pixels[:0], two).tolist() == []
 
 
 def test_a_marks_paints_by_hand():

@@ -289,7 +289,7 @@ def photo_box(rgb: np.ndarray) -> Optional[Tuple[slice, slice]]:
 def frame_mask(rgb: np.ndarray, band: int = 0) -> np.ndarray:
     """(H, W) bool: the picture's frame (`frame_lines`), and `band` pixels more inward on each
     side that has one; on a side paint crosses (module docstring), its lines' pixels in the
-    frame's colour alone."""
+    frame's colour alone. Read-only where the picture has no frame (`frame_masks`)."""
     return frame_masks(rgb, (band,))[0]
 
 
@@ -304,10 +304,20 @@ def _sides_read(rgb: np.ndarray) -> Tuple[Tuple[int, int, int, int], Optional[np
     return sides, colour, side_lines(rgb, colour, PAINTED_SHARE)
 
 
+def nothing(shape: Tuple[int, int]) -> np.ndarray:
+    """(H, W) bool, all False, read-only and holding no memory (one value seen at every pixel):
+    the frame of a picture that has none, as most photos, where whole masks of False were a byte
+    a pixel each through every step around the graph."""
+    return np.broadcast_to(np.False_, shape)
+
+
 def frame_masks(rgb: np.ndarray, bands: Sequence[int]) -> List[np.ndarray]:
-    """`frame_mask` for each of `bands`, the picture's sides read once."""
+    """`frame_mask` for each of `bands`, the picture's sides read once; read-only and holding no
+    memory where the picture has no frame (`nothing`)."""
     h, w = rgb.shape[:2]
     sides, colour, loose = _sides_read(rgb)
+    if not any(sides):
+        return [nothing((h, w)) for _ in bands]
     painted = np.zeros((h, w), bool)  # on a side paint crosses, its lines' pixels in the frame's colour
     if colour is not None:
         regions = ((slice(0, loose[0]), slice(None)), (slice(h - loose[1], h), slice(None)),

@@ -29,6 +29,7 @@ from runtime.frame import (
     frame_coloured,
     frame_masks,
     frame_region,
+    nothing,
     paint_in_frame,
     painted_pieces,
     photo_box,
@@ -261,8 +262,9 @@ class Restorer:
         coarse: List[Added] = []  # what the smaller copies added: the even fill reads less around it
         restored, mask = self._add_coarse(rgb, restored, mask, window, coarse)
         # A collage's gutters, once the check has read it whole: where marks are left.
-        gutters = self._gutter_mask(rgb) if mask.any() or held is not None else np.zeros_like(frame)
-        frame |= gutters
+        gutters = self._gutter_mask(rgb) if mask.any() or held is not None else nothing(frame.shape)
+        if gutters.any():
+            frame = frame | gutters
         restored, mask = self._unframed(rgb, restored, mask, frame)  # in the gutters, and what the copies found
         restored, mask, grown = self._grown_marks(rgb, restored, mask, resampled, frame, lossless)
         region = frame_region(rgb) if border.any() else None  # the frame's lines, whole, and its colour
@@ -295,8 +297,11 @@ class Restorer:
     @staticmethod
     def _gutter_mask(rgb: np.ndarray) -> np.ndarray:
         """(H, W) bool: a collage's gutters and the band along them (runtime/gutter.py)."""
+        boxes = gutter_boxes(rgb, FRAME_BAND)
+        if not boxes:
+            return nothing(rgb.shape[:2])  # no collage, as most photos: no memory held
         gutters = np.zeros(rgb.shape[:2], bool)
-        for top, bottom, left, right in gutter_boxes(rgb, FRAME_BAND):
+        for top, bottom, left, right in boxes:
             gutters[top:bottom, left:right] = True
         return gutters
 

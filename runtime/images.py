@@ -176,9 +176,14 @@ class Prepared:
         return self.rgb.shape[1], self.rgb.shape[0]  # (W, H) like Pillow
 
 
-def _luma(rgb: np.ndarray) -> np.ndarray:
-    """Pillow's RGB→L (ITU-R 601, fixed point): grey (v, v, v) maps back to v exactly."""
-    return np.asarray(Image.fromarray(rgb, "RGB").convert("L"))
+def _luma(rgb: np.ndarray, band: int = 1024) -> np.ndarray:
+    """Pillow's RGB→L (ITU-R 601, fixed point): grey (v, v, v) maps back to v exactly. A band of
+    `band` rows at a time (each pixel its own): Pillow holds what it is given at 4 bytes a pixel,
+    which whole was a grey photo's peak at its write."""
+    grey = np.empty(rgb.shape[:2], np.uint8)
+    for y in range(0, rgb.shape[0], band):
+        grey[y:y + band] = np.asarray(Image.fromarray(np.ascontiguousarray(rgb[y:y + band]), "RGB").convert("L"))
+    return grey
 
 
 def prepare(img: Image.Image, deep: Optional[DeepImage] = None) -> Prepared:

@@ -39,18 +39,20 @@ ROOM_SHARE = 0.5  # of what the machine can still give: what a run may add by de
 # decodes to: the slope of the whole process's peak between painted photos of 6 and 24 Mpx with
 # the graph's calls held to 512² tiles, the larger of two runs (where the allocator hands freed
 # memory back varies by up to 2 bytes a pixel), rounded up (benchmarks/in_flight.py,
-# benchmarks/results/in-flight-cpu.md). 8-bit without alpha (RGB, L, P, 1, CMYK; 13-17 measured):
-# the decoded image, the model's RGB view, the outputs, the labels and copies of the steps
-# around the graph.
+# benchmarks/results/in-flight-cpu.md; with a camera's sensor noise, which leaves the steps
+# after the graph many more marks to read, benchmarks/results/in-flight-noise.md). 8-bit without
+# alpha (RGB, L, P, 1, CMYK; 11-17 measured): the decoded image, the model's RGB view, the
+# outputs and the masks of the steps around the graph.
 IMAGE_BYTES_PER_PIXEL = 18
 # With an alpha channel, or 16-bit colour kept whole (19-27 measured; 16-bit RGBA 35): the alpha
 # or the 16-bit values kept aside, and the write's copy back into them.
 WIDE_BYTES_PER_PIXEL = {"LA": 28, "RGBA": 28, "PA": 28, "La": 28, "RGBa": 28, "LA;16": 28, "RGB;16": 28,
                         "RGBA;16": 38}
 # A WebP, decoded by libwebp and written back by it: a lossless one's encoder holds several
-# whole-image buffers of its own (measured: 37 bytes a pixel for RGBA, against 8 for a lossy
-# RGB one; which it is shows only past the header, so every WebP is counted as lossless).
-WEBP_BYTES_PER_PIXEL = 40
+# whole-image buffers of its own, more on a photo with a camera's noise (measured: 37 bytes a
+# pixel for a smooth RGBA one, 43 with σ 2 sensor noise, against 8 and 7 for a lossy RGB one;
+# which it is shows only past the header, so every WebP is counted as lossless).
+WEBP_BYTES_PER_PIXEL = 46
 # A colour JPEG written back block by block, before its write: it is decoded to RGB at once (no
 # other mode's pixels kept aside; 12.9-13.6 measured at 4:2:0, write included). Its write,
 # below, is counted on its own and binds at 4:2:2, 4:4:4 and where EXIF turned the photo.

@@ -28,6 +28,12 @@ def _luma601(rgb):
     return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).astype(np.uint8)
 
 
+def test_luma_a_band_of_rows_at_a_time_is_the_hand_computed_601():
+    rgb = np.random.default_rng(3).integers(0, 256, (11, 7, 3), dtype=np.uint8)
+    for band in (1, 4, 11, 1024):  # bands that split the rows unevenly, one, more than all
+        assert np.array_equal(ri._luma(rgb, band), _luma601(rgb))
+
+
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "LA", "1", "P", "I;16", "CMYK"])
 def test_outside_mask_keeps_source_values_and_mode(mode):
     h, w = 9, 12

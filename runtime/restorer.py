@@ -235,8 +235,8 @@ class Restorer:
                     orientation: int = 1, exact: bool = True, lossless: bool = False,
                     notes: Optional[List[str]] = None) -> Tuple[np.ndarray, np.ndarray]:
         """The steps around the graph, on a full-size pass's restored (H, W, 3) and mask (H, W)
-        0/255 (both the caller's to give: they may be changed in place): a picture that is a graphic, not a photo, left as it is (runtime/graphic.py; why, a
-        line added to `notes`), in a file known to be `lossless`, the marks with no solid colour dropped and those
+        0/255 (both the caller's to give: they may be changed in place): a picture that is a
+        graphic, not a photo, left as it is (runtime/graphic.py; why, a line added to `notes`), in a file known to be `lossless`, the marks with no solid colour dropped and those
         whose edge is not solid grown a pixel (runtime/solid.py), what smaller copies of a large image find (runtime/pyramid.py), each flat mark
         grown over its paint (runtime/paint_grow.py), in a lossless file what lies past a sharp paint's
         edge dropped (runtime/solid.py), in any other the marks the colour of their surroundings

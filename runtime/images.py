@@ -176,14 +176,30 @@ class Prepared:
         return self.rgb.shape[1], self.rgb.shape[0]  # (W, H) like Pillow
 
 
-def _luma(rgb: np.ndarray, band: int = 1024) -> np.ndarray:
-    """Pillow's RGB→L (ITU-R 601, fixed point): grey (v, v, v) maps back to v exactly. A band of
-    `band` rows at a time (each pixel its own): Pillow holds what it is given at 4 bytes a pixel,
-    which whole was a grey photo's peak at its write."""
-    grey = np.empty(rgb.shape[:2], np.uint8)
-    for y in range(0, rgb.shape[0], band):
-        grey[y:y + band] = np.asarray(Image.fromarray(np.ascontiguousarray(rgb[y:y + band]), "RGB").convert("L"))
-    return grey
+PILLOW_BAND = 1024  # rows handed to Pillow at a time (`in_bands`)
+
+
+def in_bands(rgb: np.ndarray, step: Callable[[Image.Image], Image.Image], factor: int = 1,
+             band: int = PILLOW_BAND) -> np.ndarray:
+    """`step` (a Pillow image to one `factor` times smaller, each output pixel from its own
+    factor x factor block of the input) on (H, W, 3) uint8 `rgb`, whose sides are multiples of
+    `factor`, a band of about `band` rows at a time (a multiple of `factor`: the result is the
+    same as on the whole). Pillow holds what it is given at 4 bytes a pixel, beside the
+    contiguous copy a cut array needs: whole, 1.4 GB more at 200 Mpx (a run's peak)."""
+    rows = max(1, band // factor) * factor
+    out = None
+    for y in range(0, rgb.shape[0], rows):
+        part = np.asarray(step(Image.fromarray(np.ascontiguousarray(rgb[y:y + rows]))))
+        if out is None:
+            out = np.empty((rgb.shape[0] // factor, *part.shape[1:]), np.uint8)
+        out[y // factor:y // factor + len(part)] = part
+    return out if out is not None else np.asarray(step(Image.fromarray(np.ascontiguousarray(rgb))))
+
+
+def _luma(rgb: np.ndarray, band: int = PILLOW_BAND) -> np.ndarray:
+    """Pillow's RGB→L (ITU-R 601, fixed point): grey (v, v, v) maps back to v exactly; a band of
+    rows at a time (`in_bands`: whole, it was a grey photo's peak at its write)."""
+    return in_bands(rgb, lambda img: img.convert("L"), band=band)
 
 
 def prepare(img: Image.Image, deep: Optional[DeepImage] = None) -> Prepared:

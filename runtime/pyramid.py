@@ -39,6 +39,8 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 import numpy as np
 from PIL import Image
 
+from runtime.images import PILLOW_BAND, in_bands
+
 # The short side of a smaller copy: at least MIN_SIDE (smaller, the photo's own detail is gone
 # and its flat regions look like paint), at most MAX_SIDE (larger, the copy costs much and finds
 # little the full-size pass does not).
@@ -51,8 +53,6 @@ SEEN_WHOLE = 0.9
 # the full-size pass, which sees marks of that size whole: on the selection photos such marks
 # were the smaller copies' false finds (a 17x10 patch of a rocket's white body, at 1/2).
 MIN_MARK = 64
-
-SHRINK_BAND = 1024  # rows shrunk at a time (`shrink`)
 
 # (H, W, 3) uint8 -> restored (H, W, 3) uint8, mask (H, W) uint8 0/255
 RunFn = Callable[[np.ndarray], Tuple[np.ndarray, np.ndarray]]
@@ -74,19 +74,11 @@ def coarse_factors(height: int, width: int) -> List[int]:
     return factors[::-1]
 
 
-def shrink(rgb: np.ndarray, factor: int, band: int = SHRINK_BAND) -> np.ndarray:
-    """(H, W, 3) -> (H // f, W // f, 3), each pixel the average of the f x f pixels it covers.
-
-    A band of about `band` rows at a time (a multiple of f, so every block lies in one band and
-    the result is the same): Pillow holds what it is given at 4 bytes a pixel, beside the
-    contiguous copy a cut image needs, which whole were 1.4 GB more at 200 Mpx (the run's peak)."""
+def shrink(rgb: np.ndarray, factor: int, band: int = PILLOW_BAND) -> np.ndarray:
+    """(H, W, 3) -> (H // f, W // f, 3), each pixel the average of the f x f pixels it covers;
+    a band of rows at a time (runtime/images.py, `in_bands`)."""
     h, w = rgb.shape[0] // factor * factor, rgb.shape[1] // factor * factor
-    rows = max(1, band // factor) * factor
-    out = np.empty((h // factor, w // factor, *rgb.shape[2:]), np.uint8)
-    for y in range(0, h, rows):
-        part = np.ascontiguousarray(rgb[y:min(h, y + rows), :w])
-        out[y // factor:(y + len(part)) // factor] = np.asarray(Image.fromarray(part).reduce(factor))
-    return out
+    return in_bands(rgb[:h, :w], lambda img: img.reduce(factor), factor, band)
 
 
 def _smaller_copies(rgb: np.ndarray, factors: List[int]) -> Dict[int, np.ndarray]:

@@ -85,16 +85,18 @@ def main() -> None:
         assert (out[5:10, 5:10] == 100).all() and (out[:5] == 100).all(), "restore-run did not restore"
         assert (np.asarray(Image.open(tmp / "out" / "masks" / "a.png")) == 255).sum() == 25
 
-        # A JPEG keeps the coded blocks the restoration did not touch (jpeglib, a base dependency).
+        # A JPEG keeps the coded blocks the restoration did not touch (jpeglib, a base dependency),
+        # and a progressive one comes back progressive (mozjpeg-lossless-optimization, another).
         jpegs = tmp / "jpegs"
         jpegs.mkdir()
         photo = np.random.default_rng(0).integers(40, 200, (64, 96, 3)).astype(np.uint8)
         photo[16:32, 32:48] = 255  # white: red 255 after the save too
-        Image.fromarray(photo).save(jpegs / "b.jpg", quality=95, subsampling=0)
+        Image.fromarray(photo).save(jpegs / "b.jpg", quality=95, subsampling=0, progressive=True)
         subprocess.run([bin_dir / "restore-run", "--model", model, jpegs, tmp / "jpeg-out", "--quiet",
                         "--device", "cpu"], check=True)
         record = json.loads((tmp / "jpeg-out" / "restore-report.json").read_text())["records"][0]
         assert record["written"] == "changed" and 0.5 < record["kept_blocks"] < 1, record
+        assert Image.open(tmp / "jpeg-out" / "b.jpg").info.get("progressive"), "written back sequential"
 
         # The embedding API.
         from runtime import Restorer

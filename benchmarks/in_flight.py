@@ -89,6 +89,8 @@ KINDS: Dict[str, tuple] = {
     "JPEG 4:2:0": (".jpg", lambda a, p: Image.fromarray(a).save(p, "JPEG", quality=92, subsampling=2)),
     "JPEG 4:2:2": (".jpg", lambda a, p: Image.fromarray(a).save(p, "JPEG", quality=92, subsampling=1)),
     "JPEG 4:4:4": (".jpg", lambda a, p: Image.fromarray(a).save(p, "JPEG", quality=92, subsampling=0)),
+    "JPEG 4:2:0 progressive": (".jpg", lambda a, p: Image.fromarray(a).save(p, "JPEG", quality=92, subsampling=2,
+                                                                            progressive=True)),
     "JPEG 4:2:0 turned by EXIF": (".jpg", lambda a, p: _turned_jpeg(a, p, 2)),
     "JPEG 4:4:4 turned by EXIF": (".jpg", lambda a, p: _turned_jpeg(a, p, 0)),
     "JPEG grey": (".jpg", lambda a, p: Image.fromarray(a).convert("L").save(p, "JPEG", quality=92)),

@@ -14,6 +14,10 @@ source's quantization tables and sampling factors, and the coefficients are entr
 Every other block decodes exactly as it did in the source; only pixels next to a replaced colour
 block can move, by the decoder's smoothing of the colour plane across the block edge.
 
+libjpeg's coefficient writer codes one sequential scan. A progressive source's file is made
+progressive again from those coefficients, losslessly, by mozjpeg's jpegtran (the same
+coefficients in progressive scans, with Huffman tables made for them), so it comes back as it came.
+
 The rest of the file (EXIF, ICC, XMP, comments, other APPn segments) is whatever the regular
 writer made of the source's metadata: its segments are spliced in front of the new coefficients.
 """
@@ -30,6 +34,10 @@ try:  # x86-64 and macOS wheels; elsewhere the whole image is re-encoded (runtim
     import jpeglib
 except ImportError:  # pragma: no cover - exercised only where jpeglib has no wheel
     jpeglib = None
+try:  # wheels where jpeglib has them
+    import mozjpeg_lossless_optimization as mozjpeg
+except ImportError:  # pragma: no cover - a progressive source then comes back sequential
+    mozjpeg = None
 
 # The orthonormal 8-point DCT-II: JPEG's forward DCT of a block B is D @ B @ D.T, which on the
 # block's 64 pixels flattened row by row is one matrix, kron(D, D).
@@ -106,8 +114,25 @@ def rewrite(source: bytes, image: np.ndarray, changed: np.ndarray, written: byte
         # progressive mode.
         for name in {name for names in planes.values() for name, _ in names}:
             setattr(jpeg, name, getattr(jpeg, name).view(_Coefficients))
+        progressive = bool(jpeg.progressive_mode)
         jpeg.write_dct(str(out))
-        return splice(written, out.read_bytes()), 1.0 - recoded / blocks
+        del jpeg  # its coefficients, before jpegtran reads the file's into its own
+        coded = out.read_bytes()
+        if progressive:
+            coded = as_progressive(coded)
+        return splice(written, coded), 1.0 - recoded / blocks
+
+
+def as_progressive(coded: bytes) -> bytes:
+    """A sequential JPEG's coefficients in progressive scans (mozjpeg's lossless transcoding, as
+    `jpegtran -progressive -optimize`): the same coefficients, so the same pixels; `coded` as it is
+    where mozjpeg has no wheel or refuses the stream."""
+    if mozjpeg is None:  # pragma: no cover - exercised only where the wheel is missing
+        return coded
+    try:
+        return mozjpeg.optimize(coded)
+    except ValueError:  # pragma: no cover - a stream libjpeg itself just wrote
+        return coded
 
 
 class _Coefficients(np.ndarray):

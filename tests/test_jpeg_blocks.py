@@ -114,10 +114,29 @@ def test_grey_and_progressive_sources(tmp_path):
         assert 0.9 < kept < 1.0
         out = Image.open(io.BytesIO(data))
         assert out.mode == ("L" if image.ndim == 2 else "RGB")
-        assert not out.info.get("progressive")  # libjpeg writes coefficients as one sequential scan
+        assert bool(out.info.get("progressive")) == bool(save.get("progressive"))  # as the source came
         far = np.ones(changed.shape, bool)
         far[:33, :33] = False
         assert np.array_equal(np.asarray(out)[far], decoded[far])
+
+
+def test_a_progressive_source_keeps_the_sequential_writes_coefficients(tmp_path, monkeypatch):
+    """Made progressive again losslessly: every coefficient and table equal to the one sequential
+    scan libjpeg's coefficient writer made, and the metadata the regular writer made kept."""
+    source = _jpeg(PHOTO, quality=85, subsampling=2, progressive=True)
+    restored, changed = _paint(_decoded(source), (40, 70, 30, 90))
+    written = _jpeg(restored, quality=50, comment=b"kept")
+    progressive, _ = jb.rewrite(source, restored, changed, written)
+    monkeypatch.setattr(jb, "as_progressive", lambda coded: coded)
+    sequential, _ = jb.rewrite(source, restored, changed, written)
+    assert Image.open(io.BytesIO(progressive)).info.get("progressive")
+    assert not Image.open(io.BytesIO(sequential)).info.get("progressive")
+    assert Image.open(io.BytesIO(progressive)).info.get("comment") == b"kept"
+    a, b = _coefficients(progressive, tmp_path, "p.jpg"), _coefficients(sequential, tmp_path, "s.jpg")
+    for name in ("Y", "Cb", "Cr"):
+        assert np.array_equal(getattr(a, name), getattr(b, name))
+    assert np.array_equal(a.qt, b.qt) and np.array_equal(a.samp_factor, b.samp_factor)
+    assert np.array_equal(_decoded(progressive), _decoded(sequential))
 
 
 def test_encode_image_keeps_metadata_and_names_nothing_lost(tmp_path):
@@ -190,14 +209,15 @@ def test_splice_takes_metadata_from_one_file_and_coefficients_from_the_other():
     assert np.array_equal(np.asarray(out), _decoded(coded))
 
 
-def test_restore_run_keeps_the_blocks_far_from_the_mask(tmp_path):
+@pytest.mark.parametrize("progressive", [False, True])
+def test_restore_run_keeps_the_blocks_far_from_the_mask(progressive, tmp_path):
     """The shipped model on a painted JPEG: every coded block with no masked pixel is the source's,
-    and the report gives the share kept."""
+    the report gives the share kept, and a progressive source comes back progressive."""
     photo = skdata.chelsea()[60:60 + 128, 100:100 + 160].copy()
     photo[40:72, 60:100] = (20, 200, 40)
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
-    source = _jpeg(photo, quality=90, subsampling=2)
+    source = _jpeg(photo, quality=90, subsampling=2, progressive=progressive)
     (src / "cat.jpg").write_bytes(source)
     result = CliRunner().invoke(main, [str(src), str(out), "--device", "cpu", "--quiet", "--save-mask"])
     assert result.exit_code == 0, result.output
@@ -206,6 +226,7 @@ def test_restore_run_keeps_the_blocks_far_from_the_mask(tmp_path):
     mask = np.asarray(Image.open(out / "masks" / "cat.jpg.png")) > 0
     before = _coefficients(source, tmp_path, "a.jpg")
     after = _coefficients((out / "cat.jpg").read_bytes(), tmp_path, "b.jpg")
+    assert bool(Image.open(out / "cat.jpg").info.get("progressive")) == progressive
     for comp, touched in _touched(before, photo, mask).items():
         assert np.array_equal(getattr(after, comp)[~touched], getattr(before, comp)[~touched]), comp
 

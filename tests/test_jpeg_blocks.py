@@ -120,6 +120,19 @@ def test_grey_and_progressive_sources(tmp_path):
         assert np.array_equal(np.asarray(out)[far], decoded[far])
 
 
+def test_huffman_tables_are_made_for_the_coefficients(tmp_path):
+    """The same coefficients coded with libjpeg's standard tables (Pillow's default, the source's
+    here) make a larger file: the written one's tables are its own."""
+    source = _jpeg(PHOTO, quality=90, subsampling=2)
+    restored, changed = _paint(_decoded(source), (40, 70, 30, 90))
+    data, _ = jb.rewrite(source, restored, changed, _jpeg(restored, quality=50))
+    jpeg = _coefficients(data, tmp_path, "made.jpg")
+    jpeg.write_dct(str(tmp_path / "standard.jpg"))
+    standard = (tmp_path / "standard.jpg").read_bytes()
+    assert np.array_equal(_decoded(standard), _decoded(data))
+    assert len(data) < len(standard) - 100
+
+
 def test_a_progressive_source_keeps_the_sequential_writes_coefficients(tmp_path, monkeypatch):
     """Made progressive again losslessly: every coefficient and table equal to the one sequential
     scan libjpeg's coefficient writer made, and the metadata the regular writer made kept."""

@@ -98,6 +98,45 @@ def test_jpeg_written_with_its_own_tables_and_subsampling(name, finds_all, tmp_p
     assert not np.array_equal(np.asarray(got), np.asarray(src))  # restored (every pixel replaced), not copied
 
 
+def _exif_with_thumbnail(thumbnail: bytes) -> bytes:
+    """EXIF as cameras write it: IFD0 (an artist tag) linked to IFD1, which holds a JPEG preview."""
+    import struct
+
+    artist = b"A. Photographer\0"
+    ifd0_at = 8
+    ifd1_at = ifd0_at + 2 + 12 + 4
+    artist_at = ifd1_at + 2 + 2 * 12 + 4
+    thumb_at = artist_at + len(artist)
+    ifd0 = struct.pack("<H", 1) + struct.pack("<HHII", 0x013B, 2, len(artist), artist_at) + struct.pack("<I", ifd1_at)
+    ifd1 = (struct.pack("<H", 2) + struct.pack("<HHII", 0x0201, 4, 1, thumb_at)
+            + struct.pack("<HHII", 0x0202, 4, 1, len(thumbnail)) + struct.pack("<I", 0))
+    return b"Exif\0\0II*\0" + struct.pack("<I", ifd0_at) + ifd0 + ifd1 + artist + thumbnail
+
+
+def test_a_changed_jpeg_does_not_carry_the_exif_preview_of_the_damage(finds_all, finds_nothing, tmp_path):
+    """The EXIF thumbnail (IFD1) is a small picture of the photo as it was read, damage and all:
+    a changed file leaves it out (viewers make their own from the pixels) and keeps the other tags;
+    a copied file keeps it with every other byte."""
+    from PIL import ExifTags
+
+    preview = io.BytesIO()
+    Image.new("RGB", (16, 12), (255, 0, 0)).save(preview, "JPEG")
+    inp = tmp_path / "in"
+    inp.mkdir()
+    Image.fromarray(_photo()).save(inp / "p.jpg", "JPEG", quality=90, exif=_exif_with_thumbnail(preview.getvalue()))
+    assert preview.getvalue() in (inp / "p.jpg").read_bytes()
+    result, report = _run(finds_all, inp, tmp_path / "changed")
+    assert result.exit_code == 0, result.output
+    assert _records(report)["p.jpg"]["written"] == "changed"
+    got = (tmp_path / "changed" / "p.jpg").read_bytes()
+    exif = Image.open(io.BytesIO(got)).getexif()
+    assert exif[0x013B] == "A. Photographer" and not exif.get_ifd(ExifTags.IFD.IFD1)
+    assert preview.getvalue() not in got
+    result, _ = _run(finds_nothing, inp, tmp_path / "copied")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "copied" / "p.jpg").read_bytes() == (inp / "p.jpg").read_bytes()
+
+
 def test_a_jfif_file_is_a_jpeg_written_back_under_its_own_name(finds_all, finds_nothing, tmp_path):
     # Browsers on Windows save downloaded JPEGs as .jfif: the same file, restored and written back alike.
     inp = tmp_path / "in"

@@ -20,8 +20,9 @@ def test_each_kind_is_the_file_it_names(tmp_path):
         assert [round(mp, 2) for _, mp in made] == [0.02, 0.04], kind
         with Image.open(made[0][0]) as im:
             if kind.startswith("JPEG") and kind != "JPEG grey":
-                sampling = kind.split(" with ")[0].split(" turned ")[0][5:]
+                sampling = kind.split(" with ")[0].split(" turned ")[0].removesuffix(" progressive")[5:]
                 assert im.format == "JPEG" and JpegImagePlugin.get_sampling(im) == {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}[sampling]
+                assert bool(im.info.get("progressive")) == ("progressive" in kind), kind
                 assert im.getexif().get(0x0112, 1) == (6 if "turned" in kind else 1), kind
             expected = {"JPEG grey": "L", "PNG grey": "L", "PNG palette": "P", "PNG grey+alpha": "LA", "PNG RGBA": "RGBA",
                         "PNG 16-bit RGBA": "RGBA", "WebP lossless RGBA": "RGBA"}.get(kind, "RGB")

@@ -45,7 +45,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from restore_toolkit.messages import one_line
 from runtime import image_metadata as meta
-from runtime import jpeg_blocks
+from runtime import jpeg_blocks, jpeg_pictures
 from runtime.image_metadata import JPEG_FORMATS, JpegCoding
 
 # Pillow's format names for the formats we read and write, and their file suffixes.
@@ -135,6 +135,7 @@ class SourceInfo:
     digest: Optional[bytes] = None  # the file's fingerprint: a copy of it is checked against it
     orientation: int = 1  # the EXIF orientation the pixels were turned by (1: not turned)
     permissions: Optional[int] = None  # the file's permission bits, which its outputs keep
+    pictures: Optional[jpeg_pictures.Pictures] = None  # a multi-picture JPEG's pictures after the first
 
 
 @dataclass
@@ -524,14 +525,15 @@ def _png16_colour(img: Image.Image, data: bytes) -> bool:
             and data[25] in PNG16_COLOUR_TYPES and getattr(img, "n_frames", 1) == 1)
 
 
-def _lossy_parts(img: Image.Image, data: bytes, keep_deep: bool = False) -> List[str]:
+def _lossy_parts(img: Image.Image, data: bytes, keep_deep: bool = False, carried: bool = False) -> List[str]:
     """What restoring and writing this file back would drop, in words; [] when nothing.
 
-    `keep_deep`: a 16-bit colour PNG will be read and written whole with pypng.
+    `keep_deep`: a 16-bit colour PNG will be read and written whole with pypng. `carried`: a
+    multi-picture JPEG's other pictures are written back after the restored one.
     """
     parts = []
     frames = getattr(img, "n_frames", 1)
-    if frames > 1:
+    if frames > 1 and not carried:
         unit = "pages" if img.format == "TIFF" else "frames"
         extra = f"{unit[:-1]} 2" if frames == 2 else f"{unit} 2-{frames}"
         parts.append(f"{extra} of {frames} dropped (only the first is restored)")
@@ -716,7 +718,11 @@ def _decode_source(img: Image.Image, f: BinaryIO, head: bytes, allow_lossy: bool
     info = SourceInfo(format=img.format)
     info.lossless = lossless_source(img, f)
     keep_deep = write_format in (None, "PNG") and _png16_colour(img, head)
-    info.dropped = _lossy_parts(img, head, keep_deep)
+    if img.format in JPEG_FORMATS and "mp" in img.info and write_format in (None, "JPEG"):  # an MPF segment
+        info.pictures = jpeg_pictures.read(f)  # carried after the restored one
+        if info.pictures is not None:
+            info.notes.append(info.pictures.describe())
+    info.dropped = _lossy_parts(img, head, keep_deep, info.pictures is not None)
     if info.dropped and not allow_lossy:
         raise LossyInputError(f"cannot be written back whole: {'; '.join(info.dropped)}; refused (--allow-lossy writes it anyway)")
     info.notes.extend(f"lossy: {part}" for part in info.dropped)
@@ -804,6 +810,16 @@ def encode_image(image: Union[Image.Image, DeepImage, np.ndarray], fmt: str, sou
     hold is listed in `Encoded.lost`.
     """
     source = source or SourceInfo()
+    encoded = _encode_image(image, fmt, source, quality, original, changed)
+    if fmt == "JPEG" and source.pictures is not None:
+        remade = jpeg_pictures.remade_previews(source.pictures, encoded.data)
+        encoded = encoded._replace(data=jpeg_pictures.with_pictures(encoded.data, source.pictures, remade))
+    return encoded
+
+
+def _encode_image(image: Union[Image.Image, DeepImage, np.ndarray], fmt: str, source: SourceInfo,
+                  quality: Optional[int], original: Optional[bytes], changed: Optional[np.ndarray]) -> Encoded:
+    """`encode_image`'s first picture."""
     if fmt == "JPEG" and quality is None and original is not None and changed is not None:
         done = _blockwise(image, changed, original, source)
         if done is not None:

@@ -1,0 +1,178 @@
+"""A JPEG that holds more than one picture (CIPA DC-007, the Multi-Picture Format): the pictures after
+the first written back after the restored one.
+
+Cameras and phones put more pictures in one JPEG file: a larger preview (many cameras), the gain
+map of an HDR photo (Android's Ultra HDR, Apple's HDR photos), the second view of a stereo camera.
+The file is the first picture, whose APP2 "MPF" segment lists every picture's offset and size,
+followed by the other pictures, each a JPEG stream of its own. Only the first is the photo, and
+only it is restored; the others are carried:
+
+- a preview (MP type "large thumbnail") is a small copy of the photo as it was read, damage and
+  all: in a changed file it is made again from the restored picture, at its own size, with its own
+  quantization tables and sampling, its own segments kept;
+- any other picture (a gain map, another view) is kept byte for byte. A gain map describes the
+  scene's light, not its pixels' colours: the restored photo keeps the HDR rendering it had.
+
+The MPF segment is the source's, with each entry's offset and size set for the new file, placed
+after the first picture's APP0/APP1 segments as the standard asks.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass
+from typing import BinaryIO, List, Optional, Tuple
+
+from PIL import Image, JpegImagePlugin
+
+from runtime import jpeg_blocks
+
+MPF_ID = b"MPF\0"
+MP_ENTRY = 0xB002  # the MP Index IFD's table of pictures: 16 bytes each
+# MP type codes (the low 24 bits of an entry's attribute) of a preview of the whole picture.
+PREVIEW_TYPES = (0x010001, 0x010002)
+MAX_HEADER = 1 << 20  # where an MPF segment may be looked for: the first picture's header segments
+
+
+@dataclass
+class Pictures:
+    """The pictures of a multi-picture JPEG after the first, and how the file listed them."""
+
+    segment: bytes  # the source's APP2 MPF segment, marker and length included
+    entries_at: int  # where in `segment` its MP entry table starts
+    little: bool  # the MPF's byte order
+    attributes: List[int]  # per picture after the first, its entry's attribute word
+    data: List[bytes]  # per picture after the first, its JPEG stream
+
+    def describe(self) -> str:
+        """For the report: what is carried."""
+        n, previews = len(self.data), len(self.previews())
+        kinds = ", ".join(k for k in (f"{previews} preview{'s' * (previews > 1)}" if previews else "",
+                                       f"{n - previews} other{'s' * (n - previews > 1)}" if n > previews else "") if k)
+        return (f"{n} more picture{'s' * (n > 1)} in the file ({kinds}): kept after the photo"
+                + (" (a preview made again where the photo changed)" if previews else ""))
+
+    def previews(self) -> List[int]:
+        """Indices (into `data`) of the pictures that are previews of the photo."""
+        return [i for i, a in enumerate(self.attributes) if a & 0xFFFFFF in PREVIEW_TYPES]
+
+
+def read(f: BinaryIO) -> Optional[Pictures]:
+    """The pictures after the first in the JPEG file `f` (seekable), or None when it has no MPF
+    segment listing more than one, or one this reader cannot follow (an entry outside the file,
+    a stream that does not start as a JPEG)."""
+    f.seek(0)
+    head = f.read(MAX_HEADER)
+    found = _mpf_segment(head)
+    if found is None:
+        return None
+    start, end = found
+    segment = head[start:end]
+    tiff_at = start + 8  # marker, length, "MPF\0"
+    try:
+        little, entries_at, count = _entry_table(segment)
+    except (struct.error, ValueError):
+        return None
+    if count < 2:
+        return None
+    size = f.seek(0, io.SEEK_END)
+    order = "<" if little else ">"
+    listed = [struct.unpack_from(order + "III", segment, entries_at + 16 * k) for k in range(1, count)]
+    starts = sorted(tiff_at + offset for _, _, offset in listed)
+    attributes, data = [], []
+    for attribute, length, offset in listed:
+        at = tiff_at + offset
+        # A picture ends where its size says, or sooner where the next picture or the file begins
+        # or ends (some writers list a wrong size; readers follow the offsets).
+        stop = min([at + length, size] + [s for s in starts if s > at])
+        if at < end or stop - at < 4:
+            return None
+        f.seek(at)
+        stream = f.read(stop - at)
+        if stream[:2] != b"\xff\xd8":
+            return None
+        attributes.append(attribute)
+        data.append(stream)
+    return Pictures(segment, entries_at, little, attributes, data)
+
+
+def with_pictures(primary: bytes, pictures: Pictures, remade: Optional[List[Optional[bytes]]] = None) -> bytes:
+    """The written first picture `primary` followed by the other pictures (`remade[i]` in place of
+    picture i where given), with an MPF segment that lists them where they now lie."""
+    others = [r if r is not None else d for r, d in zip(remade or [None] * len(pictures.data), pictures.data)]
+    at = _after_app0_app1(primary)
+    first_size = len(primary) + len(pictures.segment)
+    tiff_at = at + 8
+    order = "<" if pictures.little else ">"
+    segment = bytearray(pictures.segment)
+    struct.pack_into(order + "II", segment, pictures.entries_at + 4, first_size, 0)
+    offset = first_size - tiff_at
+    for k, stream in enumerate(others, start=1):
+        struct.pack_into(order + "II", segment, pictures.entries_at + 16 * k + 4, len(stream), offset)
+        offset += len(stream)
+    return primary[:at] + bytes(segment) + primary[at:] + b"".join(others)
+
+
+def remade_previews(pictures: Pictures, written: bytes) -> List[Optional[bytes]]:
+    """Per picture after the first: the preview made again from the written first picture (its
+    size, quantization tables and sampling, its own segments kept), or None to keep it as it was."""
+    out: List[Optional[bytes]] = [None] * len(pictures.data)
+    for i in pictures.previews():
+        try:
+            old = Image.open(io.BytesIO(pictures.data[i]))
+            size, tables, sampling = old.size, old.quantization, JpegImagePlugin.get_sampling(old)
+            photo = Image.open(io.BytesIO(written))
+            if (photo.width > photo.height) != (size[0] > size[1]):  # written upright, the preview on its grid
+                size = size[::-1]
+            photo.draft(photo.mode, size)  # decoded at 1/2 to 1/8 of its size where that covers `size`
+            small = photo.convert(old.mode).resize(size, Image.Resampling.LANCZOS)
+            buf = io.BytesIO()
+            small.save(buf, "JPEG", qtables=tables, subsampling=sampling if sampling >= 0 else 0)
+        except (OSError, ValueError, SyntaxError):  # a preview Pillow cannot read or code: kept
+            continue
+        out[i] = jpeg_blocks.splice(pictures.data[i], buf.getvalue())
+    return out
+
+
+def _mpf_segment(head: bytes) -> Optional[Tuple[int, int]]:
+    """(start, end) of the APP2 MPF segment among the header segments in `head`, or None."""
+    i = 2
+    if head[:2] != b"\xff\xd8":
+        return None
+    while i + 4 <= len(head) and head[i] == 0xFF:
+        marker = head[i + 1]
+        if marker == 0xDA:  # start of scan: no more header segments
+            return None
+        end = i + 2 + int.from_bytes(head[i + 2:i + 4], "big")
+        if marker == 0xE2 and head[i + 4:i + 8] == MPF_ID and end <= len(head):
+            return i, end
+        i = end
+    return None
+
+
+def _entry_table(segment: bytes) -> Tuple[bool, int, int]:
+    """(little-endian?, where the MP entry table starts in `segment`, how many pictures it lists)."""
+    tiff = 8
+    order_mark = segment[tiff:tiff + 2]
+    if order_mark not in (b"II", b"MM"):
+        raise ValueError("not a TIFF header")
+    order = "<" if order_mark == b"II" else ">"
+    (ifd,) = struct.unpack_from(order + "I", segment, tiff + 4)
+    (n,) = struct.unpack_from(order + "H", segment, tiff + ifd)
+    for j in range(n):
+        tag, _kind, count, value = struct.unpack_from(order + "HHII", segment, tiff + ifd + 2 + 12 * j)
+        if tag == MP_ENTRY:
+            at = tiff + value
+            if count % 16 or at + count > len(segment):
+                raise ValueError("MP entry table outside its segment")
+            return order == "<", at, count // 16
+    raise ValueError("no MP entry table")
+
+
+def _after_app0_app1(data: bytes) -> int:
+    """Where the first segment after the leading APP0 / APP1 segments starts in the JPEG `data`."""
+    i = 2
+    while i + 4 <= len(data) and data[i] == 0xFF and data[i + 1] in (0xE0, 0xE1):
+        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+    return i

@@ -1,0 +1,154 @@
+"""A JPEG holding more than one picture (runtime/jpeg_pictures.py): a camera's preview, a phone's
+HDR gain map. The first picture is restored; the others are written back after it, listed where
+they now lie, a preview made again from the restored picture and anything else byte for byte."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image, ImageOps
+from skimage import data as skdata
+
+from runtime import jpeg_pictures as jp
+from runtime.cli import main
+
+PAINT = (slice(100, 140), slice(150, 230))
+
+
+def _jpeg(image: Image.Image, **save) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", **save)
+    return buf.getvalue()
+
+
+def _multi_picture(painted: np.ndarray, hdr: bool = False, orientation: int = 1) -> bytes:
+    """A painted photo, its preview (MP type "large thumbnail") and a grey gain map in one file, as
+    Pillow's MPO writer lays them out; `hdr`: an Ultra HDR file's XMP in front (Pillow then opens
+    it as a plain JPEG)."""
+    photo = Image.fromarray(painted)
+    preview = photo.resize((photo.width // 2, photo.height // 2))
+    gain = Image.fromarray(np.full((photo.height // 4, photo.width // 4), 77, np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    photo.save(buf, "MPO", save_all=True, append_images=[preview, gain], quality=90, exif=exif.tobytes())
+    data = bytearray(buf.getvalue())
+    start, end = jp._mpf_segment(bytes(data))
+    little, at, _ = jp._entry_table(bytes(data[start:end]))
+    struct.pack_into("<I" if little else ">I", data, start + at + 16, 0x010001)  # picture 2: a preview
+    if hdr:  # in front of the MPF segment: its offsets, counted from that segment, stay right
+        xmp = b'http://ns.adobe.com/xap/1.0/\0<x:xmpmeta><rdf:Description hdrgm:Version="1.0"/></x:xmpmeta>'
+        data[2:2] = b"\xff\xe1" + (len(xmp) + 2).to_bytes(2, "big") + xmp
+    return bytes(data)
+
+
+def _frames(data: bytes):
+    img = Image.open(io.BytesIO(data))
+    out = []
+    for k in range(getattr(img, "n_frames", 1)):
+        img.seek(k)
+        out.append(img.copy())
+    return img, out
+
+
+PHOTO = skdata.chelsea()[:256, :384].copy()
+PAINTED = PHOTO.copy()
+PAINTED[PAINT] = (20, 200, 40)
+
+
+def test_read_finds_each_picture_after_the_first():
+    source = _multi_picture(PAINTED)
+    pictures = jp.read(io.BytesIO(source))
+    assert [a & 0xFFFFFF for a in pictures.attributes] == [0x010001, 0]
+    assert pictures.previews() == [0]
+    _, frames = _frames(source)
+    for frame, stream in zip(frames[1:], pictures.data):
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(stream))), np.asarray(frame))
+    assert source.endswith(pictures.data[-1])  # Pillow's writer lists a wrong size for the last: the offsets rule
+
+
+def test_with_pictures_lists_them_where_they_now_lie():
+    source = _multi_picture(PAINTED)
+    pictures = jp.read(io.BytesIO(source))
+    primary = _jpeg(Image.fromarray(PHOTO), quality=70, comment=b"new")
+    out = jp.with_pictures(primary, pictures)
+    img, frames = _frames(out)
+    assert img.format == "MPO" and len(frames) == 3
+    assert np.array_equal(np.asarray(frames[0]), np.asarray(Image.open(io.BytesIO(primary))))
+    for frame, stream in zip(frames[1:], pictures.data):
+        assert np.array_equal(np.asarray(frame), np.asarray(Image.open(io.BytesIO(stream))))
+    entries = img.mpinfo[0xB002]
+    tiff_at = jp._mpf_segment(out)[0] + 8
+    assert entries[0]["Size"] == out.index(pictures.data[0])  # the first picture ends where the second starts
+    for entry, stream in zip(entries[1:], pictures.data):
+        at = tiff_at + entry["DataOffset"]
+        assert out[at:at + entry["Size"]] == stream
+    again = jp.read(io.BytesIO(out))
+    assert again.data == pictures.data and again.attributes == pictures.attributes
+
+
+def test_an_entry_outside_the_file_is_not_followed():
+    source = bytearray(_multi_picture(PAINTED))
+    start, end = jp._mpf_segment(bytes(source))
+    little, at, _ = jp._entry_table(bytes(source[start:end]))
+    struct.pack_into("<I" if little else ">I", source, start + at + 32 + 8, len(source))  # picture 3 past the end
+    assert jp.read(io.BytesIO(bytes(source))) is None
+    assert jp.read(io.BytesIO(_jpeg(Image.fromarray(PHOTO)))) is None  # one picture, no MPF
+
+
+def _restore(tmp_path, source: bytes, *args):
+    inp, out = tmp_path / "in", tmp_path / "out"
+    inp.mkdir()
+    (inp / "cam.jpg").write_bytes(source)
+    result = CliRunner().invoke(main, [str(inp), str(out), "--device", "cpu", "--quiet", *args])
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "restore-report.json").read_text())["records"][0]
+    return (out / "cam.jpg").read_bytes(), record
+
+
+@pytest.mark.parametrize("hdr", [False, True])
+def test_restore_run_restores_the_photo_and_carries_the_other_pictures(hdr, tmp_path):
+    """The shipped model on a painted camera JPEG with a preview and a gain map: the photo is
+    restored, the preview made again from it with its own tables, the gain map kept byte for byte."""
+    source = _multi_picture(PAINTED, hdr=hdr)
+    assert Image.open(io.BytesIO(source)).format == ("JPEG" if hdr else "MPO")  # Pillow leaves Ultra HDR as JPEG
+    out, record = _restore(tmp_path, source)
+    assert record["written"] == "changed" and record["kept_blocks"] is not None
+    assert "2 more pictures in the file (1 preview, 1 other)" in record["notes"][0]
+    before, after = jp.read(io.BytesIO(source)), jp.read(io.BytesIO(out))
+    assert after.attributes == before.attributes and after.data[1] == before.data[1]  # the gain map
+    _, frames = _frames(out)
+    restored = np.asarray(Image.open(io.BytesIO(out)).convert("RGB")).astype(int)
+    assert np.abs(restored[PAINT] - PAINTED[PAINT]).mean() > 60  # the paint is gone from the photo...
+    preview, old = np.asarray(Image.open(io.BytesIO(after.data[0]))).astype(int), Image.open(io.BytesIO(before.data[0]))
+    assert preview.shape[:2] == (old.height, old.width) and Image.open(io.BytesIO(after.data[0])).quantization == old.quantization
+    small = np.asarray(Image.fromarray(restored.astype(np.uint8)).resize((old.width, old.height))).astype(int)
+    half = (slice(50, 70), slice(75, 115))
+    assert np.abs(preview[half] - small[half]).mean() < 6  # ...and from its preview
+    assert np.abs(preview[half] - np.asarray(old)[half].astype(int)).mean() > 40
+
+
+def test_a_turned_photo_written_upright_gets_its_preview_upright(tmp_path):
+    """`--quality` re-encodes the whole photo, written upright: the preview (stored on the source's
+    grid, as wide as the photo was stored) is made upright too."""
+    source = _multi_picture(PAINTED, orientation=6)
+    out, _ = _restore(tmp_path, source, "--quality", "85")
+    written = Image.open(io.BytesIO(out))
+    preview = Image.open(io.BytesIO(jp.read(io.BytesIO(out)).data[0]))
+    assert written.size == (256, 384) and preview.size == (128, 192)
+    upright = ImageOps.exif_transpose(Image.open(io.BytesIO(source))).resize(preview.size)
+    assert np.abs(np.asarray(preview).astype(int) - np.asarray(upright).astype(int)).mean() < 25
+
+
+def test_format_png_still_refuses_to_drop_the_other_pictures(tmp_path):
+    inp = tmp_path / "in"
+    inp.mkdir()
+    (inp / "cam.jpg").write_bytes(_multi_picture(PAINTED))
+    result = CliRunner().invoke(main, [str(inp), str(tmp_path / "out"), "--device", "cpu", "--quiet",
+                                       "--format", "png"])
+    assert result.exit_code == 3 and "frames 2-3 of 3 dropped" in result.output

@@ -47,6 +47,29 @@ def _multi_picture(painted: np.ndarray, hdr: bool = False, orientation: int = 1)
     return bytes(data)
 
 
+def _big_endian(data: bytes) -> bytes:
+    """`data` with its MPF segment (Pillow's: an index IFD of three tags, then the entry table)
+    written in Motorola byte order, as many cameras write it; the same length, so nothing moves."""
+    start, end = jp._mpf_segment(data)
+    seg, out = data[start:end], bytearray(data[start:end])
+    t = 8
+    out[t:t + 8] = b"MM\0*" + struct.pack(">I", 8)
+    (n,) = struct.unpack_from("<H", seg, t + 8)
+    struct.pack_into(">H", out, t + 8, n)
+    for j in range(n):
+        at = t + 10 + 12 * j
+        tag, kind, count, value = struct.unpack_from("<HHII", seg, at)
+        struct.pack_into(">HHI", out, at, tag, kind, count)
+        if tag == jp.MP_ENTRY:
+            struct.pack_into(">I", out, at + 8, value)
+            for k in range(count // 16):
+                struct.pack_into(">IIIHH", out, t + value + 16 * k, *struct.unpack_from("<IIIHH", seg, t + value + 16 * k))
+        elif kind == 4:  # a LONG held in the entry itself; UNDEFINED bytes stay as they are
+            struct.pack_into(">I", out, at + 8, value)
+    struct.pack_into(">I", out, t + 10 + 12 * n, 0)
+    return data[:start] + bytes(out) + data[end:]
+
+
 def _frames(data: bytes):
     img = Image.open(io.BytesIO(data))
     out = []
@@ -72,9 +95,14 @@ def test_read_finds_each_picture_after_the_first():
     assert source.endswith(pictures.data[-1])  # Pillow's writer lists a wrong size for the last: the offsets rule
 
 
-def test_with_pictures_lists_them_where_they_now_lie():
+@pytest.mark.parametrize("big_endian", [False, True])
+def test_with_pictures_lists_them_where_they_now_lie(big_endian):
     source = _multi_picture(PAINTED)
+    if big_endian:
+        source = _big_endian(source)
+        assert Image.open(io.BytesIO(source)).n_frames == 3  # Pillow reads it too
     pictures = jp.read(io.BytesIO(source))
+    assert pictures.little is not big_endian
     primary = _jpeg(Image.fromarray(PHOTO), quality=70, comment=b"new")
     out = jp.with_pictures(primary, pictures)
     img, frames = _frames(out)

@@ -61,7 +61,15 @@ class Pictures:
 def read(f: BinaryIO) -> Optional[Pictures]:
     """The pictures after the first in the JPEG file `f` (seekable), or None when it has no MPF
     segment listing more than one, or one this reader cannot follow (an entry outside the file,
-    a stream that does not start as a JPEG)."""
+    a stream that does not start as a JPEG). `f` is left where it was."""
+    at = f.tell()
+    try:
+        return _read(f)
+    finally:
+        f.seek(at)
+
+
+def _read(f: BinaryIO) -> Optional[Pictures]:
     f.seek(0)
     head = f.read(MAX_HEADER)
     found = _mpf_segment(head)

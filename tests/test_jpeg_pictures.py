@@ -86,7 +86,10 @@ PAINTED[PAINT] = (20, 200, 40)
 
 def test_read_finds_each_picture_after_the_first():
     source = _multi_picture(PAINTED)
-    pictures = jp.read(io.BytesIO(source))
+    f = io.BytesIO(source)
+    f.seek(7)
+    pictures = jp.read(f)
+    assert f.tell() == 7  # where the decoder had it
     assert [a & 0xFFFFFF for a in pictures.attributes] == [0x010001, 0]
     assert pictures.previews() == [0]
     _, frames = _frames(source)

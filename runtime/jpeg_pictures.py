@@ -10,8 +10,10 @@ only it is restored; the others are carried:
 - a preview (MP type "large thumbnail") is a small copy of the photo as it was read, damage and
   all: in a changed file it is made again from the restored picture, at its own size, with its own
   quantization tables and sampling, its own segments kept;
-- any other picture (a gain map, another view) is kept byte for byte. A gain map describes the
-  scene's light, not its pixels' colours: the restored photo keeps the HDR rendering it had.
+- any other picture (a gain map, another view) is kept byte for byte, not restored. A gain map
+  only scales the photo's light on an HDR screen; where an editor's paint reached it too, the
+  restored pixels are lit there as the paint was (their colours, what every screen shows, are
+  the restored ones).
 
 The MPF segment is the source's, with each entry's offset and size set for the new file, placed
 after the first picture's APP0/APP1 segments as the standard asks.

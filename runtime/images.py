@@ -136,6 +136,7 @@ class SourceInfo:
     orientation: int = 1  # the EXIF orientation the pixels were turned by (1: not turned)
     permissions: Optional[int] = None  # the file's permission bits, which its outputs keep
     pictures: Optional[jpeg_pictures.Pictures] = None  # a multi-picture JPEG's pictures after the first
+    exif_thumbnail: Optional[bytes] = None  # a JPEG's EXIF thumbnail (IFD1), made again when it changed
 
 
 @dataclass
@@ -737,6 +738,8 @@ def _decode_source(img: Image.Image, f: BinaryIO, head: bytes, allow_lossy: bool
     except Exception as e:  # truncated streams raise OSError; broken chunks SyntaxError, ValueError...
         raise ImageError(f"truncated or corrupt image data ({one_line(e)})") from None
     meta.capture(img, f, info)  # EXIF, ICC, DPI, XMP, JPEG tables, PNG chunks, TIFF tags
+    if img.format in JPEG_FORMATS:
+        info.exif_thumbnail = jpeg_pictures.exif_thumbnail(img.info.get("exif"))
     return info
 
 
@@ -811,10 +814,15 @@ def encode_image(image: Union[Image.Image, DeepImage, np.ndarray], fmt: str, sou
     """
     source = source or SourceInfo()
     encoded = _encode_image(image, fmt, source, quality, original, changed)
-    if fmt == "JPEG" and source.pictures is not None:
-        remade = jpeg_pictures.remade_previews(source.pictures, encoded.data)
-        encoded = encoded._replace(data=jpeg_pictures.with_pictures(encoded.data, source.pictures, remade))
-    return encoded
+    if fmt != "JPEG":
+        return encoded
+    data = encoded.data  # the photo: its previews made again from it, its other pictures after it
+    thumbnail = source.exif_thumbnail and jpeg_pictures.preview_of(data, source.exif_thumbnail)
+    if thumbnail:
+        data = jpeg_pictures.with_exif_thumbnail(data, thumbnail)
+    if source.pictures is not None:
+        data = jpeg_pictures.with_pictures(data, source.pictures, jpeg_pictures.remade_previews(source.pictures, data))
+    return encoded._replace(data=data)
 
 
 def _encode_image(image: Union[Image.Image, DeepImage, np.ndarray], fmt: str, source: SourceInfo,

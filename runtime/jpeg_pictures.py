@@ -17,6 +17,10 @@ only it is restored; the others are carried:
 
 The MPF segment is the source's, with each entry's offset and size set for the new file, placed
 after the first picture's APP0/APP1 segments as the standard asks.
+
+The EXIF thumbnail (IFD1 of the APP1 "Exif" segment, a 160×120 JPEG in most cameras' files) is
+such a preview too, which the regular writer (Pillow's EXIF) leaves out: a changed file gets one
+made again from the restored photo, as a preview is.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from PIL import Image, JpegImagePlugin
 from runtime import jpeg_blocks
 
 MPF_ID = b"MPF\0"
+EXIF_ID = b"Exif\0\0"
 MP_ENTRY = 0xB002  # the MP Index IFD's table of pictures: 16 bytes each
 # MP type codes (the low 24 bits of an entry's attribute) of a preview of the whole picture.
 PREVIEW_TYPES = (0x010001, 0x010002)
@@ -125,24 +130,103 @@ def with_pictures(primary: bytes, pictures: Pictures, remade: Optional[List[Opti
 
 
 def remade_previews(pictures: Pictures, written: bytes) -> List[Optional[bytes]]:
-    """Per picture after the first: the preview made again from the written first picture (its
-    size, quantization tables and sampling, its own segments kept), or None to keep it as it was."""
-    out: List[Optional[bytes]] = [None] * len(pictures.data)
-    for i in pictures.previews():
-        try:
-            old = Image.open(io.BytesIO(pictures.data[i]))
-            size, tables, sampling = old.size, old.quantization, JpegImagePlugin.get_sampling(old)
-            photo = Image.open(io.BytesIO(written))
-            if (photo.width > photo.height) != (size[0] > size[1]):  # written upright, the preview on its grid
-                size = size[::-1]
-            photo.draft(photo.mode, size)  # decoded at 1/2 to 1/8 of its size where that covers `size`
-            small = photo.convert(old.mode).resize(size, Image.Resampling.LANCZOS)
-            buf = io.BytesIO()
-            small.save(buf, "JPEG", qtables=tables, subsampling=sampling if sampling >= 0 else 0)
-        except (OSError, ValueError, SyntaxError):  # a preview Pillow cannot read or code: kept
-            continue
-        out[i] = jpeg_blocks.splice(pictures.data[i], buf.getvalue())
-    return out
+    """Per picture after the first: the preview made again from the written first picture, or
+    None to keep it as it was."""
+    return [preview_of(written, pictures.data[i]) if i in pictures.previews() else None
+            for i in range(len(pictures.data))]
+
+
+def preview_of(written: bytes, old: bytes) -> Optional[bytes]:
+    """The JPEG preview `old` made again from the written photo `written`: its size (turned where
+    the photo was written upright and the preview lay on its source's grid), quantization tables
+    and sampling, and its own segments; None where Pillow cannot read or code it."""
+    try:
+        before = Image.open(io.BytesIO(old))
+        size, tables, sampling = before.size, before.quantization, JpegImagePlugin.get_sampling(before)
+        photo = Image.open(io.BytesIO(written))
+        if (photo.width > photo.height) != (size[0] > size[1]):
+            size = size[::-1]
+        photo.draft(photo.mode, size)  # decoded at 1/2 to 1/8 of its size where that covers `size`
+        small = photo.convert(before.mode).resize(size, Image.Resampling.LANCZOS)
+        buf = io.BytesIO()
+        small.save(buf, "JPEG", qtables=tables, subsampling=sampling if sampling >= 0 else 0)
+    except (OSError, ValueError, SyntaxError):
+        return None
+    return jpeg_blocks.splice(old, buf.getvalue())
+
+
+# ---------------------------------------------------------------------------------------------
+# The EXIF thumbnail: IFD1 of the APP1 "Exif" segment, a small JPEG of the photo.
+
+
+def exif_thumbnail(exif: Optional[bytes]) -> Optional[bytes]:
+    """The JPEG thumbnail in EXIF IFD1 of `exif` (the APP1 payload, "Exif\\0\\0" and a TIFF
+    structure), or None."""
+    if not exif or not exif.startswith(EXIF_ID):
+        return None
+    tiff = exif[len(EXIF_ID):]
+    try:
+        order = _tiff_order(tiff)
+        (ifd0,) = struct.unpack_from(order + "I", tiff, 4)
+        (n,) = struct.unpack_from(order + "H", tiff, ifd0)
+        (ifd1,) = struct.unpack_from(order + "I", tiff, ifd0 + 2 + 12 * n)
+        if not ifd1:
+            return None
+        (m,) = struct.unpack_from(order + "H", tiff, ifd1)
+        tags = {}
+        for j in range(m):
+            tag, _kind, _count, value = struct.unpack_from(order + "HHII", tiff, ifd1 + 2 + 12 * j)
+            tags[tag] = value
+    except (struct.error, ValueError):
+        return None
+    at, length = tags.get(0x0201), tags.get(0x0202)
+    if at is None or not length or at + length > len(tiff) or tiff[at:at + 2] != b"\xff\xd8":
+        return None
+    return tiff[at:at + length]
+
+
+def with_exif_thumbnail(data: bytes, thumbnail: bytes) -> bytes:
+    """The JPEG `data` with `thumbnail` as its EXIF IFD1 (its APP1 segment's IFD0 linked to it);
+    `data` as it is where it has no EXIF, its IFD0 already links on, or the segment would pass
+    its 64 kB limit."""
+    i = 2
+    while i + 4 <= len(data) and data[i] == 0xFF and data[i + 1] != 0xDA:
+        end = i + 2 + int.from_bytes(data[i + 2:i + 4], "big")
+        if data[i + 1] == 0xE1 and data[i + 4:i + 4 + len(EXIF_ID)] == EXIF_ID:
+            break
+        i = end
+    else:
+        return data
+    tiff = bytearray(data[i + 4 + len(EXIF_ID):end])
+    try:
+        order = _tiff_order(bytes(tiff))
+        (ifd0,) = struct.unpack_from(order + "I", tiff, 4)
+        (n,) = struct.unpack_from(order + "H", tiff, ifd0)
+        link = ifd0 + 2 + 12 * n
+        if struct.unpack_from(order + "I", tiff, link)[0]:
+            return data
+    except (struct.error, ValueError):
+        return data
+    tiff += b"\0" * (len(tiff) % 2)  # an IFD starts on a word boundary
+    ifd1 = len(tiff)
+    struct.pack_into(order + "I", tiff, link, ifd1)
+    tiff += struct.pack(order + "H", 3)
+    tiff += struct.pack(order + "HHIHH", 0x0103, 3, 1, 6, 0)  # compression: JPEG
+    tiff += struct.pack(order + "HHII", 0x0201, 4, 1, ifd1 + 2 + 3 * 12 + 4)  # where the thumbnail starts
+    tiff += struct.pack(order + "HHII", 0x0202, 4, 1, len(thumbnail))
+    tiff += struct.pack(order + "I", 0) + thumbnail
+    payload = EXIF_ID + bytes(tiff)
+    if len(payload) + 2 > 0xFFFF:
+        return data
+    return data[:i] + b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload + data[end:]
+
+
+def _tiff_order(tiff: bytes) -> str:
+    if tiff[:2] == b"II":
+        return "<"
+    if tiff[:2] == b"MM":
+        return ">"
+    raise ValueError("not a TIFF header")
 
 
 def _mpf_segment(head: bytes) -> Optional[Tuple[int, int]]:
@@ -164,10 +248,7 @@ def _mpf_segment(head: bytes) -> Optional[Tuple[int, int]]:
 def _entry_table(segment: bytes) -> Tuple[bool, int, int]:
     """(little-endian?, where the MP entry table starts in `segment`, how many pictures it lists)."""
     tiff = 8
-    order_mark = segment[tiff:tiff + 2]
-    if order_mark not in (b"II", b"MM"):
-        raise ValueError("not a TIFF header")
-    order = "<" if order_mark == b"II" else ">"
+    order = _tiff_order(segment[tiff:])
     (ifd,) = struct.unpack_from(order + "I", segment, tiff + 4)
     (n,) = struct.unpack_from(order + "H", segment, tiff + ifd)
     for j in range(n):

@@ -183,3 +183,21 @@ def test_format_png_still_refuses_to_drop_the_other_pictures(tmp_path):
     result = CliRunner().invoke(main, [str(inp), str(tmp_path / "out"), "--device", "cpu", "--quiet",
                                        "--format", "png"])
     assert result.exit_code == 3 and "frames 2-3 of 3 dropped" in result.output
+
+
+def test_an_exif_thumbnail_is_linked_from_ifd0_and_read_back():
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x013B] = "A. Photographer"
+    photo = _jpeg(Image.fromarray(PHOTO), quality=80, exif=exif.tobytes())
+    thumbnail = _jpeg(Image.fromarray(PHOTO).resize((160, 107)), quality=70)
+    out = jp.with_exif_thumbnail(photo, thumbnail)
+    img = Image.open(io.BytesIO(out))
+    assert jp.exif_thumbnail(img.info["exif"]) == thumbnail
+    assert img.getexif()[0x013B] == "A. Photographer" and img.getexif()[0x0112] == 6
+    assert np.array_equal(np.asarray(img), np.asarray(Image.open(io.BytesIO(photo))))  # the same photo
+    assert jp.with_exif_thumbnail(out, thumbnail) == out  # IFD0 already links on: left as it is
+    assert jp.with_exif_thumbnail(_jpeg(Image.fromarray(PHOTO)), thumbnail) == _jpeg(Image.fromarray(PHOTO))  # no EXIF
+    too_big = b"\xff\xd8" + bytes(70_000)
+    assert jp.with_exif_thumbnail(photo, too_big) == photo  # past the segment's 64 kB: none
+    assert jp.exif_thumbnail(Image.open(io.BytesIO(photo)).info["exif"]) is None

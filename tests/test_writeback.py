@@ -113,25 +113,30 @@ def _exif_with_thumbnail(thumbnail: bytes) -> bytes:
     return b"Exif\0\0II*\0" + struct.pack("<I", ifd0_at) + ifd0 + ifd1 + artist + thumbnail
 
 
-def test_a_changed_jpeg_does_not_carry_the_exif_preview_of_the_damage(finds_all, finds_nothing, tmp_path):
+def test_a_changed_jpeg_gets_its_exif_thumbnail_made_again(finds_all, finds_nothing, tmp_path):
     """The EXIF thumbnail (IFD1) is a small picture of the photo as it was read, damage and all:
-    a changed file leaves it out (viewers make their own from the pixels) and keeps the other tags;
-    a copied file keeps it with every other byte."""
+    a changed file gets one made again from the restored photo (its size and tables), and keeps
+    the other tags; a copied file keeps the old one with every other byte."""
     from PIL import ExifTags
 
+    from runtime import jpeg_pictures
+
     preview = io.BytesIO()
-    Image.new("RGB", (16, 12), (255, 0, 0)).save(preview, "JPEG")
+    Image.new("RGB", (16, 12), (255, 0, 0)).save(preview, "JPEG", quality=60)
     inp = tmp_path / "in"
     inp.mkdir()
     Image.fromarray(_photo()).save(inp / "p.jpg", "JPEG", quality=90, exif=_exif_with_thumbnail(preview.getvalue()))
     assert preview.getvalue() in (inp / "p.jpg").read_bytes()
     result, report = _run(finds_all, inp, tmp_path / "changed")
     assert result.exit_code == 0, result.output
-    assert _records(report)["p.jpg"]["written"] == "changed"
-    got = (tmp_path / "changed" / "p.jpg").read_bytes()
-    exif = Image.open(io.BytesIO(got)).getexif()
-    assert exif[0x013B] == "A. Photographer" and not exif.get_ifd(ExifTags.IFD.IFD1)
-    assert preview.getvalue() not in got
+    assert _records(report)["p.jpg"]["written"] == "changed" and not _records(report)["p.jpg"]["dropped"]
+    got = Image.open(tmp_path / "changed" / "p.jpg")
+    exif = got.getexif()
+    assert exif[0x013B] == "A. Photographer" and exif.get_ifd(ExifTags.IFD.IFD1)[0x0103] == 6
+    thumbnail = Image.open(io.BytesIO(jpeg_pictures.exif_thumbnail(got.info["exif"])))
+    assert thumbnail.size == (16, 12) and thumbnail.quantization == Image.open(preview).quantization
+    small = np.asarray(got.convert("RGB").resize((16, 12), Image.Resampling.LANCZOS)).astype(int)
+    assert np.abs(np.asarray(thumbnail.convert("RGB")).astype(int) - small).mean() < 12  # the restored photo, not red
     result, _ = _run(finds_nothing, inp, tmp_path / "copied")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "copied" / "p.jpg").read_bytes() == (inp / "p.jpg").read_bytes()

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -231,26 +231,24 @@ def _tiles(image: np.ndarray, th: int, tw: int, by: np.ndarray, bx: np.ndarray) 
 
 def splice(written: bytes, coded: bytes) -> bytes:
     """`written`'s metadata segments followed by `coded`'s tables, frame and scans."""
-    return b"\xff\xd8" + b"".join(written[a:b] for a, b in _meta_segments(written)) + coded[_first_non_meta(coded):]
+    meta = b"".join(written[a:b] for marker, a, b in segments(written) if marker in _META)
+    return b"\xff\xd8" + meta + coded[first_not(coded, _META):]
 
 
-def _meta_segments(data: bytes) -> List[Tuple[int, int]]:
-    """(start, end) of each metadata segment before the first scan."""
-    out, i = [], 2
-    while i + 4 <= len(data) and data[i] == 0xFF:
-        marker = data[i + 1]
-        if marker == 0xDA:  # start of scan: the entropy-coded data follows
-            break
-        end = i + 2 + int.from_bytes(data[i + 2:i + 4], "big")
-        if marker in _META:
-            out.append((i, end))
-        i = end
-    return out
-
-
-def _first_non_meta(data: bytes) -> int:
-    """Where `data`'s first segment that is not metadata starts (its tables, frame or scan)."""
+def segments(data: bytes) -> Iterator[Tuple[int, int, int]]:
+    """(marker, start, end) of each segment of the JPEG `data` before its first scan."""
     i = 2
-    while i + 4 <= len(data) and data[i] == 0xFF and data[i + 1] in _META:
-        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
-    return i
+    while i + 4 <= len(data) and data[i] == 0xFF and data[i + 1] != 0xDA:
+        end = i + 2 + int.from_bytes(data[i + 2:i + 4], "big")
+        yield data[i + 1], i, end
+        i = end
+
+
+def first_not(data: bytes, markers) -> int:
+    """Where the first segment of `data` whose marker is not in `markers` starts (or its scan)."""
+    at = 2
+    for marker, start, end in segments(data):
+        if marker not in markers:
+            return start
+        at = end
+    return at

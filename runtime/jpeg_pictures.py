@@ -116,7 +116,7 @@ def with_pictures(primary: bytes, pictures: Pictures, remade: Optional[List[Opti
     """The written first picture `primary` followed by the other pictures (`remade[i]` in place of
     picture i where given), with an MPF segment that lists them where they now lie."""
     others = [r if r is not None else d for r, d in zip(remade or [None] * len(pictures.data), pictures.data)]
-    at = _after_app0_app1(primary)
+    at = jpeg_blocks.first_not(primary, (0xE0, 0xE1))  # after the APP0 / APP1 segments
     first_size = len(primary) + len(pictures.segment)
     tiff_at = at + 8
     order = "<" if pictures.little else ">"
@@ -189,15 +189,12 @@ def with_exif_thumbnail(data: bytes, thumbnail: bytes) -> bytes:
     """The JPEG `data` with `thumbnail` as its EXIF IFD1 (its APP1 segment's IFD0 linked to it);
     `data` as it is where it has no EXIF, its IFD0 already links on, or the segment would pass
     its 64 kB limit."""
-    i = 2
-    while i + 4 <= len(data) and data[i] == 0xFF and data[i + 1] != 0xDA:
-        end = i + 2 + int.from_bytes(data[i + 2:i + 4], "big")
-        if data[i + 1] == 0xE1 and data[i + 4:i + 4 + len(EXIF_ID)] == EXIF_ID:
-            break
-        i = end
-    else:
+    found = next(((a, b) for marker, a, b in jpeg_blocks.segments(data)
+                  if marker == 0xE1 and data[a + 4:a + 4 + len(EXIF_ID)] == EXIF_ID), None)
+    if found is None:
         return data
-    tiff = bytearray(data[i + 4 + len(EXIF_ID):end])
+    start, end = found
+    tiff = bytearray(data[start + 4 + len(EXIF_ID):end])
     try:
         order = _tiff_order(bytes(tiff))
         (ifd0,) = struct.unpack_from(order + "I", tiff, 4)
@@ -218,7 +215,7 @@ def with_exif_thumbnail(data: bytes, thumbnail: bytes) -> bytes:
     payload = EXIF_ID + bytes(tiff)
     if len(payload) + 2 > 0xFFFF:
         return data
-    return data[:i] + b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload + data[end:]
+    return data[:start] + b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload + data[end:]
 
 
 def _tiff_order(tiff: bytes) -> str:
@@ -231,18 +228,10 @@ def _tiff_order(tiff: bytes) -> str:
 
 def _mpf_segment(head: bytes) -> Optional[Tuple[int, int]]:
     """(start, end) of the APP2 MPF segment among the header segments in `head`, or None."""
-    i = 2
     if head[:2] != b"\xff\xd8":
         return None
-    while i + 4 <= len(head) and head[i] == 0xFF:
-        marker = head[i + 1]
-        if marker == 0xDA:  # start of scan: no more header segments
-            return None
-        end = i + 2 + int.from_bytes(head[i + 2:i + 4], "big")
-        if marker == 0xE2 and head[i + 4:i + 8] == MPF_ID and end <= len(head):
-            return i, end
-        i = end
-    return None
+    return next(((a, b) for marker, a, b in jpeg_blocks.segments(head)
+                 if marker == 0xE2 and head[a + 4:a + 8] == MPF_ID and b <= len(head)), None)
 
 
 def _entry_table(segment: bytes) -> Tuple[bool, int, int]:
@@ -259,11 +248,3 @@ def _entry_table(segment: bytes) -> Tuple[bool, int, int]:
                 raise ValueError("MP entry table outside its segment")
             return order == "<", at, count // 16
     raise ValueError("no MP entry table")
-
-
-def _after_app0_app1(data: bytes) -> int:
-    """Where the first segment after the leading APP0 / APP1 segments starts in the JPEG `data`."""
-    i = 2
-    while i + 4 <= len(data) and data[i] == 0xFF and data[i + 1] in (0xE0, 0xE1):
-        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
-    return i

@@ -135,7 +135,7 @@ class SourceInfo:
     digest: Optional[bytes] = None  # the file's fingerprint: a copy of it is checked against it
     orientation: int = 1  # the EXIF orientation the pixels were turned by (1: not turned)
     permissions: Optional[int] = None  # the file's permission bits, which its outputs keep
-    pictures: Optional[jpeg_pictures.Pictures] = None  # a multi-picture JPEG's pictures after the first
+    pictures: Optional[jpeg_pictures.Pictures] = None  # what a JPEG holds after its photo, written back after it
     exif_thumbnail: Optional[bytes] = None  # a JPEG's EXIF thumbnail (IFD1), made again when it changed
 
 
@@ -526,18 +526,22 @@ def _png16_colour(img: Image.Image, data: bytes) -> bool:
             and data[25] in PNG16_COLOUR_TYPES and getattr(img, "n_frames", 1) == 1)
 
 
-def _lossy_parts(img: Image.Image, data: bytes, keep_deep: bool = False, carried: bool = False) -> List[str]:
+def _lossy_parts(img: Image.Image, data: bytes, keep_deep: bool = False,
+                 extras: Optional[jpeg_pictures.Pictures] = None, carried: bool = False) -> List[str]:
     """What restoring and writing this file back would drop, in words; [] when nothing.
 
-    `keep_deep`: a 16-bit colour PNG will be read and written whole with pypng. `carried`: a
-    multi-picture JPEG's other pictures are written back after the restored one.
+    `keep_deep`: a 16-bit colour PNG will be read and written whole with pypng. `extras`: what a
+    JPEG holds after its photo, written back after it when `carried` (the output is a JPEG).
     """
     parts = []
-    frames = getattr(img, "n_frames", 1)
-    if frames > 1 and not carried:
+    frames = max(getattr(img, "n_frames", 1), 1 + len(extras.data) if extras else 1)  # Pillow counts no gain map
+    if frames > 1 and not (carried and extras and extras.data):
         unit = "pages" if img.format == "TIFF" else "frames"
         extra = f"{unit[:-1]} 2" if frames == 2 else f"{unit} 2-{frames}"
         parts.append(f"{extra} of {frames} dropped (only the first is restored)")
+    if extras and extras.tail and not carried:
+        parts.append(f"{len(extras.tail):,} bytes after the JPEG picture dropped (a motion photo's video or a phone's "
+                     "data: only a JPEG keeps them)")
     bits = None if keep_deep else _deep_channels(img, data)
     if bits:
         parts.append(f"{bits}-bit {img.mode} written as 8-bit (Pillow decodes only the top 8 bits)")
@@ -719,11 +723,12 @@ def _decode_source(img: Image.Image, f: BinaryIO, head: bytes, allow_lossy: bool
     info = SourceInfo(format=img.format)
     info.lossless = lossless_source(img, f)
     keep_deep = write_format in (None, "PNG") and _png16_colour(img, head)
-    if img.format in JPEG_FORMATS and "mp" in img.info and write_format in (None, "JPEG"):  # an MPF segment
-        info.pictures = jpeg_pictures.read(f)  # carried after the restored one
-        if info.pictures is not None:
-            info.notes.append(info.pictures.describe())
-    info.dropped = _lossy_parts(img, head, keep_deep, info.pictures is not None)
+    extras = jpeg_pictures.read(f, mpf="mp" in img.info) if img.format in JPEG_FORMATS else None
+    carried = extras is not None and write_format in (None, "JPEG")
+    if carried:  # written back after the restored photo
+        info.pictures = extras
+        info.notes.append(extras.describe())
+    info.dropped = _lossy_parts(img, head, keep_deep, extras, carried)
     if info.dropped and not allow_lossy:
         raise LossyInputError(f"cannot be written back whole: {'; '.join(info.dropped)}; refused (--allow-lossy writes it anyway)")
     info.notes.extend(f"lossy: {part}" for part in info.dropped)

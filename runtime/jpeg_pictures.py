@@ -1,5 +1,5 @@
-"""A JPEG that holds more than one picture (CIPA DC-007, the Multi-Picture Format): the pictures after
-the first written back after the restored one.
+"""What a JPEG holds besides its photo (more pictures, listed by CIPA DC-007's Multi-Picture Format;
+data after them): written back after the restored photo.
 
 Cameras and phones put more pictures in one JPEG file: a larger preview (many cameras), the gain
 map of an HDR photo (Android's Ultra HDR, Apple's HDR photos), the second view of a stereo camera.
@@ -18,6 +18,10 @@ only it is restored; the others are carried:
 The MPF segment is the source's, with each entry's offset and size set for the new file, placed
 after the first picture's APP0/APP1 segments as the standard asks.
 
+Whatever follows the last picture (a phone's motion photo keeps its video there, found by its
+distance from the end of the file; Samsung keeps its own trailer) is written back after the last
+picture as it was, so it lies as far from the end as before.
+
 The EXIF thumbnail (IFD1 of the APP1 "Exif" segment, a 160×120 JPEG in most cameras' files) is
 such a preview too, which the regular writer (Pillow's EXIF) leaves out: a changed file gets one
 made again from the restored photo, as a preview is.
@@ -26,8 +30,9 @@ made again from the restored photo, as a preview is.
 from __future__ import annotations
 
 import io
+import mmap
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO, List, Optional, Tuple
 
 from PIL import Image, JpegImagePlugin
@@ -44,20 +49,27 @@ MAX_HEADER = 1 << 20  # where an MPF segment may be looked for: the first pictur
 
 @dataclass
 class Pictures:
-    """The pictures of a multi-picture JPEG after the first, and how the file listed them."""
+    """What a JPEG file holds after its photo: the pictures an MPF segment lists, and any data after
+    the last picture (a phone's motion photo keeps its video there, Samsung its own trailer)."""
 
-    segment: bytes  # the source's APP2 MPF segment, marker and length included
-    entries_at: int  # where in `segment` its MP entry table starts
-    little: bool  # the MPF's byte order
-    attributes: List[int]  # per picture after the first, its entry's attribute word
-    data: List[bytes]  # per picture after the first, its JPEG stream
+    segment: Optional[bytes] = None  # the source's APP2 MPF segment, marker and length included; None: no MPF
+    entries_at: int = 0  # where in `segment` its MP entry table starts
+    little: bool = True  # the MPF's byte order
+    attributes: List[int] = field(default_factory=list)  # per picture after the first, its entry's attribute word
+    data: List[bytes] = field(default_factory=list)  # per picture after the first, its JPEG stream
+    tail: bytes = b""  # what follows the last picture, as it was
 
     def describe(self) -> str:
         """For the report: what is carried."""
         n, previews = len(self.data), len(self.previews())
-        kinds = ", ".join(k for k in (f"{previews} preview{'s' * (previews > 1)}" if previews else "",
-                                       f"{n - previews} other{'s' * (n - previews > 1)}" if n > previews else "") if k)
-        return (f"{n} more picture{'s' * (n > 1)} in the file ({kinds}): kept after the photo"
+        parts = []
+        if n:
+            kinds = ", ".join(k for k in (f"{previews} preview{'s' * (previews > 1)}" if previews else "",
+                                           f"{n - previews} other{'s' * (n - previews > 1)}" if n > previews else "") if k)
+            parts.append(f"{n} more picture{'s' * (n > 1)} in the file ({kinds})")
+        if self.tail:
+            parts.append(f"{len(self.tail):,} bytes after the last picture (a motion photo's video, a phone's data)")
+        return (" and ".join(parts) + ": kept after the photo"
                 + (" (a preview made again where the photo changed)" if previews else ""))
 
     def previews(self) -> List[int]:
@@ -65,18 +77,28 @@ class Pictures:
         return [i for i, a in enumerate(self.attributes) if a & 0xFFFFFF in PREVIEW_TYPES]
 
 
-def read(f: BinaryIO) -> Optional[Pictures]:
-    """The pictures after the first in the JPEG file `f` (seekable), or None when it has no MPF
-    segment listing more than one, or one this reader cannot follow (an entry outside the file,
-    a stream that does not start as a JPEG). `f` is left where it was."""
+def read(f: BinaryIO, mpf: bool = True) -> Optional[Pictures]:
+    """What the JPEG file `f` (seekable) holds after its photo, or None when nothing. `mpf`: it has
+    an MPF segment (Pillow's `info["mp"]`). Pictures are left out where the segment lists only one
+    or cannot be followed (an entry outside the file, a stream that does not start as a JPEG); a
+    tail of zero or 0xFF bytes is padding, left out. `f` is left where it was."""
     at = f.tell()
     try:
-        return _read(f)
+        listed = _read_mpf(f) if mpf else None
+        pictures, end = listed if listed is not None else (Pictures(), None)
+        size = f.seek(0, io.SEEK_END)
+        end = end if end is not None else _stream_end(f)
+        if end is not None and end < size:
+            f.seek(end)
+            tail = f.read()
+            pictures.tail = tail if tail.strip(b"\0\xff") else b""
+        return pictures if pictures.data or pictures.tail else None
     finally:
         f.seek(at)
 
 
-def _read(f: BinaryIO) -> Optional[Pictures]:
+def _read_mpf(f: BinaryIO) -> Optional[Tuple[Pictures, int]]:
+    """The pictures an MPF segment lists after the first, and where the last of them ends."""
     f.seek(0)
     head = f.read(MAX_HEADER)
     found = _mpf_segment(head)
@@ -95,7 +117,7 @@ def _read(f: BinaryIO) -> Optional[Pictures]:
     order = "<" if little else ">"
     listed = [struct.unpack_from(order + "III", segment, entries_at + 16 * k) for k in range(1, count)]
     starts = sorted(tiff_at + offset for _, _, offset in listed)
-    attributes, data = [], []
+    attributes, data, last = [], [], 0
     for attribute, length, offset in listed:
         at = tiff_at + offset
         # A picture ends where its size says, or sooner where the next picture or the file begins
@@ -109,12 +131,60 @@ def _read(f: BinaryIO) -> Optional[Pictures]:
             return None
         attributes.append(attribute)
         data.append(stream)
-    return Pictures(segment, entries_at, little, attributes, data)
+        last = max(last, stop)
+    return Pictures(segment, entries_at, little, attributes, data), last
+
+
+def _stream_end(f: BinaryIO) -> Optional[int]:
+    """Where the JPEG stream at the start of `f` ends (after its EOI marker), or None where it does
+    not end: its segments are stepped over by their lengths, its coded data searched for the first
+    marker that is not a stuffed byte, a restart or a fill byte."""
+    buf = _mapped(f)
+    try:
+        i, n = 2, len(buf)
+        while i + 2 <= n and buf[i] == 0xFF:
+            marker = buf[i + 1]
+            if marker == 0xFF:  # a fill byte before a marker
+                i += 1
+                continue
+            if marker == 0xD9:
+                return i + 2
+            if i + 4 > n:
+                return None
+            i += 2 + int.from_bytes(buf[i + 2:i + 4], "big")
+            if marker == 0xDA:  # the coded data of a scan runs to the next marker
+                while True:
+                    j = buf.find(b"\xff", i)
+                    if j < 0 or j + 1 >= n:
+                        return None
+                    after = buf[j + 1]
+                    if after == 0x00 or 0xD0 <= after <= 0xD7:
+                        i = j + 2
+                    elif after == 0xFF:
+                        i = j + 1
+                    else:
+                        i = j
+                        break
+        return None
+    finally:
+        if isinstance(buf, mmap.mmap):
+            buf.close()
+
+
+def _mapped(f: BinaryIO):
+    """The whole file, mapped where it is one (no copy), else read."""
+    try:
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        f.seek(0)
+        return f.read()
 
 
 def with_pictures(primary: bytes, pictures: Pictures, remade: Optional[List[Optional[bytes]]] = None) -> bytes:
-    """The written first picture `primary` followed by the other pictures (`remade[i]` in place of
-    picture i where given), with an MPF segment that lists them where they now lie."""
+    """The written photo `primary` followed by the other pictures (`remade[i]` in place of picture
+    i where given), with an MPF segment that lists them where they now lie, and then the tail."""
+    if pictures.segment is None:
+        return primary + pictures.tail
     others = [r if r is not None else d for r, d in zip(remade or [None] * len(pictures.data), pictures.data)]
     at = jpeg_blocks.first_not(primary, (0xE0, 0xE1))  # after the APP0 / APP1 segments
     first_size = len(primary) + len(pictures.segment)
@@ -126,7 +196,7 @@ def with_pictures(primary: bytes, pictures: Pictures, remade: Optional[List[Opti
     for k, stream in enumerate(others, start=1):
         struct.pack_into(order + "II", segment, pictures.entries_at + 16 * k + 4, len(stream), offset)
         offset += len(stream)
-    return primary[:at] + bytes(segment) + primary[at:] + b"".join(others)
+    return primary[:at] + bytes(segment) + primary[at:] + b"".join(others) + pictures.tail
 
 
 def remade_previews(pictures: Pictures, written: bytes) -> List[Optional[bytes]]:

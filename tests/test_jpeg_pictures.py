@@ -26,10 +26,10 @@ def _jpeg(image: Image.Image, **save) -> bytes:
     return buf.getvalue()
 
 
-def _multi_picture(painted: np.ndarray, hdr: bool = False, orientation: int = 1) -> bytes:
+def _multi_picture(painted: np.ndarray, hdr: bool = False, orientation: int = 1, sizes: bool = False) -> bytes:
     """A painted photo, its preview (MP type "large thumbnail") and a grey gain map in one file, as
     Pillow's MPO writer lays them out; `hdr`: an Ultra HDR file's XMP in front (Pillow then opens
-    it as a plain JPEG)."""
+    it as a plain JPEG); `sizes`: the last picture's size listed right (Pillow's writer does not)."""
     photo = Image.fromarray(painted)
     preview = photo.resize((photo.width // 2, photo.height // 2))
     gain = Image.fromarray(np.full((photo.height // 4, photo.width // 4), 77, np.uint8))
@@ -41,6 +41,9 @@ def _multi_picture(painted: np.ndarray, hdr: bool = False, orientation: int = 1)
     start, end = jp._mpf_segment(bytes(data))
     little, at, _ = jp._entry_table(bytes(data[start:end]))
     struct.pack_into("<I" if little else ">I", data, start + at + 16, 0x010001)  # picture 2: a preview
+    if sizes:
+        (offset,) = struct.unpack_from("<I" if little else ">I", data, start + at + 32 + 8)
+        struct.pack_into("<I" if little else ">I", data, start + at + 32 + 4, len(data) - (start + 8 + offset))
     if hdr:  # in front of the MPF segment: its offsets, counted from that segment, stay right
         xmp = b'http://ns.adobe.com/xap/1.0/\0<x:xmpmeta><rdf:Description hdrgm:Version="1.0"/></x:xmpmeta>'
         data[2:2] = b"\xff\xe1" + (len(xmp) + 2).to_bytes(2, "big") + xmp
@@ -123,12 +126,16 @@ def test_with_pictures_lists_them_where_they_now_lie(big_endian):
     assert again.data == pictures.data and again.attributes == pictures.attributes
 
 
-def test_an_entry_outside_the_file_is_not_followed():
+def test_an_entry_outside_the_file_is_not_followed(tmp_path):
     source = bytearray(_multi_picture(PAINTED))
     start, end = jp._mpf_segment(bytes(source))
     little, at, _ = jp._entry_table(bytes(source[start:end]))
     struct.pack_into("<I" if little else ">I", source, start + at + 32 + 8, len(source))  # picture 3 past the end
-    assert jp.read(io.BytesIO(bytes(source))) is None
+    assert not jp.read(io.BytesIO(bytes(source))).data  # no pictures: what follows the photo is kept as bytes
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "cam.jpg").write_bytes(bytes(source))
+    result = CliRunner().invoke(main, [str(tmp_path / "in"), str(tmp_path / "out"), "--device", "cpu", "--quiet"])
+    assert result.exit_code == 3 and "frames 2-3 of 3 dropped" in result.output  # refused, as before
     assert jp.read(io.BytesIO(_jpeg(Image.fromarray(PHOTO)))) is None  # one picture, no MPF
 
 
@@ -201,3 +208,49 @@ def test_an_exif_thumbnail_is_linked_from_ifd0_and_read_back():
     too_big = b"\xff\xd8" + bytes(70_000)
     assert jp.with_exif_thumbnail(photo, too_big) == photo  # past the segment's 64 kB: none
     assert jp.exif_thumbnail(Image.open(io.BytesIO(photo)).info["exif"]) is None
+
+
+VIDEO = b"\0\0\0\x18ftypmp42" + bytes(np.random.default_rng(7).integers(0, 256, 5000, dtype=np.uint8))
+
+
+@pytest.mark.parametrize("save", [{"quality": 90}, {"quality": 90, "progressive": True},
+                                  {"quality": 75, "restart_marker_blocks": 4}, {"quality": 90, "grey": True}],
+                         ids=["baseline", "progressive", "restarts", "grey"])
+def test_what_follows_the_picture_is_found_past_its_scans(save):
+    """The stream's end is found by stepping over its segments and coded data (stuffed bytes,
+    restart markers, a progressive file's many scans), whatever bytes follow it."""
+    save = dict(save)
+    image = Image.fromarray(PHOTO).convert("L") if save.pop("grey", False) else Image.fromarray(PHOTO)
+    data = _jpeg(image, **save)
+    assert jp._stream_end(io.BytesIO(data + VIDEO + data)) == len(data)  # a JPEG's bytes in the tail too
+    assert jp.read(io.BytesIO(data + VIDEO), mpf=False).tail == VIDEO
+    assert jp.read(io.BytesIO(data), mpf=False) is None
+    assert jp.read(io.BytesIO(data + bytes(300)), mpf=False) is None  # zeros after it: padding
+    assert jp._stream_end(io.BytesIO(data[:-100])) is None  # a stream that does not end
+
+
+@pytest.mark.parametrize("mpf", [False, True])
+def test_restore_run_keeps_a_motion_photos_video_at_the_end(mpf, tmp_path):
+    """A motion photo keeps its video after the picture(s), found by its distance from the end:
+    written back after the restored photo (and the pictures after it), as it was."""
+    source = (_multi_picture(PAINTED, hdr=True, sizes=True) if mpf else _jpeg(Image.fromarray(PAINTED), quality=90)) + VIDEO
+    out, record = _restore(tmp_path, source)
+    assert record["written"] == "changed" and out.endswith(VIDEO)
+    assert "5,012 bytes after the last picture" in record["notes"][0]
+    restored = np.asarray(Image.open(io.BytesIO(out)).convert("RGB")).astype(int)
+    assert np.abs(restored[PAINT] - PAINTED[PAINT]).mean() > 60
+    after = jp.read(io.BytesIO(out), mpf=mpf)
+    assert after.tail == VIDEO and len(after.data) == (2 if mpf else 0)
+    if mpf:
+        assert after.data[1] == jp.read(io.BytesIO(source)).data[1]  # the gain map, as it was
+
+
+def test_format_png_refuses_to_drop_what_follows_the_picture(tmp_path):
+    inp = tmp_path / "in"
+    inp.mkdir()
+    (inp / "cam.jpg").write_bytes(_jpeg(Image.fromarray(PAINTED), quality=90) + VIDEO)
+    args = [str(inp), str(tmp_path / "out"), "--device", "cpu", "--quiet", "--format", "png"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 3 and "5,012 bytes after the JPEG picture dropped" in result.output
+    result = CliRunner().invoke(main, [*args, "--allow-lossy"])
+    assert result.exit_code == 0 and Image.open(tmp_path / "out" / "cam.png").format == "PNG", result.output

@@ -40,6 +40,12 @@ MIB = 1 << 20
 def painted_photo(megapixels: float, noise: float = 0.0) -> np.ndarray:
     """(H, W, 3) uint8, 4:3: the sample photo scaled to `megapixels`, with sensor noise of `noise`
     levels (sigma) as a camera's, shapes painted on it."""
+    return photo_and_paint(megapixels, noise)[1]
+
+
+def photo_and_paint(megapixels: float, noise: float = 0.0) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the photo, the photo painted, where the paint changed a pixel): `painted_photo` with what
+    it painted over."""
     from restore_core.heldout import HELDOUT_CORRUPTION
     from restore_toolkit.corruption import corrupt, sample_rng
 
@@ -49,7 +55,8 @@ def painted_photo(megapixels: float, noise: float = 0.0) -> np.ndarray:
         photo = np.asarray(src.convert("RGB").resize((w, h), Image.Resampling.BICUBIC))
     if noise:
         photo = sensor_noise(photo.copy(), noise, seed=w)
-    return corrupt(photo, sample_rng(20261204, w, h), HELDOUT_CORRUPTION)[0]
+    painted, mask = corrupt(photo, sample_rng(20261204, w, h), HELDOUT_CORRUPTION)
+    return photo, painted, mask
 
 
 def _alpha(rgb: np.ndarray) -> np.ndarray:

@@ -109,10 +109,10 @@ def rewrite(source: bytes, image: np.ndarray, changed: np.ndarray, written: byte
             blocks, recoded = blocks + touched.size * len(names), recoded + len(by) * len(names)
         if recoded == blocks:  # nothing to keep: the regular writer's file (progressive when the source was)
             return None
-        # Huffman tables made for these coefficients (libjpeg's second pass over them: 2 ms a
-        # megapixel, no more memory; the file 5-9 % smaller than with its standard tables, and no
-        # larger than the source for a few re-coded blocks). One sequential scan: its coefficient
-        # writer has no progressive mode.
+        # Huffman tables made for these coefficients (libjpeg's second pass over them: about 1 ms a
+        # megapixel, no more memory; the file 5-9 % smaller than with its standard tables:
+        # benchmarks/results/jpeg-write.md). One sequential scan: its coefficient writer has no
+        # progressive mode.
         for name in {name for names in planes.values() for name, _ in names}:
             setattr(jpeg, name, getattr(jpeg, name).view(_Coefficients))
         progressive = bool(jpeg.progressive_mode)

@@ -220,7 +220,7 @@ def preview_of(written: bytes, old: bytes) -> Optional[bytes]:
         small = photo.convert(before.mode).resize(size, Image.Resampling.LANCZOS)
         buf = io.BytesIO()
         small.save(buf, "JPEG", qtables=tables, subsampling=sampling if sampling >= 0 else 0)
-    except (OSError, ValueError, SyntaxError):
+    except Exception:  # a broken preview: Pillow raises OSError, SyntaxError, struct.error, ...
         return None
     return jpeg_blocks.splice(old, buf.getvalue())
 

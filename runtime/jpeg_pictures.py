@@ -211,9 +211,11 @@ def preview_of(written: bytes, old: bytes) -> Optional[bytes]:
     the photo was written upright and the preview lay on its source's grid), quantization tables
     and sampling, and its own segments; None where Pillow cannot read or code it."""
     try:
-        before = Image.open(io.BytesIO(old))
+        # Opened as JPEGs by their plugin: `Image.open` would hold a photo over Pillow's process-wide
+        # pixel limit (89 Mpx) to be a decompression bomb; its size was checked when it was read.
+        before = JpegImagePlugin.JpegImageFile(io.BytesIO(old))
         size, tables, sampling = before.size, before.quantization, JpegImagePlugin.get_sampling(before)
-        photo = Image.open(io.BytesIO(written))
+        photo = JpegImagePlugin.JpegImageFile(io.BytesIO(written))
         if (photo.width > photo.height) != (size[0] > size[1]):
             size = size[::-1]
         photo.draft(photo.mode, size)  # decoded at 1/2 to 1/8 of its size where that covers `size`

@@ -11,7 +11,7 @@ import struct
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, JpegImagePlugin
 from skimage import data as skdata
 
 from runtime import jpeg_pictures as jp
@@ -253,4 +253,20 @@ def test_format_png_refuses_to_drop_what_follows_the_picture(tmp_path):
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 3 and "5,012 bytes after the JPEG picture dropped" in result.output
     result = CliRunner().invoke(main, [*args, "--allow-lossy"])
-    assert result.exit_code == 0 and Image.open(tmp_path / "out" / "cam.png").format == "PNG", result.output
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "out" / "cam.png") as written:
+        assert written.format == "PNG"
+
+
+def test_a_preview_is_made_again_from_a_photo_over_pillows_pixel_limit(monkeypatch):
+    """A 200 Mpx photo is over Pillow's process-wide limit (89 Mpx; its size was checked against
+    --max-pixels when it was read): its previews are made again all the same, with no warning."""
+    import warnings
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # PHOTO is 98,304 pixels: over twice the limit
+    photo = _jpeg(Image.fromarray(PHOTO), quality=90)
+    old = _jpeg(Image.new("RGB", (48, 32), (255, 0, 0)), quality=80)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        remade = jp.preview_of(photo, old)
+    assert remade is not None and JpegImagePlugin.JpegImageFile(io.BytesIO(remade)).size == (48, 32)

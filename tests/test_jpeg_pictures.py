@@ -11,7 +11,7 @@ import struct
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image, ImageOps, JpegImagePlugin
+from PIL import ExifTags, Image, ImageOps, JpegImagePlugin
 from skimage import data as skdata
 
 from runtime import jpeg_pictures as jp
@@ -192,14 +192,18 @@ def test_format_png_still_refuses_to_drop_the_other_pictures(tmp_path):
     assert result.exit_code == 3 and "frames 2-3 of 3 dropped" in result.output
 
 
-def test_an_exif_thumbnail_is_linked_from_ifd0_and_read_back():
+@pytest.mark.parametrize("endian", ["<", ">"])
+def test_an_exif_thumbnail_is_linked_from_ifd0_and_read_back(endian):
     exif = Image.Exif()
+    exif.endian = endian  # Intel or Motorola order, as cameras write either
     exif[0x0112] = 6
     exif[0x013B] = "A. Photographer"
     photo = _jpeg(Image.fromarray(PHOTO), quality=80, exif=exif.tobytes())
     thumbnail = _jpeg(Image.fromarray(PHOTO).resize((160, 107)), quality=70)
+    assert photo.index(b"Exif\0\0" + (b"II" if endian == "<" else b"MM")) > 0
     out = jp.with_exif_thumbnail(photo, thumbnail)
     img = Image.open(io.BytesIO(out))
+    assert img.getexif().get_ifd(ExifTags.IFD.IFD1)[0x0202] == len(thumbnail)  # Pillow reads it too
     assert jp.exif_thumbnail(img.info["exif"]) == thumbnail
     assert img.getexif()[0x013B] == "A. Photographer" and img.getexif()[0x0112] == 6
     assert np.array_equal(np.asarray(img), np.asarray(Image.open(io.BytesIO(photo))))  # the same photo

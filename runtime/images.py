@@ -723,6 +723,8 @@ def _decode_source(img: Image.Image, f: BinaryIO, head: bytes, allow_lossy: bool
     info = SourceInfo(format=img.format)
     info.lossless = lossless_source(img, f)
     keep_deep = write_format in (None, "PNG") and _png16_colour(img, head)
+    if img.format in JPEG_FORMATS:  # before the EXIF is rewritten without its orientation (and thumbnail)
+        info.exif_thumbnail = jpeg_pictures.exif_thumbnail(img.info.get("exif"))
     extras = jpeg_pictures.read(f, mpf="mp" in img.info) if img.format in JPEG_FORMATS else None
     carried = extras is not None and write_format in (None, "JPEG")
     if carried:  # written back after the restored photo
@@ -743,8 +745,6 @@ def _decode_source(img: Image.Image, f: BinaryIO, head: bytes, allow_lossy: bool
     except Exception as e:  # truncated streams raise OSError; broken chunks SyntaxError, ValueError...
         raise ImageError(f"truncated or corrupt image data ({one_line(e)})") from None
     meta.capture(img, f, info)  # EXIF, ICC, DPI, XMP, JPEG tables, PNG chunks, TIFF tags
-    if img.format in JPEG_FORMATS:
-        info.exif_thumbnail = jpeg_pictures.exif_thumbnail(img.info.get("exif"))
     return info
 
 

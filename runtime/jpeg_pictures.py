@@ -258,13 +258,17 @@ def exif_thumbnail(exif: Optional[bytes]) -> Optional[bytes]:
 
 
 def with_exif_thumbnail(data: bytes, thumbnail: bytes) -> bytes:
-    """The JPEG `data` with `thumbnail` as its EXIF IFD1 (its APP1 segment's IFD0 linked to it);
-    `data` as it is where it has no EXIF, its IFD0 already links on, or the segment would pass
+    """The JPEG `data` with `thumbnail` as its EXIF IFD1 (its APP1 segment's IFD0 linked to it; an
+    EXIF of no other tag made after the APP0 segment where it has none, as when the orientation
+    was its only tag); `data` as it is where its IFD0 already links on or the segment would pass
     its 64 kB limit."""
     found = next(((a, b) for marker, a, b in jpeg_blocks.segments(data)
                   if marker == 0xE1 and data[a + 4:a + 4 + len(EXIF_ID)] == EXIF_ID), None)
     if found is None:
-        return data
+        at = jpeg_blocks.first_not(data, (0xE0,))
+        empty = EXIF_ID + b"II*\0" + struct.pack("<IHI", 8, 0, 0)  # IFD0 of no entry, linking nowhere
+        data = data[:at] + b"\xff\xe1" + (len(empty) + 2).to_bytes(2, "big") + empty + data[at:]
+        found = (at, at + 4 + len(empty))
     start, end = found
     tiff = bytearray(data[start + 4 + len(EXIF_ID):end])
     try:

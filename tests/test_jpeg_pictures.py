@@ -208,7 +208,10 @@ def test_an_exif_thumbnail_is_linked_from_ifd0_and_read_back(endian):
     assert img.getexif()[0x013B] == "A. Photographer" and img.getexif()[0x0112] == 6
     assert np.array_equal(np.asarray(img), np.asarray(Image.open(io.BytesIO(photo))))  # the same photo
     assert jp.with_exif_thumbnail(out, thumbnail) == out  # IFD0 already links on: left as it is
-    assert jp.with_exif_thumbnail(_jpeg(Image.fromarray(PHOTO)), thumbnail) == _jpeg(Image.fromarray(PHOTO))  # no EXIF
+    plain = _jpeg(Image.fromarray(PHOTO))
+    bare = jp.with_exif_thumbnail(plain, thumbnail)  # no EXIF: one made for it
+    assert jp.exif_thumbnail(Image.open(io.BytesIO(bare)).info["exif"]) == thumbnail
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(bare))), np.asarray(Image.open(io.BytesIO(plain))))
     too_big = b"\xff\xd8" + bytes(70_000)
     assert jp.with_exif_thumbnail(photo, too_big) == photo  # past the segment's 64 kB: none
     assert jp.exif_thumbnail(Image.open(io.BytesIO(photo)).info["exif"]) is None
@@ -274,3 +277,29 @@ def test_a_preview_is_made_again_from_a_photo_over_pillows_pixel_limit(monkeypat
         warnings.simplefilter("error")
         remade = jp.preview_of(photo, old)
     assert remade is not None and JpegImagePlugin.JpegImageFile(io.BytesIO(remade)).size == (48, 32)
+
+
+@pytest.mark.parametrize("args", [(), ("--quality", "80")], ids=["block by block", "re-encoded upright"])
+def test_a_turned_camera_file_keeps_everything_on_the_grid_it_is_written(args, tmp_path):
+    """A portrait shot stored on its side (orientation 6) with an EXIF thumbnail, a preview, a gain
+    map and a motion video: written block by block it stays on its stored grid with its tag, and
+    re-encoded it is written upright; either way its thumbnail and preview are made again on the
+    grid the photo is written on, and the rest is kept."""
+    thumbnail = _jpeg(Image.fromarray(PAINTED).resize((160, 107)), quality=80)
+    with_thumbnail = jp.with_exif_thumbnail(_multi_picture(PAINTED, orientation=6, sizes=True), thumbnail)
+    source = _big_endian(with_thumbnail) + VIDEO  # the thumbnail in front of the MPF segment: its offsets stay right
+    assert jp.exif_thumbnail(Image.open(io.BytesIO(source)).info["exif"]) == thumbnail
+    out, record = _restore(tmp_path, source, *args)
+    written = Image.open(io.BytesIO(out))
+    upright = bool(args)
+    assert written.size == ((256, 384) if upright else (384, 256))
+    assert written.getexif().get(0x0112, 1) == (1 if upright else 6)
+    remade = Image.open(io.BytesIO(jp.exif_thumbnail(written.info["exif"])))
+    after = jp.read(io.BytesIO(out))
+    preview = Image.open(io.BytesIO(after.data[0]))
+    assert remade.size == ((107, 160) if upright else (160, 107))
+    assert preview.size == ((128, 192) if upright else (192, 128))
+    for small in (remade, preview):  # the written photo, scaled down: the paint gone from it too
+        expected = np.asarray(written.convert("RGB").resize(small.size, Image.Resampling.LANCZOS)).astype(int)
+        assert np.abs(np.asarray(small.convert("RGB")).astype(int) - expected).mean() < 8
+    assert after.tail == VIDEO and after.data[1] == jp.read(io.BytesIO(source)).data[1]

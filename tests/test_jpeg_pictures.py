@@ -1,6 +1,7 @@
-"""A JPEG holding more than one picture (runtime/jpeg_pictures.py): a camera's preview, a phone's
-HDR gain map. The first picture is restored; the others are written back after it, listed where
-they now lie, a preview made again from the restored picture and anything else byte for byte."""
+"""What a JPEG holds besides its photo (runtime/jpeg_pictures.py): a camera's preview, a phone's
+HDR gain map, a motion photo's video, the EXIF thumbnail. The photo is restored; the other pictures
+are written back after it, listed where they now lie, previews and the thumbnail made again from
+the restored photo, anything else byte for byte, and what followed the last picture after it."""
 
 from __future__ import annotations
 

@@ -137,6 +137,7 @@ class SourceInfo:
     permissions: Optional[int] = None  # the file's permission bits, which its outputs keep
     pictures: Optional[jpeg_pictures.Pictures] = None  # what a JPEG holds after its photo, written back after it
     exif_thumbnail: Optional[bytes] = None  # a JPEG's EXIF thumbnail (IFD1), made again when it changed
+    photoshop_thumbnail: Optional[bytes] = None  # a JPEG's Photoshop thumbnail (APP13), likewise
 
 
 @dataclass
@@ -725,6 +726,8 @@ def _decode_source(img: Image.Image, f: BinaryIO, head: bytes, allow_lossy: bool
     keep_deep = write_format in (None, "PNG") and _png16_colour(img, head)
     if img.format in JPEG_FORMATS:  # before the EXIF is rewritten without its orientation (and thumbnail)
         info.exif_thumbnail = jpeg_pictures.exif_thumbnail(img.info.get("exif"))
+        info.photoshop_thumbnail = next(filter(None, (jpeg_pictures.photoshop_thumbnail(body) for app, body
+                                                      in getattr(img, "applist", []) if app == "APP13")), None)
     extras = jpeg_pictures.read(f, mpf="mp" in img.info) if img.format in JPEG_FORMATS else None
     carried = extras is not None and write_format in (None, "JPEG")
     if carried:  # written back after the restored photo
@@ -825,6 +828,9 @@ def encode_image(image: Union[Image.Image, DeepImage, np.ndarray], fmt: str, sou
     thumbnail = source.exif_thumbnail and jpeg_pictures.preview_of(data, source.exif_thumbnail)
     if thumbnail:
         data = jpeg_pictures.with_exif_thumbnail(data, thumbnail)
+    thumbnail = source.photoshop_thumbnail and jpeg_pictures.preview_of(data, source.photoshop_thumbnail)
+    if thumbnail:
+        data = jpeg_pictures.with_photoshop_thumbnail(data, thumbnail)
     if source.pictures is not None:
         data = jpeg_pictures.with_pictures(data, source.pictures, jpeg_pictures.remade_previews(source.pictures, data))
     return encoded._replace(data=data)

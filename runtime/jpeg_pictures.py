@@ -24,7 +24,8 @@ picture as it was, so it lies as far from the end as before.
 
 The EXIF thumbnail (IFD1 of the APP1 "Exif" segment, a 160×120 JPEG in most cameras' files) is
 such a preview too, which the regular writer (Pillow's EXIF) leaves out: a changed file gets one
-made again from the restored photo, as a preview is.
+made again from the restored photo, as a preview is; and so is the thumbnail Photoshop keeps in
+its APP13 segment (carried as it was by the regular writer).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ from runtime import jpeg_blocks
 
 MPF_ID = b"MPF\0"
 EXIF_ID = b"Exif\0\0"
+PHOTOSHOP_ID = b"Photoshop 3.0\0"
+PS_THUMBNAIL, PS_HEADER = 0x040C, 28  # the resource id of Photoshop's thumbnail; its header's bytes
 MP_ENTRY = 0xB002  # the MP Index IFD's table of pictures: 16 bytes each
 # MP type codes (the low 24 bits of an entry's attribute) of a preview of the whole picture.
 PREVIEW_TYPES = (0x010001, 0x010002)
@@ -292,6 +295,62 @@ def with_exif_thumbnail(data: bytes, thumbnail: bytes) -> bytes:
     if len(payload) + 2 > 0xFFFF:
         return data
     return data[:start] + b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload + data[end:]
+
+
+# ---------------------------------------------------------------------------------------------
+# Photoshop's thumbnail: image resource 0x040C in the APP13 "Photoshop 3.0" segment, which
+# Photoshop writes in every JPEG it saves: a 28-byte header, then a JFIF stream.
+
+
+def photoshop_thumbnail(body: Optional[bytes]) -> Optional[bytes]:
+    """The JPEG thumbnail in the APP13 payload `body` (image resource 0x040C, format 1), or None."""
+    found = _photoshop_resource(body or b"")
+    if found is None:
+        return None
+    at, size = found
+    jpeg = body[at + PS_HEADER:at + size]
+    return jpeg if struct.unpack_from(">I", body, at)[0] == 1 and jpeg[:2] == b"\xff\xd8" else None
+
+
+def with_photoshop_thumbnail(data: bytes, thumbnail: bytes) -> bytes:
+    """The JPEG `data` with `thumbnail` in place of the Photoshop thumbnail of its APP13 segment,
+    its header's size fields set for it; `data` as it is where it has none, or the segment would
+    pass its 64 kB limit."""
+    for marker, start, end in jpeg_blocks.segments(data):
+        body = data[start + 4:end]
+        found = _photoshop_resource(body) if marker == 0xED else None
+        if found is None:
+            continue
+        at, size = found
+        w, h = Image.open(io.BytesIO(thumbnail)).size
+        row = (w * 24 + 31) // 32 * 4
+        header = struct.pack(">IIIIIIHH", 1, w, h, row, row * h, len(thumbnail), 24, 1)
+        block = header + thumbnail + b"\0" * (len(thumbnail) % 2)
+        new = body[:at - 4] + struct.pack(">I", len(header) + len(thumbnail)) + block + body[at + size + size % 2:]
+        if len(new) + 2 > 0xFFFF:
+            return data
+        return data[:start] + b"\xff\xed" + (len(new) + 2).to_bytes(2, "big") + new + data[end:]
+    return data
+
+
+def _photoshop_resource(body: bytes) -> Optional[Tuple[int, int]]:
+    """(where its data starts, its size) of image resource 0x040C in an APP13 payload, or None."""
+    if not body.startswith(PHOTOSHOP_ID):
+        return None
+    i = len(PHOTOSHOP_ID)
+    while i + 12 <= len(body) and body[i:i + 4] == b"8BIM":
+        (rid,) = struct.unpack_from(">H", body, i + 4)
+        name = 1 + body[i + 6]  # a Pascal string, padded to an even length
+        size_at = i + 6 + name + name % 2
+        if size_at + 4 > len(body):
+            return None
+        (size,) = struct.unpack_from(">I", body, size_at)
+        if size_at + 4 + size > len(body):
+            return None
+        if rid == PS_THUMBNAIL and size > PS_HEADER:
+            return size_at + 4, size
+        i = size_at + 4 + size + size % 2
+    return None
 
 
 def _tiff_order(tiff: bytes) -> str:

@@ -300,7 +300,62 @@ def test_a_turned_camera_file_keeps_everything_on_the_grid_it_is_written(args, t
     preview = Image.open(io.BytesIO(after.data[0]))
     assert remade.size == ((107, 160) if upright else (160, 107))
     assert preview.size == ((128, 192) if upright else (192, 128))
-    for small in (remade, preview):  # the written photo, scaled down: the paint gone from it too
-        expected = np.asarray(written.convert("RGB").resize(small.size, Image.Resampling.LANCZOS)).astype(int)
-        assert np.abs(np.asarray(small.convert("RGB")).astype(int) - expected).mean() < 8
-    assert after.tail == VIDEO and after.data[1] == jp.read(io.BytesIO(source)).data[1]
+    before = jp.read(io.BytesIO(source))
+    _assert_the_written_photo(remade, Image.open(io.BytesIO(thumbnail)), written)
+    _assert_the_written_photo(preview, Image.open(io.BytesIO(before.data[0])), written)
+    assert after.tail == VIDEO and after.data[1] == before.data[1]
+
+
+def _photoshop_segment(thumbnail: bytes, name: bytes = b"") -> bytes:
+    """An APP13 segment as Photoshop writes it: an IPTC resource (a caption), then its thumbnail."""
+    def resource(rid: int, data: bytes) -> bytes:
+        pascal = bytes([len(name)]) + name + b"\0" * ((len(name) + 1) % 2)
+        return b"8BIM" + struct.pack(">H", rid) + pascal + struct.pack(">I", len(data)) + data + b"\0" * (len(data) % 2)
+
+    w, h = Image.open(io.BytesIO(thumbnail)).size
+    row = (w * 24 + 31) // 32 * 4
+    header = struct.pack(">IIIIIIHH", 1, w, h, row, row * h, len(thumbnail), 24, 1)
+    body = jp.PHOTOSHOP_ID + resource(0x0404, b"\x1c\x02\x78\x00\x07caption") + resource(0x040C, header + thumbnail)
+    return b"\xff\xed" + (len(body) + 2).to_bytes(2, "big") + body
+
+
+@pytest.mark.parametrize("name", [b"", b"thumb"])
+def test_photoshops_thumbnail_is_found_and_replaced_in_its_resource(name):
+    old = _jpeg(Image.fromarray(PAINTED).resize((160, 107)), quality=70)
+    new = _jpeg(Image.fromarray(PHOTO).resize((160, 107)), quality=70)
+    data = _jpeg(Image.fromarray(PHOTO), quality=80, extra=_photoshop_segment(old, name))
+    body = next(b for app, b in Image.open(io.BytesIO(data)).applist if app == "APP13")
+    assert jp.photoshop_thumbnail(body) == old
+    out = jp.with_photoshop_thumbnail(data, new)
+    body_out = next(b for app, b in Image.open(io.BytesIO(out)).applist if app == "APP13")
+    assert jp.photoshop_thumbnail(body_out) == new
+    assert body_out[:body_out.index(b"8BIM", len(jp.PHOTOSHOP_ID) + 4)] == body[:body.index(b"8BIM", len(jp.PHOTOSHOP_ID) + 4)]
+    at, size = jp._photoshop_resource(body_out)
+    assert struct.unpack_from(">IIIIIIHH", body_out, at) == (1, 160, 107, 480, 480 * 107, len(new), 24, 1)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(out))), np.asarray(Image.open(io.BytesIO(data))))
+    assert jp.photoshop_thumbnail(b"Photoshop 3.0\0" + b"8BIM\x04\x0c\0\0\xff\xff\xff\xff") is None  # past its end
+
+
+def test_restore_run_makes_photoshops_thumbnail_again(tmp_path):
+    old = _jpeg(Image.fromarray(PAINTED).resize((160, 107)), quality=70)
+    source = _jpeg(Image.fromarray(PAINTED), quality=90, extra=_photoshop_segment(old))
+    out, record = _restore(tmp_path, source)
+    assert record["written"] == "changed" and not record["dropped"]
+    written = Image.open(io.BytesIO(out))
+    body = next(b for app, b in written.applist if app == "APP13")
+    assert b"\x1c\x02\x78\x00\x07caption" in body  # the IPTC caption, as it was
+    remade = Image.open(io.BytesIO(jp.photoshop_thumbnail(body)))
+    assert remade.size == (160, 107)
+    _assert_the_written_photo(remade, Image.open(io.BytesIO(old)), written)
+
+
+def _assert_the_written_photo(small: Image.Image, old: Image.Image, written: Image.Image) -> None:
+    """`small` is the written photo scaled down, and nearer it than the old preview `old` (the
+    painted photo, turned onto the written grid where it lay on another): the paint is gone."""
+    if old.size != small.size:
+        old = old.transpose(Image.Transpose.ROTATE_270)  # orientation 6, written upright
+    expected = np.asarray(written.convert("RGB").resize(small.size, Image.Resampling.LANCZOS)).astype(int)
+    error = lambda image: np.abs(np.asarray(image.convert("RGB")).astype(int) - expected)  # noqa: E731
+    paint = error(old).max(axis=2) > 60  # where the old preview shows the paint
+    assert paint.sum() > 100 and error(small).mean() < 5
+    assert error(small)[paint].mean() < 15 < 60 < error(old)[paint].mean()

@@ -824,15 +824,16 @@ def encode_image(image: Union[Image.Image, DeepImage, np.ndarray], fmt: str, sou
     encoded = _encode_image(image, fmt, source, quality, original, changed)
     if fmt != "JPEG":
         return encoded
-    data = encoded.data  # the photo: its previews made again from it, its other pictures after it
-    thumbnail = source.exif_thumbnail and jpeg_pictures.preview_of(data, source.exif_thumbnail)
-    if thumbnail:
-        data = jpeg_pictures.with_exif_thumbnail(data, thumbnail)
-    thumbnail = source.photoshop_thumbnail and jpeg_pictures.preview_of(data, source.photoshop_thumbnail)
-    if thumbnail:
-        data = jpeg_pictures.with_photoshop_thumbnail(data, thumbnail)
-    if source.pictures is not None:
-        data = jpeg_pictures.with_pictures(data, source.pictures, jpeg_pictures.remade_previews(source.pictures, data))
+    # The photo's previews made again from it (decoded once for all), its other pictures after it.
+    kept = source.pictures
+    shown = set(kept.previews()) if kept else set()
+    previews = [d if i in shown else None for i, d in enumerate(kept.data)] if kept else []
+    exif, photoshop, *previews = jpeg_pictures.previews_of(
+        encoded.data, [source.exif_thumbnail, source.photoshop_thumbnail, *previews])
+    data = jpeg_pictures.with_exif_thumbnail(encoded.data, exif) if exif else encoded.data
+    data = jpeg_pictures.with_photoshop_thumbnail(data, photoshop) if photoshop else data
+    if kept is not None:
+        data = jpeg_pictures.with_pictures(data, kept, previews)
     return encoded._replace(data=data)
 
 

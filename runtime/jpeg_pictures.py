@@ -34,7 +34,7 @@ import io
 import mmap
 import struct
 from dataclasses import dataclass, field
-from typing import BinaryIO, List, Optional, Tuple
+from typing import BinaryIO, List, Optional, Sequence, Tuple
 
 from PIL import Image, JpegImagePlugin
 
@@ -202,32 +202,45 @@ def with_pictures(primary: bytes, pictures: Pictures, remade: Optional[List[Opti
     return primary[:at] + bytes(segment) + primary[at:] + b"".join(others) + pictures.tail
 
 
-def remade_previews(pictures: Pictures, written: bytes) -> List[Optional[bytes]]:
-    """Per picture after the first: the preview made again from the written first picture, or
-    None to keep it as it was."""
-    return [preview_of(written, pictures.data[i]) if i in pictures.previews() else None
-            for i in range(len(pictures.data))]
-
-
-def preview_of(written: bytes, old: bytes) -> Optional[bytes]:
-    """The JPEG preview `old` made again from the written photo `written`: its size (turned where
-    the photo was written upright and the preview lay on its source's grid), quantization tables
-    and sampling, and its own segments; None where Pillow cannot read or code it."""
+def previews_of(written: bytes, olds: Sequence[Optional[bytes]]) -> List[Optional[bytes]]:
+    """Each JPEG preview of `olds` (None: none) made again from the written photo `written`: at its
+    size (turned where the photo was written upright and the preview lay on its source's grid),
+    with its quantization tables, sampling and own segments; None where Pillow cannot read or code
+    it. The photo is decoded once, at the smallest scale that covers the largest of them."""
+    out: List[Optional[bytes]] = [None] * len(olds)
     try:
         # Opened as JPEGs by their plugin: `Image.open` would hold a photo over Pillow's process-wide
         # pixel limit (89 Mpx) to be a decompression bomb; its size was checked when it was read.
-        before = JpegImagePlugin.JpegImageFile(io.BytesIO(old))
-        size, tables, sampling = before.size, before.quantization, JpegImagePlugin.get_sampling(before)
         photo = JpegImagePlugin.JpegImageFile(io.BytesIO(written))
-        if (photo.width > photo.height) != (size[0] > size[1]):
-            size = size[::-1]
-        photo.draft(photo.mode, size)  # decoded at 1/2 to 1/8 of its size where that covers `size`
-        small = photo.convert(before.mode).resize(size, Image.Resampling.LANCZOS)
-        buf = io.BytesIO()
-        small.save(buf, "JPEG", qtables=tables, subsampling=sampling if sampling >= 0 else 0)
-    except Exception:  # a broken preview: Pillow raises OSError, SyntaxError, struct.error, ...
+        targets = {i: _target(old, photo.width > photo.height) for i, old in enumerate(olds) if old}
+        targets = {i: target for i, target in targets.items() if target is not None}
+        if not targets:
+            return out
+        photo.draft(photo.mode, (max(t[0][0] for t in targets.values()), max(t[0][1] for t in targets.values())))
+        photo.load()  # decoded at 1/2 to 1/8 of its size where that covers every preview
+    except Exception:  # a photo Pillow cannot decode: every preview kept as it was
+        return out
+    for i, (size, mode, tables, sampling) in targets.items():
+        try:
+            buf = io.BytesIO()
+            small = photo.convert(mode).resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+            small.save(buf, "JPEG", qtables=tables, subsampling=sampling if sampling >= 0 else 0)
+        except Exception:  # tables Pillow cannot code with: kept as it was
+            continue
+        out[i] = jpeg_blocks.splice(olds[i], buf.getvalue())
+    return out
+
+
+def _target(old: bytes, wide: bool) -> Optional[Tuple[Tuple[int, int], str, dict, int]]:
+    """(size on the written photo's grid, mode, quantization tables, sampling) of the preview
+    `old`, or None where Pillow cannot read it (a broken preview: it raises OSError,
+    SyntaxError, struct.error, ...)."""
+    try:
+        before = JpegImagePlugin.JpegImageFile(io.BytesIO(old))
+        size = before.size if (before.width > before.height) == wide else before.size[::-1]
+        return size, before.mode, before.quantization, JpegImagePlugin.get_sampling(before)
+    except Exception:
         return None
-    return jpeg_blocks.splice(old, buf.getvalue())
 
 
 # ---------------------------------------------------------------------------------------------

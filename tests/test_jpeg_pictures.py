@@ -276,7 +276,7 @@ def test_a_preview_is_made_again_from_a_photo_over_pillows_pixel_limit(monkeypat
     old = _jpeg(Image.new("RGB", (48, 32), (255, 0, 0)), quality=80)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        remade = jp.preview_of(photo, old)
+        (remade,) = jp.previews_of(photo, [old])
     assert remade is not None and JpegImagePlugin.JpegImageFile(io.BytesIO(remade)).size == (48, 32)
 
 

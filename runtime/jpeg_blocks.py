@@ -109,7 +109,7 @@ def rewrite(source: bytes, image: np.ndarray, changed: np.ndarray, written: byte
             blocks, recoded = blocks + touched.size * len(names), recoded + len(by) * len(names)
         if recoded == blocks:  # nothing to keep: the regular writer's file (progressive when the source was)
             return None
-        # Huffman tables made for these coefficients (libjpeg's second pass over them: about 1 ms a
+        # Huffman tables made for these coefficients (libjpeg's second pass over them: 1 to 3 ms a
         # megapixel, no more memory; the file 5-9 % smaller than with its standard tables:
         # benchmarks/results/jpeg-write.md). One sequential scan: its coefficient writer has no
         # progressive mode.

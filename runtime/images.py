@@ -724,11 +724,12 @@ def _decode_source(img: Image.Image, f: BinaryIO, head: bytes, allow_lossy: bool
     info = SourceInfo(format=img.format)
     info.lossless = lossless_source(img, f)
     keep_deep = write_format in (None, "PNG") and _png16_colour(img, head)
-    if img.format in JPEG_FORMATS:  # before the EXIF is rewritten without its orientation (and thumbnail)
+    extras = None  # what a JPEG holds besides its photo, read before the EXIF is rewritten without
+    if img.format in JPEG_FORMATS:  # its orientation (and its thumbnail)
         info.exif_thumbnail = jpeg_pictures.exif_thumbnail(img.info.get("exif"))
         info.photoshop_thumbnail = next(filter(None, (jpeg_pictures.photoshop_thumbnail(body) for app, body
                                                       in getattr(img, "applist", []) if app == "APP13")), None)
-    extras = jpeg_pictures.read(f, mpf="mp" in img.info) if img.format in JPEG_FORMATS else None
+        extras = jpeg_pictures.read(f, mpf="mp" in img.info)
     carried = extras is not None and write_format in (None, "JPEG")
     if carried:  # written back after the restored photo
         info.pictures = extras

@@ -592,7 +592,8 @@ def read_image(path: str | os.PathLike, max_pixels: Optional[int] = DEFAULT_MAX_
 
     Only the header is read before the size is checked against `max_pixels` (and `admit`), so a
     decompression bomb, a huge sparse file or a device costs nothing: a file is never read whole
-    into memory (except a WebP, which Pillow decodes from memory: its size is checked first), a
+    into memory (except a WebP, which Pillow decodes from memory, and an arithmetic-coded JPEG,
+    which its decoder gets whole: their size is checked first), a
     header may claim at most HEADER_READ_LIMIT bytes, and anything but a regular file is refused
     unread.
 
@@ -667,7 +668,9 @@ def _open_checked(f: BinaryIO, max_pixels: Optional[int], admit: Optional[Admit]
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise ImageError("not a PNG, JPEG, WebP, BMP or TIFF image, nor a GIF") from None
+        precision = (jpeg_blocks.frame(head) or (0, 8))[1]
+        raise ImageError(f"a {precision}-bit JPEG: only 8-bit JPEGs are read" if precision != 8
+                         else "not a PNG, JPEG, WebP, BMP or TIFF image, nor a GIF") from None
     except Image.DecompressionBombError as e:  # a plugin's own check (GIF frames), above twice Pillow's limit
         raise ImageError(f"refused as a decompression bomb ({one_line(e, with_type=False)})") from None
     except Exception as e:  # Pillow raises SyntaxError, struct.error, ... for broken headers
@@ -690,7 +693,8 @@ def _header(img: Image.Image, head: bytes, size: int, write_format: Optional[str
         h_max, v_max = max(layer[1] for layer in layers), max(layer[2] for layer in layers)
         coefficients = sum(layer[1] * layer[2] for layer in layers) / (h_max * v_max)
         turned = img.getexif().get(0x0112) in _ORIENT  # read from the header's APP1, nothing decoded
-    return Header(img.width, img.height, mode, img.format or "", held=size if img.format == "WEBP" else 0,
+    whole = img.format == "WEBP" or (img.format in JPEG_FORMATS and jpeg_blocks.arithmetic(head))
+    return Header(img.width, img.height, mode, img.format or "", held=size if whole else 0,
                   file_bytes=size, coefficients=coefficients, turned=turned)
 
 
@@ -738,6 +742,11 @@ def _decode_source(img: Image.Image, f: BinaryIO, head: bytes, allow_lossy: bool
     if info.dropped and not allow_lossy:
         raise LossyInputError(f"cannot be written back whole: {'; '.join(info.dropped)}; refused (--allow-lossy writes it anyway)")
     info.notes.extend(f"lossy: {part}" for part in info.dropped)
+    if img.format in JPEG_FORMATS and jpeg_blocks.arithmetic(head):
+        # libjpeg's arithmetic decoder cannot wait for more data, and Pillow hands the decoder a
+        # file 64 kB at a time: past that the stream read as broken. So it gets the whole file at
+        # once (held while it decodes: counted in `_header`).
+        img.decodermaxblock = max(img.decodermaxblock, os.fstat(f.fileno()).st_size + 1)
     try:
         img.load()
         if keep_deep:

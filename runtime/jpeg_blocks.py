@@ -46,21 +46,37 @@ DCT = np.sqrt(2 / 8) * np.cos(np.pi * (2 * _N[None, :] + 1) * _N[:, None] / 16)
 DCT[0] /= np.sqrt(2)
 KRON = np.kron(DCT, DCT)  # (64 coefficients, 64 pixels)
 
-# JFIF's full-range RGB → YCbCr (ITU-R BT.601), rows Y, Cb, Cr.
+# How a colour JPEG's three components code RGB: JFIF's full-range YCbCr (ITU-R BT.601), rows Y,
+# Cb, Cr; or RGB itself, an Adobe file's transform 0 (Photoshop's and cjpeg -rgb's, for scans and
+# prints that must keep every channel at full resolution).
 YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
 YCC_OFFSET = np.array([0.0, 128.0, 128.0])
-COMPONENT = {"Y": 0, "Cb": 1, "Cr": 2}  # rows of YCC
+CONVERSIONS = {"YCbCr": (YCC, YCC_OFFSET), "RGB": (np.eye(3), np.zeros(3))}
+COMPONENT = {"Y": 0, "Cb": 1, "Cr": 2}  # jpeglib's names of the first, second and third component
 # Per component, pixels to coefficients in one product: (64 pixels × 3 channels, 64 coefficients)
 # for a colour component (the colour conversion folded in), (64, 64) for grey; and what the
-# conversion's offset less JPEG's level shift of 128 adds (to the DC coefficient alone).
-WEIGHTS = {row: (KRON.T[:, None, :] * YCC[row][None, :, None]).reshape(192, 64).astype(np.float32) for row in range(3)}
-WEIGHTS[-1] = KRON.T.astype(np.float32)
-SHIFT = {row: ((YCC_OFFSET[row] - 128.0) * KRON.sum(axis=1)).astype(np.float32) for row in range(3)}
-SHIFT[-1] = (-128.0 * KRON.sum(axis=1)).astype(np.float32)
+# conversion's offset less JPEG's level shift of 128 adds (to the DC coefficient alone). Keyed
+# (colour space, component).
+WEIGHTS = {(space, row): (KRON.T[:, None, :] * m[row][None, :, None]).reshape(192, 64).astype(np.float32)
+           for space, (m, _) in CONVERSIONS.items() for row in range(3)}
+WEIGHTS["GRAYSCALE", 0] = KRON.T.astype(np.float32)
+SHIFT = {(space, row): ((offset[row] - 128.0) * KRON.sum(axis=1)).astype(np.float32)
+         for space, (_, offset) in CONVERSIONS.items() for row in range(3)}
+SHIFT["GRAYSCALE", 0] = (-128.0 * KRON.sum(axis=1)).astype(np.float32)
 CHUNK = 4096  # blocks coded at a time: a few MB of float tiles, whatever the image's size
 
-# Markers that hold metadata rather than pixels: APP0-APP15 and COM.
+# The Adobe segment (APP14) libjpeg writes for a file coded in RGB: version 100, no flags, colour
+# transform 0 (none). Without it a decoder takes three components for YCbCr.
+ADOBE_RGB = b"\xff\xee\x00\x0eAdobe\x00\x64\x00\x00\x00\x00\x00"
+
+# The colour spaces jpeglib reads a file this module rewrites in (its reading of three components
+# is not trusted: `colour_coding`).
+CODED = ("YCbCr", "RGB", "GRAYSCALE")
+# Markers that hold metadata rather than pixels: APP0-APP15 and COM; and those that start a frame
+# (SOF0-SOF15 but DHT, JPG and DAC).
 _META = set(range(0xE0, 0xF0)) | {0xFE}
+_FRAMES = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_ARITHMETIC = {0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}  # SOF9-11, SOF13-15
 
 
 def available() -> bool:
@@ -84,7 +100,7 @@ def rewrite(source: bytes, image: np.ndarray, changed: np.ndarray, written: byte
         cannot be rewritten block by block (no jpeglib here, arithmetic coding, CMYK, a size that
         does not match...) or no block can be kept: the caller keeps `written`.
     """
-    if jpeglib is None:
+    if jpeglib is None or arithmetic(source):  # libjpeg 6b, jpeglib's, reads no arithmetic coding
         return None
     with tempfile.TemporaryDirectory(prefix="restore-jpeg-") as tmp:
         src, out = Path(tmp) / "source.jpg", Path(tmp) / "out.jpg"
@@ -96,11 +112,12 @@ def rewrite(source: bytes, image: np.ndarray, changed: np.ndarray, written: byte
             return None
         if planes is None:
             return None
+        space = colour_coding(source) if image.ndim == 3 else "GRAYSCALE"
         fine = _block_grid(changed)
         blocks = recoded = 0
         for factors, names in planes.items():
             touched = _coarser(fine, factors, getattr(jpeg, names[0][0]).shape[:2])
-            components = [(COMPONENT[name], jpeg.qt[table]) for name, table in names]
+            components = [((space, COMPONENT[name]), jpeg.qt[table]) for name, table in names]
             by, bx = np.nonzero(touched)
             for i in range(0, len(by), CHUNK):
                 coded = _code_blocks(image, factors, by[i:i + CHUNK], bx[i:i + CHUNK], components)
@@ -121,7 +138,8 @@ def rewrite(source: bytes, image: np.ndarray, changed: np.ndarray, written: byte
         coded = out.read_bytes()
         if progressive:
             coded = as_progressive(coded)
-        return splice(written, coded), 1.0 - recoded / blocks
+        # Coded in RGB: the Adobe segment that says so, and not JFIF's, which says YCbCr.
+        return splice(written, coded, ADOBE_RGB if space == "RGB" else b""), 1.0 - recoded / blocks
 
 
 def as_progressive(coded: bytes) -> bytes:
@@ -150,12 +168,10 @@ class _Coefficients(np.ndarray):
 
 def _planes(jpeg, image: np.ndarray) -> Optional[Dict[Tuple[int, int], List[Tuple[str, int]]]]:
     """{(rows, columns) of pixels per coefficient: [(component, quantization table)]}, or None
-    when the source is not an 8-bit YCbCr or grey JPEG of `image`'s size."""
-    grey = image.ndim == 2
-    space = str(jpeg.jpeg_color_space)
-    if (jpeg.height, jpeg.width) != image.shape[:2] or not space.endswith("GRAYSCALE" if grey else "YCbCr"):
+    when the source is not an 8-bit JPEG of `image`'s size with its components (three, one for grey)."""
+    if (jpeg.height, jpeg.width) != image.shape[:2] or str(jpeg.jpeg_color_space).split("JCS_")[-1] not in CODED:
         return None
-    names = ["Y"] if grey else ["Y", "Cb", "Cr"]
+    names = ["Y"] if image.ndim == 2 else ["Y", "Cb", "Cr"]
     samp = np.asarray(jpeg.samp_factor).reshape(-1, 2)  # (vertical, horizontal) per component
     if len(samp) != len(names):
         return None
@@ -167,6 +183,37 @@ def _planes(jpeg, image: np.ndarray) -> Optional[Dict[Tuple[int, int], List[Tupl
             return None
         out.setdefault((int(v_max // v), int(h_max // h)), []).append((name, int(jpeg.quant_tbl_no[i])))
     return out
+
+
+def colour_coding(data: bytes) -> str:
+    """'RGB' or 'YCbCr': what a three-component JPEG's components code, decided as libjpeg decides
+    it when it decodes the file (Pillow's decoder, and browsers'): YCbCr where a JFIF segment says
+    so, else as an Adobe segment's transform flag says (0: RGB), else RGB where the components are
+    named 'R', 'G', 'B'. jpeglib's reader saves Adobe segments instead of reading them, so it takes
+    a file coded in RGB whose components are numbered 1, 2, 3 for YCbCr: its word is not used."""
+    jfif, transform, ids = False, None, b""
+    for marker, a, b in segments(data):
+        if marker == 0xE0 and data[a + 4:a + 9] == b"JFIF\0":
+            jfif = True
+        elif marker == 0xEE and data[a + 4:a + 9] == b"Adobe" and b - a >= 16:
+            transform = data[a + 15]  # the last one read counts, as in libjpeg
+        elif marker in _FRAMES and b - a >= 10:
+            ids = data[a + 10:b:3][:data[a + 9]]
+    if jfif or (transform is not None and transform != 0):
+        return "YCbCr"
+    return "RGB" if transform == 0 or ids == b"RGB" else "YCbCr"
+
+
+def frame(head: bytes) -> Optional[Tuple[int, int]]:
+    """(the marker that starts the frame, its sample precision) of the JPEG whose first bytes are
+    `head`, or None where they hold no frame."""
+    found = next(((marker, a) for marker, a, b in segments(head) if marker in _FRAMES and b - a >= 5), None)
+    return (found[0], head[found[1] + 4]) if head[:2] == b"\xff\xd8" and found else None
+
+
+def arithmetic(head: bytes) -> bool:
+    """Whether the JPEG whose first bytes are `head` is arithmetic-coded (SOF9-11, SOF13-15)."""
+    return (frame(head) or (0, 0))[0] in _ARITHMETIC
 
 
 def _block_grid(changed: np.ndarray) -> np.ndarray:
@@ -190,12 +237,12 @@ def _coarser(fine: np.ndarray, factors: Tuple[int, int], blocks: Tuple[int, int]
 
 
 def _code_blocks(image: np.ndarray, factors: Tuple[int, int], by: np.ndarray, bx: np.ndarray,
-                 components: List[Tuple[int, np.ndarray]]) -> List[np.ndarray]:
+                 components: List[Tuple[Tuple[str, int], np.ndarray]]) -> List[np.ndarray]:
     """[(N, 8, 8) int16 per component]: the quantized coefficients of blocks (by, bx) of the
-    components, given as (row of YCC, quantization table), that share one sampling (`factors`).
+    components, given as (key of `WEIGHTS`, quantization table), that share one sampling (`factors`).
 
     As libjpeg codes them: the image padded at its right and bottom edges by repeating the last
-    pixels, converted to YCbCr, a colour plane box-averaged over its sampling factors, the block
+    pixels, converted to YCbCr (or kept RGB), a colour plane box-averaged over its sampling factors, the block
     level-shifted by 128, transformed, divided by the table and rounded (ties aside, libjpeg's
     integer DCT gives the same numbers; a coefficient may differ by one).
     """
@@ -206,8 +253,7 @@ def _code_blocks(image: np.ndarray, factors: Tuple[int, int], by: np.ndarray, bx
     n = len(by)
     flat = tiles.reshape(n, -1)  # (N, 64·C)
     out = []
-    for row, table in components:
-        key = row if image.ndim == 3 else -1
+    for key, table in components:
         coefficients = flat @ WEIGHTS[key] + SHIFT[key]  # (N, 64), row by row
         out.append(np.rint(coefficients / table.reshape(64)).astype(np.int16).reshape(n, 8, 8))
     return out
@@ -229,10 +275,15 @@ def _tiles(image: np.ndarray, th: int, tw: int, by: np.ndarray, bx: np.ndarray) 
     return out
 
 
-def splice(written: bytes, coded: bytes) -> bytes:
-    """`written`'s metadata segments followed by `coded`'s tables, frame and scans."""
-    meta = b"".join(written[a:b] for marker, a, b in segments(written) if marker in _META)
-    return b"\xff\xd8" + meta + coded[first_not(coded, _META):]
+def splice(written: bytes, coded: bytes, adobe: bytes = b"") -> bytes:
+    """`written`'s metadata segments followed by `coded`'s tables, frame and scans.
+
+    `adobe`: an Adobe segment (APP14) naming the components' colour (`ADOBE_RGB` for a file coded
+    in RGB); written's own, and its JFIF segment, which names it YCbCr to every decoder, are then
+    left out."""
+    meta = b"".join(written[a:b] for marker, a, b in segments(written)
+                    if marker in _META and not (adobe and written[a + 4:a + 9] in (b"JFIF\0", b"Adobe")))
+    return b"\xff\xd8" + meta + adobe + coded[first_not(coded, _META):]
 
 
 def segments(data: bytes) -> Iterator[Tuple[int, int, int]]:

@@ -65,7 +65,7 @@ def test_forward_dct_codes_blocks_as_libjpeg_does(tmp_path):
         jpeg = _coefficients(_jpeg(PHOTO, quality=80, subsampling=sub), tmp_path)
         for factors, names in jb._planes(jpeg, PHOTO).items():
             by, bx = np.nonzero(np.ones(getattr(jpeg, names[0][0]).shape[:2], bool))
-            ours = jb._code_blocks(PHOTO, factors, by, bx, [(jb.COMPONENT[n], jpeg.qt[t]) for n, t in names])
+            ours = jb._code_blocks(PHOTO, factors, by, bx, [(("YCbCr", jb.COMPONENT[n]), jpeg.qt[t]) for n, t in names])
             for (comp, _), coded in zip(names, ours):
                 diff = np.abs(coded.astype(int) - getattr(jpeg, comp)[by, bx].astype(int))
                 assert diff.max() <= 1, (name, comp)
@@ -222,15 +222,20 @@ def test_splice_takes_metadata_from_one_file_and_coefficients_from_the_other():
     assert np.array_equal(np.asarray(out), _decoded(coded))
 
 
-@pytest.mark.parametrize("progressive", [False, True])
-def test_restore_run_keeps_the_blocks_far_from_the_mask(progressive, tmp_path):
+@pytest.mark.parametrize("kind", ["sequential", "progressive", "coded in RGB"])
+def test_restore_run_keeps_the_blocks_far_from_the_mask(kind, tmp_path):
     """The shipped model on a painted JPEG: every coded block with no masked pixel is the source's,
-    the report gives the share kept, and a progressive source comes back progressive."""
+    the report gives the share kept, a progressive source comes back progressive and one coded in
+    RGB coded in RGB."""
     photo = skdata.chelsea()[60:60 + 128, 100:100 + 160].copy()
     photo[40:72, 60:100] = (20, 200, 40)
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
-    source = _jpeg(photo, quality=90, subsampling=2, progressive=progressive)
+    progressive = kind == "progressive"
+    if kind == "coded in RGB":
+        source = _rgb_coded(photo, tmp_path)
+    else:
+        source = _jpeg(photo, quality=90, subsampling=2, progressive=progressive)
     (src / "cat.jpg").write_bytes(source)
     result = CliRunner().invoke(main, [str(src), str(out), "--device", "cpu", "--quiet", "--save-mask"])
     assert result.exit_code == 0, result.output
@@ -240,6 +245,7 @@ def test_restore_run_keeps_the_blocks_far_from_the_mask(progressive, tmp_path):
     before = _coefficients(source, tmp_path, "a.jpg")
     after = _coefficients((out / "cat.jpg").read_bytes(), tmp_path, "b.jpg")
     assert bool(Image.open(out / "cat.jpg").info.get("progressive")) == progressive
+    assert jb.colour_coding((out / "cat.jpg").read_bytes()) == jb.colour_coding(source)
     for comp, touched in _touched(before, photo, mask).items():
         assert np.array_equal(getattr(after, comp)[~touched], getattr(before, comp)[~touched]), comp
 
@@ -267,3 +273,70 @@ def test_an_array_is_written_as_its_pillow_image_is(grey, orientation, tmp_path)
         assert a.data == b.data and a.mode == b.mode == ("L" if grey else "RGB") and a.lost == b.lost == []
         assert (a.kept_blocks is None) == mask.all() and a.kept_blocks == b.kept_blocks
     assert isinstance(ri.finish(ri.prepare(img.convert("RGBA")), restored, changed, array=True), Image.Image)
+
+
+def _rgb_coded(image: np.ndarray, tmp_path) -> bytes:
+    """`image` as a JPEG whose components code R, G and B themselves (an Adobe segment with
+    transform 0, components named 'R', 'G', 'B'), as Photoshop and `cjpeg -rgb` write one."""
+    jpeg = jpeglib.from_spatial(np.ascontiguousarray(image))
+    jpeg.jpeg_color_space = jpeg.color_space  # JCS_RGB: no conversion to YCbCr
+    jpeg.write_spatial(str(tmp_path / "rgb.jpg"), qt=85)
+    return (tmp_path / "rgb.jpg").read_bytes()
+
+
+def _renamed(data: bytes, ids: bytes) -> bytes:
+    """`data` with its components numbered `ids` in its frame and its one scan's header."""
+    out = bytearray(data)
+    frame = next(a for marker, a, _ in jb.segments(data) if marker == 0xC0)
+    scan = data.index(b"\xff\xda")
+    for i, new in enumerate(ids):
+        out[frame + 10 + 3 * i] = new
+        out[scan + 5 + 2 * i] = new
+    return bytes(out)
+
+
+def test_colour_coding_is_read_as_libjpegs_decoder_reads_it(tmp_path):
+    """Each way a file names its components' colour, read as Pillow's decoder reads it: the
+    file decodes to the photo (RGB read as RGB) exactly where `colour_coding` says RGB."""
+    rgb = _rgb_coded(PHOTO, tmp_path)
+    adobe = next(rgb[a:b] for marker, a, b in jb.segments(rgb) if marker == 0xEE)
+    jfif = next(s[a:b] for s in [_jpeg(PHOTO)] for marker, a, b in jb.segments(s) if marker == 0xE0)
+    plain = rgb.replace(adobe, b"")
+    files = {
+        "Adobe transform 0, named R G B": (rgb, "RGB"),
+        "Adobe transform 0, numbered 1 2 3": (_renamed(rgb, b"\x01\x02\x03"), "RGB"),
+        "Adobe transform 1": (rgb.replace(adobe, adobe[:15] + b"\x01"), "YCbCr"),
+        "no segment, named R G B": (plain, "RGB"),
+        "no segment, numbered 1 2 3": (_renamed(plain, b"\x01\x02\x03"), "YCbCr"),
+        "JFIF, named R G B": (b"\xff\xd8" + jfif + plain[2:], "YCbCr"),
+        "JFIF and Adobe transform 0": (b"\xff\xd8" + jfif + rgb[2:], "YCbCr"),
+    }
+    for name, (data, expected) in files.items():
+        assert jb.colour_coding(data) == expected, name
+        error = np.abs(_decoded(data).astype(int) - PHOTO).mean()
+        assert (error < 3) == (expected == "RGB"), (name, error)
+
+
+def test_a_jpeg_coded_in_rgb_keeps_its_coding_and_blocks(tmp_path):
+    """A file coded in RGB is rewritten block by block in RGB, with its table: the kept blocks'
+    coefficients and pixels as they were, the Adobe segment saying RGB and no JFIF segment. Its
+    written file (components numbered as libjpeg numbers them, which jpeglib reads as YCbCr) is
+    rewritten again the same way."""
+    source = _rgb_coded(PHOTO, tmp_path)
+    for round_ in range(2):
+        decoded = _decoded(source)
+        restored, changed = _paint(decoded, (40 + 30 * round_, 61 + 30 * round_, 70, 95))
+        written = ri.encode_image(Image.fromarray(restored), "JPEG").data  # the regular writer's JFIF header
+        data, kept = jb.rewrite(source, restored, changed, written)
+        assert 0.8 < kept < 1.0 and jb.colour_coding(data) == "RGB"
+        assert Image.open(io.BytesIO(data)).info.get("adobe_transform") == 0
+        assert b"JFIF\0" not in data[:200]
+        before, after = _coefficients(source, tmp_path, "a.jpg"), _coefficients(data, tmp_path, "b.jpg")
+        assert np.array_equal(after.qt, before.qt) and np.array_equal(after.samp_factor, before.samp_factor)
+        for comp, touched in _touched(before, restored, changed).items():
+            assert np.array_equal(getattr(after, comp)[~touched], getattr(before, comp)[~touched]), comp
+        out = _decoded(data)
+        near = dilated(changed, 8)
+        assert np.array_equal(out[~near], decoded[~near])
+        assert np.abs(out[changed].astype(int) - restored[changed]).mean() < 3  # the paint, in RGB
+        source = data

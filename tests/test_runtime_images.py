@@ -556,3 +556,27 @@ def test_pixel_format_written_back_in_kind(case, tmp_path):
     data, _mode, note, lost, _ = ri.encode_image(out, info.format, info)
     assert note is None and lost == [], (note, lost)
     assert check(path, data, mask)
+
+
+def test_an_arithmetic_coded_jpeg_is_decoded_whole_and_a_12_bit_one_named(tmp_path):
+    """An arithmetic-coded JPEG larger than one of Pillow's reads (64 kB) decodes to the pixels of
+    the same coefficients Huffman-coded, its whole file counted as held; one whose frame says 12
+    bits is refused by that name (Pillow reads 8-bit JPEGs only)."""
+    jpeglib = pytest.importorskip("jpeglib")
+    from skimage import data as skdata
+
+    photo = np.ascontiguousarray(np.concatenate([skdata.astronaut()] * 2, axis=1))  # 512 x 1024
+    with jpeglib.version("turbo210"):  # libjpeg 6b, jpeglib's default, writes no arithmetic coding
+        jpeglib.from_spatial(photo).write_spatial(str(tmp_path / "arith.jpg"), qt=90, flags=["+ARITH_CODE"])
+        jpeglib.read_dct(str(tmp_path / "arith.jpg")).write_dct(str(tmp_path / "huffman.jpg"))
+    data = (tmp_path / "arith.jpg").read_bytes()
+    assert len(data) > 65536 and b"\xff\xc9" in data
+    headers = []
+    img, info = ri.read_image(tmp_path / "arith.jpg", admit=headers.append)
+    assert np.array_equal(np.asarray(img), np.asarray(Image.open(tmp_path / "huffman.jpg")))
+    assert headers[0].held == len(data)
+    twelve = bytearray((tmp_path / "huffman.jpg").read_bytes())
+    twelve[twelve.index(b"\xff\xc0") + 4] = 12  # the frame's sample precision
+    (tmp_path / "twelve.jpg").write_bytes(bytes(twelve))
+    with pytest.raises(ri.ImageError, match="a 12-bit JPEG: only 8-bit JPEGs are read"):
+        ri.read_image(tmp_path / "twelve.jpg")

@@ -45,7 +45,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from restore_toolkit.messages import one_line
 from runtime import image_metadata as meta
-from runtime import jpeg_blocks, jpeg_pictures
+from runtime import jpeg_blocks, jpeg_pictures, xmp_thumbnail
 from runtime.image_metadata import JPEG_FORMATS, JpegCoding
 
 # Pillow's format names for the formats we read and write, and their file suffixes.
@@ -138,6 +138,7 @@ class SourceInfo:
     pictures: Optional[jpeg_pictures.Pictures] = None  # what a JPEG holds after its photo, written back after it
     exif_thumbnail: Optional[bytes] = None  # a JPEG's EXIF thumbnail (IFD1), made again when it changed
     photoshop_thumbnail: Optional[bytes] = None  # a JPEG's Photoshop thumbnail (APP13), likewise
+    xmp_thumbnail: Optional[bytes] = None  # a JPEG's XMP thumbnail (xmp:Thumbnails), likewise
 
 
 @dataclass
@@ -733,6 +734,7 @@ def _decode_source(img: Image.Image, f: BinaryIO, head: bytes, allow_lossy: bool
         info.exif_thumbnail = jpeg_pictures.exif_thumbnail(img.info.get("exif"))
         info.photoshop_thumbnail = next(filter(None, (jpeg_pictures.photoshop_thumbnail(body) for app, body
                                                       in getattr(img, "applist", []) if app == "APP13")), None)
+        info.xmp_thumbnail = xmp_thumbnail.read(img.info.get("xmp"))
         extras = jpeg_pictures.read(f, mpf="mp" in img.info)
     carried = extras is not None and write_format in (None, "JPEG")
     if carried:  # written back after the restored photo
@@ -838,10 +840,11 @@ def encode_image(image: Union[Image.Image, DeepImage, np.ndarray], fmt: str, sou
     kept = source.pictures
     shown = set(kept.previews()) if kept else set()
     previews = [d if i in shown else None for i, d in enumerate(kept.data)] if kept else []
-    exif, photoshop, *previews = jpeg_pictures.previews_of(
-        encoded.data, [source.exif_thumbnail, source.photoshop_thumbnail, *previews])
+    exif, photoshop, xmp, *previews = jpeg_pictures.previews_of(
+        encoded.data, [source.exif_thumbnail, source.photoshop_thumbnail, source.xmp_thumbnail, *previews])
     data = jpeg_pictures.with_exif_thumbnail(encoded.data, exif) if exif else encoded.data
     data = jpeg_pictures.with_photoshop_thumbnail(data, photoshop) if photoshop else data
+    data = xmp_thumbnail.with_thumbnail(data, xmp) if xmp else data
     if kept is not None:
         data = jpeg_pictures.with_pictures(data, kept, previews)
     return encoded._replace(data=data)

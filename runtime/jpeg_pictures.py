@@ -25,7 +25,8 @@ picture as it was, so it lies as far from the end as before.
 The EXIF thumbnail (IFD1 of the APP1 "Exif" segment, a 160×120 JPEG in most cameras' files) is
 such a preview too, which the regular writer (Pillow's EXIF) leaves out: a changed file gets one
 made again from the restored photo, as a preview is; and so is the thumbnail Photoshop keeps in
-its APP13 segment (carried as it was by the regular writer).
+its APP13 segment (carried as it was by the regular writer), and the one an XMP packet holds
+(runtime/xmp_thumbnail.py).
 """
 
 from __future__ import annotations

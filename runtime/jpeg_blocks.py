@@ -113,17 +113,7 @@ def rewrite(source: bytes, image: np.ndarray, changed: np.ndarray, written: byte
         if planes is None:
             return None
         space = colour_coding(source) if image.ndim == 3 else "GRAYSCALE"
-        fine = _block_grid(changed)
-        blocks = recoded = 0
-        for factors, names in planes.items():
-            touched = _coarser(fine, factors, getattr(jpeg, names[0][0]).shape[:2])
-            components = [((space, COMPONENT[name]), jpeg.qt[table]) for name, table in names]
-            by, bx = np.nonzero(touched)
-            for i in range(0, len(by), CHUNK):
-                coded = _code_blocks(image, factors, by[i:i + CHUNK], bx[i:i + CHUNK], components)
-                for (name, _), c in zip(names, coded):  # (blocks down, blocks across, 8, 8) int16, in place
-                    getattr(jpeg, name)[by[i:i + CHUNK], bx[i:i + CHUNK]] = c
-            blocks, recoded = blocks + touched.size * len(names), recoded + len(by) * len(names)
+        blocks, recoded = _recode(jpeg, planes, space, image, changed)
         if recoded == blocks:  # nothing to keep: the regular writer's file (progressive when the source was)
             return None
         # Huffman tables made for these coefficients (libjpeg's second pass over them: 1 to 3 ms a
@@ -140,6 +130,24 @@ def rewrite(source: bytes, image: np.ndarray, changed: np.ndarray, written: byte
             coded = as_progressive(coded)
         # Coded in RGB: the Adobe segment that says so, and not JFIF's, which says YCbCr.
         return splice(written, coded, ADOBE_RGB if space == "RGB" else b""), 1.0 - recoded / blocks
+
+
+def _recode(jpeg, planes: Dict[Tuple[int, int], List[Tuple[str, int]]], space: str, image: np.ndarray,
+            changed: np.ndarray) -> Tuple[int, int]:
+    """Replace, in place in `jpeg`, the coefficients of every block that holds a `changed` pixel by
+    `image`'s own, coded in `space`; returns (blocks in all, blocks re-coded)."""
+    fine = _block_grid(changed)
+    blocks = recoded = 0
+    for factors, names in planes.items():
+        touched = _coarser(fine, factors, getattr(jpeg, names[0][0]).shape[:2])
+        components = [((space, COMPONENT[name]), jpeg.qt[table]) for name, table in names]
+        by, bx = np.nonzero(touched)
+        for i in range(0, len(by), CHUNK):
+            coded = _code_blocks(image, factors, by[i:i + CHUNK], bx[i:i + CHUNK], components)
+            for (name, _), c in zip(names, coded):  # (blocks down, blocks across, 8, 8) int16, in place
+                getattr(jpeg, name)[by[i:i + CHUNK], bx[i:i + CHUNK]] = c
+        blocks, recoded = blocks + touched.size * len(names), recoded + len(by) * len(names)
+    return blocks, recoded
 
 
 def as_progressive(coded: bytes) -> bytes:

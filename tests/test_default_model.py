@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from restore_core.heldout import evaluate, heldout_set, telea_reference
+from restore_core.heldout import evaluate, heldout_set, score_case, telea_fill, telea_reference
 from runtime.default_model import SHIPPED_INT8, SHIPPED_ONNX, choose_model
 from runtime.metadata import read_metadata
 
@@ -20,15 +20,20 @@ from runtime.metadata import read_metadata
 # membrane). The gate reads the selection photos, never the evaluation ones: whether a model ships
 # is a choice, and the evaluation photos are read by no choice (restore_core/heldout.py; their
 # figures are reported in MODEL_CARD.md by benchmarks/photo_eval.py). Measured on the shipped
-# model: mask IoU 0.986 (fp32, flip ensemble, and int8), PSNR 34.0 / 33.8 dB, in the mask 21.1 /
-# 20.8 dB, none made worse and the least improved image 2.1 dB better than its input; Telea given
-# the true mask: 33.4 / 20.4 dB, so the path is 0.4-0.7 dB ahead of it. (Before the membrane and
-# the paint grow: IoU 0.982 / 0.974, in the mask 18.8 / 18.3 dB, 1.0 dB least gain, 1.6-2.1 dB behind
-# Telea.) An untrained, broken or swapped model falls short of all of them.
+# model: mask IoU 0.987 / 0.978 (fp32, flip ensemble / int8), in the mask 21.6 / 19.7 dB, none made
+# worse and the least improved image 2.2 / 2.3 dB better than its input. Against Telea given the
+# true mask, image by image: 15 of the 20 ahead of it in both, the median image 0.95 / 0.92 dB
+# ahead (whole and in the mask alike). The mean of the images' PSNR is not compared: it is ruled by
+# one image (arc2017_00), whose one small mark Telea, given it, fills to 74 dB, and which the int8
+# graph restores to 37 dB, finding 76 % of the mark (the int8 graph with full-range weights, 96 %:
+# 78 dB); the means are 34.6 / 32.7 dB against Telea's 33.4. (Before the membrane and the paint
+# grow: IoU 0.982 / 0.974, in the mask 18.8 / 18.3 dB, 1.0 dB least gain, 1.6-2.1 dB behind Telea
+# in the mean.) An untrained, broken or swapped model falls short of all of them.
 MIN_MASK_IOU = 0.97
 MIN_GAIN_DB = 1.0  # every image at least this much better than its corrupted input
 MIN_PSNR_INSIDE_DB = 19.5
-MAX_BEHIND_TELEA_DB = 0.5
+MIN_AHEAD_OF_TELEA_DB = 0.5  # the median image's lead over Telea given the true mask
+MIN_SHARE_AHEAD_OF_TELEA = 0.7
 # The same 20 crops painted and then saved as JPEG 90 with 4:2:0, as users' files are: measured
 # mask IoU 0.803 (the model before phase 10 found about a tenth of that damage); and the crops
 # saved with nothing painted: at most 0.044 % of a clean file's pixels flagged.
@@ -95,10 +100,11 @@ def test_shipped_model_meets_the_quality_floor(cases, precision):
     assert summary["mask_iou"] >= MIN_MASK_IOU, summary
     assert summary["worse"] == 0 and summary["min_psnr_gain"] >= MIN_GAIN_DB, [r for r in rows if r["worse"]]
     assert summary["psnr_inside"] >= MIN_PSNR_INSIDE_DB, summary
-    telea = telea_reference(cases)
-    if telea is not None:  # OpenCV is in the test extra
-        assert summary["psnr"] > telea["psnr"] - MAX_BEHIND_TELEA_DB, (summary, telea)
-        assert summary["psnr_inside"] > telea["psnr_inside"] - MAX_BEHIND_TELEA_DB, (summary, telea)
+    if telea_reference(cases[:1]) is not None:  # OpenCV is in the test extra
+        telea = [score_case(c, telea_fill(c, 3), None) for c in cases]
+        for key in ("psnr", "psnr_inside"):
+            lead = np.array([ours[key] - theirs[key] for ours, theirs in zip(rows, telea)])
+            assert np.median(lead) > MIN_AHEAD_OF_TELEA_DB and (lead > 0).mean() >= MIN_SHARE_AHEAD_OF_TELEA, (key, lead)
 
 
 def test_shipped_model_finds_damage_saved_as_jpeg_and_leaves_clean_jpegs_alone(cases, restorer):
@@ -146,3 +152,33 @@ def test_the_word_default_names_the_shipped_model_everywhere():
     assert resolve_model("default") == resolve_model(None) == SHIPPED_ONNX
     assert resolve_weights("default") == SHIPPED_WEIGHTS
     assert str(resolve_weights("other.ckpt")) == "other.ckpt"
+
+
+def test_the_int8_graph_computes_the_same_on_every_x86_cpu(cases):
+    """The shipped int8 graph's weights lie within ±64: ONNX Runtime's integer kernels on a CPU
+    without VNNI (AVX2) add two uint8 × int8 products in a 16-bit lane that saturates past 32,767,
+    and 255 × 64 × 2 never does. So those kernels give the pixels the same QDQ graph gives computed
+    in float (what VNNI computes, and what the export verified): the graph with full-range weights
+    failed this on an AVX2 CPU (mask IoU 0.903 against 0.979 on the held-out set)."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    proto = onnx.load(str(SHIPPED_INT8))
+    initializers = {i.name: i for i in proto.graph.initializer}
+    weights = [numpy_helper.to_array(initializers[n.input[0]]) for n in proto.graph.node
+               if n.op_type == "DequantizeLinear" and n.input[0] in initializers]
+    weights = [w for w in weights if w.dtype == np.int8]
+    assert len(weights) >= 20 and max(int(np.abs(w.astype(int)).max()) for w in weights) <= 64
+
+    def run(level):
+        options = ort.SessionOptions()
+        options.graph_optimization_level = level
+        session = ort.InferenceSession(str(SHIPPED_INT8), options, providers=["CPUExecutionProvider"])
+        return [session.run(["restored", "mask"], {"image": c.corrupted[None]}) for c in cases[::5]]
+
+    fused = run(ort.GraphOptimizationLevel.ORT_ENABLE_ALL)  # the integer kernels of this CPU
+    emulated = run(ort.GraphOptimizationLevel.ORT_DISABLE_ALL)  # each QDQ pair computed in float
+    for (a_img, a_mask), (b_img, b_mask) in zip(fused, emulated):
+        assert ((a_mask > 0) != (b_mask > 0)).mean() < 0.002
+        assert np.abs(a_img.astype(int) - b_img.astype(int)).mean() < 0.5

@@ -196,7 +196,9 @@ def test_split_working_set_is_within_its_stated_cost_and_well_under_the_whole():
     # Measured (AMD EPYC): 650 bytes per pixel whole; split, with the arena's first region
     # (runtime/split.py), 245 with both halves everywhere and 277-283 with the image decoder on
     # a painted call, flat in size.
-    assert masked["split-painted", 1536] > 0.02, masked  # the decoder did run
+    # The decoder did run: marks in the squares (0.5 % of the call at 1536: the squares lie on
+    # uniform noise, where the model finds a part of each).
+    assert masked["split-painted", 1536] > 0.002, masked
     for key in (("split", 768), ("split-painted", 768), ("split-painted", 1536)):
         assert peak[key] <= GRAPH_BYTES_PER_PIXEL["int8-split"], peak
     assert peak["split", 768] <= 0.7 * peak["whole", 768], peak

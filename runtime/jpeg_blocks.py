@@ -286,12 +286,20 @@ def _tiles(image: np.ndarray, th: int, tw: int, by: np.ndarray, bx: np.ndarray) 
 def splice(written: bytes, coded: bytes, adobe: bytes = b"") -> bytes:
     """`written`'s metadata segments followed by `coded`'s tables, frame and scans.
 
-    `adobe`: an Adobe segment (APP14) naming the components' colour (`ADOBE_RGB` for a file coded
-    in RGB); written's own, and its JFIF segment, which names it YCbCr to every decoder, are then
-    left out."""
+    An Adobe segment (APP14) says how the components code colour, so `written`'s is left out:
+    `adobe` is the one for `coded` (`ADOBE_RGB` for a file coded in RGB, a CMYK file's own), and
+    where one is given `written`'s JFIF segment, which names YCbCr to every decoder, is left out
+    too."""
     meta = b"".join(written[a:b] for marker, a, b in segments(written)
-                    if marker in _META and not (adobe and written[a + 4:a + 9] in (b"JFIF\0", b"Adobe")))
+                    if marker in _META and written[a + 4:a + 9] != b"Adobe"
+                    and not (adobe and written[a + 4:a + 9] == b"JFIF\0"))
     return b"\xff\xd8" + meta + adobe + coded[first_not(coded, _META):]
+
+
+def adobe_segment(data: bytes) -> bytes:
+    """The JPEG `data`'s first Adobe segment (APP14), or b"" where it has none."""
+    return next((data[a:b] for marker, a, b in segments(data)
+                 if marker == 0xEE and data[a + 4:a + 9] == b"Adobe"), b"")
 
 
 def segments(data: bytes) -> Iterator[Tuple[int, int, int]]:

@@ -228,7 +228,7 @@ def previews_of(written: bytes, olds: Sequence[Optional[bytes]]) -> List[Optiona
             small.save(buf, "JPEG", qtables=tables, subsampling=sampling if sampling >= 0 else 0)
         except Exception:  # tables Pillow cannot code with: kept as it was
             continue
-        out[i] = jpeg_blocks.splice(olds[i], buf.getvalue())
+        out[i] = jpeg_blocks.splice(olds[i], buf.getvalue(), jpeg_blocks.adobe_segment(buf.getvalue()))
     return out
 
 

@@ -280,6 +280,25 @@ def test_a_preview_is_made_again_from_a_photo_over_pillows_pixel_limit(monkeypat
     assert remade is not None and JpegImagePlugin.JpegImageFile(io.BytesIO(remade)).size == (48, 32)
 
 
+def test_a_preview_coded_in_rgb_or_cmyk_is_made_again_in_the_colours_it_shows(tmp_path):
+    """A preview whose Adobe segment said RGB (its components coding R, G, B) or CMYK is made
+    again by Pillow's writer, in YCbCr or in its CMYK: the old Adobe segment is left out and the new
+    coding's own kept, so the preview shows the photo's colours (under the old segment a YCbCr
+    preview read as RGB is far off)."""
+    jpeglib = pytest.importorskip("jpeglib")
+    photo = _jpeg(Image.fromarray(PHOTO), quality=90)
+    small = np.asarray(Image.fromarray(PHOTO).resize((96, 64)))
+    rgb = jpeglib.from_spatial(np.ascontiguousarray(small))
+    rgb.jpeg_color_space = rgb.color_space  # coded in RGB, under an Adobe segment with transform 0
+    rgb.write_spatial(str(tmp_path / "rgb.jpg"), qt=85)
+    cmyk = _jpeg(Image.fromarray(small).convert("CMYK"), quality=85)
+    for old in ((tmp_path / "rgb.jpg").read_bytes(), cmyk):
+        (remade,) = jp.previews_of(photo, [old])
+        shown = Image.open(io.BytesIO(remade))
+        assert shown.mode == Image.open(io.BytesIO(old)).mode and shown.size == (96, 64)
+        assert np.abs(np.asarray(shown.convert("RGB")).astype(int) - small).mean() < 6
+
+
 @pytest.mark.parametrize("args", [(), ("--quality", "80")], ids=["block by block", "re-encoded upright"])
 def test_a_turned_camera_file_keeps_everything_on_the_grid_it_is_written(args, tmp_path):
     """A portrait shot stored on its side (orientation 6) with an EXIF thumbnail, a preview, a gain

@@ -302,6 +302,15 @@ def adobe_segment(data: bytes) -> bytes:
                  if marker == 0xEE and data[a + 4:a + 9] == b"Adobe"), b"")
 
 
+def with_segment(data: bytes, start: int, end: int, marker: int, payload: bytes) -> Optional[bytes]:
+    """The JPEG `data` with its bytes from `start` to `end` (a segment, or nothing where they are
+    equal) replaced by a segment of `marker` holding `payload`; None where the payload is past a
+    segment's 64 kB."""
+    if len(payload) + 2 > 0xFFFF:
+        return None
+    return data[:start] + bytes((0xFF, marker)) + (len(payload) + 2).to_bytes(2, "big") + payload + data[end:]
+
+
 def segments(data: bytes) -> Iterator[Tuple[int, int, int]]:
     """(marker, start, end) of each segment of the JPEG `data` before its first scan."""
     i = 2

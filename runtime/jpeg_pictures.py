@@ -284,7 +284,7 @@ def with_exif_thumbnail(data: bytes, thumbnail: bytes) -> bytes:
     if found is None:
         at = jpeg_blocks.first_not(data, (0xE0,))
         empty = EXIF_ID + b"II*\0" + struct.pack("<IHI", 8, 0, 0)  # IFD0 of no entry, linking nowhere
-        data = data[:at] + b"\xff\xe1" + (len(empty) + 2).to_bytes(2, "big") + empty + data[at:]
+        data = jpeg_blocks.with_segment(data, at, at, 0xE1, empty)
         found = (at, at + 4 + len(empty))
     start, end = found
     tiff = bytearray(data[start + 4 + len(EXIF_ID):end])
@@ -306,9 +306,7 @@ def with_exif_thumbnail(data: bytes, thumbnail: bytes) -> bytes:
     tiff += struct.pack(order + "HHII", 0x0202, 4, 1, len(thumbnail))
     tiff += struct.pack(order + "I", 0) + thumbnail
     payload = EXIF_ID + bytes(tiff)
-    if len(payload) + 2 > 0xFFFF:
-        return data
-    return data[:start] + b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload + data[end:]
+    return jpeg_blocks.with_segment(data, start, end, 0xE1, payload) or data
 
 
 # ---------------------------------------------------------------------------------------------
@@ -341,9 +339,7 @@ def with_photoshop_thumbnail(data: bytes, thumbnail: bytes) -> bytes:
         header = struct.pack(">IIIIIIHH", 1, w, h, row, row * h, len(thumbnail), 24, 1)
         block = header + thumbnail + b"\0" * (len(thumbnail) % 2)
         new = body[:at - 4] + struct.pack(">I", len(header) + len(thumbnail)) + block + body[at + size + size % 2:]
-        if len(new) + 2 > 0xFFFF:
-            return data
-        return data[:start] + b"\xff\xed" + (len(new) + 2).to_bytes(2, "big") + new + data[end:]
+        return jpeg_blocks.with_segment(data, start, end, 0xED, new) or data
     return data
 
 

@@ -94,8 +94,5 @@ def with_thumbnail(data: bytes, thumbnail: bytes) -> bytes:
             continue
         xmp = data[start + 4 + len(XMP_ID):end]
         new = replaced(xmp, thumbnail)
-        payload = XMP_ID + new
-        if new == xmp or len(payload) + 2 > 0xFFFF:
-            return data
-        return data[:start] + b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload + data[end:]
+        return data if new == xmp else jpeg_blocks.with_segment(data, start, end, 0xE1, XMP_ID + new) or data
     return data

@@ -63,6 +63,7 @@ from restore_core.heldout import (
     saved_case,
     telea_fill,
     unpainted,
+    whole_set,
 )
 from restore_toolkit.corruption import CorruptionConfig, corrupt, sample_rng
 from runtime.plan import output_format
@@ -250,6 +251,8 @@ def _painted(which: str, kind: str, per_photo: int, seed: int) -> List[Case]:
         if kind == "crops-resized":  # painted, then the whole picture scaled to 3/4 (its mask: where the shapes land)
             return [_resized(c) for c in crops]
         return crops if kind == "crops" else [unpainted(c) for c in crops]  # clean: nothing painted
+    if kind == "whole":  # whole photos, a few paintings each
+        return whole_set(max(1, per_photo // 3), seed=seed, photos=which)
     out = []
     for p, (name, photo) in enumerate(heldout_photos(which).items()):  # the group's order: stable draws
         rng = sample_rng(seed, 1000 + p)
@@ -261,9 +264,6 @@ def _painted(which: str, kind: str, per_photo: int, seed: int) -> List[Case]:
         elif kind == "clean-camera":  # the camera kind's photo (the same noise), nothing painted
             clean = _camera_photo(photo, rng)
             out.append(Case(f"{name}_12mp_clean", name, clean, clean, np.zeros(clean.shape[:2], bool)))
-        else:  # whole photos, a few paintings each
-            for i in range(max(1, per_photo // 3)):
-                out.append(Case(f"{name}_whole_{i:02d}", name, photo, *corrupt(photo, rng, HELDOUT_CORRUPTION)))
     return out
 
 

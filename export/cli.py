@@ -131,6 +131,12 @@ def _chosen_precision(precision, fp16_flag: bool, int8_flag: bool) -> str:
               help="--precision int8: most mask IoU the int8 graph may lose against the fp32 graph.")
 @click.option("--max-psnr-drop", type=float, default=Bounds.max_psnr_drop,
               help="--precision int8: most PSNR inside the mask (dB) it may lose.")
+@click.option("--max-whole-iou-drop", type=float, default=None,
+              help="--precision int8: most mask IoU it may lose on whole photos saved as JPEG (default: "
+                   "measured and recorded, not bounded).")
+@click.option("--max-whole-psnr-drop", type=float, default=None,
+              help="--precision int8: most PSNR inside the mask (dB) it may lose on whole photos saved as JPEG "
+                   "(default: measured and recorded, not bounded).")
 @click.option("--max-excluded", type=click.IntRange(min=0), default=DEFAULT_MAX_EXCLUDED,
               help="--precision int8: most parts kept in float before refusing (the first stage, then activations "
                    "worst by qdq_loss_debug).")
@@ -140,7 +146,7 @@ def _chosen_precision(precision, fp16_flag: bool, int8_flag: bool) -> str:
 @handle_errors(_export_errors, INTERRUPTED)
 def onnx_cmd(model: Path, output: Path, signature: str, precision, fp16_flag: bool, int8_flag: bool, opset: int,
              calibration_images: int, calibration_method: str, heldout_per_photo: int, max_iou_drop: float, max_psnr_drop: float,
-             max_excluded: int, flip_ensemble, no_verify: bool, overwrite: bool) -> None:
+             max_whole_iou_drop: float, max_whole_psnr_drop: float, max_excluded: int, flip_ensemble, no_verify: bool, overwrite: bool) -> None:
     """Export to one self-contained ONNX file, verified against eager PyTorch (int8: and on the held-out set)."""
     precision = _chosen_precision(precision, fp16_flag, int8_flag)
     if precision == "int8" and signature != "pixels":
@@ -152,8 +158,8 @@ def onnx_cmd(model: Path, output: Path, signature: str, precision, fp16_flag: bo
     check_output_path(output, overwrite)
     pipeline = _load_pipeline(model, flip_ensemble)
     if precision == "int8":
-        _export_int8(pipeline, output, calibration_images, heldout_per_photo, Bounds(max_iou_drop, max_psnr_drop),
-                     max_excluded, opset, not no_verify, overwrite, calibration_method)
+        bounds = Bounds(max_iou_drop, max_psnr_drop, max_whole_iou_drop, max_whole_psnr_drop)
+        _export_int8(pipeline, output, calibration_images, heldout_per_photo, bounds, max_excluded, opset, not no_verify, overwrite, calibration_method)
         return
     result = export_onnx(pipeline, output, signature=signature, opset=opset, fp16=precision == "fp16",
                          verify=not no_verify, force=overwrite)

@@ -154,6 +154,17 @@ def heldout_set(per_photo: int = 12, seed: int = HELDOUT_SEED, photos: str = "ev
     return cases
 
 
+def whole_set(paintings: int, seed: int = HELDOUT_SEED, photos: str = "evaluation") -> List[Case]:
+    """Each photo of the group `photos` whole, at its own size, painted `paintings` times over
+    (each a fresh draw of the same corruptions as the crops'): the files users have, where marks
+    are small against the photo and the network sees much more of it than a crop."""
+    cases = []
+    for p, (name, photo) in enumerate(heldout_photos(photos).items()):  # the group's order: stable draws
+        rng = sample_rng(seed, 1000 + p)
+        for i in range(paintings):
+            cases.append(Case(f"{name}_whole_{i:02d}", name, photo, *corrupt(photo, rng, HELDOUT_CORRUPTION)))
+    return cases
+
 # How users' files hold a painted photo: (container, quality, chroma subsampling).
 SAVES = {
     "png": ("png", None, None),

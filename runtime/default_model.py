@@ -42,9 +42,15 @@ class Bounds:
 
     max_iou_drop: float = INT8_MAX_IOU_DROP  # mask IoU (0..1)
     max_psnr_drop: float = INT8_MAX_PSNR_DROP  # dB, PSNR inside the true mask
+    # The same on whole photos saved as JPEG (export/quantize.py, "Whole photos"): None, the
+    # default, records them without a bound; a graph exported before they were scored has none.
+    max_whole_iou_drop: Optional[float] = None
+    max_whole_psnr_drop: Optional[float] = None
 
     def holds(self, deltas: Dict[str, float]) -> bool:
+        whole = ((self.max_whole_iou_drop, "whole_mask_iou_drop"), (self.max_whole_psnr_drop, "whole_psnr_inside_drop"))
         return (deltas["mask_iou_drop"] <= self.max_iou_drop and deltas["psnr_inside_drop"] <= self.max_psnr_drop
+                and all(bound is None or deltas.get(key, float("inf")) <= bound for bound, key in whole)
                 and deltas.get("changed_outside_mask", 0) == 0)
 
 

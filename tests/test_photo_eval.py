@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.photo_eval import evaluate, make_cases, score, worst_sheet
+from benchmarks.photo_eval import EVAL_SEED, evaluate, make_cases, score, worst_sheet
 from restore_toolkit.scores import psnr
 
 
@@ -138,6 +138,26 @@ def test_the_whole_png_kind_is_the_whole_photos_saved_exactly():
         assert p.data[:8] == b"\x89PNG\r\n\x1a\n" and np.array_equal(p.paint, w.paint)
         assert np.array_equal(np.asarray(Image.open(io.BytesIO(p.data)).convert("RGB")), p.case.corrupted)
         assert np.array_equal(p.case.mask, p.paint)
+
+
+def test_the_whole_kind_is_heldout_whole_set_the_int8_verification_draws_too():
+    """The whole photos come from one function, `heldout.whole_set`, which the int8 export's
+    verification also draws (its own seed): each photo of the group whole, painted anew each time,
+    seeded; the selection group never holds an evaluation photo."""
+    from restore_core.heldout import EVALUATION_PHOTOS, HELDOUT_SEED, SELECTION_PHOTOS, whole_set
+
+    whole = make_cases("whole-jpeg-90", "selection", 6)
+    cases = whole_set(2, seed=EVAL_SEED, photos="selection")
+    assert [w.case.name for w in whole] == [c.name for c in cases] and len(cases) == 2 * len(SELECTION_PHOTOS)
+    assert all(np.array_equal(w.paint, c.mask) for w, c in zip(whole, cases))
+    assert {c.source for c in cases} == set(SELECTION_PHOTOS) and not {c.source for c in cases} & set(EVALUATION_PHOTOS)
+    for a, b in zip(cases[::2], cases[1::2]):  # one photo, two paintings
+        assert a.source == b.source and np.array_equal(a.clean, b.clean) and not np.array_equal(a.mask, b.mask)
+        assert a.mask.any() and a.mask.shape == a.clean.shape[:2]
+    again = whole_set(2, seed=EVAL_SEED, photos="selection")
+    assert all(np.array_equal(a.corrupted, b.corrupted) for a, b in zip(cases, again))
+    other = whole_set(1, seed=HELDOUT_SEED, photos="selection")
+    assert not np.array_equal(other[0].mask, cases[0].mask)
 
 
 def test_the_three_photo_collage_has_a_gutter_across_a_panel():

@@ -32,11 +32,11 @@ JPEG. So the proof also restores `DEFAULT_WHOLE_PAINTINGS` paintings of each sel
 whole, saved as `WHOLE_SAVE` (`restore_core.heldout.whole_set`), and records what the int8
 graph loses there (`whole_` deltas); `Bounds.max_whole_iou_drop` and `max_whole_psnr_drop` bound
 it where a caller asks. Not by default: on them the shipped graph loses 0.042 mask IoU and 0.83 dB
-in the mask (crops: 0.0012 and 0.24), and no graph the search reaches is both within the crops'
-bounds and about as fast: the first stage in float loses 0.042 and 0.36 dB there but 0.0051 IoU
-on the crops (past 0.005), and 16 parts in float 0.014 and 0.13 dB at 1.4 times the time. Through
-`restore-run`, whose smaller copies and paint grow find much of what the graph alone misses, the
-loss on 60 whole selection photos is 0.02 IoU and 0.1-0.3 dB (MODEL_CARD.md, "int8").
+in the mask (crops: 0.0012 and 0.24), yet through `restore-run`, whose smaller copies and paint
+grow find much of what the graph alone misses, it is 0.14 dB behind the fp32 flip ensemble on 60
+whole selection photos, and graphs the search reaches with parts in float gave back at most 0.05
+dB of that for 8 to 46 % more time (benchmarks/results/selection-int8-whole.md). A bound on the
+graph alone would have picked one of them for nothing.
 
 The search (`quantize_verified`): when the fully quantized body misses the bounds, parts of it
 are kept in float, 1, 2, 4, ... of them, until the bounds hold or `max_excluded` is reached;

@@ -131,12 +131,10 @@ def _chosen_precision(precision, fp16_flag: bool, int8_flag: bool) -> str:
               help="--precision int8: most mask IoU the int8 graph may lose against the fp32 graph.")
 @click.option("--max-psnr-drop", type=float, default=Bounds.max_psnr_drop,
               help="--precision int8: most PSNR inside the mask (dB) it may lose.")
-@click.option("--max-whole-iou-drop", type=float, default=None,
-              help="--precision int8: most mask IoU it may lose on whole photos saved as JPEG (default: "
-                   "measured and recorded, not bounded).")
-@click.option("--max-whole-psnr-drop", type=float, default=None,
-              help="--precision int8: most PSNR inside the mask (dB) it may lose on whole photos saved as JPEG "
-                   "(default: measured and recorded, not bounded).")
+@click.option("--max-whole-iou-drop", type=float, default=None, show_default="none: measured and recorded",
+              help="--precision int8: most mask IoU it may lose on whole photos saved as JPEG.")
+@click.option("--max-whole-psnr-drop", type=float, default=None, show_default="none: measured and recorded",
+              help="--precision int8: most PSNR inside the mask (dB) it may lose on whole photos saved as JPEG.")
 @click.option("--max-excluded", type=click.IntRange(min=0), default=DEFAULT_MAX_EXCLUDED,
               help="--precision int8: most parts kept in float before refusing (the first stage, then activations "
                    "worst by qdq_loss_debug).")

@@ -509,10 +509,7 @@ def quantize_verified(fp32_path: Path, dst: Path, *, calibration: int = DEFAULT_
     )
     fp32_scores = _scores(fp32_path, cases, whole)
     report.fp32 = _figures(fp32_scores)
-    say(f"fp32 graph on {len(cases)} held-out crops: mask IoU {fp32_scores['mask_iou']:.4f}, "
-        f"PSNR in mask {fp32_scores['psnr_inside']:.2f} dB"
-        + (f"; on {len(whole)} whole photos: {fp32_scores['whole']['mask_iou']:.4f}, "
-           f"{fp32_scores['whole']['psnr_inside']:.2f} dB" if whole else ""))
+    say(_fp32_line(fp32_scores, len(cases), len(whole)))
     with tempfile.TemporaryDirectory(prefix="restore-int8-") as tmp:
         work = Path(tmp)
         pre = work / "pre.onnx"
@@ -535,10 +532,7 @@ def quantize_verified(fp32_path: Path, dst: Path, *, calibration: int = DEFAULT_
             scores = _scores(dst, cases, whole)
             deltas = heldout_deltas(fp32_scores, scores)
             report.tries.append({"excluded": k, **deltas})
-            say(f"int8 with {k} part(s) in float: mask IoU drop {deltas['mask_iou_drop']:+.4f}, "
-                f"PSNR-in-mask drop {deltas['psnr_inside_drop']:+.3f} dB"
-                + (f"; whole photos {deltas['whole_mask_iou_drop']:+.4f}, {deltas['whole_psnr_inside_drop']:+.3f} dB"
-                   if whole else ""))
+            say(_try_line(k, deltas))
             report.int8, report.deltas, report.excluded = _figures(scores), deltas, excluded
             if bounds.holds(deltas):
                 report.passed = True
@@ -546,18 +540,37 @@ def quantize_verified(fp32_path: Path, dst: Path, *, calibration: int = DEFAULT_
     report.seconds = round(time.perf_counter() - t0, 1)
     if not report.passed:
         Path(dst).unlink(missing_ok=True)
-        d = report.deltas
-        raise QuantizationRefused(
-            f"int8 graph misses the quality bounds on {len(cases)} held-out images even with "
+        raise QuantizationRefused(_refusal(report, bounds, len(cases)), report.to_dict())
+    return report
+
+
+def _fp32_line(scores: Dict[str, Any], crops: int, whole: int) -> str:
+    line = (f"fp32 graph on {crops} held-out crops: mask IoU {scores['mask_iou']:.4f}, "
+            f"PSNR in mask {scores['psnr_inside']:.2f} dB")
+    if whole:
+        line += f"; on {whole} whole photos: {scores['whole']['mask_iou']:.4f}, {scores['whole']['psnr_inside']:.2f} dB"
+    return line
+
+
+def _try_line(k: int, d: Dict[str, float]) -> str:
+    line = (f"int8 with {k} part(s) in float: mask IoU drop {d['mask_iou_drop']:+.4f}, "
+            f"PSNR-in-mask drop {d['psnr_inside_drop']:+.3f} dB")
+    if "whole_mask_iou_drop" in d:
+        line += f"; whole photos {d['whole_mask_iou_drop']:+.4f}, {d['whole_psnr_inside_drop']:+.3f} dB"
+    return line
+
+
+def _refusal(report: QuantizationReport, bounds: Bounds, crops: int) -> str:
+    d = report.deltas
+    whole = ""
+    if "whole_mask_iou_drop" in d:
+        whole = (f", on whole photos {d['whole_mask_iou_drop']:.4f} ({_allowed(bounds.max_whole_iou_drop)}) and "
+                 f"{d['whole_psnr_inside_drop']:.3f} dB ({_allowed(bounds.max_whole_psnr_drop)})")
+    return (f"int8 graph misses the quality bounds on {crops} held-out images even with "
             f"{len(report.excluded)} part(s) in float: mask IoU drop {d['mask_iou_drop']:.4f} "
             f"(allowed {bounds.max_iou_drop}), PSNR-in-mask drop {d['psnr_inside_drop']:.3f} dB "
-            f"(allowed {bounds.max_psnr_drop})"
-            + (f", on whole photos {d['whole_mask_iou_drop']:.4f} ({_allowed(bounds.max_whole_iou_drop)}) and "
-               f"{d['whole_psnr_inside_drop']:.3f} dB ({_allowed(bounds.max_whole_psnr_drop)})"
-               if "whole_mask_iou_drop" in d else "")
-            + f", {d['changed_outside_mask']} image(s) changed outside the mask; "
-            f"nothing written", report.to_dict())
-    return report
+            f"(allowed {bounds.max_psnr_drop}){whole}, {d['changed_outside_mask']} image(s) changed outside the mask; "
+            f"nothing written")
 
 
 # ---------------------------------------------------------------------------------------------

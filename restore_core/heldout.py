@@ -165,6 +165,7 @@ def whole_set(paintings: int, seed: int = HELDOUT_SEED, photos: str = "evaluatio
             cases.append(Case(f"{name}_whole_{i:02d}", name, photo, *corrupt(photo, rng, HELDOUT_CORRUPTION)))
     return cases
 
+
 # How users' files hold a painted photo: (container, quality, chroma subsampling).
 SAVES = {
     "png": ("png", None, None),

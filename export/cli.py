@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 from pathlib import Path
+from typing import Optional
 
 import click
 
@@ -144,7 +145,8 @@ def _chosen_precision(precision, fp16_flag: bool, int8_flag: bool) -> str:
 @handle_errors(_export_errors, INTERRUPTED)
 def onnx_cmd(model: Path, output: Path, signature: str, precision, fp16_flag: bool, int8_flag: bool, opset: int,
              calibration_images: int, calibration_method: str, heldout_per_photo: int, max_iou_drop: float, max_psnr_drop: float,
-             max_whole_iou_drop: float, max_whole_psnr_drop: float, max_excluded: int, flip_ensemble, no_verify: bool, overwrite: bool) -> None:
+             max_whole_iou_drop: Optional[float], max_whole_psnr_drop: Optional[float], max_excluded: int,
+             flip_ensemble, no_verify: bool, overwrite: bool) -> None:
     """Export to one self-contained ONNX file, verified against eager PyTorch (int8: and on the held-out set)."""
     precision = _chosen_precision(precision, fp16_flag, int8_flag)
     if precision == "int8" and signature != "pixels":
@@ -157,7 +159,8 @@ def onnx_cmd(model: Path, output: Path, signature: str, precision, fp16_flag: bo
     pipeline = _load_pipeline(model, flip_ensemble)
     if precision == "int8":
         bounds = Bounds(max_iou_drop, max_psnr_drop, max_whole_iou_drop, max_whole_psnr_drop)
-        _export_int8(pipeline, output, calibration_images, heldout_per_photo, bounds, max_excluded, opset, not no_verify, overwrite, calibration_method)
+        _export_int8(pipeline, output, calibration_images, heldout_per_photo, bounds, max_excluded, opset,
+                     not no_verify, overwrite, calibration_method)
         return
     result = export_onnx(pipeline, output, signature=signature, opset=opset, fp16=precision == "fp16",
                          verify=not no_verify, force=overwrite)

@@ -119,7 +119,8 @@ OPTIONS = {"JPEG 4:2:0 with --save-predicted --save-mask": ("--save-predicted", 
 def counted(path: Path, predicted: bool = False) -> float:
     """The bytes per pixel the memory gate counts for this file (runtime.memory.in_flight_bytes),
     with its raw prediction written too when `predicted`."""
-    from runtime.images import ImageError, read_image
+    from runtime.image_read import read_image
+    from runtime.images import ImageError
     from runtime.memory import in_flight_bytes
 
     seen: List = []

@@ -39,20 +39,18 @@ from restore_toolkit.fileio import atomic_write_group, sweep_stale_temps
 from restore_toolkit.messages import one_line
 from runtime import jpeg_blocks
 from runtime.image_metadata import digest
+from runtime.image_pixels import Prepared, finish, prepare
+from runtime.image_read import read_image
+from runtime.image_write import encode_image
 from runtime.images import (
     DEFAULT_MAX_PIXELS,
     SUFFIX_FORMAT,
     WRITABLE_MODES,
     Header,
     ImageError,
-    Prepared,
     SourceInfo,
     TooManyPixels,
     chroma_subsampling,
-    encode_image,
-    finish,
-    prepare,
-    read_image,
 )
 from runtime.memory import ROOM_SHARE, MemoryGate, Reservation
 from runtime.plan import MASKS_DIR, PREDICTED_DIR, Job, PlanError, check_format, job_outputs, plan_run  # noqa: F401

@@ -30,7 +30,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
-try:  # x86-64 and macOS wheels; elsewhere the whole image is re-encoded (runtime/images.py)
+try:  # x86-64 and macOS wheels; elsewhere the whole image is re-encoded (runtime/image_write.py)
     import jpeglib
 except ImportError:  # pragma: no cover - exercised only where jpeglib has no wheel
     jpeglib = None

@@ -46,7 +46,7 @@ import numpy as np
 from PIL import Image
 
 from runtime.fill import MAX_BOX
-from runtime.images import _ORIENT, _UNTURN
+from runtime.images import ORIENT, UNTURN
 from runtime.pyramid import mark_boxes
 
 LEVELS = 8  # a pixel the saved paint moved by more than this, in some channel, is ring
@@ -56,7 +56,7 @@ MCU = {0: (8, 8), 1: (16, 8), 2: (16, 16)}
 
 def ringing_applies(qtables: Optional[dict], subsampling: Optional[int], orientation: int = 1) -> bool:
     """Whether a JPEG coded this way gets its ring found: a colour JPEG with its tables known."""
-    return bool(qtables) and len(qtables) >= 2 and subsampling in MCU and (orientation == 1 or orientation in _ORIENT)
+    return bool(qtables) and len(qtables) >= 2 and subsampling in MCU and (orientation == 1 or orientation in ORIENT)
 
 
 def _grid(lo: int, hi: int, size: int, step: int) -> Tuple[int, int]:
@@ -93,10 +93,10 @@ def remove_ringing(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, qtab
     if not marked.any() or not ringing_applies(qtables, subsampling, orientation):
         return np.zeros_like(marked)
     if orientation != 1:  # on the file's own grid: views of the arrays turned back, written through
-        back = _UNTURN[orientation]
+        back = UNTURN[orientation]
         coded = remove_ringing(back(rgb), back(restored), back(marked[..., None])[..., 0], qtables, subsampling,
                                levels=levels)
-        return np.ascontiguousarray(_ORIENT[orientation](coded[..., None])[..., 0])
+        return np.ascontiguousarray(ORIENT[orientation](coded[..., None])[..., 0])
     ring = np.zeros_like(marked)
     step_x, step_y = MCU[subsampling]
     params = {"qtables": qtables, "subsampling": subsampling}

@@ -39,7 +39,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 import numpy as np
 from PIL import Image
 
-from runtime.images import PILLOW_BAND, in_bands
+from runtime.image_pixels import PILLOW_BAND, in_bands
 
 # The short side of a smaller copy: at least MIN_SIDE (smaller, the photo's own detail is gone
 # and its flat regions look like paint), at most MAX_SIDE (larger, the copy costs much and finds
@@ -76,7 +76,7 @@ def coarse_factors(height: int, width: int) -> List[int]:
 
 def shrink(rgb: np.ndarray, factor: int, band: int = PILLOW_BAND) -> np.ndarray:
     """(H, W, 3) -> (H // f, W // f, 3), each pixel the average of the f x f pixels it covers;
-    a band of rows at a time (runtime/images.py, `in_bands`)."""
+    a band of rows at a time (runtime/image_pixels.py, `in_bands`)."""
     h, w = rgb.shape[0] // factor * factor, rgb.shape[1] // factor * factor
     return in_bands(rgb[:h, :w], lambda img: img.reduce(factor), factor, band)
 

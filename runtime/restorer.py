@@ -38,7 +38,9 @@ from runtime.frame import (
 from runtime.graphic import graphic_note, read_shares
 from runtime.gutter import gutter_boxes
 from runtime.image_metadata import JPEG_FORMATS, JpegCoding, jpeg_coding
-from runtime.images import chroma_subsampling, finish, lossless_source, prepare, to_pil
+from runtime.image_pixels import finish, prepare, to_pil
+from runtime.image_read import lossless_source
+from runtime.images import chroma_subsampling
 from runtime.jpeg_ringing import remove_ringing
 from runtime.memory import ROOM_SHARE, GraphCost, MemoryPlan, plan_memory
 from runtime.paint_grow import grow_over_paint

@@ -13,7 +13,9 @@ from click.testing import CliRunner
 from PIL import Image, ImageOps, JpegImagePlugin
 from skimage import data as skdata
 
-from runtime import images as ri
+from runtime import image_pixels as rp
+from runtime import image_read as rr
+from runtime import image_write as rw
 from runtime import jpeg_blocks as jb
 from runtime.cli import main
 from runtime.fill import dilated
@@ -77,7 +79,7 @@ def test_untouched_blocks_keep_their_coefficients_and_pixels(name, tmp_path):
     source = _jpeg(PHOTO, quality=75, subsampling=SAMPLING[name])
     decoded = _decoded(source)
     restored, changed = _paint(decoded, (40, 61, 70, 95))
-    data, kept = jb.rewrite(source, restored, changed, ri.encode_image(Image.fromarray(restored), "JPEG").data)
+    data, kept = jb.rewrite(source, restored, changed, rw.encode_image(Image.fromarray(restored), "JPEG").data)
     before, after = _coefficients(source, tmp_path, "a.jpg"), _coefficients(data, tmp_path, "b.jpg")
     assert np.array_equal(after.samp_factor, before.samp_factor) and np.array_equal(after.qt, before.qt)
     recoded = 0
@@ -162,9 +164,9 @@ def test_encode_image_keeps_metadata_and_names_nothing_lost(tmp_path):
                    dpi=(300, 300))
     path = tmp_path / "in.jpg"
     path.write_bytes(source)
-    img, info = ri.read_image(path)
+    img, info = rr.read_image(path)
     restored, changed = _paint(np.asarray(img), (50, 70, 60, 90))
-    enc = ri.encode_image(Image.fromarray(restored), "JPEG", info, original=source, changed=changed)
+    enc = rw.encode_image(Image.fromarray(restored), "JPEG", info, original=source, changed=changed)
     assert 0.5 < enc.kept_blocks < 1.0 and enc.lost == []
     out = Image.open(io.BytesIO(enc.data))
     assert out.getexif()[0x010F] == "Maker" and out.info["icc_profile"] == icc
@@ -182,10 +184,10 @@ def test_a_turned_source_goes_back_onto_its_own_grid(orientation, tmp_path):
     path = tmp_path / "turned.jpg"
     source = _jpeg(PHOTO, quality=85, subsampling=2, exif=exif.tobytes())
     path.write_bytes(source)
-    img, info = ri.read_image(path)
+    img, info = rr.read_image(path)
     assert info.orientation == orientation
     restored, changed = _paint(np.asarray(img), (10, 30, 20, 40))
-    enc = ri.encode_image(Image.fromarray(restored), "JPEG", info, original=source, changed=changed)
+    enc = rw.encode_image(Image.fromarray(restored), "JPEG", info, original=source, changed=changed)
     assert 0.5 < enc.kept_blocks < 1.0 and enc.lost == []
     out = Image.open(io.BytesIO(enc.data))
     assert out.size == (PHOTO.shape[1], PHOTO.shape[0])  # the source's grid
@@ -204,9 +206,9 @@ def test_whole_reencode_where_blocks_cannot_be_kept(tmp_path):
     path = tmp_path / "plain.jpg"
     source = _jpeg(PHOTO, quality=85)
     path.write_bytes(source)
-    img, info = ri.read_image(path)
+    img, info = rr.read_image(path)
     restored, changed = _paint(np.asarray(img), (10, 20, 10, 20))
-    assert ri.encode_image(Image.fromarray(restored), "JPEG", info, quality=60, original=source,
+    assert rw.encode_image(Image.fromarray(restored), "JPEG", info, quality=60, original=source,
                            changed=changed).kept_blocks is None
     buf = io.BytesIO()
     Image.fromarray(PHOTO).convert("CMYK").save(buf, "JPEG")
@@ -262,17 +264,17 @@ def test_an_array_is_written_as_its_pillow_image_is(grey, orientation, tmp_path)
     source = _jpeg(photo, quality=85, exif=exif.tobytes(), comment=b"kept")
     path = tmp_path / "in.jpg"
     path.write_bytes(source)
-    img, info = ri.read_image(path)
-    prep = ri.prepare(img)
+    img, info = rr.read_image(path)
+    prep = rp.prepare(img)
     restored, changed = _paint(prep.rgb, (20, 40, 30, 60))
-    as_image, as_array = ri.finish(prep, restored, changed), ri.finish(prep, restored, changed, array=True)
+    as_image, as_array = rp.finish(prep, restored, changed), rp.finish(prep, restored, changed, array=True)
     assert isinstance(as_array, np.ndarray) and np.array_equal(np.asarray(as_image), as_array)
     for mask in (changed, np.ones_like(changed)):  # some blocks kept; none
-        a = ri.encode_image(as_array, "JPEG", info, original=source, changed=mask)
-        b = ri.encode_image(as_image, "JPEG", info, original=source, changed=mask)
+        a = rw.encode_image(as_array, "JPEG", info, original=source, changed=mask)
+        b = rw.encode_image(as_image, "JPEG", info, original=source, changed=mask)
         assert a.data == b.data and a.mode == b.mode == ("L" if grey else "RGB") and a.lost == b.lost == []
         assert (a.kept_blocks is None) == mask.all() and a.kept_blocks == b.kept_blocks
-    assert isinstance(ri.finish(ri.prepare(img.convert("RGBA")), restored, changed, array=True), Image.Image)
+    assert isinstance(rp.finish(rp.prepare(img.convert("RGBA")), restored, changed, array=True), Image.Image)
 
 
 def _rgb_coded(image: np.ndarray, tmp_path) -> bytes:
@@ -326,7 +328,7 @@ def test_a_jpeg_coded_in_rgb_keeps_its_coding_and_blocks(tmp_path):
     for round_ in range(2):
         decoded = _decoded(source)
         restored, changed = _paint(decoded, (40 + 30 * round_, 61 + 30 * round_, 70, 95))
-        written = ri.encode_image(Image.fromarray(restored), "JPEG").data  # the regular writer's JFIF header
+        written = rw.encode_image(Image.fromarray(restored), "JPEG").data  # the regular writer's JFIF header
         data, kept = jb.rewrite(source, restored, changed, written)
         assert 0.8 < kept < 1.0 and jb.colour_coding(data) == "RGB"
         assert Image.open(io.BytesIO(data)).info.get("adobe_transform") == 0

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from restore_core.degrade import damage_mask
-from runtime.images import _ORIENT
+from runtime.images import ORIENT
 from runtime.jpeg_ringing import MCU, _grid, remove_ringing, ringing_applies
 
 H, W = 101, 134  # neither a whole number of MCUs: the grid's far end is a partial block
@@ -100,7 +100,7 @@ def test_a_turned_photo_rings_as_its_file_does(orientation):
     filled = np.where(shapes[..., None], clean, rgb)
     coded_out = filled.copy()
     coded = remove_ringing(rgb, coded_out, shapes, qtables, 2)
-    turn = _ORIENT.get(orientation, lambda a: a)
+    turn = ORIENT.get(orientation, lambda a: a)
     shown_out = np.ascontiguousarray(turn(filled))
     shown = remove_ringing(turn(rgb), shown_out, turn(shapes[..., None])[..., 0], qtables, 2, orientation)
     assert coded.any() and np.array_equal(shown, turn(coded[..., None])[..., 0])

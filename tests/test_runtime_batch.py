@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from export.parity import FP32, pixel_parity, violations
-from runtime import images as ri
+from runtime import image_read as rr
 from runtime.batch import PlanError, RunOptions, run_folder
 from runtime.restorer import Restorer
 
@@ -95,14 +95,14 @@ def folder_run(tmp_path_factory, restorer):
     locked = src / "locked.png"
     mp = pytest.MonkeyPatch()
     if os.geteuid() == 0:  # root reads anything: simulate the unreadable file instead
-        real = ri._open_file
+        real = rr._open_file
 
         def open_file(path):
             if path.name == "locked.png":
                 raise PermissionError(13, "Permission denied", str(path))
             return real(path)
 
-        mp.setattr(ri, "_open_file", open_file)
+        mp.setattr(rr, "_open_file", open_file)
     else:
         locked.chmod(0)
     opts = dict(batch_size=3, save_mask=True, save_predicted=True, max_pixels=MAX_PIXELS, tile_budget=TILE_BUDGET,
@@ -128,7 +128,7 @@ def test_every_good_file_is_restored_in_its_own_mode(folder_run):
     for name in expect["good"]:
         rec = recs[name]
         assert rec.status == "ok", (name, rec.error)
-        source, _ = ri.read_image(src / name)  # EXIF applied, as the runner saw it
+        source, _ = rr.read_image(src / name)  # EXIF applied, as the runner saw it
         out = Image.open(rec.output)
         mask = np.asarray(Image.open(rec.mask)) > 0
         assert out.size == source.size and mask.shape == (source.height, source.width), name

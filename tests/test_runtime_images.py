@@ -8,6 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from runtime import image_pixels as rp
+from runtime import image_read as rr
+from runtime import image_write as rw
 from runtime import images as ri
 
 RNG = np.random.default_rng(7)
@@ -31,7 +34,7 @@ def _luma601(rgb):
 def test_luma_a_band_of_rows_at_a_time_is_the_hand_computed_601():
     rgb = np.random.default_rng(3).integers(0, 256, (11, 7, 3), dtype=np.uint8)
     for band in (1, 4, 11, 1024):  # bands that split the rows unevenly, one, more than all
-        assert np.array_equal(ri._luma(rgb, band), _luma601(rgb))
+        assert np.array_equal(rp._luma(rgb, band), _luma601(rgb))
 
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "LA", "1", "P", "I;16", "CMYK"])
@@ -49,11 +52,11 @@ def test_outside_mask_keeps_source_values_and_mode(mode):
         src = Image.fromarray(RNG.integers(0, 65536, (h, w)).astype(np.uint16))
     else:
         src = base.convert(mode)
-    prep = ri.prepare(src)
+    prep = rp.prepare(src)
     assert prep.rgb.shape == (h, w, 3) and prep.rgb.dtype == np.uint8
     restored = _rgb(h, w)
     mask = _half_mask(h, w)
-    out = ri.finish(prep, restored, mask)
+    out = rp.finish(prep, restored, mask)
     assert out.mode == ("I;16" if mode == "I;16" else mode) and out.size == (w, h)
     a_in, a_out = np.asarray(src), np.asarray(out)
     assert np.array_equal(a_out[~mask], a_in[~mask])  # every channel, every bit, incl. alpha and 16-bit
@@ -76,10 +79,10 @@ def test_outside_mask_keeps_source_values_and_mode(mode):
 
 def test_grey_is_replicated_and_round_trips_exactly():
     grey = RNG.integers(0, 256, (5, 7), dtype=np.uint8)
-    prep = ri.prepare(Image.fromarray(grey, "L"))
+    prep = rp.prepare(Image.fromarray(grey, "L"))
     assert np.array_equal(prep.rgb, np.repeat(grey[..., None], 3, axis=2))
     # restoring a grey pixel to grey gives the same level back (the luma weights sum to 1)
-    out = ri.finish(prep, prep.rgb, np.ones((5, 7), bool))
+    out = rp.finish(prep, prep.rgb, np.ones((5, 7), bool))
     assert np.array_equal(np.asarray(out), grey)
 
 
@@ -88,9 +91,9 @@ def test_palette_picks_nearest_opaque_entry():
     src.putpalette([0, 0, 0, 250, 10, 10, 10, 250, 10, 200, 0, 0])
     src.putdata([0, 0])
     src.info["transparency"] = 3  # the (200, 0, 0) entry is transparent
-    prep = ri.prepare(src)
+    prep = rp.prepare(src)
     restored = np.array([[[205, 0, 0], [20, 240, 20]]], np.uint8)
-    out = ri.finish(prep, restored, np.ones((1, 2), bool))
+    out = rp.finish(prep, restored, np.ones((1, 2), bool))
     # (205, 0, 0) is nearest to the transparent entry 3, which may not be taken: entry 1 is the
     # nearest opaque one; (20, 240, 20) → entry 2
     assert list(np.asarray(out)[0]) == [1, 2]
@@ -98,33 +101,33 @@ def test_palette_picks_nearest_opaque_entry():
 
 def test_one_bit_thresholds_at_128():
     src = Image.new("1", (3, 1), 0)
-    prep = ri.prepare(src)
+    prep = rp.prepare(src)
     restored = np.array([[[127, 127, 127], [128, 128, 128], [255, 255, 255]]], np.uint8)
-    out = ri.finish(prep, restored, np.ones((1, 3), bool))
+    out = rp.finish(prep, restored, np.ones((1, 3), bool))
     assert out.mode == "1" and list(np.asarray(out.convert("L"))[0]) == [0, 255, 255]
 
 
 def test_writable_conversions():
     la = Image.fromarray(RNG.integers(0, 256, (4, 4, 2), dtype=np.uint8), "LA")
-    img, note = ri.writable(la, "JPEG")
+    img, note = rw.writable(la, "JPEG")
     assert img.mode == "L" and "alpha dropped" in note
     deep = Image.fromarray(np.array([[0, 257 * 100, 65535]], np.uint16))
-    img, note = ri.writable(deep, "JPEG")
+    img, note = rw.writable(deep, "JPEG")
     assert img.mode == "L" and list(np.asarray(img)[0]) == [0, 100, 255] and "16-bit" in note  # scaled, not clipped
     cmyk = Image.new("CMYK", (2, 2), (0, 255, 255, 0))
-    img, _ = ri.writable(cmyk, "PNG")
+    img, _ = rw.writable(cmyk, "PNG")
     assert img.mode == "RGB" and img.getpixel((0, 0)) == (255, 0, 0)
-    img, note = ri.writable(Image.new("RGBA", (2, 2)), "PNG")
+    img, note = rw.writable(Image.new("RGBA", (2, 2)), "PNG")
     assert img.mode == "RGBA" and note is None
     pal = Image.new("P", (2, 2))
     pal.info["transparency"] = 0
-    assert ri.writable(pal, "TIFF")[0].mode == "RGBA"  # only PNG stores palette transparency
+    assert rw.writable(pal, "TIFF")[0].mode == "RGBA"  # only PNG stores palette transparency
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "BMP", "TIFF"])
 def test_encode_decodes_back_in_every_format(fmt, tmp_path):
     img = Image.fromarray(_rgb(10, 14))
-    data, mode, note, *_ = ri.encode_image(img, fmt, ri.SourceInfo(lossless=True))
+    data, mode, note, *_ = rw.encode_image(img, fmt, ri.SourceInfo(lossless=True))
     back = Image.open(io.BytesIO(data))
     assert back.format == fmt and back.size == (14, 10) and mode == "RGB"
     if fmt != "JPEG":
@@ -133,9 +136,9 @@ def test_encode_decodes_back_in_every_format(fmt, tmp_path):
 
 def test_icc_kept_in_family_dropped_across(tmp_path):
     src = ri.SourceInfo(icc_profile=b"fake-icc")
-    data, *_ = ri.encode_image(Image.new("RGB", (2, 2)), "PNG", src)
+    data, *_ = rw.encode_image(Image.new("RGB", (2, 2)), "PNG", src)
     assert Image.open(io.BytesIO(data)).info.get("icc_profile") == b"fake-icc"
-    data, mode, _, lost, _ = ri.encode_image(Image.new("CMYK", (2, 2)), "PNG", src)
+    data, mode, _, lost, _ = rw.encode_image(Image.new("CMYK", (2, 2)), "PNG", src)
     assert mode == "RGB" and "icc_profile" not in Image.open(io.BytesIO(data)).info
     assert lost == ["CMYK written as RGB (PNG cannot store CMYK)",  # inks lost: named, not a mere note
                     "ICC profile not kept (it describes cmyk colour, the image is written as RGB)"]
@@ -148,7 +151,7 @@ def test_exif_orientation_applied_on_read(fmt, tmp_path):
     exif[0x0112] = 6
     path = tmp_path / f"o.{fmt.lower()}"
     Image.fromarray(arr).save(path, fmt, exif=exif, **({"quality": 100} if fmt == "JPEG" else {}))
-    img, info = ri.read_image(path)
+    img, info = rr.read_image(path)
     assert img.size == (2, 4)  # portrait as viewed
     if fmt == "PNG":
         assert np.array_equal(np.asarray(img), np.rot90(arr, k=-1))
@@ -174,7 +177,7 @@ def test_read_errors_name_the_reason(tmp_path):
     }
     for name, reason in cases.items():
         with pytest.raises(ri.ImageError, match=reason):
-            ri.read_image(tmp_path / name, max_pixels=50_000)
+            rr.read_image(tmp_path / name, max_pixels=50_000)
 
 
 @pytest.mark.parametrize("compression, lossless", [("tiff_deflate", True), ("packbits", True), ("jpeg", False)])
@@ -183,7 +186,7 @@ def test_a_tiff_is_lossless_unless_its_compression_is_jpeg(tmp_path, compression
     (the membrane near the edge, the solid check) must not take it for lossless."""
     rgb = np.random.default_rng(4).integers(0, 256, (32, 48, 3), dtype=np.uint8)
     Image.fromarray(rgb).save(tmp_path / "x.tif", "TIFF", compression=compression)
-    assert ri.read_image(tmp_path / "x.tif")[1].lossless is lossless
+    assert rr.read_image(tmp_path / "x.tif")[1].lossless is lossless
 
 
 def test_webp_lossless_detection(tmp_path):
@@ -191,9 +194,9 @@ def test_webp_lossless_detection(tmp_path):
     for lossless in (True, False):
         buf = io.BytesIO()
         img.save(buf, "WEBP", lossless=lossless)
-        assert ri._webp_lossless(buf.getvalue()) is lossless
+        assert rr._webp_lossless(buf.getvalue()) is lossless
         (tmp_path / "x.webp").write_bytes(buf.getvalue())
-        assert ri.read_image(tmp_path / "x.webp")[1].lossless is lossless
+        assert rr.read_image(tmp_path / "x.webp")[1].lossless is lossless
 
 
 def test_chroma_subsampling_of_each_file():
@@ -207,12 +210,12 @@ def test_chroma_subsampling_of_each_file():
 
 
 def test_to_pil_array_kinds():
-    assert ri.to_pil(np.zeros((2, 3), np.uint8)).mode == "L"
-    assert ri.to_pil(np.zeros((2, 3), np.uint16)).mode == "I;16"
-    assert ri.to_pil(np.zeros((2, 3), bool)).mode == "1"
-    assert ri.to_pil(np.zeros((2, 3, 4), np.uint8)).mode == "RGBA"
+    assert rp.to_pil(np.zeros((2, 3), np.uint8)).mode == "L"
+    assert rp.to_pil(np.zeros((2, 3), np.uint16)).mode == "I;16"
+    assert rp.to_pil(np.zeros((2, 3), bool)).mode == "1"
+    assert rp.to_pil(np.zeros((2, 3, 4), np.uint8)).mode == "RGBA"
     with pytest.raises(ValueError):
-        ri.to_pil(np.zeros((2, 3, 3), np.float32))
+        rp.to_pil(np.zeros((2, 3, 3), np.float32))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,15 +247,15 @@ def test_16bit_colour_png_kept_whole(planes, tmp_path):
     h, w = 9, 12
     src = RNG.integers(0, 65536, (h, w, planes)).astype(np.uint16)
     _save_png16(tmp_path / "deep.png", src)
-    img, info = ri.read_image(tmp_path / "deep.png")
+    img, info = rr.read_image(tmp_path / "deep.png")
     assert info.dropped == [] and info.deep is not None and np.array_equal(info.deep.array, src)
-    prep = ri.prepare(img, info.deep)
+    prep = rp.prepare(img, info.deep)
     colour = src[..., 0] if planes == 2 else src[..., :3]
     view = ((colour.astype(np.int64) + 128) // 257).astype(np.uint8)  # round(v / 257), as I;16
     assert np.array_equal(prep.rgb, np.repeat(view[..., None], 3, 2) if planes == 2 else view)
     restored, mask = _rgb(h, w), _half_mask(h, w)
-    out = ri.finish(prep, restored, mask)
-    data, mode, note, *_ = ri.encode_image(out, "PNG", info)
+    out = rp.finish(prep, restored, mask)
+    data, mode, note, *_ = rw.encode_image(out, "PNG", info)
     assert mode == {2: "LA;16", 3: "RGB;16", 4: "RGBA;16"}[planes] and note is None
     got, meta = _read_png16(data)
     assert meta["bitdepth"] == 16 and got.shape == src.shape
@@ -267,12 +270,12 @@ def test_16bit_colour_png_to_another_format_is_refused_or_8bit(tmp_path):
     src = RNG.integers(0, 65536, (4, 5, 3)).astype(np.uint16)
     _save_png16(tmp_path / "deep.png", src)
     with pytest.raises(ri.LossyInputError, match="16-bit RGB written as 8-bit"):
-        ri.read_image(tmp_path / "deep.png", write_format="JPEG")
-    img, info = ri.read_image(tmp_path / "deep.png", allow_lossy=True, write_format="JPEG")
+        rr.read_image(tmp_path / "deep.png", write_format="JPEG")
+    img, info = rr.read_image(tmp_path / "deep.png", allow_lossy=True, write_format="JPEG")
     assert info.deep is None and info.dropped and img.mode == "RGB"
     # A kept 16-bit image handed to another writer anyway is scaled to 8 bits, and that is named.
     deep = ri.DeepImage(src)
-    data, mode, note, lost, _ = ri.encode_image(deep, "TIFF")
+    data, mode, note, lost, _ = rw.encode_image(deep, "TIFF")
     assert mode == "RGB" and note is None and lost == ["16-bit RGB written as 8-bit (TIFF cannot store 16 bits)"]
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), ((src.astype(np.int64) + 128) // 257).astype(np.uint8))
 
@@ -288,10 +291,10 @@ def test_16bit_colour_png_keeps_orientation_icc_dpi_and_colour_key(tmp_path):
     key = struct.pack(">HHH", *src[0, 0])
     _save_png16(tmp_path / "deep.png", src, iCCP=b"x\0\0" + zlib.compress(b"fake-icc"), eXIf=exif.tobytes()[6:],
                 pHYs=phys, tRNS=key)
-    img, info = ri.read_image(tmp_path / "deep.png")
+    img, info = rr.read_image(tmp_path / "deep.png")
     assert img.size == (2, 4) and np.array_equal(info.deep.array, np.rot90(src, -1))
-    out = ri.finish(ri.prepare(img, info.deep), np.zeros((4, 2, 3), np.uint8), np.zeros((4, 2), bool))
-    data, *_ = ri.encode_image(out, "PNG", info)
+    out = rp.finish(rp.prepare(img, info.deep), np.zeros((4, 2, 3), np.uint8), np.zeros((4, 2), bool))
+    data, *_ = rw.encode_image(out, "PNG", info)
     got, meta = _read_png16(data)
     assert np.array_equal(got, np.rot90(src, -1)) and meta["transparent"] == tuple(int(v) for v in src[0, 0])
     back = Image.open(io.BytesIO(data))
@@ -476,10 +479,10 @@ def test_metadata_survives_or_is_named(case, tmp_path):
     _name, build, suffix, fmt, check = case
     path = tmp_path / f"src{suffix}"
     build(path)
-    img, info = ri.read_image(path, write_format=fmt)
-    prep = ri.prepare(img, info.deep)
-    out = ri.finish(prep, _rgb(*prep.rgb.shape[:2]), _half_mask(*prep.rgb.shape[:2]))
-    data, _mode, _note, lost, _ = ri.encode_image(out, fmt, info)
+    img, info = rr.read_image(path, write_format=fmt)
+    prep = rp.prepare(img, info.deep)
+    out = rp.finish(prep, _rgb(*prep.rgb.shape[:2]), _half_mask(*prep.rgb.shape[:2]))
+    data, _mode, _note, lost, _ = rw.encode_image(out, fmt, info)
     assert Image.open(io.BytesIO(data)).format == fmt
     assert check(data, lost), lost
 
@@ -548,12 +551,12 @@ def test_pixel_format_written_back_in_kind(case, tmp_path):
     _name, build, suffix, check = case
     path = tmp_path / f"src{suffix}"
     build(path)
-    img, info = ri.read_image(path)
-    prep = ri.prepare(img, info.deep)
+    img, info = rr.read_image(path)
+    prep = rp.prepare(img, info.deep)
     h, w = prep.rgb.shape[:2]
     mask = _half_mask(h, w)
-    out = ri.finish(prep, _rgb(h, w), mask)
-    data, _mode, note, lost, _ = ri.encode_image(out, info.format, info)
+    out = rp.finish(prep, _rgb(h, w), mask)
+    data, _mode, note, lost, _ = rw.encode_image(out, info.format, info)
     assert note is None and lost == [], (note, lost)
     assert check(path, data, mask)
 
@@ -572,11 +575,11 @@ def test_an_arithmetic_coded_jpeg_is_decoded_whole_and_a_12_bit_one_named(tmp_pa
     data = (tmp_path / "arith.jpg").read_bytes()
     assert len(data) > 65536 and b"\xff\xc9" in data
     headers = []
-    img, info = ri.read_image(tmp_path / "arith.jpg", admit=headers.append)
+    img, info = rr.read_image(tmp_path / "arith.jpg", admit=headers.append)
     assert np.array_equal(np.asarray(img), np.asarray(Image.open(tmp_path / "huffman.jpg")))
     assert headers[0].held == len(data)
     twelve = bytearray((tmp_path / "huffman.jpg").read_bytes())
     twelve[twelve.index(b"\xff\xc0") + 4] = 12  # the frame's sample precision
     (tmp_path / "twelve.jpg").write_bytes(bytes(twelve))
     with pytest.raises(ri.ImageError, match="a 12-bit JPEG: only 8-bit JPEGs are read"):
-        ri.read_image(tmp_path / "twelve.jpg")
+        rr.read_image(tmp_path / "twelve.jpg")

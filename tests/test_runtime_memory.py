@@ -23,6 +23,7 @@ from PIL import Image
 
 from export.parity import FP32, pixel_parity, violations
 from runtime import batch, memory
+from runtime import image_read as rr
 from runtime import images as ri
 from runtime.batch import RunOptions, run_folder
 from runtime.images import Header
@@ -85,7 +86,7 @@ def test_devices_fifos_and_sparse_files_cost_nothing(tmp_path):
     start = time.perf_counter()
     for name, reason in reasons.items():
         with pytest.raises(ri.ImageError, match=reason):
-            ri.read_image(tmp_path / name)
+            rr.read_image(tmp_path / name)
     assert time.perf_counter() - start < 10  # nothing waited on the FIFO or read the holes
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024  # kB: no large read
 
@@ -100,7 +101,7 @@ def test_admit_sees_the_header_size_before_any_decoding(tmp_path):
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with pytest.raises(ri.ImageError, match="no room"):
-        ri.read_image(tmp_path / "bomb.png", admit=admit)
+        rr.read_image(tmp_path / "bomb.png", admit=admit)
     size = (tmp_path / "bomb.png").stat().st_size
     assert seen == [Header(5000, 4000, "L", "PNG", held=0, file_bytes=size)]
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 10 * 1024  # 20 MB were never decoded
@@ -109,14 +110,14 @@ def test_admit_sees_the_header_size_before_any_decoding(tmp_path):
 def test_webp_is_checked_before_pillow_reads_it_whole(tmp_path):
     Image.fromarray(RNG.integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(tmp_path / "a.webp", lossless=True)
     seen = []
-    img, info = ri.read_image(tmp_path / "a.webp", admit=seen.append)
+    img, info = rr.read_image(tmp_path / "a.webp", admit=seen.append)
     size = (tmp_path / "a.webp").stat().st_size
     assert seen == [Header(40, 30, "RGBA", "WEBP", held=size, file_bytes=size)] and img.size == (40, 30) and info.lossless
 
 
 def _header(path, write_format=None) -> Header:
     seen = []
-    ri.read_image(path, write_format=write_format, admit=seen.append, allow_lossy=True)
+    rr.read_image(path, write_format=write_format, admit=seen.append, allow_lossy=True)
     return seen[0]
 
 

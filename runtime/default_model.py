@@ -42,7 +42,7 @@ class Bounds:
 
     max_iou_drop: float = INT8_MAX_IOU_DROP  # mask IoU (0..1)
     max_psnr_drop: float = INT8_MAX_PSNR_DROP  # dB, PSNR inside the true mask
-    # The same on whole photos saved as JPEG (export/quantize.py, "Whole photos"): None, the
+    # The same on whole photos saved as JPEG (export/int8.py, "Whole photos"): None, the
     # default, records them without a bound; a graph exported before they were scored has none.
     max_whole_iou_drop: Optional[float] = None
     max_whole_psnr_drop: Optional[float] = None

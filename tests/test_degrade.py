@@ -165,7 +165,7 @@ def test_a_package_photo_that_is_not_the_pinned_one_is_refused(monkeypatch, tmp_
 
 def test_choices_read_only_the_selection_photos(monkeypatch, tmp_path):
     import restore_core.heldout as heldout
-    from export import quantize
+    from export import int8
     from restore_core.calibrate import calibration_cases
 
     assert {c.source for c in calibration_cases(seeds=(1,), per_photo=1)} == set(heldout.SELECTION_PHOTOS)
@@ -178,7 +178,7 @@ def test_choices_read_only_the_selection_photos(monkeypatch, tmp_path):
         raise RuntimeError("stop here")
 
     monkeypatch.setattr(heldout, "heldout_set", recording_set)
-    monkeypatch.setattr(quantize, "calibration_images", lambda count: [])
+    monkeypatch.setattr(int8, "calibration_images", lambda count: [])
     with pytest.raises(RuntimeError, match="stop here"):
-        quantize.quantize_verified(tmp_path / "in.onnx", tmp_path / "out.onnx")
+        int8.quantize_verified(tmp_path / "in.onnx", tmp_path / "out.onnx")
     assert asked == ["selection"]

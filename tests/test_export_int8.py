@@ -14,15 +14,8 @@ import onnx
 import pytest
 from click.testing import CliRunner
 
-from export.quantize import (
-    CALIBRATION_PERCENTILE,
-    Bounds,
-    QuantizationRefused,
-    body_nodes,
-    calibration_images,
-    first_stage_nodes,
-    quantize_verified,
-)
+from export.int8 import Bounds, QuantizationRefused, quantize_verified
+from export.quantize import CALIBRATION_PERCENTILE, body_nodes, calibration_images, first_stage_nodes
 
 FAST = {"calibration": 3, "heldout_per_photo": 1, "whole_paintings": 1}
 LOOSE = Bounds(1.0, 100.0, 1.0, 100.0)  # any int8 graph passes: these tests check the machinery
@@ -190,7 +183,7 @@ def test_cli_int8_usage(tiny_release, tmp_path):
 
 def test_int8_metadata_and_inspect(tiny_pipeline, tmp_path):
     from export.inspection import describe, format_description
-    from export.quantize import export_int8
+    from export.int8 import export_int8
     from runtime.metadata import read_metadata
 
     out = tmp_path / "tiny.int8.onnx"

@@ -27,7 +27,7 @@ def _stamp(src, dst, deltas):
 
 @pytest.fixture(scope="module")
 def int8_raw(tiny_onnx, tmp_path_factory):
-    from export.quantize import Bounds, quantize_verified
+    from export.int8 import Bounds, quantize_verified
 
     raw = tmp_path_factory.mktemp("raw") / "raw.int8.onnx"
     quantize_verified(tiny_onnx, raw, calibration=2, heldout_per_photo=1, bounds=Bounds(1.0, 100.0, 1.0, 100.0),

@@ -74,7 +74,8 @@ from runtime.tiling import DEFAULT_TILE_BUDGET
               help="In a lossless file, drop each mark with no solid colour, which is photo, not paint, and grow "
                    "by a pixel each mark whose edge is not solid, which was resized after painting, or, where every "
                    "paint edge is sharp, keep no more than a pixel past it; in a lossy file, "
-                   "drop each mark the colour of what lies around it (docs/restoring.md).")
+                   "drop each mark the colour of what lies around it, and each small mark the model does not find "
+                   "again in the picture mirrored (docs/restoring.md).")
 @click.option("--graphic-check/--no-graphic-check", default=None,
               show_default="on for the shipped model, which knows photos; off for a --model FILE",
               help="Leave as it was a picture drawn rather than photographed (a chart, a screen, a spreadsheet): "

@@ -43,6 +43,7 @@ from runtime.image_read import lossless_source
 from runtime.images import chroma_subsampling
 from runtime.jpeg_ringing import remove_ringing
 from runtime.memory import ROOM_SHARE, GraphCost, MemoryPlan, plan_memory
+from runtime.mirrored import not_found_mirrored
 from runtime.paint_grow import grow_over_paint
 from runtime.pyramid import Added, add_coarse
 from runtime.session import Runner, make_session
@@ -114,7 +115,8 @@ class Restorer:
             grow by a pixel each mark whose edge is not solid, which was resized after it was
             painted, and, where every paint edge is sharp, keep no more than a pixel past it
             (runtime/solid.py); in any other, drop each mark the colour of what lies around
-            it (runtime/surround.py). None (default): for the shipped model's weights, whose damage is
+            it (runtime/surround.py) and each small mark the graph does not find again in the
+            picture mirrored (runtime/mirrored.py). None (default): for the shipped model's weights, whose damage is
             solid paint, and not for other models, which may be trained on other damage.
         graphic_check: leave a picture drawn rather than photographed (a chart, a screen, a
             spreadsheet) as it is: around the marks, much of it flat colour or straight gradients and
@@ -177,6 +179,15 @@ class Restorer:
         with self._lock:
             self.inference_seconds += time.perf_counter() - start
         return outputs
+
+    def masks(self, batch: np.ndarray) -> np.ndarray:
+        """The graph's binarized mask (N, H, W) bool of one uint8 (N, H, W, 3) batch, no image
+        restored (on the CPU the image decoder is not run)."""
+        start = time.perf_counter()
+        masks = self.runner.masks(batch)
+        with self._lock:
+            self.inference_seconds += time.perf_counter() - start
+        return masks
 
     def plan_memory(self, limit: Optional[int] = None, tile_budget: Optional[int] = None,
                     share: float = ROOM_SHARE) -> MemoryPlan:
@@ -242,7 +253,7 @@ class Restorer:
         whose edge is not solid grown a pixel (runtime/solid.py), what smaller copies of a large image find (runtime/pyramid.py), each flat mark
         grown over its paint (runtime/paint_grow.py), in a lossless file what lies past a sharp paint's
         edge dropped (runtime/solid.py), in any other the marks the colour of their surroundings
-        (runtime/surround.py), what the graph found in a frame's band taken back by the kept mark
+        (runtime/surround.py) and those no mirrored view finds again (runtime/mirrored.py), what the graph found in a frame's band taken back by the kept mark
         it touches or where it holds paint on its own (runtime/frame.py, `rejoined`,
         `painted_pieces`; and paint run into the frame, `paint_in_frame`), the marks' pixels in
         the frame's lines in its colour (`frame_coloured`), for a JPEG (`jpeg`: how it was coded,
@@ -322,19 +333,29 @@ class Restorer:
     def _grown_marks(self, rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, resampled: Optional[np.ndarray],
                      frame: np.ndarray, lossless: bool) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
         """Each mark grown over its paint (`_grown`), then, in a `lossless` file, what lies beyond
-        each mark's paint dropped (runtime/solid.py), in any other the marks the colour of their
-        surroundings (runtime/surround.py): they are read grown, so that a mark found in part of
-        its paint reads all of it. Returns restored, mask and the grown pixels left (None: none)."""
+        each mark's paint dropped (runtime/solid.py), in any other the marks that are photo
+        (`_photo_marks`): they are read grown, so that a mark found in part of its paint reads all
+        of it. Returns restored, mask and the grown pixels left (None: none)."""
         found = mask > 0 if lossless else None  # what the graph found, before the grow
         grown = self._grown(rgb, mask, resampled, frame)
         if grown is not None:
             mask[grown] = 255  # in place, as `_dropped`
         if self.solid_check and mask.any():
-            drop = beyond_paint(rgb, mask, found) if lossless else same_as_surroundings(rgb, mask)
+            drop = beyond_paint(rgb, mask, found) if lossless else self._photo_marks(rgb, mask)
             if drop.any():
                 restored, mask = self._dropped(rgb, restored, mask, drop)
                 grown = grown & ~drop if grown is not None else None
         return restored, mask, grown if grown is not None and grown.any() else None
+
+    def _photo_marks(self, rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """(H, W) bool: the marks of a lossy file's `mask` that are photo, not paint: those the
+        colour of their surroundings (runtime/surround.py), then those of the rest that no mirrored
+        view finds again (runtime/mirrored.py)."""
+        drop = same_as_surroundings(rgb, mask)
+        left = np.where(drop, np.uint8(0), mask)
+        if left.any():
+            drop |= not_found_mirrored(rgb, left, self.masks)
+        return drop
 
     def _grown(self, rgb: np.ndarray, mask: np.ndarray, resampled: Optional[np.ndarray],
                frame: np.ndarray) -> Optional[np.ndarray]:

@@ -415,6 +415,10 @@ class Runner:
             np.copyto(named["restored"], named["predicted"], where=grown)
         return [named[name] for name in self.output_names]
 
+    def masks(self, images: np.ndarray) -> np.ndarray:
+        """(N, H, W) bool: the graph's binarized mask of uint8 (N, H, W, 3) `images` (as `SplitRunner.masks`)."""
+        return dict(zip(self.output_names, self._run(images)))["mask"][..., 0] > 0
+
     def _run(self, images: np.ndarray) -> List[np.ndarray]:
         images = pixels_batch(images)
         if self.info.device != "cuda":

@@ -210,6 +210,11 @@ class SplitRunner:
             return [restored, tensors["mask"], raw]
         return [self._restore_where_masked(images, tensors), tensors["mask"], None]
 
+    def masks(self, images: np.ndarray) -> np.ndarray:
+        """(N, H, W) bool: the graph's binarized mask of uint8 (N, H, W, 3) `images`, from the
+        first half alone (the image decoder is not run)."""
+        return self.first.run(["mask"], {"image": pixels_batch(images)})[0][..., 0] > 0
+
     def _restore_where_masked(self, images: np.ndarray, tensors: Dict[str, np.ndarray]) -> np.ndarray:
         """`restored` from the second half run only on crops around each image's masked pixels
         (runtime/regions.py); images whose mask is spread too wide for crops to pay run whole."""

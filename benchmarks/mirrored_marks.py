@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.photo_eval import make_cases
-from benchmarks.surround_marks import KINDS
+from benchmarks.surround_marks import KINDS, tally
 from restore_core.fileio import atomic_write_text
 from restore_core.heldout import PHOTO_SETS
 from runtime import mirrored
@@ -60,13 +60,8 @@ def marks(restorer, data: bytes, damage: np.ndarray, max_side: int) -> List[Dict
 
 
 def summarize(rows: List[Dict]) -> Dict[str, Dict]:
-    """Per way of reading the views, the marks it drops: how many, how many mostly paint, and
-    their pixels of damage and of photo (a mark can be part of each)."""
-    def tally(group: List[Dict]) -> Dict:
-        damage = sum(round(r["damage"] * r["pixels"]) for r in group)
-        return {"marks": len(group), "paint_marks": sum(r["damage"] >= 0.5 for r in group),
-                "damage_pixels": damage, "photo_pixels": sum(r["pixels"] for r in group) - damage}
-
+    """Per way of reading the views, the marks it drops, tallied (`surround_marks.tally`); and
+    the marks read and all of them."""
     read = [r for r in rows if r["lr"] is not None]
     out = {name: tally([r for r in read if rule(r["lr"], r["tb"])]) for name, rule in RULES.items()}
     out["read"], out["all"] = tally(read), tally(rows)

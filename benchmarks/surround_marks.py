@@ -54,14 +54,16 @@ def marks(restorer, data: bytes, damage: np.ndarray) -> List[Dict]:
     return rows
 
 
-def summarize(rows: List[Dict]) -> Dict[str, Dict]:
-    """Per threshold, the marks at or under it: how many, how many mostly paint, and their pixels
-    of damage and of photo (a mark can be part of each: paint grown into the photo beside it)."""
-    def tally(group: List[Dict]) -> Dict:
-        damage = sum(round(r["damage"] * r["pixels"]) for r in group)
-        return {"marks": len(group), "paint_marks": sum(r["damage"] >= 0.5 for r in group),
-                "damage_pixels": damage, "photo_pixels": sum(r["pixels"] for r in group) - damage}
+def tally(group: List[Dict]) -> Dict:
+    """Marks (each with its pixels and damage share): how many, how many mostly paint, and their
+    pixels of damage and of photo (a mark can be part of each: paint grown into the photo beside it)."""
+    damage = sum(round(r["damage"] * r["pixels"]) for r in group)
+    return {"marks": len(group), "paint_marks": sum(r["damage"] >= 0.5 for r in group),
+            "damage_pixels": damage, "photo_pixels": sum(r["pixels"] for r in group) - damage}
 
+
+def summarize(rows: List[Dict]) -> Dict[str, Dict]:
+    """Per threshold, the marks at or under it, tallied (`tally`)."""
     out = {str(t): tally([r for r in rows if r["ring"] is not None and r["ring"] <= t]) for t in THRESHOLDS}
     out["all"] = tally(rows)
     return out

@@ -13,7 +13,9 @@ patch around it (`PAD` pixels of photo on every side, the network's view of its 
 is run through the graph flipped left to right and flipped top to bottom, one call of two
 views, and the masks flipped back. Where neither view marks a single pixel of the mark, it is
 dropped, its pixels the input's. A mark larger than `MAX_SIDE` is kept unread: the false marks
-are small, and a large patch costs a call of its size.
+are small, and a large patch costs a call of its size. So are the marks past the first
+`MAX_READ` of a picture, which bounds what the check may cost (the selection's lossy files hold
+six marks at most).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from runtime.pyramid import marks_in_boxes
 
 PAD = 48  # pixels of photo around the mark in each view
 MAX_SIDE = 256  # pixels: a mark whose box is larger a side is kept without a look
+MAX_READ = 64  # marks read in one picture at most (each one call of two views); the rest are kept
 
 # (N, h, w, 3) uint8 views -> (N, h, w) bool masks: the graph (`Restorer.masks`).
 Masks = Callable[[np.ndarray], np.ndarray]
@@ -56,9 +59,13 @@ def not_found_mirrored(rgb: np.ndarray, mask: np.ndarray, masks: Masks) -> np.nd
     drop = np.zeros_like(marked)
     if not marked.any():
         return drop
+    read = 0
     for box, mark in marks_in_boxes(marked, PAD):
         if not within(mark, MAX_SIDE):
             continue
+        if read == MAX_READ:
+            break
+        read += 1
         left_right, top_bottom = flipped_back(masks(np.ascontiguousarray(views(rgb[box]))))
         if not ((left_right & mark).any() or (top_bottom & mark).any()):
             drop[box] |= mark

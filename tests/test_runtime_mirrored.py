@@ -71,6 +71,19 @@ def test_a_large_mark_is_kept_unread(monkeypatch):
     assert not not_found_mirrored(rgb, mask, _finds_red(calls)).any() and len(calls) == 1
 
 
+def test_no_more_than_max_read_marks_are_read(monkeypatch):
+    """Three grey marks the stand-in graph never finds: with MAX_READ 2 the first two (in the
+    order of their rows) are read and dropped, the third kept unread."""
+    rgb = np.full((90, 40, 3), 90, np.uint8)
+    mask = np.zeros((90, 40), np.uint8)
+    for y in (5, 40, 75):
+        mask[y:y + 6, 10:20] = 255
+    monkeypatch.setattr(mirrored, "MAX_READ", 2)
+    calls = []
+    drop = not_found_mirrored(rgb, mask, _finds_red(calls))
+    assert len(calls) == 2 and drop[5:11, 10:20].all() and drop[40:46, 10:20].all() and drop.sum() == 120
+
+
 @pytest.fixture(scope="module")
 def restorer():
     from runtime import Restorer

@@ -3,7 +3,7 @@
     driver:  plan_run (the local runner's planning) ──► planned report (every output listed)
                  │ ray.data.from_items(the pending jobs, in input order)
                  ▼
-    map_batches(_decode)         Ray tasks, in parallel: read + decode + EXIF (runtime.batch._read)
+    map_batches(_decode)         Ray tasks, in parallel: read + decode + EXIF (runtime.job_io.read_job)
                  ▼
     map_batches(_RestoreActor)   one ONNX Runtime session per actor (CPU or CUDA, checked like the
                  │               local runner's); same-size batching, tiling and atomic writes of
@@ -39,18 +39,17 @@ import numpy as np
 from restore_toolkit.fileio import sweep_stale_temps
 from restore_toolkit.messages import flat, one_line
 from runtime.batch import (
-    Loaded,
     RunOptions,
     RunResult,
     _fail,
     _output_folders,
     _Pipeline,
     _planned_summary,
-    _read,
     _save_report,
     _summarize,
 )
 from runtime.images import SUFFIX_FORMAT
+from runtime.job_io import Loaded, read_job
 from runtime.plan import (
     SUFFIXES,
     Job,
@@ -173,7 +172,7 @@ def _decode(batch: Dict[str, np.ndarray], options: RunOptions, fs=None) -> Dict[
         scratch = Path(tempfile.mkdtemp(prefix="restore-fetch-")) if fs is not None else None
         try:
             local = _fetch(fs, job, scratch) if fs is not None else job
-            loaded = _read(local, options) if local is not None else None
+            loaded = read_job(local, options) if local is not None else None
         finally:
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)

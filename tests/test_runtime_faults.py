@@ -31,6 +31,7 @@ from onnx import TensorProto, helper
 from PIL import Image
 
 import runtime.batch as rb
+import runtime.job_io as rj
 import runtime.report as rr
 from runtime.cli import main
 
@@ -295,7 +296,7 @@ def external_outside(good: Path, d: Path) -> Path:
 
 
 def disk_full_after_first_image(mp):
-    real, written = rb.atomic_write_group, []
+    real, written = rj.atomic_write_group, []
 
     def write(files, durable=True, mode=None):
         if written:
@@ -306,7 +307,7 @@ def disk_full_after_first_image(mp):
     def no_space(path, data, durable=True):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    mp.setattr(rb, "atomic_write_group", write)
+    mp.setattr(rj, "atomic_write_group", write)
     mp.setattr(rr, "atomic_write_bytes", no_space)
 
 
@@ -316,7 +317,7 @@ def killed_after_first_image(mp):
     The writes take turns: a killed process has no writer left, but here the rerun runs in the
     same process, and a first write still under way in a writer thread would leave its temp file
     in the folder the rerun scans."""
-    real, state, turn = rb.atomic_write_group, {"writes": 0}, threading.Lock()
+    real, state, turn = rj.atomic_write_group, {"writes": 0}, threading.Lock()
 
     def write(files, durable=True, mode=None):
         with turn:
@@ -325,7 +326,7 @@ def killed_after_first_image(mp):
                 raise KeyboardInterrupt
             real(files, durable, mode)
 
-    mp.setattr(rb, "atomic_write_group", write)
+    mp.setattr(rj, "atomic_write_group", write)
 
 
 def scandir_denied(mp):
@@ -864,14 +865,14 @@ def test_ctrl_c_while_a_read_hangs_stops_at_once(tiny_onnx, tmp_path):
     two_pngs(src)
     script = f"""
 import sys, time
-import runtime.batch as rb
-real = rb.read_image
+import runtime.job_io as rj
+real = rj.read_image
 def read_image(path, *args, **kwargs):
     if path.name == "b.png":
         print("hanging", flush=True)
         time.sleep(600)
     return real(path, *args, **kwargs)
-rb.read_image = read_image
+rj.read_image = read_image
 from runtime.cli import main
 sys.argv = ["restore-run", "--model", {str(tiny_onnx)!r}, {str(src)!r}, {str(tmp_path / "out")!r}, "--device", "cpu",
             "--quiet", "--batch-size", "1"]

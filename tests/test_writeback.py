@@ -299,9 +299,10 @@ def test_nothing_found_in_a_multipage_tiff_copies_every_page(finds_nothing, tmp_
 
 
 def test_an_input_changed_after_decoding_is_never_copied(tmp_path):
-    from runtime import batch as rb
+    from runtime import job_io
     from runtime.image_metadata import digest
     from runtime.images import SourceInfo
+    from runtime.plan import Job
     from runtime.report import Record
 
     src, dst = tmp_path / "a.png", tmp_path / "out" / "a.png"
@@ -309,7 +310,7 @@ def test_an_input_changed_after_decoding_is_never_copied(tmp_path):
     Image.fromarray(_photo(8, 8)).save(buf, "PNG")
     source = SourceInfo(format="PNG", digest=digest(buf.getvalue()))  # the file as it was decoded
     Image.fromarray(_photo(8, 8)).save(src, "PNG")  # another image, by the time of the write
-    job = rb.Job(source=src, output=dst, format="PNG", mask=None, predicted=None, record=Record(input="a.png"))
-    assert rb._unchanged_input(job, source) is None
+    job = Job(source=src, output=dst, format="PNG", mask=None, predicted=None, record=Record(input="a.png"))
+    assert job_io._unchanged_input(job, source) is None
     src.write_bytes(buf.getvalue())  # the same bytes again: copied
-    assert rb._unchanged_input(job, source) == buf.getvalue()
+    assert job_io._unchanged_input(job, source) == buf.getvalue()

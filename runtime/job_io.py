@@ -39,6 +39,8 @@ if TYPE_CHECKING:  # annotations only: runtime.batch imports this module
 
 @dataclass
 class Loaded:
+    """One input decoded and waiting for the model, then for its writer."""
+
     job: Job
     prep: Optional[Prepared]  # None once its output is encoded (`write_job`)
     source: SourceInfo
@@ -49,7 +51,7 @@ class Loaded:
 
 
 def read_job(job: Job, options: RunOptions, gate: Optional[MemoryGate] = None, ticket: int = 0,
-          graph_pixels: Optional[Callable[[int, int, int], int]] = None) -> Optional[Loaded]:
+             graph_pixels: Optional[Callable[[int, int, int], int]] = None) -> Optional[Loaded]:
     """Read and decode one input on a reader thread; a failure becomes the record's reason.
 
     With a `gate`, the image is decoded only once the gate admits it under job number `ticket`,

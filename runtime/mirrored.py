@@ -52,16 +52,19 @@ def within(mark: np.ndarray, max_side: Optional[int]) -> bool:
     return rows[-1] - rows[0] < max_side and cols[-1] - cols[0] < max_side
 
 
-def not_found_mirrored(rgb: np.ndarray, mask: np.ndarray, masks: Masks) -> np.ndarray:
+def not_found_mirrored(rgb: np.ndarray, mask: np.ndarray, masks: Masks,
+                       drop: Optional[np.ndarray] = None) -> np.ndarray:
     """(H, W) bool: the pixels of the marks of `mask` ((H, W) bool or uint8 0/255) that no
-    mirrored view of `rgb` ((H, W, 3) uint8) finds again (module docstring); `masks` runs the graph."""
+    mirrored view of `rgb` ((H, W, 3) uint8) finds again (module docstring); `masks` runs the graph.
+    `drop` ((H, W) bool): marks already dropped, which are not read; the marks found are added to
+    it in place (no second whole-picture array beside it), and it is returned."""
     marked = mask > 0
-    drop = np.zeros_like(marked)
+    drop = np.zeros_like(marked) if drop is None else drop
     if not marked.any():
         return drop
     read = 0
     for box, mark in marks_in_boxes(marked, PAD):
-        if not within(mark, MAX_SIDE):
+        if not within(mark, MAX_SIDE) or drop[box][mark].any():
             continue
         if read == MAX_READ:
             break

@@ -351,11 +351,7 @@ class Restorer:
         """(H, W) bool: the marks of a lossy file's `mask` that are photo, not paint: those the
         colour of their surroundings (runtime/surround.py), then those of the rest that no mirrored
         view finds again (runtime/mirrored.py)."""
-        drop = same_as_surroundings(rgb, mask)
-        left = np.where(drop, np.uint8(0), mask)
-        if left.any():
-            drop |= not_found_mirrored(rgb, left, self.masks)
-        return drop
+        return not_found_mirrored(rgb, mask, self.masks, drop=same_as_surroundings(rgb, mask))
 
     def _grown(self, rgb: np.ndarray, mask: np.ndarray, resampled: Optional[np.ndarray],
                frame: np.ndarray) -> Optional[np.ndarray]:

@@ -118,3 +118,17 @@ def test_the_clean_selection_photo_whose_scissors_read_as_paint_comes_back_as_it
     assert (np.asarray(out.mask) > 0).sum() > 100
     unchecked = np.asarray(restorer.restore(Image.open(io.BytesIO(painted.data)), predicted=False).mask) > 0
     assert np.array_equal(kept, unchecked) and (kept & painted.case.mask).sum() > 0.8 * painted.case.mask.sum()
+
+
+def test_marks_already_dropped_are_not_read_and_the_drop_grows_in_place():
+    """Given the marks another rule dropped, the check reads only the others (one call for the
+    second grey mark) and adds what it drops to that same array."""
+    rgb = np.full((90, 40, 3), 90, np.uint8)
+    mask = np.zeros((90, 40), np.uint8)
+    mask[5:11, 10:20] = 255
+    mask[70:76, 10:20] = 255
+    dropped = np.zeros((90, 40), bool)
+    dropped[5:11, 10:20] = True
+    calls = []
+    out = not_found_mirrored(rgb, mask, _finds_red(calls), drop=dropped)
+    assert out is dropped and len(calls) == 1 and out.sum() == 120 and out[70:76, 10:20].all()

@@ -143,15 +143,18 @@ def summarize(rows: List[Dict]) -> Dict[str, Dict]:
 
 
 def markdown(report: Dict) -> str:
+    from runtime import flat, inset, palette
     from runtime.frame import FRAME_SHARE, MIN_CORNERS
 
     def f(v, key):  # a share, or a count
         return "–" if v is None else f"{v:.0f}" if key in ("inset_read", "corners") else f"{v:.2f}"
 
     lines = [f"The graphic check's shares around the marks the shipped model finds, in the {report['photos']} "
-             "group's files (runtime/graphic.py: a graphic at flat >= 0.25 with texture < 0.4, at coarse flat >= 0.25 "
-             "with coarse texture < 0.35, at top >= 0.35 with others >= 0.15, or outside the block that holds its texture "
-             "at top >= 0.5 with others >= 0.15, where 200 grid pixels or more lie there).", "",
+             f"group's files (runtime/graphic.py: a graphic at flat >= {flat.GRAPHIC_SHARE} with texture < "
+             f"{flat.TEXTURE_SHARE}, at coarse flat >= {flat.GRAPHIC_SHARE} with coarse texture < "
+             f"{flat.COARSE_TEXTURE_SHARE}, at top >= {palette.TOP_SHARE} with others >= {palette.OTHERS_SHARE}, or "
+             f"outside the block that holds its texture at top >= {inset.TOP_SHARE} with others >= "
+             f"{palette.OTHERS_SHARE}, where {inset.MIN_READ} grid pixels or more lie there).", "",
              "| files, saved as | files | with marks | taken for graphics | flat | texture | coarse flat (3 levels) "
              "| coarse texture (of the unflat) | top (4 colours) | others (next 4) | top outside the texture's block "
              "| others outside it | grid pixels outside it and the frame | every file: outermost lines near the border's "

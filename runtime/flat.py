@@ -62,9 +62,11 @@ poster in every format reads 0.27 flat or more there. A photo's sky is straight 
 in a coarse file too, and a photo painted over a large area, its paint found only at its rim,
 reads flat inside the paint; what stays a photo's is its texture around the paint. So at 3
 levels the texture is counted among the pixels not of exactly flat colour (the paint's inside
-left out): the posters read at most 0.24 so; no selection photo file reads 0.25 flat at 3
-levels (0.23 at most), and the 12 Mpx photos of the stress above that do read at least 0.46
-so. `COARSE_TEXTURE_SHARE` lies between.
+left out): the posters read at most 0.24 so, and a poster holding a photo at JPEG 75 and 85 (its
+photo's texture read too) 0.38 and 0.35; no selection photo file reads 0.25 flat at 3 levels
+(0.23 at most) but one crop in a frame (0.32 flat, 0.449 texture), and the 12 Mpx photos of the
+stress above that do read at least 0.46 so. `COARSE_TEXTURE_SHARE` lies halfway between the
+graphics' 0.38 and the photos' 0.449 (benchmarks/results/graphic-shares-selection.md).
 
 The share is read on every `STEP`-th pixel of every `STEP`-th row, in strips of rows, so a
 12 Mpx photo costs about 0.13 s more (the gradients' bend included), and runtime/graphic.py's
@@ -83,7 +85,7 @@ REACH = 4  # the neighbours read lie this many pixels away
 MARGIN = REACH + 1  # pixels around each mark not read: their neighbourhood would reach the mark
 GRAPHIC_SHARE = 0.25  # of the pixels read, the flat ones at and above which the picture may be a graphic
 TEXTURE_SHARE = 0.4  # ... if those in texture stay under this share
-COARSE_TEXTURE_SHARE = 0.35  # ... or, read within COARSE_SHADE_TOLERANCE, those in texture among the pixels not exactly flat
+COARSE_TEXTURE_SHARE = 0.41  # ... or, read within COARSE_SHADE_TOLERANCE, those in texture among the pixels not exactly flat
 STEP = 5  # every STEP-th pixel of every STEP-th row is read
 STRIP = 256  # rows per strip
 # A pixel on a drawn gradient counts as flat too: straight both REACH and SHADE_REACH pixels away

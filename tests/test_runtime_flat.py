@@ -247,6 +247,30 @@ def restorer():
     return Restorer(device="cpu")
 
 
+def test_a_poster_holding_a_photo_in_a_coarse_jpeg_is_a_graphic(restorer):
+    """The selection poster with a photo inset over a fifth of it, at JPEG 75: the photo's texture
+    counts among its unflat pixels (0.38 of them; the photos with as much flat read 0.449 and
+    more), so only COARSE_TEXTURE_SHARE above that takes it, and its orange panel, which the model
+    marks, stays."""
+    from benchmarks.photo_eval import make_cases
+
+    (case,) = [f for f in make_cases("clean-graphics-jpeg-75", "selection", 4) if f.case.name == "inset_01"]
+    image = Image.open(io.BytesIO(case.data))
+    rgb = np.asarray(image.convert("RGB"))
+    restored = restorer.restore(image)
+    assert len(restored.notes) == 1 and is_graphic_note(restored.notes[0])
+    assert np.array_equal(np.asarray(restored.image), rgb)
+    restorer.graphic_check = False
+    try:
+        found = np.asarray(restorer.restore(image).mask) > 0
+    finally:
+        restorer.graphic_check = True
+    assert found.sum() > 5000  # the panel, 8,680 pixels
+    shares = read_shares(rgb, found, shade_tolerance(None))
+    assert shares.graphic and shares.flat < GRAPHIC_SHARE and shares.top < 0.35  # neither other reading takes it
+    assert shares.coarse_flat >= GRAPHIC_SHARE and 0.35 < shares.coarse_texture < flat.COARSE_TEXTURE_SHARE, shares
+
+
 def _graphic_folder(tmp_path):
     """A screen and a poster on a gradient, each saved as PNG and JPEG 90, the poster also as JPEG
     75 (its gradient within 3 levels), a spreadsheet saved as JPEG 90 (nothing flat in it: a

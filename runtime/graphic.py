@@ -25,7 +25,7 @@ painted graphic is not restored either: the model knows photos.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -37,6 +37,7 @@ from runtime.flat import (
     TEXTURE_SHARE,
     grid_share,
     grids,
+    shade_tolerance,
     texture_grid,
     texture_share,
 )
@@ -86,6 +87,19 @@ def read_shares(rgb: np.ndarray, mask: np.ndarray, tolerance: int = SHADE_TOLERA
     texture = texture_grid(flat)
     return Shares(grid_share(flat, read), grid_share(texture, read), grid_share(coarse, read), coarse_texture,
                   *palette_shares(rgb, read), *inset_shares(rgb, read, texture, frame))
+
+
+def graphic_marks(rgb: np.ndarray, mask: np.ndarray, qtables: Optional[Dict[int, Sequence[int]]],
+                  frame: np.ndarray, notes: Optional[List[str]] = None) -> bool:
+    """Whether the marks found (`mask`, (H, W) uint8 0/255) lie on a graphic, not a photo (a JPEG
+    whose `qtables` are fine has its gradients straight within more levels, `flat.shade_tolerance`;
+    `frame`, the picture's frame and its band, read once); if so, why, added to `notes`."""
+    if not mask.any():
+        return False
+    shares = read_shares(rgb, mask, shade_tolerance(qtables), frame)
+    if shares.graphic and notes is not None:
+        notes.append(graphic_note(shares))
+    return shares.graphic
 
 
 def graphic_note(shares: Shares) -> str:

@@ -20,23 +20,13 @@ from typing import List, Optional, Sequence, Tuple, Union
 import numpy as np
 from PIL import Image
 
+from runtime import mark_edits
 from runtime.default_model import choose_model, shipped_weights
-from runtime.fill import BLEND, EXACT_EDGE, GROWN_SUBSAMPLING, even_fill
-from runtime.flat import shade_tolerance
+from runtime.fill import GROWN_SUBSAMPLING
 from runtime.frame import BAND as FRAME_BAND
 from runtime.frame import EDGE as FRAME_EDGE
-from runtime.frame import (
-    frame_coloured,
-    frame_masks,
-    frame_region,
-    nothing,
-    paint_in_frame,
-    painted_pieces,
-    photo_box,
-    rejoined,
-)
-from runtime.graphic import graphic_note, read_shares
-from runtime.gutter import gutter_boxes
+from runtime.frame import frame_masks, frame_region, nothing, paint_in_frame, photo_box
+from runtime.graphic import graphic_marks
 from runtime.image_metadata import JPEG_FORMATS, JpegCoding, jpeg_coding
 from runtime.image_pixels import finish, prepare, to_pil
 from runtime.image_read import lossless_source
@@ -44,24 +34,13 @@ from runtime.images import chroma_subsampling
 from runtime.jpeg_ringing import remove_ringing
 from runtime.memory import ROOM_SHARE, GraphCost, MemoryPlan, plan_memory
 from runtime.mirrored import not_found_mirrored
-from runtime.paint_grow import grow_over_paint
 from runtime.pyramid import Added, add_coarse
-from runtime.session import Runner, make_session
-from runtime.solid import beyond_paint, judge_marks
+from runtime.runner import Runner
+from runtime.session import make_session, runs_on_cpu
+from runtime.solid import beyond_paint
 from runtime.split import SplitRunner
 from runtime.surround import same_as_surroundings
 from runtime.tiling import DEFAULT_TILE_BUDGET, largest_window, plan_tiles, receptive_radius, run_tiled, tile_size_for
-
-
-def _runs_on_cpu(device: str, provider: Optional[str]) -> bool:
-    """Whether a session for (device, provider) will run on the CPU, decided as `make_session` decides."""
-    from runtime.session import _choose_provider, _resolve_device
-
-    try:
-        resolved = _resolve_device(device, provider)
-    except ValueError:
-        return True  # make_session raises the same error with its own message
-    return resolved == "cpu" or _choose_provider(resolved, provider)[0] == "cpu"
 
 
 @dataclass
@@ -114,14 +93,14 @@ class Restorer:
         solid_check: in a lossless file, drop each mark with no solid colour, which is not paint,
             grow by a pixel each mark whose edge is not solid, which was resized after it was
             painted, and, where every paint edge is sharp, keep no more than a pixel past it
-            (runtime/solid.py); in any other, drop each mark the colour of what lies around
-            it (runtime/surround.py) and each small mark the graph does not find again in the
-            picture mirrored (runtime/mirrored.py). None (default): for the shipped model's weights, whose damage is
-            solid paint, and not for other models, which may be trained on other damage.
+            (runtime/solid.py); in any other, drop each mark the colour of what lies around it
+            (runtime/surround.py) and each small mark the graph does not find again in the
+            picture mirrored (runtime/mirrored.py). None (default): for the shipped model's
+            weights, whose damage is solid paint, and not for other models.
         graphic_check: leave a picture drawn rather than photographed (a chart, a screen, a
-            spreadsheet) as it is: around the marks, much of it flat colour or straight gradients and
-            little of it texture, or most of it a few colours (runtime/graphic.py). None (default): for the shipped model's weights, which know photos,
-            as `solid_check`.
+            page) as it is: around the marks, much of it flat colour or straight gradients and
+            little texture, or most of it a few colours (runtime/graphic.py). None (default): as
+            `solid_check`.
     """
 
     def __init__(self, model_path: Union[str, os.PathLike, bytes, None] = None, device: str = "auto",
@@ -130,7 +109,7 @@ class Restorer:
                  coarse: bool = True, even_fill: bool = True, grow_subsampled: bool = True,
                  paint_grow: bool = True, jpeg_ringing: bool = False, solid_check: Optional[bool] = None,
                  graphic_check: Optional[bool] = None):
-        self.model_path, self.model_choice = choose_model(model_path, precision, cpu=_runs_on_cpu(device, provider))
+        self.model_path, self.model_choice = choose_model(model_path, precision, cpu=runs_on_cpu(device, provider))
         self.session, self.info = make_session(self.model_path, device=device, provider=provider, threads=threads)
         self.metadata = self.info.metadata
         self.precision = self.metadata.precision if self.metadata else "fp32"
@@ -247,103 +226,62 @@ class Restorer:
                     window: Optional[int] = None, jpeg: Optional[JpegCoding] = None,
                     orientation: int = 1, exact: bool = True, lossless: bool = False,
                     notes: Optional[List[str]] = None) -> Tuple[np.ndarray, np.ndarray]:
-        """The steps around the graph, on a full-size pass's restored (H, W, 3) and mask (H, W)
-        0/255 (both the caller's to give: they may be changed in place): a picture that is a
-        graphic, not a photo, left as it is (runtime/graphic.py; why, a line added to `notes`), in a file known to be `lossless`, the marks with no solid colour dropped and those
-        whose edge is not solid grown a pixel (runtime/solid.py), what smaller copies of a large image find (runtime/pyramid.py), each flat mark
-        grown over its paint (runtime/paint_grow.py), in a lossless file what lies past a sharp paint's
-        edge dropped (runtime/solid.py), in any other the marks the colour of their surroundings
-        (runtime/surround.py) and those no mirrored view finds again (runtime/mirrored.py), what the graph found in a frame's band taken back by the kept mark
-        it touches or where it holds paint on its own (runtime/frame.py, `rejoined`,
-        `painted_pieces`; and paint run into the frame, `paint_in_frame`), the marks' pixels in
-        the frame's lines in its colour (`frame_coloured`), for a JPEG (`jpeg`: how it was coded,
-        `orientation`: its EXIF turn) the ring its paint left (runtime/jpeg_ringing.py), then the
-        fill inside the mask evened out (runtime/fill.py; where the file's colours are `exact`
-        (`Restorer.exact`), the smooth fill alone near each mark's edge; the frame not read); each as it was when
-        switched off."""
+        """The steps around the graph, on a full-size pass's restored (H, W, 3) and mask (H, W) 0/255
+        (the caller's to give: changed in place), in this order, each skipped when switched off:
+        a graphic, not a photo, left as it came (runtime/graphic.py; why, in `notes`); in a
+        `lossless` file the marks with no solid colour dropped (runtime/solid.py); what smaller
+        copies of a large image find (runtime/pyramid.py); each flat mark grown over its paint
+        (runtime/paint_grow.py); the marks that are photo dropped (lossless: what lies past a sharp
+        paint's edge, runtime/solid.py; lossy: the colour of their surroundings, runtime/surround.py,
+        or found in no mirrored view, runtime/mirrored.py); a frame's band and paint run into the
+        frame (runtime/frame.py); the fill evened out (runtime/fill.py, `exact` as in
+        `Restorer.exact`); for a JPEG (`jpeg`, `orientation`: its EXIF turn) the ring its paint
+        left (runtime/jpeg_ringing.py)."""
         # A photo's frame and the band inward of it: no mark there; and the frame with its first
         # pixels inward, which no mark's piece in the band may reach to go back to it (runtime/frame.py).
         frame, edge, border = frame_masks(rgb, (FRAME_BAND, FRAME_EDGE, 0))
-        held = self._held(restored, mask, frame)  # what the graph found there: a kept mark may take it back
-        restored, mask = self._unframed(rgb, restored, mask, frame)
-        if self._graphic(rgb, mask, jpeg, notes, frame):  # every mark dropped: the file comes back as it was
-            return rgb, np.zeros_like(mask)
+        held = mark_edits.held_in_frame(restored, mask, frame)  # what the graph found there: a kept mark may take it back
+        restored, mask = mark_edits.unframed(rgb, restored, mask, frame)
+        if self.graphic_check and graphic_marks(rgb, mask, jpeg.qtables if jpeg else None, frame, notes):
+            return rgb, np.zeros_like(mask)  # every mark dropped: the file comes back as it was
         # In a lossless file, the pixels around each mark whose edge was resampled (runtime/solid.py).
         resampled: Optional[np.ndarray] = None
         if self.solid_check and lossless:  # before the copies: a photo left with no mark is not run again
-            restored, mask, resampled = self._judge_solid(rgb, restored, mask)
+            restored, mask, resampled = mark_edits.judge_solid(rgb, restored, mask)
         coarse: List[Added] = []  # what the smaller copies added: the even fill reads less around it
         restored, mask = self._add_coarse(rgb, restored, mask, window, coarse)
         # A collage's gutters, once the check has read it whole: where marks are left.
-        gutters = self._gutter_mask(rgb) if mask.any() or held is not None else nothing(frame.shape)
+        gutters = mark_edits.gutter_mask(rgb) if mask.any() or held is not None else nothing(frame.shape)
         if gutters.any():
             frame = frame | gutters
-        restored, mask = self._unframed(rgb, restored, mask, frame)  # in the gutters, and what the copies found
+        restored, mask = mark_edits.unframed(rgb, restored, mask, frame)  # in the gutters, and what the copies found
         restored, mask, grown = self._grown_marks(rgb, restored, mask, resampled, frame, lossless)
         region = frame_region(rgb) if border.any() else None  # the frame's lines, whole, and its colour
         if region is not None:  # paint run into the frame: a band's piece it touches may go back to it
             found = mask > 0 if held is None else (mask > 0) | held[0]
             mask = np.where(paint_in_frame(rgb, *region, found), np.uint8(255), mask)
-        restored, mask = self._rejoined(rgb, restored, mask, held, edge, gutters, border)
-        restored = self._filled(rgb, restored, mask, grown, exact, coarse, border, region)
+        restored, mask = mark_edits.rejoin_held(rgb, restored, mask, held, edge, gutters, border)
+        restored = mark_edits.filled(rgb, restored, mask, grown, exact, coarse, border, region, self.even_fill)
         if self.jpeg_ringing and jpeg is not None:  # the ring the file's paint left, judged from the filled marks
             ring = remove_ringing(rgb, restored, mask, jpeg.qtables, jpeg.subsampling, orientation)
             if ring.any():
                 mask = np.where(ring, np.uint8(255), mask)
         return restored, mask
 
-    def _filled(self, rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, grown: Optional[np.ndarray],
-                exact: bool, coarse: List[Added], border: np.ndarray,
-                region: Optional[Tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-        """`restored` with the fill inside the mask evened out (runtime/fill.py; the `grown` pixels,
-        which hold paint, take the smooth fill alone; where the file's colours are `exact`, the
-        smooth fill alone near each mark's edge; the `border`, the frame, not read), and the marks'
-        pixels in the frame's lines in its colour (`region`, runtime/frame.py, `frame_coloured`)."""
-        if self.even_fill or grown is not None:
-            restored = even_fill(rgb, restored, mask, blend=BLEND if self.even_fill else 1.0, smooth_only=grown,
-                                 edge=EXACT_EDGE if self.even_fill and exact else 0, coarse=coarse,
-                                 unread=border)
-        if region is not None:  # paint across the frame: the frame's colour, not the photo's
-            restored = frame_coloured(restored, mask, *region)
-        return restored
-
-    @staticmethod
-    def _gutter_mask(rgb: np.ndarray) -> np.ndarray:
-        """(H, W) bool: a collage's gutters and the band along them (runtime/gutter.py)."""
-        boxes = gutter_boxes(rgb, FRAME_BAND)
-        if not boxes:
-            return nothing(rgb.shape[:2])  # no collage, as most photos: no memory held
-        gutters = np.zeros(rgb.shape[:2], bool)
-        for top, bottom, left, right in boxes:
-            gutters[top:bottom, left:right] = True
-        return gutters
-
-    def _graphic(self, rgb: np.ndarray, mask: np.ndarray, jpeg: Optional[JpegCoding],
-                 notes: Optional[List[str]], frame: np.ndarray) -> bool:
-        """Whether the marks found lie on a graphic, not a photo (runtime/graphic.py; a finely coded
-        `jpeg`'s gradients are straight within more levels; `frame`, the picture's frame and its
-        band, read once); if so, why, added to `notes`."""
-        if not (self.graphic_check and mask.any()):
-            return False
-        shares = read_shares(rgb, mask, shade_tolerance(jpeg.qtables if jpeg else None), frame)
-        if shares.graphic and notes is not None:
-            notes.append(graphic_note(shares))
-        return shares.graphic
-
     def _grown_marks(self, rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, resampled: Optional[np.ndarray],
                      frame: np.ndarray, lossless: bool) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
-        """Each mark grown over its paint (`_grown`), then, in a `lossless` file, what lies beyond
-        each mark's paint dropped (runtime/solid.py), in any other the marks that are photo
+        """Each mark grown over its paint (`mark_edits.paint_around`), then, in a `lossless` file, what
+        lies beyond each mark's paint dropped (runtime/solid.py), in any other the marks that are photo
         (`_photo_marks`): they are read grown, so that a mark found in part of its paint reads all
         of it. Returns restored, mask and the grown pixels left (None: none)."""
         found = mask > 0 if lossless else None  # what the graph found, before the grow
-        grown = self._grown(rgb, mask, resampled, frame)
+        grown = mark_edits.paint_around(rgb, mask, resampled, frame, self.paint_grow)
         if grown is not None:
-            mask[grown] = 255  # in place, as `_dropped`
+            mask[grown] = 255  # in place, as `mark_edits.dropped`
         if self.solid_check and mask.any():
             drop = beyond_paint(rgb, mask, found) if lossless else self._photo_marks(rgb, mask)
             if drop.any():
-                restored, mask = self._dropped(rgb, restored, mask, drop)
+                restored, mask = mark_edits.dropped(rgb, restored, mask, drop)
                 grown = grown & ~drop if grown is not None else None
         return restored, mask, grown if grown is not None and grown.any() else None
 
@@ -352,74 +290,6 @@ class Restorer:
         colour of their surroundings (runtime/surround.py), then those of the rest that no mirrored
         view finds again (runtime/mirrored.py)."""
         return not_found_mirrored(rgb, mask, self.masks, drop=same_as_surroundings(rgb, mask))
-
-    def _grown(self, rgb: np.ndarray, mask: np.ndarray, resampled: Optional[np.ndarray],
-               frame: np.ndarray) -> Optional[np.ndarray]:
-        """The unmasked pixels that hold paint (H, W) bool, or None: each flat mark grown over its
-        paint (runtime/paint_grow.py) and the pixel around each mark whose edge was resampled
-        (`resampled`, (H, W) bool, from `_judge_solid`); none in the picture's `frame` (H, W bool)."""
-        grown = grow_over_paint(rgb, mask) if self.paint_grow else np.zeros(mask.shape, bool)
-        if resampled is not None:
-            grown |= resampled & (mask == 0)
-        grown &= ~frame
-        return grown if grown.any() else None
-
-    @staticmethod
-    def _judge_solid(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The marks with no solid colour dropped (runtime/solid.py), their pixels the input's as
-        where nothing was found, and the pixels to grow around marks whose edge is not solid (H, W)
-        bool (the judgement's drop is not kept: a byte a pixel through the steps that follow)."""
-        judged = judge_marks(rgb, mask)
-        if judged.drop.any():
-            restored, mask = Restorer._dropped(rgb, restored, mask, judged.drop)
-        return restored, mask, judged.grow
-
-    @staticmethod
-    def _held(restored: np.ndarray, mask: np.ndarray,
-              frame: np.ndarray) -> Optional[Tuple[np.ndarray, np.ndarray]]:
-        """What the graph found in the picture's `frame` and its band ((H, W) bool): its pixels
-        (H, W) bool and their fill (n, 3), or None where it found nothing there."""
-        pixels = (mask > 0) & frame
-        return (pixels, restored[pixels]) if pixels.any() else None
-
-    @staticmethod
-    def _rejoined(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray,
-                  held: Optional[Tuple[np.ndarray, np.ndarray]], edge: np.ndarray, gutters: np.ndarray,
-                  border: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """The `held` pixels (`_held`) that go back, with the graph's fill: each piece that touches
-        a kept mark and no `gutters`, clear of the frame's `edge` or beside a mark large enough
-        (runtime/frame.py, `rejoined`), and the paint of each piece that holds paint on its own
-        (`painted_pieces`; `border`, the frame itself); all (H, W) bool."""
-        if held is None:
-            return restored, mask
-        pixels, fill = held
-        back = rejoined(rgb, pixels, mask, edge, gutters) if mask.any() else np.zeros_like(pixels)
-        back |= painted_pieces(rgb, pixels, np.where(back, np.uint8(255), mask), border, gutters)
-        if not back.any():
-            return restored, mask
-        restored = restored.copy()
-        restored[back] = fill[back[pixels]]  # back lies within pixels: the same row-major order
-        return restored, np.where(back, np.uint8(255), mask)
-
-    @staticmethod
-    def _dropped(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray,
-                 drop: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """The marks' pixels in `drop` (H, W bool) dropped: their pixels the input's, as where
-        nothing was found. In place, as the smaller copies' fill is added (runtime/pyramid.py): a
-        new image and mask beside the old ones were a 200 Mpx photo's peak (0.8 GB more)."""
-        np.copyto(restored, rgb, where=drop[..., None])
-        mask[drop] = 0
-        return restored, mask
-
-    @staticmethod
-    def _unframed(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray,
-                  frame: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """The marks' pixels in the picture's `frame` (H, W bool, with the band inward of it)
-        dropped, their pixels the input's (runtime/frame.py)."""
-        if not frame.any():
-            return restored, mask
-        drop = (mask > 0) & frame
-        return Restorer._dropped(rgb, restored, mask, drop) if drop.any() else (restored, mask)
 
     def _add_coarse(self, rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray,
                     window: Optional[int], added: Optional[List[Added]] = None) -> Tuple[np.ndarray, np.ndarray]:

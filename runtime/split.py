@@ -37,7 +37,8 @@ from runtime.fill import grow_masks
 from runtime.memory import arena_region
 from runtime.metadata import PIXELS_OUTPUTS, ModelFileError, ModelMetadata
 from runtime.regions import DecoderCrops
-from runtime.session import pixels_batch, session_options
+from runtime.runner import pixels_batch
+from runtime.session import session_options
 from runtime.tiling import decoder_radius
 
 # What may cross between the halves: 8-bit activations, the binarized mask and shape integers.

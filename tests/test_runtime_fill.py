@@ -256,7 +256,7 @@ def test_tiles_grow_the_mask_exactly_as_one_pass(restorers):
 
 def test_the_whole_graph_grows_the_same_as_its_halves(monkeypatch, restorers):
     from runtime import Restorer, split
-    from runtime.session import Runner
+    from runtime.runner import Runner
 
     def refuse(model):
         raise ValueError("cannot cut")

@@ -317,7 +317,9 @@ def test_the_graph_marks_the_frame_without_the_drop(restorer, monkeypatch):
         return n
 
     assert touched() == 0
-    monkeypatch.setattr(Restorer, "_unframed", staticmethod(lambda rgb, restored, mask, frame: (restored, mask)))
+    import runtime.mark_edits
+
+    monkeypatch.setattr(runtime.mark_edits, "unframed", lambda rgb, restored, mask, frame: (restored, mask))
     assert touched() >= 2
 
 
@@ -442,7 +444,7 @@ def test_a_collage_painted_across_its_frame_gets_its_frame_back(restorer, monkey
     assert psnr(image, clean) > before + 6
     monkeypatch.setattr(restorer_module, "paint_in_frame", lambda rgb, lines, colour, found: np.zeros(lines.shape, bool))
     assert before < psnr(np.asarray(restorer.restore(rgb).image), clean) < before + 2
-    monkeypatch.setattr(restorer_module, "frame_coloured", lambda restored, mask, lines, colour: restored)
+    monkeypatch.setattr("runtime.mark_edits.frame_coloured", lambda restored, mask, lines, colour: restored)
     assert psnr(np.asarray(restorer.restore(rgb).image), clean) < before
 
 
@@ -544,8 +546,8 @@ def test_a_shape_across_the_band_is_restored_there_through_restorer(restorer, mo
     mask = np.asarray(out.mask) > 0
     assert (mask & damage & band).sum() > 0.4 * (damage & band).sum() and not (mask & frame_mask(rgb, EDGE)).any()
     with_band = psnr(np.asarray(out.image), case.case.clean)
-    monkeypatch.setattr("runtime.restorer.rejoined", lambda rgb, held, *a: np.zeros(held.shape, bool))
-    monkeypatch.setattr("runtime.restorer.painted_pieces", lambda rgb, held, *a: np.zeros(held.shape, bool))
+    monkeypatch.setattr("runtime.mark_edits.rejoined", lambda rgb, held, *a: np.zeros(held.shape, bool))
+    monkeypatch.setattr("runtime.mark_edits.painted_pieces", lambda rgb, held, *a: np.zeros(held.shape, bool))
     without = restorer.restore(Image.open(io.BytesIO(case.data)))
     assert not ((np.asarray(without.mask) > 0) & band).any()
     assert with_band > psnr(np.asarray(without.image), case.case.clean) + 5
@@ -563,14 +565,14 @@ def test_a_shape_in_the_band_on_its_own_is_restored_through_restorer(restorer, m
     rgb = np.asarray(Image.open(io.BytesIO(case.data)).convert("RGB"))
     band, damage = frame_mask(rgb, BAND), case.case.mask
     assert (damage & band).sum() > 1000
-    monkeypatch.setattr("runtime.restorer.rejoined", lambda rgb, held, *a: np.zeros(held.shape, bool))
+    monkeypatch.setattr("runtime.mark_edits.rejoined", lambda rgb, held, *a: np.zeros(held.shape, bool))
     out = restorer.restore(Image.open(io.BytesIO(case.data)))
     mask = np.asarray(out.mask) > 0
     marked = mask & band
     assert (marked & damage).sum() > 0.8 * (damage & band).sum() and (marked & damage).sum() > 0.95 * marked.sum()
     assert not (mask & frame_mask(rgb)).any()
     with_pieces = psnr(np.asarray(out.image), case.case.clean)
-    monkeypatch.setattr("runtime.restorer.painted_pieces", lambda rgb, held, *a: np.zeros(held.shape, bool))
+    monkeypatch.setattr("runtime.mark_edits.painted_pieces", lambda rgb, held, *a: np.zeros(held.shape, bool))
     without = restorer.restore(Image.open(io.BytesIO(case.data)))
     assert not ((np.asarray(without.mask) > 0) & band).any()
     assert with_pieces > psnr(np.asarray(without.image), case.case.clean) + 5

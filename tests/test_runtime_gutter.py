@@ -175,14 +175,13 @@ def test_a_clean_collage_comes_back_as_it_was(restorer, monkeypatch):
     read, the model marks and paints over three of the ten (a gutter between two photos is what
     paint looks like)."""
     from benchmarks.photo_eval import make_cases
-    from runtime import restorer as restorer_module
 
     cases = make_cases("clean-collage-jpeg-90", "selection", 4)
     for case in cases:
         rgb = _decoded(case)
         out = restorer.restore(rgb)
         assert not np.asarray(out.mask).any() and np.array_equal(np.asarray(out.image), rgb), case.case.name
-    monkeypatch.setattr(restorer_module, "gutter_boxes", lambda rgb, band=0: [])
+    monkeypatch.setattr("runtime.mark_edits.gutter_boxes", lambda rgb, band=0: [])
     painted = sum(not np.array_equal(np.asarray(restorer.restore(_decoded(c)).image), _decoded(c)) for c in cases)
     assert painted >= 3
 

@@ -11,7 +11,8 @@ import pytest
 from restore_core.heldout import heldout_photos
 from runtime.default_model import SHIPPED_INT8
 from runtime.regions import CALL_CELLS, Box, cell_grid, cover
-from runtime.session import Runner, make_session
+from runtime.runner import Runner
+from runtime.session import make_session
 from runtime.split import SplitRunner
 from runtime.tiling import decoder_radius, receptive_radius
 

@@ -10,6 +10,7 @@ import torch
 from export.parity import FP32, pixel_parity, violations
 from runtime import session as rs
 from runtime.metadata import ModelFileError
+from runtime.runner import Runner
 from tests.conftest import random_pixels
 
 # ORT's CUDA paths need both a GPU and onnxruntime-gpu: a GPU machine with the CPU-only wheel
@@ -44,7 +45,7 @@ def test_explicit_threads_and_bytes_model(tiny_onnx):
 
 def test_runner_matches_eager_pipeline(tiny_onnx, tiny_pipeline):
     sess, info = rs.make_session(tiny_onnx, device="cpu")
-    runner = rs.Runner(sess, info)
+    runner = Runner(sess, info)
     image = random_pixels(2, 37, 45, seed=3)  # not a multiple of the stride
     with torch.no_grad():
         ref = [t.numpy() for t in tiny_pipeline(image)]
@@ -58,7 +59,7 @@ def test_runner_matches_eager_pipeline(tiny_onnx, tiny_pipeline):
 def test_runner_rejects_wrong_input(tiny_onnx):
     sess, info = rs.make_session(tiny_onnx, device="cpu")
     with pytest.raises(ValueError, match="uint8"):
-        rs.Runner(sess, info).run(np.zeros((1, 8, 8, 3), np.float32))
+        Runner(sess, info).run(np.zeros((1, 8, 8, 3), np.float32))
 
 
 @pytest.mark.skipif(CUDA_WORKS, reason="a GPU is usable here")
@@ -166,10 +167,10 @@ def test_cuda_provider_computes_fp32_in_fp32(provider, cuda_graph):
 @pytest.mark.skipif(not CUDA_WORKS, reason="needs a usable CUDA GPU")
 def test_cuda_runner_with_io_binding_matches_cpu(tiny_onnx):
     image = random_pixels(2, 40, 36, seed=5).numpy()
-    cpu = rs.Runner(*rs.make_session(tiny_onnx, device="cpu")).run(image)
+    cpu = Runner(*rs.make_session(tiny_onnx, device="cpu")).run(image)
     sess, info = rs.make_session(tiny_onnx, device="cuda")
     assert sess.get_providers()[0] == "CUDAExecutionProvider" and info.device == "cuda"
-    gpu = rs.Runner(sess, info).run(image)
+    gpu = Runner(sess, info).run(image)
     assert violations(pixel_parity(image, cpu, gpu), FP32) == []
 
 

@@ -16,7 +16,8 @@ from onnx import TensorProto, helper
 from restore_core.heldout import heldout_photos
 from runtime.default_model import SHIPPED_INT8, SHIPPED_ONNX
 from runtime.memory import GRAPH_BYTES_PER_PIXEL, GraphCost
-from runtime.session import Runner, make_session
+from runtime.runner import Runner
+from runtime.session import make_session
 from runtime.split import SplitRunner, split_pixels_graph
 
 
@@ -168,7 +169,8 @@ _PEAK = textwrap.dedent("""
     import json, sys
     import numpy as np
     from runtime.default_model import SHIPPED_INT8
-    from runtime.session import Runner, make_session
+    from runtime.runner import Runner
+    from runtime.session import make_session
     from runtime.split import SplitRunner
     session, info = make_session(SHIPPED_INT8, device="cpu", threads=1)
     runner = Runner(session, info) if sys.argv[1] == "whole" else SplitRunner.for_model(SHIPPED_INT8, 1)

@@ -56,7 +56,8 @@ def probe(work: Path) -> Dict:
     from export.parity import FP32, pixel_parity, violations
     from restore_toolkit.messages import one_line
     from runtime.default_model import SHIPPED_ONNX
-    from runtime.session import Runner, cuda_driver_problem, make_session
+    from runtime.runner import Runner
+    from runtime.session import cuda_driver_problem, make_session
 
     out: Dict = {"onnxruntime": {"version": ort.__version__, "file": ort.__file__,
                                  "available": ort.get_available_providers()}}

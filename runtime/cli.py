@@ -227,7 +227,8 @@ def _run_here(model: ModelArgs, input_path, output_path, options):
 def _run_on_ray(model: ModelArgs, input_path, output_path, options, cluster: ClusterArgs, verbose: bool):
     """The Ray engine: the same plan, codecs, writes and report, scheduled by Ray Data."""
     from runtime.default_model import choose_model, describe_model
-    from runtime.ray_engine import RayOptions, native_lines_hidden, plan_input, run_folder_ray
+    from runtime.ray_engine import RayOptions, native_lines_hidden, run_folder_ray
+    from runtime.ray_inputs import plan_input
 
     plan = plan_input(input_path, output_path, options)  # before the model is read or Ray started
     # The graph is chosen here, once, as the local engine chooses it; every actor loads that one.

@@ -16,7 +16,7 @@ report and the exit codes are the same code, so the outputs are byte-identical. 
 written atomically by the worker that restored it; a worker that dies loses only the images it
 had not written yet, and a rerun (skip-existing) completes them.
 
-INPUT is a path every node sees or a URI of a pyarrow file system (s3://, gs://, file://...);
+INPUT is a path every node sees or a URI of a pyarrow file system (runtime/ray_inputs.py);
 OUTPUT is a path every node sees (a shared or mounted file system: writes are atomic renames).
 Ray is an optional extra, imported only here and only when `--engine ray` runs.
 """
@@ -37,7 +37,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 import numpy as np
 
 from restore_toolkit.fileio import sweep_stale_temps
-from restore_toolkit.messages import flat, one_line
+from restore_toolkit.messages import one_line
 from runtime.batch import (
     RunOptions,
     RunResult,
@@ -48,23 +48,10 @@ from runtime.batch import (
     _save_report,
     _summarize,
 )
-from runtime.images import SUFFIX_FORMAT
 from runtime.job_io import Loaded, read_job
-from runtime.plan import (
-    SUFFIXES,
-    Job,
-    PlanError,
-    check_format,
-    entry_job,
-    make_job,
-    output_format,
-    plan_file,
-    plan_run,
-    report_path,
-    settle,
-)
+from runtime.plan import Job, PlanError, check_format
+from runtime.ray_inputs import absolute_job, fetch, plan_input
 from runtime.report import Record, summary_lines
-from runtime.scan import Entry, restorable, skip_reason, walk_order
 from runtime.tiling import DEFAULT_TILE_BUDGET
 
 RAY_MISSING = "--engine ray needs Ray: pip install -e '.[ray]' (or pip install 'ray[data]>=2.40')"
@@ -125,9 +112,7 @@ class _Totals:
         self.info, self.inference_seconds = info, inference_seconds
 
 
-# ---------------------------------------------------------------------------------------------
-# What runs on the workers.
-
+# -- what runs on the workers ------------------------------------------------------------------
 
 def _probe(model, device: str, provider: Optional[str], threads: Optional[int]):
     """Open the model where an actor would run: the same provider checks, before any image."""
@@ -140,22 +125,6 @@ def _probe(model, device: str, provider: Optional[str], threads: Optional[int]):
         return Restorer(model, device=device, provider=provider, threads=threads).info
     except (ModelFileError, DeviceUnavailableError, DefaultModelMissing, ValueError) as e:
         return e  # re-raised on the driver as the local runner raises it, without a remote traceback
-
-
-def _fetch(fs, job: Job, scratch: Path) -> Optional[Job]:
-    """Copy an input from a pyarrow file system to a worker-local file for the local reader."""
-    try:
-        with fs.open_input_stream(job.source.as_posix()) as f:
-            data = f.read()
-    except PermissionError:
-        _fail(job.record, "permission denied")
-        return None
-    except OSError as e:
-        _fail(job.record, f"cannot read the file ({one_line(e)})")
-        return None
-    local = scratch / f"input{job.source.suffix}"
-    local.write_bytes(data)
-    return replace(job, source=local)
 
 
 def _decode(batch: Dict[str, np.ndarray], options: RunOptions, fs=None) -> Dict[str, np.ndarray]:
@@ -171,7 +140,7 @@ def _decode(batch: Dict[str, np.ndarray], options: RunOptions, fs=None) -> Dict[
         job: Job = pickle.loads(blob)
         scratch = Path(tempfile.mkdtemp(prefix="restore-fetch-")) if fs is not None else None
         try:
-            local = _fetch(fs, job, scratch) if fs is not None else job
+            local = fetch(fs, job, scratch) if fs is not None else job
             loaded = read_job(local, options) if local is not None else None
         finally:
             if scratch is not None:
@@ -229,85 +198,7 @@ class _RestoreActor:
         return {"idx": batch["idx"], "record": np.array(records, dtype=object)}
 
 
-# ---------------------------------------------------------------------------------------------
-# The driver.
-
-
-def _absolute(job: Job, local_source: bool = True) -> Job:
-    """The job as a worker needs it: absolute paths (workers do not share the driver's cwd)."""
-    def absolute(p: Optional[Path]) -> Optional[Path]:
-        return None if p is None else p.absolute()
-
-    source = absolute(job.source) if local_source else job.source  # a URI's path is the file system's own
-    return Job(source=source, output=absolute(job.output), format=job.format, mask=absolute(job.mask),
-               predicted=absolute(job.predicted), record=job.record)
-
-
-def is_uri(path) -> bool:
-    """INPUT named by a URI (s3://, gs://, hdfs://, file://...): read through pyarrow's file systems."""
-    return isinstance(path, str) and "://" in path
-
-
-def plan_input(input_path, output_path, options: RunOptions):
-    """(jobs, report path, file system) of a run: `plan_uri` for a URI, else `plan_run` (no file system)."""
-    if is_uri(input_path):
-        return plan_uri(input_path, output_path, options)
-    return (*plan_run(input_path, output_path, options), None)
-
-
-def plan_uri(uri: str, output_path, options: RunOptions):
-    """`plan_run` for an INPUT URI: the same jobs, names, skips and refusals; OUTPUT is a path.
-
-    Returns:
-        (jobs, report path, the pyarrow file system the sources are read through).
-    """
-    import pyarrow.fs as pafs
-
-    check_format(options)
-    fs, base, kind = _open_uri(uri)
-    out = Path(output_path)
-    if kind == pafs.FileType.File:
-        if Path(base).suffix.lower() not in SUFFIX_FORMAT:
-            raise PlanError(f"{flat(uri)}: not a {SUFFIXES} file")
-        root, pairs = plan_file(Path(base), out, options.format)
-        jobs = [make_job(pair, root, options) for pair in pairs]
-    else:
-        root, jobs = out, _uri_folder_jobs(fs, base, out, options)
-    report = report_path(options, root)
-    settle(jobs, report, options)
-    return jobs, report, fs
-
-
-def _open_uri(uri: str):
-    """(file system, base path, FileType) of a URI, or PlanError saying why not."""
-    import pyarrow.fs as pafs
-
-    try:
-        fs, base = pafs.FileSystem.from_uri(uri)
-        info = fs.get_file_info(base)
-    except (OSError, ValueError) as e:  # pyarrow.ArrowInvalid is a ValueError
-        raise PlanError(f"{flat(uri)}: {one_line(e, with_type=False)}") from None
-    if info.type == pafs.FileType.NotFound:
-        raise PlanError(f"{flat(uri)}: no such file or folder")
-    return fs, base.rstrip("/"), info.type
-
-
-def _uri_folder_jobs(fs, base: str, out: Path, options: RunOptions) -> List[Job]:
-    """A job per file under the URI's folder, in the local runner's order; files not restored are skipped."""
-    import pyarrow.fs as pafs
-
-    found = fs.get_file_info(pafs.FileSelector(base, recursive=True))
-    rels = sorted((i.path[len(base) + 1:] for i in found if i.type == pafs.FileType.File), key=walk_order)
-    jobs = []
-    for rel in rels:
-        source = Path(f"{base}/{rel}")
-        if restorable(rel):
-            pil, suffix = output_format(Path(rel).suffix, options.format)
-            jobs.append(make_job((source, rel, out / Path(rel).with_suffix(suffix), pil), out, options))
-        else:
-            jobs.append(entry_job(Entry(source, rel, "skipped", skip_reason(rel))))
-    return jobs
-
+# -- the driver -----------------------------------------------------------------------------------
 
 def _wants_cuda(device: str, provider: Optional[str]) -> bool:
     return device == "cuda" or provider in ("cuda", "tensorrt")
@@ -474,7 +365,7 @@ def _run(ray, jobs: List[Job], report_path: Path, input_path, fs, options: RunOp
         logging.getLogger("ray.data").setLevel(logging.ERROR)
     rows_per_call = 4 * options.batch_size  # same-size images meet inside an actor's call
     worker_options = replace(options, log=None, progress=False)  # what travels to the workers
-    items = [{"idx": i, "job": pickle.dumps(_absolute(jobs[i], fs is None), protocol=5)} for i in todo]
+    items = [{"idx": i, "job": pickle.dumps(absolute_job(jobs[i], fs is None), protocol=5)} for i in todo]
     with tqdm(total=len(jobs), unit="img", desc="restoring", disable=not options.progress, dynamic_ncols=True) as bar:
         bar.update(len(jobs) - len(todo))
         if items:

@@ -110,7 +110,8 @@ def test_mixed_folder_matches_the_local_runner_byte_for_byte(ray_cluster, tiny_o
 @needs_ray
 def test_input_uri_read_through_pyarrow_gives_the_same_outputs(ray_cluster, tiny_onnx, tmp_path):
     """INPUT as a URI (file:// here; s3://, gs://... the same way): read by the Ray tasks through pyarrow."""
-    from runtime.ray_engine import RayOptions, plan_uri, run_folder_ray
+    from runtime.ray_engine import RayOptions, run_folder_ray
+    from runtime.ray_inputs import plan_uri
 
     src = _mixed_folder(tmp_path / "in")
     (src / "sub" / "deeper").mkdir()

@@ -10,12 +10,13 @@ Torch-free: onnxruntime, numpy, pillow.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from PIL import Image
@@ -152,21 +153,25 @@ class Restorer:
         (`predicted` is then None; `restored` and `mask` are the same).
         grow: for the batch or per image, whether the mask is grown by a pixel (8-connected)
         before the compositing, the grown pixels taking the prediction (`grows`)."""
-        start = time.perf_counter()
         grow = [grow] * len(batch) if isinstance(grow, bool) else list(grow)
-        outputs = self.runner.run(batch, predicted, grow)
-        with self._lock:
-            self.inference_seconds += time.perf_counter() - start
-        return outputs
+        with self._timed():
+            return self.runner.run(batch, predicted, grow)
 
     def masks(self, batch: np.ndarray) -> np.ndarray:
         """The graph's binarized mask (N, H, W) bool of one uint8 (N, H, W, 3) batch, no image
         restored (on the CPU the image decoder is not run)."""
+        with self._timed():
+            return self.runner.masks(batch)
+
+    @contextlib.contextmanager
+    def _timed(self) -> Iterator[None]:
+        """The time inside the session added to `inference_seconds` (threads may run at once)."""
         start = time.perf_counter()
-        masks = self.runner.masks(batch)
-        with self._lock:
-            self.inference_seconds += time.perf_counter() - start
-        return masks
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.inference_seconds += time.perf_counter() - start
 
     def plan_memory(self, limit: Optional[int] = None, tile_budget: Optional[int] = None,
                     share: float = ROOM_SHARE) -> MemoryPlan:

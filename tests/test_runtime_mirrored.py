@@ -96,8 +96,11 @@ def test_the_masks_alone_are_the_graphs_mask(restorer):
     rng = np.random.default_rng(3)
     batch = rng.integers(0, 256, (2, 72, 88, 3), dtype=np.uint8)
     batch[:, 20:40, 30:60] = (250, 20, 200)
+    before = restorer.inference_seconds
     full = restorer.infer(batch, predicted=False)[1][..., 0] > 0
+    after_infer = restorer.inference_seconds
     assert full.any() and np.array_equal(restorer.masks(batch), full)
+    assert before < after_infer < restorer.inference_seconds  # both counted as time inside the session
 
 
 def test_the_clean_selection_photo_whose_scissors_read_as_paint_comes_back_as_it_was(restorer, monkeypatch):

@@ -29,7 +29,7 @@ from collections import OrderedDict, deque
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -39,8 +39,8 @@ from runtime.images import DEFAULT_MAX_PIXELS, chroma_subsampling
 from runtime.job_io import Loaded, read_job, write_job
 from runtime.memory import ROOM_SHARE, MemoryGate
 from runtime.plan import MASKS_DIR, PREDICTED_DIR, Job, PlanError, check_format, job_outputs, plan_run  # noqa: F401
-from runtime.plan import fail as _fail
-from runtime.report import Record, Summary, report_bytes, summary_lines, write_report
+from runtime.report import Record, Summary, planned_summary, run_summary, save_report, summary_lines
+from runtime.report import fail as _fail
 from runtime.tiling import plan_tiles
 
 # An image whose tiles compute more than this many times the pixels that calls of the fastest
@@ -344,40 +344,6 @@ def _output_folders(jobs: List[Job], report: Path) -> set:
     return {p.parent for job in jobs for p in job_outputs(job)} | {report.parent}
 
 
-def _planned_summary(restorer, options: RunOptions, input_root: str) -> Summary:
-    """The summary of the report written before any image, replaced by the final one."""
-    return Summary(model=restorer.info.source, device=restorer.info.describe(), providers=restorer.info.providers,
-                   batch_size=options.batch_size, input=input_root, **_precision(restorer),
-                   note="in progress: the run's final report replaces this one")
-
-
-def _precision(restorer) -> Dict[str, str]:
-    """The graph's precision and why it was chosen, for the summary (other runners may lack them)."""
-    return {"precision": getattr(restorer, "precision", ""), "model_choice": getattr(restorer, "model_choice", "")}
-
-
-def _summarize(restorer, options: RunOptions, records: List[Record], start: float, infer_before: float,
-               swept: int, input_root: str) -> Summary:
-    for rec in records:  # anything left pending was cut short by an error we did not foresee
-        if rec.status == "pending":
-            _fail(rec, "not processed (internal error)")
-    info = restorer.info
-    return Summary(
-        model=info.source, device=info.describe(), providers=info.providers, batch_size=options.batch_size,
-        input=input_root, **_precision(restorer), wall_seconds=time.perf_counter() - start, inference_seconds=restorer.inference_seconds - infer_before,
-        stale_temps_removed=swept,
-    ).finalize(records)
-
-
-def _save_report(path: Path, summary: Summary, records: List[Record]) -> Tuple[Optional[str], Optional[str]]:
-    """Write the report; on failure (a full disk) return (reason, its JSON) so it is not lost."""
-    try:
-        write_report(path, summary, records)
-        return None, None
-    except OSError as e:
-        return e.strerror or one_line(e), report_bytes(summary, records).decode("utf-8")  # names escaped
-
-
 def run_folder(restorer, input_path, output_path, options: Optional[RunOptions] = None,
                plan: Optional[Tuple[List[Job], Path]] = None) -> RunResult:
     """Restore a folder (recursively, relative paths mirrored) or a single image.
@@ -407,13 +373,13 @@ def run_folder(restorer, input_path, output_path, options: Optional[RunOptions] 
     swept = len(sweep_stale_temps(_output_folders(jobs, report_path)))
     # The report first lists what this run will write, so a rerun after a kill knows its outputs.
     input_root = str(Path(input_path).resolve())
-    _save_report(report_path, _planned_summary(restorer, options, input_root), records)
+    save_report(report_path, planned_summary(restorer, options.batch_size, input_root), records)
     todo = [j for j in jobs if j.record.status == "pending"]
     with tqdm(total=len(jobs), unit="img", desc="restoring", disable=not options.progress, dynamic_ncols=True) as bar:
         bar.update(len(jobs) - len(todo))  # skipped and refused at planning are done already
         _Pipeline(restorer, options, bar).run(todo)
-    summary = _summarize(restorer, options, records, start, infer_before, swept, input_root)
-    report_error, report_text = _save_report(report_path, summary, records)
+    summary = run_summary(restorer, options.batch_size, records, start, infer_before, swept, input_root)
+    report_error, report_text = save_report(report_path, summary, records)
     lines = summary_lines(summary, records, str(report_path), report_error)
     if options.log:
         for line in lines:

@@ -31,7 +31,7 @@ from runtime.image_write import encode_image
 from runtime.images import SUFFIX_FORMAT, WRITABLE_MODES, Header, ImageError, SourceInfo, TooManyPixels
 from runtime.memory import MemoryGate, Reservation
 from runtime.plan import Job
-from runtime.plan import fail as _fail
+from runtime.report import fail as _fail
 
 if TYPE_CHECKING:  # annotations only: runtime.batch imports this module
     from runtime.batch import RunOptions

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 from restore_toolkit.fileio import NAME_MAX
 from restore_toolkit.messages import flat
 from runtime.images import FORMAT_SUFFIX, FORMATS, SUFFIX_FORMAT, WRITABLE_MODES
-from runtime.report import ALREADY_THERE, REPORT_NAME, Record, earlier_outputs
+from runtime.report import ALREADY_THERE, REPORT_NAME, Record, earlier_outputs, fail
 from runtime.scan import Entry, file_kind, scan
 
 if TYPE_CHECKING:
@@ -205,12 +205,6 @@ def _roles(job: Job) -> List[Tuple[str, Path]]:
 
 def _pending(jobs: List[Job]) -> List[Job]:
     return [job for job in jobs if job.record.status == "pending"]
-
-
-def fail(record: Record, reason: str) -> None:
-    if record.status != "failed":  # keep the first reason
-        record.status = "failed"
-        record.error = flat(reason)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -41,17 +41,14 @@ from restore_toolkit.messages import one_line
 from runtime.batch import (
     RunOptions,
     RunResult,
-    _fail,
     _output_folders,
     _Pipeline,
-    _planned_summary,
-    _save_report,
-    _summarize,
 )
 from runtime.job_io import Loaded, read_job
 from runtime.plan import Job, PlanError, check_format
 from runtime.ray_inputs import absolute_job, fetch, plan_input
-from runtime.report import Record, summary_lines
+from runtime.report import Record, planned_summary, run_summary, save_report, summary_lines
+from runtime.report import fail as _fail
 from runtime.tiling import DEFAULT_TILE_BUDGET
 
 RAY_MISSING = "--engine ray needs Ray: pip install -e '.[ray]' (or pip install 'ray[data]>=2.40')"
@@ -106,7 +103,7 @@ class _NoBar:
 
 
 class _Totals:
-    """What `_summarize` reads from a Restorer, gathered from the workers."""
+    """What `report.run_summary` reads from a Restorer, gathered from the workers."""
 
     def __init__(self, info, inference_seconds: float = 0.0):
         self.info, self.inference_seconds = info, inference_seconds
@@ -357,7 +354,7 @@ def _run(ray, jobs: List[Job], report_path: Path, input_path, fs, options: RunOp
     swept = len(sweep_stale_temps(_output_folders(jobs, report_path)))
     input_root = input_path if fs is not None else str(Path(input_path).resolve())
     totals = _Totals(info)
-    _save_report(report_path, _planned_summary(totals, options, input_root), records)
+    save_report(report_path, planned_summary(totals, options.batch_size, input_root), records)
     todo = [i for i, j in enumerate(jobs) if j.record.status == "pending"]
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the run's own bar counts images
@@ -391,7 +388,7 @@ def _run(ray, jobs: List[Job], report_path: Path, input_path, fs, options: RunOp
                     if rec.status == "pending":
                         _fail(rec, reason)
     totals.inference_seconds = sum(r.infer_seconds or 0.0 for r in records if r.status == "ok")
-    summary = _summarize(totals, options, records, start, 0.0, swept, input_root)
-    report_error, report_text = _save_report(report_path, summary, records)
+    summary = run_summary(totals, options.batch_size, records, start, 0.0, swept, input_root)
+    report_error, report_text = save_report(report_path, summary, records)
     lines = summary_lines(summary, records, str(report_path), report_error)
     return RunResult(records, summary, report_path, lines, report_error, report_text)

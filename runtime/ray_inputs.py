@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from restore_toolkit.messages import flat, one_line
-from runtime.batch import RunOptions, _fail
+from runtime.batch import RunOptions
 from runtime.images import SUFFIX_FORMAT
 from runtime.plan import (
     SUFFIXES,
@@ -29,6 +29,7 @@ from runtime.plan import (
     report_path,
     settle,
 )
+from runtime.report import fail
 from runtime.scan import Entry, restorable, skip_reason, walk_order
 
 
@@ -38,10 +39,10 @@ def fetch(fs, job: Job, scratch: Path) -> Optional[Job]:
         with fs.open_input_stream(job.source.as_posix()) as f:
             data = f.read()
     except PermissionError:
-        _fail(job.record, "permission denied")
+        fail(job.record, "permission denied")
         return None
     except OSError as e:
-        _fail(job.record, f"cannot read the file ({one_line(e)})")
+        fail(job.record, f"cannot read the file ({one_line(e)})")
         return None
     local = scratch / f"input{job.source.suffix}"
     local.write_bytes(data)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from restore_toolkit.fileio import atomic_write_bytes
-from restore_toolkit.messages import flat
+from restore_toolkit.messages import flat, one_line
 from runtime.graphic import is_graphic_note
 
 REPORT_NAME = "restore-report.json"
@@ -123,6 +124,49 @@ def report_bytes(summary: Summary, records: List[Record]) -> bytes:
 def write_report(path: str | os.PathLike, summary: Summary, records: List[Record]) -> None:
     """Write the JSON report atomically and durably."""
     atomic_write_bytes(path, report_bytes(summary, records))
+
+
+def fail(record: Record, reason: str) -> None:
+    """The record failed, for `reason` (one line); a record failed already keeps its first reason."""
+    if record.status != "failed":
+        record.status = "failed"
+        record.error = flat(reason)
+
+
+def _precision(restorer) -> Dict[str, str]:
+    """The graph's precision and why it was chosen, for the summary (other runners may lack them)."""
+    return {"precision": getattr(restorer, "precision", ""), "model_choice": getattr(restorer, "model_choice", "")}
+
+
+def planned_summary(restorer, batch_size: int, input_root: str) -> Summary:
+    """The summary of the report written before any image, replaced by the final one."""
+    return Summary(model=restorer.info.source, device=restorer.info.describe(), providers=restorer.info.providers,
+                   batch_size=batch_size, input=input_root, **_precision(restorer),
+                   note="in progress: the run's final report replaces this one")
+
+
+def run_summary(restorer, batch_size: int, records: List[Record], start: float, infer_before: float,
+                swept: int, input_root: str) -> Summary:
+    """The final summary of a run begun at `start` (`time.perf_counter`), the restorer's time inside
+    its session since `infer_before`; a record still pending fails."""
+    for rec in records:  # anything left pending was cut short by an error we did not foresee
+        if rec.status == "pending":
+            fail(rec, "not processed (internal error)")
+    info = restorer.info
+    return Summary(
+        model=info.source, device=info.describe(), providers=info.providers, batch_size=batch_size,
+        input=input_root, **_precision(restorer), wall_seconds=time.perf_counter() - start,
+        inference_seconds=restorer.inference_seconds - infer_before, stale_temps_removed=swept,
+    ).finalize(records)
+
+
+def save_report(path: Path, summary: Summary, records: List[Record]) -> Tuple[Optional[str], Optional[str]]:
+    """Write the report; on failure (a full disk) return (reason, its JSON) so it is not lost."""
+    try:
+        write_report(path, summary, records)
+        return None, None
+    except OSError as e:
+        return e.strerror or one_line(e), report_bytes(summary, records).decode("utf-8")  # names escaped
 
 
 def earlier_outputs(path: str | os.PathLike, input_root: Path) -> Set[Path]:

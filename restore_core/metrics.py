@@ -1,4 +1,5 @@
-"""Validation metrics, accumulated over batches.
+"""Validation metrics, accumulated over batches (`MetricAccumulator`), and `evaluate`, which runs the
+validation set through the deployed pipeline and reads them.
 
 All figures are over the whole validation set unless named `mean_*` (a mean of per-image values):
 - `l1_corrupted`: the loss's Lx (channel-summed L1 on corrupted pixels, [-1, 1] units).
@@ -20,8 +21,12 @@ from typing import Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader
 
+from restore_core.img_utils import normalize, unnormalize
 from restore_core.losses import IMAGE_WEIGHT
+from restore_core.model import DualDecoderUNet
+from restore_core.pipeline import RestorationPipeline
 
 PSNR_CAP = 100.0
 PSNR_GOOD = 30.0
@@ -132,3 +137,18 @@ class MetricAccumulator:
             "threshold": self.threshold,
             "samples": len(self.per_image),
         }
+
+
+@torch.no_grad()
+def evaluate(model: DualDecoderUNet, loader: DataLoader, device: torch.device, threshold: float) -> Dict[str, float]:
+    """Validation figures (`MetricAccumulator`) through `RestorationPipeline.forward_tensor`, in fp32."""
+    was_training = model.training
+    model.eval()
+    pipe = RestorationPipeline(model, threshold).eval()
+    acc = MetricAccumulator(threshold)
+    for corrupted, clean, mask in loader:
+        corrupted, clean, mask = corrupted.to(device), clean.to(device), mask.to(device)
+        pred, prob, composite = pipe.forward_tensor(normalize(corrupted))  # (N,3,H,W), (N,1,H,W), (N,3,H,W)
+        acc.update(pred, prob, normalize(clean), mask, unnormalize(composite), clean)
+    model.train(was_training)
+    return acc.result()

@@ -1,6 +1,7 @@
 """The state of one training run: where it stands (`Progress`), what its process holds (`Run`),
 its learning-rate schedule (`lr_factor`) and the RNG states its checkpoint keeps, so that a
-resumed run continues exactly. restore_core/train.py builds a `Run` and advances it.
+resumed run continues exactly (`resume`), or a fine-tune starts from saved weights
+(`init_weights`). restore_core/train.py builds a `Run` and advances it.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from restore_core.checkpoint import save_checkpoint
-from restore_core.config import Config, config_to_dict
+from restore_core.checkpoint import load_checkpoint, load_model, save_checkpoint
+from restore_core.config import Config, ConfigError, config_to_dict
 from restore_core.data import EpochBatchSampler
 from restore_core.distributed import DistInfo
 from restore_core.model import DualDecoderUNet
@@ -188,3 +189,33 @@ class EpochResult:
     seconds: float
     complete: bool  # False when a limit stopped it mid-epoch
     limit: Optional[str] = None  # "max_steps" or "max_minutes" when one stopped it
+
+
+def _check_model_config(run: Run, source, saved: Dict[str, Any]) -> None:
+    """Weights from `source` fit only the model config they were saved with."""
+    if saved != asdict(run.cfg.model):
+        raise ConfigError(f"{source}: its model config {saved} differs from the configured one {asdict(run.cfg.model)}")
+
+
+def resume(run: Run, path: str) -> None:
+    """Load weights, optimizer, schedule, scaler, progress and RNG states from a resume checkpoint."""
+    ckpt = load_checkpoint(path, map_location="cpu")  # RNG states must stay CPU tensors
+    _check_model_config(run, path, ckpt["model_config"])
+    run.model.load_state_dict(ckpt["model"])
+    run.opt.load_state_dict(ckpt["optimizer"])
+    run.sched.load_state_dict(ckpt["scheduler"])
+    if ckpt["scaler"]:  # empty when saved without fp16 (a disabled scaler)
+        run.scaler.load_state_dict(ckpt["scaler"])
+    run.progress = Progress.from_checkpoint(ckpt["progress"])
+    set_rng_state(ckpt["rng"])
+    p = run.progress
+    run.say(f"resumed from {path} at step {p.step} (epoch {p.epoch + 1}, batch {p.batch_in_epoch})")
+
+
+def init_weights(run: Run, path: str) -> None:
+    """Fine-tuning: start from the weights of `path` (.ckpt, .safetensors or `default`), with the
+    fresh optimizer, schedule and step count of a new run."""
+    loaded = load_model(path, device="cpu")
+    _check_model_config(run, loaded.source, asdict(loaded.config))
+    run.model.load_state_dict(loaded.model.state_dict())
+    run.say(f"starting from the weights of {loaded.source}")

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from restore_core.checkpoint import load_checkpoint, load_model, save_checkpoint, save_release, weights_sha256
+from restore_core.checkpoint import save_checkpoint, save_release, weights_sha256
 from restore_core.config import Config, ConfigError, config_to_dict
 from restore_core.data import (
     VAL_STREAM,
@@ -47,12 +47,11 @@ from restore_core.distributed import (
     resolve_device,
     sync_buffers,
 )
-from restore_core.img_utils import normalize, unnormalize
+from restore_core.img_utils import normalize
 from restore_core.losses import IMAGE_WEIGHT, restoration_loss
-from restore_core.metrics import MetricAccumulator
+from restore_core.metrics import evaluate
 from restore_core.model import DualDecoderUNet, count_parameters
-from restore_core.pipeline import RestorationPipeline
-from restore_core.run_state import LAST, EpochResult, JsonLog, Progress, Run, set_rng_state
+from restore_core.run_state import LAST, EpochResult, JsonLog, Run, init_weights, resume
 
 BEST, RELEASE, LOG = "best.ckpt", "best.safetensors", "train_log.jsonl"
 
@@ -115,25 +114,6 @@ def build_datasets(cfg: Config):
 
 
 # ---------------------------------------------------------------------------------------------
-# Validation during training.
-
-
-@torch.no_grad()
-def evaluate(model: DualDecoderUNet, loader: DataLoader, device: torch.device, threshold: float) -> Dict[str, float]:
-    """Validation figures (see `metrics`) through `RestorationPipeline.forward_tensor`, in fp32."""
-    was_training = model.training
-    model.eval()
-    pipe = RestorationPipeline(model, threshold).eval()
-    acc = MetricAccumulator(threshold)
-    for corrupted, clean, mask in loader:
-        corrupted, clean, mask = corrupted.to(device), clean.to(device), mask.to(device)
-        pred, prob, composite = pipe.forward_tensor(normalize(corrupted))  # (N,3,H,W), (N,1,H,W), (N,3,H,W)
-        acc.update(pred, prob, normalize(clean), mask, unnormalize(composite), clean)
-    model.train(was_training)
-    return acc.result()
-
-
-# ---------------------------------------------------------------------------------------------
 # The loop, in the order it runs.
 
 
@@ -164,9 +144,9 @@ def train(cfg: Config) -> Dict[str, Any]:
 def _train(cfg: Config, info: DistInfo) -> Dict[str, Any]:
     run = _setup(cfg, info)
     if cfg.train.resume:
-        _resume(run, cfg.train.resume)
+        resume(run, cfg.train.resume)
     elif cfg.train.init:
-        _init_weights(run, cfg.train.init)
+        init_weights(run, cfg.train.init)
     _start(run)
     stop_reason, val = "epochs", None
     while run.progress.epoch < cfg.train.epochs:
@@ -223,36 +203,6 @@ def _limit_reached(run: Run) -> Optional[str]:
     if t.max_steps and run.progress.step >= t.max_steps:
         return "max_steps"
     return "max_minutes" if run.out_of_time() else None
-
-
-def _check_model_config(run: Run, source, saved: Dict[str, Any]) -> None:
-    """Weights from `source` fit only the model config they were saved with."""
-    if saved != asdict(run.cfg.model):
-        raise ConfigError(f"{source}: its model config {saved} differs from the configured one {asdict(run.cfg.model)}")
-
-
-def _resume(run: Run, path: str) -> None:
-    """Load weights, optimizer, schedule, scaler, progress and RNG states from a resume checkpoint."""
-    ckpt = load_checkpoint(path, map_location="cpu")  # RNG states must stay CPU tensors
-    _check_model_config(run, path, ckpt["model_config"])
-    run.model.load_state_dict(ckpt["model"])
-    run.opt.load_state_dict(ckpt["optimizer"])
-    run.sched.load_state_dict(ckpt["scheduler"])
-    if ckpt["scaler"]:  # empty when saved without fp16 (a disabled scaler)
-        run.scaler.load_state_dict(ckpt["scaler"])
-    run.progress = Progress.from_checkpoint(ckpt["progress"])
-    set_rng_state(ckpt["rng"])
-    p = run.progress
-    run.say(f"resumed from {path} at step {p.step} (epoch {p.epoch + 1}, batch {p.batch_in_epoch})")
-
-
-def _init_weights(run: Run, path: str) -> None:
-    """Fine-tuning: start from the weights of `path` (.ckpt, .safetensors or `default`), with the
-    fresh optimizer, schedule and step count of a new run."""
-    loaded = load_model(path, device="cpu")
-    _check_model_config(run, loaded.source, asdict(loaded.config))
-    run.model.load_state_dict(loaded.model.state_dict())
-    run.say(f"starting from the weights of {loaded.source}")
 
 
 def _start(run: Run) -> None:

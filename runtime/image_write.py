@@ -19,7 +19,7 @@ import png  # pypng: 16-bit colour and 2- and 4-bit grey PNGs
 from PIL import Image
 
 from runtime import image_metadata as meta
-from runtime import jpeg_blocks, jpeg_pictures, xmp_thumbnail
+from runtime import jpeg_blocks, jpeg_pictures, metadata_lost, xmp_thumbnail
 from runtime.image_metadata import JPEG_FORMATS
 from runtime.images import UNTURN, WRITABLE_MODES, DeepImage, SourceInfo
 
@@ -124,7 +124,7 @@ def _encode_image(image: Union[Image.Image, DeepImage, np.ndarray], fmt: str, so
     image, note = _to_writable(image, fmt)
     keep_icc, icc_reason = _icc_decision(source, before, image.mode, fmt)
     data = _encode(image, fmt, source, keep_icc, quality, same_mode=note is None)
-    lost = meta.lost(source, fmt, data, image.mode, icc_reason)
+    lost = metadata_lost.lost(source, fmt, data, image.mode, icc_reason)
     if note and any(phrase in note for phrase in LOSSY_CONVERSIONS):  # pixels lost, not only re-laid out
         return Encoded(data, image.mode, None, [note, *lost])
     return Encoded(data, image.mode, note, lost)
@@ -143,7 +143,7 @@ def _blockwise(image: Union[Image.Image, DeepImage, np.ndarray], changed: np.nda
     if rewritten is None:
         return None
     data, kept = rewritten
-    return Encoded(data, mode, None, meta.lost(source, "JPEG", data, mode, icc_reason), kept)
+    return Encoded(data, mode, None, metadata_lost.lost(source, "JPEG", data, mode, icc_reason), kept)
 
 
 def _same_coding(source: SourceInfo, mode: str) -> bool:
@@ -217,7 +217,7 @@ def _encode_tiff(image: Image.Image, params: Dict[str, object], source: SourceIn
     if not any(group in tags for group in meta.EXIF_GROUPS):
         try:
             data = _save(image, "TIFF", compression=compression, **params)
-            if not any(x.startswith(("TIFF tag", "EXIF")) for x in meta.lost(source, "TIFF", data, image.mode)):
+            if not any(x.startswith(("TIFF tag", "EXIF")) for x in metadata_lost.lost(source, "TIFF", data, image.mode)):
                 return data
         except (RuntimeError, ValueError, TypeError, OSError):
             pass  # libtiff's "Error setting from dictionary"

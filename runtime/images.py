@@ -1,7 +1,7 @@
 """What the runtime knows of an image and its file: the formats it reads and writes, the errors
 that refuse an input, and what the writer must know of the source (`SourceInfo`).
 
-An image goes through four modules, each one step:
+An image goes through five modules, each one step:
 
 | module | step |
 | --- | --- |
@@ -9,6 +9,7 @@ An image goes through four modules, each one step:
 | runtime/image_pixels.py | the image to the model's RGB view (`prepare`) and the result back into the source's own mode (`finish`) |
 | runtime/image_write.py | the result encoded in the source's terms: a JPEG's tables and blocks, metadata (`encode_image`) |
 | runtime/image_metadata.py | EXIF, ICC, XMP, PNG chunks, TIFF tags, JPEG tables: captured on read, written back |
+| runtime/metadata_lost.py | the written file read back: what it lost of the source's metadata, and why |
 
 The rule everywhere: the network sees an RGB view of the image, and the result is put back *into
 the source's representation* only where the mask says so; every pixel outside the mask keeps its

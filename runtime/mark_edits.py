@@ -18,7 +18,8 @@ import numpy as np
 
 from runtime.fill import BLEND, EXACT_EDGE, even_fill
 from runtime.frame import BAND as FRAME_BAND
-from runtime.frame import frame_coloured, nothing, painted_pieces, rejoined
+from runtime.frame import nothing
+from runtime.frame_paint import frame_coloured, painted_pieces, rejoined
 from runtime.gutter import gutter_boxes
 from runtime.paint_grow import grow_over_paint
 from runtime.pyramid import Added
@@ -78,7 +79,7 @@ def rejoin_held(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, held: O
                 edge: np.ndarray, gutters: np.ndarray, border: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """The `held` pixels (`held_in_frame`) that go back, with the graph's fill: each piece that
     touches a kept mark and no `gutters`, clear of the frame's `edge` or beside a mark large enough
-    (runtime/frame.py, `rejoined`), and the paint of each piece that holds paint on its own
+    (runtime/frame_paint.py, `rejoined`), and the paint of each piece that holds paint on its own
     (`painted_pieces`; `border`, the frame itself); all (H, W) bool."""
     if held is None:
         return restored, mask
@@ -110,7 +111,7 @@ def filled(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, grown: Optio
     """`restored` with the fill inside the mask evened out where `even` (runtime/fill.py; the `grown`
     pixels, which hold paint, take the smooth fill alone, `even` or not; where the file's colours are
     `exact`, the smooth fill alone near each mark's edge; the `border`, the frame, not read), and the
-    marks' pixels in the frame's lines in its colour (`region`, runtime/frame.py, `frame_coloured`)."""
+    marks' pixels in the frame's lines in its colour (`region`, runtime/frame_paint.py, `frame_coloured`)."""
     if even or grown is not None:
         restored = even_fill(rgb, restored, mask, blend=BLEND if even else 1.0, smooth_only=grown,
                              edge=EXACT_EDGE if even and exact else 0, coarse=coarse, unread=border)

@@ -25,8 +25,9 @@ from runtime import mark_edits
 from runtime.default_model import choose_model, shipped_weights
 from runtime.fill import GROWN_SUBSAMPLING
 from runtime.frame import BAND as FRAME_BAND
-from runtime.frame import EDGE as FRAME_EDGE
-from runtime.frame import frame_masks, frame_region, nothing, paint_in_frame, photo_box
+from runtime.frame import frame_masks, frame_region, nothing, photo_box
+from runtime.frame_paint import EDGE as FRAME_EDGE
+from runtime.frame_paint import paint_in_frame
 from runtime.graphic import graphic_marks
 from runtime.image_metadata import JPEG_FORMATS, JpegCoding, jpeg_coding
 from runtime.image_pixels import finish, prepare, to_pil
@@ -239,7 +240,7 @@ class Restorer:
         (runtime/paint_grow.py); the marks that are photo dropped (lossless: what lies past a sharp
         paint's edge, runtime/solid.py; lossy: the colour of their surroundings, runtime/surround.py,
         or found in no mirrored view, runtime/mirrored.py); a frame's band and paint run into the
-        frame (runtime/frame.py); the fill evened out (runtime/fill.py, `exact` as in
+        frame (runtime/frame_paint.py); the fill evened out (runtime/fill.py, `exact` as in
         `Restorer.exact`); for a JPEG (`jpeg`, `orientation`: its EXIF turn) the ring its paint
         left (runtime/jpeg_ringing.py)."""
         # A photo's frame and the band inward of it: no mark there; and the frame with its first

@@ -10,18 +10,8 @@ from PIL import Image
 
 from restore_toolkit.scores import psnr
 from runtime import mirrored
-from runtime.frame import (
-    BAND,
-    EDGE,
-    FRAME_TOLERANCE,
-    RING_MEDIAN,
-    RING_QUARTER,
-    frame_lines,
-    frame_mask,
-    painted_pieces,
-    photo_box,
-    rejoined,
-)
+from runtime.frame import BAND, FRAME_TOLERANCE, frame_lines, frame_mask, photo_box
+from runtime.frame_paint import EDGE, RING_MEDIAN, RING_QUARTER, painted_pieces, rejoined
 from runtime.surround import ring_distances
 
 RNG = np.random.default_rng(7)
@@ -126,7 +116,8 @@ def test_paint_across_the_frame_is_restored_in_its_colour():
     filled (as the fill does) with the photo's grey: its pixels in the frame's lines take the
     frame's white, on the side paint crosses as read at PAINTED_SHARE; its pixels in the photo
     and every unmarked pixel keep their fill. With no frame, there are no frame's lines."""
-    from runtime.frame import frame_coloured, frame_region
+    from runtime.frame import frame_region
+    from runtime.frame_paint import frame_coloured
 
     img = np.full((100, 120, 3), 255, np.uint8)
     img[10:90, 10:110] = _photo(80, 100)
@@ -152,7 +143,8 @@ def test_paint_run_into_the_frame_is_found():
     wide along the photo's edge (the codec's rounding) holds no 3 x 3 square, and a square inside
     the frame clear of the photo (a stamp, a caption) does not reach it: neither is. Nor is the
     red square where the graph found nothing beside it."""
-    from runtime.frame import frame_region, paint_in_frame
+    from runtime.frame import frame_region
+    from runtime.frame_paint import paint_in_frame
 
     img = np.full((100, 120, 3), 255, np.uint8)
     img[10:90, 10:110] = _photo(80, 100)
@@ -452,7 +444,7 @@ def test_a_band_piece_goes_back_to_a_kept_mark_it_touches_clear_of_the_gutters()
     """By hand, in a white frame 2 pixels wide around a grey photo: pieces of what the graph found
     in the band, against a kept square and a kept sliver. A piece that reaches the frame's edge
     goes back only to a mark REACH pixels long (down or across), less its pixels in the frame's white."""
-    from runtime.frame import REACH
+    from runtime.frame_paint import REACH
 
     h, w = 60, 80
     rgb = np.full((h, w, 3), 255, np.uint8)
@@ -585,7 +577,7 @@ def test_a_shape_run_to_the_frame_goes_back_to_its_kept_mark_through_restorer(re
     shape, a kept mark over REACH pixels long (990 band pixels marked, 984 of them damage, none in
     the frame): 26.4 dB, against 25.0 with such pieces left out. (The full-range int8 graph found
     more of it at full size: 1,316 band pixels, 30.8 dB.)"""
-    import runtime.frame
+    import runtime.frame_paint
     from benchmarks.photo_eval import make_cases
 
     case = next(c for c in make_cases("framed-jpeg-90", "selection", 6) if c.case.name == "rocket_whole_01_framed")
@@ -598,7 +590,7 @@ def test_a_shape_run_to_the_frame_goes_back_to_its_kept_mark_through_restorer(re
     assert (marked & damage).sum() > 0.35 * (damage & band).sum() and (marked & damage).sum() > 0.99 * marked.sum()
     assert (marked & frame_mask(rgb, EDGE)).any() and not (mask & frame_mask(rgb)).any()
     whole = psnr(np.asarray(out.image), case.case.clean)
-    monkeypatch.setattr(runtime.frame, "REACH", 10**6)
+    monkeypatch.setattr(runtime.frame_paint, "REACH", 10**6)
     left_out = restorer.restore(Image.open(io.BytesIO(case.data)))
     assert not ((np.asarray(left_out.mask) > 0) & band).any()
     assert whole > psnr(np.asarray(left_out.image), case.case.clean) + 1

@@ -30,7 +30,7 @@ def _core_errors():
     """The library's named errors: one line, exit 1."""
     from restore_core.checkpoint import CheckpointError
     from restore_core.config import ConfigError
-    from restore_core.data import DatasetError
+    from restore_core.dataset_check import DatasetError
     from restore_core.distributed import DeviceError
     from restore_core.photos import SourceError
     from restore_core.train import NonFiniteLossError

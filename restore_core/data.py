@@ -1,8 +1,7 @@
 """Training data: paired folders in the reference design's layout, on-the-fly synthesis, and the sampler.
 
 Layout: ROOT/{train,val}/{clean,corrupted,mask}/NAME.png, pairs matched by NAME, mask non-zero
-(255 or 1) = corrupted. `check_dataset` reads every file's header before training starts, so
-a missing partner, a size mismatch or an unreadable file is named up front, not at step 9000.
+(255 or 1) = corrupted; restore_core/dataset_check.py checks a root whole before training.
 
 Every sample is drawn from its own generator, `sample_rng(seed, stream, epoch, index)`, and the
 sampler's order from (seed, epoch): a sample does not depend on which worker or rank makes it,
@@ -25,11 +24,11 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
+from restore_core.dataset_check import KINDS, SPLITS, DatasetError, list_images
 from restore_core.degrade import DegradeConfig, degrade_pair, source_side
 from restore_core.fileio import atomic_save_png
 from restore_core.photos import (
     BUNDLED_GREY,
-    IMAGE_SUFFIXES,
     ZOOM,
     bundled_grey_photos,
     bundled_photos,
@@ -42,14 +41,7 @@ from restore_core.photos import (
 from restore_core.scenes import jpeg, render_scene
 from restore_toolkit.corruption import CorruptionConfig, corrupt, sample_rng
 
-SPLITS = ("train", "val")
-KINDS = ("clean", "corrupted", "mask")
 TRAIN_STREAM, VAL_STREAM = 0, 1  # independent random streams for the two splits
-
-
-class DatasetError(ValueError):
-    """A dataset that cannot be used; the message names the file or folder."""
-
 
 Sample = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # corrupted, clean, mask
 
@@ -81,100 +73,6 @@ def _augment_pair(arrays: Sequence[np.ndarray], crop: Optional[int], rng: np.ran
 # Paired folders.
 
 
-def _list_images(folder: Path) -> Dict[str, Path]:
-    files: Dict[str, Path] = {}
-    for p in sorted(folder.iterdir()):
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
-            if p.stem in files:
-                raise DatasetError(f"{p}: two files named {p.stem!r} in {folder} ({files[p.stem].name}, {p.name})")
-            files[p.stem] = p
-    return files
-
-
-def _header(path: Path) -> Tuple[int, int]:
-    """(width, height) of an image after checking that the whole file decodes."""
-    try:
-        with Image.open(path) as im:
-            size = im.size
-            im.load()  # decodes the data: a truncated or corrupt file fails here, not in training
-    except Exception as e:
-        raise DatasetError(f"{path}: unreadable image ({type(e).__name__}: {str(e)[:120]})") from None
-    return size
-
-
-MAX_LISTED = 10  # problems named in the one-line error; the count says how many more
-
-
-def check_dataset(root: str | os.PathLike, splits: Sequence[str] = SPLITS,
-                  min_size: int = 0) -> Dict[str, List[str]]:
-    """Check a dataset root before training and return the sorted sample names of each split.
-
-    Every sample is checked, so one run names every problem (up to `MAX_LISTED` of them, and how
-    many more), not only the first.
-
-    Args:
-        root: dataset root in the reference design's layout.
-        splits: which splits must be present.
-        min_size: the training crop; every `train` image must be at least this large.
-
-    Raises:
-        DatasetError: naming each missing folder, empty folder, missing partner, unreadable
-            file or size mismatch, on one line.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise DatasetError(f"{root}: dataset root does not exist")
-    names: Dict[str, List[str]] = {}
-    problems: List[str] = []
-    for split in splits:
-        files = {}
-        for kind in KINDS:
-            folder = root / split / kind
-            if not folder.is_dir():
-                problems.append(f"{folder}: missing folder (expected ROOT/{{train,val}}/{{clean,corrupted,mask}})")
-                continue
-            files[kind] = _list_images(folder)
-            if not files[kind]:
-                problems.append(f"{folder}: no images")
-        if len(files) != len(KINDS) or not all(files.values()):
-            continue  # the pairs of a split with a missing folder cannot be checked
-        all_names = sorted(set().union(*(f.keys() for f in files.values())))
-        for name in all_names:
-            problems.extend(_check_sample(root, split, name, files, min_size))
-        names[split] = all_names
-    if problems:
-        listed = "; ".join(problems[:MAX_LISTED])
-        more = f" (and {len(problems) - MAX_LISTED} more)" if len(problems) > MAX_LISTED else ""
-        head = f"{len(problems)} problems in {root}: " if len(problems) > 1 else ""
-        raise DatasetError(head + listed + more)
-    return names
-
-
-def _check_sample(root: Path, split: str, name: str, files: Dict[str, Dict[str, Path]], min_size: int) -> List[str]:
-    """The problems of one sample: a missing partner, an unreadable file, a size mismatch, too small."""
-    have = [k for k in KINDS if name in files[k]]
-    missing = [k for k in KINDS if k not in have]
-    if missing:
-        partner = files[have[0]][name]
-        return [f"{root / split / kind / (name + '.png')}: missing (partner of {partner})" for kind in missing]
-    sizes, problems = {}, []
-    for kind in KINDS:
-        try:
-            sizes[kind] = _header(files[kind][name])
-        except DatasetError as e:
-            problems.append(str(e))
-    if problems:
-        return problems
-    w, h = sizes["clean"]
-    for kind in KINDS:
-        if sizes[kind] != (w, h):
-            ow, oh = sizes[kind]
-            problems.append(f"{files[kind][name]}: size {ow}x{oh} differs from {files['clean'][name]} ({w}x{h})")
-    if not problems and split == "train" and min(w, h) < min_size:
-        problems.append(f"{files['clean'][name]}: {w}x{h} is smaller than the training crop {min_size}")
-    return problems
-
-
 class PairedFolderDataset(Dataset):
     """Samples of one split of a dataset root, matched by name.
 
@@ -189,7 +87,7 @@ class PairedFolderDataset(Dataset):
     def __init__(self, root: str | os.PathLike, split: str, crop: Optional[int] = None,
                  augment: bool = False, seed: int = 0):
         self.dir = Path(root) / split
-        self.files = {k: _list_images(self.dir / k) for k in KINDS}
+        self.files = {k: list_images(self.dir / k) for k in KINDS}
         self.names = sorted(self.files["clean"])
         self.crop, self.augment, self.seed, self.epoch = crop, augment, seed, 0
         self.stream = TRAIN_STREAM if split == "train" else VAL_STREAM

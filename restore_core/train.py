@@ -32,11 +32,11 @@ from restore_core.data import (
     EpochBatchSampler,
     PairedFolderDataset,
     SyntheticDataset,
-    check_dataset,
     seed_worker,
     source_images,
     source_weights,
 )
+from restore_core.dataset_check import check_dataset
 from restore_core.distributed import (
     DistInfo,
     all_mean,

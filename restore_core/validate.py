@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from restore_core.checkpoint import load_model
-from restore_core.data import PairedFolderDataset, check_dataset
+from restore_core.data import PairedFolderDataset
+from restore_core.dataset_check import check_dataset
 from restore_core.distributed import resolve_device
 from restore_core.fileio import atomic_save_png, atomic_write_text
 from restore_core.img_utils import normalize, unnormalize

@@ -6,14 +6,8 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from restore_core.data import (
-    DatasetError,
-    EpochBatchSampler,
-    PairedFolderDataset,
-    SyntheticDataset,
-    check_dataset,
-    synthesize_dataset,
-)
+from restore_core.data import EpochBatchSampler, PairedFolderDataset, SyntheticDataset, synthesize_dataset
+from restore_core.dataset_check import DatasetError, check_dataset
 from restore_core.photos import SourceError, bundled_photos, load_folder_images
 
 

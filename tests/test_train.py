@@ -9,7 +9,8 @@ import torch
 
 from restore_core.checkpoint import load_checkpoint, load_model
 from restore_core.config import Config, ConfigError, apply_overrides, config_from_dict, config_to_dict, load_config
-from restore_core.data import DatasetError, synthesize_dataset
+from restore_core.data import synthesize_dataset
+from restore_core.dataset_check import DatasetError
 from restore_core.run_state import lr_factor
 from restore_core.train import NonFiniteLossError, train
 from tests.conftest import TINY

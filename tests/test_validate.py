@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 from restore_core.checkpoint import CheckpointError, save_checkpoint
-from restore_core.data import DatasetError, synthesize_dataset
+from restore_core.data import synthesize_dataset
+from restore_core.dataset_check import DatasetError
 from restore_core.validate import OUTPUT_DIRS, validate
 from tests.conftest import make_tiny_model
 

@@ -164,7 +164,8 @@ def _command_line_settings(shortcuts: dict, legacy: dict, settings: Tuple[str, .
     Raises:
         ConfigError: an unknown key, a value of the wrong type, or one key set twice.
     """
-    from restore_core.config import ConfigError, parse_setting, parse_value
+    from restore_core.config import ConfigError
+    from restore_core.config_text import parse_setting, parse_value
 
     given = {SHORTCUTS[name].key: v for name, v in shortcuts.items() if v is not None}
     for name, value in legacy.items():

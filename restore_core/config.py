@@ -165,7 +165,7 @@ _SCALARS = {
 }
 
 
-def _optional_of(hint: Any) -> Any:
+def optional_of(hint: Any) -> Any:
     """X for Optional[X], else None."""
     args = typing.get_args(hint)
     if typing.get_origin(hint) is typing.Union and type(None) in args:
@@ -179,17 +179,17 @@ def _check_sequence(value: Any, hint: Any, key: str) -> tuple:
     if not isinstance(value, (list, tuple)):
         raise ConfigError(f"config key '{key}' must be a list, got {value!r}")
     if typing.get_origin(hint) is list or (len(args) == 2 and args[1] is Ellipsis):
-        return tuple(_check(v, args[0], key) for v in value)
+        return tuple(check_value(v, args[0], key) for v in value)
     if len(value) != len(args):
         raise ConfigError(f"config key '{key}' must be a list of {len(args)} values, got {list(value)!r}")
-    return tuple(_check(v, a, key) for v, a in zip(value, args))
+    return tuple(check_value(v, a, key) for v, a in zip(value, args))
 
 
-def _check(value: Any, hint: Any, key: str) -> Any:
+def check_value(value: Any, hint: Any, key: str) -> Any:
     """Return `value` converted to `hint`'s type, or raise ConfigError naming `key`."""
-    inner = _optional_of(hint)
+    inner = optional_of(hint)
     if inner is not None:
-        return None if value is None else _check(value, inner, key)
+        return None if value is None else check_value(value, inner, key)
     if hint in _SCALARS:
         accepts, must_be = _SCALARS[hint]
         if not accepts(value):
@@ -210,7 +210,7 @@ def _section_from_dict(name: str, d: Dict[str, Any]):
     for k, v in d.items():
         if k not in hints:
             raise ConfigError(f"unknown config key '{name}.{k}' (known: {', '.join(sorted(hints))})")
-        values[k] = _check(v, hints[k], f"{name}.{k}")
+        values[k] = check_value(v, hints[k], f"{name}.{k}")
     try:
         return replace(default, **values)
     except (ValueError, TypeError) as e:
@@ -276,7 +276,7 @@ def config_keys() -> Dict[str, Any]:
     return keys
 
 
-def _unknown_key(key: str) -> str:
+def unknown_key(key: str) -> str:
     section = key.partition(".")[0]
     if section not in SECTIONS:
         return f"unknown config key '{key}' (sections: {', '.join(SECTIONS)})"
@@ -292,72 +292,9 @@ def apply_overrides(cfg: Config, overrides: Dict[str, Any]) -> Config:
             continue
         section, _, name = key.partition(".")
         if section not in d or name not in d[section]:
-            raise ConfigError(_unknown_key(key))
+            raise ConfigError(unknown_key(key))
         d[section][name] = value
     return config_from_dict(d)
-
-
-# ---------------------------------------------------------------------------------------------
-# Values typed on the command line: `--set section.key=value`.
-
-_BOOL_WORDS = {"true": True, "on": True, "yes": True, "1": True, "false": False, "off": False, "no": False, "0": False}
-
-
-def _unquote(raw: str) -> str:
-    return raw[1:-1] if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'" else raw
-
-
-_PARSERS = {int: int, float: float, bool: lambda raw: _BOOL_WORDS[raw.lower()], str: _unquote}
-
-
-def _sequence_from_text(raw: str, hint: Any) -> list:
-    """'[1, 6]' or '1,6' (brackets optional, strings unquoted or quoted) -> a list of typed items."""
-    body = raw[1:-1] if raw.startswith("[") and raw.endswith("]") else raw
-    items = [x.strip() for x in body.split(",")] if body.strip() else []
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) is list or (len(args) == 2 and args[1] is Ellipsis):
-        args = (args[0],)
-    item_hints = [args[min(i, len(args) - 1)] for i in range(len(items))]
-    return [_from_text(x, h) for x, h in zip(items, item_hints)]
-
-
-def _from_text(raw: str, hint: Any) -> Any:
-    """Command-line text -> a value of `hint`'s type where it reads as one; else the text itself,
-    which `_check` then refuses with a message naming the key and the type it wanted."""
-    inner = _optional_of(hint)
-    if inner is not None:
-        if raw.lower() in ("", "none"):
-            return None
-        hint = inner
-    if typing.get_origin(hint) in (tuple, list):
-        return _sequence_from_text(raw, hint)
-    try:
-        return _PARSERS[hint](raw)
-    except (KeyError, ValueError):
-        return raw
-
-
-def parse_value(key: str, raw: str) -> Any:
-    """The value of config key `key` ('data.jpeg') written as command-line text ('0.5').
-
-    Types come from the dataclass annotations: integers, numbers, true/false (also on/off,
-    yes/no, 1/0), strings, lists ('[1, 6]' or '1,6'); 'none' or nothing unsets an optional key.
-
-    Raises:
-        ConfigError: unknown key, or text that is not a value of the key's type (names the key).
-    """
-    hints = config_keys()
-    if key not in hints:
-        raise ConfigError(_unknown_key(key))
-    return _check(_from_text(raw.strip(), hints[key]), hints[key], key)
-
-
-def parse_setting(text: str) -> Tuple[str, Any]:
-    """One `--set` argument, 'section.key=value', -> (key, typed value); see `parse_value`."""
-    key, eq, raw = text.partition("=")
-    if not eq or not key.strip():
-        raise ConfigError(f"'{text}' is not KEY=VALUE (e.g. data.jpeg=0.5)")
-    return key.strip(), parse_value(key.strip(), raw)
 
 
 def validate(cfg: Config) -> None:

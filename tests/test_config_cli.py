@@ -10,7 +10,8 @@ from click.testing import CliRunner
 import restore_core.cli as cli
 import restore_core.config as config
 from restore_core.cli import LEGACY_SHORTCUTS, SHORTCUTS, train_cli
-from restore_core.config import Config, ConfigError, config_keys, config_to_dict, parse_setting
+from restore_core.config import Config, ConfigError, config_keys, config_to_dict
+from restore_core.config_text import parse_setting, parse_value
 
 DEFAULTS = {f"{section}.{name}": value for section, d in config_to_dict(Config()).items() for name, value in d.items()}
 
@@ -139,7 +140,7 @@ def test_legacy_flag_with_a_bad_value_names_the_key():
 
 def test_parse_value_rejects_unknown_keys_directly():
     with pytest.raises(ConfigError, match="unknown config key 'train.speed'"):
-        config.parse_value("train.speed", "1")
+        parse_value("train.speed", "1")
 
 
 CONFIGS = sorted((pathlib.Path(__file__).resolve().parents[1] / "configs").rglob("*.toml"))

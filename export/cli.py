@@ -162,7 +162,8 @@ def onnx_cmd(model: Path, output: Path, signature: str, precision, fp16_flag: bo
 
 def _export_int8(pipeline, output: Path, calibration: int, heldout_per_photo: int, bounds: Bounds, max_excluded: int,
                  opset: int, verify: bool, overwrite: bool, calibration_method: str) -> None:
-    from export.int8 import export_int8, format_int8, int8_summary
+    from export.int8 import export_int8
+    from export.int8_report import format_int8, int8_summary
 
     result = export_int8(pipeline, output, calibration=calibration, heldout_per_photo=heldout_per_photo,
                          bounds=bounds, max_excluded=max_excluded, calibration_method=calibration_method, opset=opset, verify=verify, force=overwrite,

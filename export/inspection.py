@@ -175,7 +175,7 @@ def format_description(info: Dict[str, Any]) -> str:
             lines.append("  parity: skipped at export")
         int8 = meta.get("extra", {}).get("int8")
         if int8:
-            from export.int8 import format_int8, int8_summary
+            from export.int8_report import format_int8, int8_summary
 
             lines.append(format_int8(int8_summary(meta["extra"])))
     return "\n".join(lines)

@@ -40,6 +40,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
+from export.int8_report import allowed
 from export.quantize import (
     CALIBRATION_PERCENTILE,
     CALIBRATION_SAVED,
@@ -295,8 +296,8 @@ def _refusal(report: QuantizationReport, bounds: Bounds, crops: int) -> str:
     d = report.deltas
     whole = ""
     if "whole_mask_iou_drop" in d:
-        whole = (f", on whole photos {d['whole_mask_iou_drop']:.4f} ({_allowed(bounds.max_whole_iou_drop)}) and "
-                 f"{d['whole_psnr_inside_drop']:.3f} dB ({_allowed(bounds.max_whole_psnr_drop)})")
+        whole = (f", on whole photos {d['whole_mask_iou_drop']:.4f} ({allowed(bounds.max_whole_iou_drop)}) and "
+                 f"{d['whole_psnr_inside_drop']:.3f} dB ({allowed(bounds.max_whole_psnr_drop)})")
     return (f"int8 graph misses the quality bounds on {crops} held-out images even with "
             f"{len(report.excluded)} part(s) in float: mask IoU drop {d['mask_iou_drop']:.4f} "
             f"(allowed {bounds.max_iou_drop}), PSNR-in-mask drop {d['psnr_inside_drop']:.3f} dB "
@@ -356,53 +357,3 @@ def export_int8(pipeline, output: os.PathLike, *, calibration: int = DEFAULT_CAL
             save_onnx(proto, dst, metadata)
     return ExportResult(path=output, metadata=metadata, parity=metadata.parity, seconds=time.perf_counter() - t0,
                         size_bytes=output.stat().st_size, export_seconds=t_export, verify_seconds=report.seconds)
-
-
-def int8_summary(metadata_extra: Dict[str, str]) -> Optional[Dict[str, Any]]:
-    """The parsed `restore.int8` report of a file's metadata (None for a float graph)."""
-    import json
-
-    text = metadata_extra.get("int8")
-    return json.loads(text) if text else None
-
-
-def format_int8(report: Dict[str, Any]) -> str:
-    """Lines for `restore-export inspect` and the CLI: figures, deltas, bounds, what stayed float."""
-    d, b, h = report["deltas"], report["bounds"], report["heldout"]
-    lines = [
-        f"int8 quality on {h['images']} held-out images (seed {h['seed']}; {', '.join(h['sources'])}), against the fp32 graph:",
-        f"  mask IoU      fp32 {report['fp32']['mask_iou']:.4f}  int8 {report['int8']['mask_iou']:.4f}  "
-        f"drop {d['mask_iou_drop']:+.4f} (allowed {b['max_iou_drop']})",
-        f"  PSNR in mask  fp32 {report['fp32']['psnr_inside']:.2f}  int8 {report['int8']['psnr_inside']:.2f} dB  "
-        f"drop {d['psnr_inside_drop']:+.3f} dB (allowed {b['max_psnr_drop']})",
-        *_whole_lines(report),
-        f"  changed outside the mask: {d['changed_outside_mask']} image(s)",
-        f"  calibration: {report['calibration']['images']} images ({report['calibration']['source']}, "
-        f"seed {report['calibration']['seed']}, {report['calibration']['method']}"
-        + (f" {report['calibration']['percentile']} %" if report["calibration"].get("percentile") else "") + ")",
-    ]
-    kept = report.get("excluded") or []
-    lines.append("  kept in float: " + (", ".join(
-        r["tensor"] + ("" if r["qdq_sqnr"] is None else f" ({r['qdq_sqnr']:.1f} dB)") for r in kept)
-        if kept else "none needed"))
-    worst = report.get("worst_tensors") or []
-    if worst:
-        lines.append("  lowest quantization SQNR: " + ", ".join(f"{r['tensor']} {r['qdq_sqnr']:.1f} dB" for r in worst))
-    return "\n".join(lines)
-
-
-def _whole_lines(report: Dict[str, Any]) -> List[str]:
-    """The whole photos' figures (none for a graph exported before they were checked)."""
-    d, b, w = report["deltas"], report["bounds"], report["heldout"].get("whole")
-    if not w or "whole_mask_iou_drop" not in d:
-        return []
-    f, q = report["fp32"]["whole"], report["int8"]["whole"]
-    return [f"  on {w['images']} whole photos saved as {w['saved']}:",
-            f"  mask IoU      fp32 {f['mask_iou']:.4f}  int8 {q['mask_iou']:.4f}  "
-            f"drop {d['whole_mask_iou_drop']:+.4f} ({_allowed(b.get('max_whole_iou_drop'))})",
-            f"  PSNR in mask  fp32 {f['psnr_inside']:.2f}  int8 {q['psnr_inside']:.2f} dB  "
-            f"drop {d['whole_psnr_inside_drop']:+.3f} dB ({_allowed(b.get('max_whole_psnr_drop'))})"]
-
-
-def _allowed(bound: Optional[float]) -> str:
-    return "not bounded" if bound is None else f"allowed {bound}"

@@ -64,16 +64,20 @@ class Runner:
         return [named[name] for name in self.output_names]
 
     def masks(self, images: np.ndarray) -> np.ndarray:
-        """(N, H, W) bool: the graph's binarized mask of uint8 (N, H, W, 3) `images` (as `SplitRunner.masks`)."""
-        return dict(zip(self.output_names, self._run(images)))["mask"][..., 0] > 0
+        """(N, H, W) bool: the graph's binarized mask of uint8 (N, H, W, 3) `images` (as `SplitRunner.masks`).
 
-    def _run(self, images: np.ndarray) -> List[np.ndarray]:
-        images = pixels_batch(images)
+        Only the mask is fetched: ONNX Runtime then skips what only the other outputs need (the
+        compositing), and on CUDA copies one output back."""
+        return self._run(images, ["mask"])[0][..., 0] > 0
+
+    def _run(self, images: np.ndarray, names: Optional[Sequence[str]] = None) -> List[np.ndarray]:
+        """The outputs `names` (default: `output_names`) of one call, as numpy arrays in that order."""
+        images, names = pixels_batch(images), list(names or self.output_names)
         if self.info.device != "cuda":
-            return self.session.run(self.output_names, {self.input_name: images})
+            return self.session.run(names, {self.input_name: images})
         binding = self.session.io_binding()
         binding.bind_cpu_input(self.input_name, images)  # one host-to-device copy
-        for name in self.output_names:
+        for name in names:
             binding.bind_output(name, "cuda", self.device_id)  # ORT allocates on the GPU
         binding.synchronize_inputs()
         self.session.run_with_iobinding(binding)

@@ -56,6 +56,14 @@ def test_runner_matches_eager_pipeline(tiny_onnx, tiny_pipeline):
     assert 0.2 < (got[1] > 0).mean() < 0.8  # the tiny model masks about half: the check means something
 
 
+def test_runner_masks_alone_are_the_runs_mask(tiny_onnx):
+    sess, info = rs.make_session(tiny_onnx, device="cpu")
+    runner = Runner(sess, info)
+    image = random_pixels(2, 37, 45, seed=4).numpy()
+    mask = runner.run(image)[runner.output_names.index("mask")][..., 0] > 0
+    assert mask.any() and not mask.all() and np.array_equal(runner.masks(image), mask)
+
+
 def test_runner_rejects_wrong_input(tiny_onnx):
     sess, info = rs.make_session(tiny_onnx, device="cpu")
     with pytest.raises(ValueError, match="uint8"):

@@ -66,7 +66,7 @@ left out): the posters read at most 0.24 so, and a poster holding a photo at JPE
 photo's texture read too) 0.38 and 0.35; no selection photo file reads 0.25 flat at 3 levels
 (0.23 at most) but one crop in a frame (0.32 flat, 0.449 texture), and the 12 Mpx photos of the
 stress above that do read at least 0.46 so. `COARSE_TEXTURE_SHARE` lies halfway between the
-graphics' 0.38 and the photos' 0.449 (benchmarks/results/graphic-shares-selection.md).
+graphics' 0.38 and the photos' 0.449 (benchmarks/results/graphic-shares-selection-coarse41.md).
 
 The share is read on every `STEP`-th pixel of every `STEP`-th row, in strips of rows, so a
 12 Mpx photo costs about 0.13 s more (the gradients' bend included), and runtime/graphic.py's

@@ -34,7 +34,12 @@ WebP 75 and 90. The band and `MIN_READ` on the selection crops, each in a frame 
 grey or cream colour 2, 4 or 8 % of its long side wide ("framed photo files" there): with the
 frame alone left out, two of 315 such crops read 49 and 26 grid pixels outside the block, of a
 graphic's colours; with its band too, every framed crop reads 5 at most, and the graphics that
-this reading alone takes read 739 or more.
+this reading alone takes read 739 or more. `TOP_SHARE` was first 0.5; read again with the marks
+found once later rules and the 7-bit graph had come (benchmarks/results/graphic-shares-selection-coarse41.md),
+spreadsheets holding a photo at JPEG 75 to 90 read 0.468 to 0.495 there and were restored (one at
+JPEG 90 lost its header row and label column), while the photo files that reach 0.45 read 0.118
+at most on the second share and those that reach 0.15 on it 0.278 at most on the first: 0.45
+takes those five graphics and no photo.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ from runtime.frame import BAND, frame_mask
 from runtime.palette import OTHERS_SHARE, palette_shares
 
 HALF = 0.5  # a row or column is the block's where its texture reaches this share of the richest one's
-TOP_SHARE = 0.5  # outside the block, those in the commonest colours at and above which (with OTHERS_SHARE) ...
+TOP_SHARE = 0.45  # outside the block, those in the commonest colours at and above which (with OTHERS_SHARE) ...
 MIN_READ = 200  # grid pixels outside the block and the frame under which nothing is read (a 70-pixel square's worth)
 
 

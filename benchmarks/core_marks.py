@@ -17,7 +17,6 @@ are), and tabulates, per threshold, the marks a rule dropping those under it wou
 from __future__ import annotations
 
 import io
-import json
 import shlex
 import sys
 from typing import Dict, List, Optional
@@ -26,9 +25,7 @@ import click
 import numpy as np
 from PIL import Image
 
-from benchmarks.photo_eval import make_cases
-from benchmarks.surround_marks import KINDS, tally
-from restore_core.fileio import atomic_write_text
+from benchmarks.surround_marks import KINDS, kind_marks, save, tally
 from restore_core.heldout import PHOTO_SETS
 from runtime.fill import dilated
 from runtime.pyramid import marks_in_boxes
@@ -118,16 +115,11 @@ def main(output, photos, per_photo, clean_per_photo):
     restorer = Restorer(device="cpu")
     report = {"command": shlex.join(["python", "-m", "benchmarks.core_marks", *sys.argv[1:]]),
               "machine": environment()["machine"], "photos": photos, "per_photo": per_photo,
-              "clean_per_photo": clean_per_photo, "marks": {}}
+              "clean_per_photo": clean_per_photo}
     kinds = [(k, per_photo) for k in KINDS if k not in CLEAN_KINDS] + [(k, clean_per_photo) for k in CLEAN_KINDS]
-    for kind, n in kinds:
-        report["marks"][kind] = [{"name": f.case.name, **m} for f in make_cases(kind, photos, n)
-                                 for m in marks(restorer, f.data, f.case.mask)]
-        click.echo(f"{kind}: {len(report['marks'][kind])} marks")
+    report["marks"] = kind_marks(kinds, photos, lambda data, damage: marks(restorer, data, damage))
     report["summary"] = summarize([m for rows in report["marks"].values() for m in rows])
-    atomic_write_text(output + ".json", json.dumps(report, indent=1) + "\n")
-    atomic_write_text(output + ".md", markdown(report))
-    click.echo(markdown(report))
+    save(output, report, markdown)
 
 
 if __name__ == "__main__":

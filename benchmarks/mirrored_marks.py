@@ -15,7 +15,6 @@ was) they hold.
 from __future__ import annotations
 
 import io
-import json
 import shlex
 import sys
 from typing import Dict, List
@@ -24,9 +23,7 @@ import click
 import numpy as np
 from PIL import Image
 
-from benchmarks.photo_eval import make_cases
-from benchmarks.surround_marks import KINDS, tally
-from restore_core.fileio import atomic_write_text
+from benchmarks.surround_marks import KINDS, kind_marks, save, tally
 from restore_core.heldout import PHOTO_SETS
 from runtime import mirrored
 from runtime.pyramid import marks_in_boxes
@@ -97,20 +94,15 @@ def main(output, photos, per_photo):
     restorer = Restorer(device="cpu")
     max_side = mirrored.MAX_SIDE
     report = {"command": shlex.join(["python", "-m", "benchmarks.mirrored_marks", *sys.argv[1:]]),
-              "machine": environment()["machine"], "photos": photos, "per_photo": per_photo, "max_side": max_side,
-              "marks": {}}
+              "machine": environment()["machine"], "photos": photos, "per_photo": per_photo, "max_side": max_side}
     mirrored.MAX_SIDE = 0  # the rule off: every mark the other steps leave
     try:
-        for kind in KINDS:
-            report["marks"][kind] = [{"name": f.case.name, **m} for f in make_cases(kind, photos, per_photo)
-                                     for m in marks(restorer, f.data, f.case.mask, max_side)]
-            click.echo(f"{kind}: {len(report['marks'][kind])} marks")
+        report["marks"] = kind_marks([(k, per_photo) for k in KINDS], photos,
+                                     lambda data, damage: marks(restorer, data, damage, max_side))
     finally:
         mirrored.MAX_SIDE = max_side
     report["summary"] = summarize([m for rows in report["marks"].values() for m in rows])
-    atomic_write_text(output + ".json", json.dumps(report, indent=1) + "\n")
-    atomic_write_text(output + ".md", markdown(report))
-    click.echo(markdown(report))
+    save(output, report, markdown)
 
 
 if __name__ == "__main__":

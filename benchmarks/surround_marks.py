@@ -18,7 +18,7 @@ import io
 import json
 import shlex
 import sys
-from typing import Dict, List
+from typing import Callable, Dict, Iterable, List, Tuple
 
 import click
 import numpy as np
@@ -62,6 +62,23 @@ def tally(group: List[Dict]) -> Dict:
             "damage_pixels": damage, "photo_pixels": sum(r["pixels"] for r in group) - damage}
 
 
+def kind_marks(kinds: Iterable[Tuple[str, int]], photos: str, read: Callable[..., List[Dict]]) -> Dict[str, List[Dict]]:
+    """{kind: every mark `read(data, damage)` gives in each file of the kind (drawn `per_photo` a
+    photo of the group `photos`), each with its file's name}; a line per kind as it is read."""
+    out = {}
+    for kind, per_photo in kinds:
+        out[kind] = [{"name": f.case.name, **m} for f in make_cases(kind, photos, per_photo) for m in read(f.data, f.case.mask)]
+        click.echo(f"{kind}: {len(out[kind])} marks")
+    return out
+
+
+def save(output: str, report: Dict, markdown: Callable[[Dict], str]) -> None:
+    """Write the report as OUTPUT.json and its table as OUTPUT.md (each atomically), and print the table."""
+    atomic_write_text(output + ".json", json.dumps(report, indent=1) + "\n")
+    atomic_write_text(output + ".md", markdown(report))
+    click.echo(markdown(report))
+
+
 def summarize(rows: List[Dict]) -> Dict[str, Dict]:
     """Per threshold, the marks at or under it, tallied (`tally`)."""
     out = {str(t): tally([r for r in rows if r["ring"] is not None and r["ring"] <= t]) for t in THRESHOLDS}
@@ -94,15 +111,10 @@ def main(output, photos, per_photo):
 
     restorer = Restorer(device="cpu", solid_check=False)
     report = {"command": shlex.join(["python", "-m", "benchmarks.surround_marks", *sys.argv[1:]]),
-              "machine": environment()["machine"], "photos": photos, "per_photo": per_photo, "same": SAME, "marks": {}}
-    for kind in KINDS:
-        report["marks"][kind] = [{"name": f.case.name, **m} for f in make_cases(kind, photos, per_photo)
-                                 for m in marks(restorer, f.data, f.case.mask)]
-        click.echo(f"{kind}: {len(report['marks'][kind])} marks")
+              "machine": environment()["machine"], "photos": photos, "per_photo": per_photo, "same": SAME}
+    report["marks"] = kind_marks([(k, per_photo) for k in KINDS], photos, lambda data, damage: marks(restorer, data, damage))
     report["summary"] = summarize([m for rows in report["marks"].values() for m in rows])
-    atomic_write_text(output + ".json", json.dumps(report, indent=1) + "\n")
-    atomic_write_text(output + ".md", markdown(report))
-    click.echo(markdown(report))
+    save(output, report, markdown)
 
 
 if __name__ == "__main__":

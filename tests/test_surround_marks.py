@@ -49,3 +49,25 @@ def test_a_painted_square_reads_far_from_its_surroundings():
     rows = sorted(marks(Given(), buf.getvalue(), damage), key=lambda r: -r["damage"])
     assert [r["pixels"] for r in rows] == [144, 100] and rows[0]["damage"] == 1.0 and rows[1]["damage"] == 0.0
     assert rows[0]["ring"] > 100 and rows[1]["ring"] <= 3
+
+
+def test_marks_are_read_kind_by_kind_and_saved(tmp_path):
+    """`kind_marks` reads every file of each kind, at its own draws a photo, naming the file on each
+    mark; `save` writes the report and its table."""
+    import json
+
+    from benchmarks.surround_marks import kind_marks, save
+
+    seen = []
+
+    def read(data, damage):
+        seen.append(damage.shape)
+        return [{"pixels": int(damage.sum())}]
+
+    got = kind_marks([("jpeg-90-420", 1), ("clean-jpeg-90", 1)], "selection", read)
+    assert list(got) == ["jpeg-90-420", "clean-jpeg-90"] and len(got["jpeg-90-420"]) == 5 == len(seen) // 2
+    assert all(m["pixels"] > 0 for m in got["jpeg-90-420"]) and all(m["pixels"] == 0 for m in got["clean-jpeg-90"])
+    assert got["jpeg-90-420"][0]["name"] != got["jpeg-90-420"][1]["name"]
+    save(str(tmp_path / "r"), {"marks": got}, lambda report: f"{len(report['marks'])} kinds\n")
+    assert json.loads((tmp_path / "r.json").read_text())["marks"] == got
+    assert (tmp_path / "r.md").read_text() == "2 kinds\n"

@@ -15,7 +15,6 @@ same save (the file the user would have had without the paint):
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 
@@ -76,12 +75,11 @@ def markdown(rows: dict) -> str:
 def main(output: str, per_photo: int, size: int, seed: int) -> None:
     """Measure the halo left and the fill cost at each damage tolerance."""
     rows = measure(per_photo, size, seed)
-    from benchmarks.report import environment
+    from benchmarks.report import environment, write_json
 
     command = shlex.join(["python", "-m", "benchmarks.damage_tolerance", *sys.argv[1:]])
-    atomic_write_text(output + ".json", json.dumps({"command": command, "machine": environment()["machine"],
-                                                    "per_photo": per_photo, "size": size, "seed": seed,
-                                                    "photos": list(BUNDLED_VAL), "rows": rows}, indent=1))
+    write_json({"command": command, "machine": environment()["machine"], "per_photo": per_photo, "size": size,
+                "seed": seed, "photos": list(BUNDLED_VAL), "rows": rows}, output + ".json")
     atomic_write_text(output + ".md", markdown(rows))
     click.echo(markdown(rows))
 

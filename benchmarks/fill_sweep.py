@@ -25,7 +25,6 @@ Only the selection photos are read: this makes a choice.
 from __future__ import annotations
 
 import io
-import json
 import shlex
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -197,7 +196,7 @@ def main(output, per_photo, formats, clears, blends, tolerances, model, precisio
     unknown = [k for k in kinds if k not in PAINTED]
     if unknown:
         raise click.UsageError(f"unknown painted format {unknown[0]!r} (known: {', '.join(PAINTED)})")
-    from benchmarks.report import environment
+    from benchmarks.report import environment, write_json
     from runtime import Restorer
 
     restorer = Restorer(model, precision=precision, even_fill=False, paint_grow=False)
@@ -205,7 +204,7 @@ def main(output, per_photo, formats, clears, blends, tolerances, model, precisio
     report = sweep(restorer, kinds, per_photo, pairs, _floats(tolerances, int), log=click.echo)
     report = {"command": shlex.join(["python", "-m", "benchmarks.fill_sweep", *sys.argv[1:]]),
               "machine": environment()["machine"], **report}
-    atomic_write_text(output + ".json", json.dumps(report, indent=1) + "\n")
+    write_json(report, output + ".json")
     atomic_write_text(output + ".md", markdown(report))
     click.echo(markdown(report))
 

@@ -104,7 +104,9 @@ def apart(fn: Callable, *args):
 def write_result(result: Dict, report_path: str, md_path: str, markdown: str) -> None:
     """A whole-command benchmark's result: its JSON and its Markdown, each written to a temp file
     and renamed into place, and the Markdown printed."""
-    atomic_write_text(report_path, json.dumps(result, indent=1) + "\n")
+    from benchmarks.report import write_json
+
+    write_json(result, report_path)
     atomic_write_text(md_path, markdown)
     click.echo(markdown)
 

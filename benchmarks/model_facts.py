@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -74,11 +73,11 @@ def markdown(report: dict) -> str:
 @click.option("--size", default=256, show_default=True, help="Image side the FLOPs are counted at.")
 def main(output: str, size: int) -> None:
     """Count the shipped and the default network's parameters and FLOPs, and the shipped files' sizes."""
-    from benchmarks.report import environment
+    from benchmarks.report import environment, write_json
 
     report = {"command": shlex.join(["python", "-m", "benchmarks.model_facts", *sys.argv[1:]]),
               "machine": environment()["machine"], **measure(size)}
-    atomic_write_text(output + ".json", json.dumps(report, indent=1) + "\n")
+    write_json(report, output + ".json")
     atomic_write_text(output + ".md", markdown(report))
     click.echo(markdown(report))
 

@@ -410,13 +410,13 @@ def main(output, photos, per_photo, formats, model, precision, no_coarse, no_eve
              "--no-paint-grow": no_paint_grow, "--jpeg-ringing": jpeg_ringing, "--no-solid-check": no_solid_check,
              "--no-graphic-check": no_graphic_check}
     args += [flag for flag, on in flags.items() if on] + (["--format", fmt] if fmt else [])
-    from benchmarks.report import environment
+    from benchmarks.report import environment, write_json
 
     least: List = []
     report = evaluate(photos, per_photo, names, args, log=click.echo, worst=least, keep=worst)
     report = {"command": shlex.join(["python", "-m", "benchmarks.photo_eval", *sys.argv[1:]]),
               "machine": environment()["machine"], **report}
-    atomic_write_text(output + ".json", json.dumps(report, indent=1, default=str) + "\n")
+    write_json(report, output + ".json", default=str)
     atomic_write_text(output + ".md", markdown(report))
     if least:
         worst_sheet(least, output + "-worst.png")

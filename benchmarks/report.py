@@ -118,15 +118,18 @@ def load_report(path: str | os.PathLike) -> Dict:
     return report
 
 
-def write_json(report: Dict, path: str | os.PathLike) -> None:
-    atomic_write_text(path, json.dumps(report, indent=2, sort_keys=False) + "\n")
+def write_json(report: Dict, path: str | os.PathLike, default: Optional[Callable] = None) -> None:
+    """A report as compact JSON, without indentation: the result files travel with every GPU call
+    (benchmarks/gpukit), and indentation was a fifth of their bytes. The Markdown written beside
+    each report is the one to read."""
+    atomic_write_text(path, json.dumps(report, separators=(",", ":"), default=default) + "\n")
 
 
 def write_study(output: str, module: str, report: Dict, markdown: Callable[[Dict], str]) -> None:
     """A file-by-file study's report (benchmarks.graphic_shares, benchmarks.gutter_shares) as
     OUTPUT.json and OUTPUT.md, the command that made it and the machine first; the table printed."""
     report = {"command": shlex.join(["python", "-m", module, *sys.argv[1:]]), "machine": environment()["machine"], **report}
-    atomic_write_text(output + ".json", json.dumps(report, indent=1) + "\n")
+    write_json(report, output + ".json")
     atomic_write_text(output + ".md", markdown(report))
     print(markdown(report))
 

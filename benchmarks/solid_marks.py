@@ -106,7 +106,7 @@ def markdown(report: Dict) -> str:
 @click.option("--draws", default=4, show_default=True, help="Paintings of each whole photo.")
 def main(output, photos, draws):
     """Measure how solid the marks found in lossless files are, paint against photo."""
-    from benchmarks.report import environment
+    from benchmarks.report import environment, write_json
     from runtime.restorer import Restorer
 
     restorer = Restorer(device="cpu")
@@ -117,7 +117,7 @@ def main(output, photos, draws):
         rows = [r for c in group for r in marks(restorer, c)]
         report["kinds"][kind], report["marks"][kind] = summarize(rows), rows
         click.echo(f"{kind}: {json.dumps(report['kinds'][kind])}")
-    atomic_write_text(output + ".json", json.dumps(report, indent=1) + "\n")
+    write_json(report, output + ".json")
     atomic_write_text(output + ".md", markdown(report))
     click.echo(markdown(report))
 

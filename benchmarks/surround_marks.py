@@ -15,7 +15,6 @@ pixels of damage (paint left unrestored) and of photo (left as it was) they hold
 from __future__ import annotations
 
 import io
-import json
 import shlex
 import sys
 from typing import Callable, Dict, Iterable, List, Tuple
@@ -74,7 +73,9 @@ def kind_marks(kinds: Iterable[Tuple[str, int]], photos: str, read: Callable[...
 
 def save(output: str, report: Dict, markdown: Callable[[Dict], str]) -> None:
     """Write the report as OUTPUT.json and its table as OUTPUT.md (each atomically), and print the table."""
-    atomic_write_text(output + ".json", json.dumps(report, indent=1) + "\n")
+    from benchmarks.report import write_json
+
+    write_json(report, output + ".json")
     atomic_write_text(output + ".md", markdown(report))
     click.echo(markdown(report))
 

@@ -21,7 +21,6 @@ One torch thread and one ONNX Runtime thread.
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 from typing import Dict, List
@@ -111,14 +110,14 @@ def markdown(report: Dict) -> str:
 @click.option("--per-photo", default=12, show_default=True, help="Crops per evaluation photo per draw.")
 def main(output: str, draws: int, per_photo: int) -> None:
     """Score one view, the flip ensemble and the int8 graph of the shipped model on the evaluation photos."""
-    from benchmarks.report import environment
+    from benchmarks.report import environment, write_json
     from restore_core.heldout import EVALUATION_PHOTOS
 
     seeds = [HELDOUT_SEED + i for i in range(draws)]
     report = {"command": shlex.join(["python", "-m", "benchmarks.views", *sys.argv[1:]]),
               "machine": environment()["machine"], "model": "default", "sources": sorted(EVALUATION_PHOTOS),
               "per_photo": per_photo, "seeds": seeds, "draws": measure(seeds, per_photo)}
-    atomic_write_text(output + ".json", json.dumps(report, indent=1, default=float) + "\n")
+    write_json(report, output + ".json", default=float)
     atomic_write_text(output + ".md", markdown(report))
     click.echo(markdown(report))
 

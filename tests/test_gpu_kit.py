@@ -179,6 +179,21 @@ def test_the_real_checkout_leaves_room_for_pieces():
     assert 8 * MiB <= piece_budget(tree) < LIMIT_BYTES - tree
 
 
+def test_result_files_are_compact_json():
+    """The result files travel with every GPU call, so they are written without indentation
+    (`benchmarks.report.write_json`); an indented one would take a fifth more of the kit's room."""
+    loose = [p.name for p in sorted((REPO / "benchmarks" / "results").glob("*.json"))
+             if p.read_text() != json.dumps(json.loads(p.read_text()), separators=(",", ":")) + "\n"]
+    assert loose == []
+
+
+def test_write_json_writes_compact(tmp_path):
+    from benchmarks.report import write_json
+
+    write_json({"command": "x", "rows": [{"a": 1.5, "b": [1, 2]}]}, tmp_path / "r.json")
+    assert (tmp_path / "r.json").read_text() == '{"command":"x","rows":[{"a":1.5,"b":[1,2]}]}\n'
+
+
 def _save(path: Path, array: np.ndarray) -> str:
     Image.fromarray(array).save(path)
     return str(path)

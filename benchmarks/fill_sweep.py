@@ -33,7 +33,7 @@ import click
 import numpy as np
 from PIL import Image
 
-from benchmarks.photo_eval import FORMATS, FileCase, make_cases
+from benchmarks.photo_cases import FORMATS, FileCase, make_cases
 from restore_core.fileio import atomic_write_text
 from restore_core.heldout import iou, psnr, telea_fill
 from runtime.fill import BLEND, CLEAR, even_fill

@@ -13,7 +13,7 @@ found by) and, where two opposite sides read as a frame's, how many of its corne
 
 - the group's graphics (restore_core/graphics.py), those that hold one of the group's photos
   apart;
-- its photo files as benchmarks/photo_eval.py cuts them: crops painted, resized after painting
+- its photo files as benchmarks/photo_cases.py cuts them: crops painted, resized after painting
   and clean, whole photos, clean photos;
 - the crops painted and clean, each in a frame 2, 4 and 8 % of its long side wide, its colour
   white, black, grey or cream in turn: a print's border, a matte (runtime/frame.py);
@@ -33,7 +33,7 @@ import click
 import numpy as np
 from PIL import Image, ImageDraw
 
-from benchmarks.photo_eval import CAMERA, EVAL_SEED, FRAME_COLOURS, FRAMES, _camera_photo, _framed, _painted
+from benchmarks.photo_cases import CAMERA, EVAL_SEED, FRAME_COLOURS, FRAMES, camera_photo, framed_case, painted_cases
 from restore_core.degrade import encode_file
 from restore_core.graphics import WITH_PHOTOS, graphics
 from restore_core.heldout import PHOTO_SETS, heldout_photos
@@ -53,7 +53,7 @@ def pictures(which: str, camera: bool) -> Iterator[Tuple[str, str, np.ndarray]]:
     for name, img in graphics(which, 12).items():
         yield ("graphics with a photo" if name.split("_")[0] in WITH_PHOTOS else "graphics"), name, img
     for kind in PHOTO_KINDS:
-        for case in _painted(which, kind, 4, EVAL_SEED):
+        for case in painted_cases(which, kind, 4, EVAL_SEED):
             yield "photo files", f"{kind}/{case.name}", case.corrupted
     yield from _framed_files(which)
     if camera:
@@ -64,11 +64,11 @@ def _framed_files(which: str) -> Iterator[Tuple[str, str, np.ndarray]]:
     """The crops, painted and clean, each in a frame: FRAMES' widths, FRAME_COLOURS in turn."""
     framed = 0
     for kind in ("crops", "clean-crops"):
-        for case in _painted(which, kind, 4, EVAL_SEED):
+        for case in painted_cases(which, kind, 4, EVAL_SEED):
             for width in FRAMES:
                 colour = FRAME_COLOURS[framed % len(FRAME_COLOURS)]
                 framed += 1
-                yield "framed photo files", f"{kind}/{case.name}-{width:.2f}", _framed(case, 0, width, colour).corrupted
+                yield "framed photo files", f"{kind}/{case.name}-{width:.2f}", framed_case(case, 0, width, colour).corrupted
 
 
 def _camera_files(which: str) -> Iterator[Tuple[str, str, np.ndarray]]:
@@ -77,7 +77,7 @@ def _camera_files(which: str) -> Iterator[Tuple[str, str, np.ndarray]]:
         rng = np.random.default_rng(0)
         for name, photo in heldout_photos(which).items():
             if noise:
-                base = _camera_photo(photo, np.random.default_rng(1))
+                base = camera_photo(photo, np.random.default_rng(1))
             else:
                 h, w = CAMERA if photo.shape[0] <= photo.shape[1] else CAMERA[::-1]
                 base = np.asarray(Image.fromarray(photo).resize((w, h), Image.LANCZOS))

@@ -9,7 +9,7 @@ into (`gutter.panel_runs`). This lists every run that touches neither side of th
 panel it crosses and is at most that wide (`gutter.inner_runs`), with its width and that share,
 in the files of one group, each saved as PNG, JPEG 75 and 90 at 4:2:0 and WebP 90:
 
-- the group's collages as benchmarks/photo_eval.py lays them out, clean and painted: two crops
+- the group's collages as benchmarks/photo_cases.py lays them out, clean and painted: two crops
   with a gutter of 1 to 3 % of the long side between them in one of four colours, and three
   crops, one beside two stacked (their gutter crosses a panel, not the picture); every third also
   framed: a run on a gutter (lines the collage drew in one colour across the panel) or elsewhere;
@@ -34,7 +34,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 import click
 import numpy as np
 
-from benchmarks.photo_eval import EVAL_SEED, _painted
+from benchmarks.photo_cases import EVAL_SEED, painted_cases
 from restore_core.degrade import decode, encode_file
 from restore_core.heldout import PHOTO_SETS
 
@@ -51,10 +51,10 @@ def drawn_lines(clean: np.ndarray) -> np.ndarray:
 def pictures(which: str, per_photo: int = 4) -> Iterator[Tuple[str, str, np.ndarray, Optional[np.ndarray]]]:
     """(group, name, (H, W, 3) uint8 before the save, the collage as drawn before any paint or None)."""
     for kind in ("clean-collage", "collage", "clean-collage3", "collage3"):
-        for case in _painted(which, kind, per_photo, EVAL_SEED):
+        for case in painted_cases(which, kind, per_photo, EVAL_SEED):
             yield "collages", f"{kind}/{case.name}", case.corrupted, case.clean
     for kind in PHOTO_KINDS:
-        for case in _painted(which, kind, per_photo, EVAL_SEED):
+        for case in painted_cases(which, kind, per_photo, EVAL_SEED):
             yield "photo files", f"{kind}/{case.name}", case.corrupted, None
 
 

@@ -4,29 +4,34 @@ For each backend: its artifacts are made first (export time is reported apart), 
 reset, the backend is set up (setup time), then at each (image size, batch size) it is timed by
 `benchmarks.timing.measure` and its outputs are compared with eager fp32's on the same inputs
 through `export.parity`. A backend that cannot run here still gets its rows, with the reason.
+
+The model under test is loaded by `benchmarks/subject.py`; the reference outputs, parity and the
+held-out quality figures are measured by `benchmarks/reference.py`.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 
 from benchmarks import inputs
-from benchmarks.backends import Backend, cuda_usable, select
+from benchmarks.backend import Backend, cuda_usable
+from benchmarks.backends import select
 from benchmarks.context import BenchContext
 from benchmarks.peak import matmul_peak, merge_peaks
+from benchmarks.reference import parity, quality_of, reference, reference_quality
 from benchmarks.report import SCHEMA, environment
+from benchmarks.subject import flops_per_image, load_subject
 from benchmarks.timing import MemoryProbe, TimingConfig, measure, release_memory
-from export.parity import TOLERANCES, merge, pixel_parity, tensor_parity, tolerance_table, violations
-from restore_core.img_utils import normalize, unnormalize
-from restore_core.model import DualDecoderUNet, ModelConfig, count_flops, count_parameters
-from restore_core.pipeline import DEFAULT_THRESHOLD, RestorationPipeline
+from export.parity import tolerance_table
+from restore_core.img_utils import normalize
+from restore_core.model import count_parameters
+from restore_core.pipeline import RestorationPipeline
 
 CALIBRATION_IMAGES = 8
 QUALITY_PER_PHOTO = 6  # held-out crops per photo for the quality columns: 30 images with the test extra
@@ -69,83 +74,6 @@ class BenchSettings:
 
 
 # ---------------------------------------------------------------------------------------------
-# The model under test.
-
-
-@torch.no_grad()
-def random_pipeline(seed: int = 0, cfg: Optional[ModelConfig] = None) -> RestorationPipeline:
-    """A default-width model with seeded random weights.
-
-    An untrained mask head puts every probability near 0.5, above the 0.1 threshold, so every
-    pixel would be "corrupted" and the outside-mask parity check would test nothing. Its bias is
-    shifted so that about half the pixels of a bench photo fall below the threshold.
-    """
-    torch.manual_seed(seed)
-    model = DualDecoderUNet(cfg or ModelConfig()).eval()
-    image = torch.from_numpy(inputs.corrupted_batch(1, 64, 64, seed=seed))
-    _, logits = model(normalize(image.permute(0, 3, 1, 2)))
-    target = math.log(DEFAULT_THRESHOLD / (1 - DEFAULT_THRESHOLD))
-    model.mask_decoder.head.bias += target - logits.median()
-    return RestorationPipeline(model).eval()
-
-
-def flops_per_image(model: DualDecoderUNet, sizes: Sequence[int], flip_ensemble: bool) -> Dict[int, int]:
-    """The pipeline's work per `size`x`size` image: the network on the image padded to the
-    stride, twice with the flip ensemble."""
-    stride, passes = model.cfg.stride, 2 if flip_ensemble else 1
-    return {s: passes * count_flops(model, stride * math.ceil(s / stride)) for s in sizes}
-
-
-def load_subject(settings: BenchSettings) -> Tuple[Optional[RestorationPipeline], Dict, Optional[str]]:
-    """(eager pipeline or None, model description, ONNX precision) for the settings."""
-    if settings.checkpoint:
-        from restore_core.checkpoint import load_model
-
-        pipeline = load_model(settings.checkpoint, flip_ensemble=settings.flip_ensemble).pipeline()
-        info = {"source": "checkpoint", "path": str(settings.checkpoint),
-                "note": "weights from the checkpoint"}
-    elif settings.onnx:
-        pipeline = None
-        info = {"source": "onnx", "path": str(settings.onnx),
-                "note": "ONNX file only: PyTorch rows are skipped, parity is against ONNX Runtime CPU fp32"}
-    else:
-        pipeline = random_pipeline(settings.seed)
-        info = {"source": "random", "seed": settings.seed,
-                "note": "default-width model, seeded random weights (speed does not depend on training)"}
-    from runtime.metadata import read_metadata
-
-    onnx_precision, meta = None, None
-    if settings.onnx:
-        meta = read_metadata(settings.onnx)  # raises ModelFileError: not ours, wrong version
-        if meta.signature != "pixels":
-            raise ValueError(f"{settings.onnx}: a '{meta.signature}' graph; the benchmark needs the pixels signature")
-        onnx_precision = meta.precision
-        info["onnx_weights_sha256"] = meta.weights_sha256
-        if pipeline is None:
-            cfg = ModelConfig.from_dict(meta.model_config)
-            info.update(threshold=meta.threshold, weights_sha256=meta.weights_sha256,
-                        flip_ensemble=meta.extra.get("flip_ensemble") == "true")
-            info["model_config"] = asdict(cfg)
-            info["_flops_model"] = DualDecoderUNet(cfg).eval()  # weights do not change FLOPs
-    if pipeline is not None:
-        from restore_core.checkpoint import weights_sha256
-
-        info.update(model_config=asdict(pipeline.model.cfg), threshold=pipeline.threshold,
-                    weights_sha256=weights_sha256(pipeline.model), flip_ensemble=pipeline.flip_ensemble)
-        if settings.onnx and info["onnx_weights_sha256"] != info["weights_sha256"]:
-            # Allowed (comparing two models is a use), but the parity rows then measure that.
-            info["note"] += "; the --onnx file holds other weights than the checkpoint"
-        info["_flops_model"] = pipeline.model
-    info["parameters"] = count_parameters(info["_flops_model"])
-    # A graph given as a file runs as it was written: say so where it does other work per image.
-    int8_meta = read_metadata(settings.int8_onnx) if settings.int8_onnx else None
-    for option, graph in (("--onnx", meta), ("--int8-onnx", int8_meta)):
-        if graph is not None and (graph.extra.get("flip_ensemble") == "true") != info["flip_ensemble"]:
-            info["note"] += f"; the {option} graph runs {'the flip ensemble' if not info['flip_ensemble'] else 'one view'}"
-    return pipeline, info, onnx_precision
-
-
-# ---------------------------------------------------------------------------------------------
 # One backend.
 
 
@@ -157,43 +85,6 @@ def _row(backend: Backend, batch: int, size: int, **fields) -> Dict:
 def _one_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()[0][:240] if str(e).strip() else ""
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
-
-
-def _parity(backend: Backend, images: np.ndarray, ref: Dict, x: np.ndarray) -> Dict:
-    figures = pixel_parity(images, ref["pixels"], backend.fetch())
-    tensor = backend.run_tensor(x) if ref.get("tensor") is not None else None
-    if tensor is not None:
-        figures = merge([figures, tensor_parity(ref["tensor"], tensor)])
-    tol = TOLERANCES.get(backend.precision)
-    return {
-        **figures,
-        "float_parity": tensor is not None,
-        "tolerance": backend.precision if tol else None,
-        "violations": violations(figures, tol) if tol else None,
-    }
-
-
-def _quality_of(restore, cases) -> Dict:
-    from restore_core.heldout import evaluate
-
-    summary, _ = evaluate(cases, restore)
-    return {k: summary[k] for k in ("images", "mask_iou", "psnr_inside", "psnr")}
-
-
-def reference_quality(pipeline: Optional[RestorationPipeline], ctx: BenchContext, cases) -> Dict:
-    """Held-out figures of the reference (eager fp32, or ORT CPU fp32 for an ONNX file alone)."""
-    if pipeline is None:
-        session = ctx.ort_session(ctx.onnx_path, "cpu", "pixels")
-
-        def restore(rgb):
-            restored, mask = session.run(["restored", "mask"], {"image": rgb[None]})
-            return restored[0], mask[0, ..., 0] > 0
-    else:
-        def restore(rgb):
-            with torch.inference_mode():
-                restored, mask, _ = pipeline(torch.from_numpy(rgb[None]))
-            return restored[0].numpy(), mask[0, ..., 0].numpy() > 0
-    return _quality_of(restore, cases)
 
 
 def backend_quality(backend: Backend, cases, ref: Dict, log: Callable[[str], None]) -> Dict:
@@ -211,7 +102,7 @@ def backend_quality(backend: Backend, cases, ref: Dict, log: Callable[[str], Non
         return restored[0], mask[0, ..., 0] > 0
 
     try:
-        q = _quality_of(restore, cases)
+        q = quality_of(restore, cases)
     except Exception as e:
         log(f"{backend.name}: quality failed: {_one_line(e)}")
         return {"status": "failed", "reason": _one_line(e)}
@@ -261,7 +152,7 @@ def run_backend(backend: Backend, ctx: BenchContext, cells: List[Tuple[int, int]
             row = _row(backend, batch, size, status="ok", reason=None, setup_s=setup_s, shape_setup_s=shape_setup_s,
                        **summary, flops_per_image=flops[size], gflops_per_s=gflops,
                        fraction_of_peak=None,
-                       **memory, parity=_parity(backend, images, ref, x))
+                       **memory, parity=parity(backend, images, ref, x))
             log(f"{backend.name} batch {batch} {size}x{size}: median {summary['median_ms']:.1f} ms, "
                 f"first call {summary['first_call_ms']:.0f} ms, {summary['runs']} runs")
         except Exception as e:
@@ -280,29 +171,6 @@ def run_backend(backend: Backend, ctx: BenchContext, cells: List[Tuple[int, int]
 
 # ---------------------------------------------------------------------------------------------
 # The run.
-
-
-def _reference(pipeline: Optional[RestorationPipeline], ctx: BenchContext, images: np.ndarray) -> Dict:
-    """Eager fp32 outputs on the CPU (or ORT CPU fp32 when only an ONNX file was given).
-
-    Both signatures' outputs come from one pass of the network: `pipeline(images)` and
-    `pipeline.forward_tensor(x)` predict the same `x`, so calling both ran it twice, and this is
-    the largest fixed cost of a run before its first row (17 images at 1024² in the GPU kit's
-    grid). The two derivations below are the pipeline's own, checked equal in tests/test_bench.py.
-    """
-    if pipeline is None:
-        session = ctx.ort_session(ctx.onnx_path, "cpu", "pixels")
-        return {"pixels": session.run(["restored", "mask", "predicted"], {"image": images}), "tensor": None}
-    with torch.inference_mode():
-        image = torch.from_numpy(images)  # (N, H, W, 3) uint8
-        x = normalize(image.permute(0, 3, 1, 2).contiguous())  # (N, 3, H, W), as forward() feeds predict()
-        pred, prob = pipeline.predict(x)
-        corrupted = pipeline.binarize(prob)  # (N, 1, H, W) bool
-        tensor = (pred, prob, torch.where(corrupted, pred.to(x.dtype), x))  # forward_tensor(x)
-        corrupted_hw = corrupted.permute(0, 2, 3, 1)  # (N, H, W, 1)
-        predicted = unnormalize(pred.permute(0, 2, 3, 1))  # (N, H, W, 3) uint8
-        pixels = (torch.where(corrupted_hw, predicted, image), corrupted_hw.to(torch.uint8) * 255, predicted)  # forward()
-    return {"pixels": tuple(t.numpy() for t in pixels), "tensor": tuple(t.numpy() for t in tensor)}
 
 
 def _load_average() -> Optional[List[float]]:
@@ -362,7 +230,7 @@ def _inputs(settings: BenchSettings, pipeline, ctx: BenchContext, log) -> Tuple[
     for size, batch in cells:
         images = inputs.corrupted_batch(batch, size, size)  # (N, H, W, 3) uint8
         x = normalize(torch.from_numpy(images).permute(0, 3, 1, 2)).contiguous().numpy()  # (N, 3, H, W)
-        data[(size, batch)] = (images, _reference(pipeline, ctx, images), x)
+        data[(size, batch)] = (images, reference(pipeline, ctx, images), x)
     if not settings.quality_per_photo:
         return cells, data, None, None
     from restore_core.heldout import HELDOUT_SEED, heldout_set

@@ -22,7 +22,7 @@ import click
 import numpy as np
 from PIL import Image
 
-from benchmarks.photo_eval import EVAL_SEED
+from benchmarks.photo_cases import EVAL_SEED
 from restore_core.fileio import atomic_write_text
 from restore_core.heldout import PHOTO_SETS, Case, heldout_photos, heldout_set, unpainted
 from restore_toolkit.corruption import CorruptionConfig, corrupt, sample_rng

@@ -23,7 +23,7 @@ import click
 import numpy as np
 from PIL import Image
 
-from benchmarks.photo_eval import FORMATS, make_cases
+from benchmarks.photo_cases import FORMATS, make_cases
 from restore_core.fileio import atomic_write_text
 from restore_core.heldout import PHOTO_SETS
 from runtime.pyramid import label_with_boxes

@@ -28,7 +28,7 @@ picture's, the first asked higher, as less of the picture is read.
 Chosen on the selection pictures with the marks the shipped model finds (docs/restoring.md, "A
 graphic that holds a photo"; the shares of every file in
 benchmarks/results/graphic-shares-selection.json): the selection graphics with a selection photo
-inset over a tenth to a half of them (restore_core/graphics.py, `inset`), against every selection
+inset over a tenth to a half of them (restore_core/graphics_photo.py, `inset`), against every selection
 photo file and the 12 Mpx selection photos painted over up to half, in PNG, JPEG 75 to 95 and
 WebP 75 and 90. The band and `MIN_READ` on the selection crops, each in a frame of a white, black,
 grey or cream colour 2, 4 or 8 % of its long side wide ("framed photo files" there): with the

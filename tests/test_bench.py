@@ -190,7 +190,7 @@ def test_inputs_are_corrupted_photos_and_seeded():
 def test_reference_is_both_signatures_from_one_pass(tiny_model, flip_ensemble, monkeypatch):
     """The eager reference runs the network once per cell and still equals what
     `pipeline(images)` and `pipeline.forward_tensor(x)` give, byte for byte."""
-    from benchmarks.runner import _reference
+    from benchmarks.reference import reference
     from restore_core.img_utils import normalize
     from restore_core.pipeline import RestorationPipeline
 
@@ -198,7 +198,7 @@ def test_reference_is_both_signatures_from_one_pass(tiny_model, flip_ensemble, m
     images = corrupted_batch(2, 40, 56)
     calls = []
     monkeypatch.setattr(tiny_model, "forward", lambda x, f=tiny_model.forward: calls.append(x.shape) or f(x))
-    ref = _reference(pipeline, None, images)
+    ref = reference(pipeline, None, images)
     assert len(calls) == 1
     with torch.inference_mode():
         pixels = pipeline(torch.from_numpy(images))

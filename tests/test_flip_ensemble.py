@@ -104,7 +104,8 @@ def test_cli_sets_it_and_every_onnx_export_follows_it(tmp_path):
 
 
 def test_benchmark_counts_both_passes(tmp_path):
-    from benchmarks.runner import BenchSettings, flops_per_image, load_subject
+    from benchmarks.runner import BenchSettings
+    from benchmarks.subject import flops_per_image, load_subject
     from restore_core.model import count_flops
 
     model = make_tiny_model(seed=11)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from benchmarks.graphic_shares import markdown, shares, summarize
-from restore_core.graphics import screen
+from restore_core.graphics_drawn import screen
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.photo_eval import EVAL_SEED, evaluate, make_cases, score, worst_sheet
+from benchmarks.photo_cases import EVAL_SEED, make_cases
+from benchmarks.photo_eval import evaluate, score, worst_sheet
 from restore_toolkit.scores import psnr
 
 
@@ -66,9 +67,9 @@ def test_the_clean_kinds_are_the_painted_kinds_pictures_with_nothing_painted(mon
     """Clean crops are the painted crops before their paint, clean framed crops the framed crops
     before theirs (the same frames); a clean camera-size photo is the camera kind's photo (its
     noise included); each saved as the painted ones are."""
-    import benchmarks.photo_eval as pe
+    import benchmarks.photo_cases as pc
 
-    monkeypatch.setattr(pe, "CAMERA", (60, 80))  # the same pictures, smaller
+    monkeypatch.setattr(pc, "CAMERA", (60, 80))  # the same pictures, smaller
     for clean_kind, painted_kind in (("clean-crops-jpeg-90", "jpeg-90-420"), ("clean-camera-12mp-jpeg-90", "camera-12mp-jpeg-90"),
                                      ("clean-framed-crops-jpeg-75", "framed-crops-jpeg-75")):
         clean, painted = make_cases(clean_kind, "selection", 1), make_cases(painted_kind, "selection", 1)
@@ -165,13 +166,13 @@ def test_the_three_photo_collage_has_a_gutter_across_a_panel():
     colour: one across the whole picture, one across the pair's panel alone; the clean kind is
     the painted kind's picture with nothing painted, the painted one paints after the layout."""
     from benchmarks.gutter_shares import drawn_lines
-    from benchmarks.photo_eval import EVAL_SEED, _painted
+    from benchmarks.photo_cases import EVAL_SEED, painted_cases
     from runtime.gutter import _spans
 
     def inner(lines: np.ndarray) -> list:  # the runs of lines drawn in one colour off both ends (not the frame)
         return [(a, b) for a, b in _spans(drawn_lines(lines)) if a > 0 and b < len(lines)]
 
-    clean, painted = (_painted("selection", k, 4, EVAL_SEED) for k in ("clean-collage3", "collage3"))
+    clean, painted = (painted_cases("selection", k, 4, EVAL_SEED) for k in ("clean-collage3", "collage3"))
     assert len(clean) == len(painted) == 6
     for i, (c, p) in enumerate(zip(clean, painted)):
         img = c.clean

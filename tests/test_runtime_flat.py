@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from restore_core.graphics import EVALUATION_GRAPHICS, SELECTION_GRAPHICS, chart, graphics, poster, screen, sheet
+from restore_core.graphics import EVALUATION_GRAPHICS, SELECTION_GRAPHICS, graphics
+from restore_core.graphics_drawn import chart, poster, screen, sheet
 from runtime import flat
 from runtime.flat import (
     GRAPHIC_SHARE,
@@ -252,7 +253,7 @@ def test_a_poster_holding_a_photo_in_a_coarse_jpeg_is_a_graphic(restorer):
     counts among its unflat pixels (0.38 of them; the photos with as much flat read 0.449 and
     more), so only COARSE_TEXTURE_SHARE above that takes it, and its orange panel, which the model
     marks, stays."""
-    from benchmarks.photo_eval import make_cases
+    from benchmarks.photo_cases import make_cases
 
     (case,) = [f for f in make_cases("clean-graphics-jpeg-75", "selection", 4) if f.case.name == "inset_01"]
     image = Image.open(io.BytesIO(case.data))

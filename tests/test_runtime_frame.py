@@ -220,7 +220,7 @@ def test_a_framed_photo_keeps_its_frame_and_is_restored_inside(restorer):
     first EDGE pixels too but for paint run off the photo's edge; the paint further in is found,
     and in the band paint: a kept shape's part that crosses into it, or a shape there on its own
     (and in the rocket a 35-pixel corner of a kept false mark that crosses into it)."""
-    from benchmarks.photo_eval import make_cases
+    from benchmarks.photo_cases import make_cases
 
     crossing = 0
     for case in make_cases("framed-jpeg-90", "selection", 3)[:3]:
@@ -278,7 +278,7 @@ def test_clean_framed_crops_come_back_as_they_were(restorer, monkeypatch):
     files): each comes back as it was. Handed the frame with the photo, the graph marks the
     photo's edge against it and flat patches near it, and 4 of them come back touched (the
     mirrored check off: it drops one of them on its own)."""
-    from benchmarks.photo_eval import make_cases
+    from benchmarks.photo_cases import make_cases
     from runtime.restorer import Restorer
 
     files = make_cases("clean-framed-crops-jpeg-90", "selection", 4) + make_cases("clean-framed-crops-jpeg-75", "selection", 4)
@@ -295,7 +295,7 @@ def test_clean_framed_crops_come_back_as_they_were(restorer, monkeypatch):
 def test_the_graph_marks_the_frame_without_the_drop(restorer, monkeypatch):
     """Read with its frame (not the photo inside it alone, `Restorer.graph_box`) and without the
     drop, the same files' frames are painted over: what the drop is for (3 of the 3 files)."""
-    from benchmarks.photo_eval import make_cases
+    from benchmarks.photo_cases import make_cases
     from runtime.restorer import Restorer
 
     monkeypatch.setattr(Restorer, "graph_box", staticmethod(lambda rgb: None))
@@ -322,12 +322,12 @@ def test_a_frame_thinner_than_a_jpeg_block_is_found(restorer, monkeypatch):
     it was and within 40 dB of the input outside the paint; asked 95 %, two of its sides are
     missed and the model's marks along them are restored (30 dB; with no side read, 20 dB)."""
     import runtime.frame
-    from benchmarks.photo_eval import _framed
+    from benchmarks.photo_cases import framed_case
     from restore_core.heldout import heldout_set, saved_case
 
     crop = heldout_set(6, seed=7, photos="selection")[17]
     assert crop.name == "arc2017_05"
-    case, data = saved_case(_framed(crop, 0, 0.02, (238, 232, 216)), "jpeg-75-420")
+    case, data = saved_case(framed_case(crop, 0, 0.02, (238, 232, 216)), "jpeg-75-420")
     rgb = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
     top, bottom, left, right = frame_lines(rgb)
     assert 4 <= min(top, bottom, left, right) and max(top, bottom, left, right) <= 5
@@ -363,7 +363,7 @@ def test_a_collage_painted_across_its_frame_keeps_the_frame(restorer, monkeypatc
     outside the damage, worse than its input). Read at PAINTED_SHARE, the side's white pixels
     keep no mark and come back as they were."""
     import runtime.frame
-    from benchmarks.photo_eval import make_cases
+    from benchmarks.photo_cases import make_cases
 
     case = next(c for c in make_cases("collage-jpeg-90", "selection", 12) if c.case.name == "rocket_04_rocket_05_collage")
     rgb = np.asarray(Image.open(io.BytesIO(case.data)).convert("RGB"))
@@ -392,7 +392,7 @@ def test_a_collage_painted_across_two_sides_of_its_frame_keeps_the_frame(restore
     dark, and the file was 17.8 dB from its input outside the damage and worse than its input
     (16.8 dB from the photo, the input 19.5)."""
     import runtime.frame
-    from benchmarks.photo_eval import make_cases
+    from benchmarks.photo_cases import make_cases
 
     case = next(c for c in make_cases("collage-jpeg-90", "selection", 24)
                 if c.case.name == "arc2017_22_arc2017_23_collage")
@@ -418,7 +418,7 @@ def test_a_collage_painted_across_its_frame_gets_its_frame_back(restorer, monkey
     caption, for all the frame tells). With the graph's marks alone, 22.2 dB; filled from the photo
     beside them, the discs came back brown, further than their paint, and the file was worse than
     its input (19.9 dB)."""
-    from benchmarks.photo_eval import make_cases
+    from benchmarks.photo_cases import make_cases
     from runtime import restorer as restorer_module
     from runtime.frame import border_colour
 
@@ -527,7 +527,7 @@ def test_a_shape_across_the_band_is_restored_there_through_restorer(restorer, mo
     opens it): a disc painted by the frame's right side, 63 of its pixels in the band. What the
     graph found of it there goes back to the disc, with the graph's fill, and the file comes back
     far nearer the photo (42.1 -> 53.4 dB); with the band's pieces left out, none is restored."""
-    from benchmarks.photo_eval import make_cases
+    from benchmarks.photo_cases import make_cases
 
     case = next(c for c in make_cases("framed-crops-jpeg-90", "selection", 4) if c.case.name == "rocket_00_framed")
     rgb = np.asarray(Image.open(io.BytesIO(case.data)).convert("RGB"))
@@ -551,7 +551,7 @@ def test_a_shape_in_the_band_on_its_own_is_restored_through_restorer(restorer, m
     pixels in the band. Read as paint on its own (the pieces that reach the frame beside a kept
     mark left out), its paint there (1,400 pixels marked, 1,385 of them damage) is restored and the
     frame is not: 25.8 -> 37.7 dB; without `painted_pieces` too, nothing in the band is marked."""
-    from benchmarks.photo_eval import make_cases
+    from benchmarks.photo_cases import make_cases
 
     case = next(c for c in make_cases("framed-crops-jpeg-90", "selection", 12) if c.case.name == "rocket_11_framed")
     rgb = np.asarray(Image.open(io.BytesIO(case.data)).convert("RGB"))
@@ -578,7 +578,7 @@ def test_a_shape_run_to_the_frame_goes_back_to_its_kept_mark_through_restorer(re
     the frame): 26.4 dB, against 25.0 with such pieces left out. (The full-range int8 graph found
     more of it at full size: 1,316 band pixels, 30.8 dB.)"""
     import runtime.frame_paint
-    from benchmarks.photo_eval import make_cases
+    from benchmarks.photo_cases import make_cases
 
     case = next(c for c in make_cases("framed-jpeg-90", "selection", 6) if c.case.name == "rocket_whole_01_framed")
     rgb = np.asarray(Image.open(io.BytesIO(case.data)).convert("RGB"))

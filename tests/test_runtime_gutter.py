@@ -174,7 +174,7 @@ def test_a_clean_collage_comes_back_as_it_was(restorer, monkeypatch):
     """photo_eval's clean selection collages at JPEG 90: nothing is marked; with the gutters not
     read, the model marks and paints over three of the ten (a gutter between two photos is what
     paint looks like)."""
-    from benchmarks.photo_eval import make_cases
+    from benchmarks.photo_cases import make_cases
 
     cases = make_cases("clean-collage-jpeg-90", "selection", 4)
     for case in cases:
@@ -189,7 +189,7 @@ def test_a_clean_collage_comes_back_as_it_was(restorer, monkeypatch):
 def test_a_painted_collage_is_restored_outside_its_gutter(restorer):
     """photo_eval's painted selection collages at JPEG 90: no mark in a gutter or its band, the
     gutter as the file held it, and most of the paint found elsewhere."""
-    from benchmarks.photo_eval import make_cases
+    from benchmarks.photo_cases import make_cases
 
     for case in make_cases("collage-jpeg-90", "selection", 4)[:4]:
         rgb = _decoded(case)
@@ -210,7 +210,7 @@ def test_a_light_gutter_at_jpeg_75_is_found_whole(restorer, monkeypatch):
     painted the gutter over (22.8 dB from the input). The graph, reading the collage inside its
     frame (`Restorer.graph_box`), finds nothing in it; reading the frame too, none in the gutter
     or its band (the full-range int8 graph made marks there, which the gutter's run kept out)."""
-    from benchmarks.photo_eval import make_cases
+    from benchmarks.photo_cases import make_cases
     from runtime.restorer import Restorer
 
     case = next(c for c in make_cases("clean-collage-jpeg-75", "selection", 12)
@@ -229,7 +229,7 @@ def test_a_clean_three_photo_collage_comes_back_as_it_was(restorer, monkeypatch)
     """photo_eval's clean selection collages of three at JPEG 90: the one whose gutter across a
     panel the model marks comes back as it was, and is painted there with the panels unread (and
     the mirrored check off, which drops that mark on its own)."""
-    from benchmarks.photo_eval import make_cases
+    from benchmarks.photo_cases import make_cases
 
     case = next(c for c in make_cases("clean-collage3-jpeg-90", "selection", 4) if c.case.name.startswith("arc2017_01"))
     rgb = _decoded(case)
@@ -248,7 +248,7 @@ def test_a_collage_framed_in_its_gutters_colour_comes_back_as_it_was(restorer, m
     across their panel, over a tenth of it wide, and the collage comes back as it was. Read
     across the whole picture, the frame's cream beside the gutter (0.30 of its neighbours' pixels)
     hid it, and the model painted both over."""
-    from benchmarks.photo_eval import make_cases
+    from benchmarks.photo_cases import make_cases
 
     name = "luispedro_09_luispedro_10_luispedro_11_collage3_clean"
     for kind in ("clean-collage3-jpeg-90", "clean-collage3-jpeg-75"):

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from restore_core.graphics import article, chart, inset, screen
+from restore_core.graphics_drawn import chart, screen
+from restore_core.graphics_photo import article, inset
 from runtime import inset as inset_module
 from runtime.flat import REACH, STEP
 from runtime.frame import BAND

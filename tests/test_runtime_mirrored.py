@@ -108,7 +108,7 @@ def test_the_clean_selection_photo_whose_scissors_read_as_paint_comes_back_as_it
     shipped graph marks two small patches of the pink scissors' handle, which neither mirrored
     view marks again, so both are dropped and the file comes back as it was; with the rule off
     (MAX_SIDE 0) they are painted. A painted selection crop keeps what it found."""
-    from benchmarks.photo_eval import make_cases
+    from benchmarks.photo_cases import make_cases
 
     case = next(c for c in make_cases("clean-jpeg-90", "selection", 1) if c.case.name == "arc2017_clean")
     rgb = np.asarray(Image.open(io.BytesIO(case.data)).convert("RGB"))

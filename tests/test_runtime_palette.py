@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from restore_core.graphics import sheet
+from restore_core.graphics_drawn import sheet
 from runtime.flat import GRAPHIC_SHARE, REACH, STEP, TEXTURE_SHARE, flat_grid
 from runtime.graphic import read_shares
 from runtime.palette import OTHERS_SHARE, TOP_SHARE, few_colours, palette_shares

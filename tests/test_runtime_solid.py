@@ -294,7 +294,7 @@ def test_a_png_mark_grown_into_the_photo_past_its_paint_comes_back(restorer, mon
     """The selection's `rocket_08` PNG crop (photo_eval's `png`, `--per-photo 12`): a dark blue
     disc painted beside clouds within 16 levels of it; the disc grew over 1,200 pixels of cloud
     (paint grow's tolerance) until what lies past its sharp edge was dropped."""
-    from benchmarks.photo_eval import make_cases
+    from benchmarks.photo_cases import make_cases
 
     case = next(c for c in make_cases("png", "selection", 12) if c.case.name == "rocket_08")
     damage = case.case.mask

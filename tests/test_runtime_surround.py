@@ -70,7 +70,7 @@ def test_a_clean_jpeg_whose_marks_are_the_colour_of_its_sky_comes_back_as_it_was
     such patches there; the shipped graph marks none): each ring lies within SAME of the patch's
     colour, so both are dropped and the file comes back as it was; with the rule at 0 levels they
     are painted. A painted selection crop's marks, whose rings are the photo, are all kept."""
-    from benchmarks.photo_eval import make_cases
+    from benchmarks.photo_cases import make_cases
     from runtime.restorer import Restorer
 
     full_size = Restorer._full_size

@@ -33,6 +33,7 @@ MASKS_DIR = "masks"
 PREDICTED_DIR = "predicted"
 FINISHED = "a finished file"
 SUFFIXES = ".png, .jpg, .webp, .bmp, .tif or .gif"
+REPORT_HEAD = 64  # bytes read of a file where the report goes: a report starts with its version
 
 
 class PlanError(ValueError):
@@ -132,6 +133,8 @@ def _check_creatable(folder: Path, what: str) -> None:
         raise PlanError(f"{what} {flat(folder)} cannot be made: {flat(here)} is a file")
     if here != folder and os.path.isdir(here) and not os.access(here, os.W_OK | os.X_OK):
         raise PlanError(f"{what} {flat(folder)} cannot be made: {flat(here)} is not writable")
+    if here == folder and os.path.isdir(folder) and not os.access(folder, os.W_OK | os.X_OK):
+        raise PlanError(f"{what} {flat(folder)} is not writable")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -141,8 +144,16 @@ def _check_creatable(folder: Path, what: str) -> None:
 def plan_file(inp: Path, out: Path, fmt: Optional[str]) -> Tuple[Path, List[Pair]]:
     """One image in: OUTPUT is the restored file itself (an image suffix) or its folder."""
     if out.suffix.lower() in SUFFIX_FORMAT and not out.is_dir():
-        # OUTPUT names the restored file itself; its suffix picks the format unless --format does.
-        pil = FORMATS[fmt.lower()] if fmt else SUFFIX_FORMAT[out.suffix.lower()]
+        # OUTPUT names the restored file itself: its suffix picks the format, and --format, if
+        # given, must be the same (a WebP under a .jpg name is read as a JPEG by every viewer).
+        pil = SUFFIX_FORMAT[out.suffix.lower()]
+        if fmt and FORMATS[fmt.lower()] != pil:
+            raise PlanError(f"OUTPUT {flat(out)} names a {pil} file but --format asks for {FORMATS[fmt.lower()]}; "
+                            f"name it {flat(out.with_suffix(FORMAT_SUFFIX[FORMATS[fmt.lower()]]).name)} or drop --format")
+        if pil not in WRITABLE_MODES:
+            names = [FORMAT_SUFFIX[f] for f in WRITABLE_MODES]
+            raise PlanError(f"OUTPUT {flat(out)}: {pil} is read but not written; name a {', '.join(names[:-1])} "
+                            f"or {names[-1]} file")
         return out.parent, [(inp, inp.name, out, pil)]
     pil, suffix = output_format(inp.suffix, fmt)
     return out, [(inp, inp.name, out / (inp.stem + suffix), pil)]
@@ -151,8 +162,10 @@ def plan_file(inp: Path, out: Path, fmt: Optional[str]) -> Tuple[Path, List[Pair
 def _folder_jobs(inp: Path, out: Path, options: "RunOptions", report: Path) -> List[Job]:
     """A job for every entry under INPUT, minus our own outputs when OUTPUT is INPUT or holds it."""
     inp_r, out_r = os.path.realpath(inp), os.path.realpath(out)
-    # OUTPUT inside INPUT: never read our own outputs back as inputs (nor list the report).
-    exclude = [report] if inp_r == out_r else [out, report]
+    # OUTPUT inside INPUT: never read our own outputs back as inputs (nor list the report). A
+    # report named like an image stays listed, so that it is refused as an input's overwrite.
+    listed = [] if report.suffix.lower() in SUFFIX_FORMAT else [report]
+    exclude = listed if inp_r == out_r else [out, *listed]
     # OUTPUT is INPUT (or holds it): what the earlier run's report lists as written is ours, not
     # an input, so a rerun (or a resumed run) of the same command plans the same jobs.
     holds = inp_r == out_r or inp_r.startswith(out_r.rstrip(os.sep) + os.sep)
@@ -233,6 +246,31 @@ def claim_outputs(jobs: List[Job], report: Path) -> Dict[str, List[Tuple[Job, st
     if real_report in inputs or real_report in claims:
         raise PlanError(f"the report {flat(report)} would overwrite an input or an output; pass --report elsewhere")
     return claims
+
+
+def check_report_target(report: Path, overwrite: bool) -> None:
+    """A file already where the report goes is replaced only when it is an earlier run's report
+    (or with --overwrite): a user's own file there (notes in INPUT, when OUTPUT is INPUT) is not
+    lost to a rerun.
+
+    Raises:
+        PlanError: a non-empty regular file there that does not start as a report does.
+    """
+    try:
+        st = os.lstat(report)
+    except OSError:  # nothing there (or nothing readable: the write itself will say why)
+        return
+    if overwrite or not stat.S_ISREG(st.st_mode) or st.st_size == 0:
+        return
+    try:
+        with open(report, "rb") as f:
+            head = f.read(REPORT_HEAD)
+    except OSError as e:
+        raise PlanError(f"the report {flat(report)} cannot be read to check it is one ({e.strerror or e}); "
+                        "pass --report elsewhere") from None
+    if b'"report_version"' not in head:
+        raise PlanError(f"the report {flat(report)} is a file that is not a report of this tool; pass --report "
+                        "elsewhere, move it away or pass --overwrite")
 
 
 def _place(path: Path) -> str:
@@ -335,6 +373,7 @@ def _same_file(st: os.stat_result, source: Path) -> bool:
 def settle(jobs: List[Job], report: Path, options: "RunOptions") -> None:
     """The checks on planned outputs, shared by every way of listing inputs (a folder, a URI)."""
     fail_collisions(claim_outputs(jobs, report), options)
+    check_report_target(report, options.overwrite)
     fail_unwritable(jobs)
     fail_long_names(jobs, options)
     check_existing(jobs, options.overwrite)

@@ -76,6 +76,59 @@ def test_missing_input_and_output_equal_input_exit_1(tiny_onnx, tmp_path):
     assert code == 1 and "would overwrite the input" in out
 
 
+def _sha(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_report_on_an_input_or_a_users_file_is_refused_and_nothing_is_lost(tiny_onnx, tmp_path):
+    src = _folder(tmp_path / "in")
+    before = _sha(src / "a.png")
+    code, out = _run("--model", tiny_onnx, src, tmp_path / "out", "--device", "cpu", "--report", src / "a.png", "--quiet")
+    assert code == 1 and "would overwrite an input" in out and _sha(src / "a.png") == before
+    assert not (tmp_path / "out").exists()
+    # OUTPUT is INPUT: a file of the user's where the report goes is not a report, so not replaced.
+    (src / "restore-report.json").write_text("my notes\n")
+    code, out = _run("--model", tiny_onnx, src, src, "--format", "webp", "--device", "cpu", "--quiet")
+    assert code == 1 and "not a report of this tool" in out and (src / "restore-report.json").read_text() == "my notes\n"
+    assert out.strip().count("\n") == 0 and not (src / "a.webp").exists()
+    # An earlier run's report is replaced, as a rerun does; --overwrite replaces the user's file.
+    code, out = _run("--model", tiny_onnx, src, src, "--format", "webp", "--device", "cpu", "--overwrite", "--quiet")
+    assert code == 0, out
+    assert json.loads((src / "restore-report.json").read_text())["report_version"]
+    code, out = _run("--model", tiny_onnx, src, src, "--format", "webp", "--device", "cpu", "--quiet")
+    assert code == 0 and "0 restored, 2 skipped" in out
+
+
+def test_a_named_output_file_must_be_a_format_written_and_agree_with_format(tiny_onnx, tmp_path):
+    src = _folder(tmp_path / "in")
+    code, out = _run("--model", tiny_onnx, src / "a.png", tmp_path / "o" / "out.jpg", "--format", "webp", "--device", "cpu")
+    assert code == 1 and "names a JPEG file but --format asks for WEBP; name it out.webp" in out
+    code, out = _run("--model", tiny_onnx, src / "a.png", tmp_path / "o" / "out.gif", "--device", "cpu")
+    assert code == 1 and "out.gif: GIF is read but not written; name a .png, .jpg, .webp, .bmp or .tif file" in out
+    assert not (tmp_path / "o").exists()
+    code, out = _run("--model", tiny_onnx, src / "a.png", tmp_path / "o" / "out.webp", "--format", "webp", "--device", "cpu")
+    assert code == 0 and Image.open(tmp_path / "o" / "out.webp").format == "WEBP"
+
+
+def test_an_output_folder_that_cannot_be_written_is_refused_before_any_work(tiny_onnx, tmp_path, monkeypatch):
+    import os
+
+    import runtime.plan
+
+    src = _folder(tmp_path / "in")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    # A folder this user may not write to (root may write anywhere, so the check is asked of it).
+    real_access = os.access
+    monkeypatch.setattr(runtime.plan.os, "access",
+                        lambda path, mode: not (Path(path) == locked and mode & os.W_OK) and real_access(path, mode))
+    code, out = _run("--model", tiny_onnx, src, locked, "--device", "cpu")
+    assert code == 1 and out.strip() == f"error: OUTPUT {locked} is not writable", out
+    assert list(locked.iterdir()) == []
+
+
 @pytest.mark.skipif(provider_problem("cuda") is None, reason="ORT can use a GPU here")
 def test_cuda_unusable_exits_1_saying_what_is_missing(tiny_onnx, tmp_path):
     src = _folder(tmp_path / "in")

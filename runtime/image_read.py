@@ -27,7 +27,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from restore_toolkit.messages import one_line
 from runtime import image_metadata as meta
-from runtime import jpeg_blocks, jpeg_pictures, xmp_thumbnail
+from runtime import jpeg_blocks, jpeg_pictures, png_rows, xmp_thumbnail
 from runtime.image_metadata import JPEG_FORMATS
 from runtime.images import (
     DEFAULT_MAX_PIXELS,
@@ -378,5 +378,7 @@ def _decode_source(img: Image.Image, f: BinaryIO, head: bytes, allow_lossy: bool
         ImageOps.exif_transpose(img, in_place=True)  # no copy of untagged images
     except Exception as e:  # truncated streams raise OSError; broken chunks SyntaxError, ValueError...
         raise ImageError(f"truncated or corrupt image data ({one_line(e)})") from None
+    if info.format == "PNG" and (short := png_rows.missing_bytes(f)):  # Pillow takes it as whole
+        raise ImageError(f"truncated image data: its pixels end {short:,} bytes before its last row")
     meta.capture(img, f, info)  # EXIF, ICC, DPI, XMP, JPEG tables, PNG chunks, TIFF tags
     return info

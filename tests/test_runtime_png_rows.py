@@ -1,0 +1,73 @@
+"""A PNG whose pixel data ends before its last row is refused (runtime/png_rows.py)."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import png
+import pytest
+from PIL import Image
+
+from runtime.image_read import read_image
+from runtime.images import ImageError
+from runtime.png_rows import missing_bytes, needed_bytes
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _short_png(width: int, height: int, rows: int) -> bytes:
+    """An RGB PNG whose one zlib stream, closed properly, holds only its first `rows` rows."""
+    pixels = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    raw = b"".join(b"\0" + pixels[r].tobytes() for r in range(rows))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "LA", "P", "1", "I;16"])
+def test_a_whole_png_lacks_nothing(mode):
+    rgb = np.random.default_rng(1).integers(0, 256, (23, 37, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).convert(mode).save(buf, "PNG")
+    assert missing_bytes(io.BytesIO(buf.getvalue())) == 0
+
+
+@pytest.mark.parametrize("bit_depth,planes", [(8, 3), (16, 4), (1, 1), (4, 1)])
+def test_the_bytes_needed_are_what_an_interlaced_writer_writes(bit_depth, planes):
+    width, height = 29, 19  # not a multiple of 8: every Adam7 pass ends in a partial block
+    rows = np.random.default_rng(2).integers(0, 2 ** bit_depth, (height, width * planes))
+    buf = io.BytesIO()
+    png.Writer(width, height, greyscale=planes == 1, alpha=planes == 4, bitdepth=bit_depth,
+               interlace=True).write(buf, rows.tolist())
+    data = buf.getvalue()
+    idat, at = b"", 8
+    while at < len(data):
+        length, kind = struct.unpack(">I4s", data[at:at + 8])
+        idat += data[at + 8:at + 8 + length] if kind == b"IDAT" else b""
+        at += 12 + length
+    colour = {1: 0, 3: 2, 4: 6}[planes]
+    assert needed_bytes(width, height, bit_depth, colour, True) == len(zlib.decompress(idat))
+    assert missing_bytes(io.BytesIO(data)) == 0
+
+
+def test_a_png_closed_early_is_refused_with_what_it_lacks(tmp_path):
+    data = _short_png(30, 20, 7)
+    assert missing_bytes(io.BytesIO(data)) == 13 * (1 + 30 * 3)
+    Image.open(io.BytesIO(data)).load()  # Pillow takes it as whole: its missing rows black
+    path = tmp_path / "short.png"
+    path.write_bytes(data)
+    with pytest.raises(ImageError, match=r"truncated image data: its pixels end 1,183 bytes before its last row"):
+        read_image(path)
+    path.write_bytes(_short_png(30, 20, 20))
+    assert read_image(path)[0].size == (30, 20)
+
+
+def test_the_files_position_is_kept_and_a_foreign_file_lacks_nothing():
+    f = io.BytesIO(_short_png(10, 10, 3))
+    f.seek(5)
+    assert missing_bytes(f) == 7 * 31 and f.tell() == 5
+    assert missing_bytes(io.BytesIO(b"GIF89a not a png")) == 0

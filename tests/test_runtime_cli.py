@@ -112,6 +112,17 @@ def test_a_named_output_file_must_be_a_format_written_and_agree_with_format(tiny
     assert code == 0 and Image.open(tmp_path / "o" / "out.webp").format == "WEBP"
 
 
+def test_more_threads_than_cpus_are_lowered_to_the_cpus_with_a_note(tiny_onnx, tmp_path):
+    from runtime.session import available_cpus
+
+    src = _folder(tmp_path / "in")
+    code, out = _run("--model", tiny_onnx, src, tmp_path / "out", "--device", "cpu", "--threads", 10_000, "--quiet")
+    usable = available_cpus()
+    assert code == 0, out
+    assert f"note: --threads 10000 lowered to {usable}, the CPUs this process may use" in out
+    assert f", {usable} threads" in out and "2 restored" in out
+
+
 def test_an_output_folder_that_cannot_be_written_is_refused_before_any_work(tiny_onnx, tmp_path, monkeypatch):
     import os
 

@@ -118,8 +118,10 @@ def main(input_path, output_path, engine, verbose, **opts):
     from runtime.default_model import DefaultModelMissing
     from runtime.metadata import ModelFileError
     from runtime.ray_engine import RayUnavailable
+    from runtime.read_warnings import route
     from runtime.session import DeviceUnavailableError
 
+    route()  # Pillow's warnings while a file is read: that file's note, one line in the summary
     model, options, cluster = _option_groups(engine, input_path, opts)
     user_errors = (ModelFileError, DeviceUnavailableError, DefaultModelMissing, PlanError, RayUnavailable)
     try:

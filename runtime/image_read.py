@@ -27,7 +27,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from restore_toolkit.messages import one_line
 from runtime import image_metadata as meta
-from runtime import jpeg_blocks, jpeg_pictures, png_rows, xmp_thumbnail
+from runtime import jpeg_blocks, jpeg_pictures, png_rows, read_warnings, xmp_thumbnail
 from runtime.image_metadata import JPEG_FORMATS
 from runtime.images import (
     DEFAULT_MAX_PIXELS,
@@ -257,8 +257,10 @@ def read_image(path: str | os.PathLike, max_pixels: Optional[int] = DEFAULT_MAX_
         raise ImageError("permission denied") from None
     except OSError as e:
         raise ImageError(f"cannot read the file ({e.strerror or type(e).__name__})") from None
-    with f:
+    warned: List[str] = []  # Pillow's warnings while it reads (runtime/read_warnings.py)
+    with f, read_warnings.collected(warned):
         img, info = _read_open(f, max_pixels, allow_lossy, write_format, admit)
+        info.notes.extend(warned)
         info.permissions = stat.S_IMODE(os.fstat(f.fileno()).st_mode)  # of the file read, not of a name
     return img, info
 

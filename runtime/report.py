@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 from restore_toolkit.fileio import atomic_write_bytes
 from restore_toolkit.messages import flat, one_line
 from runtime.graphic import is_graphic_note
+from runtime.read_warnings import warned
 
 REPORT_NAME = "restore-report.json"
 REPORT_VERSION = 1
@@ -226,6 +227,7 @@ def _record_lines(records: List[Record], limit: int) -> List[str]:
     lines = _listed("LOSSY", [(r.input, "; ".join(r.dropped)) for r in done if r.dropped], limit, "lossy writes")
     lines += _listed("SLOW", [(r.input, r.slow) for r in done if r.slow], limit, "slow images")
     lines += _listed("LEFT", [(r.input, note) for r in done if (note := _graphic(r))], limit, "graphics left")
+    lines += _listed("WARNED", [(r.input, note) for r in done if (note := warned(r.notes))], limit, "warnings")
     lines += _skipped_lines(records, limit)
     return lines + _listed("FAILED", [(r.input, r.error or "") for r in records if r.status == "failed"],
                            limit, "failures")

@@ -123,6 +123,23 @@ def test_more_threads_than_cpus_are_lowered_to_the_cpus_with_a_note(tiny_onnx, t
     assert f", {usable} threads" in out and "2 restored" in out
 
 
+def test_pillows_warnings_on_reading_a_file_are_one_line_naming_it(tiny_onnx, tmp_path):
+    src = _folder(tmp_path / "in")
+    rgb = np.random.default_rng(3).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    # An EXIF block whose one IFD lies past its end: Pillow warns "Corrupt EXIF data" as it reads it.
+    for name in ("c.jpg", "d.jpg"):
+        Image.fromarray(rgb).save(src / name, exif=b"Exif\0\0MM\0*\0\0\0\x08\xff\xff", quality=90)
+    code, out = _run("--model", tiny_onnx, src, tmp_path / "out", "--device", "cpu", "--quiet")
+    assert code == 0, out
+    assert "UserWarning" not in out and "TiffImagePlugin" not in out
+    warned = [line for line in out.splitlines() if line.startswith("WARNED")]
+    assert [line.split(":")[0] for line in warned] == ["WARNED c.jpg", "WARNED d.jpg"]  # each file, every time
+    assert all("Corrupt EXIF data" in line for line in warned)
+    records = {r["input"]: r for r in json.loads((tmp_path / "out" / "restore-report.json").read_text())["records"]}
+    assert any(n.startswith("read with a warning: Corrupt EXIF data") for n in records["c.jpg"]["notes"])
+    assert not any(n.startswith("read with a warning") for n in records["a.png"]["notes"])
+
+
 def test_an_output_folder_that_cannot_be_written_is_refused_before_any_work(tiny_onnx, tmp_path, monkeypatch):
     import os
 

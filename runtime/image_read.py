@@ -139,6 +139,7 @@ def _open(f: BinaryIO, head: bytes, precheck=None) -> Image.ImageFile.ImageFile:
     """
     Image.init()
     prefix = head[:16]
+    signed = None  # the first format whose signature the file bears, and why its header failed
     for fmt in READ_FORMATS:
         if fmt not in Image.OPEN:  # a Pillow built without this codec
             continue
@@ -151,8 +152,12 @@ def _open(f: BinaryIO, head: bytes, precheck=None) -> Image.ImageFile.ImageFile:
         try:
             f.seek(0)
             return factory(f, None)
-        except (SyntaxError, IndexError, TypeError, struct.error):
+        except (SyntaxError, IndexError, TypeError, struct.error) as e:
+            signed = signed or (fmt, e)
             continue  # not this format after all: Pillow's own rule
+    if signed:  # a PNG with a broken IHDR is a broken PNG, not "not a PNG"
+        name = "WebP" if signed[0] == "WEBP" else signed[0]
+        raise ImageError(f"a {name} file whose header cannot be read ({one_line(signed[1])})")
     raise UnidentifiedImageError("not an image of a supported format")
 
 
@@ -300,12 +305,13 @@ def _open_checked(f: BinaryIO, max_pixels: Optional[int], admit: Optional[Admit]
 
     try:
         img = _open(capped, head, check_webp)
-    except ImageError:
-        raise
-    except UnidentifiedImageError:
+    except (ImageError, UnidentifiedImageError) as e:  # ours (a size, a broken header) or no format's
         precision = (jpeg_blocks.frame(head) or (0, 8))[1]
-        raise ImageError(f"a {precision}-bit JPEG: only 8-bit JPEGs are read" if precision != 8
-                         else "not a PNG, JPEG, WebP, BMP or TIFF image, nor a GIF") from None
+        if precision != 8:
+            raise ImageError(f"a {precision}-bit JPEG: only 8-bit JPEGs are read") from None
+        if isinstance(e, ImageError):
+            raise
+        raise ImageError("not a PNG, JPEG, WebP, BMP or TIFF image, nor a GIF") from None
     except Image.DecompressionBombError as e:  # a plugin's own check (GIF frames), above twice Pillow's limit
         raise ImageError(f"refused as a decompression bomb ({one_line(e, with_type=False)})") from None
     except Exception as e:  # Pillow raises SyntaxError, struct.error, ... for broken headers

@@ -583,3 +583,16 @@ def test_an_arithmetic_coded_jpeg_is_decoded_whole_and_a_12_bit_one_named(tmp_pa
     (tmp_path / "twelve.jpg").write_bytes(bytes(twelve))
     with pytest.raises(ri.ImageError, match="a 12-bit JPEG: only 8-bit JPEGs are read"):
         rr.read_image(tmp_path / "twelve.jpg")
+
+
+def test_a_known_format_with_a_broken_header_is_named_as_that_format(tmp_path):
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buf, "PNG")
+    data = bytearray(buf.getvalue())
+    data[29] ^= 0xFF  # the IHDR chunk's checksum
+    (tmp_path / "bad.png").write_bytes(bytes(data))
+    with pytest.raises(ri.ImageError, match=r"^a PNG file whose header cannot be read \(.*bad header checksum"):
+        rr.read_image(tmp_path / "bad.png")
+    (tmp_path / "text.png").write_bytes(b"plain text, no signature")
+    with pytest.raises(ri.ImageError, match=r"^not a PNG, JPEG, WebP, BMP or TIFF image, nor a GIF$"):
+        rr.read_image(tmp_path / "text.png")

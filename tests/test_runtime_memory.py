@@ -81,7 +81,7 @@ def test_devices_fifos_and_sparse_files_cost_nothing(tmp_path):
         f.write(b"II*\0" + struct.pack("<I", 8) + struct.pack("<H", 1) + struct.pack("<HHII", 273, 4, 1 << 28, 100))
         f.truncate(2 << 30)
     reasons = {"zero.png": "a character device, not a regular file: not opened", "fifo.png": "a FIFO, not a regular file: not opened",
-               "sparse.png": "not a PNG", "tag.tif": "header claims more than 64 MiB"}
+               "sparse.png": "a PNG file whose header cannot be read", "tag.tif": "header claims more than 64 MiB"}
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
     for name, reason in reasons.items():

@@ -106,7 +106,7 @@ def prepare(img: Image.Image, deep: Optional[DeepImage] = None) -> Prepared:
     if mode in ("F",):
         raise ImageError("32-bit floating-point images are not supported")
     # Rare modes (PA, La, RGBa, YCbCr, LAB, HSV, RGBX, ...): restore an RGB(A) view, say so.
-    has_alpha = "A" in mode or "a" in mode or transparency is not None
+    has_alpha = mode in ("PA", "La", "RGBa", "RGBA", "LA") or transparency is not None  # not LAB's A
     converted = img.convert("RGBA" if has_alpha else "RGB")
     prep = prepare(converted)
     prep.notes.append(f"mode {mode} restored and written as {prep.mode}")

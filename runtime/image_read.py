@@ -389,4 +389,7 @@ def _decode_source(img: Image.Image, f: BinaryIO, head: bytes, allow_lossy: bool
     if info.format == "PNG" and (short := png_rows.missing_bytes(f)):  # Pillow takes it as whole
         raise ImageError(f"truncated image data: its pixels end {short:,} bytes before its last row")
     meta.capture(img, f, info)  # EXIF, ICC, DPI, XMP, JPEG tables, PNG chunks, TIFF tags
+    if img.mode in ("LAB", "HSV") and info.icc_profile:  # restored and written as an RGB view
+        info.icc_profile = None  # (runtime/image_pixels.py): a Lab profile would misname its colours
+        info.notes.append(f"its {img.mode} ICC profile not kept: the image is written as RGB")
     return info

@@ -596,3 +596,17 @@ def test_a_known_format_with_a_broken_header_is_named_as_that_format(tmp_path):
     (tmp_path / "text.png").write_bytes(b"plain text, no signature")
     with pytest.raises(ri.ImageError, match=r"^not a PNG, JPEG, WebP, BMP or TIFF image, nor a GIF$"):
         rr.read_image(tmp_path / "text.png")
+
+
+def test_a_lab_image_is_written_as_rgb_without_alpha_and_without_its_lab_profile(tmp_path):
+    from PIL import ImageCms
+
+    rgb = np.random.default_rng(5).integers(0, 256, (16, 20, 3), dtype=np.uint8)
+    lab = ImageCms.applyTransform(Image.fromarray(rgb), ImageCms.buildTransform(
+        ImageCms.createProfile("sRGB"), ImageCms.createProfile("LAB"), "RGB", "LAB"))
+    lab.save(tmp_path / "lab.tif")
+    assert Image.open(tmp_path / "lab.tif").info.get("icc_profile")  # the Lab profile Pillow embeds
+    img, info = rr.read_image(tmp_path / "lab.tif")
+    prep = rp.prepare(img)
+    assert prep.mode == "RGB"  # LAB's "A" is a colour axis, not alpha
+    assert info.icc_profile is None and "its LAB ICC profile not kept: the image is written as RGB" in info.notes

@@ -9,6 +9,7 @@ Imports neither torch nor restore_core: the base install runs it.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -105,7 +106,7 @@ from runtime.tiling import DEFAULT_TILE_BUDGET
               help="--engine ray: the Ray cluster to join.")
 @click.option("--actors", type=click.IntRange(min=1), default=None, show_default="1",
               help="--engine ray: inference actors, one ONNX Runtime session each.")
-@click.option("--gpus-per-actor", type=click.FloatRange(min=0), default=None,
+@click.option("--gpus-per-actor", type=click.FloatRange(min=0), default=None, callback=lambda _c, _p, v: _finite(v),
               show_default="1 when CUDA is asked for or the cluster has GPUs", help="--engine ray: GPUs each actor reserves.")
 @version_option("restore-run")
 def main(input_path, output_path, engine, verbose, **opts):
@@ -183,6 +184,8 @@ def _option_groups(engine: str, input_path: str, opts: dict):
     cluster = ClusterArgs(opts.pop("address"), opts.pop("actors"), opts.pop("gpus_per_actor"))
     if engine == "local" and cluster != ClusterArgs():
         raise click.UsageError("--address, --actors and --gpus-per-actor need --engine ray")
+    if not opts["model_path"]:
+        raise click.BadParameter("empty; name an ONNX file or 'default'", param_hint="'--model'")
     if engine == "local" and "://" in input_path:
         raise click.UsageError("an INPUT URI (s3://, gs://, file://...) needs --engine ray")
     model = ModelArgs(path=opts.pop("model_path"), device=opts.pop("device"), provider=opts.pop("provider"),
@@ -195,6 +198,14 @@ def _option_groups(engine: str, input_path: str, opts: dict):
     options = RunOptions(format=opts.pop("fmt"), sync_images=not opts.pop("no_fsync"), report=opts.pop("report_path"),
                          progress=not opts.pop("quiet"), max_memory=max_memory * 1_000_000 if max_memory else None, **opts)
     return model, options, cluster
+
+
+def _finite(value: Optional[float]) -> Optional[float]:
+    """A float option's value, refused when it is not a number (nan) or infinite: a range check
+    lets nan through, as nan compares false with every bound."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number")
+    return value
 
 
 def _threads(engine: str, threads: int) -> int:

@@ -88,6 +88,8 @@ def check_request(input_path, output_path, options: "RunOptions") -> None:
     check_format(options)
     inp, out = Path(input_path), Path(output_path)
     _check_creatable(_output_root(inp, out, _input_mode(inp)), "OUTPUT")
+    if options.report == "":
+        raise PlanError("--report is empty; name the report's file")
     if options.report:
         if Path(options.report).is_dir():
             raise PlanError(f"--report {flat(options.report)} is a folder; name the report's file")

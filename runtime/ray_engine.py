@@ -30,6 +30,7 @@ import os
 import pickle
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
@@ -250,7 +251,9 @@ def native_lines_hidden(hidden: bool = True) -> Iterator[None]:
     os.dup2(devnull, 2)
     os.close(devnull)
     try:
-        yield
+        with warnings.catch_warnings():  # Ray's Python warnings too (its Data's actor-pool advice)
+            warnings.filterwarnings("ignore", module=r"ray(\.|$)")
+            yield
     finally:
         sys.stderr.flush()
         sys.stderr = python_stderr

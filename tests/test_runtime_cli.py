@@ -165,6 +165,17 @@ def test_cuda_unusable_exits_1_saying_what_is_missing(tiny_onnx, tmp_path):
     assert out.strip().count("\n") == 0 and "CUDA" in out and ("driver" in out or "missing" in out or "onnxruntime" in out)
 
 
+def test_empty_and_non_numbers_are_refused_naming_the_option(tiny_onnx, tmp_path):
+    src = _folder(tmp_path / "in")
+    code, out = _run("--model", tiny_onnx, src, tmp_path / "o", "--device", "cpu", "--report", "")
+    assert code == 1 and out.strip() == "error: --report is empty; name the report's file"
+    code, out = _run("--model", "", src, tmp_path / "o")
+    assert code == 2 and "Invalid value for '--model': empty; name an ONNX file or 'default'" in out
+    code, out = _run("--model", tiny_onnx, src, tmp_path / "o", "--engine", "ray", "--gpus-per-actor", "nan")
+    assert code == 2 and "Invalid value for '--gpus-per-actor': nan is not a finite number" in out
+    assert not (tmp_path / "o").exists()
+
+
 def test_usage_errors_exit_2(tiny_onnx, tmp_path):
     assert _run("--model", tiny_onnx, tmp_path, tmp_path / "o", "--batch-size", "0")[0] == 2
     assert _run("--model", tiny_onnx, tmp_path, tmp_path / "o", "--device", "gpu")[0] == 2

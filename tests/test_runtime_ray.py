@@ -347,3 +347,21 @@ def test_rays_own_log_lines_only_with_verbose(tiny_onnx, tmp_path):
     assert len(quiet) == 1 and quiet[0].startswith("model "), quiet
     verbose = stderr_lines("verbose", "--verbose")
     assert len(verbose) > 1 and verbose[0].startswith("model "), verbose
+
+
+def test_rays_python_warnings_are_hidden_with_its_native_lines():
+    import warnings
+
+    from runtime.ray_engine import native_lines_hidden
+
+    shown = []
+    before = warnings.showwarning
+    warnings.showwarning = lambda message, *rest, **kw: shown.append(str(message))
+    try:
+        with native_lines_hidden(True):
+            warnings.warn_explicit("actor pool advice", UserWarning, "pool.py", 1, module="ray.data.pool", registry={})
+            warnings.warn_explicit("ours", UserWarning, "run.py", 1, module="runtime.batch", registry={})
+        warnings.warn_explicit("after", UserWarning, "pool.py", 2, module="ray.data.pool", registry={})
+    finally:
+        warnings.showwarning = before
+    assert shown == ["ours", "after"]

@@ -26,8 +26,8 @@ import png  # pypng: 16-bit colour PNGs, which Pillow decodes to 8 bits
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from restore_toolkit.messages import one_line
+from runtime import cut_short, jpeg_blocks, jpeg_pictures, read_warnings, xmp_thumbnail
 from runtime import image_metadata as meta
-from runtime import jpeg_blocks, jpeg_pictures, png_rows, read_warnings, xmp_thumbnail
 from runtime.image_metadata import JPEG_FORMATS
 from runtime.images import (
     DEFAULT_MAX_PIXELS,
@@ -378,6 +378,7 @@ def _decode_source(img: Image.Image, f: BinaryIO, head: bytes, allow_lossy: bool
         img.decodermaxblock = max(img.decodermaxblock, os.fstat(f.fileno()).st_size + 1)
     try:
         img.load()
+        cut = cut_short.problem(img, f)  # a PNG or JPEG its codec took as whole, read before any turn
         if keep_deep:
             info.deep = _read_png16(f, img.getexif().get(0x0112))
         # Rotate/flip the pixels as EXIF says, and drop the tag so no viewer applies it twice.
@@ -386,8 +387,8 @@ def _decode_source(img: Image.Image, f: BinaryIO, head: bytes, allow_lossy: bool
         ImageOps.exif_transpose(img, in_place=True)  # no copy of untagged images
     except Exception as e:  # truncated streams raise OSError; broken chunks SyntaxError, ValueError...
         raise ImageError(f"truncated or corrupt image data ({one_line(e)})") from None
-    if info.format == "PNG" and (short := png_rows.missing_bytes(f)):  # Pillow takes it as whole
-        raise ImageError(f"truncated image data: its pixels end {short:,} bytes before its last row")
+    if cut:
+        raise ImageError(cut)
     meta.capture(img, f, info)  # EXIF, ICC, DPI, XMP, JPEG tables, PNG chunks, TIFF tags
     if img.mode in ("LAB", "HSV") and info.icc_profile:  # restored and written as an RGB view
         info.icc_profile = None  # (runtime/image_pixels.py): a Lab profile would misname its colours

@@ -8,8 +8,11 @@ decoded with its missing rows as zeros, and came back "restored" with a black ba
 photo was. A 429-byte file saying 12000×12000 decoded to 144 Mpx of black and was run through the
 model for seven minutes. `missing_bytes` inflates the stream again, counting what it holds
 without keeping it, and compares that with what the header's size, bit depth, colour type and
-interlacing need (filter bytes included): one more inflate of the file's data, a fraction of its
-decode, and no memory beyond a block of output at a time.
+interlacing need (filter bytes included), with no memory beyond a block of output at a time.
+That inflate costs about 0.18 s on a 12 Mpx photo (0.30 s to decode it; AMD EPYC, AVX2), so it
+runs only where a cut could be: where the last row decoded is all zero bytes (Pillow's image
+starts zeroed, and a cut leaves the rows after it so) or the file is interlaced (a cut there
+leaves later passes out, whose pixels are spread over every row).
 
 A JPEG cut short and closed with an end marker is not caught. libjpeg decodes the blocks it lacks
 with zero coefficients (exactly mid-grey) and warns only on the C library's own stderr, which
@@ -92,6 +95,13 @@ def _inflated(inflate, data: bytes) -> int:
 
 def problem(img: Image.Image, f: BinaryIO) -> Optional[str]:
     """Why a decoded PNG was cut short, or None (any other format: None)."""
-    if img.format == "PNG" and (short := missing_bytes(f)):
+    if img.format == "PNG" and _could_be_cut(img) and (short := missing_bytes(f)):
         return f"truncated image data: its pixels end {short:,} bytes before its last row"
     return None
+
+
+def _could_be_cut(img: Image.Image) -> bool:
+    """A decoded PNG whose last row is all zero bytes, or an interlaced one (module docstring)."""
+    if img.info.get("interlace"):
+        return True
+    return not img.crop((0, img.height - 1, img.width, img.height)).tobytes().strip(b"\0")

@@ -72,3 +72,35 @@ def test_the_files_position_is_kept_and_a_foreign_file_lacks_nothing():
     assert missing_bytes(f) == 7 * 31 and f.tell() == 5
     assert missing_bytes(io.BytesIO(b"GIF89a not a png")) == 0
 
+
+
+def test_the_stream_is_inflated_again_only_where_a_cut_could_be(monkeypatch):
+    import runtime.cut_short as cut_short
+
+    calls = []
+    monkeypatch.setattr(cut_short, "missing_bytes", lambda f: calls.append(f) or 0)
+    rgb = np.random.default_rng(7).integers(1, 256, (20, 30, 3), dtype=np.uint8)
+    for last_row, interlace in ((1, False), (0, False), (1, True)):
+        rows = rgb.copy()
+        rows[-1] *= last_row
+        buf = io.BytesIO()
+        png.Writer(30, 20, greyscale=False, interlace=interlace).write(buf, rows.reshape(20, -1).tolist())
+        img = Image.open(io.BytesIO(buf.getvalue()))
+        img.load()
+        cut_short.problem(img, buf)
+    assert len(calls) == 2  # the black last row and the interlaced file; not the plain whole one
+
+
+def test_an_interlaced_png_cut_between_passes_is_refused(tmp_path):
+    rows = np.random.default_rng(8).integers(1, 256, (40, 48 * 3))
+    buf = io.BytesIO()
+    png.Writer(48, 40, greyscale=False, interlace=True).write(buf, rows.tolist())
+    data = buf.getvalue()
+    at = data.index(b"IDAT") - 4
+    length = struct.unpack(">I", data[at:at + 4])[0]
+    raw = zlib.decompress(data[at + 8:at + 8 + length])
+    short = zlib.compress(raw[:len(raw) // 2])  # the early passes only, closed properly
+    path = tmp_path / "half.png"
+    path.write_bytes(data[:at] + _chunk(b"IDAT", short) + _chunk(b"IEND", b""))
+    with pytest.raises(ImageError, match="^truncated"):  # by Pillow or by the count: refused either way
+        read_image(path)

@@ -64,19 +64,20 @@ def missing_bytes(f: BinaryIO) -> int:
             if len(head) < 8:
                 break
             length, kind = struct.unpack(">I4s", head)
-            body = f.read(length)
-            f.seek(4, 1)  # the CRC
-            if kind == b"IHDR" and len(body) == 13:
-                width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", body)
+            if kind == b"IHDR" and length == 13:
+                width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", f.read(13))
                 if colour not in CHANNELS:
                     return 0
                 need = needed_bytes(width, height, depth, colour, interlace == 1)
             elif kind == b"IDAT":
-                got += _inflated(inflate, body)
+                got += _chunk_inflated(f, inflate, length)
                 if inflate.eof:
                     break
             elif kind == b"IEND":
                 break
+            else:
+                f.seek(length, 1)  # another chunk: not read
+            f.seek(4, 1)  # the CRC
         return max(0, need - got) if need is not None else 0
     except (OSError, zlib.error, struct.error):
         return 0
@@ -84,12 +85,19 @@ def missing_bytes(f: BinaryIO) -> int:
         f.seek(start)
 
 
-def _inflated(inflate, data: bytes) -> int:
-    """The bytes `data` inflates to, in blocks of BLOCK (a small chunk can inflate to gigabytes)."""
-    n = 0
-    while data and not inflate.eof:
-        n += len(inflate.decompress(data, BLOCK))
-        data = inflate.unconsumed_tail
+def _chunk_inflated(f: BinaryIO, inflate, length: int) -> int:
+    """The bytes the next `length` bytes of `f` (an IDAT's data) inflate to, read and inflated a
+    BLOCK at a time (one IDAT may hold a whole photo, and a few bytes can inflate to gigabytes);
+    `f` is left at the chunk's end."""
+    n, end = 0, f.tell() + length
+    while f.tell() < end and not inflate.eof:
+        data = f.read(min(BLOCK, end - f.tell()))
+        if not data:
+            break
+        while data and not inflate.eof:
+            n += len(inflate.decompress(data, BLOCK))
+            data = inflate.unconsumed_tail
+    f.seek(end)
     return n
 
 

@@ -90,6 +90,9 @@ def capture(img: Image.Image, file: Source, info) -> None:
     exif = img.getexif()
     info.exif = exif.tobytes() if len(exif) else None
     info.icc_profile = img.info.get("icc_profile") or (bmp_icc(f) if img.format == "BMP" else None)
+    if img.mode in ("LAB", "HSV") and info.icc_profile:  # written as an RGB view (runtime/image_pixels.py),
+        info.icc_profile = None  # whose colours that profile would misname
+        info.notes.append(f"its {img.mode} ICC profile not kept: the image is written as RGB")
     info.dpi = img.info.get("dpi")
     xmp = img.info.get("xmp")  # after exif_transpose, which resets the orientation inside it too
     info.xmp = xmp.encode("utf-8") if isinstance(xmp, str) else xmp or None

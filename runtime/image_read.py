@@ -376,12 +376,19 @@ def _decode_source(img: Image.Image, f: BinaryIO, head: bytes, allow_lossy: bool
         # file 64 kB at a time: past that the stream read as broken. So it gets the whole file at
         # once (held while it decodes: counted in `_header`).
         img.decodermaxblock = max(img.decodermaxblock, os.fstat(f.fileno()).st_size + 1)
+    _decode_pixels(img, f, info, keep_deep)
+    meta.capture(img, f, info)  # EXIF, ICC, DPI, XMP, JPEG tables, PNG chunks, TIFF tags
+    return info
+
+
+def _decode_pixels(img: Image.Image, f: BinaryIO, info: SourceInfo, keep_deep: bool) -> None:
+    """Decode `img`, refuse a PNG cut short (runtime/cut_short.py: read before any turn), and turn
+    the pixels as the EXIF says, the tag then dropped so that no viewer turns them twice."""
     try:
         img.load()
-        cut = cut_short.problem(img, f)  # a PNG or JPEG its codec took as whole, read before any turn
+        cut = cut_short.problem(img, f)
         if keep_deep:
             info.deep = _read_png16(f, img.getexif().get(0x0112))
-        # Rotate/flip the pixels as EXIF says, and drop the tag so no viewer applies it twice.
         turn = img.getexif().get(0x0112)
         info.orientation = turn if turn in ORIENT else 1  # the values Pillow turns by
         ImageOps.exif_transpose(img, in_place=True)  # no copy of untagged images
@@ -389,8 +396,3 @@ def _decode_source(img: Image.Image, f: BinaryIO, head: bytes, allow_lossy: bool
         raise ImageError(f"truncated or corrupt image data ({one_line(e)})") from None
     if cut:
         raise ImageError(cut)
-    meta.capture(img, f, info)  # EXIF, ICC, DPI, XMP, JPEG tables, PNG chunks, TIFF tags
-    if img.mode in ("LAB", "HSV") and info.icc_profile:  # restored and written as an RGB view
-        info.icc_profile = None  # (runtime/image_pixels.py): a Lab profile would misname its colours
-        info.notes.append(f"its {img.mode} ICC profile not kept: the image is written as RGB")
-    return info

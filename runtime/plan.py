@@ -252,8 +252,7 @@ def claim_outputs(jobs: List[Job], report: Path) -> Dict[str, List[Tuple[Job, st
 
 def check_report_target(report: Path, overwrite: bool) -> None:
     """A file already where the report goes is replaced only when it is an earlier run's report
-    (or with --overwrite): a user's own file there (notes in INPUT, when OUTPUT is INPUT) is not
-    lost to a rerun.
+    (or with --overwrite): a user's own file there (OUTPUT is INPUT) is not lost to a rerun.
 
     Raises:
         PlanError: a non-empty regular file there that does not start as a report does.

@@ -25,7 +25,7 @@ import click
 import numpy as np
 from PIL import Image
 
-from benchmarks.surround_marks import KINDS, kind_marks, save, tally
+from benchmarks.surround_marks import KINDS, kind_marks, save, tally, tally_table
 from restore_core.heldout import PHOTO_SETS
 from runtime.fill import dilated
 from runtime.pyramid import marks_in_boxes
@@ -94,11 +94,7 @@ def markdown(report: Dict) -> str:
              f"{a['damage_pixels']:,} pixels of damage and {a['photo_pixels']:,} of photo in all): those whose core "
              f"({CORE} pixels in from the edge) holds under each share within {LEVELS} levels of its {COLOURS} "
              "commonest colours, which a rule dropping them would drop.", "",
-             "| share under | marks | mostly paint | their pixels of damage | of photo |",
-             "| ---: | ---: | ---: | ---: | ---: |"]
-    for t in THRESHOLDS:
-        x = s[str(t)]
-        lines.append(f"| {t} | {x['marks']} | {x['paint_marks']} | {x['damage_pixels']:,} | {x['photo_pixels']:,} |")
+             *tally_table("share under", "---:", ((t, s[str(t)]) for t in THRESHOLDS))]
     return "\n".join(lines) + "\n"
 
 

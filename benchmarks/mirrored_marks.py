@@ -23,7 +23,7 @@ import click
 import numpy as np
 from PIL import Image
 
-from benchmarks.surround_marks import KINDS, kind_marks, save, tally
+from benchmarks.surround_marks import KINDS, kind_marks, save, tally, tally_table
 from restore_core.heldout import PHOTO_SETS
 from runtime import mirrored
 from runtime.pyramid import marks_in_boxes
@@ -74,11 +74,7 @@ def markdown(report: Dict) -> str:
              f"{a['photo_pixels']:,} of photo in all; {r['marks']} of them, {r['paint_marks']} mostly paint, at most "
              f"{report['max_side']} pixels a side and read): those each way of reading the two mirrored views would "
              "drop (runtime/mirrored.py drops a mark neither view finds again).", "",
-             "| dropped when | marks | mostly paint | their pixels of damage | of photo |",
-             "| --- | ---: | ---: | ---: | ---: |"]
-    for name in RULES:
-        x = s[name]
-        lines.append(f"| {name} | {x['marks']} | {x['paint_marks']} | {x['damage_pixels']:,} | {x['photo_pixels']:,} |")
+             *tally_table("dropped when", "---", ((name, s[name]) for name in RULES))]
     return "\n".join(lines) + "\n"
 
 

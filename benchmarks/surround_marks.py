@@ -61,6 +61,15 @@ def tally(group: List[Dict]) -> Dict:
             "damage_pixels": damage, "photo_pixels": sum(r["pixels"] for r in group) - damage}
 
 
+def tally_table(first: str, align: str, rows: Iterable[Tuple[object, Dict]]) -> List[str]:
+    """A Markdown table of tallies (`tally`): a column `first` (aligned by `align`), then a row per
+    (label, tally)."""
+    return [f"| {first} | marks | mostly paint | their pixels of damage | of photo |",
+            f"| {align} | ---: | ---: | ---: | ---: |",
+            *(f"| {label} | {x['marks']} | {x['paint_marks']} | {x['damage_pixels']:,} | {x['photo_pixels']:,} |"
+              for label, x in rows)]
+
+
 def kind_marks(kinds: Iterable[Tuple[str, int]], photos: str, read: Callable[..., List[Dict]]) -> Dict[str, List[Dict]]:
     """{kind: every mark `read(data, damage)` gives in each file of the kind (drawn `per_photo` a
     photo of the group `photos`), each with its file's name}; a line per kind as it is read."""
@@ -94,10 +103,7 @@ def markdown(report: Dict) -> str:
              f"`--per-photo {report['per_photo']}`; {a['marks']} marks, {a['paint_marks']} of them mostly paint, "
              f"{a['damage_pixels']:,} pixels of damage and {a['photo_pixels']:,} of photo in all): those whose ring lies "
              f"within each threshold of their colour (runtime/surround.py drops them at {report['same']} levels).", "",
-             "| levels | marks | mostly paint | their pixels of damage | of photo |", "| ---: | ---: | ---: | ---: | ---: |"]
-    for t in THRESHOLDS:
-        x = s[str(t)]
-        lines.append(f"| {t} | {x['marks']} | {x['paint_marks']} | {x['damage_pixels']:,} | {x['photo_pixels']:,} |")
+             *tally_table("levels", "---:", ((t, s[str(t)]) for t in THRESHOLDS))]
     return "\n".join(lines) + "\n"
 
 

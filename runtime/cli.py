@@ -106,7 +106,7 @@ from runtime.tiling import DEFAULT_TILE_BUDGET
               help="--engine ray: the Ray cluster to join.")
 @click.option("--actors", type=click.IntRange(min=1), default=None, show_default="1",
               help="--engine ray: inference actors, one ONNX Runtime session each.")
-@click.option("--gpus-per-actor", type=click.FloatRange(min=0), default=None, callback=lambda _c, _p, v: _finite(v),
+@click.option("--gpus-per-actor", type=click.FloatRange(min=0), default=None, callback=lambda _ctx, _param, value: _finite(value),
               show_default="1 when CUDA is asked for or the cluster has GPUs", help="--engine ray: GPUs each actor reserves.")
 @version_option("restore-run")
 def main(input_path, output_path, engine, verbose, **opts):

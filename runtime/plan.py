@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 from restore_toolkit.fileio import NAME_MAX
 from restore_toolkit.messages import flat
 from runtime.images import FORMAT_SUFFIX, FORMATS, SUFFIX_FORMAT, WRITABLE_MODES
-from runtime.report import ALREADY_THERE, REPORT_NAME, Record, earlier_outputs, fail
+from runtime.report import ALREADY_THERE, REPORT_NAME, Record, earlier_outputs, fail, is_report
 from runtime.scan import Entry, file_kind, scan
 
 if TYPE_CHECKING:
@@ -33,7 +33,6 @@ MASKS_DIR = "masks"
 PREDICTED_DIR = "predicted"
 FINISHED = "a finished file"
 SUFFIXES = ".png, .jpg, .webp, .bmp, .tif or .gif"
-REPORT_HEAD = 64  # bytes read of a file where the report goes: a report starts with its version
 
 
 class PlanError(ValueError):
@@ -148,10 +147,10 @@ def plan_file(inp: Path, out: Path, fmt: Optional[str]) -> Tuple[Path, List[Pair
     if out.suffix.lower() in SUFFIX_FORMAT and not out.is_dir():
         # OUTPUT names the restored file itself: its suffix picks the format, and --format, if
         # given, must be the same (a WebP under a .jpg name is read as a JPEG by every viewer).
-        pil = SUFFIX_FORMAT[out.suffix.lower()]
-        if fmt and FORMATS[fmt.lower()] != pil:
-            raise PlanError(f"OUTPUT {flat(out)} names a {pil} file but --format asks for {FORMATS[fmt.lower()]}; "
-                            f"name it {flat(out.with_suffix(FORMAT_SUFFIX[FORMATS[fmt.lower()]]).name)} or drop --format")
+        pil, asked = SUFFIX_FORMAT[out.suffix.lower()], FORMATS[fmt.lower()] if fmt else None
+        if asked and asked != pil:
+            raise PlanError(f"OUTPUT {flat(out)} names a {pil} file but --format asks for {asked}; "
+                            f"name it {flat(out.with_suffix(FORMAT_SUFFIX[asked]).name)} or drop --format")
         if pil not in WRITABLE_MODES:
             names = [FORMAT_SUFFIX[f] for f in WRITABLE_MODES]
             raise PlanError(f"OUTPUT {flat(out)}: {pil} is read but not written; name a {', '.join(names[:-1])} "
@@ -264,12 +263,11 @@ def check_report_target(report: Path, overwrite: bool) -> None:
     if overwrite or not stat.S_ISREG(st.st_mode) or st.st_size == 0:
         return
     try:
-        with open(report, "rb") as f:
-            head = f.read(REPORT_HEAD)
+        ours = is_report(report)
     except OSError as e:
         raise PlanError(f"the report {flat(report)} cannot be read to check it is one ({e.strerror or e}); "
                         "pass --report elsewhere") from None
-    if b'"report_version"' not in head:
+    if not ours:
         raise PlanError(f"the report {flat(report)} is a file that is not a report of this tool; pass --report "
                         "elsewhere, move it away or pass --overwrite")
 

@@ -23,6 +23,7 @@ from runtime.read_warnings import warned
 
 REPORT_NAME = "restore-report.json"
 REPORT_VERSION = 1
+REPORT_HEAD = 64  # bytes that hold a report's version, its first key
 ALREADY_THERE = "already there"
 NOT_AN_IMAGE = "not an image (no image suffix)"
 
@@ -120,6 +121,13 @@ def report_json(summary: Summary, records: List[Record]) -> str:
 def report_bytes(summary: Summary, records: List[Record]) -> bytes:
     """The report as UTF-8; a lone surrogate (a non-UTF-8 byte of a name) as its JSON escape."""
     return report_json(summary, records).encode("utf-8", "backslashreplace")
+
+
+def is_report(path: str | os.PathLike) -> bool:
+    """Whether the file at `path` starts as a report of this tool does (`report_json`: its version
+    first); reads REPORT_HEAD bytes. Raises OSError when it cannot be read."""
+    with open(path, "rb") as f:
+        return b'"report_version"' in f.read(REPORT_HEAD)
 
 
 def write_report(path: str | os.PathLike, summary: Summary, records: List[Record]) -> None:

@@ -11,7 +11,7 @@ import png
 import pytest
 from PIL import Image
 
-from runtime.cut_short import missing_bytes, needed_bytes
+from runtime.cut_short import jpeg_problem, missing_bytes, needed_bytes
 from runtime.image_read import read_image
 from runtime.images import ImageError
 
@@ -104,3 +104,60 @@ def test_an_interlaced_png_cut_between_passes_is_refused(tmp_path):
     path.write_bytes(data[:at] + _chunk(b"IDAT", short) + _chunk(b"IEND", b""))
     with pytest.raises(ImageError, match="^truncated"):  # by Pillow or by the count: refused either way
         read_image(path)
+
+
+def _jpeg(size=(64, 48), **save) -> bytes:
+    rgb = np.random.default_rng(9).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=90, **save)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("save", [{}, {"progressive": True}, {"subsampling": 0}])
+def test_a_jpeg_cut_and_closed_with_an_end_marker_is_refused(tmp_path, save):
+    data = _jpeg(**save)
+    cut = data[:len(data) * 6 // 10] + b"\xff\xd9"
+    Image.open(io.BytesIO(cut)).load()  # Pillow decodes it, the blocks it lacks mid-grey, and says nothing
+    assert jpeg_problem(io.BytesIO(data)) is None
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(cut)
+    with pytest.raises(ImageError, match=r'^truncated image data: libjpeg reads "Corrupt JPEG data: premature end of data segment"$'):
+        read_image(path)
+
+
+@pytest.mark.parametrize("mode", ["L", "CMYK"])
+def test_a_whole_grey_or_cmyk_jpeg_is_whole_and_a_cut_one_is_not(mode):
+    rgb = np.random.default_rng(10).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).convert(mode).save(buf, "JPEG", quality=85)
+    data = buf.getvalue()
+    assert jpeg_problem(io.BytesIO(data)) is None
+    assert jpeg_problem(io.BytesIO(data[:len(data) * 7 // 10] + b"\xff\xd9")).startswith("truncated image data")
+
+
+def test_a_jpegs_harmless_warnings_and_what_pillow_refuses_are_left_alone():
+    data = _jpeg()
+    # Bytes before the end marker, as some cameras leave: libjpeg warns, the pixels are all there.
+    assert jpeg_problem(io.BytesIO(data[:-2] + b"\0\0\0\xff\xd9")) is None
+    assert jpeg_problem(io.BytesIO(data + b"trailing bytes after the end")) is None
+    # Cut with no end marker: libjpeg's "Premature end of JPEG file", which Pillow refuses itself.
+    assert jpeg_problem(io.BytesIO(data[:len(data) // 2])) is None
+    f = io.BytesIO(data[:len(data) // 2] + b"\xff\xd9")
+    f.seek(3)
+    assert jpeg_problem(f) and f.tell() == 3
+
+
+def test_restore_run_names_the_cut_jpeg_and_restores_the_rest(tiny_onnx, tmp_path):
+    from click.testing import CliRunner
+
+    from runtime.cli import main
+
+    src = tmp_path / "in"
+    src.mkdir()
+    data = _jpeg()
+    (src / "whole.jpg").write_bytes(data)
+    (src / "cut.jpg").write_bytes(data[:len(data) // 2] + b"\xff\xd9")
+    result = CliRunner().invoke(main, ["--model", str(tiny_onnx), str(src), str(tmp_path / "out"), "--quiet"])
+    assert result.exit_code == 3, result.output
+    assert 'FAILED cut.jpg: truncated image data: libjpeg reads "Corrupt JPEG data: premature end of data segment"' in result.output
+    assert (tmp_path / "out" / "whole.jpg").exists() and not (tmp_path / "out" / "cut.jpg").exists()

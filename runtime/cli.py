@@ -20,7 +20,7 @@ import click
 from restore_toolkit.console import COMMAND_SETTINGS, device_option, fail, quiet_option, version_option
 from restore_toolkit.messages import flat
 from runtime.images import DEFAULT_MAX_PIXELS
-from runtime.tiling import DEFAULT_TILE_BUDGET
+from runtime.tiling import DEFAULT_TILE_BUDGET, least_tile
 
 
 @click.command(context_settings=COMMAND_SETTINGS)
@@ -40,7 +40,8 @@ from runtime.tiling import DEFAULT_TILE_BUDGET
 @click.option("--format", "fmt", type=click.Choice(["png", "jpeg", "webp", "bmp", "tiff"], case_sensitive=False),
               default=None, show_default="each input's own", help="Output format.")
 @click.option("--tile", type=click.IntRange(min=0), default=None, show_default="tile above --tile-budget pixels",
-              help="Tile size for large images; 0 never tiles.")
+              help="Tile size for large images; 0 never tiles. A tile below twice the model's halo "
+                   "(288 for the default model) is raised to that: smaller ones compute mostly halo.")
 @click.option("--tile-budget", type=click.IntRange(min=1), default=DEFAULT_TILE_BUDGET,
               help="Pixels above which images are tiled automatically.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS,
@@ -249,6 +250,9 @@ def _run_here(model: ModelArgs, input_path, output_path, options):
     choice = f", {restorer.model_choice}" if restorer.model_choice else ""
     click.echo(f"model {describe_model(model.path, restorer.model_path)}{choice} on {restorer.info.describe()} "
                f"({time.perf_counter() - start:.2f} s to load)", err=True)
+    if model.tile and model.tile < (least := least_tile(restorer.halo, restorer.stride)):
+        click.echo(f"note: --tile {model.tile} raised to {least}, twice this model's halo of {restorer.halo} "
+                   "(a smaller tile computes mostly halo; --max-memory bounds memory)", err=True)
     return run_folder(restorer, input_path, output_path, options, plan=plan)
 
 

@@ -14,6 +14,7 @@ from export.parity import FP32, pixel_parity, violations
 from runtime import image_read as rr
 from runtime.batch import PlanError, RunOptions, run_folder
 from runtime.restorer import Restorer
+from runtime.tiling import least_tile
 
 RNG = np.random.default_rng(11)
 MAX_PIXELS = 1_000_000
@@ -220,7 +221,9 @@ def test_tiled_equals_untiled_within_fp32_tolerance(graph, request):
     restorer = request.getfixturevalue("restorer" if graph == "one view" else "ensemble_restorer")
     rgb = _rgb(70, 90)  # 90 is not a multiple of the stride (4)
     whole = restorer.restore_rgb(rgb, tile=0)
-    tiled = restorer.restore_rgb(rgb, tile=16)  # 16-pixel cores with the receptive-field halo
+    # 16-pixel cores with the receptive-field halo, below what --tile gives (least_tile): run as planned
+    tiled = restorer.run_rgb(rgb, 16)
+    assert restorer.tile_for(70, 90, 16) == least_tile(restorer.halo, restorer.stride) > 16
     assert whole[3] == 0 and tiled[3] == 5 * 6
     ref = [whole[0][None], whole[1][None, ..., None], whole[2][None]]
     got = [tiled[0][None], tiled[1][None, ..., None], tiled[2][None]]

@@ -204,3 +204,20 @@ print('clean')
     # The console script itself, as users call it.
     proc = subprocess.run([sys.executable, "-m", "runtime.cli", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "INPUT" in proc.stdout
+
+
+def test_a_tile_below_twice_the_halo_is_raised_with_a_note(tiny_onnx, tmp_path):
+    from runtime.restorer import Restorer
+    from runtime.tiling import least_tile
+
+    tiny = Restorer(tiny_onnx, device="cpu")
+    least = least_tile(tiny.halo, tiny.stride)
+    src = _folder(tmp_path / "in")
+    code, out = _run("--model", tiny_onnx, src, tmp_path / "out", "--device", "cpu", "--tile", 1, "--quiet")
+    assert code == 0, out
+    assert f"note: --tile 1 raised to {least}, twice this model's halo of {tiny.halo}" in out
+    code, out = _run("--model", tiny_onnx, src, tmp_path / "out2", "--device", "cpu", "--tile", least, "--quiet")
+    assert code == 0 and "raised" not in out
+    shipped = Restorer(device="cpu")  # the figure --help gives
+    assert f"({least_tile(shipped.halo, shipped.stride)} for the default model)" in " ".join(
+        CliRunner().invoke(main, ["--help"]).output.split())

@@ -73,7 +73,7 @@ class Restorer:
         device: 'auto', 'cpu' or 'cuda' (an error, never a silent CPU run, when CUDA is unusable).
         provider: 'cpu', 'cuda' or 'tensorrt' (defaults to the device's).
         threads: CPU intra-op threads (default: the CPUs this process may use).
-        tile: None = tile automatically above `tile_budget` pixels, 0 = never, N = tiles of N.
+        tile: None = automatic above `tile_budget` pixels, 0 = never, N = tiles of N (>= `tiling.least_tile`).
         tile_budget: the most input pixels of one graph call: larger images are tiled (tiles
             with their halo within it), and batches hold no more. Lowered when the memory limit
             needs it (`memory`, see runtime/memory.py).

@@ -35,6 +35,8 @@ from typing import BinaryIO, Dict, Iterator, List, Optional, Tuple, Union
 
 from PIL import Image, JpegImagePlugin
 
+from runtime import exif_raw
+
 Source = Union[bytes, BinaryIO]  # a file's bytes, or the open file (seekable)
 JPEG_FORMATS = ("JPEG", "MPO")  # Pillow names a camera's multi-picture JPEG MPO
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -89,6 +91,9 @@ def capture(img: Image.Image, file: Source, info) -> None:
     f = _as_file(file)
     exif = img.getexif()
     info.exif = exif.tobytes() if len(exif) else None
+    if info.exif_raw:  # carried byte for byte, its orientation entry set as the pixels now stand
+        info.exif = exif_raw.with_orientation(info.exif_raw, 1)
+        info.notes.append(exif_raw.describe(info.exif_raw, exif))
     info.icc_profile = img.info.get("icc_profile") or (bmp_icc(f) if img.format == "BMP" else None)
     if img.mode in ("LAB", "HSV") and info.icc_profile:  # written as an RGB view (runtime/image_pixels.py),
         info.icc_profile = None  # whose colours that profile would misname
@@ -213,6 +218,8 @@ def family(mode: str) -> str:
 def with_orientation(exif: Optional[bytes], orientation: int) -> bytes:
     """`exif` (or none) with its orientation tag set: a file written on its source's grid says
     how to turn it, as the source did."""
+    if exif and not exif_raw.pillow_reads_whole(exif):
+        return exif_raw.with_orientation(exif, orientation)
     tags = Image.Exif()
     if exif:
         tags.load(exif)

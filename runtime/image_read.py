@@ -26,7 +26,7 @@ import png  # pypng: 16-bit colour PNGs, which Pillow decodes to 8 bits
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from restore_toolkit.messages import one_line
-from runtime import cut_short, jpeg_blocks, jpeg_pictures, read_warnings, xmp_thumbnail
+from runtime import cut_short, exif_raw, jpeg_blocks, jpeg_pictures, read_warnings, xmp_thumbnail
 from runtime import image_metadata as meta
 from runtime.image_metadata import JPEG_FORMATS
 from runtime.images import (
@@ -389,6 +389,7 @@ def _decode_pixels(img: Image.Image, f: BinaryIO, info: SourceInfo, keep_deep: b
         cut = cut_short.problem(img, f)
         if keep_deep:
             info.deep = _read_png16(f, img.getexif().get(0x0112))
+        info.exif_raw = exif_raw.kept_raw(img)  # before the turn, which rewrites Pillow's block
         turn = img.getexif().get(0x0112)
         info.orientation = turn if turn in ORIENT else 1  # the values Pillow turns by
         ImageOps.exif_transpose(img, in_place=True)  # no copy of untagged images

@@ -114,6 +114,7 @@ class SourceInfo:
     format: Optional[str] = None  # the format Pillow detected in the file
     lossless: bool = True  # False for JPEG and lossy WebP sources
     exif: Optional[bytes] = None  # EXIF with the orientation removed (it has been applied)
+    exif_raw: Optional[bytes] = None  # an EXIF block Pillow cannot read whole, as it came (runtime/exif_raw.py)
     icc_profile: Optional[bytes] = None
     dpi: Optional[Tuple[float, float]] = None
     notes: list = field(default_factory=list)  # things the report should mention

@@ -298,9 +298,10 @@ def fail_collisions(claims: Dict[str, List[Tuple[Job, str]]], options: "RunOptio
 def fail_unwritable(jobs: List[Job]) -> None:
     """Formats we read but do not write (GIF) fail before any work, with the way out."""
     for job in _pending(jobs):
-        if job.format not in WRITABLE_MODES:
-            fail(job.record, f"{job.format} is read but not written back (Pillow's writer may reorder the "
-                             f"palette and frames); pass --format png to restore it into a PNG")
+        if job.format not in WRITABLE_MODES:  # an empty file is said so first, as every other empty input
+            empty = os.path.isfile(job.source) and os.path.getsize(job.source) == 0
+            fail(job.record, "empty file (0 bytes)" if empty else f"{job.format} is read but not written back "
+                 "(Pillow's writer may reorder the palette and frames); pass --format png to restore it into a PNG")
 
 
 def fail_long_names(jobs: List[Job], options: "RunOptions") -> None:

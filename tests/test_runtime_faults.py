@@ -104,6 +104,10 @@ def animated_gif(d):
     first.save(d / "anim.gif", save_all=True, append_images=rest, duration=100)
 
 
+def empty_gif(d):
+    (d / "empty.gif").write_bytes(b"")
+
+
 def still_gif(d):
     Image.fromarray(_rgb(16, 16)).convert("P").save(d / "still.gif")
 
@@ -577,6 +581,8 @@ MATRIX = [
          absent=("anim.gif",)),
     Case("animated GIF to PNG refused", animated_gif, ("--format", "png"), exit=3,
          says=("FAILED anim.gif: cannot be written back whole: frames 2-3 of 3 dropped",), absent=("anim.png",)),
+    Case("empty GIF said empty, not unwritable", empty_gif, exit=3, says=("FAILED empty.gif: empty file (0 bytes)",),
+         never=("not written back",)),
     Case("still GIF to PNG, palette kept", still_gif, ("--format", "png"), exit=0, says=("1 restored",),
          outputs=("still.png",), check=_gif_as_png),
     Case("--format jpeg into INPUT, run twice", one_png("g0.png"), ("--format", "jpeg", "--save-mask"), in_place=True,

@@ -23,7 +23,7 @@ from PIL import Image
 
 from restore_toolkit.fileio import atomic_write_group
 from restore_toolkit.messages import one_line
-from runtime import jpeg_blocks
+from runtime import jpeg_blocks, read_warnings
 from runtime.image_metadata import digest
 from runtime.image_pixels import Prepared, finish, prepare
 from runtime.image_read import read_image
@@ -141,7 +141,8 @@ def write_job(item: Loaded, outs: list, infer_seconds: float, tiles: int, option
             original = _blockwise_source(job, item.source, fmt, corrupted, options)
             image = finish(item.prep, restored, corrupted, array=original is not None)
             item.prep = restored = None  # the model's view and the restored array: `image` holds the pixels now
-            encoded = encode_image(image, fmt, item.source, options.quality, original=original, changed=corrupted)
+            with read_warnings.collected(rec.notes):  # Pillow reading the source's EXIF again warns as the read did
+                encoded = encode_image(image, fmt, item.source, options.quality, original=original, changed=corrupted)
             data, rec.output_mode, rec.kept_blocks = encoded.data, encoded.mode, encoded.kept_blocks
             rec.notes.extend([encoded.note] if encoded.note else [])
             rec.dropped.extend(encoded.lost)  # metadata the output cannot hold, named

@@ -144,7 +144,11 @@ def test_synthetic_samples_do_not_depend_on_workers():
     for workers in (0, 2):
         sampler = EpochBatchSampler(len(ds), 4, seed=5)
         sampler.set_epoch(2)
-        batches.append(list(DataLoader(ds, batch_sampler=sampler, num_workers=workers)))
+        # Spawned, not forked: a fork of a test process that has run ONNX Runtime (another test
+        # file on the same pytest worker) can hang in the child, collecting the parent's leftover
+        # sessions whose locks were held by threads the child does not have.
+        context = "spawn" if workers else None
+        batches.append(list(DataLoader(ds, batch_sampler=sampler, num_workers=workers, multiprocessing_context=context)))
     for a, b in zip(*batches):
         for ta, tb in zip(a, b):
             assert torch.equal(ta, tb)

@@ -85,7 +85,9 @@ def handle_errors(user_errors: Callable[[], Tuple[Type[BaseException], ...]], in
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             try:
-                errors = user_errors()
+                from restore_toolkit.targets import TargetError
+
+                errors = (*user_errors(), TargetError)  # a place it must not write: said the same everywhere
                 try:
                     return fn(*args, **kwargs)
                 except errors as e:

@@ -7,8 +7,10 @@ the table to stdout.
 from __future__ import annotations
 
 import json
+import math
 import shlex
-from typing import List
+from pathlib import Path
+from typing import List, Optional
 
 import click
 
@@ -42,10 +44,18 @@ def _int_list(ctx, param, value: str) -> List[int]:
     return out
 
 
+def _finite(ctx, param, value: float) -> float:
+    if not math.isfinite(value):
+        raise click.BadParameter(f"expected a finite number, got {value}")
+    return value
+
+
 def _name_list(ctx, param, value: str):
     if value is None:
         return None
     names = [v.strip() for v in value.split(",") if v.strip()]
+    if not names and param.name == "backends":  # '' would mean every backend (minutes, torch.compile included)
+        raise click.BadParameter(f"no backend named in {value!r}; known: {', '.join(BACKEND_NAMES)}")
     unknown = [n for n in names if n not in BACKEND_NAMES]
     if unknown:
         raise click.BadParameter(f"unknown backend(s) {', '.join(unknown)}; known: {', '.join(BACKEND_NAMES)}")
@@ -77,6 +87,38 @@ def _command_line(ctx: click.Context) -> str:
     return " ".join(parts)
 
 
+def _is_report(path: Path) -> bool:
+    """An earlier restore-bench JSON report (its `schema` key), which a rerun may replace."""
+    from benchmarks.report import SCHEMA
+
+    try:
+        report = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(report, dict) and str(report.get("schema", "")).split("/")[0] == SCHEMA.split("/")[0]
+
+
+def _is_markdown(path: Path) -> bool:
+    """An earlier restore-bench Markdown report: its heading, then its list of backends."""
+    try:
+        text = path.read_bytes()
+    except OSError:
+        return False
+    return text.startswith(b"## Benchmark\n") and b"\nBackends:\n" in text
+
+
+def _check_targets(report_path: Optional[str], md_path: Optional[str], overwrite: bool, inputs: List) -> None:
+    """--report and --markdown, before any measuring (restore_toolkit.targets): not empty, not a
+    folder, not an input nor each other, no user file replaced without --overwrite, writable."""
+    from restore_toolkit.targets import check_file
+
+    inputs = [p for p in inputs if p and p != "default"]
+    if report_path is not None:
+        check_file(report_path, "--report", overwrite, inputs=inputs, outputs=[md_path], ours=_is_report)
+    if md_path is not None:
+        check_file(md_path, "--markdown", overwrite, inputs=inputs, outputs=[report_path], ours=_is_markdown)
+
+
 def _bench_errors():
     from benchmarks.report import ReportError
     from restore_core.checkpoint import CheckpointError
@@ -101,7 +143,7 @@ def _bench_errors():
 @click.option("--batch-sizes", default="1,8", callback=_int_list, help="Comma-separated batch sizes.")
 @click.option("--sizes", default="256", callback=_int_list, help="Comma-separated image sizes (square).")
 @click.option("--min-runs", default=8, type=click.IntRange(min=1), help="Timed runs at least.")
-@click.option("--min-seconds", default=2.0, type=click.FloatRange(min=0), help="Timed seconds at least.")
+@click.option("--min-seconds", default=2.0, type=click.FloatRange(min=0), callback=_finite, help="Timed seconds at least.")
 @click.option("--warmup", default=1, type=click.IntRange(min=0),
               help="Untimed runs after the (separately reported) first call.")
 @click.option("--seed", default=0, help="Seed of the random weights when no model is given.")
@@ -109,6 +151,9 @@ def _bench_errors():
               help="Write the full report as JSON to this file.")
 @click.option("--markdown", "md_path", type=click.Path(dir_okay=False), show_default="none",
               help="Write the README tables as Markdown to this file.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace a --report or --markdown file that is not an earlier restore-bench report "
+                   "(an earlier report is replaced without it).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON on stdout instead of the table.")
 @renamed_option("--heldout-per-photo", "heldout_per_photo", default=6, type=click.IntRange(min=0),
                 old=["--quality-per-photo"],
@@ -125,7 +170,7 @@ def _bench_errors():
 @version_option("restore-bench")
 @handle_errors(_bench_errors, "no report was written", extra="bench")
 def main(model, onnx_path, backends, exclude, device, batch_sizes, sizes, min_runs, min_seconds, warmup, seed,
-         report_path, md_path, as_json, heldout_per_photo, int8_onnx, force_bf16, flip_ensemble, compare_path, quiet):
+         report_path, md_path, overwrite, as_json, heldout_per_photo, int8_onnx, force_bf16, flip_ensemble, compare_path, quiet):
     """Time every deployment path of the restoration model on the same photos and weights, and
     compare each one's outputs with eager PyTorch fp32.
 
@@ -137,6 +182,7 @@ def main(model, onnx_path, backends, exclude, device, batch_sizes, sizes, min_ru
     from benchmarks.runner import BenchSettings, run_benchmark
     from benchmarks.timing import TimingConfig
 
+    _check_targets(report_path, md_path, overwrite, [model, onnx_path, int8_onnx])
     old = load_report(compare_path) if compare_path else None  # a bad file fails before minutes of measuring
     settings = BenchSettings(
         checkpoint=model, onnx=onnx_path, backends=backends, exclude=exclude or [], device=device,
@@ -146,9 +192,9 @@ def main(model, onnx_path, backends, exclude, device, batch_sizes, sizes, min_ru
     )
     report = run_benchmark(settings, log=(lambda line: None) if quiet else (lambda line: click.echo(line, err=True)))
     report["command"] = _command_line(click.get_current_context())
-    if report_path:
+    if report_path is not None:
         write_json(report, report_path)
-    if md_path:
+    if md_path is not None:
         write_markdown(report, md_path)
     if as_json:
         click.echo(json.dumps(report, indent=2, sort_keys=True, default=str))

@@ -253,6 +253,26 @@ def _selected(settings: BenchSettings) -> List[Backend]:
     return backends
 
 
+def check_settings(settings: BenchSettings) -> None:
+    """Refuse, before anything is built or measured, a grid whose inputs alone would not fit in
+    the memory available, and an --int8-onnx file whose metadata says it is not int8."""
+    free = inputs.available_memory()
+    for size in settings.sizes:
+        for batch in settings.batch_sizes:
+            need = inputs.input_bytes(batch, size)
+            if free is not None and need > free:
+                option = f"--sizes {size}" if inputs.input_bytes(1, size) > free else f"--batch-sizes {batch}"
+                raise ValueError(f"{option}: batch {batch} of {size}x{size} images needs {need / 1e9:.1f} GB for its "
+                                 f"inputs alone, more than the {free / 1e9:.1f} GB of memory available")
+    if settings.int8_onnx:
+        from runtime.metadata import read_metadata
+
+        precision = read_metadata(settings.int8_onnx).precision  # ModelFileError: not ours, unreadable
+        if precision != "int8":
+            raise ValueError(f"--int8-onnx {settings.int8_onnx}: its restore.precision is {precision!r}, not int8 "
+                             "(restore-export onnx --precision int8 writes one)")
+
+
 def run_benchmark(settings: BenchSettings, log: Callable[[str], None] = print,
                   pipeline: Optional[RestorationPipeline] = None) -> Dict:
     """Measure the selected backends; returns the report (see `benchmarks.report`).
@@ -263,10 +283,12 @@ def run_benchmark(settings: BenchSettings, log: Callable[[str], None] = print,
         pipeline: an eager pipeline to measure instead of loading or building one.
 
     Raises:
-        ValueError: unknown backend names, bad sizes, CUDA asked for but unusable.
+        ValueError: unknown backend names, bad sizes, inputs larger than the memory available,
+            an --int8-onnx file that is not int8, CUDA asked for but unusable.
         CheckpointError / ModelFileError: the model file cannot be used.
     """
     t_start = time.perf_counter()
+    check_settings(settings)
     load_before = _load_average()
     backends = _selected(settings)
     pipeline, subject, onnx_precision, flops = _subject(settings, pipeline)

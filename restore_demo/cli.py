@@ -24,14 +24,96 @@ import click
 
 from restore_toolkit.console import COMMAND_SETTINGS, device_option, fail, renamed_option, version_option
 from restore_toolkit.fileio import atomic_path
+from restore_toolkit.targets import TargetError, check_folder
 from runtime.default_model import DEFAULT_MODEL
 from runtime.demo import DemoError, Stages, contact_sheet, make_samples, restore_samples, run_command
 
 SUMMARY = "summary.json"  # written by restore-train only when a training finishes
+MARKER = ".restore-demo"  # written first into OUTPUT: a folder holding it may be run again
+TIMES = "demo_times.json"
+WRITES = ("samples", "truth", "restored", "train", "model.onnx", "contact_sheet.png", TIMES)  # what OUTPUT gets
+MODEL_SUFFIXES = (".onnx", ".ckpt", ".safetensors")
+# The --train options behind each config key restore-train checks (restore_core.config.validate).
+OPTION_OF = {"data.size": "--size", "model.depth": "--depth", "model.base_channels": "--base-channels",
+             "train.lr": "--lr", "train.batch_size": "--batch-size", "train.max_steps": "--max-steps"}
 
 
 # ---------------------------------------------------------------------------------------------
 # The --train stages.
+
+
+def _train_settings(steps: int, size: int, batch_size: int, base_channels: int, depth: int) -> dict:
+    """The config keys the demo sets on restore-train (`--set KEY=VALUE`)."""
+    per_epoch = max(1, min(steps, 100))  # an epoch line (with validation) every ~100 steps
+    return {"data.epoch_samples": per_epoch * batch_size, "data.size": size,
+            "data.val_count": max(4, min(32, 2 * batch_size)), "data.num_workers": 1,
+            "model.base_channels": base_channels, "model.depth": depth, "train.patience": 0}
+
+
+def check_training(steps: int, size: int, batch_size: int, base_channels: int, depth: int, lr: float) -> None:
+    """The training options, by restore-train's own config checks, before anything is written."""
+    from restore_core.config import ConfigError, apply_overrides, load_config, validate
+
+    if not math.isfinite(lr) or lr <= 0:
+        raise DemoError(f"--lr {lr}: must be a positive finite number")
+    settings = {**_train_settings(steps, size, batch_size, base_channels, depth), "train.lr": lr,
+                "train.batch_size": batch_size, "train.max_steps": steps}
+    try:
+        validate(apply_overrides(load_config(None), settings))
+    except ConfigError as e:
+        named = [f"{option} {settings[key]}" for key, option in OPTION_OF.items() if f"'{key}'" in str(e)]
+        if "stride" in str(e):  # the stride is 2**depth
+            named.append(f"--depth {depth}")
+        raise DemoError(f"{', '.join(named) or '--train options'}: {e}") from None
+
+
+def check_model(model_path: str, train: bool) -> None:
+    """--model: a readable file of a kind this demo can use, checked by the loader that will read it."""
+    path = Path(model_path)
+    if not path.is_file():
+        raise DemoError(f"--model {path}: {'is a folder' if path.is_dir() else 'no such file'}")
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+    except OSError as e:
+        raise DemoError(f"--model {path}: cannot read it ({e.strerror})") from None
+    if path.suffix != ".onnx" and not train:
+        raise DemoError(f"{path}: restoring needs an ONNX model; use --train to export a checkpoint first")
+    if path.suffix not in MODEL_SUFFIXES:
+        raise DemoError(f"--model {path}: not a model file ({', '.join(MODEL_SUFFIXES)})")
+    if path.suffix == ".onnx":
+        from runtime.metadata import ModelFileError, read_metadata
+
+        try:
+            read_metadata(path)
+        except ModelFileError as e:
+            raise DemoError(f"--model {e}") from None
+        return
+    from restore_core.checkpoint import CheckpointError, load_model
+
+    try:
+        load_model(path)
+    except CheckpointError as e:
+        raise DemoError(f"--model {e}") from None
+
+
+def _earlier_demo(out: Path) -> bool:
+    """OUTPUT holds an earlier demo's results (its marker; a demo_times.json from before the marker)."""
+    if (out / MARKER).is_file():
+        return True
+    try:
+        times = json.loads((out / TIMES).read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(times, dict) and {"total_seconds", "stages"} <= set(times)
+
+
+def prepare_output(out_dir: str, overwrite: bool) -> Path:
+    """OUTPUT, checked (restore_toolkit.targets.check_folder) and marked as the demo's."""
+    out = check_folder(out_dir, "--output", overwrite or (bool(out_dir) and _earlier_demo(Path(out_dir))), WRITES)
+    with atomic_path(out / MARKER) as tmp:
+        tmp.write_text(json.dumps({"written_by": "restore-demo"}) + "\n")
+    return out
 
 
 def train_model(out: Path, steps: int, size: int, batch_size: int, base_channels: int, depth: int,
@@ -45,11 +127,8 @@ def train_model(out: Path, steps: int, size: int, batch_size: int, base_channels
     from restore_core.cpu import native_bf16
 
     save_dir = out / "train"
-    per_epoch = max(1, min(steps, 100))  # an epoch line (with validation) every ~100 steps
-    epochs = math.ceil(steps / per_epoch)
-    settings = {"data.epoch_samples": per_epoch * batch_size, "data.size": size,
-                "data.val_count": max(4, min(32, 2 * batch_size)), "data.num_workers": 1,
-                "model.base_channels": base_channels, "model.depth": depth, "train.patience": 0}
+    epochs = math.ceil(steps / max(1, min(steps, 100)))
+    settings = _train_settings(steps, size, batch_size, base_channels, depth)
     args = [
         "--synthetic", "--max-steps", steps, "--epochs", epochs, "--batch-size", batch_size, "--lr", lr,
         *(a for key, value in settings.items() for a in ("--set", f"{key}={value}")),
@@ -126,18 +205,27 @@ def _find_model(out: Path) -> Optional[Path]:
 @click.option("--seed", type=int, default=0, help="Picks the crops and their corruptions.")
 @click.option("--verify/--no-verify", default=True,
               help="--train: check the exported graph against eager PyTorch (prints the parity table).")
+@click.option("--overwrite", is_flag=True,
+              help="Write into an OUTPUT that holds files the demo writes (samples/, contact_sheet.png, ...) but "
+                   "is not an earlier demo's folder (one is rerun without it).")
 @version_option("restore-demo")
 def main(out_dir, out_alias, model_path, train, retrain, steps, lr, size, batch_size, base_channels, depth, samples,
-         sample_size, device, seed, verify):
+         sample_size, device, seed, verify, overwrite):
     """Corrupt photos the default model never saw, restore them with restore-run, and write
     OUTPUT/contact_sheet.png (before / mask / after / original).
 
     With --train, first train a small model of your own, export it and restore with that instead:
     the whole toolkit end to end.
     """
-    out_dir = out_alias or out_dir
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out_dir = out_alias if out_alias is not None else out_dir
+    try:  # every input first, then OUTPUT: one error line and nothing written
+        if model_path is not None:
+            check_model(model_path, train)
+        if train and model_path is None:
+            check_training(steps, size, batch_size, base_channels, depth, lr)
+        out = prepare_output(out_dir, overwrite)
+    except (DemoError, TargetError) as e:
+        fail(str(e))
     stages = Stages(5 if train else 3)
     try:
         with stages.run("samples", "corrupting photos"):
@@ -148,8 +236,6 @@ def main(out_dir, out_alias, model_path, train, retrain, steps, lr, size, batch_
                        "model (MODEL_CARD.md), so expect missed and spurious masks.")
             onnx_path = _train_and_export(out, model_path, retrain, steps, size, batch_size, base_channels, depth,
                                           seed, device, lr, verify, stages)
-        elif model_path and Path(model_path).suffix != ".onnx":
-            raise DemoError(f"{model_path}: restoring needs an ONNX model; use --train to export a checkpoint first")
         with stages.run("restore", f"restore-run with {'the default model' if onnx_path == DEFAULT_MODEL else onnx_path}"
                                    " (ONNX Runtime, no PyTorch)"):
             report = restore_samples(onnx_path, out, "cpu" if device == "cpu" else "auto")
@@ -164,7 +250,7 @@ def main(out_dir, out_alias, model_path, train, retrain, steps, lr, size, batch_
     total = time.perf_counter() - stages.start
     times = ", ".join(f"{k} {v:.1f} s" for k, v in stages.times.items())
     click.echo(f"\ncontact sheet: {sheet}\ntotal {total:.1f} s ({times})")
-    with atomic_path(out / "demo_times.json") as tmp:
+    with atomic_path(out / TIMES) as tmp:
         tmp.write_text(json.dumps({"total_seconds": total, "stages": stages.times}, indent=2) + "\n")
 
 

@@ -7,7 +7,9 @@ Nothing heavy is imported at module load: `--help` and `--version` return at onc
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any, Dict, NamedTuple, Tuple
@@ -32,10 +34,39 @@ def _core_errors():
     from restore_core.config import ConfigError
     from restore_core.dataset_check import DatasetError
     from restore_core.distributed import DeviceError
+    from restore_core.metrics import NonFiniteOutputError
     from restore_core.photos import SourceError
     from restore_core.train import NonFiniteLossError
 
-    return ConfigError, CheckpointError, DatasetError, SourceError, DeviceError, NonFiniteLossError
+    return ConfigError, CheckpointError, DatasetError, SourceError, DeviceError, NonFiniteLossError, NonFiniteOutputError
+
+
+SEEDS = click.IntRange(0, 2**63 - 1)  # what torch.manual_seed takes
+
+
+def _usable_threads(threads: int) -> int:
+    """--threads, lowered to the CPUs this process may use: more only wait on each other (100000 crash OpenBLAS)."""
+    from restore_core.run_state import usable_cpus
+
+    usable = usable_cpus()
+    if threads > usable:
+        click.echo(f"note: --threads {threads} lowered to {usable}, the CPUs this process may use "
+                   "(more threads would only wait on each other)", err=True)
+        return usable
+    return threads
+
+
+@contextlib.contextmanager
+def _unmade_on_failure(folder):
+    """Remove the output folder the checks made, if still empty, when the command then fails."""
+    made = not Path(folder).exists()
+    try:
+        yield
+    except BaseException:
+        if made:
+            with contextlib.suppress(OSError):
+                Path(folder).rmdir()
+        raise
 
 
 # ---------------------------------------------------------------------------------------------
@@ -52,7 +83,7 @@ def data_cli():
 @click.argument("output", metavar="OUTPUT", type=click.Path(file_okay=False))
 @click.option("--count", type=click.IntRange(min=1), required=True, help="Training samples.")
 @click.option("--size", type=click.IntRange(min=8), required=True, help="Side of the square samples (px).")
-@click.option("--seed", type=int, default=0, help="Same seed, same bytes.")
+@click.option("--seed", type=SEEDS, default=0, help="Same seed, same bytes.")
 @click.option("--source", type=click.Path(), default=None, show_default="scikit-image's bundled photos",
               help="Folder of clean images.")
 @click.option("--val-count", type=click.IntRange(min=1), default=None, show_default="COUNT/10",
@@ -71,10 +102,13 @@ def synth(output, count, size, seed, source, val_count, config_path, overwrite, 
     """
     from restore_core.config import load_config
     from restore_core.data import synthesize_dataset
+    from restore_toolkit.targets import check_folder
 
     corruption = load_config(config_path).corruption
-    counts = synthesize_dataset(output, count, size, seed, source=source, val_count=val_count, corruption=corruption,
-                                overwrite=overwrite, progress=not quiet and sys.stderr.isatty())
+    with _unmade_on_failure(output):
+        check_folder(output, "OUTPUT", overwrite)  # empty text, a file, an unwritable place: said before any work
+        counts = synthesize_dataset(output, count, size, seed, source=source, val_count=val_count,
+                                    corruption=corruption, overwrite=overwrite, progress=not quiet and sys.stderr.isatty())
     click.echo(f"wrote {counts['train']} train and {counts['val']} val samples of {size}x{size} to {output}")
 
 
@@ -105,7 +139,7 @@ SHORTCUTS = {
                           "Stop after this many steps (the schedule is unchanged); 0: no limit."),
     "max_minutes": Shortcut("train.max_minutes", ("--max-minutes",), click.FloatRange(min=0), 0,
                             "Stop after this many minutes of training, the schedule decayed by then; 0: no limit."),
-    "seed": Shortcut("train.seed", ("--seed",), int, 0, "Seeds weights, data order, augmentation and corruption."),
+    "seed": Shortcut("train.seed", ("--seed",), SEEDS, 0, "Seeds weights, data order, augmentation and corruption."),
     "device": Shortcut("train.device", ("--device",), click.Choice(["auto", "cpu", "cuda"]), "auto",
                        "auto: CUDA when it really works; cuda: fail if it does not (never a silent CPU run)."),
     "precision": Shortcut("train.precision", ("--precision",), click.Choice(["auto", "fp32", "bf16", "fp16"]), "auto",
@@ -113,7 +147,8 @@ SHORTCUTS = {
     "threads": Shortcut("train.threads", ("--threads",), click.IntRange(min=0), 0,
                         "CPU threads for torch; 0: all cores this process may use."),
     "output": Shortcut("train.save_dir", ("-o", "--output"), click.Path(file_okay=False), "checkpoints",
-                       "Folder for last.ckpt, best.ckpt, best.safetensors and train_log.jsonl."),
+                       "Folder for last.ckpt, best.ckpt, best.safetensors and train_log.jsonl; one that holds "
+                       "a run is refused unless --overwrite (or --resume from its last.ckpt)."),
     "resume": Shortcut("train.resume", ("--resume",), click.Path(), "none",
                        "Continue exactly from a last.ckpt (its config is used unless --config is given)."),
     "init": Shortcut("train.init", ("--init",), str, "none",
@@ -193,6 +228,45 @@ def _warn_if_bf16_is_emulated(precision, device) -> None:
         click.echo(f"warning: {slow}; on the CPU train in fp32 (--precision fp32)", err=True)
 
 
+def _check_targets(cfg, config_path, report, overwrite: bool):
+    """Before any work: refuse an output folder holding another run (unless --overwrite, or --resume from its
+    last.ckpt), a --report replacing a user's file or the run's own, unwritable places. The report's Path or None."""
+    from restore_core.run_state import is_run_summary
+    from restore_core.train import RUN_FILES
+    from restore_toolkit.targets import check_file, check_folder
+
+    t = cfg.train
+    continues = t.resume is not None and Path(t.resume).resolve().parent == Path(t.save_dir).resolve()
+    check_folder(t.save_dir, "--output", overwrite or continues, writes=RUN_FILES)
+    if report is None:
+        return None
+    inputs = [config_path, t.resume, None if t.init == "default" else t.init]
+    return check_file(report, "--report", overwrite, inputs=inputs, outputs=[Path(t.save_dir) / n for n in RUN_FILES],
+                      ours=is_run_summary)  # an earlier run's report is replaced
+
+
+def _train_saying_what_was_kept(cfg, report) -> None:
+    """Train and print the summary; on Ctrl-C one line says which checkpoint, if any, continues the run (exit 130)."""
+    from restore_core.run_state import file_stamp
+    from restore_core.train import LAST, train
+
+    last = Path(cfg.train.save_dir) / LAST
+    before = file_stamp(last)
+    try:
+        summary = train(cfg)
+        if summary["rank"] == 0:
+            _print_summary(summary, report)
+    except KeyboardInterrupt:
+        if file_stamp(last) not in (None, before):
+            kept = f"the last checkpoint written is complete and loadable; restore-train --resume {last} continues"
+        elif cfg.train.resume:
+            kept = f"no new checkpoint was written; restore-train --resume {cfg.train.resume} continues"
+        else:
+            kept = f"no checkpoint was written yet in {last.parent}; nothing to resume"
+        click.echo(f"interrupted: {kept}", err=True)
+        sys.exit(130)
+
+
 def _print_summary(summary: dict, report) -> None:
     from restore_core.fileio import atomic_write_text
 
@@ -219,11 +293,13 @@ def _print_summary(summary: dict, report) -> None:
 @click.option("--report", type=click.Path(dir_okay=False), default=None, show_default="none",
               help="Also write the run's summary as JSON to this file.")
 @click.option("--summary-json", "report_alias", type=click.Path(dir_okay=False), default=None, hidden=True)
+@click.option("--overwrite", is_flag=True,
+              help="Start a new run in an --output folder that holds an earlier run (its checkpoints and log "
+                   "are replaced) and replace an existing --report file.")
 @version_option("restore-train")
-@handle_errors(_core_errors, "the last checkpoint written is complete and loadable; "
-                             "restore-train --resume OUTPUT/last.ckpt continues")
+@handle_errors(_core_errors, "no checkpoint was written yet")
 def train_cli(config_path, settings, synthetic, save_dir_alias, bf16, quiet, quiet_alias, report, report_alias,
-              **flags):
+              overwrite, **flags):
     """Train the dual-decoder U-Net: config file, then command-line overrides.
 
     Without --data, samples are synthesized on the fly from scikit-image's photos (or --source).
@@ -231,12 +307,11 @@ def train_cli(config_path, settings, synthetic, save_dir_alias, bf16, quiet, qui
     torchrun --nproc_per_node=N --no-python restore-train [options].
     """
     from restore_core.config import apply_overrides
-    from restore_core.train import train
 
     if bf16 and flags["precision"] not in (None, "bf16"):
         raise click.UsageError("--bf16 (the older spelling of --precision bf16) contradicts --precision")
     flags["precision"] = "bf16" if bf16 else flags["precision"]
-    flags["output"] = flags["output"] or save_dir_alias
+    flags["output"] = save_dir_alias if flags["output"] is None else flags["output"]  # '' is refused, not the default
     legacy = {k: flags.pop(k) for k in list(flags) if k.startswith("legacy_")}
     overrides = _command_line_settings(flags, legacy, settings)
     cfg = _starting_config(config_path, overrides.get("train.resume"))
@@ -246,14 +321,24 @@ def train_cli(config_path, settings, synthetic, save_dir_alias, bf16, quiet, qui
     cfg = apply_overrides(cfg, overrides)
     if synthetic:
         cfg.data.root = None
-    log_to_console("restore_core")
-    summary = train(cfg)
-    if summary["rank"] == 0:
-        _print_summary(summary, report or report_alias)
+    cfg.train.threads = _usable_threads(cfg.train.threads)
+    with _unmade_on_failure(cfg.train.save_dir):
+        report = _check_targets(cfg, config_path, report_alias if report is None else report, overwrite)
+        log_to_console("restore_core")
+        _train_saying_what_was_kept(cfg, report)
 
 
 # ---------------------------------------------------------------------------------------------
 # restore-validate
+
+HELDOUT_FILES = ("heldout.json", "heldout.md", "worst.png", "typical.png")
+
+
+def _finite(value):
+    """A float option's value, refused when nan: a range check lets nan through (it compares false with every bound)."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number")
+    return value
 
 
 @click.command(context_settings=COMMAND_SETTINGS)
@@ -270,34 +355,40 @@ def train_cli(config_path, settings, synthetic, save_dir_alias, bf16, quiet, qui
                 help="Folder for predicted_images/, reconstructed_images/, binary_masks/ and metrics.json "
                      "(with --heldout: the held-out report).")
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=None,
-              show_default="the model's, 0.1", help="Mask threshold.")
+              callback=lambda _ctx, _param, value: _finite(value), show_default="the model's, 0.1",
+              help="Mask threshold.")
+@click.option("--overwrite", is_flag=True, help="Replace the results an earlier run left in the --output folder.")
 @device_option()
 @threads_option("torch")
 @quiet_option()
 @version_option("restore-validate")
 @handle_errors(_core_errors, "images written so far are complete; metrics.json was not written")
-def validate_cli(model, data, heldout, heldout_per_photo, output, threshold, device, threads, quiet):
+def validate_cli(model, data, heldout, heldout_per_photo, output, threshold, overwrite, device, threads, quiet):
     """Save predicted_images/, reconstructed_images/, binary_masks/ and metrics.json for ROOT/val,
     or with --heldout score the model on photos training never saw."""
     import torch
 
+    from restore_core.validate import OUTPUT_DIRS, validate, validate_heldout
+    from restore_toolkit.targets import check_folder
+
     if heldout == (data is not None):
         raise click.UsageError("give either --data ROOT or --heldout")
+    if heldout and threshold is not None:
+        raise click.UsageError("--threshold applies to --data; --heldout scores the model as shipped")
+    threads = _usable_threads(threads)
     if threads:
         torch.set_num_threads(threads)
+    with _unmade_on_failure(output):
+        check_folder(output, "--output", overwrite, writes=HELDOUT_FILES if heldout else (*OUTPUT_DIRS, "metrics.json"))
+        if heldout:
+            validate_heldout(model, output, per_photo=heldout_per_photo, device=device)
+        else:
+            report = validate(model, data, output, threshold=threshold, device=device,
+                              progress=not quiet and sys.stderr.isatty())
     if heldout:
-        from restore_core.validate import validate_heldout
-
-        if threshold is not None:
-            raise click.UsageError("--threshold applies to --data; --heldout scores the model as shipped")
-        validate_heldout(model, output, per_photo=heldout_per_photo, device=device)
         click.echo((Path(output) / "heldout.md").read_text(encoding="utf-8"), nl=False)
         click.echo(f"wrote {output}/{{heldout.json,heldout.md,worst.png,typical.png}}")
         return
-    from restore_core.validate import validate
-
-    report = validate(model, data, output, threshold=threshold, device=device,
-                      progress=not quiet and sys.stderr.isatty())
     m = report["metrics"]
     click.echo(f"{report['samples']} samples, threshold {report['threshold']}: mask IoU {m['mask_iou']:.4f} "
                f"F1 {m['mask_f1']:.4f} BCE {m['bce']:.4f} | L1 on corrupted {m['l1_corrupted']:.4f} | "

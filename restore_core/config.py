@@ -8,6 +8,7 @@ is an error that names the key.
 
 from __future__ import annotations
 
+import math
 import os
 import typing
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -257,6 +258,9 @@ def load_config(path: str | os.PathLike | None) -> Config:
             raw = tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    except UnicodeDecodeError as e:  # a PNG or other binary file given as --config
+        raise ConfigError(f"{path}: not a TOML text file (not UTF-8: byte 0x{e.object[e.start]:02x} at offset "
+                          f"{e.start})") from None
     try:
         return config_from_dict(raw)
     except ConfigError as e:
@@ -311,7 +315,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"config section 'model': {e}") from None
     need(t.epochs >= 1, "train.epochs", f"must be at least 1, got {t.epochs}")
     need(t.batch_size >= 1, "train.batch_size", f"must be at least 1, got {t.batch_size}")
-    need(t.lr > 0, "train.lr", f"must be positive, got {t.lr}")
+    need(t.lr > 0 and math.isfinite(t.lr), "train.lr", f"must be a positive finite number, got {t.lr}")
+    need(0 <= t.seed < 2**63, "train.seed", f"must lie in [0, 2**63), got {t.seed}")
     need(t.weight_decay >= 0, "train.weight_decay", f"must be >= 0, got {t.weight_decay}")
     need(t.warmup_steps >= 0, "train.warmup_steps", f"must be >= 0, got {t.warmup_steps}")
     need(0 <= t.min_lr_ratio <= 1, "train.min_lr_ratio", f"must lie in [0, 1], got {t.min_lr_ratio}")

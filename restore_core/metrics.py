@@ -32,6 +32,10 @@ PSNR_CAP = 100.0
 PSNR_GOOD = 30.0
 
 
+class NonFiniteOutputError(ValueError):
+    """The model's outputs are NaN or infinite (a diverged run): no figure can be computed."""
+
+
 def psnr(a: torch.Tensor, b: torch.Tensor, mask: Optional[torch.Tensor] = None) -> Optional[float]:
     """PSNR in dB between uint8 images (3, H, W); inside `mask` (1, H, W) bool when given.
 
@@ -65,7 +69,8 @@ class MetricAccumulator:
 
     @torch.no_grad()
     def update(self, pred: torch.Tensor, prob: torch.Tensor, clean: torch.Tensor, mask: torch.Tensor,
-               restored_u8: torch.Tensor, clean_u8: torch.Tensor) -> List[Dict[str, Optional[float]]]:
+               restored_u8: torch.Tensor, clean_u8: torch.Tensor,
+               hit: Optional[torch.Tensor] = None) -> List[Dict[str, Optional[float]]]:
         """Add a batch and return its per-image figures.
 
         Args:
@@ -75,14 +80,21 @@ class MetricAccumulator:
             mask: true mask (N, 1, H, W) bool.
             restored_u8: the reconstruction, uint8 (N, 3, H, W).
             clean_u8: the clean image, uint8 (N, 3, H, W).
+            hit: the binarized mask (N, 1, H, W) bool the composite used (the pipeline's, after
+                its mask opening); default: `prob >= threshold`.
+
+        Raises:
+            NonFiniteOutputError: `pred` or `prob` holds NaN or infinite values.
         """
         pred, prob, clean = pred.float().cpu(), prob.float().cpu(), clean.float().cpu()
+        if not (torch.isfinite(pred).all() and torch.isfinite(prob).all()):
+            raise NonFiniteOutputError("the model's outputs are not finite numbers (NaN or infinite)")
         mask, restored_u8, clean_u8 = mask.bool().cpu(), restored_u8.cpu(), clean_u8.cpu()
         m = mask.float()
         l1 = ((pred - clean).abs() * m).sum(dim=(1, 2, 3))  # (N,)
         # F.binary_cross_entropy clamps log at -100, so a saturated wrong pixel stays finite.
         bce = F.binary_cross_entropy(prob, m, reduction="none").sum(dim=(1, 2, 3))  # (N,)
-        hit = prob >= self.threshold  # (N, 1, H, W)
+        hit = prob >= self.threshold if hit is None else hit.bool().cpu()  # (N, 1, H, W)
         tp = (hit & mask).sum(dim=(1, 2, 3))
         fp = (hit & ~mask).sum(dim=(1, 2, 3))
         fn = (~hit & mask).sum(dim=(1, 2, 3))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +29,33 @@ from restore_core.model import DualDecoderUNet
 logger = logging.getLogger("restore_core.train")  # the training's lines, whichever module says them
 
 LAST = "last.ckpt"  # the resume checkpoint, in the run's save_dir
+SUMMARY_KEYS = {"stopped", "paths", "weights_sha256"}  # keys every summary of `train` (restore-train --report) has
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may use: its affinity mask (all cores where there is none)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def is_run_summary(path: Path) -> bool:
+    """Whether `path` holds a run summary as `restore-train --report` writes it (JSON with `SUMMARY_KEYS`)."""
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(summary, dict) and SUMMARY_KEYS <= summary.keys()
+
+
+def file_stamp(path: Path):
+    """(inode, mtime, size) of `path`, None when it is missing: a checkpoint written since has another."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 def lr_factor(step: int, warmup: int, total: int, min_ratio: float, elapsed: float = 0.0) -> float:

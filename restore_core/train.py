@@ -49,15 +49,22 @@ from restore_core.distributed import (
 )
 from restore_core.img_utils import normalize
 from restore_core.losses import IMAGE_WEIGHT, restoration_loss
-from restore_core.metrics import evaluate
+from restore_core.metrics import NonFiniteOutputError, evaluate
 from restore_core.model import DualDecoderUNet, count_parameters
 from restore_core.run_state import LAST, EpochResult, JsonLog, Run, init_weights, resume
 
 BEST, RELEASE, LOG = "best.ckpt", "best.safetensors", "train_log.jsonl"
+RUN_FILES = (LAST, BEST, RELEASE, LOG)  # what a run writes into its save_dir
 
 
 class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite; the message names the step."""
+    """The loss (or the validation outputs) became NaN or infinite; the message names the step."""
+
+
+def _non_finite(run: Run, what: str, step: int, epoch: int) -> NonFiniteLossError:
+    last = run.save_dir / LAST
+    return NonFiniteLossError(f"{what} at step {step} (epoch {epoch}); stopped without writing a checkpoint for it"
+                              + (f" (last good: {last})" if last.exists() else ""))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,7 +134,7 @@ def train(cfg: Config) -> Dict[str, Any]:
 
     Raises:
         ConfigError, DatasetError, SourceError, DeviceError, CheckpointError: bad input, named.
-        NonFiniteLossError: the loss became NaN or infinite (no checkpoint is written for it).
+        NonFiniteLossError: the loss or the validation outputs became NaN or infinite (no checkpoint for it).
     """
     t = cfg.train
     threads = torch.get_num_threads()
@@ -213,6 +220,8 @@ def _start(run: Run) -> None:
             run.model, device_ids=[run.device.index] if run.device.type == "cuda" else None)
     if info.is_main:
         run.save_dir.mkdir(parents=True, exist_ok=True)
+        if not t.resume:  # a new run's log holds only it (restore-train asks for --overwrite first)
+            run.log.path.unlink(missing_ok=True)
     run.say(f"device: {describe_device(run.device)}, precision {run.precision}, "
             f"{'channels-last' if t.channels_last else 'contiguous'}"
             + (f", {info.world_size} processes" if info.enabled else ""))
@@ -289,10 +298,7 @@ def _train_step(run: Run, batch, epoch: int):
     loss, lx, lm, seconds = (float(v) for v in stats.cpu())
     run.tick = now
     if not math.isfinite(loss):
-        last = run.save_dir / LAST
-        raise NonFiniteLossError(
-            f"loss became {loss} at step {run.progress.step + 1} (epoch {epoch + 1}); stopped without "
-            f"writing a checkpoint for it" + (f" (last good: {last})" if last.exists() else ""))
+        raise _non_finite(run, f"loss became {loss}", run.progress.step + 1, epoch + 1)
     run.opt.zero_grad(set_to_none=True)
     run.scaler.scale(parts.total).backward()
     if t.grad_clip > 0:
@@ -327,7 +333,10 @@ def _validate_and_save(run: Run, epoch: EpochResult) -> Dict[str, float]:
     """Validate rank 0's model, record the best and early-stopping figures, print, log and save."""
     t, p = run.cfg.train, run.progress
     sync_buffers(run.model, run.info)  # every rank validates and saves rank 0's exact model
-    val = evaluate(run.model, run.val_loader, run.device, t.threshold)
+    try:
+        val = evaluate(run.model, run.val_loader, run.device, t.threshold)
+    except NonFiniteOutputError:  # diverged weights: the same stop as a non-finite loss
+        raise _non_finite(run, "validation outputs became NaN or infinite", p.step, epoch.number) from None
     improved = val["loss"] < p.best_loss
     if improved:
         p.best_loss, p.best_step = val["loss"], p.step

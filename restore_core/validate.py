@@ -5,7 +5,8 @@ padding, thresholding and compositing live only there) writes
 
     OUT/predicted_images/NAME.png      the image decoder's raw output
     OUT/reconstructed_images/NAME.png  the mask-guided composite
-    OUT/binary_masks/NAME.png          the mask binarized at the threshold (0/255)
+    OUT/binary_masks/NAME.png          the mask the composite used (0/255): binarized at the
+                                       threshold, then the release's mask opening
 
 and OUT/metrics.json holds the set's figures (see `restore_core.metrics`) and each image's.
 """
@@ -26,7 +27,7 @@ from restore_core.dataset_check import check_dataset
 from restore_core.distributed import resolve_device
 from restore_core.fileio import atomic_save_png, atomic_write_text
 from restore_core.img_utils import normalize, unnormalize
-from restore_core.metrics import MetricAccumulator
+from restore_core.metrics import MetricAccumulator, NonFiniteOutputError
 from restore_core.pipeline import RestorationPipeline
 
 OUTPUT_DIRS = ("predicted_images", "reconstructed_images", "binary_masks")
@@ -50,12 +51,14 @@ def validate(checkpoint: str | os.PathLike, data_root: str | os.PathLike, out_di
 
     Raises:
         CheckpointError, DatasetError, DeviceError: bad input, named.
+        NonFiniteOutputError: the model's outputs are NaN or infinite (a diverged model).
     """
     dev = resolve_device(device)
     check_dataset(data_root, splits=("val",))  # problems named before any work
     loaded = load_model(checkpoint, device=dev)
     thr = loaded.threshold if threshold is None else float(threshold)
-    pipe = RestorationPipeline(loaded.model, thr, loaded.flip_ensemble).eval()
+    # The release's own pipeline (flip ensemble, mask opening): what is exported and deployed.
+    pipe = RestorationPipeline(loaded.model, thr, loaded.flip_ensemble, loaded.mask_opening).eval()
     ds = PairedFolderDataset(data_root, "val")
     out = Path(out_dir)
     acc = MetricAccumulator(thr)
@@ -68,12 +71,16 @@ def validate(checkpoint: str | os.PathLike, data_root: str | os.PathLike, out_di
         # exact inverse of normalize, so unnormalize(composite) is the pixel path's `restored`.
         pred, prob, composite = pipe.forward_tensor(normalize(corrupted))
         restored = unnormalize(composite)  # (1, 3, H, W) uint8
-        rec = acc.update(pred, prob, normalize(clean), true_mask, restored, clean)[0]
+        hit = pipe.binarize(prob)  # (1, 1, H, W) bool: the mask the composite used
+        try:
+            rec = acc.update(pred, prob, normalize(clean), true_mask, restored, clean, hit=hit)[0]
+        except NonFiniteOutputError as e:  # a diverged model: one line naming it
+            raise NonFiniteOutputError(f"{checkpoint}: {e} on {ds.names[i]}") from None
         per_image[ds.names[i]] = rec
         name = ds.names[i] + ".png"
         atomic_save_png(unnormalize(pred)[0].permute(1, 2, 0).cpu().numpy(), out / "predicted_images" / name)
         atomic_save_png(restored[0].permute(1, 2, 0).cpu().numpy(), out / "reconstructed_images" / name)
-        atomic_save_png(((prob[0, 0] >= thr).to(torch.uint8) * 255).cpu().numpy(), out / "binary_masks" / name)
+        atomic_save_png((hit[0, 0].to(torch.uint8) * 255).cpu().numpy(), out / "binary_masks" / name)
     report = {
         "checkpoint": str(checkpoint),
         "data": str(Path(data_root) / "val"),

@@ -140,6 +140,8 @@ def train_model(out: Path, steps: int, size: int, batch_size: int, base_channels
     if last.exists() and not (save_dir / SUMMARY).exists():
         click.echo(f"  {save_dir} holds an unfinished training (no {SUMMARY}): resuming it from {last}")
         args += ["--resume", last]
+    else:  # OUT/train is the demo's own (OUTPUT was checked): --retrain starts it again
+        args += ["--overwrite"]
     run_command("restore-train", "restore_core.cli", "train_cli", args)
     best = save_dir / "best.ckpt"
     if not best.exists():

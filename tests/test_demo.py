@@ -71,6 +71,11 @@ def test_demo_train_runs_every_stage_and_resumes_an_unfinished_training(tmp_path
     assert "unfinished training" in third.output and "--resume" in third.output
     assert (out / "train" / "summary.json").exists()
 
+    # --retrain trains the demo's own run again (restore-train refuses a run's folder without --overwrite).
+    fourth = CliRunner().invoke(main, [*args, "--retrain"])
+    assert fourth.exit_code == 0, fourth.output
+    assert "$ restore-train" in fourth.output and "--overwrite" in fourth.output
+
 
 def test_demo_refuses_a_checkpoint_without_train(tmp_path, tiny_release):
     result = CliRunner().invoke(main, ["--out", str(tmp_path / "d"), "--model", str(tiny_release)])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -37,6 +38,24 @@ def _export_errors():
 
         errors += (ExportError, CheckpointError)
     return errors
+
+
+def _finite(_ctx, param, value: Optional[float]) -> Optional[float]:
+    """A float option's value, refused at once (before any export) when it is NaN or infinite:
+    a bound of nan holds nothing, and would be found out only after the whole export."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number", param=param)
+    return value
+
+
+def _check_output(output: Path, overwrite: bool, models, kind: str) -> Path:
+    """OUTPUT checked before anything is loaded: the suffix `kind` writes, never a --model file
+    (not even with --overwrite), not an existing file without --overwrite, a writable folder."""
+    from export.onnx_export import check_output_path
+    from restore_core.checkpoint import DEFAULT_MODEL, SHIPPED_WEIGHTS
+
+    inputs = [SHIPPED_WEIGHTS if str(m) == DEFAULT_MODEL else m for m in models]
+    return check_output_path(output, overwrite, inputs=inputs, kind=kind)
 
 
 def _load_pipeline(model: Path, flip_ensemble=None):
@@ -121,13 +140,13 @@ def _chosen_precision(precision, fp16_flag: bool, int8_flag: bool) -> str:
                                       f"values (percentile: {CALIBRATION_PERCENTILE} % of them).")
 @click.option("--heldout-per-photo", type=click.IntRange(min=1), default=DEFAULT_HELDOUT_PER_PHOTO,
               help="--precision int8: verification crops per held-out photo.")
-@click.option("--max-iou-drop", type=float, default=Bounds.max_iou_drop,
+@click.option("--max-iou-drop", type=float, callback=_finite, default=Bounds.max_iou_drop,
               help="--precision int8: most mask IoU the int8 graph may lose against the fp32 graph.")
-@click.option("--max-psnr-drop", type=float, default=Bounds.max_psnr_drop,
+@click.option("--max-psnr-drop", type=float, callback=_finite, default=Bounds.max_psnr_drop,
               help="--precision int8: most PSNR inside the mask (dB) it may lose.")
-@click.option("--max-whole-iou-drop", type=float, default=None, show_default="none: measured and recorded",
+@click.option("--max-whole-iou-drop", type=float, callback=_finite, default=None, show_default="none: measured and recorded",
               help="--precision int8: most mask IoU it may lose on whole photos saved as JPEG.")
-@click.option("--max-whole-psnr-drop", type=float, default=None, show_default="none: measured and recorded",
+@click.option("--max-whole-psnr-drop", type=float, callback=_finite, default=None, show_default="none: measured and recorded",
               help="--precision int8: most PSNR inside the mask (dB) it may lose on whole photos saved as JPEG.")
 @click.option("--max-excluded", type=click.IntRange(min=0), default=DEFAULT_MAX_EXCLUDED,
               help="--precision int8: most parts kept in float before refusing (the first stage, then activations "
@@ -145,10 +164,10 @@ def onnx_cmd(model: Path, output: Path, signature: str, precision, fp16_flag: bo
     if precision == "int8" and signature != "pixels":
         raise click.UsageError("--precision int8 makes a pixels graph; it does not combine with --signature tensor")
     require(["torch", "onnxscript", "skimage"], "export", "restore-export onnx")
-    from export.onnx_export import check_opset, check_output_path, export_onnx
+    from export.onnx_export import check_opset, export_onnx
 
     check_opset(opset)  # cheap checks first: no slow export for a bad opset or path
-    check_output_path(output, overwrite)
+    _check_output(output, overwrite, [model], "onnx")
     pipeline = _load_pipeline(model, flip_ensemble)
     if precision == "int8":
         bounds = Bounds(max_iou_drop, max_psnr_drop, max_whole_iou_drop, max_whole_psnr_drop)
@@ -188,6 +207,7 @@ def _artifact_command(kind: str, help_text: str) -> None:
         require(["torch", "skimage"], "export", f"restore-export {kind}")
         from export.torchscript import export_artifact
 
+        _check_output(output, overwrite, [model], kind)  # before loading: no slow work for a bad OUTPUT
         result = export_artifact(kind, _load_pipeline(model, flip_ensemble), output, verify=not no_verify,
                                  force=overwrite)
         _report(result, not no_verify)
@@ -212,12 +232,9 @@ _artifact_command("exported-program", "Export with torch.export to a .pt2 progra
 def weights_cmd(models: tuple, calibrate: bool, flip_ensemble, output: Path, overwrite: bool) -> None:
     """Write a checkpoint's model weights alone as a .safetensors release (no optimizer state, no pickle)."""
     require(["torch", "safetensors"] + (["skimage"] if calibrate else []), "export", "restore-export weights")
-    from export.onnx_export import ExportError, check_output_path
     from restore_core.checkpoint import average_models, load_model, release_mask_offset, save_release, weights_sha256
 
-    if output.suffix != ".safetensors":
-        raise ExportError(f"{output}: a release is a .safetensors file")
-    check_output_path(output, overwrite)
+    _check_output(output, overwrite, models, "weights")
     # The setting is chosen before calibrating: the offset is chosen for the pipeline that ships.
     sources = models
     models = [load_model(m, flip_ensemble=flip_ensemble) for m in sources]

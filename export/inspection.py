@@ -3,7 +3,7 @@
 Handles every file the project writes: ONNX graphs (`.onnx`), TorchScript (`.pt`), exported
 programs (`.pt2`), training checkpoints (`.ckpt`) and released weights (`.safetensors`). A file
 that is not ours is refused with one line naming it; so is an ONNX file whose external data
-points outside its folder (its metadata is read without loading any weights).
+points outside its folder (its metadata is read without loading any weights) or is missing.
 """
 
 from __future__ import annotations
@@ -54,11 +54,15 @@ def describe(path: str | os.PathLike) -> Dict[str, Any]:
         CheckpointError: a `.ckpt` / `.safetensors` that is not a readable restore file.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ModelFileError(f"{path}: is a folder; give a file")
     if not path.is_file():
         raise ModelFileError(f"{path}: no such file")
     kind = KINDS.get(path.suffix.lower())
     if kind is None:
         raise ModelFileError(f"{path}: not a restore artifact (expected one of {', '.join(KINDS)})")
+    if path.stat().st_size == 0:
+        raise ModelFileError(f"{path}: empty file (0 bytes)")
     info: Dict[str, Any] = {"path": str(path), "kind": kind, "size_bytes": path.stat().st_size}
     if kind == "onnx":
         info.update(_describe_onnx(path))
@@ -90,6 +94,7 @@ def _describe_onnx(path: Path) -> Dict[str, Any]:
 
     meta = read_metadata(path)  # refuses non-ours and unsafe external data before anything else
     proto = onnx.load(str(path), load_external_data=False)
+    _check_external_files(proto, path)
 
     def values(vs) -> List[Dict[str, Any]]:
         out = []
@@ -107,6 +112,28 @@ def _describe_onnx(path: Path) -> Dict[str, Any]:
         "opset": next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None),
         "producer": f"{proto.producer_name} {proto.producer_version}".strip(),
     }
+
+
+def _check_external_files(proto, path: Path) -> None:
+    """Refuse a graph whose external data (inside its folder: `read_metadata` has checked that,
+    `runtime.metadata.check_external_data`) is missing or too short: its weights are not there,
+    so no runtime could load it."""
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
+    from runtime.metadata import _all_tensors
+
+    for tensor in _all_tensors(proto):
+        if not uses_external_data(tensor):
+            continue
+        info = ExternalDataInfo(tensor)
+        data = path.resolve().parent / info.location
+        if not data.is_file():
+            raise ModelFileError(f"{path}: its weights are not there: tensor {tensor.name!r} keeps its data in "
+                                 f"{info.location}, which is missing")
+        needed = (info.offset or 0) + (info.length or 0)
+        if data.stat().st_size < needed:
+            raise ModelFileError(f"{path}: its weights are not all there: {info.location} holds "
+                                 f"{data.stat().st_size} bytes, tensor {tensor.name!r} needs {needed}")
 
 
 def _describe_weights(path: Path) -> Dict[str, Any]:

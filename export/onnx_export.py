@@ -11,7 +11,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 import numpy as np
 import torch
@@ -257,23 +257,33 @@ def check_opset(opset: int) -> None:
         raise ExportError(f"opset {opset} is not supported; choose {MIN_OPSET} to {top} (the installed onnxscript's newest)")
 
 
-def check_output_path(output: str | os.PathLike, force: bool) -> Path:
-    """Fail fast, before a slow export, on an output that exists (without force) or cannot be written."""
-    import tempfile
+# The suffix of the file each `restore-export` command writes, and what such a file is.
+OUTPUT_SUFFIXES = {"onnx": (".onnx", "an ONNX graph"), "torchscript": (".pt", "a TorchScript module"),
+                   "exported-program": (".pt2", "a torch.export program"), "weights": (".safetensors", "a release")}
 
-    output = Path(output)
-    if output.is_dir():
-        raise ExportError(f"{output}: is a folder; give a file name")
-    if output.exists() and not force:
-        raise ExportError(f"{output}: already exists; pass --overwrite to replace it")
-    folder = output.parent
+
+def check_output_path(output: str | os.PathLike, force: bool, inputs: Iterable[str | os.PathLike] = (),
+                      kind: Optional[str] = None, option: str = "--output") -> Path:
+    """Fail fast, before a slow export, on an output that cannot or must not be written.
+
+    `restore_toolkit.targets.check_file` decides (an empty path, a folder, one of `inputs` even
+    with `force`, an existing file without `force`, a folder that cannot be written); `kind`
+    (a key of `OUTPUT_SUFFIXES`) also asks for the suffix of the file that command writes.
+
+    Raises:
+        ExportError: the reason, naming `option` and the path.
+    """
+    from restore_toolkit.targets import TargetError, check_file
+
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{output.name}.", suffix=".probe"):
-            pass
-    except OSError as e:
-        raise ExportError(f"{output}: cannot write there ({e.strerror or type(e).__name__})") from None
-    return output
+        path = check_file(output, option, overwrite=force, inputs=inputs)
+    except TargetError as e:
+        raise ExportError(str(e)) from None
+    if kind is not None:
+        suffix, what = OUTPUT_SUFFIXES[kind]
+        if path.suffix.lower() != suffix:
+            raise ExportError(f"{option} {path}: {what} is a {suffix} file; give a name ending in {suffix}")
+    return path
 
 
 def export_onnx(pipeline: RestorationPipeline, output: str | os.PathLike, *, signature: str = "pixels",

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -45,6 +46,19 @@ def _quiet_jit():
         for category in (FutureWarning, DeprecationWarning):
             warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=category)
         yield
+
+
+@contextlib.contextmanager
+def _quiet_export_logger():
+    """Silence the `torch.export` logger while a file loads: on a file it cannot read it logs
+    the whole traceback as warnings before raising, and our one-line error says it all."""
+    logger = logging.getLogger("torch.export")
+    was = logger.disabled
+    logger.disabled = True
+    try:
+        yield
+    finally:
+        logger.disabled = was
 
 
 def _metadata_bytes(metadata: ModelMetadata) -> bytes:
@@ -163,7 +177,7 @@ def load_exported_program(path: str | os.PathLike) -> Tuple[torch.export.Exporte
         raise ModelFileError(f"{path}: no such model file")
     extra = {METADATA_FILE: ""}
     try:
-        with open(path, "rb") as f:
+        with open(path, "rb") as f, _quiet_export_logger():
             program = torch.export.load(f, extra_files=extra)
     except Exception as e:
         raise ModelFileError(f"{path}: not a readable torch.export program ({type(e).__name__})") from None

@@ -64,11 +64,16 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     """Read a checkpoint written by `save_checkpoint`, refusing anything else.
 
     Raises:
-        CheckpointError: missing, truncated, foreign, or pickled with code.
+        CheckpointError: missing, a folder, empty, another kind of file (named: an image, an ONNX
+            graph, a release, a TorchScript module), truncated, foreign, or pickled with code.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+    _check_readable(path, "checkpoint")
+    kind = sniff_kind(path)
+    if kind == "safetensors":
+        raise CheckpointError(f"{path}: not a checkpoint: it is a safetensors file; name it .safetensors")
+    if kind is not None:
+        raise CheckpointError(f"{path}: not a checkpoint: it is {kind}")
     try:
         # torch.load warns (UserWarning, FutureWarning) about the very files it then refuses; our
         # one-line error below says all there is to say, so its warnings are not shown.
@@ -85,6 +90,69 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if state.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: unsupported checkpoint format version {state.get('format_version')!r}")
     return state
+
+
+def _check_readable(path: Path, what: str) -> None:
+    """Refuse a missing path, a folder and an empty file, each in its own words."""
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder, not a {what} file")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such {what} file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: empty file (0 bytes)")
+
+
+# What a file that is not a checkpoint is, told by its first bytes (no parser needed).
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+          (b"RIFF", "a RIFF file (a WebP image or a sound)"), (b"%PDF", "a PDF document"))
+# The tags that may follow ONNX's leading ir_version field (ModelProto fields 2 to 8, 14, 20, 25).
+_ONNX_NEXT_TAGS = {0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x72, 0xA2, 0xCA}
+
+
+def sniff_kind(path: Path) -> Optional[str]:
+    """What `path` is when its first bytes say it is no checkpoint ("safetensors", "a PNG
+    image", "an ONNX file", ...), or None (a zip or pickle torch may read, or unknown)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError:
+        return None
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            return kind
+    if head.startswith(b"PK\x03\x04"):
+        return _zip_kind(path)
+    if len(head) >= 10 and head[8:9] == b"{":
+        size = int.from_bytes(head[:8], "little")  # safetensors: header length, then its JSON
+        if 0 < size < 100_000_000:
+            return "safetensors"
+    return "an ONNX file" if _looks_like_onnx(head) else None
+
+
+def _looks_like_onnx(head: bytes) -> bool:
+    """ONNX's ModelProto starts with ir_version (field 1, a varint), then one of its other fields."""
+    if head[:1] != b"\x08":
+        return False
+    i = 1
+    while i < len(head) and head[i] & 0x80:
+        i += 1
+    return i + 1 < len(head) and head[i + 1] in _ONNX_NEXT_TAGS
+
+
+def _zip_kind(path: Path) -> Optional[str]:
+    """A zip that torch writes but that holds no checkpoint: a TorchScript module or a torch.export program."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return None  # truncated: torch.load says so
+    if any("/code/__torch__/" in n for n in names):
+        return "a TorchScript module (.pt)"
+    if any(n.endswith("/archive_format") for n in names):
+        return "a torch.export program (.pt2)"
+    return None
 
 
 def _refusal_reason(error: BaseException) -> str:
@@ -163,14 +231,39 @@ def _read_release(path: Path):
     except ValueError:
         raise CheckpointError(f"{path}: restore.mask_opening is {meta['restore.mask_opening']!r}, "
                               "not 0 or an odd side") from None
-    return tensors, json.loads(meta["restore.model_config"]), float(meta["restore.threshold"]), flip == "true", opening
+    threshold = _threshold(meta.get("restore.threshold", ""), path, "restore.threshold")
+    return tensors, _release_config(meta, path), threshold, flip == "true", opening
+
+
+def _release_config(meta: Dict[str, str], path: Path) -> Any:
+    """The release's `restore.model_config`, parsed (ModelConfig checks its fields)."""
+    if "restore.model_config" not in meta:
+        raise CheckpointError(f"{path}: bad metadata (no restore.model_config)")
+    try:
+        return json.loads(meta["restore.model_config"])
+    except ValueError as e:
+        raise CheckpointError(f"{path}: bad metadata (restore.model_config is not JSON: {one_line(e, 80, with_type=False)})") from None
+
+
+def _threshold(value: Any, path: Path, key: str = "threshold") -> float:
+    """A saved mask threshold (`key`) as a float inside (0, 1), as `RestorationPipeline` needs it;
+    None (a checkpoint that records none) is the default."""
+    if value is None:
+        return DEFAULT_THRESHOLD
+    try:
+        threshold = float(value)
+    except (TypeError, ValueError):
+        threshold = float("nan")
+    if not 0.0 < threshold < 1.0:  # NaN too
+        raise CheckpointError(f"{path}: bad metadata ({key} is {value!r}, not a number inside (0, 1))")
+    return threshold
 
 
 def release_mask_offset(path: str | os.PathLike) -> float:
     """The mask offset already subtracted from a release's mask head (`restore-export weights
     --calibrate`), 0.0 for a training checkpoint or an uncalibrated release."""
     path = resolve_weights(path)
-    if path.suffix != ".safetensors":
+    if path.suffix.lower() != ".safetensors":
         return 0.0
     from safetensors import safe_open
 
@@ -194,29 +287,39 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu",
             training checkpoints run one view).
 
     Raises:
-        CheckpointError: the file is missing, foreign, unsafe, or its weights do not fit its config.
+        CheckpointError: the file is missing, foreign, unsafe, its metadata or entries are malformed
+            (a model config that is not JSON, a threshold that is not a number inside (0, 1), no
+            `model` entry), or its weights do not fit its config.
     """
     path = resolve_weights(path)
-    if path.suffix == ".safetensors":
-        if not path.is_file():
-            raise CheckpointError(f"{path}: no such weights file")
+    if path.suffix.lower() == ".safetensors":
+        _check_readable(path, "weights")
         state, cfg_dict, threshold, flip, opening = _read_release(path)
     else:
         flip, opening = False, 0
-        ckpt = load_checkpoint(path)
-        state, cfg_dict = ckpt["model"], ckpt["model_config"]
-        threshold = float(ckpt.get("threshold", DEFAULT_THRESHOLD))
+        state, cfg_dict, threshold = _checkpoint_model(path)
     try:
         cfg = ModelConfig.from_dict(cfg_dict)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, AttributeError) as e:
         raise CheckpointError(f"{path}: bad model config ({e})") from None
     model = DualDecoderUNet(cfg)
     try:
         model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
+    except (RuntimeError, TypeError, AttributeError) as e:
         raise CheckpointError(f"{path}: weights do not match the model config ({one_line(e, 160, with_type=False)})") from None
     return LoadedModel(model.to(device).eval(), cfg, threshold, path, flip if flip_ensemble is None else flip_ensemble,
                        opening)
+
+
+def _checkpoint_model(path: Path):
+    """A training checkpoint's weights, model config and threshold, each checked to be there."""
+    ckpt = load_checkpoint(path)
+    missing = [key for key in ("model", "model_config") if key not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path}: bad checkpoint (no {' or '.join(repr(k) for k in missing)} entry)")
+    if not isinstance(ckpt["model"], dict) or not isinstance(ckpt["model_config"], dict):
+        raise CheckpointError(f"{path}: bad checkpoint ('model' and 'model_config' must be dicts)")
+    return ckpt["model"], ckpt["model_config"], _threshold(ckpt.get("threshold"), path)
 
 
 def average_models(loaded: Sequence[LoadedModel]) -> LoadedModel:

@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from PIL import Image
 
 from restore_core.checkpoint import load_model, save_release
@@ -17,23 +16,9 @@ from restore_core.data import synthesize_dataset
 from restore_core.img_utils import normalize
 from restore_core.validate import validate
 from tests.conftest import make_tiny_model
-from tests.test_core_cli import TINY_ARGS
+from tests.test_core_cli import TINY_ARGS, _one_line_error, _run
 
 ONE_STEP = ["--max-steps", "1", "--epochs", "1", *TINY_ARGS]
-
-
-def _run(cmd, args):
-    return CliRunner().invoke(cmd, args, catch_exceptions=False)
-
-
-def _one_line_error(result, *needles):
-    assert result.exit_code == 1, result.output
-    lines = [x for x in result.output.splitlines() if x.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    assert "Traceback" not in result.output
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-    return lines[0]
 
 
 def _ends_in_one_error(result, *needles):

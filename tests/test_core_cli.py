@@ -24,6 +24,7 @@ def _one_line_error(result, *needles):
     assert "Traceback" not in result.output
     for n in needles:
         assert n in lines[0], (n, lines[0])
+    return lines[0]
 
 
 @pytest.mark.parametrize("cmd,args", [(data_cli, []), (data_cli, ["synth"]), (train_cli, []), (validate_cli, [])])

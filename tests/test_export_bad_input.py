@@ -16,11 +16,10 @@ from dataclasses import asdict
 
 import pytest
 import torch
-from click.testing import CliRunner
 
-from export.cli import main
 from restore_core.checkpoint import CheckpointError, load_model, save_checkpoint, save_release
 from tests.conftest import make_tiny_model
+from tests.test_export_cli import one_line_error, run
 
 
 @pytest.fixture(scope="module")
@@ -31,18 +30,6 @@ def files(tmp_path_factory):
     save_checkpoint({"model": model.state_dict(), "model_config": asdict(model.cfg), "step": 1}, folder / "m.ckpt")
     save_release(folder / "m.safetensors", model)
     return folder / "m.ckpt", folder / "m.safetensors"
-
-
-def run(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    return result.exit_code, result.output
-
-
-def one_line_error(output: str) -> str:
-    lines = output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), output
-    assert "Traceback" not in output
-    return lines[0]
 
 
 def _copy(src, dst):

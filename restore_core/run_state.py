@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from restore_core.checkpoint import load_checkpoint, load_model, save_checkpoint
+from restore_core.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
 from restore_core.config import Config, ConfigError, config_to_dict
 from restore_core.data import EpochBatchSampler
 from restore_core.distributed import DistInfo
@@ -225,9 +225,16 @@ def _check_model_config(run: Run, source, saved: Dict[str, Any]) -> None:
         raise ConfigError(f"{source}: its model config {saved} differs from the configured one {asdict(run.cfg.model)}")
 
 
+RESUME_ENTRIES = ("model_config", "model", "optimizer", "scheduler", "scaler", "progress", "rng")  # what save writes
+
+
 def resume(run: Run, path: str) -> None:
     """Load weights, optimizer, schedule, scaler, progress and RNG states from a resume checkpoint."""
     ckpt = load_checkpoint(path, map_location="cpu")  # RNG states must stay CPU tensors
+    missing = [k for k in RESUME_ENTRIES if k not in ckpt]
+    if missing:  # a release or a hand-made file: not a run's last.ckpt
+        raise CheckpointError(f"{path}: not a checkpoint a run can resume from (no {', '.join(missing)} "
+                              "entry); --init starts a new run from its weights")
     _check_model_config(run, path, ckpt["model_config"])
     run.model.load_state_dict(ckpt["model"])
     run.opt.load_state_dict(ckpt["optimizer"])

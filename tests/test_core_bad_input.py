@@ -336,3 +336,20 @@ def test_ctrl_c_after_a_checkpoint_names_the_real_folder(tmp_path, monkeypatch):
     r = _run(train_cli, ["-o", str(run), *ONE_STEP])
     assert r.exit_code == 130, r.output
     assert f"restore-train --resume {run / 'last.ckpt'} continues" in r.output and "OUTPUT" not in r.output
+
+
+def test_resume_from_a_checkpoint_without_a_runs_state_is_one_line(tmp_path):
+    """A checkpoint of weights alone (an export's input, not a run's last.ckpt): a KeyError before."""
+    from dataclasses import asdict
+
+    from restore_core.checkpoint import save_checkpoint
+
+    model = make_tiny_model()
+    bare = tmp_path / "bare.ckpt"
+    save_checkpoint({"model": model.state_dict(), "model_config": asdict(model.cfg), "step": 1}, bare)
+    config = tmp_path / "c.toml"
+    config.write_text("")  # the run's settings from here and the command line: the checkpoint holds none
+    line = _one_line_error(_run(train_cli, ["--config", str(config), "--resume", str(bare), "-o", str(tmp_path / "run"),
+                                            *ONE_STEP]))
+    assert line == (f"error: {bare}: not a checkpoint a run can resume from (no optimizer, scheduler, scaler, "
+                    "progress, rng entry); --init starts a new run from its weights")

@@ -7,7 +7,6 @@ the table to stdout.
 from __future__ import annotations
 
 import json
-import math
 import shlex
 from pathlib import Path
 from typing import List, Optional
@@ -16,6 +15,7 @@ import click
 
 from restore_toolkit.console import (
     COMMAND_SETTINGS,
+    finite,
     handle_errors,
     quiet_option,
     renamed_option,
@@ -42,12 +42,6 @@ def _int_list(ctx, param, value: str) -> List[int]:
     if not out or any(v < 1 for v in out):
         raise click.BadParameter(f"expected positive integers, got {value!r}")
     return out
-
-
-def _finite(ctx, param, value: float) -> float:
-    if not math.isfinite(value):
-        raise click.BadParameter(f"expected a finite number, got {value}")
-    return value
 
 
 def _name_list(ctx, param, value: str):
@@ -143,7 +137,7 @@ def _bench_errors():
 @click.option("--batch-sizes", default="1,8", callback=_int_list, help="Comma-separated batch sizes.")
 @click.option("--sizes", default="256", callback=_int_list, help="Comma-separated image sizes (square).")
 @click.option("--min-runs", default=8, type=click.IntRange(min=1), help="Timed runs at least.")
-@click.option("--min-seconds", default=2.0, type=click.FloatRange(min=0), callback=_finite, help="Timed seconds at least.")
+@click.option("--min-seconds", default=2.0, type=click.FloatRange(min=0), callback=finite, help="Timed seconds at least.")
 @click.option("--warmup", default=1, type=click.IntRange(min=0),
               help="Untimed runs after the (separately reported) first call.")
 @click.option("--seed", default=0, help="Seed of the random weights when no model is given.")

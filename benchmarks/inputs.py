@@ -7,9 +7,7 @@ the project's own corruption are what the model is for. Seeded, so two runs see 
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-from typing import List, Optional
+from typing import List
 
 import numpy as np
 
@@ -48,16 +46,3 @@ def input_bytes(batch: int, size: int) -> int:
     """Bytes of one grid cell's inputs alone: the uint8 images and their float32 copy (N, 3, H, W)."""
     return batch * size * size * 3 * (1 + 4)
 
-
-def available_memory() -> Optional[int]:
-    """Bytes of memory available to a new allocation (MemAvailable, else free pages), or None."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, AttributeError):
-        return None

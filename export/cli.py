@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import math
 from pathlib import Path
 from typing import Optional
 
@@ -18,7 +17,7 @@ import click
 
 from export.int8 import DEFAULT_HELDOUT_PER_PHOTO, DEFAULT_MAX_EXCLUDED, Bounds
 from export.quantize import CALIBRATION_METHODS, CALIBRATION_PERCENTILE, DEFAULT_CALIBRATION, DEFAULT_CALIBRATION_METHOD
-from restore_toolkit.console import COMMAND_SETTINGS, handle_errors, renamed_option, require, version_option
+from restore_toolkit.console import COMMAND_SETTINGS, finite, handle_errors, renamed_option, require, version_option
 
 # The exporter's own values (export.onnx_export imports torch, so --help cannot ask it);
 # tests/test_export_cli.py checks that these match.
@@ -38,14 +37,6 @@ def _export_errors():
 
         errors += (ExportError, CheckpointError)
     return errors
-
-
-def _finite(_ctx, param, value: Optional[float]) -> Optional[float]:
-    """A float option's value, refused at once (before any export) when it is NaN or infinite:
-    a bound of nan holds nothing, and would be found out only after the whole export."""
-    if value is not None and not math.isfinite(value):
-        raise click.BadParameter(f"{value} is not a finite number", param=param)
-    return value
 
 
 def _check_output(output: Path, overwrite: bool, models, kind: str) -> Path:
@@ -140,13 +131,13 @@ def _chosen_precision(precision, fp16_flag: bool, int8_flag: bool) -> str:
                                       f"values (percentile: {CALIBRATION_PERCENTILE} % of them).")
 @click.option("--heldout-per-photo", type=click.IntRange(min=1), default=DEFAULT_HELDOUT_PER_PHOTO,
               help="--precision int8: verification crops per held-out photo.")
-@click.option("--max-iou-drop", type=float, callback=_finite, default=Bounds.max_iou_drop,
+@click.option("--max-iou-drop", type=float, callback=finite, default=Bounds.max_iou_drop,
               help="--precision int8: most mask IoU the int8 graph may lose against the fp32 graph.")
-@click.option("--max-psnr-drop", type=float, callback=_finite, default=Bounds.max_psnr_drop,
+@click.option("--max-psnr-drop", type=float, callback=finite, default=Bounds.max_psnr_drop,
               help="--precision int8: most PSNR inside the mask (dB) it may lose.")
-@click.option("--max-whole-iou-drop", type=float, callback=_finite, default=None, show_default="none: measured and recorded",
+@click.option("--max-whole-iou-drop", type=float, callback=finite, default=None, show_default="none: measured and recorded",
               help="--precision int8: most mask IoU it may lose on whole photos saved as JPEG.")
-@click.option("--max-whole-psnr-drop", type=float, callback=_finite, default=None, show_default="none: measured and recorded",
+@click.option("--max-whole-psnr-drop", type=float, callback=finite, default=None, show_default="none: measured and recorded",
               help="--precision int8: most PSNR inside the mask (dB) it may lose on whole photos saved as JPEG.")
 @click.option("--max-excluded", type=click.IntRange(min=0), default=DEFAULT_MAX_EXCLUDED,
               help="--precision int8: most parts kept in float before refusing (the first stage, then activations "

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any, Dict, NamedTuple, Tuple
@@ -18,7 +17,9 @@ import click
 
 from restore_toolkit.console import (
     COMMAND_SETTINGS,
+    capped_threads,
     device_option,
+    finite,
     handle_errors,
     log_to_console,
     quiet_option,
@@ -42,18 +43,6 @@ def _core_errors():
 
 
 SEEDS = click.IntRange(0, 2**63 - 1)  # what torch.manual_seed takes
-
-
-def _usable_threads(threads: int) -> int:
-    """--threads, lowered to the CPUs this process may use: more only wait on each other (100000 crash OpenBLAS)."""
-    from restore_core.run_state import usable_cpus
-
-    usable = usable_cpus()
-    if threads > usable:
-        click.echo(f"note: --threads {threads} lowered to {usable}, the CPUs this process may use "
-                   "(more threads would only wait on each other)", err=True)
-        return usable
-    return threads
 
 
 @contextlib.contextmanager
@@ -321,7 +310,7 @@ def train_cli(config_path, settings, synthetic, save_dir_alias, bf16, quiet, qui
     cfg = apply_overrides(cfg, overrides)
     if synthetic:
         cfg.data.root = None
-    cfg.train.threads = _usable_threads(cfg.train.threads)
+    cfg.train.threads = capped_threads(cfg.train.threads)
     with _unmade_on_failure(cfg.train.save_dir):
         report = _check_targets(cfg, config_path, report_alias if report is None else report, overwrite)
         log_to_console("restore_core")
@@ -332,13 +321,6 @@ def train_cli(config_path, settings, synthetic, save_dir_alias, bf16, quiet, qui
 # restore-validate
 
 HELDOUT_FILES = ("heldout.json", "heldout.md", "worst.png", "typical.png")
-
-
-def _finite(value):
-    """A float option's value, refused when nan: a range check lets nan through (it compares false with every bound)."""
-    if value is not None and not math.isfinite(value):
-        raise click.BadParameter(f"{value} is not a finite number")
-    return value
 
 
 @click.command(context_settings=COMMAND_SETTINGS)
@@ -355,7 +337,7 @@ def _finite(value):
                 help="Folder for predicted_images/, reconstructed_images/, binary_masks/ and metrics.json "
                      "(with --heldout: the held-out report).")
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=None,
-              callback=lambda _ctx, _param, value: _finite(value), show_default="the model's, 0.1",
+              callback=finite, show_default="the model's, 0.1",
               help="Mask threshold.")
 @click.option("--overwrite", is_flag=True, help="Replace the results an earlier run left in the --output folder.")
 @device_option()
@@ -375,7 +357,7 @@ def validate_cli(model, data, heldout, heldout_per_photo, output, threshold, ove
         raise click.UsageError("give either --data ROOT or --heldout")
     if heldout and threshold is not None:
         raise click.UsageError("--threshold applies to --data; --heldout scores the model as shipped")
-    threads = _usable_threads(threads)
+    threads = capped_threads(threads)
     if threads:
         torch.set_num_threads(threads)
     with _unmade_on_failure(output):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,14 +29,6 @@ logger = logging.getLogger("restore_core.train")  # the training's lines, whiche
 
 LAST = "last.ckpt"  # the resume checkpoint, in the run's save_dir
 SUMMARY_KEYS = {"stopped", "paths", "weights_sha256"}  # keys every summary of `train` (restore-train --report) has
-
-
-def usable_cpus() -> int:
-    """The CPUs this process may use: its affinity mask (all cores where there is none)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
 
 
 def is_run_summary(path: Path) -> bool:

@@ -54,8 +54,6 @@ def check_training(steps: int, size: int, batch_size: int, base_channels: int, d
     """The training options, by restore-train's own config checks, before anything is written."""
     from restore_core.config import ConfigError, apply_overrides, load_config, validate
 
-    if not math.isfinite(lr) or lr <= 0:
-        raise DemoError(f"--lr {lr}: must be a positive finite number")
     settings = {**_train_settings(steps, size, batch_size, base_channels, depth), "train.lr": lr,
                 "train.batch_size": batch_size, "train.max_steps": steps}
     try:

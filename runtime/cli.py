@@ -9,7 +9,6 @@ Imports neither torch nor restore_core: the base install runs it.
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -17,7 +16,15 @@ from typing import Optional
 
 import click
 
-from restore_toolkit.console import COMMAND_SETTINGS, device_option, fail, quiet_option, version_option
+from restore_toolkit.console import (
+    COMMAND_SETTINGS,
+    capped_threads,
+    device_option,
+    fail,
+    finite,
+    quiet_option,
+    version_option,
+)
 from restore_toolkit.messages import flat
 from runtime.images import DEFAULT_MAX_PIXELS
 from runtime.tiling import DEFAULT_TILE_BUDGET, least_tile
@@ -107,7 +114,7 @@ from runtime.tiling import DEFAULT_TILE_BUDGET, least_tile
               help="--engine ray: the Ray cluster to join.")
 @click.option("--actors", type=click.IntRange(min=1), default=None, show_default="1",
               help="--engine ray: inference actors, one ONNX Runtime session each.")
-@click.option("--gpus-per-actor", type=click.FloatRange(min=0), default=None, callback=lambda _ctx, _param, value: _finite(value),
+@click.option("--gpus-per-actor", type=click.FloatRange(min=0), default=None, callback=finite,
               show_default="1 when CUDA is asked for or the cluster has GPUs", help="--engine ray: GPUs each actor reserves.")
 @version_option("restore-run")
 def main(input_path, output_path, engine, verbose, **opts):
@@ -201,26 +208,10 @@ def _option_groups(engine: str, input_path: str, opts: dict):
     return model, options, cluster
 
 
-def _finite(value: Optional[float]) -> Optional[float]:
-    """A float option's value, refused when it is not a number (nan) or infinite: a range check
-    lets nan through, as nan compares false with every bound."""
-    if value is not None and not math.isfinite(value):
-        raise click.BadParameter(f"{value} is not a finite number")
-    return value
-
-
 def _threads(engine: str, threads: int) -> int:
-    """--threads, lowered to the CPUs this process may use on the local engine: ONNX Runtime's
-    threads beyond them only wait on each other (on a 2-CPU machine one small image took 1.8 s
-    with 2 threads, 79 s with 500, and 10,000 never finished). A Ray actor's CPUs are its node's."""
-    from runtime.session import available_cpus
-
-    usable = available_cpus()
-    if engine == "local" and threads > usable:
-        click.echo(f"note: --threads {threads} lowered to {usable}, the CPUs this process may use "
-                   "(more threads would only wait on each other)", err=True)
-        return usable
-    return threads
+    """--threads, lowered to the CPUs this process may use on the local engine (`capped_threads`);
+    a Ray actor's CPUs are its node's."""
+    return capped_threads(threads) if engine == "local" else threads
 
 
 def _library_logs(verbose: bool) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
+from restore_toolkit.console import available_cpus  # noqa: F401 (the runtime's callers import it from here)
 from restore_toolkit.messages import one_line
 from runtime.metadata import (
     ModelFileError,
@@ -61,25 +62,6 @@ class SessionInfo:
         if self.provider == "cpu" and self.threads:
             text += f", {self.threads} threads"
         return text + (f"; {self.note}" if self.note else "")
-
-
-def available_cpus() -> int:
-    """CPUs this process may really use: its affinity mask, capped by a cgroup v2 CPU quota.
-
-    `os.cpu_count()` reports the host's cores inside containers, and more ORT threads than
-    usable cores makes every thread wait on the others.
-    """
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        n = os.cpu_count() or 1
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        if quota != "max":
-            n = min(n, max(1, int(int(quota) // int(period))))
-    except (OSError, ValueError):
-        pass
-    return max(1, n)
 
 
 def cuda_driver_problem() -> Optional[str]:

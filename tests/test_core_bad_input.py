@@ -279,7 +279,7 @@ def test_seed_out_of_range_is_a_usage_error(seed, tmp_path):
 
 
 def test_threads_above_the_usable_cpus_are_lowered_with_a_note(tmp_path, monkeypatch):
-    from restore_core.run_state import usable_cpus
+    from restore_toolkit.console import available_cpus as usable_cpus
 
     asked, real = [], torch.set_num_threads
 

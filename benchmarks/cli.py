@@ -15,6 +15,7 @@ import click
 
 from restore_toolkit.console import (
     COMMAND_SETTINGS,
+    NamedPath,
     finite,
     handle_errors,
     quiet_option,
@@ -122,10 +123,10 @@ def _bench_errors():
 
 
 @click.command(context_settings=COMMAND_SETTINGS)
-@renamed_option("--model", "model", type=click.Path(dir_okay=False), old=["--checkpoint"],
+@renamed_option("--model", "model", type=NamedPath(dir_okay=False), old=["--checkpoint"],
                 show_default="default width, seeded random weights",
                 help="Model to measure (.ckpt, .safetensors, or 'default' for the shipped model).")
-@click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False), show_default="exported from the model",
+@click.option("--onnx", "onnx_path", type=NamedPath(dir_okay=False), show_default="exported from the model",
               help="Pixels-signature ONNX file for the ONNX Runtime rows (alone: PyTorch rows are skipped).")
 @click.option("--backends", callback=_name_list, default=None, show_default="all",
               help=f"Comma-separated backends to run: {', '.join(BACKEND_NAMES)}.")
@@ -141,9 +142,9 @@ def _bench_errors():
 @click.option("--warmup", default=1, type=click.IntRange(min=0),
               help="Untimed runs after the (separately reported) first call.")
 @click.option("--seed", default=0, help="Seed of the random weights when no model is given.")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False), show_default="none",
+@click.option("--report", "report_path", type=NamedPath(dir_okay=False), show_default="none",
               help="Write the full report as JSON to this file.")
-@click.option("--markdown", "md_path", type=click.Path(dir_okay=False), show_default="none",
+@click.option("--markdown", "md_path", type=NamedPath(dir_okay=False), show_default="none",
               help="Write the README tables as Markdown to this file.")
 @click.option("--overwrite", is_flag=True,
               help="Replace a --report or --markdown file that is not an earlier restore-bench report "
@@ -152,13 +153,13 @@ def _bench_errors():
 @renamed_option("--heldout-per-photo", "heldout_per_photo", default=6, type=click.IntRange(min=0),
                 old=["--quality-per-photo"],
                 help="Held-out crops per photo for each backend's mask IoU / PSNR-in-mask columns (0: none).")
-@click.option("--int8-onnx", type=click.Path(dir_okay=False), show_default="quantized in the run",
+@click.option("--int8-onnx", type=NamedPath(dir_okay=False), show_default="quantized in the run",
               help="An int8 graph (restore-export onnx --int8) for the int8 rows.")
 @click.option("--force-bf16", is_flag=True, help="Run bf16 rows even where the CPU emulates bf16 (very slow).")
 @click.option("--flip-ensemble/--no-flip-ensemble", default=None, show_default="the checkpoint's",
               help="Run the checkpoint's pipeline (and the graphs exported from it in the run) on the image and "
                    "its mirror image, averaged, or on one view; --onnx and --int8-onnx files run as written.")
-@click.option("--compare", "compare_path", type=click.Path(dir_okay=False), show_default="none",
+@click.option("--compare", "compare_path", type=NamedPath(dir_okay=False), show_default="none",
               help="An earlier JSON report: print the change per row.")
 @quiet_option("No progress lines on stderr.")
 @version_option("restore-bench")

@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.memory import SAMPLE, apart, run_measured, sensor_noise, write_result
+from restore_toolkit.console import NamedPath
 
 MIB = 1 << 20
 
@@ -215,8 +216,8 @@ def to_markdown(result: Dict) -> str:
 @click.option("--sizes", default="6,24", help="Two comma-separated sizes in megapixels.")
 @click.option("--kinds", default=",".join(KINDS), help="Comma-separated kinds (default: all).")
 @click.option("--repeats", default=2, type=click.IntRange(min=1), help="Runs per file; the largest peak counts.")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False), required=True)
-@click.option("--markdown", "md_path", type=click.Path(dir_okay=False), required=True)
+@click.option("--report", "report_path", type=NamedPath(dir_okay=False), required=True)
+@click.option("--markdown", "md_path", type=NamedPath(dir_okay=False), required=True)
 @click.option("--noise", default=0.0, show_default=True, help="Sensor noise (sigma, levels) on the photo, as a camera's.")
 def main(sizes: str, kinds: str, repeats: int, report_path: str, md_path: str, noise: float) -> None:
     """Measure what each kind of image costs in flight and set it beside what the gate counts."""

@@ -33,6 +33,7 @@ from PIL import Image
 
 from benchmarks.in_flight import photo_and_paint
 from benchmarks.memory import write_result
+from restore_toolkit.console import NamedPath
 
 
 def timed(fn: Callable, repeats: int) -> Dict[str, float]:
@@ -133,8 +134,8 @@ def to_markdown(result: Dict) -> str:
 @click.option("--sizes", default="12,48", help="Comma-separated sizes in megapixels.")
 @click.option("--repeats", default=5, type=click.IntRange(min=1), help="Runs of each step.")
 @click.option("--noise", default=2.0, show_default=True, help="Sensor noise (sigma, levels) on the photo.")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False), required=True)
-@click.option("--markdown", "md_path", type=click.Path(dir_okay=False), required=True)
+@click.option("--report", "report_path", type=NamedPath(dir_okay=False), required=True)
+@click.option("--markdown", "md_path", type=NamedPath(dir_okay=False), required=True)
 def main(sizes: str, repeats: int, noise: float, report_path: str, md_path: str) -> None:
     """Time each step of writing a restored JPEG back."""
     from benchmarks.report import environment

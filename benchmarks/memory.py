@@ -39,6 +39,7 @@ from PIL import Image
 
 from restore_core.cpu import cpu_model
 from restore_core.fileio import atomic_write_text
+from restore_toolkit.console import NamedPath
 from runtime.default_model import choose_model
 
 SAMPLE = Path(__file__).resolve().parent.parent / "runtime" / "assets" / "samples" / "chelsea.jpg"
@@ -231,8 +232,8 @@ def to_markdown(result: Dict) -> str:
 
 @click.command()
 @click.option("--sizes", default="1,4,12,25", help="Comma-separated megapixels.")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False), required=True)
-@click.option("--markdown", "md_path", type=click.Path(dir_okay=False), required=True)
+@click.option("--report", "report_path", type=NamedPath(dir_okay=False), required=True)
+@click.option("--markdown", "md_path", type=NamedPath(dir_okay=False), required=True)
 @click.option("--no-reference", is_flag=True, help="Skip restore-bench (quick checks).")
 @click.option("--noise", default=0.0, show_default=True, help="Sensor noise (sigma, levels) on the photos, as a camera's.")
 @click.option("--probe-256", is_flag=True, hidden=True, help="Print probe_256's JSON (run in a process of its own).")

@@ -34,6 +34,7 @@ from typing import Dict, List, Tuple
 import click
 
 from benchmarks.memory import apart, make_photo, run_measured, write_result
+from restore_toolkit.console import NamedPath
 
 HERE = Path(__file__).resolve().parents[1]
 PACKAGES = ("onnxruntime", "onnx", "numpy", "ml_dtypes")  # the versions the Markdown names
@@ -142,13 +143,13 @@ def to_markdown(result: Dict) -> str:
 
 
 @click.command()
-@click.option("--baseline", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+@click.option("--baseline", type=NamedPath(exists=True, file_okay=False, path_type=Path), required=True,
               help="Another checkout of the project (e.g. a `git worktree` at an earlier revision).")
 @click.option("--sizes", default="12,25", help="Comma-separated megapixels of the camera-size photos.")
 @click.option("--folder", default=12, type=click.IntRange(min=0), help="Photos of about 1 Mpx in the folder case (0: none).")
 @click.option("--repeats", default=3, type=click.IntRange(min=1), help="Runs of each checkout per case.")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False), required=True)
-@click.option("--markdown", "md_path", type=click.Path(dir_okay=False), required=True)
+@click.option("--report", "report_path", type=NamedPath(dir_okay=False), required=True)
+@click.option("--markdown", "md_path", type=NamedPath(dir_okay=False), required=True)
 def main(baseline: Path, sizes: str, folder: int, repeats: int, report_path: str, md_path: str) -> None:
     """Time this checkout's default restore-run against BASELINE's on the same photos."""
     from benchmarks.report import environment

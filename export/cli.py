@@ -17,7 +17,15 @@ import click
 
 from export.int8 import DEFAULT_HELDOUT_PER_PHOTO, DEFAULT_MAX_EXCLUDED, Bounds
 from export.quantize import CALIBRATION_METHODS, CALIBRATION_PERCENTILE, DEFAULT_CALIBRATION, DEFAULT_CALIBRATION_METHOD
-from restore_toolkit.console import COMMAND_SETTINGS, finite, handle_errors, renamed_option, require, version_option
+from restore_toolkit.console import (
+    COMMAND_SETTINGS,
+    NamedPath,
+    finite,
+    handle_errors,
+    renamed_option,
+    require,
+    version_option,
+)
 
 # The exporter's own values (export.onnx_export imports torch, so --help cannot ask it);
 # tests/test_export_cli.py checks that these match.
@@ -67,10 +75,10 @@ def _report(result, verify: bool) -> None:
 
 # --model names the model to read in every command (restore-run, restore-validate, restore-bench too);
 # --checkpoint, its older spelling here, still works.
-_model = renamed_option("--model", "model", required=True, type=click.Path(path_type=Path), old=["--checkpoint"],
+_model = renamed_option("--model", "model", required=True, type=NamedPath(path_type=Path), old=["--checkpoint"],
                         help="Training checkpoint (.ckpt), released weights (.safetensors) or 'default' "
                              "(the shipped model).")
-_output = click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
+_output = click.option("-o", "--output", "output", required=True, type=NamedPath(path_type=Path),
                        help="File to write (written beside it under a temporary name, then renamed).")
 
 
@@ -210,7 +218,7 @@ _artifact_command("exported-program", "Export with torch.export to a .pt2 progra
 
 
 @main.command("weights")
-@renamed_option("--model", "models", required=True, multiple=True, type=click.Path(path_type=Path), old=["--checkpoint"],
+@renamed_option("--model", "models", required=True, multiple=True, type=NamedPath(path_type=Path), old=["--checkpoint"],
                 help="Training checkpoint (.ckpt), released weights (.safetensors) or 'default'. Given more than "
                      "once: the weights are averaged (runs fine-tuned from one start, same model config).")
 @click.option("--calibrate", is_flag=True,
@@ -260,7 +268,7 @@ def weights_cmd(models: tuple, calibrate: bool, flip_ensemble, output: Path, ove
 
 
 @main.command("inspect")
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("file", type=NamedPath(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON on stdout instead of text.")
 @handle_errors(_export_errors, "nothing was written", extra="export")
 def inspect_cmd(file: Path, as_json: bool) -> None:

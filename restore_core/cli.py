@@ -17,6 +17,7 @@ import click
 
 from restore_toolkit.console import (
     COMMAND_SETTINGS,
+    NamedPath,
     capped_threads,
     device_option,
     finite,
@@ -69,15 +70,15 @@ def data_cli():
 
 
 @data_cli.command("synth")
-@click.argument("output", metavar="OUTPUT", type=click.Path(file_okay=False))
+@click.argument("output", metavar="OUTPUT", type=NamedPath(file_okay=False))
 @click.option("--count", type=click.IntRange(min=1), required=True, help="Training samples.")
 @click.option("--size", type=click.IntRange(min=8), required=True, help="Side of the square samples (px).")
 @click.option("--seed", type=SEEDS, default=0, help="Same seed, same bytes.")
-@click.option("--source", type=click.Path(), default=None, show_default="scikit-image's bundled photos",
+@click.option("--source", type=NamedPath(), default=None, show_default="scikit-image's bundled photos",
               help="Folder of clean images.")
 @click.option("--val-count", type=click.IntRange(min=1), default=None, show_default="COUNT/10",
               help="Validation samples, from held-out photos.")
-@click.option("--config", "config_path", type=click.Path(), default=None, show_default="the built-in [corruption]",
+@click.option("--config", "config_path", type=NamedPath(), default=None, show_default="the built-in [corruption]",
               help="Take the [corruption] section (shapes, sizes, counts, fill) from this TOML file.")
 @click.option("--overwrite", is_flag=True, help="Write into a root that already holds images.")
 @quiet_option()
@@ -116,9 +117,9 @@ class Shortcut(NamedTuple):
 
 # Any config key can be set with --set; these few settings also have flags of their own.
 SHORTCUTS = {
-    "data": Shortcut("data.root", ("--data",), click.Path(), "none: synthesize on the fly",
+    "data": Shortcut("data.root", ("--data",), NamedPath(), "none: synthesize on the fly",
                      "Dataset root (ROOT/train, ROOT/val)."),
-    "source": Shortcut("data.source", ("--source",), click.Path(), "scikit-image's bundled photos",
+    "source": Shortcut("data.source", ("--source",), NamedPath(), "scikit-image's bundled photos",
                        "Clean images for on-the-fly synthesis."),
     "epochs": Shortcut("train.epochs", ("--epochs",), click.IntRange(min=1), 25, "Epochs (the schedule spans them all)."),
     "batch_size": Shortcut("train.batch_size", ("--batch-size",), click.IntRange(min=1), 16,
@@ -135,12 +136,12 @@ SHORTCUTS = {
                           "auto: bf16/fp16 AMP on CUDA, fp32 on CPU; bf16 is about 2x faster on CPUs with native bf16."),
     "threads": Shortcut("train.threads", ("--threads",), click.IntRange(min=0), 0,
                         "CPU threads for torch; 0: all cores this process may use."),
-    "output": Shortcut("train.save_dir", ("-o", "--output"), click.Path(file_okay=False), "checkpoints",
+    "output": Shortcut("train.save_dir", ("-o", "--output"), NamedPath(file_okay=False), "checkpoints",
                        "Folder for last.ckpt, best.ckpt, best.safetensors and train_log.jsonl; one that holds "
                        "a run is refused unless --overwrite (or --resume from its last.ckpt)."),
-    "resume": Shortcut("train.resume", ("--resume",), click.Path(), "none",
+    "resume": Shortcut("train.resume", ("--resume",), NamedPath(), "none",
                        "Continue exactly from a last.ckpt (its config is used unless --config is given)."),
-    "init": Shortcut("train.init", ("--init",), str, "none",
+    "init": Shortcut("train.init", ("--init",), NamedPath(), "none",
                      "Fine-tune: start from these weights (.ckpt, .safetensors or 'default', the shipped model) "
                      "with a new schedule."),
 }
@@ -268,7 +269,7 @@ def _print_summary(summary: dict, report) -> None:
 
 
 @click.command(context_settings=COMMAND_SETTINGS)
-@click.option("--config", "config_path", type=click.Path(), default=None,
+@click.option("--config", "config_path", type=NamedPath(), default=None,
               show_default="built-in values = configs/default.toml",
               help="TOML config; --set and the flags below override its keys.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", default=(), show_default="none",
@@ -276,12 +277,12 @@ def _print_summary(summary: dict, report) -> None:
                    "(repeatable; typed as in the config: numbers, true/false, lists, strings; 'none' unsets).")
 @click.option("--synthetic", is_flag=True, help="Synthesize data on the fly even if the config names a root.")
 @_shortcut_options
-@click.option("--save-dir", "save_dir_alias", type=click.Path(file_okay=False), default=None, hidden=True)
+@click.option("--save-dir", "save_dir_alias", type=NamedPath(file_okay=False), default=None, hidden=True)
 @click.option("--bf16", is_flag=True, hidden=True)
 @quiet_option("No progress bar (epoch lines and the JSON log remain).", hidden_alias="--no-progress")
-@click.option("--report", type=click.Path(dir_okay=False), default=None, show_default="none",
+@click.option("--report", type=NamedPath(dir_okay=False), default=None, show_default="none",
               help="Also write the run's summary as JSON to this file.")
-@click.option("--summary-json", "report_alias", type=click.Path(dir_okay=False), default=None, hidden=True)
+@click.option("--summary-json", "report_alias", type=NamedPath(dir_okay=False), default=None, hidden=True)
 @click.option("--overwrite", is_flag=True,
               help="Start a new run in an --output folder that holds an earlier run (its checkpoints and log "
                    "are replaced) and replace an existing --report file.")
@@ -324,16 +325,16 @@ HELDOUT_FILES = ("heldout.json", "heldout.md", "worst.png", "typical.png")
 
 
 @click.command(context_settings=COMMAND_SETTINGS)
-@renamed_option("--model", "model", type=click.Path(), required=True, old=["--checkpoint"],
+@renamed_option("--model", "model", type=NamedPath(), required=True, old=["--checkpoint"],
                 help="best.ckpt, last.ckpt, a .safetensors release, or 'default' for the shipped model.")
-@click.option("--data", type=click.Path(), default=None, show_default="required unless --heldout",
+@click.option("--data", type=NamedPath(), default=None, show_default="required unless --heldout",
               help="Dataset root; ROOT/val is used.")
 @click.option("--heldout", is_flag=True,
               help="Score on the seeded held-out photo set against the identity and Telea references instead "
                    "of a dataset root (writes heldout.json, heldout.md, worst.png, typical.png).")
 @renamed_option("--heldout-per-photo", "heldout_per_photo", type=click.IntRange(min=1), default=12,
                 show_default=True, old=["--per-photo"], help="With --heldout: corrupted crops per held-out photo.")
-@renamed_option("-o", "--output", "output", type=click.Path(file_okay=False), required=True, old=["--out-dir"],
+@renamed_option("-o", "--output", "output", type=NamedPath(file_okay=False), required=True, old=["--out-dir"],
                 help="Folder for predicted_images/, reconstructed_images/, binary_masks/ and metrics.json "
                      "(with --heldout: the held-out report).")
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=None,

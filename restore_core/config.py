@@ -321,6 +321,8 @@ def validate(cfg: Config) -> None:
     need(t.warmup_steps >= 0, "train.warmup_steps", f"must be >= 0, got {t.warmup_steps}")
     need(0 <= t.min_lr_ratio <= 1, "train.min_lr_ratio", f"must lie in [0, 1], got {t.min_lr_ratio}")
     need(t.grad_clip >= 0, "train.grad_clip", f"must be >= 0, got {t.grad_clip}")
+    for key, value in (("train.resume", t.resume), ("train.init", t.init)):
+        need(value is None or bool(str(value).strip()), key, "is empty; name a file or leave the key out")
     need(t.max_steps >= 0, "train.max_steps", f"must be >= 0, got {t.max_steps}")
     need(t.max_minutes >= 0, "train.max_minutes", f"must be >= 0, got {t.max_minutes}")
     need(t.patience >= 0, "train.patience", f"must be >= 0, got {t.patience}")

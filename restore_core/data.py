@@ -237,6 +237,21 @@ def source_weights(names: Sequence[str]) -> List[float]:
     return [GREY_WEIGHT if n in BUNDLED_GREY else 1.0 for n in names]
 
 
+def _save_sample(split_root: Path, name: str, clean, corrupted, mask) -> None:
+    """Write one sample's three files, or none: a sample stopped between its files (Ctrl-C, a
+    full disk) would otherwise leave a clean image without its mask, which the dataset check
+    refuses only when training starts."""
+    files = {split_root / "clean" / name: clean, split_root / "corrupted" / name: corrupted,
+             split_root / "mask" / name: mask}
+    try:
+        for path, pixels in files.items():
+            atomic_save_png(pixels, path)
+    except BaseException:
+        for path in files:  # an earlier run's files of this name too: they belong to another draw
+            path.unlink(missing_ok=True)
+        raise
+
+
 def synthesize_dataset(out_root: str | os.PathLike, count: int, size: int, seed: int,
                        source: str | os.PathLike | None = None, val_count: Optional[int] = None,
                        corruption: CorruptionConfig | None = None, overwrite: bool = False,
@@ -283,10 +298,7 @@ def synthesize_dataset(out_root: str | os.PathLike, count: int, size: int, seed:
     for split, ds in plan:
         for i in tqdm(range(len(ds)), desc=split, disable=not progress, unit="img"):
             corrupted, clean, mask = ds.sample(i)
-            name = f"{i:0{width}d}.png"
-            atomic_save_png(clean, out_root / split / "clean" / name)
-            atomic_save_png(corrupted, out_root / split / "corrupted" / name)
-            atomic_save_png(mask.astype(np.uint8) * 255, out_root / split / "mask" / name)
+            _save_sample(out_root / split, f"{i:0{width}d}.png", clean, corrupted, mask.astype(np.uint8) * 255)
     return {"train": count, "val": val_count}
 
 

@@ -22,7 +22,7 @@ from typing import Optional
 
 import click
 
-from restore_toolkit.console import COMMAND_SETTINGS, device_option, fail, renamed_option, version_option
+from restore_toolkit.console import COMMAND_SETTINGS, NamedPath, device_option, fail, renamed_option, version_option
 from restore_toolkit.fileio import atomic_path
 from restore_toolkit.targets import TargetError, check_folder
 from runtime.default_model import DEFAULT_MODEL
@@ -181,10 +181,10 @@ def _find_model(out: Path) -> Optional[Path]:
 
 
 @click.command(context_settings=COMMAND_SETTINGS)
-@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), default="restore-demo",
+@click.option("-o", "--output", "out_dir", type=NamedPath(file_okay=False), default="restore-demo",
               help="Where samples, restored images and the contact sheet go.")
-@click.option("--out", "out_alias", type=click.Path(file_okay=False), hidden=True)
-@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--out", "out_alias", type=NamedPath(file_okay=False), hidden=True)
+@click.option("--model", "model_path", type=NamedPath(dir_okay=False), default=None,
               show_default="the shipped default model",
               help="Restore with this model (.onnx; with --train also .ckpt or .safetensors).")
 @click.option("--train", "train", is_flag=True,

@@ -180,6 +180,22 @@ def finite(_ctx, _param, value: Optional[float]) -> Optional[float]:
     return value
 
 
+class NamedPath(click.Path):
+    """`click.Path` that refuses an empty name. `Path("")` is the current folder, so an empty
+    `--model ''` (a shell variable left unset) was read as `.`, or, where the option has a
+    default, as no option at all: training from scratch, a benchmark of random weights."""
+
+    def __init__(self, *args, what: Optional[str] = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.what = what or {(True, False): "a file", (False, True): "a folder"}.get(
+            (self.file_okay, self.dir_okay), "a file or folder")
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and not value.strip():
+            self.fail(f"empty; name {self.what}", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def threads_option(what: str):
     return click.option("--threads", type=click.IntRange(min=0), default=0,
                         help=f"CPU threads for {what}; 0: all cores this process may use.")

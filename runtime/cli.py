@@ -18,6 +18,7 @@ import click
 
 from restore_toolkit.console import (
     COMMAND_SETTINGS,
+    NamedPath,
     capped_threads,
     device_option,
     fail,
@@ -31,11 +32,12 @@ from runtime.tiling import DEFAULT_TILE_BUDGET, least_tile
 
 
 @click.command(context_settings=COMMAND_SETTINGS)
-@click.option("--model", "model_path", default="default", show_default=True, type=click.Path(dir_okay=False),
+@click.option("--model", "model_path", default="default", show_default=True,
+              type=NamedPath(dir_okay=False, what="an ONNX file or 'default'"),
               help="An exported ONNX model (restore-export onnx, 'pixels' signature), or 'default' for the "
                    "model shipped with the package.")
-@click.argument("input_path", metavar="INPUT", type=click.Path())
-@click.argument("output_path", metavar="OUTPUT", type=click.Path())
+@click.argument("input_path", metavar="INPUT", type=NamedPath())
+@click.argument("output_path", metavar="OUTPUT", type=NamedPath())
 @device_option()
 @click.option("--provider", type=click.Choice(["cpu", "cuda", "tensorrt"]), default=None,
               show_default="the device's own", help="ONNX Runtime execution provider (tensorrt runs on CUDA).")
@@ -62,7 +64,7 @@ from runtime.tiling import DEFAULT_TILE_BUDGET, least_tile
                    "their first frame / top 8 bits; the summary lists what was dropped (default: refuse them).")
 @click.option("--no-fsync", is_flag=True,
               help="Do not fsync each image before its rename (the report is always synced).")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--report", "report_path", type=NamedPath(dir_okay=False), default=None,
               show_default="OUTPUT/restore-report.json", help="Write the run's JSON report to this file.")
 @click.option("--threads", type=click.IntRange(min=0), default=0,
               help="CPU threads for inference; 0: all cores this process may use, and more are lowered to those "
@@ -192,8 +194,6 @@ def _option_groups(engine: str, input_path: str, opts: dict):
     cluster = ClusterArgs(opts.pop("address"), opts.pop("actors"), opts.pop("gpus_per_actor"))
     if engine == "local" and cluster != ClusterArgs():
         raise click.UsageError("--address, --actors and --gpus-per-actor need --engine ray")
-    if not opts["model_path"]:
-        raise click.BadParameter("empty; name an ONNX file or 'default'", param_hint="'--model'")
     if engine == "local" and "://" in input_path:
         raise click.UsageError("an INPUT URI (s3://, gs://, file://...) needs --engine ray")
     model = ModelArgs(path=opts.pop("model_path"), device=opts.pop("device"), provider=opts.pop("provider"),

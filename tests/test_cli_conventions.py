@@ -16,6 +16,7 @@ from export.cli import main as export_cli
 from restore_core.cli import data_cli, train_cli, validate_cli
 from restore_demo.cli import main as demo_cli
 from restore_toolkit import __version__
+from restore_toolkit.console import NamedPath
 from runtime.cli import main as run_cli
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -216,3 +217,37 @@ def test_one_device_vocabulary():
         for p in cmd.params:
             if "--device" in p.opts:
                 assert list(p.type.choices) == ["auto", "cpu", "cuda"], name
+
+
+@pytest.mark.parametrize("name,cmd", list(_leaf_commands()), ids=[n for n, _ in _leaf_commands()])
+def test_every_path_option_refuses_an_empty_name(name, cmd):
+    # Path("") is the current folder: an empty name read as "." or, where the option has a
+    # default, as no option at all (a run from scratch, a benchmark of random weights).
+    paths = [p for p in cmd.params if isinstance(p.type, click.Path)]
+    for param in paths:
+        assert isinstance(param.type, NamedPath), f"{name} {param.opts[0]}: a plain click.Path"
+
+
+@pytest.mark.parametrize("cmd,args,option", [
+    (train_cli, ["--init", "", "-o", "{tmp}/run"], "--init"),
+    (train_cli, ["--resume", "  ", "-o", "{tmp}/run"], "--resume"),
+    (bench_cli, ["--model", ""], "--model"),
+    (export_cli, ["onnx", "--model", "", "-o", "{tmp}/m.onnx"], "--model"),
+    (validate_cli, ["--model", "", "--heldout", "-o", "{tmp}/v"], "--model"),
+    (demo_cli, ["--model", "", "-o", "{tmp}/d"], "--model"),
+    (run_cli, ["--model", "", "{tmp}", "{tmp}/o"], "--model"),
+])
+def test_an_empty_path_is_a_usage_error_naming_the_option(cmd, args, option, tmp_path):
+    result = CliRunner().invoke(cmd, [a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert result.exit_code == 2, result.output
+    assert f"{option}': empty; name" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_init_in_a_config_is_named(tmp_path):
+    from restore_core.config import Config, ConfigError, validate
+
+    cfg = Config()
+    cfg.train.init = ""
+    with pytest.raises(ConfigError, match="'train.init' is empty"):
+        validate(cfg)

@@ -164,13 +164,18 @@ def test_unwritable_places_are_one_line_before_any_work(blocked, tiny_release, d
                     "OUTPUT", "cannot write there")
 
 
+def _empty_refused(result, option):
+    # an empty name is a usage error, said by click before the command runs (restore_toolkit.console.NamedPath)
+    assert result.exit_code == 2 and f"{option}': empty; name" in result.output, result.output
+
+
 def test_empty_output_paths_are_refused(tiny_release, dataset, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # what an empty path used to mean: nothing may appear here
-    _one_line_error(_run(train_cli, ["-o", "", *ONE_STEP]), "--output", "empty path")
-    _one_line_error(_run(validate_cli, ["--model", str(tiny_release), "--data", str(dataset), "-o", "",
-                                        "--device", "cpu"]), "--output", "empty path")
-    _one_line_error(_run(data_cli, ["synth", "", "--count", "2", "--size", "16"]), "OUTPUT", "empty path")
-    _one_line_error(_run(train_cli, ["-o", "run", "--report", "", *ONE_STEP]), "--report", "empty path")
+    _empty_refused(_run(train_cli, ["-o", "", *ONE_STEP]), "--output")
+    _empty_refused(_run(validate_cli, ["--model", str(tiny_release), "--data", str(dataset), "-o", "",
+                                        "--device", "cpu"]), "--output")
+    _empty_refused(_run(data_cli, ["synth", "", "--count", "2", "--size", "16"]), "OUTPUT")
+    _empty_refused(_run(train_cli, ["-o", "run", "--report", "", *ONE_STEP]), "--report")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -353,3 +358,24 @@ def test_resume_from_a_checkpoint_without_a_runs_state_is_one_line(tmp_path):
                                             *ONE_STEP]))
     assert line == (f"error: {bare}: not a checkpoint a run can resume from (no optimizer, scheduler, scaler, "
                     "progress, rng entry); --init starts a new run from its weights")
+
+
+def test_synth_stopped_inside_a_sample_leaves_none_of_its_files(tmp_path, monkeypatch):
+    # Ctrl-C between a sample's files left a clean image without its mask
+    import restore_core.data as data
+
+    saved = []
+
+    def save(pixels, path, durable=False):
+        if len(saved) == 4:  # the second sample's second file
+            raise KeyboardInterrupt
+        saved.append(path)
+        real_save(pixels, path)
+
+    real_save = data.atomic_save_png
+    monkeypatch.setattr(data, "atomic_save_png", save)
+    with pytest.raises(KeyboardInterrupt):
+        synthesize_dataset(tmp_path / "d", count=3, size=16, seed=1, val_count=1)
+    names = {folder: sorted(p.name for p in (tmp_path / "d" / "train" / folder).glob("*.png"))
+             for folder in ("clean", "corrupted", "mask")}
+    assert names == {"clean": ["000000.png"], "corrupted": ["000000.png"], "mask": ["000000.png"]}

@@ -92,9 +92,11 @@ def synth(output, count, size, seed, source, val_count, config_path, overwrite, 
     """
     from restore_core.config import load_config
     from restore_core.data import synthesize_dataset
+    from restore_core.footprint import check_synth
     from restore_toolkit.targets import check_folder
 
     corruption = load_config(config_path).corruption
+    check_synth(size)  # a mistyped --size is said now, not found out by swapping
     with _unmade_on_failure(output):
         check_folder(output, "OUTPUT", overwrite)  # empty text, a file, an unwritable place: said before any work
         counts = synthesize_dataset(output, count, size, seed, source=source, val_count=val_count,
@@ -297,6 +299,7 @@ def train_cli(config_path, settings, synthetic, save_dir_alias, bf16, quiet, qui
     torchrun --nproc_per_node=N --no-python restore-train [options].
     """
     from restore_core.config import apply_overrides
+    from restore_core.footprint import check_training
 
     if bf16 and flags["precision"] not in (None, "bf16"):
         raise click.UsageError("--bf16 (the older spelling of --precision bf16) contradicts --precision")
@@ -312,6 +315,7 @@ def train_cli(config_path, settings, synthetic, save_dir_alias, bf16, quiet, qui
     if synthetic:
         cfg.data.root = None
     cfg.train.threads = capped_threads(cfg.train.threads)
+    check_training(cfg)  # a step that could never fit is said before the model, the data or the folder
     with _unmade_on_failure(cfg.train.save_dir):
         report = _check_targets(cfg, config_path, report_alias if report is None else report, overwrite)
         log_to_console("restore_core")

@@ -4,7 +4,8 @@
 - `messages`: one line per error;
 - `console`: the conventions of every `restore-*` command line;
 - `corruption`: the synthetic squares and circles painted over clean images;
-- `scores`: PSNR and mask IoU; `sheet`: before / mask / after / original contact sheets.
+- `scores`: PSNR and mask IoU; `sheet`: before / mask / after / original contact sheets;
+- `room`: the memory this process can still get (available memory, cgroup, `ulimit -v`).
 
 Standard library, click, numpy and Pillow only, and nothing from the packages above it
 (`runtime`, `restore_core`, `export`, `benchmarks`, `restore_demo`): the layers contract in

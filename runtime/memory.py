@@ -24,12 +24,12 @@ Figures against megapixels: docs/restoring.md, "Memory" (benchmarks/memory.py).
 from __future__ import annotations
 
 import os
-import resource
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Set, Tuple
 
+from restore_toolkit.room import machine_room  # MemAvailable, memory.max, ulimit -v: shared with restore_core
 from runtime.images import Header, ImageError
 
 MB = 1_000_000
@@ -128,38 +128,6 @@ def process_rss() -> int:
         return 0
 
 
-def _meminfo() -> Dict[str, int]:
-    try:
-        lines = Path("/proc/meminfo").read_text().splitlines()
-    except OSError:
-        return {}
-    return {k: int(v.split()[0]) * 1024 for k, v in (line.split(":", 1) for line in lines if ":" in line)}
-
-
-def _cgroup_room() -> Optional[int]:
-    try:
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        used = int(Path("/sys/fs/cgroup/memory.current").read_text())
-    except (OSError, ValueError):
-        return None
-    return None if limit == "max" else max(0, int(limit) - used)
-
-
-def _address_space_room() -> Optional[int]:
-    """Room left under RLIMIT_AS (`ulimit -v`): half of the limit less the address space in use now.
-
-    Half, because address space is reserved well beyond what is resident: each new thread's
-    malloc arena takes 64 MB of it, and the reader, writer and ONNX Runtime threads start later."""
-    soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
-    if soft == resource.RLIM_INFINITY:
-        return None
-    try:
-        vm = int(Path("/proc/self/statm").read_text().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return None
-    return max(0, soft - vm) // 2
-
-
 def default_run_memory(room: Optional[int], share: float = ROOM_SHARE) -> int:
     """What a run may add to its process when the caller names no figure, before the machine's
     limit (`run_budget`): `share` of `room` (bytes the machine can still give, None: unknown), at
@@ -176,18 +144,6 @@ def arena_region() -> int:
     photo's run 30 MB more resident than a 1.2 GB one (972 against 943 MiB, three runs each);
     ONNX Runtime takes the size as a C int besides. A call past the region grows the arena."""
     return max(MB, min(DEFAULT_RUN_MEMORY, run_budget()[0]))
-
-
-def machine_room() -> Tuple[Optional[int], str]:
-    """(bytes this process can still get, which limit says so); None when nothing says."""
-    rooms = []
-    avail = _meminfo().get("MemAvailable")
-    if avail is not None:
-        rooms.append((avail, "the machine's available memory"))
-    for room, what in ((_cgroup_room(), "the cgroup's memory.max"), (_address_space_room(), "the address-space limit (ulimit -v)")):
-        if room is not None:
-            rooms.append((room, what))
-    return min(rooms) if rooms else (None, "")
 
 
 @dataclass(frozen=True)

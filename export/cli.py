@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -22,6 +24,7 @@ from restore_toolkit.console import (
     NamedPath,
     finite,
     handle_errors,
+    quiet_option,
     renamed_option,
     require,
     version_option,
@@ -217,6 +220,42 @@ _artifact_command("torchscript", "Export to TorchScript (.pt, scripted and froze
 _artifact_command("exported-program", "Export with torch.export to a .pt2 program (load with torch.export.load).")
 
 
+def _stderr_is_a_terminal() -> bool:
+    """Whether a progress bar can be drawn: a bar in a log file is a pile of carriage returns."""
+    return sys.stderr.isatty()
+
+
+def _calibrate(loaded, sources, quiet: bool) -> tuple:
+    """Choose and apply the mask offset and opening (restore_core/calibrate.py); returns the
+    release's metadata entries and the words for the "wrote" line.
+
+    Progress goes to stderr: one line as the sweep starts and one with the choice, and between
+    them a bar over the crops when stderr is a terminal and not --quiet. The sweep's table goes
+    to stdout, as before."""
+    from restore_core import calibrate as cal
+    from restore_core.checkpoint import release_mask_offset
+
+    # A calibrated release is calibrated again from its trained head: the offset chosen is
+    # the whole offset (a soup's head carries the mean of its sources' offsets).
+    cal.apply_mask_offset(loaded.model, -sum(release_mask_offset(m) for m in sources) / len(sources))
+    start = time.perf_counter()
+    cases = cal.calibration_cases()
+    click.echo(f"calibrating the mask head on {len(cases)} selection crops "
+               f"({len(cal.OFFSETS)} offsets x {len(cal.OPENINGS)} openings each)", err=True)
+    scores = cal.sweep_mask_offset(loaded.pipeline(), cases, progress=not quiet and _stderr_is_a_terminal())
+    chosen = cal.choose_offset(scores)
+    click.echo(f"chose mask offset {chosen.offset:g}, mask opening {chosen.opening} in "
+               f"{time.perf_counter() - start:.0f} s: mask IoU {chosen.mask_iou:.4f}, PSNR {chosen.psnr:.2f} dB, "
+               f"{chosen.blamed} of {len(cases)} made worse by false positives", err=True)
+    click.echo(f"mask offset sweep on {cal.CALIBRATION_PER_PHOTO} crops of each validation photo "
+               f"x seeds {list(cal.CALIBRATION_SEEDS)}:\n{cal.format_sweep(scores, chosen)}")
+    cal.apply_mask_offset(loaded.model, chosen.offset)
+    loaded.mask_opening = chosen.opening
+    extra = {"restore.mask_offset": repr(chosen.offset),
+             "restore.calibration": json.dumps({"seeds": list(cal.CALIBRATION_SEEDS), "sweep": cal.sweep_record(scores)})}
+    return extra, f"mask offset {chosen.offset:g}, mask opening {chosen.opening}, "
+
+
 @main.command("weights")
 @renamed_option("--model", "models", required=True, multiple=True, type=NamedPath(path_type=Path), old=["--checkpoint"],
                 help="Training checkpoint (.ckpt), released weights (.safetensors) or 'default'. Given more than "
@@ -227,11 +266,12 @@ _artifact_command("exported-program", "Export with torch.export to a .pt2 progra
 @_flip_ensemble("the release's pipelines", "the source's: off for training checkpoints")
 @_output
 @_overwrite
+@quiet_option("--calibrate: no progress bar (its two lines on stderr remain).")
 @handle_errors(_export_errors, INTERRUPTED)
-def weights_cmd(models: tuple, calibrate: bool, flip_ensemble, output: Path, overwrite: bool) -> None:
+def weights_cmd(models: tuple, calibrate: bool, flip_ensemble, output: Path, overwrite: bool, quiet: bool) -> None:
     """Write a checkpoint's model weights alone as a .safetensors release (no optimizer state, no pickle)."""
     require(["torch", "safetensors"] + (["skimage"] if calibrate else []), "export", "restore-export weights")
-    from restore_core.checkpoint import average_models, load_model, release_mask_offset, save_release, weights_sha256
+    from restore_core.checkpoint import average_models, load_model, save_release, weights_sha256
 
     _check_output(output, overwrite, models, "weights")
     # The setting is chosen before calibrating: the offset is chosen for the pipeline that ships.
@@ -247,20 +287,8 @@ def weights_cmd(models: tuple, calibrate: bool, flip_ensemble, output: Path, ove
     if loaded.flip_ensemble:
         what += "flip ensemble, "
     if calibrate:
-        from restore_core import calibrate as cal
-
-        # A calibrated release is calibrated again from its trained head: the offset chosen is
-        # the whole offset (a soup's head carries the mean of its sources' offsets).
-        cal.apply_mask_offset(loaded.model, -sum(release_mask_offset(m) for m in sources) / len(sources))
-        scores = cal.sweep_mask_offset(loaded.pipeline(), cal.calibration_cases())
-        chosen = cal.choose_offset(scores)
-        click.echo(f"mask offset sweep on {cal.CALIBRATION_PER_PHOTO} crops of each validation photo "
-                   f"x seeds {list(cal.CALIBRATION_SEEDS)}:\n{cal.format_sweep(scores, chosen)}")
-        cal.apply_mask_offset(loaded.model, chosen.offset)
-        loaded.mask_opening = chosen.opening
-        extra = {**(extra or {}), "restore.mask_offset": repr(chosen.offset),
-                 "restore.calibration": json.dumps({"seeds": list(cal.CALIBRATION_SEEDS), "sweep": cal.sweep_record(scores)})}
-        what += f"mask offset {chosen.offset:g}, mask opening {chosen.opening}, "
+        calibrated, words = _calibrate(loaded, sources, quiet)
+        extra, what = {**(extra or {}), **calibrated}, what + words
     save_release(output, loaded.model, loaded.threshold, extra, flip_ensemble=loaded.flip_ensemble,
                  mask_opening=loaded.mask_opening)
     click.echo(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB, {what}weights sha256 "

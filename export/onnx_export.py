@@ -6,7 +6,9 @@ to the stride, both decoders, thresholding, compositing), so an app needs only O
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import os
 import warnings
 from dataclasses import dataclass
@@ -108,6 +110,30 @@ def _rename_dynamic_dims(proto, signature: str) -> None:
                 dims[axis].dim_param = name
 
 
+# The dynamo exporter registers torchvision's ONNX functions (nms, roi_align, ...) on every
+# export and, without torchvision, logs one warning per op through this logger. Our graphs use
+# none of them, and the export extra does not install torchvision.
+_REGISTRATION_LOGGER = "torch.onnx._internal.exporter._registration"
+_NO_TORCHVISION = "torchvision is not installed. Skipping "
+
+
+class _NoTorchvisionNotes(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith(_NO_TORCHVISION))
+
+
+@contextlib.contextmanager
+def _without_torchvision_notes():
+    """Drop only the exporter's "torchvision is not installed" records while it runs; every
+    other record of that logger still shows."""
+    logger, notes = logging.getLogger(_REGISTRATION_LOGGER), _NoTorchvisionNotes()
+    logger.addFilter(notes)
+    try:
+        yield
+    finally:
+        logger.removeFilter(notes)
+
+
 def to_onnx_proto(pipeline: RestorationPipeline, signature: str = "pixels", opset: int = DEFAULT_OPSET):
     """Trace the chosen signature with the dynamo exporter; returns an `onnx.ModelProto`."""
     check_opset(opset)
@@ -116,7 +142,7 @@ def to_onnx_proto(pipeline: RestorationPipeline, signature: str = "pixels", opse
     spatial = (1, 2) if signature == "pixels" else (2, 3)
     dims = {0: torch.export.Dim("batch"), spatial[0]: torch.export.Dim("height"), spatial[1]: torch.export.Dim("width")}
     names = SIGNATURES[signature]
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _without_torchvision_notes():
         # The exporter narrates its progress through warnings; errors still raise.
         warnings.simplefilter("ignore")
         try:

@@ -100,15 +100,18 @@ def cut(threshold: float, offset: float) -> float:
 
 @torch.no_grad()
 def sweep_mask_offset(pipe: RestorationPipeline, cases: Sequence[Case], offsets: Sequence[float] = OFFSETS,
-                      openings: Sequence[int] = OPENINGS) -> List[OffsetScore]:
+                      openings: Sequence[int] = OPENINGS, progress: bool = False) -> List[OffsetScore]:
     """Score every (offset, opening) pair with one network pass per case.
 
     sigmoid(logit - offset) >= t exactly when sigmoid(logit) >= cut(t, offset), so thresholding
     the trained head's probability at `cut` is what the calibrated model would do. The pipeline's
-    own opening is not applied: each of `openings` is.
+    own opening is not applied: each of `openings` is. `progress`: a bar over the cases on
+    stderr (scoring the pairs, not the network pass, takes most of each case's time).
     """
+    from tqdm import tqdm
+
     rows = {(o, k): [] for o in offsets for k in openings}
-    for case in cases:
+    for case in tqdm(cases, desc="calibrating", unit="crop", disable=not progress, dynamic_ncols=True):
         x = normalize(torch.from_numpy(np.array(case.corrupted))[None].permute(0, 3, 1, 2).contiguous())
         pred, prob = pipe.predict(x)  # (1, 3, H, W), (1, 1, H, W)
         predicted = unnormalize(pred.permute(0, 2, 3, 1))[0].numpy()  # (H, W, 3) uint8

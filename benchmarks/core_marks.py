@@ -16,19 +16,13 @@ are), and tabulates, per threshold, the marks a rule dropping those under it wou
 
 from __future__ import annotations
 
-import io
-import shlex
-import sys
 from typing import Dict, List, Optional
 
 import click
 import numpy as np
-from PIL import Image
 
-from benchmarks.surround_marks import KINDS, kind_marks, save, tally, tally_table
-from restore_core.heldout import PHOTO_SETS
+from benchmarks import marks_common
 from runtime.fill import dilated
-from runtime.pyramid import marks_in_boxes
 
 CORE = 2  # pixels along a mark's edge left out: the codec's ringing and bled colour
 LEVELS = 16  # a core pixel this near one of the mark's colours counts as solid
@@ -69,53 +63,40 @@ def core_share(rgb: np.ndarray, mark: np.ndarray) -> Optional[float]:
 
 def marks(restorer, data: bytes, damage: Optional[np.ndarray]) -> List[Dict]:
     """Each mark the restorer leaves in the file `data`: its pixels, its damage share, its core's share."""
-    pil = Image.open(io.BytesIO(data))
-    pil.load()
-    mask = np.asarray(restorer.restore(pil, predicted=False).mask) > 0
-    rgb = np.asarray(pil.convert("RGB"))
-    damage = np.zeros(mask.shape, bool) if damage is None else damage
-    return [{"pixels": int(mark.sum()), "damage": float(damage[box][mark].mean()), "core": core_share(rgb[box], mark)}
-            for box, mark in marks_in_boxes(mask, 0)]
+    return marks_common.read_marks(restorer, data, damage, 0,
+                                   lambda box, mark, rgb, _mask: {"core": core_share(rgb[box], mark)})
 
 
 def summarize(rows: List[Dict]) -> Dict[str, Dict]:
-    """Per threshold, the marks whose core's share lies under it, tallied (`surround_marks.tally`)."""
-    out = {str(t): tally([r for r in rows if r["core"] is not None and r["core"] < t]) for t in THRESHOLDS}
-    out["all"] = tally(rows)
-    return out
+    """Per threshold, the marks whose core's share lies under it (a rule keeps a mark whose share
+    reaches it), tallied (`marks_common.tally`)."""
+    return marks_common.tallies_under(rows, "core", THRESHOLDS)
 
 
 def markdown(report: Dict) -> str:
     s = report["summary"]
-    a = s["all"]
-    lines = [f"Marks `Restorer.restore` leaves, as shipped, in the lossy files of the {report['photos']} photos "
-             f"(benchmarks/photo_eval.py's lossy kinds at `--per-photo {report['per_photo']}`, its clean crops and "
-             f"collages at {report['clean_per_photo']}; {a['marks']} marks, {a['paint_marks']} of them mostly paint, "
-             f"{a['damage_pixels']:,} pixels of damage and {a['photo_pixels']:,} of photo in all): those whose core "
-             f"({CORE} pixels in from the edge) holds under each share within {LEVELS} levels of its {COLOURS} "
-             "commonest colours, which a rule dropping them would drop.", "",
-             *tally_table("share under", "---:", ((t, s[str(t)]) for t in THRESHOLDS))]
-    return "\n".join(lines) + "\n"
+    return marks_common.tally_table(
+        f"Marks `Restorer.restore` leaves, as shipped, in the lossy files of the {report['photos']} photos "
+        f"(benchmarks/photo_eval.py's lossy kinds at `--per-photo {report['per_photo']}`, its clean crops and "
+        f"collages at {report['clean_per_photo']}; {marks_common.tally_words(s['all'])}): those whose core "
+        f"({CORE} pixels in from the edge) holds under each share within {LEVELS} levels of its {COLOURS} "
+        "commonest colours, which a rule dropping them would drop.",
+        "share under", "---:", ((t, s[str(t)]) for t in THRESHOLDS))
 
 
 @click.command()
-@click.option("-o", "--output", required=True, help="Path without suffix: writes PATH.json and PATH.md.")
-@click.option("--photos", type=click.Choice(PHOTO_SETS), default="selection", show_default=True)
-@click.option("--per-photo", default=4, show_default=True, help="Crops drawn of each photo (benchmarks.photo_eval's).")
+@marks_common.study_options(per_photo=4)
 @click.option("--clean-per-photo", default=24, show_default=True, help="Crops drawn of each photo for the clean kinds.")
 def main(output, photos, per_photo, clean_per_photo):
     """Measure whether the marks' cores in lossy files hold solid colour, paint against photo."""
-    from benchmarks.report import environment
     from runtime.restorer import Restorer
 
     restorer = Restorer(device="cpu")
-    report = {"command": shlex.join(["python", "-m", "benchmarks.core_marks", *sys.argv[1:]]),
-              "machine": environment()["machine"], "photos": photos, "per_photo": per_photo,
-              "clean_per_photo": clean_per_photo}
-    kinds = [(k, per_photo) for k in KINDS if k not in CLEAN_KINDS] + [(k, clean_per_photo) for k in CLEAN_KINDS]
-    report["marks"] = kind_marks(kinds, photos, lambda data, damage: marks(restorer, data, damage))
-    report["summary"] = summarize([m for rows in report["marks"].values() for m in rows])
-    save(output, report, markdown)
+    kinds = ([(k, per_photo) for k in marks_common.KINDS if k not in CLEAN_KINDS]
+             + [(k, clean_per_photo) for k in CLEAN_KINDS])
+    marks_common.write_marks_study(output, "benchmarks.core_marks",
+                                   {"photos": photos, "per_photo": per_photo, "clean_per_photo": clean_per_photo}, kinds,
+                                   lambda data, damage: marks(restorer, data, damage), summarize, markdown)
 
 
 if __name__ == "__main__":

@@ -33,10 +33,20 @@ import click
 import numpy as np
 from PIL import Image, ImageDraw
 
-from benchmarks.photo_cases import CAMERA, EVAL_SEED, FRAME_COLOURS, FRAMES, camera_photo, framed_case, painted_cases
+from benchmarks.marks_common import study_options
+from benchmarks.photo_cases import (
+    CAMERA,
+    EVAL_SEED,
+    FRAME_COLOURS,
+    FRAMES,
+    PHOTO_KINDS,
+    camera_photo,
+    framed_case,
+    painted_cases,
+)
 from restore_core.degrade import encode_file
 from restore_core.graphics import WITH_PHOTOS, graphics
-from restore_core.heldout import PHOTO_SETS, heldout_photos
+from restore_core.heldout import heldout_photos
 from runtime.flat import shade_tolerance
 
 SAVES = {"png": None, "jpeg-75": ("jpeg", 75, "4:2:0"), "jpeg-85": ("jpeg", 85, "4:2:0"),
@@ -44,7 +54,6 @@ SAVES = {"png": None, "jpeg-75": ("jpeg", 75, "4:2:0"), "jpeg-85": ("jpeg", 85, 
          "webp-90": ("webp", 90, None)}
 CAMERA_SAVES = ("png", "jpeg-75", "jpeg-90", "webp-75", "webp-90")
 PAINTED = (0.0, 0.1, 0.3, 0.5)  # of a 12 Mpx photo, under one rectangle
-PHOTO_KINDS = ("crops", "crops-resized", "clean-crops", "whole", "clean")
 SHARES = ("flat", "texture", "coarse_flat", "coarse_texture", "top", "others", "inset_top", "inset_others", "inset_read")
 
 
@@ -169,8 +178,7 @@ def markdown(report: Dict) -> str:
 
 
 @click.command()
-@click.option("-o", "--output", required=True, help="Path without suffix: writes PATH.json and PATH.md.")
-@click.option("--photos", type=click.Choice(PHOTO_SETS), default="selection", show_default=True)
+@study_options()
 @click.option("--camera", is_flag=True, help="Also the 12 Mpx photos painted over 0-50 % (slow: minutes).")
 def main(output, photos, camera):
     """Measure the graphic check's shares in photos and graphics, file by file."""

@@ -34,12 +34,11 @@ from typing import Dict, Iterator, List, Optional, Tuple
 import click
 import numpy as np
 
-from benchmarks.photo_cases import EVAL_SEED, painted_cases
+from benchmarks.marks_common import study_options
+from benchmarks.photo_cases import EVAL_SEED, PHOTO_KINDS, painted_cases
 from restore_core.degrade import decode, encode_file
-from restore_core.heldout import PHOTO_SETS
 
 SAVES = {"png": ("png",), "jpeg-75": ("jpeg", 75, "4:2:0"), "jpeg-90": ("jpeg", 90, "4:2:0"), "webp-90": ("webp", 90)}
-PHOTO_KINDS = ("crops", "crops-resized", "clean-crops", "whole", "clean")
 
 
 def drawn_lines(clean: np.ndarray) -> np.ndarray:
@@ -110,9 +109,7 @@ def markdown(report: Dict) -> str:
 
 
 @click.command()
-@click.option("-o", "--output", required=True, help="Path without suffix: writes PATH.json and PATH.md.")
-@click.option("--photos", type=click.Choice(PHOTO_SETS), default="selection", show_default=True)
-@click.option("--per-photo", default=4, show_default=True, help="Crops drawn of each photo (benchmarks.photo_eval's).")
+@study_options(per_photo=4)
 def main(output, photos, per_photo):
     """List the runs the gutter reading sees in collages and photos, file by file."""
     from benchmarks.report import write_study

@@ -68,6 +68,8 @@ FORMATS = {
     "clean-graphics-jpeg-75": ("jpeg-75-420", "clean-graphics"),
     "clean-graphics-webp-90": ("webp-90", "clean-graphics"),
 }
+# the kinds cut from the photos themselves, painted and clean (none laid out, framed or drawn)
+PHOTO_KINDS = ("crops", "crops-resized", "clean-crops", "whole", "clean")
 SUFFIX = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
 CAMERA = (3000, 4000)  # (H, W): a 12-megapixel camera photo
 RESIZED = 0.75  # the scale of the resized kinds (saved as PNG, or as JPEG 90)

@@ -13,12 +13,9 @@ Needs `pip install -e '.[ray]'`.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import shlex
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -95,15 +92,10 @@ def main() -> None:
                     model, src, work / f"ray{actors}-{r}", RunOptions(**opts),
                     RayOptions(actors=actors, device="cpu", threads=args.threads)))
         ray.shutdown()
-        from benchmarks.report import write_json
+        from benchmarks.run_speed import write_result
         from restore_core.cpu import cpu_model
 
-        result = {
-            "command": "python -m benchmarks.ray_scaling " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-            "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "machine": {"cpu": cpu_model(), "arch": platform.machine()},
-            "load_average": {"start": [round(v, 2) for v in load_before],
-                             "end": [round(v, 2) for v in os.getloadavg()]},
+        write_result("benchmarks.ray_scaling", {"cpu": cpu_model(), "arch": platform.machine()}, load_before, {
             "cores_usable": available_cpus(), "cpu_count": os.cpu_count(),
             "images": args.images, "size": args.size, "model": args.model,
             "graph": Path(model).name, "graph_choice": why, "batch_size": args.batch_size,
@@ -112,10 +104,7 @@ def main() -> None:
             "startup": {"ray_init_s": round(ray_init_s, 2), "first_ray_job_one_image_s": round(first_job_s, 2),
                         "warm_ray_job_one_image_s": round(warm_job_s, 2),
                         "local_model_load_s": round(local_load_s, 2)},
-        }
-        print(json.dumps(result, indent=2))
-        if args.output:
-            write_json(result, args.output)
+        }, args.output)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

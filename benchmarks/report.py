@@ -126,8 +126,9 @@ def write_json(report: Dict, path: str | os.PathLike, default: Optional[Callable
 
 
 def write_study(output: str, module: str, report: Dict, markdown: Callable[[Dict], str]) -> None:
-    """A file-by-file study's report (benchmarks.graphic_shares, benchmarks.gutter_shares) as
-    OUTPUT.json and OUTPUT.md, the command that made it and the machine first; the table printed."""
+    """A file-by-file study's report (benchmarks.graphic_shares, gutter_shares, solid_marks, and
+    the mark studies of benchmarks/marks_common.py) as OUTPUT.json and OUTPUT.md, the command that
+    made it and the machine first; the table printed."""
     report = {"command": shlex.join(["python", "-m", module, *sys.argv[1:]]), "machine": environment()["machine"], **report}
     write_json(report, output + ".json")
     atomic_write_text(output + ".md", markdown(report))

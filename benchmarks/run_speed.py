@@ -57,6 +57,24 @@ def _run(src: Path, out: Path, precision: str) -> dict:
             "wall_s": round(summary["wall_seconds"], 2)}
 
 
+def write_result(module: str, machine: dict, load_before, fields: dict, output) -> None:
+    """An end-to-end timing's JSON (this module's, benchmarks.ray_scaling's): the command, when,
+    the machine and its load average from `load_before` to now, then `fields`; printed, and
+    written to `output` where given."""
+    from benchmarks.report import write_json
+
+    result = {
+        "command": f"python -m {module} " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine,
+        "load_average": {"start": [round(v, 2) for v in load_before], "end": [round(v, 2) for v in os.getloadavg()]},
+        **fields,
+    }
+    print(json.dumps(result, indent=2))
+    if output:
+        write_json(result, output)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=48)
@@ -66,7 +84,6 @@ def main() -> None:
     args = parser.parse_args()
     load_before = os.getloadavg()
 
-    from benchmarks.report import write_json
     from restore_core.cpu import cpu_model
     from runtime.session import available_cpus
 
@@ -81,20 +98,13 @@ def main() -> None:
                     best[precision] = run
         for run in best.values():
             run["megapixels_per_s"] = round(run["images_per_s"] * args.size**2 / 1e6, 2)
-        result = {
-            "command": "python -m benchmarks.run_speed " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-            "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "machine": {"cpu": cpu_model(), "cores_usable": available_cpus(), "cpu_count": os.cpu_count()},
-            "load_average": {"start": [round(v, 2) for v in load_before],
-                             "end": [round(v, 2) for v in os.getloadavg()]},
+        machine = {"cpu": cpu_model(), "cores_usable": available_cpus(), "cpu_count": os.cpu_count()}
+        write_result("benchmarks.run_speed", machine, load_before, {
             "images": args.images, "size": args.size, "format": "JPEG", "repeats": args.repeats,
             "note": "best run of each; auto takes the shipped int8 graph (one view) on a CPU, "
                     "fp32 the fp32 graph with the flip ensemble",
             "runs": best,
-        }
-        print(json.dumps(result, indent=2))
-        if args.output:
-            write_json(result, args.output)
+        }, args.output)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

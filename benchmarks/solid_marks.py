@@ -14,17 +14,15 @@ half its pixels are painted, else photo.
 from __future__ import annotations
 
 import json
-import shlex
-import sys
 from typing import Dict, List
 
 import click
 import numpy as np
 from PIL import Image
 
+from benchmarks.marks_common import study_options
 from benchmarks.photo_cases import EVAL_SEED
-from restore_core.fileio import atomic_write_text
-from restore_core.heldout import PHOTO_SETS, Case, heldout_photos, heldout_set, unpainted
+from restore_core.heldout import Case, heldout_photos, heldout_set, unpainted
 from restore_toolkit.corruption import CorruptionConfig, corrupt, sample_rng
 from runtime.pyramid import label_with_boxes
 from runtime.solid import SHARE, TOLERANCE, solid_share
@@ -101,25 +99,20 @@ def markdown(report: Dict) -> str:
 
 
 @click.command()
-@click.option("-o", "--output", required=True, help="Path without suffix: writes PATH.json and PATH.md.")
-@click.option("--photos", type=click.Choice(PHOTO_SETS), default="selection", show_default=True)
+@study_options()
 @click.option("--draws", default=4, show_default=True, help="Paintings of each whole photo.")
 def main(output, photos, draws):
     """Measure how solid the marks found in lossless files are, paint against photo."""
-    from benchmarks.report import environment, write_json
+    from benchmarks.report import write_study
     from runtime.restorer import Restorer
 
     restorer = Restorer(device="cpu")
-    report = {"command": shlex.join(["python", "-m", "benchmarks.solid_marks", *sys.argv[1:]]),
-              "machine": environment()["machine"], "photos": photos, "tolerance": TOLERANCE, "share": SHARE,
-              "kinds": {}, "marks": {}}
+    report = {"photos": photos, "tolerance": TOLERANCE, "share": SHARE, "kinds": {}, "marks": {}}
     for kind, group in cases(photos, draws).items():
         rows = [r for c in group for r in marks(restorer, c)]
         report["kinds"][kind], report["marks"][kind] = summarize(rows), rows
         click.echo(f"{kind}: {json.dumps(report['kinds'][kind])}")
-    write_json(report, output + ".json")
-    atomic_write_text(output + ".md", markdown(report))
-    click.echo(markdown(report))
+    write_study(output, "benchmarks.solid_marks", report, markdown)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,10 @@ pixels are turned by is read from the block's first directory (`orientation`), a
 it. What such a block holds besides is not read, so its EXIF thumbnail stays the source's.
 
 Offsets are checked before every read: a block that lies about its size gives None, not an error.
+
+The TIFF structure's walk (byte order, directories, entries) is kept here for runtime/jpeg_pictures.py
+too (`tiff_header`, `ifd_entries`, `ifd_link`): those raise `TiffError` where a structure lies about
+its offsets, and the readings of this module catch it.
 """
 
 from __future__ import annotations
@@ -26,36 +30,67 @@ ORIENTATION = 0x0112
 SUB_IFDS = (0x8769, 0x8825)  # the Exif and GPS directories, pointed to from the first
 
 
+class TiffError(ValueError):
+    """A TIFF structure that is none, or that points past its own end."""
+
+
+def tiff_header(tiff: bytes) -> Tuple[str, int]:
+    """(its byte order, as `struct` writes it; where its first directory starts) of the TIFF
+    structure `tiff`."""
+    order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
+    if order is None or len(tiff) < 8:
+        raise TiffError("not a TIFF header")
+    return order, struct.unpack_from(order + "I", tiff, 4)[0]
+
+
+def _count(tiff: bytes, order: str, at: int) -> int:
+    """How many entries the directory at `at` lists."""
+    if at + 2 > len(tiff):
+        raise TiffError("a directory past the end")
+    return struct.unpack_from(order + "H", tiff, at)[0]
+
+
+def ifd_entries(tiff: bytes, order: str, at: int) -> Iterator[Tuple[int, int, int, int, int]]:
+    """(tag, type, count, value or offset, where the entry starts) of each entry of the directory at
+    `at`, in turn; TiffError at the first that `tiff` does not hold whole."""
+    for j in range(_count(tiff, order, at)):
+        entry = at + 2 + 12 * j
+        if entry + 12 > len(tiff):
+            raise TiffError("an entry past the end")
+        yield (*struct.unpack_from(order + "HHII", tiff, entry), entry)
+
+
+def ifd_link(tiff: bytes, order: str, at: int) -> int:
+    """Where the directory at `at` keeps the offset of the next (0 there: none)."""
+    link = at + 2 + 12 * _count(tiff, order, at)
+    if link + 4 > len(tiff):
+        raise TiffError("a directory past the end")
+    return link
+
+
 def _tiff(raw: bytes) -> Tuple[bytes, int]:
     """The TIFF structure inside `raw` and where it starts in `raw`."""
     start = len(EXIF_ID) if raw.startswith(EXIF_ID) else 0
     return raw[start:], start
 
 
-def _order(tiff: bytes) -> Optional[str]:
-    return {b"II": "<", b"MM": ">"}.get(tiff[:2])
-
-
-def _entries(tiff: bytes, order: str, at: int) -> Iterator[Tuple[int, int, int, int]]:
-    """(tag, type, count, where the entry starts) of the directory at `at`, as far as the block holds it."""
-    if at < 8 or at + 2 > len(tiff):
+def _entries(tiff: bytes, order: str, at: int) -> Iterator[Tuple[int, int, int, int, int]]:
+    """`ifd_entries` of the directory at `at`, as far as the block holds it."""
+    if at < 8:
         return
-    (n,) = struct.unpack_from(order + "H", tiff, at)
-    for j in range(n):
-        entry = at + 2 + 12 * j
-        if entry + 12 > len(tiff):
-            return
-        tag, kind, count = struct.unpack_from(order + "HHI", tiff, entry)
-        yield tag, kind, count, entry
+    try:
+        yield from ifd_entries(tiff, order, at)
+    except TiffError:
+        return
 
 
 def _first(raw: bytes):
     """(tiff, start, order, the first directory's offset), or None where `raw` is no TIFF structure."""
     tiff, start = _tiff(raw or b"")
-    order = _order(tiff)
-    if order is None or len(tiff) < 8:
+    try:
+        return (tiff, start, *tiff_header(tiff))
+    except TiffError:
         return None
-    return tiff, start, order, struct.unpack_from(order + "I", tiff, 4)[0]
 
 
 def tag_counts(raw: Optional[bytes]) -> dict:
@@ -65,10 +100,9 @@ def tag_counts(raw: Optional[bytes]) -> dict:
         return {}
     tiff, _, order, ifd0 = first
     counts = {0: 0}
-    for tag, _kind, _count, entry in _entries(tiff, order, ifd0):
+    for tag, _kind, _count, at, _entry in _entries(tiff, order, ifd0):
         counts[0] += 1
         if tag in SUB_IFDS:
-            (at,) = struct.unpack_from(order + "I", tiff, entry + 8)
             counts[tag] = sum(1 for _ in _entries(tiff, order, at))
     return counts
 
@@ -94,7 +128,7 @@ def _orientation_entry(raw: bytes) -> Optional[Tuple[int, str]]:
     if first is None:
         return None
     tiff, start, order, ifd0 = first
-    for tag, kind, count, entry in _entries(tiff, order, ifd0):
+    for tag, kind, count, _value, entry in _entries(tiff, order, ifd0):
         if tag == ORIENTATION and kind == 3 and count == 1:
             return start + entry + 8, order
     return None

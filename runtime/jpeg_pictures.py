@@ -40,6 +40,7 @@ from typing import BinaryIO, List, Optional, Sequence, Tuple
 from PIL import Image, JpegImagePlugin
 
 from runtime import jpeg_blocks
+from runtime.exif_raw import ifd_entries, ifd_link, tiff_header
 
 MPF_ID = b"MPF\0"
 EXIF_ID = b"Exif\0\0"
@@ -255,18 +256,12 @@ def exif_thumbnail(exif: Optional[bytes]) -> Optional[bytes]:
         return None
     tiff = exif[len(EXIF_ID):]
     try:
-        order = _tiff_order(tiff)
-        (ifd0,) = struct.unpack_from(order + "I", tiff, 4)
-        (n,) = struct.unpack_from(order + "H", tiff, ifd0)
-        (ifd1,) = struct.unpack_from(order + "I", tiff, ifd0 + 2 + 12 * n)
+        order, ifd0 = tiff_header(tiff)
+        (ifd1,) = struct.unpack_from(order + "I", tiff, ifd_link(tiff, order, ifd0))
         if not ifd1:
             return None
-        (m,) = struct.unpack_from(order + "H", tiff, ifd1)
-        tags = {}
-        for j in range(m):
-            tag, _kind, _count, value = struct.unpack_from(order + "HHII", tiff, ifd1 + 2 + 12 * j)
-            tags[tag] = value
-    except (struct.error, ValueError):
+        tags = {tag: value for tag, _kind, _count, value, _at in ifd_entries(tiff, order, ifd1)}
+    except (struct.error, ValueError):  # a structure that lies about its offsets (exif_raw.TiffError)
         return None
     at, length = tags.get(0x0201), tags.get(0x0202)
     if at is None or not length or at + length > len(tiff) or tiff[at:at + 2] != b"\xff\xd8":
@@ -289,13 +284,11 @@ def with_exif_thumbnail(data: bytes, thumbnail: bytes) -> bytes:
     start, end = found
     tiff = bytearray(data[start + 4 + len(EXIF_ID):end])
     try:
-        order = _tiff_order(bytes(tiff))
-        (ifd0,) = struct.unpack_from(order + "I", tiff, 4)
-        (n,) = struct.unpack_from(order + "H", tiff, ifd0)
-        link = ifd0 + 2 + 12 * n
+        order, ifd0 = tiff_header(bytes(tiff))
+        link = ifd_link(tiff, order, ifd0)
         if struct.unpack_from(order + "I", tiff, link)[0]:
             return data
-    except (struct.error, ValueError):
+    except (struct.error, ValueError):  # exif_raw.TiffError
         return data
     tiff += b"\0" * (len(tiff) % 2)  # an IFD starts on a word boundary
     ifd1 = len(tiff)
@@ -363,14 +356,6 @@ def _photoshop_resource(body: bytes) -> Optional[Tuple[int, int]]:
     return None
 
 
-def _tiff_order(tiff: bytes) -> str:
-    if tiff[:2] == b"II":
-        return "<"
-    if tiff[:2] == b"MM":
-        return ">"
-    raise ValueError("not a TIFF header")
-
-
 def _mpf_segment(head: bytes) -> Optional[Tuple[int, int]]:
     """(start, end) of the APP2 MPF segment among the header segments in `head`, or None."""
     if head[:2] != b"\xff\xd8":
@@ -381,14 +366,11 @@ def _mpf_segment(head: bytes) -> Optional[Tuple[int, int]]:
 
 def _entry_table(segment: bytes) -> Tuple[bool, int, int]:
     """(little-endian?, where the MP entry table starts in `segment`, how many pictures it lists)."""
-    tiff = 8
-    order = _tiff_order(segment[tiff:])
-    (ifd,) = struct.unpack_from(order + "I", segment, tiff + 4)
-    (n,) = struct.unpack_from(order + "H", segment, tiff + ifd)
-    for j in range(n):
-        tag, _kind, count, value = struct.unpack_from(order + "HHII", segment, tiff + ifd + 2 + 12 * j)
+    tiff = segment[8:]  # after the marker, the length and "MPF\0"
+    order, ifd = tiff_header(tiff)
+    for tag, _kind, count, value, _at in ifd_entries(tiff, order, ifd):
         if tag == MP_ENTRY:
-            at = tiff + value
+            at = 8 + value
             if count % 16 or at + count > len(segment):
                 raise ValueError("MP entry table outside its segment")
             return order == "<", at, count // 16

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.surround_marks import KINDS, markdown, marks, summarize
+from benchmarks.marks_common import KINDS
+from benchmarks.surround_marks import markdown, marks, summarize
 
 
 def test_the_summary_counts_marks_and_their_pixels_by_hand():
@@ -51,12 +52,13 @@ def test_a_painted_square_reads_far_from_its_surroundings():
     assert rows[0]["ring"] > 100 and rows[1]["ring"] <= 3
 
 
-def test_marks_are_read_kind_by_kind_and_saved(tmp_path):
+def test_marks_are_read_kind_by_kind_and_written(tmp_path, monkeypatch):
     """`kind_marks` reads every file of each kind, at its own draws a photo, naming the file on each
-    mark; `save` writes the report and its table."""
+    mark; `write_marks_study` writes the report (the command and machine first) and its table."""
     import json
 
-    from benchmarks.surround_marks import kind_marks, save
+    from benchmarks import report as report_module
+    from benchmarks.marks_common import kind_marks, write_marks_study
 
     seen = []
 
@@ -68,6 +70,12 @@ def test_marks_are_read_kind_by_kind_and_saved(tmp_path):
     assert list(got) == ["jpeg-90-420", "clean-jpeg-90"] and len(got["jpeg-90-420"]) == 5 == len(seen) // 2
     assert all(m["pixels"] > 0 for m in got["jpeg-90-420"]) and all(m["pixels"] == 0 for m in got["clean-jpeg-90"])
     assert got["jpeg-90-420"][0]["name"] != got["jpeg-90-420"][1]["name"]
-    save(str(tmp_path / "r"), {"marks": got}, lambda report: f"{len(report['marks'])} kinds\n")
-    assert json.loads((tmp_path / "r.json").read_text())["marks"] == got
-    assert (tmp_path / "r.md").read_text() == "2 kinds\n"
+    monkeypatch.setattr(report_module, "environment", lambda: {"machine": {"cpu": "test"}})
+    write_marks_study(str(tmp_path / "r"), "benchmarks.surround_marks", {"photos": "selection"},
+                      [("clean-jpeg-90", 1)], read, lambda rows: {"all": len(rows)},
+                      lambda report: f"{len(report['marks'])} kinds, {report['summary']['all']} marks\n")
+    written = json.loads((tmp_path / "r.json").read_text())
+    assert list(written) == ["command", "machine", "photos", "marks", "summary"]
+    assert written["command"].startswith("python -m benchmarks.surround_marks")
+    assert written["marks"]["clean-jpeg-90"] == got["clean-jpeg-90"] and written["summary"] == {"all": 5}
+    assert (tmp_path / "r.md").read_text() == "1 kinds, 5 marks\n"

@@ -9,7 +9,10 @@ directories list (`pillow_reads_whole`), the block is carried byte for byte, and
 orientation entry's value is rewritten in place (`with_orientation`): 1 where the pixels were
 turned, the source's own where a JPEG is written back on its source's grid. The orientation the
 pixels are turned by is read from the block's first directory (`orientation`), as viewers read
-it. What such a block holds besides is not read, so its EXIF thumbnail stays the source's.
+it. Its thumbnail (the second directory and the JPEG it points to) showed the photo before it
+was restored, so it is cut off (`without_thumbnail`): the link to it set to 0 and its bytes
+zeroed; a JPEG written from it gets a thumbnail made again from the restored pixels
+(runtime/image_write.py), as every JPEG with a thumbnail does.
 
 Offsets are checked before every read: a block that lies about its size gives None, not an error.
 
@@ -154,6 +157,30 @@ def with_orientation(raw: bytes, value: int) -> bytes:
     return raw[:at] + struct.pack(order + "H", value) + raw[at + 2:]
 
 
+def without_thumbnail(raw: bytes) -> bytes:
+    """`raw` with no second directory (the EXIF thumbnail's): the first directory's link to it set
+    to 0 and the thumbnail's JPEG bytes zeroed (what it showed is the photo before restoring),
+    every other byte as it was. A block whose first directory cannot be walked is returned as it is."""
+    first = _first(raw)
+    if first is None:
+        return raw
+    tiff, start, order, ifd0 = first
+    try:
+        link = ifd_link(tiff, order, ifd0)
+        (ifd1,) = struct.unpack_from(order + "I", tiff, link)
+    except (TiffError, struct.error):
+        return raw
+    if not ifd1:
+        return raw
+    out = bytearray(raw)
+    out[start + link:start + link + 4] = bytes(4)
+    tags = {tag: value for tag, _kind, _count, value, _entry in _entries(tiff, order, ifd1)}
+    at, length = tags.get(0x0201), tags.get(0x0202)  # JPEGInterchangeFormat, its length
+    if at and length and at + length <= len(tiff):
+        out[start + at:start + at + length] = bytes(length)
+    return bytes(out)
+
+
 def kept_raw(img: Image.Image) -> Optional[bytes]:
     """`img`'s EXIF block where Pillow's reading of it is not whole (to be carried as it was), or
     None. Then Pillow's reading is given the block's orientation, so that the pixels are turned by
@@ -173,4 +200,4 @@ def describe(raw: bytes, exif: Image.Exif) -> str:
     counts = tag_counts(raw)
     read = len(exif) + sum(len(exif.get_ifd(tag)) for tag in SUB_IFDS if tag in exif)
     return (f"EXIF carried as it was (Pillow reads {read} of its {sum(counts.values())} tags), its orientation "
-            "set to 1 where the pixels were turned; its EXIF thumbnail not made again")
+            "set to 1 where the pixels were turned, its thumbnail of the unrestored photo cut off")

@@ -92,7 +92,7 @@ def capture(img: Image.Image, file: Source, info) -> None:
     exif = img.getexif()
     info.exif = exif.tobytes() if len(exif) else None
     if info.exif_raw:  # carried byte for byte, its orientation entry set as the pixels now stand
-        info.exif = exif_raw.with_orientation(info.exif_raw, 1)
+        info.exif = exif_raw.with_orientation(exif_raw.without_thumbnail(info.exif_raw), 1)
         info.notes.append(exif_raw.describe(info.exif_raw, exif))
     info.icc_profile = img.info.get("icc_profile") or (bmp_icc(f) if img.format == "BMP" else None)
     if img.mode in ("LAB", "HSV") and info.icc_profile:  # written as an RGB view (runtime/image_pixels.py),

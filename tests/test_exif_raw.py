@@ -88,3 +88,48 @@ def test_restore_run_writes_the_block_back_as_it_came(tiny_onnx, tmp_path, fmt):
     record = json.loads((tmp_path / "out" / "restore-report.json").read_text())["records"][0]
     assert record["written"] == "changed"  # written here, not the input's bytes copied
     assert any(n.startswith("EXIF carried as it was") for n in record["notes"])
+
+
+def _broken_exif_with_thumbnail(colour=(0, 255, 0)) -> bytes:
+    """`_broken_exif` whose first directory links a second one holding a 16x12 JPEG thumbnail."""
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 12), colour).save(buf, "JPEG", quality=90)
+    thumb = buf.getvalue()
+    head = bytearray(_broken_exif(6))
+    ifd1 = len(head) - 6  # offsets count from the TIFF header, after "Exif\0\0"
+    head[-4:] = struct.pack(">I", ifd1)  # IFD0's link to the next directory
+    data = ifd1 + 2 + 2 * 12 + 4
+    ifd = struct.pack(">H", 2) + struct.pack(">HHII", 0x0201, 4, 1, data) + struct.pack(">HHII", 0x0202, 4, 1, len(thumb))
+    return bytes(head) + ifd + struct.pack(">I", 0) + thumb
+
+
+def test_a_carried_blocks_thumbnail_of_the_unrestored_photo_is_cut_off():
+    from runtime import jpeg_pictures
+
+    raw = _broken_exif_with_thumbnail()
+    assert jpeg_pictures.exif_thumbnail(raw) is not None
+    cut = exif_raw.without_thumbnail(raw)
+    assert len(cut) == len(raw) and jpeg_pictures.exif_thumbnail(cut) is None
+    assert cut[:len(_broken_exif(6)) - 4] == raw[:len(_broken_exif(6)) - 4]  # the first directory as it was, but its link
+    assert b"\xff\xd8" not in cut[len(_broken_exif(6)):]  # the old thumbnail's bytes gone, not only unlinked
+    assert exif_raw.orientation(cut) == 6
+    for plain in (_broken_exif(6), b"", b"Exif\0\0II*\0\xff\xff\xff\x7f"):
+        assert exif_raw.without_thumbnail(plain) == plain
+
+
+@pytest.mark.parametrize("fmt", ["png", None])
+def test_restore_run_writes_no_thumbnail_of_the_unrestored_photo(tiny_onnx, tmp_path, fmt):
+    from runtime import jpeg_pictures
+
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "p.jpg").write_bytes(_photo(_broken_exif_with_thumbnail((0, 255, 0))))
+    args = ["--model", str(tiny_onnx), str(src), str(tmp_path / "out")] + (["--format", fmt] if fmt else [])
+    assert CliRunner().invoke(main, args).exit_code == 0
+    out = Image.open(tmp_path / "out" / f"p.{fmt or 'jpg'}")
+    thumb = jpeg_pictures.exif_thumbnail(out.info["exif"])
+    if fmt == "png":
+        assert thumb is None  # a PNG has no thumbnail made for it
+    else:  # made again from the restored photo: not the source's solid green
+        shown = np.asarray(Image.open(io.BytesIO(thumb)).convert("RGB")).reshape(-1, 3).mean(axis=0)
+        assert not (shown[1] > 200 and shown[0] < 50 and shown[2] < 50), shown

@@ -123,7 +123,7 @@ def _bench_errors():
 
 
 @click.command(context_settings=COMMAND_SETTINGS)
-@renamed_option("--model", "model", type=NamedPath(dir_okay=False), old=["--checkpoint"],
+@renamed_option("--model", "model", type=NamedPath(dir_okay=False, what="a model file or 'default'"), old=["--checkpoint"],
                 show_default="default width, seeded random weights",
                 help="Model to measure (.ckpt, .safetensors, or 'default' for the shipped model).")
 @click.option("--onnx", "onnx_path", type=NamedPath(dir_okay=False), show_default="exported from the model",

@@ -78,7 +78,8 @@ def _report(result, verify: bool) -> None:
 
 # --model names the model to read in every command (restore-run, restore-validate, restore-bench too);
 # --checkpoint, its older spelling here, still works.
-_model = renamed_option("--model", "model", required=True, type=NamedPath(path_type=Path), old=["--checkpoint"],
+_model = renamed_option("--model", "model", required=True, type=NamedPath(path_type=Path, what="a model file or 'default'"),
+                        old=["--checkpoint"],
                         help="Training checkpoint (.ckpt), released weights (.safetensors) or 'default' "
                              "(the shipped model).")
 _output = click.option("-o", "--output", "output", required=True, type=NamedPath(path_type=Path),
@@ -257,7 +258,8 @@ def _calibrate(loaded, sources, quiet: bool) -> tuple:
 
 
 @main.command("weights")
-@renamed_option("--model", "models", required=True, multiple=True, type=NamedPath(path_type=Path), old=["--checkpoint"],
+@renamed_option("--model", "models", required=True, multiple=True,
+                type=NamedPath(path_type=Path, what="a model file or 'default'"), old=["--checkpoint"],
                 help="Training checkpoint (.ckpt), released weights (.safetensors) or 'default'. Given more than "
                      "once: the weights are averaged (runs fine-tuned from one start, same model config).")
 @click.option("--calibrate", is_flag=True,

@@ -143,7 +143,7 @@ SHORTCUTS = {
                        "a run is refused unless --overwrite (or --resume from its last.ckpt)."),
     "resume": Shortcut("train.resume", ("--resume",), NamedPath(), "none",
                        "Continue exactly from a last.ckpt (its config is used unless --config is given)."),
-    "init": Shortcut("train.init", ("--init",), NamedPath(), "none",
+    "init": Shortcut("train.init", ("--init",), NamedPath(what="a model file or 'default'"), "none",
                      "Fine-tune: start from these weights (.ckpt, .safetensors or 'default', the shipped model) "
                      "with a new schedule."),
 }
@@ -329,7 +329,7 @@ HELDOUT_FILES = ("heldout.json", "heldout.md", "worst.png", "typical.png")
 
 
 @click.command(context_settings=COMMAND_SETTINGS)
-@renamed_option("--model", "model", type=NamedPath(), required=True, old=["--checkpoint"],
+@renamed_option("--model", "model", type=NamedPath(what="a model file or 'default'"), required=True, old=["--checkpoint"],
                 help="best.ckpt, last.ckpt, a .safetensors release, or 'default' for the shipped model.")
 @click.option("--data", type=NamedPath(), default=None, show_default="required unless --heldout",
               help="Dataset root; ROOT/val is used.")

@@ -184,7 +184,7 @@ def _find_model(out: Path) -> Optional[Path]:
 @click.option("-o", "--output", "out_dir", type=NamedPath(file_okay=False), default="restore-demo",
               help="Where samples, restored images and the contact sheet go.")
 @click.option("--out", "out_alias", type=NamedPath(file_okay=False), hidden=True)
-@click.option("--model", "model_path", type=NamedPath(dir_okay=False), default=None,
+@click.option("--model", "model_path", type=NamedPath(dir_okay=False, what="a model file or 'default'"), default=None,
               show_default="the shipped default model",
               help="Restore with this model (.onnx; with --train also .ckpt or .safetensors).")
 @click.option("--train", "train", is_flag=True,

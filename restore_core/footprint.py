@@ -7,8 +7,8 @@ only has to tell the absurd from the ordinary, so it errs high and still passes 
 configs on a 24 GiB machine by far.
 
 Measured on an AMD EPYC (2 cores, avx2; no avx512, no amx), torch 2.13 CPU, the whole process's
-peak RSS (`ru_maxrss` of a child process) of `train()` run for two steps and one validation pass
-of `train.batch_size` crops, no DataLoader workers (fp32 unless said; width = model.base_channels,
+peak RSS (`ru_maxrss` of a child of a small parent: Linux counts the parent's size at the fork
+in it) of `train()` run for two steps and one validation pass of `train.batch_size` crops, no DataLoader workers (fp32 unless said; width = model.base_channels,
 depth 4, one block per stage unless said; MB = 10^6 bytes):
 
     size x batch  width      peak MB      size x batch  width          peak MB

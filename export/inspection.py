@@ -92,9 +92,8 @@ def _describe_onnx(path: Path) -> Dict[str, Any]:
 
     from runtime.metadata import read_metadata
 
-    meta = read_metadata(path)  # refuses non-ours and unsafe external data before anything else
+    meta = read_metadata(path)  # refuses non-ours, and external data unsafe or missing, before anything else
     proto = onnx.load(str(path), load_external_data=False)
-    _check_external_files(proto, path)
 
     def values(vs) -> List[Dict[str, Any]]:
         out = []
@@ -112,28 +111,6 @@ def _describe_onnx(path: Path) -> Dict[str, Any]:
         "opset": next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None),
         "producer": f"{proto.producer_name} {proto.producer_version}".strip(),
     }
-
-
-def _check_external_files(proto, path: Path) -> None:
-    """Refuse a graph whose external data (inside its folder: `read_metadata` has checked that,
-    `runtime.metadata.check_external_data`) is missing or too short: its weights are not there,
-    so no runtime could load it."""
-    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
-
-    from runtime.metadata import _all_tensors
-
-    for tensor in _all_tensors(proto):
-        if not uses_external_data(tensor):
-            continue
-        info = ExternalDataInfo(tensor)
-        data = path.resolve().parent / info.location
-        if not data.is_file():
-            raise ModelFileError(f"{path}: its weights are not there: tensor {tensor.name!r} keeps its data in "
-                                 f"{info.location}, which is missing")
-        needed = (info.offset or 0) + (info.length or 0)
-        if data.stat().st_size < needed:
-            raise ModelFileError(f"{path}: its weights are not all there: {info.location} holds "
-                                 f"{data.stat().st_size} bytes, tensor {tensor.name!r} needs {needed}")
 
 
 def _describe_weights(path: Path) -> Dict[str, Any]:

@@ -130,7 +130,9 @@ class ModelMetadata:
 
 
 def check_external_data(model_proto, model_path: str | os.PathLike) -> None:
-    """Refuse initializers stored outside the model's own folder (path traversal, absolute paths).
+    """Refuse initializers stored outside the model's own folder (path traversal, absolute paths),
+    and those whose data file is missing or too short (the weights are not there: no runtime
+    could load the graph, and ONNX Runtime would say so far less plainly).
 
     Our exporter writes self-contained files; a file that points elsewhere could make a loader
     read arbitrary files on the machine.
@@ -139,13 +141,21 @@ def check_external_data(model_proto, model_path: str | os.PathLike) -> None:
 
     folder = Path(model_path).resolve().parent
     for tensor in _all_tensors(model_proto):
-        if uses_external_data(tensor):
-            location = ExternalDataInfo(tensor).location
-            target = (folder / location).resolve()
-            if os.path.isabs(location) or folder not in target.parents:
-                raise ModelFileError(
-                    f"{model_path}: refused, tensor {tensor.name!r} keeps its data outside the model's folder ({location})"
-                )
+        if not uses_external_data(tensor):
+            continue
+        info = ExternalDataInfo(tensor)
+        target = (folder / info.location).resolve()
+        if os.path.isabs(info.location) or folder not in target.parents:
+            raise ModelFileError(
+                f"{model_path}: refused, tensor {tensor.name!r} keeps its data outside the model's folder ({info.location})"
+            )
+        if not target.is_file():
+            raise ModelFileError(f"{model_path}: its weights are not there: tensor {tensor.name!r} keeps its data in "
+                                 f"{info.location}, which is missing")
+        needed = (info.offset or 0) + (info.length or 0)
+        if target.stat().st_size < needed:
+            raise ModelFileError(f"{model_path}: its weights are not all there: {info.location} holds "
+                                 f"{target.stat().st_size} bytes, tensor {tensor.name!r} needs {needed}")
 
 
 def _all_tensors(model_proto):
@@ -158,7 +168,7 @@ def read_metadata(path: str | os.PathLike) -> ModelMetadata:
     """Read and validate the `restore.` metadata of an ONNX file without loading its weights.
 
     Raises:
-        ModelFileError: unreadable, not ours, unknown version, or external data outside its folder.
+        ModelFileError: unreadable, not ours, unknown version, or external data outside its folder or missing.
     """
     import onnx
 

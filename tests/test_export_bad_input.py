@@ -16,6 +16,8 @@ from dataclasses import asdict
 
 import pytest
 import torch
+from click.testing import CliRunner
+from PIL import Image
 
 from restore_core.checkpoint import CheckpointError, load_model, save_checkpoint, save_release
 from tests.conftest import make_tiny_model
@@ -197,7 +199,8 @@ def test_output_suffix_must_match_what_the_command_writes(files, tmp_path, comma
 
 # #19: an ONNX file whose external data is missing ------------------------------------------------
 
-def test_inspect_refuses_a_graph_whose_external_data_is_missing_or_short(tiny_onnx, tmp_path):
+def _graph_with_missing_data(tiny_onnx, tmp_path):
+    """(tiny_onnx saved with one initializer's data in nothere.bin, which is not written; its bytes)."""
     import onnx
     from onnx import TensorProto
 
@@ -211,6 +214,11 @@ def test_inspect_refuses_a_graph_whose_external_data_is_missing_or_short(tiny_on
         entry.key, entry.value = key, value
     broken = tmp_path / "broken.onnx"
     onnx.save(proto, str(broken))
+    return broken, size
+
+
+def test_inspect_refuses_a_graph_whose_external_data_is_missing_or_short(tiny_onnx, tmp_path):
+    broken, size = _graph_with_missing_data(tiny_onnx, tmp_path)
     code, text = run("inspect", broken)
     line = one_line_error(text)
     assert code == 1 and str(broken) in line and "nothere.bin, which is missing" in line, line
@@ -220,3 +228,15 @@ def test_inspect_refuses_a_graph_whose_external_data_is_missing_or_short(tiny_on
     (tmp_path / "nothere.bin").write_bytes(b"\0" * size)
     code, text = run("inspect", broken, "--json")
     assert code == 0 and json.loads(text)["kind"] == "onnx"
+
+
+def test_restore_run_refuses_a_graph_whose_external_data_is_missing(tiny_onnx, tmp_path):
+    # the check lives in runtime.metadata, which every command reading a graph goes through
+    from runtime.cli import main as run_cli
+
+    broken, _size = _graph_with_missing_data(tiny_onnx, tmp_path)
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (32, 32), (90, 120, 150)).save(tmp_path / "in" / "a.png")
+    result = CliRunner().invoke(run_cli, ["--model", str(broken), str(tmp_path / "in"), str(tmp_path / "out")])
+    assert result.exit_code == 1 and "nothere.bin, which is missing" in one_line_error(result.output), result.output
+    assert not (tmp_path / "out").exists()

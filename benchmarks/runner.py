@@ -256,7 +256,7 @@ def _selected(settings: BenchSettings) -> List[Backend]:
 def check_settings(settings: BenchSettings) -> None:
     """Refuse, before anything is built or measured, a grid whose inputs alone would not fit in
     the memory available, and an --int8-onnx file whose metadata says it is not int8."""
-    from runtime.memory import machine_room
+    from restore_toolkit.room import machine_room
 
     free = machine_room()[0]  # MemAvailable, a cgroup's memory.max, ulimit -v: the least
     for size in settings.sizes:

@@ -80,7 +80,7 @@ class QuantizationRefused(RuntimeError):
 def _session(path: Path, threads: Optional[int] = None):
     import onnxruntime as ort
 
-    from runtime.session import available_cpus
+    from restore_toolkit.console import available_cpus
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads or available_cpus()

@@ -218,7 +218,7 @@ def _start(ray, ray_options: RayOptions, cpus_needed: float) -> bool:
     if ray_options.address:
         ray.init(address=ray_options.address, **kwargs)
     else:
-        from runtime.session import available_cpus
+        from restore_toolkit.console import available_cpus
 
         num_cpus = ray_options.num_cpus or max(available_cpus(), int(np.ceil(cpus_needed)))
         ray.init(num_cpus=num_cpus, **kwargs)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
-from restore_toolkit.console import available_cpus  # noqa: F401 (the runtime's callers import it from here)
+from restore_toolkit.console import available_cpus
 from restore_toolkit.messages import one_line
 from runtime.metadata import (
     ModelFileError,

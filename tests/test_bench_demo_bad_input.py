@@ -110,7 +110,7 @@ def test_bench_empty_report_path_and_empty_backends_are_refused(no_run):
 
 
 def test_bench_refuses_inputs_larger_than_memory_before_any_backend(monkeypatch):
-    monkeypatch.setattr("runtime.memory.machine_room", lambda: (2 * 10**9, "test"))
+    monkeypatch.setattr("restore_toolkit.room.machine_room", lambda: (2 * 10**9, "test"))
     monkeypatch.setattr("benchmarks.runner.load_subject", lambda s: pytest.fail("the model was built"))
     _one_error(CliRunner().invoke(bench, ["--backends", "eager", "--sizes", "60000", "--batch-sizes", "1"]),
                "--sizes", "60000x60000", "memory available")

@@ -80,7 +80,8 @@ from runtime.tiling import DEFAULT_TILE_BUDGET, least_tile
                    "mark, which is closer to the photo; docs/restoring.md).")
 @click.option("--no-paint-grow", is_flag=True,
               help="Keep each mark as found (default: a flat mark is grown over the rest of its own colour "
-                   "around it, which the mask often misses in a JPEG; docs/restoring.md).")
+                   "around it, which the mask often misses in a JPEG, and the blends of its colour and the "
+                   "photo at its edge are unblended; docs/restoring.md).")
 @click.option("--solid-check/--no-solid-check", default=None,
               show_default="on for the shipped model, whose damage is solid paint; off for a --model FILE",
               help="In a lossless file, drop each mark with no solid colour, which is photo, not paint, and grow "

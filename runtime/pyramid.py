@@ -12,8 +12,9 @@ So a large image is run again at each power-of-two scale 1/f whose short side li
 and the results are merged finest first:
 
 - a mark of a smaller copy (a connected region of its mask) that the finer passes already found
-  whole (they cover `SEEN_WHOLE` of its inside) is dropped: their outline, drawn at finer
-  pixels, is better than the copy's f-pixel one;
+  whole (they cover `SEEN_WHOLE` of its inside) keeps their outline, drawn at finer pixels,
+  which is better than the copy's f-pixel one; it adds only its core (`CORE`), where they left
+  a hole;
 - any other mark is enlarged (bilinearly, cut at half, so a round mark stays round) and added to
   the mask; its pixels that no finer pass found take the copy's restored image, enlarged
   bilinearly; the pixels a finer pass found keep that pass's fill.
@@ -30,6 +31,16 @@ quarter of the full pass's cost; 1/8 alone missed the outline of mid-size marks 
 (IoU 0.89 against 0.96 on one draw); a plain union of the scales' masks (no `SEEN_WHOLE`) drew
 small marks with the coarse scale's steps (IoU 0.89-0.97 against 0.96-0.99). For a 12 Mpx
 photo the two extra passes cost 1/16 + 1/64 of the full one, plus the merge.
+
+A mark seen whole still adds its core (`CORE`, of its paint only): on a 12 Mpx selection JPEG
+the full-size pass and the 1/4 copy left a stripe 60 to 115 pixels wide down the middle of a
+430-pixel square, 8 % of it, so the 1/8 copy's mark counted as seen whole and was dropped, and
+the grow over the square's paint (runtime/paint_grow.py) reaches 32 pixels into such a hole: a
+patch of paint stayed at the square's top. With the core, +0.26 and +0.22 dB on the two 12 Mpx
+selection photos that had such a hole, the other three unchanged (benchmarks/results/
+selection20-unblend.md against selection20-base.md, with the rims of runtime/paint_grow.py).
+Without the paint test the core also filled the photo between two marks the copy saw as one
+(a whole selection photo 0.07 dB further).
 """
 
 from __future__ import annotations
@@ -49,6 +60,16 @@ MAX_SIDE = 800
 # A mark of a smaller copy whose inside the finer passes already cover this much of was seen whole
 # by them: their outline, drawn at finer pixels, is kept rather than the copy's f-pixel steps.
 SEEN_WHOLE = 0.9
+# Such a mark still adds its core, this many copy pixels in from its outline: a hole the finer
+# passes left inside it (a 12 Mpx JPEG's square found at 1/4 with a 60-pixel stripe missing down
+# its middle, which the grow over its paint, runtime/paint_grow.py, reaches only 32 pixels into).
+CORE = 2
+# ... and adds there only the pixels of the paint the finer passes found of it (within PAINT_LEVELS
+# of its median, which three quarters of those lie within FLAT_LEVELS of): where two marks lie close,
+# the copy sees them as one, and the photo between them is a hole in what the finer passes found.
+# The levels of runtime/paint_grow.py (TOLERANCE, FLAT), which grows a mark over its paint.
+PAINT_LEVELS = 16
+FLAT_LEVELS = 12
 # A smaller copy's mark narrower than this (full-size pixels, either side of its box) is left to
 # the full-size pass, which sees marks of that size whole: on the selection photos such marks
 # were the smaller copies' false finds (a 17x10 patch of a rocket's white body, at 1/2).
@@ -56,10 +77,11 @@ MIN_MARK = 64
 
 # (H, W, 3) uint8 -> restored (H, W, 3) uint8, mask (H, W) uint8 0/255
 RunFn = Callable[[np.ndarray], Tuple[np.ndarray, np.ndarray]]
+Box = Tuple[int, int, int, int]  # rows r0:r1, columns c0:c1
 # What a smaller copy added to the mask: (region (y0, y1, x0, x1), the pixels it added there
 # ((y1 - y0, x1 - x0) bool, packed along rows by np.packbits), the copy's factor f); see
 # `add_coarse(..., added=)`.
-Added = Tuple[Tuple[int, int, int, int], np.ndarray, int]
+Added = Tuple[Box, np.ndarray, int]
 
 
 def coarse_factors(height: int, width: int) -> List[int]:
@@ -240,13 +262,15 @@ def _inside_covered(labels: np.ndarray, count: int, covered: np.ndarray) -> np.n
     return np.bincount(labels[use], weights=covered[use], minlength=count + 1) / np.maximum(pixels, 1)
 
 
-def _marks_to_add(small_mask: np.ndarray, known: np.ndarray) -> Tuple[np.ndarray, List[Tuple[int, int, int, int]]]:
-    """The marks of a smaller copy's mask (h, w) bool to add to the finer passes' (`known`, (H, W)),
-    and the box (r0, r1, c0, c1) of each.
+def _marks_to_add(small_mask: np.ndarray, known: np.ndarray) -> Tuple[np.ndarray, List[Tuple[Box, bool]]]:
+    """The pixels of a smaller copy's mask (h, w) bool to add to the finer passes' (`known`, (H, W)),
+    and for each mark they belong to its box (r0, r1, c0, c1) and whether it adds only its core.
 
-    Left out: a mark the finer passes found whole (they cover `SEEN_WHOLE` of its inside, where
-    the copy's outline and the true one agree), and a mark under `MIN_MARK` full-size pixels on
-    either side of its box (the full-size pass sees such a mark whole, and judged it).
+    A mark the finer passes found whole (they cover `SEEN_WHOLE` of its inside) adds only its
+    core, `CORE` copy pixels in from its outline, and there only its paint (`add_coarse`): the
+    finer outline is kept, and a hole they left inside it is filled. A mark under `MIN_MARK`
+    full-size pixels on either side of its box adds nothing (the full-size pass sees such a mark
+    whole, and judged it). Any other adds all of itself.
     """
     labels, count, boxes = label_with_boxes(small_mask)
     if count == 0:
@@ -254,9 +278,30 @@ def _marks_to_add(small_mask: np.ndarray, known: np.ndarray) -> Tuple[np.ndarray
     h, w = small_mask.shape
     covered = np.asarray(Image.fromarray(known.astype(np.uint8) * 255).resize((w, h), Image.Resampling.BOX)) / 255.0
     full_size = np.minimum((boxes[:, 1] - boxes[:, 0]) * known.shape[0] / h, (boxes[:, 3] - boxes[:, 2]) * known.shape[1] / w)
-    keep = (_inside_covered(labels, count, covered) < SEEN_WHOLE) & (full_size >= MIN_MARK)
-    keep[0] = False
-    return keep[labels], [tuple(int(v) for v in boxes[i]) for i in np.flatnonzero(keep)]
+    large = full_size >= MIN_MARK
+    whole = _inside_covered(labels, count, covered) >= SEEN_WHOLE
+    keep, core = large & ~whole, large & whole
+    keep[0] = core[0] = False
+    marks = keep[labels]
+    if core.any():  # the marks never touch (8-connected): eroding them together erodes each alone
+        inner = small_mask
+        for _ in range(CORE):
+            inner = _eroded(inner)
+        marks |= core[labels] & inner
+    return marks, [(tuple(int(v) for v in boxes[i]), bool(core[i])) for i in np.flatnonzero(keep | core)]
+
+
+def _its_paint(rgb: np.ndarray, found: np.ndarray) -> Optional[np.ndarray]:
+    """(h, w) bool: the pixels of `rgb` (h, w, 3) within `PAINT_LEVELS` of the paint of what the
+    finer passes `found` ((h, w) bool) of one mark; None where that is not one flat colour (three
+    quarters of it within `FLAT_LEVELS` of its median), or nothing was found."""
+    pixels = rgb[found]
+    if len(pixels) == 0:
+        return None
+    paint = np.median(pixels, axis=0)
+    if np.percentile(np.abs(pixels.astype(np.float32) - paint).max(axis=1), 75) > FLAT_LEVELS:
+        return None
+    return np.abs(rgb.astype(np.float32) - paint).max(axis=-1) <= PAINT_LEVELS
 
 
 def add_coarse(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, run: RunFn,
@@ -288,10 +333,15 @@ def add_coarse(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, run: Run
         small_restored, small_mask = found.pop(f)
         marks, boxes = _marks_to_add(small_mask > 0, known)
         marks = marks.astype(np.uint8) * 255
-        for box in boxes:  # only the rows and columns each mark reaches are enlarged
+        for box, core in boxes:  # only the rows and columns each mark reaches are enlarged
             y0, y1, x0, x1 = region = _region_of(box, marks.shape, h, w)
             # Bilinearly and cut at half, so a round mark's edge is round, not f-pixel steps.
             take = _enlarged_region(marks, h, w, region) >= 128  # (y1 - y0, x1 - x0)
+            if core:  # a hole in what the finer passes found: only the paint they found
+                copy_mark = np.where(small_mask > 0, np.uint8(255), np.uint8(0))
+                seen = known[y0:y1, x0:x1] & (_enlarged_region(copy_mark, h, w, region) >= 128)
+                paint = _its_paint(rgb[y0:y1, x0:x1], seen)
+                take = take & paint if paint is not None else np.zeros_like(take)
             take &= ~known[y0:y1, x0:x1]  # a finer pass's own pixels stay
             filled = _enlarged_region(small_restored, h, w, region)  # (y1 - y0, x1 - x0, 3)
             np.copyto(restored[y0:y1, x0:x1], filled, where=take[..., None])

@@ -87,8 +87,8 @@ class Restorer:
         grow_subsampled: grow the mask of a file with subsampled chroma (a JPEG at 4:2:0 or 4:2:2,
             a lossy WebP) by a pixel before the compositing (`runtime.fill.GROWN_SUBSAMPLING`);
             False: the mask as found.
-        paint_grow: grow each flat mark over the rest of its own paint around it, the grown pixels
-            taking the smooth fill (runtime/paint_grow.py); False: the marks as found.
+        paint_grow: grow each flat mark over the rest of its paint, the grown pixels taking the
+            smooth fill, and unblend its rim (runtime/paint_grow.py); False: the marks as found.
         jpeg_ringing: in a colour JPEG, add to each mark the pixels around it that its paint moved
             in the file (the ring), with the paint's estimated effect taken out of them
             (runtime/jpeg_ringing.py); False (default): the marks as found.
@@ -241,8 +241,8 @@ class Restorer:
         paint's edge, runtime/solid.py; lossy: the colour of their surroundings, runtime/surround.py,
         or found in no mirrored view, runtime/mirrored.py); a frame's band and paint run into the
         frame (runtime/frame_paint.py); the fill evened out (runtime/fill.py, `exact` as in
-        `Restorer.exact`); for a JPEG (`jpeg`, `orientation`: its EXIF turn) the ring its paint
-        left (runtime/jpeg_ringing.py)."""
+        `Restorer.exact`), then each flat mark's rim unblended (runtime/paint_grow.py); for a JPEG
+        (`jpeg`, `orientation`: its EXIF turn) the ring its paint left (runtime/jpeg_ringing.py)."""
         # A photo's frame and the band inward of it: no mark there; and the frame with its first
         # pixels inward, which no mark's piece in the band may reach to go back to it (runtime/frame.py).
         frame, edge, border = frame_masks(rgb, (FRAME_BAND, FRAME_EDGE, 0))
@@ -267,7 +267,8 @@ class Restorer:
             found = mask > 0 if held is None else (mask > 0) | held[0]
             mask = np.where(paint_in_frame(rgb, *region, found), np.uint8(255), mask)
         restored, mask = mark_edits.rejoin_held(rgb, restored, mask, held, edge, gutters, border)
-        restored = mark_edits.filled(rgb, restored, mask, grown, exact, coarse, border, region, self.even_fill)
+        restored = mark_edits.filled(rgb, restored, mask, grown, exact, coarse, border, region, self.even_fill,
+                                     unblend=self.paint_grow, keep_out=frame)
         if self.jpeg_ringing and jpeg is not None:  # the ring the file's paint left, judged from the filled marks
             ring = remove_ringing(rgb, restored, mask, jpeg.qtables, jpeg.subsampling, orientation)
             if ring.any():

@@ -11,7 +11,18 @@ import pytest
 from PIL import Image
 
 from runtime.fill import even_fill
-from runtime.paint_grow import FLAT, GROWTH, STEPS, TOLERANCE, grow_over_paint
+from runtime.paint_grow import (
+    BLEND_MIN,
+    CONTRAST,
+    FLAT,
+    GROWTH,
+    RIM,
+    SMOOTH,
+    STEPS,
+    TOLERANCE,
+    grow_over_paint,
+    unblend_rims,
+)
 
 PAINT = (200, 40, 160)
 
@@ -116,6 +127,84 @@ def test_nothing_to_grow():
     assert TOLERANCE > 0
 
 
+def _blended(share_first: float, share_second: float, photo=(90, 110, 130), noise: int = 2, seed: int = 5, ramp: float = 0):
+    """A smooth photo (`photo` with +-`noise` levels, and `ramp` levels more a column) and a 40x40
+    square of paint whose first two rings of pixels outside it are blends: `share_first` of the
+    paint in the ring touching it, `share_second` in the next (a JPEG's subsampled chroma, a resize)."""
+    rng = np.random.default_rng(seed)
+    lit = ramp * np.arange(160)[None, :, None]
+    rgb = np.clip(np.array(photo) + lit + rng.integers(-noise, noise + 1, (120, 160, 3)), 0, 255).astype(np.float64)
+    square = np.zeros((120, 160), bool)
+    square[40:80, 60:100] = True
+    first, second = np.zeros_like(square), np.zeros_like(square)
+    first[39:81, 59:101] = True
+    second[38:82, 58:102] = True
+    second &= ~first
+    first &= ~square
+    for ring, share in ((first, share_first), (second, share_second)):
+        rgb[ring] = share * np.array(PAINT) + (1 - share) * rgb[ring]
+    rgb[square] = PAINT
+    return rgb.round().astype(np.uint8), square, first, second
+
+
+def _unblended(rgb, square):
+    """`unblend_rims` on the input `rgb` with the `square` found and filled grey: (restored, mask, rims)."""
+    restored = rgb.copy()
+    restored[square] = 128
+    mask = np.where(square, np.uint8(255), np.uint8(0))
+    rims = unblend_rims(rgb, restored, mask)
+    return restored, mask, rims
+
+
+def test_blends_of_the_paint_and_a_smooth_photo_beside_a_mark_are_unblended():
+    """The ring half paint and the one a quarter paint beyond it join the mark, each pixel back to
+    the photo within its noise and rounding; a ring a tenth paint (within the photo's own
+    variation) does not, nor does anything past RIM pixels; nothing else changes."""
+    photo = np.array((90, 110, 130))
+    rgb, square, first, second = _blended(0.5, 0.3, photo=photo)
+    restored, mask, rims = _unblended(rgb, square)
+    assert np.array_equal(rims, first | second)
+    assert np.array_equal(mask > 0, square | rims)
+    assert np.abs(restored[rims].astype(int) - photo).max() <= 4  # the noise (2) and the rounding
+    assert np.array_equal(restored[~(square | rims)], rgb[~(square | rims)])
+    assert (restored[square] == 128).all()  # the fill is not touched
+    rgb, square, first, second = _blended(0.5, 0.1)
+    assert np.array_equal(_unblended(rgb, square)[2], first)
+    assert RIM == 2 and BLEND_MIN > 0.1
+
+
+def test_no_blend_is_taken_from_texture_or_a_photo_close_to_the_paint():
+    """Beside a textured photo (60 to 140 at random: its spread over SMOOTH) or a photo within
+    CONTRAST levels of the paint, a blend cannot be told from the photo: the mark stays as found."""
+    rgb, square, first, second = _blended(0.5, 0.3, noise=40)
+    assert not _unblended(rgb, square)[2].any()
+    near = tuple(c + (CONTRAST - 8) * (1 if c < 128 else -1) for c in PAINT)  # each channel 40 levels from the paint
+    rgb, square, first, second = _blended(0.5, 0.3, photo=near)
+    assert not _unblended(rgb, square)[2].any()
+    assert SMOOTH < 20
+
+
+def test_the_restorer_unblends_the_rim_of_a_mark_it_found_unless_paint_grow_is_off():
+    """The shipped model on a square of paint with two blended rings around it (as a resize
+    leaves them): with paint_grow (the default) the rings join the mask, back to the photo; off,
+    what the model itself left of them stays as it came."""
+    from runtime.restorer import Restorer
+
+    photo = np.array((90, 110, 130))
+    rgb, square, first, second = _blended(0.5, 0.3, photo=photo, ramp=0.25)  # lit from one side: not a frame
+    rings = first | second
+    photo = photo + 0.25 * np.nonzero(rings)[1][:, None]  # each ring pixel's photo
+    checks = dict(graphic_check=False, solid_check=False)  # a flat photo with one square: a drawing to them
+    on = Restorer(device="cpu", **checks).restore(rgb)
+    off = Restorer(device="cpu", paint_grow=False, **checks).restore(rgb)
+    on_mask, off_mask = (np.asarray(r.mask) > 0 for r in (on, off))
+    assert on_mask[square].mean() > 0.99 and rings.sum() > 300
+    left = rings & ~off_mask  # what the model left of the rings (it takes part of the first itself)
+    assert on_mask[rings].all() and left.sum() > 0.5 * rings.sum()
+    assert np.abs(np.asarray(on.image)[rings][left[rings]].astype(int) - photo[left[rings]]).max() <= 4
+    assert np.array_equal(np.asarray(off.image)[left], rgb[left])
+
+
 def test_grown_pixels_take_the_smooth_fill_alone():
     rgb = np.full((60, 80, 3), 100, np.uint8)
     rgb[20:40, 20:50] = 0  # paint
@@ -156,7 +245,11 @@ def half_found(tmp_path_factory):
 def test_restore_run_grows_marks_over_their_paint_unless_asked_not_to(half_found):
     case, masks, outs = half_found
     grown = grow_over_paint(case.corrupted, masks["kept"])
-    assert np.array_equal(masks["default"], masks["kept"] | grown)  # the written mask: found, plus grown over paint
+    found = np.where(masks["kept"] | grown, np.uint8(255), np.uint8(0))
+    rims = unblend_rims(case.corrupted, case.corrupted.copy(), found)  # after the fill, the blends around them
+    # The written mask: found, plus grown over paint, plus the blends of paint and photo around it.
+    assert np.array_equal(masks["default"], masks["kept"] | grown | rims)
+    assert np.array_equal(rims & case.mask, rims)  # the blends are damage (2 pixels here)
     # Here the mask missed part of a mark: the grown pixels are that paint.
     assert grown.sum() > 50 and (grown & case.mask).sum() > 0.9 * grown.sum()
     for run in ("default", "kept"):  # outside its mask each output is the input, bit for bit

@@ -12,6 +12,7 @@ from PIL import Image
 
 from restore_core.heldout import heldout_photos, iou
 from runtime.pyramid import (
+    CORE,
     MAX_SIDE,
     MIN_SIDE,
     add_coarse,
@@ -216,6 +217,34 @@ def test_a_mark_the_full_size_pass_found_whole_keeps_its_outline():
     assert merged[inside].all() and (out[inside] == (9, 9, 9)).all()  # the disc's inside, from a copy
     assert np.array_equal(out[ring], restored[ring])  # its rim keeps the full-size pass's fill
     assert np.array_equal(merged[402:502, 402:502], mask[402:502, 402:502])
+
+
+def test_a_hole_the_finer_passes_left_in_a_mark_seen_whole_is_filled_from_its_core():
+    """A 400-pixel square of paint found at full size but for a 24-pixel stripe down its middle
+    (over 90 % of it, so seen whole): the copies fill the stripe where it lies `CORE` copy pixels
+    inside their outline, and add nothing past the full-size outline. Where the stripe is photo
+    (two marks close together, which the copies see as one), nothing is added."""
+    rgb = np.random.default_rng(3).integers(0, 256, (1000, 1200, 3), dtype=np.uint8)
+    rgb[300:700, 400:800] = (200, 40, 160)
+    restored, mask = rgb.copy(), np.zeros((1000, 1200), np.uint8)
+    mask[300:700, 400:800] = 255
+    mask[300:700, 588:612] = 0  # the stripe the full-size pass missed, from edge to edge
+    out, merged = add_coarse(rgb, restored.copy(), mask.copy(), _fake_run({4: (300, 700, 400, 800), 2: (300, 700, 400, 800)}, []))
+    added = (merged > 0) & (mask == 0)
+    assert added[300 + 2 * CORE + 2:700 - 2 * CORE - 2, 588:612].all()  # the stripe, less the copy's core margin at f = 2
+    assert not added[:300].any() and not added[700:].any()  # nothing past the full-size outline
+    assert not added[:, :588].any() and not added[:, 612:].any()
+    assert (out[added] == (20, 0, 0)).all()  # the finest copy's fill (f = 2) where it added
+    assert np.array_equal(out[mask > 0], restored[mask > 0])  # what the full-size pass found keeps its fill
+    photo = rgb.copy()
+    photo[300:700, 588:612] = np.random.default_rng(4).integers(60, 141, (400, 24, 3), dtype=np.uint8)  # far from the paint
+    _out, merged = add_coarse(photo, photo.copy(), mask.copy(), _fake_run({4: (300, 700, 400, 800), 2: (300, 700, 400, 800)}, []))
+    assert np.array_equal(merged, mask)
+    # With no hole, a mark seen whole adds nothing (its core lies within what was found).
+    whole = np.zeros_like(mask)
+    whole[300:700, 400:800] = 255
+    _out, merged = add_coarse(rgb, rgb.copy(), whole.copy(), _fake_run({4: (300, 700, 400, 800), 2: (300, 700, 400, 800)}, []))
+    assert np.array_equal(merged, whole)
 
 
 def _camera_like(h: int, w: int, quality: int = 90):

@@ -226,7 +226,9 @@ def _saved(save: str):
 def restorers():
     from runtime import Restorer
 
-    return Restorer(device="cpu", even_fill=False), Restorer(device="cpu", even_fill=False, grow_subsampled=False)
+    # The grow by subsampling alone: no grow over paint, no blends unblended (runtime/paint_grow.py).
+    return (Restorer(device="cpu", even_fill=False, paint_grow=False),
+            Restorer(device="cpu", even_fill=False, grow_subsampled=False, paint_grow=False))
 
 
 def test_the_grown_ring_takes_the_prediction_and_nothing_else_moves(restorers):
@@ -294,9 +296,9 @@ def test_which_files_grow(tmp_path, save, grown):
     name = "a" + {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}[save.split("-")[0]]
     (src / name).write_bytes(data)
     masks = {}
-    for run, extra in (("default", []), ("kept", ["--no-jpeg-grow"])):
+    for run, extra in (("default", []), ("kept", ["--no-jpeg-grow"])):  # the grow by subsampling alone
         done = subprocess.run([sys.executable, "-m", "runtime.cli", str(src), str(tmp_path / run), "--device", "cpu",
-                               "-q", "--save-mask", *extra], capture_output=True, text=True)
+                               "-q", "--save-mask", "--no-paint-grow", *extra], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         masks[run] = np.asarray(Image.open(tmp_path / run / "masks" / (name if save == "png" else name + ".png"))) > 0
     assert masks["kept"].any()

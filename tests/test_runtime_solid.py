@@ -203,7 +203,9 @@ def test_restore_grows_a_soft_edged_mark_of_a_png_and_fills_the_ring_smoothly(re
     jpg = io.BytesIO()
     Image.fromarray(soft).save(jpg, "JPEG", quality=95)
     kept = np.asarray(restorer.restore(Image.open(io.BytesIO(jpg.getvalue()))).mask) > 0
-    assert kept.sum() == 20 * 20
+    # As found, but for a few pixels of the blurred ring whose blend of paint and photo was told
+    # apart (runtime/paint_grow.py, `unblend_rims`): not the ring grown whole.
+    assert kept[20:40, 30:50].all() and not (kept & ~ring & ~(mask > 0)).any() and (kept & ring).sum() < 0.1 * ring.sum()
 
 
 def test_distance_from_the_nearest_colour_by_hand():

@@ -21,7 +21,7 @@ from runtime.frame import BAND as FRAME_BAND
 from runtime.frame import nothing
 from runtime.frame_paint import frame_coloured, painted_pieces, rejoined
 from runtime.gutter import gutter_boxes
-from runtime.paint_grow import grow_over_paint, unblend_rims
+from runtime.paint_grow import blend_rims, grow_over_paint, put_patches
 from runtime.pyramid import Added
 from runtime.solid import judge_marks
 
@@ -110,17 +110,20 @@ def filled(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, grown: Optio
            even: bool = True, unblend: bool = False, keep_out: Optional[np.ndarray] = None) -> np.ndarray:
     """`restored` with the fill inside the mask evened out where `even` (runtime/fill.py; the `grown`
     pixels, which hold paint, take the smooth fill alone, `even` or not; where the file's colours are
-    `exact`, the smooth fill alone near each mark's edge; the `border`, the frame, not read), the
-    marks' pixels in the frame's lines in its colour (`region`, runtime/frame_paint.py, `frame_coloured`),
-    and where `unblend`, each flat mark's blends with the photo around it unblended and added to
-    `mask` (in place), none in `keep_out` (H, W) bool, the frame (runtime/paint_grow.py,
-    `unblend_rims`): after the fill, which reads them as they were."""
+    `exact`, the smooth fill alone near each mark's edge; the `border`, the frame, not read), and the
+    marks' pixels in the frame's lines in its colour (`region`, runtime/frame_paint.py, `frame_coloured`).
+    Where `unblend`, each flat mark's blends with the photo around it, none in `keep_out` (H, W)
+    bool, the frame, join `mask` (in place) first, so that the fill reads past them, and then take
+    their own values unblended (runtime/paint_grow.py, `blend_rims`)."""
+    rims, patches = blend_rims(rgb, mask, keep_out) if unblend and mask.any() else (None, [])
+    if patches:  # filled smooth as grown pixels are, for the fill's sake, then given their own values
+        grown = rims if grown is None else grown | rims
     if even or grown is not None:
         restored = even_fill(rgb, restored, mask, blend=BLEND if even else 1.0, smooth_only=grown,
                              edge=EXACT_EDGE if even and exact else 0, coarse=coarse, unread=border)
     if region is not None:  # paint across the frame: the frame's colour, not the photo's
         restored = frame_coloured(restored, mask, *region)
-    if unblend and mask.any():
+    if patches:
         restored = restored if restored.flags.writeable and restored is not rgb else restored.copy()
-        unblend_rims(rgb, restored, mask, keep_out)
+        put_patches(restored, patches)
     return restored

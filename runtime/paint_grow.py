@@ -42,17 +42,20 @@ Past a mark's paint lies a rim of blends of it and the photo beside it: a JPEG's
 chroma spreads the paint's colour over a chroma pixel past its edge, and a picture resized after
 it was painted averages the two over its resampling filter. A blend far enough from the paint
 is not within `TOLERANCE` of it, and stays: on a painted 12 Mpx JPEG, a line of red beside a red
-mark, visible zoomed in. So once the fill is done, the pixels at most `RIM` out from each flat mark
-(or each paint's part of it) that lie on the line from the photo just beyond them to the paint
-(`blend_rim`) are unblended: the paint's share taken out, what is left is the photo, its own
-texture kept. After the fill, because the fill of each mark was chosen reading its surroundings
-as they were: giving the blends the smooth fill instead (the fill then reading past them) moved
-some selection files 3 dB closer and others 0.08 dB further. Chosen on the selection photos
-through the real `restore-run` (benchmarks/results/selection20-unblend.md against
-selection20-base.md, the same code without it): mask IoU up or level on every kind of painted
-file (+0.000 to +0.003), PSNR +0.10 dB at 12 Mpx, +0.03 on resized PNG crops, 0.00 to +0.01 on the
-rest; 82 of 276 painted files moved, the furthest 0.05 dB (a WebP crop); clean files unchanged.
-`RIM`, `BEYOND`, `BLEND_MIN`, `BLEND_FIT`, `CONTRAST` and `SMOOTH` were set by hand, not swept.
+mark, visible zoomed in; and the fill of the mark, which reads the pixels around it, reads the
+blends and comes back tinted towards the paint. So just before the fill, the pixels at most `RIM`
+out from each flat mark (or each paint's part of it) that lie on the line from the photo just
+beyond them to the paint (`blend_rim`) join the mask: the fill reads past them. Then each takes
+its own value unblended: the paint's share taken out, what is left is the photo, its own texture
+kept (`blend_rims`, `put_patches`; runtime/mark_edits.py, `filled`). Chosen on the selection
+photos through the real `restore-run` (benchmarks/results/selection20-rims.md against
+selection20-base.md, the code before it): mask IoU up or level on every kind of painted file
+(+0.000 to +0.003), PSNR +0.27 dB on resized PNG crops (one +3.5 dB), +0.09 at 12 Mpx, +0.04 at
+JPEG 75 and 95, +0.02 to +0.03 at JPEG 90, on WebP and on framed crops, −0.003 on collages of
+two; 64 of 276 painted files closer, 18 further (the most 0.04 dB); clean files unchanged. The
+blends unblended after the fill instead, the fill reading them as before
+(benchmarks/results/selection20-unblend.md), gained a tenth to a quarter as much on resized PNG
+crops and JPEG crops. `RIM`, `BEYOND`, `BLEND_MIN`, `BLEND_FIT`, `CONTRAST` and `SMOOTH` were set by hand, not swept.
 
 `TOLERANCE` was chosen on the selection photos (benchmarks/fill_sweep.py, its second table in
 benchmarks/results/fill-sweep.md): of 4 to 32 levels, those that lowered no kind's mask IoU were
@@ -215,15 +218,18 @@ def _flat_marks(marked: np.ndarray, rgb: np.ndarray, margin: int) -> Iterator[Fl
             yield box, mark, paints
 
 
-def unblend_rims(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray,
-                 keep_out: Optional[np.ndarray] = None) -> np.ndarray:
-    """Around each flat mark of `mask` (H, W) uint8 0/255, its blends with the photo
-    (`blend_rim`) unblended in `restored` (H, W, 3) uint8 and added to `mask`, in place; none in
-    `keep_out` (H, W) bool (a picture's frame). `rgb`: the input. Returns the blends (H, W) bool.
+Patch = Tuple[Tuple[slice, slice], np.ndarray, np.ndarray]  # box, pixels in it (h, w) bool, their values (n, 3) uint8
 
-    After the fill: the fill of each mark reads the pixels around it as they were."""
+
+def blend_rims(rgb: np.ndarray, mask: np.ndarray,
+               keep_out: Optional[np.ndarray] = None) -> Tuple[np.ndarray, List[Patch]]:
+    """Around each flat mark of `mask` (H, W) uint8 0/255 (`rgb`: the input), its blends with
+    the photo (`blend_rim`), none in `keep_out` (H, W) bool (a picture's frame); they are added
+    to `mask`, in place. Returns them (H, W) bool and, a box at a time, their values unblended
+    (`put_patches` writes them)."""
     marked = mask > 0
     rims = np.zeros_like(marked)
+    patches: List[Patch] = []
     for box, mark, paints in _flat_marks(marked, rgb, RIM + BEYOND):
         window = rgb[box]
         free = ~marked[box] & ~rims[box]
@@ -234,11 +240,17 @@ def unblend_rims(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray,
             part = mark if len(paints) == 1 else mark & near  # several paints: each from its own part
             joined, unblended = blend_rim(window, part, paint, free)
             if joined.any():
-                restored[box][joined] = unblended[joined]
+                patches.append((box, joined, unblended[joined]))
                 rims[box] |= joined
                 free &= ~joined
     mask[rims] = 255
-    return rims
+    return rims, patches
+
+
+def put_patches(image: np.ndarray, patches: List[Patch]) -> None:
+    """Each patch's values into `image` (H, W, 3), in place (the patches of `blend_rims` never overlap)."""
+    for box, pixels, values in patches:
+        image[box][pixels] = values
 
 
 def grow_over_paint(rgb: np.ndarray, mask: np.ndarray, tolerance: int = TOLERANCE) -> np.ndarray:

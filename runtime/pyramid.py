@@ -38,7 +38,7 @@ the full-size pass and the 1/4 copy left a stripe 60 to 115 pixels wide down the
 the grow over the square's paint (runtime/paint_grow.py) reaches 32 pixels into such a hole: a
 patch of paint stayed at the square's top. With the core, +0.26 and +0.22 dB on the two 12 Mpx
 selection photos that had such a hole, the other three unchanged (benchmarks/results/
-selection20-unblend.md against selection20-base.md, with the rims of runtime/paint_grow.py).
+selection20-rims.md against selection20-base.md, with the rims of runtime/paint_grow.py).
 Without the paint test the core also filled the photo between two marks the copy saw as one
 (a whole selection photo 0.07 dB further).
 """

@@ -241,7 +241,7 @@ class Restorer:
         paint's edge, runtime/solid.py; lossy: the colour of their surroundings, runtime/surround.py,
         or found in no mirrored view, runtime/mirrored.py); a frame's band and paint run into the
         frame (runtime/frame_paint.py); the fill evened out (runtime/fill.py, `exact` as in
-        `Restorer.exact`), then each flat mark's rim unblended (runtime/paint_grow.py); for a JPEG
+        `Restorer.exact`; each flat mark's blended rim in it, unblended: runtime/paint_grow.py); for a JPEG
         (`jpeg`, `orientation`: its EXIF turn) the ring its paint left (runtime/jpeg_ringing.py)."""
         # A photo's frame and the band inward of it: no mark there; and the frame with its first
         # pixels inward, which no mark's piece in the band may reach to go back to it (runtime/frame.py).

@@ -20,8 +20,9 @@ from runtime.paint_grow import (
     SMOOTH,
     STEPS,
     TOLERANCE,
+    blend_rims,
     grow_over_paint,
-    unblend_rims,
+    put_patches,
 )
 
 PAINT = (200, 40, 160)
@@ -148,11 +149,13 @@ def _blended(share_first: float, share_second: float, photo=(90, 110, 130), nois
 
 
 def _unblended(rgb, square):
-    """`unblend_rims` on the input `rgb` with the `square` found and filled grey: (restored, mask, rims)."""
+    """`blend_rims` on the input `rgb` with the `square` found and filled grey, their values put
+    in: (restored, mask, rims)."""
     restored = rgb.copy()
     restored[square] = 128
     mask = np.where(square, np.uint8(255), np.uint8(0))
-    rims = unblend_rims(rgb, restored, mask)
+    rims, patches = blend_rims(rgb, mask)
+    put_patches(restored, patches)
     return restored, mask, rims
 
 
@@ -171,6 +174,25 @@ def test_blends_of_the_paint_and_a_smooth_photo_beside_a_mark_are_unblended():
     rgb, square, first, second = _blended(0.5, 0.1)
     assert np.array_equal(_unblended(rgb, square)[2], first)
     assert RIM == 2 and BLEND_MIN > 0.1
+
+
+def test_the_fill_reads_past_the_blends():
+    """The smooth fill of a mark reads the pixels around it: with its blended rings joined to the
+    mask first it reads the photo past them, and the square comes back the photo's colour; without,
+    it reads the rings and is tinted towards the paint."""
+    from runtime.mark_edits import filled
+
+    photo = np.array((90, 110, 130))
+    rgb, square, first, second = _blended(0.5, 0.3, photo=photo)
+    errors = {}
+    for unblend in (False, True):
+        mask = np.where(square, np.uint8(255), np.uint8(0))
+        restored = rgb.copy()
+        restored[square] = photo  # the network's fill: the photo; the smooth fill has 3/4 of each pixel
+        out = filled(rgb, restored, mask, None, False, [], np.zeros(square.shape, bool), None, unblend=unblend)
+        errors[unblend] = np.abs(out[square].astype(int) - photo).max()
+        assert np.array_equal((mask > 0), square | (first | second if unblend else False))
+    assert errors[True] <= 4 < 20 < errors[False]
 
 
 def test_no_blend_is_taken_from_texture_or_a_photo_close_to_the_paint():
@@ -246,7 +268,7 @@ def test_restore_run_grows_marks_over_their_paint_unless_asked_not_to(half_found
     case, masks, outs = half_found
     grown = grow_over_paint(case.corrupted, masks["kept"])
     found = np.where(masks["kept"] | grown, np.uint8(255), np.uint8(0))
-    rims = unblend_rims(case.corrupted, case.corrupted.copy(), found)  # after the fill, the blends around them
+    rims = blend_rims(case.corrupted, found)[0]  # the blends around them
     # The written mask: found, plus grown over paint, plus the blends of paint and photo around it.
     assert np.array_equal(masks["default"], masks["kept"] | grown | rims)
     assert np.array_equal(rims & case.mask, rims)  # the blends are damage (2 pixels here)

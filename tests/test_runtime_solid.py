@@ -204,7 +204,7 @@ def test_restore_grows_a_soft_edged_mark_of_a_png_and_fills_the_ring_smoothly(re
     Image.fromarray(soft).save(jpg, "JPEG", quality=95)
     kept = np.asarray(restorer.restore(Image.open(io.BytesIO(jpg.getvalue()))).mask) > 0
     # As found, but for a few pixels of the blurred ring whose blend of paint and photo was told
-    # apart (runtime/paint_grow.py, `unblend_rims`): not the ring grown whole.
+    # apart (runtime/paint_grow.py, `blend_rims`): not the ring grown whole.
     assert kept[20:40, 30:50].all() and not (kept & ~ring & ~(mask > 0)).any() and (kept & ring).sum() < 0.1 * ring.sum()
 
 

@@ -205,9 +205,8 @@ class Restorer:
         return lossless or (jpeg is not None and jpeg.subsampling not in GROWN_SUBSAMPLING)
 
     def restore_rgb(self, rgb: np.ndarray, tile: Optional[int] = None, predicted: bool = True,
-                    grow: bool = False, jpeg: Optional[JpegCoding] = None, orientation: int = 1,
-                    exact: bool = True, lossless: bool = False,
-                    notes: Optional[List[str]] = None) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], int]:
+                    grow: bool = False, jpeg: Optional[JpegCoding] = None, orientation: int = 1, exact: bool = True,
+                    lossless: bool = False, notes: Optional[List[str]] = None) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], int]:
         """Restore one (H, W, 3) uint8 RGB array, tiled when large; `notes` as in `after_graph`.
 
         Returns:
@@ -241,8 +240,8 @@ class Restorer:
         paint's edge, runtime/solid.py; lossy: the colour of their surroundings, runtime/surround.py,
         or found in no mirrored view, runtime/mirrored.py); a frame's band and paint run into the
         frame (runtime/frame_paint.py); the fill evened out (runtime/fill.py, `exact` as in
-        `Restorer.exact`; each flat mark's blended rim in it, unblended: runtime/paint_grow.py); for a JPEG
-        (`jpeg`, `orientation`: its EXIF turn) the ring its paint left (runtime/jpeg_ringing.py)."""
+        `Restorer.exact`; with each flat mark's blended rim, unblended: runtime/paint_grow.py); for
+        a JPEG (`jpeg`, `orientation`: its EXIF turn) the ring its paint left (runtime/jpeg_ringing.py)."""
         # A photo's frame and the band inward of it: no mark there; and the frame with its first
         # pixels inward, which no mark's piece in the band may reach to go back to it (runtime/frame.py).
         frame, edge, border = frame_masks(rgb, (FRAME_BAND, FRAME_EDGE, 0))

@@ -333,13 +333,13 @@ def add_coarse(rgb: np.ndarray, restored: np.ndarray, mask: np.ndarray, run: Run
         small_restored, small_mask = found.pop(f)
         marks, boxes = _marks_to_add(small_mask > 0, known)
         marks = marks.astype(np.uint8) * 255
+        copy_mask = np.where(small_mask > 0, np.uint8(255), np.uint8(0))  # all the copy found: a core's mark whole
         for box, core in boxes:  # only the rows and columns each mark reaches are enlarged
             y0, y1, x0, x1 = region = _region_of(box, marks.shape, h, w)
             # Bilinearly and cut at half, so a round mark's edge is round, not f-pixel steps.
             take = _enlarged_region(marks, h, w, region) >= 128  # (y1 - y0, x1 - x0)
             if core:  # a hole in what the finer passes found: only the paint they found
-                copy_mark = np.where(small_mask > 0, np.uint8(255), np.uint8(0))
-                seen = known[y0:y1, x0:x1] & (_enlarged_region(copy_mark, h, w, region) >= 128)
+                seen = known[y0:y1, x0:x1] & (_enlarged_region(copy_mask, h, w, region) >= 128)
                 paint = _its_paint(rgb[y0:y1, x0:x1], seen)
                 take = take & paint if paint is not None else np.zeros_like(take)
             take &= ~known[y0:y1, x0:x1]  # a finer pass's own pixels stay
